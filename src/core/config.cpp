@@ -1,0 +1,255 @@
+#include "core/config.h"
+
+#include <array>
+#include <charconv>
+#include <functional>
+
+#include <ini.h>
+
+#include "core/node_name.h"
+
+namespace freeha {
+namespace {
+
+using Setter = std::function<std::optional<std::string>(Config&, std::string_view)>;
+
+std::optional<std::string> set_timespan(Usec& field, std::string_view value, Usec minimum) {
+    auto span = parse_timespan(value);
+    if (!span) return "not a time span (e.g. 200ms, 2s, 5min)";
+    if (*span < minimum) return "must be at least " + format_timespan(minimum);
+    field = *span;
+    return std::nullopt;
+}
+
+std::optional<std::string> set_number(unsigned& field, std::string_view value, unsigned lo, unsigned hi) {
+    unsigned n = 0;
+    auto [ptr, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
+    if (ec != std::errc() || ptr != value.data() + value.size() || n < lo || n > hi)
+        return "expected a number from " + std::to_string(lo) + " to " + std::to_string(hi);
+    field = n;
+    return std::nullopt;
+}
+
+std::optional<std::string> set_path(std::string& field, std::string_view value, bool may_be_empty) {
+    if (value.empty() && may_be_empty) {
+        field.clear();
+        return std::nullopt;
+    }
+    if (value.empty() || value.front() != '/') return "expected an absolute path";
+    field = value;
+    return std::nullopt;
+}
+
+struct KeyDef {
+    std::string_view section;
+    std::string_view key;
+    Setter set;
+};
+
+const std::vector<KeyDef>& key_table() {
+    static const std::vector<KeyDef> table{
+        {"Cluster", "Name",
+         [](Config& c, std::string_view v) -> std::optional<std::string> {
+             if (v.empty() || v.size() > 64) return "expected 1 to 64 characters";
+             c.cluster_name = v;
+             return std::nullopt;
+         }},
+        {"Cluster", "NodeName",
+         [](Config& c, std::string_view v) -> std::optional<std::string> {
+             if (!v.empty() && !is_valid_node_name(v)) return "expected 1 to 64 characters of A-Z a-z 0-9 - _";
+             c.node_name = v;
+             return std::nullopt;
+         }},
+        {"Cluster", "ExpectedNodes",
+         [](Config& c, std::string_view v) { return set_number(c.expected_nodes, v, 1, kMaxNodes); }},
+        {"Cluster", "Role",
+         [](Config& c, std::string_view v) -> std::optional<std::string> {
+             auto r = role_from_string(v);
+             if (!r) return "expected 'member' or 'arbitrator'";
+             c.role = *r;
+             return std::nullopt;
+         }},
+        {"Cluster", "NoQuorumPolicy",
+         [](Config& c, std::string_view v) -> std::optional<std::string> {
+             auto p = no_quorum_policy_from_string(v);
+             if (!p) return "expected 'stop' or 'ignore'";
+             c.no_quorum_policy = *p;
+             return std::nullopt;
+         }},
+        {"Heartbeat", "Port",
+         [](Config& c, std::string_view v) -> std::optional<std::string> {
+             unsigned port = 0;
+             if (auto e = set_number(port, v, 1, 65535)) return e;
+             c.port = static_cast<std::uint16_t>(port);
+             return std::nullopt;
+         }},
+        {"Heartbeat", "Interval", [](Config& c, std::string_view v) { return set_timespan(c.interval, v, kUsecPerMsec); }},
+        {"Heartbeat", "DeadTime",
+         [](Config& c, std::string_view v) { return set_timespan(c.dead_time, v, 2 * kUsecPerMsec); }},
+        {"Heartbeat", "InitDead", [](Config& c, std::string_view v) { return set_timespan(c.init_dead, v, 0); }},
+        {"Heartbeat", "Channel",
+         [](Config& c, std::string_view v) -> std::optional<std::string> {
+             if (v.empty()) {  // systemd convention: an empty assignment resets the list
+                 c.channels.clear();
+                 return std::nullopt;
+             }
+             std::string error;
+             auto spec = parse_channel_spec(v, &error);
+             if (!spec) return error;
+             c.channels.push_back(*spec);
+             return std::nullopt;
+         }},
+        {"Services", "HooksDirectory", [](Config& c, std::string_view v) { return set_path(c.hooks_directory, v, false); }},
+        {"Services", "MonitorInterval",
+         [](Config& c, std::string_view v) { return set_timespan(c.monitor_interval, v, 10 * kUsecPerMsec); }},
+        {"Services", "StartTimeout",
+         [](Config& c, std::string_view v) { return set_timespan(c.start_timeout, v, 10 * kUsecPerMsec); }},
+        {"Services", "StopTimeout",
+         [](Config& c, std::string_view v) { return set_timespan(c.stop_timeout, v, 10 * kUsecPerMsec); }},
+        {"Services", "MonitorTimeout",
+         [](Config& c, std::string_view v) { return set_timespan(c.monitor_timeout, v, 10 * kUsecPerMsec); }},
+        {"Status", "JSONFile", [](Config& c, std::string_view v) { return set_path(c.json_file, v, true); }},
+        {"Status", "StateFile", [](Config& c, std::string_view v) { return set_path(c.state_file, v, true); }},
+    };
+    return table;
+}
+
+// Feeds inih one line at a time from memory and counts lines, so that the
+// handler knows the line it is called for.
+struct LineReader {
+    std::string_view text;
+    std::size_t pos = 0;
+    int line = 0;
+    bool too_long = false;
+};
+
+char* read_line(char* buf, int size, void* stream) {
+    auto* r = static_cast<LineReader*>(stream);
+    if (r->pos >= r->text.size()) return nullptr;
+    std::size_t end = r->text.find('\n', r->pos);
+    std::size_t next = end == std::string_view::npos ? r->text.size() : end + 1;
+    std::size_t length = next - r->pos;
+    ++r->line;
+    if (length + 1 > static_cast<std::size_t>(size)) {
+        r->too_long = true;
+        length = 0;  // hand inih an empty line; the error is reported by the caller
+    }
+    r->text.copy(buf, length, r->pos);
+    buf[length] = '\0';
+    r->pos = next;
+    return buf;
+}
+
+struct IniContext {
+    Config* config;
+    LineReader* reader;
+    std::string source;
+    std::optional<std::string> error;
+};
+
+int ini_handler(void* user, const char* section, const char* name, const char* value) {
+    auto* ctx = static_cast<IniContext*>(user);
+    if (ctx->error) return 1;  // report only the first error
+    std::string origin = ctx->source + ":" + std::to_string(ctx->reader->line);
+    ctx->error = apply_setting(*ctx->config, section, name, value, origin);
+    return ctx->error ? 0 : 1;
+}
+
+}  // namespace
+
+std::optional<std::string> apply_setting(Config& config, std::string_view section, std::string_view key,
+                                         std::string_view value, std::string_view origin) {
+    std::string where(origin);
+    if (section.empty()) return where + ": " + std::string(key) + "= outside any [Section]";
+    bool section_known = false;
+    for (const auto& def : key_table()) {
+        if (def.section != section) continue;
+        section_known = true;
+        if (def.key != key) continue;
+        if (auto error = def.set(config, value))
+            return where + ": [" + std::string(section) + "] " + std::string(key) + "=" + std::string(value) + ": " +
+                   *error;
+        config.origin[std::string(section) + "." + std::string(key)] = where;
+        return std::nullopt;
+    }
+    if (!section_known) return where + ": unknown section [" + std::string(section) + "]";
+    return where + ": [" + std::string(section) + "] unknown key '" + std::string(key) + "'";
+}
+
+std::optional<std::string> apply_ini(Config& config, std::string_view text, std::string_view source) {
+    // systemd's INI dialect: no inline comments, no continuation lines.
+    ini_allow_inline_comments = false;
+    ini_allow_multiline = false;
+    ini_max_line = 4096;
+    LineReader reader{text};
+    IniContext ctx{&config, &reader, std::string(source), std::nullopt};
+    int r = ini_parse_stream(read_line, &reader, ini_handler, &ctx);
+    if (ctx.error) return ctx.error;
+    if (reader.too_long) return std::string(source) + ": a line is longer than 4095 characters";
+    if (r > 0)
+        return std::string(source) + ":" + std::to_string(r) + ": syntax error: expected [Section], Key=Value or a comment";
+    if (r < 0) return std::string(source) + ": could not be parsed";
+    return std::nullopt;
+}
+
+std::optional<std::string> validate(const Config& c) {
+    auto at = [&](const std::string& key) {
+        auto it = c.origin.find(key);
+        return it == c.origin.end() ? std::string("default") : it->second;
+    };
+    if (c.dead_time < 2 * c.interval)
+        return at("Heartbeat.DeadTime") + ": DeadTime=" + format_timespan(c.dead_time) +
+               " must be at least twice Interval=" + format_timespan(c.interval) + " (" + at("Heartbeat.Interval") +
+               ")";
+    if (c.channels.empty())
+        return "no heartbeat channel configured: give -a IP, or Channel= in [Heartbeat] (see freehad.conf(5))";
+    if (c.role == Role::Arbitrator && c.force_start) return "-m: an arbitrator never runs services";
+    return std::nullopt;
+}
+
+std::string render(const Config& c) {
+    std::string out;
+    auto line = [&](std::string_view key, const std::string& value) {
+        out += std::string(key) + "=" + value + "\n";
+    };
+    out += "[Cluster]\n";
+    line("Name", c.cluster_name);
+    line("NodeName", c.node_name);
+    line("ExpectedNodes", std::to_string(c.expected_nodes));
+    line("Role", std::string(to_string(c.role)));
+    line("NoQuorumPolicy", std::string(to_string(c.no_quorum_policy)));
+    out += "\n[Heartbeat]\n";
+    line("Port", std::to_string(c.port));
+    line("Interval", format_timespan(c.interval));
+    line("DeadTime", format_timespan(c.dead_time));
+    line("InitDead", format_timespan(c.init_dead));
+    for (const auto& ch : c.channels) line("Channel", ch.to_string());
+    out += "\n[Services]\n";
+    line("HooksDirectory", c.hooks_directory);
+    line("MonitorInterval", format_timespan(c.monitor_interval));
+    line("StartTimeout", format_timespan(c.start_timeout));
+    line("StopTimeout", format_timespan(c.stop_timeout));
+    line("MonitorTimeout", format_timespan(c.monitor_timeout));
+    out += "\n[Status]\n";
+    line("JSONFile", c.json_file);
+    line("StateFile", c.state_file);
+    return out;
+}
+
+NodeSettings node_settings(const Config& c, std::uint64_t incarnation) {
+    NodeSettings s;
+    s.cluster_name = c.cluster_name;
+    s.node_name = c.node_name;
+    s.incarnation = incarnation;
+    s.expected_nodes = c.expected_nodes;
+    s.role = c.role;
+    s.no_quorum_policy = c.no_quorum_policy;
+    s.interval = c.interval;
+    s.dead_time = c.dead_time;
+    s.init_dead = c.init_dead;
+    s.monitor_interval = c.monitor_interval;
+    s.channel_count = c.channels.size();
+    return s;
+}
+
+}  // namespace freeha

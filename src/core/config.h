@@ -1,0 +1,73 @@
+// The configuration model: systemd-style INI (via libinih), drop-ins, flags, validation.
+//
+// Everything here is pure: the daemon reads the files and hands over their
+// text. Each setting remembers where it came from ("file:line" or the flag),
+// so every error names its origin.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/channel_spec.h"
+#include "core/node.h"
+#include "core/state.h"
+#include "core/timespan.h"
+
+namespace freeha {
+
+inline constexpr unsigned kMaxNodes = 32;
+inline constexpr std::uint16_t kDefaultPort = 3891;  // FreeHA's 0xf33
+
+enum class BusKind { System, User, None };
+
+struct Config {
+    // [Cluster]
+    std::string cluster_name = "freeha";
+    std::string node_name;  // empty: FreeHA's hostname rule, applied by the daemon
+    unsigned expected_nodes = 2;
+    Role role = Role::Member;
+    NoQuorumPolicy no_quorum_policy = NoQuorumPolicy::Stop;
+    // [Heartbeat]
+    std::uint16_t port = kDefaultPort;
+    Usec interval = 200 * kUsecPerMsec;
+    Usec dead_time = 1 * kUsecPerSec;
+    Usec init_dead = 30 * kUsecPerSec;
+    std::vector<ChannelSpec> channels;
+    // [Services]
+    std::string hooks_directory = "/etc/freeha/hooks";
+    Usec monitor_interval = 2 * kUsecPerSec;
+    Usec start_timeout = 5 * 60 * kUsecPerSec;
+    Usec stop_timeout = 5 * 60 * kUsecPerSec;
+    Usec monitor_timeout = 30 * kUsecPerSec;
+    // [Status]
+    std::string json_file;   // empty: $RUNTIME_DIRECTORY/status.json, else /run/freeha/status.json
+    std::string state_file;  // FreeHA text format; empty: not written
+    // Command line only.
+    bool force_start = false;  // -m
+    BusKind bus = BusKind::System;
+
+    // "Section.Key" -> where its value came from.
+    std::map<std::string, std::string> origin;
+};
+
+// Applies one INI document; `source` (a path) prefixes every error.
+// Returns the first error, or nullopt.
+std::optional<std::string> apply_ini(Config& config, std::string_view text, std::string_view source);
+
+// Applies one Key=Value of [section]; `origin` names it in errors ("file:12", "-T").
+std::optional<std::string> apply_setting(Config& config, std::string_view section, std::string_view key,
+                                         std::string_view value, std::string_view origin);
+
+// Cross-field checks once every source has been applied.
+std::optional<std::string> validate(const Config& config);
+
+// The effective configuration, as an INI document (freehad --check-config).
+std::string render(const Config& config);
+
+NodeSettings node_settings(const Config& config, std::uint64_t incarnation);
+
+}  // namespace freeha

@@ -1,0 +1,20 @@
+#include "core/effects.h"
+
+#include <array>
+
+namespace freeha {
+
+std::string_view hook_name(HookKind k) {
+    static constexpr std::array<std::string_view, 3> kNames{"starthasrv", "stophasrv", "monitorhasrv"};
+    return kNames.at(static_cast<std::size_t>(k));
+}
+
+std::string_view to_string(NoticeKind k) {
+    static constexpr std::array<std::string_view, 10> kNames{
+        "peer-joined",  "peer-timed-out",       "peer-restarted", "quorum-gained",        "quorum-lost",
+        "takeover",     "dual-active-resolved", "hook-failed",    "startup-wait-expired", "duplicate-node-name",
+    };
+    return kNames.at(static_cast<std::size_t>(k));
+}
+
+}  // namespace freeha

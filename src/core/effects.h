@@ -1,0 +1,87 @@
+// The core's outputs: value effects that the daemon (or the simulator) carries out.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "core/state.h"
+#include "core/wire.h"
+
+namespace freeha {
+
+// The service hooks the core sequences; at most one runs at a time.
+// (alerthasrv is not sequenced: the daemon runs it on every StateChanged.)
+enum class HookKind { Start, Stop, Monitor };
+std::string_view hook_name(HookKind k);  // "starthasrv", "stophasrv", "monitorhasrv"
+
+// Operator requests: FreeHA's signals.
+enum class Command {
+    Stop,        // SIGHUP: stop services here, stay up
+    Shutdown,    // SIGTERM/SIGINT: stop services, announce STOPPING, exit
+    ForceStart,  // SIGUSR1: start here without checking peers; clears the error latch
+    ClearError,  // SIGUSR2: clear the error latch (ERRORED -> STANDBY)
+};
+
+// Events worth an operator's attention; each has a journal MESSAGE_ID.
+enum class NoticeKind {
+    PeerJoined,
+    PeerTimedOut,
+    PeerRestarted,
+    QuorumGained,
+    QuorumLost,
+    Takeover,            // this node begins to start the services
+    DualActiveResolved,  // this node stepped down for a node with a better claim
+    HookFailed,
+    StartupWaitExpired,  // InitDead passed before the start-up quorum was seen
+    DuplicateNodeName,   // another daemon announces this node's own name
+};
+std::string_view to_string(NoticeKind k);
+
+namespace effect {
+
+struct SendHeartbeat {
+    wire::Heartbeat heartbeat;
+};
+struct RunHook {
+    HookKind kind;
+};
+// Ask the runner to end a running hook early (SIGTERM, then SIGKILL); its
+// HookFinished still follows.
+struct CancelHook {
+    HookKind kind;
+};
+// Carries the term and active node as of this change: later effects of the
+// same batch may already have moved the node on.
+struct StateChanged {
+    NodeState from;
+    NodeState to;
+    std::string reason;
+    std::uint64_t term = 0;
+    std::string active_node;
+};
+// A peer's state as this node sees it changed (TIMEDOUT included).
+struct PeerStateChanged {
+    std::string peer;
+    NodeState from;
+    NodeState to;
+    std::uint64_t term = 0;
+};
+struct Notice {
+    NoticeKind kind;
+    std::string peer;  // the node concerned, or this node
+    std::string text;
+};
+struct Exit {
+    int code;
+};
+
+}  // namespace effect
+
+using Effect = std::variant<effect::SendHeartbeat, effect::RunHook, effect::CancelHook, effect::StateChanged,
+                            effect::PeerStateChanged, effect::Notice, effect::Exit>;
+using Effects = std::vector<Effect>;
+
+}  // namespace freeha

@@ -1,0 +1,24 @@
+#include "core/election.h"
+
+#include "core/node_name.h"
+
+namespace freeha {
+
+unsigned quorum_votes_needed(unsigned expected_nodes) { return expected_nodes > 2 ? expected_nodes / 2 + 1 : 1; }
+
+unsigned startup_votes_needed(unsigned expected_nodes) {
+    return expected_nodes > 2 ? quorum_votes_needed(expected_nodes) : expected_nodes;
+}
+
+std::optional<std::string> elected_node(const std::vector<Candidate>& reachable_nodes) {
+    const Candidate* first = nullptr;
+    for (const auto& c : reachable_nodes) {
+        if (c.state == NodeState::Initial || holds_services(c.state)) return std::nullopt;
+        bool eligible = c.state == NodeState::Standby && c.role == Role::Member && !c.standby && !c.error_latched;
+        if (eligible && (first == nullptr || node_name_before(c.name, first->name))) first = &c;
+    }
+    if (first == nullptr) return std::nullopt;
+    return first->name;
+}
+
+}  // namespace freeha

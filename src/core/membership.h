@@ -1,0 +1,66 @@
+// The membership view: every peer learned from heartbeats, when and on which channel it was last heard.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/state.h"
+#include "core/timespan.h"
+#include "core/wire.h"
+
+namespace freeha {
+
+struct Peer {
+    std::string name;
+    NodeState announced = NodeState::Initial;  // what the peer last said of itself
+    Role role = Role::Member;
+    std::uint64_t term = 0;
+    std::uint64_t incarnation = 0;
+    std::uint64_t last_sequence = 0;
+    std::uint16_t flags = 0;
+    Usec last_heard = 0;
+    std::vector<std::optional<Usec>> channel_last_heard;  // index = channel
+    bool timed_out = false;
+
+    bool reachable() const { return !timed_out; }
+    // TIMEDOUT once the dead time has passed, else the announced state.
+    NodeState state() const { return timed_out ? NodeState::TimedOut : announced; }
+    bool standby_flag() const { return (flags & wire::kFlagStandby) != 0; }
+    bool error_latched() const { return (flags & wire::kFlagErrorLatched) != 0; }
+};
+
+// What one heartbeat changed in the view, so that the caller can report it.
+struct Observation {
+    bool joined = false;     // first heard, or heard again after timing out
+    bool restarted = false;  // a new incarnation of a known peer
+    bool stale = false;      // an older incarnation than the one known: ignored
+    std::optional<NodeState> previous_state;
+};
+
+class Membership {
+public:
+    explicit Membership(std::size_t channel_count) : channel_count_(channel_count) {}
+
+    Observation observe(const wire::Heartbeat& hb, std::size_t channel, Usec now);
+
+    // Marks peers not heard for dead_time as timed out; returns their names.
+    std::vector<std::string> expire(Usec now, Usec dead_time);
+
+    // When the next peer would time out, if any peer is reachable.
+    std::optional<Usec> next_expiry(Usec dead_time) const;
+
+    // Reachable peers (not counting this node).
+    unsigned reachable_count() const;
+
+    const std::map<std::string, Peer>& peers() const { return peers_; }
+    std::size_t channel_count() const { return channel_count_; }
+
+private:
+    std::size_t channel_count_;
+    std::map<std::string, Peer> peers_;
+};
+
+}  // namespace freeha

@@ -1,0 +1,133 @@
+// The node state machine: FreeHA's rules plus terms, as a deterministic function of events and time.
+//
+// Every entry point takes the current CLOCK_MONOTONIC time and returns the
+// effects to carry out, in order. The node never reads a clock and does no
+// I/O; the daemon arms one timer for next_wakeup() and calls on_timer().
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "core/effects.h"
+#include "core/membership.h"
+#include "core/state.h"
+#include "core/status.h"
+#include "core/timespan.h"
+#include "core/wire.h"
+
+namespace freeha {
+
+enum class NoQuorumPolicy { Stop, Ignore };
+std::string_view to_string(NoQuorumPolicy p);
+std::optional<NoQuorumPolicy> no_quorum_policy_from_string(std::string_view s);
+
+struct NodeSettings {
+    std::string cluster_name;
+    std::string node_name;
+    std::uint64_t incarnation = 0;  // unique per daemon start, never smaller than the previous one
+    unsigned expected_nodes = 2;
+    Role role = Role::Member;
+    NoQuorumPolicy no_quorum_policy = NoQuorumPolicy::Stop;
+    Usec interval = 200 * kUsecPerMsec;
+    Usec dead_time = 1 * kUsecPerSec;
+    Usec init_dead = 30 * kUsecPerSec;
+    Usec monitor_interval = 2 * kUsecPerSec;
+    std::size_t channel_count = 1;
+};
+
+struct HookOutcome {
+    bool success = false;
+    std::string description;  // "exited with status 1", "timed out after 30s", ...
+};
+
+class Node {
+public:
+    explicit Node(NodeSettings settings);
+
+    // Daemon start. force_start is FreeHA's -m: start services at once without
+    // checking the other nodes.
+    Effects start(Usec now, bool force_start);
+
+    // A raw datagram from channel `channel`: decoded, checked and counted here.
+    Effects on_datagram(std::span<const std::uint8_t> datagram, std::size_t channel, Usec now);
+    // An already decoded and verified heartbeat.
+    Effects on_heartbeat(const wire::Heartbeat& hb, std::size_t channel, Usec now);
+    Effects on_hook_finished(HookKind kind, const HookOutcome& outcome, Usec now);
+    Effects on_command(Command command, Usec now);
+    Effects on_timer(Usec now);
+
+    // The earliest time after `now` at which on_timer() has something to do.
+    Usec next_wakeup(Usec now) const;
+
+    NodeState state() const { return state_; }
+    std::uint64_t term() const { return term_; }
+    bool error_latched() const { return error_latched_; }
+    bool quorate() const { return quorate_; }
+    bool shutting_down() const { return shutting_down_; }
+    const std::string& last_error() const { return last_error_; }
+    const NodeSettings& settings() const { return settings_; }
+    const Membership& membership() const { return membership_; }
+    const ReceiveCounters& counters() const { return counters_; }
+    std::optional<HookKind> running_hook() const;
+
+    // The node that runs the services as this node sees it ("" when none).
+    std::string active_node() const;
+    Status status(Usec now) const;
+
+private:
+    struct RunningHook {
+        HookKind kind;
+        bool canceled = false;
+    };
+    enum class AfterHook { Nothing, StopServices, StartServices };
+
+    void set_state(NodeState to, std::string reason, Usec now, Effects& out);
+    void send_heartbeat(Usec now, Effects& out);
+    void run_hook(HookKind kind, Usec now, Effects& out);
+    // Runs `next` now, or cancels the running hook and runs it when it ends.
+    void after_current_hook(AfterHook next, Usec now, Effects& out);
+    void begin_start(std::string reason, Usec now, Effects& out);
+    void stop_services(std::string reason, Usec now, Effects& out);
+    void fail_services(std::string error, Usec now, Effects& out);
+    void services_stopped(Usec now, Effects& out);
+    void startup_probe_finished(Usec now, Effects& out);
+    void update_quorum(Usec now, Effects& out);
+    void maybe_finish_startup(Usec now, Effects& out);
+    void maybe_elect(Usec now, Effects& out);
+    void check_rival(const Peer& peer, Usec now, Effects& out);
+    void evaluate(Usec now, Effects& out);
+    bool claim_beats_mine(std::uint64_t term, const std::string& name) const;
+    unsigned live_votes() const { return membership_.reachable_count() + 1; }
+    std::uint16_t own_flags() const;
+
+    NodeSettings settings_;
+    std::uint64_t cluster_id_;
+    Membership membership_;
+    ReceiveCounters counters_;
+
+    NodeState state_ = NodeState::Initial;
+    std::uint64_t term_ = 0;           // the term of this node's own claim to the services
+    std::uint64_t max_term_seen_ = 0;  // every takeover uses a term above this
+    std::uint64_t sequence_ = 0;
+    bool started_ = false;
+    bool error_latched_ = false;
+    bool shutting_down_ = false;
+    bool startup_probe_done_ = false;
+    bool quorate_ = false;
+    std::string last_error_;
+    std::optional<std::uint64_t> duplicate_incarnation_seen_;
+
+    std::optional<RunningHook> hook_;
+    AfterHook after_cancel_ = AfterHook::Nothing;  // what to do once the canceled hook ends
+    bool start_after_stop_ = false;                // a force-start that arrived while stopping
+
+    Usec init_deadline_ = 0;
+    Usec listen_until_ = 0;  // start + dead time: no election before
+    Usec next_heartbeat_ = 0;
+    std::optional<Usec> next_monitor_;
+};
+
+}  // namespace freeha

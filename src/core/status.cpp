@@ -1,0 +1,74 @@
+#include "core/status.h"
+
+#include <ctime>
+#include <numeric>
+
+namespace freeha {
+
+std::uint64_t ReceiveCounters::malformed_total() const {
+    return std::accumulate(malformed.begin(), malformed.end(), std::uint64_t{0});
+}
+
+nlohmann::json to_json(const Status& s) {
+    using nlohmann::json;
+    json nodes = json::array();
+    for (const auto& n : s.nodes) {
+        json channels = json::array();
+        for (std::size_t i = 0; i < n.channel_heard_usec_ago.size(); ++i) {
+            const auto& age = n.channel_heard_usec_ago[i];
+            channels.push_back({{"name", i < s.channels.size() ? s.channels[i] : std::to_string(i)},
+                                {"last_heard_usec_ago", age ? json(*age) : json(nullptr)}});
+        }
+        nodes.push_back({{"name", n.name},
+                         {"state", to_string(n.state)},
+                         {"role", to_string(n.role)},
+                         {"reachable", n.reachable},
+                         {"last_heard_usec_ago", n.last_heard_usec_ago},
+                         {"term", n.term},
+                         {"standby", n.standby},
+                         {"errored", n.errored},
+                         {"self", n.self},
+                         {"channels", std::move(channels)}});
+    }
+    json malformed = json::object();
+    for (int i = 0; i < wire::kRejectCount; ++i)
+        malformed[std::string(wire::to_string(static_cast<wire::Reject>(i)))] = s.counters.malformed[i];
+    return json{
+        {"schema_version", 1},
+        {"cluster", s.cluster},
+        {"node", s.node},
+        {"state", to_string(s.state)},
+        {"role", to_string(s.role)},
+        {"term", s.term},
+        {"quorate", s.quorate},
+        {"expected_nodes", s.expected_nodes},
+        {"active_node", s.active_node},
+        {"standby", s.standby},
+        {"errored", s.errored},
+        {"last_error", s.last_error.empty() ? json(nullptr) : json(s.last_error)},
+        {"mode", s.mode},
+        {"updated_realtime_usec", s.updated_realtime_usec},
+        {"nodes", std::move(nodes)},
+        {"packets",
+         {{"accepted", s.counters.accepted},
+          {"own", s.counters.own},
+          {"foreign_cluster", s.counters.foreign_cluster},
+          {"stale_incarnation", s.counters.stale_incarnation},
+          {"duplicate_name", s.counters.duplicate_name},
+          {"malformed", std::move(malformed)}}},
+    };
+}
+
+std::string to_freeha_text(const Status& s) {
+    std::string out;
+    for (const auto& n : s.nodes) {
+        std::time_t when = static_cast<std::time_t>((s.updated_realtime_usec - n.last_heard_usec_ago) / kUsecPerSec);
+        std::tm tm{};
+        char buf[64] = "";
+        if (localtime_r(&when, &tm) != nullptr) std::strftime(buf, sizeof buf, "%a %b %e %H:%M:%S %Y", &tm);
+        out += n.name + " [" + std::string(to_string(n.state)) + "] " + buf + "\n";
+    }
+    return out;
+}
+
+}  // namespace freeha

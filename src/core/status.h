@@ -1,0 +1,68 @@
+// The status model and its renderings: JSON schema 1 and FreeHA's text state file.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/state.h"
+#include "core/timespan.h"
+#include "core/wire.h"
+
+namespace freeha {
+
+// What happened to received datagrams; every drop has a counter.
+struct ReceiveCounters {
+    std::uint64_t accepted = 0;
+    std::array<std::uint64_t, wire::kRejectCount> malformed{};
+    std::uint64_t foreign_cluster = 0;
+    std::uint64_t stale_incarnation = 0;
+    std::uint64_t duplicate_name = 0;
+    std::uint64_t own = 0;  // our own broadcasts and multicasts looped back
+
+    std::uint64_t malformed_total() const;
+};
+
+struct NodeStatus {
+    std::string name;
+    NodeState state = NodeState::Initial;
+    Role role = Role::Member;
+    bool reachable = false;
+    Usec last_heard_usec_ago = 0;
+    std::uint64_t term = 0;
+    bool standby = false;
+    bool errored = false;
+    bool self = false;
+    std::vector<std::optional<Usec>> channel_heard_usec_ago;  // nullopt: never heard on it
+};
+
+struct Status {
+    std::string cluster;
+    std::string node;
+    NodeState state = NodeState::Initial;
+    Role role = Role::Member;
+    std::uint64_t term = 0;
+    bool quorate = false;
+    unsigned expected_nodes = 0;
+    std::string active_node;
+    bool standby = false;
+    bool errored = false;
+    std::string last_error;  // "" renders as null
+    std::string mode = "scripts";
+    std::uint64_t updated_realtime_usec = 0;
+    std::vector<std::string> channels;  // channel names, index-aligned with channel_heard_usec_ago
+    std::vector<NodeStatus> nodes;      // every known node, this one included, by name
+    ReceiveCounters counters;
+};
+
+nlohmann::json to_json(const Status& s);
+
+// FreeHA's state file: one "host [STATE] <ctime>" line per node; the time is
+// when the node was last heard (now, for this node), in local time.
+std::string to_freeha_text(const Status& s);
+
+}  // namespace freeha

@@ -1,0 +1,104 @@
+#include "core/wire.h"
+
+#include <array>
+#include <cstring>
+
+#include "core/node_name.h"
+
+namespace freeha::wire {
+namespace {
+
+constexpr std::array<std::uint8_t, 4> kMagic{'F', 'H', 'A', '1'};
+
+// Writes big-endian integers into a buffer sized up front.
+struct Writer {
+    std::vector<std::uint8_t>& out;
+    std::size_t at = 0;
+    void bytes(const void* data, std::size_t n) {
+        std::memcpy(out.data() + at, data, n);
+        at += n;
+    }
+    void u8(std::uint8_t v) { out[at++] = v; }
+    void u16(std::uint16_t v) {
+        u8(static_cast<std::uint8_t>(v >> 8));
+        u8(static_cast<std::uint8_t>(v));
+    }
+    void u64(std::uint64_t v) {
+        for (int shift = 56; shift >= 0; shift -= 8) u8(static_cast<std::uint8_t>(v >> shift));
+    }
+};
+
+std::uint16_t get_u16(std::span<const std::uint8_t> in, std::size_t at) {
+    return static_cast<std::uint16_t>((in[at] << 8) | in[at + 1]);
+}
+
+std::uint64_t get_u64(std::span<const std::uint8_t> in, std::size_t at) {
+    std::uint64_t v = 0;
+    for (std::size_t i = 0; i < 8; ++i) v = (v << 8) | in[at + i];
+    return v;
+}
+
+DecodeResult rejected(Reject r) { return DecodeResult{std::nullopt, r}; }
+
+}  // namespace
+
+std::string_view to_string(Reject r) {
+    static constexpr std::array<std::string_view, kRejectCount> kNames{
+        "too_short",   "bad_magic", "bad_version",     "bad_type",           "unknown_flags",
+        "bad_state",   "bad_role",  "bad_name_length", "bad_name_character", "bad_length",
+    };
+    return kNames.at(static_cast<std::size_t>(r));
+}
+
+std::vector<std::uint8_t> encode(const Heartbeat& hb) {
+    std::vector<std::uint8_t> out(kHeaderSize + hb.node.size());
+    Writer w{out};
+    w.bytes(kMagic.data(), kMagic.size());
+    w.u8(kVersion);
+    w.u8(kTypeHeartbeat);
+    w.u16(static_cast<std::uint16_t>(hb.flags & ~kFlagAuthenticated));
+    w.u64(hb.cluster_id);
+    w.u64(hb.incarnation);
+    w.u64(hb.sequence);
+    w.u64(hb.term);
+    w.u8(static_cast<std::uint8_t>(hb.state));
+    w.u8(static_cast<std::uint8_t>(hb.role));
+    w.u8(static_cast<std::uint8_t>(hb.node.size()));
+    w.bytes(hb.node.data(), hb.node.size());
+    return out;
+}
+
+DecodeResult decode(std::span<const std::uint8_t> in) {
+    if (in.size() < kHeaderSize) return rejected(Reject::TooShort);
+    if (std::memcmp(in.data(), kMagic.data(), kMagic.size()) != 0) return rejected(Reject::BadMagic);
+    if (in[4] != kVersion) return rejected(Reject::BadVersion);
+    if (in[5] != kTypeHeartbeat) return rejected(Reject::BadType);
+    std::uint16_t flags = get_u16(in, 6);
+    if ((flags & ~kKnownFlags) != 0) return rejected(Reject::UnknownFlags);
+    // A node announces its own state; TIMEDOUT is only ever assigned by peers.
+    if (in[40] >= static_cast<std::uint8_t>(NodeState::TimedOut)) return rejected(Reject::BadState);
+    if (in[41] >= kRoleCount) return rejected(Reject::BadRole);
+    std::size_t name_length = in[42];
+    if (name_length == 0 || name_length > kMaxNodeNameLength) return rejected(Reject::BadNameLength);
+    std::size_t tag_size = (flags & kFlagAuthenticated) ? kAuthTagSize : 0;
+    if (in.size() != kHeaderSize + name_length + tag_size) return rejected(Reject::BadLength);
+    std::string name(reinterpret_cast<const char*>(in.data() + kHeaderSize), name_length);
+    if (!is_valid_node_name(name)) return rejected(Reject::BadNameCharacter);
+
+    Decoded d;
+    d.heartbeat.flags = flags;
+    d.heartbeat.cluster_id = get_u64(in, 8);
+    d.heartbeat.incarnation = get_u64(in, 16);
+    d.heartbeat.sequence = get_u64(in, 24);
+    d.heartbeat.term = get_u64(in, 32);
+    d.heartbeat.state = static_cast<NodeState>(in[40]);
+    d.heartbeat.role = static_cast<Role>(in[41]);
+    d.heartbeat.node = std::move(name);
+    if (tag_size != 0) {
+        d.signed_bytes = in.first(kHeaderSize + name_length);
+        d.auth_tag = in.subspan(kHeaderSize + name_length);
+    }
+    return DecodeResult{std::move(d), Reject::TooShort};
+}
+
+}  // namespace freeha::wire

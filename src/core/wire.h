@@ -1,0 +1,84 @@
+// The heartbeat wire format: a versioned binary datagram, encoded and strictly decoded.
+//
+// Layout (big-endian), version 1:
+//   0  u8[4] magic "FHA1"        4  u8  version (1)       5  u8  type (1 = heartbeat)
+//   6  u16   flags               8  u64 cluster id (FNV-1a of the cluster name)
+//  16  u64   incarnation        24  u64 sequence          32  u64 term
+//  40  u8    state              41  u8  role              42  u8  name length (1..64)
+//  43  name bytes [A-Za-z0-9_-]
+//  then, only when flags has kFlagAuthenticated: a 32-byte HMAC-SHA256 tag over
+//  every byte before it.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/state.h"
+
+namespace freeha::wire {
+
+inline constexpr std::uint8_t kVersion = 1;
+inline constexpr std::uint8_t kTypeHeartbeat = 1;
+inline constexpr std::size_t kHeaderSize = 43;
+inline constexpr std::size_t kAuthTagSize = 32;
+inline constexpr std::size_t kMaxDatagramSize = kHeaderSize + 64 + kAuthTagSize;
+
+// Flag bits. Unknown bits are rejected so that a later version can give them meaning.
+inline constexpr std::uint16_t kFlagStandby = 1u << 0;        // admin standby: never takes services
+inline constexpr std::uint16_t kFlagErrorLatched = 1u << 1;   // error latch set (ERRORED or stopping into it)
+inline constexpr std::uint16_t kFlagAuthenticated = 1u << 2;  // an HMAC tag follows the body
+inline constexpr std::uint16_t kKnownFlags = kFlagStandby | kFlagErrorLatched | kFlagAuthenticated;
+
+struct Heartbeat {
+    std::uint64_t cluster_id = 0;
+    std::uint64_t incarnation = 0;
+    std::uint64_t sequence = 0;
+    std::uint64_t term = 0;
+    NodeState state = NodeState::Initial;
+    Role role = Role::Member;
+    std::uint16_t flags = 0;
+    std::string node;
+
+    bool operator==(const Heartbeat&) const = default;
+};
+
+// Why a datagram was rejected. Each reason is a counter in the daemon's status.
+enum class Reject : std::uint8_t {
+    TooShort,
+    BadMagic,
+    BadVersion,
+    BadType,
+    UnknownFlags,
+    BadState,
+    BadRole,
+    BadNameLength,
+    BadNameCharacter,
+    BadLength,
+};
+inline constexpr int kRejectCount = 10;
+std::string_view to_string(Reject r);
+
+struct Decoded {
+    Heartbeat heartbeat;
+    // Present only when the datagram carries kFlagAuthenticated: the bytes the
+    // tag covers and the tag itself (views into the decoded buffer).
+    std::span<const std::uint8_t> signed_bytes;
+    std::span<const std::uint8_t> auth_tag;
+};
+
+struct DecodeResult {
+    std::optional<Decoded> decoded;
+    Reject reject = Reject::TooShort;  // meaningful only when !decoded
+};
+
+// Encodes the body. kFlagAuthenticated in hb.flags is cleared: an authenticator
+// sets it and appends the tag (see issue 4's seam in the daemon).
+std::vector<std::uint8_t> encode(const Heartbeat& hb);
+
+DecodeResult decode(std::span<const std::uint8_t> datagram);
+
+}  // namespace freeha::wire
