@@ -1,0 +1,215 @@
+#include "daemon/cmdline.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <dirent.h>
+#include <fstream>
+#include <getopt.h>
+#include <sstream>
+#include <sys/utsname.h>
+
+#include "build_config.h"
+#include "core/node_name.h"
+
+namespace freeha {
+namespace {
+
+enum LongOnly { kConfig = 1000, kNodeName, kUser, kNoBus, kStatusFile, kCheckConfig, kVersion, kHelp };
+
+const option kLongOptions[] = {
+    {"config", required_argument, nullptr, kConfig},
+    {"node-name", required_argument, nullptr, kNodeName},
+    {"user", no_argument, nullptr, kUser},
+    {"no-bus", no_argument, nullptr, kNoBus},
+    {"status-file", required_argument, nullptr, kStatusFile},
+    {"check-config", no_argument, nullptr, kCheckConfig},
+    {"version", no_argument, nullptr, kVersion},
+    {"help", no_argument, nullptr, kHelp},
+    {nullptr, 0, nullptr, 0},
+};
+
+std::string default_config_path() { return std::string(FREEHA_SYSCONFDIR) + "/freehad.conf"; }
+
+// Reads a whole file; returns a negative errno.
+int read_file(const std::string& path, std::string* out) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) return -errno;
+    std::ostringstream ss;
+    ss << in.rdbuf();
+    *out = ss.str();
+    return 0;
+}
+
+std::vector<std::string> drop_ins(const std::string& dir) {
+    std::vector<std::string> files;
+    if (DIR* d = opendir(dir.c_str())) {
+        while (dirent* e = readdir(d)) {
+            std::string name = e->d_name;
+            if (name.size() > 5 && name.ends_with(".conf") && name[0] != '.') files.push_back(dir + "/" + name);
+        }
+        closedir(d);
+    }
+    std::sort(files.begin(), files.end());
+    return files;
+}
+
+std::optional<std::string> apply_file(Config& config, const std::string& path) {
+    std::string text;
+    if (int r = read_file(path, &text); r < 0) return path + ": " + std::strerror(-r);
+    return apply_ini(config, text, path);
+}
+
+std::string hostname_node_name() {
+    utsname u{};
+    if (uname(&u) < 0) return {};
+    return node_name_from_hostname(u.nodename);
+}
+
+std::string default_json_file() {
+    if (const char* dirs = std::getenv("RUNTIME_DIRECTORY"); dirs != nullptr && *dirs != '\0') {
+        std::string first(dirs);
+        first = first.substr(0, first.find(':'));
+        return first + "/status.json";
+    }
+    return "/run/freeha/status.json";
+}
+
+}  // namespace
+
+std::string usage_text() {
+    return "Usage: freehad [OPTIONS]\n"
+           "FreeHA failover daemon: runs the services on the first healthy node of the cluster.\n\n"
+           "FreeHA flags:\n"
+           "  -a IP / -b IP / -c IP     source address of heartbeat channel 1/2/3 (broadcast)\n"
+           "  -A ADDR / -B ADDR / -C ADDR  broadcast destination of channel 1/2/3 (default: the /24 broadcast)\n"
+           "  -l FILE                   write FreeHA's text state file\n"
+           "  -m                        force-start services at launch without checking other nodes (dangerous)\n"
+           "  -n NODES                  expected number of nodes (quorum; default 2)\n"
+           "  -p PORT                   UDP port (default 3891)\n"
+           "  -s DIR                    hooks directory\n"
+           "  -M SEC                    monitor interval (a number of seconds or a time span)\n"
+           "  -T SEC                    dead time (a number of seconds or a time span)\n"
+           "  -h, --help                show this help\n\n"
+           "Options:\n"
+           "  --config FILE             configuration file (default " +
+           default_config_path() +
+           ")\n"
+           "  --node-name NAME          this node's name (default: the hostname up to the first '.')\n"
+           "  --status-file FILE        JSON status file\n"
+           "  --user                    use the user bus\n"
+           "  --no-bus                  do not connect to D-Bus\n"
+           "  --check-config            validate, print the effective configuration, exit 0 (valid) or 1\n"
+           "  --version                 show the version\n\n"
+           "Signals: TERM/INT stop services and exit; HUP stops services here and stays up;\n"
+           "USR1 force-starts services here; USR2 clears the error latch.\n";
+}
+
+std::optional<CommandLine> parse_command_line(int argc, char** argv, std::string* error) {
+    CommandLine cl;
+    opterr = 0;  // our own messages name the flag
+    optind = 1;
+    auto set = [&](const char* section, const char* key, const char* flag) {
+        cl.overrides.push_back({section, key, optarg, flag});
+    };
+    int c;
+    while ((c = getopt_long(argc, argv, ":a:b:c:A:B:C:hl:mn:p:s:M:T:", kLongOptions, nullptr)) != -1) {
+        switch (c) {
+        case 'a': case 'b': case 'c': cl.channel_source[c - 'a'] = optarg; break;
+        case 'A': case 'B': case 'C': cl.channel_broadcast[c - 'A'] = optarg; break;
+        case 'h': case kHelp: cl.show_help = true; break;
+        case 'l': set("Status", "StateFile", "-l"); break;
+        case 'm': cl.force_start = true; break;
+        case 'n': set("Cluster", "ExpectedNodes", "-n"); break;
+        case 'p': set("Heartbeat", "Port", "-p"); break;
+        case 's': set("Services", "HooksDirectory", "-s"); break;
+        case 'M': set("Services", "MonitorInterval", "-M"); break;
+        case 'T': set("Heartbeat", "DeadTime", "-T"); break;
+        case kConfig: cl.config_path = optarg; break;
+        case kNodeName: set("Cluster", "NodeName", "--node-name"); break;
+        case kUser: cl.bus = BusKind::User; break;
+        case kNoBus: cl.bus = BusKind::None; break;
+        case kStatusFile: set("Status", "JSONFile", "--status-file"); break;
+        case kCheckConfig: cl.check_config = true; break;
+        case kVersion: cl.show_version = true; break;
+        case ':':
+            *error = std::string("option '") + argv[optind - 1] + "' needs a value";
+            return std::nullopt;
+        default:
+            *error = optopt != 0 ? std::string("unknown option '-") + static_cast<char>(optopt) + "'"
+                                 : std::string("unknown option '") + argv[optind - 1] + "'";
+            return std::nullopt;
+        }
+    }
+    if (optind < argc) {
+        *error = std::string("unexpected argument '") + argv[optind] + "'";
+        return std::nullopt;
+    }
+    return cl;
+}
+
+std::optional<Config> load_config(const CommandLine& cl, std::string* error) {
+    Config config;
+    std::string path = cl.config_path.empty() ? default_config_path() : cl.config_path;
+    // FreeHA was configured by flags alone, so the default file may be absent.
+    bool file_required = !cl.config_path.empty();
+    if (file_required || access(path.c_str(), F_OK) == 0) {
+        if (auto e = apply_file(config, path)) {
+            *error = *e;
+            return std::nullopt;
+        }
+    }
+    for (const auto& drop_in : drop_ins(path + ".d")) {
+        if (auto e = apply_file(config, drop_in)) {
+            *error = *e;
+            return std::nullopt;
+        }
+    }
+    for (const auto& o : cl.overrides) {
+        if (auto e = apply_setting(config, o.section, o.key, o.value, o.flag)) {
+            *error = *e;
+            return std::nullopt;
+        }
+    }
+    // Channel flags replace the configured channels as a whole.
+    bool any_channel_flag = false;
+    std::vector<ChannelSpec> flag_channels;
+    for (std::size_t i = 0; i < 3; ++i) {
+        std::string src_flag = std::string("-") + static_cast<char>('a' + i);
+        std::string dst_flag = std::string("-") + static_cast<char>('A' + i);
+        if (cl.channel_broadcast[i] && !cl.channel_source[i]) {
+            *error = dst_flag + " needs " + src_flag + " (the channel's source address)";
+            return std::nullopt;
+        }
+        if (!cl.channel_source[i]) continue;
+        any_channel_flag = true;
+        std::string spec = "broadcast " + *cl.channel_source[i];
+        if (cl.channel_broadcast[i]) spec += " " + *cl.channel_broadcast[i];
+        std::string why;
+        auto channel = parse_channel_spec(spec, &why);
+        if (!channel) {
+            *error = src_flag + ": " + why;
+            return std::nullopt;
+        }
+        flag_channels.push_back(*channel);
+    }
+    if (any_channel_flag) config.channels = flag_channels;
+    config.force_start = cl.force_start;
+    if (cl.bus) config.bus = *cl.bus;
+    if (config.node_name.empty()) {
+        config.node_name = hostname_node_name();
+        if (!is_valid_node_name(config.node_name)) {
+            *error = "cannot derive a node name from the hostname; set NodeName= or --node-name";
+            return std::nullopt;
+        }
+    }
+    if (config.json_file.empty()) config.json_file = default_json_file();
+    if (auto e = validate(config)) {
+        *error = *e;
+        return std::nullopt;
+    }
+    return config;
+}
+
+}  // namespace freeha

@@ -1,0 +1,45 @@
+// Logging: "<N>"-prefixed lines on stderr, or native journal entries with
+// structured fields when stderr is connected to the journal.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <syslog.h>
+
+namespace freeha::log {
+
+// Catalogued MESSAGE_IDs (units/freehad.catalog explains each).
+namespace message_id {
+inline constexpr std::string_view kStateChanged = "80d372c04a184ba8a9b11d31582862bb";
+inline constexpr std::string_view kTakeover = "16a05e5f8fea4f03baea106025418c4b";
+inline constexpr std::string_view kHookFailed = "1a1aeb4198ac4f59b69f1c61a6fafe80";
+inline constexpr std::string_view kQuorumGained = "97b9671bd43d436d804fd9a1224a9422";
+inline constexpr std::string_view kQuorumLost = "b7cec9aaa42b432ebd2231ddee7c235a";
+inline constexpr std::string_view kPeerTimedOut = "187f9542ff8e473ab2d1c05e53d37d6b";
+inline constexpr std::string_view kDualActiveResolved = "601694d78e1d48ebb3eb81b6bfc81cbc";
+}  // namespace message_id
+
+struct Field {
+    std::string name;  // e.g. "FREEHA_NODE"
+    std::string value;
+};
+
+// Decides once whether stderr is the journal ($JOURNAL_STREAM matches it).
+void init();
+
+void message(int priority, std::string_view text);
+// A structured entry: MESSAGE_ID plus fields; on stderr just the text.
+void event(int priority, std::string_view message_id, std::string_view text, const std::vector<Field>& fields);
+
+inline void error(std::string_view text) { message(LOG_ERR, text); }
+inline void warning(std::string_view text) { message(LOG_WARNING, text); }
+inline void notice(std::string_view text) { message(LOG_NOTICE, text); }
+inline void info(std::string_view text) { message(LOG_INFO, text); }
+inline void debug(std::string_view text) { message(LOG_DEBUG, text); }
+
+// "text: strerror(-negative_errno)"
+std::string with_errno(std::string_view text, int negative_errno);
+
+}  // namespace freeha::log

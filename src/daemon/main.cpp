@@ -1,0 +1,46 @@
+// freehad: parse the command line and configuration, then hand over to the Manager.
+#include <cstdio>
+#include <iostream>
+
+#include "build_config.h"
+#include "core/node.h"
+#include "daemon/cmdline.h"
+#include "daemon/hook_runner.h"
+#include "daemon/log.h"
+#include "daemon/manager.h"
+
+using namespace freeha;
+
+namespace {
+constexpr int kExitUsage = 2;  // bad flags, keys or hooks: nothing was started
+}
+
+int main(int argc, char** argv) {
+    log::init();
+    std::string error;
+    auto cmdline = parse_command_line(argc, argv, &error);
+    if (!cmdline) {
+        log::error(error + " (see freehad --help)");
+        return kExitUsage;
+    }
+    if (cmdline->show_help) {
+        std::cout << usage_text();
+        return 0;
+    }
+    if (cmdline->show_version) {
+        std::cout << "freehad " FREEHA_VERSION "\n";
+        return 0;
+    }
+    auto config = load_config(*cmdline, &error);
+    if (config && config->role == Role::Member) error = check_hooks(config->hooks_directory);
+    if (!config || !error.empty()) {
+        log::error(error);
+        return cmdline->check_config ? 1 : kExitUsage;
+    }
+    if (cmdline->check_config) {
+        std::cout << render(*config);
+        return 0;
+    }
+    Manager manager(std::move(*config));
+    return manager.run();
+}

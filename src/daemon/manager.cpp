@@ -1,0 +1,338 @@
+#include "daemon/manager.h"
+
+#include <csignal>
+#include <ctime>
+
+#include "daemon/log.h"
+
+namespace freeha {
+namespace {
+
+constexpr Usec kTimerAccuracy = 1 * kUsecPerMsec;
+constexpr Usec kStatusRefresh = 1 * kUsecPerSec;
+// Headroom on top of the stop hook's own bound when extending systemd's stop timeout.
+constexpr Usec kStopTimeoutMargin = 5 * kUsecPerSec;
+
+std::string_view notice_message_id(NoticeKind k) {
+    switch (k) {
+    case NoticeKind::PeerTimedOut: return log::message_id::kPeerTimedOut;
+    case NoticeKind::QuorumGained: return log::message_id::kQuorumGained;
+    case NoticeKind::QuorumLost: return log::message_id::kQuorumLost;
+    case NoticeKind::Takeover: return log::message_id::kTakeover;
+    case NoticeKind::DualActiveResolved: return log::message_id::kDualActiveResolved;
+    case NoticeKind::HookFailed: return log::message_id::kHookFailed;
+    default: return {};
+    }
+}
+
+int notice_priority(NoticeKind k) {
+    switch (k) {
+    case NoticeKind::PeerJoined:
+    case NoticeKind::PeerRestarted:
+    case NoticeKind::QuorumGained: return LOG_INFO;
+    case NoticeKind::Takeover: return LOG_NOTICE;
+    case NoticeKind::DuplicateNodeName: return LOG_ERR;
+    default: return LOG_WARNING;
+    }
+}
+
+std::string notice_text(const effect::Notice& n) {
+    switch (n.kind) {
+    case NoticeKind::PeerJoined: return "node " + n.peer + " joined (" + n.text + ")";
+    case NoticeKind::PeerTimedOut: return "node " + n.peer + " timed out: " + n.text;
+    case NoticeKind::PeerRestarted: return "node " + n.peer + " restarted (" + n.text + ")";
+    case NoticeKind::QuorumGained: return "quorum gained: " + n.text;
+    case NoticeKind::QuorumLost: return "quorum lost: " + n.text;
+    case NoticeKind::Takeover: return "taking over the services: " + n.text;
+    case NoticeKind::DualActiveResolved: return "dual-active resolved: " + n.text;
+    case NoticeKind::HookFailed: return "hook failed: " + n.text;
+    case NoticeKind::StartupWaitExpired: return "start-up wait: " + n.text;
+    case NoticeKind::DuplicateNodeName: return "node name " + n.peer + " in use elsewhere: " + n.text;
+    }
+    return n.text;
+}
+
+}  // namespace
+
+std::uint64_t new_incarnation() {
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * kUsecPerSec + static_cast<std::uint64_t>(ts.tv_nsec) / 1000;
+}
+
+Manager::Manager(Config config)
+    : config_(std::move(config)),
+      node_(node_settings(config_, new_incarnation())),
+      status_writer_(config_.json_file, config_.state_file) {}
+
+Manager::~Manager() = default;
+
+Usec Manager::now() const {
+    Usec t = 0;
+    sd_event_now(event_.get(), CLOCK_MONOTONIC, &t);
+    return t;
+}
+
+int Manager::setup() {
+    sd_event* raw = nullptr;
+    int r = sd_event_default(&raw);
+    if (r < 0) {
+        log::error(log::with_errno("cannot create the event loop", r));
+        return r;
+    }
+    event_.reset(raw);
+
+    // sd_event_add_child() needs SIGCHLD blocked; hooks get a clean mask back.
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &chld, nullptr);
+    for (int signo : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2}) {
+        sd_event_source* s = nullptr;
+        r = sd_event_add_signal(event_.get(), &s, signo | SD_EVENT_SIGNAL_PROCMASK, on_signal_cb, this);
+        if (r < 0) {
+            log::error(log::with_errno(std::string("cannot handle SIG") + sigabbrev_np(signo), r));
+            return r;
+        }
+        signal_sources_.emplace_back(s);
+    }
+    sd_event_set_watchdog(event_.get(), true);
+
+    for (std::size_t i = 0; i < config_.channels.size(); ++i) {
+        std::string error;
+        auto channel = UdpChannel::open(
+            config_.channels[i], config_.port, i, event_.get(),
+            [this](std::span<const std::uint8_t> datagram, std::size_t index) {
+                apply(node_.on_datagram(datagram, index, now()));
+            },
+            &error);
+        if (!channel) {
+            log::error(error);
+            return -EADDRNOTAVAIL;
+        }
+        channels_.push_back(std::move(channel));
+    }
+
+    hooks_ = std::make_unique<HookRunner>(event_.get(), config_.hooks_directory,
+                                          [this](HookKind kind, const HookOutcome& outcome) {
+                                              apply(node_.on_hook_finished(kind, outcome, now()));
+                                          });
+
+    sd_event_source* s = nullptr;
+    r = sd_event_add_time(event_.get(), &s, CLOCK_MONOTONIC, 0, kTimerAccuracy, on_core_timer, this);
+    if (r < 0) return r;
+    core_timer_.reset(s);
+    sd_event_source_set_description(s, "core-timer");
+    r = sd_event_add_time_relative(event_.get(), &s, CLOCK_MONOTONIC, kStatusRefresh, 50 * kUsecPerMsec,
+                                   on_status_timer, this);
+    if (r < 0) return r;
+    status_timer_.reset(s);
+    r = sd_event_add_post(event_.get(), &s, on_post, this);
+    if (r < 0) return r;
+    post_.reset(s);
+    return 0;
+}
+
+int Manager::run() {
+    if (int r = setup(); r < 0) return 1;
+    log::notice("freehad " + config_.node_name + " starting in cluster '" + config_.cluster_name + "' (" +
+                std::to_string(config_.expected_nodes) + " nodes expected, " + std::to_string(channels_.size()) +
+                " channel(s), interval " + format_timespan(config_.interval) + ", dead time " +
+                format_timespan(config_.dead_time) + ")");
+    if (config_.force_start) log::warning("-m: force-starting the services without checking the other nodes");
+    notifier_.ready();  // the sockets are bound
+    apply(node_.start(now(), config_.force_start));
+    flush_status();
+    int r = sd_event_loop(event_.get());
+    if (r < 0) {
+        log::error(log::with_errno("event loop failed", r));
+        return 1;
+    }
+    return r;
+}
+
+// --- effects ----------------------------------------------------------------
+
+void Manager::apply(Effects effects) {
+    for (auto& e : effects) {
+        std::visit(
+            [this](auto& x) {
+                using T = std::decay_t<decltype(x)>;
+                if constexpr (std::is_same_v<T, effect::SendHeartbeat>) {
+                    send(x.heartbeat);
+                    return;  // routine: the status needs no rewrite for it
+                } else if constexpr (std::is_same_v<T, effect::RunHook>) {
+                    run_hook(x.kind);
+                } else if constexpr (std::is_same_v<T, effect::CancelHook>) {
+                    log::info(std::string(hook_name(x.kind)) + " canceled");
+                    hooks_->cancel(x.kind);
+                } else if constexpr (std::is_same_v<T, effect::StateChanged>) {
+                    apply_state_change(x);
+                } else if constexpr (std::is_same_v<T, effect::PeerStateChanged>) {
+                    log::info("node " + x.peer + ": " + std::string(to_string(x.from)) + " -> " +
+                              std::string(to_string(x.to)) + " (term " + std::to_string(x.term) + ")");
+                } else if constexpr (std::is_same_v<T, effect::Notice>) {
+                    apply_notice(x);
+                } else if constexpr (std::is_same_v<T, effect::Exit>) {
+                    log::notice("freehad " + config_.node_name + " exiting");
+                    sd_event_exit(event_.get(), x.code);
+                }
+                status_dirty_ = true;
+            },
+            e);
+    }
+}
+
+void Manager::send(const wire::Heartbeat& hb) {
+    auto datagram = wire::encode(hb);
+    for (auto& ch : channels_) ch->send(datagram);
+}
+
+std::vector<std::string> Manager::hook_environment(const effect::StateChanged& change) const {
+    return {
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "FREEHA_NODE=" + config_.node_name,
+        "FREEHA_CLUSTER=" + config_.cluster_name,
+        "FREEHA_STATE=" + std::string(to_string(change.to)),
+        "FREEHA_OLD_STATE=" + std::string(to_string(change.from)),
+        "FREEHA_ACTIVE_NODE=" + change.active_node,
+        "FREEHA_TERM=" + std::to_string(change.term),
+    };
+}
+
+void Manager::run_hook(HookKind kind) {
+    Usec timeout = kind == HookKind::Start  ? config_.start_timeout
+                   : kind == HookKind::Stop ? config_.stop_timeout
+                                            : config_.monitor_timeout;
+    // systemd must not SIGKILL us while stophasrv still runs at shutdown.
+    if (kind == HookKind::Stop && node_.shutting_down())
+        notifier_.extend_timeout(timeout + kHookKillGrace + kStopTimeoutMargin);
+    hooks_->run(kind, timeout, hook_environment(last_change_));
+}
+
+void Manager::apply_state_change(const effect::StateChanged& change) {
+    last_change_ = change;
+    std::string text = "state " + std::string(to_string(change.from)) + " -> " + std::string(to_string(change.to)) +
+                       ": " + change.reason;
+    log::event(change.to == NodeState::Errored ? LOG_ERR : LOG_NOTICE, log::message_id::kStateChanged, text,
+               {{"FREEHA_NODE", config_.node_name},
+                {"FREEHA_STATE", std::string(to_string(change.to))},
+                {"FREEHA_OLD_STATE", std::string(to_string(change.from))},
+                {"FREEHA_TERM", std::to_string(change.term)},
+                {"FREEHA_ACTIVE_NODE", change.active_node}});
+    hooks_->alert(change.to, config_.monitor_timeout, hook_environment(change));
+    if (reloading_ && change.from == NodeState::Stopping) {
+        reloading_ = false;
+        notifier_.ready();
+    }
+}
+
+void Manager::apply_notice(const effect::Notice& notice) {
+    std::vector<log::Field> fields{{"FREEHA_NODE", config_.node_name},
+                                   {"FREEHA_STATE", std::string(to_string(node_.state()))},
+                                   {"FREEHA_TERM", std::to_string(node_.term())},
+                                   {"FREEHA_ACTIVE_NODE", node_.active_node()}};
+    if (notice.peer != config_.node_name) fields.push_back({"FREEHA_PEER", notice.peer});
+    log::event(notice_priority(notice.kind), notice_message_id(notice.kind), notice_text(notice), fields);
+}
+
+// --- status -----------------------------------------------------------------
+
+std::string Manager::status_line() const {
+    std::string active = node_.active_node();
+    unsigned reachable = node_.membership().reachable_count() + 1;
+    std::string line = std::string(to_string(node_.state()));
+    if (node_.error_latched()) line += " (error: " + node_.last_error() + ")";
+    line += "; active: " + (active.empty() ? std::string("none") : active);
+    line += "; term " + std::to_string(node_.term());
+    line += "; " + std::to_string(reachable) + "/" + std::to_string(config_.expected_nodes) + " nodes";
+    line += node_.quorate() ? ", quorate" : ", NOT quorate";
+    return line;
+}
+
+void Manager::flush_status() {
+    if (!status_dirty_) return;
+    status_dirty_ = false;
+    Status s = node_.status(now());
+    Usec realtime = 0;
+    sd_event_now(event_.get(), CLOCK_REALTIME, &realtime);
+    s.updated_realtime_usec = realtime;
+    for (const auto& ch : channels_) s.channels.push_back(ch->name());
+    status_writer_.write(s);
+    notifier_.status(status_line());
+}
+
+// --- event sources ----------------------------------------------------------
+
+void Manager::on_signal(int signo) {
+    Usec t = now();
+    switch (signo) {
+    case SIGTERM:
+    case SIGINT:
+        log::notice(std::string("SIG") + sigabbrev_np(signo) + ": stopping the services and exiting");
+        notifier_.stopping();
+        apply(node_.on_command(Command::Shutdown, t));
+        break;
+    case SIGHUP:
+        log::notice("SIGHUP: stopping the services here; the daemon stays up");
+        notifier_.reloading(t);
+        apply(node_.on_command(Command::Stop, t));
+        if (node_.state() == NodeState::Stopping)
+            reloading_ = true;  // READY=1 once the stop has finished
+        else
+            notifier_.ready();
+        break;
+    case SIGUSR1:
+        log::warning("SIGUSR1: force-starting the services here without checking the other nodes");
+        apply(node_.on_command(Command::ForceStart, t));
+        break;
+    case SIGUSR2:
+        log::notice("SIGUSR2: clearing the error latch");
+        apply(node_.on_command(Command::ClearError, t));
+        break;
+    }
+}
+
+int Manager::on_signal_cb(sd_event_source*, const signalfd_siginfo* si, void* userdata) {
+    auto* self = static_cast<Manager*>(userdata);
+    try {
+        self->on_signal(static_cast<int>(si->ssi_signo));
+    } catch (const std::exception& e) {
+        log::error(std::string("signal handling failed: ") + e.what());
+    }
+    return 0;
+}
+
+int Manager::on_core_timer(sd_event_source*, uint64_t, void* userdata) {
+    auto* self = static_cast<Manager*>(userdata);
+    try {
+        self->apply(self->node_.on_timer(self->now()));
+    } catch (const std::exception& e) {
+        log::error(std::string("timer handling failed: ") + e.what());
+    }
+    return 0;
+}
+
+int Manager::on_status_timer(sd_event_source* s, uint64_t, void* userdata) {
+    auto* self = static_cast<Manager*>(userdata);
+    self->status_dirty_ = true;  // the last-heard ages move on
+    sd_event_source_set_time_relative(s, kStatusRefresh);
+    sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+    return 0;
+}
+
+// Runs after every dispatch: re-arm the core's timer for its next deadline and
+// write the status once per loop iteration, however many changes it saw.
+int Manager::on_post(sd_event_source*, void* userdata) {
+    auto* self = static_cast<Manager*>(userdata);
+    try {
+        sd_event_source_set_time(self->core_timer_.get(), self->node_.next_wakeup(self->now()));
+        sd_event_source_set_enabled(self->core_timer_.get(), SD_EVENT_ONESHOT);
+        self->flush_status();
+    } catch (const std::exception& e) {
+        log::error(std::string("status update failed: ") + e.what());
+    }
+    return 0;
+}
+
+}  // namespace freeha
