@@ -145,6 +145,7 @@ struct IniContext {
     LineReader* reader;
     std::string source;
     std::optional<std::string> error;
+    int error_line = 0;
 };
 
 int ini_handler(void* user, const char* section, const char* name, const char* value) {
@@ -152,6 +153,7 @@ int ini_handler(void* user, const char* section, const char* name, const char* v
     if (ctx->error) return 1;  // report only the first error
     std::string origin = ctx->source + ":" + std::to_string(ctx->reader->line);
     ctx->error = apply_setting(*ctx->config, section, name, value, origin);
+    if (ctx->error) ctx->error_line = ctx->reader->line;
     return ctx->error ? 0 : 1;
 }
 
@@ -184,8 +186,9 @@ std::optional<std::string> apply_ini(Config& config, std::string_view text, std:
     LineReader reader{text};
     IniContext ctx{&config, &reader, std::string(source), std::nullopt};
     int r = ini_parse_stream(read_line, &reader, ini_handler, &ctx);
-    if (ctx.error) return ctx.error;
     if (reader.too_long) return std::string(source) + ": a line is longer than 4095 characters";
+    // inih returns the first line it could not parse; report whichever error comes first.
+    if (ctx.error && (r <= 0 || ctx.error_line <= r)) return ctx.error;
     if (r > 0)
         return std::string(source) + ":" + std::to_string(r) + ": syntax error: expected [Section], Key=Value or a comment";
     if (r < 0) return std::string(source) + ": could not be parsed";

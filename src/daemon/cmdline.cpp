@@ -109,7 +109,7 @@ std::string usage_text() {
 std::optional<CommandLine> parse_command_line(int argc, char** argv, std::string* error) {
     CommandLine cl;
     opterr = 0;  // our own messages name the flag
-    optind = 1;
+    optind = 0;  // glibc: 0 also resets the scan inside grouped short options
     auto set = [&](const char* section, const char* key, const char* flag) {
         cl.overrides.push_back({section, key, optarg, flag});
     };

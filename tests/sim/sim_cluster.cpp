@@ -1,0 +1,178 @@
+#include "sim/sim_cluster.h"
+
+#include <algorithm>
+
+namespace freeha::sim {
+
+SimCluster::SimCluster(std::vector<std::string> names, NodeSettings base, std::uint64_t seed)
+    : base_(std::move(base)), rng_(seed) {
+    for (auto& n : names) nodes_[n].name = n;
+}
+
+std::vector<std::string> SimCluster::names() const {
+    std::vector<std::string> out;
+    for (const auto& [name, n] : nodes_) out.push_back(name);
+    return out;
+}
+
+void SimCluster::schedule(Usec at, std::function<void()> action) { events_.push(Event{at, order_++, std::move(action)}); }
+
+void SimCluster::start(const std::string& name, bool force_start) {
+    SimNode& n = nodes_.at(name);
+    NodeSettings s = base_;
+    s.node_name = name;
+    s.incarnation = ++incarnations_;
+    n.incarnation = s.incarnation;
+    n.node = std::make_unique<Node>(s);
+    n.alive = true;
+    n.paused = false;
+    n.exit_code.reset();
+    n.running_hook.reset();
+    ++n.hook_generation;
+    apply(n, n.node->start(now_, force_start));
+}
+
+void SimCluster::start_all() {
+    for (auto& [name, n] : nodes_) start(name);
+}
+
+void SimCluster::crash(const std::string& name) {
+    SimNode& n = nodes_.at(name);
+    n.alive = false;
+    n.services_up = false;
+    n.running_hook.reset();
+    ++n.hook_generation;
+}
+
+void SimCluster::resume(const std::string& name) {
+    SimNode& n = nodes_.at(name);
+    n.paused = false;
+}
+
+void SimCluster::command(const std::string& name, Command c) {
+    SimNode& n = nodes_.at(name);
+    if (n.alive && !n.paused) apply(n, n.node->on_command(c, now_));
+}
+
+void SimCluster::partition(const std::set<std::string>& side) {
+    for (const auto& [a, na] : nodes_)
+        for (const auto& [b, nb] : nodes_)
+            if (side.count(a) != side.count(b)) cut_.insert({a, b});
+}
+
+void SimCluster::inject(const std::string& to, std::vector<std::uint8_t> datagram) {
+    SimNode& n = nodes_.at(to);
+    if (n.alive && !n.paused) apply(n, n.node->on_datagram(datagram, 0, now_));
+}
+
+void SimCluster::deliver(const std::string& from, const wire::Heartbeat& hb) {
+    auto datagram = wire::encode(hb);
+    std::uniform_real_distribution<double> coin(0.0, 1.0);
+    std::uniform_int_distribution<Usec> latency(100, 2000);
+    for (auto& [name, target] : nodes_) {
+        if (name == from || cut_.count({from, name}) || coin(rng_) < loss_) continue;
+        std::string to = name;
+        schedule(now_ + latency(rng_), [this, to, datagram] {
+            SimNode& t = nodes_.at(to);
+            if (t.alive && !t.paused) apply(t, t.node->on_datagram(datagram, 0, now_));
+        });
+    }
+}
+
+void SimCluster::finish_hook(SimNode& n, HookKind kind, std::uint64_t generation, bool success, const char* why) {
+    if (!n.alive || n.hook_generation != generation || n.running_hook != kind) return;
+    if (n.paused) {  // a frozen daemon reaps its child when it thaws
+        schedule(now_ + kUsecPerMsec, [this, &n, kind, generation, success, why] {
+            finish_hook(n, kind, generation, success, why);
+        });
+        return;
+    }
+    n.running_hook.reset();
+    if (kind == HookKind::Stop) n.services_up = false;
+    if (kind == HookKind::Start && success) n.services_failed = false;
+    apply(n, n.node->on_hook_finished(kind, HookOutcome{success, why}, now_));
+}
+
+void SimCluster::apply(SimNode& n, Effects effects) {
+    for (auto& e : effects) {
+        if (auto* hb = std::get_if<effect::SendHeartbeat>(&e)) {
+            deliver(n.name, hb->heartbeat);
+        } else if (auto* run = std::get_if<effect::RunHook>(&e)) {
+            HookKind kind = run->kind;
+            n.running_hook = kind;
+            std::uint64_t gen = ++n.hook_generation;
+            Usec duration = 0;
+            bool success = true;
+            switch (kind) {
+            case HookKind::Start:
+                n.services_up = true;  // partly up from the first moment
+                ++n.starts;
+                duration = n.hooks.start_duration;
+                success = n.hooks.start_succeeds;
+                break;
+            case HookKind::Stop: duration = n.hooks.stop_duration; break;
+            case HookKind::Monitor:
+                duration = n.hooks.monitor_hangs ? n.hooks.monitor_timeout : n.hooks.monitor_duration;
+                success = n.services_up && !n.services_failed && !n.hooks.monitor_hangs;
+                break;
+            }
+            const char* why = success ? "exited with status 0" : "exited with status 1";
+            if (kind == HookKind::Monitor && n.hooks.monitor_hangs) why = "timed out";
+            schedule(now_ + duration, [this, &n, kind, gen, success, why] { finish_hook(n, kind, gen, success, why); });
+        } else if (auto* cancel = std::get_if<effect::CancelHook>(&e)) {
+            HookKind kind = cancel->kind;
+            std::uint64_t gen = n.hook_generation;
+            schedule(now_ + kUsecPerMsec, [this, &n, kind, gen] { finish_hook(n, kind, gen, false, "canceled"); });
+        } else if (auto* change = std::get_if<effect::StateChanged>(&e)) {
+            n.history.push_back(*change);
+        } else if (auto* exit = std::get_if<effect::Exit>(&e)) {
+            n.exit_code = exit->code;
+            n.alive = false;
+        }
+    }
+}
+
+void SimCluster::run_until(Usec until, const std::function<void()>& check) {
+    constexpr Usec kNever = ~Usec{0};
+    while (true) {
+        SimNode* due = nullptr;
+        Usec node_time = kNever;
+        for (auto& [name, n] : nodes_) {
+            if (!n.alive || n.paused) continue;
+            Usec w = std::max(n.node->next_wakeup(now_), now_);
+            if (w < node_time) {
+                node_time = w;
+                due = &n;
+            }
+        }
+        Usec event_time = events_.empty() ? kNever : events_.top().at;
+        Usec next = std::min(node_time, event_time);
+        if (next > until) break;
+        now_ = next;
+        if (event_time <= node_time) {
+            Event ev = events_.top();
+            events_.pop();
+            ev.action();
+        } else {
+            apply(*due, due->node->on_timer(now_));
+        }
+        if (check) check();
+    }
+    now_ = std::max(now_, until);
+}
+
+std::vector<std::string> SimCluster::services_up() const {
+    std::vector<std::string> out;
+    for (const auto& [name, n] : nodes_)
+        if (n.services_up) out.push_back(name);
+    return out;
+}
+
+std::vector<std::string> SimCluster::running() const {
+    std::vector<std::string> out;
+    for (const auto& [name, n] : nodes_)
+        if (n.alive && n.node->state() == NodeState::Running) out.push_back(name);
+    return out;
+}
+
+}  // namespace freeha::sim

@@ -1,0 +1,100 @@
+// A simulated cluster: real Node cores wired through a fake lossy network with
+// a fake clock, hooks that take simulated time, crashes, pauses and partitions.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <queue>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/node.h"
+#include "core/wire.h"
+
+namespace freeha::sim {
+
+struct HookBehaviour {
+    Usec start_duration = 50 * kUsecPerMsec;
+    Usec stop_duration = 50 * kUsecPerMsec;
+    Usec monitor_duration = 5 * kUsecPerMsec;
+    bool start_succeeds = true;
+    bool monitor_hangs = false;  // the monitor never finishes by itself (the runner's timeout ends it)
+    Usec monitor_timeout = 30 * kUsecPerSec;
+};
+
+struct SimNode {
+    std::string name;
+    std::unique_ptr<Node> node;
+    bool alive = false;
+    bool paused = false;
+    bool services_up = false;  // from the start hook's start to the stop hook's end
+    bool services_failed = false;  // the services broke: monitor fails
+    std::uint64_t starts = 0;
+    std::uint64_t incarnation = 0;
+    HookBehaviour hooks;
+    std::optional<HookKind> running_hook;
+    std::uint64_t hook_generation = 0;  // invalidates completions of an ended hook
+    std::vector<effect::StateChanged> history;
+    std::optional<int> exit_code;
+};
+
+class SimCluster {
+public:
+    SimCluster(std::vector<std::string> names, NodeSettings base, std::uint64_t seed = 1);
+
+    Usec now() const { return now_; }
+    SimNode& operator[](const std::string& name) { return nodes_.at(name); }
+    std::vector<std::string> names() const;
+
+    void start(const std::string& name, bool force_start = false);
+    void start_all();
+    void crash(const std::string& name);  // the machine dies: the services with it
+    void pause(const std::string& name) { nodes_.at(name).paused = true; }
+    void resume(const std::string& name);
+    void command(const std::string& name, Command c);
+
+    // Link control. Links are directed; a partition cuts both directions.
+    void cut(const std::string& from, const std::string& to) { cut_.insert({from, to}); }
+    void partition(const std::set<std::string>& side);  // cuts every link crossing the side's border
+    void heal() { cut_.clear(); }
+    void set_loss(double probability) { loss_ = probability; }
+    void inject(const std::string& to, std::vector<std::uint8_t> datagram);
+
+    // Runs the simulation until `until`; calls `check` after every step.
+    void run_until(Usec until, const std::function<void()>& check = {});
+    void run_for(Usec span, const std::function<void()>& check = {}) { run_until(now_ + span, check); }
+
+    // Nodes whose services are up right now.
+    std::vector<std::string> services_up() const;
+    // Nodes whose core is RUNNING.
+    std::vector<std::string> running() const;
+
+private:
+    struct Event {
+        Usec at;
+        std::uint64_t order;
+        std::function<void()> action;
+        bool operator>(const Event& o) const { return at != o.at ? at > o.at : order > o.order; }
+    };
+
+    void schedule(Usec at, std::function<void()> action);
+    void apply(SimNode& n, Effects effects);
+    void finish_hook(SimNode& n, HookKind kind, std::uint64_t generation, bool success, const char* why);
+    void deliver(const std::string& from, const wire::Heartbeat& hb);
+
+    NodeSettings base_;
+    std::map<std::string, SimNode> nodes_;
+    std::priority_queue<Event, std::vector<Event>, std::greater<Event>> events_;
+    std::uint64_t order_ = 0;
+    Usec now_ = 1 * kUsecPerSec;
+    std::mt19937_64 rng_;
+    double loss_ = 0.0;
+    std::set<std::pair<std::string, std::string>> cut_;
+    std::uint64_t incarnations_ = 1000;
+};
+
+}  // namespace freeha::sim

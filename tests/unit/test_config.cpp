@@ -1,0 +1,254 @@
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/config.h"
+#include "daemon/cmdline.h"
+
+using namespace freeha;
+
+namespace {
+
+Config parse_ok(const std::string& text) {
+    Config c;
+    auto error = apply_ini(c, text, "test.conf");
+    EXPECT_FALSE(error) << *error;
+    return c;
+}
+
+std::string parse_error(const std::string& text) {
+    Config c;
+    auto error = apply_ini(c, text, "test.conf");
+    return error.value_or("<no error>");
+}
+
+}  // namespace
+
+TEST(Config, ParsesEveryKey) {
+    Config c = parse_ok(
+        "# comment\n"
+        "[Cluster]\nName=prod\nNodeName=alpha\nExpectedNodes=3\nRole=arbitrator\nNoQuorumPolicy=ignore\n"
+        "[Heartbeat]\nPort=4000\nInterval=100ms\nDeadTime=1s 500ms\nInitDead=10s\n"
+        "Channel=broadcast 10.0.0.1\nChannel=multicast 10.1.0.1 239.1.2.3\nChannel=unicast 127.0.0.1 127.0.0.2 127.0.0.3:4001\n"
+        "[Services]\nHooksDirectory=/opt/hooks\nMonitorInterval=3s\nStartTimeout=1min\nStopTimeout=2min\nMonitorTimeout=5s\n"
+        "[Status]\nJSONFile=/tmp/s.json\nStateFile=/tmp/state\n");
+    EXPECT_EQ(c.cluster_name, "prod");
+    EXPECT_EQ(c.node_name, "alpha");
+    EXPECT_EQ(c.expected_nodes, 3u);
+    EXPECT_EQ(c.role, Role::Arbitrator);
+    EXPECT_EQ(c.no_quorum_policy, NoQuorumPolicy::Ignore);
+    EXPECT_EQ(c.port, 4000);
+    EXPECT_EQ(c.interval, 100 * kUsecPerMsec);
+    EXPECT_EQ(c.dead_time, 1500 * kUsecPerMsec);
+    EXPECT_EQ(c.init_dead, 10 * kUsecPerSec);
+    ASSERT_EQ(c.channels.size(), 3u);
+    EXPECT_EQ(c.channels[0].to_string(), "broadcast 10.0.0.1 10.0.0.255");  // FreeHA's /24 default
+    EXPECT_EQ(c.channels[1].to_string(), "multicast 10.1.0.1 239.1.2.3");
+    EXPECT_EQ(c.channels[2].to_string(), "unicast 127.0.0.1 127.0.0.2 127.0.0.3:4001");
+    EXPECT_EQ(c.hooks_directory, "/opt/hooks");
+    EXPECT_EQ(c.monitor_interval, 3 * kUsecPerSec);
+    EXPECT_EQ(c.start_timeout, 60 * kUsecPerSec);
+    EXPECT_EQ(c.stop_timeout, 120 * kUsecPerSec);
+    EXPECT_EQ(c.monitor_timeout, 5 * kUsecPerSec);
+    EXPECT_EQ(c.json_file, "/tmp/s.json");
+    EXPECT_EQ(c.state_file, "/tmp/state");
+    EXPECT_EQ(c.origin.at("Heartbeat.DeadTime"), "test.conf:11");
+}
+
+TEST(Config, AnEmptyChannelResetsTheList) {
+    Config c = parse_ok("[Heartbeat]\nChannel=broadcast 10.0.0.1\nChannel=\nChannel=broadcast 10.0.1.1 10.0.1.127\n");
+    ASSERT_EQ(c.channels.size(), 1u);
+    EXPECT_EQ(c.channels[0].to_string(), "broadcast 10.0.1.1 10.0.1.127");
+}
+
+TEST(Config, LaterValuesWinAsInSystemd) {
+    Config c = parse_ok("[Cluster]\nExpectedNodes=3\n[Cluster]\nExpectedNodes=5\n");
+    EXPECT_EQ(c.expected_nodes, 5u);
+}
+
+struct ErrorCase {
+    const char* text;
+    const char* expected;  // the error must contain this
+};
+
+class ConfigErrors : public ::testing::TestWithParam<ErrorCase> {};
+
+TEST_P(ConfigErrors, NameFileLineAndTheProblem) {
+    EXPECT_NE(parse_error(GetParam().text).find(GetParam().expected), std::string::npos)
+        << "got: " << parse_error(GetParam().text);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryError, ConfigErrors,
+    ::testing::Values(
+        ErrorCase{"[Cluster]\nName=x\nBogus=1\n", "test.conf:3: [Cluster] unknown key 'Bogus'"},
+        ErrorCase{"[Clutser]\nName=x\n", "test.conf:2: unknown section [Clutser]"},
+        ErrorCase{"Name=x\n", "test.conf:1: Name= outside any [Section]"},
+        ErrorCase{"[Cluster]\n\nExpectedNodes=0\n", "test.conf:3: [Cluster] ExpectedNodes=0: expected a number from 1 to 32"},
+        ErrorCase{"[Cluster]\nExpectedNodes=33\n", "test.conf:2: [Cluster] ExpectedNodes=33"},
+        ErrorCase{"[Cluster]\nExpectedNodes=2x\n", "test.conf:2: [Cluster] ExpectedNodes=2x"},
+        ErrorCase{"[Cluster]\nRole=boss\n", "test.conf:2: [Cluster] Role=boss: expected 'member' or 'arbitrator'"},
+        ErrorCase{"[Cluster]\nNoQuorumPolicy=freeze\n", "test.conf:2: [Cluster] NoQuorumPolicy=freeze"},
+        ErrorCase{"[Cluster]\nNodeName=a.b\n", "test.conf:2: [Cluster] NodeName=a.b"},
+        ErrorCase{"[Cluster]\nName=\n", "test.conf:2: [Cluster] Name=: expected 1 to 64 characters"},
+        ErrorCase{"[Heartbeat]\nPort=70000\n", "test.conf:2: [Heartbeat] Port=70000"},
+        ErrorCase{"[Heartbeat]\nInterval=fast\n", "test.conf:2: [Heartbeat] Interval=fast: not a time span"},
+        ErrorCase{"[Heartbeat]\nInterval=10us\n", "test.conf:2: [Heartbeat] Interval=10us: must be at least 1ms"},
+        ErrorCase{"[Heartbeat]\nDeadTime=1q\n", "test.conf:2: [Heartbeat] DeadTime=1q"},
+        ErrorCase{"[Heartbeat]\nInitDead=x\n", "test.conf:2: [Heartbeat] InitDead=x"},
+        ErrorCase{"[Heartbeat]\nChannel=carrier-pigeon 1.2.3.4\n", "test.conf:2: [Heartbeat] Channel=carrier-pigeon 1.2.3.4: unknown channel kind"},
+        ErrorCase{"[Heartbeat]\nChannel=broadcast 10.0.0\n", "is not an IPv4 source address"},
+        ErrorCase{"[Heartbeat]\nChannel=multicast 10.0.0.1 10.0.0.2\n", "is not an IPv4 multicast group"},
+        ErrorCase{"[Heartbeat]\nChannel=multicast 10.0.0.1\n", "multicast takes SOURCE GROUP"},
+        ErrorCase{"[Heartbeat]\nChannel=unicast 10.0.0.1\n", "unicast takes SOURCE PEER"},
+        ErrorCase{"[Heartbeat]\nChannel=unicast 10.0.0.1 10.0.0.2:0\n", "is not a peer address"},
+        ErrorCase{"[Heartbeat]\nChannel=broadcast 10.0.0.1 a b\n", "broadcast takes SOURCE [BROADCAST]"},
+        ErrorCase{"[Services]\nHooksDirectory=relative/path\n", "test.conf:2: [Services] HooksDirectory=relative/path: expected an absolute path"},
+        ErrorCase{"[Services]\nMonitorInterval=1ms\n", "test.conf:2: [Services] MonitorInterval=1ms"},
+        ErrorCase{"[Services]\nStartTimeout=\n", "test.conf:2: [Services] StartTimeout="},
+        ErrorCase{"[Status]\nJSONFile=status.json\n", "test.conf:2: [Status] JSONFile=status.json"},
+        ErrorCase{"[Cluster]\nName=x\nthis line has no equals sign\n", "test.conf:3: syntax error"},
+        ErrorCase{"[Cluster\nName=x\n", "test.conf:1: syntax error"}),
+    [](const auto& info) { return "Case" + std::to_string(info.index); });
+
+TEST(Config, ValidationNamesWhereTheConflictingValuesCameFrom) {
+    Config c = parse_ok("[Heartbeat]\nInterval=600ms\nDeadTime=1s\nChannel=broadcast 10.0.0.1\n");
+    auto error = validate(c);
+    ASSERT_TRUE(error);
+    EXPECT_NE(error->find("test.conf:3: DeadTime=1s must be at least twice Interval=600ms (test.conf:2)"), std::string::npos)
+        << *error;
+}
+
+TEST(Config, ValidationRequiresAChannel) {
+    Config c;
+    auto error = validate(c);
+    ASSERT_TRUE(error);
+    EXPECT_NE(error->find("no heartbeat channel"), std::string::npos);
+}
+
+TEST(Config, RenderedConfigParsesBackToTheSameValues) {
+    Config c = parse_ok("[Cluster]\nName=prod\nNodeName=n1\nExpectedNodes=4\n[Heartbeat]\nInterval=50ms\n"
+                        "Channel=unicast 127.0.0.1 127.0.0.2\n[Status]\nJSONFile=/x/y.json\n");
+    Config again = parse_ok(render(c));
+    EXPECT_EQ(render(again), render(c));
+    EXPECT_EQ(again.channels, c.channels);
+    EXPECT_EQ(again.interval, c.interval);
+}
+
+// --- the command line -------------------------------------------------------
+
+namespace {
+
+std::optional<CommandLine> parse_args(std::vector<std::string> args, std::string* error) {
+    args.insert(args.begin(), "freehad");
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    return parse_command_line(static_cast<int>(args.size()), argv.data(), error);
+}
+
+struct TempDir {
+    std::filesystem::path path;
+    TempDir() {
+        char tmpl[] = "/tmp/freeha-test-XXXXXX";
+        path = mkdtemp(tmpl);
+    }
+    ~TempDir() { std::filesystem::remove_all(path); }
+    std::string write(const std::string& name, const std::string& text) const {
+        std::filesystem::create_directories((path / name).parent_path());
+        std::ofstream(path / name) << text;
+        return (path / name).string();
+    }
+};
+
+}  // namespace
+
+TEST(CommandLine, FreeHAFlagsOverrideTheConfigFile) {
+    TempDir dir;
+    std::string conf = dir.write("freehad.conf",
+                                 "[Cluster]\nExpectedNodes=5\nNodeName=filenode\n[Heartbeat]\nChannel=unicast 127.0.0.1 127.0.0.2\n");
+    std::string error;
+    auto cl = parse_args({"--config", conf, "-a", "10.1.1.5", "-B", "10.2.255.255", "-b", "10.2.0.5", "-n", "3", "-p",
+                          "4000", "-s", "/opt/h", "-M", "5", "-T", "2", "-l", "/tmp/st", "-m", "--node-name", "n1",
+                          "--status-file", "/tmp/x.json", "--no-bus"},
+                         &error);
+    ASSERT_TRUE(cl) << error;
+    auto c = load_config(*cl, &error);
+    ASSERT_TRUE(c) << error;
+    EXPECT_EQ(c->expected_nodes, 3u);
+    EXPECT_EQ(c->node_name, "n1");
+    EXPECT_EQ(c->port, 4000);
+    EXPECT_EQ(c->hooks_directory, "/opt/h");
+    EXPECT_EQ(c->monitor_interval, 5 * kUsecPerSec);  // FreeHA's -M is in seconds
+    EXPECT_EQ(c->dead_time, 2 * kUsecPerSec);
+    EXPECT_EQ(c->state_file, "/tmp/st");
+    EXPECT_EQ(c->json_file, "/tmp/x.json");
+    EXPECT_TRUE(c->force_start);
+    EXPECT_EQ(c->bus, BusKind::None);
+    ASSERT_EQ(c->channels.size(), 2u);  // flag channels replace the file's
+    EXPECT_EQ(c->channels[0].to_string(), "broadcast 10.1.1.5 10.1.1.255");
+    EXPECT_EQ(c->channels[1].to_string(), "broadcast 10.2.0.5 10.2.255.255");
+}
+
+TEST(CommandLine, DropInsApplyInLexicalOrderAfterTheMainFile) {
+    TempDir dir;
+    std::string conf = dir.write("freehad.conf", "[Cluster]\nExpectedNodes=5\nNodeName=x\n[Heartbeat]\nChannel=broadcast 10.0.0.1\n");
+    dir.write("freehad.conf.d/20-b.conf", "[Cluster]\nExpectedNodes=4\n");
+    dir.write("freehad.conf.d/10-a.conf", "[Cluster]\nExpectedNodes=3\nName=dropin\n");
+    dir.write("freehad.conf.d/ignored.txt", "[Cluster]\nExpectedNodes=9\n");
+    std::string error;
+    auto cl = parse_args({"--config", conf}, &error);
+    auto c = load_config(*cl, &error);
+    ASSERT_TRUE(c) << error;
+    EXPECT_EQ(c->expected_nodes, 4u);
+    EXPECT_EQ(c->cluster_name, "dropin");
+}
+
+TEST(CommandLine, ADropInErrorNamesTheDropInFileAndLine) {
+    TempDir dir;
+    std::string conf = dir.write("freehad.conf", "[Cluster]\nNodeName=x\n");
+    std::string bad = dir.write("freehad.conf.d/50-bad.conf", "[Heartbeat]\n\nIntervall=1s\n");
+    std::string error;
+    auto cl = parse_args({"--config", conf}, &error);
+    EXPECT_FALSE(load_config(*cl, &error));
+    EXPECT_EQ(error, bad + ":3: [Heartbeat] unknown key 'Intervall'");
+}
+
+TEST(CommandLine, AMissingExplicitConfigFileIsAnError) {
+    std::string error;
+    auto cl = parse_args({"--config", "/nonexistent/freehad.conf"}, &error);
+    EXPECT_FALSE(load_config(*cl, &error));
+    EXPECT_EQ(error, "/nonexistent/freehad.conf: No such file or directory");
+}
+
+struct FlagErrorCase {
+    std::vector<std::string> args;
+    const char* expected;
+};
+
+class CommandLineErrors : public ::testing::TestWithParam<FlagErrorCase> {};
+
+TEST_P(CommandLineErrors, NameTheFlag) {
+    std::string error;
+    auto cl = parse_args(GetParam().args, &error);
+    if (cl) {
+        EXPECT_FALSE(load_config(*cl, &error));
+    }
+    EXPECT_NE(error.find(GetParam().expected), std::string::npos) << "got: " << error;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryFlag, CommandLineErrors,
+    ::testing::Values(FlagErrorCase{{"-z"}, "unknown option '-z'"},
+                      FlagErrorCase{{"--frobnicate"}, "unknown option '--frobnicate'"},
+                      FlagErrorCase{{"-n"}, "option '-n' needs a value"},
+                      FlagErrorCase{{"stray"}, "unexpected argument 'stray'"},
+                      FlagErrorCase{{"--config", "/dev/null", "-a", "127.0.0.1", "-n", "many"}, "-n: [Cluster] ExpectedNodes=many"},
+                      FlagErrorCase{{"--config", "/dev/null", "-a", "127.0.0.1", "-T", "soon"}, "-T: [Heartbeat] DeadTime=soon"},
+                      FlagErrorCase{{"--config", "/dev/null", "-a", "127.0.0.1", "-p", "0"}, "-p: [Heartbeat] Port=0"},
+                      FlagErrorCase{{"--config", "/dev/null", "-a", "127.0.0.1", "-s", "hooks"}, "-s: [Services] HooksDirectory=hooks"},
+                      FlagErrorCase{{"--config", "/dev/null", "-a", "300.0.0.1"}, "-a: '300.0.0.1' is not an IPv4 source address"},
+                      FlagErrorCase{{"--config", "/dev/null", "-B", "10.0.0.255"}, "-B needs -b"},
+                      FlagErrorCase{{"--config", "/dev/null", "-a", "127.0.0.1", "--node-name", "a.b"}, "--node-name: [Cluster] NodeName=a.b"}),
+    [](const auto& info) { return "Case" + std::to_string(info.index); });

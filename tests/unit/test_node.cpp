@@ -1,0 +1,633 @@
+// State machine conversations: one row per FreeHA rule (DESIGN.md section 1)
+// and per term rule (section 3.4), each driving one Node on a fake clock with
+// scripted peers.
+#include <gtest/gtest.h>
+
+#include <functional>
+#include <map>
+
+#include "core/node.h"
+#include "core/node_name.h"
+
+using namespace freeha;
+using S = NodeState;
+
+namespace {
+
+constexpr Usec ms = kUsecPerMsec;
+constexpr Usec sec = kUsecPerSec;
+
+class Harness {
+public:
+    explicit Harness(std::string name = "b", unsigned expected = 3) {
+        settings_.cluster_name = "test";
+        settings_.node_name = std::move(name);
+        settings_.incarnation = 100;
+        settings_.expected_nodes = expected;
+        settings_.init_dead = 5 * sec;
+    }
+    NodeSettings& settings() { return settings_; }
+    Node& node() { return *node_; }
+    Usec now() const { return now_; }
+    S state() const { return node_->state(); }
+
+    void start(bool force = false) {
+        node_ = std::make_unique<Node>(settings_);
+        take(node_->start(now_, force));
+    }
+
+    // A peer that heartbeats every interval from now on (until silenced).
+    void peer(const std::string& name, S state, std::uint64_t term = 0, Role role = Role::Member,
+              std::uint16_t flags = 0) {
+        wire::Heartbeat hb;
+        hb.cluster_id = cluster_id("test");
+        hb.incarnation = peers_.count(name) ? peers_[name].incarnation : 1;
+        hb.node = name;
+        hb.state = state;
+        hb.term = term;
+        hb.role = role;
+        hb.flags = flags;
+        peers_[name] = hb;
+        hear(name);
+    }
+    void silence(const std::string& name) { peers_.erase(name); }
+    void hear(const std::string& name) {
+        auto& hb = peers_.at(name);
+        ++hb.sequence;
+        take(node_->on_heartbeat(hb, 0, now_));
+    }
+
+    // Advances the fake clock, firing the node's timer and the live peers'
+    // heartbeats in time order.
+    void advance(Usec span) {
+        Usec until = now_ + span;
+        while (true) {
+            Usec next_peer = next_peer_beat_;
+            Usec next = std::min(node_->next_wakeup(now_), next_peer);
+            if (next > until) break;
+            now_ = std::max(now_, next);
+            if (next == next_peer) {
+                for (auto& [name, hb] : peers_) hear(name);
+                next_peer_beat_ = now_ + settings_.interval;
+            } else {
+                take(node_->on_timer(now_));
+            }
+        }
+        now_ = until;
+    }
+
+    void finish(HookKind kind, bool success, const char* why = "exited with status 1") {
+        take(node_->on_hook_finished(kind, HookOutcome{success, success ? "exited with status 0" : why}, now_));
+    }
+    void command(Command c) { take(node_->on_command(c, now_)); }
+
+    // Effects since the last call to these helpers.
+    std::vector<HookKind> hooks_run() {
+        std::vector<HookKind> out;
+        for (auto& e : effects_)
+            if (auto* r = std::get_if<effect::RunHook>(&e)) out.push_back(r->kind);
+        return out;
+    }
+    bool ran(HookKind k) {
+        for (auto& e : effects_)
+            if (auto* r = std::get_if<effect::RunHook>(&e); r && r->kind == k) return true;
+        return false;
+    }
+    bool canceled(HookKind k) {
+        for (auto& e : effects_)
+            if (auto* r = std::get_if<effect::CancelHook>(&e); r && r->kind == k) return true;
+        return false;
+    }
+    bool noticed(NoticeKind k) {
+        for (auto& e : effects_)
+            if (auto* n = std::get_if<effect::Notice>(&e); n && n->kind == k) return true;
+        return false;
+    }
+    std::optional<int> exited() {
+        for (auto& e : effects_)
+            if (auto* x = std::get_if<effect::Exit>(&e)) return x->code;
+        return std::nullopt;
+    }
+    std::optional<wire::Heartbeat> last_heartbeat() {
+        std::optional<wire::Heartbeat> hb;
+        for (auto& e : effects_)
+            if (auto* s = std::get_if<effect::SendHeartbeat>(&e)) hb = s->heartbeat;
+        return hb;
+    }
+    int heartbeats_sent() {
+        int n = 0;
+        for (auto& e : effects_) n += std::holds_alternative<effect::SendHeartbeat>(e);
+        return n;
+    }
+    void clear() { effects_.clear(); }
+
+    // Start-up as a member with the given live peers, the probe finding nothing.
+    void boot_to_standby(std::map<std::string, S> peers) {
+        start();
+        for (auto& [name, st] : peers) peer(name, st);
+        finish(HookKind::Monitor, false);
+        finish(HookKind::Stop, true);
+        advance(settings_.dead_time);
+    }
+
+private:
+    void take(Effects e) {
+        for (auto& x : e) effects_.push_back(std::move(x));
+    }
+
+    NodeSettings settings_;
+    std::unique_ptr<Node> node_;
+    Usec now_ = 10 * sec;
+    Usec next_peer_beat_ = 0;
+    std::map<std::string, wire::Heartbeat> peers_;
+    Effects effects_;
+};
+
+struct Conversation {
+    const char* rule;
+    std::function<void()> script;
+};
+
+class NodeRules : public ::testing::TestWithParam<Conversation> {};
+
+TEST_P(NodeRules, Hold) {
+    SCOPED_TRACE(GetParam().rule);
+    GetParam().script();
+}
+
+const Conversation kConversations[] = {
+    {"start-up: a successful monitor means the services already run here",
+     [] {
+         Harness h;
+         h.start();
+         EXPECT_EQ(h.hooks_run(), std::vector{HookKind::Monitor});
+         h.finish(HookKind::Monitor, true);
+         EXPECT_EQ(h.state(), S::Running);
+         EXPECT_EQ(h.node().term(), 0u);  // yields to any node that took over
+     }},
+    {"start-up: a failing monitor triggers a clean-up stophasrv, then STANDBY",
+     [] {
+         Harness h;
+         h.start();
+         h.peer("a", S::Standby);
+         h.finish(HookKind::Monitor, false);
+         EXPECT_TRUE(h.ran(HookKind::Stop));
+         EXPECT_EQ(h.state(), S::Initial);
+         h.finish(HookKind::Stop, true);
+         h.advance(1 * sec);
+         EXPECT_EQ(h.state(), S::Standby);
+     }},
+    {"start-up: a 2-node cluster waits for all until InitDead",
+     [] {
+         Harness h("a", 2);
+         h.start();
+         h.finish(HookKind::Monitor, false);
+         h.finish(HookKind::Stop, true);
+         h.advance(4 * sec);
+         EXPECT_EQ(h.state(), S::Initial);  // the other node has not been seen
+         h.clear();
+         h.advance(2 * sec);  // InitDead (5s) passes
+         EXPECT_TRUE(h.noticed(NoticeKind::StartupWaitExpired));
+         EXPECT_EQ(h.state(), S::Starting);  // alone, first, and a 2-node cluster needs no run-time quorum
+     }},
+    {"start-up: a 2-node cluster proceeds as soon as both are seen",
+     [] {
+         Harness h("a", 2);
+         h.start();
+         h.peer("b", S::Initial);
+         h.finish(HookKind::Monitor, false);
+         h.finish(HookKind::Stop, true);
+         h.advance(1 * sec);
+         EXPECT_EQ(h.state(), S::Standby);  // b still INITIAL: no election yet
+         h.peer("b", S::Standby);
+         EXPECT_EQ(h.state(), S::Starting);
+     }},
+    {"start-up: listen a whole dead time before electing, even with quorum at once",
+     [] {
+         Harness h("a", 3);
+         h.start();
+         h.peer("c", S::Standby);
+         h.finish(HookKind::Monitor, false);
+         h.finish(HookKind::Stop, true);
+         h.advance(500 * ms);
+         EXPECT_EQ(h.state(), S::Initial);
+         h.peer("b", S::Running, 4);  // the active node, heard late
+         h.advance(600 * ms);
+         EXPECT_EQ(h.state(), S::Standby);
+         EXPECT_FALSE(h.ran(HookKind::Start));
+     }},
+    {"election: the alphabetically first STANDBY node starts, with term above all seen",
+     [] {
+         Harness h("a");
+         h.start();
+         h.peer("b", S::Standby, 6);
+         h.peer("c", S::Standby);
+         h.finish(HookKind::Monitor, false);
+         h.finish(HookKind::Stop, true);
+         h.advance(1 * sec);
+         EXPECT_EQ(h.state(), S::Starting);
+         EXPECT_TRUE(h.noticed(NoticeKind::Takeover));
+         EXPECT_EQ(h.node().term(), 7u);
+         h.finish(HookKind::Start, true);
+         EXPECT_EQ(h.state(), S::Running);
+         EXPECT_EQ(h.node().active_node(), "a");
+     }},
+    {"election: the election order is case-insensitive",
+     [] {
+         Harness h("Beta");
+         h.boot_to_standby({{"alpha", S::Standby}, {"Gamma", S::Standby}});
+         EXPECT_EQ(h.state(), S::Standby);
+         EXPECT_FALSE(h.ran(HookKind::Start));
+     }},
+    {"election: a node that is not first waits",
+     [] {
+         Harness h("b");
+         h.boot_to_standby({{"a", S::Standby}, {"c", S::Standby}});
+         h.advance(3 * sec);
+         EXPECT_EQ(h.state(), S::Standby);
+         EXPECT_FALSE(h.ran(HookKind::Start));
+     }},
+    {"election: an INITIAL node blocks the election",
+     [] {
+         Harness h("a");
+         h.boot_to_standby({{"b", S::Initial}, {"c", S::Standby}});
+         EXPECT_EQ(h.state(), S::Standby);
+         h.peer("b", S::Standby);
+         EXPECT_EQ(h.state(), S::Starting);
+     }},
+    {"no fail-back: a restarted first node stays STANDBY while another runs the services",
+     [] {
+         Harness h("a");
+         h.boot_to_standby({{"b", S::Running, }, {"c", S::Standby}});
+         h.peer("b", S::Running, 3);
+         h.advance(5 * sec);
+         EXPECT_EQ(h.state(), S::Standby);
+         EXPECT_FALSE(h.ran(HookKind::Start));
+     }},
+    {"failover: the active node's silence for the dead time hands the services on",
+     [] {
+         Harness h("b");
+         h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
+         h.peer("a", S::Running, 3);
+         h.silence("a");
+         h.advance(900 * ms);
+         EXPECT_EQ(h.state(), S::Standby);
+         h.advance(200 * ms);
+         EXPECT_TRUE(h.noticed(NoticeKind::PeerTimedOut));
+         EXPECT_EQ(h.state(), S::Starting);
+         EXPECT_EQ(h.node().term(), 4u);
+     }},
+    {"TERM grace: peers keep seeing STOPPING until the dead time, then take over",
+     [] {
+         Harness h("b");
+         h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
+         h.peer("a", S::Stopping, 2);
+         h.silence("a");  // a exited announcing STOPPING
+         h.advance(900 * ms);
+         EXPECT_EQ(h.state(), S::Standby);
+         h.advance(200 * ms);
+         EXPECT_EQ(h.state(), S::Starting);
+     }},
+    {"ERRORED latch: a failing start stops the services, announcing STOPPING, then ERRORED",
+     [] {
+         Harness h("a");
+         h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+         h.finish(HookKind::Start, false);
+         EXPECT_EQ(h.state(), S::Stopping);
+         EXPECT_TRUE(h.noticed(NoticeKind::HookFailed));
+         EXPECT_TRUE(h.ran(HookKind::Stop));
+         EXPECT_TRUE(h.last_heartbeat()->flags & wire::kFlagErrorLatched);
+         h.finish(HookKind::Stop, true);
+         EXPECT_EQ(h.state(), S::Errored);
+         EXPECT_EQ(h.node().last_error(), "starthasrv exited with status 1");
+     }},
+    {"ERRORED latch: a failing monitor stops the services and the node stays ERRORED",
+     [] {
+         Harness h("a");
+         h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+         h.finish(HookKind::Start, true);
+         h.clear();
+         h.advance(2 * sec);  // MonitorInterval
+         EXPECT_TRUE(h.ran(HookKind::Monitor));
+         h.finish(HookKind::Monitor, false);
+         EXPECT_EQ(h.state(), S::Stopping);
+         h.finish(HookKind::Stop, true);
+         EXPECT_EQ(h.state(), S::Errored);
+         h.clear();
+         h.silence("b");
+         h.silence("c");
+         h.peer("d", S::Standby);
+         h.advance(30 * sec);  // never restarts services by itself
+         EXPECT_EQ(h.state(), S::Errored);
+         EXPECT_FALSE(h.ran(HookKind::Start));
+         EXPECT_FALSE(h.ran(HookKind::Monitor));
+     }},
+    {"SIGUSR2 clears the latch: ERRORED -> STANDBY, and the first node is elected again",
+     [] {
+         Harness h("a");
+         h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+         h.finish(HookKind::Start, false);
+         h.finish(HookKind::Stop, true);
+         ASSERT_EQ(h.state(), S::Errored);
+         h.command(Command::ClearError);
+         EXPECT_FALSE(h.node().error_latched());
+         EXPECT_EQ(h.state(), S::Starting);  // STANDBY, first, nobody running
+     }},
+    {"SIGUSR2 with another node active: STANDBY and no fail-back",
+     [] {
+         Harness h("a");
+         h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+         h.finish(HookKind::Start, false);
+         h.finish(HookKind::Stop, true);
+         h.peer("b", S::Running, 2);
+         h.command(Command::ClearError);
+         EXPECT_EQ(h.state(), S::Standby);
+     }},
+    {"SIGUSR1 forces a start without checking peers and clears the latch",
+     [] {
+         Harness h("c");
+         h.boot_to_standby({{"a", S::Standby}, {"b", S::Standby}});
+         h.finish(HookKind::Start, false);  // (never ran: c is not first)
+         h.peer("a", S::Running, 5);
+         h.command(Command::ForceStart);
+         EXPECT_EQ(h.state(), S::Starting);
+         EXPECT_EQ(h.node().term(), 6u);  // above a's: a will step down
+     }},
+    {"SIGUSR1 from ERRORED",
+     [] {
+         Harness h("a");
+         h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+         h.finish(HookKind::Start, false);
+         h.finish(HookKind::Stop, true);
+         h.command(Command::ForceStart);
+         EXPECT_EQ(h.state(), S::Starting);
+         EXPECT_FALSE(h.node().error_latched());
+     }},
+    {"SIGUSR1 while stopping: start again once the stop is done",
+     [] {
+         Harness h("a");
+         h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+         h.finish(HookKind::Start, true);
+         h.command(Command::Stop);
+         h.command(Command::ForceStart);
+         EXPECT_EQ(h.state(), S::Stopping);
+         h.clear();
+         h.finish(HookKind::Stop, true);
+         EXPECT_EQ(h.state(), S::Starting);
+     }},
+    {"SIGHUP on the first node: stop, back to STANDBY, and it is elected again",
+     [] {
+         Harness h("a");
+         h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+         h.finish(HookKind::Start, true);
+         h.clear();
+         h.command(Command::Stop);
+         EXPECT_EQ(h.state(), S::Stopping);
+         EXPECT_TRUE(h.ran(HookKind::Stop));
+         h.finish(HookKind::Stop, true);
+         EXPECT_EQ(h.state(), S::Starting);  // FreeHA: "possibly a waste of your time"
+         EXPECT_EQ(h.node().term(), 2u);
+     }},
+    {"SIGHUP on a later node: stop; the first node takes over",
+     [] {
+         Harness h("b");
+         h.boot_to_standby({{"a", S::Errored}, {"c", S::Standby}});
+         EXPECT_EQ(h.state(), S::Starting);
+         h.finish(HookKind::Start, true);
+         h.peer("a", S::Standby);
+         h.command(Command::Stop);
+         h.finish(HookKind::Stop, true);
+         EXPECT_EQ(h.state(), S::Standby);
+         EXPECT_FALSE(h.node().error_latched());
+     }},
+    {"SIGHUP while monitoring: the monitor is canceled, then stophasrv runs",
+     [] {
+         Harness h("a");
+         h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+         h.finish(HookKind::Start, true);
+         h.advance(2 * sec);
+         ASSERT_EQ(h.node().running_hook(), HookKind::Monitor);
+         h.clear();
+         h.command(Command::Stop);
+         EXPECT_TRUE(h.canceled(HookKind::Monitor));
+         EXPECT_FALSE(h.ran(HookKind::Stop));
+         h.finish(HookKind::Monitor, false, "canceled");
+         EXPECT_TRUE(h.ran(HookKind::Stop));
+         EXPECT_FALSE(h.node().error_latched());  // a canceled hook's result means nothing
+     }},
+    {"SIGHUP on a STANDBY node does nothing",
+     [] {
+         Harness h("b");
+         h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
+         h.clear();
+         h.command(Command::Stop);
+         EXPECT_EQ(h.state(), S::Standby);
+         EXPECT_TRUE(h.hooks_run().empty());
+     }},
+    {"SIGTERM while RUNNING: stop, exit still announcing STOPPING",
+     [] {
+         Harness h("a");
+         h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+         h.finish(HookKind::Start, true);
+         h.command(Command::Shutdown);
+         EXPECT_EQ(h.state(), S::Stopping);
+         EXPECT_FALSE(h.exited());
+         h.clear();
+         h.finish(HookKind::Stop, true);
+         EXPECT_EQ(h.exited(), 0);
+         EXPECT_EQ(h.last_heartbeat()->state, S::Stopping);
+         EXPECT_EQ(h.state(), S::Stopping);
+     }},
+    {"SIGTERM while STANDBY: exit at once, announcing STOPPING",
+     [] {
+         Harness h("b");
+         h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
+         h.clear();
+         h.command(Command::Shutdown);
+         EXPECT_EQ(h.exited(), 0);
+         EXPECT_EQ(h.last_heartbeat()->state, S::Stopping);
+         EXPECT_TRUE(h.hooks_run().empty());
+     }},
+    {"SIGTERM during starthasrv: cancel it, run stophasrv, exit",
+     [] {
+         Harness h("a");
+         h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+         ASSERT_EQ(h.state(), S::Starting);
+         h.clear();
+         h.command(Command::Shutdown);
+         EXPECT_TRUE(h.canceled(HookKind::Start));
+         h.finish(HookKind::Start, false, "canceled");
+         EXPECT_TRUE(h.ran(HookKind::Stop));
+         h.finish(HookKind::Stop, true);
+         EXPECT_EQ(h.exited(), 0);
+     }},
+    {"-m forces a start at launch without the probe or peers",
+     [] {
+         Harness h("z");
+         h.start(true);
+         EXPECT_EQ(h.hooks_run(), std::vector{HookKind::Start});
+         EXPECT_EQ(h.state(), S::Starting);
+     }},
+    {"quorum: a lone node of a 3-node cluster never starts services",
+     [] {
+         Harness h("a", 3);
+         h.start();
+         h.finish(HookKind::Monitor, false);
+         h.finish(HookKind::Stop, true);
+         h.advance(60 * sec);
+         EXPECT_EQ(h.state(), S::Standby);
+         EXPECT_FALSE(h.node().quorate());
+         EXPECT_FALSE(h.ran(HookKind::Start));
+     }},
+    {"quorum: losing it stops the services (NoQuorumPolicy=stop)",
+     [] {
+         Harness h("a", 3);
+         h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+         h.finish(HookKind::Start, true);
+         h.silence("b");
+         h.advance(2 * sec);
+         EXPECT_EQ(h.state(), S::Running);  // 2 of 3 still quorate
+         h.silence("c");
+         h.advance(2 * sec);
+         EXPECT_TRUE(h.noticed(NoticeKind::QuorumLost));
+         EXPECT_EQ(h.state(), S::Stopping);
+     }},
+    {"quorum: NoQuorumPolicy=ignore keeps the services",
+     [] {
+         Harness h("a", 3);
+         h.settings().no_quorum_policy = NoQuorumPolicy::Ignore;
+         h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+         h.finish(HookKind::Start, true);
+         h.silence("b");
+         h.silence("c");
+         h.advance(3 * sec);
+         EXPECT_EQ(h.state(), S::Running);
+     }},
+    {"terms: a RUNNING node yields to a RUNNING peer with a higher term",
+     [] {
+         Harness h("a", 3);
+         h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+         h.finish(HookKind::Start, true);
+         h.peer("c", S::Running, 9);
+         EXPECT_TRUE(h.noticed(NoticeKind::DualActiveResolved));
+         EXPECT_EQ(h.state(), S::Stopping);
+         h.finish(HookKind::Stop, true);
+         EXPECT_EQ(h.state(), S::Standby);
+     }},
+    {"terms: the same term and an earlier name wins",
+     [] {
+         Harness h("b", 3);
+         h.boot_to_standby({{"a", S::Errored}, {"c", S::Standby}});
+         h.finish(HookKind::Start, true);
+         ASSERT_EQ(h.node().term(), 1u);
+         h.peer("c", S::Running, 1);
+         EXPECT_EQ(h.state(), S::Running);  // c is later: b keeps the services
+         h.peer("a", S::Starting, 1);
+         EXPECT_EQ(h.state(), S::Stopping);  // a is earlier: b yields
+     }},
+    {"terms: a lower term never wins",
+     [] {
+         Harness h("b", 3);
+         h.boot_to_standby({{"a", S::Errored}, {"c", S::Standby}});
+         h.finish(HookKind::Start, true);
+         h.peer("a", S::Running, 0);  // e.g. found its services at start-up
+         EXPECT_EQ(h.state(), S::Running);
+     }},
+    {"a hanging monitor never stops the heartbeats; its timeout latches the error",
+     [] {
+         Harness h("a", 3);
+         h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+         h.finish(HookKind::Start, true);
+         h.advance(2 * sec);
+         ASSERT_EQ(h.node().running_hook(), HookKind::Monitor);
+         h.clear();
+         h.advance(30 * sec);  // the monitor hangs all along
+         EXPECT_GE(h.heartbeats_sent(), 149);  // every 200ms
+         h.finish(HookKind::Monitor, false, "timed out after 30s");
+         EXPECT_EQ(h.state(), S::Stopping);
+         h.finish(HookKind::Stop, true);
+         EXPECT_EQ(h.state(), S::Errored);
+         EXPECT_EQ(h.node().last_error(), "monitorhasrv timed out after 30s");
+     }},
+    {"an arbitrator votes but never runs a hook or the services",
+     [] {
+         Harness h("a", 3);
+         h.settings().role = Role::Arbitrator;
+         h.start();
+         EXPECT_TRUE(h.hooks_run().empty());
+         h.peer("b", S::Standby);
+         h.peer("c", S::Standby);
+         h.advance(10 * sec);
+         EXPECT_EQ(h.state(), S::Standby);
+         EXPECT_TRUE(h.hooks_run().empty());
+         EXPECT_EQ(h.last_heartbeat()->role, Role::Arbitrator);
+     }},
+};
+
+INSTANTIATE_TEST_SUITE_P(FreeHA, NodeRules, ::testing::ValuesIn(kConversations),
+                         [](const auto& info) { return "Rule" + std::to_string(info.index); });
+
+// --- the receive path -------------------------------------------------------
+
+TEST(NodeReceive, GarbageIsCountedAndChangesNothing) {
+    Harness h("b");
+    h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
+    h.clear();
+    std::vector<std::uint8_t> junk{'F', 'H', 'A', '1', 9};
+    Effects e = h.node().on_datagram(junk, 0, h.now());
+    EXPECT_TRUE(e.empty());
+    EXPECT_EQ(h.node().counters().malformed[static_cast<int>(wire::Reject::TooShort)], 1u);
+    EXPECT_EQ(h.state(), S::Standby);
+}
+
+TEST(NodeReceive, ForeignClustersOwnEchoesAndDuplicatesAreCounted) {
+    Harness h("b");
+    h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
+    wire::Heartbeat hb;
+    hb.cluster_id = cluster_id("other");
+    hb.node = "x";
+    h.node().on_datagram(wire::encode(hb), 0, h.now());
+    EXPECT_EQ(h.node().counters().foreign_cluster, 1u);
+    EXPECT_EQ(h.node().membership().peers().count("x"), 0u);
+
+    hb.cluster_id = cluster_id("test");
+    hb.node = "b";
+    hb.incarnation = 100;  // our own
+    h.node().on_datagram(wire::encode(hb), 0, h.now());
+    EXPECT_EQ(h.node().counters().own, 1u);
+    hb.incarnation = 555;  // another daemon calling itself b
+    Effects e = h.node().on_datagram(wire::encode(hb), 0, h.now());
+    EXPECT_EQ(h.node().counters().duplicate_name, 1u);
+    ASSERT_EQ(e.size(), 1u);
+    EXPECT_EQ(std::get<effect::Notice>(e[0]).kind, NoticeKind::DuplicateNodeName);
+}
+
+TEST(NodeReceive, AnOlderIncarnationOfAPeerIsIgnored) {
+    Harness h("b");
+    h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
+    wire::Heartbeat hb;
+    hb.cluster_id = cluster_id("test");
+    hb.node = "a";
+    hb.incarnation = 0;  // older than the 1 the harness uses
+    hb.state = S::Standby;
+    h.node().on_heartbeat(hb, 0, h.now());
+    EXPECT_EQ(h.node().counters().stale_incarnation, 1u);
+    EXPECT_EQ(h.node().membership().peers().at("a").announced, S::Running);
+}
+
+TEST(NodeReceive, EveryChannelKeepsAPeerAliveAndIsTrackedApart) {
+    Harness h("b");
+    h.settings().channel_count = 2;
+    h.start();
+    wire::Heartbeat hb;
+    hb.cluster_id = cluster_id("test");
+    hb.node = "a";
+    hb.incarnation = 1;
+    hb.state = S::Standby;
+    h.node().on_heartbeat(hb, 1, h.now());
+    const Peer& p = h.node().membership().peers().at("a");
+    EXPECT_FALSE(p.channel_last_heard[0].has_value());
+    EXPECT_EQ(p.channel_last_heard[1], h.now());
+}
+
+}  // namespace

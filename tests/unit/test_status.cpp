@@ -1,0 +1,102 @@
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+
+#include "core/node.h"
+#include "core/node_name.h"
+#include "core/status.h"
+
+using namespace freeha;
+
+namespace {
+
+Status sample() {
+    Status s;
+    s.cluster = "prod";
+    s.node = "alpha";
+    s.state = NodeState::Running;
+    s.term = 7;
+    s.quorate = true;
+    s.expected_nodes = 3;
+    s.active_node = "alpha";
+    s.updated_realtime_usec = 1700000000ULL * kUsecPerSec;
+    s.channels = {"unicast 127.0.0.1 127.0.0.2"};
+    NodeStatus a;
+    a.name = "alpha";
+    a.state = NodeState::Running;
+    a.reachable = true;
+    a.self = true;
+    a.channel_heard_usec_ago = {0};
+    NodeStatus b;
+    b.name = "beta";
+    b.state = NodeState::TimedOut;
+    b.last_heard_usec_ago = 3 * kUsecPerSec;
+    b.channel_heard_usec_ago = {std::nullopt};
+    s.nodes = {a, b};
+    s.counters.malformed[static_cast<int>(wire::Reject::BadMagic)] = 4;
+    return s;
+}
+
+}  // namespace
+
+TEST(StatusJson, HasEverySchemaOneField) {
+    auto j = to_json(sample());
+    EXPECT_EQ(j["schema_version"], 1);
+    EXPECT_EQ(j["cluster"], "prod");
+    EXPECT_EQ(j["node"], "alpha");
+    EXPECT_EQ(j["state"], "RUNNING");
+    EXPECT_EQ(j["role"], "member");
+    EXPECT_EQ(j["term"], 7);
+    EXPECT_EQ(j["quorate"], true);
+    EXPECT_EQ(j["active_node"], "alpha");
+    EXPECT_EQ(j["standby"], false);
+    EXPECT_EQ(j["errored"], false);
+    EXPECT_TRUE(j["last_error"].is_null());
+    EXPECT_EQ(j["mode"], "scripts");
+    EXPECT_EQ(j["updated_realtime_usec"], 1700000000ULL * kUsecPerSec);
+    ASSERT_EQ(j["nodes"].size(), 2u);
+    EXPECT_EQ(j["nodes"][1]["name"], "beta");
+    EXPECT_EQ(j["nodes"][1]["state"], "TIMEDOUT");
+    EXPECT_EQ(j["nodes"][1]["reachable"], false);
+    EXPECT_EQ(j["nodes"][1]["last_heard_usec_ago"], 3 * kUsecPerSec);
+    EXPECT_TRUE(j["nodes"][1]["channels"][0]["last_heard_usec_ago"].is_null());
+    EXPECT_EQ(j["nodes"][0]["channels"][0]["name"], "unicast 127.0.0.1 127.0.0.2");
+    EXPECT_EQ(j["packets"]["malformed"]["bad_magic"], 4);
+}
+
+TEST(StatusJson, LastErrorIsAStringWhenSet) {
+    Status s = sample();
+    s.errored = true;
+    s.last_error = "monitorhasrv exited with status 1";
+    EXPECT_EQ(to_json(s)["last_error"], "monitorhasrv exited with status 1");
+}
+
+TEST(StatusText, IsFreeHAsHostStateCtimeFormat) {
+    setenv("TZ", "UTC", 1);
+    tzset();
+    EXPECT_EQ(to_freeha_text(sample()),
+              "alpha [RUNNING] Tue Nov 14 22:13:20 2023\n"
+              "beta [TIMEDOUT] Tue Nov 14 22:13:17 2023\n");
+}
+
+TEST(StatusModel, ANodeReportsItselfAndItsPeersByName) {
+    NodeSettings ns;
+    ns.cluster_name = "c";
+    ns.node_name = "m";
+    ns.incarnation = 1;
+    Node node(ns);
+    node.start(0, false);
+    wire::Heartbeat hb;
+    hb.cluster_id = cluster_id("c");
+    hb.node = "a";
+    hb.incarnation = 1;
+    hb.state = NodeState::Standby;
+    node.on_heartbeat(hb, 0, 100);
+    Status s = node.status(400);
+    ASSERT_EQ(s.nodes.size(), 2u);
+    EXPECT_EQ(s.nodes[0].name, "a");
+    EXPECT_EQ(s.nodes[0].last_heard_usec_ago, 300u);
+    EXPECT_EQ(s.nodes[1].name, "m");
+    EXPECT_TRUE(s.nodes[1].self);
+    EXPECT_EQ(s.state, NodeState::Initial);
+}

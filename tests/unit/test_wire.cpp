@@ -1,0 +1,150 @@
+#include <gtest/gtest.h>
+
+#include "core/node_name.h"
+#include "core/wire.h"
+
+using namespace freeha;
+using namespace freeha::wire;
+
+namespace {
+
+Heartbeat sample() {
+    Heartbeat hb;
+    hb.cluster_id = cluster_id("prod");
+    hb.incarnation = 0x0102030405060708ULL;
+    hb.sequence = 42;
+    hb.term = 7;
+    hb.state = NodeState::Running;
+    hb.role = Role::Member;
+    hb.flags = kFlagErrorLatched;
+    hb.node = "alpha-1_x";
+    return hb;
+}
+
+}  // namespace
+
+TEST(Wire, RoundTripsEveryStateAndRole) {
+    for (int s = 0; s < kNodeStateCount - 1; ++s) {  // TIMEDOUT is never announced
+        for (int r = 0; r < kRoleCount; ++r) {
+            Heartbeat hb = sample();
+            hb.state = static_cast<NodeState>(s);
+            hb.role = static_cast<Role>(r);
+            auto bytes = encode(hb);
+            auto result = decode(bytes);
+            ASSERT_TRUE(result.decoded) << to_string(result.reject);
+            EXPECT_EQ(result.decoded->heartbeat, hb);
+            EXPECT_TRUE(result.decoded->auth_tag.empty());
+        }
+    }
+}
+
+TEST(Wire, RoundTripsNamesOfEveryLength) {
+    for (std::size_t len = 1; len <= 64; ++len) {
+        Heartbeat hb = sample();
+        hb.node = std::string(len, 'n');
+        auto result = decode(encode(hb));
+        ASSERT_TRUE(result.decoded);
+        EXPECT_EQ(result.decoded->heartbeat.node, hb.node);
+    }
+}
+
+TEST(Wire, EncodesBigEndianAtFixedOffsets) {
+    auto bytes = encode(sample());
+    ASSERT_EQ(bytes.size(), kHeaderSize + 9);
+    EXPECT_EQ(std::string(bytes.begin(), bytes.begin() + 4), "FHA1");
+    EXPECT_EQ(bytes[4], kVersion);
+    EXPECT_EQ(bytes[5], kTypeHeartbeat);
+    EXPECT_EQ(bytes[7], kFlagErrorLatched);
+    EXPECT_EQ(bytes[16], 0x01);  // incarnation, most significant byte first
+    EXPECT_EQ(bytes[23], 0x08);
+    EXPECT_EQ(bytes[39], 7);  // term's last byte
+    EXPECT_EQ(bytes[42], 9);  // name length
+}
+
+TEST(Wire, EncodeNeverSetsTheAuthenticatedFlagItself) {
+    Heartbeat hb = sample();
+    hb.flags |= kFlagAuthenticated;
+    auto bytes = encode(hb);
+    EXPECT_EQ(bytes[7] & kFlagAuthenticated, 0);
+    EXPECT_TRUE(decode(bytes).decoded);
+}
+
+TEST(Wire, AnAuthenticatedDatagramExposesItsTagAndSignedBytes) {
+    auto bytes = encode(sample());
+    bytes[7] |= kFlagAuthenticated;
+    std::size_t body = bytes.size();
+    bytes.resize(body + kAuthTagSize, 0xab);
+    auto result = decode(bytes);
+    ASSERT_TRUE(result.decoded);
+    EXPECT_EQ(result.decoded->signed_bytes.size(), body);
+    EXPECT_EQ(result.decoded->auth_tag.size(), kAuthTagSize);
+    EXPECT_EQ(result.decoded->auth_tag[0], 0xab);
+}
+
+struct Malformed {
+    const char* what;
+    std::function<void(std::vector<std::uint8_t>&)> mutate;
+    Reject expected;
+};
+
+class WireMalformed : public ::testing::TestWithParam<Malformed> {};
+
+TEST_P(WireMalformed, IsRejectedWithItsReason) {
+    auto bytes = encode(sample());
+    GetParam().mutate(bytes);
+    auto result = decode(bytes);
+    EXPECT_FALSE(result.decoded);
+    EXPECT_EQ(result.reject, GetParam().expected) << GetParam().what << ": got " << to_string(result.reject);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryForm, WireMalformed,
+    ::testing::Values(
+        Malformed{"empty", [](auto& b) { b.clear(); }, Reject::TooShort},
+        Malformed{"one byte short of a header", [](auto& b) { b.resize(kHeaderSize - 1); }, Reject::TooShort},
+        Malformed{"bad magic", [](auto& b) { b[0] = 'X'; }, Reject::BadMagic},
+        Malformed{"version 2", [](auto& b) { b[4] = 2; }, Reject::BadVersion},
+        Malformed{"version 0", [](auto& b) { b[4] = 0; }, Reject::BadVersion},
+        Malformed{"unknown type", [](auto& b) { b[5] = 9; }, Reject::BadType},
+        Malformed{"unknown flag bit", [](auto& b) { b[6] = 0x80; }, Reject::UnknownFlags},
+        Malformed{"announces TIMEDOUT", [](auto& b) { b[40] = static_cast<std::uint8_t>(NodeState::TimedOut); },
+                  Reject::BadState},
+        Malformed{"state out of range", [](auto& b) { b[40] = 200; }, Reject::BadState},
+        Malformed{"role out of range", [](auto& b) { b[41] = 2; }, Reject::BadRole},
+        Malformed{"empty name", [](auto& b) { b[42] = 0; }, Reject::BadNameLength},
+        Malformed{"name longer than 64", [](auto& b) { b[42] = 65; }, Reject::BadNameLength},
+        Malformed{"trailing byte", [](auto& b) { b.push_back(0); }, Reject::BadLength},
+        Malformed{"name cut short", [](auto& b) { b.pop_back(); }, Reject::BadLength},
+        Malformed{"auth flag without tag", [](auto& b) { b[7] |= kFlagAuthenticated; }, Reject::BadLength},
+        Malformed{"name with a dot", [](auto& b) { b[kHeaderSize + 1] = '.'; }, Reject::BadNameCharacter},
+        Malformed{"name with NUL", [](auto& b) { b[kHeaderSize] = 0; }, Reject::BadNameCharacter},
+        Malformed{"name with high byte", [](auto& b) { b[kHeaderSize] = 0xc3; }, Reject::BadNameCharacter}),
+    [](const auto& info) { return "Case" + std::to_string(info.index); });
+
+TEST(Wire, EveryTruncationIsRejectedNeverCrashes) {
+    auto bytes = encode(sample());
+    for (std::size_t n = 0; n < bytes.size(); ++n) {
+        std::vector<std::uint8_t> cut(bytes.begin(), bytes.begin() + static_cast<long>(n));
+        EXPECT_FALSE(decode(cut).decoded) << "length " << n;
+    }
+}
+
+TEST(NodeName, FollowsFreeHAsHostnameRule) {
+    EXPECT_EQ(node_name_from_hostname("alpha.example.com"), "alpha");
+    EXPECT_EQ(node_name_from_hostname("db-2_b"), "db-2_b");
+    EXPECT_EQ(node_name_from_hostname("x y"), "x");
+    EXPECT_TRUE(is_valid_node_name("a"));
+    EXPECT_FALSE(is_valid_node_name(""));
+    EXPECT_FALSE(is_valid_node_name(std::string(65, 'a')));
+    EXPECT_FALSE(is_valid_node_name("a.b"));
+}
+
+TEST(NodeName, ElectionOrderIsCaseInsensitiveAndTotal) {
+    EXPECT_TRUE(node_name_before("Alpha", "beta"));
+    EXPECT_TRUE(node_name_before("alpha", "Beta"));
+    EXPECT_FALSE(node_name_before("beta", "ALPHA"));
+    // Same letters, different case: still a strict order every node agrees on.
+    EXPECT_NE(node_name_before("alpha", "ALPHA"), node_name_before("ALPHA", "alpha"));
+    EXPECT_TRUE(node_name_before("node-1", "node-2"));
+    EXPECT_FALSE(node_name_before("a", "a"));
+}
