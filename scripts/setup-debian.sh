@@ -1,0 +1,18 @@
+#!/bin/sh
+# Installs what building and testing freeha needs on Debian 12, then builds.
+set -eu
+cd "$(dirname "$0")/.."
+packages="meson ninja-build pkgconf g++ libsystemd-dev nlohmann-json3-dev libgtest-dev libgmock-dev
+          libinih-dev libsodium-dev scdoc systemd dbus-daemon python3 iproute2 procps"
+missing=""
+for p in $packages; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq $missing
+fi
+[ -d build ] || meson setup build
+ninja -C build

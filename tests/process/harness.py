@@ -1,0 +1,146 @@
+"""A loopback cluster of real freehad processes for the process tests.
+
+Each node gets its own directory with a config, hooks that log every call
+with a timestamp to events.log, and a JSON status file. Nodes talk over
+unicast channels on 127.0.0.x, so no privileges are needed.
+"""
+import json
+import os
+import random
+import signal
+import subprocess
+import tempfile
+import time
+
+FREEHAD = os.environ.get("FREEHAD", os.path.join(os.path.dirname(__file__), "../../build/src/daemon/freehad"))
+
+HOOK = """#!/bin/sh
+d=$(dirname "$0")/..
+echo "{name} $(date +%s.%N) state=$FREEHA_STATE old=$FREEHA_OLD_STATE term=$FREEHA_TERM $*" >> "$d/events.log"
+{body}
+"""
+HOOKS = {
+    "starthasrv": '[ -f "$d/start-fail" ] && exit 1\ntouch "$d/services-up"',
+    "stophasrv": 'rm -f "$d/services-up"',
+    "monitorhasrv": '[ -f "$d/monitor-hang" ] && exec sleep 1000\n'
+                    '[ -f "$d/monitor-fail" ] && exit 1\n[ -f "$d/services-up" ]',
+    "alerthasrv": "exit 0",
+}
+
+
+class Node:
+    def __init__(self, cluster, name, index):
+        self.name = name
+        self.address = f"127.0.0.{index + 1}"
+        self.dir = os.path.join(cluster.dir, name)
+        self.proc = None
+        os.makedirs(os.path.join(self.dir, "hooks"))
+        for hook, body in HOOKS.items():
+            path = os.path.join(self.dir, "hooks", hook)
+            with open(path, "w") as f:
+                f.write(HOOK.format(name=hook, body=body))
+            os.chmod(path, 0o755)
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def status(self):
+        try:
+            with open(self.path("status.json")) as f:
+                return json.load(f)
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+
+    def state(self):
+        s = self.status()
+        return s["state"] if s else None
+
+    def view(self, other):
+        """The state of node `other` as this node sees it."""
+        s = self.status()
+        for n in (s or {}).get("nodes", []):
+            if n["name"] == other:
+                return n
+        return None
+
+    def events(self, hook=None):
+        try:
+            with open(self.path("events.log")) as f:
+                lines = [line.split() for line in f]
+        except FileNotFoundError:
+            return []
+        return [(l[0], float(l[1]), l[2:]) for l in lines if hook is None or l[0] == hook]
+
+    def touch(self, name):
+        open(self.path(name), "w").close()
+
+    def remove(self, name):
+        if os.path.exists(self.path(name)):
+            os.remove(self.path(name))
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self):
+        with open(self.path("freehad.log")) as f:
+            return f.read()
+
+
+class Cluster:
+    def __init__(self, names, expected=None, settings=""):
+        self.dir = tempfile.mkdtemp(prefix="freeha-proc-")
+        self.port = random.randint(20000, 60000)
+        self.names = list(names)
+        self.nodes = {n: Node(self, n, i) for i, n in enumerate(self.names)}
+        self.expected = expected or len(self.names)
+        self.settings = settings
+
+    def __getitem__(self, name):
+        return self.nodes[name]
+
+    def config(self, node):
+        peers = " ".join(n.address for n in self.nodes.values() if n is not node)
+        return (f"[Cluster]\nName=proc{self.port}\nNodeName={node.name}\nExpectedNodes={self.expected}\n"
+                f"[Heartbeat]\nPort={self.port}\nChannel=unicast {node.address} {peers}\n"
+                f"[Services]\nHooksDirectory={node.dir}/hooks\nMonitorInterval=1s\n"
+                f"[Status]\nJSONFile={node.dir}/status.json\n{self.settings}")
+
+    def start(self, name, *args):
+        node = self.nodes[name]
+        with open(node.path("freehad.conf"), "w") as f:
+            f.write(self.config(node))
+        log = open(node.path("freehad.log"), "a")
+        node.proc = subprocess.Popen([FREEHAD, "--config", node.path("freehad.conf"), "--no-bus", *args],
+                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        return node
+
+    def start_all(self):
+        for name in reversed(self.names):  # the first node starts last, on purpose
+            self.start(name)
+
+    def stop_all(self):
+        for node in self.nodes.values():
+            if node.alive():
+                node.proc.kill()
+                node.proc.wait()
+
+    def running(self):
+        return sorted(n.name for n in self.nodes.values() if n.alive() and n.state() == "RUNNING")
+
+    def wait_for(self, predicate, timeout, what):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return time.monotonic()
+            time.sleep(0.02)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}; states: "
+                             + ", ".join(f"{n}={self[n].state()}" for n in self.names))
+
+
+def send_udp(address, port, payload):
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.sendto(payload, (address, port))

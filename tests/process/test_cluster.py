@@ -1,0 +1,209 @@
+"""Process tests: three real freehad daemons on loopback (DESIGN.md section 5, tier 3)."""
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+from harness import FREEHAD, Cluster, send_udp  # noqa: E402
+
+DEAD = 1.0  # default DeadTime
+
+
+class LoopbackCluster(unittest.TestCase):
+    names = ["alpha", "bravo", "charlie"]
+    settings = ""
+
+    def setUp(self):
+        self.c = Cluster(self.names, settings=self.settings)
+        self.addCleanup(self.c.stop_all)
+        self.c.start_all()
+        self.c.wait_for(lambda: self.c.running() == ["alpha"], 10, "alpha RUNNING")
+
+    def starts(self, name):
+        return len(self.c[name].events("starthasrv"))
+
+
+class Election(LoopbackCluster):
+    def test_the_alphabetically_first_node_starts_and_only_it(self):
+        time.sleep(2 * DEAD)
+        self.assertEqual(self.c.running(), ["alpha"])
+        self.assertEqual(self.starts("alpha"), 1)
+        self.assertEqual(self.starts("bravo") + self.starts("charlie"), 0)
+        for n in self.names:
+            s = self.c[n].status()
+            self.assertEqual(s["active_node"], "alpha")
+            self.assertTrue(s["quorate"])
+            self.assertEqual([x["state"] for x in s["nodes"]], ["RUNNING", "STANDBY", "STANDBY"])
+
+    def test_kill9_of_the_active_daemon_fails_over_and_a_restarted_first_node_does_not_take_back(self):
+        killed = time.monotonic()
+        self.c["alpha"].proc.kill()
+        took_over = self.c.wait_for(lambda: self.c.running() == ["bravo"], 5 * DEAD, "bravo RUNNING")
+        self.assertLess(took_over - killed, 3 * DEAD)
+        self.assertEqual(self.c["charlie"].view("alpha")["state"], "TIMEDOUT")
+        self.assertEqual(self.starts("charlie"), 0)
+        self.c["alpha"].remove("services-up")  # the machine's services died with it
+        self.c.start("alpha")
+        self.c.wait_for(lambda: self.c["alpha"].state() == "STANDBY", 5, "alpha STANDBY")
+        time.sleep(3 * DEAD)
+        self.assertEqual(self.c.running(), ["bravo"])
+        self.assertEqual(self.starts("alpha"), 1)  # only the first start, before the kill
+
+
+class Signals(LoopbackCluster):
+    def test_sighup_on_the_first_node_stops_its_services_and_it_is_elected_again(self):
+        self.c["alpha"].signal(signal.SIGHUP)
+        self.c.wait_for(lambda: self.starts("alpha") == 2 and self.c.running() == ["alpha"], 5, "alpha restarted")
+        kinds = [e[0] for e in self.c["alpha"].events() if e[0] not in ("alerthasrv", "monitorhasrv")]
+        self.assertEqual(kinds, ["stophasrv", "starthasrv", "stophasrv", "starthasrv"])  # start-up clean-up first
+        stop = self.c["alpha"].events("stophasrv")[-1][1]
+        start = self.c["alpha"].events("starthasrv")[-1][1]
+        self.assertLess(stop, start)
+        self.assertTrue(self.c["alpha"].alive())
+        self.assertEqual(self.starts("bravo"), 0)
+
+    def test_sigterm_leaves_peers_seeing_stopping_until_the_dead_time_then_the_next_takes_over(self):
+        self.c["alpha"].signal(signal.SIGTERM)
+        self.assertEqual(self.c["alpha"].proc.wait(5), 0)
+        stopped = time.monotonic()
+        self.assertEqual(len(self.c["alpha"].events("stophasrv")), 2)  # start-up clean-up, then the real stop
+        self.assertEqual(self.c["bravo"].view("alpha")["state"], "STOPPING")
+        took_over = self.c.wait_for(lambda: self.c.running() == ["bravo"], 5 * DEAD, "bravo RUNNING")
+        self.assertGreater(took_over - stopped, 0.5 * DEAD)  # the "oops" grace period
+        self.assertEqual(self.c["bravo"].view("alpha")["state"], "TIMEDOUT")
+
+    def test_a_failing_monitor_errors_and_moves_the_services_usr2_clears_usr1_forces(self):
+        self.c["alpha"].touch("monitor-fail")
+        self.c.wait_for(lambda: self.c["alpha"].state() == "ERRORED", 5, "alpha ERRORED")
+        self.c.wait_for(lambda: self.c.running() == ["bravo"], 5 * DEAD, "bravo RUNNING")
+        s = self.c["alpha"].status()
+        self.assertTrue(s["errored"])
+        self.assertIn("monitorhasrv exited with status 1", s["last_error"])
+        self.assertEqual(len(self.c["alpha"].events("stophasrv")), 2)  # start-up clean-up, then the real stop
+        time.sleep(2)
+        self.assertEqual(self.c["alpha"].state(), "ERRORED")  # never restarts by itself
+
+        self.c["alpha"].remove("monitor-fail")
+        self.c["alpha"].signal(signal.SIGUSR2)
+        self.c.wait_for(lambda: self.c["alpha"].state() == "STANDBY", 3, "alpha STANDBY")
+        time.sleep(2 * DEAD)
+        self.assertEqual(self.c.running(), ["bravo"])  # no fail-back
+
+        self.c["alpha"].signal(signal.SIGUSR1)
+        self.c.wait_for(lambda: self.c.running() == ["alpha"], 5, "alpha forced RUNNING, bravo stepped down")
+        self.assertGreater(self.c["alpha"].status()["term"], self.c["bravo"].view("bravo")["term"])
+        self.assertIn("dual-active resolved", self.c["bravo"].log())
+
+
+class HangingMonitor(LoopbackCluster):
+    settings = "[Services]\nMonitorTimeout=2s\n"
+
+    def test_a_hanging_monitor_never_delays_heartbeats_and_ends_as_errored(self):
+        self.c["alpha"].touch("monitor-hang")
+        worst_age = 0
+        deadline = time.monotonic() + 45
+        while time.monotonic() < deadline and self.c["alpha"].state() != "ERRORED":
+            for peer in ("bravo", "charlie"):
+                v = self.c[peer].view("alpha")
+                self.assertNotEqual(v["state"], "TIMEDOUT")
+                worst_age = max(worst_age, v["last_heard_usec_ago"])
+            time.sleep(0.05)
+        self.assertEqual(self.c["alpha"].state(), "ERRORED")
+        self.assertIn("timed out", self.c["alpha"].status()["last_error"])
+        # The status file is refreshed once a second, so ages read from it lag by up to 1s.
+        self.assertLess(worst_age, (DEAD + 1.0) * 1e6)
+        self.c.wait_for(lambda: self.c.running() == ["bravo"], 5 * DEAD, "bravo RUNNING")
+
+
+class Quorum(unittest.TestCase):
+    def test_a_lone_node_of_a_three_node_cluster_never_starts_services(self):
+        c = Cluster(["alpha", "bravo", "charlie"], settings="[Heartbeat]\nInitDead=1s\n")
+        self.addCleanup(c.stop_all)
+        c.start("alpha")
+        c.wait_for(lambda: c["alpha"].state() == "STANDBY", 5, "alpha STANDBY after InitDead")
+        time.sleep(3)
+        s = c["alpha"].status()
+        self.assertEqual(s["state"], "STANDBY")
+        self.assertFalse(s["quorate"])
+        self.assertEqual(c["alpha"].events("starthasrv"), [])
+
+
+class Garbage(LoopbackCluster):
+    def test_garbage_datagrams_are_counted_and_change_nothing(self):
+        before = self.c["bravo"].status()["packets"]
+        rng = random.Random(7)
+        for i in range(500):
+            send_udp(self.c["bravo"].address, self.c.port, bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 200))))
+        send_udp(self.c["bravo"].address, self.c.port, b"FHA1" + bytes(60))  # right magic, wrong version
+        time.sleep(1.5)
+        after = self.c["bravo"].status()["packets"]
+        malformed = sum(after["malformed"].values()) - sum(before["malformed"].values())
+        self.assertEqual(malformed, 501)
+        self.assertGreaterEqual(after["malformed"]["bad_version"] - before["malformed"]["bad_version"], 1)
+        self.assertEqual(self.c.running(), ["alpha"])
+        self.assertEqual(self.starts("bravo") + self.starts("charlie"), 0)
+
+
+class StateFile(LoopbackCluster):
+    def test_dash_l_writes_freehas_text_state_file(self):
+        path = os.path.join(self.c.dir, "freeha.state")
+        self.c["charlie"].signal(signal.SIGTERM)
+        self.c["charlie"].proc.wait(5)
+        self.c.start("charlie", "-l", path)
+        self.c.wait_for(lambda: os.path.exists(path) and "charlie [STANDBY]" in open(path).read(), 5, "state file")
+        lines = open(path).read().splitlines()
+        self.assertEqual([l.split()[0:2] for l in lines],
+                         [["alpha", "[RUNNING]"], ["bravo", "[STANDBY]"], ["charlie", "[STANDBY]"]])
+
+
+class BadInput(unittest.TestCase):
+    def run_freehad(self, *args):
+        return subprocess.run([FREEHAD, *args], capture_output=True, text=True, timeout=10)
+
+    def test_a_malformed_flag_exits_2_naming_it(self):
+        r = self.run_freehad("-n", "lots", "-a", "127.0.0.1")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("-n: [Cluster] ExpectedNodes=lots", r.stderr)
+        r = self.run_freehad("--no-such-flag")
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("unknown option '--no-such-flag'", r.stderr)
+
+    def test_a_malformed_config_key_exits_2_naming_file_and_line(self):
+        c = Cluster(["alpha"])
+        conf = os.path.join(c.dir, "bad.conf")
+        with open(conf, "w") as f:
+            f.write("[Cluster]\nName=x\n[Heartbeat]\nIntervall=1s\n")
+        r = self.run_freehad("--config", conf)
+        self.assertEqual(r.returncode, 2)
+        self.assertEqual(r.stderr.count("\n"), 1)  # one line
+        self.assertIn(f"{conf}:4: [Heartbeat] unknown key 'Intervall'", r.stderr)
+        r = self.run_freehad("--config", conf, "--check-config")
+        self.assertEqual(r.returncode, 1)
+
+    def test_a_missing_hook_is_a_start_up_error(self):
+        c = Cluster(["alpha", "bravo"])
+        os.remove(c["alpha"].path("hooks/monitorhasrv"))
+        conf = c["alpha"].path("freehad.conf")
+        with open(conf, "w") as f:
+            f.write(c.config(c["alpha"]))
+        r = self.run_freehad("--config", conf)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn("hooks/monitorhasrv: No such file or directory", r.stderr)
+
+    def test_check_config_prints_the_effective_config(self):
+        c = Cluster(["alpha", "bravo"])
+        conf = c["alpha"].path("freehad.conf")
+        with open(conf, "w") as f:
+            f.write(c.config(c["alpha"]))
+        r = self.run_freehad("--config", conf, "--check-config", "-T", "3")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("DeadTime=3s\n", r.stdout)
+        self.assertIn("Channel=unicast 127.0.0.1 127.0.0.2\n", r.stdout)
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
