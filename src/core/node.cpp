@@ -57,7 +57,7 @@ void Node::send_heartbeat(Usec now, Effects& out) {
 
 // --- hooks ------------------------------------------------------------------
 
-void Node::run_hook(HookKind kind, Usec, Effects& out) {
+void Node::run_hook(HookKind kind, Effects& out) {
     hook_ = RunningHook{kind};
     out.push_back(effect::RunHook{kind});
 }
@@ -71,7 +71,7 @@ void Node::after_current_hook(AfterHook next, Usec now, Effects& out) {
         }
         return;
     }
-    if (next == AfterHook::StopServices) run_hook(HookKind::Stop, now, out);
+    if (next == AfterHook::StopServices) run_hook(HookKind::Stop, out);
     if (next == AfterHook::StartServices) begin_start("forced start: other nodes not checked", now, out);
 }
 
@@ -80,7 +80,7 @@ void Node::begin_start(std::string reason, Usec now, Effects& out) {
     max_term_seen_ = term_;
     out.push_back(effect::Notice{NoticeKind::Takeover, settings_.node_name, reason});
     set_state(NodeState::Starting, std::move(reason), now, out);
-    run_hook(HookKind::Start, now, out);
+    run_hook(HookKind::Start, out);
 }
 
 void Node::stop_services(std::string reason, Usec now, Effects& out) {
@@ -149,7 +149,7 @@ Effects Node::on_hook_finished(HookKind kind, const HookOutcome& outcome, Usec n
                 set_state(NodeState::Running, "monitorhasrv at start-up: services already running here", now, out);
                 next_monitor_ = now + settings_.monitor_interval;
             } else {
-                run_hook(HookKind::Stop, now, out);  // clean-up
+                run_hook(HookKind::Stop, out);  // clean-up
             }
         } else if (state_ == NodeState::Running) {
             if (outcome.success) {
@@ -194,7 +194,7 @@ Effects Node::start(Usec now, bool force_start) {
         begin_start("forced start at launch (-m): other nodes not checked", now, out);
         return out;
     } else {
-        run_hook(HookKind::Monitor, now, out);  // is anything already running here?
+        run_hook(HookKind::Monitor, out);  // is anything already running here?
     }
     evaluate(now, out);
     return out;
@@ -364,7 +364,7 @@ Effects Node::on_timer(Usec now) {
     }
     if (next_monitor_ && now >= *next_monitor_ && !hook_ && state_ == NodeState::Running) {
         next_monitor_.reset();
-        run_hook(HookKind::Monitor, now, out);
+        run_hook(HookKind::Monitor, out);
     }
     evaluate(now, out);
     return out;

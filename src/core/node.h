@@ -86,7 +86,7 @@ private:
 
     void set_state(NodeState to, std::string reason, Usec now, Effects& out);
     void send_heartbeat(Usec now, Effects& out);
-    void run_hook(HookKind kind, Usec now, Effects& out);
+    void run_hook(HookKind kind, Effects& out);
     // Runs `next` now, or cancels the running hook and runs it when it ends.
     void after_current_hook(AfterHook next, Usec now, Effects& out);
     void begin_start(std::string reason, Usec now, Effects& out);

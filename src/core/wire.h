@@ -25,7 +25,6 @@ inline constexpr std::uint8_t kVersion = 1;
 inline constexpr std::uint8_t kTypeHeartbeat = 1;
 inline constexpr std::size_t kHeaderSize = 43;
 inline constexpr std::size_t kAuthTagSize = 32;
-inline constexpr std::size_t kMaxDatagramSize = kHeaderSize + 64 + kAuthTagSize;
 
 // Flag bits. Unknown bits are rejected so that a later version can give them meaning.
 inline constexpr std::uint16_t kFlagStandby = 1u << 0;        // admin standby: never takes services

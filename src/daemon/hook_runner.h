@@ -42,7 +42,6 @@ public:
     void run(HookKind kind, Usec timeout, const std::vector<std::string>& environment);
     // Ends the running service hook early: SIGTERM to its group, SIGKILL later.
     void cancel(HookKind kind);
-    bool busy() const { return service_ != nullptr; }
 
     // Queues alerthasrv STATENUM STATENAME (run one at a time, in order), if installed.
     void alert(NodeState state, Usec timeout, const std::vector<std::string>& environment);

@@ -108,13 +108,14 @@ class Cluster:
                 f"[Services]\nHooksDirectory={node.dir}/hooks\nMonitorInterval=1s\n"
                 f"[Status]\nJSONFile={node.dir}/status.json\n{self.settings}")
 
-    def start(self, name, *args):
+    def start(self, name, *args, env=None):
         node = self.nodes[name]
         with open(node.path("freehad.conf"), "w") as f:
             f.write(self.config(node))
         log = open(node.path("freehad.log"), "a")
         node.proc = subprocess.Popen([FREEHAD, "--config", node.path("freehad.conf"), "--no-bus", *args],
-                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     env=None if env is None else {**os.environ, **env})
         return node
 
     def start_all(self):

@@ -160,6 +160,53 @@ class StateFile(LoopbackCluster):
                          [["alpha", "[RUNNING]"], ["bravo", "[STANDBY]"], ["charlie", "[STANDBY]"]])
 
 
+class Notify(LoopbackCluster):
+    """The sd_notify protocol as systemd sees it, through a fake NOTIFY_SOCKET."""
+
+    def test_ready_status_reload_stopping_and_watchdog(self):
+        import socket
+        path = os.path.join(self.c.dir, "notify.sock")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(path)
+        sock.settimeout(0.1)
+        self.addCleanup(sock.close)
+        messages = []
+
+        def drain(seconds):
+            end = time.monotonic() + seconds
+            while time.monotonic() < end:
+                try:
+                    messages.extend(sock.recv(4096).decode().split("\n"))
+                except socket.timeout:
+                    pass
+
+        self.c["alpha"].signal(signal.SIGTERM)
+        self.c["alpha"].proc.wait(5)
+        self.c.wait_for(lambda: self.c.running() == ["bravo"], 5, "bravo RUNNING")
+        self.c.start("alpha", env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"})
+        drain(1)
+        self.assertIn("READY=1", messages)  # signals are handled from here on
+        self.c["alpha"].signal(signal.SIGUSR1)  # force the services here, so that stops have work to do
+        drain(2)
+        self.assertTrue(any(m.startswith("STATUS=RUNNING; active: alpha") for m in messages), messages)
+        self.assertGreaterEqual(messages.count("WATCHDOG=1"), 5)  # every 200ms for 400ms WatchdogSec
+
+        del messages[:]
+        self.c["alpha"].signal(signal.SIGHUP)
+        drain(1.5)
+        reload_at = messages.index("RELOADING=1")
+        self.assertTrue(messages[reload_at + 1].startswith("MONOTONIC_USEC="))
+        self.assertIn("READY=1", messages[reload_at:])
+
+        self.c.wait_for(lambda: self.c.running() == ["alpha"], 5, "alpha elected again")
+        del messages[:]
+        self.c["alpha"].signal(signal.SIGTERM)
+        self.assertEqual(self.c["alpha"].proc.wait(5), 0)
+        drain(0.3)
+        self.assertIn("STOPPING=1", messages)
+        self.assertTrue(any(m.startswith("EXTEND_TIMEOUT_USEC=") for m in messages), messages)
+
+
 class BadInput(unittest.TestCase):
     def run_freehad(self, *args):
         return subprocess.run([FREEHAD, *args], capture_output=True, text=True, timeout=10)
