@@ -56,7 +56,6 @@ public:
     unsigned reachable_count() const;
 
     const std::map<std::string, Peer>& peers() const { return peers_; }
-    std::size_t channel_count() const { return channel_count_; }
 
 private:
     std::size_t channel_count_;

@@ -7,7 +7,6 @@ unicast channels on 127.0.0.x, so no privileges are needed.
 import json
 import os
 import random
-import signal
 import subprocess
 import tempfile
 import time

@@ -347,7 +347,6 @@ const Conversation kConversations[] = {
      [] {
          Harness h("c");
          h.boot_to_standby({{"a", S::Standby}, {"b", S::Standby}});
-         h.finish(HookKind::Start, false);  // (never ran: c is not first)
          h.peer("a", S::Running, 5);
          h.command(Command::ForceStart);
          EXPECT_EQ(h.state(), S::Starting);
