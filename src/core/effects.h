@@ -17,12 +17,14 @@ namespace freeha {
 enum class HookKind { Start, Stop, Monitor };
 std::string_view hook_name(HookKind k);  // "starthasrv", "stophasrv", "monitorhasrv"
 
-// Operator requests: FreeHA's signals.
+// Operator requests: FreeHA's signals, and the D-Bus methods of the same names.
 enum class Command {
-    Stop,        // SIGHUP: stop services here, stay up
+    Stop,        // SIGHUP, Stop(): stop services here, stay up
     Shutdown,    // SIGTERM/SIGINT: stop services, announce STOPPING, exit
-    ForceStart,  // SIGUSR1: start here without checking peers; clears the error latch
-    ClearError,  // SIGUSR2: clear the error latch (ERRORED -> STANDBY)
+    ForceStart,  // SIGUSR1, ForceStart(): start here without checking peers; clears the error latch
+    ClearError,  // SIGUSR2, ClearError(): clear the error latch (ERRORED -> STANDBY)
+    Standby,     // SetStandby(true): stop services here and never take them
+    Unstandby,   // SetStandby(false): may take services again
 };
 
 // Events worth an operator's attention; each has a journal MESSAGE_ID.

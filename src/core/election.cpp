@@ -12,10 +12,17 @@ unsigned startup_votes_needed(unsigned expected_nodes) {
 
 std::optional<std::string> elected_node(const std::vector<Candidate>& reachable_nodes) {
     const Candidate* first = nullptr;
+    std::optional<std::string> preferred;
     for (const auto& c : reachable_nodes) {
         if (c.state == NodeState::Initial || holds_services(c.state)) return std::nullopt;
-        bool eligible = c.state == NodeState::Standby && c.role == Role::Member && !c.standby && !c.error_latched;
-        if (eligible && (first == nullptr || node_name_before(c.name, first->name))) first = &c;
+        if (!c.handover_to.empty()) preferred = c.handover_to;
+    }
+    for (const auto& c : reachable_nodes) {
+        bool eligible = c.state == NodeState::Standby && c.role == Role::Member && !c.standby && !c.error_latched &&
+                        c.handover_to.empty();
+        if (!eligible) continue;
+        if (preferred && c.name == *preferred) return c.name;
+        if (first == nullptr || node_name_before(c.name, first->name)) first = &c;
     }
     if (first == nullptr) return std::nullopt;
     return first->name;

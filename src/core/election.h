@@ -24,11 +24,14 @@ struct Candidate {
     Role role = Role::Member;
     bool standby = false;        // admin standby: never takes services
     bool error_latched = false;  // cannot take services until cleared
+    std::string handover_to{};   // non-empty: handing the services over to that node
 };
 
 // FreeHA's rule: nobody is elected while any reachable node is INITIAL,
 // STARTING, RUNNING or STOPPING; otherwise the case-insensitively first
 // member in STANDBY that may take services. Returns that node's name.
+// A switchover bends the rule: a node handing over is not eligible itself,
+// and the node it names wins if it is eligible.
 std::optional<std::string> elected_node(const std::vector<Candidate>& reachable_nodes);
 
 }  // namespace freeha

@@ -27,6 +27,7 @@ Observation Membership::observe(const wire::Heartbeat& hb, std::size_t channel, 
     p.incarnation = hb.incarnation;
     p.last_sequence = hb.sequence;
     p.flags = hb.flags;
+    p.handover_to = hb.handover_to;
     p.last_heard = std::max(p.last_heard, now);
     if (channel < p.channel_last_heard.size()) p.channel_last_heard[channel] = now;
     p.timed_out = false;

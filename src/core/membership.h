@@ -21,6 +21,7 @@ struct Peer {
     std::uint64_t incarnation = 0;
     std::uint64_t last_sequence = 0;
     std::uint16_t flags = 0;
+    std::string handover_to;  // the node it hands the services to, if any
     Usec last_heard = 0;
     std::vector<std::optional<Usec>> channel_last_heard;  // index = channel
     bool timed_out = false;

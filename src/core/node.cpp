@@ -39,7 +39,12 @@ void Node::set_state(NodeState to, std::string reason, Usec now, Effects& out) {
     send_heartbeat(now, out);
 }
 
-std::uint16_t Node::own_flags() const { return error_latched_ ? wire::kFlagErrorLatched : 0; }
+std::uint16_t Node::own_flags() const {
+    std::uint16_t flags = 0;
+    if (error_latched_) flags |= wire::kFlagErrorLatched;
+    if (standby_) flags |= wire::kFlagStandby;
+    return flags;
+}
 
 void Node::send_heartbeat(Usec now, Effects& out) {
     wire::Heartbeat hb;
@@ -51,6 +56,7 @@ void Node::send_heartbeat(Usec now, Effects& out) {
     hb.role = settings_.role;
     hb.flags = own_flags();
     hb.node = settings_.node_name;
+    hb.handover_to = handover_to_;
     out.push_back(effect::SendHeartbeat{std::move(hb)});
     next_heartbeat_ = now + settings_.interval;
 }
@@ -103,6 +109,7 @@ void Node::services_stopped(Usec now, Effects& out) {
         out.push_back(effect::Exit{0});
         return;
     }
+    if (!handover_to_.empty()) handover_until_ = now + 2 * settings_.dead_time;
     if (start_after_stop_) {
         start_after_stop_ = false;
         begin_start("forced start after the stop: other nodes not checked", now, out);
@@ -231,13 +238,14 @@ void Node::update_quorum(Usec now, Effects& out) {
 }
 
 void Node::maybe_elect(Usec now, Effects& out) {
-    if (state_ != NodeState::Standby || settings_.role != Role::Member || error_latched_ || !quorate_ ||
-        shutting_down_)
+    if (state_ != NodeState::Standby || settings_.role != Role::Member || error_latched_ || standby_ || !quorate_ ||
+        shutting_down_ || !handover_to_.empty())
         return;
     std::vector<Candidate> view;
-    view.push_back(Candidate{settings_.node_name, state_, settings_.role, false, error_latched_});
+    view.push_back(Candidate{settings_.node_name, state_, settings_.role, standby_, error_latched_, handover_to_});
     for (const auto& [name, p] : membership_.peers())
-        if (p.reachable()) view.push_back(Candidate{name, p.state(), p.role, p.standby_flag(), p.error_latched()});
+        if (p.reachable())
+            view.push_back(Candidate{name, p.state(), p.role, p.standby_flag(), p.error_latched(), p.handover_to});
     auto elected = elected_node(view);
     if (elected && *elected == settings_.node_name)
         begin_start("elected: first eligible node, no node holds the services", now, out);
@@ -257,8 +265,32 @@ void Node::check_rival(const Peer& peer, Usec now, Effects& out) {
     stop_services(std::move(text), now, out);
 }
 
+// A switchover is over once another node holds the services, or when nobody
+// has taken them within two dead times of our stop (then we are eligible again).
+void Node::end_handover_when_done(Usec now) {
+    if (handover_to_.empty()) return;
+    bool taken = false;
+    for (const auto& [name, p] : membership_.peers())
+        if (p.reachable() && holds_services(p.announced)) taken = true;
+    if (taken || (handover_until_ && now >= *handover_until_)) {
+        handover_to_.clear();
+        handover_until_.reset();
+    }
+}
+
+std::optional<std::string> Node::next_eligible_peer() const {
+    // Only peers that could be elected once we are down count; INITIAL or
+    // STOPPING peers would block the whole election here.
+    std::vector<Candidate> view;
+    for (const auto& [name, p] : membership_.peers())
+        if (p.reachable() && p.announced == NodeState::Standby)
+            view.push_back(Candidate{name, p.announced, p.role, p.standby_flag(), p.error_latched(), p.handover_to});
+    return elected_node(view);
+}
+
 void Node::evaluate(Usec now, Effects& out) {
     if (!started_) return;
+    end_handover_when_done(now);
     update_quorum(now, out);
     maybe_finish_startup(now, out);
     maybe_elect(now, out);
@@ -319,7 +351,7 @@ Effects Node::on_command(Command command, Usec now) {
     switch (command) {
     case Command::Stop:
         if (state_ == NodeState::Running || state_ == NodeState::Starting)
-            stop_services("stop requested (SIGHUP)", now, out);
+            stop_services("stop requested", now, out);
         break;
     case Command::Shutdown:
         shutting_down_ = true;
@@ -344,9 +376,83 @@ Effects Node::on_command(Command command, Usec now) {
         if (!error_latched_) break;
         error_latched_ = false;
         last_error_.clear();
-        if (state_ == NodeState::Errored) set_state(NodeState::Standby, "error cleared (SIGUSR2)", now, out);
+        if (state_ == NodeState::Errored) set_state(NodeState::Standby, "error cleared", now, out);
+        break;
+    case Command::Standby:
+        if (standby_) break;
+        standby_ = true;
+        if (state_ == NodeState::Running || state_ == NodeState::Starting)
+            stop_services("standby requested", now, out);
+        else
+            send_heartbeat(now, out);  // peers learn of it at once
+        break;
+    case Command::Unstandby:
+        if (!standby_) break;
+        standby_ = false;
+        send_heartbeat(now, out);
         break;
     }
+    evaluate(now, out);
+    return out;
+}
+
+Effects Node::switchover(const std::string& target, Usec now, std::string* error) {
+    Effects out;
+    if (state_ != NodeState::Running) {
+        std::string active = active_node();
+        *error = "this node does not run the services (active node: " + (active.empty() ? "none" : active) +
+                 "); run the switchover there";
+        return out;
+    }
+    std::string to = target;
+    if (to.empty()) {
+        auto next = next_eligible_peer();
+        if (!next) {
+            *error = "no other node can take the services now";
+            return out;
+        }
+        to = *next;
+    } else if (to == settings_.node_name) {
+        *error = "node " + to + " already runs the services";
+        return out;
+    } else {
+        auto it = membership_.peers().find(to);
+        if (it == membership_.peers().end() || !it->second.reachable()) {
+            *error = "node " + to + " is not a reachable node of this cluster";
+            return out;
+        }
+        const Peer& p = it->second;
+        if (p.role != Role::Member || p.announced != NodeState::Standby || p.standby_flag() || p.error_latched()) {
+            *error = "node " + to + " cannot take the services (" + std::string(to_string(p.state())) +
+                     (p.role != Role::Member ? ", arbitrator" : "") + (p.standby_flag() ? ", in standby" : "") +
+                     (p.error_latched() ? ", errored" : "") + ")";
+            return out;
+        }
+    }
+    handover_to_ = to;
+    handover_until_.reset();
+    stop_services("switchover to " + to + " requested", now, out);
+    return out;
+}
+
+Effects Node::on_services_failed(const std::string& description, Usec now) {
+    Effects out;
+    if (state_ != NodeState::Running || shutting_down_) return out;
+    out.push_back(effect::Notice{NoticeKind::HookFailed, settings_.node_name, description});
+    fail_services(description, now, out);
+    evaluate(now, out);
+    return out;
+}
+
+Effects Node::reconfigure(const NodeSettings& settings, Usec now) {
+    Effects out;
+    settings_.expected_nodes = settings.expected_nodes;
+    settings_.no_quorum_policy = settings.no_quorum_policy;
+    settings_.interval = settings.interval;
+    settings_.dead_time = settings.dead_time;
+    settings_.init_dead = settings.init_dead;
+    settings_.monitor_interval = settings.monitor_interval;
+    next_heartbeat_ = std::min(next_heartbeat_, now + settings_.interval);
     evaluate(now, out);
     return out;
 }
@@ -376,6 +482,7 @@ Usec Node::next_wakeup(Usec now) const {
     if (next_monitor_ && !hook_) next = std::min(next, *next_monitor_);
     if (state_ == NodeState::Initial && startup_probe_done_ && !hook_)
         next = std::min(next, now < listen_until_ ? listen_until_ : init_deadline_);
+    if (handover_until_) next = std::min(next, std::max(*handover_until_, now));
     return next;
 }
 
@@ -407,6 +514,7 @@ Status Node::status(Usec now) const {
     s.expected_nodes = settings_.expected_nodes;
     s.active_node = active_node();
     s.errored = error_latched_;
+    s.standby = standby_;
     s.last_error = last_error_;
     s.counters = counters_;
     NodeStatus self;
@@ -416,6 +524,7 @@ Status Node::status(Usec now) const {
     self.reachable = true;
     self.term = term_;
     self.errored = error_latched_;
+    self.standby = standby_;
     self.self = true;
     self.channel_heard_usec_ago.resize(settings_.channel_count, Usec{0});
     s.nodes.push_back(std::move(self));

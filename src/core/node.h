@@ -57,6 +57,16 @@ public:
     Effects on_heartbeat(const wire::Heartbeat& hb, std::size_t channel, Usec now);
     Effects on_hook_finished(HookKind kind, const HookOutcome& outcome, Usec now);
     Effects on_command(Command command, Usec now);
+    // Hands the services from this (active) node to `target`, or to the node
+    // the election would pick next when `target` is empty. On a request that
+    // cannot be carried out, sets *error to why and changes nothing.
+    Effects switchover(const std::string& target, Usec now, std::string* error);
+    // The services failed while running, seen by something other than
+    // monitorhasrv (a unit of the services target failed): as a failing monitor.
+    Effects on_services_failed(const std::string& description, Usec now);
+    // Takes new timings, expected node count and quorum policy at run time;
+    // the cluster, node name, role and channel count must not change.
+    Effects reconfigure(const NodeSettings& settings, Usec now);
     Effects on_timer(Usec now);
 
     // The earliest time after `now` at which on_timer() has something to do.
@@ -67,6 +77,8 @@ public:
     bool error_latched() const { return error_latched_; }
     bool quorate() const { return quorate_; }
     bool shutting_down() const { return shutting_down_; }
+    bool standby() const { return standby_; }
+    const std::string& handover_to() const { return handover_to_; }
     const std::string& last_error() const { return last_error_; }
     const NodeSettings& settings() const { return settings_; }
     const Membership& membership() const { return membership_; }
@@ -99,6 +111,9 @@ private:
     void maybe_elect(Usec now, Effects& out);
     void check_rival(const Peer& peer, Usec now, Effects& out);
     void evaluate(Usec now, Effects& out);
+    void end_handover_when_done(Usec now);
+    // The node the election would pick if this node stepped aside (for a switchover).
+    std::optional<std::string> next_eligible_peer() const;
     bool claim_beats_mine(std::uint64_t term, const std::string& name) const;
     unsigned live_votes() const { return membership_.reachable_count() + 1; }
     std::uint16_t own_flags() const;
@@ -117,7 +132,10 @@ private:
     bool shutting_down_ = false;
     bool startup_probe_done_ = false;
     bool quorate_ = false;
+    bool standby_ = false;
     std::string last_error_;
+    std::string handover_to_;          // switchover target, announced until it takes over
+    std::optional<Usec> handover_until_;  // set once our stop ends: give up waiting then
     std::optional<std::uint64_t> duplicate_incarnation_seen_;
 
     std::optional<RunningHook> hook_;

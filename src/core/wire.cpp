@@ -45,18 +45,20 @@ DecodeResult rejected(Reject r) { return DecodeResult{std::nullopt, r}; }
 std::string_view to_string(Reject r) {
     static constexpr std::array<std::string_view, kRejectCount> kNames{
         "too_short",   "bad_magic", "bad_version",     "bad_type",           "unknown_flags",
-        "bad_state",   "bad_role",  "bad_name_length", "bad_name_character", "bad_length",
+        "bad_state",   "bad_role",  "bad_name_length", "bad_name_character", "bad_length", "bad_handover",
     };
     return kNames.at(static_cast<std::size_t>(r));
 }
 
 std::vector<std::uint8_t> encode(const Heartbeat& hb) {
-    std::vector<std::uint8_t> out(kHeaderSize + hb.node.size());
+    bool handover = !hb.handover_to.empty();
+    std::vector<std::uint8_t> out(kHeaderSize + hb.node.size() + (handover ? 1 + hb.handover_to.size() : 0));
     Writer w{out};
     w.bytes(kMagic.data(), kMagic.size());
     w.u8(kVersion);
     w.u8(kTypeHeartbeat);
-    w.u16(static_cast<std::uint16_t>(hb.flags & ~kFlagAuthenticated));
+    auto flags = static_cast<std::uint16_t>(hb.flags & ~(kFlagAuthenticated | kFlagHandover));
+    w.u16(handover ? static_cast<std::uint16_t>(flags | kFlagHandover) : flags);
     w.u64(hb.cluster_id);
     w.u64(hb.incarnation);
     w.u64(hb.sequence);
@@ -65,6 +67,10 @@ std::vector<std::uint8_t> encode(const Heartbeat& hb) {
     w.u8(static_cast<std::uint8_t>(hb.role));
     w.u8(static_cast<std::uint8_t>(hb.node.size()));
     w.bytes(hb.node.data(), hb.node.size());
+    if (handover) {
+        w.u8(static_cast<std::uint8_t>(hb.handover_to.size()));
+        w.bytes(hb.handover_to.data(), hb.handover_to.size());
+    }
     return out;
 }
 
@@ -81,12 +87,23 @@ DecodeResult decode(std::span<const std::uint8_t> in) {
     std::size_t name_length = in[42];
     if (name_length == 0 || name_length > kMaxNodeNameLength) return rejected(Reject::BadNameLength);
     std::size_t tag_size = (flags & kFlagAuthenticated) ? kAuthTagSize : 0;
-    if (in.size() != kHeaderSize + name_length + tag_size) return rejected(Reject::BadLength);
+    std::size_t body_size = kHeaderSize + name_length;
+    std::string handover_to;
+    if (flags & kFlagHandover) {
+        if (in.size() <= body_size) return rejected(Reject::BadHandover);
+        std::size_t handover_length = in[body_size];
+        if (handover_length == 0 || handover_length > kMaxNodeNameLength || in.size() < body_size + 1 + handover_length)
+            return rejected(Reject::BadHandover);
+        handover_to.assign(reinterpret_cast<const char*>(in.data() + body_size + 1), handover_length);
+        if (!is_valid_node_name(handover_to)) return rejected(Reject::BadHandover);
+        body_size += 1 + handover_length;
+    }
+    if (in.size() != body_size + tag_size) return rejected(Reject::BadLength);
     std::string name(reinterpret_cast<const char*>(in.data() + kHeaderSize), name_length);
     if (!is_valid_node_name(name)) return rejected(Reject::BadNameCharacter);
 
     Decoded d;
-    d.heartbeat.flags = flags;
+    d.heartbeat.flags = static_cast<std::uint16_t>(flags & ~kFlagHandover);  // carried by handover_to
     d.heartbeat.cluster_id = get_u64(in, 8);
     d.heartbeat.incarnation = get_u64(in, 16);
     d.heartbeat.sequence = get_u64(in, 24);
@@ -94,9 +111,10 @@ DecodeResult decode(std::span<const std::uint8_t> in) {
     d.heartbeat.state = static_cast<NodeState>(in[40]);
     d.heartbeat.role = static_cast<Role>(in[41]);
     d.heartbeat.node = std::move(name);
+    d.heartbeat.handover_to = std::move(handover_to);
     if (tag_size != 0) {
-        d.signed_bytes = in.first(kHeaderSize + name_length);
-        d.auth_tag = in.subspan(kHeaderSize + name_length);
+        d.signed_bytes = in.first(body_size);
+        d.auth_tag = in.subspan(body_size);
     }
     return DecodeResult{std::move(d), Reject::TooShort};
 }

@@ -6,6 +6,8 @@
 //  16  u64   incarnation        24  u64 sequence          32  u64 term
 //  40  u8    state              41  u8  role              42  u8  name length (1..64)
 //  43  name bytes [A-Za-z0-9_-]
+//  then, only when flags has kFlagHandover: u8 length (1..64) and the name of
+//  the node this one hands the services to (a switchover in progress);
 //  then, only when flags has kFlagAuthenticated: a 32-byte HMAC-SHA256 tag over
 //  every byte before it.
 #pragma once
@@ -30,7 +32,8 @@ inline constexpr std::size_t kAuthTagSize = 32;
 inline constexpr std::uint16_t kFlagStandby = 1u << 0;        // admin standby: never takes services
 inline constexpr std::uint16_t kFlagErrorLatched = 1u << 1;   // error latch set (ERRORED or stopping into it)
 inline constexpr std::uint16_t kFlagAuthenticated = 1u << 2;  // an HMAC tag follows the body
-inline constexpr std::uint16_t kKnownFlags = kFlagStandby | kFlagErrorLatched | kFlagAuthenticated;
+inline constexpr std::uint16_t kFlagHandover = 1u << 3;       // a handover target name follows the name
+inline constexpr std::uint16_t kKnownFlags = kFlagStandby | kFlagErrorLatched | kFlagAuthenticated | kFlagHandover;
 
 struct Heartbeat {
     std::uint64_t cluster_id = 0;
@@ -41,6 +44,7 @@ struct Heartbeat {
     Role role = Role::Member;
     std::uint16_t flags = 0;
     std::string node;
+    std::string handover_to;  // non-empty: kFlagHandover is set on the wire
 
     bool operator==(const Heartbeat&) const = default;
 };
@@ -57,8 +61,9 @@ enum class Reject : std::uint8_t {
     BadNameLength,
     BadNameCharacter,
     BadLength,
+    BadHandover,
 };
-inline constexpr int kRejectCount = 10;
+inline constexpr int kRejectCount = 11;
 std::string_view to_string(Reject r);
 
 struct Decoded {
@@ -74,7 +79,8 @@ struct DecodeResult {
     Reject reject = Reject::TooShort;  // meaningful only when !decoded
 };
 
-// Encodes the body. kFlagAuthenticated in hb.flags is cleared: an authenticator
+// Encodes the body. kFlagHandover follows hb.handover_to, whatever hb.flags
+// says. kFlagAuthenticated in hb.flags is cleared: an authenticator
 // sets it and appends the tag (see issue 4's seam in the daemon).
 std::vector<std::uint8_t> encode(const Heartbeat& hb);
 

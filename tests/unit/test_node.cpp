@@ -50,6 +50,11 @@ public:
         peers_[name] = hb;
         hear(name);
     }
+    void handing_over(const std::string& name, S state, const std::string& to) {
+        peers_.at(name).state = state;
+        peers_.at(name).handover_to = to;
+        hear(name);
+    }
     void silence(const std::string& name) { peers_.erase(name); }
     void hear(const std::string& name) {
         auto& hb = peers_.at(name);
@@ -80,6 +85,13 @@ public:
         take(node_->on_hook_finished(kind, HookOutcome{success, success ? "exited with status 0" : why}, now_));
     }
     void command(Command c) { take(node_->on_command(c, now_)); }
+    std::string switchover(const std::string& to) {
+        std::string error;
+        take(node_->switchover(to, now_, &error));
+        return error;
+    }
+    void services_failed(const std::string& why) { take(node_->on_services_failed(why, now_)); }
+    void reconfigure(const NodeSettings& s) { take(node_->reconfigure(s, now_)); }
 
     // Effects since the last call to these helpers.
     std::vector<HookKind> hooks_run() {
@@ -560,6 +572,118 @@ const Conversation kConversations[] = {
          EXPECT_EQ(h.state(), S::Standby);
          EXPECT_TRUE(h.hooks_run().empty());
          EXPECT_EQ(h.last_heartbeat()->role, Role::Arbitrator);
+     }},
+    {"standby on the active node: stop, announce the flag, never elected; unstandby makes it eligible again",
+     [] {
+         Harness h("a");
+         h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+         h.finish(HookKind::Start, true);
+         h.command(Command::Standby);
+         EXPECT_EQ(h.state(), S::Stopping);
+         h.finish(HookKind::Stop, true);
+         EXPECT_EQ(h.state(), S::Standby);
+         EXPECT_TRUE(h.node().standby());
+         EXPECT_TRUE(h.last_heartbeat()->flags & wire::kFlagStandby);
+         h.advance(5 * sec);
+         EXPECT_EQ(h.state(), S::Standby);
+         h.clear();
+         h.command(Command::Unstandby);
+         EXPECT_FALSE(h.node().standby());
+         EXPECT_EQ(h.state(), S::Starting);  // the scripted peers still wait in STANDBY
+     }},
+    {"standby on a STANDBY node only announces the flag",
+     [] {
+         Harness h("b");
+         h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
+         h.clear();
+         h.command(Command::Standby);
+         EXPECT_EQ(h.state(), S::Standby);
+         EXPECT_TRUE(h.hooks_run().empty());
+         EXPECT_TRUE(h.last_heartbeat()->flags & wire::kFlagStandby);
+     }},
+    {"switchover to a named node: stop, announce it until it runs the services",
+     [] {
+         Harness h("a");
+         h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+         h.finish(HookKind::Start, true);
+         EXPECT_EQ(h.switchover("c"), "");
+         EXPECT_EQ(h.state(), S::Stopping);
+         EXPECT_EQ(h.last_heartbeat()->handover_to, "c");
+         h.finish(HookKind::Stop, true);
+         EXPECT_EQ(h.state(), S::Standby);  // not elected: it is the one handing over
+         h.advance(500 * ms);
+         EXPECT_EQ(h.state(), S::Standby);
+         h.peer("c", S::Running, 2);
+         h.clear();
+         h.advance(300 * ms);
+         EXPECT_EQ(h.node().handover_to(), "");
+         EXPECT_EQ(h.last_heartbeat()->handover_to, "");
+     }},
+    {"switchover that nobody takes: after two dead times the node is eligible again",
+     [] {
+         Harness h("a");
+         h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+         h.finish(HookKind::Start, true);
+         EXPECT_EQ(h.switchover(""), "");
+         EXPECT_EQ(h.node().handover_to(), "b");  // the next node the rule would pick
+         h.finish(HookKind::Stop, true);
+         h.advance(1 * sec);
+         EXPECT_EQ(h.state(), S::Standby);
+         h.advance(1500 * ms);
+         EXPECT_EQ(h.state(), S::Starting);
+     }},
+    {"switchover seen by peers: the named node is elected, an earlier name defers",
+     [] {
+         Harness c("c");
+         c.boot_to_standby({{"a", S::Running}, {"b", S::Standby}});
+         c.handing_over("a", S::Stopping, "c");
+         EXPECT_EQ(c.state(), S::Standby);
+         c.handing_over("a", S::Standby, "c");
+         EXPECT_EQ(c.state(), S::Starting);
+         Harness b("b");
+         b.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
+         b.handing_over("a", S::Standby, "c");
+         EXPECT_EQ(b.state(), S::Standby);
+     }},
+    {"switchover refusals name the reason and change nothing",
+     [] {
+         Harness h("a");
+         h.boot_to_standby({{"b", S::Errored}, {"c", S::Standby}});
+         EXPECT_NE(h.switchover("c").find("does not run the services"), std::string::npos);
+         h.finish(HookKind::Start, true);
+         EXPECT_NE(h.switchover("zed").find("not a reachable node"), std::string::npos);
+         EXPECT_NE(h.switchover("b").find("ERRORED"), std::string::npos);
+         EXPECT_NE(h.switchover("a").find("already runs"), std::string::npos);
+         h.peer("c", S::Standby, 0, Role::Member, wire::kFlagStandby);
+         EXPECT_NE(h.switchover("").find("no other node"), std::string::npos);
+         EXPECT_EQ(h.state(), S::Running);
+     }},
+    {"a unit of the services failing while RUNNING acts as a failing monitor",
+     [] {
+         Harness h("a");
+         h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+         h.services_failed("unit x.service failed");
+         EXPECT_EQ(h.state(), S::Starting);  // not running yet: the start job decides
+         h.finish(HookKind::Start, true);
+         h.clear();
+         h.services_failed("unit x.service failed");
+         EXPECT_TRUE(h.noticed(NoticeKind::HookFailed));
+         EXPECT_EQ(h.state(), S::Stopping);
+         EXPECT_TRUE(h.node().error_latched());
+         h.finish(HookKind::Stop, true);
+         EXPECT_EQ(h.state(), S::Errored);
+         EXPECT_EQ(h.node().last_error(), "unit x.service failed");
+     }},
+    {"reconfigure: a larger expected node count can cost quorum, and the services stop",
+     [] {
+         Harness h("a");
+         h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+         h.finish(HookKind::Start, true);
+         NodeSettings s = h.settings();
+         s.expected_nodes = 7;
+         h.reconfigure(s);
+         EXPECT_FALSE(h.node().quorate());
+         EXPECT_EQ(h.state(), S::Stopping);
      }},
 };
 

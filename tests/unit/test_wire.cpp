@@ -61,6 +61,50 @@ TEST(Wire, EncodesBigEndianAtFixedOffsets) {
     EXPECT_EQ(bytes[42], 9);  // name length
 }
 
+TEST(Wire, RoundTripsAHandoverTarget) {
+    Heartbeat hb = sample();
+    hb.handover_to = "charlie";
+    auto bytes = encode(hb);
+    EXPECT_EQ(bytes.size(), kHeaderSize + 9 + 1 + 7);
+    EXPECT_EQ(bytes[7] & kFlagHandover, kFlagHandover);
+    auto result = decode(bytes);
+    ASSERT_TRUE(result.decoded) << to_string(result.reject);
+    EXPECT_EQ(result.decoded->heartbeat, hb);
+    // The flag follows handover_to, whatever the caller put in flags.
+    hb.handover_to.clear();
+    hb.flags |= kFlagHandover;
+    EXPECT_EQ(encode(hb)[7] & kFlagHandover, 0);
+}
+
+Heartbeat with_handover() {
+    Heartbeat hb = sample();
+    hb.handover_to = "bravo";
+    return hb;
+}
+
+TEST(Wire, RejectsEveryMalformedHandover) {
+    auto body = encode(sample());
+    auto flagged = body;
+    flagged[7] |= kFlagHandover;
+    EXPECT_EQ(decode(flagged).reject, Reject::BadHandover) << "flag without a name";
+    auto bytes = encode(with_handover());
+    std::size_t at = body.size();  // the handover length byte
+    auto zero = bytes;
+    zero[at] = 0;
+    EXPECT_EQ(decode(zero).reject, Reject::BadHandover) << "empty name";
+    auto longer = bytes;
+    longer[at] = 65;
+    EXPECT_EQ(decode(longer).reject, Reject::BadHandover) << "name over 64";
+    auto dot = bytes;
+    dot[at + 1] = '.';
+    EXPECT_EQ(decode(dot).reject, Reject::BadHandover) << "bad character";
+    auto cut = bytes;
+    cut.pop_back();
+    EXPECT_EQ(decode(cut).reject, Reject::BadHandover) << "cut short";
+    for (std::size_t n = 0; n < bytes.size(); ++n)
+        EXPECT_FALSE(decode(std::span(bytes).first(n)).decoded) << "length " << n;
+}
+
 TEST(Wire, EncodeNeverSetsTheAuthenticatedFlagItself) {
     Heartbeat hb = sample();
     hb.flags |= kFlagAuthenticated;
