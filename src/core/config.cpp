@@ -1,8 +1,10 @@
 #include "core/config.h"
 
 #include <array>
+#include <cctype>
 #include <charconv>
 #include <functional>
+#include <tuple>
 
 #include <ini.h>
 
@@ -38,6 +40,18 @@ std::optional<std::string> set_path(std::string& field, std::string_view value, 
     if (value.empty() || value.front() != '/') return "expected an absolute path";
     field = value;
     return std::nullopt;
+}
+
+// A systemd unit name as systemd accepts it, with a type suffix.
+bool is_unit_name(std::string_view v) {
+    static constexpr std::array<std::string_view, 2> kSuffixes{".target", ".service"};
+    if (v.empty() || v.size() > 255) return false;
+    for (char ch : v)
+        if (!(std::isalnum(static_cast<unsigned char>(ch)) || std::string_view(":-_.\\@").find(ch) != std::string_view::npos))
+            return false;
+    for (auto suffix : kSuffixes)
+        if (v.size() > suffix.size() && v.ends_with(suffix)) return true;
+    return false;
 }
 
 struct KeyDef {
@@ -100,6 +114,12 @@ const std::vector<KeyDef>& key_table() {
              return std::nullopt;
          }},
         {"Services", "HooksDirectory", [](Config& c, std::string_view v) { return set_path(c.hooks_directory, v, false); }},
+        {"Services", "Target",
+         [](Config& c, std::string_view v) -> std::optional<std::string> {
+             if (!v.empty() && !is_unit_name(v)) return "expected a unit name such as freeha-services.target";
+             c.target = v;
+             return std::nullopt;
+         }},
         {"Services", "MonitorInterval",
          [](Config& c, std::string_view v) { return set_timespan(c.monitor_interval, v, 10 * kUsecPerMsec); }},
         {"Services", "StartTimeout",
@@ -229,6 +249,7 @@ std::string render(const Config& c) {
     for (const auto& ch : c.channels) line("Channel", ch.to_string());
     out += "\n[Services]\n";
     line("HooksDirectory", c.hooks_directory);
+    line("Target", c.target);
     line("MonitorInterval", format_timespan(c.monitor_interval));
     line("StartTimeout", format_timespan(c.start_timeout));
     line("StopTimeout", format_timespan(c.stop_timeout));
@@ -237,6 +258,32 @@ std::string render(const Config& c) {
     line("JSONFile", c.json_file);
     line("StateFile", c.state_file);
     return out;
+}
+
+std::optional<std::string> fixed_setting_changed(const Config& running, const Config& reread) {
+    auto channels = [](const Config& c) {
+        std::string all;
+        for (const auto& ch : c.channels) all += ch.to_string() + "\n";
+        return all;
+    };
+    const std::array<std::tuple<const char*, std::string, std::string>, 8> fixed{{
+        {"Cluster.Name", running.cluster_name, reread.cluster_name},
+        {"Cluster.NodeName", running.node_name, reread.node_name},
+        {"Cluster.Role", std::string(to_string(running.role)), std::string(to_string(reread.role))},
+        {"Heartbeat.Port", std::to_string(running.port), std::to_string(reread.port)},
+        {"Heartbeat.Channel", channels(running), channels(reread)},
+        {"Services.Target", running.target, reread.target},
+        {"Status.JSONFile", running.json_file, reread.json_file},
+        {"Status.StateFile", running.state_file, reread.state_file},
+    }};
+    for (const auto& [key, before, after] : fixed) {
+        if (before == after) continue;
+        auto it = reread.origin.find(key);
+        std::string where = it == reread.origin.end() ? "" : it->second + ": ";
+        std::string name = std::string(key).substr(std::string(key).find('.') + 1);
+        return where + name + "= cannot change while freehad runs; restart it to apply";
+    }
+    return std::nullopt;
 }
 
 NodeSettings node_settings(const Config& c, std::uint64_t incarnation) {

@@ -39,6 +39,7 @@ struct Config {
     std::vector<ChannelSpec> channels;
     // [Services]
     std::string hooks_directory = "/etc/freeha/hooks";
+    std::string target;  // non-empty: target mode (systemd starts/stops this unit)
     Usec monitor_interval = 2 * kUsecPerSec;
     Usec start_timeout = 5 * 60 * kUsecPerSec;
     Usec stop_timeout = 5 * 60 * kUsecPerSec;
@@ -67,6 +68,11 @@ std::optional<std::string> validate(const Config& config);
 
 // The effective configuration, as an INI document (freehad --check-config).
 std::string render(const Config& config);
+
+// For a config reload: the first setting that differs and cannot change
+// without a restart (cluster, node name, role, channels, target, files), as an
+// error naming it; nullopt when the reload can be applied.
+std::optional<std::string> fixed_setting_changed(const Config& running, const Config& reread);
 
 NodeSettings node_settings(const Config& config, std::uint64_t incarnation);
 

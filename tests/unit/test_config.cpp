@@ -105,6 +105,8 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"[Heartbeat]\nChannel=unicast 10.0.0.1 10.0.0.2:0\n", "is not a peer address"},
         ErrorCase{"[Heartbeat]\nChannel=broadcast 10.0.0.1 a b\n", "broadcast takes SOURCE [BROADCAST]"},
         ErrorCase{"[Services]\nHooksDirectory=relative/path\n", "test.conf:2: [Services] HooksDirectory=relative/path: expected an absolute path"},
+        ErrorCase{"[Services]\nTarget=freeha services\n", "test.conf:2: [Services] Target=freeha services: expected a unit name"},
+        ErrorCase{"[Services]\nTarget=freeha\n", "test.conf:2: [Services] Target=freeha: expected a unit name"},
         ErrorCase{"[Services]\nMonitorInterval=1ms\n", "test.conf:2: [Services] MonitorInterval=1ms"},
         ErrorCase{"[Services]\nStartTimeout=\n", "test.conf:2: [Services] StartTimeout="},
         ErrorCase{"[Status]\nJSONFile=status.json\n", "test.conf:2: [Status] JSONFile=status.json"},
@@ -118,6 +120,24 @@ TEST(Config, ValidationNamesWhereTheConflictingValuesCameFrom) {
     ASSERT_TRUE(error);
     EXPECT_NE(error->find("test.conf:3: DeadTime=1s must be at least twice Interval=600ms (test.conf:2)"), std::string::npos)
         << *error;
+}
+
+TEST(Config, TargetSelectsTargetModeAndAnEmptyValueResetsIt) {
+    EXPECT_EQ(parse_ok("[Services]\nTarget=freeha-services.target\n").target, "freeha-services.target");
+    EXPECT_EQ(parse_ok("[Services]\nTarget=web@1.service\nTarget=\n").target, "");
+}
+
+TEST(Config, AReloadMayChangeTimingsButNotTheClusterIdentity) {
+    Config running = parse_ok("[Cluster]\nName=a\n[Heartbeat]\nChannel=broadcast 10.0.0.1\n");
+    Config timings = parse_ok("[Cluster]\nName=a\nExpectedNodes=5\n[Heartbeat]\nDeadTime=3s\nChannel=broadcast 10.0.0.1\n");
+    EXPECT_FALSE(fixed_setting_changed(running, timings));
+    Config renamed = parse_ok("[Cluster]\nName=b\n[Heartbeat]\nChannel=broadcast 10.0.0.1\n");
+    EXPECT_EQ(fixed_setting_changed(running, renamed),
+              "test.conf:2: Name= cannot change while freehad runs; restart it to apply");
+    Config moved = parse_ok("[Cluster]\nName=a\n[Heartbeat]\nChannel=broadcast 10.0.0.2\n");
+    EXPECT_NE(fixed_setting_changed(running, moved)->find("Channel="), std::string::npos);
+    Config targeted = parse_ok("[Cluster]\nName=a\n[Heartbeat]\nChannel=broadcast 10.0.0.1\n[Services]\nTarget=x.target\n");
+    EXPECT_NE(fixed_setting_changed(running, targeted)->find("Target="), std::string::npos);
 }
 
 TEST(Config, ValidationRequiresAChannel) {
