@@ -227,6 +227,8 @@ std::optional<std::string> validate(const Config& c) {
     if (c.channels.empty())
         return "no heartbeat channel configured: give -a IP, or Channel= in [Heartbeat] (see freehad.conf(5))";
     if (c.role == Role::Arbitrator && c.force_start) return "-m: an arbitrator never runs services";
+    if (!c.target.empty() && c.bus == BusKind::None)
+        return at("Services.Target") + ": Target=" + c.target + " needs D-Bus to reach systemd, but --no-bus was given";
     return std::nullopt;
 }
 
@@ -266,13 +268,14 @@ std::optional<std::string> fixed_setting_changed(const Config& running, const Co
         for (const auto& ch : c.channels) all += ch.to_string() + "\n";
         return all;
     };
-    const std::array<std::tuple<const char*, std::string, std::string>, 8> fixed{{
+    const std::array<std::tuple<const char*, std::string, std::string>, 9> fixed{{
         {"Cluster.Name", running.cluster_name, reread.cluster_name},
         {"Cluster.NodeName", running.node_name, reread.node_name},
         {"Cluster.Role", std::string(to_string(running.role)), std::string(to_string(reread.role))},
         {"Heartbeat.Port", std::to_string(running.port), std::to_string(reread.port)},
         {"Heartbeat.Channel", channels(running), channels(reread)},
         {"Services.Target", running.target, reread.target},
+        {"Services.HooksDirectory", running.hooks_directory, reread.hooks_directory},
         {"Status.JSONFile", running.json_file, reread.json_file},
         {"Status.StateFile", running.state_file, reread.state_file},
     }};

@@ -512,6 +512,7 @@ Status Node::status(Usec now) const {
     s.term = term_;
     s.quorate = quorate_;
     s.expected_nodes = settings_.expected_nodes;
+    s.dead_time = settings_.dead_time;
     s.active_node = active_node();
     s.errored = error_latched_;
     s.standby = standby_;

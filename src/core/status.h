@@ -52,7 +52,9 @@ struct Status {
     bool standby = false;
     bool errored = false;
     std::string last_error;  // "" renders as null
-    std::string mode = "scripts";
+    std::string mode = "scripts";      // "scripts" or "target"
+    std::string services_target;       // the unit target mode drives; "" in scripts mode
+    Usec dead_time = 0;                // a channel not heard for longer is unhealthy
     std::uint64_t updated_realtime_usec = 0;
     std::vector<std::string> channels;  // channel names, index-aligned with channel_heard_usec_ago
     std::vector<NodeStatus> nodes;      // every known node, this one included, by name

@@ -20,7 +20,7 @@
 #include "core/effects.h"
 #include "core/node.h"
 #include "core/timespan.h"
-#include "daemon/sd_ptr.h"
+#include "bus/sd_ptr.h"
 
 namespace freeha {
 

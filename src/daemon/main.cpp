@@ -32,7 +32,8 @@ int main(int argc, char** argv) {
         return 0;
     }
     auto config = load_config(*cmdline, &error);
-    if (config && config->role == Role::Member) error = check_hooks(config->hooks_directory);
+    // In target mode systemd runs the services; only alerthasrv may be used.
+    if (config && config->role == Role::Member && config->target.empty()) error = check_hooks(config->hooks_directory);
     if (!config || !error.empty()) {
         log::error(error);
         return cmdline->check_config ? 1 : kExitUsage;
@@ -41,6 +42,6 @@ int main(int argc, char** argv) {
         std::cout << render(*config);
         return 0;
     }
-    Manager manager(std::move(*config));
+    Manager manager(std::move(*config), std::move(*cmdline));
     return manager.run();
 }

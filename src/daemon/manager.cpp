@@ -60,8 +60,9 @@ std::uint64_t new_incarnation() {
     return static_cast<std::uint64_t>(ts.tv_sec) * kUsecPerSec + static_cast<std::uint64_t>(ts.tv_nsec) / 1000;
 }
 
-Manager::Manager(Config config)
+Manager::Manager(Config config, CommandLine cmdline)
     : config_(std::move(config)),
+      cmdline_(std::move(cmdline)),
       node_(node_settings(config_, new_incarnation())),
       status_writer_(config_.json_file, config_.state_file) {}
 
@@ -130,25 +131,64 @@ int Manager::setup() {
     r = sd_event_add_post(event_.get(), &s, on_post, this);
     if (r < 0) return r;
     post_.reset(s);
-    return 0;
+    return config_.bus == BusKind::None ? 0 : setup_bus();
+}
+
+int Manager::setup_bus() {
+    std::string error;
+    bus_ = std::make_unique<BusConnection>([this] { begin(); }, [this](const std::string& why) { bus_failed(why); });
+    int r = bus_->open(config_.bus, event_.get(), &error);
+    if (r >= 0) {
+        api_ = std::make_unique<ManagerObject>([this] { return snapshot(); },
+                                               [this](const BusRequest& request) { return handle(request); });
+        r = api_->publish(bus_->get(), &error);
+    }
+    if (r >= 0 && !config_.target.empty()) {
+        units_ = std::make_unique<UnitController>(
+            event_.get(), bus_->get(), config_.target,
+            [this](HookKind kind, const HookOutcome& outcome) { apply(node_.on_hook_finished(kind, outcome, now())); },
+            [this](const std::string& why) { apply(node_.on_services_failed(why, now())); });
+        r = units_->init(&error);
+    }
+    // The name comes last: clients that see it find the objects in place.
+    if (r >= 0) r = bus_->request_name(kBusName, &error);
+    if (r < 0) log::error(error);
+    return r;
+}
+
+void Manager::bus_failed(const std::string& why) {
+    log::error(why);
+    exit_code_ = 1;
+    // Without the bus, target mode cannot stop its units; its target's
+    // BindsTo= on freehad.service stops them once we exit.
+    if (!begun_ || units_) {
+        sd_event_exit(event_.get(), exit_code_);
+        return;
+    }
+    apply(node_.on_command(Command::Shutdown, now()));
 }
 
 int Manager::run() {
     if (int r = setup(); r < 0) return 1;
-    log::notice("freehad " + config_.node_name + " starting in cluster '" + config_.cluster_name + "' (" +
-                std::to_string(config_.expected_nodes) + " nodes expected, " + std::to_string(channels_.size()) +
-                " channel(s), interval " + format_timespan(config_.interval) + ", dead time " +
-                format_timespan(config_.dead_time) + ")");
-    if (config_.force_start) log::warning("-m: force-starting the services without checking the other nodes");
-    notifier_.ready();  // the sockets are bound
-    apply(node_.start(now(), config_.force_start));
-    flush_status();
+    if (!bus_) begin();
     int r = sd_event_loop(event_.get());
     if (r < 0) {
         log::error(log::with_errno("event loop failed", r));
         return 1;
     }
     return r;
+}
+
+void Manager::begin() {
+    begun_ = true;
+    log::notice("freehad " + config_.node_name + " starting in cluster '" + config_.cluster_name + "' (" +
+                std::to_string(config_.expected_nodes) + " nodes expected, " + std::to_string(channels_.size()) +
+                " channel(s), interval " + format_timespan(config_.interval) + ", dead time " +
+                format_timespan(config_.dead_time) + ")");
+    if (config_.force_start) log::warning("-m: force-starting the services without checking the other nodes");
+    notifier_.ready();  // the sockets are bound and the bus name, if any, is ours
+    apply(node_.start(now(), config_.force_start));
+    flush_status();
 }
 
 // --- effects ----------------------------------------------------------------
@@ -165,7 +205,10 @@ void Manager::apply(Effects effects) {
                     run_hook(x.kind);
                 } else if constexpr (std::is_same_v<T, effect::CancelHook>) {
                     log::info(std::string(hook_name(x.kind)) + " canceled");
-                    hooks_->cancel(x.kind);
+                    if (units_)
+                        units_->cancel(x.kind);
+                    else
+                        hooks_->cancel(x.kind);
                 } else if constexpr (std::is_same_v<T, effect::StateChanged>) {
                     apply_state_change(x);
                 } else if constexpr (std::is_same_v<T, effect::PeerStateChanged>) {
@@ -175,7 +218,7 @@ void Manager::apply(Effects effects) {
                     apply_notice(x);
                 } else if constexpr (std::is_same_v<T, effect::Exit>) {
                     log::notice("freehad " + config_.node_name + " exiting");
-                    sd_event_exit(event_.get(), x.code);
+                    sd_event_exit(event_.get(), exit_code_ != 0 ? exit_code_ : x.code);
                 }
                 status_dirty_ = true;
             },
@@ -207,7 +250,10 @@ void Manager::run_hook(HookKind kind) {
     // systemd must not SIGKILL us while stophasrv still runs at shutdown.
     if (kind == HookKind::Stop && node_.shutting_down())
         notifier_.extend_timeout(timeout + kHookKillGrace + kStopTimeoutMargin);
-    hooks_->run(kind, timeout, hook_environment(last_change_));
+    if (units_)
+        units_->run(kind, timeout);
+    else
+        hooks_->run(kind, timeout, hook_environment(last_change_));
 }
 
 void Manager::apply_state_change(const effect::StateChanged& change) {
@@ -250,16 +296,78 @@ std::string Manager::status_line() const {
     return line;
 }
 
-void Manager::flush_status() {
-    if (!status_dirty_) return;
-    status_dirty_ = false;
+Status Manager::snapshot() const {
     Status s = node_.status(now());
     Usec realtime = 0;
     sd_event_now(event_.get(), CLOCK_REALTIME, &realtime);
     s.updated_realtime_usec = realtime;
     for (const auto& ch : channels_) s.channels.push_back(ch->name());
+    if (!config_.target.empty()) {
+        s.mode = "target";
+        s.services_target = config_.target;
+    }
+    return s;
+}
+
+void Manager::flush_status() {
+    if (!status_dirty_) return;
+    status_dirty_ = false;
+    Status s = snapshot();
     status_writer_.write(s);
     notifier_.status(status_line());
+    if (api_ && begun_) api_->flush(s);
+}
+
+// --- D-Bus requests ---------------------------------------------------------
+
+std::optional<std::string> Manager::handle(const BusRequest& request) {
+    if (!begun_) return "freehad is still starting";
+    Usec t = now();
+    switch (request.kind) {
+    case BusRequest::Kind::Stop:
+        log::notice("D-Bus Stop(): stopping the services here; the daemon stays up");
+        apply(node_.on_command(Command::Stop, t));
+        break;
+    case BusRequest::Kind::ForceStart:
+        log::warning("D-Bus ForceStart(): force-starting the services here without checking the other nodes");
+        apply(node_.on_command(Command::ForceStart, t));
+        break;
+    case BusRequest::Kind::ClearError:
+        log::notice("D-Bus ClearError(): clearing the error latch");
+        apply(node_.on_command(Command::ClearError, t));
+        break;
+    case BusRequest::Kind::SetStandby:
+        log::notice(std::string("D-Bus SetStandby(") + (request.standby ? "true" : "false") + ")");
+        apply(node_.on_command(request.standby ? Command::Standby : Command::Unstandby, t));
+        break;
+    case BusRequest::Kind::Switchover: {
+        std::string error;
+        Effects effects = node_.switchover(request.node, t, &error);
+        if (!error.empty()) return "switchover refused: " + error;
+        log::notice("D-Bus Switchover(" + request.node + "): handing the services to " + node_.handover_to());
+        apply(std::move(effects));
+        break;
+    }
+    case BusRequest::Kind::ReloadConfig:
+        return reload_config();
+    }
+    return std::nullopt;
+}
+
+std::optional<std::string> Manager::reload_config() {
+    std::string error;
+    auto reread = load_config(cmdline_, &error);
+    if (!reread) return "configuration not reloaded: " + error;
+    if (auto fixed = fixed_setting_changed(config_, *reread)) return "configuration not reloaded: " + *fixed;
+    reread->bus = config_.bus;
+    reread->force_start = config_.force_start;
+    config_ = std::move(*reread);
+    apply(node_.reconfigure(node_settings(config_, node_.settings().incarnation), now()));
+    log::notice("configuration reloaded: interval " + format_timespan(config_.interval) + ", dead time " +
+                format_timespan(config_.dead_time) + ", " + std::to_string(config_.expected_nodes) +
+                " nodes expected");
+    status_dirty_ = true;
+    return std::nullopt;
 }
 
 // --- event sources ----------------------------------------------------------

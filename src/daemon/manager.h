@@ -1,4 +1,4 @@
-// The daemon: one sd-event loop wiring the node core to its adapters (channels, hooks, status, notify, journal).
+// The daemon: one sd-event loop wiring the node core to its adapters (channels, hooks or units, bus, status, notify, journal).
 //
 // Member order matters: the loop is declared first so that it is destroyed
 // last, after every source that refers to it.
@@ -8,19 +8,24 @@
 #include <string>
 #include <vector>
 
+#include "bus/connection.h"
+#include "bus/manager_object.h"
 #include "core/config.h"
 #include "core/node.h"
+#include "daemon/cmdline.h"
 #include "daemon/hook_runner.h"
 #include "daemon/notify.h"
-#include "daemon/sd_ptr.h"
+#include "bus/sd_ptr.h"
 #include "daemon/status_writer.h"
 #include "daemon/udp_channel.h"
+#include "daemon/unit_controller.h"
 
 namespace freeha {
 
 class Manager {
 public:
-    explicit Manager(Config config);
+    // `cmdline` is kept to re-read the same configuration on ReloadConfig().
+    Manager(Config config, CommandLine cmdline);
     ~Manager();
 
     // Sets up everything, runs the loop until the node exits; returns the exit status.
@@ -28,6 +33,14 @@ public:
 
 private:
     int setup();
+    int setup_bus();
+    // Announces READY and starts the node: at once with --no-bus, else once
+    // the bus name is ours.
+    void begin();
+    void bus_failed(const std::string& why);
+    std::optional<std::string> handle(const BusRequest& request);
+    std::optional<std::string> reload_config();
+    Status snapshot() const;
     Usec now() const;
     void apply(Effects effects);
     // The outward half of the state-change chokepoint (Node::set_state is the
@@ -49,17 +62,23 @@ private:
 
     EventPtr event_;
     Config config_;
+    CommandLine cmdline_;
     Node node_;
     Notifier notifier_;
     StatusWriter status_writer_;
     std::vector<std::unique_ptr<UdpChannel>> channels_;
-    std::unique_ptr<HookRunner> hooks_;
+    std::unique_ptr<HookRunner> hooks_;  // service hooks in scripts mode; alerthasrv in both modes
+    std::unique_ptr<BusConnection> bus_;
+    std::unique_ptr<ManagerObject> api_;
+    std::unique_ptr<UnitController> units_;  // target mode only
     std::vector<EventSourcePtr> signal_sources_;
     EventSourcePtr core_timer_;
     EventSourcePtr status_timer_;
     EventSourcePtr post_;
 
     bool status_dirty_ = true;
+    bool begun_ = false;
+    int exit_code_ = 0;  // non-zero once a fatal error has been met
     bool reloading_ = false;  // RELOADING=1 sent; READY=1 owed once the stop ends
     effect::StateChanged last_change_{NodeState::Initial, NodeState::Initial, "", 0, ""};
 };

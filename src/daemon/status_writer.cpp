@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "daemon/log.h"
-#include "daemon/sd_ptr.h"
+#include "bus/sd_ptr.h"
 
 namespace freeha {
 

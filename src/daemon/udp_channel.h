@@ -16,7 +16,7 @@
 #include <netinet/in.h>
 
 #include "core/channel_spec.h"
-#include "daemon/sd_ptr.h"
+#include "bus/sd_ptr.h"
 
 namespace freeha {
 

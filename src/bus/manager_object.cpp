@@ -1,0 +1,323 @@
+#include "bus/manager_object.h"
+
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
+#include <unistd.h>
+
+namespace freeha {
+namespace {
+
+using Getter = int (*)(sd_bus_message* reply, const Status& s);
+
+// Returns the node of `path` in `s`, or nullptr.
+const NodeStatus* node_of_path(const Status& s, const char* path) {
+    char* raw = nullptr;
+    if (sd_bus_path_decode(path, kNodePathPrefix, &raw) <= 0) return nullptr;
+    std::string name(raw);
+    std::free(raw);
+    for (const auto& n : s.nodes)
+        if (n.name == name) return &n;
+    return nullptr;
+}
+
+bool channel_healthy(const std::optional<Usec>& age, Usec dead_time) { return age && *age <= dead_time; }
+
+// The manager properties that change at run time, compared for PropertiesChanged.
+std::vector<std::string> changed_manager_properties(const Status& a, const Status& b) {
+    auto nodes_differ = [&] {
+        if (a.nodes.size() != b.nodes.size()) return true;
+        for (std::size_t i = 0; i < a.nodes.size(); ++i) {
+            const auto &x = a.nodes[i], &y = b.nodes[i];
+            if (x.name != y.name || x.state != y.state || x.role != y.role || x.reachable != y.reachable) return true;
+        }
+        return false;
+    };
+    std::vector<std::string> out;
+    if (a.state != b.state) out.emplace_back("State");
+    if (a.term != b.term) out.emplace_back("Term");
+    if (a.quorate != b.quorate) out.emplace_back("Quorate");
+    if (a.active_node != b.active_node) out.emplace_back("ActiveNode");
+    if (a.expected_nodes != b.expected_nodes) out.emplace_back("ExpectedNodes");
+    if (a.standby != b.standby) out.emplace_back("Standby");
+    if (a.errored != b.errored) out.emplace_back("Errored");
+    if (a.last_error != b.last_error) out.emplace_back("LastError");
+    if (nodes_differ()) out.emplace_back("Nodes");
+    return out;
+}
+
+std::vector<std::string> changed_node_properties(const NodeStatus& a, const NodeStatus& b) {
+    std::vector<std::string> out;
+    if (a.state != b.state) out.emplace_back("State");
+    if (a.role != b.role) out.emplace_back("Role");
+    if (a.reachable != b.reachable) out.emplace_back("Reachable");
+    if (a.term != b.term) out.emplace_back("Term");
+    if (a.standby != b.standby) out.emplace_back("Standby");
+    if (a.errored != b.errored) out.emplace_back("Errored");
+    return out;
+}
+
+void emit_changed(sd_bus* bus, const std::string& path, const char* interface, std::vector<std::string> names) {
+    if (names.empty()) return;
+    std::vector<char*> strv;
+    for (auto& n : names) strv.push_back(n.data());
+    strv.push_back(nullptr);
+    sd_bus_emit_properties_changed_strv(bus, path.c_str(), interface, strv.data());
+}
+
+// Refuses callers other than root (or the daemon's own user, for --user runs):
+// the same rule the shipped policy file applies on the system bus.
+int require_privileged_caller(sd_bus_message* m, sd_bus_error* error) {
+    sd_bus_creds* creds = nullptr;
+    int r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID, &creds);
+    if (r < 0) return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, "cannot determine the caller's user");
+    uid_t uid = 0;
+    r = sd_bus_creds_get_euid(creds, &uid);
+    if (r < 0) r = sd_bus_creds_get_uid(creds, &uid);
+    sd_bus_creds_unref(creds);
+    if (r < 0) return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, "cannot determine the caller's user");
+    if (uid != 0 && uid != geteuid())
+        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "%s changes the cluster and requires root",
+                                 sd_bus_message_get_member(m));
+    return 0;
+}
+
+}  // namespace
+
+std::string node_object_path(const std::string& node_name) {
+    char* raw = nullptr;
+    if (sd_bus_path_encode(kNodePathPrefix, node_name.c_str(), &raw) < 0) return kNodePathPrefix;
+    std::string path(raw);
+    std::free(raw);
+    return path;
+}
+
+ManagerObject::ManagerObject(Snapshot snapshot, Handler handler)
+    : snapshot_(std::move(snapshot)), handler_(std::move(handler)) {}
+
+int ManagerObject::get_manager_property(sd_bus*, const char*, const char*, const char* property, sd_bus_message* reply,
+                                        void* userdata, sd_bus_error*) {
+    auto* self = static_cast<ManagerObject*>(userdata);
+    Status s = self->snapshot_();
+    std::string_view p = property;
+    if (p == "NodeName") return sd_bus_message_append(reply, "s", s.node.c_str());
+    if (p == "ClusterName") return sd_bus_message_append(reply, "s", s.cluster.c_str());
+    if (p == "State") return sd_bus_message_append(reply, "s", std::string(to_string(s.state)).c_str());
+    if (p == "Role") return sd_bus_message_append(reply, "s", std::string(to_string(s.role)).c_str());
+    if (p == "Term") return sd_bus_message_append(reply, "t", s.term);
+    if (p == "Quorate") return sd_bus_message_append(reply, "b", static_cast<int>(s.quorate));
+    if (p == "ActiveNode") return sd_bus_message_append(reply, "s", s.active_node.c_str());
+    if (p == "ExpectedNodes") return sd_bus_message_append(reply, "u", s.expected_nodes);
+    if (p == "Standby") return sd_bus_message_append(reply, "b", static_cast<int>(s.standby));
+    if (p == "Errored") return sd_bus_message_append(reply, "b", static_cast<int>(s.errored));
+    if (p == "LastError") return sd_bus_message_append(reply, "s", s.last_error.c_str());
+    if (p == "Mode") return sd_bus_message_append(reply, "s", s.mode.c_str());
+    if (p == "ServicesTarget") return sd_bus_message_append(reply, "s", s.services_target.c_str());
+    if (p == "Nodes") {
+        int r = sd_bus_message_open_container(reply, 'a', "(sssb)");
+        for (const auto& n : s.nodes) {
+            if (r < 0) return r;
+            r = sd_bus_message_append(reply, "(sssb)", n.name.c_str(), std::string(to_string(n.state)).c_str(),
+                                      std::string(to_string(n.role)).c_str(), static_cast<int>(n.reachable));
+        }
+        return r < 0 ? r : sd_bus_message_close_container(reply);
+    }
+    return -ENOENT;
+}
+
+int ManagerObject::get_node_property(sd_bus*, const char* path, const char*, const char* property,
+                                     sd_bus_message* reply, void* userdata, sd_bus_error* error) {
+    auto* self = static_cast<ManagerObject*>(userdata);
+    Status s = self->snapshot_();
+    const NodeStatus* n = node_of_path(s, path);
+    if (n == nullptr) return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "no node at %s", path);
+    std::string_view p = property;
+    if (p == "Name") return sd_bus_message_append(reply, "s", n->name.c_str());
+    if (p == "State") return sd_bus_message_append(reply, "s", std::string(to_string(n->state)).c_str());
+    if (p == "Role") return sd_bus_message_append(reply, "s", std::string(to_string(n->role)).c_str());
+    if (p == "Reachable") return sd_bus_message_append(reply, "b", static_cast<int>(n->reachable));
+    if (p == "Term") return sd_bus_message_append(reply, "t", n->term);
+    if (p == "Standby") return sd_bus_message_append(reply, "b", static_cast<int>(n->standby));
+    if (p == "Errored") return sd_bus_message_append(reply, "b", static_cast<int>(n->errored));
+    if (p == "LastHeardUSec") return sd_bus_message_append(reply, "t", n->last_heard_usec_ago);
+    if (p == "Channels") {
+        int r = sd_bus_message_open_container(reply, 'a', "(sbt)");
+        for (std::size_t i = 0; i < n->channel_heard_usec_ago.size(); ++i) {
+            if (r < 0) return r;
+            const auto& age = n->channel_heard_usec_ago[i];
+            std::string name = i < s.channels.size() ? s.channels[i] : std::to_string(i);
+            r = sd_bus_message_append(reply, "(sbt)", name.c_str(), static_cast<int>(channel_healthy(age, s.dead_time)),
+                                      age.value_or(UINT64_MAX));
+        }
+        return r < 0 ? r : sd_bus_message_close_container(reply);
+    }
+    return -ENOENT;
+}
+
+int ManagerObject::find_node(sd_bus*, const char* path, const char*, void* userdata, void** found, sd_bus_error*) {
+    auto* self = static_cast<ManagerObject*>(userdata);
+    if (node_of_path(self->snapshot_(), path) == nullptr) return 0;
+    *found = self;
+    return 1;
+}
+
+int ManagerObject::enumerate_nodes(sd_bus*, const char*, void* userdata, char*** nodes, sd_bus_error*) {
+    auto* self = static_cast<ManagerObject*>(userdata);
+    Status s = self->snapshot_();
+    auto** list = static_cast<char**>(std::calloc(s.nodes.size() + 1, sizeof(char*)));
+    if (list == nullptr) return -ENOMEM;
+    for (std::size_t i = 0; i < s.nodes.size(); ++i) list[i] = strdup(node_object_path(s.nodes[i].name).c_str());
+    *nodes = list;
+    return 0;
+}
+
+int ManagerObject::method_request(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+    auto* self = static_cast<ManagerObject*>(userdata);
+    if (int r = require_privileged_caller(m, error); r < 0) return r;
+    std::string_view member = sd_bus_message_get_member(m);
+    BusRequest request{BusRequest::Kind::Stop, false, ""};
+    int r = 0;
+    if (member == "Stop") {
+        request.kind = BusRequest::Kind::Stop;
+    } else if (member == "ForceStart") {
+        request.kind = BusRequest::Kind::ForceStart;
+    } else if (member == "ClearError") {
+        request.kind = BusRequest::Kind::ClearError;
+    } else if (member == "ReloadConfig") {
+        request.kind = BusRequest::Kind::ReloadConfig;
+    } else if (member == "SetStandby") {
+        int standby = 0;
+        r = sd_bus_message_read(m, "b", &standby);
+        request.kind = BusRequest::Kind::SetStandby;
+        request.standby = standby != 0;
+    } else if (member == "Switchover") {
+        const char* node = nullptr;
+        r = sd_bus_message_read(m, "s", &node);
+        request.kind = BusRequest::Kind::Switchover;
+        request.node = node != nullptr ? node : "";
+    }
+    if (r < 0) return r;
+    std::optional<std::string> refused;
+    try {
+        refused = self->handler_(request);
+    } catch (const std::exception& e) {
+        refused = e.what();
+    }
+    if (refused) return sd_bus_error_set(error, kErrorFailed, refused->c_str());
+    return sd_bus_reply_method_return(m, nullptr);
+}
+
+int ManagerObject::method_list_nodes(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* self = static_cast<ManagerObject*>(userdata);
+    Status s = self->snapshot_();
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_message_new_method_return(m, &raw);
+    if (r < 0) return r;
+    BusMessagePtr reply(raw);
+    r = sd_bus_message_open_container(raw, 'a', "(sssbt)");
+    for (const auto& n : s.nodes) {
+        if (r < 0) return r;
+        r = sd_bus_message_append(raw, "(sssbt)", n.name.c_str(), std::string(to_string(n.state)).c_str(),
+                                  std::string(to_string(n.role)).c_str(), static_cast<int>(n.reachable),
+                                  n.last_heard_usec_ago);
+    }
+    if (r >= 0) r = sd_bus_message_close_container(raw);
+    if (r < 0) return r;
+    return sd_bus_send(nullptr, raw, nullptr);
+}
+
+namespace {
+
+constexpr auto kEmits = SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE;
+constexpr auto kConst = SD_BUS_VTABLE_PROPERTY_CONST;
+// The daemon checks the caller itself (require_privileged_caller) so that
+// the refusal names the method; sd-bus's own check would be equivalent.
+constexpr auto kMutating = SD_BUS_VTABLE_UNPRIVILEGED;
+
+}  // namespace
+
+int ManagerObject::publish(sd_bus* bus, std::string* error) {
+    static const sd_bus_vtable kManagerVtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("NodeName", "s", get_manager_property, 0, kConst),
+        SD_BUS_PROPERTY("ClusterName", "s", get_manager_property, 0, kConst),
+        SD_BUS_PROPERTY("State", "s", get_manager_property, 0, kEmits),
+        SD_BUS_PROPERTY("Role", "s", get_manager_property, 0, kConst),
+        SD_BUS_PROPERTY("Term", "t", get_manager_property, 0, kEmits),
+        SD_BUS_PROPERTY("Quorate", "b", get_manager_property, 0, kEmits),
+        SD_BUS_PROPERTY("ActiveNode", "s", get_manager_property, 0, kEmits),
+        SD_BUS_PROPERTY("ExpectedNodes", "u", get_manager_property, 0, kEmits),
+        SD_BUS_PROPERTY("Standby", "b", get_manager_property, 0, kEmits),
+        SD_BUS_PROPERTY("Errored", "b", get_manager_property, 0, kEmits),
+        SD_BUS_PROPERTY("LastError", "s", get_manager_property, 0, kEmits),
+        SD_BUS_PROPERTY("Mode", "s", get_manager_property, 0, kConst),
+        SD_BUS_PROPERTY("ServicesTarget", "s", get_manager_property, 0, kConst),
+        SD_BUS_PROPERTY("Nodes", "a(sssb)", get_manager_property, 0, kEmits),
+        SD_BUS_METHOD_WITH_ARGS("Stop", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_request, kMutating),
+        SD_BUS_METHOD_WITH_ARGS("ForceStart", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_request, kMutating),
+        SD_BUS_METHOD_WITH_ARGS("ClearError", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_request, kMutating),
+        SD_BUS_METHOD_WITH_ARGS("SetStandby", SD_BUS_ARGS("b", standby), SD_BUS_NO_RESULT, method_request, kMutating),
+        SD_BUS_METHOD_WITH_ARGS("Switchover", SD_BUS_ARGS("s", node), SD_BUS_NO_RESULT, method_request, kMutating),
+        SD_BUS_METHOD_WITH_ARGS("ReloadConfig", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_request, kMutating),
+        SD_BUS_METHOD_WITH_ARGS("ListNodes", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sssbt)", nodes), method_list_nodes,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_VTABLE_END,
+    };
+    static const sd_bus_vtable kNodeVtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Name", "s", get_node_property, 0, kConst),
+        SD_BUS_PROPERTY("State", "s", get_node_property, 0, kEmits),
+        SD_BUS_PROPERTY("Role", "s", get_node_property, 0, kEmits),
+        SD_BUS_PROPERTY("Reachable", "b", get_node_property, 0, kEmits),
+        SD_BUS_PROPERTY("Term", "t", get_node_property, 0, kEmits),
+        SD_BUS_PROPERTY("Standby", "b", get_node_property, 0, kEmits),
+        SD_BUS_PROPERTY("Errored", "b", get_node_property, 0, kEmits),
+        // Ages change continuously: read them, no signal.
+        SD_BUS_PROPERTY("LastHeardUSec", "t", get_node_property, 0, 0),
+        SD_BUS_PROPERTY("Channels", "a(sbt)", get_node_property, 0, 0),
+        SD_BUS_VTABLE_END,
+    };
+    bus_ = bus;
+    sd_bus_slot* slot = nullptr;
+    int r = sd_bus_add_object_vtable(bus, &slot, kManagerPath, kManagerInterface, kManagerVtable, this);
+    if (r >= 0) {
+        manager_slot_.reset(slot);
+        r = sd_bus_add_fallback_vtable(bus, &slot, kNodePathPrefix, kNodeInterface, kNodeVtable, find_node, this);
+    }
+    if (r >= 0) {
+        node_slot_.reset(slot);
+        r = sd_bus_add_node_enumerator(bus, &slot, kNodePathPrefix, enumerate_nodes, this);
+    }
+    if (r >= 0) {
+        enumerator_slot_.reset(slot);
+        r = sd_bus_add_object_manager(bus, &slot, kManagerPath);
+    }
+    if (r < 0) {
+        *error = std::string("cannot register the D-Bus objects: ") + std::strerror(-r);
+        return r;
+    }
+    object_manager_slot_.reset(slot);
+    told_ = snapshot_();
+    return 0;
+}
+
+void ManagerObject::flush(const Status& now) {
+    if (bus_ == nullptr) return;
+    if (told_) {
+        emit_changed(bus_, kManagerPath, kManagerInterface, changed_manager_properties(*told_, now));
+        for (const auto& n : now.nodes) {
+            const NodeStatus* before = nullptr;
+            for (const auto& b : told_->nodes)
+                if (b.name == n.name) before = &b;
+            std::string path = node_object_path(n.name);
+            if (before == nullptr)
+                sd_bus_emit_object_added(bus_, path.c_str());
+            else
+                emit_changed(bus_, path, kNodeInterface, changed_node_properties(*before, n));
+        }
+    }
+    told_ = now;
+}
+
+}  // namespace freeha

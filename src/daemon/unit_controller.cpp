@@ -1,0 +1,495 @@
+#include "daemon/unit_controller.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+
+#include "daemon/log.h"
+
+namespace freeha {
+namespace {
+
+constexpr const char* kSystemd = "org.freedesktop.systemd1";
+constexpr const char* kSystemdPath = "/org/freedesktop/systemd1";
+constexpr const char* kSystemdManager = "org.freedesktop.systemd1.Manager";
+constexpr const char* kUnitInterface = "org.freedesktop.systemd1.Unit";
+constexpr const char* kProperties = "org.freedesktop.DBus.Properties";
+
+std::string unit_path(const std::string& unit) {
+    char* raw = nullptr;
+    if (sd_bus_path_encode("/org/freedesktop/systemd1/unit", unit.c_str(), &raw) < 0) return {};
+    std::string path(raw);
+    std::free(raw);
+    return path;
+}
+
+bool is_up(const std::string& active_state) { return active_state == "active" || active_state == "reloading"; }
+bool is_down(const std::string& active_state) { return active_state == "inactive" || active_state == "failed"; }
+
+// The reply is an error that means "systemd did not answer", not "systemd said no".
+bool is_no_reply(const sd_bus_error* e) {
+    return e != nullptr && (sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY) ||
+                            sd_bus_error_has_name(e, SD_BUS_ERROR_DISCONNECTED) ||
+                            sd_bus_error_has_name(e, SD_BUS_ERROR_TIMEOUT));
+}
+
+std::string error_text(const sd_bus_error* e) { return e->message != nullptr ? e->message : e->name; }
+
+}  // namespace
+
+struct UnitController::Call {
+    UnitController* self;
+    std::string unit;
+    BusSlotPtr slot;
+};
+
+struct UnitController::Operation {
+    enum class Step { ResetFailed, StartJob, LoadMembers, StopJobs, Check };
+    HookKind kind;
+    Step step = Step::ResetFailed;
+    std::list<std::unique_ptr<Call>> calls;         // in flight
+    std::map<std::string, std::string> jobs;        // job path -> unit, awaiting JobRemoved
+    std::map<std::string, std::string> early;       // job path -> result, removed before its reply came
+    std::set<std::string> unknown_jobs;             // units whose job call got NoReply: poll their state
+    std::set<std::string> unread_states;            // units whose state read got NoReply: read again
+    std::map<std::string, std::string> states;      // Check: unit -> ActiveState
+    std::string failure;                            // the first thing that went wrong
+    EventSourcePtr timeout;
+    EventSourcePtr poll;
+};
+
+UnitController::UnitController(sd_event* event, sd_bus* bus, std::string target, Finished finished, Failed failed)
+    : event_(event), bus_(bus), target_(std::move(target)), finished_(std::move(finished)), failed_(std::move(failed)) {}
+
+UnitController::~UnitController() = default;
+
+int UnitController::init(std::string* error) {
+    sd_bus_slot* slot = nullptr;
+    // The JobRemoved match exists before any job is queued.
+    int r = sd_bus_match_signal_async(bus_, &slot, kSystemd, kSystemdPath, kSystemdManager, "JobRemoved",
+                                      on_job_removed, nullptr, this);
+    if (r >= 0) {
+        job_removed_slot_.reset(slot);
+        r = sd_bus_match_signal_async(bus_, &slot, kSystemd, nullptr, kProperties, "PropertiesChanged",
+                                      on_properties_changed, nullptr, this);
+    }
+    if (r >= 0) {
+        properties_slot_.reset(slot);
+        // A new owner of systemd's name is a re-executed manager: subscribe again.
+        r = sd_bus_match_signal_async(bus_, &slot, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                      "org.freedesktop.DBus", "NameOwnerChanged", on_systemd_owner_changed, nullptr,
+                                      this);
+    }
+    if (r >= 0) {
+        owner_slot_.reset(slot);
+        r = sd_bus_call_method_async(bus_, &slot, kSystemd, kSystemdPath, kSystemdManager, "Subscribe", nullptr,
+                                     nullptr, "");
+    }
+    if (r < 0) {
+        *error = std::string("target mode: cannot watch systemd over D-Bus: ") + std::strerror(-r);
+        return r;
+    }
+    subscribe_slot_.reset(slot);
+    sd_event_source* s = nullptr;
+    r = sd_event_add_defer(event_, &s, on_deliver, this);
+    if (r < 0) {
+        *error = std::string("target mode: ") + std::strerror(-r);
+        return r;
+    }
+    deliver_.reset(s);
+    sd_event_source_set_enabled(s, SD_EVENT_OFF);
+    return 0;
+}
+
+// --- operations -------------------------------------------------------------
+
+void UnitController::run(HookKind kind, Usec timeout) {
+    begin_operation(kind, timeout);
+    switch (kind) {
+    case HookKind::Start:
+        call_manager("ResetFailedUnit", target_, false, on_reset_failed);
+        break;
+    case HookKind::Stop:
+        watching_ = false;  // our own stop is not a failure
+        load_members_then(&UnitController::stop_units);
+        break;
+    case HookKind::Monitor:
+        load_members_then(&UnitController::check_units);
+        break;
+    }
+}
+
+void UnitController::cancel(HookKind kind) {
+    if (!op_ || op_->kind != kind) return;
+    finish(false, "canceled");
+}
+
+void UnitController::begin_operation(HookKind kind, Usec timeout) {
+    if (op_) finish(false, "superseded");
+    op_ = std::make_unique<Operation>();
+    op_->kind = kind;
+    sd_event_source* s = nullptr;
+    if (sd_event_add_time_relative(event_, &s, CLOCK_MONOTONIC, timeout, 10 * kUsecPerMsec, on_timeout, this) >= 0)
+        op_->timeout.reset(s);
+}
+
+void UnitController::finish(bool success, std::string description) {
+    if (!op_) return;
+    HookKind kind = op_->kind;
+    op_.reset();  // drops in-flight calls: their callbacks never run
+    if (kind == HookKind::Start && success) watching_ = true;
+    outcomes_.emplace_back(kind, HookOutcome{success, std::move(description)});
+    sd_event_source_set_enabled(deliver_.get(), SD_EVENT_ONESHOT);
+}
+
+int UnitController::on_deliver(sd_event_source*, void* userdata) {
+    auto* self = static_cast<UnitController*>(userdata);
+    while (!self->outcomes_.empty()) {
+        auto [kind, outcome] = std::move(self->outcomes_.front());
+        self->outcomes_.pop_front();
+        try {
+            self->finished_(kind, outcome);
+        } catch (const std::exception& e) {
+            log::error(std::string("target mode: ") + e.what());
+        }
+    }
+    return 0;
+}
+
+int UnitController::call_manager(const char* member, const std::string& unit, bool with_mode,
+                                 sd_bus_message_handler_t handler) {
+    auto call = std::make_unique<Call>(Call{this, unit, nullptr});
+    sd_bus_slot* slot = nullptr;
+    int r = with_mode ? sd_bus_call_method_async(bus_, &slot, kSystemd, kSystemdPath, kSystemdManager, member, handler,
+                                                 call.get(), "ss", unit.c_str(), "replace")
+                      : sd_bus_call_method_async(bus_, &slot, kSystemd, kSystemdPath, kSystemdManager, member, handler,
+                                                 call.get(), "s", unit.c_str());
+    if (r < 0) {
+        op_->failure = std::string(member) + " " + unit + ": " + std::strerror(-r);
+        return r;
+    }
+    call->slot.reset(slot);
+    op_->calls.push_back(std::move(call));
+    return 0;
+}
+
+int UnitController::get_property(const std::string& unit, const char* property, sd_bus_message_handler_t handler) {
+    auto call = std::make_unique<Call>(Call{this, unit, nullptr});
+    sd_bus_slot* slot = nullptr;
+    std::string path = unit_path(unit);
+    int r = std::string_view(property) == "*"
+                ? sd_bus_call_method_async(bus_, &slot, kSystemd, path.c_str(), kProperties, "GetAll", handler,
+                                           call.get(), "s", kUnitInterface)
+                : sd_bus_call_method_async(bus_, &slot, kSystemd, path.c_str(), kProperties, "Get", handler,
+                                           call.get(), "ss", kUnitInterface, property);
+    if (r < 0) {
+        op_->failure = "reading " + unit + ": " + std::strerror(-r);
+        return r;
+    }
+    call->slot.reset(slot);
+    op_->calls.push_back(std::move(call));
+    return 0;
+}
+
+void UnitController::load_members_then(void (UnitController::*next)()) {
+    op_->step = Operation::Step::LoadMembers;
+    pending_next_ = next;
+    if (get_property(target_, "*", on_members) < 0) finish(false, op_->failure);
+}
+
+void UnitController::start_target() {
+    op_->step = Operation::Step::StartJob;
+    if (call_manager("StartUnit", target_, true, on_job_reply) < 0) finish(false, op_->failure);
+}
+
+void UnitController::stop_units() {
+    op_->step = Operation::Step::StopJobs;
+    for (const auto& unit : watched_units())
+        if (call_manager("StopUnit", unit, true, on_job_reply) < 0) return finish(false, op_->failure);
+}
+
+void UnitController::check_units() {
+    op_->step = Operation::Step::Check;
+    for (const auto& unit : watched_units())
+        if (get_property(unit, "ActiveState", on_active_state) < 0) return finish(false, op_->failure);
+}
+
+std::vector<std::string> UnitController::watched_units() const {
+    std::vector<std::string> units{target_};
+    units.insert(units.end(), members_.begin(), members_.end());
+    return units;
+}
+
+// Called whenever something the current step waited for has arrived.
+void UnitController::step_done_if_complete() {
+    if (!op_ || !op_->calls.empty() || !op_->jobs.empty() || !op_->unknown_jobs.empty() ||
+        !op_->unread_states.empty())
+        return;
+    using Step = Operation::Step;
+    switch (op_->step) {
+    case Step::ResetFailed:
+        start_target();  // a failed reset (no such failed unit) does not matter
+        break;
+    case Step::StartJob:
+        if (!op_->failure.empty()) return finish(false, op_->failure);
+        load_members_then(&UnitController::check_units);
+        break;
+    case Step::LoadMembers:
+        if (!op_->failure.empty()) return finish(false, op_->failure);
+        (this->*pending_next_)();
+        step_done_if_complete();  // nothing to wait for (cannot happen: the target is always there)
+        break;
+    case Step::StopJobs:
+        finish(op_->failure.empty(), op_->failure.empty() ? "stopped " + target_ : op_->failure);
+        break;
+    case Step::Check:
+        for (const auto& unit : watched_units()) {
+            const std::string& state = op_->states[unit];
+            if (!is_up(state)) return finish(false, "unit " + unit + " is " + state);
+        }
+        finish(true, target_ + " and " + std::to_string(members_.size()) + " unit(s) active");
+        break;
+    }
+}
+
+void UnitController::job_queued(const std::string& unit, const std::string& job) {
+    if (auto it = op_->early.find(job); it != op_->early.end()) {
+        job_done(unit, it->second);
+        return;
+    }
+    op_->jobs[job] = unit;
+}
+
+void UnitController::job_done(const std::string& unit, const std::string& result) {
+    if (result != "done" && op_->failure.empty())
+        op_->failure = "job for " + unit + " finished with result '" + result + "'";
+}
+
+// The state of a unit whose job's fate is unknown (NoReply) decides it.
+void UnitController::unit_state(const std::string& unit, const std::string& active_state) {
+    if (op_->unknown_jobs.count(unit) != 0) {
+        bool starting = op_->kind == HookKind::Start;
+        if (starting ? (is_up(active_state) || active_state == "failed") : is_down(active_state)) {
+            op_->unknown_jobs.erase(unit);
+            job_done(unit, starting && active_state == "failed" ? "failed" : "done");
+        }
+        return;
+    }
+    op_->unread_states.erase(unit);
+    op_->states[unit] = active_state;
+}
+
+void UnitController::poll_pending() {
+    if (!op_) return;
+    std::set<std::string> units = op_->unknown_jobs;
+    units.insert(op_->unread_states.begin(), op_->unread_states.end());
+    for (const auto& unit : units) get_property(unit, "ActiveState", on_active_state);
+    sd_event_source_set_time_relative(op_->poll.get(), kPendingPoll);
+    sd_event_source_set_enabled(op_->poll.get(), SD_EVENT_ONESHOT);
+}
+
+void UnitController::arm_poll() {
+    if (op_->poll) return;
+    sd_event_source* s = nullptr;
+    if (sd_event_add_time_relative(event_, &s, CLOCK_MONOTONIC, kPendingPoll, 10 * kUsecPerMsec, on_poll, this) >= 0)
+        op_->poll.reset(s);
+}
+
+void UnitController::report_failure_once(const std::string& why) {
+    if (!watching_) return;
+    watching_ = false;
+    failed_(why);
+}
+
+// --- callbacks --------------------------------------------------------------
+
+// Unlinks `call` from the running operation and returns the operation, or
+// nullptr when the call belongs to an operation that has ended.
+UnitController::Operation* UnitController::take(Call* call) {
+    if (!op_) return nullptr;
+    for (auto it = op_->calls.begin(); it != op_->calls.end(); ++it) {
+        if (it->get() != call) continue;
+        op_->calls.erase(it);  // sd-bus holds its own reference to the slot during this callback
+        return op_.get();
+    }
+    return nullptr;
+}
+
+int UnitController::on_reset_failed(sd_bus_message*, void* userdata, sd_bus_error*) {
+    auto* call = static_cast<Call*>(userdata);
+    UnitController* self = call->self;
+    if (self->take(call) != nullptr) self->step_done_if_complete();
+    return 0;
+}
+
+int UnitController::on_members(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* call = static_cast<Call*>(userdata);
+    UnitController* self = call->self;
+    std::string unit = call->unit;
+    Operation* op = self->take(call);
+    if (op == nullptr) return 0;
+    if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
+        op->failure = "reading " + unit + ": " + error_text(e);
+        self->step_done_if_complete();
+        return 0;
+    }
+    std::vector<std::string> members;
+    int r = sd_bus_message_enter_container(m, 'a', "{sv}");
+    while (r > 0 && (r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+        const char* name = nullptr;
+        r = sd_bus_message_read(m, "s", &name);
+        std::string_view n = r >= 0 ? name : "";
+        if (n == "Requires" || n == "Requisite" || n == "Wants" || n == "BindsTo") {
+            char** list = nullptr;
+            r = sd_bus_message_enter_container(m, 'v', "as");
+            if (r >= 0) r = sd_bus_message_read_strv(m, &list);
+            for (char** p = list; p != nullptr && *p != nullptr; ++p) {
+                members.emplace_back(*p);
+                std::free(*p);
+            }
+            std::free(list);
+            if (r >= 0) r = sd_bus_message_exit_container(m);
+        } else if (r >= 0) {
+            r = sd_bus_message_skip(m, "v");
+        }
+        if (r >= 0) r = sd_bus_message_exit_container(m);
+        if (r >= 0) r = 1;
+    }
+    if (r < 0) {
+        op->failure = "reading " + unit + ": malformed reply";
+    } else {
+        std::sort(members.begin(), members.end());
+        members.erase(std::unique(members.begin(), members.end()), members.end());
+        self->members_ = std::move(members);
+    }
+    self->step_done_if_complete();
+    return 0;
+}
+
+int UnitController::on_job_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* call = static_cast<Call*>(userdata);
+    UnitController* self = call->self;
+    std::string unit = call->unit;
+    Operation* op = self->take(call);
+    if (op == nullptr) return 0;
+    const char* member = op->kind == HookKind::Start ? "StartUnit" : "StopUnit";
+    if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
+        if (is_no_reply(e)) {
+            log::warning(std::string(member) + " " + unit + ": no reply from systemd (re-executing?); " +
+                         "waiting for the unit to settle");
+            op->unknown_jobs.insert(unit);
+            self->arm_poll();
+        } else if (op->failure.empty()) {
+            op->failure = std::string(member) + " " + unit + ": " + error_text(e);
+        }
+    } else {
+        const char* job = nullptr;
+        if (sd_bus_message_read(m, "o", &job) >= 0 && job != nullptr)
+            self->job_queued(unit, job);
+        else if (op->failure.empty())
+            op->failure = std::string(member) + " " + unit + ": malformed reply";
+    }
+    self->step_done_if_complete();
+    return 0;
+}
+
+int UnitController::on_active_state(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* call = static_cast<Call*>(userdata);
+    UnitController* self = call->self;
+    std::string unit = call->unit;
+    Operation* op = self->take(call);
+    if (op == nullptr) return 0;
+    const char* state = nullptr;
+    if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
+        if (is_no_reply(e)) {
+            if (op->unknown_jobs.count(unit) == 0) op->unread_states.insert(unit);
+            self->arm_poll();
+        } else if (op->unknown_jobs.count(unit) == 0) {
+            self->unit_state(unit, "unreadable (" + error_text(e) + ")");
+        }
+    } else if (sd_bus_message_read(m, "v", "s", &state) >= 0 && state != nullptr) {
+        self->unit_state(unit, state);
+    }
+    self->step_done_if_complete();
+    return 0;
+}
+
+int UnitController::on_job_removed(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* self = static_cast<UnitController*>(userdata);
+    std::uint32_t id = 0;
+    const char *job = nullptr, *unit = nullptr, *result = nullptr;
+    if (!self->op_ || sd_bus_message_read(m, "uoss", &id, &job, &unit, &result) < 0) return 0;
+    auto it = self->op_->jobs.find(job);
+    if (it == self->op_->jobs.end()) {
+        // Its StartUnit/StopUnit reply may still be on its way.
+        if (!self->op_->calls.empty()) self->op_->early[job] = result;
+        return 0;
+    }
+    std::string owner = it->second;
+    self->op_->jobs.erase(it);
+    self->job_done(owner, result);
+    self->step_done_if_complete();
+    return 0;
+}
+
+int UnitController::on_properties_changed(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* self = static_cast<UnitController*>(userdata);
+    if (!self->watching_) return 0;
+    const char* interface = nullptr;
+    if (sd_bus_message_read(m, "s", &interface) < 0 || std::string_view(interface) != kUnitInterface) return 0;
+    std::string path = sd_bus_message_get_path(m);
+    std::string unit;
+    for (const auto& u : self->watched_units())
+        if (unit_path(u) == path) unit = u;
+    if (unit.empty()) return 0;
+    int r = sd_bus_message_enter_container(m, 'a', "{sv}");
+    while (r > 0 && (r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+        const char* name = nullptr;
+        const char* state = nullptr;
+        r = sd_bus_message_read(m, "s", &name);
+        if (r >= 0 && std::string_view(name) == "ActiveState") {
+            r = sd_bus_message_read(m, "v", "s", &state);
+            if (r >= 0 && (is_down(state) || std::string_view(state) == "deactivating")) {
+                self->report_failure_once("unit " + unit + " is " + state);
+                return 0;
+            }
+        } else if (r >= 0) {
+            r = sd_bus_message_skip(m, "v");
+        }
+        if (r >= 0) r = sd_bus_message_exit_container(m);
+        if (r >= 0) r = 1;
+    }
+    return 0;
+}
+
+int UnitController::on_systemd_owner_changed(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* self = static_cast<UnitController*>(userdata);
+    const char *name = nullptr, *old_owner = nullptr, *new_owner = nullptr;
+    if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || std::string_view(name) != kSystemd ||
+        *new_owner == '\0')
+        return 0;
+    log::notice("systemd is back on the bus; subscribing to its unit signals again");
+    sd_bus_slot* slot = nullptr;
+    if (sd_bus_call_method_async(self->bus_, &slot, kSystemd, kSystemdPath, kSystemdManager, "Subscribe", nullptr,
+                                 nullptr, "") >= 0)
+        self->subscribe_slot_.reset(slot);
+    return 0;
+}
+
+int UnitController::on_timeout(sd_event_source*, uint64_t, void* userdata) {
+    auto* self = static_cast<UnitController*>(userdata);
+    if (self->op_) {
+        const char* what = self->op_->kind == HookKind::Start  ? "starting "
+                           : self->op_->kind == HookKind::Stop ? "stopping "
+                                                               : "checking ";
+        self->finish(false, std::string(what) + self->target_ + " timed out");
+    }
+    return 0;
+}
+
+int UnitController::on_poll(sd_event_source*, uint64_t, void* userdata) {
+    static_cast<UnitController*>(userdata)->poll_pending();
+    return 0;
+}
+
+}  // namespace freeha
