@@ -1,0 +1,313 @@
+// freehactl: show and steer the local freehad over D-Bus; mutating verbs wait for the cluster to get there.
+#include <getopt.h>
+#include <poll.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "build_config.h"
+#include "bus/manager_object.h"
+#include "core/timespan.h"
+#include "ctl/client.h"
+
+using namespace freeha;
+using namespace freeha::ctl;
+
+namespace {
+
+enum Exit { kOk = 0, kFailed = 1, kUsage = 2, kUnreachable = 3 };
+
+constexpr Usec kDefaultTimeout = 2 * 60 * kUsecPerSec;
+constexpr auto kPollInterval = std::chrono::milliseconds(100);
+
+struct Options {
+    bool user_bus = false;
+    bool json = false;
+    bool wait = true;
+    Usec timeout = kDefaultTimeout;
+    std::string verb;
+    std::vector<std::string> args;
+};
+
+const char* kUsageText =
+    "Usage: freehactl [OPTIONS] COMMAND [ARG]\n"
+    "\n"
+    "Show and steer the freehad of this machine over D-Bus (org.freeha1).\n"
+    "\n"
+    "Commands:\n"
+    "  status [--json]      the cluster as this node sees it\n"
+    "  watch                status, redrawn whenever it changes (Ctrl-C ends)\n"
+    "  stop                 stop the services here; the daemon stays up (SIGHUP)\n"
+    "  force-start          start the services here without asking the others (SIGUSR1)\n"
+    "  clear-error          clear this node's error latch (SIGUSR2)\n"
+    "  standby              stop the services here and never take them\n"
+    "  unstandby            this node may take the services again\n"
+    "  switchover [NODE]    hand the services to NODE, or to the next eligible node\n"
+    "  reload-config        re-read the configuration; the services are not touched\n"
+    "\n"
+    "Options:\n"
+    "      --user           talk to the freehad on the user bus\n"
+    "      --json           status as JSON (schema_version 1)\n"
+    "      --timeout SPAN   how long a command waits for its result (default 2min)\n"
+    "      --no-wait        return once freehad has accepted the command\n"
+    "  -h, --help           this text\n"
+    "      --version        the version\n"
+    "\n"
+    "Exit status: 0 done, 1 failed or timed out, 2 usage error, 3 freehad not reachable.\n";
+
+int usage_error(const std::string& what) {
+    std::cerr << "freehactl: " << what << " (see freehactl --help)\n";
+    return kUsage;
+}
+
+int report(const CallError& e) {
+    std::cerr << "freehactl: " << e.message << "\n";
+    return e.unreachable ? kUnreachable : kFailed;
+}
+
+std::string age_text(std::uint64_t usec) {
+    if (usec < kUsecPerSec) return std::to_string(usec / kUsecPerMsec) + "ms ago";
+    return format_timespan(usec / kUsecPerMsec * kUsecPerMsec) + " ago";
+}
+
+std::string render(const ClusterView& v) {
+    char line[256];
+    std::string out;
+    out += "Cluster " + v.cluster + ", seen from " + v.node + " (" + v.role + ", mode " + v.mode +
+           (v.services_target.empty() ? "" : " " + v.services_target) + ")\n";
+    unsigned reachable = 0;
+    for (const auto& n : v.nodes) reachable += n.reachable;
+    out += "Quorum: " + std::string(v.quorate ? "yes" : "NO") + " (" + std::to_string(reachable) + " of " +
+           std::to_string(v.expected_nodes) + " nodes reachable)    Term: " + std::to_string(v.term) + "\n";
+    out += "Active node: " + (v.active_node.empty() ? std::string("none") : v.active_node) + "\n";
+    if (v.standby) out += "This node is in standby.\n";
+    if (v.errored) out += "This node is errored: " + v.last_error + "\n";
+    out += "\n";
+    std::snprintf(line, sizeof line, "%-20s %-9s %-10s %-9s %s\n", "NODE", "STATE", "ROLE", "REACHABLE", "LAST HEARD");
+    out += line;
+    for (const auto& n : v.nodes) {
+        bool self = n.name == v.node;
+        std::string heard = self ? "(this node)" : age_text(n.last_heard_usec_ago);
+        std::string name = n.name + (n.name == v.active_node ? " *" : "");
+        std::snprintf(line, sizeof line, "%-20s %-9s %-10s %-9s %s\n", name.c_str(), n.state.c_str(), n.role.c_str(),
+                      n.reachable ? "yes" : "no", heard.c_str());
+        out += line;
+    }
+    return out;
+}
+
+nlohmann::json to_json(const ClusterView& v) {
+    nlohmann::json nodes = nlohmann::json::array();
+    for (const auto& n : v.nodes)
+        nodes.push_back({{"name", n.name},
+                         {"state", n.state},
+                         {"role", n.role},
+                         {"reachable", n.reachable},
+                         {"last_heard_usec_ago", n.last_heard_usec_ago}});
+    return {{"schema_version", 1},
+            {"cluster", v.cluster},
+            {"node", v.node},
+            {"state", v.state},
+            {"role", v.role},
+            {"term", v.term},
+            {"quorate", v.quorate},
+            {"expected_nodes", v.expected_nodes},
+            {"active_node", v.active_node},
+            {"standby", v.standby},
+            {"errored", v.errored},
+            {"last_error", v.last_error.empty() ? nlohmann::json(nullptr) : nlohmann::json(v.last_error)},
+            {"mode", v.mode},
+            {"services_target", v.services_target.empty() ? nlohmann::json(nullptr) : nlohmann::json(v.services_target)},
+            {"nodes", std::move(nodes)}};
+}
+
+bool holds_services(const std::string& state) {
+    return state == "STARTING" || state == "RUNNING" || state == "STOPPING";
+}
+
+// What a waiting verb decides from one view: keep waiting, done, or failed (with why).
+struct Verdict {
+    enum Kind { Wait, Done, Failed } kind = Wait;
+    std::string message;
+};
+using Goal = std::function<Verdict(const ClusterView&)>;
+
+int wait_for(Client& client, const Options& o, const std::string& what, const Goal& goal) {
+    if (!o.wait) return kOk;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(o.timeout);
+    std::string last;
+    while (true) {
+        CallError error;
+        auto view = client.read(&error);
+        if (!view) return report(error);
+        Verdict v = goal(*view);
+        if (v.kind == Verdict::Done) {
+            if (!v.message.empty()) std::cout << v.message << "\n";
+            return kOk;
+        }
+        if (v.kind == Verdict::Failed) {
+            std::cerr << "freehactl: " << what << " failed: " << v.message << "\n";
+            return kFailed;
+        }
+        last = v.message;
+        if (std::chrono::steady_clock::now() >= deadline) {
+            std::cerr << "freehactl: " << what << ": timed out after " << format_timespan(o.timeout)
+                      << (last.empty() ? "" : " (" + last + ")") << "\n";
+            return kFailed;
+        }
+        std::this_thread::sleep_for(kPollInterval);
+    }
+}
+
+Verdict errored_here(const ClusterView& v) { return {Verdict::Failed, "this node is ERRORED: " + v.last_error}; }
+
+Verdict services_elsewhere(const ClusterView& v, const std::string& what) {
+    if (holds_services(v.state)) return {Verdict::Wait, "this node is " + v.state};
+    const auto* active = v.find(v.active_node);
+    if (active == nullptr || active->name == v.node) return {Verdict::Wait, "no other node runs the services yet"};
+    if (active->state != "RUNNING") return {Verdict::Wait, active->name + " is " + active->state};
+    return {Verdict::Done, what + "; the services run on " + active->name};
+}
+
+int watch(Client& client) {
+    sd_bus* bus = client.get();
+    // Any PropertiesChanged from freehad wakes the loop; a 1 s tick refreshes the ages.
+    sd_bus_add_match(bus, nullptr,
+                     "type='signal',sender='org.freeha1',interface='org.freedesktop.DBus.Properties',"
+                     "member='PropertiesChanged',path_namespace='/org/freeha1'",
+                     nullptr, nullptr);
+    bool tty = isatty(STDOUT_FILENO) != 0;
+    while (true) {
+        CallError error;
+        auto view = client.read(&error);
+        if (tty) std::cout << "\033[H\033[2J";
+        if (view)
+            std::cout << render(*view);
+        else
+            std::cout << error.message << "\n";
+        if (!tty) std::cout << "--\n";
+        std::cout.flush();
+        while (sd_bus_process(bus, nullptr) > 0) {
+        }
+        if (sd_bus_wait(bus, kUsecPerSec) < 0) return report(CallError{"lost the bus connection", true});
+        while (sd_bus_process(bus, nullptr) > 0) {
+        }
+    }
+}
+
+int run(const Options& o) {
+    CallError error;
+    auto client = Client::connect(o.user_bus, &error);
+    if (!client) return report(error);
+    auto self = client->read(&error);
+    if (!self) return report(error);
+
+    if (o.verb == "status") {
+        if (o.json)
+            std::cout << to_json(*self).dump(2) << "\n";
+        else
+            std::cout << render(*self);
+        return kOk;
+    }
+    if (o.verb == "watch") return watch(*client);
+
+    if (o.verb == "stop") {
+        if (!client->call("Stop", &error)) return report(error);
+        return wait_for(*client, o, "stop", [](const ClusterView& v) -> Verdict {
+            if (v.state == "STOPPING") return {Verdict::Wait, "stopping"};
+            return {Verdict::Done, "stop done; this node is now " + v.state};
+        });
+    }
+    if (o.verb == "force-start") {
+        if (!client->call("ForceStart", &error)) return report(error);
+        return wait_for(*client, o, "force-start", [](const ClusterView& v) -> Verdict {
+            if (v.state == "RUNNING") return {Verdict::Done, "services running here"};
+            if (v.state == "ERRORED") return errored_here(v);
+            return {Verdict::Wait, "this node is " + v.state};
+        });
+    }
+    if (o.verb == "clear-error") {
+        if (!client->call("ClearError", &error)) return report(error);
+        return wait_for(*client, o, "clear-error", [](const ClusterView& v) -> Verdict {
+            if (v.errored || v.state == "ERRORED") return {Verdict::Wait, "still errored"};
+            return {Verdict::Done, "error cleared (" + v.state + ")"};
+        });
+    }
+    if (o.verb == "standby") {
+        if (!client->call("SetStandby", true, &error)) return report(error);
+        return wait_for(*client, o, "standby", [](const ClusterView& v) -> Verdict {
+            if (!v.standby) return {Verdict::Wait, "standby not yet announced"};
+            if (holds_services(v.state)) return {Verdict::Wait, "this node is " + v.state};
+            return {Verdict::Done, "this node is in standby; active node: " +
+                                       (v.active_node.empty() ? std::string("none") : v.active_node)};
+        });
+    }
+    if (o.verb == "unstandby") {
+        if (!client->call("SetStandby", false, &error)) return report(error);
+        return wait_for(*client, o, "unstandby", [](const ClusterView& v) -> Verdict {
+            if (v.standby) return {Verdict::Wait, "still in standby"};
+            return {Verdict::Done, "this node may take the services again"};
+        });
+    }
+    if (o.verb == "switchover") {
+        std::string to = o.args.empty() ? "" : o.args[0];
+        if (!client->call("Switchover", to, &error)) return report(error);
+        return wait_for(*client, o, "switchover", [to](const ClusterView& v) -> Verdict {
+            if (v.state == "ERRORED") return errored_here(v);
+            Verdict moved = services_elsewhere(v, "switched over");
+            if (moved.kind == Verdict::Done && !to.empty() && v.active_node != to)
+                return {Verdict::Failed, "the services went to " + v.active_node + ", not " + to};
+            return moved;
+        });
+    }
+    if (o.verb == "reload-config") {
+        if (!client->call("ReloadConfig", &error)) return report(error);
+        std::cout << "configuration reloaded\n";
+        return kOk;
+    }
+    return usage_error("unknown command '" + o.verb + "'");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    enum { kOptUser = 256, kOptJson, kOptTimeout, kOptNoWait, kOptVersion };
+    static const option kLong[] = {
+        {"user", no_argument, nullptr, kOptUser},       {"json", no_argument, nullptr, kOptJson},
+        {"timeout", required_argument, nullptr, kOptTimeout}, {"no-wait", no_argument, nullptr, kOptNoWait},
+        {"help", no_argument, nullptr, 'h'},            {"version", no_argument, nullptr, kOptVersion},
+        {nullptr, 0, nullptr, 0},
+    };
+    Options o;
+    opterr = 0;
+    int c = 0;
+    while ((c = getopt_long(argc, argv, ":h", kLong, nullptr)) != -1) {
+        switch (c) {
+        case kOptUser: o.user_bus = true; break;
+        case kOptJson: o.json = true; break;
+        case kOptNoWait: o.wait = false; break;
+        case kOptTimeout: {
+            auto span = parse_timespan(optarg);
+            if (!span || *span == 0) return usage_error(std::string("--timeout ") + optarg + ": not a time span such as 30s");
+            o.timeout = *span;
+            break;
+        }
+        case 'h': std::cout << kUsageText; return kOk;
+        case kOptVersion: std::cout << "freehactl " FREEHA_VERSION "\n"; return kOk;
+        case ':': return usage_error(std::string(argv[optind - 1]) + " needs a value");
+        default: return usage_error(std::string("unknown option '") + argv[optind - 1] + "'");
+        }
+    }
+    if (optind >= argc) return usage_error("no command given");
+    o.verb = argv[optind++];
+    for (; optind < argc; ++optind) o.args.emplace_back(argv[optind]);
+    std::size_t max_args = o.verb == "switchover" ? 1 : 0;
+    if (o.args.size() > max_args) return usage_error(o.verb + ": unexpected argument '" + o.args[max_args] + "'");
+    if (o.json && o.verb != "status") return usage_error("--json only applies to status");
+    return run(o);
+}
