@@ -1,0 +1,29 @@
+#!/bin/sh
+# The shipped units: `systemd-analyze verify` is clean, and the exposure
+# score of freehad.service stays at or below its recorded ceiling, for
+# scripts mode (the unit as shipped) and target mode (with the drop-in).
+# Usage: check_units.sh BUILT_SERVICE TARGET DROPIN FREEHAD_BINARY
+set -eu
+service=$1 target=$2 dropin=$3 binary=$4
+command -v systemd-analyze >/dev/null || { echo "SKIP: systemd-analyze not installed"; exit 77; }
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+# verify insists that ExecStart= exists: point it at the build's binary.
+sed "s|^ExecStart=.*|ExecStart=$binary|" "$service" > "$work/freehad.service"
+cp "$target" "$work/"
+
+out=$(SYSTEMD_LOG_LEVEL=notice systemd-analyze verify --man=no "$work/freehad.service" "$work/freeha-services.target" 2>&1) || {
+    echo "FAIL: systemd-analyze verify:"; echo "$out"; exit 1; }
+[ -z "$out" ] || { echo "FAIL: systemd-analyze verify is not clean:"; echo "$out"; exit 1; }
+echo "systemd-analyze verify: clean"
+
+score() { systemd-analyze security --offline=yes "$work/freehad.service" | sed -n 's/.*exposure level for freehad.service: \([0-9.]*\).*/\1/p'; }
+check() {  # MODE SCORE CEILING
+    echo "exposure score, $1: $2 (ceiling $3)"
+    awk -v s="$2" -v c="$3" 'BEGIN { exit !(s != "" && s <= c) }' || { echo "FAIL: $1 exposure $2 above $3"; exit 1; }
+}
+check "scripts mode (unit as shipped)" "$(score)" 5.5
+mkdir "$work/freehad.service.d"
+cp "$dropin" "$work/freehad.service.d/"
+check "target mode (with target-mode-hardening.conf)" "$(score)" 2.0
