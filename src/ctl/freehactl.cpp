@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <functional>
+#include <set>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -305,6 +306,9 @@ int main(int argc, char** argv) {
     }
     if (optind >= argc) return usage_error("no command given");
     o.verb = argv[optind++];
+    static const std::set<std::string> kVerbs{"status",    "watch",     "stop",       "force-start",  "clear-error",
+                                              "standby",   "unstandby", "switchover", "reload-config"};
+    if (kVerbs.count(o.verb) == 0) return usage_error("unknown command '" + o.verb + "'");
     for (; optind < argc; ++optind) o.args.emplace_back(argv[optind]);
     std::size_t max_args = o.verb == "switchover" ? 1 : 0;
     if (o.args.size() > max_args) return usage_error(o.verb + ": unexpected argument '" + o.args[max_args] + "'");

@@ -107,14 +107,18 @@ class Cluster:
                 f"[Services]\nHooksDirectory={node.dir}/hooks\nMonitorInterval=1s\n"
                 f"[Status]\nJSONFile={node.dir}/status.json\n{self.settings}")
 
-    def start(self, name, *args, env=None):
+    def start(self, name, *args, env=None, bus=None):
+        """Starts a node; with `bus` (a PrivateBus) it serves org.freeha1 there, else --no-bus."""
         node = self.nodes[name]
         with open(node.path("freehad.conf"), "w") as f:
             f.write(self.config(node))
-        log = open(node.path("freehad.log"), "a")
-        node.proc = subprocess.Popen([FREEHAD, "--config", node.path("freehad.conf"), "--no-bus", *args],
-                                     stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     env=None if env is None else {**os.environ, **env})
+        env = {**os.environ, **(env or {})}
+        if bus:
+            env["DBUS_SYSTEM_BUS_ADDRESS"] = bus.address
+        with open(node.path("freehad.log"), "a") as log:
+            node.proc = subprocess.Popen([FREEHAD, "--config", node.path("freehad.conf"),
+                                          *([] if bus else ["--no-bus"]), *args],
+                                         stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         return node
 
     def start_all(self):
@@ -144,3 +148,56 @@ def send_udp(address, port, payload):
     import socket
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.sendto(payload, (address, port))
+
+
+OPEN_POLICY = """<policy context="default">
+    <allow user="*"/><allow own="*"/><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/>
+  </policy>"""
+# Like Debian's system bus: nobody owns or calls anything unless a policy
+# file (ours, included) says so.
+SYSTEM_POLICY = """<policy context="default">
+    <allow user="*"/><deny own="*"/><deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/><allow receive_type="method_return"/>
+    <allow receive_type="error"/><allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+  </policy>
+  <policy user="root"><allow eavesdrop="true"/><allow send_destination="*" eavesdrop="true"/></policy>
+  <include>{policy_file}</include>"""
+
+
+class PrivateBus:
+    """A dbus-daemon of our own, reachable by any user (for setpriv tests)."""
+
+    def __init__(self, policy=OPEN_POLICY):
+        self.dir = tempfile.mkdtemp(prefix="freeha-bus-")
+        os.chmod(self.dir, 0o755)
+        socket_path = os.path.join(self.dir, "bus")
+        config = os.path.join(self.dir, "bus.conf")
+        with open(config, "w") as f:
+            f.write(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><type>system</type><listen>unix:path={socket_path}</listen><auth>EXTERNAL</auth>
+  {policy}
+</busconfig>""")
+        # stderr: dbus-daemon complains that it cannot raise its fd limit when not root.
+        self.proc = subprocess.Popen(["dbus-daemon", "--nofork", "--nopidfile", f"--config-file={config}"],
+                                     stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 5
+        while not os.path.exists(socket_path):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("dbus-daemon did not start")
+            time.sleep(0.02)
+        os.chmod(socket_path, 0o777)
+        self.address = f"unix:path={socket_path}"
+
+    def env(self):
+        return {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": self.address}
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()

@@ -1,0 +1,286 @@
+"""The org.freeha1 API against private dbus-daemons: properties, signals,
+method effects through freehactl, access control, and bus failures.
+
+Each node of a loopback cluster gets a bus of its own (one org.freeha1 per
+bus, as on real machines). Needs dbus-daemon; the non-root caller checks
+need root (setpriv) and skip otherwise.
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "process"))
+from harness import Cluster, PrivateBus, SYSTEM_POLICY  # noqa: E402
+
+FREEHACTL = os.environ.get("FREEHACTL", os.path.join(os.path.dirname(__file__), "../../build/src/ctl/freehactl"))
+POLICY_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../units/org.freeha1.conf")
+NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+
+def busctl(bus, *args, user=None):
+    return subprocess.run([*(user or []), "busctl", f"--address={bus.address}", *args],
+                          capture_output=True, text=True, timeout=10)
+
+
+def prop(bus, name, path="/org/freeha1", interface="org.freeha1.Manager"):
+    r = busctl(bus, "--json=short", "get-property", "org.freeha1", path, interface, name)
+    if r.returncode != 0:
+        return None
+    return json.loads(r.stdout)["data"]
+
+
+def ctl(bus, *args, timeout=60):
+    return subprocess.run([FREEHACTL, *args], capture_output=True, text=True, timeout=timeout, env=bus.env())
+
+
+class BusCluster(unittest.TestCase):
+    """Three nodes, each serving org.freeha1 on its own private bus."""
+
+    def setUp(self):
+        self.c = Cluster(["alpha", "bravo", "charlie"])
+        self.bus = {n: PrivateBus() for n in self.c.names}
+        for name in reversed(self.c.names):
+            self.c.start(name, bus=self.bus[name])
+        self.c.wait_for(lambda: prop(self.bus["alpha"], "State") == "RUNNING", 15, "alpha RUNNING on D-Bus")
+        self.c.wait_for(lambda: all(prop(self.bus[n], "ActiveNode") == "alpha" for n in self.c.names), 5,
+                        "every node to see alpha active")
+
+    def tearDown(self):
+        self.c.stop_all()
+        for b in self.bus.values():
+            b.stop()
+
+    def test_manager_properties_describe_the_cluster(self):
+        b = self.bus["bravo"]
+        self.assertEqual(prop(b, "NodeName"), "bravo")
+        self.assertEqual(prop(b, "State"), "STANDBY")
+        self.assertEqual(prop(b, "Role"), "member")
+        self.assertTrue(prop(b, "Quorate"))
+        self.assertEqual(prop(b, "ExpectedNodes"), 3)
+        self.assertEqual(prop(b, "Mode"), "scripts")
+        self.assertEqual(prop(b, "ServicesTarget"), "")
+        self.assertFalse(prop(b, "Errored"))
+        self.assertGreaterEqual(prop(self.bus["alpha"], "Term"), 1)
+        self.assertEqual(sorted(n[0] for n in prop(b, "Nodes")), ["alpha", "bravo", "charlie"])
+        listed = json.loads(busctl(b, "--json=short", "call", "org.freeha1", "/org/freeha1",
+                                   "org.freeha1.Manager", "ListNodes").stdout)["data"][0]
+        alpha = next(n for n in listed if n[0] == "alpha")
+        self.assertEqual(alpha[1:4], ["RUNNING", "member", True])
+        self.assertLess(alpha[4], 1_000_000)  # heard within the dead time
+
+    def test_node_objects_show_each_node_and_its_channels(self):
+        b = self.bus["bravo"]
+        tree = busctl(b, "tree", "--list", "org.freeha1").stdout.split()
+        for n in self.c.names:
+            self.assertIn(f"/org/freeha1/node/{n}", tree)
+        path = "/org/freeha1/node/alpha"
+        self.assertEqual(prop(b, "Name", path, "org.freeha1.Node"), "alpha")
+        self.assertEqual(prop(b, "State", path, "org.freeha1.Node"), "RUNNING")
+        self.assertTrue(prop(b, "Reachable", path, "org.freeha1.Node"))
+        self.assertLess(prop(b, "LastHeardUSec", path, "org.freeha1.Node"), 1_000_000)
+        channels = prop(b, "Channels", path, "org.freeha1.Node")
+        self.assertEqual(len(channels), 1)
+        self.assertTrue(channels[0][0].startswith("unicast 127.0.0.2"))
+        self.assertTrue(channels[0][1])  # healthy: heard within the dead time
+
+    def test_failover_emits_properties_changed_on_the_survivors(self):
+        b = self.bus["bravo"]
+        monitor = subprocess.Popen(["busctl", f"--address={b.address}", "--json=short", "monitor", "org.freeha1"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        time.sleep(0.5)
+        self.c["alpha"].proc.kill()
+        self.c.wait_for(lambda: prop(b, "State") == "RUNNING", 10, "bravo to take over")
+        time.sleep(0.5)
+        monitor.terminate()
+        out, _ = monitor.communicate(timeout=5)
+        signals = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        changes = [s for s in signals if s.get("member") == "PropertiesChanged"]
+        manager = [s["payload"]["data"][1] for s in changes if s["path"] == "/org/freeha1"]
+        states = [c["State"]["data"] for c in manager if "State" in c]
+        self.assertEqual(states[-2:], ["STARTING", "RUNNING"], manager)
+        self.assertIn("bravo", [c["ActiveNode"]["data"] for c in manager if "ActiveNode" in c])
+        alpha = [s["payload"]["data"][1] for s in changes if s["path"] == "/org/freeha1/node/alpha"]
+        self.assertIn({"type": "b", "data": False}, [c.get("Reachable") for c in alpha])
+        self.assertIn("TIMEDOUT", [c["State"]["data"] for c in alpha if "State" in c])
+        # Coalesced: no two consecutive signals for one object carry the same values.
+        for path in {s["path"] for s in changes}:
+            seq = [json.dumps(s["payload"], sort_keys=True) for s in changes if s["path"] == path]
+            for a, z in zip(seq, seq[1:]):
+                self.assertNotEqual(a, z, path)
+
+    def test_standby_and_switchover_move_the_services_and_wait_for_them(self):
+        r = ctl(self.bus["alpha"], "standby")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("active node: bravo", r.stdout)
+        self.assertTrue(prop(self.bus["alpha"], "Standby"))
+        self.assertEqual(self.c.running(), ["bravo"])
+        r = ctl(self.bus["bravo"], "switchover", "charlie")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("the services run on charlie", r.stdout)
+        self.assertEqual(self.c.running(), ["charlie"])
+        r = ctl(self.bus["alpha"], "unstandby")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertFalse(prop(self.bus["alpha"], "Standby"))
+        time.sleep(1)
+        self.assertEqual(self.c.running(), ["charlie"])  # no take-back
+        r = ctl(self.bus["charlie"], "switchover")  # to the next eligible node: alpha
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.c.running(), ["alpha"])
+
+    def test_refused_switchover_says_why_and_exits_1(self):
+        r = ctl(self.bus["bravo"], "switchover", "charlie")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("does not run the services (active node: alpha)", r.stderr)
+        r = ctl(self.bus["alpha"], "switchover", "zulu")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("zulu is not a reachable node", r.stderr)
+        self.assertEqual(self.c.running(), ["alpha"])
+
+    def test_stop_force_start_and_clear_error(self):
+        alpha = self.c["alpha"]
+        alpha.touch("monitor-fail")
+        self.c.wait_for(lambda: prop(self.bus["alpha"], "Errored"), 10, "alpha ERRORED")
+        self.c.wait_for(lambda: self.c.running() == ["bravo"], 10, "bravo to take over")
+        self.assertIn("monitorhasrv", prop(self.bus["alpha"], "LastError"))
+        alpha.remove("monitor-fail")
+        r = ctl(self.bus["alpha"], "clear-error")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(prop(self.bus["alpha"], "State"), "STANDBY")
+        r = ctl(self.bus["bravo"], "stop")  # FreeHA's HUP: alpha is first, and eligible again
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.c.wait_for(lambda: self.c.running() == ["alpha"], 10, "alpha to take over")
+        r = ctl(self.bus["charlie"], "force-start")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.c.wait_for(lambda: self.c.running() == ["charlie"], 10, "alpha to step down for the forced charlie")
+
+    def test_reload_config_applies_timings_and_refuses_identity_changes(self):
+        node = self.c["bravo"]
+        with open(node.path("freehad.conf"), "a") as f:
+            f.write("[Cluster]\nExpectedNodes=7\n")
+        r = ctl(self.bus["bravo"], "reload-config")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(prop(self.bus["bravo"], "ExpectedNodes"), 7)
+        self.assertFalse(prop(self.bus["bravo"], "Quorate"))  # 3 of 7, 4 needed
+        with open(node.path("freehad.conf"), "a") as f:
+            f.write("[Cluster]\nName=elsewhere\n")
+        r = ctl(self.bus["bravo"], "reload-config")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("Name= cannot change while freehad runs", r.stderr)
+        self.assertIn("freehad.conf:", r.stderr)  # names the file and line
+        self.assertEqual(prop(self.bus["bravo"], "ClusterName"), f"proc{self.c.port}")
+
+    def test_status_human_and_json(self):
+        r = ctl(self.bus["bravo"], "status")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("Active node: alpha", r.stdout)
+        self.assertIn("Quorum: yes (3 of 3 nodes reachable)", r.stdout)
+        self.assertRegex(r.stdout, r"alpha \*\s+RUNNING\s+member\s+yes")
+        doc = json.loads(ctl(self.bus["bravo"], "status", "--json").stdout)
+        self.assertEqual((doc["schema_version"], doc["node"], doc["active_node"]), (1, "bravo", "alpha"))
+        self.assertEqual(len(doc["nodes"]), 3)
+
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv"), "needs root and setpriv")
+    def test_a_non_root_caller_reads_but_cannot_change_anything(self):
+        b = self.bus["alpha"]
+        r = busctl(b, "get-property", "org.freeha1", "/org/freeha1", "org.freeha1.Manager", "State", user=NOBODY)
+        self.assertEqual(r.stdout.strip(), 's "RUNNING"', r.stderr)
+        for call in (["Stop"], ["ForceStart"], ["ClearError"], ["SetStandby", "b", "true"],
+                     ["Switchover", "s", "bravo"], ["ReloadConfig"]):
+            r = busctl(b, "--json=short", "call", "org.freeha1", "/org/freeha1", "org.freeha1.Manager", call[0],
+                       *call[1:], user=NOBODY)
+            self.assertNotEqual(r.returncode, 0, call)
+            self.assertIn("Access denied", r.stderr, call)
+        r = subprocess.run([*NOBODY, FREEHACTL, "stop"], capture_output=True, text=True, env=b.env(), timeout=10)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("Stop changes the cluster and requires root", r.stderr)
+        self.assertEqual(prop(b, "State"), "RUNNING")
+
+
+class BusFailures(unittest.TestCase):
+    def setUp(self):
+        # Only alpha runs; bravo is there to give the unicast channel a peer.
+        self.c = Cluster(["alpha", "bravo"], expected=1)
+        self.bus = PrivateBus()
+
+    def tearDown(self):
+        self.c.stop_all()
+        self.bus.stop()
+
+    def test_a_second_daemon_on_the_same_bus_fails_loudly(self):
+        self.c.start("alpha", bus=self.bus)
+        self.c.wait_for(lambda: prop(self.bus, "State") == "RUNNING", 10, "alpha RUNNING")
+        other = Cluster(["alpha", "bravo"], expected=1)
+        node = other.start("alpha", bus=self.bus)
+        self.assertEqual(node.proc.wait(timeout=10), 1)
+        self.assertIn("the bus name org.freeha1 is already owned on the system bus", node.log())
+        self.assertEqual(prop(self.bus, "State"), "RUNNING")
+
+    def test_a_lost_bus_stops_the_services_and_exits_1(self):
+        node = self.c.start("alpha", bus=self.bus)
+        self.c.wait_for(lambda: os.path.exists(node.path("services-up")), 10, "services up")
+        self.bus.stop()
+        self.assertEqual(node.proc.wait(timeout=10), 1)
+        self.assertIn("lost the connection to the system bus", node.log())
+        self.assertFalse(os.path.exists(node.path("services-up")))
+
+    def test_no_bus_at_all_exits_1_naming_it(self):
+        node = self.c.start("alpha", bus=type("B", (), {"address": "unix:path=/nonexistent/bus"})())
+        self.assertEqual(node.proc.wait(timeout=10), 1)
+        self.assertIn("cannot connect to the system bus", node.log())
+
+    @unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv"), "needs root and setpriv")
+    def test_the_shipped_policy_lets_root_own_and_call_and_others_only_read(self):
+        bus = PrivateBus(SYSTEM_POLICY.format(policy_file=POLICY_FILE))
+        try:
+            self.c.start("alpha", bus=bus)
+            self.c.wait_for(lambda: prop(bus, "State") == "RUNNING", 10, "alpha RUNNING under the policy")
+            r = busctl(bus, "get-property", "org.freeha1", "/org/freeha1", "org.freeha1.Manager", "State",
+                       user=NOBODY)
+            self.assertEqual(r.stdout.strip(), 's "RUNNING"', r.stderr)
+            r = busctl(bus, "call", "org.freeha1", "/org/freeha1", "org.freeha1.Manager", "ListNodes", user=NOBODY)
+            self.assertEqual(r.returncode, 0, r.stderr)
+            r = busctl(bus, "call", "org.freeha1", "/org/freeha1", "org.freeha1.Manager", "Stop", user=NOBODY)
+            self.assertIn("Access denied", r.stderr)
+            self.assertEqual(prop(bus, "State"), "RUNNING")
+            r = ctl(bus, "stop")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            # A non-root daemon may not own the name (an arbitrator: it needs no hooks).
+            home = tempfile.mkdtemp(prefix="freeha-nobody-")
+            os.chmod(home, 0o777)
+            conf = os.path.join(home, "freehad.conf")
+            with open(conf, "w") as f:
+                f.write(f"[Cluster]\nNodeName=zulu\nRole=arbitrator\nExpectedNodes=1\n"
+                        f"[Heartbeat]\nPort={self.c.port + 1}\nChannel=unicast 127.0.0.9 127.0.0.10\n"
+                        f"[Status]\nJSONFile={home}/status.json\n")
+            os.chmod(conf, 0o644)
+            p = subprocess.run([*NOBODY, self.c["alpha"].proc.args[0], "--config", conf], env=bus.env(),
+                               capture_output=True, text=True, timeout=10)
+            shutil.rmtree(home)
+            self.assertEqual(p.returncode, 1, p.stderr)
+            self.assertIn("cannot own the bus name org.freeha1", p.stderr)
+        finally:
+            bus.stop()
+
+
+class CtlUsage(unittest.TestCase):
+    def test_usage_errors_exit_2_and_a_missing_daemon_exits_3(self):
+        bus = PrivateBus()
+        try:
+            for args in (["bogus"], [], ["status", "extra"], ["--timeout", "soon", "stop"], ["--frob"]):
+                r = ctl(bus, *args)
+                self.assertEqual(r.returncode, 2, args)
+                self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)
+            r = ctl(bus, "status")
+            self.assertEqual(r.returncode, 3)
+            self.assertIn("freehad is not reachable", r.stderr)
+        finally:
+            bus.stop()
+
+
+if __name__ == "__main__":
+    unittest.main(verbosity=2)
