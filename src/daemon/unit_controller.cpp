@@ -82,8 +82,8 @@ int UnitController::init(std::string* error) {
     }
     if (r >= 0) {
         owner_slot_.reset(slot);
-        r = sd_bus_call_method_async(bus_, &slot, kSystemd, kSystemdPath, kSystemdManager, "Subscribe", nullptr,
-                                     nullptr, "");
+        r = sd_bus_call_method_async(bus_, &slot, kSystemd, kSystemdPath, kSystemdManager, "Subscribe", on_subscribed,
+                                     this, "");
     }
     if (r < 0) {
         *error = std::string("target mode: cannot watch systemd over D-Bus: ") + std::strerror(-r);
@@ -470,9 +470,17 @@ int UnitController::on_systemd_owner_changed(sd_bus_message* m, void* userdata, 
         return 0;
     log::notice("systemd is back on the bus; subscribing to its unit signals again");
     sd_bus_slot* slot = nullptr;
-    if (sd_bus_call_method_async(self->bus_, &slot, kSystemd, kSystemdPath, kSystemdManager, "Subscribe", nullptr,
-                                 nullptr, "") >= 0)
+    if (sd_bus_call_method_async(self->bus_, &slot, kSystemd, kSystemdPath, kSystemdManager, "Subscribe",
+                                 on_subscribed, self, "") >= 0)
         self->subscribe_slot_.reset(slot);
+    return 0;
+}
+
+int UnitController::on_subscribed(sd_bus_message* m, void*, sd_bus_error*) {
+    // Without the subscription a failing unit is only seen by the periodic check.
+    if (const sd_bus_error* e = sd_bus_message_get_error(m))
+        log::warning("target mode: Subscribe() to systemd failed (" + error_text(e) +
+                     "); failed units will be noticed at the next monitor check only");
     return 0;
 }
 

@@ -77,6 +77,7 @@ private:
     static int on_job_removed(sd_bus_message* m, void* userdata, sd_bus_error* error);
     static int on_properties_changed(sd_bus_message* m, void* userdata, sd_bus_error* error);
     static int on_systemd_owner_changed(sd_bus_message* m, void* userdata, sd_bus_error* error);
+    static int on_subscribed(sd_bus_message* m, void* userdata, sd_bus_error* error);
     static int on_timeout(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_poll(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_deliver(sd_event_source* s, void* userdata);

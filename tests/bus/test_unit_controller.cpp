@@ -1,0 +1,287 @@
+// Target mode's UnitController against a fake org.freedesktop.systemd1 on a private dbus-daemon.
+//
+// The fake runs on its own connection in the same sd-event loop: it answers
+// StartUnit/StopUnit with a job path and emits JobRemoved with the result
+// each test scripts, exposes unit objects with ActiveState and dependency
+// lists, and can answer with NoReply the way a re-executing systemd does.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <optional>
+#include <signal.h>
+#include <string>
+#include <vector>
+
+#include "bus/sd_ptr.h"
+#include "daemon/unit_controller.h"
+
+using namespace freeha;
+
+namespace {
+
+constexpr const char* kTarget = "freeha-services.target";
+constexpr const char* kMember = "app.service";
+
+struct FakeSystemd {
+    // Scripted behaviour.
+    std::string job_result = "done";  // what JobRemoved says; "" = never ends
+    bool no_reply = false;            // answer StartUnit/StopUnit with NoReply
+    std::map<std::string, std::string> state{{kTarget, "inactive"}, {kMember, "inactive"}};
+    std::vector<std::string> requires_{kMember};
+
+    // What happened.
+    std::vector<std::string> calls;  // "StartUnit freeha-services.target", ...
+    unsigned next_job = 1;
+    sd_bus* bus = nullptr;
+
+    std::string unit_of(const char* path) {
+        char* raw = nullptr;
+        if (sd_bus_path_decode(path, "/org/freedesktop/systemd1/unit", &raw) <= 0) return {};
+        std::string unit(raw);
+        std::free(raw);
+        return unit;
+    }
+
+    void set_state(const std::string& unit, const std::string& s) {
+        state[unit] = s;
+        char* path = nullptr;
+        sd_bus_path_encode("/org/freedesktop/systemd1/unit", unit.c_str(), &path);
+        sd_bus_emit_properties_changed(bus, path, "org.freedesktop.systemd1.Unit", "ActiveState", nullptr);
+        std::free(path);
+    }
+
+    static int job_method(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+        auto* self = static_cast<FakeSystemd*>(userdata);
+        const char* unit = nullptr;
+        const char* mode = nullptr;
+        sd_bus_message_read(m, "ss", &unit, &mode);
+        std::string member = sd_bus_message_get_member(m);
+        self->calls.push_back(member + " " + unit);
+        if (self->no_reply) return sd_bus_error_set(error, SD_BUS_ERROR_NO_REPLY, "re-executing");
+        std::string job = "/org/freedesktop/systemd1/job/" + std::to_string(self->next_job);
+        unsigned id = self->next_job++;
+        int r = sd_bus_reply_method_return(m, "o", job.c_str());
+        if (self->job_result.empty()) return r;
+        bool starting = member == "StartUnit";
+        if (self->job_result == "done") {
+            self->set_state(unit, starting ? "active" : "inactive");
+            if (starting && std::string(unit) == kTarget)
+                for (const auto& dep : self->requires_) self->set_state(dep, "active");
+        }
+        sd_bus_emit_signal(self->bus, "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager", "JobRemoved",
+                           "uoss", id, job.c_str(), unit, self->job_result.c_str());
+        return r;
+    }
+
+    static int simple_method(sd_bus_message* m, void* userdata, sd_bus_error*) {
+        auto* self = static_cast<FakeSystemd*>(userdata);
+        std::string call = sd_bus_message_get_member(m);
+        const char* unit = nullptr;
+        if (sd_bus_message_read(m, "s", &unit) > 0) call += std::string(" ") + unit;
+        self->calls.push_back(call);
+        return sd_bus_reply_method_return(m, nullptr);
+    }
+
+    static int get_unit_property(sd_bus*, const char* path, const char*, const char* property, sd_bus_message* reply,
+                                 void* userdata, sd_bus_error*) {
+        auto* self = static_cast<FakeSystemd*>(userdata);
+        std::string unit = self->unit_of(path);
+        std::string_view p = property;
+        if (p == "ActiveState") return sd_bus_message_append(reply, "s", self->state[unit].c_str());
+        std::vector<const char*> list;
+        if (p == "Requires" && unit == kTarget)
+            for (const auto& d : self->requires_) list.push_back(d.c_str());
+        list.push_back(nullptr);
+        return sd_bus_message_append_strv(reply, const_cast<char**>(list.data()));
+    }
+
+    static int find_unit(sd_bus*, const char*, const char*, void* userdata, void** found, sd_bus_error*) {
+        *found = userdata;
+        return 1;
+    }
+
+    void publish(sd_bus* b) {
+        bus = b;
+        static const sd_bus_vtable kManager[] = {
+            SD_BUS_VTABLE_START(0),
+            SD_BUS_METHOD("StartUnit", "ss", "o", job_method, SD_BUS_VTABLE_UNPRIVILEGED),
+            SD_BUS_METHOD("StopUnit", "ss", "o", job_method, SD_BUS_VTABLE_UNPRIVILEGED),
+            SD_BUS_METHOD("ResetFailedUnit", "s", "", simple_method, SD_BUS_VTABLE_UNPRIVILEGED),
+            SD_BUS_METHOD("Subscribe", "", "", simple_method, SD_BUS_VTABLE_UNPRIVILEGED),
+            SD_BUS_SIGNAL("JobRemoved", "uoss", 0),
+            SD_BUS_VTABLE_END,
+        };
+        static const sd_bus_vtable kUnit[] = {
+            SD_BUS_VTABLE_START(0),
+            SD_BUS_PROPERTY("ActiveState", "s", get_unit_property, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+            SD_BUS_PROPERTY("Requires", "as", get_unit_property, 0, 0),
+            SD_BUS_PROPERTY("Wants", "as", get_unit_property, 0, 0),
+            SD_BUS_PROPERTY("BindsTo", "as", get_unit_property, 0, 0),
+            SD_BUS_PROPERTY("Requisite", "as", get_unit_property, 0, 0),
+            SD_BUS_VTABLE_END,
+        };
+        sd_bus_add_object_vtable(b, nullptr, "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager",
+                                 kManager, this);
+        sd_bus_add_fallback_vtable(b, nullptr, "/org/freedesktop/systemd1/unit", "org.freedesktop.systemd1.Unit",
+                                   kUnit, find_unit, this);
+        sd_bus_request_name(b, "org.freedesktop.systemd1", 0);
+    }
+};
+
+class UnitControllerTest : public ::testing::Test {
+protected:
+    void SetUp() override {
+        FILE* p = popen("dbus-daemon --session --fork --print-address=1 --print-pid=1 2>/dev/null", "r");
+        char address[512] = "", pid[64] = "";
+        if (p == nullptr || fgets(address, sizeof address, p) == nullptr || fgets(pid, sizeof pid, p) == nullptr) {
+            if (p) pclose(p);
+            GTEST_SKIP() << "dbus-daemon is not available";
+        }
+        pclose(p);
+        address[strcspn(address, "\n")] = 0;
+        daemon_pid_ = std::atoi(pid);
+        sd_event* e = nullptr;
+        ASSERT_GE(sd_event_new(&e), 0);
+        event_.reset(e);
+        fake_bus_ = connect(address);
+        client_bus_ = connect(address);
+        fake_.publish(fake_bus_.get());
+        controller_ = std::make_unique<UnitController>(
+            event_.get(), client_bus_.get(), kTarget,
+            [this](HookKind kind, const HookOutcome& o) { outcomes_.push_back({kind, o}); },
+            [this](const std::string& why) { failures_.push_back(why); });
+        std::string error;
+        ASSERT_GE(controller_->init(&error), 0) << error;
+        run_until([&] { return !fake_.calls.empty(); });  // Subscribe has arrived
+        fake_.calls.clear();
+    }
+
+    void TearDown() override {
+        controller_.reset();
+        client_bus_.reset();
+        fake_bus_.reset();
+        if (daemon_pid_ > 0) kill(daemon_pid_, SIGTERM);
+    }
+
+    BusPtr connect(const char* address) {
+        sd_bus* b = nullptr;
+        EXPECT_GE(sd_bus_new(&b), 0);
+        sd_bus_set_address(b, address);
+        sd_bus_set_bus_client(b, 1);
+        EXPECT_GE(sd_bus_start(b), 0);
+        sd_bus_attach_event(b, event_.get(), 0);
+        return BusPtr(b);
+    }
+
+    // Runs the loop until `done` holds or 5 s pass; returns whether it held.
+    template <typename F>
+    bool run_until(F done, Usec limit = 5 * kUsecPerSec) {
+        Usec start = 0, now = 0;
+        sd_event_now(event_.get(), CLOCK_MONOTONIC, &start);
+        while (!done()) {
+            sd_event_run(event_.get(), 50 * kUsecPerMsec);
+            sd_event_now(event_.get(), CLOCK_MONOTONIC, &now);
+            if (now - start > limit) return false;
+        }
+        return true;
+    }
+
+    std::optional<HookOutcome> outcome_of(HookKind kind, Usec timeout = 5 * kUsecPerSec) {
+        controller_->run(kind, timeout);
+        if (!run_until([&] { return !outcomes_.empty(); }, timeout + kUsecPerSec)) return std::nullopt;
+        EXPECT_EQ(outcomes_.front().first, kind);
+        HookOutcome o = outcomes_.front().second;
+        outcomes_.clear();
+        return o;
+    }
+
+    pid_t daemon_pid_ = 0;
+    EventPtr event_;
+    BusPtr fake_bus_;
+    BusPtr client_bus_;
+    FakeSystemd fake_;
+    std::unique_ptr<UnitController> controller_;
+    std::vector<std::pair<HookKind, HookOutcome>> outcomes_;
+    std::vector<std::string> failures_;
+};
+
+TEST_F(UnitControllerTest, StartResetsFailedThenStartsAndSucceedsOnlyOnDone) {
+    auto o = outcome_of(HookKind::Start);
+    ASSERT_TRUE(o);
+    EXPECT_TRUE(o->success) << o->description;
+    ASSERT_GE(fake_.calls.size(), 2u);
+    EXPECT_EQ(fake_.calls[0], "ResetFailedUnit freeha-services.target");
+    EXPECT_EQ(fake_.calls[1], "StartUnit freeha-services.target");
+}
+
+TEST_F(UnitControllerTest, EveryOtherJobResultIsAFailureNamingIt) {
+    for (const char* result : {"failed", "timeout", "canceled", "dependency"}) {
+        fake_.job_result = result;
+        auto o = outcome_of(HookKind::Start);
+        ASSERT_TRUE(o) << result;
+        EXPECT_FALSE(o->success) << result;
+        EXPECT_NE(o->description.find(std::string("result '") + result + "'"), std::string::npos) << o->description;
+    }
+}
+
+TEST_F(UnitControllerTest, AMemberFailingWhileActiveIsReportedAtOnce) {
+    ASSERT_TRUE(outcome_of(HookKind::Start)->success);
+    fake_.set_state(kMember, "failed");
+    ASSERT_TRUE(run_until([&] { return !failures_.empty(); }, kUsecPerSec));
+    EXPECT_EQ(failures_[0], "unit app.service is failed");
+    fake_.set_state(kTarget, "inactive");  // reported once per start, not again
+    run_until([] { return false; }, 200 * kUsecPerMsec);
+    EXPECT_EQ(failures_.size(), 1u);
+}
+
+TEST_F(UnitControllerTest, OurOwnStopIsNotAFailureAndStopsTargetAndMembers) {
+    ASSERT_TRUE(outcome_of(HookKind::Start)->success);
+    fake_.calls.clear();
+    auto o = outcome_of(HookKind::Stop);
+    ASSERT_TRUE(o);
+    EXPECT_TRUE(o->success) << o->description;
+    EXPECT_EQ(fake_.calls, (std::vector<std::string>{"StopUnit freeha-services.target", "StopUnit app.service"}));
+    EXPECT_TRUE(failures_.empty());
+}
+
+TEST_F(UnitControllerTest, MonitorChecksTheTargetAndEveryMember) {
+    ASSERT_TRUE(outcome_of(HookKind::Start)->success);
+    EXPECT_TRUE(outcome_of(HookKind::Monitor)->success);
+    fake_.state[kMember] = "inactive";  // silently, as if a signal were lost
+    auto o = outcome_of(HookKind::Monitor);
+    ASSERT_TRUE(o);
+    EXPECT_FALSE(o->success);
+    EXPECT_EQ(o->description, "unit app.service is inactive");
+}
+
+TEST_F(UnitControllerTest, NoReplyIsPendingUntilTheUnitSettles) {
+    fake_.no_reply = true;
+    controller_->run(HookKind::Start, 5 * kUsecPerSec);
+    run_until([] { return false; }, 600 * kUsecPerMsec);
+    EXPECT_TRUE(outcomes_.empty()) << outcomes_.front().second.description;  // not a failure
+    fake_.set_state(kTarget, "active");  // systemd came back and finished the job
+    fake_.set_state(kMember, "active");
+    ASSERT_TRUE(run_until([&] { return !outcomes_.empty(); }));
+    EXPECT_TRUE(outcomes_[0].second.success) << outcomes_[0].second.description;
+}
+
+TEST_F(UnitControllerTest, AJobThatNeverEndsTimesOut) {
+    fake_.job_result = "";
+    auto o = outcome_of(HookKind::Start, 300 * kUsecPerMsec);
+    ASSERT_TRUE(o);
+    EXPECT_FALSE(o->success);
+    EXPECT_EQ(o->description, "starting freeha-services.target timed out");
+}
+
+TEST_F(UnitControllerTest, CancelEndsTheWaitWithAnOutcome) {
+    fake_.job_result = "";
+    controller_->run(HookKind::Start, 5 * kUsecPerSec);
+    run_until([&] { return fake_.calls.size() >= 2; });
+    controller_->cancel(HookKind::Start);
+    ASSERT_TRUE(run_until([&] { return !outcomes_.empty(); }, kUsecPerSec));
+    EXPECT_EQ(outcomes_[0].second.description, "canceled");
+}
+
+}  // namespace
