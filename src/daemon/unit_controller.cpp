@@ -339,7 +339,8 @@ int UnitController::on_members(sd_bus_message* m, void* userdata, sd_bus_error*)
         const char* name = nullptr;
         r = sd_bus_message_read(m, "s", &name);
         std::string_view n = r >= 0 ? name : "";
-        if (n == "Requires" || n == "Requisite" || n == "Wants" || n == "BindsTo") {
+        // Not BindsTo=: the shipped target binds to freehad.service itself.
+        if (n == "Requires" || n == "Requisite" || n == "Wants" || n == "ConsistsOf") {
             char** list = nullptr;
             r = sd_bus_message_enter_container(m, 'v', "as");
             if (r >= 0) r = sd_bus_message_read_strv(m, &list);
@@ -478,7 +479,8 @@ int UnitController::on_systemd_owner_changed(sd_bus_message* m, void* userdata, 
 
 int UnitController::on_subscribed(sd_bus_message* m, void*, sd_bus_error*) {
     // Without the subscription a failing unit is only seen by the periodic check.
-    if (const sd_bus_error* e = sd_bus_message_get_error(m))
+    const sd_bus_error* e = sd_bus_message_get_error(m);
+    if (e != nullptr && !sd_bus_error_has_name(e, "org.freedesktop.systemd1.AlreadySubscribed"))
         log::warning("target mode: Subscribe() to systemd failed (" + error_text(e) +
                      "); failed units will be noticed at the next monitor check only");
     return 0;

@@ -118,7 +118,7 @@ struct FakeSystemd {
             SD_BUS_PROPERTY("ActiveState", "s", get_unit_property, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
             SD_BUS_PROPERTY("Requires", "as", get_unit_property, 0, 0),
             SD_BUS_PROPERTY("Wants", "as", get_unit_property, 0, 0),
-            SD_BUS_PROPERTY("BindsTo", "as", get_unit_property, 0, 0),
+            SD_BUS_PROPERTY("ConsistsOf", "as", get_unit_property, 0, 0),
             SD_BUS_PROPERTY("Requisite", "as", get_unit_property, 0, 0),
             SD_BUS_VTABLE_END,
         };

@@ -1,0 +1,270 @@
+"""Namespaced test nodes: each with its own network namespace on a private
+bridge, mount/pid/uts/ipc namespaces, cgroup subtree, journald, and a real
+`systemd --user` manager with its own user bus (see systemd-in-tests.md).
+
+The project's own freehad.service is installed into each node's user unit
+directory with a drop-in that only changes the binary path and adds --user.
+Everything is prefixed per run and torn down by Cluster.destroy().
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD = os.environ.get("FREEHA_BUILD", os.path.join(ROOT, "build"))
+FREEHAD = os.path.join(BUILD, "src/daemon/freehad")
+FREEHACTL = os.path.join(BUILD, "src/ctl/freehactl")
+SERVICE = os.path.join(BUILD, "units/freehad.service")
+TARGET = os.path.join(ROOT, "units/freeha-services.target")
+CGROUP_ROOTS = ["/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
+SUBNET = "10.213.0"
+
+INIT = r"""#!/bin/sh
+# PID 1 of one test node: private /run, journald, then systemd --user in the
+# node's own cgroup. When this script dies, the kernel kills the whole node.
+set -e
+# INIT (and so journald) lives in NODE/init.scope: journald strips that from
+# every cgroup path, which lets `journalctl --user-unit` find the node's units.
+for root in $NODE_CGROUPS; do echo $$ > "$root/init.scope/cgroup.procs"; done
+mount -t tmpfs tmpfs /run
+mkdir -p /run/systemd/system /run/user/0 /run/systemd/journald.conf.d
+chmod 700 /run/user/0
+printf '[Journal]\nStorage=volatile\nRateLimitBurst=0\n' > /run/systemd/journald.conf.d/test.conf
+hostname "$NODE_NAME"
+mount --bind "$NODE_DIR/etc-freeha" /etc/freeha
+/lib/systemd/systemd-journald &
+i=0; while [ ! -S /run/systemd/journal/stdout ] && [ $i -lt 200 ]; do sleep 0.02; i=$((i+1)); done
+(
+  for root in $NODE_CGROUPS; do echo $(sh -c 'echo $PPID') > "$root/user.slice/user-0.slice/user@0.service/cgroup.procs"; done
+  exec env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME="$NODE_DIR/home" \
+    XDG_RUNTIME_DIR=/run/user/0 DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/0/bus \
+    /lib/systemd/systemd --user --log-target=journal
+) &
+wait
+"""
+
+HOOK = """#!/bin/sh
+echo "{name} $(date +%s.%N) $FREEHA_STATE" >> /etc/freeha/events.log
+{body}
+"""
+HOOKS = {
+    "starthasrv": "touch /etc/freeha/services-up",
+    "stophasrv": "rm -f /etc/freeha/services-up",
+    "monitorhasrv": "[ -f /etc/freeha/services-up ]",
+}
+
+MEMBER = """[Unit]
+Description=A service FreeHA moves between nodes (test member)
+PartOf=freeha-services.target
+[Service]
+ExecStart=/bin/sleep infinity
+[Install]
+RequiredBy=freeha-services.target
+"""
+
+
+def missing_facility():
+    """Why system tests cannot run here, or None."""
+    if os.geteuid() != 0:
+        return "system tests need root"
+    for tool in ("ip", "unshare", "nsenter", "busctl", "systemctl", "journalctl"):
+        if not shutil.which(tool):
+            return f"{tool} is not installed"
+    if not os.path.exists("/lib/systemd/systemd") or not os.path.exists("/lib/systemd/systemd-journald"):
+        return "systemd is not installed"
+    if not os.path.exists("/usr/lib/systemd/user/dbus.socket"):
+        return "dbus-user-session is not installed (no user bus)"
+    if subprocess.run(["ip", "netns", "add", "freeha-probe"], capture_output=True).returncode != 0:
+        return "cannot create network namespaces"
+    subprocess.run(["ip", "netns", "del", "freeha-probe"], capture_output=True)
+    return None
+
+
+def sh(*args, check=True, timeout=30, **kw):
+    return subprocess.run(args, check=check, capture_output=True, text=True, timeout=timeout, **kw)
+
+
+class Node:
+    def __init__(self, cluster, name, index):
+        self.cluster = cluster
+        self.name = name
+        self.address = f"{SUBNET}.{index + 10}"
+        self.netns = f"{cluster.prefix}-{name}"
+        self.dir = os.path.join(cluster.dir, name)
+        self.init = None
+        self._pid1 = None
+        self.cgroups = [os.path.join(r, cluster.prefix, name) for r in cluster.cgroup_roots]
+        os.makedirs(os.path.join(self.dir, "etc-freeha", "hooks"))
+        os.makedirs(os.path.join(self.dir, "home", ".config", "systemd", "user", "freehad.service.d"))
+
+    def etc(self, *parts):
+        return os.path.join(self.dir, "etc-freeha", *parts)
+
+    def units(self, *parts):
+        return os.path.join(self.dir, "home", ".config", "systemd", "user", *parts)
+
+    def install(self, config, target_mode=False):
+        with open(self.etc("freehad.conf"), "w") as f:
+            f.write(config)
+        for hook, body in HOOKS.items():
+            path = self.etc("hooks", hook)
+            with open(path, "w") as f:
+                f.write(HOOK.format(name=hook, body=body))
+            os.chmod(path, 0o755)
+        shutil.copy(SERVICE, self.units("freehad.service"))
+        with open(self.units("freehad.service.d", "test.conf"), "w") as f:
+            f.write(f"# Only the binary path and --user differ from the shipped unit.\n"
+                    f"[Service]\nExecStart=\nExecStart={FREEHAD} --user\n")
+        if target_mode:
+            shutil.copy(TARGET, self.units("freeha-services.target"))
+            with open(self.units("member.service"), "w") as f:
+                f.write(MEMBER)
+
+    def boot(self):
+        """Creates the network namespace and starts INIT (systemd --user inside)."""
+        c = self.cluster
+        sh("ip", "netns", "add", self.netns)
+        sh("ip", "link", "add", f"{c.prefix}{self.name[:3]}", "type", "veth", "peer", "name", "eth0",
+           "netns", self.netns)
+        sh("ip", "link", "set", f"{c.prefix}{self.name[:3]}", "netns", c.switch)
+        sh("ip", "-n", c.switch, "link", "set", f"{c.prefix}{self.name[:3]}", "master", "br0", "up")
+        sh("ip", "-n", self.netns, "addr", "add", f"{self.address}/24", "dev", "eth0")
+        sh("ip", "-n", self.netns, "link", "set", "eth0", "up")
+        sh("ip", "-n", self.netns, "link", "set", "lo", "up")
+        for cg in self.cgroups:
+            os.makedirs(os.path.join(cg, "user.slice/user-0.slice/user@0.service"), exist_ok=True)
+            os.makedirs(os.path.join(cg, "init.scope"), exist_ok=True)
+        init = os.path.join(self.dir, "init.sh")
+        with open(init, "w") as f:
+            f.write(INIT)
+        env = {"PATH": os.environ["PATH"], "NODE_NAME": self.name, "NODE_DIR": self.dir,
+               "NODE_CGROUPS": " ".join(self.cgroups)}
+        log = open(os.path.join(self.dir, "init.log"), "w")
+        # nsenter rather than `ip netns exec`, which would mount a fresh /sys and hide the cgroup trees.
+        self.init = subprocess.Popen(["nsenter", f"--net=/run/netns/{self.netns}", "unshare", "--mount", "--propagation",
+                                      "private", "--pid", "--fork", "--uts", "--ipc", "--mount-proc", "sh", init],
+                                     stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        log.close()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            r = self.run("systemctl", "--user", "is-system-running", check=False)
+            if r.stdout.strip() in ("running", "degraded"):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name}: systemd --user did not come up: {r.stdout} {r.stderr}")
+
+    def pid1(self):
+        """The node's INIT as seen from the host: nsenter execs unshare, which forks INIT."""
+        if self._pid1 is None:
+            deadline = time.monotonic() + 5
+            while self._pid1 is None and time.monotonic() < deadline:
+                pids = sh("pgrep", "-P", str(self.init.pid), check=False).stdout.split()
+                self._pid1 = int(pids[0]) if pids else None
+                time.sleep(0.02)
+            if self._pid1 is None:
+                raise RuntimeError(f"{self.name}: INIT not found")
+        return self._pid1
+
+    def run(self, *args, check=False, timeout=30):
+        env = {"PATH": os.environ["PATH"], "XDG_RUNTIME_DIR": "/run/user/0",
+               "DBUS_SESSION_BUS_ADDRESS": "unix:path=/run/user/0/bus", "SYSTEMD_COLORS": "0"}
+        return sh("nsenter", "--target", str(self.pid1()), "--all", *args, check=check, timeout=timeout, env=env)
+
+    def popen(self, *args):
+        env = {"PATH": os.environ["PATH"], "XDG_RUNTIME_DIR": "/run/user/0",
+               "DBUS_SESSION_BUS_ADDRESS": "unix:path=/run/user/0/bus"}
+        return subprocess.Popen(["nsenter", "--target", str(self.pid1()), "--all", *args], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+    def systemctl(self, *args, check=False, timeout=60):
+        return self.run("systemctl", "--user", *args, check=check, timeout=timeout)
+
+    def show(self, unit, prop):
+        return self.systemctl("show", "-P", prop, unit).stdout.strip()
+
+    def prop(self, name):
+        r = self.run("timeout", "5", "busctl", "--user", "--json=short", "get-property", "org.freeha1",
+                     "/org/freeha1", "org.freeha1.Manager", name)
+        return json.loads(r.stdout)["data"] if r.returncode == 0 else None
+
+    def ctl(self, *args, timeout=60):
+        return self.run(FREEHACTL, "--user", *args, timeout=timeout)
+
+    def events(self, hook=None):
+        try:
+            with open(self.etc("events.log")) as f:
+                rows = [line.split() for line in f]
+        except FileNotFoundError:
+            return []
+        return [r for r in rows if hook is None or r[0] == hook]
+
+    def power_cut(self):
+        os.killpg(self.init.pid, signal.SIGKILL)
+        self.init.wait()
+        self.init = None
+        self._pid1 = None
+
+
+class Cluster:
+    def __init__(self, names, config, target_mode=False):
+        if not os.path.isdir("/etc/freeha"):
+            os.makedirs("/etc/freeha")  # the mount point for each node's own /etc/freeha
+        self.prefix = f"fh{os.getpid() % 100000}"
+        self.switch = f"{self.prefix}-sw"
+        self.dir = tempfile.mkdtemp(prefix="freeha-sys-")
+        self.cgroup_roots = [r for r in CGROUP_ROOTS if os.path.exists(os.path.join(r, "cgroup.procs"))][:2]
+        self.names = list(names)
+        self.nodes = {n: Node(self, n, i) for i, n in enumerate(self.names)}
+        sh("ip", "netns", "add", self.switch)
+        sh("ip", "-n", self.switch, "link", "add", "br0", "type", "bridge")
+        sh("ip", "-n", self.switch, "link", "set", "br0", "up")
+        for node in self.nodes.values():
+            node.install(config(node), target_mode)
+            node.boot()
+
+    def __getitem__(self, name):
+        return self.nodes[name]
+
+    def destroy(self):
+        for node in self.nodes.values():
+            if node.init is not None:
+                try:
+                    os.killpg(node.init.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                node.init.wait()
+            subprocess.run(["ip", "netns", "del", node.netns], capture_output=True)
+        subprocess.run(["ip", "netns", "del", self.switch], capture_output=True)
+        time.sleep(0.2)
+        for node in self.nodes.values():
+            for cg in node.cgroups:
+                for sub, dirs, _ in sorted(os.walk(cg), key=lambda w: -len(w[0])):
+                    try:
+                        os.rmdir(sub)
+                    except OSError:
+                        pass
+        for root in self.cgroup_roots:
+            try:
+                os.rmdir(os.path.join(root, self.prefix))
+            except OSError:
+                pass
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def wait_for(self, predicate, timeout, what):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def config_for(cluster_name, expected, extra=""):
+    def config(node):
+        return (f"[Cluster]\nName={cluster_name}\nNodeName={node.name}\nExpectedNodes={expected}\n"
+                f"[Heartbeat]\nChannel=broadcast {node.address}\n{extra}")
+    return config
