@@ -1,14 +1,18 @@
 #!/bin/sh
 # A live 3-node freeha cluster on loopback (127.0.0.1-3): watch the election,
-# kill -9 the active node, watch the takeover, restart it (no fail-back).
+# kill -9 the active node, watch the takeover, restart it (no fail-back), then
+# steer it over D-Bus with freehactl (each node serves org.freeha1 on a
+# private bus of its own, as each machine would on its system bus).
 set -eu
 cd "$(dirname "$0")/.."
 freehad="$PWD/build/src/daemon/freehad"
+freehactl="$PWD/build/src/ctl/freehactl"
 dir=$(mktemp -d /tmp/freeha-demo-run.XXXXXX)
 cluster="demo$$"
 pids=""
+buses=""
 cleanup() {
-    for p in $pids; do kill "$p" 2>/dev/null || true; done
+    for p in $pids $buses; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
     rm -rf "$dir" "/tmp/freeha-demo/$cluster"
 }
@@ -29,7 +33,16 @@ HooksDirectory=$PWD/hooks
 [Status]
 JSONFile=$dir/$1.json
 CONF
-    "$freehad" --config "$dir/$1.conf" --no-bus >"$dir/$1.log" 2>&1 &
+    if [ ! -S "$dir/$1.bus" ]; then
+        cat > "$dir/$1.bus.conf" <<BUS
+<busconfig><type>system</type><listen>unix:path=$dir/$1.bus</listen><auth>EXTERNAL</auth>
+<policy context="default"><allow user="*"/><allow own="*"/><allow send_destination="*"/><allow receive_sender="*"/></policy></busconfig>
+BUS
+        dbus-daemon --config-file="$dir/$1.bus.conf" --nofork --nopidfile 2>/dev/null &
+        buses="$buses $!"
+        while [ ! -S "$dir/$1.bus" ]; do sleep 0.05; done
+    fi
+    DBUS_SYSTEM_BUS_ADDRESS="unix:path=$dir/$1.bus" "$freehad" --config "$dir/$1.conf" >"$dir/$1.log" 2>&1 &
     pids="$pids $!"
     eval "pid_$1=$!"
 }
@@ -67,6 +80,17 @@ show 3
 echo "== alpha restarts: it does not take the services back"
 start_node alpha 1
 show 4
+ctl() {  # node args...: freehactl against that node's bus
+    node=$1; shift
+    DBUS_SYSTEM_BUS_ADDRESS="unix:path=$dir/$node.bus" "$freehactl" "$@"
+}
+echo "== freehactl status on charlie:"
+ctl charlie status
+echo "== freehactl switchover charlie, run on bravo (the active node); it waits until charlie runs them:"
+ctl bravo switchover charlie
+show 2
+echo "== busctl: the org.freeha1 object of charlie"
+busctl --address="unix:path=$dir/charlie.bus" introspect org.freeha1 /org/freeha1 | grep -E 'property|method'
 echo "== the demo service writes /tmp/freeha-demo/$cluster/NODE/alive on the active node:"
 cat /tmp/freeha-demo/"$cluster"/*/alive 2>/dev/null || true
 echo "== bravo's log:"
