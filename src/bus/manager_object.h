@@ -8,7 +8,6 @@
 
 #include <functional>
 #include <optional>
-#include <set>
 #include <string>
 
 #include <systemd/sd-bus.h>

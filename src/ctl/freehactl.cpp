@@ -1,14 +1,13 @@
 // freehactl: show and steer the local freehad over D-Bus; mutating verbs wait for the cluster to get there.
 #include <getopt.h>
-#include <poll.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <functional>
-#include <set>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
 #include "build_config.h"

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <set>
 
 #include "daemon/log.h"
 
@@ -59,7 +61,9 @@ struct UnitController::Operation {
 };
 
 UnitController::UnitController(sd_event* event, sd_bus* bus, std::string target, Finished finished, Failed failed)
-    : event_(event), bus_(bus), target_(std::move(target)), finished_(std::move(finished)), failed_(std::move(failed)) {}
+    : event_(event), bus_(bus), target_(std::move(target)), finished_(std::move(finished)), failed_(std::move(failed)) {
+    watched_paths_[unit_path(target_)] = target_;
+}
 
 UnitController::~UnitController() = default;
 
@@ -70,8 +74,12 @@ int UnitController::init(std::string* error) {
                                       on_job_removed, nullptr, this);
     if (r >= 0) {
         job_removed_slot_.reset(slot);
-        r = sd_bus_match_signal_async(bus_, &slot, kSystemd, nullptr, kProperties, "PropertiesChanged",
-                                      on_properties_changed, nullptr, this);
+        // Only the Unit interface: systemd also signals Service, Job and Manager changes.
+        r = sd_bus_add_match_async(bus_, &slot,
+                                   "type='signal',sender='org.freedesktop.systemd1',"
+                                   "interface='org.freedesktop.DBus.Properties',member='PropertiesChanged',"
+                                   "arg0='org.freedesktop.systemd1.Unit'",
+                                   on_properties_changed, nullptr, this);
     }
     if (r >= 0) {
         properties_slot_.reset(slot);
@@ -362,6 +370,8 @@ int UnitController::on_members(sd_bus_message* m, void* userdata, sd_bus_error*)
         std::sort(members.begin(), members.end());
         members.erase(std::unique(members.begin(), members.end()), members.end());
         self->members_ = std::move(members);
+        self->watched_paths_.clear();
+        for (const auto& u : self->watched_units()) self->watched_paths_[unit_path(u)] = u;
     }
     self->step_done_if_complete();
     return 0;
@@ -436,13 +446,11 @@ int UnitController::on_job_removed(sd_bus_message* m, void* userdata, sd_bus_err
 int UnitController::on_properties_changed(sd_bus_message* m, void* userdata, sd_bus_error*) {
     auto* self = static_cast<UnitController*>(userdata);
     if (!self->watching_) return 0;
+    auto watched = self->watched_paths_.find(sd_bus_message_get_path(m));
+    if (watched == self->watched_paths_.end()) return 0;
+    const std::string& unit = watched->second;
     const char* interface = nullptr;
     if (sd_bus_message_read(m, "s", &interface) < 0 || std::string_view(interface) != kUnitInterface) return 0;
-    std::string path = sd_bus_message_get_path(m);
-    std::string unit;
-    for (const auto& u : self->watched_units())
-        if (unit_path(u) == path) unit = u;
-    if (unit.empty()) return 0;
     int r = sd_bus_message_enter_container(m, 'a', "{sv}");
     while (r > 0 && (r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
         const char* name = nullptr;

@@ -15,8 +15,6 @@
 #include <list>
 #include <map>
 #include <memory>
-#include <optional>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -93,6 +91,8 @@ private:
     BusSlotPtr subscribe_slot_;
 
     std::vector<std::string> members_;  // units the target pulls in, as last read
+    // Object path -> unit, for the target and members_: looked up on every unit signal.
+    std::map<std::string, std::string> watched_paths_;
     // While the services run: a unit leaving "active" is a failure.
     bool watching_ = false;
     std::unique_ptr<Operation> op_;
