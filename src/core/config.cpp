@@ -90,6 +90,7 @@ const std::vector<KeyDef>& key_table() {
              c.no_quorum_policy = *p;
              return std::nullopt;
          }},
+        {"Cluster", "AuthKeyFile", [](Config& c, std::string_view v) { return set_path(c.auth_key_file, v, true); }},
         {"Heartbeat", "Port",
          [](Config& c, std::string_view v) -> std::optional<std::string> {
              unsigned port = 0;
@@ -128,6 +129,8 @@ const std::vector<KeyDef>& key_table() {
          [](Config& c, std::string_view v) { return set_timespan(c.stop_timeout, v, 10 * kUsecPerMsec); }},
         {"Services", "MonitorTimeout",
          [](Config& c, std::string_view v) { return set_timespan(c.monitor_timeout, v, 10 * kUsecPerMsec); }},
+        {"Services", "FenceTimeout",
+         [](Config& c, std::string_view v) { return set_timespan(c.fence_timeout, v, 10 * kUsecPerMsec); }},
         {"Status", "JSONFile", [](Config& c, std::string_view v) { return set_path(c.json_file, v, true); }},
         {"Status", "StateFile", [](Config& c, std::string_view v) { return set_path(c.state_file, v, true); }},
     };
@@ -243,6 +246,7 @@ std::string render(const Config& c) {
     line("ExpectedNodes", std::to_string(c.expected_nodes));
     line("Role", std::string(to_string(c.role)));
     line("NoQuorumPolicy", std::string(to_string(c.no_quorum_policy)));
+    line("AuthKeyFile", c.auth_key_file);
     out += "\n[Heartbeat]\n";
     line("Port", std::to_string(c.port));
     line("Interval", format_timespan(c.interval));
@@ -256,6 +260,7 @@ std::string render(const Config& c) {
     line("StartTimeout", format_timespan(c.start_timeout));
     line("StopTimeout", format_timespan(c.stop_timeout));
     line("MonitorTimeout", format_timespan(c.monitor_timeout));
+    line("FenceTimeout", format_timespan(c.fence_timeout));
     out += "\n[Status]\n";
     line("JSONFile", c.json_file);
     line("StateFile", c.state_file);
@@ -289,7 +294,7 @@ std::optional<std::string> fixed_setting_changed(const Config& running, const Co
     return std::nullopt;
 }
 
-NodeSettings node_settings(const Config& c, std::uint64_t incarnation) {
+NodeSettings node_settings(const Config& c, std::uint64_t incarnation, std::vector<std::uint8_t> auth_key) {
     NodeSettings s;
     s.cluster_name = c.cluster_name;
     s.node_name = c.node_name;
@@ -301,7 +306,9 @@ NodeSettings node_settings(const Config& c, std::uint64_t incarnation) {
     s.dead_time = c.dead_time;
     s.init_dead = c.init_dead;
     s.monitor_interval = c.monitor_interval;
+    s.fence_timeout = c.fence_timeout;
     s.channel_count = c.channels.size();
+    s.auth_key = std::move(auth_key);
     return s;
 }
 

@@ -31,6 +31,7 @@ struct Config {
     unsigned expected_nodes = 2;
     Role role = Role::Member;
     NoQuorumPolicy no_quorum_policy = NoQuorumPolicy::Stop;
+    std::string auth_key_file;  // empty: heartbeats are not authenticated
     // [Heartbeat]
     std::uint16_t port = kDefaultPort;
     Usec interval = 200 * kUsecPerMsec;
@@ -44,6 +45,7 @@ struct Config {
     Usec start_timeout = 5 * 60 * kUsecPerSec;
     Usec stop_timeout = 5 * 60 * kUsecPerSec;
     Usec monitor_timeout = 30 * kUsecPerSec;
+    Usec fence_timeout = 2 * kUsecPerSec;
     // [Status]
     std::string json_file;   // empty: $RUNTIME_DIRECTORY/status.json, else /run/freeha/status.json
     std::string state_file;  // FreeHA text format; empty: not written
@@ -74,6 +76,7 @@ std::string render(const Config& config);
 // error naming it; nullopt when the reload can be applied.
 std::optional<std::string> fixed_setting_changed(const Config& running, const Config& reread);
 
-NodeSettings node_settings(const Config& config, std::uint64_t incarnation);
+// `auth_key` is the content of AuthKeyFile= (empty without one).
+NodeSettings node_settings(const Config& config, std::uint64_t incarnation, std::vector<std::uint8_t> auth_key = {});
 
 }  // namespace freeha

@@ -44,10 +44,20 @@ std::string_view to_string(NoticeKind k);
 
 namespace effect {
 
+// The datagram is encoded (and signed, with a key) by the core; the
+// heartbeat is kept beside it for whoever wants to read it.
 struct SendHeartbeat {
     wire::Heartbeat heartbeat;
+    std::vector<std::uint8_t> datagram;
 };
 struct RunHook {
+    HookKind kind;
+};
+// Escalation: a stop that had to be quick (quorum lost, outranked) overran
+// FenceTimeout. Kill the running service hook's process group with SIGKILL,
+// or in target mode KillUnit(SIGKILL) the target and its units; the hook's
+// HookFinished still follows, and the services then count as stopped.
+struct KillServices {
     HookKind kind;
 };
 // Ask the runner to end a running hook early (SIGTERM, then SIGKILL); its
@@ -82,8 +92,8 @@ struct Exit {
 
 }  // namespace effect
 
-using Effect = std::variant<effect::SendHeartbeat, effect::RunHook, effect::CancelHook, effect::StateChanged,
-                            effect::PeerStateChanged, effect::Notice, effect::Exit>;
+using Effect = std::variant<effect::SendHeartbeat, effect::RunHook, effect::CancelHook, effect::KillServices,
+                            effect::StateChanged, effect::PeerStateChanged, effect::Notice, effect::Exit>;
 using Effects = std::vector<Effect>;
 
 }  // namespace freeha

@@ -4,6 +4,24 @@
 
 namespace freeha {
 
+bool ReplayWindow::accept(std::uint64_t sequence) {
+    if (sequence > highest_) {
+        std::uint64_t shift = sequence - highest_;
+        seen_ = shift >= kSize ? 0 : seen_ << shift;
+        seen_ |= 1;
+        highest_ = sequence;
+        return true;
+    }
+    std::uint64_t age = highest_ - sequence;
+    if (age >= kSize) return false;
+    std::uint64_t bit = std::uint64_t{1} << age;
+    if (seen_ & bit) return false;
+    seen_ |= bit;
+    return true;
+}
+
+bool Peer::hears(std::uint64_t node_id) const { return std::find(heard.begin(), heard.end(), node_id) != heard.end(); }
+
 Observation Membership::observe(const wire::Heartbeat& hb, std::size_t channel, Usec now) {
     Observation obs;
     auto [it, inserted] = peers_.try_emplace(hb.node);
@@ -11,15 +29,32 @@ Observation Membership::observe(const wire::Heartbeat& hb, std::size_t channel, 
     if (inserted) {
         p.name = hb.node;
         p.channel_last_heard.resize(channel_count_);
+        p.windows.resize(channel_count_);
         obs.joined = true;
     } else {
         if (hb.incarnation < p.incarnation) {
             obs.stale = true;
             return obs;
         }
-        obs.restarted = hb.incarnation > p.incarnation;
+        if (hb.incarnation > p.incarnation) {
+            obs.restarted = true;
+            p.last_sequence = 0;
+            p.windows.assign(channel_count_, ReplayWindow{});
+        }
         obs.joined = p.timed_out;
         obs.previous_state = p.state();
+    }
+    if (channel < p.windows.size() && !p.windows[channel].accept(hb.sequence)) {
+        obs.replayed = true;
+        return obs;
+    }
+    if (channel < p.channel_last_heard.size()) p.channel_last_heard[channel] = now;
+    // A copy that came first over another channel, or a late one: it proves
+    // the channel works but must not extend the peer's life or roll its state back.
+    if (!inserted && !obs.restarted && hb.sequence <= p.last_sequence) {
+        obs.redundant = true;
+        obs.joined = false;
+        return obs;
     }
     p.announced = hb.state;
     p.role = hb.role;
@@ -28,8 +63,8 @@ Observation Membership::observe(const wire::Heartbeat& hb, std::size_t channel, 
     p.last_sequence = hb.sequence;
     p.flags = hb.flags;
     p.handover_to = hb.handover_to;
+    p.heard = hb.heard;
     p.last_heard = std::max(p.last_heard, now);
-    if (channel < p.channel_last_heard.size()) p.channel_last_heard[channel] = now;
     p.timed_out = false;
     return obs;
 }
@@ -50,6 +85,12 @@ std::optional<Usec> Membership::next_expiry(Usec dead_time) const {
     for (const auto& [name, p] : peers_)
         if (!p.timed_out) next = std::min(next.value_or(p.last_heard + dead_time), p.last_heard + dead_time);
     return next;
+}
+
+unsigned Membership::two_way_count(std::uint64_t node_id) const {
+    return static_cast<unsigned>(std::count_if(peers_.begin(), peers_.end(), [&](const auto& kv) {
+        return kv.second.reachable() && kv.second.hears(node_id);
+    }));
 }
 
 unsigned Membership::reachable_count() const {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "core/auth.h"
 #include "core/election.h"
 #include "core/node_name.h"
 
@@ -16,9 +17,20 @@ std::optional<NoQuorumPolicy> no_quorum_policy_from_string(std::string_view s) {
     return std::nullopt;
 }
 
+bool quorum_rules_apply(const NodeSettings& s) {
+    return s.expected_nodes > 2 && s.no_quorum_policy == NoQuorumPolicy::Stop;
+}
+
+Usec takeover_delay(const NodeSettings& s) { return s.fence_timeout + 3 * s.interval; }
+
+std::uint64_t next_incarnation(std::optional<std::uint64_t> previous, std::uint64_t realtime_usec) {
+    return previous ? std::max(*previous + 1, realtime_usec) : realtime_usec;
+}
+
 Node::Node(NodeSettings settings)
     : settings_(std::move(settings)),
       cluster_id_(cluster_id(settings_.cluster_name)),
+      own_id_(node_id(settings_.node_name)),
       membership_(settings_.channel_count),
       quorate_(live_votes() >= quorum_votes_needed(settings_.expected_nodes)) {}
 
@@ -51,13 +63,20 @@ void Node::send_heartbeat(Usec now, Effects& out) {
     hb.cluster_id = cluster_id_;
     hb.incarnation = settings_.incarnation;
     hb.sequence = ++sequence_;
-    hb.term = term_;
+    // A claim announces its own term; any other state the newest term this
+    // node knows of, so that news of a claim spreads to nodes its claimant
+    // cannot reach.
+    hb.term = holds_services(state_) ? term_ : max_term_seen_;
     hb.state = state_;
     hb.role = settings_.role;
     hb.flags = own_flags();
     hb.node = settings_.node_name;
     hb.handover_to = handover_to_;
-    out.push_back(effect::SendHeartbeat{std::move(hb)});
+    for (const auto& [name, p] : membership_.peers())
+        if (p.reachable()) hb.heard.push_back(node_id(name));
+    auto datagram = wire::encode(hb);
+    if (!settings_.auth_key.empty()) auth::sign(datagram, settings_.auth_key);
+    out.push_back(effect::SendHeartbeat{std::move(hb), std::move(datagram)});
     next_heartbeat_ = now + settings_.interval;
 }
 
@@ -78,20 +97,58 @@ void Node::after_current_hook(AfterHook next, Usec now, Effects& out) {
         return;
     }
     if (next == AfterHook::StopServices) run_hook(HookKind::Stop, out);
-    if (next == AfterHook::StartServices) begin_start("forced start: other nodes not checked", now, out);
+    if (next == AfterHook::StartServices) begin_start("forced start: other nodes not checked", true, now, out);
 }
 
-void Node::begin_start(std::string reason, Usec now, Effects& out) {
+void Node::begin_start(std::string reason, bool forced, Usec now, Effects& out) {
     term_ = max_term_seen_ + 1;
     max_term_seen_ = term_;
+    Usec delay = forced || !quorum_rules_apply(settings_) ? 0 : takeover_delay(settings_);
+    if (delay != 0) reason += "; starting the services in " + format_timespan(delay) + ", once any minority has stopped";
     out.push_back(effect::Notice{NoticeKind::Takeover, settings_.node_name, reason});
     set_state(NodeState::Starting, std::move(reason), now, out);
+    if (forced) {
+        run_hook(HookKind::Start, out);
+        return;
+    }
+    start_pending_ = true;
+    start_not_before_ = now + delay;
+    maybe_run_pending_start(now, out);
+}
+
+bool Node::reachable_peer_holds_services() const {
+    for (const auto& [name, p] : membership_.peers())
+        if (p.reachable() && holds_services(p.announced)) return true;
+    return false;
+}
+
+void Node::maybe_run_pending_start(Usec now, Effects& out) {
+    if (!start_pending_ || state_ != NodeState::Starting || hook_ || now < start_not_before_ ||
+        reachable_peer_holds_services())
+        return;
+    start_pending_ = false;
     run_hook(HookKind::Start, out);
 }
 
 void Node::stop_services(std::string reason, Usec now, Effects& out) {
     set_state(NodeState::Stopping, std::move(reason), now, out);
+    if (start_pending_) {  // starthasrv never ran: nothing to stop
+        start_pending_ = false;
+        services_stopped(now, out);
+        return;
+    }
     after_current_hook(AfterHook::StopServices, now, out);
+}
+
+void Node::fence(std::string reason, Usec now, Effects& out) {
+    if (!fence_deadline_) fence_deadline_ = now + settings_.fence_timeout;
+    if (state_ != NodeState::Stopping) stop_services(std::move(reason), now, out);
+}
+
+void Node::kill_overrunning_stop(Usec now, Effects& out) {
+    if (!fence_deadline_ || now < *fence_deadline_ || !hook_ || hook_->killed || state_ != NodeState::Stopping) return;
+    hook_->killed = true;
+    out.push_back(effect::KillServices{hook_->kind});
 }
 
 void Node::fail_services(std::string error, Usec now, Effects& out) {
@@ -103,6 +160,7 @@ void Node::fail_services(std::string error, Usec now, Effects& out) {
 }
 
 void Node::services_stopped(Usec now, Effects& out) {
+    fence_deadline_.reset();
     if (shutting_down_) {
         // FreeHA: exit still announcing STOPPING; peers wait out the dead time.
         send_heartbeat(now, out);
@@ -112,7 +170,7 @@ void Node::services_stopped(Usec now, Effects& out) {
     if (!handover_to_.empty()) handover_until_ = now + 2 * settings_.dead_time;
     if (start_after_stop_) {
         start_after_stop_ = false;
-        begin_start("forced start after the stop: other nodes not checked", now, out);
+        begin_start("forced start after the stop: other nodes not checked", true, now, out);
         return;
     }
     if (error_latched_)
@@ -125,7 +183,17 @@ Effects Node::on_hook_finished(HookKind kind, const HookOutcome& outcome, Usec n
     Effects out;
     if (!hook_ || hook_->kind != kind) return out;  // not ours to judge
     bool canceled = hook_->canceled;
+    bool killed = hook_->killed;
     hook_.reset();
+    if (killed) {
+        out.push_back(effect::Notice{NoticeKind::HookFailed, settings_.node_name,
+                                     std::string(hook_name(kind)) + " killed with the services: the stop overran FenceTimeout=" +
+                                         format_timespan(settings_.fence_timeout)});
+        after_cancel_ = AfterHook::Nothing;
+        if (state_ == NodeState::Stopping) services_stopped(now, out);
+        evaluate(now, out);
+        return out;
+    }
     if (!outcome.success && !canceled && kind != HookKind::Monitor)
         out.push_back(effect::Notice{NoticeKind::HookFailed, settings_.node_name,
                                      std::string(hook_name(kind)) + " " + outcome.description});
@@ -198,7 +266,7 @@ Effects Node::start(Usec now, bool force_start) {
         startup_probe_done_ = true;  // an arbitrator has no services to probe
     } else if (force_start) {
         startup_probe_done_ = true;
-        begin_start("forced start at launch (-m): other nodes not checked", now, out);
+        begin_start("forced start at launch (-m): other nodes not checked", true, now, out);
         return out;
     } else {
         run_hook(HookKind::Monitor, out);  // is anything already running here?
@@ -232,9 +300,8 @@ void Node::update_quorum(Usec now, Effects& out) {
                        " needed";
     out.push_back(effect::Notice{quorate ? NoticeKind::QuorumGained : NoticeKind::QuorumLost,
                                  settings_.node_name, text});
-    if (!quorate && settings_.no_quorum_policy == NoQuorumPolicy::Stop &&
-        (state_ == NodeState::Running || state_ == NodeState::Starting))
-        stop_services("quorum lost: " + text, now, out);
+    if (!quorate && settings_.no_quorum_policy == NoQuorumPolicy::Stop && holds_services(state_))
+        fence("quorum lost: " + text, now, out);
 }
 
 void Node::maybe_elect(Usec now, Effects& out) {
@@ -248,21 +315,27 @@ void Node::maybe_elect(Usec now, Effects& out) {
             view.push_back(Candidate{name, p.state(), p.role, p.standby_flag(), p.error_latched(), p.handover_to});
     auto elected = elected_node(view);
     if (elected && *elected == settings_.node_name)
-        begin_start("elected: first eligible node, no node holds the services", now, out);
+        begin_start("elected: first eligible node, no node holds the services", false, now, out);
 }
 
 bool Node::claim_beats_mine(std::uint64_t term, const std::string& name) const {
     return term > term_ || (term == term_ && node_name_before(name, settings_.node_name));
 }
 
+// A claim loses to a peer's claim with a higher term (or the same term and an
+// earlier name), and to any peer that knows of a claim newer than it.
 void Node::check_rival(const Peer& peer, Usec now, Effects& out) {
     bool i_hold = state_ == NodeState::Running || state_ == NodeState::Starting;
-    bool it_holds = peer.announced == NodeState::Running || peer.announced == NodeState::Starting;
-    if (!i_hold || !it_holds || !peer.reachable() || !claim_beats_mine(peer.term, peer.name)) return;
-    std::string text = peer.name + " runs the services with term " + std::to_string(peer.term) + " (ours " +
-                       std::to_string(term_) + "); stepping down";
+    if (!i_hold || !peer.reachable()) return;
+    bool it_claims = peer.announced == NodeState::Running || peer.announced == NodeState::Starting;
+    bool outranked = it_claims ? claim_beats_mine(peer.term, peer.name) : peer.term > term_;
+    if (!outranked) return;
+    std::string text = it_claims ? peer.name + " runs the services with term " + std::to_string(peer.term) +
+                                       " (ours " + std::to_string(term_) + "); stepping down"
+                                 : peer.name + " knows of a claim with term " + std::to_string(peer.term) +
+                                       ", newer than ours (" + std::to_string(term_) + "); stepping down";
     out.push_back(effect::Notice{NoticeKind::DualActiveResolved, peer.name, text});
-    stop_services(std::move(text), now, out);
+    fence(std::move(text), now, out);
 }
 
 // A switchover is over once another node holds the services, or when nobody
@@ -294,6 +367,8 @@ void Node::evaluate(Usec now, Effects& out) {
     update_quorum(now, out);
     maybe_finish_startup(now, out);
     maybe_elect(now, out);
+    maybe_run_pending_start(now, out);
+    kill_overrunning_stop(now, out);
 }
 
 // --- inputs -----------------------------------------------------------------
@@ -308,6 +383,16 @@ Effects Node::on_datagram(std::span<const std::uint8_t> datagram, std::size_t ch
     if (hb.cluster_id != cluster_id_) {
         ++counters_.foreign_cluster;
         return {};
+    }
+    if (!settings_.auth_key.empty()) {
+        if (result.decoded->auth_tag.empty()) {
+            ++counters_.unauthenticated;
+            return {};
+        }
+        if (!auth::verify(*result.decoded, settings_.auth_key)) {
+            ++counters_.bad_signature;
+            return {};
+        }
     }
     return on_heartbeat(hb, channel, now);
 }
@@ -332,16 +417,25 @@ Effects Node::on_heartbeat(const wire::Heartbeat& hb, std::size_t channel, Usec 
         ++counters_.stale_incarnation;
         return out;
     }
+    if (obs.replayed) {
+        ++counters_.replayed;
+        return out;
+    }
     ++counters_.accepted;
+    if (obs.redundant) return out;
     if (obs.restarted && !obs.joined)
         out.push_back(effect::Notice{NoticeKind::PeerRestarted, hb.node, "new incarnation"});
     if (obs.joined) out.push_back(effect::Notice{NoticeKind::PeerJoined, hb.node, std::string(to_string(hb.state))});
     if (obs.previous_state != hb.state)
         out.push_back(effect::PeerStateChanged{hb.node, obs.previous_state.value_or(NodeState::Initial), hb.state,
                                                hb.term});
+    bool newer_claim = hb.term > max_term_seen_;
     max_term_seen_ = std::max(max_term_seen_, hb.term);
     if (started_) check_rival(membership_.peers().at(hb.node), now, out);
     evaluate(now, out);
+    // Pass news of a newer claim on at once: a node holding the services that
+    // cannot hear the claimant may hear this node.
+    if (started_ && newer_claim && !holds_services(state_)) send_heartbeat(now, out);
     return out;
 }
 
@@ -452,6 +546,8 @@ Effects Node::reconfigure(const NodeSettings& settings, Usec now) {
     settings_.dead_time = settings.dead_time;
     settings_.init_dead = settings.init_dead;
     settings_.monitor_interval = settings.monitor_interval;
+    settings_.fence_timeout = settings.fence_timeout;
+    settings_.auth_key = settings.auth_key;
     next_heartbeat_ = std::min(next_heartbeat_, now + settings_.interval);
     evaluate(now, out);
     return out;
@@ -483,6 +579,11 @@ Usec Node::next_wakeup(Usec now) const {
     if (state_ == NodeState::Initial && startup_probe_done_ && !hook_)
         next = std::min(next, now < listen_until_ ? listen_until_ : init_deadline_);
     if (handover_until_) next = std::min(next, std::max(*handover_until_, now));
+    // Past deadlines need no wake-up: a pending start then waits for a
+    // heartbeat, and a killed stop for its hook to end.
+    if (start_pending_ && start_not_before_ > now) next = std::min(next, start_not_before_);
+    if (fence_deadline_ && hook_ && !hook_->killed && state_ == NodeState::Stopping)
+        next = std::min(next, std::max(*fence_deadline_, now));
     return next;
 }
 

@@ -10,6 +10,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "core/effects.h"
 #include "core/membership.h"
@@ -35,8 +36,30 @@ struct NodeSettings {
     Usec dead_time = 1 * kUsecPerSec;
     Usec init_dead = 30 * kUsecPerSec;
     Usec monitor_interval = 2 * kUsecPerSec;
+    // How long a stop that must be quick (quorum lost, outranked) may take
+    // before the services are killed. See freeha-safety(7).
+    Usec fence_timeout = 2 * kUsecPerSec;
     std::size_t channel_count = 1;
+    std::vector<std::uint8_t> auth_key;  // non-empty: sign every heartbeat, accept only signed ones
 };
+
+// Quorum rules apply to clusters of more than 2 expected nodes (an arbitrator
+// counts) that stop on quorum loss: only then is a minority sure to stop, and
+// only then does a takeover wait for it.
+bool quorum_rules_apply(const NodeSettings& s);
+
+// How long a node that claims the services waits before starting them, when
+// quorum rules apply: a node that must give them up (it lost quorum, or
+// learned of the newer claim) has stopped by then. FenceTimeout bounds the
+// stop; three intervals cover the heartbeat that carries the news (one
+// interval), the peers' quorum view catching up (one) and delivery, timer
+// slack and the kill itself (one). See freeha-safety(7).
+Usec takeover_delay(const NodeSettings& s);
+
+// The incarnation of a new daemon start: above the previous one whatever the
+// wall clock did, and above any earlier start whose record was lost as long
+// as the wall clock is roughly right.
+std::uint64_t next_incarnation(std::optional<std::uint64_t> previous, std::uint64_t realtime_usec);
 
 struct HookOutcome {
     bool success = false;
@@ -64,7 +87,7 @@ public:
     // The services failed while running, seen by something other than
     // monitorhasrv (a unit of the services target failed): as a failing monitor.
     Effects on_services_failed(const std::string& description, Usec now);
-    // Takes new timings, expected node count and quorum policy at run time;
+    // Takes new timings, expected node count, quorum policy and key at run time;
     // the cluster, node name, role and channel count must not change.
     Effects reconfigure(const NodeSettings& settings, Usec now);
     Effects on_timer(Usec now);
@@ -93,6 +116,7 @@ private:
     struct RunningHook {
         HookKind kind;
         bool canceled = false;
+        bool killed = false;  // by the fence deadline: the services count as stopped when it ends
     };
     enum class AfterHook { Nothing, StopServices, StartServices };
 
@@ -101,8 +125,16 @@ private:
     void run_hook(HookKind kind, Effects& out);
     // Runs `next` now, or cancels the running hook and runs it when it ends.
     void after_current_hook(AfterHook next, Usec now, Effects& out);
-    void begin_start(std::string reason, Usec now, Effects& out);
+    // Claims the services with a new term. A forced start runs starthasrv at
+    // once; an elected one waits for the takeover delay and for every
+    // reachable node that still holds the services to let go.
+    void begin_start(std::string reason, bool forced, Usec now, Effects& out);
+    void maybe_run_pending_start(Usec now, Effects& out);
+    bool reachable_peer_holds_services() const;
     void stop_services(std::string reason, Usec now, Effects& out);
+    // A stop that must finish within FenceTimeout, else the services are killed.
+    void fence(std::string reason, Usec now, Effects& out);
+    void kill_overrunning_stop(Usec now, Effects& out);
     void fail_services(std::string error, Usec now, Effects& out);
     void services_stopped(Usec now, Effects& out);
     void startup_probe_finished(Usec now, Effects& out);
@@ -115,11 +147,14 @@ private:
     // The node the election would pick if this node stepped aside (for a switchover).
     std::optional<std::string> next_eligible_peer() const;
     bool claim_beats_mine(std::uint64_t term, const std::string& name) const;
-    unsigned live_votes() const { return membership_.reachable_count() + 1; }
+    // This node and every peer with a two-way link to it: a peer that does not
+    // hear this node cannot be relied on to learn of its claims.
+    unsigned live_votes() const { return membership_.two_way_count(own_id_) + 1; }
     std::uint16_t own_flags() const;
 
     NodeSettings settings_;
     std::uint64_t cluster_id_;
+    std::uint64_t own_id_;
     Membership membership_;
     ReceiveCounters counters_;
 
@@ -136,6 +171,9 @@ private:
     std::string last_error_;
     std::string handover_to_;          // switchover target, announced until it takes over
     std::optional<Usec> handover_until_;  // set once our stop ends: give up waiting then
+    bool start_pending_ = false;         // STARTING, starthasrv not yet run
+    Usec start_not_before_ = 0;          // claim time + takeover delay
+    std::optional<Usec> fence_deadline_;  // a quick stop is under way: kill the services then
     std::optional<std::uint64_t> duplicate_incarnation_seen_;
 
     std::optional<RunningHook> hook_;

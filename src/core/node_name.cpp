@@ -33,13 +33,19 @@ bool node_name_before(std::string_view a, std::string_view b) {
     return a < b;
 }
 
-std::uint64_t cluster_id(std::string_view cluster_name) {
+namespace {
+std::uint64_t fnv1a64(std::string_view text) {
     std::uint64_t h = 0xcbf29ce484222325ULL;
-    for (unsigned char c : cluster_name) {
+    for (unsigned char c : text) {
         h ^= c;
         h *= 0x100000001b3ULL;
     }
     return h;
 }
+}  // namespace
+
+std::uint64_t cluster_id(std::string_view cluster_name) { return fnv1a64(cluster_name); }
+
+std::uint64_t node_id(std::string_view node_name) { return fnv1a64(node_name); }
 
 }  // namespace freeha

@@ -25,4 +25,7 @@ bool node_name_before(std::string_view a, std::string_view b);
 // A 64-bit FNV-1a of the cluster name, carried in every heartbeat.
 std::uint64_t cluster_id(std::string_view cluster_name);
 
+// A 64-bit FNV-1a of a node name: how heartbeats list the nodes their sender hears.
+std::uint64_t node_id(std::string_view node_name);
+
 }  // namespace freeha

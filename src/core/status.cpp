@@ -55,6 +55,9 @@ nlohmann::json to_json(const Status& s) {
           {"own", s.counters.own},
           {"foreign_cluster", s.counters.foreign_cluster},
           {"stale_incarnation", s.counters.stale_incarnation},
+          {"replayed", s.counters.replayed},
+          {"unauthenticated", s.counters.unauthenticated},
+          {"bad_signature", s.counters.bad_signature},
           {"duplicate_name", s.counters.duplicate_name},
           {"malformed", std::move(malformed)}}},
     };

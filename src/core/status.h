@@ -20,7 +20,10 @@ struct ReceiveCounters {
     std::uint64_t accepted = 0;
     std::array<std::uint64_t, wire::kRejectCount> malformed{};
     std::uint64_t foreign_cluster = 0;
-    std::uint64_t stale_incarnation = 0;
+    std::uint64_t stale_incarnation = 0;  // an incarnation older than the sender's known one (a replay)
+    std::uint64_t replayed = 0;           // a sequence number already heard on that channel, or too old
+    std::uint64_t unauthenticated = 0;    // no tag, while AuthKeyFile= is set
+    std::uint64_t bad_signature = 0;      // a tag that does not match the key
     std::uint64_t duplicate_name = 0;
     std::uint64_t own = 0;  // our own broadcasts and multicasts looped back
 

@@ -1,5 +1,6 @@
 #include "core/wire.h"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -45,20 +46,24 @@ DecodeResult rejected(Reject r) { return DecodeResult{std::nullopt, r}; }
 std::string_view to_string(Reject r) {
     static constexpr std::array<std::string_view, kRejectCount> kNames{
         "too_short",   "bad_magic", "bad_version",     "bad_type",           "unknown_flags",
-        "bad_state",   "bad_role",  "bad_name_length", "bad_name_character", "bad_length", "bad_handover",
+        "bad_state",   "bad_role",  "bad_name_length", "bad_name_character", "bad_length", "bad_handover", "bad_heard_list",
     };
     return kNames.at(static_cast<std::size_t>(r));
 }
 
 std::vector<std::uint8_t> encode(const Heartbeat& hb) {
     bool handover = !hb.handover_to.empty();
-    std::vector<std::uint8_t> out(kHeaderSize + hb.node.size() + (handover ? 1 + hb.handover_to.size() : 0));
+    std::size_t heard = std::min(hb.heard.size(), kMaxHeard);
+    std::vector<std::uint8_t> out(kHeaderSize + hb.node.size() + (handover ? 1 + hb.handover_to.size() : 0) +
+                                  (heard != 0 ? 1 + 8 * heard : 0));
     Writer w{out};
     w.bytes(kMagic.data(), kMagic.size());
     w.u8(kVersion);
     w.u8(kTypeHeartbeat);
-    auto flags = static_cast<std::uint16_t>(hb.flags & ~(kFlagAuthenticated | kFlagHandover));
-    w.u16(handover ? static_cast<std::uint16_t>(flags | kFlagHandover) : flags);
+    auto flags = static_cast<std::uint16_t>(hb.flags & ~(kFlagAuthenticated | kFlagHandover | kFlagHeard));
+    if (handover) flags |= kFlagHandover;
+    if (heard != 0) flags |= kFlagHeard;
+    w.u16(flags);
     w.u64(hb.cluster_id);
     w.u64(hb.incarnation);
     w.u64(hb.sequence);
@@ -70,6 +75,10 @@ std::vector<std::uint8_t> encode(const Heartbeat& hb) {
     if (handover) {
         w.u8(static_cast<std::uint8_t>(hb.handover_to.size()));
         w.bytes(hb.handover_to.data(), hb.handover_to.size());
+    }
+    if (heard != 0) {
+        w.u8(static_cast<std::uint8_t>(heard));
+        for (std::size_t i = 0; i < heard; ++i) w.u64(hb.heard[i]);
     }
     return out;
 }
@@ -98,12 +107,23 @@ DecodeResult decode(std::span<const std::uint8_t> in) {
         if (!is_valid_node_name(handover_to)) return rejected(Reject::BadHandover);
         body_size += 1 + handover_length;
     }
+    std::vector<std::uint64_t> heard;
+    if (flags & kFlagHeard) {
+        if (in.size() <= body_size) return rejected(Reject::BadHeardList);
+        std::size_t count = in[body_size];
+        if (count == 0 || count > kMaxHeard || in.size() < body_size + 1 + 8 * count)
+            return rejected(Reject::BadHeardList);
+        heard.reserve(count);
+        for (std::size_t i = 0; i < count; ++i) heard.push_back(get_u64(in, body_size + 1 + 8 * i));
+        body_size += 1 + 8 * count;
+    }
     if (in.size() != body_size + tag_size) return rejected(Reject::BadLength);
     std::string name(reinterpret_cast<const char*>(in.data() + kHeaderSize), name_length);
     if (!is_valid_node_name(name)) return rejected(Reject::BadNameCharacter);
 
     Decoded d;
-    d.heartbeat.flags = static_cast<std::uint16_t>(flags & ~kFlagHandover);  // carried by handover_to
+    // Carried by handover_to and heard.
+    d.heartbeat.flags = static_cast<std::uint16_t>(flags & ~(kFlagHandover | kFlagHeard));
     d.heartbeat.cluster_id = get_u64(in, 8);
     d.heartbeat.incarnation = get_u64(in, 16);
     d.heartbeat.sequence = get_u64(in, 24);
@@ -112,6 +132,7 @@ DecodeResult decode(std::span<const std::uint8_t> in) {
     d.heartbeat.role = static_cast<Role>(in[41]);
     d.heartbeat.node = std::move(name);
     d.heartbeat.handover_to = std::move(handover_to);
+    d.heartbeat.heard = std::move(heard);
     if (tag_size != 0) {
         d.signed_bytes = in.first(body_size);
         d.auth_tag = in.subspan(body_size);

@@ -8,6 +8,9 @@
 //  43  name bytes [A-Za-z0-9_-]
 //  then, only when flags has kFlagHandover: u8 length (1..64) and the name of
 //  the node this one hands the services to (a switchover in progress);
+//  then, only when flags has kFlagHeard: u8 count (1..64) and that many u64
+//  node ids (node_id() of each peer the sender hears), so that receivers
+//  count only two-way links towards quorum;
 //  then, only when flags has kFlagAuthenticated: a 32-byte HMAC-SHA256 tag over
 //  every byte before it.
 #pragma once
@@ -33,7 +36,10 @@ inline constexpr std::uint16_t kFlagStandby = 1u << 0;        // admin standby: 
 inline constexpr std::uint16_t kFlagErrorLatched = 1u << 1;   // error latch set (ERRORED or stopping into it)
 inline constexpr std::uint16_t kFlagAuthenticated = 1u << 2;  // an HMAC tag follows the body
 inline constexpr std::uint16_t kFlagHandover = 1u << 3;       // a handover target name follows the name
-inline constexpr std::uint16_t kKnownFlags = kFlagStandby | kFlagErrorLatched | kFlagAuthenticated | kFlagHandover;
+inline constexpr std::uint16_t kFlagHeard = 1u << 4;          // the ids of the nodes the sender hears follow
+inline constexpr std::uint16_t kKnownFlags =
+    kFlagStandby | kFlagErrorLatched | kFlagAuthenticated | kFlagHandover | kFlagHeard;
+inline constexpr std::size_t kMaxHeard = 64;
 
 struct Heartbeat {
     std::uint64_t cluster_id = 0;
@@ -45,6 +51,7 @@ struct Heartbeat {
     std::uint16_t flags = 0;
     std::string node;
     std::string handover_to;  // non-empty: kFlagHandover is set on the wire
+    std::vector<std::uint64_t> heard;  // non-empty: kFlagHeard is set on the wire
 
     bool operator==(const Heartbeat&) const = default;
 };
@@ -62,8 +69,9 @@ enum class Reject : std::uint8_t {
     BadNameCharacter,
     BadLength,
     BadHandover,
+    BadHeardList,
 };
-inline constexpr int kRejectCount = 11;
+inline constexpr int kRejectCount = 12;
 std::string_view to_string(Reject r);
 
 struct Decoded {
@@ -79,9 +87,9 @@ struct DecodeResult {
     Reject reject = Reject::TooShort;  // meaningful only when !decoded
 };
 
-// Encodes the body. kFlagHandover follows hb.handover_to, whatever hb.flags
-// says. kFlagAuthenticated in hb.flags is cleared: an authenticator
-// sets it and appends the tag (see issue 4's seam in the daemon).
+// Encodes the body. kFlagHandover and kFlagHeard follow hb.handover_to and
+// hb.heard, whatever hb.flags says (at most kMaxHeard ids are written).
+// kFlagAuthenticated is cleared: sign() sets it and appends the tag.
 std::vector<std::uint8_t> encode(const Heartbeat& hb);
 
 DecodeResult decode(std::span<const std::uint8_t> datagram);

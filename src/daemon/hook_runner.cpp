@@ -133,7 +133,7 @@ std::unique_ptr<HookRunner::Child> HookRunner::spawn(const std::string& name, co
     r = sd_event_add_child(event_, &raw, pid, WEXITED, on_child, child.get());
     if (r < 0) {
         // Without a child source nobody would reap it: kill it now.
-        kill(-pid, SIGKILL);
+        ::kill(-pid, SIGKILL);
         *error = log::with_errno("sd_event_add_child for " + name, r);
         return nullptr;
     }
@@ -186,6 +186,15 @@ void HookRunner::cancel(HookKind kind) {
     if (service_ && service_kind_ == kind) terminate(service_.get(), "canceled");
 }
 
+void HookRunner::kill(HookKind kind) {
+    if (!service_ || service_kind_ != kind) return;
+    Child* child = service_.get();
+    if (child->termination.empty()) child->termination = "killed";
+    child->timeout_source.reset();
+    child->kill_source.reset();
+    ::kill(-child->pid, SIGKILL);
+}
+
 void HookRunner::alert(NodeState state, Usec timeout, const std::vector<std::string>& environment) {
     std::string path = directory_ + "/" + kAlertHook;
     if (access(path.c_str(), X_OK) < 0) return;  // optional, as in FreeHA
@@ -210,7 +219,7 @@ void HookRunner::terminate(Child* child, std::string reason) {
     child->timeout_source.reset();
     // The hook's session id is its pid: signal the whole group, so that
     // whatever it started in the foreground goes too.
-    kill(-child->pid, SIGTERM);
+    ::kill(-child->pid, SIGTERM);
     sd_event_source* raw = nullptr;
     if (sd_event_add_time_relative(event_, &raw, CLOCK_MONOTONIC, kHookKillGrace, 10 * kUsecPerMsec, on_kill,
                                    child) >= 0)
@@ -229,7 +238,7 @@ int HookRunner::on_kill(sd_event_source*, uint64_t, void* userdata) {
     auto* child = static_cast<Child*>(userdata);
     log::warning(child->name + "[" + std::to_string(child->pid) + "] still running " +
                  format_timespan(kHookKillGrace) + " after SIGTERM: sending SIGKILL to its process group");
-    kill(-child->pid, SIGKILL);
+    ::kill(-child->pid, SIGKILL);
     child->kill_source.reset();
     return 0;
 }

@@ -42,6 +42,8 @@ public:
     void run(HookKind kind, Usec timeout, const std::vector<std::string>& environment);
     // Ends the running service hook early: SIGTERM to its group, SIGKILL later.
     void cancel(HookKind kind);
+    // Ends it now: SIGKILL to its whole process group (the fence escalation).
+    void kill(HookKind kind);
 
     // Queues alerthasrv STATENUM STATENAME (run one at a time, in order), if installed.
     void alert(NodeState state, Usec timeout, const std::vector<std::string>& environment);

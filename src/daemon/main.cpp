@@ -4,8 +4,10 @@
 
 #include "build_config.h"
 #include "core/node.h"
+#include "daemon/auth_key.h"
 #include "daemon/cmdline.h"
 #include "daemon/hook_runner.h"
+#include "daemon/incarnation_store.h"
 #include "daemon/log.h"
 #include "daemon/manager.h"
 
@@ -38,10 +40,22 @@ int main(int argc, char** argv) {
         log::error(error);
         return cmdline->check_config ? 1 : kExitUsage;
     }
+    std::vector<std::uint8_t> auth_key;
+    if (!config->auth_key_file.empty()) {
+        auto key = read_auth_key(config->auth_key_file, &error);
+        if (!key) {
+            log::error(error);
+            return cmdline->check_config ? 1 : kExitUsage;
+        }
+        auth_key = std::move(*key);
+    }
     if (cmdline->check_config) {
         std::cout << render(*config);
         return 0;
     }
-    Manager manager(std::move(*config), std::move(*cmdline));
+    std::string warning;
+    std::uint64_t incarnation = claim_incarnation(default_state_directory(config->bus), &warning);
+    if (!warning.empty()) log::warning(warning);
+    Manager manager(std::move(*config), std::move(*cmdline), std::move(auth_key), incarnation);
     return manager.run();
 }

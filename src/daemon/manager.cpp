@@ -3,6 +3,7 @@
 #include <csignal>
 #include <ctime>
 
+#include "daemon/auth_key.h"
 #include "daemon/log.h"
 
 namespace freeha {
@@ -54,16 +55,10 @@ std::string notice_text(const effect::Notice& n) {
 
 }  // namespace
 
-std::uint64_t new_incarnation() {
-    timespec ts{};
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * kUsecPerSec + static_cast<std::uint64_t>(ts.tv_nsec) / 1000;
-}
-
-Manager::Manager(Config config, CommandLine cmdline)
+Manager::Manager(Config config, CommandLine cmdline, std::vector<std::uint8_t> auth_key, std::uint64_t incarnation)
     : config_(std::move(config)),
       cmdline_(std::move(cmdline)),
-      node_(node_settings(config_, new_incarnation())),
+      node_(node_settings(config_, incarnation, std::move(auth_key))),
       status_writer_(config_.json_file, config_.state_file) {}
 
 Manager::~Manager() = default;
@@ -199,7 +194,7 @@ void Manager::apply(Effects effects) {
             [this](auto& x) {
                 using T = std::decay_t<decltype(x)>;
                 if constexpr (std::is_same_v<T, effect::SendHeartbeat>) {
-                    send(x.heartbeat);
+                    send(x.datagram);
                     return;  // routine: the status needs no rewrite for it
                 } else if constexpr (std::is_same_v<T, effect::RunHook>) {
                     run_hook(x.kind);
@@ -209,6 +204,13 @@ void Manager::apply(Effects effects) {
                         units_->cancel(x.kind);
                     else
                         hooks_->cancel(x.kind);
+                } else if constexpr (std::is_same_v<T, effect::KillServices>) {
+                    log::warning(std::string(hook_name(x.kind)) + " overran FenceTimeout=" +
+                                 format_timespan(config_.fence_timeout) + ": killing the services with SIGKILL");
+                    if (units_)
+                        units_->kill(x.kind);
+                    else
+                        hooks_->kill(x.kind);
                 } else if constexpr (std::is_same_v<T, effect::StateChanged>) {
                     apply_state_change(x);
                 } else if constexpr (std::is_same_v<T, effect::PeerStateChanged>) {
@@ -226,8 +228,7 @@ void Manager::apply(Effects effects) {
     }
 }
 
-void Manager::send(const wire::Heartbeat& hb) {
-    auto datagram = wire::encode(hb);
+void Manager::send(const std::vector<std::uint8_t>& datagram) {
     for (auto& ch : channels_) ch->send(datagram);
 }
 
@@ -359,10 +360,16 @@ std::optional<std::string> Manager::reload_config() {
     auto reread = load_config(cmdline_, &error);
     if (!reread) return "configuration not reloaded: " + error;
     if (auto fixed = fixed_setting_changed(config_, *reread)) return "configuration not reloaded: " + *fixed;
+    std::vector<std::uint8_t> key;
+    if (!reread->auth_key_file.empty()) {
+        auto read = read_auth_key(reread->auth_key_file, &error);
+        if (!read) return "configuration not reloaded: " + error;
+        key = std::move(*read);
+    }
     reread->bus = config_.bus;
     reread->force_start = config_.force_start;
     config_ = std::move(*reread);
-    apply(node_.reconfigure(node_settings(config_, node_.settings().incarnation), now()));
+    apply(node_.reconfigure(node_settings(config_, node_.settings().incarnation, std::move(key)), now()));
     log::notice("configuration reloaded: interval " + format_timespan(config_.interval) + ", dead time " +
                 format_timespan(config_.dead_time) + ", " + std::to_string(config_.expected_nodes) +
                 " nodes expected");

@@ -24,8 +24,9 @@ namespace freeha {
 
 class Manager {
 public:
-    // `cmdline` is kept to re-read the same configuration on ReloadConfig().
-    Manager(Config config, CommandLine cmdline);
+    // `cmdline` is kept to re-read the same configuration on ReloadConfig();
+    // `auth_key` is AuthKeyFile='s content (empty without one).
+    Manager(Config config, CommandLine cmdline, std::vector<std::uint8_t> auth_key, std::uint64_t incarnation);
     ~Manager();
 
     // Sets up everything, runs the loop until the node exits; returns the exit status.
@@ -48,7 +49,7 @@ private:
     void apply_state_change(const effect::StateChanged& change);
     void apply_notice(const effect::Notice& notice);
     void run_hook(HookKind kind);
-    void send(const wire::Heartbeat& hb);
+    void send(const std::vector<std::uint8_t>& datagram);
     // FREEHA_* for a hook; `change` describes the state change being announced.
     std::vector<std::string> hook_environment(const effect::StateChanged& change) const;
     std::string status_line() const;
@@ -82,9 +83,5 @@ private:
     bool reloading_ = false;  // RELOADING=1 sent; READY=1 owed once the stop ends
     effect::StateChanged last_change_{NodeState::Initial, NodeState::Initial, "", 0, ""};
 };
-
-// The incarnation of this daemon start: wall-clock microseconds, so that it
-// grows across restarts of the same node.
-std::uint64_t new_incarnation();
 
 }  // namespace freeha

@@ -6,6 +6,8 @@
 #include <map>
 #include <set>
 
+#include <csignal>
+
 #include "daemon/log.h"
 
 namespace freeha {
@@ -130,6 +132,22 @@ void UnitController::run(HookKind kind, Usec timeout) {
 void UnitController::cancel(HookKind kind) {
     if (!op_ || op_->kind != kind) return;
     finish(false, "canceled");
+}
+
+void UnitController::kill(HookKind kind) {
+    if (!op_ || op_->kind != kind) return;
+    for (const auto& unit : watched_units()) {
+        // Floating calls: the reply only matters if systemd refuses.
+        int r = sd_bus_call_method_async(bus_, nullptr, kSystemd, kSystemdPath, kSystemdManager, "KillUnit",
+                                         on_kill_reply, nullptr, "ssi", unit.c_str(), "all", SIGKILL);
+        if (r < 0) log::error("KillUnit " + unit + ": " + std::strerror(-r));
+    }
+    finish(false, "killed: KillUnit SIGKILL on " + target_ + " and its units");
+}
+
+int UnitController::on_kill_reply(sd_bus_message* m, void*, sd_bus_error*) {
+    if (const sd_bus_error* e = sd_bus_message_get_error(m)) log::error("KillUnit failed: " + error_text(e));
+    return 0;
 }
 
 void UnitController::begin_operation(HookKind kind, Usec timeout) {

@@ -45,6 +45,9 @@ public:
     void run(HookKind kind, Usec timeout);
     // Ends the wait for the running operation; its (meaningless) outcome still follows.
     void cancel(HookKind kind);
+    // The fence escalation: KillUnit(SIGKILL) on the target and every unit it
+    // pulls in, then ends the running operation as failed.
+    void kill(HookKind kind);
 
 private:
     struct Call;
@@ -75,6 +78,7 @@ private:
     static int on_job_removed(sd_bus_message* m, void* userdata, sd_bus_error* error);
     static int on_properties_changed(sd_bus_message* m, void* userdata, sd_bus_error* error);
     static int on_systemd_owner_changed(sd_bus_message* m, void* userdata, sd_bus_error* error);
+    static int on_kill_reply(sd_bus_message* m, void* userdata, sd_bus_error* error);
     static int on_subscribed(sd_bus_message* m, void* userdata, sd_bus_error* error);
     static int on_timeout(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_poll(sd_event_source* s, uint64_t usec, void* userdata);

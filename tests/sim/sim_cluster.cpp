@@ -65,8 +65,7 @@ void SimCluster::inject(const std::string& to, std::vector<std::uint8_t> datagra
     if (n.alive && !n.paused) apply(n, n.node->on_datagram(datagram, 0, now_));
 }
 
-void SimCluster::deliver(const std::string& from, const wire::Heartbeat& hb) {
-    auto datagram = wire::encode(hb);
+void SimCluster::deliver(const std::string& from, const std::vector<std::uint8_t>& datagram) {
     std::uniform_real_distribution<double> coin(0.0, 1.0);
     std::uniform_int_distribution<Usec> latency(100, 2000);
     for (auto& [name, target] : nodes_) {
@@ -96,7 +95,7 @@ void SimCluster::finish_hook(SimNode& n, HookKind kind, std::uint64_t generation
 void SimCluster::apply(SimNode& n, Effects effects) {
     for (auto& e : effects) {
         if (auto* hb = std::get_if<effect::SendHeartbeat>(&e)) {
-            deliver(n.name, hb->heartbeat);
+            deliver(n.name, hb->datagram);
         } else if (auto* run = std::get_if<effect::RunHook>(&e)) {
             HookKind kind = run->kind;
             n.running_hook = kind;
@@ -123,6 +122,11 @@ void SimCluster::apply(SimNode& n, Effects effects) {
             HookKind kind = cancel->kind;
             std::uint64_t gen = n.hook_generation;
             schedule(now_ + kUsecPerMsec, [this, &n, kind, gen] { finish_hook(n, kind, gen, false, "canceled"); });
+        } else if (auto* kill = std::get_if<effect::KillServices>(&e)) {
+            n.services_up = false;  // SIGKILL: the services die with the hook's group
+            HookKind kind = kill->kind;
+            std::uint64_t gen = n.hook_generation;
+            schedule(now_ + kUsecPerMsec, [this, &n, kind, gen] { finish_hook(n, kind, gen, false, "killed"); });
         } else if (auto* change = std::get_if<effect::StateChanged>(&e)) {
             n.history.push_back(*change);
         } else if (auto* exit = std::get_if<effect::Exit>(&e)) {

@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 
+#include "core/auth.h"
 #include "core/node.h"
 #include "core/node_name.h"
 
@@ -42,12 +43,19 @@ public:
         wire::Heartbeat hb;
         hb.cluster_id = cluster_id("test");
         hb.incarnation = peers_.count(name) ? peers_[name].incarnation : 1;
+        hb.sequence = peers_.count(name) ? peers_[name].sequence : 0;  // a later heartbeat, never a replay
         hb.node = name;
         hb.state = state;
         hb.term = term;
         hb.role = role;
         hb.flags = flags;
+        hb.heard = {node_id(settings_.node_name)};  // a two-way link unless deaf() says otherwise
         peers_[name] = hb;
+        hear(name);
+    }
+    // The peer no longer hears this node (a one-way link).
+    void deaf(const std::string& name) {
+        peers_.at(name).heard.clear();
         hear(name);
     }
     void handing_over(const std::string& name, S state, const std::string& to) {
@@ -81,7 +89,10 @@ public:
         now_ = until;
     }
 
+    // An elected start waits for the takeover delay: let it pass first.
     void finish(HookKind kind, bool success, const char* why = "exited with status 1") {
+        if (kind == HookKind::Start && node_->state() == S::Starting && node_->running_hook() != kind)
+            advance(takeover_delay(settings_));
         take(node_->on_hook_finished(kind, HookOutcome{success, success ? "exited with status 0" : why}, now_));
     }
     void command(Command c) { take(node_->on_command(c, now_)); }
@@ -147,6 +158,18 @@ private:
         for (auto& x : e) effects_.push_back(std::move(x));
     }
 
+public:
+    // A raw datagram, as the channel would hand it over.
+    void receive(const std::vector<std::uint8_t>& datagram, std::size_t channel = 0) {
+        take(node_->on_datagram(datagram, channel, now_));
+    }
+    bool killed(HookKind k) {
+        for (auto& e : effects_)
+            if (auto* x = std::get_if<effect::KillServices>(&e); x && x->kind == k) return true;
+        return false;
+    }
+
+private:
     NodeSettings settings_;
     std::unique_ptr<Node> node_;
     Usec now_ = 10 * sec;
@@ -459,11 +482,24 @@ const Conversation kConversations[] = {
          EXPECT_EQ(h.last_heartbeat()->state, S::Stopping);
          EXPECT_TRUE(h.hooks_run().empty());
      }},
+    {"SIGTERM while the claim waits for the takeover delay: nothing ran, exit at once",
+     [] {
+         Harness h("a");
+         h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+         ASSERT_EQ(h.state(), S::Starting);
+         EXPECT_FALSE(h.ran(HookKind::Start));
+         h.clear();
+         h.command(Command::Shutdown);
+         EXPECT_TRUE(h.hooks_run().empty());
+         EXPECT_EQ(h.exited(), 0);
+     }},
     {"SIGTERM during starthasrv: cancel it, run stophasrv, exit",
      [] {
          Harness h("a");
          h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
          ASSERT_EQ(h.state(), S::Starting);
+         h.advance(takeover_delay(h.settings()));
+         ASSERT_TRUE(h.ran(HookKind::Start));
          h.clear();
          h.command(Command::Shutdown);
          EXPECT_TRUE(h.canceled(HookKind::Start));
@@ -751,6 +787,217 @@ TEST(NodeReceive, EveryChannelKeepsAPeerAliveAndIsTrackedApart) {
     const Peer& p = h.node().membership().peers().at("a");
     EXPECT_FALSE(p.channel_last_heard[0].has_value());
     EXPECT_EQ(p.channel_last_heard[1], h.now());
+}
+
+// --- authentication and replays ----------------------------------------------
+
+namespace {
+
+const std::vector<std::uint8_t> kKey(32, 0x5a);
+
+wire::Heartbeat heartbeat_of(const std::string& name, S state, std::uint64_t sequence, std::uint64_t incarnation = 1) {
+    wire::Heartbeat hb;
+    hb.cluster_id = cluster_id("test");
+    hb.node = name;
+    hb.state = state;
+    hb.sequence = sequence;
+    hb.incarnation = incarnation;
+    return hb;
+}
+
+std::vector<std::uint8_t> signed_with(const std::vector<std::uint8_t>& key, const wire::Heartbeat& hb) {
+    auto datagram = wire::encode(hb);
+    auth::sign(datagram, key);
+    return datagram;
+}
+
+}  // namespace
+
+TEST(NodeAuth, WithAKeyOnlyCorrectlySignedHeartbeatsAreAdmitted) {
+    Harness h("b");
+    h.settings().auth_key = kKey;
+    h.start();
+    h.receive(wire::encode(heartbeat_of("a", S::Standby, 1)));
+    EXPECT_EQ(h.node().counters().unauthenticated, 1u);
+    h.receive(signed_with(std::vector<std::uint8_t>(32, 0x11), heartbeat_of("a", S::Standby, 2)));
+    EXPECT_EQ(h.node().counters().bad_signature, 1u);
+    auto tampered = signed_with(kKey, heartbeat_of("a", S::Standby, 3));
+    tampered[40] = static_cast<std::uint8_t>(S::Running);  // the state byte, after signing
+    h.receive(tampered);
+    EXPECT_EQ(h.node().counters().bad_signature, 2u);
+    EXPECT_EQ(h.node().membership().peers().count("a"), 0u);
+
+    h.receive(signed_with(kKey, heartbeat_of("a", S::Standby, 4)));
+    EXPECT_EQ(h.node().counters().accepted, 1u);
+    EXPECT_EQ(h.node().membership().peers().count("a"), 1u);
+}
+
+TEST(NodeAuth, OwnHeartbeatsAreSignedSoThatAPeerWithTheKeyVerifiesThem) {
+    Harness h("b");
+    h.settings().auth_key = kKey;
+    h.start();
+    Effects e = h.node().on_timer(h.now() + h.settings().interval);
+    const effect::SendHeartbeat* sent = nullptr;
+    for (auto& x : e)
+        if (auto* s = std::get_if<effect::SendHeartbeat>(&x)) sent = s;
+    ASSERT_NE(sent, nullptr);
+    auto decoded = wire::decode(sent->datagram);
+    ASSERT_TRUE(decoded.decoded);
+    EXPECT_TRUE(auth::verify(*decoded.decoded, kKey));
+    EXPECT_FALSE(auth::verify(*decoded.decoded, std::vector<std::uint8_t>(40, 0x5a)));
+}
+
+TEST(NodeReplay, ASequenceNumberIsAcceptedOncePerChannelAndTooOldOnesNever) {
+    Harness h("b");
+    h.settings().channel_count = 2;
+    h.start();
+    auto first = wire::encode(heartbeat_of("a", S::Standby, 100));
+    h.receive(first, 0);
+    h.receive(first, 0);  // a replay on the same channel
+    EXPECT_EQ(h.node().counters().replayed, 1u);
+    h.receive(first, 1);  // the same heartbeat over the second channel: redundancy, not a replay
+    EXPECT_EQ(h.node().counters().replayed, 1u);
+    EXPECT_EQ(h.node().counters().accepted, 2u);
+    h.receive(wire::encode(heartbeat_of("a", S::Standby, 100 + ReplayWindow::kSize - 1)), 0);
+    h.receive(wire::encode(heartbeat_of("a", S::Standby, 101)), 0);  // out of order, but inside the window
+    EXPECT_EQ(h.node().counters().replayed, 1u);
+    h.receive(wire::encode(heartbeat_of("a", S::Running, 99)), 0);  // fell out of the window
+    EXPECT_EQ(h.node().counters().replayed, 2u);
+    EXPECT_EQ(h.node().membership().peers().at("a").announced, S::Standby);
+}
+
+TEST(NodeReplay, ReplayedHeartbeatsOfADeadPeerDoNotKeepItAlive) {
+    Harness h("b");
+    h.settings().channel_count = 2;
+    h.start();
+    std::vector<std::vector<std::uint8_t>> captured;
+    for (std::uint64_t seq = 1; seq <= 20; ++seq) {
+        captured.push_back(wire::encode(heartbeat_of("a", S::Running, seq)));
+        h.receive(captured.back(), 0);
+    }
+    // a dies; an attacker replays everything, on both channels, for longer than the dead time.
+    for (int round = 0; round < 8; ++round) {
+        h.advance(h.settings().interval);
+        for (const auto& d : captured) {
+            h.receive(d, 0);
+            h.receive(d, 1);
+        }
+    }
+    EXPECT_FALSE(h.node().membership().peers().at("a").reachable());
+    EXPECT_EQ(h.node().counters().replayed, 8u * 20u + 7u * 20u);  // channel 1 took each copy once
+}
+
+TEST(NodeReplay, AnOlderIncarnationIsAReplayAndANewerOneStartsAFreshWindow) {
+    Harness h("b");
+    h.start();
+    h.receive(wire::encode(heartbeat_of("a", S::Running, 50, 7)));
+    h.receive(wire::encode(heartbeat_of("a", S::Standby, 51, 6)));
+    EXPECT_EQ(h.node().counters().stale_incarnation, 1u);
+    h.receive(wire::encode(heartbeat_of("a", S::Initial, 1, 8)));  // restarted: its sequence starts over
+    EXPECT_EQ(h.node().membership().peers().at("a").announced, S::Initial);
+    EXPECT_EQ(h.node().counters().replayed, 0u);
+}
+
+TEST(NodeIncarnation, GrowsAcrossRestartsWhateverTheWallClockDid) {
+    constexpr std::uint64_t hour = 3600ULL * kUsecPerSec;
+    std::uint64_t first = next_incarnation(std::nullopt, 1000 * hour);
+    EXPECT_EQ(first, 1000 * hour);
+    EXPECT_GT(next_incarnation(first, 999 * hour), first);  // the clock was set back an hour
+    EXPECT_EQ(next_incarnation(first, 1001 * hour), 1001 * hour);
+}
+
+// --- quorum, fencing and the takeover delay ----------------------------------
+
+TEST(NodeQuorum, APeerThatDoesNotHearThisNodeDoesNotCountTowardsQuorum) {
+    Harness h("a");
+    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+    h.finish(HookKind::Start, true);
+    ASSERT_EQ(h.state(), S::Running);
+    h.deaf("b");
+    EXPECT_TRUE(h.node().quorate());  // c still hears a: 2 of 3
+    h.deaf("c");
+    EXPECT_FALSE(h.node().quorate());
+    EXPECT_EQ(h.state(), S::Stopping);
+}
+
+TEST(NodeFence, NewsOfANewerClaimFromAnyPeerMakesTheHolderStepDown) {
+    Harness h("a");
+    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+    h.finish(HookKind::Start, true);
+    std::uint64_t mine = h.node().term();
+    h.clear();
+    h.peer("c", S::Standby, mine + 1);  // c heard b claim the services; a cannot hear b
+    EXPECT_TRUE(h.noticed(NoticeKind::DualActiveResolved));
+    EXPECT_EQ(h.state(), S::Stopping);
+}
+
+TEST(NodeFence, AStopThatOverrunsFenceTimeoutIsKilledAndCountsAsDone) {
+    Harness h("a");
+    h.settings().fence_timeout = 1 * sec;
+    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+    h.finish(HookKind::Start, true);
+    h.silence("b");
+    h.silence("c");
+    h.advance(h.settings().dead_time);
+    ASSERT_EQ(h.state(), S::Stopping);
+    EXPECT_TRUE(h.ran(HookKind::Stop));
+    h.clear();
+    h.advance(999 * ms);
+    EXPECT_FALSE(h.killed(HookKind::Stop));
+    h.advance(1 * ms);
+    EXPECT_TRUE(h.killed(HookKind::Stop));
+    h.finish(HookKind::Stop, false, "killed");
+    EXPECT_EQ(h.state(), S::Standby);
+    EXPECT_TRUE(h.noticed(NoticeKind::HookFailed));
+}
+
+TEST(NodeFence, AnOrdinaryStopIsKilledOnlyOnceQuorumIsLostDuringIt) {
+    Harness h("a");
+    h.settings().fence_timeout = 1 * sec;
+    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+    h.finish(HookKind::Start, true);
+    h.command(Command::Stop);
+    ASSERT_TRUE(h.ran(HookKind::Stop));
+    h.advance(10 * sec);  // a slow but legitimate stop, with quorum
+    EXPECT_FALSE(h.killed(HookKind::Stop));
+    h.silence("b");
+    h.silence("c");
+    h.advance(h.settings().dead_time + h.settings().fence_timeout);
+    EXPECT_TRUE(h.killed(HookKind::Stop));
+}
+
+TEST(NodeTakeover, AnElectedNodeAnnouncesItsClaimAtOnceButStartsOnlyAfterTheTakeoverDelay) {
+    Harness h("a");
+    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+    ASSERT_EQ(h.state(), S::Starting);
+    EXPECT_EQ(h.last_heartbeat()->state, S::Starting);
+    h.clear();
+    h.advance(takeover_delay(h.settings()) - 1 * ms);
+    EXPECT_FALSE(h.ran(HookKind::Start));
+    h.advance(1 * ms);
+    EXPECT_TRUE(h.ran(HookKind::Start));
+}
+
+TEST(NodeTakeover, AClaimWaitsWhileAReachablePeerStillHoldsTheServices) {
+    Harness h("b");
+    h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
+    h.peer("a", S::Running, 3);
+    h.silence("a");
+    h.advance(h.settings().dead_time);
+    ASSERT_EQ(h.state(), S::Starting);  // a timed out
+    h.peer("a", S::Stopping, 3);        // it comes back, still stopping
+    h.advance(takeover_delay(h.settings()));
+    EXPECT_FALSE(h.ran(HookKind::Start));
+    h.peer("a", S::Standby, 4);
+    h.advance(h.settings().interval);
+    EXPECT_TRUE(h.ran(HookKind::Start));
+}
+
+TEST(NodeTakeover, WithoutQuorumRulesThereIsNoDelay) {
+    Harness h("a", 2);
+    h.boot_to_standby({{"b", S::Standby}});
+    ASSERT_EQ(h.state(), S::Starting);
+    EXPECT_TRUE(h.ran(HookKind::Start));
 }
 
 }  // namespace

@@ -105,6 +105,36 @@ TEST(Wire, RejectsEveryMalformedHandover) {
         EXPECT_FALSE(decode(std::span(bytes).first(n)).decoded) << "length " << n;
 }
 
+TEST(Wire, TheHeardListRoundTripsAndIsCheckedStrictly) {
+    Heartbeat hb = sample();
+    hb.handover_to = "bravo";
+    for (std::size_t n = 1; n <= kMaxHeard; ++n) hb.heard.push_back(node_id("node" + std::to_string(n)));
+    auto bytes = encode(hb);
+    auto result = decode(bytes);
+    ASSERT_TRUE(result.decoded) << to_string(result.reject);
+    EXPECT_EQ(result.decoded->heartbeat, hb);
+    EXPECT_EQ(bytes[7] & kFlagHeard, kFlagHeard);
+
+    hb.heard.clear();
+    EXPECT_EQ(encode(hb)[7] & kFlagHeard, 0) << "an empty list is not sent";
+
+    hb.heard = {1, 2};
+    auto two = encode(hb);
+    std::size_t count_at = two.size() - 1 - 16;
+    auto zero = two;
+    zero[count_at] = 0;
+    EXPECT_EQ(decode(zero).reject, Reject::BadHeardList) << "count 0";
+    auto too_many = two;
+    too_many[count_at] = kMaxHeard + 1;
+    EXPECT_EQ(decode(too_many).reject, Reject::BadHeardList) << "count above the maximum";
+    auto cut = two;
+    cut.pop_back();
+    EXPECT_EQ(decode(cut).reject, Reject::BadHeardList) << "cut short";
+    auto flag_only = encode(sample());
+    flag_only[7] |= kFlagHeard;
+    EXPECT_EQ(decode(flag_only).reject, Reject::BadHeardList) << "flag without a list";
+}
+
 TEST(Wire, EncodeNeverSetsTheAuthenticatedFlagItself) {
     Heartbeat hb = sample();
     hb.flags |= kFlagAuthenticated;

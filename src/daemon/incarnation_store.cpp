@@ -1,0 +1,80 @@
+#include "daemon/incarnation_store.h"
+
+#include <cerrno>
+#include <charconv>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "bus/sd_ptr.h"
+#include "core/node.h"
+
+namespace freeha {
+namespace {
+
+std::uint64_t realtime_usec() {
+    timespec ts{};
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * kUsecPerSec + static_cast<std::uint64_t>(ts.tv_nsec) / 1000;
+}
+
+std::optional<std::uint64_t> read_previous(const std::string& path) {
+    std::ifstream in(path);
+    std::string text;
+    if (!in || !std::getline(in, text)) return std::nullopt;
+    std::uint64_t value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+    return value;
+}
+
+// Write, fsync, rename: a crash leaves the old value or the new one.
+std::string store(const std::string& directory, const std::string& path, std::uint64_t value) {
+    std::error_code ec;
+    std::filesystem::create_directories(directory, ec);
+    if (ec) return directory + ": " + ec.message();
+    std::string temp = path + ".tmp." + std::to_string(getpid());
+    UniqueFd fd(open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!fd) return temp + ": " + std::strerror(errno);
+    std::string text = std::to_string(value) + "\n";
+    bool ok = write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size()) && fsync(fd.get()) == 0;
+    int saved = errno;
+    fd.reset();
+    if (!ok || rename(temp.c_str(), path.c_str()) < 0) {
+        if (ok) saved = errno;
+        unlink(temp.c_str());
+        return path + ": " + std::strerror(saved);
+    }
+    return {};
+}
+
+}  // namespace
+
+std::string default_state_directory(BusKind bus) {
+    if (const char* dir = std::getenv("STATE_DIRECTORY"); dir != nullptr && *dir != '\0') {
+        std::string first(dir);  // systemd lists several directories separated by ':'
+        return first.substr(0, first.find(':'));
+    }
+    if (bus != BusKind::User) return "/var/lib/freeha";
+    if (const char* xdg = std::getenv("XDG_STATE_HOME"); xdg != nullptr && *xdg == '/')
+        return std::string(xdg) + "/freeha";
+    const char* home = std::getenv("HOME");
+    return std::string(home != nullptr ? home : "/tmp") + "/.local/state/freeha";
+}
+
+std::uint64_t claim_incarnation(const std::string& directory, std::string* warning) {
+    std::string path = directory + "/incarnation";
+    std::uint64_t next = next_incarnation(read_previous(path), realtime_usec());
+    if (std::string error = store(directory, path, next); !error.empty())
+        *warning = "cannot keep the incarnation counter (" + error +
+                   "); using the wall clock alone, so a clock set back could make peers ignore this node";
+    return next;
+}
+
+}  // namespace freeha
