@@ -21,7 +21,7 @@ bool quorum_rules_apply(const NodeSettings& s) {
     return s.expected_nodes > 2 && s.no_quorum_policy == NoQuorumPolicy::Stop;
 }
 
-Usec takeover_delay(const NodeSettings& s) { return s.fence_timeout + 3 * s.interval; }
+Usec takeover_delay(const NodeSettings& s) { return s.dead_time + s.fence_timeout + s.interval; }
 
 std::uint64_t next_incarnation(std::optional<std::uint64_t> previous, std::uint64_t realtime_usec) {
     return previous ? std::max(*previous + 1, realtime_usec) : realtime_usec;
@@ -103,8 +103,9 @@ void Node::after_current_hook(AfterHook next, Usec now, Effects& out) {
 void Node::begin_start(std::string reason, bool forced, Usec now, Effects& out) {
     term_ = max_term_seen_ + 1;
     max_term_seen_ = term_;
-    Usec delay = forced || !quorum_rules_apply(settings_) ? 0 : takeover_delay(settings_);
-    if (delay != 0) reason += "; starting the services in " + format_timespan(delay) + ", once any minority has stopped";
+    if (!forced && quorum_rules_apply(settings_))
+        reason += "; starting the services " + format_timespan(takeover_delay(settings_)) +
+                  " after a majority knows of this claim, once any former holder has stopped";
     out.push_back(effect::Notice{NoticeKind::Takeover, settings_.node_name, reason});
     set_state(NodeState::Starting, std::move(reason), now, out);
     if (forced) {
@@ -112,7 +113,7 @@ void Node::begin_start(std::string reason, bool forced, Usec now, Effects& out) 
         return;
     }
     start_pending_ = true;
-    start_not_before_ = now + delay;
+    claim_acknowledged_.reset();
     maybe_run_pending_start(now, out);
 }
 
@@ -122,10 +123,21 @@ bool Node::reachable_peer_holds_services() const {
     return false;
 }
 
+unsigned Node::claim_supporters() const {
+    unsigned n = 1;
+    for (const auto& [name, p] : membership_.peers())
+        if (p.reachable() && p.hears(own_id_) && p.term >= term_) ++n;
+    return n;
+}
+
 void Node::maybe_run_pending_start(Usec now, Effects& out) {
-    if (!start_pending_ || state_ != NodeState::Starting || hook_ || now < start_not_before_ ||
-        reachable_peer_holds_services())
-        return;
+    if (!start_pending_ || state_ != NodeState::Starting || hook_) return;
+    if (quorum_rules_apply(settings_)) {
+        if (!claim_acknowledged_ && claim_supporters() >= quorum_votes_needed(settings_.expected_nodes))
+            claim_acknowledged_ = now;
+        if (!claim_acknowledged_ || now < *claim_acknowledged_ + takeover_delay(settings_)) return;
+    }
+    if (reachable_peer_holds_services()) return;
     start_pending_ = false;
     run_hook(HookKind::Start, out);
 }
@@ -581,7 +593,8 @@ Usec Node::next_wakeup(Usec now) const {
     if (handover_until_) next = std::min(next, std::max(*handover_until_, now));
     // Past deadlines need no wake-up: a pending start then waits for a
     // heartbeat, and a killed stop for its hook to end.
-    if (start_pending_ && start_not_before_ > now) next = std::min(next, start_not_before_);
+    if (start_pending_ && claim_acknowledged_ && *claim_acknowledged_ + takeover_delay(settings_) > now)
+        next = std::min(next, *claim_acknowledged_ + takeover_delay(settings_));
     if (fence_deadline_ && hook_ && !hook_->killed && state_ == NodeState::Stopping)
         next = std::min(next, std::max(*fence_deadline_, now));
     return next;

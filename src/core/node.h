@@ -48,12 +48,13 @@ struct NodeSettings {
 // only then does a takeover wait for it.
 bool quorum_rules_apply(const NodeSettings& s);
 
-// How long a node that claims the services waits before starting them, when
-// quorum rules apply: a node that must give them up (it lost quorum, or
-// learned of the newer claim) has stopped by then. FenceTimeout bounds the
-// stop; three intervals cover the heartbeat that carries the news (one
-// interval), the peers' quorum view catching up (one) and delivery, timer
-// slack and the kill itself (one). See freeha-safety(7).
+// How long a node that claims the services waits, once a majority has
+// acknowledged its claim, before it starts them (when quorum rules apply).
+// A node still holding the services counts each peer's heartbeat as a vote
+// for one dead time after it arrived; a majority that acknowledged the new
+// claim sends it no more votes, so it loses quorum within DeadTime and has
+// stopped FenceTimeout later. One interval covers delivery, timer slack and
+// the kill itself. See freeha-safety(7).
 Usec takeover_delay(const NodeSettings& s);
 
 // The incarnation of a new daemon start: above the previous one whatever the
@@ -130,6 +131,8 @@ private:
     // reachable node that still holds the services to let go.
     void begin_start(std::string reason, bool forced, Usec now, Effects& out);
     void maybe_run_pending_start(Usec now, Effects& out);
+    // This node and the two-way peers that announce this node's claim term or newer.
+    unsigned claim_supporters() const;
     bool reachable_peer_holds_services() const;
     void stop_services(std::string reason, Usec now, Effects& out);
     // A stop that must finish within FenceTimeout, else the services are killed.
@@ -172,7 +175,7 @@ private:
     std::string handover_to_;          // switchover target, announced until it takes over
     std::optional<Usec> handover_until_;  // set once our stop ends: give up waiting then
     bool start_pending_ = false;         // STARTING, starthasrv not yet run
-    Usec start_not_before_ = 0;          // claim time + takeover delay
+    std::optional<Usec> claim_acknowledged_;  // when a majority first knew of our pending claim
     std::optional<Usec> fence_deadline_;  // a quick stop is under way: kill the services then
     std::optional<std::uint64_t> duplicate_incarnation_seen_;
 

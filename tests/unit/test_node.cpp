@@ -64,10 +64,14 @@ public:
         hear(name);
     }
     void silence(const std::string& name) { peers_.erase(name); }
+    // Like real peers, one that hears this node and holds nothing announces
+    // the newest term it knows, this node's claim included.
     void hear(const std::string& name) {
         auto& hb = peers_.at(name);
         ++hb.sequence;
-        take(node_->on_heartbeat(hb, 0, now_));
+        wire::Heartbeat sent = hb;
+        if (!holds_services(hb.state) && !hb.heard.empty()) sent.term = std::max(hb.term, node_->term());
+        take(node_->on_heartbeat(sent, 0, now_));
     }
 
     // Advances the fake clock, firing the node's timer and the live peers'
