@@ -21,7 +21,10 @@ void SimCluster::start(const std::string& name, bool force_start) {
     SimNode& n = nodes_.at(name);
     NodeSettings s = base_;
     s.node_name = name;
-    s.incarnation = ++incarnations_;
+    s.role = n.role;
+    auto wall = static_cast<std::uint64_t>(static_cast<std::int64_t>(kWallEpoch + now_) + n.wall_offset);
+    s.incarnation = next_incarnation(n.stored_incarnation, wall);
+    n.stored_incarnation = s.incarnation;
     n.incarnation = s.incarnation;
     n.node = std::make_unique<Node>(s);
     n.alive = true;
@@ -46,6 +49,7 @@ void SimCluster::crash(const std::string& name) {
 
 void SimCluster::resume(const std::string& name) {
     SimNode& n = nodes_.at(name);
+    if (n.paused) n.resumed_at = now_;
     n.paused = false;
 }
 

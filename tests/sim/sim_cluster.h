@@ -2,6 +2,7 @@
 // a fake clock, hooks that take simulated time, crashes, pauses and partitions.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
@@ -28,9 +29,15 @@ struct HookBehaviour {
 
 struct SimNode {
     std::string name;
+    Role role = Role::Member;
     std::unique_ptr<Node> node;
     bool alive = false;
     bool paused = false;
+    Usec resumed_at = 0;  // when the last pause ended
+    // The machine's wall clock runs at now() + wall_offset (clock jumps move
+    // it); it only feeds the incarnation, kept as freehad keeps it on disk.
+    std::int64_t wall_offset = 0;
+    std::optional<std::uint64_t> stored_incarnation;
     bool services_up = false;  // from the start hook's start to the stop hook's end
     bool services_failed = false;  // the services broke: monitor fails
     std::uint64_t starts = 0;
@@ -55,12 +62,14 @@ public:
     void crash(const std::string& name);  // the machine dies: the services with it
     void pause(const std::string& name) { nodes_.at(name).paused = true; }
     void resume(const std::string& name);
+    void jump_clock(const std::string& name, std::int64_t usec) { nodes_.at(name).wall_offset += usec; }
     void command(const std::string& name, Command c);
 
     // Link control. Links are directed; a partition cuts both directions.
     void cut(const std::string& from, const std::string& to) { cut_.insert({from, to}); }
     void partition(const std::set<std::string>& side);  // cuts every link crossing the side's border
     void heal() { cut_.clear(); }
+    void heal(const std::string& from, const std::string& to) { cut_.erase({from, to}); }
     void set_loss(double probability) { loss_ = probability; }
     void inject(const std::string& to, std::vector<std::uint8_t> datagram);
 
@@ -94,7 +103,7 @@ private:
     std::mt19937_64 rng_;
     double loss_ = 0.0;
     std::set<std::pair<std::string, std::string>> cut_;
-    std::uint64_t incarnations_ = 1000;
+    static constexpr std::uint64_t kWallEpoch = 1'780'000'000ULL * kUsecPerSec;  // 2026
 };
 
 }  // namespace freeha::sim
