@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 sh scripts/setup-debian.sh
 status=0
 meson test -C build --print-errorlogs || status=$?
+sh scripts/test-sanitizers.sh || status=$?
 python3 - build/meson-logs/testlog.json <<'PY'
 import json, sys
 passed = failed = skipped = 0

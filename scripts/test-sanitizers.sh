@@ -1,0 +1,29 @@
+#!/bin/sh
+# The unit tests under ASan+UBSan, then the heartbeat decoder fuzzed for
+# FUZZ_SECONDS (default 60), both from one clang build in build-sanitize/.
+# Prints the fuzzer's exec count. Exits non-zero on any finding.
+set -eu
+cd "$(dirname "$0")/.."
+seconds="${FUZZ_SECONDS:-60}"
+[ -d build-sanitize ] || CXX=clang++ meson setup build-sanitize -Dfuzzing=true -Db_sanitize=address,undefined \
+    -Db_lundef=false -Dman=disabled >/dev/null
+unit="tests/test-wire tests/test-timespan tests/test-election tests/test-config tests/test-node tests/test-status"
+# shellcheck disable=SC2086
+ninja -C build-sanitize tests/fuzz/fuzz-decode $unit
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+meson test -C build-sanitize --no-rebuild --suite unit --print-errorlogs
+# The fuzzer adds what it finds to its first directory: work on a copy of the seed corpus.
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir "$work/corpus"
+cp tests/fuzz/corpus/* "$work/corpus/"
+status=0
+build-sanitize/tests/fuzz/fuzz-decode -max_total_time="$seconds" -print_final_stats=1 \
+    -artifact_prefix=build-sanitize/ "$work/corpus" >"$work/log" 2>&1 || status=$?
+if [ "$status" -ne 0 ]; then
+    tail -n 60 "$work/log"
+    echo "fuzz-decode: a finding (exit status $status); the input is saved under build-sanitize/"
+    exit 1
+fi
+grep -E "^(Done |stat::number_of_executed_units)" "$work/log"
+echo "sanitizers: unit tests clean under ASan+UBSan; fuzz-decode ran ${seconds}s with no finding"
