@@ -114,6 +114,14 @@ int ManagerObject::get_manager_property(sd_bus*, const char*, const char*, const
     if (p == "LastError") return sd_bus_message_append(reply, "s", s.last_error.c_str());
     if (p == "Mode") return sd_bus_message_append(reply, "s", s.mode.c_str());
     if (p == "ServicesTarget") return sd_bus_message_append(reply, "s", s.services_target.c_str());
+    if (p == "Packets") {
+        int r = sd_bus_message_open_container(reply, 'a', "{st}");
+        for (const auto& [name, value] : s.counters.by_name()) {
+            if (r < 0) return r;
+            r = sd_bus_message_append(reply, "{st}", name.c_str(), value);
+        }
+        return r < 0 ? r : sd_bus_message_close_container(reply);
+    }
     if (p == "Nodes") {
         int r = sd_bus_message_open_container(reply, 'a', "(sssb)");
         for (const auto& n : s.nodes) {
@@ -254,6 +262,8 @@ int ManagerObject::publish(sd_bus* bus, std::string* error) {
         SD_BUS_PROPERTY("Mode", "s", get_manager_property, 0, kConst),
         SD_BUS_PROPERTY("ServicesTarget", "s", get_manager_property, 0, kConst),
         SD_BUS_PROPERTY("Nodes", "a(sssb)", get_manager_property, 0, kEmits),
+        // Received datagrams by fate; changes with every packet, so read it rather than wait for signals.
+        SD_BUS_PROPERTY("Packets", "a{st}", get_manager_property, 0, 0),
         SD_BUS_METHOD_WITH_ARGS("Stop", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_request, kMutating),
         SD_BUS_METHOD_WITH_ARGS("ForceStart", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_request, kMutating),
         SD_BUS_METHOD_WITH_ARGS("ClearError", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_request, kMutating),

@@ -63,6 +63,7 @@ Observation Membership::observe(const wire::Heartbeat& hb, std::size_t channel, 
     p.last_sequence = hb.sequence;
     p.flags = hb.flags;
     p.handover_to = hb.handover_to;
+    p.claimant = hb.claimant;
     p.heard = hb.heard;
     p.last_heard = std::max(p.last_heard, now);
     p.timed_out = false;

@@ -66,7 +66,12 @@ void Node::send_heartbeat(Usec now, Effects& out) {
     // A claim announces its own term; any other state the newest term this
     // node knows of, so that news of a claim spreads to nodes its claimant
     // cannot reach.
-    hb.term = holds_services(state_) ? term_ : max_term_seen_;
+    if (holds_services(state_)) {
+        hb.term = term_;
+    } else {
+        hb.term = max_term_seen_;
+        hb.claimant = best_claimant_;
+    }
     hb.state = state_;
     hb.role = settings_.role;
     hb.flags = own_flags();
@@ -103,6 +108,7 @@ void Node::after_current_hook(AfterHook next, Usec now, Effects& out) {
 void Node::begin_start(std::string reason, bool forced, Usec now, Effects& out) {
     term_ = max_term_seen_ + 1;
     max_term_seen_ = term_;
+    best_claimant_ = settings_.node_name;
     if (!forced && quorum_rules_apply(settings_))
         reason += "; starting the services " + format_timespan(takeover_delay(settings_)) +
                   " after a majority knows of this claim, once any former holder has stopped";
@@ -126,7 +132,7 @@ bool Node::reachable_peer_holds_services() const {
 unsigned Node::claim_supporters() const {
     unsigned n = 1;
     for (const auto& [name, p] : membership_.peers())
-        if (p.reachable() && p.hears(own_id_) && p.term >= term_) ++n;
+        if (p.reachable() && p.hears(own_id_) && p.term == term_ && p.claimant == settings_.node_name) ++n;
     return n;
 }
 
@@ -334,18 +340,36 @@ bool Node::claim_beats_mine(std::uint64_t term, const std::string& name) const {
     return term > term_ || (term == term_ && node_name_before(name, settings_.node_name));
 }
 
+bool Node::learn_claim(std::uint64_t term, const std::string& claimant) {
+    if (term > max_term_seen_) {
+        max_term_seen_ = term;
+        best_claimant_ = claimant;
+        return true;
+    }
+    if (term == max_term_seen_ && !claimant.empty() &&
+        (best_claimant_.empty() || node_name_before(claimant, best_claimant_))) {
+        best_claimant_ = claimant;
+        return true;
+    }
+    return false;
+}
+
 // A claim loses to a peer's claim with a higher term (or the same term and an
 // earlier name), and to any peer that knows of a claim newer than it.
 void Node::check_rival(const Peer& peer, Usec now, Effects& out) {
     bool i_hold = state_ == NodeState::Running || state_ == NodeState::Starting;
     if (!i_hold || !peer.reachable()) return;
     bool it_claims = peer.announced == NodeState::Running || peer.announced == NodeState::Starting;
-    bool outranked = it_claims ? claim_beats_mine(peer.term, peer.name) : peer.term > term_;
+    // A peer that holds nothing announces the best claim it knows of.
+    bool outranked = it_claims ? claim_beats_mine(peer.term, peer.name)
+                               : peer.term > term_ || (peer.term == term_ && !peer.claimant.empty() &&
+                                                       claim_beats_mine(peer.term, peer.claimant));
     if (!outranked) return;
     std::string text = it_claims ? peer.name + " runs the services with term " + std::to_string(peer.term) +
                                        " (ours " + std::to_string(term_) + "); stepping down"
-                                 : peer.name + " knows of a claim with term " + std::to_string(peer.term) +
-                                       ", newer than ours (" + std::to_string(term_) + "); stepping down";
+                                 : peer.name + " knows of a better claim (term " + std::to_string(peer.term) +
+                                       (peer.claimant.empty() ? "" : " by " + peer.claimant) + ", ours " +
+                                       std::to_string(term_) + "); stepping down";
     out.push_back(effect::Notice{NoticeKind::DualActiveResolved, peer.name, text});
     fence(std::move(text), now, out);
 }
@@ -441,8 +465,7 @@ Effects Node::on_heartbeat(const wire::Heartbeat& hb, std::size_t channel, Usec 
     if (obs.previous_state != hb.state)
         out.push_back(effect::PeerStateChanged{hb.node, obs.previous_state.value_or(NodeState::Initial), hb.state,
                                                hb.term});
-    bool newer_claim = hb.term > max_term_seen_;
-    max_term_seen_ = std::max(max_term_seen_, hb.term);
+    bool newer_claim = learn_claim(hb.term, holds_services(hb.state) ? hb.node : hb.claimant);
     if (started_) check_rival(membership_.peers().at(hb.node), now, out);
     evaluate(now, out);
     // Pass news of a newer claim on at once: a node holding the services that

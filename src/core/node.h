@@ -131,7 +131,7 @@ private:
     // reachable node that still holds the services to let go.
     void begin_start(std::string reason, bool forced, Usec now, Effects& out);
     void maybe_run_pending_start(Usec now, Effects& out);
-    // This node and the two-way peers that announce this node's claim term or newer.
+    // This node and the two-way peers that announce this node's claim as the best they know.
     unsigned claim_supporters() const;
     bool reachable_peer_holds_services() const;
     void stop_services(std::string reason, Usec now, Effects& out);
@@ -150,6 +150,8 @@ private:
     // The node the election would pick if this node stepped aside (for a switchover).
     std::optional<std::string> next_eligible_peer() const;
     bool claim_beats_mine(std::uint64_t term, const std::string& name) const;
+    // Records a claim heard of; true when it is the best one known so far.
+    bool learn_claim(std::uint64_t term, const std::string& claimant);
     // This node and every peer with a two-way link to it: a peer that does not
     // hear this node cannot be relied on to learn of its claims.
     unsigned live_votes() const { return membership_.two_way_count(own_id_) + 1; }
@@ -164,6 +166,7 @@ private:
     NodeState state_ = NodeState::Initial;
     std::uint64_t term_ = 0;           // the term of this node's own claim to the services
     std::uint64_t max_term_seen_ = 0;  // every takeover uses a term above this
+    std::string best_claimant_;        // who claimed max_term_seen_ (the earliest name on a tie); "" if unknown
     std::uint64_t sequence_ = 0;
     bool started_ = false;
     bool error_latched_ = false;

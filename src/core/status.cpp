@@ -9,6 +9,18 @@ std::uint64_t ReceiveCounters::malformed_total() const {
     return std::accumulate(malformed.begin(), malformed.end(), std::uint64_t{0});
 }
 
+std::vector<std::pair<std::string, std::uint64_t>> ReceiveCounters::by_name() const {
+    std::vector<std::pair<std::string, std::uint64_t>> out{
+        {"accepted", accepted},         {"own", own},
+        {"foreign_cluster", foreign_cluster}, {"stale_incarnation", stale_incarnation},
+        {"replayed", replayed},         {"unauthenticated", unauthenticated},
+        {"bad_signature", bad_signature}, {"duplicate_name", duplicate_name},
+    };
+    for (int i = 0; i < wire::kRejectCount; ++i)
+        out.emplace_back("malformed_" + std::string(wire::to_string(static_cast<wire::Reject>(i))), malformed[i]);
+    return out;
+}
+
 nlohmann::json to_json(const Status& s) {
     using nlohmann::json;
     json nodes = json::array();

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -28,6 +29,9 @@ struct ReceiveCounters {
     std::uint64_t own = 0;  // our own broadcasts and multicasts looped back
 
     std::uint64_t malformed_total() const;
+    // Every counter by name ("accepted", ..., "malformed_bad_magic", ...): the
+    // D-Bus Packets property and freehactl's view.
+    std::vector<std::pair<std::string, std::uint64_t>> by_name() const;
 };
 
 struct NodeStatus {

@@ -41,27 +41,40 @@ std::uint64_t get_u64(std::span<const std::uint8_t> in, std::size_t at) {
 
 DecodeResult rejected(Reject r) { return DecodeResult{std::nullopt, r}; }
 
+// An optional name field: u8 length (1..64), then a valid node name. Advances *at.
+bool read_name(std::span<const std::uint8_t> in, std::size_t& at, std::string& name) {
+    if (in.size() <= at) return false;
+    std::size_t length = in[at];
+    if (length == 0 || length > kMaxNodeNameLength || in.size() < at + 1 + length) return false;
+    name.assign(reinterpret_cast<const char*>(in.data() + at + 1), length);
+    at += 1 + length;
+    return is_valid_node_name(name);
+}
+
 }  // namespace
 
 std::string_view to_string(Reject r) {
     static constexpr std::array<std::string_view, kRejectCount> kNames{
         "too_short",   "bad_magic", "bad_version",     "bad_type",           "unknown_flags",
-        "bad_state",   "bad_role",  "bad_name_length", "bad_name_character", "bad_length", "bad_handover", "bad_heard_list",
+        "bad_state",   "bad_role",  "bad_name_length", "bad_name_character", "bad_length", "bad_handover", "bad_heard_list", "bad_claimant",
     };
     return kNames.at(static_cast<std::size_t>(r));
 }
 
 std::vector<std::uint8_t> encode(const Heartbeat& hb) {
     bool handover = !hb.handover_to.empty();
+    bool claimant = !hb.claimant.empty();
     std::size_t heard = std::min(hb.heard.size(), kMaxHeard);
     std::vector<std::uint8_t> out(kHeaderSize + hb.node.size() + (handover ? 1 + hb.handover_to.size() : 0) +
-                                  (heard != 0 ? 1 + 8 * heard : 0));
+                                  (claimant ? 1 + hb.claimant.size() : 0) + (heard != 0 ? 1 + 8 * heard : 0));
     Writer w{out};
     w.bytes(kMagic.data(), kMagic.size());
     w.u8(kVersion);
     w.u8(kTypeHeartbeat);
-    auto flags = static_cast<std::uint16_t>(hb.flags & ~(kFlagAuthenticated | kFlagHandover | kFlagHeard));
+    auto flags = static_cast<std::uint16_t>(hb.flags &
+                                            ~(kFlagAuthenticated | kFlagHandover | kFlagHeard | kFlagClaimant));
     if (handover) flags |= kFlagHandover;
+    if (claimant) flags |= kFlagClaimant;
     if (heard != 0) flags |= kFlagHeard;
     w.u16(flags);
     w.u64(hb.cluster_id);
@@ -72,9 +85,10 @@ std::vector<std::uint8_t> encode(const Heartbeat& hb) {
     w.u8(static_cast<std::uint8_t>(hb.role));
     w.u8(static_cast<std::uint8_t>(hb.node.size()));
     w.bytes(hb.node.data(), hb.node.size());
-    if (handover) {
-        w.u8(static_cast<std::uint8_t>(hb.handover_to.size()));
-        w.bytes(hb.handover_to.data(), hb.handover_to.size());
+    for (const std::string* name : {handover ? &hb.handover_to : nullptr, claimant ? &hb.claimant : nullptr}) {
+        if (name == nullptr) continue;
+        w.u8(static_cast<std::uint8_t>(name->size()));
+        w.bytes(name->data(), name->size());
     }
     if (heard != 0) {
         w.u8(static_cast<std::uint8_t>(heard));
@@ -97,16 +111,9 @@ DecodeResult decode(std::span<const std::uint8_t> in) {
     if (name_length == 0 || name_length > kMaxNodeNameLength) return rejected(Reject::BadNameLength);
     std::size_t tag_size = (flags & kFlagAuthenticated) ? kAuthTagSize : 0;
     std::size_t body_size = kHeaderSize + name_length;
-    std::string handover_to;
-    if (flags & kFlagHandover) {
-        if (in.size() <= body_size) return rejected(Reject::BadHandover);
-        std::size_t handover_length = in[body_size];
-        if (handover_length == 0 || handover_length > kMaxNodeNameLength || in.size() < body_size + 1 + handover_length)
-            return rejected(Reject::BadHandover);
-        handover_to.assign(reinterpret_cast<const char*>(in.data() + body_size + 1), handover_length);
-        if (!is_valid_node_name(handover_to)) return rejected(Reject::BadHandover);
-        body_size += 1 + handover_length;
-    }
+    std::string handover_to, claimant;
+    if ((flags & kFlagHandover) && !read_name(in, body_size, handover_to)) return rejected(Reject::BadHandover);
+    if ((flags & kFlagClaimant) && !read_name(in, body_size, claimant)) return rejected(Reject::BadClaimant);
     std::vector<std::uint64_t> heard;
     if (flags & kFlagHeard) {
         if (in.size() <= body_size) return rejected(Reject::BadHeardList);
@@ -122,8 +129,8 @@ DecodeResult decode(std::span<const std::uint8_t> in) {
     if (!is_valid_node_name(name)) return rejected(Reject::BadNameCharacter);
 
     Decoded d;
-    // Carried by handover_to and heard.
-    d.heartbeat.flags = static_cast<std::uint16_t>(flags & ~(kFlagHandover | kFlagHeard));
+    // Carried by handover_to, claimant and heard.
+    d.heartbeat.flags = static_cast<std::uint16_t>(flags & ~(kFlagHandover | kFlagHeard | kFlagClaimant));
     d.heartbeat.cluster_id = get_u64(in, 8);
     d.heartbeat.incarnation = get_u64(in, 16);
     d.heartbeat.sequence = get_u64(in, 24);
@@ -132,6 +139,7 @@ DecodeResult decode(std::span<const std::uint8_t> in) {
     d.heartbeat.role = static_cast<Role>(in[41]);
     d.heartbeat.node = std::move(name);
     d.heartbeat.handover_to = std::move(handover_to);
+    d.heartbeat.claimant = std::move(claimant);
     d.heartbeat.heard = std::move(heard);
     if (tag_size != 0) {
         d.signed_bytes = in.first(body_size);

@@ -8,6 +8,9 @@
 //  43  name bytes [A-Za-z0-9_-]
 //  then, only when flags has kFlagHandover: u8 length (1..64) and the name of
 //  the node this one hands the services to (a switchover in progress);
+//  then, only when flags has kFlagClaimant: u8 length (1..64) and the name of
+//  the node whose claim the term field refers to (sent by nodes that hold
+//  no services: the best claim they know of, which they thereby support);
 //  then, only when flags has kFlagHeard: u8 count (1..64) and that many u64
 //  node ids (node_id() of each peer the sender hears), so that receivers
 //  count only two-way links towards quorum;
@@ -37,8 +40,9 @@ inline constexpr std::uint16_t kFlagErrorLatched = 1u << 1;   // error latch set
 inline constexpr std::uint16_t kFlagAuthenticated = 1u << 2;  // an HMAC tag follows the body
 inline constexpr std::uint16_t kFlagHandover = 1u << 3;       // a handover target name follows the name
 inline constexpr std::uint16_t kFlagHeard = 1u << 4;          // the ids of the nodes the sender hears follow
+inline constexpr std::uint16_t kFlagClaimant = 1u << 5;       // the claimant of the announced term follows
 inline constexpr std::uint16_t kKnownFlags =
-    kFlagStandby | kFlagErrorLatched | kFlagAuthenticated | kFlagHandover | kFlagHeard;
+    kFlagStandby | kFlagErrorLatched | kFlagAuthenticated | kFlagHandover | kFlagHeard | kFlagClaimant;
 inline constexpr std::size_t kMaxHeard = 64;
 
 struct Heartbeat {
@@ -51,6 +55,7 @@ struct Heartbeat {
     std::uint16_t flags = 0;
     std::string node;
     std::string handover_to;  // non-empty: kFlagHandover is set on the wire
+    std::string claimant;     // non-empty: kFlagClaimant is set on the wire
     std::vector<std::uint64_t> heard;  // non-empty: kFlagHeard is set on the wire
 
     bool operator==(const Heartbeat&) const = default;
@@ -70,8 +75,9 @@ enum class Reject : std::uint8_t {
     BadLength,
     BadHandover,
     BadHeardList,
+    BadClaimant,
 };
-inline constexpr int kRejectCount = 12;
+inline constexpr int kRejectCount = 13;
 std::string_view to_string(Reject r);
 
 struct Decoded {
@@ -87,8 +93,8 @@ struct DecodeResult {
     Reject reject = Reject::TooShort;  // meaningful only when !decoded
 };
 
-// Encodes the body. kFlagHandover and kFlagHeard follow hb.handover_to and
-// hb.heard, whatever hb.flags says (at most kMaxHeard ids are written).
+// Encodes the body. kFlagHandover, kFlagClaimant and kFlagHeard follow
+// hb.handover_to, hb.claimant and hb.heard, whatever hb.flags says (at most kMaxHeard ids are written).
 // kFlagAuthenticated is cleared: sign() sets it and appends the tag.
 std::vector<std::uint8_t> encode(const Heartbeat& hb);
 

@@ -48,6 +48,27 @@ bool read_property(sd_bus* bus, const char* name, char type, T* out, CallError* 
     return r >= 0;
 }
 
+bool read_packets(sd_bus* bus, std::vector<std::pair<std::string, std::uint64_t>>* out, CallError* error) {
+    sd_bus_error e = SD_BUS_ERROR_NULL;
+    sd_bus_message* raw = nullptr;
+    int r = sd_bus_get_property(bus, kBusName, kManagerPath, kManagerInterface, "Packets", &e, &raw, "a{st}");
+    BusMessagePtr reply(raw);
+    if (r < 0) {
+        *error = from_bus_error(e, r);
+        sd_bus_error_free(&e);
+        return false;
+    }
+    r = sd_bus_message_enter_container(raw, 'a', "{st}");
+    while (r > 0) {
+        const char* name = nullptr;
+        std::uint64_t value = 0;
+        r = sd_bus_message_read(raw, "{st}", &name, &value);
+        if (r > 0) out->emplace_back(name, value);
+    }
+    if (r < 0) *error = CallError{"malformed Packets property from freehad", false};
+    return r >= 0;
+}
+
 }  // namespace
 
 const ClusterView::Node* ClusterView::find(const std::string& name) const {
@@ -80,6 +101,8 @@ std::optional<ClusterView> Client::read(CallError* error) {
               read_property(b, "LastError", 's', &v.last_error, error) && read_property(b, "Mode", 's', &v.mode, error) &&
               read_property(b, "ServicesTarget", 's', &v.services_target, error);
     if (!ok) return std::nullopt;
+
+    if (!read_packets(b, &v.packets, error)) return std::nullopt;
 
     sd_bus_error e = SD_BUS_ERROR_NULL;
     sd_bus_message* raw = nullptr;

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <systemd/sd-bus.h>
@@ -24,6 +25,7 @@ struct ClusterView {
         std::uint64_t last_heard_usec_ago = 0;
     };
     std::vector<Node> nodes;
+    std::vector<std::pair<std::string, std::uint64_t>> packets;  // the Packets property, in its order
 
     const Node* find(const std::string& name) const;
 };

@@ -14,6 +14,7 @@
 #include "bus/manager_object.h"
 #include "core/timespan.h"
 #include "ctl/client.h"
+#include "ctl/keygen.h"
 
 using namespace freeha;
 using namespace freeha::ctl;
@@ -49,6 +50,8 @@ const char* kUsageText =
     "  unstandby            this node may take the services again\n"
     "  switchover [NODE]    hand the services to NODE, or to the next eligible node\n"
     "  reload-config        re-read the configuration; the services are not touched\n"
+    "  keygen [FILE]        write a new heartbeat key (64 random bytes, mode 0400) to FILE,\n"
+    "                       default " FREEHA_SYSCONFDIR "/authkey; copy it to every node\n"
     "\n"
     "Options:\n"
     "      --user           talk to the freehad on the user bus\n"
@@ -75,6 +78,17 @@ std::string age_text(std::uint64_t usec) {
     return format_timespan(usec / kUsecPerMsec * kUsecPerMsec) + " ago";
 }
 
+// "Packets: 1234 accepted; dropped: 3 replayed, 12 malformed_bad_magic" (own echoes left out).
+std::string packets_line(const ClusterView& v) {
+    std::string accepted = "0", dropped;
+    for (const auto& [name, value] : v.packets) {
+        if (name == "accepted") accepted = std::to_string(value);
+        if (name == "accepted" || name == "own" || value == 0) continue;
+        dropped += (dropped.empty() ? "" : ", ") + std::to_string(value) + " " + name;
+    }
+    return "Packets: " + accepted + " accepted; dropped: " + (dropped.empty() ? "none" : dropped);
+}
+
 std::string render(const ClusterView& v) {
     char line[256];
     std::string out;
@@ -98,10 +112,13 @@ std::string render(const ClusterView& v) {
                       n.reachable ? "yes" : "no", heard.c_str());
         out += line;
     }
+    out += "\n" + packets_line(v) + "\n";
     return out;
 }
 
 nlohmann::json to_json(const ClusterView& v) {
+    nlohmann::json packets = nlohmann::json::object();
+    for (const auto& [name, value] : v.packets) packets[name] = value;
     nlohmann::json nodes = nlohmann::json::array();
     for (const auto& n : v.nodes)
         nodes.push_back({{"name", n.name},
@@ -123,7 +140,8 @@ nlohmann::json to_json(const ClusterView& v) {
             {"last_error", v.last_error.empty() ? nlohmann::json(nullptr) : nlohmann::json(v.last_error)},
             {"mode", v.mode},
             {"services_target", v.services_target.empty() ? nlohmann::json(nullptr) : nlohmann::json(v.services_target)},
-            {"nodes", std::move(nodes)}};
+            {"nodes", std::move(nodes)},
+            {"packets", packets}};
 }
 
 bool holds_services(const std::string& state) {
@@ -305,12 +323,22 @@ int main(int argc, char** argv) {
     }
     if (optind >= argc) return usage_error("no command given");
     o.verb = argv[optind++];
-    static const std::set<std::string> kVerbs{"status",    "watch",     "stop",       "force-start",  "clear-error",
-                                              "standby",   "unstandby", "switchover", "reload-config"};
+    static const std::set<std::string> kVerbs{"status",    "watch",     "stop",       "force-start",   "clear-error",
+                                              "standby",   "unstandby", "switchover", "reload-config", "keygen"};
     if (kVerbs.count(o.verb) == 0) return usage_error("unknown command '" + o.verb + "'");
     for (; optind < argc; ++optind) o.args.emplace_back(argv[optind]);
-    std::size_t max_args = o.verb == "switchover" ? 1 : 0;
+    std::size_t max_args = o.verb == "switchover" || o.verb == "keygen" ? 1 : 0;
     if (o.args.size() > max_args) return usage_error(o.verb + ": unexpected argument '" + o.args[max_args] + "'");
     if (o.json && o.verb != "status") return usage_error("--json only applies to status");
+    if (o.verb == "keygen") {  // local: no daemon involved
+        std::string path = o.args.empty() ? std::string(FREEHA_SYSCONFDIR "/authkey") : o.args[0];
+        if (std::string error = ctl::write_new_key(path); !error.empty()) {
+            std::cerr << "freehactl: keygen: " << error << "\n";
+            return kFailed;
+        }
+        std::cout << "wrote a " << ctl::kKeygenBytes << "-byte key to " << path
+                  << " (mode 0400); copy it to every node and set AuthKeyFile=" << path << "\n";
+        return kOk;
+    }
     return run(o);
 }

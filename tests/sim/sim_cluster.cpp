@@ -1,11 +1,13 @@
 #include "sim/sim_cluster.h"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 
 namespace freeha::sim {
 
 SimCluster::SimCluster(std::vector<std::string> names, NodeSettings base, std::uint64_t seed)
-    : base_(std::move(base)), rng_(seed) {
+    : base_(std::move(base)), rng_(seed), trace_(std::getenv("FREEHA_SIM_TRACE") != nullptr) {
     for (auto& n : names) nodes_[n].name = n;
 }
 
@@ -84,6 +86,9 @@ void SimCluster::deliver(const std::string& from, const std::vector<std::uint8_t
 
 void SimCluster::finish_hook(SimNode& n, HookKind kind, std::uint64_t generation, bool success, const char* why) {
     if (!n.alive || n.hook_generation != generation || n.running_hook != kind) return;
+    if (trace_ && !n.paused)
+        std::fprintf(stderr, "%12s %-8s %s ended: %s\n", format_timespan(now_).c_str(), n.name.c_str(),
+                     std::string(hook_name(kind)).c_str(), why);
     if (n.paused) {  // a frozen daemon reaps its child when it thaws
         schedule(now_ + kUsecPerMsec, [this, &n, kind, generation, success, why] {
             finish_hook(n, kind, generation, success, why);
@@ -103,6 +108,9 @@ void SimCluster::apply(SimNode& n, Effects effects) {
         } else if (auto* run = std::get_if<effect::RunHook>(&e)) {
             HookKind kind = run->kind;
             n.running_hook = kind;
+            if (trace_)
+                std::fprintf(stderr, "%12s %-8s %s runs\n", format_timespan(now_).c_str(), n.name.c_str(),
+                             std::string(hook_name(kind)).c_str());
             std::uint64_t gen = ++n.hook_generation;
             Usec duration = 0;
             bool success = true;
@@ -132,6 +140,11 @@ void SimCluster::apply(SimNode& n, Effects effects) {
             std::uint64_t gen = n.hook_generation;
             schedule(now_ + kUsecPerMsec, [this, &n, kind, gen] { finish_hook(n, kind, gen, false, "killed"); });
         } else if (auto* change = std::get_if<effect::StateChanged>(&e)) {
+            if (trace_)
+                std::fprintf(stderr, "%12s %-8s %s -> %s (term %llu): %s\n", format_timespan(now_).c_str(),
+                             n.name.c_str(), std::string(to_string(change->from)).c_str(),
+                             std::string(to_string(change->to)).c_str(),
+                             static_cast<unsigned long long>(change->term), change->reason.c_str());
             n.history.push_back(*change);
         } else if (auto* exit = std::get_if<effect::Exit>(&e)) {
             n.exit_code = exit->code;

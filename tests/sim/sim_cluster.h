@@ -103,6 +103,7 @@ private:
     std::mt19937_64 rng_;
     double loss_ = 0.0;
     std::set<std::pair<std::string, std::string>> cut_;
+    bool trace_;  // FREEHA_SIM_TRACE set: print every state change and hook to stderr
     static constexpr std::uint64_t kWallEpoch = 1'780'000'000ULL * kUsecPerSec;  // 2026
 };
 

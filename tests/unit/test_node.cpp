@@ -70,7 +70,10 @@ public:
         auto& hb = peers_.at(name);
         ++hb.sequence;
         wire::Heartbeat sent = hb;
-        if (!holds_services(hb.state) && !hb.heard.empty()) sent.term = std::max(hb.term, node_->term());
+        if (!holds_services(hb.state) && !hb.heard.empty() && node_->term() >= hb.term && node_->term() > 0) {
+            sent.term = node_->term();
+            sent.claimant = settings_.node_name;
+        }
         take(node_->on_heartbeat(sent, 0, now_));
     }
 
@@ -933,6 +936,57 @@ TEST(NodeFence, NewsOfANewerClaimFromAnyPeerMakesTheHolderStepDown) {
     h.peer("c", S::Standby, mine + 1);  // c heard b claim the services; a cannot hear b
     EXPECT_TRUE(h.noticed(NoticeKind::DualActiveResolved));
     EXPECT_EQ(h.state(), S::Stopping);
+}
+
+TEST(NodeFence, APeerSupportingAnEarlierNamedClaimOfTheSameTermMakesTheHolderStepDown) {
+    Harness h("b");
+    h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
+    h.peer("a", S::Running, 3);
+    h.silence("a");
+    h.advance(h.settings().dead_time);
+    ASSERT_EQ(h.state(), S::Starting);
+    std::uint64_t mine = h.node().term();
+    h.clear();
+    wire::Heartbeat hb = heartbeat_of("c", S::Standby, 1000);
+    hb.term = mine;
+    hb.claimant = "a";  // a claimed the same term behind a partition, and c backs it
+    hb.heard = {node_id("b")};
+    h.receive(wire::encode(hb));
+    EXPECT_TRUE(h.noticed(NoticeKind::DualActiveResolved));
+    EXPECT_FALSE(h.ran(HookKind::Stop));  // the claim was still waiting: nothing ran, nothing to stop
+    // a itself is out of reach, so b bids again, above a's term: c will move to the newer claim.
+    EXPECT_GT(h.node().term(), mine);
+}
+
+TEST(NodeTakeover, OnlyPeersNamingThisClaimAcknowledgeIt) {
+    Harness h("b");
+    h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
+    h.peer("a", S::Running, 3);
+    h.silence("a");
+    h.silence("c");
+    std::uint64_t seq = 1000;
+    auto c_says = [&](const std::string& claimant) {
+        wire::Heartbeat hb = heartbeat_of("c", S::Standby, ++seq);
+        hb.term = h.node().term();
+        hb.claimant = claimant;
+        hb.heard = {node_id("b")};
+        h.node().on_heartbeat(hb, 0, h.now());
+    };
+    h.advance(h.settings().dead_time - h.settings().interval);
+    c_says("c");
+    h.advance(h.settings().interval);
+    ASSERT_EQ(h.state(), S::Starting);
+    for (int i = 0; i < 20; ++i) {  // c knows the term, but credits a later-named claimant: no acknowledgement
+        c_says("zed");
+        h.advance(h.settings().interval);
+    }
+    EXPECT_EQ(h.node().running_hook(), std::nullopt);
+    Usec acknowledged = h.now();
+    while (h.now() < acknowledged + takeover_delay(h.settings()) + h.settings().interval) {
+        c_says("b");
+        h.advance(h.settings().interval);
+    }
+    EXPECT_EQ(h.node().running_hook(), HookKind::Start);
 }
 
 TEST(NodeFence, AStopThatOverrunsFenceTimeoutIsKilledAndCountsAsDone) {

@@ -135,6 +135,27 @@ TEST(Wire, TheHeardListRoundTripsAndIsCheckedStrictly) {
     EXPECT_EQ(decode(flag_only).reject, Reject::BadHeardList) << "flag without a list";
 }
 
+TEST(Wire, TheClaimantRoundTripsAndIsCheckedStrictly) {
+    Heartbeat hb = sample();
+    hb.state = NodeState::Standby;
+    hb.claimant = "charlie";
+    hb.heard = {7};
+    auto bytes = encode(hb);
+    auto result = decode(bytes);
+    ASSERT_TRUE(result.decoded) << to_string(result.reject);
+    EXPECT_EQ(result.decoded->heartbeat, hb);
+    std::size_t at = kHeaderSize + hb.node.size();
+    auto zero = bytes;
+    zero[at] = 0;
+    EXPECT_EQ(decode(zero).reject, Reject::BadClaimant) << "empty name";
+    auto dot = bytes;
+    dot[at + 2] = '.';
+    EXPECT_EQ(decode(dot).reject, Reject::BadClaimant) << "bad character";
+    auto flag_only = encode(sample());
+    flag_only[7] |= kFlagClaimant;
+    EXPECT_EQ(decode(flag_only).reject, Reject::BadClaimant) << "flag without a name";
+}
+
 TEST(Wire, EncodeNeverSetsTheAuthenticatedFlagItself) {
     Heartbeat hb = sample();
     hb.flags |= kFlagAuthenticated;
