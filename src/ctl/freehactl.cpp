@@ -261,6 +261,9 @@ int run(const Options& o) {
         return wait_for(*client, o, "standby", [](const ClusterView& v) -> Verdict {
             if (!v.standby) return {Verdict::Wait, "standby not yet announced"};
             if (holds_services(v.state)) return {Verdict::Wait, "this node is " + v.state};
+            // A takeover under way elsewhere is part of the request: see it through.
+            if (const auto* active = v.find(v.active_node); active != nullptr && active->state != "RUNNING")
+                return {Verdict::Wait, active->name + " is " + active->state};
             return {Verdict::Done, "this node is in standby; active node: " +
                                        (v.active_node.empty() ? std::string("none") : v.active_node)};
         });

@@ -15,7 +15,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "process"))
-from harness import Cluster, PrivateBus, SYSTEM_POLICY  # noqa: E402
+from harness import Cluster, PrivateBus, SYSTEM_POLICY, send_udp  # noqa: E402
 
 FREEHACTL = os.environ.get("FREEHACTL", os.path.join(os.path.dirname(__file__), "../../build/src/ctl/freehactl"))
 POLICY_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../units/org.freeha1.conf")
@@ -72,6 +72,10 @@ class BusCluster(unittest.TestCase):
         alpha = next(n for n in listed if n[0] == "alpha")
         self.assertEqual(alpha[1:4], ["RUNNING", "member", True])
         self.assertLess(alpha[4], 1_000_000)  # heard within the dead time
+        packets = dict(prop(b, "Packets"))
+        self.assertGreater(packets["accepted"], 0)
+        self.assertEqual(packets["bad_signature"], 0)
+        self.assertIn("malformed_bad_magic", packets)
 
     def test_node_objects_show_each_node_and_its_channels(self):
         b = self.bus["bravo"]
@@ -94,7 +98,7 @@ class BusCluster(unittest.TestCase):
                                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         time.sleep(0.5)
         self.c["alpha"].proc.kill()
-        self.c.wait_for(lambda: prop(b, "State") == "RUNNING", 10, "bravo to take over")
+        self.c.wait_for(lambda: prop(b, "State") == "RUNNING", 15, "bravo to take over")
         time.sleep(0.5)
         monitor.terminate()
         out, _ = monitor.communicate(timeout=5)
@@ -180,9 +184,14 @@ class BusCluster(unittest.TestCase):
         self.assertIn("Active node: alpha", r.stdout)
         self.assertIn("Quorum: yes (3 of 3 nodes reachable)", r.stdout)
         self.assertRegex(r.stdout, r"alpha \*\s+RUNNING\s+member\s+yes")
+        self.assertRegex(r.stdout, r"Packets: \d+ accepted; dropped: none")
+        send_udp("127.0.0.2", self.c.port, b"junk" * 12)  # header-sized, wrong magic
+        self.c.wait_for(lambda: "1 malformed_bad_magic" in ctl(self.bus["bravo"], "status").stdout, 5,
+                        "the junk datagram counted")
         doc = json.loads(ctl(self.bus["bravo"], "status", "--json").stdout)
         self.assertEqual((doc["schema_version"], doc["node"], doc["active_node"]), (1, "bravo", "alpha"))
         self.assertEqual(len(doc["nodes"]), 3)
+        self.assertEqual(doc["packets"]["malformed_bad_magic"], 1)
 
     @unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv"), "needs root and setpriv")
     def test_a_non_root_caller_reads_but_cannot_change_anything(self):

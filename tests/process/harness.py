@@ -33,6 +33,7 @@ class Node:
         self.address = f"127.0.0.{index + 1}"
         self.dir = os.path.join(cluster.dir, name)
         self.proc = None
+        self.settings = ""  # config lines for this node only, after the cluster's
         os.makedirs(os.path.join(self.dir, "hooks"))
         for hook, body in HOOKS.items():
             path = os.path.join(self.dir, "hooks", hook)
@@ -88,6 +89,12 @@ class Node:
             return f.read()
 
 
+FENCE = 0.5  # FenceTimeout= of every test node: short, to keep takeovers quick
+# What a takeover in a cluster with quorum rules waits once a majority knows of
+# the claim: DeadTime + FenceTimeout + Interval (freeha-safety(7)).
+TAKEOVER_DELAY = 1.0 + FENCE + 0.2
+
+
 class Cluster:
     def __init__(self, names, expected=None, settings=""):
         self.dir = tempfile.mkdtemp(prefix="freeha-proc-")
@@ -104,8 +111,8 @@ class Cluster:
         peers = " ".join(n.address for n in self.nodes.values() if n is not node)
         return (f"[Cluster]\nName=proc{self.port}\nNodeName={node.name}\nExpectedNodes={self.expected}\n"
                 f"[Heartbeat]\nPort={self.port}\nChannel=unicast {node.address} {peers}\n"
-                f"[Services]\nHooksDirectory={node.dir}/hooks\nMonitorInterval=1s\n"
-                f"[Status]\nJSONFile={node.dir}/status.json\n{self.settings}")
+                f"[Services]\nHooksDirectory={node.dir}/hooks\nMonitorInterval=1s\nFenceTimeout={FENCE}s\n"
+                f"[Status]\nJSONFile={node.dir}/status.json\n{self.settings}{node.settings}")
 
     def start(self, name, *args, env=None, bus=None):
         """Starts a node; with `bus` (a PrivateBus) it serves org.freeha1 there, else --no-bus."""
