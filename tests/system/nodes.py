@@ -47,9 +47,13 @@ i=0; while [ ! -S /run/systemd/journal/stdout ] && [ $i -lt 200 ]; do sleep 0.02
 wait
 """
 
+# Each hook logs its start ("starthasrv TS STATE") and its end ("starthasrv.done TS").
 HOOK = """#!/bin/sh
 echo "{name} $(date +%s.%N) $FREEHA_STATE" >> /etc/freeha/events.log
 {body}
+status=$?
+echo "{name}.done $(date +%s.%N)" >> /etc/freeha/events.log
+exit $status
 """
 HOOKS = {
     "starthasrv": "touch /etc/freeha/services-up",
@@ -201,6 +205,34 @@ class Node:
         except FileNotFoundError:
             return []
         return [r for r in rows if hook is None or r[0] == hook]
+
+    def main_pid(self):
+        return int(self.show("freehad", "MainPID") or 0)
+
+    def cpu_seconds(self):
+        """User + system CPU time freehad has used so far."""
+        fields = self.run("cat", f"/proc/{self.main_pid()}/stat", check=True).stdout.rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def in_netns(self, *args, timeout=60, check=True):
+        """A command in this node's network namespace only (host files, host clock)."""
+        return sh("nsenter", f"--net=/run/netns/{self.netns}", *args, timeout=timeout, check=check)
+
+    def isolate(self):
+        """Drops every heartbeat in and out (nftables in the node's namespace)."""
+        rules = ("table inet freeha_test {\n"
+                 " chain in {\n  type filter hook input priority 0;\n  udp dport 3891 drop\n }\n"
+                 " chain out {\n  type filter hook output priority 0;\n  udp dport 3891 drop\n }\n}\n")
+        sh("nsenter", f"--net=/run/netns/{self.netns}", "nft", "-f", "-", input=rules)
+
+    def heal(self):
+        self.in_netns("nft", "delete", "table", "inet", "freeha_test")
+
+    def freeze(self, frozen=True):
+        """Freezes (or thaws) every process of the node through the cgroup v2 freezer."""
+        unified = [cg for cg in self.cgroups if "/unified/" in cg or os.path.exists(os.path.join(cg, "cgroup.freeze"))]
+        with open(os.path.join(unified[0], "cgroup.freeze"), "w") as f:
+            f.write("1" if frozen else "0")
 
     def power_cut(self):
         os.killpg(self.init.pid, signal.SIGKILL)
