@@ -136,12 +136,20 @@ unsigned Node::claim_supporters() const {
     return n;
 }
 
+bool Node::claim_unanimous() const {
+    if (membership_.peers().size() + 1 < settings_.expected_nodes) return false;
+    return claim_supporters() == membership_.peers().size() + 1;
+}
+
 void Node::maybe_run_pending_start(Usec now, Effects& out) {
     if (!start_pending_ || state_ != NodeState::Starting || hook_) return;
     if (quorum_rules_apply(settings_)) {
         if (!claim_acknowledged_ && claim_supporters() >= quorum_votes_needed(settings_.expected_nodes))
             claim_acknowledged_ = now;
-        if (!claim_acknowledged_ || now < *claim_acknowledged_ + takeover_delay(settings_)) return;
+        // A planned move (a stop, a switchover, failed services) is seen by every
+        // node: nobody can still hold the services, and no delay is needed.
+        bool waited = claim_acknowledged_ && now >= *claim_acknowledged_ + takeover_delay(settings_);
+        if (!waited && !claim_unanimous()) return;
     }
     if (reachable_peer_holds_services()) return;
     start_pending_ = false;

@@ -133,6 +133,9 @@ private:
     void maybe_run_pending_start(Usec now, Effects& out);
     // This node and the two-way peers that announce this node's claim as the best they know.
     unsigned claim_supporters() const;
+    // Every node this one knows is reachable and backs its claim, and they are
+    // all the expected nodes: nobody can hold the services or win them.
+    bool claim_unanimous() const;
     bool reachable_peer_holds_services() const;
     void stop_services(std::string reason, Usec now, Effects& out);
     // A stop that must finish within FenceTimeout, else the services are killed.

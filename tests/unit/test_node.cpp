@@ -1024,15 +1024,23 @@ TEST(NodeFence, AnOrdinaryStopIsKilledOnlyOnceQuorumIsLostDuringIt) {
     EXPECT_TRUE(h.killed(HookKind::Stop));
 }
 
-TEST(NodeTakeover, AnElectedNodeAnnouncesItsClaimAtOnceButStartsOnlyAfterTheTakeoverDelay) {
-    Harness h("a");
+TEST(NodeTakeover, AClaimWithANodeMissingAnnouncesAtOnceButStartsOnlyAfterTheTakeoverDelay) {
+    Harness h("a", 4);  // d is expected but has not been heard: it might hold the services
     h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
     ASSERT_EQ(h.state(), S::Starting);
     EXPECT_EQ(h.last_heartbeat()->state, S::Starting);
     h.clear();
     h.advance(takeover_delay(h.settings()) - 1 * ms);
     EXPECT_FALSE(h.ran(HookKind::Start));
-    h.advance(1 * ms);
+    h.advance(2 * h.settings().interval);  // the acknowledgement came with the peers' next heartbeats
+    EXPECT_TRUE(h.ran(HookKind::Start));
+}
+
+TEST(NodeTakeover, AClaimEveryExpectedNodeBacksStartsAtOnce) {
+    Harness h("a");
+    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+    ASSERT_EQ(h.state(), S::Starting);
+    h.advance(h.settings().interval);  // b and c answer, backing a's claim: nobody else can hold the services
     EXPECT_TRUE(h.ran(HookKind::Start));
 }
 
