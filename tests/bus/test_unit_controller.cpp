@@ -84,6 +84,16 @@ struct FakeSystemd {
         return sd_bus_reply_method_return(m, nullptr);
     }
 
+    static int kill_method(sd_bus_message* m, void* userdata, sd_bus_error*) {
+        auto* self = static_cast<FakeSystemd*>(userdata);
+        const char* unit = nullptr;
+        const char* whom = nullptr;
+        std::int32_t signo = 0;
+        sd_bus_message_read(m, "ssi", &unit, &whom, &signo);
+        self->calls.push_back(std::string("KillUnit ") + unit + " " + whom + " " + std::to_string(signo));
+        return sd_bus_reply_method_return(m, nullptr);
+    }
+
     static int get_unit_property(sd_bus*, const char* path, const char*, const char* property, sd_bus_message* reply,
                                  void* userdata, sd_bus_error*) {
         auto* self = static_cast<FakeSystemd*>(userdata);
@@ -110,6 +120,7 @@ struct FakeSystemd {
             SD_BUS_METHOD("StopUnit", "ss", "o", job_method, SD_BUS_VTABLE_UNPRIVILEGED),
             SD_BUS_METHOD("ResetFailedUnit", "s", "", simple_method, SD_BUS_VTABLE_UNPRIVILEGED),
             SD_BUS_METHOD("Subscribe", "", "", simple_method, SD_BUS_VTABLE_UNPRIVILEGED),
+            SD_BUS_METHOD("KillUnit", "ssi", "", kill_method, SD_BUS_VTABLE_UNPRIVILEGED),
             SD_BUS_SIGNAL("JobRemoved", "uoss", 0),
             SD_BUS_VTABLE_END,
         };
@@ -282,6 +293,19 @@ TEST_F(UnitControllerTest, CancelEndsTheWaitWithAnOutcome) {
     controller_->cancel(HookKind::Start);
     ASSERT_TRUE(run_until([&] { return !outcomes_.empty(); }, kUsecPerSec));
     EXPECT_EQ(outcomes_[0].second.description, "canceled");
+}
+
+TEST_F(UnitControllerTest, KillSendsSigkillToTheTargetAndEveryMemberAndEndsTheStop) {
+    ASSERT_TRUE(outcome_of(HookKind::Start)->success);
+    fake_.job_result = "";  // the stop hangs
+    controller_->run(HookKind::Stop, 60 * kUsecPerSec);
+    run_until([&] { return fake_.calls.size() >= 2; });
+    fake_.calls.clear();
+    controller_->kill(HookKind::Stop);
+    ASSERT_TRUE(run_until([&] { return !outcomes_.empty() && fake_.calls.size() >= 2; }, kUsecPerSec));
+    EXPECT_FALSE(outcomes_[0].second.success);
+    EXPECT_EQ(outcomes_[0].second.description, "killed: KillUnit SIGKILL on freeha-services.target and its units");
+    EXPECT_EQ(fake_.calls, (std::vector<std::string>{"KillUnit freeha-services.target all 9", "KillUnit app.service all 9"}));
 }
 
 }  // namespace

@@ -8,7 +8,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import FREEHAD, TAKEOVER_DELAY, Cluster, send_udp  # noqa: E402
+from harness import FENCE, FREEHAD, TAKEOVER_DELAY, Cluster, send_udp  # noqa: E402
 
 DEAD = 1.0  # default DeadTime
 
@@ -205,6 +205,24 @@ class Quorum(unittest.TestCase):
         self.assertEqual(s["state"], "STANDBY")
         self.assertFalse(s["quorate"])
         self.assertEqual(c["alpha"].events("starthasrv"), [])
+
+
+class Fence(LoopbackCluster):
+    def test_a_stop_forced_by_quorum_loss_that_hangs_is_killed_after_fence_timeout(self):
+        self.c["alpha"].touch("stop-hang")
+        for peer in ("bravo", "charlie"):
+            self.c[peer].signal(signal.SIGSTOP)
+            self.addCleanup(self.c[peer].signal, signal.SIGCONT)
+        self.c.wait_for(lambda: self.c["alpha"].state() == "STOPPING", 3 * DEAD, "alpha STOPPING on quorum loss")
+        stopping = time.monotonic()
+        self.c.wait_for(lambda: self.c["alpha"].state() == "STANDBY", 5, "alpha STANDBY once the stop is killed")
+        self.assertGreater(time.monotonic() - stopping, FENCE * 0.8)
+        self.assertLess(time.monotonic() - stopping, FENCE + 1.0)
+        log = self.c["alpha"].log()
+        self.assertIn("stophasrv overran FenceTimeout=500ms: killing the services with SIGKILL", log)
+        self.assertIn("killed with the services", log)
+        # The hook's whole process group went: its `sleep 1000` child too.
+        self.assertEqual(subprocess.run(["pgrep", "-x", "-f", "sleep 1000"], capture_output=True).returncode, 1)
 
 
 class Garbage(LoopbackCluster):
