@@ -74,9 +74,10 @@ PY
 echo "== starting charlie, bravo, then alpha (3 nodes, quorum 2, default timings: 200ms heartbeats, 1s dead time)"
 start_node charlie 3; start_node bravo 2; start_node alpha 1
 show 4
-echo "== kill -9 of alpha, the active node"
+echo "== kill -9 of alpha, the active node: bravo claims the services after the 1s dead time and"
+echo "   starts them 3.2s later (DeadTime + FenceTimeout + Interval), when a cut-off alpha would have stopped"
 kill -9 "$pid_alpha"
-show 3
+show 6
 echo "== alpha restarts: it does not take the services back"
 start_node alpha 1
 show 4
