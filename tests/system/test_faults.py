@@ -36,8 +36,8 @@ def configure(cluster_name, expected, per_node=lambda node: ""):
     return config
 
 
-def start_all(cluster, names=None):
-    for name in reversed(names or cluster.names):
+def start_all(cluster):
+    for name in reversed(cluster.names):  # the first node starts last
         node = cluster[name]
         node.systemctl("daemon-reload", check=True)
         r = node.systemctl("start", "freehad")
@@ -57,10 +57,22 @@ def keygen(node, path):
     assert r.returncode == 0, r.stderr
 
 
-class Partition(unittest.TestCase):
+class ClusterCase(unittest.TestCase):
+    """One cluster per class, alpha active when the tests begin."""
+    names = ["alpha", "bravo", "charlie"]
+
+    @classmethod
+    def config(cls):
+        return configure(cls.__name__.lower(), 3)
+
+    @classmethod
+    def prepare(cls):
+        """Runs after the nodes boot, before freehad starts."""
+
     @classmethod
     def setUpClass(cls):
-        cls.c = Cluster(["alpha", "bravo", "charlie"], configure("part", 3))
+        cls.c = Cluster(cls.names, cls.config())
+        cls.prepare()
         start_all(cls.c)
         cls.c.wait_for(lambda: running(cls.c) == ["alpha"], 60, "alpha RUNNING")
 
@@ -68,6 +80,8 @@ class Partition(unittest.TestCase):
     def tearDownClass(cls):
         cls.c.destroy()
 
+
+class Partition(ClusterCase):
     def test_1_the_isolated_active_node_stops_before_the_majority_starts(self):
         alpha, bravo = self.c["alpha"], self.c["bravo"]
         isolated = time.time()
@@ -112,24 +126,21 @@ class Partition(unittest.TestCase):
         print(f"\nfreeze: bravo stopped {stopped - thawed:.3f}s after thawing", file=sys.stderr)
 
 
-class Authentication(unittest.TestCase):
+class Authentication(ClusterCase):
     """Three members sharing a key, and delta with a key of its own."""
+    names = ["alpha", "bravo", "charlie", "delta"]
 
     @classmethod
-    def setUpClass(cls):
+    def config(cls):
         key = {"delta": "/etc/freeha/other.key"}
-        cls.c = Cluster(["alpha", "bravo", "charlie", "delta"],
-                        configure("auth", 3, lambda n: f"AuthKeyFile={key.get(n.name, '/etc/freeha/authkey')}\n"))
+        return configure("auth", 3, lambda n: f"AuthKeyFile={key.get(n.name, '/etc/freeha/authkey')}\n")
+
+    @classmethod
+    def prepare(cls):
         keygen(cls.c["alpha"], "/etc/freeha/authkey")
         for name in ("bravo", "charlie"):
             shutil.copy(cls.c["alpha"].etc("authkey"), cls.c[name].etc("authkey"))
         keygen(cls.c["delta"], "/etc/freeha/other.key")
-        start_all(cls.c)
-        cls.c.wait_for(lambda: running(cls.c) == ["alpha"], 60, "alpha RUNNING")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.c.destroy()
 
     def status(self, name):
         import json
@@ -254,17 +265,12 @@ class Authentication(unittest.TestCase):
               f"{s['packets']['replayed'] - replayed_before} replays dropped", file=sys.stderr)
 
 
-class Arbitrator(unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        role = {"zulu": "Role=arbitrator\n"}
-        cls.c = Cluster(["alpha", "bravo", "zulu"], configure("arb", 3, lambda n: role.get(n.name, "")))
-        start_all(cls.c)
-        cls.c.wait_for(lambda: running(cls.c) == ["alpha"], 60, "alpha RUNNING")
+class Arbitrator(ClusterCase):
+    names = ["alpha", "bravo", "zulu"]
 
     @classmethod
-    def tearDownClass(cls):
-        cls.c.destroy()
+    def config(cls):
+        return configure("arb", 3, lambda n: "Role=arbitrator\n" if n.name == "zulu" else "")
 
     def test_two_members_and_an_arbitrator_survive_a_member_death(self):
         self.assertEqual(self.c["zulu"].prop("Role"), "arbitrator")
@@ -278,18 +284,8 @@ class Arbitrator(unittest.TestCase):
         self.assertEqual(self.c["zulu"].events(), [], "the arbitrator ran a hook")
 
 
-class Clock(unittest.TestCase):
+class Clock(ClusterCase):
     """Sets the machine's wall clock (and puts it back): CLOCK_REALTIME is not namespaced."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.c = Cluster(["alpha", "bravo", "charlie"], configure("clock", 3))
-        start_all(cls.c)
-        cls.c.wait_for(lambda: running(cls.c) == ["alpha"], 60, "alpha RUNNING")
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.c.destroy()
 
     def snapshot(self):
         return {n: (self.c[n].prop("State"), self.c[n].prop("Term"), self.c[n].prop("ActiveNode"))
