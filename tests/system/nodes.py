@@ -295,6 +295,15 @@ class Cluster:
         raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def start_all(cluster):
+    """systemctl start freehad on every node, the first node last; Type=notify waits for READY=1."""
+    for name in reversed(cluster.names):
+        node = cluster[name]
+        node.systemctl("daemon-reload", check=True)
+        r = node.systemctl("start", "freehad")
+        assert r.returncode == 0, f"{name}: systemctl start: {r.stderr}"
+
+
 def config_for(cluster_name, expected, extra=""):
     def config(node):
         return (f"[Cluster]\nName={cluster_name}\nNodeName={node.name}\nExpectedNodes={expected}\n"

@@ -20,7 +20,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import nodes  # noqa: E402
-from nodes import Cluster  # noqa: E402
+from nodes import Cluster, start_all  # noqa: E402
 
 INTERVAL, DEAD, FENCE = 0.2, 1.0, 1.0
 TAKEOVER_DELAY = DEAD + FENCE + INTERVAL  # freeha-safety(7)
@@ -34,14 +34,6 @@ def configure(cluster_name, expected, per_node=lambda node: ""):
                 f"[Heartbeat]\nChannel=broadcast {node.address}\n"
                 f"[Services]\nFenceTimeout={FENCE}s\n")
     return config
-
-
-def start_all(cluster):
-    for name in reversed(cluster.names):  # the first node starts last
-        node = cluster[name]
-        node.systemctl("daemon-reload", check=True)
-        r = node.systemctl("start", "freehad")
-        assert r.returncode == 0, f"{name}: systemctl start: {r.stderr}"
 
 
 def running(cluster, names=None):

@@ -16,17 +16,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import nodes  # noqa: E402
-from nodes import Cluster, config_for  # noqa: E402
+from nodes import Cluster, config_for, start_all  # noqa: E402
 
 STATE_CHANGED = "80d372c04a184ba8a9b11d31582862bb"
-
-
-def start_all(cluster):
-    for name in reversed(cluster.names):  # the first node starts last
-        node = cluster[name]
-        node.systemctl("daemon-reload", check=True)
-        r = node.systemctl("start", "freehad")
-        assert r.returncode == 0, f"{name}: systemctl start: {r.stderr}"
 
 
 class ScriptsMode(unittest.TestCase):
