@@ -29,9 +29,11 @@ TEST(Config, ParsesEveryKey) {
     Config c = parse_ok(
         "# comment\n"
         "[Cluster]\nName=prod\nNodeName=alpha\nExpectedNodes=3\nRole=arbitrator\nNoQuorumPolicy=ignore\n"
+        "AuthKeyFile=/etc/freeha/authkey\n"
         "[Heartbeat]\nPort=4000\nInterval=100ms\nDeadTime=1s 500ms\nInitDead=10s\n"
         "Channel=broadcast 10.0.0.1\nChannel=multicast 10.1.0.1 239.1.2.3\nChannel=unicast 127.0.0.1 127.0.0.2 127.0.0.3:4001\n"
         "[Services]\nHooksDirectory=/opt/hooks\nMonitorInterval=3s\nStartTimeout=1min\nStopTimeout=2min\nMonitorTimeout=5s\n"
+        "FenceTimeout=750ms\n"
         "[Status]\nJSONFile=/tmp/s.json\nStateFile=/tmp/state\n");
     EXPECT_EQ(c.cluster_name, "prod");
     EXPECT_EQ(c.node_name, "alpha");
@@ -51,9 +53,11 @@ TEST(Config, ParsesEveryKey) {
     EXPECT_EQ(c.start_timeout, 60 * kUsecPerSec);
     EXPECT_EQ(c.stop_timeout, 120 * kUsecPerSec);
     EXPECT_EQ(c.monitor_timeout, 5 * kUsecPerSec);
+    EXPECT_EQ(c.auth_key_file, "/etc/freeha/authkey");
+    EXPECT_EQ(c.fence_timeout, 750 * kUsecPerMsec);
     EXPECT_EQ(c.json_file, "/tmp/s.json");
     EXPECT_EQ(c.state_file, "/tmp/state");
-    EXPECT_EQ(c.origin.at("Heartbeat.DeadTime"), "test.conf:11");
+    EXPECT_EQ(c.origin.at("Heartbeat.DeadTime"), "test.conf:12");
 }
 
 TEST(Config, AnEmptyChannelResetsTheList) {
@@ -108,6 +112,8 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"[Services]\nTarget=freeha services\n", "test.conf:2: [Services] Target=freeha services: expected a unit name"},
         ErrorCase{"[Services]\nTarget=freeha\n", "test.conf:2: [Services] Target=freeha: expected a unit name"},
         ErrorCase{"[Services]\nMonitorInterval=1ms\n", "test.conf:2: [Services] MonitorInterval=1ms"},
+        ErrorCase{"[Services]\nFenceTimeout=5ms\n", "test.conf:2: [Services] FenceTimeout=5ms: must be at least 10ms"},
+        ErrorCase{"[Cluster]\nAuthKeyFile=authkey\n", "test.conf:2: [Cluster] AuthKeyFile=authkey: expected an absolute path"},
         ErrorCase{"[Services]\nStartTimeout=\n", "test.conf:2: [Services] StartTimeout="},
         ErrorCase{"[Status]\nJSONFile=status.json\n", "test.conf:2: [Status] JSONFile=status.json"},
         ErrorCase{"[Cluster]\nName=x\nthis line has no equals sign\n", "test.conf:3: syntax error"},

@@ -1,0 +1,44 @@
+// The incarnation counter on disk: it grows across starts, and a directory that cannot be written is said.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "daemon/incarnation_store.h"
+
+using namespace freeha;
+
+namespace {
+
+std::filesystem::path temp_dir() {
+    char pattern[] = "/tmp/freeha-incarnation-XXXXXX";
+    return mkdtemp(pattern);
+}
+
+}  // namespace
+
+TEST(IncarnationStore, EveryStartTakesALargerOneAndKeepsIt) {
+    auto dir = temp_dir() / "state";  // created on first use
+    std::string warning;
+    std::uint64_t first = claim_incarnation(dir, &warning);
+    EXPECT_EQ(warning, "");
+    // A clock far in the future was once stored: later starts must still grow.
+    std::ofstream(dir / "incarnation") << first + 3600ULL * 1000000 << "\n";
+    std::uint64_t second = claim_incarnation(dir, &warning);
+    EXPECT_EQ(second, first + 3600ULL * 1000000 + 1);
+    std::uint64_t stored = 0;
+    std::ifstream(dir / "incarnation") >> stored;
+    EXPECT_EQ(stored, second);
+    std::filesystem::remove_all(dir.parent_path());
+}
+
+TEST(IncarnationStore, AnUnwritableDirectoryIsReportedAndTheWallClockUsed) {
+    auto file = temp_dir() / "not-a-directory";
+    std::ofstream(file) << "x";
+    std::string warning;
+    std::uint64_t value = claim_incarnation(file, &warning);
+    EXPECT_GT(value, 1'700'000'000ULL * 1000000);  // realtime microseconds
+    EXPECT_NE(warning.find("cannot keep the incarnation counter"), std::string::npos) << warning;
+    std::filesystem::remove_all(file.parent_path());
+}
