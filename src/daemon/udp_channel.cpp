@@ -21,6 +21,8 @@ sockaddr_in make_address(Ipv4 address, std::uint16_t port) {
     return sa;
 }
 
+constexpr int kReceiveBuffer = 1 << 20;
+
 int set_int_option(int fd, int level, int name, int value) {
     return setsockopt(fd, level, name, &value, sizeof value) < 0 ? -errno : 0;
 }
@@ -32,6 +34,11 @@ int bound_socket(Ipv4 address, std::uint16_t port, bool reuse, UniqueFd* out, st
         *step = "socket()";
         return -errno;
     }
+    // Room for a burst (a junk flood, a backlog after a stall) so that the
+    // kernel does not drop heartbeats before the loop drains the socket.
+    // Best effort: FORCE needs CAP_NET_ADMIN, the plain option is capped by rmem_max.
+    if (set_int_option(fd.get(), SOL_SOCKET, SO_RCVBUFFORCE, kReceiveBuffer) < 0)
+        set_int_option(fd.get(), SOL_SOCKET, SO_RCVBUF, kReceiveBuffer);
     if (reuse) {
         if (int r = set_int_option(fd.get(), SOL_SOCKET, SO_REUSEADDR, 1); r < 0) {
             *step = "SO_REUSEADDR";
