@@ -42,9 +42,17 @@ nlohmann::json to_json(const Status& s) {
                          {"self", n.self},
                          {"channels", std::move(channels)}});
     }
+    // One list of counter names (by_name) for JSON and D-Bus; JSON nests the malformed ones.
+    constexpr std::string_view kMalformed = "malformed_";
+    json packets = json::object();
     json malformed = json::object();
-    for (int i = 0; i < wire::kRejectCount; ++i)
-        malformed[std::string(wire::to_string(static_cast<wire::Reject>(i)))] = s.counters.malformed[i];
+    for (const auto& [name, value] : s.counters.by_name()) {
+        if (name.starts_with(kMalformed))
+            malformed[name.substr(kMalformed.size())] = value;
+        else
+            packets[name] = value;
+    }
+    packets["malformed"] = std::move(malformed);
     return json{
         {"schema_version", 1},
         {"cluster", s.cluster},
@@ -62,16 +70,7 @@ nlohmann::json to_json(const Status& s) {
         {"services_target", s.services_target.empty() ? json(nullptr) : json(s.services_target)},
         {"updated_realtime_usec", s.updated_realtime_usec},
         {"nodes", std::move(nodes)},
-        {"packets",
-         {{"accepted", s.counters.accepted},
-          {"own", s.counters.own},
-          {"foreign_cluster", s.counters.foreign_cluster},
-          {"stale_incarnation", s.counters.stale_incarnation},
-          {"replayed", s.counters.replayed},
-          {"unauthenticated", s.counters.unauthenticated},
-          {"bad_signature", s.counters.bad_signature},
-          {"duplicate_name", s.counters.duplicate_name},
-          {"malformed", std::move(malformed)}}},
+        {"packets", std::move(packets)},
     };
 }
 
