@@ -118,9 +118,9 @@ void Node::begin_start(std::string reason, bool forced, Usec now, Effects& out) 
         run_hook(HookKind::Start, out);
         return;
     }
+    // evaluate(), which elected this node, runs the start next if it may.
     start_pending_ = true;
     claim_acknowledged_.reset();
-    maybe_run_pending_start(now, out);
 }
 
 bool Node::reachable_peer_holds_services() const {

@@ -55,6 +55,7 @@ public:
 
     Usec now() const { return now_; }
     SimNode& operator[](const std::string& name) { return nodes_.at(name); }
+    const SimNode& operator[](const std::string& name) const { return nodes_.at(name); }
     std::vector<std::string> names() const;
 
     void start(const std::string& name, bool force_start = false);

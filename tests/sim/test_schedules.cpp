@@ -180,7 +180,7 @@ private:
         Usec excuse = settings_.dead_time + settings_.fence_timeout + settings_.interval;
         unsigned unexcused = 0;
         for (auto& name : up) {
-            const SimNode& n = const_cast<SimCluster&>(c)[name];
+            const SimNode& n = c[name];
             bool frozen_lately = n.paused || (n.resumed_at != 0 && c.now() < n.resumed_at + excuse);
             if (!frozen_lately) ++unexcused;
         }
