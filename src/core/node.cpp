@@ -326,13 +326,16 @@ void Node::update_quorum(Usec now, Effects& out) {
                        " needed";
     out.push_back(effect::Notice{quorate ? NoticeKind::QuorumGained : NoticeKind::QuorumLost,
                                  settings_.node_name, text});
+    // Back from a partition: listen a whole dead time again, as at start-up,
+    // so that the first peers heard do not hide the node that holds the services.
+    if (quorate && state_ != NodeState::Initial) listen_until_ = std::max(listen_until_, now + settings_.dead_time);
     if (!quorate && settings_.no_quorum_policy == NoQuorumPolicy::Stop && holds_services(state_))
         fence("quorum lost: " + text, now, out);
 }
 
 void Node::maybe_elect(Usec now, Effects& out) {
     if (state_ != NodeState::Standby || settings_.role != Role::Member || error_latched_ || standby_ || !quorate_ ||
-        shutting_down_ || !handover_to_.empty())
+        shutting_down_ || !handover_to_.empty() || now < listen_until_)
         return;
     std::vector<Candidate> view;
     view.push_back(Candidate{settings_.node_name, state_, settings_.role, standby_, error_latched_, handover_to_});
@@ -621,6 +624,7 @@ Usec Node::next_wakeup(Usec now) const {
     if (next_monitor_ && !hook_) next = std::min(next, *next_monitor_);
     if (state_ == NodeState::Initial && startup_probe_done_ && !hook_)
         next = std::min(next, now < listen_until_ ? listen_until_ : init_deadline_);
+    if (state_ == NodeState::Standby && now < listen_until_) next = std::min(next, listen_until_);
     if (handover_until_) next = std::min(next, std::max(*handover_until_, now));
     // Past deadlines need no wake-up: a pending start then waits for a
     // heartbeat, and a killed stop for its hook to end.

@@ -190,7 +190,7 @@ private:
     bool start_after_stop_ = false;                // a force-start that arrived while stopping
 
     Usec init_deadline_ = 0;
-    Usec listen_until_ = 0;  // start + dead time: no election before
+    Usec listen_until_ = 0;  // start (or quorum regained) + dead time: no election before
     Usec next_heartbeat_ = 0;
     std::optional<Usec> next_monitor_;
 };

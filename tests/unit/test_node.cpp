@@ -43,7 +43,6 @@ public:
         wire::Heartbeat hb;
         hb.cluster_id = cluster_id("test");
         hb.incarnation = peers_.count(name) ? peers_[name].incarnation : 1;
-        hb.sequence = peers_.count(name) ? peers_[name].sequence : 0;  // a later heartbeat, never a replay
         hb.node = name;
         hb.state = state;
         hb.term = term;
@@ -68,7 +67,7 @@ public:
     // the newest term it knows, this node's claim included.
     void hear(const std::string& name) {
         auto& hb = peers_.at(name);
-        ++hb.sequence;
+        hb.sequence = ++sequences_[name];  // a peer silenced and heard again goes on counting: no replay
         wire::Heartbeat sent = hb;
         if (!holds_services(hb.state) && !hb.heard.empty() && node_->term() >= hb.term && node_->term() > 0) {
             sent.term = node_->term();
@@ -182,6 +181,7 @@ private:
     Usec now_ = 10 * sec;
     Usec next_peer_beat_ = 0;
     std::map<std::string, wire::Heartbeat> peers_;
+    std::map<std::string, std::uint64_t> sequences_;
     Effects effects_;
 };
 
@@ -914,6 +914,43 @@ TEST(NodeIncarnation, GrowsAcrossRestartsWhateverTheWallClockDid) {
 }
 
 // --- quorum, fencing and the takeover delay ----------------------------------
+
+TEST(NodeQuorum, BackFromAPartitionANodeListensADeadTimeBeforeElecting) {
+    Harness h("a");
+    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+    h.finish(HookKind::Start, true);
+    h.silence("b");
+    h.silence("c");
+    h.advance(h.settings().dead_time);
+    h.finish(HookKind::Stop, true);
+    ASSERT_EQ(h.state(), S::Standby);  // cut off: it stopped; b took over on the other side
+    h.advance(5 * sec);
+    h.clear();
+    h.peer("c", S::Standby, 5);  // c is heard first again: quorum is back, b not heard yet
+    ASSERT_TRUE(h.node().quorate());
+    h.advance(h.settings().dead_time - h.settings().interval);
+    EXPECT_EQ(h.state(), S::Standby);  // still listening
+    h.peer("b", S::Running, 5);
+    h.advance(3 * sec);
+    EXPECT_EQ(h.state(), S::Standby);  // b keeps the services: no move on healing
+    EXPECT_FALSE(h.ran(HookKind::Start));
+}
+
+TEST(NodeQuorum, BackFromAPartitionWithNobodyHoldingTheServicesANodeIsElectedAfterListening) {
+    Harness h("a");
+    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+    h.finish(HookKind::Start, true);
+    h.silence("b");
+    h.silence("c");
+    h.advance(h.settings().dead_time);
+    h.finish(HookKind::Stop, true);
+    h.advance(5 * sec);
+    h.peer("c", S::Standby);
+    h.advance(h.settings().dead_time - h.settings().interval);
+    EXPECT_EQ(h.state(), S::Standby);
+    h.advance(h.settings().interval);
+    EXPECT_EQ(h.state(), S::Starting);
+}
 
 TEST(NodeQuorum, APeerThatDoesNotHearThisNodeDoesNotCountTowardsQuorum) {
     Harness h("a");
