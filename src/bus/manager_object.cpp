@@ -148,7 +148,7 @@ int ManagerObject::get_node_property(sd_bus*, const char* path, const char*, con
     if (p == "Term") return sd_bus_message_append(reply, "t", n->term);
     if (p == "Standby") return sd_bus_message_append(reply, "b", static_cast<int>(n->standby));
     if (p == "Errored") return sd_bus_message_append(reply, "b", static_cast<int>(n->errored));
-    if (p == "LastHeardUSec") return sd_bus_message_append(reply, "t", n->last_heard_usec_ago);
+    if (p == "LastHeardUSec") return sd_bus_message_append(reply, "t", n->last_heard_usec_ago.count());
     if (p == "Channels") {
         int r = sd_bus_message_open_container(reply, 'a', "(sbt)");
         for (std::size_t i = 0; i < n->channel_heard_usec_ago.size(); ++i) {
@@ -156,7 +156,7 @@ int ManagerObject::get_node_property(sd_bus*, const char* path, const char*, con
             const auto& age = n->channel_heard_usec_ago[i];
             std::string name = i < s.channels.size() ? s.channels[i] : std::to_string(i);
             r = sd_bus_message_append(reply, "(sbt)", name.c_str(), static_cast<int>(channel_healthy(age, s.dead_time)),
-                                      age.value_or(UINT64_MAX));
+                                      age.value_or(Usec::max()).count());
         }
         return r < 0 ? r : sd_bus_message_close_container(reply);
     }
@@ -228,7 +228,7 @@ int ManagerObject::method_list_nodes(sd_bus_message* m, void* userdata, sd_bus_e
         if (r < 0) return r;
         r = sd_bus_message_append(raw, "(sssbt)", n.name.c_str(), std::string(to_string(n.state)).c_str(),
                                   std::string(to_string(n.role)).c_str(), static_cast<int>(n.reachable),
-                                  n.last_heard_usec_ago);
+                                  n.last_heard_usec_ago.count());
     }
     if (r >= 0) r = sd_bus_message_close_container(raw);
     if (r < 0) return r;

@@ -13,12 +13,17 @@
 namespace freeha {
 namespace {
 
+using namespace literals;
+
 using Setter = std::function<std::optional<std::string>(Config&, std::string_view)>;
 
-std::optional<std::string> set_timespan(Usec& field, std::string_view value, Usec minimum) {
+// Every time key has a range: the minimum keeps the loop sane, the maximum
+// keeps deadlines (now + span, 2 * span) meaningful and catches typos.
+std::optional<std::string> set_timespan(Usec& field, std::string_view value, Usec minimum, Usec maximum) {
     auto span = parse_timespan(value);
     if (!span) return "not a time span (e.g. 200ms, 2s, 5min)";
     if (*span < minimum) return "must be at least " + format_timespan(minimum);
+    if (*span > maximum) return "must be at most " + format_timespan(maximum);
     field = *span;
     return std::nullopt;
 }
@@ -98,10 +103,10 @@ const std::vector<KeyDef>& key_table() {
              c.port = static_cast<std::uint16_t>(port);
              return std::nullopt;
          }},
-        {"Heartbeat", "Interval", [](Config& c, std::string_view v) { return set_timespan(c.interval, v, kUsecPerMsec); }},
+        {"Heartbeat", "Interval", [](Config& c, std::string_view v) { return set_timespan(c.interval, v, 1_ms, 10_s); }},
         {"Heartbeat", "DeadTime",
-         [](Config& c, std::string_view v) { return set_timespan(c.dead_time, v, 2 * kUsecPerMsec); }},
-        {"Heartbeat", "InitDead", [](Config& c, std::string_view v) { return set_timespan(c.init_dead, v, 0); }},
+         [](Config& c, std::string_view v) { return set_timespan(c.dead_time, v, 2_ms, 5_min); }},
+        {"Heartbeat", "InitDead", [](Config& c, std::string_view v) { return set_timespan(c.init_dead, v, 0_s, 60_min); }},
         {"Heartbeat", "Channel",
          [](Config& c, std::string_view v) -> std::optional<std::string> {
              if (v.empty()) {  // systemd convention: an empty assignment resets the list
@@ -122,15 +127,15 @@ const std::vector<KeyDef>& key_table() {
              return std::nullopt;
          }},
         {"Services", "MonitorInterval",
-         [](Config& c, std::string_view v) { return set_timespan(c.monitor_interval, v, 10 * kUsecPerMsec); }},
+         [](Config& c, std::string_view v) { return set_timespan(c.monitor_interval, v, 10_ms, 60_min); }},
         {"Services", "StartTimeout",
-         [](Config& c, std::string_view v) { return set_timespan(c.start_timeout, v, 10 * kUsecPerMsec); }},
+         [](Config& c, std::string_view v) { return set_timespan(c.start_timeout, v, 10_ms, 24 * 60_min); }},
         {"Services", "StopTimeout",
-         [](Config& c, std::string_view v) { return set_timespan(c.stop_timeout, v, 10 * kUsecPerMsec); }},
+         [](Config& c, std::string_view v) { return set_timespan(c.stop_timeout, v, 10_ms, 24 * 60_min); }},
         {"Services", "MonitorTimeout",
-         [](Config& c, std::string_view v) { return set_timespan(c.monitor_timeout, v, 10 * kUsecPerMsec); }},
+         [](Config& c, std::string_view v) { return set_timespan(c.monitor_timeout, v, 10_ms, 60_min); }},
         {"Services", "FenceTimeout",
-         [](Config& c, std::string_view v) { return set_timespan(c.fence_timeout, v, 10 * kUsecPerMsec); }},
+         [](Config& c, std::string_view v) { return set_timespan(c.fence_timeout, v, 10_ms, 60_min); }},
         {"Status", "JSONFile", [](Config& c, std::string_view v) { return set_path(c.json_file, v, true); }},
         {"Status", "StateFile", [](Config& c, std::string_view v) { return set_path(c.state_file, v, true); }},
     };

@@ -38,7 +38,7 @@ struct Peer {
     std::string handover_to;  // the node it hands the services to, if any
     std::string claimant;     // whose claim its announced term is, when it holds no services
     std::vector<std::uint64_t> heard;  // node ids the peer last said it hears
-    Usec last_heard = 0;
+    Usec last_heard;
     std::vector<std::optional<Usec>> channel_last_heard;  // index = channel
     bool timed_out = false;
 

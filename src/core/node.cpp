@@ -684,12 +684,12 @@ Status Node::status(Usec now) const {
         n.state = p.state();
         n.role = p.role;
         n.reachable = p.reachable();
-        n.last_heard_usec_ago = now > p.last_heard ? now - p.last_heard : 0;
+        n.last_heard_usec_ago = now - p.last_heard;
         n.term = p.term;
         n.standby = p.standby_flag();
         n.errored = p.error_latched();
         for (const auto& heard : p.channel_last_heard)
-            n.channel_heard_usec_ago.push_back(heard ? std::optional<Usec>(now > *heard ? now - *heard : 0)
+            n.channel_heard_usec_ago.push_back(heard ? std::optional<Usec>(now - *heard)
                                                      : std::nullopt);
         s.nodes.push_back(std::move(n));
     }

@@ -189,9 +189,9 @@ private:
     AfterHook after_cancel_ = AfterHook::Nothing;  // what to do once the canceled hook ends
     bool start_after_stop_ = false;                // a force-start that arrived while stopping
 
-    Usec init_deadline_ = 0;
-    Usec listen_until_ = 0;  // start (or quorum regained) + dead time: no election before
-    Usec next_heartbeat_ = 0;
+    Usec init_deadline_;
+    Usec listen_until_;  // start (or quorum regained) + dead time: no election before
+    Usec next_heartbeat_;
     std::optional<Usec> next_monitor_;
 };
 

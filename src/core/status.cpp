@@ -29,13 +29,13 @@ nlohmann::json to_json(const Status& s) {
         for (std::size_t i = 0; i < n.channel_heard_usec_ago.size(); ++i) {
             const auto& age = n.channel_heard_usec_ago[i];
             channels.push_back({{"name", i < s.channels.size() ? s.channels[i] : std::to_string(i)},
-                                {"last_heard_usec_ago", age ? json(*age) : json(nullptr)}});
+                                {"last_heard_usec_ago", age ? json(age->count()) : json(nullptr)}});
         }
         nodes.push_back({{"name", n.name},
                          {"state", to_string(n.state)},
                          {"role", to_string(n.role)},
                          {"reachable", n.reachable},
-                         {"last_heard_usec_ago", n.last_heard_usec_ago},
+                         {"last_heard_usec_ago", n.last_heard_usec_ago.count()},
                          {"term", n.term},
                          {"standby", n.standby},
                          {"errored", n.errored},
@@ -77,7 +77,7 @@ nlohmann::json to_json(const Status& s) {
 std::string to_freeha_text(const Status& s) {
     std::string out;
     for (const auto& n : s.nodes) {
-        std::time_t when = static_cast<std::time_t>((s.updated_realtime_usec - n.last_heard_usec_ago) / kUsecPerSec);
+        std::time_t when = static_cast<std::time_t>((Usec(s.updated_realtime_usec) - n.last_heard_usec_ago) / kUsecPerSec);
         std::tm tm{};
         char buf[64] = "";
         if (localtime_r(&when, &tm) != nullptr) std::strftime(buf, sizeof buf, "%a %b %e %H:%M:%S %Y", &tm);

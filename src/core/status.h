@@ -39,7 +39,7 @@ struct NodeStatus {
     NodeState state = NodeState::Initial;
     Role role = Role::Member;
     bool reachable = false;
-    Usec last_heard_usec_ago = 0;
+    Usec last_heard_usec_ago;
     std::uint64_t term = 0;
     bool standby = false;
     bool errored = false;
@@ -61,7 +61,7 @@ struct Status {
     std::string last_error;  // "" renders as null
     std::string mode = "scripts";      // "scripts" or "target"
     std::string services_target;       // the unit target mode drives; "" in scripts mode
-    Usec dead_time = 0;                // a channel not heard for longer is unhealthy
+    Usec dead_time;                // a channel not heard for longer is unhealthy
     std::uint64_t updated_realtime_usec = 0;
     std::vector<std::string> channels;  // channel names, index-aligned with channel_heard_usec_ago
     std::vector<NodeStatus> nodes;      // every known node, this one included, by name

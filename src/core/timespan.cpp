@@ -3,6 +3,7 @@
 #include <array>
 #include <cctype>
 #include <limits>
+#include <ostream>
 
 namespace freeha {
 namespace {
@@ -17,9 +18,9 @@ constexpr std::array<Unit, 22> kUnits{{
     {"seconds", kUsecPerSec},  {"second", kUsecPerSec},       {"minutes", 60 * kUsecPerSec},
     {"minute", 60 * kUsecPerSec}, {"hours", 3600 * kUsecPerSec}, {"hour", 3600 * kUsecPerSec},
     {"days", 86400 * kUsecPerSec}, {"day", 86400 * kUsecPerSec}, {"msec", kUsecPerMsec},
-    {"usec", 1},                 {"sec", kUsecPerSec},         {"min", 60 * kUsecPerSec},
-    {"hr", 3600 * kUsecPerSec},  {"ms", kUsecPerMsec},         {"us", 1},
-    {"µs", 1},                   {"s", kUsecPerSec},           {"m", 60 * kUsecPerSec},
+    {"usec", Usec(1)},                 {"sec", kUsecPerSec},         {"min", 60 * kUsecPerSec},
+    {"hr", 3600 * kUsecPerSec},  {"ms", kUsecPerMsec},         {"us", Usec(1)},
+    {"µs", Usec(1)},                   {"s", kUsecPerSec},           {"m", 60 * kUsecPerSec},
     {"h", 3600 * kUsecPerSec},   {"d", 86400 * kUsecPerSec},   {"w", 7 * 86400 * kUsecPerSec},
     {"weeks", 7 * 86400 * kUsecPerSec},
 }};
@@ -30,17 +31,18 @@ bool is_space(char c) { return c == ' ' || c == '\t'; }
 
 std::optional<Usec> parse_timespan(std::string_view text) {
     std::size_t i = 0;
-    Usec total = 0;
+    Usec total;
     bool any = false;
     while (true) {
         while (i < text.size() && is_space(text[i])) ++i;
         if (i == text.size()) break;
         // Integer part and optional fraction.
         std::size_t start = i;
-        Usec whole = 0;
+        std::uint64_t whole = 0;
         while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
-            if (whole > std::numeric_limits<Usec>::max() / 10) return std::nullopt;
-            whole = whole * 10 + static_cast<Usec>(text[i] - '0');
+            auto digit = static_cast<std::uint64_t>(text[i] - '0');
+            if (whole > (std::numeric_limits<std::uint64_t>::max() - digit) / 10) return std::nullopt;
+            whole = whole * 10 + digit;
             ++i;
         }
         std::string_view fraction;
@@ -67,15 +69,17 @@ std::optional<Usec> parse_timespan(std::string_view text) {
                 }
             if (!found) return std::nullopt;
         }
-        if (whole != 0 && multiplier > std::numeric_limits<Usec>::max() / whole) return std::nullopt;
-        Usec part = whole * multiplier;
-        Usec scale = multiplier;
+        // A span past 2^64 us is malformed, not "never": check, do not saturate.
+        std::uint64_t part = 0;
+        if (__builtin_mul_overflow(whole, multiplier.count(), &part)) return std::nullopt;
+        std::uint64_t scale = multiplier.count();
         for (char c : fraction) {
             scale /= 10;
-            part += static_cast<Usec>(c - '0') * scale;
+            if (__builtin_add_overflow(part, scale * static_cast<std::uint64_t>(c - '0'), &part)) return std::nullopt;
         }
-        if (part > std::numeric_limits<Usec>::max() - total) return std::nullopt;
-        total += part;
+        std::uint64_t sum = 0;
+        if (__builtin_add_overflow(total.count(), part, &sum)) return std::nullopt;
+        total = Usec(sum);
         any = true;
     }
     if (!any) return std::nullopt;
@@ -83,24 +87,26 @@ std::optional<Usec> parse_timespan(std::string_view text) {
 }
 
 std::string format_timespan(Usec span) {
-    if (span == 0) return "0";
+    if (span == Usec()) return "0";
     static constexpr std::array<Unit, 7> kFormat{{{"d", 86400 * kUsecPerSec},
                                                   {"h", 3600 * kUsecPerSec},
                                                   {"min", 60 * kUsecPerSec},
                                                   {"s", kUsecPerSec},
                                                   {"ms", kUsecPerMsec},
-                                                  {"us", 1},
-                                                  {"", 0}}};
+                                                  {"us", Usec(1)},
+                                                  {"", Usec()}}};
     std::string out;
     for (const auto& u : kFormat) {
-        if (u.usec == 0 || span == 0) break;
+        if (u.usec == Usec() || span == Usec()) break;
         if (span < u.usec) continue;
         if (!out.empty()) out += ' ';
         out += std::to_string(span / u.usec);
         out += u.suffix;
-        span %= u.usec;
+        span = span % u.usec;
     }
     return out;
 }
+
+std::ostream& operator<<(std::ostream& out, Usec span) { return out << format_timespan(span); }
 
 }  // namespace freeha

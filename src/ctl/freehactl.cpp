@@ -73,9 +73,9 @@ int report(const CallError& e) {
     return e.unreachable ? kUnreachable : kFailed;
 }
 
-std::string age_text(std::uint64_t usec) {
-    if (usec < kUsecPerSec) return std::to_string(usec / kUsecPerMsec) + "ms ago";
-    return format_timespan(usec / kUsecPerMsec * kUsecPerMsec) + " ago";
+std::string age_text(Usec age) {
+    if (age < kUsecPerSec) return std::to_string(age / kUsecPerMsec) + "ms ago";
+    return format_timespan(age / kUsecPerMsec * kUsecPerMsec) + " ago";
 }
 
 // "Packets: 1234 accepted; dropped: 3 replayed, 12 malformed_bad_magic" (own echoes left out).
@@ -106,7 +106,7 @@ std::string render(const ClusterView& v) {
     out += line;
     for (const auto& n : v.nodes) {
         bool self = n.name == v.node;
-        std::string heard = self ? "(this node)" : age_text(n.last_heard_usec_ago);
+        std::string heard = self ? "(this node)" : age_text(Usec(n.last_heard_usec_ago));
         std::string name = n.name + (n.name == v.active_node ? " *" : "");
         std::snprintf(line, sizeof line, "%-20s %-9s %-10s %-9s %s\n", name.c_str(), n.state.c_str(), n.role.c_str(),
                       n.reachable ? "yes" : "no", heard.c_str());
@@ -157,7 +157,7 @@ using Goal = std::function<Verdict(const ClusterView&)>;
 
 int wait_for(Client& client, const Options& o, const std::string& what, const Goal& goal) {
     if (!o.wait) return kOk;
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(o.timeout);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::microseconds(o.timeout.count());
     std::string last;
     while (true) {
         CallError error;
@@ -212,7 +212,7 @@ int watch(Client& client) {
         std::cout.flush();
         while (sd_bus_process(bus, nullptr) > 0) {
         }
-        if (sd_bus_wait(bus, kUsecPerSec) < 0) return report(CallError{"lost the bus connection", true});
+        if (sd_bus_wait(bus, kUsecPerSec.count()) < 0) return report(CallError{"lost the bus connection", true});
         while (sd_bus_process(bus, nullptr) > 0) {
         }
     }
@@ -314,7 +314,7 @@ int main(int argc, char** argv) {
         case kOptNoWait: o.wait = false; break;
         case kOptTimeout: {
             auto span = parse_timespan(optarg);
-            if (!span || *span == 0) return usage_error(std::string("--timeout ") + optarg + ": not a time span such as 30s");
+            if (!span || *span == Usec()) return usage_error(std::string("--timeout ") + optarg + ": not a time span such as 30s");
             o.timeout = *span;
             break;
         }

@@ -22,7 +22,7 @@ struct HookRunner::Child {
     HookRunner* runner = nullptr;
     std::string name;
     pid_t pid = -1;
-    Usec timeout = 0;
+    Usec timeout;
     EventSourcePtr exit_source;
     EventSourcePtr timeout_source;
     EventSourcePtr kill_source;
@@ -140,7 +140,7 @@ std::unique_ptr<HookRunner::Child> HookRunner::spawn(const std::string& name, co
     child->exit_source.reset(raw);
     // If the daemon ends while the hook runs, the source's destruction kills and reaps it.
     sd_event_source_set_child_process_own(raw, true);
-    r = sd_event_add_time_relative(event_, &raw, CLOCK_MONOTONIC, timeout, 10 * kUsecPerMsec, on_timeout,
+    r = sd_event_add_time_relative(event_, &raw, CLOCK_MONOTONIC, timeout.count(), (10 * kUsecPerMsec).count(), on_timeout,
                                    child.get());
     if (r >= 0) child->timeout_source.reset(raw);
     forward_output(std::move(read_end), name, pid);
@@ -221,7 +221,7 @@ void HookRunner::terminate(Child* child, std::string reason) {
     // whatever it started in the foreground goes too.
     ::kill(-child->pid, SIGTERM);
     sd_event_source* raw = nullptr;
-    if (sd_event_add_time_relative(event_, &raw, CLOCK_MONOTONIC, kHookKillGrace, 10 * kUsecPerMsec, on_kill,
+    if (sd_event_add_time_relative(event_, &raw, CLOCK_MONOTONIC, kHookKillGrace.count(), (10 * kUsecPerMsec).count(), on_kill,
                                    child) >= 0)
         child->kill_source.reset(raw);
 }

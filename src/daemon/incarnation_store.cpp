@@ -21,7 +21,7 @@ namespace {
 std::uint64_t realtime_usec() {
     timespec ts{};
     clock_gettime(CLOCK_REALTIME, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * kUsecPerSec + static_cast<std::uint64_t>(ts.tv_nsec) / 1000;
+    return static_cast<std::uint64_t>(ts.tv_sec) * kUsecPerSec.count() + static_cast<std::uint64_t>(ts.tv_nsec) / 1000;
 }
 
 std::optional<std::uint64_t> read_previous(const std::string& path) {

@@ -64,9 +64,9 @@ Manager::Manager(Config config, CommandLine cmdline, std::vector<std::uint8_t> a
 Manager::~Manager() = default;
 
 Usec Manager::now() const {
-    Usec t = 0;
+    std::uint64_t t = 0;
     sd_event_now(event_.get(), CLOCK_MONOTONIC, &t);
-    return t;
+    return Usec(t);
 }
 
 int Manager::setup() {
@@ -115,11 +115,11 @@ int Manager::setup() {
                                           });
 
     sd_event_source* s = nullptr;
-    r = sd_event_add_time(event_.get(), &s, CLOCK_MONOTONIC, 0, kTimerAccuracy, on_core_timer, this);
+    r = sd_event_add_time(event_.get(), &s, CLOCK_MONOTONIC, 0, kTimerAccuracy.count(), on_core_timer, this);
     if (r < 0) return r;
     core_timer_.reset(s);
     sd_event_source_set_description(s, "core-timer");
-    r = sd_event_add_time_relative(event_.get(), &s, CLOCK_MONOTONIC, kStatusRefresh, 50 * kUsecPerMsec,
+    r = sd_event_add_time_relative(event_.get(), &s, CLOCK_MONOTONIC, kStatusRefresh.count(), (50 * kUsecPerMsec).count(),
                                    on_status_timer, this);
     if (r < 0) return r;
     status_timer_.reset(s);
@@ -299,7 +299,7 @@ std::string Manager::status_line() const {
 
 Status Manager::snapshot() const {
     Status s = node_.status(now());
-    Usec realtime = 0;
+    std::uint64_t realtime = 0;
     sd_event_now(event_.get(), CLOCK_REALTIME, &realtime);
     s.updated_realtime_usec = realtime;
     for (const auto& ch : channels_) s.channels.push_back(ch->name());
@@ -431,7 +431,7 @@ int Manager::on_core_timer(sd_event_source*, uint64_t, void* userdata) {
 int Manager::on_status_timer(sd_event_source* s, uint64_t, void* userdata) {
     auto* self = static_cast<Manager*>(userdata);
     self->status_dirty_ = true;  // the last-heard ages move on
-    sd_event_source_set_time_relative(s, kStatusRefresh);
+    sd_event_source_set_time_relative(s, kStatusRefresh.count());
     sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
     return 0;
 }
@@ -441,7 +441,7 @@ int Manager::on_status_timer(sd_event_source* s, uint64_t, void* userdata) {
 int Manager::on_post(sd_event_source*, void* userdata) {
     auto* self = static_cast<Manager*>(userdata);
     try {
-        sd_event_source_set_time(self->core_timer_.get(), self->node_.next_wakeup(self->now()));
+        sd_event_source_set_time(self->core_timer_.get(), self->node_.next_wakeup(self->now()).count());
         sd_event_source_set_enabled(self->core_timer_.get(), SD_EVENT_ONESHOT);
         self->flush_status();
     } catch (const std::exception& e) {

@@ -10,7 +10,7 @@ namespace freeha {
 void Notifier::ready() { sd_notify(0, "READY=1"); }
 
 void Notifier::reloading(Usec monotonic_now) {
-    std::string msg = "RELOADING=1\nMONOTONIC_USEC=" + std::to_string(monotonic_now);
+    std::string msg = "RELOADING=1\nMONOTONIC_USEC=" + std::to_string(monotonic_now.count());
     sd_notify(0, msg.c_str());
 }
 
@@ -24,7 +24,7 @@ void Notifier::status(const std::string& line) {
 }
 
 void Notifier::extend_timeout(Usec usec) {
-    std::string msg = "EXTEND_TIMEOUT_USEC=" + std::to_string(usec);
+    std::string msg = "EXTEND_TIMEOUT_USEC=" + std::to_string(usec.count());
     sd_notify(0, msg.c_str());
 }
 

@@ -155,7 +155,7 @@ void UnitController::begin_operation(HookKind kind, Usec timeout) {
     op_ = std::make_unique<Operation>();
     op_->kind = kind;
     sd_event_source* s = nullptr;
-    if (sd_event_add_time_relative(event_, &s, CLOCK_MONOTONIC, timeout, 10 * kUsecPerMsec, on_timeout, this) >= 0)
+    if (sd_event_add_time_relative(event_, &s, CLOCK_MONOTONIC, timeout.count(), (10 * kUsecPerMsec).count(), on_timeout, this) >= 0)
         op_->timeout.reset(s);
 }
 
@@ -310,14 +310,14 @@ void UnitController::poll_pending() {
     std::set<std::string> units = op_->unknown_jobs;
     units.insert(op_->unread_states.begin(), op_->unread_states.end());
     for (const auto& unit : units) get_property(unit, "ActiveState", on_active_state);
-    sd_event_source_set_time_relative(op_->poll.get(), kPendingPoll);
+    sd_event_source_set_time_relative(op_->poll.get(), kPendingPoll.count());
     sd_event_source_set_enabled(op_->poll.get(), SD_EVENT_ONESHOT);
 }
 
 void UnitController::arm_poll() {
     if (op_->poll) return;
     sd_event_source* s = nullptr;
-    if (sd_event_add_time_relative(event_, &s, CLOCK_MONOTONIC, kPendingPoll, 10 * kUsecPerMsec, on_poll, this) >= 0)
+    if (sd_event_add_time_relative(event_, &s, CLOCK_MONOTONIC, kPendingPoll.count(), (10 * kUsecPerMsec).count(), on_poll, this) >= 0)
         op_->poll.reset(s);
 }
 

@@ -189,12 +189,12 @@ protected:
     // Runs the loop until `done` holds or 5 s pass; returns whether it held.
     template <typename F>
     bool run_until(F done, Usec limit = 5 * kUsecPerSec) {
-        Usec start = 0, now = 0;
+        std::uint64_t start = 0, now = 0;
         sd_event_now(event_.get(), CLOCK_MONOTONIC, &start);
         while (!done()) {
-            sd_event_run(event_.get(), 50 * kUsecPerMsec);
+            sd_event_run(event_.get(), (50 * kUsecPerMsec).count());
             sd_event_now(event_.get(), CLOCK_MONOTONIC, &now);
-            if (now - start > limit) return false;
+            if (Usec(now - start) > limit) return false;
         }
         return true;
     }

@@ -23,7 +23,7 @@ Node& receiving_node(bool with_key) {
         s.channel_count = 2;
         if (keyed) s.auth_key.assign(32, 0x42);
         auto* node = new Node(s);
-        node->start(0, false);
+        node->start(Usec(), false);
         return node;
     };
     static Node* plain = make(false);
@@ -46,8 +46,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             if (again[i] != expected) std::abort();
         }
     }
-    static Usec now = 0;
-    now += 1000;
+    static Usec now;
+    now += Usec(1000);
     Node& keyed = receiving_node(true);
     std::uint64_t accepted_before = keyed.counters().accepted;
     keyed.on_datagram(datagram, size % 2, now);

@@ -24,7 +24,7 @@ void SimCluster::start(const std::string& name, bool force_start) {
     NodeSettings s = base_;
     s.node_name = name;
     s.role = n.role;
-    auto wall = static_cast<std::uint64_t>(static_cast<std::int64_t>(kWallEpoch + now_) + n.wall_offset);
+    auto wall = static_cast<std::uint64_t>(static_cast<std::int64_t>((kWallEpoch + now_).count()) + n.wall_offset);
     s.incarnation = next_incarnation(n.stored_incarnation, wall);
     n.stored_incarnation = s.incarnation;
     n.incarnation = s.incarnation;
@@ -73,11 +73,11 @@ void SimCluster::inject(const std::string& to, std::vector<std::uint8_t> datagra
 
 void SimCluster::deliver(const std::string& from, const std::vector<std::uint8_t>& datagram) {
     std::uniform_real_distribution<double> coin(0.0, 1.0);
-    std::uniform_int_distribution<Usec> latency(100, 2000);
+    std::uniform_int_distribution<std::uint64_t> latency(100, 2000);
     for (auto& [name, target] : nodes_) {
         if (name == from || cut_.count({from, name}) || coin(rng_) < loss_) continue;
         std::string to = name;
-        schedule(now_ + latency(rng_), [this, to, datagram] {
+        schedule(now_ + Usec(latency(rng_)), [this, to, datagram] {
             SimNode& t = nodes_.at(to);
             if (t.alive && !t.paused) apply(t, t.node->on_datagram(datagram, 0, now_));
         });
@@ -112,7 +112,7 @@ void SimCluster::apply(SimNode& n, Effects effects) {
                 std::fprintf(stderr, "%12s %-8s %s runs\n", format_timespan(now_).c_str(), n.name.c_str(),
                              std::string(hook_name(kind)).c_str());
             std::uint64_t gen = ++n.hook_generation;
-            Usec duration = 0;
+            Usec duration;
             bool success = true;
             switch (kind) {
             case HookKind::Start:
@@ -154,7 +154,7 @@ void SimCluster::apply(SimNode& n, Effects effects) {
 }
 
 void SimCluster::run_until(Usec until, const std::function<void()>& check) {
-    constexpr Usec kNever = ~Usec{0};
+    constexpr Usec kNever = Usec::max();
     while (true) {
         SimNode* due = nullptr;
         Usec node_time = kNever;

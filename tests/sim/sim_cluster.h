@@ -33,7 +33,7 @@ struct SimNode {
     std::unique_ptr<Node> node;
     bool alive = false;
     bool paused = false;
-    Usec resumed_at = 0;  // when the last pause ended
+    Usec resumed_at;  // when the last pause ended
     // The machine's wall clock runs at now() + wall_offset (clock jumps move
     // it); it only feeds the incarnation, kept as freehad keeps it on disk.
     std::int64_t wall_offset = 0;
@@ -105,7 +105,7 @@ private:
     double loss_ = 0.0;
     std::set<std::pair<std::string, std::string>> cut_;
     bool trace_;  // FREEHA_SIM_TRACE set: print every state change and hook to stderr
-    static constexpr std::uint64_t kWallEpoch = 1'780'000'000ULL * kUsecPerSec;  // 2026
+    static constexpr Usec kWallEpoch = 1'780'000'000ULL * kUsecPerSec;  // 2026
 };
 
 }  // namespace freeha::sim

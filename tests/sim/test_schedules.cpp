@@ -22,7 +22,7 @@ namespace {
 
 constexpr Usec ms = kUsecPerMsec;
 constexpr Usec sec = kUsecPerSec;
-constexpr std::int64_t kHour = 3600LL * static_cast<std::int64_t>(sec);
+constexpr std::int64_t kHour = 3600LL * static_cast<std::int64_t>(sec.count());
 
 constexpr Usec kFaultsFrom = 2 * sec;
 constexpr Usec kFaultsUntil = 10 * sec;  // then the network heals and every node runs
@@ -34,7 +34,7 @@ std::uint64_t env_number(const char* name, std::uint64_t fallback) {
     return v != nullptr && *v != '\0' ? std::strtoull(v, nullptr, 10) : fallback;
 }
 
-Usec uniform(std::mt19937_64& rng, Usec lo, Usec hi) { return lo + rng() % (hi - lo + 1); }
+Usec uniform(std::mt19937_64& rng, Usec lo, Usec hi) { return lo + Usec(rng() % ((hi - lo).count() + 1)); }
 
 // One random schedule: the cluster, its settings and the faults, in time order.
 class Schedule {
@@ -46,7 +46,7 @@ public:
         settings_.cluster_name = "sim";
         settings_.expected_nodes = n;
         settings_.init_dead = 3 * sec;
-        settings_.fence_timeout = uniform(rng_, 2, 20) * 100 * ms;  // 200ms .. 2s
+        settings_.fence_timeout = uniform(rng_, Usec(2), Usec(20)).count() * 100 * ms;  // 200ms .. 2s
         settings_.no_quorum_policy = rng_() % 8 == 0 ? NoQuorumPolicy::Ignore : NoQuorumPolicy::Stop;
         if (n >= 3 && rng_() % 3 == 0) arbitrator_ = names_[rng_() % n];
         log_ << n << " nodes" << (arbitrator_.empty() ? "" : ", arbitrator " + arbitrator_) << ", FenceTimeout "
@@ -181,7 +181,7 @@ private:
         unsigned unexcused = 0;
         for (auto& name : up) {
             const SimNode& n = c[name];
-            bool frozen_lately = n.paused || (n.resumed_at != 0 && c.now() < n.resumed_at + excuse);
+            bool frozen_lately = n.paused || (n.resumed_at != Usec() && c.now() < n.resumed_at + excuse);
             if (!frozen_lately) ++unexcused;
         }
         if (unexcused <= 1) return "";

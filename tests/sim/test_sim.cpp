@@ -21,14 +21,14 @@ NodeSettings base(unsigned expected) {
 // Tracks the longest stretch with services up on more than one node.
 struct OverlapWatch {
     SimCluster& c;
-    Usec since = 0;
-    Usec longest = 0;
+    Usec since;
+    Usec longest;
     void operator()() {
         if (c.services_up().size() > 1) {
-            if (since == 0) since = c.now();
+            if (since == Usec()) since = c.now();
             longest = std::max(longest, c.now() - since);
         } else {
-            since = 0;
+            since = Usec();
         }
     }
 };
@@ -46,7 +46,7 @@ TEST(Simulation, AFreshClusterRunsTheServicesOnTheFirstNodeOnly) {
     c.run_for(5 * sec, std::ref(watch));
     EXPECT_EQ(c.running(), std::vector<std::string>{"a"});
     EXPECT_EQ(c["b"].starts + c["c"].starts, 0u);
-    EXPECT_EQ(watch.longest, 0u);
+    EXPECT_EQ(watch.longest, Usec());
 }
 
 TEST(Simulation, ACrashedActiveNodeIsReplacedAfterDeadTimeAndTakeoverDelayAndIsNotFailedBackTo) {
@@ -56,11 +56,11 @@ TEST(Simulation, ACrashedActiveNodeIsReplacedAfterDeadTimeAndTakeoverDelayAndIsN
     ASSERT_EQ(c.running(), std::vector<std::string>{"a"});
     c.crash("a");
     Usec crashed = c.now();
-    Usec took_over = 0;
+    Usec took_over;
     c.run_for(8 * sec, [&] {
-        if (took_over == 0 && c.running() == std::vector<std::string>{"b"}) took_over = c.now();
+        if (took_over == Usec() && c.running() == std::vector<std::string>{"b"}) took_over = c.now();
     });
-    ASSERT_NE(took_over, 0u);
+    ASSERT_NE(took_over, Usec());
     // Dead time, then the takeover delay (quorum rules apply), then starthasrv.
     NodeSettings s = base(3);
     EXPECT_GE(took_over - crashed, s.dead_time - s.interval + takeover_delay(s));
@@ -96,11 +96,11 @@ TEST(Simulation, AThawedActiveNodeOfATwoNodeClusterStepsDownAtTheFirstHeartbeat)
     ASSERT_EQ(c["b"].node->state(), NodeState::Running);  // a's frozen core still says RUNNING
     c.resume("a");
     Usec thawed = c.now();
-    Usec stopped = 0;
+    Usec stopped;
     c.run_for(2 * sec, [&] {
-        if (stopped == 0 && !c["a"].services_up) stopped = c.now();
+        if (stopped == Usec() && !c["a"].services_up) stopped = c.now();
     });
-    ASSERT_NE(stopped, 0u);
+    ASSERT_NE(stopped, Usec());
     EXPECT_LT(stopped - thawed, 200 * ms + c["a"].hooks.stop_duration + 10 * ms);
     EXPECT_EQ(c.running(), std::vector<std::string>{"b"});
 }

@@ -179,7 +179,7 @@ private:
     NodeSettings settings_;
     std::unique_ptr<Node> node_;
     Usec now_ = 10 * sec;
-    Usec next_peer_beat_ = 0;
+    Usec next_peer_beat_;
     std::map<std::string, wire::Heartbeat> peers_;
     std::map<std::string, std::uint64_t> sequences_;
     Effects effects_;
@@ -906,7 +906,7 @@ TEST(NodeReplay, AnOlderIncarnationIsAReplayAndANewerOneStartsAFreshWindow) {
 }
 
 TEST(NodeIncarnation, GrowsAcrossRestartsWhateverTheWallClockDid) {
-    constexpr std::uint64_t hour = 3600ULL * kUsecPerSec;
+    constexpr std::uint64_t hour = 3600ULL * kUsecPerSec.count();
     std::uint64_t first = next_incarnation(std::nullopt, 1000 * hour);
     EXPECT_EQ(first, 1000 * hour);
     EXPECT_GT(next_incarnation(first, 999 * hour), first);  // the clock was set back an hour
