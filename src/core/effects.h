@@ -39,6 +39,7 @@ enum class NoticeKind {
     HookFailed,
     StartupWaitExpired,  // InitDead passed before the start-up quorum was seen
     DuplicateNodeName,   // another daemon announces this node's own name
+    UnexpectedServices,  // the services run here although this node does not hold them
 };
 std::string_view to_string(NoticeKind k);
 

@@ -584,6 +584,20 @@ Effects Node::on_services_failed(const std::string& description, Usec now) {
     return out;
 }
 
+Effects Node::on_services_seen(const std::string& description, Usec now) {
+    Effects out;
+    // Our own start, stop or start-up probe explains it.
+    bool ours = hook_ || (holds_services(state_) && !start_pending_);
+    if (!started_ || ours || shutting_down_) return out;
+    ++unexpected_services_;
+    out.push_back(effect::Notice{NoticeKind::UnexpectedServices, settings_.node_name,
+                                 description + " while this node does not hold the services; stopping them"});
+    // A pending claim of ours starts once this clean-up has ended.
+    run_hook(HookKind::Stop, out);
+    evaluate(now, out);
+    return out;
+}
+
 Effects Node::reconfigure(const NodeSettings& settings, Usec now) {
     Effects out;
     settings_.expected_nodes = settings.expected_nodes;
@@ -618,7 +632,8 @@ Effects Node::on_timer(Usec now) {
     return out;
 }
 
-Usec Node::next_wakeup(Usec now) const {
+std::optional<Usec> Node::next_wakeup(Usec now) const {
+    if (!started_) return std::nullopt;
     Usec next = next_heartbeat_;
     if (auto expiry = membership_.next_expiry(settings_.dead_time)) next = std::min(next, *expiry);
     if (next_monitor_ && !hook_) next = std::min(next, *next_monitor_);
@@ -667,6 +682,7 @@ Status Node::status(Usec now) const {
     s.standby = standby_;
     s.last_error = last_error_;
     s.counters = counters_;
+    s.unexpected_services = unexpected_services_;
     NodeStatus self;
     self.name = settings_.node_name;
     self.state = state_;

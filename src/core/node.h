@@ -88,13 +88,18 @@ public:
     // The services failed while running, seen by something other than
     // monitorhasrv (a unit of the services target failed): as a failing monitor.
     Effects on_services_failed(const std::string& description, Usec now);
+    // The services were seen running here (a unit of the services target
+    // became active). Unless this node holds them, someone started them
+    // behind freehad's back: they are stopped at once and counted.
+    Effects on_services_seen(const std::string& description, Usec now);
     // Takes new timings, expected node count, quorum policy and key at run time;
     // the cluster, node name, role and channel count must not change.
     Effects reconfigure(const NodeSettings& settings, Usec now);
     Effects on_timer(Usec now);
 
-    // The earliest time after `now` at which on_timer() has something to do.
-    Usec next_wakeup(Usec now) const;
+    // The earliest time at which on_timer() has something to do; nullopt
+    // when nothing is due (before start()).
+    std::optional<Usec> next_wakeup(Usec now) const;
 
     NodeState state() const { return state_; }
     std::uint64_t term() const { return term_; }
@@ -184,6 +189,7 @@ private:
     std::optional<Usec> claim_acknowledged_;  // when a majority first knew of our pending claim
     std::optional<Usec> fence_deadline_;  // a quick stop is under way: kill the services then
     std::optional<std::uint64_t> duplicate_incarnation_seen_;
+    std::uint64_t unexpected_services_ = 0;  // times the services were found running here unbidden
 
     std::optional<RunningHook> hook_;
     AfterHook after_cancel_ = AfterHook::Nothing;  // what to do once the canceled hook ends

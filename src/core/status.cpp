@@ -71,6 +71,7 @@ nlohmann::json to_json(const Status& s) {
         {"updated_realtime_usec", s.updated_realtime_usec},
         {"nodes", std::move(nodes)},
         {"packets", std::move(packets)},
+        {"unexpected_services", s.unexpected_services},
     };
 }
 

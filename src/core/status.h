@@ -66,6 +66,7 @@ struct Status {
     std::vector<std::string> channels;  // channel names, index-aligned with channel_heard_usec_ago
     std::vector<NodeStatus> nodes;      // every known node, this one included, by name
     ReceiveCounters counters;
+    std::uint64_t unexpected_services = 0;  // times the services were found running here unbidden
 };
 
 nlohmann::json to_json(const Status& s);

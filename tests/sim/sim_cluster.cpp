@@ -160,7 +160,7 @@ void SimCluster::run_until(Usec until, const std::function<void()>& check) {
         Usec node_time = kNever;
         for (auto& [name, n] : nodes_) {
             if (!n.alive || n.paused) continue;
-            Usec w = std::max(n.node->next_wakeup(now_), now_);
+            Usec w = std::max(n.node->next_wakeup(now_).value_or(kNever), now_);
             if (w < node_time) {
                 node_time = w;
                 due = &n;

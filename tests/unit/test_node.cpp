@@ -82,7 +82,7 @@ public:
         Usec until = now_ + span;
         while (true) {
             Usec next_peer = next_peer_beat_;
-            Usec next = std::min(node_->next_wakeup(now_), next_peer);
+            Usec next = std::min(node_->next_wakeup(now_).value_or(Usec::max()), next_peer);
             if (next > until) break;
             now_ = std::max(now_, next);
             if (next == next_peer) {
