@@ -66,21 +66,16 @@ void emit_changed(sd_bus* bus, const std::string& path, const char* interface, s
     sd_bus_emit_properties_changed_strv(bus, path.c_str(), interface, strv.data());
 }
 
-// Refuses callers other than root (or the daemon's own user, for --user runs):
-// the same rule the shipped policy file applies on the system bus.
-int require_privileged_caller(sd_bus_message* m, sd_bus_error* error) {
-    sd_bus_creds* creds = nullptr;
-    int r = sd_bus_query_sender_creds(m, SD_BUS_CREDS_UID | SD_BUS_CREDS_EUID, &creds);
-    if (r < 0) return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, "cannot determine the caller's user");
-    uid_t uid = 0;
-    r = sd_bus_creds_get_euid(creds, &uid);
-    if (r < 0) r = sd_bus_creds_get_uid(creds, &uid);
-    sd_bus_creds_unref(creds);
-    if (r < 0) return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, "cannot determine the caller's user");
-    if (uid != 0 && uid != geteuid())
-        return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "%s changes the cluster and requires root",
-                                 sd_bus_message_get_member(m));
-    return 0;
+// Root, or the daemon's own user (for --user runs): the same rule the
+// shipped policy file applies on the system bus.
+bool privileged(uid_t caller) { return caller == 0 || caller == geteuid(); }
+
+int reply_error(sd_bus_message* call, const char* name, const std::string& text) {
+    sd_bus_error e = SD_BUS_ERROR_NULL;
+    sd_bus_error_set(&e, name, text.c_str());
+    int r = sd_bus_reply_method_error(call, &e);
+    sd_bus_error_free(&e);
+    return r;
 }
 
 }  // namespace
@@ -180,9 +175,59 @@ int ManagerObject::enumerate_nodes(sd_bus*, const char*, void* userdata, char***
     return 0;
 }
 
+struct ManagerObject::PendingRequest {
+    ManagerObject* self;
+    BusMessagePtr call;  // answered once the caller is known
+    BusSlotPtr lookup;
+};
+
+ManagerObject::~ManagerObject() = default;
+
+// Asks the bus who the caller is, and answers the call when it says.
 int ManagerObject::method_request(sd_bus_message* m, void* userdata, sd_bus_error* error) {
     auto* self = static_cast<ManagerObject*>(userdata);
-    if (int r = require_privileged_caller(m, error); r < 0) return r;
+    const char* sender = sd_bus_message_get_sender(m);
+    if (sender == nullptr)
+        return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, "cannot determine the caller's user");
+    auto pending = std::make_unique<PendingRequest>(PendingRequest{self, BusMessagePtr(sd_bus_message_ref(m)), nullptr});
+    sd_bus_message* lookup = nullptr;
+    int r = sd_bus_message_new_method_call(self->bus_, &lookup, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                           "org.freedesktop.DBus", "GetConnectionUnixUser");
+    BusMessagePtr owned(lookup);
+    if (r >= 0) r = sd_bus_message_append(lookup, "s", sender);
+    sd_bus_slot* slot = nullptr;
+    if (r >= 0) r = sd_bus_call_async(self->bus_, &slot, lookup, on_caller_uid, pending.get(), kCallerLookupTimeoutUsec);
+    if (r < 0) return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, "cannot determine the caller's user");
+    pending->lookup.reset(slot);
+    self->pending_.push_back(std::move(pending));
+    return 1;  // answered later
+}
+
+int ManagerObject::on_caller_uid(sd_bus_message* reply, void* userdata, sd_bus_error*) {
+    auto* pending = static_cast<PendingRequest*>(userdata);
+    ManagerObject* self = pending->self;
+    BusMessagePtr call = std::move(pending->call);
+    // sd-bus keeps the slot alive for the duration of this callback.
+    self->pending_.remove_if([pending](const auto& p) { return p.get() == pending; });
+    std::uint32_t uid = 0;
+    if (sd_bus_message_is_method_error(reply, nullptr) || sd_bus_message_read(reply, "u", &uid) < 0) {
+        reply_error(call.get(), SD_BUS_ERROR_ACCESS_DENIED, "cannot determine the caller's user");
+        return 0;
+    }
+    try {
+        self->carry_out(call.get(), static_cast<uid_t>(uid));
+    } catch (const std::exception& e) {
+        reply_error(call.get(), kErrorFailed, e.what());
+    }
+    return 0;
+}
+
+void ManagerObject::carry_out(sd_bus_message* m, uid_t caller) {
+    if (!privileged(caller)) {
+        reply_error(m, SD_BUS_ERROR_ACCESS_DENIED,
+                    std::string(sd_bus_message_get_member(m)) + " changes the cluster and requires root");
+        return;
+    }
     std::string_view member = sd_bus_message_get_member(m);
     BusRequest request{BusRequest::Kind::Stop, false, ""};
     int r = 0;
@@ -205,15 +250,15 @@ int ManagerObject::method_request(sd_bus_message* m, void* userdata, sd_bus_erro
         request.kind = BusRequest::Kind::Switchover;
         request.node = node != nullptr ? node : "";
     }
-    if (r < 0) return r;
-    std::optional<std::string> refused;
-    try {
-        refused = self->handler_(request);
-    } catch (const std::exception& e) {
-        refused = e.what();
+    if (r < 0) {
+        reply_error(m, SD_BUS_ERROR_INVALID_ARGS, std::string(member) + ": malformed arguments");
+        return;
     }
-    if (refused) return sd_bus_error_set(error, kErrorFailed, refused->c_str());
-    return sd_bus_reply_method_return(m, nullptr);
+    if (auto refused = handler_(request)) {
+        reply_error(m, kErrorFailed, *refused);
+        return;
+    }
+    sd_bus_reply_method_return(m, nullptr);
 }
 
 int ManagerObject::method_list_nodes(sd_bus_message* m, void* userdata, sd_bus_error*) {
@@ -233,6 +278,12 @@ int ManagerObject::method_list_nodes(sd_bus_message* m, void* userdata, sd_bus_e
     if (r >= 0) r = sd_bus_message_close_container(raw);
     if (r < 0) return r;
     return sd_bus_send(nullptr, raw, nullptr);
+}
+
+int ManagerObject::method_get_status(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* self = static_cast<ManagerObject*>(userdata);
+    std::string document = to_json(self->snapshot_()).dump();
+    return sd_bus_reply_method_return(m, "s", document.c_str());
 }
 
 namespace {
@@ -271,6 +322,9 @@ int ManagerObject::publish(sd_bus* bus, std::string* error) {
         SD_BUS_METHOD_WITH_ARGS("Switchover", SD_BUS_ARGS("s", node), SD_BUS_NO_RESULT, method_request, kMutating),
         SD_BUS_METHOD_WITH_ARGS("ReloadConfig", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_request, kMutating),
         SD_BUS_METHOD_WITH_ARGS("ListNodes", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sssbt)", nodes), method_list_nodes,
+                                SD_BUS_VTABLE_UNPRIVILEGED),
+        // The whole status as the status file has it (JSON, schema_version 1): one document, one builder.
+        SD_BUS_METHOD_WITH_ARGS("GetStatus", SD_BUS_NO_ARGS, SD_BUS_RESULT("s", json), method_get_status,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
     };

@@ -21,7 +21,9 @@ struct Deleter {
 using EventPtr = std::unique_ptr<sd_event, Deleter<sd_event_unref>>;
 // Disabling before unref stops a source from firing while it is torn down.
 using EventSourcePtr = std::unique_ptr<sd_event_source, Deleter<sd_event_source_disable_unref>>;
-using BusPtr = std::unique_ptr<sd_bus, Deleter<sd_bus_flush_close_unref>>;
+// Closing without a flush: sd_bus_flush() waits for as long as a hung bus
+// takes to read, and nothing here has queued messages that must survive.
+using BusPtr = std::unique_ptr<sd_bus, Deleter<sd_bus_close_unref>>;
 using BusSlotPtr = std::unique_ptr<sd_bus_slot, Deleter<sd_bus_slot_unref>>;
 using BusMessagePtr = std::unique_ptr<sd_bus_message, Deleter<sd_bus_message_unref>>;
 

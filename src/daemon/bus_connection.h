@@ -1,8 +1,12 @@
-// The daemon's D-Bus connection: opened on the chosen bus, attached to the loop, owning org.freeha1.
+// The daemon's D-Bus connection: connects without ever blocking, owns org.freeha1, and reconnects when the bus goes away.
 //
-// Failures are loud: a name already owned or refused by policy, or a lost
-// connection, reach the `fatal` callback with one line saying what happened;
-// the connection is never left half-working.
+// Nothing the HA function needs waits on this: a bus that never answers
+// (hung, overloaded, restarting) costs the API and, in target mode, the
+// control of systemd, never a heartbeat. Each attempt must reach "name
+// owned" within kConnectTimeout or it is abandoned; attempts are retried
+// with a growing backoff. An outage is logged once when it starts and once
+// when it ends. Only a refusal that retrying cannot fix (the name is owned
+// by another process, or the policy forbids owning it) is fatal.
 #pragma once
 
 #include <functional>
@@ -13,35 +17,67 @@
 
 #include "bus/sd_ptr.h"
 #include "core/config.h"
+#include "core/timespan.h"
 
 namespace freeha {
 
 class BusConnection {
 public:
-    using Acquired = std::function<void()>;
-    using Fatal = std::function<void(const std::string& why)>;
+    struct Callbacks {
+        // A new connection is up (Hello answered): install objects and matches on it.
+        std::function<void(sd_bus*)> connected;
+        // The name is ours on that connection.
+        std::function<void()> name_acquired;
+        // The connection went away (or never came up): drop everything installed on it.
+        std::function<void()> lost;
+        // Retrying cannot help; one line saying why.
+        std::function<void(const std::string& why)> fatal;
+    };
 
-    BusConnection(Acquired acquired, Fatal fatal);
+    static constexpr Usec kConnectTimeout = Usec(10 * 1000 * 1000);
+    static constexpr Usec kFirstRetry = Usec(100 * 1000);
+    static constexpr Usec kMaxRetry = Usec(5 * 1000 * 1000);
 
-    // Connects to the system or user bus ($DBUS_SYSTEM_BUS_ADDRESS and
-    // $DBUS_SESSION_BUS_ADDRESS are honoured) and attaches to `event`.
-    int open(BusKind kind, sd_event* event, std::string* error);
-    // Asks for `name` without queueing; `acquired` or `fatal` follows.
-    int request_name(const char* name, std::string* error);
+    BusConnection(sd_event* event, BusKind kind, const char* name, Callbacks callbacks);
+    ~BusConnection();
 
-    sd_bus* get() const { return bus_.get(); }
+    // Makes the first attempt; every later one is made by the connection itself.
+    void start();
+
+    // The current connection while one is up (after `connected`), else nullptr.
+    sd_bus* get() const { return up_ ? bus_.get() : nullptr; }
+    bool name_owned() const { return owned_; }
+    const char* label() const;
 
 private:
+    void attempt();
+    // Ends the current connection; `why` is logged if this starts an outage.
+    void drop(const std::string& why);
+    void drop_later(std::string why);
+    void schedule_retry();
+    void arm(Usec delay, sd_event_time_handler_t handler);
+
     static int on_name_reply(sd_bus_message* m, void* userdata, sd_bus_error* error);
     static int on_disconnected(sd_bus_message* m, void* userdata, sd_bus_error* error);
+    static int on_deadline(sd_event_source* s, uint64_t usec, void* userdata);
+    static int on_retry(sd_event_source* s, uint64_t usec, void* userdata);
+    static int on_drop(sd_event_source* s, uint64_t usec, void* userdata);
 
-    Acquired acquired_;
-    Fatal fatal_;
-    BusKind kind_ = BusKind::System;
+    sd_event* event_;
+    BusKind kind_;
     std::string name_;
+    Callbacks callbacks_;
     BusPtr bus_;
     BusSlotPtr disconnect_slot_;
     BusSlotPtr name_slot_;
+    EventSourcePtr timer_;  // the attempt's deadline, or the next retry
+    bool up_ = false;       // `connected` was called for bus_
+    bool owned_ = false;
+    bool failed_ = false;   // fatal: no more attempts
+    Usec backoff_ = kFirstRetry;
+    std::string dropping_;  // why the connection is being torn down
+    std::string outage_;    // why the bus is away, while it is ("" when up)
+    Usec outage_since_;
 };
 
 }  // namespace freeha

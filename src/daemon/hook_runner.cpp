@@ -4,18 +4,52 @@
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <systemd/sd-journal.h>
+
 #include "daemon/log.h"
+#include "daemon/service_cgroup.h"
 
 namespace freeha {
 
 namespace {
 constexpr const char* kAlertHook = "alerthasrv";
 constexpr std::size_t kMaxLoggedLine = 4096;
+
+// The child's side of spawning: only async-signal-safe calls between fork
+// and exec. Reports a failure as its errno on `error_fd`, then exits.
+[[noreturn]] void exec_child(const char* path, char* const argv[], char* const envp[], int output_fd, int procs_fd,
+                             int error_fd) {
+    int saved = 0;
+    // Into the services cgroup first: everything the hook starts is then inside.
+    if (procs_fd >= 0 && write(procs_fd, "0", 1) < 0) saved = errno;
+    if (saved == 0 && setsid() < 0) saved = errno;
+    // Run by hand there is no cgroup: at least the hook does not outlive freehad.
+    if (saved == 0 && procs_fd < 0) prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (saved == 0) {
+        struct sigaction dfl {};
+        dfl.sa_handler = SIG_DFL;
+        for (int s = 1; s < NSIG; ++s)
+            if (s != SIGKILL && s != SIGSTOP) sigaction(s, &dfl, nullptr);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, nullptr);  // the daemon blocks the signals sd-event handles
+        int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(output_fd, STDOUT_FILENO) < 0 ||
+            dup2(output_fd, STDERR_FILENO) < 0)
+            saved = errno;
+    }
+    if (saved == 0) {
+        execve(path, argv, envp);
+        saved = errno;
+    }
+    (void)!write(error_fd, &saved, sizeof saved);
+    _exit(127);
+}
 }  // namespace
 
 struct HookRunner::Child {
@@ -29,15 +63,23 @@ struct HookRunner::Child {
     std::string termination;  // why we signalled it, if we did
 };
 
-// Reads a hook's stdout/stderr and logs it line by line. It lives until EOF,
-// which may come after the hook exits: starthasrv's background services
-// inherit the pipe, and closing it early would hand them SIGPIPE.
+// Reads a hook's stdout/stderr and logs it line by line (outside journald).
+// It lives until EOF, which may come after the hook exits: starthasrv's
+// background services inherit the pipe, and closing it early would hand
+// them SIGPIPE. Past kMaxLingeringOutputs such pipes the oldest is let go.
 struct HookRunner::OutputPipe {
     HookRunner* runner = nullptr;
     UniqueFd fd;
     EventSourcePtr source;
+    pid_t pid = -1;
     std::string tag;
     std::string partial;
+    bool hook_ended = false;
+
+    void flush_partial() {
+        if (!partial.empty()) log::info(tag + partial);
+        partial.clear();
+    }
 
     static int on_readable(sd_event_source*, int fd, uint32_t, void* userdata) {
         auto* p = static_cast<OutputPipe*>(userdata);
@@ -45,7 +87,7 @@ struct HookRunner::OutputPipe {
         ssize_t n = read(fd, buf, sizeof buf);
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
         if (n <= 0) {
-            if (!p->partial.empty()) log::info(p->tag + p->partial);
+            p->flush_partial();
             p->runner->pipes_.remove_if([p](const auto& q) { return q.get() == p; });
             return 0;
         }
@@ -55,18 +97,28 @@ struct HookRunner::OutputPipe {
             log::info(p->tag + p->partial.substr(0, nl));
             p->partial.erase(0, nl + 1);
         }
-        if (p->partial.size() > kMaxLoggedLine) {
-            log::info(p->tag + p->partial);
-            p->partial.clear();
-        }
+        if (p->partial.size() > kMaxLoggedLine) p->flush_partial();
         return 0;
     }
 };
 
-HookRunner::HookRunner(sd_event* event, std::string hooks_directory, Finished finished)
-    : event_(event), directory_(std::move(hooks_directory)), finished_(std::move(finished)) {}
+HookRunner::HookRunner(sd_event* event, std::string hooks_directory, ServiceCgroup* cgroup, Finished finished)
+    : event_(event), directory_(std::move(hooks_directory)), cgroup_(cgroup), finished_(std::move(finished)) {}
 
 HookRunner::~HookRunner() = default;
+
+int HookRunner::init(std::string* error) {
+    sd_event_source* s = nullptr;
+    // Created once, so that reporting an outcome never depends on allocating a source then.
+    int r = sd_event_add_defer(event_, &s, on_deliver, this);
+    if (r < 0) {
+        *error = log::with_errno("cannot create the hook runner's event source", r);
+        return r;
+    }
+    deliver_.reset(s);
+    sd_event_source_set_enabled(s, SD_EVENT_OFF);
+    return 0;
+}
 
 std::string check_hooks(const std::string& hooks_directory) {
     for (HookKind k : {HookKind::Start, HookKind::Stop, HookKind::Monitor}) {
@@ -79,34 +131,40 @@ std::string check_hooks(const std::string& hooks_directory) {
     return "";
 }
 
+UniqueFd HookRunner::output_for(const std::string& name, UniqueFd* pipe_read, std::string* error) {
+    if (log::to_journal()) {
+        // journald holds the other end: background services that inherit it
+        // keep logging under the hook's name, and freehad holds nothing open.
+        int fd = sd_journal_stream_fd(name.c_str(), LOG_INFO, 0);
+        if (fd >= 0) return UniqueFd(fd);
+    }
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0) {
+        *error = log::with_errno("pipe2", -errno);
+        return UniqueFd();
+    }
+    pipe_read->reset(fds[0]);
+    return UniqueFd(fds[1]);
+}
+
 std::unique_ptr<HookRunner::Child> HookRunner::spawn(const std::string& name, const std::vector<std::string>& args,
                                                      Usec timeout, const std::vector<std::string>& environment,
                                                      std::string* error) {
     std::string path = directory_ + "/" + name;
-    int pipe_fds[2];
-    if (pipe2(pipe_fds, O_CLOEXEC) < 0) {
+    UniqueFd read_end;
+    UniqueFd output = output_for(name, &read_end, error);
+    if (!output) return nullptr;
+    int error_fds[2];
+    if (pipe2(error_fds, O_CLOEXEC) < 0) {
         *error = log::with_errno("pipe2", -errno);
         return nullptr;
     }
-    UniqueFd read_end(pipe_fds[0]), write_end(pipe_fds[1]);
+    UniqueFd error_read(error_fds[0]), error_write(error_fds[1]);
 
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDERR_FILENO);
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t empty, all;
-    sigemptyset(&empty);
-    sigfillset(&all);
-    // The daemon blocks the signals sd-event handles; a hook must not inherit that.
-    posix_spawnattr_setsigmask(&attr, &empty);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSID);
-
-    std::vector<char*> argv{path.data()};
-    std::vector<std::string> arg_copies = args;
+    // Everything the child needs is built before fork(): it only calls async-signal-safe functions.
+    std::vector<std::string> arg_copies{path};
+    arg_copies.insert(arg_copies.end(), args.begin(), args.end());
+    std::vector<char*> argv;
     for (auto& a : arg_copies) argv.push_back(a.data());
     argv.push_back(nullptr);
     std::vector<std::string> env_copies = environment;
@@ -114,15 +172,26 @@ std::unique_ptr<HookRunner::Child> HookRunner::spawn(const std::string& name, co
     for (auto& e : env_copies) envp.push_back(e.data());
     envp.push_back(nullptr);
 
-    pid_t pid = -1;
-    int r = posix_spawn(&pid, path.c_str(), &actions, &attr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-    if (r != 0) {
-        *error = log::with_errno("cannot run " + path, -r);
+    pid_t pid = fork();
+    if (pid < 0) {
+        *error = log::with_errno("cannot fork for " + path, -errno);
         return nullptr;
     }
-    write_end.reset();
+    if (pid == 0)
+        exec_child(path.c_str(), argv.data(), envp.data(), output.get(), cgroup_ ? cgroup_->procs_fd() : -1,
+                   error_write.get());
+    error_write.reset();
+    output.reset();
+    // Returns at once: EOF when exec succeeded (the pipe is close-on-exec), an errno when it failed.
+    int child_errno = 0;
+    ssize_t n;
+    do n = read(error_read.get(), &child_errno, sizeof child_errno);
+    while (n < 0 && errno == EINTR);
+    if (n == sizeof child_errno) {
+        waitpid(pid, nullptr, 0);  // it has exited already: _exit(127) after writing
+        *error = log::with_errno("cannot run " + path, -child_errno);
+        return nullptr;
+    }
 
     auto child = std::make_unique<Child>();
     child->runner = this;
@@ -130,20 +199,28 @@ std::unique_ptr<HookRunner::Child> HookRunner::spawn(const std::string& name, co
     child->pid = pid;
     child->timeout = timeout;
     sd_event_source* raw = nullptr;
-    r = sd_event_add_child(event_, &raw, pid, WEXITED, on_child, child.get());
+    int r = sd_event_add_child(event_, &raw, pid, WEXITED, on_child, child.get());
     if (r < 0) {
-        // Without a child source nobody would reap it: kill it now.
+        // Without a child source nobody would reap it: kill and reap it now (quick: SIGKILL).
         ::kill(-pid, SIGKILL);
-        *error = log::with_errno("sd_event_add_child for " + name, r);
+        waitpid(pid, nullptr, 0);
+        *error = log::with_errno("cannot watch " + name, r);
         return nullptr;
     }
     child->exit_source.reset(raw);
     // If the daemon ends while the hook runs, the source's destruction kills and reaps it.
     sd_event_source_set_child_process_own(raw, true);
-    r = sd_event_add_time_relative(event_, &raw, CLOCK_MONOTONIC, timeout.count(), (10 * kUsecPerMsec).count(), on_timeout,
-                                   child.get());
-    if (r >= 0) child->timeout_source.reset(raw);
-    forward_output(std::move(read_end), name, pid);
+    r = sd_event_add_time_relative(event_, &raw, CLOCK_MONOTONIC, timeout.count(), (10 * kUsecPerMsec).count(),
+                                   on_timeout, child.get());
+    if (r < 0) {
+        // An unbounded hook would hold the node for ever: end it now, it counts as failed.
+        log::error(log::with_errno("cannot bound " + name + " by a timeout; killing it", r));
+        child->termination = "could not be bounded by a timeout";
+        ::kill(-pid, SIGKILL);
+    } else {
+        child->timeout_source.reset(raw);
+    }
+    if (read_end) forward_output(std::move(read_end), name, pid);
     log::debug(name + "[" + std::to_string(pid) + "] started");
     return child;
 }
@@ -151,13 +228,33 @@ std::unique_ptr<HookRunner::Child> HookRunner::spawn(const std::string& name, co
 void HookRunner::forward_output(UniqueFd read_end, const std::string& name, pid_t pid) {
     auto pipe = std::make_unique<OutputPipe>();
     pipe->runner = this;
+    pipe->pid = pid;
     pipe->tag = name + "[" + std::to_string(pid) + "]: ";
     fcntl(read_end.get(), F_SETFL, O_NONBLOCK);
     sd_event_source* raw = nullptr;
-    if (sd_event_add_io(event_, &raw, read_end.get(), EPOLLIN, OutputPipe::on_readable, pipe.get()) < 0) return;
+    int r = sd_event_add_io(event_, &raw, read_end.get(), EPOLLIN, OutputPipe::on_readable, pipe.get());
+    if (r < 0) {
+        log::warning(log::with_errno("cannot forward the output of " + name, r));
+        return;  // the read end closes: the hook's writes fail, it still runs
+    }
     pipe->source.reset(raw);
     pipe->fd = std::move(read_end);
     pipes_.push_back(std::move(pipe));
+}
+
+void HookRunner::report_later(HookKind kind, HookOutcome outcome) {
+    outcomes_.emplace_back(kind, std::move(outcome));
+    sd_event_source_set_enabled(deliver_.get(), SD_EVENT_ONESHOT);
+}
+
+int HookRunner::on_deliver(sd_event_source*, void* userdata) {
+    auto* self = static_cast<HookRunner*>(userdata);
+    while (!self->outcomes_.empty()) {
+        auto [kind, outcome] = std::move(self->outcomes_.front());
+        self->outcomes_.pop_front();
+        self->finished_(kind, outcome);
+    }
+    return 0;
 }
 
 void HookRunner::run(HookKind kind, Usec timeout, const std::vector<std::string>& environment) {
@@ -165,21 +262,10 @@ void HookRunner::run(HookKind kind, Usec timeout, const std::vector<std::string>
     service_ = spawn(std::string(hook_name(kind)), {}, timeout, environment, &error);
     service_kind_ = kind;
     if (service_) return;
-    // Report the failure from a later loop iteration, as every other outcome.
+    // Reported from a later loop iteration, as every other outcome.
     log::error(error);
-    spawn_failure_outcome_ = HookOutcome{false, "could not be started: " + error};
-    sd_event_source* raw = nullptr;
-    if (sd_event_add_defer(event_, &raw, on_spawn_failed, this) >= 0) spawn_failure_.reset(raw);
-}
-
-int HookRunner::on_spawn_failed(sd_event_source*, void* userdata) {
-    auto* self = static_cast<HookRunner*>(userdata);
-    HookKind kind = *self->service_kind_;
-    HookOutcome outcome = *std::exchange(self->spawn_failure_outcome_, std::nullopt);
-    self->service_kind_.reset();
-    self->spawn_failure_.reset();
-    self->finished_(kind, outcome);
-    return 0;
+    service_kind_.reset();
+    report_later(kind, HookOutcome{false, "could not be started: " + error});
 }
 
 void HookRunner::cancel(HookKind kind) {
@@ -187,11 +273,29 @@ void HookRunner::cancel(HookKind kind) {
 }
 
 void HookRunner::kill(HookKind kind) {
-    if (!service_ || service_kind_ != kind) return;
+    if (!service_ || service_kind_ != kind || fencing_) return;
     Child* child = service_.get();
-    if (child->termination.empty()) child->termination = "killed";
+    child->termination = "killed";
     child->timeout_source.reset();
     child->kill_source.reset();
+    if (cgroup_ != nullptr) {
+        int r = cgroup_->kill();
+        if (r >= 0) {
+            fencing_ = true;
+            fence_emptied_ = false;
+            r = cgroup_->when_empty([this] {
+                fence_emptied_ = true;
+                deliver_service_outcome();
+            });
+            if (r >= 0) return;
+            fencing_ = false;
+            log::error(log::with_errno("cannot watch the services cgroup empty itself", r));
+        } else {
+            log::error(log::with_errno("cannot kill the services cgroup " + cgroup_->path() +
+                                           "; killing the hook's process group instead",
+                                       r));
+        }
+    }
     ::kill(-child->pid, SIGKILL);
 }
 
@@ -203,7 +307,8 @@ void HookRunner::alert(NodeState state, Usec timeout, const std::vector<std::str
 }
 
 void HookRunner::start_next_alert() {
-    while (!alert_ && !alert_queue_.empty()) {
+    // Not into a cgroup that is being emptied: the fence must be able to end.
+    while (!alert_ && !alert_queue_.empty() && !fencing_) {
         PendingAlert a = std::move(alert_queue_.front());
         alert_queue_.pop_front();
         std::string error;
@@ -221,9 +326,14 @@ void HookRunner::terminate(Child* child, std::string reason) {
     // whatever it started in the foreground goes too.
     ::kill(-child->pid, SIGTERM);
     sd_event_source* raw = nullptr;
-    if (sd_event_add_time_relative(event_, &raw, CLOCK_MONOTONIC, kHookKillGrace.count(), (10 * kUsecPerMsec).count(), on_kill,
-                                   child) >= 0)
-        child->kill_source.reset(raw);
+    int r = sd_event_add_time_relative(event_, &raw, CLOCK_MONOTONIC, kHookKillGrace.count(),
+                                       (10 * kUsecPerMsec).count(), on_kill, child);
+    if (r < 0) {
+        log::error(log::with_errno("cannot time the SIGKILL of " + child->name + "; sending it now", r));
+        ::kill(-child->pid, SIGKILL);
+        return;
+    }
+    child->kill_source.reset(raw);
 }
 
 int HookRunner::on_timeout(sd_event_source*, uint64_t, void* userdata) {
@@ -257,10 +367,28 @@ void HookRunner::child_exited(Child* child, const siginfo_t& info) {
         outcome.success = info.si_status == 0;
         outcome.description = "exited with status " + std::to_string(info.si_status);
     } else {
-        outcome.description = std::string("killed by signal SIG") + sigabbrev_np(info.si_status);
+        outcome.description = "killed by signal " + log::signal_name(info.si_status);
     }
     log::message(outcome.success ? LOG_DEBUG : LOG_INFO,
                  child->name + "[" + std::to_string(child->pid) + "] " + outcome.description);
+
+    // Its output may outlive it (background services); bound how many such outputs stay open.
+    std::size_t lingering = 0;
+    for (auto& p : pipes_) {
+        if (p->pid == child->pid) p->hook_ended = true;
+        lingering += p->hook_ended;
+    }
+    for (auto it = pipes_.begin(); lingering > kMaxLingeringOutputs && it != pipes_.end();) {
+        if (!(*it)->hook_ended) {
+            ++it;
+            continue;
+        }
+        log::warning((*it)->tag + "no longer logged: processes this hook left running still hold its output; "
+                                  "redirect the output of background services");
+        (*it)->flush_partial();
+        it = pipes_.erase(it);
+        --lingering;
+    }
 
     // The child is reaped when this handler returns; its source must outlive
     // the call, so move ownership out before resetting.
@@ -273,9 +401,20 @@ void HookRunner::child_exited(Child* child, const siginfo_t& info) {
     if (child == service_.get()) {
         std::unique_ptr<Child> done = std::move(service_);
         sd_event_source_set_child_process_own(done->exit_source.get(), false);
-        HookKind kind = *std::exchange(service_kind_, std::nullopt);
-        finished_(kind, outcome);
+        reaped_outcome_ = std::move(outcome);
+        deliver_service_outcome();
     }
+}
+
+// A service hook's outcome goes out once it has been reaped and, when it was
+// fenced, once nothing is left in the services cgroup either.
+void HookRunner::deliver_service_outcome() {
+    if (!reaped_outcome_ || (fencing_ && !fence_emptied_)) return;
+    fencing_ = false;
+    HookKind kind = *std::exchange(service_kind_, std::nullopt);
+    HookOutcome outcome = *std::exchange(reaped_outcome_, std::nullopt);
+    start_next_alert();
+    finished_(kind, outcome);
 }
 
 }  // namespace freeha

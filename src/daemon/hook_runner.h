@@ -1,11 +1,15 @@
 // Runs FreeHA's hook scripts as child processes watched by the event loop.
 //
 // Each hook runs in its own session (so its process group can be signalled
-// as a whole), with an empty signal mask, default dispositions, stdin from
-// /dev/null, a clean environment, and stdout/stderr forwarded to the log line
-// by line, tagged with the hook's name. A hook that outlives its timeout gets
-// SIGTERM on its process group, then SIGKILL after a grace period. Nothing
-// here ever waits: exits arrive through sd_event_add_child.
+// as a whole), inside the services cgroup when there is one (so that even
+// the daemons it detaches stay within reach), with an empty signal mask,
+// default dispositions, stdin from /dev/null, a clean environment, and its
+// output sent to the journal under the hook's name (or, outside journald,
+// forwarded to freehad's log line by line). A hook that outlives its timeout
+// gets SIGTERM on its process group, then SIGKILL after a grace period. The
+// fence kills the whole services cgroup (or, without one, the hook's process
+// group) and reports the hook ended only once nothing is left running.
+// Nothing here ever waits: exits arrive through sd_event_add_child.
 #pragma once
 
 #include <functional>
@@ -17,14 +21,16 @@
 
 #include <sys/types.h>
 
+#include "bus/sd_ptr.h"
 #include "core/effects.h"
 #include "core/node.h"
 #include "core/timespan.h"
-#include "bus/sd_ptr.h"
 
 namespace freeha {
 
-inline constexpr Usec kHookKillGrace = 5 * kUsecPerSec;
+class ServiceCgroup;
+
+inline constexpr Usec kHookKillGrace = Usec(5 * 1000 * 1000);
 
 // The start-up check FreeHA made: the three service hooks must exist and be
 // executable; alerthasrv is optional. Returns an error message or "".
@@ -34,15 +40,25 @@ class HookRunner {
 public:
     using Finished = std::function<void(HookKind kind, const HookOutcome& outcome)>;
 
-    HookRunner(sd_event* event, std::string hooks_directory, Finished finished);
+    // Output of hooks that have ended but whose background processes still
+    // hold it (outside journald): the oldest is let go beyond this many.
+    static constexpr std::size_t kMaxLingeringOutputs = 32;
+
+    // `cgroup` may be null (no delegated cgroup): process groups then.
+    HookRunner(sd_event* event, std::string hooks_directory, ServiceCgroup* cgroup, Finished finished);
     ~HookRunner();
+
+    // Creates the event sources every later call relies on.
+    int init(std::string* error);
 
     // Starts a service hook; its outcome arrives through `finished`, always
     // asynchronously (a spawn failure too).
     void run(HookKind kind, Usec timeout, const std::vector<std::string>& environment);
     // Ends the running service hook early: SIGTERM to its group, SIGKILL later.
     void cancel(HookKind kind);
-    // Ends it now: SIGKILL to its whole process group (the fence escalation).
+    // The fence: SIGKILL to everything the services run (the services cgroup,
+    // or the hook's process group); the hook's outcome follows once nothing
+    // of it is left.
     void kill(HookKind kind);
 
     // Queues alerthasrv STATENUM STATENAME (run one at a time, in order), if installed.
@@ -54,21 +70,32 @@ private:
 
     std::unique_ptr<Child> spawn(const std::string& name, const std::vector<std::string>& args, Usec timeout,
                                  const std::vector<std::string>& environment, std::string* error);
+    // A file descriptor for the hook's stdout and stderr, and in *pipe_read the
+    // read end to forward when it is a pipe of ours.
+    UniqueFd output_for(const std::string& name, UniqueFd* pipe_read, std::string* error);
     void child_exited(Child* child, const siginfo_t& info);
+    void deliver_service_outcome();
     void start_next_alert();
     void terminate(Child* child, std::string reason);
     void forward_output(UniqueFd read_end, const std::string& name, pid_t pid);
+    void report_later(HookKind kind, HookOutcome outcome);
 
     static int on_child(sd_event_source* s, const siginfo_t* si, void* userdata);
     static int on_timeout(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_kill(sd_event_source* s, uint64_t usec, void* userdata);
-    static int on_spawn_failed(sd_event_source* s, void* userdata);
+    static int on_deliver(sd_event_source* s, void* userdata);
 
     sd_event* event_;
     std::string directory_;
+    ServiceCgroup* cgroup_;
     Finished finished_;
     std::unique_ptr<Child> service_;
     std::optional<HookKind> service_kind_;
+    // The fence is under way: the outcome waits until the hook is reaped and
+    // the cgroup is empty.
+    bool fencing_ = false;
+    bool fence_emptied_ = false;
+    std::optional<HookOutcome> reaped_outcome_;  // the service hook ended; delivered when the fence allows
     std::unique_ptr<Child> alert_;
     struct PendingAlert {
         NodeState state;
@@ -77,8 +104,9 @@ private:
     };
     std::list<PendingAlert> alert_queue_;
     std::list<std::unique_ptr<OutputPipe>> pipes_;
-    EventSourcePtr spawn_failure_;
-    std::optional<HookOutcome> spawn_failure_outcome_;
+    // Outcomes delivered from a defer source created once, at init().
+    EventSourcePtr deliver_;
+    std::list<std::pair<HookKind, HookOutcome>> outcomes_;
 };
 
 }  // namespace freeha

@@ -1,5 +1,6 @@
 #include "daemon/log.h"
 
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -13,7 +14,7 @@
 namespace freeha::log {
 namespace {
 
-bool to_journal = false;
+bool journal = false;
 bool stderr_is_tty = false;
 
 bool stderr_is_journal() {
@@ -50,19 +51,21 @@ void send_journal(int priority, std::string_view text, std::string_view message_
 }  // namespace
 
 void init() {
-    to_journal = stderr_is_journal();
+    journal = stderr_is_journal();
     stderr_is_tty = isatty(STDERR_FILENO) == 1;
 }
 
+bool to_journal() { return journal; }
+
 void message(int priority, std::string_view text) {
-    if (to_journal)
+    if (journal)
         send_journal(priority, text, {}, {});
     else
         write_stderr(priority, text);
 }
 
 void event(int priority, std::string_view message_id, std::string_view text, const std::vector<Field>& fields) {
-    if (to_journal)
+    if (journal)
         send_journal(priority, text, message_id, fields);
     else
         write_stderr(priority, text);
@@ -70,6 +73,14 @@ void event(int priority, std::string_view message_id, std::string_view text, con
 
 std::string with_errno(std::string_view text, int negative_errno) {
     return std::string(text) + ": " + std::strerror(-negative_errno);
+}
+
+std::string signal_name(int signo) {
+    // sigabbrev_np() has no name for the real-time signals (it returns NULL).
+    if (signo >= SIGRTMIN && signo <= SIGRTMAX)
+        return signo == SIGRTMIN ? "SIGRTMIN" : "SIGRTMIN+" + std::to_string(signo - SIGRTMIN);
+    if (const char* abbrev = sigabbrev_np(signo)) return std::string("SIG") + abbrev;
+    return "signal " + std::to_string(signo);
 }
 
 }  // namespace freeha::log

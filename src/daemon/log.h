@@ -19,6 +19,7 @@ inline constexpr std::string_view kQuorumGained = "97b9671bd43d436d804fd9a1224a9
 inline constexpr std::string_view kQuorumLost = "b7cec9aaa42b432ebd2231ddee7c235a";
 inline constexpr std::string_view kPeerTimedOut = "187f9542ff8e473ab2d1c05e53d37d6b";
 inline constexpr std::string_view kDualActiveResolved = "601694d78e1d48ebb3eb81b6bfc81cbc";
+inline constexpr std::string_view kUnexpectedServices = "0df616cb6dbe41d693499d359ca03b6e";
 }  // namespace message_id
 
 struct Field {
@@ -28,6 +29,8 @@ struct Field {
 
 // Decides once whether stderr is the journal ($JOURNAL_STREAM matches it).
 void init();
+// Whether messages go to the journal (native entries) rather than stderr.
+bool to_journal();
 
 void message(int priority, std::string_view text);
 // A structured entry: MESSAGE_ID plus fields; on stderr just the text.
@@ -41,5 +44,8 @@ inline void debug(std::string_view text) { message(LOG_DEBUG, text); }
 
 // "text: strerror(-negative_errno)"
 std::string with_errno(std::string_view text, int negative_errno);
+
+// "SIGTERM", "SIGRTMIN+6", or "signal 99": never empty, never null.
+std::string signal_name(int signo);
 
 }  // namespace freeha::log

@@ -1,4 +1,5 @@
 // freehad: parse the command line and configuration, then hand over to the Manager.
+#include <csignal>
 #include <cstdio>
 #include <iostream>
 
@@ -18,6 +19,13 @@ constexpr int kExitUsage = 2;  // bad flags, keys or hooks: nothing was started
 }
 
 int main(int argc, char** argv) {
+    // First thing: the signals the loop handles (and SIGCHLD, for its child
+    // sources) stay pending until it reads them, instead of killing us in
+    // the milliseconds before it is set up. Hooks get a clean mask back.
+    sigset_t handled;
+    sigemptyset(&handled);
+    for (int signo : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD}) sigaddset(&handled, signo);
+    sigprocmask(SIG_BLOCK, &handled, nullptr);
     log::init();
     std::string error;
     auto cmdline = parse_command_line(argc, argv, &error);

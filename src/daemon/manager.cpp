@@ -22,6 +22,7 @@ std::string_view notice_message_id(NoticeKind k) {
     case NoticeKind::Takeover: return log::message_id::kTakeover;
     case NoticeKind::DualActiveResolved: return log::message_id::kDualActiveResolved;
     case NoticeKind::HookFailed: return log::message_id::kHookFailed;
+    case NoticeKind::UnexpectedServices: return log::message_id::kUnexpectedServices;
     default: return {};
     }
 }
@@ -32,7 +33,8 @@ int notice_priority(NoticeKind k) {
     case NoticeKind::PeerRestarted:
     case NoticeKind::QuorumGained: return LOG_INFO;
     case NoticeKind::Takeover: return LOG_NOTICE;
-    case NoticeKind::DuplicateNodeName: return LOG_ERR;
+    case NoticeKind::DuplicateNodeName:
+    case NoticeKind::UnexpectedServices: return LOG_ERR;
     default: return LOG_WARNING;
     }
 }
@@ -49,6 +51,7 @@ std::string notice_text(const effect::Notice& n) {
     case NoticeKind::HookFailed: return "hook failed: " + n.text;
     case NoticeKind::StartupWaitExpired: return "start-up wait: " + n.text;
     case NoticeKind::DuplicateNodeName: return "node name " + n.peer + " in use elsewhere: " + n.text;
+    case NoticeKind::UnexpectedServices: return "services started behind freehad's back: " + n.text;
     }
     return n.text;
 }
@@ -70,6 +73,15 @@ Usec Manager::now() const {
 }
 
 int Manager::setup() {
+    int r = setup_loop();
+    if (r >= 0) r = setup_channels();
+    if (r >= 0) r = setup_services();
+    if (r >= 0) r = setup_timers();
+    if (r >= 0 && config_.bus != BusKind::None) setup_bus();
+    return r;
+}
+
+int Manager::setup_loop() {
     sd_event* raw = nullptr;
     int r = sd_event_default(&raw);
     if (r < 0) {
@@ -77,23 +89,23 @@ int Manager::setup() {
         return r;
     }
     event_.reset(raw);
-
-    // sd_event_add_child() needs SIGCHLD blocked; hooks get a clean mask back.
-    sigset_t chld;
-    sigemptyset(&chld);
-    sigaddset(&chld, SIGCHLD);
-    sigprocmask(SIG_BLOCK, &chld, nullptr);
+    // main() blocked these (and SIGCHLD, which sd_event_add_child needs)
+    // first thing, so a signal in the first milliseconds waits for us here.
     for (int signo : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2}) {
         sd_event_source* s = nullptr;
-        r = sd_event_add_signal(event_.get(), &s, signo | SD_EVENT_SIGNAL_PROCMASK, on_signal_cb, this);
+        r = sd_event_add_signal(event_.get(), &s, signo, on_signal_cb, this);
         if (r < 0) {
-            log::error(log::with_errno(std::string("cannot handle SIG") + sigabbrev_np(signo), r));
+            log::error(log::with_errno("cannot handle " + log::signal_name(signo), r));
             return r;
         }
         signal_sources_.emplace_back(s);
     }
-    sd_event_set_watchdog(event_.get(), true);
+    r = sd_event_set_watchdog(event_.get(), true);
+    if (r < 0) log::warning(log::with_errno("cannot send watchdog pings", r));
+    return 0;
+}
 
+int Manager::setup_channels() {
     for (std::size_t i = 0; i < config_.channels.size(); ++i) {
         std::string error;
         auto channel = UdpChannel::open(
@@ -108,64 +120,124 @@ int Manager::setup() {
         }
         channels_.push_back(std::move(channel));
     }
-
-    hooks_ = std::make_unique<HookRunner>(event_.get(), config_.hooks_directory,
-                                          [this](HookKind kind, const HookOutcome& outcome) {
-                                              apply(node_.on_hook_finished(kind, outcome, now()));
-                                          });
-
-    sd_event_source* s = nullptr;
-    r = sd_event_add_time(event_.get(), &s, CLOCK_MONOTONIC, 0, kTimerAccuracy.count(), on_core_timer, this);
-    if (r < 0) return r;
-    core_timer_.reset(s);
-    sd_event_source_set_description(s, "core-timer");
-    r = sd_event_add_time_relative(event_.get(), &s, CLOCK_MONOTONIC, kStatusRefresh.count(), (50 * kUsecPerMsec).count(),
-                                   on_status_timer, this);
-    if (r < 0) return r;
-    status_timer_.reset(s);
-    r = sd_event_add_post(event_.get(), &s, on_post, this);
-    if (r < 0) return r;
-    post_.reset(s);
-    return config_.bus == BusKind::None ? 0 : setup_bus();
+    return 0;
 }
 
-int Manager::setup_bus() {
+int Manager::setup_services() {
+    auto finished = [this](HookKind kind, const HookOutcome& outcome) {
+        apply(node_.on_hook_finished(kind, outcome, now()));
+    };
     std::string error;
-    bus_ = std::make_unique<BusConnection>([this] { begin(); }, [this](const std::string& why) { bus_failed(why); });
-    int r = bus_->open(config_.bus, event_.get(), &error);
-    if (r >= 0) {
-        api_ = std::make_unique<ManagerObject>([this] { return snapshot(); },
-                                               [this](const BusRequest& request) { return handle(request); });
-        r = api_->publish(bus_->get(), &error);
+    bool scripts_mode = config_.target.empty() && config_.role == Role::Member;
+    if (scripts_mode) {
+        std::string why;
+        service_cgroup_ = ServiceCgroup::open(event_.get(), &why);
+        if (service_cgroup_)
+            log::info("hooks and everything they start run in the cgroup " + service_cgroup_->path() +
+                      "; a fence kills all of it");
+        else
+            log::warning("no cgroup for the services: " + why +
+                         ". A fence kills only the hook's process group, so a daemon a hook detached "
+                         "(setsid, double fork) survives it; see freeha-safety(7)");
     }
-    if (r >= 0 && !config_.target.empty()) {
+    hooks_ = std::make_unique<HookRunner>(event_.get(), config_.hooks_directory, service_cgroup_.get(), finished);
+    int r = hooks_->init(&error);
+    if (r < 0) {
+        log::error(error);
+        return r;
+    }
+    if (!config_.target.empty()) {
         units_ = std::make_unique<UnitController>(
-            event_.get(), bus_->get(), config_.target,
-            [this](HookKind kind, const HookOutcome& outcome) { apply(node_.on_hook_finished(kind, outcome, now())); },
-            [this](const std::string& why) { apply(node_.on_services_failed(why, now())); });
-        r = units_->init(&error);
+            event_.get(), config_.target, config_.fence_timeout,
+            UnitController::Callbacks{
+                finished,
+                [this](const std::string& why) { apply(node_.on_services_failed(why, now())); },
+                [this](const std::string& what) { apply(node_.on_services_seen(what, now())); },
+                [this](const std::string& why) {
+                    // systemd stops the target for us: it is bound to freehad.service.
+                    log::error(why + "; exiting so that systemd stops it (BindsTo=freehad.service)");
+                    sd_event_exit(event_.get(), 1);
+                }});
     }
-    // The name comes last: clients that see it find the objects in place.
-    if (r >= 0) r = bus_->request_name(kBusName, &error);
-    if (r < 0) log::error(error);
-    return r;
+    return 0;
 }
 
-void Manager::bus_failed(const std::string& why) {
+int Manager::setup_timers() {
+    sd_event_source* s = nullptr;
+    // Armed only when the node has a deadline (arm_core_timer): a timer with
+    // none would fire on every loop iteration and starve everything else.
+    int r = sd_event_add_time(event_.get(), &s, CLOCK_MONOTONIC, UINT64_MAX, kTimerAccuracy.count(), on_core_timer,
+                              this);
+    if (r >= 0) {
+        core_timer_.reset(s);
+        sd_event_source_set_description(s, "core-timer");
+        r = sd_event_source_set_enabled(s, SD_EVENT_OFF);
+    }
+    if (r >= 0)
+        r = sd_event_add_time_relative(event_.get(), &s, CLOCK_MONOTONIC, kStatusRefresh.count(),
+                                       (50 * kUsecPerMsec).count(), on_status_timer, this);
+    if (r >= 0) {
+        status_timer_.reset(s);
+        r = sd_event_add_post(event_.get(), &s, on_post, this);
+    }
+    if (r < 0) {
+        log::error(log::with_errno("cannot create the daemon's timers", r));
+        return r;
+    }
+    post_.reset(s);
+    return 0;
+}
+
+void Manager::setup_bus() {
+    bus_ = std::make_unique<BusConnection>(
+        event_.get(), config_.bus, kBusName,
+        BusConnection::Callbacks{[this](sd_bus* bus) { bus_connected(bus); },
+                                 [this] {
+                                     // Target mode starts once systemd can be reached.
+                                     if (!begun_) begin();
+                                 },
+                                 [this] { bus_lost(); }, [this](const std::string& why) { bus_fatal(why); }});
+    bus_->start();
+}
+
+void Manager::bus_connected(sd_bus* bus) {
+    std::string error;
+    api_ = std::make_unique<ManagerObject>([this] { return snapshot(); },
+                                           [this](const BusRequest& request) { return handle(request); });
+    int r = api_->publish(bus, &error);
+    if (r >= 0 && units_) r = units_->attach(bus, &error);
+    if (r < 0) {
+        log::error(error);
+        api_.reset();
+    }
+}
+
+void Manager::bus_lost() {
+    api_.reset();
+    if (units_) units_->detach();
+}
+
+void Manager::bus_fatal(const std::string& why) {
     log::error(why);
     exit_code_ = 1;
-    // Without the bus, target mode cannot stop its units; its target's
-    // BindsTo= on freehad.service stops them once we exit.
-    if (!begun_ || units_) {
+    shut_down(1);
+}
+
+void Manager::shut_down(int code) {
+    if (code != 0) exit_code_ = code;
+    if (!begun_) {
+        // Nothing was started: there is nothing to stop.
         sd_event_exit(event_.get(), exit_code_);
         return;
     }
+    notifier_.stopping();
     apply(node_.on_command(Command::Shutdown, now()));
 }
 
 int Manager::run() {
-    if (int r = setup(); r < 0) return 1;
-    if (!bus_) begin();
+    if (setup() < 0) return 1;
+    // Scripts mode starts now; target mode once the bus answers.
+    if (config_.target.empty() || config_.bus == BusKind::None) begin();
     int r = sd_event_loop(event_.get());
     if (r < 0) {
         log::error(log::with_errno("event loop failed", r));
@@ -181,7 +253,7 @@ void Manager::begin() {
                 " channel(s), interval " + format_timespan(config_.interval) + ", dead time " +
                 format_timespan(config_.dead_time) + ")");
     if (config_.force_start) log::warning("-m: force-starting the services without checking the other nodes");
-    notifier_.ready();  // the sockets are bound and the bus name, if any, is ours
+    notifier_.ready();  // the sockets are bound (target mode: and systemd can be reached)
     apply(node_.start(now(), config_.force_start));
     flush_status();
 }
@@ -380,13 +452,23 @@ std::optional<std::string> Manager::reload_config() {
 // --- event sources ----------------------------------------------------------
 
 void Manager::on_signal(int signo) {
+    if (!begun_) {
+        // Nothing has started yet (target mode waits for the bus): only an
+        // exit request means anything, and it needs nothing stopped.
+        if (signo == SIGTERM || signo == SIGINT) {
+            log::notice(log::signal_name(signo) + " before start-up: exiting");
+            shut_down(0);
+        } else {
+            log::notice(log::signal_name(signo) + " ignored: freehad has not started yet");
+        }
+        return;
+    }
     Usec t = now();
     switch (signo) {
     case SIGTERM:
     case SIGINT:
-        log::notice(std::string("SIG") + sigabbrev_np(signo) + ": stopping the services and exiting");
-        notifier_.stopping();
-        apply(node_.on_command(Command::Shutdown, t));
+        log::notice(log::signal_name(signo) + ": stopping the services and exiting");
+        shut_down(0);
         break;
     case SIGHUP:
         log::notice("SIGHUP: stopping the services here; the daemon stays up");
@@ -441,13 +523,22 @@ int Manager::on_status_timer(sd_event_source* s, uint64_t, void* userdata) {
 int Manager::on_post(sd_event_source*, void* userdata) {
     auto* self = static_cast<Manager*>(userdata);
     try {
-        sd_event_source_set_time(self->core_timer_.get(), self->node_.next_wakeup(self->now()).count());
-        sd_event_source_set_enabled(self->core_timer_.get(), SD_EVENT_ONESHOT);
+        self->arm_core_timer();
         self->flush_status();
     } catch (const std::exception& e) {
         log::error(std::string("status update failed: ") + e.what());
     }
     return 0;
+}
+
+void Manager::arm_core_timer() {
+    std::optional<Usec> next = node_.next_wakeup(now());
+    if (!next) {
+        sd_event_source_set_enabled(core_timer_.get(), SD_EVENT_OFF);
+        return;
+    }
+    sd_event_source_set_time(core_timer_.get(), next->count());
+    sd_event_source_set_enabled(core_timer_.get(), SD_EVENT_ONESHOT);
 }
 
 }  // namespace freeha

@@ -1,5 +1,11 @@
 // The daemon: one sd-event loop wiring the node core to its adapters (channels, hooks or units, bus, status, notify, journal).
 //
+// The HA function (heartbeats, election, hooks, fencing) never waits on
+// D-Bus: in scripts mode the node starts, and READY=1 goes out, as soon as
+// the sockets are bound; the bus connects (and reconnects) on its own and
+// only costs the API while it is away. In target mode the bus is how the
+// services are driven, so the node starts once the bus answers.
+//
 // Member order matters: the loop is declared first so that it is destroyed
 // last, after every source that refers to it.
 #pragma once
@@ -8,14 +14,15 @@
 #include <string>
 #include <vector>
 
-#include "bus/connection.h"
 #include "bus/manager_object.h"
+#include "bus/sd_ptr.h"
 #include "core/config.h"
 #include "core/node.h"
+#include "daemon/bus_connection.h"
 #include "daemon/cmdline.h"
 #include "daemon/hook_runner.h"
 #include "daemon/notify.h"
-#include "bus/sd_ptr.h"
+#include "daemon/service_cgroup.h"
 #include "daemon/status_writer.h"
 #include "daemon/udp_channel.h"
 #include "daemon/unit_controller.h"
@@ -33,12 +40,20 @@ public:
     int run();
 
 private:
+    // Each step logs its own failure once and returns a negative errno.
     int setup();
-    int setup_bus();
-    // Announces READY and starts the node: at once with --no-bus, else once
-    // the bus name is ours.
+    int setup_loop();
+    int setup_channels();
+    int setup_services();
+    int setup_timers();
+    void setup_bus();
+    // Announces READY and starts the node.
     void begin();
-    void bus_failed(const std::string& why);
+    void bus_connected(sd_bus* bus);
+    void bus_lost();
+    void bus_fatal(const std::string& why);
+    // Stops the services (if any) and exits with `code`; before start-up, exits at once.
+    void shut_down(int code);
     std::optional<std::string> handle(const BusRequest& request);
     std::optional<std::string> reload_config();
     Status snapshot() const;
@@ -54,6 +69,7 @@ private:
     std::vector<std::string> hook_environment(const effect::StateChanged& change) const;
     std::string status_line() const;
     void flush_status();
+    void arm_core_timer();
 
     void on_signal(int signo);
     static int on_signal_cb(sd_event_source* s, const signalfd_siginfo* si, void* userdata);
@@ -68,10 +84,11 @@ private:
     Notifier notifier_;
     StatusWriter status_writer_;
     std::vector<std::unique_ptr<UdpChannel>> channels_;
+    std::unique_ptr<ServiceCgroup> service_cgroup_;  // scripts mode under systemd with Delegate=yes
     std::unique_ptr<HookRunner> hooks_;  // service hooks in scripts mode; alerthasrv in both modes
-    std::unique_ptr<BusConnection> bus_;
-    std::unique_ptr<ManagerObject> api_;
     std::unique_ptr<UnitController> units_;  // target mode only
+    std::unique_ptr<BusConnection> bus_;
+    std::unique_ptr<ManagerObject> api_;     // while the bus is connected
     std::vector<EventSourcePtr> signal_sources_;
     EventSourcePtr core_timer_;
     EventSourcePtr status_timer_;

@@ -1,12 +1,10 @@
 #include "daemon/unit_controller.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
-#include <map>
-#include <set>
-
-#include <csignal>
 
 #include "daemon/log.h"
 
@@ -29,15 +27,24 @@ std::string unit_path(const std::string& unit) {
 
 bool is_up(const std::string& active_state) { return active_state == "active" || active_state == "reloading"; }
 bool is_down(const std::string& active_state) { return active_state == "inactive" || active_state == "failed"; }
+// Active, or on its way there: what a unit started behind our back looks like first.
+bool is_coming_up(const std::string& active_state) { return is_up(active_state) || active_state == "activating"; }
 
 // The reply is an error that means "systemd did not answer", not "systemd said no".
 bool is_no_reply(const sd_bus_error* e) {
-    return e != nullptr && (sd_bus_error_has_name(e, SD_BUS_ERROR_NO_REPLY) ||
-                            sd_bus_error_has_name(e, SD_BUS_ERROR_DISCONNECTED) ||
-                            sd_bus_error_has_name(e, SD_BUS_ERROR_TIMEOUT));
+    return e != nullptr && sd_bus_error_has_names(e, SD_BUS_ERROR_NO_REPLY, SD_BUS_ERROR_DISCONNECTED,
+                                                  SD_BUS_ERROR_TIMEOUT, SD_BUS_ERROR_SERVICE_UNKNOWN,
+                                                  SD_BUS_ERROR_NAME_HAS_NO_OWNER);
 }
 
+// The connection itself is gone: the operation resumes on the next one.
+bool is_connection_gone(int r) { return r == -ENOTCONN || r == -ECONNRESET || r == -EPIPE; }
+
 std::string error_text(const sd_bus_error* e) { return e->message != nullptr ? e->message : e->name; }
+
+const char* verb(HookKind kind) {
+    return kind == HookKind::Start ? "starting " : kind == HookKind::Stop ? "stopping " : "checking ";
+}
 
 }  // namespace
 
@@ -48,28 +55,44 @@ struct UnitController::Call {
 };
 
 struct UnitController::Operation {
-    enum class Step { ResetFailed, StartJob, LoadMembers, StopJobs, Check };
+    enum class Step { ResetFailed, StartJob, LoadMembers, StopJobs, Check, Kill };
     HookKind kind;
+    bool killing = false;  // kill() was called: the operation ends once every unit is down
     Step step = Step::ResetFailed;
-    std::list<std::unique_ptr<Call>> calls;         // in flight
-    std::map<std::string, std::string> jobs;        // job path -> unit, awaiting JobRemoved
-    std::map<std::string, std::string> early;       // job path -> result, removed before its reply came
-    std::set<std::string> unknown_jobs;             // units whose job call got NoReply: poll their state
-    std::set<std::string> unread_states;            // units whose state read got NoReply: read again
-    std::map<std::string, std::string> states;      // Check: unit -> ActiveState
-    std::string failure;                            // the first thing that went wrong
+    std::list<std::unique_ptr<Call>> calls;     // in flight
+    std::map<std::string, std::string> jobs;    // job path -> unit, awaiting JobRemoved
+    std::map<std::string, std::string> early;   // job path -> result, removed before its reply came
+    std::set<std::string> unknown_jobs;         // units whose job call got NoReply: poll their state
+    std::set<std::string> unread_states;        // units whose state read got NoReply: read again
+    std::set<std::string> awaiting_down;        // Kill: units systemd has not yet reported down
+    std::map<std::string, std::string> states;  // Check: unit -> ActiveState
+    std::string failure;                        // the first thing that went wrong
     EventSourcePtr timeout;
     EventSourcePtr poll;
 };
 
-UnitController::UnitController(sd_event* event, sd_bus* bus, std::string target, Finished finished, Failed failed)
-    : event_(event), bus_(bus), target_(std::move(target)), finished_(std::move(finished)), failed_(std::move(failed)) {
+UnitController::UnitController(sd_event* event, std::string target, Usec fence_timeout, Callbacks callbacks)
+    : event_(event), target_(std::move(target)), fence_timeout_(fence_timeout), callbacks_(std::move(callbacks)) {
     watched_paths_[unit_path(target_)] = target_;
+    sd_event_source* s = nullptr;
+    // Created once: delivering an outcome must never depend on allocating a source then.
+    if (sd_event_add_defer(event_, &s, on_deliver, this) >= 0) {
+        deliver_.reset(s);
+        sd_event_source_set_enabled(s, SD_EVENT_OFF);
+    }
 }
 
 UnitController::~UnitController() = default;
 
-int UnitController::init(std::string* error) {
+// --- the connection ---------------------------------------------------------
+
+int UnitController::attach(sd_bus* bus, std::string* error) {
+    if (!deliver_) {
+        *error = "target mode: cannot create an event source";
+        return -ENOMEM;
+    }
+    detach();
+    bus_ = bus;
     sd_bus_slot* slot = nullptr;
     // The JobRemoved match exists before any job is queued.
     int r = sd_bus_match_signal_async(bus_, &slot, kSystemd, kSystemdPath, kSystemdManager, "JobRemoved",
@@ -96,18 +119,69 @@ int UnitController::init(std::string* error) {
                                      this, "");
     }
     if (r < 0) {
-        *error = std::string("target mode: cannot watch systemd over D-Bus: ") + std::strerror(-r);
+        *error = log::with_errno("target mode: cannot watch systemd over D-Bus", r);
+        detach();
         return r;
     }
     subscribe_slot_.reset(slot);
-    sd_event_source* s = nullptr;
-    r = sd_event_add_defer(event_, &s, on_deliver, this);
-    if (r < 0) {
-        *error = std::string("target mode: ") + std::strerror(-r);
-        return r;
+    // Whatever happened while we were away: read the units again.
+    auto call = std::make_unique<Call>(Call{this, target_, nullptr});
+    std::string path = unit_path(target_);
+    if (sd_bus_call_method_async(bus_, &slot, kSystemd, path.c_str(), kProperties, "GetAll", on_watch_members,
+                                 call.get(), "s", kUnitInterface) >= 0) {
+        call->slot.reset(slot);
+        watch_calls_.push_back(std::move(call));
     }
-    deliver_.reset(s);
-    sd_event_source_set_enabled(s, SD_EVENT_OFF);
+    if (op_) perform();
+    update_unreachable_deadline();
+    return 0;
+}
+
+void UnitController::detach() {
+    bus_ = nullptr;
+    job_removed_slot_.reset();
+    properties_slot_.reset();
+    owner_slot_.reset();
+    subscribe_slot_.reset();
+    watch_calls_.clear();
+    last_state_.clear();  // re-read on the next connection
+    if (op_) {
+        // Replies will never come: the operation starts over on the next connection.
+        op_->calls.clear();
+        op_->jobs.clear();
+        op_->early.clear();
+        op_->unknown_jobs.clear();
+        op_->unread_states.clear();
+        op_->poll.reset();
+    }
+    update_unreachable_deadline();
+}
+
+// A stop or kill needs systemd; without the bus for FenceTimeout, give up
+// the services the only way left (the caller exits; BindsTo= does the rest).
+void UnitController::update_unreachable_deadline() {
+    bool needs_systemd = op_ && (op_->kind == HookKind::Stop || op_->killing);
+    if (bus_ != nullptr || !needs_systemd) {
+        unreachable_.reset();
+        return;
+    }
+    if (unreachable_) return;
+    sd_event_source* s = nullptr;
+    int r = sd_event_add_time_relative(event_, &s, CLOCK_MONOTONIC, fence_timeout_.count(),
+                                       (10 * kUsecPerMsec).count(), on_unreachable, this);
+    if (r < 0) {
+        callbacks_.unreachable(log::with_errno("target mode: cannot arm the fence timer", r));
+        return;
+    }
+    unreachable_.reset(s);
+}
+
+int UnitController::on_unreachable(sd_event_source*, uint64_t, void* userdata) {
+    auto* self = static_cast<UnitController*>(userdata);
+    self->unreachable_.reset();
+    self->callbacks_.unreachable("target mode: the bus has been away for FenceTimeout=" +
+                                 format_timespan(self->fence_timeout_) + " while " + self->target_ +
+                                 " must stop; systemd cannot be asked to stop it");
     return 0;
 }
 
@@ -115,39 +189,53 @@ int UnitController::init(std::string* error) {
 
 void UnitController::run(HookKind kind, Usec timeout) {
     begin_operation(kind, timeout);
-    switch (kind) {
+    if (kind == HookKind::Stop) watching_ = false;  // our own stop is not a failure
+    perform();
+    update_unreachable_deadline();
+}
+
+void UnitController::perform() {
+    if (bus_ == nullptr) return;  // attach() performs it
+    op_->calls.clear();
+    op_->jobs.clear();
+    op_->early.clear();
+    op_->unknown_jobs.clear();
+    op_->unread_states.clear();
+    op_->states.clear();
+    op_->failure.clear();
+    if (op_->killing) return kill_units();
+    switch (op_->kind) {
     case HookKind::Start:
-        call_manager("ResetFailedUnit", target_, false, on_reset_failed);
+        op_->step = Operation::Step::ResetFailed;
+        if (call_manager("ResetFailedUnit", target_, "s", on_reset_failed) < 0) finish(false, op_->failure);
         break;
-    case HookKind::Stop:
-        watching_ = false;  // our own stop is not a failure
-        load_members_then(&UnitController::stop_units);
-        break;
-    case HookKind::Monitor:
-        load_members_then(&UnitController::check_units);
-        break;
+    case HookKind::Stop: load_members_then(&UnitController::stop_units); break;
+    case HookKind::Monitor: load_members_then(&UnitController::check_units); break;
     }
 }
 
 void UnitController::cancel(HookKind kind) {
-    if (!op_ || op_->kind != kind) return;
+    if (!op_ || op_->kind != kind || op_->killing) return;
     finish(false, "canceled");
 }
 
 void UnitController::kill(HookKind kind) {
-    if (!op_ || op_->kind != kind) return;
-    for (const auto& unit : watched_units()) {
-        // Floating calls: the reply only matters if systemd refuses.
-        int r = sd_bus_call_method_async(bus_, nullptr, kSystemd, kSystemdPath, kSystemdManager, "KillUnit",
-                                         on_kill_reply, nullptr, "ssi", unit.c_str(), "all", SIGKILL);
-        if (r < 0) log::error("KillUnit " + unit + ": " + std::strerror(-r));
-    }
-    finish(false, "killed: KillUnit SIGKILL on " + target_ + " and its units");
+    if (!op_ || op_->kind != kind || op_->killing) return;
+    op_->killing = true;
+    // The kill ends when systemd says the units are down, however long that takes.
+    op_->timeout.reset();
+    perform();
+    update_unreachable_deadline();
 }
 
-int UnitController::on_kill_reply(sd_bus_message* m, void*, sd_bus_error*) {
-    if (const sd_bus_error* e = sd_bus_message_get_error(m)) log::error("KillUnit failed: " + error_text(e));
-    return 0;
+void UnitController::kill_units() {
+    op_->step = Operation::Step::Kill;
+    for (const auto& unit : watched_units()) {
+        op_->awaiting_down.insert(unit);
+        if (call_manager("KillUnit", unit, "ssi", on_kill_reply) < 0 && !op_->failure.empty())
+            log::error(op_->failure);
+    }
+    arm_poll();
 }
 
 void UnitController::begin_operation(HookKind kind, Usec timeout) {
@@ -155,14 +243,21 @@ void UnitController::begin_operation(HookKind kind, Usec timeout) {
     op_ = std::make_unique<Operation>();
     op_->kind = kind;
     sd_event_source* s = nullptr;
-    if (sd_event_add_time_relative(event_, &s, CLOCK_MONOTONIC, timeout.count(), (10 * kUsecPerMsec).count(), on_timeout, this) >= 0)
-        op_->timeout.reset(s);
+    int r = sd_event_add_time_relative(event_, &s, CLOCK_MONOTONIC, timeout.count(), (10 * kUsecPerMsec).count(),
+                                       on_timeout, this);
+    if (r < 0) {
+        log::error(log::with_errno(std::string("target mode: cannot bound ") + verb(kind) + target_, r));
+        finish(false, "could not be bounded by a timeout");
+        return;
+    }
+    op_->timeout.reset(s);
 }
 
 void UnitController::finish(bool success, std::string description) {
     if (!op_) return;
     HookKind kind = op_->kind;
     op_.reset();  // drops in-flight calls: their callbacks never run
+    unreachable_.reset();
     if (kind == HookKind::Start && success) watching_ = true;
     outcomes_.emplace_back(kind, HookOutcome{success, std::move(description)});
     sd_event_source_set_enabled(deliver_.get(), SD_EVENT_ONESHOT);
@@ -174,7 +269,7 @@ int UnitController::on_deliver(sd_event_source*, void* userdata) {
         auto [kind, outcome] = std::move(self->outcomes_.front());
         self->outcomes_.pop_front();
         try {
-            self->finished_(kind, outcome);
+            self->callbacks_.finished(kind, outcome);
         } catch (const std::exception& e) {
             log::error(std::string("target mode: ") + e.what());
         }
@@ -182,16 +277,20 @@ int UnitController::on_deliver(sd_event_source*, void* userdata) {
     return 0;
 }
 
-int UnitController::call_manager(const char* member, const std::string& unit, bool with_mode,
+int UnitController::call_manager(const char* member, const std::string& unit, const char* signature,
                                  sd_bus_message_handler_t handler) {
     auto call = std::make_unique<Call>(Call{this, unit, nullptr});
     sd_bus_slot* slot = nullptr;
-    int r = with_mode ? sd_bus_call_method_async(bus_, &slot, kSystemd, kSystemdPath, kSystemdManager, member, handler,
-                                                 call.get(), "ss", unit.c_str(), "replace")
-                      : sd_bus_call_method_async(bus_, &slot, kSystemd, kSystemdPath, kSystemdManager, member, handler,
-                                                 call.get(), "s", unit.c_str());
+    std::string_view sig = signature;
+    int r = sig == "ss"   ? sd_bus_call_method_async(bus_, &slot, kSystemd, kSystemdPath, kSystemdManager, member,
+                                                     handler, call.get(), "ss", unit.c_str(), "replace")
+            : sig == "ssi" ? sd_bus_call_method_async(bus_, &slot, kSystemd, kSystemdPath, kSystemdManager, member,
+                                                      handler, call.get(), "ssi", unit.c_str(), "all", SIGKILL)
+                           : sd_bus_call_method_async(bus_, &slot, kSystemd, kSystemdPath, kSystemdManager, member,
+                                                      handler, call.get(), "s", unit.c_str());
     if (r < 0) {
-        op_->failure = std::string(member) + " " + unit + ": " + std::strerror(-r);
+        if (is_connection_gone(r)) return 0;  // resumed on the next connection
+        op_->failure = log::with_errno(std::string(member) + " " + unit, r);
         return r;
     }
     call->slot.reset(slot);
@@ -209,7 +308,8 @@ int UnitController::get_property(const std::string& unit, const char* property, 
                 : sd_bus_call_method_async(bus_, &slot, kSystemd, path.c_str(), kProperties, "Get", handler,
                                            call.get(), "ss", kUnitInterface, property);
     if (r < 0) {
-        op_->failure = "reading " + unit + ": " + std::strerror(-r);
+        if (is_connection_gone(r)) return 0;
+        op_->failure = log::with_errno("reading " + unit, r);
         return r;
     }
     call->slot.reset(slot);
@@ -225,13 +325,13 @@ void UnitController::load_members_then(void (UnitController::*next)()) {
 
 void UnitController::start_target() {
     op_->step = Operation::Step::StartJob;
-    if (call_manager("StartUnit", target_, true, on_job_reply) < 0) finish(false, op_->failure);
+    if (call_manager("StartUnit", target_, "ss", on_job_reply) < 0) finish(false, op_->failure);
 }
 
 void UnitController::stop_units() {
     op_->step = Operation::Step::StopJobs;
     for (const auto& unit : watched_units())
-        if (call_manager("StopUnit", unit, true, on_job_reply) < 0) return finish(false, op_->failure);
+        if (call_manager("StopUnit", unit, "ss", on_job_reply) < 0) return finish(false, op_->failure);
 }
 
 void UnitController::check_units() {
@@ -244,6 +344,14 @@ std::vector<std::string> UnitController::watched_units() const {
     std::vector<std::string> units{target_};
     units.insert(units.end(), members_.begin(), members_.end());
     return units;
+}
+
+void UnitController::set_members(std::vector<std::string> members) {
+    std::sort(members.begin(), members.end());
+    members.erase(std::unique(members.begin(), members.end()), members.end());
+    members_ = std::move(members);
+    watched_paths_.clear();
+    for (const auto& u : watched_units()) watched_paths_[unit_path(u)] = u;
 }
 
 // Called whenever something the current step waited for has arrived.
@@ -275,6 +383,10 @@ void UnitController::step_done_if_complete() {
         }
         finish(true, target_ + " and " + std::to_string(members_.size()) + " unit(s) active");
         break;
+    case Step::Kill:
+        if (!op_->awaiting_down.empty()) return;
+        finish(false, "killed: KillUnit SIGKILL on " + target_ + " and its units, which systemd reports down");
+        break;
     }
 }
 
@@ -291,9 +403,13 @@ void UnitController::job_done(const std::string& unit, const std::string& result
         op_->failure = "job for " + unit + " finished with result '" + result + "'";
 }
 
-// The state of a unit whose job's fate is unknown (NoReply) decides it.
+// A unit's state as read during an operation.
 void UnitController::unit_state(const std::string& unit, const std::string& active_state) {
-    if (op_->unknown_jobs.count(unit) != 0) {
+    if (op_->step == Operation::Step::Kill) {
+        if (is_down(active_state)) op_->awaiting_down.erase(unit);
+        return;
+    }
+    if (op_->unknown_jobs.count(unit) != 0) {  // its job's fate is unknown (NoReply): the state decides
         bool starting = op_->kind == HookKind::Start;
         if (starting ? (is_up(active_state) || active_state == "failed") : is_down(active_state)) {
             op_->unknown_jobs.erase(unit);
@@ -306,10 +422,12 @@ void UnitController::unit_state(const std::string& unit, const std::string& acti
 }
 
 void UnitController::poll_pending() {
-    if (!op_) return;
+    if (!op_ || bus_ == nullptr) return;
     std::set<std::string> units = op_->unknown_jobs;
     units.insert(op_->unread_states.begin(), op_->unread_states.end());
+    units.insert(op_->awaiting_down.begin(), op_->awaiting_down.end());
     for (const auto& unit : units) get_property(unit, "ActiveState", on_active_state);
+    if (units.empty()) return;
     sd_event_source_set_time_relative(op_->poll.get(), kPendingPoll.count());
     sd_event_source_set_enabled(op_->poll.get(), SD_EVENT_ONESHOT);
 }
@@ -317,14 +435,35 @@ void UnitController::poll_pending() {
 void UnitController::arm_poll() {
     if (op_->poll) return;
     sd_event_source* s = nullptr;
-    if (sd_event_add_time_relative(event_, &s, CLOCK_MONOTONIC, kPendingPoll.count(), (10 * kUsecPerMsec).count(), on_poll, this) >= 0)
-        op_->poll.reset(s);
+    int r = sd_event_add_time_relative(event_, &s, CLOCK_MONOTONIC, kPendingPoll.count(), (10 * kUsecPerMsec).count(),
+                                       on_poll, this);
+    if (r < 0) {
+        // Signals may still settle it; the operation's timeout bounds the wait.
+        log::error(log::with_errno("target mode: cannot poll " + target_, r));
+        return;
+    }
+    op_->poll.reset(s);
 }
 
 void UnitController::report_failure_once(const std::string& why) {
     if (!watching_) return;
     watching_ = false;
-    failed_(why);
+    callbacks_.failed(why);
+}
+
+// A watched unit's state, whatever we are doing: failures of our running
+// services, and units that come up (started by us or behind our back).
+void UnitController::watch_state(const std::string& unit, const std::string& active_state) {
+    if (watching_ && (is_down(active_state) || active_state == "deactivating"))
+        report_failure_once("unit " + unit + " is " + active_state);
+    // Transitions only: systemd repeats ActiveState with every change of a unit.
+    bool was_coming_up = is_coming_up(last_state_[unit]);
+    last_state_[unit] = active_state;
+    if (is_coming_up(active_state) && !was_coming_up) callbacks_.activated("unit " + unit + " is " + active_state);
+    if (op_ && op_->step == Operation::Step::Kill && is_down(active_state)) {
+        op_->awaiting_down.erase(unit);
+        step_done_if_complete();
+    }
 }
 
 // --- callbacks --------------------------------------------------------------
@@ -348,18 +487,10 @@ int UnitController::on_reset_failed(sd_bus_message*, void* userdata, sd_bus_erro
     return 0;
 }
 
-int UnitController::on_members(sd_bus_message* m, void* userdata, sd_bus_error*) {
-    auto* call = static_cast<Call*>(userdata);
-    UnitController* self = call->self;
-    std::string unit = call->unit;
-    Operation* op = self->take(call);
-    if (op == nullptr) return 0;
-    if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
-        op->failure = "reading " + unit + ": " + error_text(e);
-        self->step_done_if_complete();
-        return 0;
-    }
-    std::vector<std::string> members;
+namespace {
+
+// Reads the units a target pulls in from its GetAll reply; false on a malformed reply.
+bool read_members(sd_bus_message* m, std::vector<std::string>* members) {
     int r = sd_bus_message_enter_container(m, 'a', "{sv}");
     while (r > 0 && (r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
         const char* name = nullptr;
@@ -371,7 +502,7 @@ int UnitController::on_members(sd_bus_message* m, void* userdata, sd_bus_error*)
             r = sd_bus_message_enter_container(m, 'v', "as");
             if (r >= 0) r = sd_bus_message_read_strv(m, &list);
             for (char** p = list; p != nullptr && *p != nullptr; ++p) {
-                members.emplace_back(*p);
+                members->emplace_back(*p);
                 std::free(*p);
             }
             std::free(list);
@@ -382,16 +513,64 @@ int UnitController::on_members(sd_bus_message* m, void* userdata, sd_bus_error*)
         if (r >= 0) r = sd_bus_message_exit_container(m);
         if (r >= 0) r = 1;
     }
-    if (r < 0) {
-        op->failure = "reading " + unit + ": malformed reply";
-    } else {
-        std::sort(members.begin(), members.end());
-        members.erase(std::unique(members.begin(), members.end()), members.end());
-        self->members_ = std::move(members);
-        self->watched_paths_.clear();
-        for (const auto& u : self->watched_units()) self->watched_paths_[unit_path(u)] = u;
+    return r >= 0;
+}
+
+}  // namespace
+
+int UnitController::on_members(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* call = static_cast<Call*>(userdata);
+    UnitController* self = call->self;
+    std::string unit = call->unit;
+    Operation* op = self->take(call);
+    if (op == nullptr) return 0;
+    if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
+        if (is_no_reply(e)) {
+            op->unread_states.insert(unit);  // read again: LoadMembers restarts from perform()
+            self->arm_poll();
+        } else {
+            op->failure = "reading " + unit + ": " + error_text(e);
+        }
+        self->step_done_if_complete();
+        return 0;
     }
+    std::vector<std::string> members;
+    if (!read_members(m, &members))
+        op->failure = "reading " + unit + ": malformed reply";
+    else
+        self->set_members(std::move(members));
     self->step_done_if_complete();
+    return 0;
+}
+
+int UnitController::on_watch_members(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* call = static_cast<Call*>(userdata);
+    UnitController* self = call->self;
+    self->watch_calls_.remove_if([call](const auto& c) { return c.get() == call; });
+    std::vector<std::string> members;
+    if (sd_bus_message_get_error(m) != nullptr || !read_members(m, &members)) return 0;
+    self->set_members(std::move(members));
+    for (const auto& unit : self->watched_units()) {
+        auto read = std::make_unique<Call>(Call{self, unit, nullptr});
+        sd_bus_slot* slot = nullptr;
+        std::string path = unit_path(unit);
+        if (sd_bus_call_method_async(self->bus_, &slot, kSystemd, path.c_str(), kProperties, "Get", on_watch_state,
+                                     read.get(), "ss", kUnitInterface, "ActiveState") < 0)
+            continue;
+        read->slot.reset(slot);
+        self->watch_calls_.push_back(std::move(read));
+    }
+    return 0;
+}
+
+int UnitController::on_watch_state(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* call = static_cast<Call*>(userdata);
+    UnitController* self = call->self;
+    std::string unit = call->unit;
+    self->watch_calls_.remove_if([call](const auto& c) { return c.get() == call; });
+    const char* state = nullptr;
+    if (sd_bus_message_get_error(m) == nullptr && sd_bus_message_read(m, "v", "s", &state) >= 0 && state != nullptr)
+        self->watch_state(unit, state);
     return 0;
 }
 
@@ -422,6 +601,24 @@ int UnitController::on_job_reply(sd_bus_message* m, void* userdata, sd_bus_error
     return 0;
 }
 
+int UnitController::on_kill_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* call = static_cast<Call*>(userdata);
+    UnitController* self = call->self;
+    std::string unit = call->unit;
+    Operation* op = self->take(call);
+    if (op == nullptr) return 0;
+    if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
+        // A unit that is not loaded has nothing left to kill; anything else is
+        // logged, and the unit's state still decides when the kill is over.
+        if (sd_bus_error_has_names(e, "org.freedesktop.systemd1.NoSuchUnit", "org.freedesktop.systemd1.NoUnitForInvocationID"))
+            op->awaiting_down.erase(unit);
+        else if (!is_no_reply(e))
+            log::error("KillUnit " + unit + ": " + error_text(e));
+    }
+    self->step_done_if_complete();
+    return 0;
+}
+
 int UnitController::on_active_state(sd_bus_message* m, void* userdata, sd_bus_error*) {
     auto* call = static_cast<Call*>(userdata);
     UnitController* self = call->self;
@@ -431,7 +628,7 @@ int UnitController::on_active_state(sd_bus_message* m, void* userdata, sd_bus_er
     const char* state = nullptr;
     if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
         if (is_no_reply(e)) {
-            if (op->unknown_jobs.count(unit) == 0) op->unread_states.insert(unit);
+            if (op->unknown_jobs.count(unit) == 0 && op->step != Operation::Step::Kill) op->unread_states.insert(unit);
             self->arm_poll();
         } else if (op->unknown_jobs.count(unit) == 0) {
             self->unit_state(unit, "unreadable (" + error_text(e) + ")");
@@ -463,10 +660,9 @@ int UnitController::on_job_removed(sd_bus_message* m, void* userdata, sd_bus_err
 
 int UnitController::on_properties_changed(sd_bus_message* m, void* userdata, sd_bus_error*) {
     auto* self = static_cast<UnitController*>(userdata);
-    if (!self->watching_) return 0;
     auto watched = self->watched_paths_.find(sd_bus_message_get_path(m));
     if (watched == self->watched_paths_.end()) return 0;
-    const std::string& unit = watched->second;
+    std::string unit = watched->second;
     const char* interface = nullptr;
     if (sd_bus_message_read(m, "s", &interface) < 0 || std::string_view(interface) != kUnitInterface) return 0;
     int r = sd_bus_message_enter_container(m, 'a', "{sv}");
@@ -476,13 +672,10 @@ int UnitController::on_properties_changed(sd_bus_message* m, void* userdata, sd_
         r = sd_bus_message_read(m, "s", &name);
         if (r >= 0 && std::string_view(name) == "ActiveState") {
             r = sd_bus_message_read(m, "v", "s", &state);
-            if (r >= 0 && (is_down(state) || std::string_view(state) == "deactivating")) {
-                self->report_failure_once("unit " + unit + " is " + state);
-                return 0;
-            }
-        } else if (r >= 0) {
-            r = sd_bus_message_skip(m, "v");
+            if (r >= 0) self->watch_state(unit, state);
+            return 0;
         }
+        if (r >= 0) r = sd_bus_message_skip(m, "v");
         if (r >= 0) r = sd_bus_message_exit_container(m);
         if (r >= 0) r = 1;
     }
@@ -514,12 +707,8 @@ int UnitController::on_subscribed(sd_bus_message* m, void*, sd_bus_error*) {
 
 int UnitController::on_timeout(sd_event_source*, uint64_t, void* userdata) {
     auto* self = static_cast<UnitController*>(userdata);
-    if (self->op_) {
-        const char* what = self->op_->kind == HookKind::Start  ? "starting "
-                           : self->op_->kind == HookKind::Stop ? "stopping "
-                                                               : "checking ";
-        self->finish(false, std::string(what) + self->target_ + " timed out");
-    }
+    if (self->op_ && !self->op_->killing)
+        self->finish(false, std::string(verb(self->op_->kind)) + self->target_ + " timed out");
     return 0;
 }
 

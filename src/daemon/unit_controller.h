@@ -1,20 +1,32 @@
-// Target mode: starts, stops and watches a systemd unit (and the units it pulls in) over D-Bus.
+// Target mode: starts, stops, kills and watches a systemd unit (and the units it pulls in) over D-Bus.
 //
 // It stands in for starthasrv/stophasrv/monitorhasrv and reports the same
 // way: every run() ends in one `finished` callback, always asynchronously.
 // Start is ResetFailedUnit + StartUnit(target, "replace") with the JobRemoved
 // match installed first; only the result "done" is success. Stop is StopUnit
-// on the target and every unit it pulls in. While the services run, the
-// units are watched through PropertiesChanged (after Subscribe), so a unit
-// that fails reaches `failed` within milliseconds. A call that gets NoReply
-// (systemd re-executing) leaves the operation pending: the unit's state is
-// polled until it settles or the timeout passes. No call here ever blocks.
+// on the target and every unit it pulls in. Kill (the fence) is KillUnit
+// SIGKILL on all of them, and ends only once systemd reports every one of
+// them down.
+//
+// The units are watched in every state through PropertiesChanged (after
+// Subscribe): while our services run, a unit leaving "active" is a failure;
+// whenever a unit becomes active, `activated` says so, so that services
+// started behind freehad's back are noticed in milliseconds.
+//
+// The bus may come and go (dbus restarts, systemd re-executes): detach()
+// forgets everything installed on the old connection, attach() installs it
+// on the new one, re-reads the units and resumes the operation in progress.
+// The units keep running meanwhile. A stop or kill that cannot reach systemd
+// for FenceTimeout calls `unreachable`: the caller then exits, and the
+// target's BindsTo=freehad.service makes systemd stop the units without us.
+// No call here ever blocks.
 #pragma once
 
 #include <functional>
 #include <list>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -30,37 +42,54 @@ namespace freeha {
 
 class UnitController {
 public:
-    using Finished = std::function<void(HookKind kind, const HookOutcome& outcome)>;
-    using Failed = std::function<void(const std::string& why)>;
+    struct Callbacks {
+        std::function<void(HookKind kind, const HookOutcome& outcome)> finished;
+        // A unit of our running services failed or stopped.
+        std::function<void(const std::string& why)> failed;
+        // A watched unit became active (whether or not we started it).
+        std::function<void(const std::string& what)> activated;
+        // A stop or kill could not reach systemd for FenceTimeout.
+        std::function<void(const std::string& why)> unreachable;
+    };
 
-    // How often the state of a unit is polled while the job's fate is unknown.
-    static constexpr Usec kPendingPoll = 250 * kUsecPerMsec;
+    // How often the state of a unit is polled while its fate is unknown
+    // (NoReply, or after a kill).
+    static constexpr Usec kPendingPoll = Usec(100 * 1000);
 
-    UnitController(sd_event* event, sd_bus* bus, std::string target, Finished finished, Failed failed);
+    UnitController(sd_event* event, std::string target, Usec fence_timeout, Callbacks callbacks);
     ~UnitController();
 
-    // Installs the signal matches and subscribes to systemd's unit signals.
-    int init(std::string* error);
+    // A (new) connection to the bus: installs the signal matches, subscribes
+    // to systemd's unit signals, re-reads the units and resumes the operation
+    // in progress. Returns a negative errno and sets *error on failure.
+    int attach(sd_bus* bus, std::string* error);
+    // The connection went away: everything installed on it is gone.
+    void detach();
 
     void run(HookKind kind, Usec timeout);
     // Ends the wait for the running operation; its (meaningless) outcome still follows.
     void cancel(HookKind kind);
     // The fence escalation: KillUnit(SIGKILL) on the target and every unit it
-    // pulls in, then ends the running operation as failed.
+    // pulls in; the running operation ends ("killed") once all are down.
     void kill(HookKind kind);
+    void set_fence_timeout(Usec fence_timeout) { fence_timeout_ = fence_timeout; }
 
 private:
     struct Call;
     struct Operation;
 
     void begin_operation(HookKind kind, Usec timeout);
+    // (Re)starts the operation's work from its first step.
+    void perform();
     void finish(bool success, std::string description);
-    int call_manager(const char* member, const std::string& unit, bool with_mode, sd_bus_message_handler_t handler);
+    int call_manager(const char* member, const std::string& unit, const char* signature,
+                     sd_bus_message_handler_t handler);
     int get_property(const std::string& unit, const char* property, sd_bus_message_handler_t handler);
     void load_members_then(void (UnitController::*next)());
     void start_target();
     void stop_units();
     void check_units();
+    void kill_units();
     void job_queued(const std::string& unit, const std::string& job);
     void job_done(const std::string& unit, const std::string& result);
     void unit_state(const std::string& unit, const std::string& active_state);
@@ -69,34 +98,43 @@ private:
     void step_done_if_complete();
     Operation* take(Call* call);
     void report_failure_once(const std::string& why);
+    void watch_state(const std::string& unit, const std::string& active_state);
+    void update_unreachable_deadline();
     std::vector<std::string> watched_units() const;
+    void set_members(std::vector<std::string> members);
 
     static int on_members(sd_bus_message* m, void* userdata, sd_bus_error* error);
+    static int on_watch_members(sd_bus_message* m, void* userdata, sd_bus_error* error);
+    static int on_watch_state(sd_bus_message* m, void* userdata, sd_bus_error* error);
     static int on_reset_failed(sd_bus_message* m, void* userdata, sd_bus_error* error);
     static int on_job_reply(sd_bus_message* m, void* userdata, sd_bus_error* error);
+    static int on_kill_reply(sd_bus_message* m, void* userdata, sd_bus_error* error);
     static int on_active_state(sd_bus_message* m, void* userdata, sd_bus_error* error);
     static int on_job_removed(sd_bus_message* m, void* userdata, sd_bus_error* error);
     static int on_properties_changed(sd_bus_message* m, void* userdata, sd_bus_error* error);
     static int on_systemd_owner_changed(sd_bus_message* m, void* userdata, sd_bus_error* error);
-    static int on_kill_reply(sd_bus_message* m, void* userdata, sd_bus_error* error);
     static int on_subscribed(sd_bus_message* m, void* userdata, sd_bus_error* error);
     static int on_timeout(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_poll(sd_event_source* s, uint64_t usec, void* userdata);
+    static int on_unreachable(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_deliver(sd_event_source* s, void* userdata);
 
     sd_event* event_;
-    sd_bus* bus_;
+    sd_bus* bus_ = nullptr;  // nullptr while detached
     std::string target_;
-    Finished finished_;
-    Failed failed_;
+    Usec fence_timeout_;
+    Callbacks callbacks_;
     BusSlotPtr job_removed_slot_;
     BusSlotPtr properties_slot_;
     BusSlotPtr owner_slot_;
     BusSlotPtr subscribe_slot_;
+    // Reads made for the watch itself (members and states after attach), outside any operation.
+    std::list<std::unique_ptr<Call>> watch_calls_;
 
     std::vector<std::string> members_;  // units the target pulls in, as last read
     // Object path -> unit, for the target and members_: looked up on every unit signal.
     std::map<std::string, std::string> watched_paths_;
+    std::map<std::string, std::string> last_state_;  // unit -> ActiveState last seen by the watch
     // While the services run: a unit leaving "active" is a failure.
     bool watching_ = false;
     std::unique_ptr<Operation> op_;
@@ -104,6 +142,7 @@ private:
     // Outcomes waiting to be delivered from a defer source (never from inside run()).
     std::list<std::pair<HookKind, HookOutcome>> outcomes_;
     EventSourcePtr deliver_;
+    EventSourcePtr unreachable_;  // armed while a stop or kill waits for the bus
 };
 
 }  // namespace freeha

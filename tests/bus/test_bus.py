@@ -8,6 +8,8 @@ need root (setpriv) and skip otherwise.
 import json
 import os
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -15,7 +17,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "process"))
-from harness import Cluster, PrivateBus, SYSTEM_POLICY, send_udp  # noqa: E402
+from harness import HUNG_POLICY, SYSTEM_POLICY, Cluster, PrivateBus, cpu_seconds, send_udp  # noqa: E402
 
 FREEHACTL = os.environ.get("FREEHACTL", os.path.join(os.path.dirname(__file__), "../../build/src/ctl/freehactl"))
 POLICY_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../units/org.freeha1.conf")
@@ -229,18 +231,83 @@ class BusFailures(unittest.TestCase):
         self.assertIn("the bus name org.freeha1 is already owned on the system bus", node.log())
         self.assertEqual(prop(self.bus, "State"), "RUNNING")
 
-    def test_a_lost_bus_stops_the_services_and_exits_1(self):
+    def test_a_lost_bus_costs_only_the_api_until_it_comes_back(self):
         node = self.c.start("alpha", bus=self.bus)
-        self.c.wait_for(lambda: os.path.exists(node.path("services-up")), 10, "services up")
-        self.bus.stop()
-        self.assertEqual(node.proc.wait(timeout=10), 1)
-        self.assertIn("lost the connection to the system bus", node.log())
-        self.assertFalse(os.path.exists(node.path("services-up")))
+        self.c.wait_for(lambda: prop(self.bus, "State") == "RUNNING", 10, "alpha RUNNING on D-Bus")
+        stops = len(node.events("stophasrv"))
+        self.bus.stop()  # a dbus restart, or a dbus-broker upgrade
+        time.sleep(2)
+        self.assertIsNone(node.proc.poll(), "freehad exited when the bus went away")
+        self.assertEqual(node.state(), "RUNNING")
+        self.assertEqual(len(node.events("stophasrv")), stops, "the services were stopped for nothing")
+        self.bus.start()
+        self.c.wait_for(lambda: prop(self.bus, "State") == "RUNNING", 10, "the API back on the new bus")
+        self.assertEqual(ctl(self.bus, "status").returncode, 0)
+        log = node.log()
+        self.assertEqual(log.count("lost the connection to the system bus"), 1, log)
+        self.assertIn("the system bus answers again after", log)
+        self.assertEqual(len(node.events("stophasrv")), stops)
 
-    def test_no_bus_at_all_exits_1_naming_it(self):
-        node = self.c.start("alpha", bus=type("B", (), {"address": "unix:path=/nonexistent/bus"})())
-        self.assertEqual(node.proc.wait(timeout=10), 1)
-        self.assertIn("cannot connect to the system bus", node.log())
+    def test_without_any_bus_the_services_run_and_the_bus_is_retried(self):
+        address = os.path.join(self.bus.dir, "later")
+        node = self.c.start("alpha", bus=type("B", (), {"address": f"unix:path={address}"})())
+        self.c.wait_for(lambda: node.state() == "RUNNING", 10, "alpha RUNNING without a bus")
+        time.sleep(1.5)  # several retries
+        log = node.log()
+        self.assertEqual(log.count("cannot connect to the system bus"), 1, log)  # an outage is logged once
+        os.symlink(self.bus.socket_path, address)  # the bus appears
+        later = type("B", (), {"address": f"unix:path={address}"})()
+        self.c.wait_for(lambda: prop(later, "State") == "RUNNING", 10, "the API once the bus exists")
+
+    def test_a_bus_that_never_answers_costs_no_cpu_and_sigterm_exits_promptly(self):
+        hung = PrivateBus(HUNG_POLICY)
+        try:
+            node = self.c.start("alpha", bus=hung)
+            self.c.wait_for(lambda: node.state() == "RUNNING", 10, "alpha RUNNING beside a hung bus")
+            before = cpu_seconds(node.proc.pid)
+            time.sleep(3)
+            used = cpu_seconds(node.proc.pid) - before
+            self.assertLess(used, 0.3, f"freehad used {used:.2f}s of CPU in 3s beside a hung bus")
+            node.signal(signal.SIGTERM)
+            took = time.monotonic()
+            self.assertEqual(node.proc.wait(timeout=10), 0)
+            self.assertLess(time.monotonic() - took, 3)
+            self.assertFalse(os.path.exists(node.path("services-up")))
+        finally:
+            hung.stop()
+
+    def test_a_socket_that_accepts_and_never_answers(self):
+        path = os.path.join(self.bus.dir, "silent")
+        silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        silent.bind(path)
+        silent.listen(16)  # never accepted, never read: not even authentication happens
+        try:
+            node = self.c.start("alpha", bus=type("B", (), {"address": f"unix:path={path}"})())
+            self.c.wait_for(lambda: node.state() == "RUNNING", 10, "alpha RUNNING beside a silent socket")
+            before = cpu_seconds(node.proc.pid)
+            time.sleep(3)
+            self.assertLess(cpu_seconds(node.proc.pid) - before, 0.3)
+            node.signal(signal.SIGTERM)
+            self.assertEqual(node.proc.wait(timeout=10), 0)
+        finally:
+            silent.close()
+
+    def test_sigterm_before_the_bus_answers_in_target_mode_exits_at_once(self):
+        hung = PrivateBus(HUNG_POLICY)
+        try:
+            self.c.settings = "[Services]\nTarget=freeha-services.target\n"
+            node = self.c.start("alpha", bus=hung)
+            time.sleep(1)
+            self.assertIsNone(node.proc.poll())
+            self.assertIn(node.state(), (None, "INITIAL"))  # not started: it waits for the bus
+            before = cpu_seconds(node.proc.pid)
+            time.sleep(2)
+            self.assertLess(cpu_seconds(node.proc.pid) - before, 0.3)
+            node.signal(signal.SIGTERM)
+            self.assertEqual(node.proc.wait(timeout=5), 0)
+            self.assertIn("before start-up: exiting", node.log())
+        finally:
+            hung.stop()
 
     @unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv"), "needs root and setpriv")
     def test_the_shipped_policy_lets_root_own_and_call_and_others_only_read(self):

@@ -6,6 +6,7 @@
 // lists, and can answer with NoReply the way a re-executing systemd does.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -28,6 +29,7 @@ struct FakeSystemd {
     // Scripted behaviour.
     std::string job_result = "done";  // what JobRemoved says; "" = never ends
     bool no_reply = false;            // answer StartUnit/StopUnit with NoReply
+    bool kill_takes_effect = true;    // KillUnit brings the unit down at once
     std::map<std::string, std::string> state{{kTarget, "inactive"}, {kMember, "inactive"}};
     std::vector<std::string> requires_{kMember};
 
@@ -91,7 +93,9 @@ struct FakeSystemd {
         std::int32_t signo = 0;
         sd_bus_message_read(m, "ssi", &unit, &whom, &signo);
         self->calls.push_back(std::string("KillUnit ") + unit + " " + whom + " " + std::to_string(signo));
-        return sd_bus_reply_method_return(m, nullptr);
+        int r = sd_bus_reply_method_return(m, nullptr);
+        if (self->kill_takes_effect) self->set_state(unit, "failed");
+        return r;
     }
 
     static int get_unit_property(sd_bus*, const char* path, const char*, const char* property, sd_bus_message* reply,
@@ -160,13 +164,18 @@ protected:
         client_bus_ = connect(address);
         fake_.publish(fake_bus_.get());
         controller_ = std::make_unique<UnitController>(
-            event_.get(), client_bus_.get(), kTarget,
-            [this](HookKind kind, const HookOutcome& o) { outcomes_.push_back({kind, o}); },
-            [this](const std::string& why) { failures_.push_back(why); });
+            event_.get(), kTarget, kFence,
+            UnitController::Callbacks{
+                [this](HookKind kind, const HookOutcome& o) { outcomes_.push_back({kind, o}); },
+                [this](const std::string& why) { failures_.push_back(why); },
+                [this](const std::string& what) { activated_.push_back(what); },
+                [this](const std::string& why) { unreachable_.push_back(why); }});
         std::string error;
-        ASSERT_GE(controller_->init(&error), 0) << error;
+        ASSERT_GE(controller_->attach(client_bus_.get(), &error), 0) << error;
         run_until([&] { return !fake_.calls.empty(); });  // Subscribe has arrived
+        run_until([] { return false; }, 100 * kUsecPerMsec);  // and the watch has read the units
         fake_.calls.clear();
+        address_ = address;
     }
 
     void TearDown() override {
@@ -216,6 +225,10 @@ protected:
     std::unique_ptr<UnitController> controller_;
     std::vector<std::pair<HookKind, HookOutcome>> outcomes_;
     std::vector<std::string> failures_;
+    std::vector<std::string> activated_;
+    std::vector<std::string> unreachable_;
+    std::string address_;
+    static constexpr Usec kFence = Usec(300 * 1000);
 };
 
 TEST_F(UnitControllerTest, StartResetsFailedThenStartsAndSucceedsOnlyOnDone) {
@@ -304,8 +317,86 @@ TEST_F(UnitControllerTest, KillSendsSigkillToTheTargetAndEveryMemberAndEndsTheSt
     controller_->kill(HookKind::Stop);
     ASSERT_TRUE(run_until([&] { return !outcomes_.empty() && fake_.calls.size() >= 2; }, kUsecPerSec));
     EXPECT_FALSE(outcomes_[0].second.success);
-    EXPECT_EQ(outcomes_[0].second.description, "killed: KillUnit SIGKILL on freeha-services.target and its units");
+    EXPECT_EQ(outcomes_[0].second.description,
+              "killed: KillUnit SIGKILL on freeha-services.target and its units, which systemd reports down");
     EXPECT_EQ(fake_.calls, (std::vector<std::string>{"KillUnit freeha-services.target all 9", "KillUnit app.service all 9"}));
+}
+
+TEST_F(UnitControllerTest, AKillEndsOnlyOnceSystemdReportsEveryUnitDown) {
+    ASSERT_TRUE(outcome_of(HookKind::Start)->success);
+    fake_.job_result = "";  // the stop hangs
+    fake_.kill_takes_effect = false;  // and so do the processes, for a while
+    controller_->run(HookKind::Stop, 200 * kUsecPerMsec);
+    run_until([&] { return fake_.calls.size() >= 2; });
+    controller_->kill(HookKind::Stop);
+    // Neither the stop's own timeout nor the KillUnit replies end it: only systemd's word.
+    run_until([] { return false; }, 600 * kUsecPerMsec);
+    EXPECT_TRUE(outcomes_.empty()) << outcomes_.front().second.description;
+    fake_.set_state(kTarget, "inactive");
+    run_until([] { return false; }, 200 * kUsecPerMsec);
+    EXPECT_TRUE(outcomes_.empty()) << "app.service is still up";
+    fake_.state[kMember] = "failed";  // silently: the poll finds it
+    ASSERT_TRUE(run_until([&] { return !outcomes_.empty(); }, kUsecPerSec));
+    EXPECT_NE(outcomes_[0].second.description.find("which systemd reports down"), std::string::npos);
+}
+
+TEST_F(UnitControllerTest, UnitsStartedBehindOurBackAreReportedOncePerActivation) {
+    fake_.set_state(kTarget, "activating");
+    fake_.set_state(kTarget, "active");
+    fake_.set_state(kMember, "active");
+    ASSERT_TRUE(run_until([&] { return activated_.size() >= 2; }, kUsecPerSec));
+    run_until([] { return false; }, 100 * kUsecPerMsec);
+    EXPECT_EQ(activated_, (std::vector<std::string>{"unit freeha-services.target is activating",
+                                                    "unit app.service is active"}));
+    EXPECT_TRUE(failures_.empty());  // not ours: no failure when they stop either
+    fake_.set_state(kTarget, "inactive");
+    fake_.set_state(kTarget, "active");
+    ASSERT_TRUE(run_until([&] { return activated_.size() == 3; }, kUsecPerSec));
+}
+
+TEST_F(UnitControllerTest, AfterAReconnectionTheOperationResumesOnTheNewConnection) {
+    fake_.job_result = "";  // the start's job never ends on the first connection
+    controller_->run(HookKind::Start, 5 * kUsecPerSec);
+    run_until([&] { return fake_.calls.size() >= 2; });
+    controller_->detach();
+    client_bus_ = connect(address_.c_str());
+    fake_.job_result = "done";
+    fake_.calls.clear();
+    std::string error;
+    ASSERT_GE(controller_->attach(client_bus_.get(), &error), 0) << error;
+    ASSERT_TRUE(run_until([&] { return !outcomes_.empty(); }));
+    EXPECT_TRUE(outcomes_[0].second.success) << outcomes_[0].second.description;
+    EXPECT_NE(std::find(fake_.calls.begin(), fake_.calls.end(), "Subscribe"), fake_.calls.end());
+    EXPECT_NE(std::find(fake_.calls.begin(), fake_.calls.end(), "StartUnit freeha-services.target"), fake_.calls.end());
+    EXPECT_TRUE(unreachable_.empty());
+    // The watch works on the new connection too.
+    fake_.set_state(kMember, "failed");
+    ASSERT_TRUE(run_until([&] { return !failures_.empty(); }, kUsecPerSec));
+}
+
+TEST_F(UnitControllerTest, AStopThatCannotReachSystemdForFenceTimeoutIsReported) {
+    ASSERT_TRUE(outcome_of(HookKind::Start)->success);
+    controller_->detach();  // the bus goes away...
+    run_until([] { return false; }, 2 * kFence);
+    EXPECT_TRUE(unreachable_.empty()) << "no stop was needed: the units run on";
+    controller_->run(HookKind::Stop, 60 * kUsecPerSec);  // ...and now one is
+    ASSERT_TRUE(run_until([&] { return !unreachable_.empty(); }, 3 * kFence));
+    EXPECT_NE(unreachable_[0].find("FenceTimeout=300ms"), std::string::npos) << unreachable_[0];
+    EXPECT_TRUE(outcomes_.empty());  // never "stopped" without systemd's word
+}
+
+TEST_F(UnitControllerTest, TheBusComingBackInTimeAvoidsTheExit) {
+    ASSERT_TRUE(outcome_of(HookKind::Start)->success);
+    controller_->detach();
+    controller_->run(HookKind::Stop, 60 * kUsecPerSec);
+    run_until([] { return false; }, kFence / 2);
+    client_bus_ = connect(address_.c_str());
+    std::string error;
+    ASSERT_GE(controller_->attach(client_bus_.get(), &error), 0) << error;
+    ASSERT_TRUE(run_until([&] { return !outcomes_.empty(); }));
+    EXPECT_TRUE(outcomes_[0].second.success) << outcomes_[0].second.description;
+    run_until([] { return false; }, 2 * kFence);
+    EXPECT_TRUE(unreachable_.empty());
 }
 
 }  // namespace

@@ -182,24 +182,31 @@ class PrivateBus:
     def __init__(self, policy=OPEN_POLICY):
         self.dir = tempfile.mkdtemp(prefix="freeha-bus-")
         os.chmod(self.dir, 0o755)
-        socket_path = os.path.join(self.dir, "bus")
-        config = os.path.join(self.dir, "bus.conf")
-        with open(config, "w") as f:
+        self.socket_path = os.path.join(self.dir, "bus")
+        self.config = os.path.join(self.dir, "bus.conf")
+        with open(self.config, "w") as f:
             f.write(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig><type>system</type><listen>unix:path={socket_path}</listen><auth>EXTERNAL</auth>
+<busconfig><type>system</type><listen>unix:path={self.socket_path}</listen><auth>EXTERNAL</auth>
   {policy}
 </busconfig>""")
+        self.address = f"unix:path={self.socket_path}"
+        self.proc = None
+        self.start()
+
+    def start(self):
+        """Starts (or restarts, on the same address) the dbus-daemon."""
+        if os.path.exists(self.socket_path):
+            os.unlink(self.socket_path)
         # stderr: dbus-daemon complains that it cannot raise its fd limit when not root.
-        self.proc = subprocess.Popen(["dbus-daemon", "--nofork", "--nopidfile", f"--config-file={config}"],
+        self.proc = subprocess.Popen(["dbus-daemon", "--nofork", "--nopidfile", f"--config-file={self.config}"],
                                      stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 5
-        while not os.path.exists(socket_path):
+        while not os.path.exists(self.socket_path):
             if time.monotonic() > deadline or self.proc.poll() is not None:
                 raise RuntimeError("dbus-daemon did not start")
             time.sleep(0.02)
-        os.chmod(socket_path, 0o777)
-        self.address = f"unix:path={socket_path}"
+        os.chmod(self.socket_path, 0o777)
 
     def env(self):
         return {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": self.address}
@@ -208,3 +215,19 @@ class PrivateBus:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+
+
+# A bus that accepts connections and owning requests but never delivers a
+# reply (a hung or overloaded dbus-daemon): nothing may be received.
+HUNG_POLICY = """<policy context="default">
+    <allow user="*"/><allow own="*"/><allow send_type="method_call"/>
+    <deny receive_type="method_return"/><deny receive_type="error"/><deny receive_type="signal"/>
+    <deny receive_type="method_call"/>
+  </policy>"""
+
+
+def cpu_seconds(pid):
+    """User + system CPU time a process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

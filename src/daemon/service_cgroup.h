@@ -1,0 +1,54 @@
+// The cgroup that holds the services in scripts mode: a `services` child of freehad's delegated unit cgroup, emptied at once with cgroup.kill.
+//
+// Under systemd with Delegate=yes, freehad.service's cgroup is ours: freehad
+// moves itself into its `supervisor` child (no processes in inner nodes) and
+// starts every hook inside `services`, so that whatever a hook starts, even a
+// daemon that setsid()s or double-forks away from the hook's process group,
+// stays inside and dies with one write to cgroup.kill (Linux 5.14+). Without
+// a delegated cgroup (freehad run by hand) there is none: the hook runner
+// falls back to process groups, and says so once at start-up.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <systemd/sd-event.h>
+
+#include "bus/sd_ptr.h"
+
+namespace freeha {
+
+class ServiceCgroup {
+public:
+    // Takes over freehad's own cgroup when systemd delegated it (its
+    // trusted.delegate or user.delegate marker says so); else nullptr, with
+    // *why saying why not.
+    static std::unique_ptr<ServiceCgroup> open(sd_event* event, std::string* why);
+    ~ServiceCgroup();
+
+    const std::string& path() const { return services_; }
+    // services/cgroup.procs, open for writing: a child writes "0" to it
+    // before exec, so that everything it starts is inside from the first instant.
+    int procs_fd() const { return procs_.get(); }
+    // SIGKILL to every process inside, atomically with respect to forks.
+    // Returns a negative errno.
+    int kill();
+    bool populated() const;
+    // Calls `emptied` (once) when no process is left inside; at once if none is.
+    // Returns a negative errno when the cgroup cannot be watched.
+    int when_empty(std::function<void()> emptied);
+
+private:
+    ServiceCgroup(sd_event* event, std::string services, UniqueFd procs);
+    static int on_events(sd_event_source* s, const struct inotify_event* e, void* userdata);
+    void check_empty();
+
+    sd_event* event_;
+    std::string services_;
+    UniqueFd procs_;
+    EventSourcePtr watch_;
+    std::function<void()> emptied_;
+};
+
+}  // namespace freeha
