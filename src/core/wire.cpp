@@ -81,6 +81,8 @@ std::vector<std::uint8_t> encode(const Heartbeat& hb) {
     w.u64(hb.incarnation);
     w.u64(hb.sequence);
     w.u64(hb.term);
+    w.u64(hb.sent_at);
+    w.u64(hb.echo);
     w.u8(static_cast<std::uint8_t>(hb.state));
     w.u8(static_cast<std::uint8_t>(hb.role));
     w.u8(static_cast<std::uint8_t>(hb.node.size()));
@@ -105,9 +107,9 @@ DecodeResult decode(std::span<const std::uint8_t> in) {
     std::uint16_t flags = get_u16(in, 6);
     if ((flags & ~kKnownFlags) != 0) return rejected(Reject::UnknownFlags);
     // A node announces its own state; TIMEDOUT is only ever assigned by peers.
-    if (in[40] >= static_cast<std::uint8_t>(NodeState::TimedOut)) return rejected(Reject::BadState);
-    if (in[41] >= kRoleCount) return rejected(Reject::BadRole);
-    std::size_t name_length = in[42];
+    if (in[56] >= static_cast<std::uint8_t>(NodeState::TimedOut)) return rejected(Reject::BadState);
+    if (in[57] >= kRoleCount) return rejected(Reject::BadRole);
+    std::size_t name_length = in[58];
     if (name_length == 0 || name_length > kMaxNodeNameLength) return rejected(Reject::BadNameLength);
     std::size_t tag_size = (flags & kFlagAuthenticated) ? kAuthTagSize : 0;
     std::size_t body_size = kHeaderSize + name_length;
@@ -135,8 +137,10 @@ DecodeResult decode(std::span<const std::uint8_t> in) {
     d.heartbeat.incarnation = get_u64(in, 16);
     d.heartbeat.sequence = get_u64(in, 24);
     d.heartbeat.term = get_u64(in, 32);
-    d.heartbeat.state = static_cast<NodeState>(in[40]);
-    d.heartbeat.role = static_cast<Role>(in[41]);
+    d.heartbeat.sent_at = get_u64(in, 40);
+    d.heartbeat.echo = get_u64(in, 48);
+    d.heartbeat.state = static_cast<NodeState>(in[56]);
+    d.heartbeat.role = static_cast<Role>(in[57]);
     d.heartbeat.node = std::move(name);
     d.heartbeat.handover_to = std::move(handover_to);
     d.heartbeat.claimant = std::move(claimant);

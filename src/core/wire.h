@@ -1,11 +1,15 @@
 // The heartbeat wire format: a versioned binary datagram, encoded and strictly decoded.
 //
-// Layout (big-endian), version 1:
-//   0  u8[4] magic "FHA1"        4  u8  version (1)       5  u8  type (1 = heartbeat)
+// Layout (big-endian), version 2:
+//   0  u8[4] magic "FHA1"        4  u8  version (2)       5  u8  type (1 = heartbeat)
 //   6  u16   flags               8  u64 cluster id (FNV-1a of the cluster name)
 //  16  u64   incarnation        24  u64 sequence          32  u64 term
-//  40  u8    state              41  u8  role              42  u8  name length (1..64)
-//  43  name bytes [A-Za-z0-9_-]
+//  40  u64   sent at: the sender's CLOCK_MONOTONIC when it sent this, in us
+//  48  u64   echo: a sender that backs a claim (see claimant) repeats here the
+//            "sent at" of the newest heartbeat of that claimant it has heard,
+//            while its promise to the claimant lasts; 0 otherwise
+//  56  u8    state              57  u8  role              58  u8  name length (1..64)
+//  59  name bytes [A-Za-z0-9_-]
 //  then, only when flags has kFlagHandover: u8 length (1..64) and the name of
 //  the node this one hands the services to (a switchover in progress);
 //  then, only when flags has kFlagClaimant: u8 length (1..64) and the name of
@@ -29,9 +33,10 @@
 
 namespace freeha::wire {
 
-inline constexpr std::uint8_t kVersion = 1;
+// Version 2 added the lease fields (sent at, echo) and kFlagClaimPending.
+inline constexpr std::uint8_t kVersion = 2;
 inline constexpr std::uint8_t kTypeHeartbeat = 1;
-inline constexpr std::size_t kHeaderSize = 43;
+inline constexpr std::size_t kHeaderSize = 59;
 inline constexpr std::size_t kAuthTagSize = 32;
 
 // Flag bits. Unknown bits are rejected so that a later version can give them meaning.
@@ -41,8 +46,9 @@ inline constexpr std::uint16_t kFlagAuthenticated = 1u << 2;  // an HMAC tag fol
 inline constexpr std::uint16_t kFlagHandover = 1u << 3;       // a handover target name follows the name
 inline constexpr std::uint16_t kFlagHeard = 1u << 4;          // the ids of the nodes the sender hears follow
 inline constexpr std::uint16_t kFlagClaimant = 1u << 5;       // the claimant of the announced term follows
-inline constexpr std::uint16_t kKnownFlags =
-    kFlagStandby | kFlagErrorLatched | kFlagAuthenticated | kFlagHandover | kFlagHeard | kFlagClaimant;
+inline constexpr std::uint16_t kFlagClaimPending = 1u << 6;   // STARTING, but starthasrv has not run yet
+inline constexpr std::uint16_t kKnownFlags = kFlagStandby | kFlagErrorLatched | kFlagAuthenticated | kFlagHandover |
+                                             kFlagHeard | kFlagClaimant | kFlagClaimPending;
 inline constexpr std::size_t kMaxHeard = 64;
 
 struct Heartbeat {
@@ -50,6 +56,8 @@ struct Heartbeat {
     std::uint64_t incarnation = 0;
     std::uint64_t sequence = 0;
     std::uint64_t term = 0;
+    std::uint64_t sent_at = 0;  // the sender's monotonic clock, us
+    std::uint64_t echo = 0;     // the backed claimant's sent_at, heard last; 0: no live promise
     NodeState state = NodeState::Initial;
     Role role = Role::Member;
     std::uint16_t flags = 0;

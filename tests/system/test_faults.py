@@ -165,7 +165,7 @@ class Authentication(ClusterCase):
                 cluster = ((cluster ^ ch) * 0x100000001b3) % 2**64
             def junk(i):
                 if i % 4 == 0:  # well-formed and signed, with a wrong tag: costs an HMAC each
-                    body = b"FHA1" + bytes([1, 1]) + struct.pack(">HQQQQ", 4, cluster, 1, i, 99) + bytes([3, 0, 5]) + b"mallo"
+                    body = b"FHA1" + bytes([2, 1]) + struct.pack(">HQQQQQQ", 4, cluster, 1, i, 99, i, 0) + bytes([3, 0, 5]) + b"mallo"
                     return body + os.urandom(32)
                 return os.urandom(rnd.randint(0, 300))
             batch = [junk(i) for i in range(2000)]

@@ -14,6 +14,8 @@ Heartbeat sample() {
     hb.incarnation = 0x0102030405060708ULL;
     hb.sequence = 42;
     hb.term = 7;
+    hb.sent_at = 0x1112131415161718ULL;
+    hb.echo = 0x2122232425262728ULL;
     hb.state = NodeState::Running;
     hb.role = Role::Member;
     hb.flags = kFlagErrorLatched;
@@ -58,7 +60,10 @@ TEST(Wire, EncodesBigEndianAtFixedOffsets) {
     EXPECT_EQ(bytes[16], 0x01);  // incarnation, most significant byte first
     EXPECT_EQ(bytes[23], 0x08);
     EXPECT_EQ(bytes[39], 7);  // term's last byte
-    EXPECT_EQ(bytes[42], 9);  // name length
+    EXPECT_EQ(bytes[40], 0x11);  // sent at
+    EXPECT_EQ(bytes[55], 0x28);  // echo's last byte
+    EXPECT_EQ(bytes[56], static_cast<std::uint8_t>(NodeState::Running));
+    EXPECT_EQ(bytes[58], 9);  // name length
 }
 
 TEST(Wire, RoundTripsAHandoverTarget) {
@@ -198,16 +203,17 @@ INSTANTIATE_TEST_SUITE_P(
         Malformed{"empty", [](auto& b) { b.clear(); }, Reject::TooShort},
         Malformed{"one byte short of a header", [](auto& b) { b.resize(kHeaderSize - 1); }, Reject::TooShort},
         Malformed{"bad magic", [](auto& b) { b[0] = 'X'; }, Reject::BadMagic},
-        Malformed{"version 2", [](auto& b) { b[4] = 2; }, Reject::BadVersion},
+        Malformed{"version 1 (before leases)", [](auto& b) { b[4] = 1; }, Reject::BadVersion},
+        Malformed{"version 3", [](auto& b) { b[4] = 3; }, Reject::BadVersion},
         Malformed{"version 0", [](auto& b) { b[4] = 0; }, Reject::BadVersion},
         Malformed{"unknown type", [](auto& b) { b[5] = 9; }, Reject::BadType},
         Malformed{"unknown flag bit", [](auto& b) { b[6] = 0x80; }, Reject::UnknownFlags},
-        Malformed{"announces TIMEDOUT", [](auto& b) { b[40] = static_cast<std::uint8_t>(NodeState::TimedOut); },
+        Malformed{"announces TIMEDOUT", [](auto& b) { b[56] = static_cast<std::uint8_t>(NodeState::TimedOut); },
                   Reject::BadState},
-        Malformed{"state out of range", [](auto& b) { b[40] = 200; }, Reject::BadState},
-        Malformed{"role out of range", [](auto& b) { b[41] = 2; }, Reject::BadRole},
-        Malformed{"empty name", [](auto& b) { b[42] = 0; }, Reject::BadNameLength},
-        Malformed{"name longer than 64", [](auto& b) { b[42] = 65; }, Reject::BadNameLength},
+        Malformed{"state out of range", [](auto& b) { b[56] = 200; }, Reject::BadState},
+        Malformed{"role out of range", [](auto& b) { b[57] = 2; }, Reject::BadRole},
+        Malformed{"empty name", [](auto& b) { b[58] = 0; }, Reject::BadNameLength},
+        Malformed{"name longer than 64", [](auto& b) { b[58] = 65; }, Reject::BadNameLength},
         Malformed{"trailing byte", [](auto& b) { b.push_back(0); }, Reject::BadLength},
         Malformed{"name cut short", [](auto& b) { b.pop_back(); }, Reject::BadLength},
         Malformed{"auth flag without tag", [](auto& b) { b[7] |= kFlagAuthenticated; }, Reject::BadLength},

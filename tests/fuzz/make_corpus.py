@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""Writes the fuzzer's seed corpus (tests/fuzz/corpus/): one heartbeat of
+each kind the decoder and the receive path know, in the current wire format
+(see src/core/wire.h). Run it again whenever the format changes:
+    python3 tests/fuzz/make_corpus.py
+"""
+import hashlib
+import hmac
+import os
+import struct
+
+VERSION = 2
+STANDBY, ERRORED, AUTH, HANDOVER, HEARD, CLAIMANT, PENDING = (1 << i for i in range(7))
+INITIAL, STANDBY_STATE, STARTING, RUNNING, STOPPING, ERRORED_STATE = range(6)
+MEMBER, ARBITRATOR = 0, 1
+
+
+def fnv1a(text):
+    h = 0xcbf29ce484222325
+    for ch in text.encode():
+        h = ((h ^ ch) * 0x100000001b3) % 2**64
+    return h
+
+
+def heartbeat(node="peer", cluster="fuzz", flags=0, incarnation=1, sequence=1, term=0, sent_at=1_000_000,
+              echo=0, state=STANDBY_STATE, role=MEMBER, handover="", claimant="", heard=()):
+    if handover:
+        flags |= HANDOVER
+    if claimant:
+        flags |= CLAIMANT
+    if heard:
+        flags |= HEARD
+    body = b"FHA1" + bytes([VERSION, 1]) + struct.pack(">HQQQQQQ", flags, fnv1a(cluster), incarnation, sequence,
+                                                       term, sent_at, echo)
+    body += bytes([state, role, len(node)]) + node.encode()
+    for name in (handover, claimant):
+        if name:
+            body += bytes([len(name)]) + name.encode()
+    if heard:
+        body += bytes([len(heard)]) + b"".join(struct.pack(">Q", fnv1a(n)) for n in heard)
+    return body
+
+
+def signed(body, key):
+    flags = struct.unpack(">H", body[6:8])[0] | AUTH
+    body = body[:6] + struct.pack(">H", flags) + body[8:]
+    return body + hmac.new(key, body, hashlib.sha256).digest()
+
+
+SEEDS = {
+    "standby": heartbeat(),
+    "running-term7": heartbeat(state=RUNNING, term=7, sequence=9),
+    "pending-claim": heartbeat(state=STARTING, term=4, flags=PENDING),
+    "backing-echo": heartbeat(claimant="self", term=3, echo=999_000, heard=["self"]),
+    "arbitrator": heartbeat(node="arb", role=ARBITRATOR),
+    "standby-flag-errored": heartbeat(state=ERRORED_STATE, flags=STANDBY | ERRORED),
+    "handover": heartbeat(state=STOPPING, term=2, handover="self"),
+    "heard-list": heartbeat(heard=["self", "other", "third"]),
+    "everything": heartbeat(node="a" * 64, flags=STANDBY | ERRORED | PENDING, state=STARTING, term=2**64 - 1,
+                            sent_at=2**64 - 1, echo=2**63, handover="b" * 64, claimant="c" * 64,
+                            heard=["n%d" % i for i in range(64)]),
+    "foreign-cluster": heartbeat(cluster="other"),
+    "own-name": heartbeat(node="self", incarnation=7),
+    "signed-wrong-key": signed(heartbeat(sequence=2), bytes([0x11]) * 32),
+    "truncated": heartbeat()[:40],
+}
+
+if __name__ == "__main__":
+    out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+    os.makedirs(out, exist_ok=True)
+    for name in os.listdir(out):
+        os.unlink(os.path.join(out, name))
+    for name, data in SEEDS.items():
+        with open(os.path.join(out, name), "wb") as f:
+            f.write(data)
+    print(f"wrote {len(SEEDS)} seeds to {out}")
