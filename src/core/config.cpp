@@ -234,6 +234,15 @@ std::optional<std::string> validate(const Config& c) {
                ")";
     if (c.channels.empty())
         return "no heartbeat channel configured: give -a IP, or Channel= in [Heartbeat] (see freehad.conf(5))";
+    // With quorum rules the graceful stop comes out of the lease, which must
+    // keep two intervals for its renewal (freeha-safety(7)).
+    NodeSettings s = node_settings(c, 0);
+    if (quorum_rules_apply(s) && c.fence_timeout > max_fence_timeout(c.interval, c.dead_time))
+        return at("Services.FenceTimeout") + ": FenceTimeout=" + format_timespan(c.fence_timeout) +
+               " does not fit in the lease of DeadTime=" + format_timespan(c.dead_time) + " (" +
+               at("Heartbeat.DeadTime") + ") with Interval=" + format_timespan(c.interval) + ": at most " +
+               format_timespan(max_fence_timeout(c.interval, c.dead_time) / 1000 * 1000) +
+               "; lower FenceTimeout= or raise DeadTime=";
     if (c.role == Role::Arbitrator && c.force_start) return "-m: an arbitrator never runs services";
     if (!c.target.empty() && c.bus == BusKind::None)
         return at("Services.Target") + ": Target=" + c.target + " needs D-Bus to reach systemd, but --no-bus was given";

@@ -45,7 +45,7 @@ struct Config {
     Usec start_timeout = 5 * 60 * kUsecPerSec;
     Usec stop_timeout = 5 * 60 * kUsecPerSec;
     Usec monitor_timeout = 30 * kUsecPerSec;
-    Usec fence_timeout = 2 * kUsecPerSec;
+    Usec fence_timeout = 500 * kUsecPerMsec;
     // [Status]
     std::string json_file;   // empty: $RUNTIME_DIRECTORY/status.json, else /run/freeha/status.json
     std::string state_file;  // FreeHA text format; empty: not written

@@ -10,10 +10,10 @@ std::string_view hook_name(HookKind k) {
 }
 
 std::string_view to_string(NoticeKind k) {
-    static constexpr std::array<std::string_view, 11> kNames{
+    static constexpr std::array<std::string_view, 12> kNames{
         "peer-joined",  "peer-timed-out",       "peer-restarted", "quorum-gained",        "quorum-lost",
         "takeover",     "dual-active-resolved", "hook-failed",    "startup-wait-expired", "duplicate-node-name",
-        "unexpected-services",
+        "unexpected-services", "lease-lost",
     };
     return kNames.at(static_cast<std::size_t>(k));
 }

@@ -7,6 +7,7 @@
 #include <variant>
 #include <vector>
 
+#include "core/phase.h"
 #include "core/state.h"
 #include "core/wire.h"
 
@@ -40,6 +41,7 @@ enum class NoticeKind {
     StartupWaitExpired,  // InitDead passed before the start-up quorum was seen
     DuplicateNodeName,   // another daemon announces this node's own name
     UnexpectedServices,  // the services run here although this node does not hold them
+    LeaseLost,           // no majority renewed this holder's lease: it stops before the lease ends
 };
 std::string_view to_string(NoticeKind k);
 
@@ -66,6 +68,7 @@ struct KillServices {
 struct CancelHook {
     HookKind kind;
 };
+// A change of phase; `from`/`to` differ when the announced state changes too.
 // Carries the term and active node as of this change: later effects of the
 // same batch may already have moved the node on.
 struct StateChanged {
@@ -74,6 +77,8 @@ struct StateChanged {
     std::string reason;
     std::uint64_t term = 0;
     std::string active_node;
+    Phase from_phase = Phase::InitialProbe;
+    Phase to_phase = Phase::InitialProbe;
 };
 // A peer's state as this node sees it changed (TIMEDOUT included).
 struct PeerStateChanged {

@@ -22,9 +22,29 @@ bool ReplayWindow::accept(std::uint64_t sequence) {
 
 bool Peer::hears(std::uint64_t node_id) const { return std::find(heard.begin(), heard.end(), node_id) != heard.end(); }
 
+bool Membership::make_room() {
+    if (peers_.size() < kMaxPeers) return true;
+    // The timed-out peer heard longest ago goes; live peers never do.
+    auto victim = peers_.end();
+    for (auto it = peers_.begin(); it != peers_.end(); ++it)
+        if (it->second.timed_out && (victim == peers_.end() || it->second.last_heard < victim->second.last_heard))
+            victim = it;
+    if (victim == peers_.end()) return false;
+    peers_.erase(victim);
+    return true;
+}
+
 Observation Membership::observe(const wire::Heartbeat& hb, std::size_t channel, Usec now) {
     Observation obs;
-    auto [it, inserted] = peers_.try_emplace(hb.node);
+    auto it = peers_.find(hb.node);
+    bool inserted = it == peers_.end();
+    if (inserted) {
+        if (!make_room()) {
+            obs.table_full = true;
+            return obs;
+        }
+        it = peers_.try_emplace(hb.node).first;
+    }
     Peer& p = it->second;
     if (inserted) {
         p.name = hb.node;
@@ -32,14 +52,25 @@ Observation Membership::observe(const wire::Heartbeat& hb, std::size_t channel, 
         p.windows.resize(channel_count_);
         obs.joined = true;
     } else {
-        if (hb.incarnation < p.incarnation) {
+        // A lower incarnation is a replay; but without a key a silent record
+        // may hold a forged one, so once it has timed out a lower one starts over.
+        bool heal = hb.incarnation < p.incarnation && p.timed_out && !trust_timed_out_;
+        if (hb.incarnation < p.incarnation && !heal) {
             obs.stale = true;
             return obs;
         }
-        if (hb.incarnation > p.incarnation) {
+        if (hb.incarnation != p.incarnation) {
             obs.restarted = true;
             p.last_sequence = 0;
             p.windows.assign(channel_count_, ReplayWindow{});
+        } else {
+            // A real sender cannot be further ahead than one heartbeat per
+            // millisecond since it was last heard (plus bursts at state changes).
+            std::uint64_t reachable = (now - p.last_heard).count() / 1000 + kSequenceBurst;
+            if (hb.sequence > p.last_sequence && hb.sequence - p.last_sequence > reachable) {
+                obs.implausible = true;
+                return obs;
+            }
         }
         obs.joined = p.timed_out;
         obs.previous_state = p.state();
@@ -64,6 +95,8 @@ Observation Membership::observe(const wire::Heartbeat& hb, std::size_t channel, 
     p.flags = hb.flags;
     p.handover_to = hb.handover_to;
     p.claimant = hb.claimant;
+    p.sent_at = hb.sent_at;
+    p.echo = hb.echo;
     p.heard = hb.heard;
     p.last_heard = std::max(p.last_heard, now);
     p.timed_out = false;

@@ -1,4 +1,12 @@
-// The membership view: every peer learned from heartbeats, when and on which channel it was last heard.
+// The membership view: every peer learned from heartbeats, when and on which channel it was last heard, and what it last said.
+//
+// The table is bounded (kMaxPeers) and guarded against heartbeats that
+// would poison it: a sequence number far beyond what the sender can have
+// sent since it was last heard is refused, and so (by the node, which knows
+// the time) is an incarnation from the far future. Without a key, a peer
+// record that has timed out accepts a lower incarnation again, so that one
+// forged heartbeat cannot blind a node to a real peer for longer than a dead
+// time; replays of the same incarnation stay refused.
 #pragma once
 
 #include <cstdint>
@@ -37,6 +45,8 @@ struct Peer {
     std::uint16_t flags = 0;
     std::string handover_to;  // the node it hands the services to, if any
     std::string claimant;     // whose claim its announced term is, when it holds no services
+    std::uint64_t sent_at = 0;  // its own clock when it sent its newest heartbeat (for our echo)
+    std::uint64_t echo = 0;     // our sent_at it echoes, while it backs our claim (see claimant)
     std::vector<std::uint64_t> heard;  // node ids the peer last said it hears
     Usec last_heard;
     std::vector<std::optional<Usec>> channel_last_heard;  // index = channel
@@ -47,22 +57,40 @@ struct Peer {
     NodeState state() const { return timed_out ? NodeState::TimedOut : announced; }
     bool standby_flag() const { return (flags & wire::kFlagStandby) != 0; }
     bool error_latched() const { return (flags & wire::kFlagErrorLatched) != 0; }
+    // STARTING with starthasrv not run yet: a claim, not services.
+    bool claim_pending() const { return (flags & wire::kFlagClaimPending) != 0; }
+    // Announces that the services are (or may be) up there: starthasrv has run.
+    bool runs_services() const { return holds_services(announced) && !claim_pending(); }
+    // Backs `claimant`'s claim with a live promise (echoes one of its heartbeats).
+    bool backs(const std::string& claimant_name) const { return echo != 0 && claimant == claimant_name; }
     bool hears(std::uint64_t node_id) const;
 };
 
 // What one heartbeat changed in the view, so that the caller can report it.
 struct Observation {
-    bool joined = false;     // first heard, or heard again after timing out
-    bool restarted = false;  // a new incarnation of a known peer
-    bool stale = false;      // an older incarnation than the one known: ignored
-    bool replayed = false;   // a sequence number already heard on this channel, or too old: ignored
-    bool redundant = false;  // new on this channel, but not newer than what was applied: channel health only
+    bool joined = false;       // first heard, or heard again after timing out
+    bool restarted = false;    // a new incarnation of a known peer
+    bool stale = false;        // an older incarnation than the one known: ignored
+    bool replayed = false;     // a sequence number already heard on this channel, or too old: ignored
+    bool implausible = false;  // a sequence number the sender cannot have reached yet: ignored
+    bool table_full = false;   // a new peer, and no room for it: ignored
+    bool redundant = false;    // new on this channel, but not newer than what was applied: channel health only
     std::optional<NodeState> previous_state;
 };
 
 class Membership {
 public:
-    explicit Membership(std::size_t channel_count) : channel_count_(channel_count) {}
+    // Twice the largest cluster: room for every node plus as many strangers.
+    static constexpr std::size_t kMaxPeers = 64;
+    // How many heartbeats a sender may have sent per millisecond since it was
+    // last heard, at most (Interval= is at least 1ms), plus a burst allowance.
+    static constexpr std::uint64_t kSequenceBurst = 1024;
+
+    // `trust_timed_out`: a timed-out peer's incarnation still guards against
+    // replays (with a key: only the key holder could have set it); otherwise
+    // a lower incarnation starts the record over once it has timed out.
+    Membership(std::size_t channel_count, bool trust_timed_out)
+        : channel_count_(channel_count), trust_timed_out_(trust_timed_out) {}
 
     Observation observe(const wire::Heartbeat& hb, std::size_t channel, Usec now);
 
@@ -79,8 +107,14 @@ public:
 
     const std::map<std::string, Peer>& peers() const { return peers_; }
 
+    void set_trust_timed_out(bool trust) { trust_timed_out_ = trust; }
+
 private:
+    // Makes room for one more peer if the table is full; false when none can go.
+    bool make_room();
+
     std::size_t channel_count_;
+    bool trust_timed_out_;
     std::map<std::string, Peer> peers_;
 };
 

@@ -1,19 +1,24 @@
-// The node state machine: FreeHA's rules plus terms, as a deterministic function of events and time.
+// The node state machine: FreeHA's rules plus terms and leases, as a deterministic function of events and time.
 //
 // Every entry point takes the current CLOCK_MONOTONIC time and returns the
 // effects to carry out, in order. The node never reads a clock and does no
 // I/O; the daemon arms one timer for next_wakeup() and calls on_timer().
+// Its phase (see phase.h) says what it runs and waits for; set_phase() is
+// the one chokepoint for changing it. Claims, promises and leases are in
+// claims.h, the status projection in node_status.cpp.
 #pragma once
 
-#include <array>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
+#include "core/claims.h"
 #include "core/effects.h"
 #include "core/membership.h"
+#include "core/phase.h"
 #include "core/state.h"
 #include "core/status.h"
 #include "core/timespan.h"
@@ -36,26 +41,19 @@ struct NodeSettings {
     Usec dead_time = 1 * kUsecPerSec;
     Usec init_dead = 30 * kUsecPerSec;
     Usec monitor_interval = 2 * kUsecPerSec;
-    // How long a stop that must be quick (quorum lost, outranked) may take
-    // before the services are killed. See freeha-safety(7).
-    Usec fence_timeout = 2 * kUsecPerSec;
+    // The graceful stop's share of a lease, and how long any other stop that
+    // must be quick (outranked, quorum lost) may take before the services are
+    // killed. See freeha-safety(7).
+    Usec fence_timeout = 500 * kUsecPerMsec;
     std::size_t channel_count = 1;
     std::vector<std::uint8_t> auth_key;  // non-empty: sign every heartbeat, accept only signed ones
 };
 
 // Quorum rules apply to clusters of more than 2 expected nodes (an arbitrator
 // counts) that stop on quorum loss: only then is a minority sure to stop, and
-// only then does a takeover wait for it.
+// only then does a holder need a lease from a majority.
 bool quorum_rules_apply(const NodeSettings& s);
-
-// How long a node that claims the services waits, once a majority has
-// acknowledged its claim, before it starts them (when quorum rules apply).
-// A node still holding the services counts each peer's heartbeat as a vote
-// for one dead time after it arrived; a majority that acknowledged the new
-// claim sends it no more votes, so it loses quorum within DeadTime and has
-// stopped FenceTimeout later. One interval covers delivery, timer slack and
-// the kill itself. See freeha-safety(7).
-Usec takeover_delay(const NodeSettings& s);
+LeaseTimings lease_timings(const NodeSettings& s);
 
 // The incarnation of a new daemon start: above the previous one whatever the
 // wall clock did, and above any earlier start whose record was lost as long
@@ -69,6 +67,10 @@ struct HookOutcome {
 
 class Node {
 public:
+    // Without a key, a peer announcing an incarnation this far beyond the
+    // wall clock (as this node estimates it) is refused as forged.
+    static constexpr Usec kIncarnationFuture = Usec(24ULL * 3600 * 1000 * 1000);
+
     explicit Node(NodeSettings settings);
 
     // Daemon start. force_start is FreeHA's -m: start services at once without
@@ -98,11 +100,15 @@ public:
     Effects on_timer(Usec now);
 
     // The earliest time at which on_timer() has something to do; nullopt
-    // when nothing is due (before start()).
+    // when nothing is due (before start(), after Exit).
     std::optional<Usec> next_wakeup(Usec now) const;
 
-    NodeState state() const { return state_; }
-    std::uint64_t term() const { return term_; }
+    Phase phase() const { return phase_; }
+    NodeState state() const { return state_of(phase_); }
+    // The term of this node's own claim (0 when it claims nothing).
+    std::uint64_t term() const { return holding() ? term_ : 0; }
+    // The term of the claim that runs the cluster, as far as this node knows.
+    std::uint64_t cluster_term() const;
     bool error_latched() const { return error_latched_; }
     bool quorate() const { return quorate_; }
     bool shutting_down() const { return shutting_down_; }
@@ -112,7 +118,10 @@ public:
     const NodeSettings& settings() const { return settings_; }
     const Membership& membership() const { return membership_; }
     const ReceiveCounters& counters() const { return counters_; }
+    const Backing& backing() const { return backing_; }
     std::optional<HookKind> running_hook() const;
+    // The lease a majority grants this node's claim, when it claims.
+    std::optional<Usec> lease(Usec now) const;
 
     // The node that runs the services as this node sees it ("" when none).
     std::string active_node() const;
@@ -124,80 +133,98 @@ private:
         bool canceled = false;
         bool killed = false;  // by the fence deadline: the services count as stopped when it ends
     };
-    enum class AfterHook { Nothing, StopServices, StartServices };
 
-    void set_state(NodeState to, std::string reason, Usec now, Effects& out);
+    // The chokepoint: every phase change goes through here.
+    void set_phase(Phase to, std::string reason, Usec now, Effects& out);
     void send_heartbeat(Usec now, Effects& out);
+    Usec next_heartbeat(Usec now) const;
+    bool holding() const;  // STARTING, RUNNING or STOPPING: a claim of ours is out
+    bool services_started() const;  // starthasrv has run (or services were found running)
+
+    // --- hooks (node_hooks.cpp): at most one runs; the phase says which.
+    std::optional<HookKind> hook_wanted(Usec now) const;
+    bool hook_belongs(HookKind kind) const;
+    // Runs the hook the phase wants, or cancels one it does not want.
+    void drive_hooks(Usec now, Effects& out);
     void run_hook(HookKind kind, Effects& out);
-    // Runs `next` now, or cancels the running hook and runs it when it ends.
-    void after_current_hook(AfterHook next, Usec now, Effects& out);
-    // Claims the services with a new term. A forced start runs starthasrv at
-    // once; an elected one waits for the takeover delay and for every
-    // reachable node that still holds the services to let go.
-    void begin_start(std::string reason, bool forced, Usec now, Effects& out);
-    void maybe_run_pending_start(Usec now, Effects& out);
-    // This node and the two-way peers that announce this node's claim as the best they know.
-    unsigned claim_supporters() const;
-    // Every node this one knows is reachable and backs its claim, and they are
-    // all the expected nodes: nobody can hold the services or win them.
-    bool claim_unanimous() const;
-    bool reachable_peer_holds_services() const;
+    void hook_succeeded(HookKind kind, Usec now, Effects& out);
+    void hook_failed(HookKind kind, const HookOutcome& outcome, Usec now, Effects& out);
+
+    // --- claims, backing and leases (node_claims.cpp)
+    // Claims the services with a new term; forced: starthasrv at once.
+    void claim(std::string reason, bool forced, Usec now, Effects& out);
+    // Claims services already found running here (the start-up probe).
+    void claim_running_services(Usec now, Effects& out);
+    void maybe_start_claim(Usec now, Effects& out);
+    // Backs (or stops backing) a claim as a voter; true when what this node
+    // announces changed, so that a heartbeat must go out at once.
+    bool update_backing(Usec now);
+    bool may_back(Usec now) const;
+    void record_echo(const wire::Heartbeat& hb, Usec now);
+    void check_rivals(Usec now, Effects& out);
+    void enforce_lease(Usec now, Effects& out);
+    bool peer_backs_other_live_claim() const;
+    bool peer_runs_services() const;
+
+    // --- stopping
     void stop_services(std::string reason, Usec now, Effects& out);
-    // A stop that must finish within FenceTimeout, else the services are killed.
-    void fence(std::string reason, Usec now, Effects& out);
-    void kill_overrunning_stop(Usec now, Effects& out);
+    // A stop that must end by `deadline`, else the services are killed.
+    void fence(std::string reason, Usec deadline, Usec now, Effects& out);
+    void kill_at_deadline(Usec now, Effects& out);
     void fail_services(std::string error, Usec now, Effects& out);
     void services_stopped(Usec now, Effects& out);
-    void startup_probe_finished(Usec now, Effects& out);
+
+    // --- start-up, quorum and election
     void update_quorum(Usec now, Effects& out);
-    void maybe_finish_startup(Usec now, Effects& out);
+    void finish_listening(Usec now, Effects& out);
     void maybe_elect(Usec now, Effects& out);
-    void check_rival(const Peer& peer, Usec now, Effects& out);
     void evaluate(Usec now, Effects& out);
     void end_handover_when_done(Usec now);
     // The node the election would pick if this node stepped aside (for a switchover).
     std::optional<std::string> next_eligible_peer() const;
-    bool claim_beats_mine(std::uint64_t term, const std::string& name) const;
-    // Records a claim heard of; true when it is the best one known so far.
-    bool learn_claim(std::uint64_t term, const std::string& claimant);
     // This node and every peer with a two-way link to it: a peer that does not
     // hear this node cannot be relied on to learn of its claims.
     unsigned live_votes() const { return membership_.two_way_count(own_id_) + 1; }
     std::uint16_t own_flags() const;
+    // This node's estimate of the wall clock: its incarnation was the wall clock at start.
+    std::uint64_t wall_estimate(Usec now) const;
 
     NodeSettings settings_;
     std::uint64_t cluster_id_;
     std::uint64_t own_id_;
     Membership membership_;
     ReceiveCounters counters_;
+    TermBook terms_;
+    Backing backing_;
 
-    NodeState state_ = NodeState::Initial;
-    std::uint64_t term_ = 0;           // the term of this node's own claim to the services
-    std::uint64_t max_term_seen_ = 0;  // every takeover uses a term above this
-    std::string best_claimant_;        // who claimed max_term_seen_ (the earliest name on a tie); "" if unknown
-    std::uint64_t sequence_ = 0;
+    Phase phase_ = Phase::InitialProbe;
+    std::uint64_t term_ = 0;  // the term of this node's own claim
+    Usec claimed_at_;         // when it was made: echoes of older heartbeats do not count
+    std::map<std::string, Usec> echoes_;  // backer -> the newest of our heartbeats it echoed, for this claim
+    // Whether the lease binds this holder: from the claim on, or, for services
+    // started without one (forced, found running at start-up), from the first lease.
+    bool lease_enforced_ = false;
     bool started_ = false;
+    bool exited_ = false;  // Exit was emitted: nothing more happens
     bool error_latched_ = false;
     bool shutting_down_ = false;
-    bool startup_probe_done_ = false;
     bool quorate_ = false;
     bool standby_ = false;
     std::string last_error_;
-    std::string handover_to_;          // switchover target, announced until it takes over
+    std::string handover_to_;             // switchover target, announced until it takes over
     std::optional<Usec> handover_until_;  // set once our stop ends: give up waiting then
-    bool start_pending_ = false;         // STARTING, starthasrv not yet run
-    std::optional<Usec> claim_acknowledged_;  // when a majority first knew of our pending claim
-    std::optional<Usec> fence_deadline_;  // a quick stop is under way: kill the services then
+    std::optional<Usec> fence_deadline_;  // StoppingFenced: kill the services then
+    bool start_after_stop_ = false;       // a force-start that arrived while stopping
     std::optional<std::uint64_t> duplicate_incarnation_seen_;
     std::uint64_t unexpected_services_ = 0;  // times the services were found running here unbidden
-
     std::optional<RunningHook> hook_;
-    AfterHook after_cancel_ = AfterHook::Nothing;  // what to do once the canceled hook ends
-    bool start_after_stop_ = false;                // a force-start that arrived while stopping
 
+    Usec started_at_;
     Usec init_deadline_;
-    Usec listen_until_;  // start (or quorum regained) + dead time: no election before
-    Usec next_heartbeat_;
+    Usec listen_until_;       // start (or quorum regained) + dead time: no election before
+    Usec backing_allowed_at_;  // start + dead time: promises of an earlier incarnation have run out
+    Usec last_sent_;           // when the last heartbeat went out
+    std::uint64_t sequence_ = 0;
     std::optional<Usec> next_monitor_;
 };
 

@@ -15,6 +15,7 @@ std::vector<std::pair<std::string, std::uint64_t>> ReceiveCounters::by_name() co
         {"foreign_cluster", foreign_cluster}, {"stale_incarnation", stale_incarnation},
         {"replayed", replayed},         {"unauthenticated", unauthenticated},
         {"bad_signature", bad_signature}, {"duplicate_name", duplicate_name},
+        {"implausible", implausible},   {"peer_table_full", peer_table_full},
     };
     for (int i = 0; i < wire::kRejectCount; ++i)
         out.emplace_back("malformed_" + std::string(wire::to_string(static_cast<wire::Reject>(i))), malformed[i]);
@@ -58,6 +59,7 @@ nlohmann::json to_json(const Status& s) {
         {"cluster", s.cluster},
         {"node", s.node},
         {"state", to_string(s.state)},
+        {"phase", s.phase},
         {"role", to_string(s.role)},
         {"term", s.term},
         {"quorate", s.quorate},
@@ -72,6 +74,7 @@ nlohmann::json to_json(const Status& s) {
         {"nodes", std::move(nodes)},
         {"packets", std::move(packets)},
         {"unexpected_services", s.unexpected_services},
+        {"lease_remaining_usec", s.lease_remaining ? json(s.lease_remaining->count()) : json(nullptr)},
     };
 }
 

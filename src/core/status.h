@@ -26,6 +26,8 @@ struct ReceiveCounters {
     std::uint64_t unauthenticated = 0;    // no tag, while AuthKeyFile= is set
     std::uint64_t bad_signature = 0;      // a tag that does not match the key
     std::uint64_t duplicate_name = 0;
+    std::uint64_t implausible = 0;      // a sequence or incarnation the sender cannot have reached
+    std::uint64_t peer_table_full = 0;  // a new node, and no room for it
     std::uint64_t own = 0;  // our own broadcasts and multicasts looped back
 
     std::uint64_t malformed_total() const;
@@ -51,8 +53,9 @@ struct Status {
     std::string cluster;
     std::string node;
     NodeState state = NodeState::Initial;
+    std::string phase;  // the sub-state ("starting/pending", "stopping/fenced", ...)
     Role role = Role::Member;
-    std::uint64_t term = 0;
+    std::uint64_t term = 0;  // the term of the claim that runs the cluster, as this node knows it
     bool quorate = false;
     unsigned expected_nodes = 0;
     std::string active_node;
@@ -67,6 +70,7 @@ struct Status {
     std::vector<NodeStatus> nodes;      // every known node, this one included, by name
     ReceiveCounters counters;
     std::uint64_t unexpected_services = 0;  // times the services were found running here unbidden
+    std::optional<Usec> lease_remaining;    // this node's claim: how long its lease still runs
 };
 
 nlohmann::json to_json(const Status& s);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <utility>
 
 namespace freeha::sim {
 
@@ -31,6 +32,7 @@ void SimCluster::start(const std::string& name, bool force_start) {
     n.node = std::make_unique<Node>(s);
     n.alive = true;
     n.paused = false;
+    n.queued.clear();
     n.exit_code.reset();
     n.running_hook.reset();
     ++n.hook_generation;
@@ -45,14 +47,19 @@ void SimCluster::crash(const std::string& name) {
     SimNode& n = nodes_.at(name);
     n.alive = false;
     n.services_up = false;
+    n.queued.clear();
     n.running_hook.reset();
     ++n.hook_generation;
 }
 
 void SimCluster::resume(const std::string& name) {
     SimNode& n = nodes_.at(name);
-    if (n.paused) n.resumed_at = now_;
+    if (!n.paused) return;
+    n.resumed_at = now_;
     n.paused = false;
+    // The loop drains its socket first: every datagram that queued up, in order, at once.
+    for (auto& datagram : std::exchange(n.queued, {}))
+        if (n.alive) apply(n, n.node->on_datagram(datagram, 0, now_));
 }
 
 void SimCluster::command(const std::string& name, Command c) {
@@ -79,7 +86,12 @@ void SimCluster::deliver(const std::string& from, const std::vector<std::uint8_t
         std::string to = name;
         schedule(now_ + Usec(latency(rng_)), [this, to, datagram] {
             SimNode& t = nodes_.at(to);
-            if (t.alive && !t.paused) apply(t, t.node->on_datagram(datagram, 0, now_));
+            if (!t.alive) return;
+            if (t.paused) {
+                if (t.queued.size() < kQueueLimit) t.queued.push_back(datagram);
+                return;
+            }
+            apply(t, t.node->on_datagram(datagram, 0, now_));
         });
     }
 }

@@ -33,6 +33,9 @@ struct SimNode {
     std::unique_ptr<Node> node;
     bool alive = false;
     bool paused = false;
+    // What arrived while paused, as a frozen daemon finds it in its socket
+    // when it wakes (bounded like a receive buffer).
+    std::vector<std::vector<std::uint8_t>> queued;
     Usec resumed_at;  // when the last pause ended
     // The machine's wall clock runs at now() + wall_offset (clock jumps move
     // it); it only feeds the incarnation, kept as freehad keeps it on disk.
@@ -61,6 +64,8 @@ public:
     void start(const std::string& name, bool force_start = false);
     void start_all();
     void crash(const std::string& name);  // the machine dies: the services with it
+    static constexpr std::size_t kQueueLimit = 1000;
+
     void pause(const std::string& name) { nodes_.at(name).paused = true; }
     void resume(const std::string& name);
     void jump_clock(const std::string& name, std::int64_t usec) { nodes_.at(name).wall_offset += usec; }

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/claims.h"
 #include "core/election.h"
 #include "sim/sim_cluster.h"
 
@@ -46,7 +47,8 @@ public:
         settings_.cluster_name = "sim";
         settings_.expected_nodes = n;
         settings_.init_dead = 3 * sec;
-        settings_.fence_timeout = uniform(rng_, Usec(2), Usec(20)).count() * 100 * ms;  // 200ms .. 2s
+        // 10ms .. the most a lease leaves room for (500ms at the default timings)
+        settings_.fence_timeout = uniform(rng_, 10 * ms, max_fence_timeout(settings_.interval, settings_.dead_time));
         settings_.no_quorum_policy = rng_() % 8 == 0 ? NoQuorumPolicy::Ignore : NoQuorumPolicy::Stop;
         if (n >= 3 && rng_() % 3 == 0) arbitrator_ = names_[rng_() % n];
         log_ << n << " nodes" << (arbitrator_.empty() ? "" : ", arbitrator " + arbitrator_) << ", FenceTimeout "
@@ -74,6 +76,7 @@ public:
             inject_fault(c);
         }
         if (!failure.empty()) return failure + "\n" + log_.str();
+        std::string holder = secure_holder(c);
         stabilize(c);
         c.run_for(kSettle - kSteadyAtEnd, check);
         std::vector<std::string> steady = c.services_up();
@@ -84,6 +87,9 @@ public:
                           format_timespan(kSettle - kSteadyAtEnd);
         });
         if (failure.empty()) failure = check_liveness(c, steady);
+        // Healing never moves the services away from a node that held them securely.
+        if (failure.empty() && !holder.empty() && steady != std::vector<std::string>{holder})
+            failure = "healing moved the services from " + holder;
         return failure.empty() ? "" : at(c) + failure + "\n" + log_.str();
     }
 
@@ -97,7 +103,7 @@ private:
     void inject_fault(SimCluster& c) {
         const std::string& victim = any_node();
         SimNode& v = c[victim];
-        switch (rng_() % 8) {
+        switch (rng_() % 9) {
         case 0:
             if (v.alive) {
                 c.crash(victim);
@@ -105,6 +111,13 @@ private:
             } else {
                 c.start(victim);
                 note(c, "restart " + victim);
+            }
+            break;
+        case 8:  // kill -9 and an immediate restart: the daemon forgets everything but its services are gone
+            if (v.alive && !v.paused) {
+                c.crash(victim);
+                c.start(victim);
+                note(c, "crash and restart " + victim + " at once");
             }
             break;
         case 1:
@@ -159,6 +172,26 @@ private:
         }
     }
 
+    // The node that runs the services when the network heals, if exactly one
+    // does, awake, and its lease has at least an interval before its graceful
+    // stop (one about to run out may rightly stop): healing must leave them there.
+    std::string secure_holder(SimCluster& c) const {
+        if (!quorum_rules_apply(settings_)) return "";
+        auto up = c.services_up();
+        if (up.size() != 1) return "";
+        const SimNode& n = c[up.front()];
+        if (!n.alive || n.paused || n.node->phase() != Phase::Running) return "";
+        auto lease = n.node->lease(c.now());
+        LeaseTimings t = lease_timings(settings_);
+        if (!lease || c.now() + settings_.interval >= graceful_stop_at(*lease, t)) return "";
+        // Healing the network only: restarting nodes (which back nothing for a
+        // dead time after they start) or waking frozen ones (which may still
+        // run them) is not.
+        for (const auto& name : names_)
+            if (!c[name].alive || c[name].paused || c[name].node->state() == NodeState::Initial) return "";
+        return up.front();
+    }
+
     void stabilize(SimCluster& c) {
         c.heal();
         c.set_loss(0);
@@ -170,14 +203,15 @@ private:
     }
 
     // A node may overlap with another only while it is frozen, and for the
-    // time it then needs to notice and stop: that is freeha-safety(7)'s one
-    // exception when quorum rules apply. Otherwise at most one node may hold
-    // the services (a 2-node cluster or NoQuorumPolicy=ignore may split).
+    // moment it then needs to notice that its lease is gone and kill the
+    // services (its kill margin, half an interval): that is freeha-safety(7)'s
+    // one exception when quorum rules apply. Otherwise at most one node may
+    // hold the services (a 2-node cluster or NoQuorumPolicy=ignore may split).
     std::string check_safety(const SimCluster& c) const {
         if (!quorum_rules_apply(settings_)) return "";
         auto up = c.services_up();
         if (up.size() <= 1) return "";
-        Usec excuse = settings_.dead_time + settings_.fence_timeout + settings_.interval;
+        Usec excuse = kill_margin(lease_timings(settings_));
         unsigned unexcused = 0;
         for (auto& name : up) {
             const SimNode& n = c[name];

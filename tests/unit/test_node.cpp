@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <map>
+#include <set>
 
 #include "core/auth.h"
 #include "core/node.h"
@@ -12,6 +13,12 @@
 
 using namespace freeha;
 using S = NodeState;
+
+namespace freeha {
+// Readable failures.
+void PrintTo(NodeState s, std::ostream* os) { *os << to_string(s); }
+void PrintTo(Phase p, std::ostream* os) { *os << to_string(p); }
+}  // namespace freeha
 
 namespace {
 
@@ -63,15 +70,23 @@ public:
         hear(name);
     }
     void silence(const std::string& name) { peers_.erase(name); }
-    // Like real peers, one that hears this node and holds nothing announces
-    // the newest term it knows, this node's claim included.
+    // The peer holds a claim elsewhere (or is otherwise bound): it never backs this node.
+    void withhold(const std::string& name) { withholding_.insert(name); }
+    void release(const std::string& name) { withholding_.erase(name); }
+    // Like real voters, a peer that hears this node and holds nothing backs
+    // this node's claim: it announces it and echoes the send time of the
+    // newest heartbeat of ours it has heard (its promise, our lease).
     void hear(const std::string& name) {
         auto& hb = peers_.at(name);
         hb.sequence = ++sequences_[name];  // a peer silenced and heard again goes on counting: no replay
+        hb.sent_at = now_.count();
         wire::Heartbeat sent = hb;
-        if (!holds_services(hb.state) && !hb.heard.empty() && node_->term() >= hb.term && node_->term() > 0) {
+        bool claims = holds_services(node_->state());
+        if (!holds_services(hb.state) && !hb.heard.empty() && claims && node_->term() >= hb.term &&
+            withholding_.count(name) == 0 && last_sent_at_ != 0) {
             sent.term = node_->term();
             sent.claimant = settings_.node_name;
+            sent.echo = last_sent_at_;
         }
         take(node_->on_heartbeat(sent, 0, now_));
     }
@@ -80,10 +95,14 @@ public:
     // heartbeats in time order.
     void advance(Usec span) {
         Usec until = now_ + span;
+        int stuck = 0;  // wake-ups in a row without time moving on: a node that never settles
         while (true) {
+            ASSERT_LT(stuck, 1000) << "the node keeps waking up at " << now_ << " in phase "
+                                   << to_string(node_->phase());
             Usec next_peer = next_peer_beat_;
             Usec next = std::min(node_->next_wakeup(now_).value_or(Usec::max()), next_peer);
             if (next > until) break;
+            stuck = next <= now_ ? stuck + 1 : 0;
             now_ = std::max(now_, next);
             if (next == next_peer) {
                 for (auto& [name, hb] : peers_) hear(name);
@@ -95,10 +114,12 @@ public:
         now_ = until;
     }
 
-    // An elected start waits for the takeover delay: let it pass first.
+    // An elected claim starts once a majority backs it (the peers' next heartbeats).
+    void await_start() {
+        for (int i = 0; i < 100 && node_->phase() == Phase::StartingPending; ++i) advance(10 * ms);
+    }
     void finish(HookKind kind, bool success, const char* why = "exited with status 1") {
-        if (kind == HookKind::Start && node_->state() == S::Starting && node_->running_hook() != kind)
-            advance(takeover_delay(settings_));
+        if (kind == HookKind::Start) await_start();
         take(node_->on_hook_finished(kind, HookOutcome{success, success ? "exited with status 0" : why}, now_));
     }
     void command(Command c) { take(node_->on_command(c, now_)); }
@@ -161,7 +182,23 @@ public:
 
 private:
     void take(Effects e) {
-        for (auto& x : e) effects_.push_back(std::move(x));
+        bool sent_claim = false;
+        for (auto& x : e) {
+            if (auto* sent = std::get_if<effect::SendHeartbeat>(&x)) {
+                last_sent_at_ = sent->heartbeat.sent_at;
+                sent_claim = sent_claim || holds_services(sent->heartbeat.state);
+            }
+            effects_.push_back(std::move(x));
+        }
+        // Real voters acknowledge a claimant's heartbeat at once (in their own heartbeat).
+        if (sent_claim && !acking_) {
+            acking_ = true;
+            std::vector<std::string> names;
+            for (const auto& [name, hb] : peers_) names.push_back(name);
+            for (const auto& name : names)
+                if (peers_.count(name) && !holds_services(peers_.at(name).state) && withholding_.count(name) == 0) hear(name);
+            acking_ = false;
+        }
     }
 
 public:
@@ -169,6 +206,7 @@ public:
     void receive(const std::vector<std::uint8_t>& datagram, std::size_t channel = 0) {
         take(node_->on_datagram(datagram, channel, now_));
     }
+    void take_effects(Effects e) { take(std::move(e)); }
     bool killed(HookKind k) {
         for (auto& e : effects_)
             if (auto* x = std::get_if<effect::KillServices>(&e); x && x->kind == k) return true;
@@ -182,6 +220,9 @@ private:
     Usec next_peer_beat_;
     std::map<std::string, wire::Heartbeat> peers_;
     std::map<std::string, std::uint64_t> sequences_;
+    std::set<std::string> withholding_;
+    std::uint64_t last_sent_at_ = 0;  // the node's newest heartbeat, as its backers echo it
+    bool acking_ = false;
     Effects effects_;
 };
 
@@ -489,11 +530,13 @@ const Conversation kConversations[] = {
          EXPECT_EQ(h.last_heartbeat()->state, S::Stopping);
          EXPECT_TRUE(h.hooks_run().empty());
      }},
-    {"SIGTERM while the claim waits for the takeover delay: nothing ran, exit at once",
+    {"SIGTERM while the claim waits for a majority: nothing ran, exit at once",
      [] {
          Harness h("a");
+         h.withhold("b");
+         h.withhold("c");
          h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
-         ASSERT_EQ(h.state(), S::Starting);
+         ASSERT_EQ(h.node().phase(), Phase::StartingPending);
          EXPECT_FALSE(h.ran(HookKind::Start));
          h.clear();
          h.command(Command::Shutdown);
@@ -505,7 +548,7 @@ const Conversation kConversations[] = {
          Harness h("a");
          h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
          ASSERT_EQ(h.state(), S::Starting);
-         h.advance(takeover_delay(h.settings()));
+         h.await_start();
          ASSERT_TRUE(h.ran(HookKind::Start));
          h.clear();
          h.command(Command::Shutdown);
@@ -829,7 +872,7 @@ TEST(NodeAuth, WithAKeyOnlyCorrectlySignedHeartbeatsAreAdmitted) {
     h.receive(signed_with(std::vector<std::uint8_t>(32, 0x11), heartbeat_of("a", S::Standby, 2)));
     EXPECT_EQ(h.node().counters().bad_signature, 1u);
     auto tampered = signed_with(kKey, heartbeat_of("a", S::Standby, 3));
-    tampered[40] = static_cast<std::uint8_t>(S::Running);  // the state byte, after signing
+    tampered[56] = static_cast<std::uint8_t>(S::Running);  // the state byte, after signing
     h.receive(tampered);
     EXPECT_EQ(h.node().counters().bad_signature, 2u);
     EXPECT_EQ(h.node().membership().peers().count("a"), 0u);
@@ -913,7 +956,7 @@ TEST(NodeIncarnation, GrowsAcrossRestartsWhateverTheWallClockDid) {
     EXPECT_EQ(next_incarnation(first, 1001 * hour), 1001 * hour);
 }
 
-// --- quorum, fencing and the takeover delay ----------------------------------
+// --- quorum, leases and fencing ---------------------------------------------
 
 TEST(NodeQuorum, BackFromAPartitionANodeListensADeadTimeBeforeElecting) {
     Harness h("a");
@@ -961,146 +1004,430 @@ TEST(NodeQuorum, APeerThatDoesNotHearThisNodeDoesNotCountTowardsQuorum) {
     EXPECT_TRUE(h.node().quorate());  // c still hears a: 2 of 3
     h.deaf("c");
     EXPECT_FALSE(h.node().quorate());
+    EXPECT_EQ(h.state(), S::Running);  // its lease still runs: no voter can back another claim yet
+    h.advance(h.settings().dead_time);  // peers that do not hear it cannot renew it
     EXPECT_EQ(h.state(), S::Stopping);
 }
 
-TEST(NodeFence, NewsOfANewerClaimFromAnyPeerMakesTheHolderStepDown) {
+TEST(NodeLease, AClaimStartsAsSoonAsAMajorityBacksItAndNotBefore) {
+    Harness h("a", 4);  // quorum is 3: a and two backers
+    h.withhold("c");
+    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+    ASSERT_EQ(h.node().phase(), Phase::StartingPending);
+    EXPECT_EQ(h.last_heartbeat()->state, S::Starting);  // announced at once
+    EXPECT_TRUE(h.last_heartbeat()->flags & wire::kFlagClaimPending);
+    h.advance(5 * sec);  // b backs it, c never does: 2 of 4 is no majority
+    EXPECT_FALSE(h.ran(HookKind::Start));
+    EXPECT_FALSE(h.node().lease(h.now()));
+    h.peer("d", S::Standby);  // a third backer
+    h.advance(h.settings().interval);
+    EXPECT_TRUE(h.ran(HookKind::Start));
+    EXPECT_EQ(h.node().phase(), Phase::StartingHook);
+    EXPECT_FALSE(h.last_heartbeat()->flags & wire::kFlagClaimPending);
+    ASSERT_TRUE(h.node().lease(h.now()));
+    EXPECT_GT(*h.node().lease(h.now()), h.now() + h.settings().dead_time / 2);
+}
+
+TEST(NodeLease, OnlyEchoesOfThisClaimCount) {
+    Harness h("b");
+    h.withhold("c");  // keeps b quorate, backs nothing
+    h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
+    h.peer("a", S::Running, 3);
+    h.silence("a");
+    h.advance(h.settings().dead_time);
+    ASSERT_EQ(h.node().phase(), Phase::StartingPending);
+    std::uint64_t mine = h.node().term();
+    std::uint64_t seq = 1000;
+    auto c_says = [&](const std::string& claimant, std::uint64_t term, std::uint64_t echo) {
+        wire::Heartbeat hb = heartbeat_of("d", S::Standby, ++seq);
+        hb.term = term;
+        hb.claimant = claimant;
+        hb.echo = echo;
+        hb.heard = {node_id("b")};
+        h.node().on_heartbeat(hb, 0, h.now());
+    };
+    std::uint64_t claim_heartbeat = h.last_heartbeat()->sent_at;
+    c_says("zed", mine, claim_heartbeat);      // credits another claimant
+    c_says("b", mine - 1, claim_heartbeat);    // an older claim of ours
+    c_says("b", mine, claim_heartbeat - 1);    // a heartbeat sent before this claim
+    c_says("b", mine, 0);                      // names the claim, but promises nothing
+    c_says("b", mine, (h.now() + 1 * sec).count());  // from the future: forged or broken
+    EXPECT_FALSE(h.node().lease(h.now()));
+    EXPECT_EQ(h.node().running_hook(), std::nullopt);
+    c_says("b", mine, claim_heartbeat);
+    ASSERT_TRUE(h.node().lease(h.now()));
+    EXPECT_EQ(*h.node().lease(h.now()), lease_from_echo(Usec(claim_heartbeat), lease_timings(h.settings())));
+}
+
+TEST(NodeLease, TheHolderStopsGracefullyWithFenceTimeoutLeftAndKillsAtTheEnd) {
+    Harness h("a");
+    h.settings().fence_timeout = 400 * ms;
+    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+    h.finish(HookKind::Start, true);
+    ASSERT_EQ(h.state(), S::Running);
+    h.silence("b");
+    h.silence("c");  // no more acknowledgements: the lease is what the last ones granted
+    Usec lease = *h.node().lease(h.now());
+    LeaseTimings t = lease_timings(h.settings());
+    h.clear();
+    h.advance(graceful_stop_at(lease, t) - h.now() - 1 * ms);
+    EXPECT_EQ(h.state(), S::Running);
+    h.advance(1 * ms);
+    EXPECT_EQ(h.node().phase(), Phase::StoppingFenced);
+    EXPECT_TRUE(h.noticed(NoticeKind::LeaseLost));
+    EXPECT_TRUE(h.ran(HookKind::Stop));
+    h.advance(kill_at(lease, t) - h.now() - 1 * ms);
+    EXPECT_FALSE(h.killed(HookKind::Stop));
+    h.advance(1 * ms);
+    EXPECT_TRUE(h.killed(HookKind::Stop));
+    EXPECT_EQ(h.node().phase(), Phase::StoppingKilled);
+    EXPECT_EQ(h.state(), S::Stopping);  // until the kill is confirmed
+    h.finish(HookKind::Stop, false, "killed");
+    EXPECT_EQ(h.state(), S::Standby);
+    EXPECT_TRUE(h.noticed(NoticeKind::HookFailed));
+    h.advance(h.settings().dead_time - 10 * ms);
+    EXPECT_EQ(h.state(), S::Standby);  // a lost lease: listen a dead time before claiming again
+}
+
+TEST(NodeLease, APlannedStopIsFencedOnlyIfTheLeaseRunsLowDuringIt) {
+    Harness h("a");
+    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+    h.finish(HookKind::Start, true);
+    h.command(Command::Stop);
+    ASSERT_EQ(h.node().phase(), Phase::StoppingHook);
+    h.advance(10 * sec);  // a slow but legitimate stop: the backers keep renewing the lease
+    EXPECT_EQ(h.node().phase(), Phase::StoppingHook);
+    EXPECT_FALSE(h.killed(HookKind::Stop));
+    h.silence("b");
+    h.silence("c");
+    h.advance(h.settings().dead_time);
+    EXPECT_TRUE(h.killed(HookKind::Stop));
+}
+
+TEST(NodeLease, LostAcknowledgementsAreRetriedFast) {
+    Harness h("a");
+    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+    h.finish(HookKind::Start, true);
+    h.advance(1 * sec);
+    h.withhold("b");
+    h.withhold("c");  // their acknowledgements are lost from now on
+    h.clear();
+    h.advance(350 * ms);  // the lease (acknowledged just now) has 400ms left before the graceful stop
+    // Past the overdue point (an interval and a quarter) the holder sends
+    // every eighth of an interval, not every interval: 2 regular ones otherwise.
+    EXPECT_GE(h.heartbeats_sent(), 5);
+    EXPECT_EQ(h.state(), S::Running);
+}
+
+TEST(NodeLease, ServicesForcedWithoutALeaseAreBoundOnlyOnceTheyHaveOne) {
+    Harness h("a");
+    h.withhold("b");
+    h.withhold("c");
+    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+    h.command(Command::ForceStart);  // the operator overrides: nobody backs it
+    h.finish(HookKind::Start, true);
+    h.advance(5 * sec);
+    EXPECT_EQ(h.state(), S::Running);
+    Harness g("a");
+    g.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+    g.command(Command::ForceStart);
+    g.finish(HookKind::Start, true);
+    g.advance(1 * sec);  // the voters back it: it has a lease now
+    g.silence("b");
+    g.silence("c");
+    g.advance(2 * sec);
+    EXPECT_EQ(g.state(), S::Stopping);  // and is bound by it
+}
+
+TEST(NodeLease, ServicesFoundRunningAtStartUpNeedALeaseOnceTheyHaveOne) {
+    Harness h("a");
+    h.start();
+    h.peer("b", S::Standby);
+    h.peer("c", S::Standby);
+    h.finish(HookKind::Monitor, true);
+    ASSERT_EQ(h.state(), S::Running);
+    h.advance(1 * sec);
+    ASSERT_TRUE(h.node().lease(h.now()));  // term 0, backed like any claim
+    h.silence("b");
+    h.silence("c");
+    h.advance(2 * sec);
+    EXPECT_EQ(h.state(), S::Stopping);
+}
+
+TEST(NodeClaims, APendingClaimWithdrawsForANodeRunningTheServicesWhateverItsTerm) {
+    Harness h("b");
+    h.withhold("c");
+    h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
+    h.peer("a", S::Running, 3);
+    h.silence("a");
+    h.advance(h.settings().dead_time);
+    ASSERT_EQ(h.node().phase(), Phase::StartingPending);
+    ASSERT_GT(h.node().term(), 3u);
+    h.clear();
+    h.peer("a", S::Running, 3);  // it was alive all along (a one-way link healed)
+    EXPECT_EQ(h.state(), S::Standby);
+    EXPECT_FALSE(h.ran(HookKind::Start));
+    EXPECT_FALSE(h.ran(HookKind::Stop));  // nothing ran, nothing to stop
+}
+
+TEST(NodeClaims, ARunningHolderIgnoresNewsOfABetterClaimThatHasNotStarted) {
+    // Healing never moves the services: a claim made behind a partition
+    // cannot win a lease from voters bound to the holder, and gives way.
     Harness h("a");
     h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
     h.finish(HookKind::Start, true);
     std::uint64_t mine = h.node().term();
     h.clear();
-    h.peer("c", S::Standby, mine + 1);  // c heard b claim the services; a cannot hear b
-    EXPECT_TRUE(h.noticed(NoticeKind::DualActiveResolved));
-    EXPECT_EQ(h.state(), S::Stopping);
+    h.peer("b", S::Starting, mine + 5, Role::Member, wire::kFlagClaimPending);
+    h.advance(3 * sec);
+    EXPECT_EQ(h.state(), S::Running);
+    EXPECT_FALSE(h.noticed(NoticeKind::DualActiveResolved));
+    h.withhold("d");
+    h.peer("d", S::Standby, mine + 7);  // relayed news of a newer claim
+    h.advance(1 * sec);
+    EXPECT_EQ(h.state(), S::Running);
 }
 
-TEST(NodeFence, APeerSupportingAnEarlierNamedClaimOfTheSameTermMakesTheHolderStepDown) {
+TEST(NodeClaims, APendingClaimWithdrawsForABetterClaimOrNewsOfOne) {
     Harness h("b");
-    h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
-    h.peer("a", S::Running, 3);
-    h.silence("a");
-    h.advance(h.settings().dead_time);
-    ASSERT_EQ(h.state(), S::Starting);
+    h.withhold("a");
+    h.withhold("c");
+    h.boot_to_standby({{"a", S::Errored}, {"c", S::Standby}});
+    ASSERT_EQ(h.node().phase(), Phase::StartingPending);
     std::uint64_t mine = h.node().term();
     h.clear();
     wire::Heartbeat hb = heartbeat_of("c", S::Standby, 1000);
     hb.term = mine;
-    hb.claimant = "a";  // a claimed the same term behind a partition, and c backs it
+    hb.claimant = "a";  // a claimed the same term behind a partition, and c knows it
     hb.heard = {node_id("b")};
     h.receive(wire::encode(hb));
     EXPECT_TRUE(h.noticed(NoticeKind::DualActiveResolved));
     EXPECT_FALSE(h.ran(HookKind::Stop));  // the claim was still waiting: nothing ran, nothing to stop
-    // a itself is out of reach, so b bids again, above a's term: c will move to the newer claim.
-    EXPECT_GT(h.node().term(), mine);
+    EXPECT_NE(h.node().phase(), Phase::StartingHook);
 }
 
-TEST(NodeTakeover, OnlyPeersNamingThisClaimAcknowledgeIt) {
-    Harness h("b");
-    h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
-    h.peer("a", S::Running, 3);
+TEST(NodeClaims, TwoRunningHoldersResolveByTermAndName) {
+    Harness h("b", 3);
+    h.boot_to_standby({{"a", S::Errored}, {"c", S::Standby}});
+    h.finish(HookKind::Start, true);
+    std::uint64_t mine = h.node().term();
+    h.peer("c", S::Running, mine);  // a later name, same term: b keeps them
+    EXPECT_EQ(h.state(), S::Running);
+    h.peer("a", S::Running, mine);  // an earlier name (a frozen node woke up, or no quorum rules)
+    EXPECT_EQ(h.node().phase(), Phase::StoppingFenced);
+}
+
+TEST(NodeBacking, AVoterAcknowledgesTheClaimantAtOnceAndPromisesNoOtherClaim) {
+    Harness h("c");
+    h.boot_to_standby({{"a", S::Standby}, {"b", S::Standby}});
+    h.peer("a", S::Running, 4);
+    ASSERT_EQ(h.node().backing().claimant, "a");
+    h.clear();
+    h.peer("a", S::Running, 4);
+    ASSERT_EQ(h.heartbeats_sent(), 1);  // the acknowledgement goes out at once
+    EXPECT_EQ(h.last_heartbeat()->claimant, "a");
+    EXPECT_EQ(h.last_heartbeat()->term, 4u);
+    EXPECT_EQ(h.last_heartbeat()->echo, h.now().count());  // a's heartbeat, sent now
+    // b claims higher: c is bound to a for a dead time after a's last heartbeat.
+    h.peer("b", S::Starting, 9, Role::Member, wire::kFlagClaimPending);
     h.silence("a");
-    h.silence("c");
-    std::uint64_t seq = 1000;
-    auto c_says = [&](const std::string& claimant) {
-        wire::Heartbeat hb = heartbeat_of("c", S::Standby, ++seq);
-        hb.term = h.node().term();
-        hb.claimant = claimant;
-        hb.heard = {node_id("b")};
-        h.node().on_heartbeat(hb, 0, h.now());
-    };
     h.advance(h.settings().dead_time - h.settings().interval);
-    c_says("c");
+    EXPECT_EQ(h.node().backing().claimant, "a");
+    EXPECT_EQ(h.last_heartbeat()->claimant, "a");
+    h.advance(h.settings().interval);  // a timed out: the promise has run out
+    EXPECT_EQ(h.node().backing().claimant, "b");
+    EXPECT_EQ(h.last_heartbeat()->claimant, "b");
+    EXPECT_NE(h.last_heartbeat()->echo, 0u);
+}
+
+TEST(NodeBacking, AClaimantThatStopsReleasesItsVotersAtOnce) {
+    Harness h("c");
+    h.boot_to_standby({{"a", S::Standby}, {"b", S::Standby}});
+    h.peer("a", S::Running, 4);
+    h.peer("b", S::Starting, 5, Role::Member, wire::kFlagClaimPending);
+    ASSERT_EQ(h.node().backing().claimant, "a");
+    h.clear();
+    h.peer("a", S::Standby, 4);  // a stopped its services (a switchover, a stop)
+    EXPECT_EQ(h.node().backing().claimant, "b");
+    EXPECT_EQ(h.last_heartbeat()->claimant, "b");
+}
+
+TEST(NodeBacking, AVoterPrefersAClaimWhoseServicesRunOverAPendingOne) {
+    Harness h("c");
+    h.boot_to_standby({{"a", S::Standby}, {"b", S::Standby}});
+    h.peer("b", S::Starting, 9, Role::Member, wire::kFlagClaimPending);
+    h.peer("a", S::Running, 4);
+    h.advance(2 * sec);  // both live; c was free when it chose
+    h.silence("b");
+    Harness g("c");
+    g.boot_to_standby({{"a", S::Standby}, {"b", S::Standby}});
+    g.peer("a", S::Running, 4);
+    g.peer("b", S::Starting, 9, Role::Member, wire::kFlagClaimPending);
+    EXPECT_EQ(g.node().backing().claimant, "a");
+}
+
+TEST(NodeBacking, ARestartedNodeBacksNothingForADeadTime) {
+    // Promises of its previous incarnation must run out first.
+    Harness h("c");
+    h.start();
+    h.peer("a", S::Running, 4);
+    h.peer("b", S::Standby);
+    h.finish(HookKind::Monitor, false);
+    h.finish(HookKind::Stop, true);
+    EXPECT_EQ(h.last_heartbeat()->echo, 0u);
+    h.advance(h.settings().dead_time - 10 * ms);
+    EXPECT_TRUE(h.node().backing().claimant.empty());
     h.advance(h.settings().interval);
-    ASSERT_EQ(h.state(), S::Starting);
-    for (int i = 0; i < 20; ++i) {  // c knows the term, but credits a later-named claimant: no acknowledgement
-        c_says("zed");
-        h.advance(h.settings().interval);
-    }
-    EXPECT_EQ(h.node().running_hook(), std::nullopt);
-    Usec acknowledged = h.now();
-    while (h.now() < acknowledged + takeover_delay(h.settings()) + h.settings().interval) {
-        c_says("b");
-        h.advance(h.settings().interval);
-    }
-    EXPECT_EQ(h.node().running_hook(), HookKind::Start);
+    EXPECT_EQ(h.node().backing().claimant, "a");
 }
 
-TEST(NodeFence, AStopThatOverrunsFenceTimeoutIsKilledAndCountsAsDone) {
-    Harness h("a");
-    h.settings().fence_timeout = 1 * sec;
-    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
-    h.finish(HookKind::Start, true);
-    h.silence("b");
-    h.silence("c");
-    h.advance(h.settings().dead_time);
-    ASSERT_EQ(h.state(), S::Stopping);
-    EXPECT_TRUE(h.ran(HookKind::Stop));
-    h.clear();
-    h.advance(999 * ms);
-    EXPECT_FALSE(h.killed(HookKind::Stop));
-    h.advance(1 * ms);
-    EXPECT_TRUE(h.killed(HookKind::Stop));
-    h.finish(HookKind::Stop, false, "killed");
-    EXPECT_EQ(h.state(), S::Standby);
-    EXPECT_TRUE(h.noticed(NoticeKind::HookFailed));
-}
-
-TEST(NodeFence, AnOrdinaryStopIsKilledOnlyOnceQuorumIsLostDuringIt) {
-    Harness h("a");
-    h.settings().fence_timeout = 1 * sec;
-    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
-    h.finish(HookKind::Start, true);
-    h.command(Command::Stop);
-    ASSERT_TRUE(h.ran(HookKind::Stop));
-    h.advance(10 * sec);  // a slow but legitimate stop, with quorum
-    EXPECT_FALSE(h.killed(HookKind::Stop));
-    h.silence("b");
-    h.silence("c");
-    h.advance(h.settings().dead_time + h.settings().fence_timeout);
-    EXPECT_TRUE(h.killed(HookKind::Stop));
-}
-
-TEST(NodeTakeover, AClaimWithANodeMissingAnnouncesAtOnceButStartsOnlyAfterTheTakeoverDelay) {
-    Harness h("a", 4);  // d is expected but has not been heard: it might hold the services
-    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
-    ASSERT_EQ(h.state(), S::Starting);
-    EXPECT_EQ(h.last_heartbeat()->state, S::Starting);
-    h.clear();
-    h.advance(takeover_delay(h.settings()) - 1 * ms);
-    EXPECT_FALSE(h.ran(HookKind::Start));
-    h.advance(2 * h.settings().interval);  // the acknowledgement came with the peers' next heartbeats
-    EXPECT_TRUE(h.ran(HookKind::Start));
-}
-
-TEST(NodeTakeover, AClaimEveryExpectedNodeBacksStartsAtOnce) {
-    Harness h("a");
-    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
-    ASSERT_EQ(h.state(), S::Starting);
-    h.advance(h.settings().interval);  // b and c answer, backing a's claim: nobody else can hold the services
-    EXPECT_TRUE(h.ran(HookKind::Start));
-}
-
-TEST(NodeTakeover, AClaimWaitsWhileAReachablePeerStillHoldsTheServices) {
+TEST(NodeBacking, APeerBackingAnotherLiveClaimBlocksTheElection) {
+    // c hears a (which b cannot): a holds, so b must not claim.
     Harness h("b");
+    h.start();
+    h.finish(HookKind::Monitor, false);
+    h.finish(HookKind::Stop, true);
+    wire::Heartbeat hb = heartbeat_of("c", S::Standby, 5000);
+    hb.claimant = "a";
+    hb.term = 3;
+    hb.echo = 123;
+    hb.heard = {node_id("b")};
+    for (int i = 0; i < 20; ++i) {
+        hb.sequence++;
+        h.receive(wire::encode(hb));
+        h.advance(h.settings().interval);
+    }
+    EXPECT_EQ(h.state(), S::Standby);
+    EXPECT_TRUE(h.node().quorate());
+    EXPECT_FALSE(h.noticed(NoticeKind::Takeover));
+    hb.echo = 0;  // c's promise to a ran out
+    hb.sequence++;
+    h.receive(wire::encode(hb));
+    EXPECT_TRUE(h.noticed(NoticeKind::Takeover));
+}
+
+TEST(NodeTakeover, AClaimWaitsWhileAReachablePeerStillStopsTheServices) {
+    Harness h("b");
+    h.withhold("c");
     h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
     h.peer("a", S::Running, 3);
     h.silence("a");
     h.advance(h.settings().dead_time);
     ASSERT_EQ(h.state(), S::Starting);  // a timed out
     h.peer("a", S::Stopping, 3);        // it comes back, still stopping
-    h.advance(takeover_delay(h.settings()));
+    h.release("c");                     // c's promise to a has run out: it backs b
+    h.advance(3 * sec);
     EXPECT_FALSE(h.ran(HookKind::Start));
     h.peer("a", S::Standby, 4);
     h.advance(h.settings().interval);
     EXPECT_TRUE(h.ran(HookKind::Start));
 }
 
-TEST(NodeTakeover, WithoutQuorumRulesThereIsNoDelay) {
+TEST(NodeTakeover, WithoutQuorumRulesThereIsNoLease) {
     Harness h("a", 2);
+    h.withhold("b");
     h.boot_to_standby({{"b", S::Standby}});
     ASSERT_EQ(h.state(), S::Starting);
     EXPECT_TRUE(h.ran(HookKind::Start));
+    h.finish(HookKind::Start, true);
+    h.silence("b");
+    h.advance(10 * sec);
+    EXPECT_EQ(h.state(), S::Running);
+}
+
+// --- services started behind our back, and the peer table --------------------
+
+TEST(NodeUnexpected, ServicesSeenOnANodeThatDoesNotHoldThemAreStoppedAndCounted) {
+    Harness h("b");
+    h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
+    h.clear();
+    h.take_effects(h.node().on_services_seen("unit x.target is active", h.now()));
+    EXPECT_TRUE(h.noticed(NoticeKind::UnexpectedServices));
+    EXPECT_TRUE(h.ran(HookKind::Stop));
+    EXPECT_EQ(h.state(), S::Standby);
+    EXPECT_EQ(h.node().status(h.now()).unexpected_services, 1u);
+    h.clear();
+    h.take_effects(h.node().on_services_seen("unit x.target is active", h.now()));  // the clean-up runs already
+    EXPECT_FALSE(h.ran(HookKind::Stop));
+    h.finish(HookKind::Stop, true);
+    EXPECT_EQ(h.state(), S::Standby);
+}
+
+TEST(NodeUnexpected, OurOwnServicesAreNotUnexpected) {
+    Harness h("a");
+    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+    h.finish(HookKind::Start, true);
+    h.clear();
+    h.take_effects(h.node().on_services_seen("unit x.target is active", h.now()));
+    EXPECT_FALSE(h.noticed(NoticeKind::UnexpectedServices));
+    EXPECT_EQ(h.node().status(h.now()).unexpected_services, 0u);
+}
+
+TEST(NodePeers, TheTableIsBoundedAndOnlyTimedOutPeersMakeRoom) {
+    Harness h("b");
+    h.start();
+    for (std::size_t i = 0; i < Membership::kMaxPeers + 5; ++i)
+        h.receive(wire::encode(heartbeat_of("n" + std::to_string(i), S::Standby, 1)));
+    EXPECT_EQ(h.node().membership().peers().size(), Membership::kMaxPeers);
+    EXPECT_EQ(h.node().counters().peer_table_full, 5u);
+    h.advance(h.settings().dead_time + h.settings().interval);  // they all time out
+    h.receive(wire::encode(heartbeat_of("newcomer", S::Standby, 1)));
+    EXPECT_EQ(h.node().membership().peers().count("newcomer"), 1u);
+    EXPECT_EQ(h.node().membership().peers().size(), Membership::kMaxPeers);
+}
+
+TEST(NodePeers, ASequenceNumberFarAheadOfWhatTheSenderCanHaveSentIsRefused) {
+    Harness h("b");
+    h.start();
+    h.receive(wire::encode(heartbeat_of("a", S::Standby, 10)));
+    h.receive(wire::encode(heartbeat_of("a", S::Running, UINT64_MAX)));  // forged: would blind b to a
+    EXPECT_EQ(h.node().counters().implausible, 1u);
+    h.receive(wire::encode(heartbeat_of("a", S::Standby, 11)));
+    EXPECT_EQ(h.node().membership().peers().at("a").last_sequence, 11u);
+    h.advance(10 * sec);  // silent for 10 s: up to ~10,000 heartbeats are believable
+    h.receive(wire::encode(heartbeat_of("a", S::Standby, 11 + 9000)));
+    EXPECT_EQ(h.node().counters().implausible, 1u);
+}
+
+TEST(NodePeers, WithoutAKeyAnIncarnationFromTheFarFutureIsRefused) {
+    Harness h("b");
+    h.start();
+    h.receive(wire::encode(heartbeat_of("a", S::Standby, 1, 500)));
+    h.receive(wire::encode(heartbeat_of("a", S::Standby, 1, UINT64_MAX)));  // forged
+    EXPECT_EQ(h.node().counters().implausible, 1u);
+    h.receive(wire::encode(heartbeat_of("a", S::Standby, 2, 500)));
+    EXPECT_EQ(h.node().counters().stale_incarnation, 0u);
+    EXPECT_EQ(h.node().membership().peers().at("a").last_sequence, 2u);
+}
+
+TEST(NodePeers, WithoutAKeyATimedOutRecordTakesALowerIncarnationAgain) {
+    Harness h("b");
+    h.start();
+    wire::Heartbeat forged = heartbeat_of("a", S::Running, 1, h.settings().incarnation + 1000);
+    h.receive(wire::encode(forged));  // plausible, but not a's
+    h.receive(wire::encode(heartbeat_of("a", S::Standby, 7, 5)));  // the real a: "stale" while the forgery lives
+    EXPECT_EQ(h.node().counters().stale_incarnation, 1u);
+    h.advance(h.settings().dead_time + h.settings().interval);
+    h.receive(wire::encode(heartbeat_of("a", S::Standby, 8, 5)));  // the forged record has timed out
+    EXPECT_EQ(h.node().membership().peers().at("a").announced, S::Standby);
+    EXPECT_TRUE(h.node().membership().peers().at("a").reachable());
+    Harness k("b");
+    k.settings().auth_key = kKey;  // with a key, only a key holder could have set it: it stands
+    k.start();
+    k.receive(signed_with(kKey, heartbeat_of("a", S::Running, 1, 1000)));
+    k.advance(k.settings().dead_time + k.settings().interval);
+    k.receive(signed_with(kKey, heartbeat_of("a", S::Standby, 8, 5)));
+    EXPECT_EQ(k.node().counters().stale_incarnation, 1u);
+}
+
+TEST(NodePhases, TheStatusNamesThePhaseAndTheClusterTerm) {
+    Harness h("b");
+    h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
+    h.peer("a", S::Running, 3);
+    Status s = h.node().status(h.now());
+    EXPECT_EQ(s.phase, "standby");
+    EXPECT_EQ(s.term, 3u);  // the running claim's, not 0: a standby node shows the cluster's term
+    EXPECT_FALSE(s.lease_remaining);
 }
 
 }  // namespace

@@ -1,0 +1,75 @@
+#include "core/claims.h"
+
+#include <algorithm>
+#include <functional>
+
+#include "core/node_name.h"
+
+namespace freeha {
+
+Usec kill_margin(const LeaseTimings& t) { return t.interval / 2; }
+
+Usec drift_allowance(Usec span) { return span / 1000 + Usec(1); }
+
+Usec lease_from_echo(Usec echo, const LeaseTimings& t) { return echo + t.dead_time - drift_allowance(t.dead_time); }
+
+std::optional<Usec> lease_until(std::vector<Usec> grants, unsigned votes_needed) {
+    if (votes_needed <= 1) return Usec::max();  // no vote needed but our own
+    std::size_t k = votes_needed - 1;
+    if (grants.size() < k) return std::nullopt;
+    std::nth_element(grants.begin(), grants.begin() + static_cast<long>(k - 1), grants.end(), std::greater<>());
+    return grants[k - 1];
+}
+
+Usec graceful_stop_at(Usec lease, const LeaseTimings& t) { return lease - kill_margin(t) - t.fence_timeout; }
+
+Usec kill_at(Usec lease, const LeaseTimings& t) { return lease - kill_margin(t); }
+
+bool lease_allows_start(std::optional<Usec> lease, Usec now, const LeaseTimings& t) {
+    return lease && now < graceful_stop_at(*lease, t);
+}
+
+Usec next_renewal(Usec last_sent, std::optional<Usec> lease, const LeaseTimings& t) {
+    Usec regular = last_sent + t.interval;
+    if (!lease) return regular;
+    // An acknowledged heartbeat renews the lease to its send time + DeadTime,
+    // so the lease should never lag now + DeadTime by more than an interval
+    // and a round trip (a quarter interval, on a LAN). Once it does, a
+    // renewal was lost: retry every eighth of an interval until one arrives.
+    Usec overdue_at = *lease + t.interval + t.interval / 4 - t.dead_time;
+    Usec quick = std::max(last_sent + std::max(t.interval / 8, Usec(1000)), overdue_at);
+    return std::min(regular, quick);
+}
+
+Usec max_fence_timeout(Usec interval, Usec dead_time) {
+    LeaseTimings t{interval, dead_time, Usec()};
+    return dead_time - kill_margin(t) - 2 * interval;
+}
+
+bool claim_outranks(std::uint64_t term, const std::string& claimant, std::uint64_t other_term,
+                    const std::string& other_claimant) {
+    if (term != other_term) return term > other_term;
+    return node_name_before(claimant, other_claimant);
+}
+
+bool TermBook::learn(std::uint64_t term, const std::string& claimant) {
+    if (term > max_term_) {
+        max_term_ = term;
+        best_claimant_ = claimant;
+        return true;
+    }
+    if (term == max_term_ && !claimant.empty() &&
+        (best_claimant_.empty() || node_name_before(claimant, best_claimant_))) {
+        best_claimant_ = claimant;
+        return true;
+    }
+    return false;
+}
+
+std::uint64_t TermBook::next_term(const std::string& self) {
+    max_term_ += 1;
+    best_claimant_ = self;
+    return max_term_;
+}
+
+}  // namespace freeha

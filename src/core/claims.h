@@ -1,0 +1,90 @@
+// Claims, promises and leases: which node may run the services, as pure arithmetic over what heartbeats say.
+//
+// A node that takes the services claims them with a term above every term it
+// knows. Every other node backs at most one claim at a time: it echoes, in
+// each heartbeat, the send time of the newest heartbeat it has heard from the
+// claimant, and thereby promises to back no other claim until DeadTime after
+// it heard that heartbeat (or until the claimant says it holds nothing). The
+// claimant's lease runs until a majority's echoes, plus DeadTime, have passed
+// on its own clock; a claimant starts its services only inside a lease, and a
+// holder begins its graceful stop when the lease has FenceTimeout left and
+// kills at its end. Any majority that backs a new claim shares a node with
+// the majority behind the old lease, and that node backed the new claim only
+// once its promise (which outlasts the old lease) had run out: so the old
+// holder's services are gone before the new claim can start. See
+// freeha-safety(7) for the derivation and its assumptions.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/timespan.h"
+
+namespace freeha {
+
+struct LeaseTimings {
+    Usec interval;
+    Usec dead_time;      // also the length of a promise and of a lease
+    Usec fence_timeout;  // the graceful stop's share of the lease
+};
+
+// What a holder keeps in hand at the end of its lease: its loop reacts to a
+// deadline, and SIGKILL takes effect, within it. Half an interval.
+Usec kill_margin(const LeaseTimings& t);
+// Clock-rate drift allowed between two nodes over `span`: 1/1000 of it
+// (CLOCK_MONOTONIC is slewed by NTP at most 500 ppm).
+Usec drift_allowance(Usec span);
+// The lease one backer's echo grants the holder, on the holder's own clock.
+Usec lease_from_echo(Usec echo, const LeaseTimings& t);
+// A holder's lease: `votes_needed` - 1 backers must have granted it (the
+// holder is the last vote); nullopt when fewer back it.
+std::optional<Usec> lease_until(std::vector<Usec> grants, unsigned votes_needed);
+// When the holder begins its graceful stop, and when it kills the services.
+Usec graceful_stop_at(Usec lease, const LeaseTimings& t);
+Usec kill_at(Usec lease, const LeaseTimings& t);
+// Whether a claim holding `lease` may start its services now: the whole
+// graceful stop must still fit before the kill.
+bool lease_allows_start(std::optional<Usec> lease, Usec now, const LeaseTimings& t);
+// When a holder that sent its last heartbeat at `last_sent` sends the next:
+// every interval, and every eighth of one once a renewal is overdue, so that
+// lost acknowledgements are retried long before the lease runs low.
+Usec next_renewal(Usec last_sent, std::optional<Usec> lease, const LeaseTimings& t);
+// The longest FenceTimeout= a DeadTime= and Interval= leave room for: the
+// lease must keep two intervals for its renewal.
+Usec max_fence_timeout(Usec interval, Usec dead_time);
+
+// A claim as nodes rank them: higher term first, then the alphabetically
+// earlier claimant.
+bool claim_outranks(std::uint64_t term, const std::string& claimant, std::uint64_t other_term,
+                    const std::string& other_claimant);
+
+// This node's promise, as a voter: the claim it backs and until when.
+struct Backing {
+    std::string claimant;        // "" when backing none
+    std::uint64_t term = 0;
+    std::uint64_t echo = 0;      // the claimant's sent_at of its newest heartbeat heard; 0: no live promise
+    Usec promise_until;          // no other claim is backed before this
+
+    bool live(Usec now) const { return echo != 0 && now < promise_until; }
+};
+
+// The terms this node has heard of: every new claim takes a term above them.
+class TermBook {
+public:
+    // Records a claim heard of (term and claimant, "" if unknown); true when
+    // it is the best one known so far.
+    bool learn(std::uint64_t term, const std::string& claimant);
+    // A term for a new claim by `self`, above every term known.
+    std::uint64_t next_term(const std::string& self);
+
+    std::uint64_t max_term() const { return max_term_; }
+    const std::string& best_claimant() const { return best_claimant_; }
+
+private:
+    std::uint64_t max_term_ = 0;
+    std::string best_claimant_;  // who claimed max_term_ (the earliest name on a tie); "" if unknown
+};
+
+}  // namespace freeha

@@ -1,0 +1,163 @@
+// The node's claims, its backing of other claims, and its lease (the arithmetic is in claims.cpp).
+#include "core/election.h"
+#include "core/node.h"
+#include "core/node_name.h"
+
+namespace freeha {
+
+std::optional<Usec> Node::lease(Usec now) const {
+    if (!holding() || !quorum_rules_apply(settings_)) return std::nullopt;
+    LeaseTimings t = lease_timings(settings_);
+    std::vector<Usec> grants;
+    for (const auto& [name, echo] : echoes_) grants.push_back(lease_from_echo(echo, t));
+    return lease_until(std::move(grants), quorum_votes_needed(settings_.expected_nodes));
+}
+
+// A backer echoes one of our heartbeats of this claim: its promise outlasts
+// the grant, measured from that heartbeat's send time. The grant stands until
+// it runs out even if the backer's later heartbeats say something else: a
+// backer keeps its promise whatever it announces, and restarted, it backs
+// nothing for a dead time.
+void Node::record_echo(const wire::Heartbeat& hb, Usec now) {
+    if (!holding() || hb.claimant != settings_.node_name || hb.term != term_ || hb.echo == 0) return;
+    Usec echo(hb.echo);
+    if (echo < claimed_at_ || echo > now) return;  // an earlier claim's heartbeat, or a forged one
+    Usec& best = echoes_[hb.node];
+    best = std::max(best, echo);
+}
+
+void Node::claim(std::string reason, bool forced, Usec now, Effects& out) {
+    term_ = terms_.next_term(settings_.node_name);
+    claimed_at_ = now;
+    echoes_.clear();
+    backing_ = Backing{};  // a claimant backs no one else
+    // Services started without a lease (forced) are bound by one only once
+    // they have one: the operator took responsibility for the start.
+    lease_enforced_ = !forced;
+    if (!forced && quorum_rules_apply(settings_))
+        reason += "; starting the services once a majority backs this claim";
+    out.push_back(effect::Notice{NoticeKind::Takeover, settings_.node_name, reason});
+    set_phase(forced ? Phase::StartingHook : Phase::StartingPending, std::move(reason), now, out);
+    drive_hooks(now, out);
+}
+
+void Node::claim_running_services(Usec now, Effects& out) {
+    // FreeHA: a successful monitor at start-up means the services already run
+    // here. The claim has term 0, so any node that took over meanwhile wins;
+    // with quorum rules it must win a lease like any other holder.
+    term_ = 0;
+    claimed_at_ = now;
+    echoes_.clear();
+    backing_ = Backing{};
+    lease_enforced_ = false;
+    set_phase(Phase::Running, "monitorhasrv at start-up: services already running here", now, out);
+    next_monitor_ = now + settings_.monitor_interval;
+}
+
+void Node::maybe_start_claim(Usec now, Effects& out) {
+    if (phase_ != Phase::StartingPending || hook_) return;
+    // Planned moves: wait for a node that still runs (or stops) the services.
+    if (peer_runs_services()) return;
+    if (quorum_rules_apply(settings_) && !lease_allows_start(lease(now), now, lease_timings(settings_))) return;
+    set_phase(Phase::StartingHook, "a majority backs this claim", now, out);
+}
+
+bool Node::peer_runs_services() const {
+    for (const auto& [name, p] : membership_.peers())
+        if (p.reachable() && p.runs_services()) return true;
+    return false;
+}
+
+bool Node::peer_backs_other_live_claim() const {
+    for (const auto& [name, p] : membership_.peers())
+        if (p.reachable() && p.echo != 0 && p.claimant != settings_.node_name) return true;
+    return false;
+}
+
+bool Node::may_back(Usec now) const { return started_ && !holding() && now >= backing_allowed_at_; }
+
+bool Node::update_backing(Usec now) {
+    Backing before = backing_;
+    bool was_live = backing_.live(now);
+    if (!backing_.claimant.empty()) {
+        auto it = membership_.peers().find(backing_.claimant);
+        // The claimant now says it holds nothing, or holds another claim (a
+        // holder always announces its own term): the promise has nothing left
+        // to protect, that claim's services are stopped.
+        bool released = it == membership_.peers().end() || !holds_services(it->second.announced) ||
+                        it->second.term != backing_.term;
+        if (released || !backing_.live(now) || !may_back(now)) backing_ = Backing{};
+    }
+    if (!backing_.live(now) && may_back(now)) {
+        // Free to back: the best claim we hear directly. A claim whose
+        // services run outranks one still pending, then the higher term.
+        const Peer* best = nullptr;
+        for (const auto& [name, p] : membership_.peers()) {
+            if (!p.reachable() || !holds_services(p.announced) || p.role != Role::Member) continue;
+            if (best == nullptr || (p.runs_services() && !best->runs_services()) ||
+                (p.runs_services() == best->runs_services() && claim_outranks(p.term, p.name, best->term, best->name)))
+                best = &p;
+        }
+        if (best != nullptr)
+            backing_ = Backing{best->name, best->term, best->sent_at, best->last_heard + settings_.dead_time};
+    }
+    // What we announce changed: a new backing, a release, a promise that ran out.
+    return backing_.claimant != before.claimant || backing_.term != before.term ||
+           was_live != backing_.live(now) || backing_.echo != before.echo;
+}
+
+// Two nodes whose services run: the lesser claim stops (a partition healed
+// without quorum rules, or a node frozen past its lease woke up). A claim
+// that has not started yet gives way to any node running the services, and
+// to any better claim.
+void Node::check_rivals(Usec now, Effects& out) {
+    if (!holding() || state() == NodeState::Stopping) return;
+    bool pending = phase_ == Phase::StartingPending;
+    for (const auto& [name, p] : membership_.peers()) {
+        if (!p.reachable()) continue;
+        std::string text;
+        // A node whose stop is under way is waited for (maybe_start_claim), not fought.
+        bool runs = p.runs_services() && p.announced != NodeState::Stopping;
+        if (runs && (pending || claim_outranks(p.term, name, term_, settings_.node_name))) {
+            text = name + " runs the services with term " + std::to_string(p.term) + " (ours " +
+                   std::to_string(term_) + "); stepping down";
+        } else if (pending) {
+            const std::string& rival = holds_services(p.announced) ? name : p.claimant;
+            if (rival.empty() || !claim_outranks(p.term, rival, term_, settings_.node_name)) continue;
+            text = name + (rival == name ? " claims" : " knows of a claim by " + rival) + " with term " +
+                   std::to_string(p.term) + " (ours " + std::to_string(term_) + "); withdrawing our claim";
+        } else {
+            continue;
+        }
+        out.push_back(effect::Notice{NoticeKind::DualActiveResolved, name, text});
+        fence(std::move(text), now + settings_.fence_timeout, now, out);
+        return;
+    }
+}
+
+// A holder stops in time for its lease: gracefully when FenceTimeout is left, killing at its end.
+void Node::enforce_lease(Usec now, Effects& out) {
+    if (!quorum_rules_apply(settings_) || !services_started()) return;
+    LeaseTimings t = lease_timings(settings_);
+    std::optional<Usec> lease_end = lease(now);
+    if (!lease_enforced_) {
+        if (!lease_end || *lease_end <= now) return;
+        lease_enforced_ = true;  // services started without one are bound from their first lease
+    }
+    if (lease_end && now < graceful_stop_at(*lease_end, t)) return;
+    Usec deadline = lease_end ? kill_at(*lease_end, t) : now;
+    if (phase_ == Phase::StoppingFenced || phase_ == Phase::StoppingKilled) {
+        fence(std::string(), deadline, now, out);  // only moves the deadline closer
+        return;
+    }
+    std::string text = lease_end ? "no majority has renewed this node's lease; it ends in " +
+                                       format_timespan(*lease_end - now)
+                                 : "no majority backs this node's claim any more";
+    out.push_back(effect::Notice{NoticeKind::LeaseLost, settings_.node_name, text});
+    // The majority is gone or backs another claim: claiming again at once
+    // would only make noise. Listen a dead time first, as after a partition.
+    listen_until_ = std::max(listen_until_, now + settings_.dead_time);
+    fence(text + ": stopping the services", deadline, now, out);
+}
+
+}  // namespace freeha

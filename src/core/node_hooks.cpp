@@ -1,0 +1,112 @@
+// Hook sequencing: at most one service hook runs; the phase says which, and its end moves the phase on.
+#include "core/node.h"
+
+namespace freeha {
+
+// The hook the phase runs, when none runs yet. Each of these phases is left
+// when its hook ends, so "no hook running" means "not run yet".
+std::optional<HookKind> Node::hook_wanted(Usec now) const {
+    switch (phase_) {
+    case Phase::InitialProbe: return HookKind::Monitor;
+    case Phase::InitialCleanup: return HookKind::Stop;
+    case Phase::StartingHook: return HookKind::Start;
+    case Phase::Running:
+        if (next_monitor_ && now >= *next_monitor_) return HookKind::Monitor;
+        return std::nullopt;
+    case Phase::StoppingHook:
+    case Phase::StoppingFenced: return HookKind::Stop;
+    default: return std::nullopt;
+    }
+}
+
+// Whether a running hook may go on in this phase; any other is canceled.
+bool Node::hook_belongs(HookKind kind) const {
+    switch (phase_) {
+    case Phase::InitialProbe:
+    case Phase::Running: return kind == HookKind::Monitor;
+    case Phase::StartingHook: return kind == HookKind::Start;
+    case Phase::StoppingKilled: return true;  // being killed: it ends on its own
+    default: return kind == HookKind::Stop;  // a stop, or a clean-up of services found running here
+    }
+}
+
+void Node::drive_hooks(Usec now, Effects& out) {
+    if (hook_) {
+        if (!hook_belongs(hook_->kind) && !hook_->canceled) {
+            hook_->canceled = true;
+            out.push_back(effect::CancelHook{hook_->kind});
+        }
+        return;  // the next one runs when it has ended
+    }
+    if (auto kind = hook_wanted(now)) {
+        if (*kind == HookKind::Monitor) next_monitor_.reset();
+        run_hook(*kind, out);
+    }
+}
+
+void Node::run_hook(HookKind kind, Effects& out) {
+    hook_ = RunningHook{kind};
+    out.push_back(effect::RunHook{kind});
+}
+
+Effects Node::on_hook_finished(HookKind kind, const HookOutcome& outcome, Usec now) {
+    Effects out;
+    if (!hook_ || hook_->kind != kind) return out;  // not ours to judge
+    RunningHook ended = *hook_;
+    hook_.reset();
+    if (ended.killed) {
+        out.push_back(effect::Notice{NoticeKind::HookFailed, settings_.node_name,
+                                     std::string(hook_name(kind)) +
+                                         " killed with the services: the stop did not end by its deadline"});
+        if (phase_ == Phase::StoppingKilled) services_stopped(now, out);
+    } else if (ended.canceled) {
+        // The result of a canceled hook means nothing: the phase runs what it needs next.
+    } else if (outcome.success) {
+        hook_succeeded(kind, now, out);
+    } else {
+        hook_failed(kind, outcome, now, out);
+    }
+    evaluate(now, out);
+    return out;
+}
+
+void Node::hook_succeeded(HookKind kind, Usec now, Effects& out) {
+    switch (phase_) {
+    case Phase::InitialProbe: claim_running_services(now, out); break;
+    case Phase::InitialCleanup:
+        set_phase(Phase::InitialListening, "start-up clean-up done; listening for the cluster", now, out);
+        break;
+    case Phase::StartingHook:
+        set_phase(Phase::Running, std::string(hook_name(kind)) + " succeeded", now, out);
+        next_monitor_ = now + settings_.monitor_interval;
+        break;
+    case Phase::Running: next_monitor_ = now + settings_.monitor_interval; break;
+    case Phase::StoppingHook:
+    case Phase::StoppingFenced: services_stopped(now, out); break;
+    default: break;  // a clean-up of services found running here: nothing to move
+    }
+}
+
+void Node::hook_failed(HookKind kind, const HookOutcome& outcome, Usec now, Effects& out) {
+    std::string what = std::string(hook_name(kind)) + " " + outcome.description;
+    switch (phase_) {
+    case Phase::InitialProbe:  // nothing runs here (as expected): clean up anyway, as FreeHA did
+        set_phase(Phase::InitialCleanup, "services not running here; cleaning up", now, out);
+        break;
+    case Phase::StartingHook:
+    case Phase::Running:
+        out.push_back(effect::Notice{NoticeKind::HookFailed, settings_.node_name, what});
+        fail_services(what, now, out);
+        break;
+    case Phase::InitialCleanup:
+    case Phase::StoppingHook:
+    case Phase::StoppingFenced:
+        // stophasrv's status is logged, never judged (FreeHA): the services count as stopped.
+        out.push_back(effect::Notice{NoticeKind::HookFailed, settings_.node_name, what});
+        hook_succeeded(kind, now, out);
+        break;
+    default: out.push_back(effect::Notice{NoticeKind::HookFailed, settings_.node_name, what}); break;
+    }
+}
+
+}  // namespace freeha

@@ -1,0 +1,82 @@
+// The status projection: what the node shows of itself and the cluster (JSON, D-Bus, freehactl all start here).
+#include <algorithm>
+
+#include "core/node.h"
+#include "core/node_name.h"
+
+namespace freeha {
+
+std::string Node::active_node() const {
+    // A claim whose services run outranks one still pending; then the better claim.
+    struct Best {
+        const std::string* name = nullptr;
+        std::uint64_t term = 0;
+        bool started = false;
+    } best;
+    auto consider = [&](const std::string& name, NodeState s, std::uint64_t term, bool started) {
+        if (s != NodeState::Running && s != NodeState::Starting) return;
+        bool better = best.name == nullptr || (started && !best.started) ||
+                      (started == best.started && claim_outranks(term, name, best.term, *best.name));
+        if (better) best = Best{&name, term, started};
+    };
+    consider(settings_.node_name, state(), term_, services_started());
+    for (const auto& [name, p] : membership_.peers()) consider(name, p.state(), p.term, p.runs_services());
+    return best.name ? *best.name : std::string();
+}
+
+std::uint64_t Node::cluster_term() const {
+    if (holding()) return term_;
+    std::string active = active_node();
+    if (!active.empty()) return membership_.peers().at(active).term;
+    return terms_.max_term();
+}
+
+Status Node::status(Usec now) const {
+    Status s;
+    s.cluster = settings_.cluster_name;
+    s.node = settings_.node_name;
+    s.state = state();
+    s.phase = std::string(to_string(phase_));
+    s.role = settings_.role;
+    s.term = cluster_term();
+    s.quorate = quorate_;
+    s.expected_nodes = settings_.expected_nodes;
+    s.dead_time = settings_.dead_time;
+    s.active_node = active_node();
+    s.errored = error_latched_;
+    s.standby = standby_;
+    s.last_error = last_error_;
+    s.counters = counters_;
+    s.unexpected_services = unexpected_services_;
+    if (auto lease_end = lease(now)) s.lease_remaining = *lease_end - now;
+    NodeStatus self;
+    self.name = settings_.node_name;
+    self.state = state();
+    self.role = settings_.role;
+    self.reachable = true;
+    self.term = holding() ? term_ : s.term;
+    self.errored = error_latched_;
+    self.standby = standby_;
+    self.self = true;
+    self.channel_heard_usec_ago.resize(settings_.channel_count, Usec{0});
+    s.nodes.push_back(std::move(self));
+    for (const auto& [name, p] : membership_.peers()) {
+        NodeStatus n;
+        n.name = name;
+        n.state = p.state();
+        n.role = p.role;
+        n.reachable = p.reachable();
+        n.last_heard_usec_ago = now - p.last_heard;
+        n.term = p.term;
+        n.standby = p.standby_flag();
+        n.errored = p.error_latched();
+        for (const auto& heard : p.channel_last_heard)
+            n.channel_heard_usec_ago.push_back(heard ? std::optional<Usec>(now - *heard) : std::nullopt);
+        s.nodes.push_back(std::move(n));
+    }
+    std::sort(s.nodes.begin(), s.nodes.end(),
+              [](const NodeStatus& a, const NodeStatus& b) { return node_name_before(a.name, b.name); });
+    return s;
+}
+
+}  // namespace freeha

@@ -1,0 +1,34 @@
+#include "core/phase.h"
+
+#include <array>
+
+namespace freeha {
+namespace {
+
+struct PhaseEntry {
+    Phase phase;
+    NodeState state;
+    std::string_view name;
+};
+
+constexpr std::array<PhaseEntry, kPhaseCount> kPhases{{
+    {Phase::InitialProbe, NodeState::Initial, "initial/probe"},
+    {Phase::InitialCleanup, NodeState::Initial, "initial/cleanup"},
+    {Phase::InitialListening, NodeState::Initial, "initial/listening"},
+    {Phase::Standby, NodeState::Standby, "standby"},
+    {Phase::StartingPending, NodeState::Starting, "starting/pending"},
+    {Phase::StartingHook, NodeState::Starting, "starting/hook"},
+    {Phase::Running, NodeState::Running, "running"},
+    {Phase::StoppingHook, NodeState::Stopping, "stopping/hook"},
+    {Phase::StoppingFenced, NodeState::Stopping, "stopping/fenced"},
+    {Phase::StoppingKilled, NodeState::Stopping, "stopping/killed"},
+    {Phase::Errored, NodeState::Errored, "errored"},
+}};
+
+}  // namespace
+
+NodeState state_of(Phase p) { return kPhases.at(static_cast<std::size_t>(p)).state; }
+
+std::string_view to_string(Phase p) { return kPhases.at(static_cast<std::size_t>(p)).name; }
+
+}  // namespace freeha
