@@ -1,8 +1,6 @@
 #include "ctl/client.h"
 
-#include <cstdlib>
 #include <cstring>
-#include <type_traits>
 
 #include "bus/manager_object.h"
 
@@ -16,56 +14,27 @@ bool means_unreachable(const sd_bus_error& e) {
                                   SD_BUS_ERROR_UNKNOWN_OBJECT);
 }
 
-CallError from_bus_error(const sd_bus_error& e, int r) {
+CallError from_bus_error(const sd_bus_error& e, int r, const char* method) {
     CallError out;
     out.unreachable = means_unreachable(e) || r == -ECONNREFUSED || r == -ENOENT || r == -ENOTCONN;
     out.message = e.message != nullptr ? e.message : std::strerror(-r);
-    if (out.unreachable) out.message = "freehad is not reachable on the bus: " + out.message;
+    if (out.unreachable) {
+        out.message = "freehad is not reachable on the bus: " + out.message;
+    } else if (sd_bus_error_has_name(&e, SD_BUS_ERROR_ACCESS_DENIED) &&
+               out.message.rfind("Rejected send message", 0) == 0) {
+        // dbus-daemon's own refusal is a page of match rules: say what it means.
+        out.message = std::string(method) + " changes the cluster and requires root (refused by the D-Bus policy)";
+    }
     return out;
 }
 
-// Reads one property; returns false and fills *error on failure.
-template <typename T>
-bool read_property(sd_bus* bus, const char* name, char type, T* out, CallError* error) {
+template <typename... Args>
+bool call_method(sd_bus* bus, const char* method, CallError* error, sd_bus_message** reply, const char* signature,
+                 Args... args) {
     sd_bus_error e = SD_BUS_ERROR_NULL;
-    int r = 0;
-    if constexpr (std::is_same_v<T, std::string>) {
-        char* s = nullptr;
-        r = sd_bus_get_property_string(bus, kBusName, kManagerPath, kManagerInterface, name, &e, &s);
-        if (r >= 0) {
-            *out = s;
-            std::free(s);
-        }
-    } else if constexpr (std::is_same_v<T, bool>) {
-        int b = 0;
-        r = sd_bus_get_property_trivial(bus, kBusName, kManagerPath, kManagerInterface, name, &e, type, &b);
-        if (r >= 0) *out = b != 0;
-    } else {
-        r = sd_bus_get_property_trivial(bus, kBusName, kManagerPath, kManagerInterface, name, &e, type, out);
-    }
-    if (r < 0) *error = from_bus_error(e, r);
+    int r = sd_bus_call_method(bus, kBusName, kManagerPath, kManagerInterface, method, &e, reply, signature, args...);
+    if (r < 0) *error = from_bus_error(e, r, method);
     sd_bus_error_free(&e);
-    return r >= 0;
-}
-
-bool read_packets(sd_bus* bus, std::vector<std::pair<std::string, std::uint64_t>>* out, CallError* error) {
-    sd_bus_error e = SD_BUS_ERROR_NULL;
-    sd_bus_message* raw = nullptr;
-    int r = sd_bus_get_property(bus, kBusName, kManagerPath, kManagerInterface, "Packets", &e, &raw, "a{st}");
-    BusMessagePtr reply(raw);
-    if (r < 0) {
-        *error = from_bus_error(e, r);
-        sd_bus_error_free(&e);
-        return false;
-    }
-    r = sd_bus_message_enter_container(raw, 'a', "{st}");
-    while (r > 0) {
-        const char* name = nullptr;
-        std::uint64_t value = 0;
-        r = sd_bus_message_read(raw, "{st}", &name, &value);
-        if (r > 0) out->emplace_back(name, value);
-    }
-    if (r < 0) *error = CallError{"malformed Packets property from freehad", false};
     return r >= 0;
 }
 
@@ -75,6 +44,43 @@ const ClusterView::Node* ClusterView::find(const std::string& name) const {
     for (const auto& n : nodes)
         if (n.name == name) return &n;
     return nullptr;
+}
+
+std::optional<ClusterView> ClusterView::from(const nlohmann::json& s) {
+    try {
+        if (s.at("schema_version") != 1) return std::nullopt;
+        ClusterView v;
+        auto text = [&](const char* key) { return s.at(key).is_null() ? std::string() : s.at(key).get<std::string>(); };
+        v.node = text("node");
+        v.cluster = text("cluster");
+        v.state = text("state");
+        v.phase = text("phase");
+        v.role = text("role");
+        v.active_node = text("active_node");
+        v.last_error = text("last_error");
+        v.mode = text("mode");
+        v.services_target = text("services_target");
+        v.term = s.at("term");
+        v.expected_nodes = s.at("expected_nodes");
+        v.quorate = s.at("quorate");
+        v.standby = s.at("standby");
+        v.errored = s.at("errored");
+        if (!s.at("lease_remaining_usec").is_null()) v.lease_remaining = Usec(s.at("lease_remaining_usec").get<std::uint64_t>());
+        v.unexpected_services = s.at("unexpected_services");
+        for (const auto& n : s.at("nodes"))
+            v.nodes.push_back({n.at("name"), n.at("state"), n.at("role"), n.at("reachable"), n.at("term"),
+                               Usec(n.at("last_heard_usec_ago").get<std::uint64_t>())});
+        for (const auto& [name, value] : s.at("packets").items()) {
+            if (value.is_object()) {  // "malformed": one counter per reason
+                for (const auto& [reason, count] : value.items()) v.packets.emplace_back(name + "_" + reason, count);
+            } else {
+                v.packets.emplace_back(name, value);
+            }
+        }
+        return v;
+    } catch (const nlohmann::json::exception&) {
+        return std::nullopt;
+    }
 }
 
 std::optional<Client> Client::connect(bool user_bus, CallError* error) {
@@ -89,66 +95,39 @@ std::optional<Client> Client::connect(bool user_bus, CallError* error) {
     return Client(BusPtr(raw));
 }
 
-std::optional<ClusterView> Client::read(CallError* error) {
-    sd_bus* b = bus_.get();
-    ClusterView v;
-    bool ok = read_property(b, "NodeName", 's', &v.node, error) && read_property(b, "ClusterName", 's', &v.cluster, error) &&
-              read_property(b, "State", 's', &v.state, error) && read_property(b, "Role", 's', &v.role, error) &&
-              read_property(b, "Term", 't', &v.term, error) && read_property(b, "Quorate", 'b', &v.quorate, error) &&
-              read_property(b, "ActiveNode", 's', &v.active_node, error) &&
-              read_property(b, "ExpectedNodes", 'u', &v.expected_nodes, error) &&
-              read_property(b, "Standby", 'b', &v.standby, error) && read_property(b, "Errored", 'b', &v.errored, error) &&
-              read_property(b, "LastError", 's', &v.last_error, error) && read_property(b, "Mode", 's', &v.mode, error) &&
-              read_property(b, "ServicesTarget", 's', &v.services_target, error);
-    if (!ok) return std::nullopt;
-
-    if (!read_packets(b, &v.packets, error)) return std::nullopt;
-
-    sd_bus_error e = SD_BUS_ERROR_NULL;
+std::optional<nlohmann::json> Client::status(CallError* error) {
     sd_bus_message* raw = nullptr;
-    int r = sd_bus_call_method(b, kBusName, kManagerPath, kManagerInterface, "ListNodes", &e, &raw, "");
+    if (!call_method(bus_.get(), "GetStatus", error, &raw, "")) return std::nullopt;
     BusMessagePtr reply(raw);
-    if (r < 0) {
-        *error = from_bus_error(e, r);
-        sd_bus_error_free(&e);
+    const char* document = nullptr;
+    if (sd_bus_message_read(raw, "s", &document) < 0 || document == nullptr) {
+        *error = CallError{"malformed GetStatus() reply from freehad", false};
         return std::nullopt;
     }
-    r = sd_bus_message_enter_container(raw, 'a', "(sssbt)");
-    while (r > 0) {
-        const char *name = nullptr, *state = nullptr, *role = nullptr;
-        int reachable = 0;
-        std::uint64_t age = 0;
-        r = sd_bus_message_read(raw, "(sssbt)", &name, &state, &role, &reachable, &age);
-        if (r > 0) v.nodes.push_back({name, state, role, reachable != 0, age});
-    }
-    if (r < 0) {
-        *error = CallError{"malformed ListNodes() reply from freehad", false};
+    auto parsed = nlohmann::json::parse(document, nullptr, false);
+    if (parsed.is_discarded()) {
+        *error = CallError{"freehad's status is not valid JSON", false};
         return std::nullopt;
     }
-    return v;
+    return parsed;
 }
 
-namespace {
-
-template <typename... Args>
-bool call_method(sd_bus* bus, const char* method, CallError* error, const char* signature, Args... args) {
-    sd_bus_error e = SD_BUS_ERROR_NULL;
-    int r = sd_bus_call_method(bus, kBusName, kManagerPath, kManagerInterface, method, &e, nullptr, signature, args...);
-    if (r < 0) *error = from_bus_error(e, r);
-    sd_bus_error_free(&e);
-    return r >= 0;
+std::optional<ClusterView> Client::read(CallError* error) {
+    auto document = status(error);
+    if (!document) return std::nullopt;
+    auto view = ClusterView::from(*document);
+    if (!view) *error = CallError{"freehad's status document is not one freehactl understands (schema_version 1)", false};
+    return view;
 }
 
-}  // namespace
-
-bool Client::call(const char* method, CallError* error) { return call_method(bus_.get(), method, error, ""); }
+bool Client::call(const char* method, CallError* error) { return call_method(bus_.get(), method, error, nullptr, ""); }
 
 bool Client::call(const char* method, bool argument, CallError* error) {
-    return call_method(bus_.get(), method, error, "b", static_cast<int>(argument));
+    return call_method(bus_.get(), method, error, nullptr, "b", static_cast<int>(argument));
 }
 
 bool Client::call(const char* method, const std::string& argument, CallError* error) {
-    return call_method(bus_.get(), method, error, "s", argument.c_str());
+    return call_method(bus_.get(), method, error, nullptr, "s", argument.c_str());
 }
 
 }  // namespace freeha::ctl

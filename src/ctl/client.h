@@ -7,27 +7,35 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
 #include <systemd/sd-bus.h>
 
 #include "bus/sd_ptr.h"
+#include "core/timespan.h"
 
 namespace freeha::ctl {
 
-// What freehactl shows: the Manager properties plus ListNodes().
+// The facts freehactl shows and waits on, read from the status document
+// (GetStatus(): the status file's JSON, built by core/status.cpp).
 struct ClusterView {
-    std::string node, cluster, state, role, active_node, last_error, mode, services_target;
+    std::string node, cluster, state, phase, role, active_node, last_error, mode, services_target;
     std::uint64_t term = 0;
     std::uint32_t expected_nodes = 0;
     bool quorate = false, standby = false, errored = false;
+    std::optional<Usec> lease_remaining;
+    std::uint64_t unexpected_services = 0;
     struct Node {
         std::string name, state, role;
         bool reachable = false;
-        std::uint64_t last_heard_usec_ago = 0;
+        std::uint64_t term = 0;
+        Usec last_heard_usec_ago;
     };
     std::vector<Node> nodes;
-    std::vector<std::pair<std::string, std::uint64_t>> packets;  // the Packets property, in its order
+    std::vector<std::pair<std::string, std::uint64_t>> packets;  // every counter, in the document's order
 
     const Node* find(const std::string& name) const;
+    // Reads the document; nullopt when it is not a schema_version 1 status.
+    static std::optional<ClusterView> from(const nlohmann::json& status);
 };
 
 // A failed call: `unreachable` when the daemon could not be reached at all.
@@ -41,6 +49,9 @@ public:
     // Connects to the system bus, or the user bus; nullopt and *error on failure.
     static std::optional<Client> connect(bool user_bus, CallError* error);
 
+    // The daemon's whole status document.
+    std::optional<nlohmann::json> status(CallError* error);
+    // status(), read into a view.
     std::optional<ClusterView> read(CallError* error);
     // Calls a Manager method with no or one argument ('b' or 's').
     bool call(const char* method, CallError* error);

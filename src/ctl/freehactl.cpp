@@ -55,7 +55,7 @@ const char* kUsageText =
     "\n"
     "Options:\n"
     "      --user           talk to the freehad on the user bus\n"
-    "      --json           status as JSON (schema_version 1)\n"
+    "      --json           status as JSON: the status file's document (schema_version 1)\n"
     "      --timeout SPAN   how long a command waits for its result (default 2min)\n"
     "      --no-wait        return once freehad has accepted the command\n"
     "  -h, --help           this text\n"
@@ -99,6 +99,10 @@ std::string render(const ClusterView& v) {
     out += "Quorum: " + std::string(v.quorate ? "yes" : "NO") + " (" + std::to_string(reachable) + " of " +
            std::to_string(v.expected_nodes) + " nodes reachable)    Term: " + std::to_string(v.term) + "\n";
     out += "Active node: " + (v.active_node.empty() ? std::string("none") : v.active_node) + "\n";
+    out += "This node: " + v.state + " (" + v.phase + ")" +
+           (v.lease_remaining ? ", lease " + format_timespan(*v.lease_remaining / 1000 * 1000) + " left" : "") + "\n";
+    if (v.unexpected_services != 0)
+        out += "Services found running here unbidden and stopped: " + std::to_string(v.unexpected_services) + " time(s)\n";
     if (v.standby) out += "This node is in standby.\n";
     if (v.errored) out += "This node is errored: " + v.last_error + "\n";
     out += "\n";
@@ -106,7 +110,7 @@ std::string render(const ClusterView& v) {
     out += line;
     for (const auto& n : v.nodes) {
         bool self = n.name == v.node;
-        std::string heard = self ? "(this node)" : age_text(Usec(n.last_heard_usec_ago));
+        std::string heard = self ? "(this node)" : age_text(n.last_heard_usec_ago);
         std::string name = n.name + (n.name == v.active_node ? " *" : "");
         std::snprintf(line, sizeof line, "%-20s %-9s %-10s %-9s %s\n", name.c_str(), n.state.c_str(), n.role.c_str(),
                       n.reachable ? "yes" : "no", heard.c_str());
@@ -114,34 +118,6 @@ std::string render(const ClusterView& v) {
     }
     out += "\n" + packets_line(v) + "\n";
     return out;
-}
-
-nlohmann::json to_json(const ClusterView& v) {
-    nlohmann::json packets = nlohmann::json::object();
-    for (const auto& [name, value] : v.packets) packets[name] = value;
-    nlohmann::json nodes = nlohmann::json::array();
-    for (const auto& n : v.nodes)
-        nodes.push_back({{"name", n.name},
-                         {"state", n.state},
-                         {"role", n.role},
-                         {"reachable", n.reachable},
-                         {"last_heard_usec_ago", n.last_heard_usec_ago}});
-    return {{"schema_version", 1},
-            {"cluster", v.cluster},
-            {"node", v.node},
-            {"state", v.state},
-            {"role", v.role},
-            {"term", v.term},
-            {"quorate", v.quorate},
-            {"expected_nodes", v.expected_nodes},
-            {"active_node", v.active_node},
-            {"standby", v.standby},
-            {"errored", v.errored},
-            {"last_error", v.last_error.empty() ? nlohmann::json(nullptr) : nlohmann::json(v.last_error)},
-            {"mode", v.mode},
-            {"services_target", v.services_target.empty() ? nlohmann::json(nullptr) : nlohmann::json(v.services_target)},
-            {"nodes", std::move(nodes)},
-            {"packets", packets}};
 }
 
 bool holds_services(const std::string& state) {
@@ -222,14 +198,17 @@ int run(const Options& o) {
     CallError error;
     auto client = Client::connect(o.user_bus, &error);
     if (!client) return report(error);
+    if (o.verb == "status" && o.json) {  // the status file's document, as the daemon builds it
+        auto document = client->status(&error);
+        if (!document) return report(error);
+        std::cout << document->dump(2) << "\n";
+        return kOk;
+    }
     auto self = client->read(&error);
     if (!self) return report(error);
 
     if (o.verb == "status") {
-        if (o.json)
-            std::cout << to_json(*self).dump(2) << "\n";
-        else
-            std::cout << render(*self);
+        std::cout << render(*self);
         return kOk;
     }
     if (o.verb == "watch") return watch(*client);

@@ -20,6 +20,7 @@ inline constexpr std::string_view kQuorumLost = "b7cec9aaa42b432ebd2231ddee7c235
 inline constexpr std::string_view kPeerTimedOut = "187f9542ff8e473ab2d1c05e53d37d6b";
 inline constexpr std::string_view kDualActiveResolved = "601694d78e1d48ebb3eb81b6bfc81cbc";
 inline constexpr std::string_view kUnexpectedServices = "0df616cb6dbe41d693499d359ca03b6e";
+inline constexpr std::string_view kLeaseLost = "9de5823016d447bbb187986e56d66f0a";
 }  // namespace message_id
 
 struct Field {

@@ -23,6 +23,7 @@ std::string_view notice_message_id(NoticeKind k) {
     case NoticeKind::DualActiveResolved: return log::message_id::kDualActiveResolved;
     case NoticeKind::HookFailed: return log::message_id::kHookFailed;
     case NoticeKind::UnexpectedServices: return log::message_id::kUnexpectedServices;
+    case NoticeKind::LeaseLost: return log::message_id::kLeaseLost;
     default: return {};
     }
 }
@@ -52,6 +53,7 @@ std::string notice_text(const effect::Notice& n) {
     case NoticeKind::StartupWaitExpired: return "start-up wait: " + n.text;
     case NoticeKind::DuplicateNodeName: return "node name " + n.peer + " in use elsewhere: " + n.text;
     case NoticeKind::UnexpectedServices: return "services started behind freehad's back: " + n.text;
+    case NoticeKind::LeaseLost: return "lease lost: " + n.text;
     }
     return n.text;
 }
@@ -277,8 +279,8 @@ void Manager::apply(Effects effects) {
                     else
                         hooks_->cancel(x.kind);
                 } else if constexpr (std::is_same_v<T, effect::KillServices>) {
-                    log::warning(std::string(hook_name(x.kind)) + " overran FenceTimeout=" +
-                                 format_timespan(config_.fence_timeout) + ": killing the services with SIGKILL");
+                    log::warning(std::string(hook_name(x.kind)) + " did not end by the fence deadline (FenceTimeout=" +
+                                 format_timespan(config_.fence_timeout) + "): killing the services with SIGKILL");
                     if (units_)
                         units_->kill(x.kind);
                     else
@@ -330,13 +332,22 @@ void Manager::run_hook(HookKind kind) {
 }
 
 void Manager::apply_state_change(const effect::StateChanged& change) {
+    std::string phases = " (" + std::string(to_string(change.from_phase)) + " -> " +
+                         std::string(to_string(change.to_phase)) + ")";
+    if (change.from == change.to) {
+        // A step within a state (a claim starting, a stop being fenced or killed): no alert, no MESSAGE_ID.
+        log::info("phase " + std::string(to_string(change.from_phase)) + " -> " +
+                  std::string(to_string(change.to_phase)) + ": " + change.reason);
+        return;
+    }
     last_change_ = change;
     std::string text = "state " + std::string(to_string(change.from)) + " -> " + std::string(to_string(change.to)) +
-                       ": " + change.reason;
+                       ": " + change.reason + phases;
     log::event(change.to == NodeState::Errored ? LOG_ERR : LOG_NOTICE, log::message_id::kStateChanged, text,
                {{"FREEHA_NODE", config_.node_name},
                 {"FREEHA_STATE", std::string(to_string(change.to))},
                 {"FREEHA_OLD_STATE", std::string(to_string(change.from))},
+                {"FREEHA_PHASE", std::string(to_string(change.to_phase))},
                 {"FREEHA_TERM", std::to_string(change.term)},
                 {"FREEHA_ACTIVE_NODE", change.active_node}});
     hooks_->alert(change.to, config_.monitor_timeout, hook_environment(change));

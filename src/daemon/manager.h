@@ -98,7 +98,7 @@ private:
     bool begun_ = false;
     int exit_code_ = 0;  // non-zero once a fatal error has been met
     bool reloading_ = false;  // RELOADING=1 sent; READY=1 owed once the stop ends
-    effect::StateChanged last_change_{NodeState::Initial, NodeState::Initial, "", 0, ""};
+    effect::StateChanged last_change_{NodeState::Initial, NodeState::Initial, "", 0, "", Phase::InitialProbe, Phase::InitialProbe};
 };
 
 }  // namespace freeha

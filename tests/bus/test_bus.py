@@ -187,13 +187,27 @@ class BusCluster(unittest.TestCase):
         self.assertIn("Quorum: yes (3 of 3 nodes reachable)", r.stdout)
         self.assertRegex(r.stdout, r"alpha \*\s+RUNNING\s+member\s+yes")
         self.assertRegex(r.stdout, r"Packets: \d+ accepted; dropped: none")
-        send_udp("127.0.0.2", self.c.port, b"junk" * 12)  # header-sized, wrong magic
+        send_udp("127.0.0.2", self.c.port, b"junk" * 16)  # header-sized, wrong magic
         self.c.wait_for(lambda: "1 malformed_bad_magic" in ctl(self.bus["bravo"], "status").stdout, 5,
                         "the junk datagram counted")
         doc = json.loads(ctl(self.bus["bravo"], "status", "--json").stdout)
         self.assertEqual((doc["schema_version"], doc["node"], doc["active_node"]), (1, "bravo", "alpha"))
         self.assertEqual(len(doc["nodes"]), 3)
-        self.assertEqual(doc["packets"]["malformed_bad_magic"], 1)
+        self.assertEqual(doc["packets"]["malformed"]["bad_magic"], 1)
+        # One schema, one builder: the same document as the status file, field for field.
+        with open(self.c["bravo"].path("status.json")) as f:
+            on_disk = json.load(f)
+        self.assertEqual(sorted(doc), sorted(on_disk))
+        self.assertEqual(sorted(doc["nodes"][0]), sorted(on_disk["nodes"][0]))
+        for key in ("term", "standby", "errored", "self", "channels"):
+            self.assertIn(key, doc["nodes"][0])
+        self.assertIn("updated_realtime_usec", doc)
+        # freehactl's Term and D-Bus agree, and a standby shows the cluster's term, not 0.
+        term = prop(self.bus["bravo"], "Term")
+        self.assertGreaterEqual(term, 1)
+        self.assertEqual(doc["term"], term)
+        self.assertIn(f"Term: {term}", ctl(self.bus["bravo"], "status").stdout)
+        self.assertEqual(term, prop(self.bus["alpha"], "Term"))
 
     @unittest.skipUnless(os.geteuid() == 0 and shutil.which("setpriv"), "needs root and setpriv")
     def test_a_non_root_caller_reads_but_cannot_change_anything(self):
@@ -323,6 +337,12 @@ class BusFailures(unittest.TestCase):
             r = busctl(bus, "call", "org.freeha1", "/org/freeha1", "org.freeha1.Manager", "Stop", user=NOBODY)
             self.assertIn("Access denied", r.stderr)
             self.assertEqual(prop(bus, "State"), "RUNNING")
+            # freehactl turns dbus-daemon's page of match rules into one line.
+            r = subprocess.run([*NOBODY, FREEHACTL, "stop"], capture_output=True, text=True, env=bus.env(),
+                               timeout=10)
+            self.assertEqual(r.returncode, 1)
+            self.assertEqual(r.stderr.strip(),
+                             "freehactl: Stop changes the cluster and requires root (refused by the D-Bus policy)")
             r = ctl(bus, "stop")
             self.assertEqual(r.returncode, 0, r.stderr)
             # A non-root daemon may not own the name (an arbitrator: it needs no hooks).
