@@ -2,9 +2,10 @@
 # Installs what building and testing freeha needs on Debian 12, then builds.
 set -eu
 cd "$(dirname "$0")/.."
+# keepalived: bench/compare measures it beside freehad (its Bench test runs in CI).
 packages="meson ninja-build pkgconf g++ libsystemd-dev nlohmann-json3-dev libgtest-dev libgmock-dev
           libinih-dev libsodium-dev scdoc systemd dbus-daemon dbus-user-session util-linux python3 iproute2 procps
-          clang libclang-rt-dev nftables"
+          clang libclang-rt-dev nftables keepalived"
 missing=""
 for p in $packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
