@@ -27,7 +27,7 @@ HOST_LEFTOVERS = ["etc/freeha", "etc/systemd/system/freehad.service*", "etc/syst
                   "etc/systemd/system/*.wants/freehad.service", "usr/local/sbin/freehad", "usr/local/bin/freehactl",
                   "usr/local/lib/systemd/system/freeha*", "usr/local/lib/systemd/catalog/freehad.catalog",
                   "usr/local/share/dbus-1/system.d/org.freeha1.conf", "etc/dbus-1/system.d/org.freeha1.conf",
-                  "var/lib/freeha", "etc/freeha-*"]
+                  "var/lib/freeha"]
 
 
 def missing_facility():
@@ -180,13 +180,13 @@ class Container:
         return self._pid1
 
     # -- running things inside ----------------------------------------------
-    def run(self, *args, check=False, timeout=60, user=None, input=None):
+    def run(self, *args, check=False, timeout=60, user=None):
         """A command inside the container (all its namespaces), with a clean
         environment; user="nobody" drops to an unprivileged uid first."""
         drop = ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"] if user == "nobody" else []
         return sh("nsenter", "-t", str(self._pid1), "-a", "env", "-i", f"PATH={PATH}", "SYSTEMD_COLORS=0",
                   "SYSTEMD_PAGER=", "LANG=C.UTF-8", "DEBIAN_FRONTEND=noninteractive", *drop, *args,
-                  check=check, timeout=timeout, input=input)
+                  check=check, timeout=timeout)
 
     def systemctl(self, *args, check=False, timeout=120):
         return self.run("systemctl", *args, check=check, timeout=timeout)
@@ -254,8 +254,12 @@ class Container:
 
 
 class Cluster:
+    created = 0
+
     def __init__(self, names):
-        self.prefix = f"fhn{os.getpid() % 100000}"
+        # One letter per cluster of this run: netns, veth and cgroup names must not collide.
+        self.prefix = f"fhn{os.getpid() % 100000}{chr(ord('a') + Cluster.created)}"
+        Cluster.created += 1
         self.switch = f"{self.prefix}-sw"
         self.dir = os.path.join("/tmp", f"{self.prefix}-logs")
         os.makedirs(self.dir, exist_ok=True)

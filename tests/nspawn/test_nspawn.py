@@ -69,6 +69,14 @@ ExecStartPre=/bin/sh -c 'cat /srv/freeha-data/owner > /run/freeha-test-db.seen'
 WorkingDirectory=/srv/freeha-data
 ExecStart=/bin/sleep infinity
 """
+# A member of freeha-services.target, for target mode.
+MEMBER_UNIT = """[Unit]
+PartOf=freeha-services.target
+[Service]
+ExecStart=/bin/sleep infinity
+[Install]
+RequiredBy=freeha-services.target
+"""
 STATE_CHANGED = "80d372c04a184ba8a9b11d31582862bb"
 ADMIN_FILES = {"/etc/freeha", "/etc/freeha/hooks"} | {f"/etc/freeha/hooks/{h}" for h in HOOKS}
 
@@ -150,9 +158,6 @@ class RealSystemd(unittest.TestCase):
         """Nodes whose database unit is active right now."""
         return [c.name for c in self.c if c.pid1() and c.show("freeha-test-db", "ActiveState") == "active"]
 
-    def wait_running(self, name, timeout=60):
-        self.c.wait_for(lambda: self.c[name].prop("State") == "RUNNING", timeout, f"{name} RUNNING")
-
     def test_01_install_enables_and_starts_nothing(self):
         out = self.install["alpha"].stdout
         print("\n$ apt-get install -y /root/" + os.path.basename(self.deb) + "   (alpha)\n"
@@ -160,7 +165,7 @@ class RealSystemd(unittest.TestCase):
               file=sys.stderr)
         for name in NAMES:
             self.assertEqual(self.after_install[name], ("disabled", "inactive"), name)
-            # The conffile is the package's, every key commented out.
+            # dpkg keeps the admin's edits of it across upgrades (test_07).
             r = self.c[name].run("dpkg-query", "-W", "-f=${Conffiles}", "freeha")
             self.assertIn("/etc/freeha/freehad.conf", r.stdout)
 
@@ -344,6 +349,36 @@ class RealSystemd(unittest.TestCase):
         self.assertEqual(left, ADMIN_FILES)
         self.assertNotIn(STATE_CHANGED, charlie.run("journalctl", "--list-catalog", "--no-pager").stdout)
         self.assertEqual(self.holders(), ["bravo"])
+
+    def test_13_target_mode_with_its_hardening_drop_in(self):
+        """One more container, alone in its cluster: target mode with the
+        shipped drop-in (and Delegate=yes) starts the target, and a member
+        that dies latches an error."""
+        cluster = Cluster(["delta"])
+        try:
+            delta = cluster["delta"]
+            shutil.copy(self.deb, delta.path("/root/"))
+            delta.boot()
+            r = delta.run("apt-get", "install", "-y", "/root/" + os.path.basename(self.deb), timeout=300)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            delta.write("/etc/freeha/freehad.conf", f"[Cluster]\nName=target\nExpectedNodes=1\n[Heartbeat]\n"
+                        f"Channel=broadcast {delta.address}\n[Services]\nTarget=freeha-services.target\n")
+            os.makedirs(delta.path("/etc/systemd/system/freehad.service.d"))
+            shutil.copy(delta.path("/usr/share/doc/freeha/target-mode-hardening.conf"),
+                        delta.path("/etc/systemd/system/freehad.service.d/"))
+            delta.write("/etc/systemd/system/member.service", MEMBER_UNIT)
+            delta.systemctl("daemon-reload", check=True)
+            delta.systemctl("enable", "member", check=True)
+            r = delta.systemctl("enable", "--now", "freehad")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            cluster.wait_for(lambda: delta.prop("State") == "RUNNING", 60, "delta RUNNING")
+            self.assertEqual(delta.show("member", "ActiveState"), "active")
+            self.assertEqual(delta.show("freehad", "Delegate"), "yes")
+            self.assertEqual(delta.show("freehad", "ProtectSystem"), "strict")
+            delta.systemctl("kill", "-s", "KILL", "member")
+            cluster.wait_for(lambda: delta.prop("State") == "ERRORED", 30, "delta ERRORED")
+        finally:
+            cluster.destroy()
 
     @staticmethod
     def whiteout(path):
