@@ -1,0 +1,406 @@
+"""freeha as an admin installs and runs it: three containers under a real
+system manager (systemd-nspawn --boot on overlays of the host's root) on one
+bridge, each with the .deb from packaging/build.sh installed by apt-get,
+configured through /etc/freeha, and driven with systemctl, busctl,
+journalctl and freehactl.
+
+The containers boot once for the whole tier; the tests run in order and
+build on each other (install, election, ..., power cut, reboots, purge).
+Exits 77 (skip) where the machine lacks root, nspawn or namespaces.
+"""
+import concurrent.futures
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import containers  # noqa: E402
+from containers import Cluster  # noqa: E402
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+PACKAGES = os.environ.get("FREEHA_PACKAGES", os.path.join(ROOT, "packaging", "out"))
+NAMES = ["alpha", "bravo", "charlie"]
+
+CONFIG = """# freehad.conf of the nspawn tier, written over the shipped conffile.
+[Cluster]
+Name=nspawn
+NodeName={name}
+ExpectedNodes=3
+AuthKeyFile=/etc/freeha/authkey
+
+[Heartbeat]
+Channel=broadcast {address}
+"""
+
+# A hook logs "NAME EPOCH STATE" when it starts and "NAME.done EPOCH" when it ends.
+HOOK = """#!/bin/sh
+log() {{ echo "$*" >> /var/log/freeha-test/events.log; }}
+log {name} $(date +%s.%N) $FREEHA_STATE
+{body}
+log {name}.done $(date +%s.%N)
+"""
+HOOKS = {
+    # Mounts the "shared disk", then starts the database unit that needs it;
+    # on the way, does what scripts mode's sandbox used to refuse.
+    "starthasrv": """mkdir -p /srv/freeha-data
+mountpoint -q /srv/freeha-data || mount -t tmpfs -o size=1m freeha-data /srv/freeha-data || exit 1
+echo "$FREEHA_NODE" > /srv/freeha-data/owner
+if arping -q -U -c 1 -I eth0 {address}; then log check arping ok; else log check arping failed; fi
+if unshare --net --mount true; then log check unshare ok; else log check unshare failed; fi
+if chrt -f 10 true; then log check realtime ok; else log check realtime failed; fi
+systemctl start freeha-test-db.service || exit 1""",
+    "stophasrv": """systemctl stop freeha-test-db.service
+if mountpoint -q /srv/freeha-data; then umount /srv/freeha-data; fi""",
+    "monitorhasrv": """systemctl is-active -q freeha-test-db.service && mountpoint -q /srv/freeha-data || exit 1""",
+}
+# The database: its start fails unless the hook's mount is visible to the
+# system manager (ExecStartPre runs before `systemctl start` returns).
+DB_UNIT = """[Unit]
+Description=A database FreeHA moves (nspawn tier)
+[Service]
+Type=exec
+ExecStartPre=/bin/mountpoint -q /srv/freeha-data
+ExecStartPre=/bin/sh -c 'cat /srv/freeha-data/owner > /run/freeha-test-db.seen'
+WorkingDirectory=/srv/freeha-data
+ExecStart=/bin/sleep infinity
+"""
+# A member of freeha-services.target, for target mode.
+MEMBER_UNIT = """[Unit]
+PartOf=freeha-services.target
+[Service]
+ExecStart=/bin/sleep infinity
+[Install]
+RequiredBy=freeha-services.target
+"""
+STATE_CHANGED = "80d372c04a184ba8a9b11d31582862bb"
+ADMIN_FILES = {"/etc/freeha", "/etc/freeha/hooks"} | {f"/etc/freeha/hooks/{h}" for h in HOOKS}
+
+
+def deb():
+    found = sorted(glob.glob(os.path.join(PACKAGES, "freeha_*.deb")))
+    return found[-1] if found else None
+
+
+class RealSystemd(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.started = time.monotonic()
+        cls.deb = deb()
+        cls.c = Cluster(NAMES)
+        try:
+            for c in cls.c:
+                shutil.copy(cls.deb, c.path("/root/"))
+                c.boot()
+            cls.booted = time.monotonic() - cls.started
+            # The three installs at once: each container has its own root.
+            t = time.monotonic()
+            with concurrent.futures.ThreadPoolExecutor(len(NAMES)) as pool:
+                runs = {c.name: pool.submit(c.run, "apt-get", "install", "-y", "/root/" + os.path.basename(cls.deb),
+                                            timeout=300) for c in cls.c}
+                cls.install = {name: run.result() for name, run in runs.items()}
+            cls.install_seconds = time.monotonic() - t
+            for name, r in cls.install.items():
+                assert r.returncode == 0, f"{name}: apt-get install: {r.stdout}{r.stderr}"
+            cls.after_install = {c.name: (c.show("freehad", "UnitFileState"), c.show("freehad", "ActiveState"))
+                                 for c in cls.c}
+            cls.configure()
+            for name in NAMES:
+                r = cls.c[name].systemctl("enable", "--now", "freehad")
+                assert r.returncode == 0, (f"{name}: systemctl enable --now freehad: {r.stderr}"
+                                           + cls.c[name].run("journalctl", "-u", "freehad", "-b", "-n", "20",
+                                                             "--no-pager").stdout)
+            cls.c.wait_for(lambda: cls.c["alpha"].prop("State") == "RUNNING", 60, "alpha RUNNING")
+        except BaseException:
+            cls.c.diagnose()
+            cls.c.destroy()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.c.destroy()
+        print(f"\ntier: containers booted in {cls.booted:.1f} s, installed in {cls.install_seconds:.1f} s, whole tier {time.monotonic() - cls.started:.0f} s",
+              file=sys.stderr)
+
+    @classmethod
+    def configure(cls):
+        """What the admin does after the install: a key shared by every node,
+        freehad.conf, the hooks, and the unit of the database the hooks move."""
+        alpha = cls.c["alpha"]
+        r = alpha.run("freehactl", "keygen")
+        assert r.returncode == 0, f"freehactl keygen: {r.stderr}"
+        with open(alpha.path("/etc/freeha/authkey"), "rb") as f:
+            key = f.read()
+        for c in cls.c:
+            if c.name != "alpha":
+                with open(c.path("/etc/freeha/authkey"), "wb") as f:
+                    f.write(key)
+                os.chmod(c.path("/etc/freeha/authkey"), 0o400)
+            c.write("/etc/freeha/freehad.conf", CONFIG.format(name=c.name, address=c.address))
+            os.makedirs(c.path("/var/log/freeha-test"), exist_ok=True)
+            for hook, body in HOOKS.items():
+                c.write(f"/etc/freeha/hooks/{hook}", HOOK.format(name=hook, body=body.format(address=c.address)),
+                        mode=0o755)
+            c.write("/etc/systemd/system/freeha-test-db.service", DB_UNIT)
+            c.systemctl("daemon-reload", check=True)
+
+    def run(self, result=None):
+        failed = len(result.failures) + len(result.errors) if result else 0
+        super().run(result)
+        if result and len(result.failures) + len(result.errors) > failed:
+            self.c.diagnose()
+
+    def holders(self):
+        """Nodes whose database unit is active right now."""
+        return [c.name for c in self.c if c.pid1() and c.show("freeha-test-db", "ActiveState") == "active"]
+
+    def test_01_install_enables_and_starts_nothing(self):
+        out = self.install["alpha"].stdout
+        print("\n$ apt-get install -y /root/" + os.path.basename(self.deb) + "   (alpha)\n"
+              + "\n".join(line for line in out.splitlines() if not line.startswith(("Reading", "Building", "(Reading"))),
+              file=sys.stderr)
+        for name in NAMES:
+            self.assertEqual(self.after_install[name], ("disabled", "inactive"), name)
+            # dpkg keeps the admin's edits of it across upgrades (test_07).
+            r = self.c[name].run("dpkg-query", "-W", "-f=${Conffiles}", "freeha")
+            self.assertIn("/etc/freeha/freehad.conf", r.stdout)
+
+    def test_02_election_and_the_mount_the_database_sees(self):
+        self.assertEqual(self.holders(), ["alpha"])
+        alpha = self.c["alpha"]
+        self.assertEqual(alpha.cat("/run/freeha-test-db.seen").strip(), "alpha")
+        self.assertEqual([row[0] for row in alpha.events() if row[0].startswith("starthasrv")],
+                         ["starthasrv", "starthasrv.done"])
+        checks = {row[1]: row[2] for row in alpha.events("check")}
+        self.assertEqual(checks, {"arping": "ok", "unshare": "ok", "realtime": "ok"})
+        # The database runs in the mount the hook made, as the system manager sees it.
+        pid = alpha.show("freeha-test-db", "MainPID")
+        self.assertEqual(alpha.run("readlink", f"/proc/{pid}/cwd").stdout.strip(), "/srv/freeha-data")
+        self.assertEqual(alpha.run("findmnt", "-n", "-o", "SOURCE", "/srv/freeha-data").stdout.strip(), "freeha-data")
+        for name in ("bravo", "charlie"):
+            self.assertEqual(self.c[name].prop("State"), "STANDBY")
+            self.assertEqual(self.c[name].prop("ActiveNode"), "alpha")
+            self.assertEqual(self.c[name].events("starthasrv"), [])
+        r = self.c["bravo"].run("freehactl", "status")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        print("\n$ freehactl status   (bravo)\n" + r.stdout, file=sys.stderr)
+
+    def test_03_journal_shows_the_catalog_text(self):
+        alpha = self.c["alpha"]
+        r = alpha.run("journalctl", "-x", "-u", "freehad", "--no-pager", f"MESSAGE_ID={STATE_CHANGED}")
+        self.assertIn("░░ Subject: FreeHA node alpha changed state to RUNNING", r.stdout)
+        self.assertIn("░░ The FreeHA daemon on node alpha went from STARTING to", r.stdout)
+        print("\n$ journalctl -x -u freehad MESSAGE_ID=" + STATE_CHANGED + "   (alpha, last entry)\n"
+              + "\n".join(r.stdout.splitlines()[-9:]), file=sys.stderr)
+
+    def test_04_bus_policy_lets_anyone_read_and_only_root_change(self):
+        alpha = self.c["alpha"]
+        self.assertEqual(alpha.prop("State", user="nobody"), "RUNNING")
+        r = alpha.run("busctl", "--json=short", "call", "org.freeha1", "/org/freeha1", "org.freeha1.Manager",
+                      "ListNodes", user="nobody")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(sorted(n[0] for n in json.loads(r.stdout)["data"][0]), NAMES)
+        methods = self.methods(alpha, user="nobody")
+        self.assertIn("Stop", methods)
+        refused = []
+        for method, signature in sorted(methods.items()):
+            if method == "ListNodes":
+                continue
+            args = {"": [], "b": ["b", "true"], "s": ["s", "bravo"]}[signature]
+            r = alpha.run("busctl", "call", "org.freeha1", "/org/freeha1", "org.freeha1.Manager", method, *args,
+                          user="nobody")
+            self.assertNotEqual(r.returncode, 0, f"nobody may call {method}")
+            self.assertIn("Access denied", r.stderr, method)
+            refused.append(method)
+        r = alpha.run("busctl", "set-property", "org.freeha1", "/org/freeha1", "org.freeha1.Manager", "Standby",
+                      "b", "true", user="nobody")
+        self.assertNotEqual(r.returncode, 0, "nobody may set Standby")
+        print(f"\nbusctl as nobody: State and ListNodes read; refused: {', '.join(refused)}, Properties.Set",
+              file=sys.stderr)
+        self.assertEqual(alpha.prop("State"), "RUNNING")
+
+    @staticmethod
+    def methods(container, user=None):
+        """org.freeha1.Manager's methods and their input signatures, from introspection."""
+        r = container.run("busctl", "introspect", "--no-legend", "org.freeha1", "/org/freeha1",
+                          "org.freeha1.Manager", user=user)
+        out = {}
+        for line in r.stdout.splitlines():
+            fields = line.split()
+            if len(fields) >= 3 and fields[1] == "method":
+                out[fields[0].lstrip(".")] = fields[2] if fields[2] != "-" else ""
+        return out
+
+    def test_05_reload_stops_the_services_here_and_the_daemon_stays(self):
+        alpha = self.c["alpha"]
+        pid = alpha.show("freehad", "MainPID")
+        stops = len(alpha.events("stophasrv"))
+        r = alpha.systemctl("reload", "freehad")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.c.wait_for(lambda: len(alpha.events("stophasrv.done")) > stops, 30, "stophasrv after reload")
+        # No fail-back rule aside, the first STANDBY node is elected again: alpha.
+        self.c.wait_for(lambda: self.holders() == ["alpha"] and alpha.prop("State") == "RUNNING", 60,
+                        "alpha RUNNING again")
+        self.assertEqual(alpha.show("freehad", "MainPID"), pid)
+        self.assertEqual(len(alpha.events("starthasrv.done")), 2)
+
+    def test_06_restart_of_a_standby_moves_nothing(self):
+        bravo = self.c["bravo"]
+        pid = bravo.show("freehad", "MainPID")
+        alpha_stops = len(self.c["alpha"].events("stophasrv"))
+        r = bravo.systemctl("restart", "freehad")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertNotEqual(bravo.show("freehad", "MainPID"), pid)
+        self.c.wait_for(lambda: bravo.prop("State") == "STANDBY", 60, "bravo STANDBY again")
+        self.assertEqual(bravo.prop("ActiveNode"), "alpha")
+        self.assertEqual(len(self.c["alpha"].events("stophasrv")), alpha_stops)
+        self.assertEqual(self.holders(), ["alpha"])
+
+    def test_07_upgrade_does_not_restart_freehad(self):
+        alpha = self.c["alpha"]
+        pid = alpha.show("freehad", "MainPID")
+        stops = len(alpha.events("stophasrv"))
+        r = alpha.run("apt-get", "install", "-y", "--reinstall", "/root/" + os.path.basename(self.deb), timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        time.sleep(2)
+        self.assertEqual(alpha.show("freehad", "MainPID"), pid)
+        self.assertEqual(len(alpha.events("stophasrv")), stops)
+        self.assertEqual(alpha.prop("State"), "RUNNING")
+        # The admin's freehad.conf survives the upgrade.
+        self.assertIn("Name=nspawn", alpha.read("/etc/freeha/freehad.conf"))
+
+    def test_08_config_error_fails_once(self):
+        charlie = self.c["charlie"]
+        charlie.write("/etc/freeha/freehad.conf.d/50-typo.conf", "[Heartbeat]\nIntervall=100ms\n")
+        try:
+            r = charlie.systemctl("restart", "freehad")
+            self.assertNotEqual(r.returncode, 0)
+            time.sleep(12)  # more than twice RestartSec=5s
+            self.assertEqual(charlie.show("freehad", "ActiveState"), "failed")
+            self.assertEqual(charlie.show("freehad", "NRestarts"), "0")
+            self.assertEqual(charlie.show("freehad", "ExecMainStatus"), "2")
+            # By identifier: freehad sends it through the journal's native
+            # protocol just before it exits, and journald may no longer find
+            # the dead sender's unit (so `journalctl -u` can miss it).
+            pid = charlie.show("freehad", "ExecMainPID")
+            log = charlie.run("journalctl", "-b", "-t", "freehad", f"_PID={pid}", "--no-pager", "-o", "cat").stdout
+            self.assertEqual(log.strip(), "/etc/freeha/freehad.conf.d/50-typo.conf:2: [Heartbeat] unknown key 'Intervall'")
+            print(f"\ncharlie after a typo: {log.strip()}; ActiveState=failed NRestarts=0 ExecMainStatus=2",
+                  file=sys.stderr)
+        finally:
+            shutil.rmtree(charlie.path("/etc/freeha/freehad.conf.d"))
+            r = charlie.systemctl("start", "freehad")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.c.wait_for(lambda: charlie.prop("State") == "STANDBY", 60, "charlie STANDBY again")
+
+    def test_09_power_cut_of_the_active_node(self):
+        alpha, bravo = self.c["alpha"], self.c["bravo"]
+        cut = time.time()
+        alpha.power_cut()
+        self.c.wait_for(lambda: bravo.prop("State") == "RUNNING", 60, "bravo RUNNING")
+        started = float(bravo.events("starthasrv")[-1][1])
+        self.assertGreater(started, cut)
+        self.assertEqual(bravo.cat("/run/freeha-test-db.seen").strip(), "bravo")
+        self.assertEqual(self.holders(), ["bravo"])
+        self.assertEqual(self.c["charlie"].prop("ActiveNode"), "bravo")
+        print(f"\npower cut of alpha: bravo's starthasrv began {started - cut:.2f} s later", file=sys.stderr)
+
+    def test_10_the_cut_node_boots_back_enabled_and_stays_standby(self):
+        alpha = self.c["alpha"]
+        alpha.boot()
+        self.assertEqual(alpha.show("freehad", "UnitFileState"), "enabled")
+        self.c.wait_for(lambda: alpha.prop("State") == "STANDBY", 60, "alpha STANDBY")
+        self.assertEqual(alpha.prop("ActiveNode"), "bravo")
+        self.assertEqual(self.holders(), ["bravo"])
+
+    def test_11_reboot_brings_freehad_back(self):
+        charlie = self.c["charlie"]
+        charlie.systemctl("reboot")
+        status = charlie.wait_exit(60)
+        # nspawn ends on a reboot (status 133) and leaves the restart to its caller.
+        self.assertEqual(status, 133)
+        charlie.boot()
+        self.assertEqual(charlie.show("freehad", "ActiveState"), "active")
+        self.c.wait_for(lambda: charlie.prop("State") == "STANDBY", 60, "charlie STANDBY after reboot")
+        self.assertEqual(charlie.prop("ActiveNode"), "bravo")
+        self.assertEqual(self.holders(), ["bravo"])
+
+    def test_12_purge_leaves_nothing_behind(self):
+        charlie = self.c["charlie"]
+        self.assertTrue(os.path.exists(charlie.path("/var/lib/freeha")))
+        r = charlie.run("apt-get", "purge", "-y", "freeha", timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertNotEqual(charlie.run("dpkg", "-s", "freeha").returncode, 0)
+        self.assertEqual(charlie.show("freehad", "LoadState"), "not-found")
+        # Everything the package, freehad and freehactl wrote is gone; what
+        # the admin wrote by hand (the hooks) stays, as dpkg says.
+        upper = os.path.join(charlie.base, "upper")
+        left = set()
+        for top, dirs, files in os.walk(upper):
+            for entry in dirs + files:
+                path = os.path.join(top, entry)[len(upper):]
+                if "freeha" in path and not path.startswith(("/var/log/freeha-test", "/root/freeha_")) \
+                        and "freeha-test-db" not in path and not self.whiteout(os.path.join(top, entry)):
+                    left.add(path)
+        self.assertEqual(left, ADMIN_FILES)
+        self.assertNotIn(STATE_CHANGED, charlie.run("journalctl", "--list-catalog", "--no-pager").stdout)
+        self.assertEqual(self.holders(), ["bravo"])
+
+    def test_13_target_mode_with_its_hardening_drop_in(self):
+        """One more container, alone in its cluster: target mode with the
+        shipped drop-in (and Delegate=yes) starts the target, and a member
+        that dies latches an error."""
+        cluster = Cluster(["delta"])
+        try:
+            delta = cluster["delta"]
+            shutil.copy(self.deb, delta.path("/root/"))
+            delta.boot()
+            r = delta.run("apt-get", "install", "-y", "/root/" + os.path.basename(self.deb), timeout=300)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            delta.write("/etc/freeha/freehad.conf", f"[Cluster]\nName=target\nExpectedNodes=1\n[Heartbeat]\n"
+                        f"Channel=broadcast {delta.address}\n[Services]\nTarget=freeha-services.target\n")
+            os.makedirs(delta.path("/etc/systemd/system/freehad.service.d"))
+            shutil.copy(delta.path("/usr/share/doc/freeha/target-mode-hardening.conf"),
+                        delta.path("/etc/systemd/system/freehad.service.d/"))
+            delta.write("/etc/systemd/system/member.service", MEMBER_UNIT)
+            delta.systemctl("daemon-reload", check=True)
+            delta.systemctl("enable", "member", check=True)
+            r = delta.systemctl("enable", "--now", "freehad")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            cluster.wait_for(lambda: delta.prop("State") == "RUNNING", 60, "delta RUNNING")
+            self.assertEqual(delta.show("member", "ActiveState"), "active")
+            self.assertEqual(delta.show("freehad", "Delegate"), "yes")
+            self.assertEqual(delta.show("freehad", "ProtectSystem"), "strict")
+            delta.systemctl("kill", "-s", "KILL", "member")
+            cluster.wait_for(lambda: delta.prop("State") == "ERRORED", 30, "delta ERRORED")
+        finally:
+            cluster.destroy()
+
+    @staticmethod
+    def whiteout(path):
+        """An overlay whiteout: a deletion of a file the host has."""
+        st = os.lstat(path)
+        return (st.st_mode & 0o170000) == 0o020000 and st.st_rdev == 0
+
+
+def main():
+    reason = containers.missing_facility()
+    if reason:
+        print(f"SKIP: {reason}")
+        return 77
+    if deb() is None:
+        r = subprocess.run(["sh", os.path.join(ROOT, "packaging", "build.sh")])
+        if r.returncode != 0 or deb() is None:
+            print("FAIL: packaging/build.sh made no .deb")
+            return 1
+    print(f"package under test: {deb()}")
+    result = unittest.main(argv=[sys.argv[0], "-v"], exit=False).result
+    return 0 if result.wasSuccessful() else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
