@@ -4,7 +4,8 @@ set -eu
 cd "$(dirname "$0")/.."
 packages="meson ninja-build pkgconf g++ libsystemd-dev nlohmann-json3-dev libgtest-dev libgmock-dev
           libinih-dev libsodium-dev scdoc systemd dbus-daemon dbus-user-session util-linux python3 iproute2 procps
-          clang libclang-rt-dev nftables"
+          clang libclang-rt-dev nftables
+          iputils-arping iputils-ping ndisc6 libndp-tools psmisc e2fsprogs"
 missing=""
 for p in $packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -2,9 +2,10 @@
 # The shipped units: `systemd-analyze verify` is clean, and the exposure
 # score of freehad.service stays at or below its recorded ceiling, for
 # scripts mode (the unit as shipped) and target mode (with the drop-in).
-# Usage: check_units.sh BUILT_SERVICE TARGET DROPIN FREEHAD_BINARY
+# The floating-IP template verifies clean too.
+# Usage: check_units.sh BUILT_SERVICE TARGET DROPIN FREEHAD_BINARY VIP_TEMPLATE LIBRARY_DIR SOURCE_LIBRARY
 set -eu
-service=$1 target=$2 dropin=$3 binary=$4
+service=$1 target=$2 dropin=$3 binary=$4 vip=$5 library=$6 source_library=$7
 command -v systemd-analyze >/dev/null || { echo "SKIP: systemd-analyze not installed"; exit 77; }
 
 work=$(mktemp -d)
@@ -17,6 +18,12 @@ out=$(SYSTEMD_LOG_LEVEL=notice systemd-analyze verify --man=no "$work/freehad.se
     echo "FAIL: systemd-analyze verify:"; echo "$out"; exit 1; }
 [ -z "$out" ] || { echo "FAIL: systemd-analyze verify is not clean:"; echo "$out"; exit 1; }
 echo "systemd-analyze verify: clean"
+# verify wants the library's scripts to exist: point them at the source tree.
+sed "s|$library|$source_library|g" "$vip" > "$work/freeha-vip@.service"
+out=$(SYSTEMD_LOG_LEVEL=notice systemd-analyze verify --man=no "$work/freeha-vip@web.service" 2>&1) || {
+    echo "FAIL: systemd-analyze verify freeha-vip@web.service:"; echo "$out"; exit 1; }
+[ -z "$out" ] || { echo "FAIL: systemd-analyze verify freeha-vip@web.service is not clean:"; echo "$out"; exit 1; }
+echo "systemd-analyze verify freeha-vip@web.service: clean"
 
 score() { systemd-analyze security --offline=yes "$work/freehad.service" | sed -n 's/.*exposure level for freehad.service: \([0-9.]*\).*/\1/p'; }
 check() {  # MODE SCORE CEILING
