@@ -8,6 +8,9 @@ right after the takeover, before it sends anything, its neighbour entries for
 the addresses already hold the new node's MAC. The watcher connects every
 20 ms throughout and gives the reachability gap.
 
+TargetModeVIP: the same with freeha-vip@.service as a member of
+freeha-services.target.
+
 FreeHA1Tree: a FreeHA 1.0 style /opt/freeha/bin (hasrv scripts that call
 their own service_scripts/ and the library by bare name), freehad started
 with startdemon flags only: no -s, no config file, no /etc/freeha/hooks.
@@ -159,6 +162,54 @@ class FloatingIP(unittest.TestCase):
                           f"the client's neighbour entry {before[vip][0]} ({before[vip][1]}) before, "
                           f"{after[vip][0]} ({after[vip][1]}) right after the takeover")
         print("\n" + "\n".join(report) + f"\n(alpha is {alpha.mac()}, bravo is {bravo.mac()})", file=sys.stderr)
+
+
+class TargetModeVIP(unittest.TestCase):
+    """freeha-vip@.service as a member of freeha-services.target moves with a power cut."""
+    vip = f"{nodes.SUBNET}.130"
+
+    @classmethod
+    def setUpClass(cls):
+        cls.c = Cluster(["delta", "echo", "foxtrot"], config_for("tgtvip", 3, "[Services]\nTarget=freeha-services.target\n"),
+                        target_mode=True)
+        try:
+            cls.set_up()
+        except BaseException:
+            dump_journals(cls.c)
+            cls.c.destroy()
+            raise
+
+    @classmethod
+    def set_up(cls):
+        cls.client = cls.c.add_client("client")
+        for node in cls.c.nodes.values():
+            os.makedirs(node.etc("vip"))
+            with open(node.etc("vip", "web.conf"), "w") as f:
+                f.write(f"ADDRESS={cls.vip}/24\nDEVICE=eth0\n")
+            shutil.copy(os.path.join(nodes.BUILD, "units", "freeha-vip@.service"), node.units("freeha-vip@.service"))
+            node.systemctl("daemon-reload", check=True)
+            node.systemctl("enable", "freeha-vip@web.service", check=True)
+        start_all(cls.c)
+        cls.c.wait_for(lambda: cls.c["delta"].show("freeha-vip@web.service", "ActiveState") == "active", 60,
+                       "the VIP unit active on delta")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.c.destroy()
+
+    def test_power_cut_moves_the_vip_unit(self):
+        delta, echo = self.c["delta"], self.c["echo"]
+        self.assertEqual(self.client.run("ping", "-c", "1", "-W", "3", self.vip).returncode, 0)
+        self.assertEqual(self.client.neighbour(self.vip)[0], delta.mac())
+        for name in ("echo", "foxtrot"):
+            self.assertEqual(self.c[name].show("freeha-vip@web.service", "ActiveState"), "inactive")
+        delta.power_cut()
+        self.c.wait_for(lambda: echo.prop("State") == "RUNNING", 30, "echo RUNNING")
+        self.assertEqual(echo.show("freeha-vip@web.service", "ActiveState"), "active")
+        self.c.wait_for(lambda: self.client.neighbour(self.vip)[0] == echo.mac(), 3,
+                        "the client's entry to hold echo's MAC without the client sending")
+        self.assertEqual(self.client.run("ping", "-c", "1", "-W", "3", self.vip).returncode, 0)
+        self.assertEqual(self.c["foxtrot"].show("freeha-vip@web.service", "ActiveState"), "inactive")
 
 
 STARTHASRV = """#!/bin/sh
