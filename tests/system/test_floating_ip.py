@@ -313,6 +313,24 @@ class FreeHA1Tree(unittest.TestCase):
                         "demo.stop on delta")
         self.c.wait_for(lambda: delta.prop("State") == "RUNNING", 30, "delta RUNNING again")
 
+    def test_3_moving_a_live_cluster_keeps_the_services_up(self):
+        """freeha-migration(7)'s procedure: the standby's daemon stops first, the active node's
+        daemon dies without stopping anything (FreeHA 1.0's kill -9), and the new daemon started
+        there adopts the running services (its start-up monitor succeeds): no stop, no start."""
+        delta, echo = self.c["delta"], self.c["echo"]
+        self.assertEqual(echo.systemctl("stop", "freehad").returncode, 0)
+        delta.systemctl("kill", "-s", "KILL", "--kill-whom=main", "freehad")
+        self.c.wait_for(lambda: delta.show("freehad", "ActiveState") != "active", 10, "the old daemon gone")
+        calls = len(self.calls(delta))
+        self.assertEqual(delta.systemctl("start", "freehad").returncode, 0)
+        self.assertEqual(echo.systemctl("start", "freehad").returncode, 0)
+        self.c.wait_for(lambda: echo.prop("State") == "STANDBY" and echo.prop("ActiveNode") == "delta", 30,
+                        "echo STANDBY behind delta")
+        self.assertEqual(delta.prop("State"), "RUNNING")
+        self.assertEqual([c for c in self.calls(delta)[calls:] if c.startswith("demo.")], [],
+                         "the services were stopped or started again")
+        self.assertIn(f" {self.vip}/24 ", delta.run("ip", "-o", "addr", "show", "dev", "eth0").stdout)
+
 
 if __name__ == "__main__":
     why = nodes.missing_facility()

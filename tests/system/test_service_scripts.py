@@ -153,6 +153,7 @@ class ServiceScripts(unittest.TestCase):
         self.fails(node, "fs.monitor", device, mountpoint, says=f"{mountpoint} is mounted read-only")
         node.run("mount", "-o", "remount,rw", mountpoint, check=True)
         self.ok(node, "fs.monitor", device, mountpoint)
+        self.fails(node, "fs.stop", "/dev/freeha-other", mountpoint, says="not /dev/freeha-other: left alone")
         # A process with its working directory inside holds the mount: fs.stop ends it.
         holder, _ = self.spawn(node, f"sh -c 'cd {mountpoint} && exec sleep 1000'")
         self.c.wait_for(lambda: node.run("fuser", "-s", "-m", "-M", mountpoint).returncode == 0, 10,
