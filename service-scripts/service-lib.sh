@@ -10,6 +10,7 @@
 # The tools live in the sbin directories, which a user's PATH may lack.
 PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin:/usr/bin:/bin
 export PATH
+set -f  # no script expands file names; unquoted words are split, never globbed
 me=${0##*/}
 
 say() { printf '%s: %s\n' "$me" "$*"; }
@@ -40,23 +41,41 @@ is_number() {
     esac
 }
 
-# address_family ADDRESS [ARGUMENT]: checks an IP address and sets family (4
-# or 6) and host_prefix (32 or 128); ARGUMENT names it in the error.
+# is_dotted_quad TEXT: four numbers from 0 to 255 (ip(8) would also take
+# shorthands such as 10.1).
+is_dotted_quad() {
+    case "$1" in
+    ''|*[!0-9.]*|.*|*.|*..*) return 1 ;;
+    esac
+    old_ifs=$IFS
+    IFS=.
+    set -- $1
+    IFS=$old_ifs
+    [ $# -eq 4 ] && [ "$1" -le 255 ] && [ "$2" -le 255 ] && [ "$3" -le 255 ] && [ "$4" -le 255 ]
+}
+
+# address_family ADDRESS [ARGUMENT]: checks an IP address (ip(8) parses it)
+# and sets family (4 or 6), host_prefix (32 or 128) and holders, this host's
+# "ip -o addr" lines for the address; ARGUMENT names it in the error.
 address_family() {
+    need ip iproute2
     case "$1" in
     *:*) family=6 host_prefix=128 ;;
     *) family=4 host_prefix=32
-       # ip(8) would also take shorthands such as 10.1: insist on four numbers.
-       echo "$1" | grep -Eq '^[0-9]{1,3}(\.[0-9]{1,3}){3}$' || usage_error "'${2:-$1}' is not an IPv4 or IPv6 address" ;;
+       is_dotted_quad "$1" || usage_error "'${2:-$1}' is not an IPv4 or IPv6 address" ;;
     esac
-    ip -"$family" -o addr show to "$1/$host_prefix" >/dev/null 2>&1 || usage_error "'${2:-$1}' is not an IPv$family address"
+    holders=$(ip -"$family" -o addr show to "$1/$host_prefix" 2>/dev/null) ||
+        usage_error "'${2:-$1}' is not an IPv$family address"
 }
 
 # --- floating addresses (vip.*) ---
+# Few processes: the scripts run on every takeover and monitor round, often
+# on a busy machine, so the state is read with one ip(8) call per question
+# and parsed by the shell.
 
-# vip_args ADDRESS/PREFIX DEVICE: checks both and sets addr, prefix, family
-# (4 or 6), host_prefix (32 or 128) and dev. A device that does not exist is
-# not an argument error (it may come later, e.g. a bond): dev_exists says it.
+# vip_args ADDRESS/PREFIX DEVICE: checks both; sets addr, prefix, family,
+# host_prefix, holders (see address_family) and dev. A device that does not
+# exist is not an argument error (it may come later, e.g. a bond).
 vip_args() {
     [ $# -ge 2 ] || usage_error "expected ADDRESS/PREFIX and DEVICE"
     case "$1" in
@@ -73,26 +92,40 @@ vip_args() {
     esac
 }
 
-dev_exists() { ip link show dev "$dev" >/dev/null 2>&1; }
-
-# vip_on DEVICE: the address as configured on DEVICE (ADDRESS/PREFIX), or nothing.
-vip_on() {
-    ip -"$family" -o addr show dev "$1" to "$addr/$host_prefix" 2>/dev/null | awk '{ print $4; exit }'
+# vip_refresh: reads again where this host has the address.
+vip_refresh() {
+    holders=$(ip -"$family" -o addr show to "$addr/$host_prefix" 2>/dev/null) || holders=
 }
 
-# vip_devices: the devices of this host that carry the address.
-vip_devices() {
-    ip -"$family" -o addr show to "$addr/$host_prefix" 2>/dev/null | awk '{ print $2 }' | sort -u
+# vip_where: from holders, sets current (the address as configured on dev,
+# ADDRESS/PREFIX, or empty), current_line (its whole line, with flags such as
+# dadfailed) and elsewhere (the other devices that have it).
+vip_where() {
+    current= current_line= elsewhere=
+    old_ifs=$IFS
+    IFS='
+'
+    for line in $holders; do
+        IFS=' '
+        set -- $line
+        if [ "$2" = "$dev" ]; then
+            current=$4 current_line=$line
+        else
+            elsewhere="$elsewhere $2"
+        fi
+    done
+    IFS=$old_ifs
 }
 
-# link_flags: the device's flags, comma-separated (BROADCAST,MULTICAST,UP,LOWER_UP).
-link_flags() {
-    ip -o link show dev "$dev" 2>/dev/null | sed -n 's/^[^<]*<\([^>]*\)>.*/\1/p'
+# link_read: sets flags to dev's flags as ",BROADCAST,MULTICAST,UP,LOWER_UP,",
+# or empty when there is no such device.
+link_read() {
+    flags=$(ip -o link show dev "$dev" 2>/dev/null) || flags=
+    [ -z "$flags" ] || { flags=${flags#*<}; flags=",${flags%%>*},"; }
 }
 
 # link_up: the device is up and has a carrier.
 link_up() {
-    flags=",$(link_flags),"
     case "$flags" in *,UP,*) ;; *) return 1 ;; esac
     case "$flags" in *,LOWER_UP,*) ;; *) return 1 ;; esac
 }
@@ -100,7 +133,7 @@ link_up() {
 # resolves_neighbours: ARP or neighbour discovery runs on the device (not on
 # loopback, tunnels and other NOARP links, where there is nobody to tell).
 resolves_neighbours() {
-    case ",$(link_flags)," in
+    case "$flags" in
     *,NOARP,*|*,LOOPBACK,*) return 1 ;;
     esac
 }
