@@ -8,9 +8,11 @@ namespace freeha {
 namespace {
 
 constexpr const char* kSystemPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-constexpr const char* kOriginKey = "Services.HooksDirectory";
+constexpr const char* kOriginKey = "Services.HooksDirectory";  // Config::origin's key
 
 }  // namespace
+
+bool hooks_directory_configured(const Config& config) { return config.origin.contains(kOriginKey); }
 
 bool has_hooks(const std::string& directory) {
     for (const char* hook : {"starthasrv", "stophasrv", "monitorhasrv"}) {

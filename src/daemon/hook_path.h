@@ -12,6 +12,9 @@ namespace freeha {
 // in service_scripts/ below it.
 inline constexpr const char* kFreeHA1HooksDirectory = "/opt/freeha/bin";
 
+// True when -s or HooksDirectory= named the hooks directory.
+bool hooks_directory_configured(const Config& config);
+
 // True when `directory` holds starthasrv, stophasrv or monitorhasrv.
 bool has_hooks(const std::string& directory);
 

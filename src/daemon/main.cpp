@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
     // In target mode systemd runs the services; only alerthasrv may be used.
     if (config && config->role == Role::Member && config->target.empty()) {
         error = check_hooks(config->hooks_directory);
-        if (!error.empty() && !config->origin.contains("Services.HooksDirectory"))
+        if (!error.empty() && !hooks_directory_configured(*config))
             error += std::string(" (and FreeHA 1.0's ") + kFreeHA1HooksDirectory + " has no hooks either)";
     }
     if (!config || !error.empty()) {
