@@ -29,7 +29,7 @@ ExpectedNodes=3
 [Heartbeat]
 Channel=unicast 127.0.0.$2$peers
 [Services]
-HooksDirectory=$PWD/hooks
+HooksDirectory=$PWD/scripts/demo-hooks
 [Status]
 JSONFile=$dir/$1.json
 CONF

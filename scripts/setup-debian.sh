@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 packages="meson ninja-build pkgconf g++ libsystemd-dev nlohmann-json3-dev libgtest-dev libgmock-dev
           libinih-dev libsodium-dev scdoc systemd dbus-daemon dbus-user-session util-linux python3 iproute2 procps
           clang libclang-rt-dev nftables keepalived
-          systemd-container debhelper dpkg-dev lintian rpm iputils-arping"
+          systemd-container debhelper dpkg-dev lintian rpm
+          iputils-arping iputils-ping ndisc6 libndp-tools psmisc e2fsprogs"
 missing=""
 for p in $packages; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

@@ -12,6 +12,7 @@
 
 #include "build_config.h"
 #include "core/node_name.h"
+#include "daemon/hook_path.h"
 
 namespace freeha {
 namespace {
@@ -195,6 +196,10 @@ std::optional<Config> load_config(const CommandLine& cl, std::string* error) {
         flag_channels.push_back(*channel);
     }
     if (any_channel_flag) config.channels = flag_channels;
+    // Neither -s nor HooksDirectory=: a FreeHA 1.0 tree copied to
+    // /opt/freeha/bin runs unchanged when /etc/freeha/hooks has no hooks.
+    if (!hooks_directory_configured(config))
+        config.hooks_directory = default_hooks_directory(config.hooks_directory, kFreeHA1HooksDirectory);
     config.force_start = cl.force_start;
     if (cl.bus) config.bus = *cl.bus;
     if (config.node_name.empty()) {

@@ -7,6 +7,7 @@
 #include "core/node.h"
 #include "daemon/auth_key.h"
 #include "daemon/cmdline.h"
+#include "daemon/hook_path.h"
 #include "daemon/hook_runner.h"
 #include "daemon/incarnation_store.h"
 #include "daemon/log.h"
@@ -43,7 +44,11 @@ int main(int argc, char** argv) {
     }
     auto config = load_config(*cmdline, &error);
     // In target mode systemd runs the services; only alerthasrv may be used.
-    if (config && config->role == Role::Member && config->target.empty()) error = check_hooks(config->hooks_directory);
+    if (config && config->role == Role::Member && config->target.empty()) {
+        error = check_hooks(config->hooks_directory);
+        if (!error.empty() && !hooks_directory_configured(*config))
+            error += std::string(" (and FreeHA 1.0's ") + kFreeHA1HooksDirectory + " has no hooks either)";
+    }
     if (!config || !error.empty()) {
         log::error(error);
         return cmdline->check_config ? 1 : kExitUsage;
@@ -57,6 +62,7 @@ int main(int argc, char** argv) {
         }
         auth_key = std::move(*key);
     }
+    log::info(describe_hooks_directory(*config));
     if (cmdline->check_config) {
         std::cout << render(*config);
         return 0;

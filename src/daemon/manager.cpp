@@ -4,6 +4,7 @@
 #include <ctime>
 
 #include "daemon/auth_key.h"
+#include "daemon/hook_path.h"
 #include "daemon/log.h"
 
 namespace freeha {
@@ -308,7 +309,7 @@ void Manager::send(const std::vector<std::uint8_t>& datagram) {
 
 std::vector<std::string> Manager::hook_environment(const effect::StateChanged& change) const {
     return {
-        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "PATH=" + hook_search_path(config_.hooks_directory),
         "FREEHA_NODE=" + config_.node_name,
         "FREEHA_CLUSTER=" + config_.cluster_name,
         "FREEHA_STATE=" + std::string(to_string(change.to)),

@@ -22,6 +22,17 @@ SERVICE = os.path.join(BUILD, "units/freehad.service")
 TARGET = os.path.join(ROOT, "units/freeha-services.target")
 CGROUP_ROOTS = ["/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
 SUBNET = "10.213.0"
+SUBNET6 = "fd00:213::"
+SERVICE_SCRIPTS = os.path.join(ROOT, "service-scripts")
+
+
+def _library_dir():
+    """Where this build's freehad looks for the service-script library (build_config.h)."""
+    with open(os.path.join(BUILD, "build_config.h")) as f:
+        for line in f:
+            if line.startswith("#define FREEHA_SERVICE_SCRIPTS_DIR "):
+                return line.split('"')[1]
+    raise RuntimeError("FREEHA_SERVICE_SCRIPTS_DIR not in build_config.h")
 
 INIT = r"""#!/bin/sh
 # PID 1 of one test node: private /run, journald, then systemd --user in the
@@ -36,6 +47,9 @@ chmod 700 /run/user/0
 printf '[Journal]\nStorage=volatile\nRateLimitBurst=0\n' > /run/systemd/journald.conf.d/test.conf
 hostname "$NODE_NAME"
 mount --bind "$NODE_DIR/etc-freeha" /etc/freeha
+# SOURCE=TARGET pairs: the service-script library at the path freehad was
+# built with, and whatever else this node has of its own (/opt/freeha/bin).
+for bind in $NODE_BINDS; do mount --bind "${bind%%=*}" "${bind#*=}"; done
 /lib/systemd/systemd-journald &
 i=0; while [ ! -S /run/systemd/journal/stdout ] && [ $i -lt 200 ]; do sleep 0.02; i=$((i+1)); done
 (
@@ -92,16 +106,55 @@ def sh(*args, check=True, timeout=30, **kw):
     return subprocess.run(args, check=check, capture_output=True, text=True, timeout=timeout, **kw)
 
 
+def plug(cluster, netns, link, address, address6):
+    """A network namespace with eth0 on the cluster's bridge, IPv4 and IPv6
+    addresses (IPv6 without duplicate address detection, usable at once)."""
+    sh("ip", "netns", "add", netns)
+    sh("ip", "link", "add", link, "type", "veth", "peer", "name", "eth0", "netns", netns)
+    sh("ip", "link", "set", link, "netns", cluster.switch)
+    sh("ip", "-n", cluster.switch, "link", "set", link, "master", "br0", "up")
+    sh("ip", "-n", netns, "addr", "add", f"{address}/24", "dev", "eth0")
+    sh("ip", "-n", netns, "addr", "add", f"{address6}/64", "dev", "eth0", "nodad")
+    sh("ip", "-n", netns, "link", "set", "eth0", "up")
+    sh("ip", "-n", netns, "link", "set", "lo", "up")
+
+
+def mac_of(netns):
+    return sh("ip", "-n", netns, "-o", "link", "show", "eth0").stdout.split("link/ether ")[1].split()[0]
+
+
+class Client:
+    """A host on the cluster's bridge that runs no freehad: a network namespace only."""
+
+    def __init__(self, cluster, name, index):
+        self.name = name
+        self.address = f"{SUBNET}.{index}"
+        self.address6 = f"{SUBNET6}{index}"
+        self.netns = f"{cluster.prefix}-{name}"
+        plug(cluster, self.netns, f"{cluster.prefix}{name[:3]}", self.address, self.address6)
+
+    def run(self, *args, check=False, timeout=30):
+        return sh("ip", "netns", "exec", self.netns, *args, check=check, timeout=timeout)
+
+    def neighbour(self, address):
+        """The client's neighbour entry for address: (MAC or None, state), without sending anything."""
+        fields = self.run("ip", "neigh", "show", "to", address, "dev", "eth0", check=True).stdout.split()
+        mac = fields[fields.index("lladdr") + 1] if "lladdr" in fields else None
+        return mac, (fields[-1] if fields else "NONE")
+
+
 class Node:
     def __init__(self, cluster, name, index):
         self.cluster = cluster
         self.name = name
         self.address = f"{SUBNET}.{index + 10}"
+        self.address6 = f"{SUBNET6}{index + 10}"
         self.netns = f"{cluster.prefix}-{name}"
         self.dir = os.path.join(cluster.dir, name)
         self.init = None
         self._pid1 = None
         self.cgroups = [os.path.join(r, cluster.prefix, name) for r in cluster.cgroup_roots]
+        self.binds = {_library_dir(): SERVICE_SCRIPTS}  # target: source
         os.makedirs(os.path.join(self.dir, "etc-freeha", "hooks"))
         os.makedirs(os.path.join(self.dir, "home", ".config", "systemd", "user", "freehad.service.d"))
 
@@ -131,22 +184,18 @@ class Node:
     def boot(self):
         """Creates the network namespace and starts INIT (systemd --user inside)."""
         c = self.cluster
-        sh("ip", "netns", "add", self.netns)
-        sh("ip", "link", "add", f"{c.prefix}{self.name[:3]}", "type", "veth", "peer", "name", "eth0",
-           "netns", self.netns)
-        sh("ip", "link", "set", f"{c.prefix}{self.name[:3]}", "netns", c.switch)
-        sh("ip", "-n", c.switch, "link", "set", f"{c.prefix}{self.name[:3]}", "master", "br0", "up")
-        sh("ip", "-n", self.netns, "addr", "add", f"{self.address}/24", "dev", "eth0")
-        sh("ip", "-n", self.netns, "link", "set", "eth0", "up")
-        sh("ip", "-n", self.netns, "link", "set", "lo", "up")
+        plug(c, self.netns, f"{c.prefix}{self.name[:3]}", self.address, self.address6)
         for cg in self.cgroups:
             os.makedirs(os.path.join(cg, "user.slice/user-0.slice/user@0.service"), exist_ok=True)
             os.makedirs(os.path.join(cg, "init.scope"), exist_ok=True)
         init = os.path.join(self.dir, "init.sh")
         with open(init, "w") as f:
             f.write(INIT)
+        for target in self.binds:
+            os.makedirs(target, exist_ok=True)  # the mount point; left in place (other runs may use it)
         env = {"PATH": os.environ["PATH"], "NODE_NAME": self.name, "NODE_DIR": self.dir,
-               "NODE_CGROUPS": " ".join(self.cgroups)}
+               "NODE_CGROUPS": " ".join(self.cgroups),
+               "NODE_BINDS": " ".join(f"{source}={target}" for target, source in self.binds.items())}
         log = open(os.path.join(self.dir, "init.log"), "w")
         # nsenter rather than `ip netns exec`, which would mount a fresh /sys and hide the cgroup trees.
         self.init = subprocess.Popen(["nsenter", f"--net=/run/netns/{self.netns}", "unshare", "--mount", "--propagation",
@@ -234,15 +283,22 @@ class Node:
         with open(os.path.join(unified[0], "cgroup.freeze"), "w") as f:
             f.write("1" if frozen else "0")
 
+    def mac(self):
+        return mac_of(self.netns)
+
     def power_cut(self):
+        """Every process of the node dies at once, and its network card goes dark
+        (an address it held no longer answers)."""
         os.killpg(self.init.pid, signal.SIGKILL)
         self.init.wait()
         self.init = None
         self._pid1 = None
+        sh("ip", "-n", self.netns, "link", "set", "eth0", "down")
 
 
 class Cluster:
-    def __init__(self, names, config, target_mode=False):
+    def __init__(self, names, config, target_mode=False, prepare=None):
+        """prepare(node), when given, runs before each node's files are installed and it boots."""
         if not os.path.isdir("/etc/freeha"):
             os.makedirs("/etc/freeha")  # the mount point for each node's own /etc/freeha
         self.prefix = f"fh{os.getpid() % 100000}"
@@ -251,12 +307,20 @@ class Cluster:
         self.cgroup_roots = [r for r in CGROUP_ROOTS if os.path.exists(os.path.join(r, "cgroup.procs"))][:2]
         self.names = list(names)
         self.nodes = {n: Node(self, n, i) for i, n in enumerate(self.names)}
+        self.clients = {}
         sh("ip", "netns", "add", self.switch)
         sh("ip", "-n", self.switch, "link", "add", "br0", "type", "bridge")
         sh("ip", "-n", self.switch, "link", "set", "br0", "up")
         for node in self.nodes.values():
+            if prepare:
+                prepare(node)
             node.install(config(node), target_mode)
             node.boot()
+
+    def add_client(self, name):
+        """A host with no freehad on the bridge, at SUBNET.200 and up."""
+        self.clients[name] = Client(self, name, 200 + len(self.clients))
+        return self.clients[name]
 
     def __getitem__(self, name):
         return self.nodes[name]
@@ -270,6 +334,8 @@ class Cluster:
                     pass
                 node.init.wait()
             subprocess.run(["ip", "netns", "del", node.netns], capture_output=True)
+        for client in self.clients.values():
+            subprocess.run(["ip", "netns", "del", client.netns], capture_output=True)
         subprocess.run(["ip", "netns", "del", self.switch], capture_output=True)
         time.sleep(0.2)
         for node in self.nodes.values():

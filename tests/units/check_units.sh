@@ -1,13 +1,14 @@
 #!/bin/sh
-# The shipped units: `systemd-analyze verify` is clean, the scripts-mode unit
-# has no setting that gives hooks a private mount namespace or blocks
-# namespaces and realtime scheduling (its comments say why), and the
-# exposure score of freehad.service stays at or below its recorded ceiling,
-# for scripts mode (the unit as shipped) and target mode (with the drop-in).
-# tests/nspawn checks the same behaviour under a real system manager.
-# Usage: check_units.sh BUILT_SERVICE TARGET DROPIN FREEHAD_BINARY
+# The shipped units: `systemd-analyze verify` is clean (the floating-IP
+# template too), the scripts-mode unit has no setting that gives hooks a
+# private mount namespace or blocks namespaces and realtime scheduling (its
+# comments say why), and the exposure score of freehad.service stays at or
+# below its recorded ceiling, for scripts mode (the unit as shipped) and
+# target mode (with the drop-in). tests/nspawn checks the same behaviour
+# under a real system manager.
+# Usage: check_units.sh BUILT_SERVICE TARGET DROPIN FREEHAD_BINARY VIP_TEMPLATE LIBRARY_DIR SOURCE_LIBRARY
 set -eu
-service=$1 target=$2 dropin=$3 binary=$4
+service=$1 target=$2 dropin=$3 binary=$4 vip=$5 library=$6 source_library=$7
 command -v systemd-analyze >/dev/null || { echo "SKIP: systemd-analyze not installed"; exit 77; }
 
 work=$(mktemp -d)
@@ -20,6 +21,12 @@ out=$(SYSTEMD_LOG_LEVEL=notice systemd-analyze verify --man=no "$work/freehad.se
     echo "FAIL: systemd-analyze verify:"; echo "$out"; exit 1; }
 [ -z "$out" ] || { echo "FAIL: systemd-analyze verify is not clean:"; echo "$out"; exit 1; }
 echo "systemd-analyze verify: clean"
+# verify wants the library's scripts to exist: point them at the source tree.
+sed "s|$library|$source_library|g" "$vip" > "$work/freeha-vip@.service"
+out=$(SYSTEMD_LOG_LEVEL=notice systemd-analyze verify --man=no "$work/freeha-vip@web.service" 2>&1) || {
+    echo "FAIL: systemd-analyze verify freeha-vip@web.service:"; echo "$out"; exit 1; }
+[ -z "$out" ] || { echo "FAIL: systemd-analyze verify freeha-vip@web.service is not clean:"; echo "$out"; exit 1; }
+echo "systemd-analyze verify freeha-vip@web.service: clean"
 
 private_mounts='ProtectSystem|ProtectHome|PrivateTmp|PrivateDevices|PrivateMounts|ProtectKernelTunables|ProtectKernelModules|ProtectKernelLogs|ProtectControlGroups|ProtectProc|ProcSubset|ReadOnlyPaths|ReadWritePaths|InaccessiblePaths|TemporaryFileSystem|BindPaths|BindReadOnlyPaths|ProtectClock|ProtectHostname|RestrictNamespaces|RestrictRealtime'
 bad=$(grep -E "^($private_mounts)=" "$work/freehad.service" || true)

@@ -1,0 +1,43 @@
+#include "daemon/hook_path.h"
+
+#include <sys/stat.h>
+
+#include "build_config.h"
+
+namespace freeha {
+namespace {
+
+constexpr const char* kSystemPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+constexpr const char* kOriginKey = "Services.HooksDirectory";  // Config::origin's key
+
+}  // namespace
+
+bool hooks_directory_configured(const Config& config) { return config.origin.contains(kOriginKey); }
+
+bool has_hooks(const std::string& directory) {
+    for (const char* hook : {"starthasrv", "stophasrv", "monitorhasrv"}) {
+        struct stat st {};
+        if (stat((directory + "/" + hook).c_str(), &st) == 0) return true;
+    }
+    return false;
+}
+
+std::string default_hooks_directory(const std::string& preferred, const std::string& legacy) {
+    if (!has_hooks(preferred) && has_hooks(legacy)) return legacy;
+    return preferred;
+}
+
+std::string describe_hooks_directory(const Config& config) {
+    std::string text = "hooks directory " + config.hooks_directory;
+    if (auto it = config.origin.find(kOriginKey); it != config.origin.end()) return text + " (set by " + it->second + ")";
+    if (config.hooks_directory == kFreeHA1HooksDirectory)
+        return text + " (FreeHA 1.0's, as " + Config{}.hooks_directory + " has no hooks)";
+    return text + " (the default)";
+}
+
+std::string hook_search_path(const std::string& hooks_directory) {
+    return std::string(kSystemPath) + ":" + hooks_directory + ":" + hooks_directory + "/service_scripts:" +
+           FREEHA_SERVICE_SCRIPTS_DIR;
+}
+
+}  // namespace freeha

@@ -1,0 +1,35 @@
+// Where freehad finds the hooks, and what the hooks find on their PATH.
+#pragma once
+
+#include <string>
+
+#include "core/config.h"
+
+namespace freeha {
+
+// FreeHA 1.0's script directory (its Makefile's BINDIR, compiled into its
+// freehad as the default of -s): the hasrv scripts, with the service scripts
+// in service_scripts/ below it.
+inline constexpr const char* kFreeHA1HooksDirectory = "/opt/freeha/bin";
+
+// True when -s or HooksDirectory= named the hooks directory.
+bool hooks_directory_configured(const Config& config);
+
+// True when `directory` holds starthasrv, stophasrv or monitorhasrv.
+bool has_hooks(const std::string& directory);
+
+// The hooks directory when neither -s nor HooksDirectory= names one:
+// `preferred` (/etc/freeha/hooks) when it has hooks, else `legacy` when that
+// has them, else `preferred`, whose missing hooks are then reported.
+std::string default_hooks_directory(const std::string& preferred, const std::string& legacy);
+
+// One line for the log: the hooks directory and why it is that one.
+std::string describe_hooks_directory(const Config& config);
+
+// The hooks' PATH: the system directories, then the hooks directory and its
+// service_scripts/ (FreeHA 1.0's startdemon put both on the PATH), then the
+// installed service-script library, so that an admin's own script of the
+// same name wins over the library's.
+std::string hook_search_path(const std::string& hooks_directory);
+
+}  // namespace freeha

@@ -1,0 +1,72 @@
+// The hooks directory when none is configured, how it is logged, and the hooks' PATH.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "build_config.h"
+#include "daemon/hook_path.h"
+
+using namespace freeha;
+
+namespace {
+
+class HookPath : public ::testing::Test {
+protected:
+    void SetUp() override {
+        char pattern[] = "/tmp/freeha-hook-path-XXXXXX";
+        root_ = mkdtemp(pattern);
+        std::filesystem::create_directories(root_ / "etc-hooks");
+        std::filesystem::create_directories(root_ / "opt-bin");
+    }
+    void TearDown() override { std::filesystem::remove_all(root_); }
+    std::string dir(const char* name) { return (root_ / name).string(); }
+    void hook(const char* directory, const char* name) { std::ofstream(root_ / directory / name) << "#!/bin/sh\n"; }
+
+    std::filesystem::path root_;
+};
+
+}  // namespace
+
+TEST_F(HookPath, TheNewDirectoryWinsWhenItHasHooks) {
+    hook("etc-hooks", "starthasrv");
+    hook("opt-bin", "starthasrv");
+    EXPECT_EQ(default_hooks_directory(dir("etc-hooks"), dir("opt-bin")), dir("etc-hooks"));
+}
+
+TEST_F(HookPath, FreeHA1sDirectoryIsUsedWhenTheNewOneHasNone) {
+    hook("opt-bin", "monitorhasrv");
+    EXPECT_EQ(default_hooks_directory(dir("etc-hooks"), dir("opt-bin")), dir("opt-bin"));
+    EXPECT_EQ(default_hooks_directory(dir("absent"), dir("opt-bin")), dir("opt-bin"));
+}
+
+TEST_F(HookPath, WithHooksNowhereTheNewDirectoryIsReported) {
+    EXPECT_EQ(default_hooks_directory(dir("etc-hooks"), dir("opt-bin")), dir("etc-hooks"));
+    EXPECT_EQ(default_hooks_directory(dir("etc-hooks"), dir("absent")), dir("etc-hooks"));
+}
+
+TEST_F(HookPath, OneHookIsEnoughToClaimTheDirectory) {
+    // The missing ones are then reported for that directory, not papered over.
+    hook("etc-hooks", "stophasrv");
+    hook("opt-bin", "starthasrv");
+    hook("opt-bin", "stophasrv");
+    hook("opt-bin", "monitorhasrv");
+    EXPECT_EQ(default_hooks_directory(dir("etc-hooks"), dir("opt-bin")), dir("etc-hooks"));
+}
+
+TEST(HookPathText, TheLogLineSaysWhereTheDirectoryCameFrom) {
+    Config config;
+    EXPECT_EQ(describe_hooks_directory(config), "hooks directory /etc/freeha/hooks (the default)");
+    config.hooks_directory = kFreeHA1HooksDirectory;
+    EXPECT_EQ(describe_hooks_directory(config),
+              "hooks directory /opt/freeha/bin (FreeHA 1.0's, as /etc/freeha/hooks has no hooks)");
+    config.origin["Services.HooksDirectory"] = "-s";
+    EXPECT_EQ(describe_hooks_directory(config), "hooks directory /opt/freeha/bin (set by -s)");
+}
+
+TEST(HookPathText, AnAdminsScriptsComeBeforeTheLibrary) {
+    std::string path = hook_search_path("/opt/freeha/bin");
+    EXPECT_EQ(path, "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/freeha/bin:"
+                    "/opt/freeha/bin/service_scripts:" FREEHA_SERVICE_SCRIPTS_DIR);
+}
