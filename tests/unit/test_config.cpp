@@ -53,7 +53,7 @@ TEST(Config, ParsesEveryKey) {
     EXPECT_EQ(c.start_timeout, 60 * kUsecPerSec);
     EXPECT_EQ(c.stop_timeout, 120 * kUsecPerSec);
     EXPECT_EQ(c.monitor_timeout, 5 * kUsecPerSec);
-    EXPECT_EQ(c.auth_key_file, "/etc/freeha/authkey");
+    EXPECT_EQ(c.auth_key_files, std::vector<std::string>{"/etc/freeha/authkey"});
     EXPECT_EQ(c.fence_timeout, 750 * kUsecPerMsec);
     EXPECT_EQ(c.json_file, "/tmp/s.json");
     EXPECT_EQ(c.state_file, "/tmp/state");
