@@ -80,7 +80,7 @@ void Node::send_heartbeat(Usec now, Effects& out) {
     for (const auto& [name, p] : membership_.peers())
         if (p.reachable()) hb.heard.push_back(node_id(name));
     auto datagram = wire::encode(hb);
-    if (!settings_.auth_key.empty()) auth::sign(datagram, settings_.auth_key);
+    if (!settings_.auth_keys.empty()) settings_.auth_keys.sign(datagram);
     out.push_back(effect::SendHeartbeat{std::move(hb), std::move(datagram)});
     next_heartbeat_ = now + settings_.interval;
 }
@@ -431,12 +431,12 @@ Effects Node::on_datagram(std::span<const std::uint8_t> datagram, std::size_t ch
         ++counters_.foreign_cluster;
         return {};
     }
-    if (!settings_.auth_key.empty()) {
+    if (!settings_.auth_keys.empty()) {
         if (result.decoded->auth_tag.empty()) {
             ++counters_.unauthenticated;
             return {};
         }
-        if (!auth::verify(*result.decoded, settings_.auth_key)) {
+        if (!settings_.auth_keys.verify(*result.decoded)) {
             ++counters_.bad_signature;
             return {};
         }
@@ -593,7 +593,7 @@ Effects Node::reconfigure(const NodeSettings& settings, Usec now) {
     settings_.init_dead = settings.init_dead;
     settings_.monitor_interval = settings.monitor_interval;
     settings_.fence_timeout = settings.fence_timeout;
-    settings_.auth_key = settings.auth_key;
+    settings_.auth_keys = settings.auth_keys;
     next_heartbeat_ = std::min(next_heartbeat_, now + settings_.interval);
     evaluate(now, out);
     return out;

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "core/auth.h"
 #include "core/effects.h"
 #include "core/membership.h"
 #include "core/state.h"
@@ -40,7 +41,7 @@ struct NodeSettings {
     // before the services are killed. See freeha-safety(7).
     Usec fence_timeout = 2 * kUsecPerSec;
     std::size_t channel_count = 1;
-    std::vector<std::uint8_t> auth_key;  // non-empty: sign every heartbeat, accept only signed ones
+    auth::KeySet auth_keys;  // non-empty: sign every heartbeat with the first, accept only ones signed with any
 };
 
 // Quorum rules apply to clusters of more than 2 expected nodes (an arbitrator

@@ -822,7 +822,7 @@ std::vector<std::uint8_t> signed_with(const std::vector<std::uint8_t>& key, cons
 
 TEST(NodeAuth, WithAKeyOnlyCorrectlySignedHeartbeatsAreAdmitted) {
     Harness h("b");
-    h.settings().auth_key = kKey;
+    h.settings().auth_keys = auth::KeySet::copy_of({kKey});
     h.start();
     h.receive(wire::encode(heartbeat_of("a", S::Standby, 1)));
     EXPECT_EQ(h.node().counters().unauthenticated, 1u);
@@ -841,7 +841,7 @@ TEST(NodeAuth, WithAKeyOnlyCorrectlySignedHeartbeatsAreAdmitted) {
 
 TEST(NodeAuth, OwnHeartbeatsAreSignedSoThatAPeerWithTheKeyVerifiesThem) {
     Harness h("b");
-    h.settings().auth_key = kKey;
+    h.settings().auth_keys = auth::KeySet::copy_of({kKey});
     h.start();
     Effects e = h.node().on_timer(h.now() + h.settings().interval);
     const effect::SendHeartbeat* sent = nullptr;
