@@ -244,6 +244,13 @@ std::optional<std::string> validate(const Config& c) {
                ")";
     if (c.channels.empty())
         return "no heartbeat channel configured: give -a IP, or Channel= in [Heartbeat] (see freehad.conf(5))";
+    // Every channel's socket is bound to SOURCE:Port, so two channels cannot share a SOURCE.
+    for (std::size_t i = 0; i < c.channels.size(); ++i)
+        for (std::size_t j = i + 1; j < c.channels.size(); ++j)
+            if (c.channels[i].source == c.channels[j].source)
+                return at("Heartbeat.Channel") + ": channels '" + c.channels[i].to_string() + "' and '" +
+                       c.channels[j].to_string() + "' both bind " + c.channels[i].source.to_string() + " port " +
+                       std::to_string(c.port) + "; each channel needs a SOURCE address of its own";
     if (c.role == Role::Arbitrator && c.force_start) return "-m: an arbitrator never runs services";
     if (!c.target.empty() && c.bus == BusKind::None)
         return at("Services.Target") + ": Target=" + c.target + " needs D-Bus to reach systemd, but --no-bus was given";

@@ -153,6 +153,16 @@ TEST(Config, ValidationRequiresAChannel) {
     EXPECT_NE(error->find("no heartbeat channel"), std::string::npos);
 }
 
+TEST(Config, ValidationRefusesTwoChannelsFromTheSameSource) {
+    Config c = parse_ok("[Heartbeat]\nChannel=broadcast 10.0.0.1\nChannel=multicast 10.0.0.1 239.1.1.1\n");
+    EXPECT_EQ(validate(c), "test.conf:3: channels 'broadcast 10.0.0.1 10.0.0.255' and 'multicast 10.0.0.1 239.1.1.1' "
+                           "both bind 10.0.0.1 port 3891; each channel needs a SOURCE address of its own");
+    // The same link-local address on two interfaces is two addresses.
+    Config links = parse_ok("[Heartbeat]\nChannel=multicast fe80::1%eth0 ff02::f33\nChannel=multicast fe80::1%eth1 ff02::f33\n"
+                            "Channel=unicast 10.0.0.1 10.0.0.2\nChannel=unicast fd00::1 fd00::2\n");
+    EXPECT_FALSE(validate(links));
+}
+
 TEST(Config, RenderedConfigParsesBackToTheSameValues) {
     Config c = parse_ok("[Cluster]\nName=prod\nNodeName=n1\nExpectedNodes=4\n[Heartbeat]\nInterval=50ms\n"
                         "Channel=unicast 127.0.0.1 127.0.0.2\n[Status]\nJSONFile=/x/y.json\n");
