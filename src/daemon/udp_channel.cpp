@@ -261,7 +261,7 @@ int UdpChannel::on_retry(sd_event_source*, uint64_t, void* userdata) {
         std::string step;
         int r = self->set_up(&step);
         if (r == 0) {
-            log::notice("channel '" + self->name_ + "': ready (" + self->waiting_for_ + " is there now)");
+            log::notice("channel '" + self->name_ + "': ready (no longer waiting for " + self->waiting_for_ + ")");
             self->waiting_for_.clear();
             return 0;
         }
