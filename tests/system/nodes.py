@@ -22,6 +22,8 @@ SERVICE = os.path.join(BUILD, "units/freehad.service")
 TARGET = os.path.join(ROOT, "units/freeha-services.target")
 CGROUP_ROOTS = ["/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified", "/sys/fs/cgroup"]
 SUBNET = "10.213.0"
+SUBNET6 = "fd00:f33:0:213"  # every node also has SUBNET6::N/64 and fe80::N/64 on eth0
+MULTICAST6 = "ff02::f33"
 
 INIT = r"""#!/bin/sh
 # PID 1 of one test node: private /run, journald, then systemd --user in the
@@ -97,6 +99,8 @@ class Node:
         self.cluster = cluster
         self.name = name
         self.address = f"{SUBNET}.{index + 10}"
+        self.address6 = f"{SUBNET6}::{index + 10}"
+        self.link_local = f"fe80::{index + 10}"
         self.netns = f"{cluster.prefix}-{name}"
         self.dir = os.path.join(cluster.dir, name)
         self.init = None
@@ -139,6 +143,7 @@ class Node:
         sh("ip", "-n", self.netns, "addr", "add", f"{self.address}/24", "dev", "eth0")
         sh("ip", "-n", self.netns, "link", "set", "eth0", "up")
         sh("ip", "-n", self.netns, "link", "set", "lo", "up")
+        self.add_ipv6_addresses()
         for cg in self.cgroups:
             os.makedirs(os.path.join(cg, "user.slice/user-0.slice/user@0.service"), exist_ok=True)
             os.makedirs(os.path.join(cg, "init.scope"), exist_ok=True)
@@ -160,6 +165,11 @@ class Node:
                 return
             time.sleep(0.1)
         raise RuntimeError(f"{self.name}: systemd --user did not come up: {r.stdout} {r.stderr}")
+
+    def add_ipv6_addresses(self, device="eth0"):
+        # nodad: usable at once rather than after duplicate address detection.
+        for address in (self.address6, self.link_local):
+            sh("ip", "-n", self.netns, "addr", "add", f"{address}/64", "dev", device, "nodad")
 
     def pid1(self):
         """The node's INIT as seen from the host: nsenter execs unshare, which forks INIT."""
