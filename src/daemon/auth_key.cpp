@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <new>
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -38,8 +39,13 @@ std::optional<auth::Key> read_auth_key(const std::string& path, std::string* err
         return fail("larger than " + std::to_string(kMaxKeySize) + " bytes; is this really the key?");
     // Read into the locked buffer itself, so that no copy of the key is left
     // behind in ordinary memory.
-    auth::Key key(static_cast<std::size_t>(st.st_size));
-    auto buffer = key.fill();
+    std::optional<auth::Key> key;
+    try {
+        key.emplace(static_cast<std::size_t>(st.st_size));
+    } catch (const std::bad_alloc&) {
+        return fail("no memory for it (sodium_malloc failed)");
+    }
+    auto buffer = key->fill();
     std::size_t got = 0;
     while (got < buffer.size()) {
         ssize_t n = read(fd.get(), buffer.data() + got, buffer.size() - got);

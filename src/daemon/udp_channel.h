@@ -44,8 +44,6 @@ public:
     void send(std::span<const std::uint8_t> datagram);
 
     const std::string& name() const { return name_; }
-    // Every socket is set up and SOURCE is on this host.
-    bool ready() const { return waiting_for_.empty(); }
 
 private:
     struct Socket {
