@@ -14,6 +14,7 @@ Exits 77 (skip) where the machine lacks root, namespaces, nftables or systemd.
 import json
 import os
 import shutil
+import socket
 import sys
 import textwrap
 import time
@@ -133,7 +134,7 @@ class NetworkCase(unittest.TestCase):
             while time.monotonic() < deadline:
                 self.assertEqual(self.snapshot(), before, f"while dropping {match}")
             ages = channel_ages(self.c["bravo"], "alpha")
-            self.assertGreater(ages[lost], 2 * DEAD, ages)
+            self.assertGreater(ages[lost], DEAD, ages)  # ages as of the last status write
             self.assertLess(ages[kept], DEAD, ages)
         finally:
             for n in self.c.names:
@@ -321,8 +322,17 @@ class LateNetwork(NetworkCase):
               file=sys.stderr)
 
 
+def ipv6_missing():
+    try:
+        socket.socket(socket.AF_INET6, socket.SOCK_DGRAM).close()
+    except OSError as e:
+        return f"this kernel has no IPv6: {e}"
+    return None
+
+
 if __name__ == "__main__":
-    why = nodes.missing_facility() or (None if shutil.which("nft") else "nftables is not installed")
+    why = (nodes.missing_facility() or (None if shutil.which("nft") else "nftables is not installed")
+           or ipv6_missing())
     if why:
         print(f"SKIP: {why}")
         sys.exit(77)
