@@ -14,8 +14,8 @@
 
 namespace freeha {
 namespace {
+
 constexpr std::size_t kMaxKeySize = 64 * 1024;  // a key, not a disk image
-}
 
 std::optional<auth::Key> read_auth_key(const std::string& path, std::string* error) {
     auto fail = [&](const std::string& what) {
@@ -59,6 +59,8 @@ std::optional<auth::Key> read_auth_key(const std::string& path, std::string* err
         return fail("changed size while being read; is it being rewritten?");
     return key;
 }
+
+}  // namespace
 
 std::optional<auth::KeySet> read_auth_keys(const std::vector<std::string>& paths, std::string* error) {
     if (paths.size() > auth::kMaxKeys) {

@@ -9,12 +9,9 @@
 
 namespace freeha {
 
-// One key file read straight into locked memory, or nullopt with *error
-// naming the file and what is wrong with it.
-std::optional<auth::Key> read_auth_key(const std::string& path, std::string* error);
-
-// Every AuthKeyFile= in order (the first signs); no files, no keys. All or
-// nothing: one bad file fails the whole set, naming that file.
+// Every AuthKeyFile= in order (the first signs), each read straight into
+// locked memory; no files, no keys. All or nothing: one bad file fails the
+// whole set, and *error names that file and what is wrong with it.
 std::optional<auth::KeySet> read_auth_keys(const std::vector<std::string>& paths, std::string* error);
 
 }  // namespace freeha
