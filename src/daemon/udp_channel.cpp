@@ -161,9 +161,9 @@ int UdpChannel::open_sender(std::string* step) {
         break;
     case ChannelKind::Multicast:
         // TTL / hop limit 1: heartbeats never leave the local network segment.
-        // An IPv4 group needs no IP_MULTICAST_IF: with the socket bound to
-        // SOURCE the kernel sends it out of the interface that has SOURCE,
-        // which also works before SOURCE exists. IPv6 names the interface.
+        // An IPv4 group needs no IP_MULTICAST_IF, which would fail until
+        // SOURCE exists: with the socket bound to SOURCE the kernel sends out
+        // of the interface that has it. IPv6 names the interface.
         if (int r = v6 ? set_int_option(fd.get(), IPPROTO_IPV6, IPV6_MULTICAST_HOPS, 1)
                        : set_int_option(fd.get(), IPPROTO_IP, IP_MULTICAST_TTL, 1);
             r < 0) {
