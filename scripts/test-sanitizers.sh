@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 seconds="${FUZZ_SECONDS:-60}"
 [ -d build-sanitize ] || CXX=clang++ meson setup build-sanitize -Dfuzzing=true -Db_sanitize=address,undefined \
     -Db_lundef=false -Dman=disabled >/dev/null
-unit="tests/test-wire tests/test-timespan tests/test-election tests/test-config tests/test-node tests/test-claims tests/test-status
+unit="tests/test-wire tests/test-timespan tests/test-election tests/test-config tests/test-auth tests/test-channelspec
+      tests/test-node tests/test-claims tests/test-status
       tests/test-incarnationstore"
 # shellcheck disable=SC2086
 ninja -C build-sanitize tests/fuzz/fuzz-decode $unit

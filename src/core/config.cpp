@@ -8,6 +8,7 @@
 
 #include <ini.h>
 
+#include "core/auth.h"
 #include "core/node_name.h"
 
 namespace freeha {
@@ -95,7 +96,21 @@ const std::vector<KeyDef>& key_table() {
              c.no_quorum_policy = *p;
              return std::nullopt;
          }},
-        {"Cluster", "AuthKeyFile", [](Config& c, std::string_view v) { return set_path(c.auth_key_file, v, true); }},
+        {"Cluster", "AuthKeyFile",
+         [](Config& c, std::string_view v) -> std::optional<std::string> {
+             if (v.empty()) {  // as Channel=: an empty assignment resets the list
+                 c.auth_key_files.clear();
+                 return std::nullopt;
+             }
+             if (c.auth_key_files.size() == auth::kMaxKeys)
+                 return "a third key; at most " + std::to_string(auth::kMaxKeys) +
+                        " (the first signs, the second is also accepted while the cluster changes keys); "
+                        "an empty AuthKeyFile= clears the list";
+             std::string path;
+             if (auto e = set_path(path, v, false)) return e;
+             c.auth_key_files.push_back(std::move(path));
+             return std::nullopt;
+         }},
         {"Heartbeat", "Port",
          [](Config& c, std::string_view v) -> std::optional<std::string> {
              unsigned port = 0;
@@ -234,6 +249,13 @@ std::optional<std::string> validate(const Config& c) {
                ")";
     if (c.channels.empty())
         return "no heartbeat channel configured: give -a IP, or Channel= in [Heartbeat] (see freehad.conf(5))";
+    // Every channel's socket is bound to SOURCE:Port, so two channels cannot share a SOURCE.
+    for (std::size_t i = 0; i < c.channels.size(); ++i)
+        for (std::size_t j = i + 1; j < c.channels.size(); ++j)
+            if (c.channels[i].source == c.channels[j].source)
+                return at("Heartbeat.Channel") + ": channels '" + c.channels[i].to_string() + "' and '" +
+                       c.channels[j].to_string() + "' both bind " + c.channels[i].source.to_string() + " port " +
+                       std::to_string(c.port) + "; each channel needs a SOURCE address of its own";
     // With quorum rules the graceful stop comes out of the lease, which must
     // keep two intervals for its renewal (freeha-safety(7)).
     NodeSettings s = node_settings(c, 0);
@@ -260,7 +282,8 @@ std::string render(const Config& c) {
     line("ExpectedNodes", std::to_string(c.expected_nodes));
     line("Role", std::string(to_string(c.role)));
     line("NoQuorumPolicy", std::string(to_string(c.no_quorum_policy)));
-    line("AuthKeyFile", c.auth_key_file);
+    if (c.auth_key_files.empty()) line("AuthKeyFile", "");
+    for (const auto& path : c.auth_key_files) line("AuthKeyFile", path);
     out += "\n[Heartbeat]\n";
     line("Port", std::to_string(c.port));
     line("Interval", format_timespan(c.interval));
@@ -308,7 +331,14 @@ std::optional<std::string> fixed_setting_changed(const Config& running, const Co
     return std::nullopt;
 }
 
-NodeSettings node_settings(const Config& c, std::uint64_t incarnation, std::vector<std::uint8_t> auth_key) {
+std::string describe_auth_keys(const Config& c) {
+    if (c.auth_key_files.empty()) return "heartbeats not authenticated";
+    std::string text = "heartbeats signed with " + c.auth_key_files.front();
+    for (std::size_t i = 1; i < c.auth_key_files.size(); ++i) text += ", also accepting " + c.auth_key_files[i];
+    return text;
+}
+
+NodeSettings node_settings(const Config& c, std::uint64_t incarnation, auth::KeySet auth_keys) {
     NodeSettings s;
     s.cluster_name = c.cluster_name;
     s.node_name = c.node_name;
@@ -322,7 +352,7 @@ NodeSettings node_settings(const Config& c, std::uint64_t incarnation, std::vect
     s.monitor_interval = c.monitor_interval;
     s.fence_timeout = c.fence_timeout;
     s.channel_count = c.channels.size();
-    s.auth_key = std::move(auth_key);
+    s.auth_keys = std::move(auth_keys);
     return s;
 }
 

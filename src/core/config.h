@@ -31,7 +31,9 @@ struct Config {
     unsigned expected_nodes = 2;
     Role role = Role::Member;
     NoQuorumPolicy no_quorum_policy = NoQuorumPolicy::Stop;
-    std::string auth_key_file;  // empty: heartbeats are not authenticated
+    // AuthKeyFile=, repeatable up to auth::kMaxKeys: the first signs, any is
+    // accepted. Empty: heartbeats are not authenticated.
+    std::vector<std::string> auth_key_files;
     // [Heartbeat]
     std::uint16_t port = kDefaultPort;
     Usec interval = 200 * kUsecPerMsec;
@@ -76,7 +78,11 @@ std::string render(const Config& config);
 // error naming it; nullopt when the reload can be applied.
 std::optional<std::string> fixed_setting_changed(const Config& running, const Config& reread);
 
-// `auth_key` is the content of AuthKeyFile= (empty without one).
-NodeSettings node_settings(const Config& config, std::uint64_t incarnation, std::vector<std::uint8_t> auth_key = {});
+// How heartbeats are authenticated, for the log: "heartbeats signed with
+// /etc/freeha/new.key, also accepting /etc/freeha/authkey".
+std::string describe_auth_keys(const Config& config);
+
+// `auth_keys` holds the keys of AuthKeyFile=, in order (empty without one).
+NodeSettings node_settings(const Config& config, std::uint64_t incarnation, auth::KeySet auth_keys = {});
 
 }  // namespace freeha

@@ -31,7 +31,7 @@ Node::Node(NodeSettings settings)
     : settings_(std::move(settings)),
       cluster_id_(cluster_id(settings_.cluster_name)),
       own_id_(node_id(settings_.node_name)),
-      membership_(settings_.channel_count, !settings_.auth_key.empty()),
+      membership_(settings_.channel_count, !settings_.auth_keys.empty()),
       quorate_(live_votes() >= quorum_votes_needed(settings_.expected_nodes)) {}
 
 std::optional<HookKind> Node::running_hook() const {
@@ -96,7 +96,7 @@ void Node::send_heartbeat(Usec now, Effects& out) {
     for (const auto& [name, p] : membership_.peers())
         if (p.reachable()) hb.heard.push_back(node_id(name));
     auto datagram = wire::encode(hb);
-    if (!settings_.auth_key.empty()) auth::sign(datagram, settings_.auth_key);
+    if (!settings_.auth_keys.empty()) settings_.auth_keys.sign(datagram);
     out.push_back(effect::SendHeartbeat{std::move(hb), std::move(datagram)});
     last_sent_ = now;
 }
@@ -293,12 +293,12 @@ Effects Node::on_datagram(std::span<const std::uint8_t> datagram, std::size_t ch
         ++counters_.foreign_cluster;
         return {};
     }
-    if (!settings_.auth_key.empty()) {
+    if (!settings_.auth_keys.empty()) {
         if (result.decoded->auth_tag.empty()) {
             ++counters_.unauthenticated;
             return {};
         }
-        if (!auth::verify(*result.decoded, settings_.auth_key)) {
+        if (!settings_.auth_keys.verify(*result.decoded)) {
             ++counters_.bad_signature;
             return {};
         }
@@ -494,8 +494,8 @@ Effects Node::reconfigure(const NodeSettings& settings, Usec now) {
     settings_.init_dead = settings.init_dead;
     settings_.monitor_interval = settings.monitor_interval;
     settings_.fence_timeout = settings.fence_timeout;
-    settings_.auth_key = settings.auth_key;
-    membership_.set_trust_timed_out(!settings_.auth_key.empty());
+    settings_.auth_keys = settings.auth_keys;
+    membership_.set_trust_timed_out(!settings_.auth_keys.empty());
     evaluate(now, out);
     return out;
 }
@@ -511,20 +511,20 @@ Effects Node::on_timer(Usec now) {
         out.push_back(effect::PeerStateChanged{name, p.announced, NodeState::TimedOut, p.term});
     }
     evaluate(now, out);
-    if (now >= next_heartbeat(now)) send_heartbeat(now, out);  // unless evaluate() just sent one
+    if (now >= next_heartbeat()) send_heartbeat(now, out);  // unless evaluate() just sent one
     return out;
 }
 
-Usec Node::next_heartbeat(Usec now) const {
+Usec Node::next_heartbeat() const {
     // A holder's heartbeats renew its lease: more often while a renewal is overdue.
     if (holding() && quorum_rules_apply(settings_))
-        return next_renewal(last_sent_, lease(now), lease_timings(settings_));
+        return next_renewal(last_sent_, lease(), lease_timings(settings_));
     return last_sent_ + settings_.interval;
 }
 
 std::optional<Usec> Node::next_wakeup(Usec now) const {
     if (!started_ || exited_) return std::nullopt;
-    Usec next = next_heartbeat(now);
+    Usec next = next_heartbeat();
     auto consider = [&](Usec at) { next = std::min(next, std::max(at, now)); };
     if (auto expiry = membership_.next_expiry(settings_.dead_time)) consider(*expiry);
     if (next_monitor_ && !hook_) consider(*next_monitor_);
@@ -532,7 +532,7 @@ std::optional<Usec> Node::next_wakeup(Usec now) const {
     if (phase_ == Phase::Standby && now < listen_until_) consider(listen_until_);
     if (handover_until_) consider(*handover_until_);
     if (backing_.live(now)) consider(backing_.promise_until);
-    if (auto lease_end = lease(now); lease_end && lease_enforced_ && services_started()) {
+    if (auto lease_end = lease(); lease_end && lease_enforced_ && services_started()) {
         LeaseTimings t = lease_timings(settings_);
         if (phase_ != Phase::StoppingFenced && phase_ != Phase::StoppingKilled) consider(graceful_stop_at(*lease_end, t));
     }

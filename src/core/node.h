@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "core/auth.h"
 #include "core/claims.h"
 #include "core/effects.h"
 #include "core/membership.h"
@@ -46,7 +47,7 @@ struct NodeSettings {
     // killed. See freeha-safety(7).
     Usec fence_timeout = 500 * kUsecPerMsec;
     std::size_t channel_count = 1;
-    std::vector<std::uint8_t> auth_key;  // non-empty: sign every heartbeat, accept only signed ones
+    auth::KeySet auth_keys;  // non-empty: sign every heartbeat with the first, accept only ones signed with any
 };
 
 // Quorum rules apply to clusters of more than 2 expected nodes (an arbitrator
@@ -121,7 +122,7 @@ public:
     const Backing& backing() const { return backing_; }
     std::optional<HookKind> running_hook() const;
     // The lease a majority grants this node's claim, when it claims.
-    std::optional<Usec> lease(Usec now) const;
+    std::optional<Usec> lease() const;
 
     // The node that runs the services as this node sees it ("" when none).
     std::string active_node() const;
@@ -137,7 +138,7 @@ private:
     // The chokepoint: every phase change goes through here.
     void set_phase(Phase to, std::string reason, Usec now, Effects& out);
     void send_heartbeat(Usec now, Effects& out);
-    Usec next_heartbeat(Usec now) const;
+    Usec next_heartbeat() const;
     bool holding() const;  // STARTING, RUNNING or STOPPING: a claim of ours is out
     bool services_started() const;  // starthasrv has run (or services were found running)
 

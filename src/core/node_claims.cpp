@@ -5,7 +5,7 @@
 
 namespace freeha {
 
-std::optional<Usec> Node::lease(Usec now) const {
+std::optional<Usec> Node::lease() const {
     if (!holding() || !quorum_rules_apply(settings_)) return std::nullopt;
     LeaseTimings t = lease_timings(settings_);
     std::vector<Usec> grants;
@@ -58,7 +58,7 @@ void Node::maybe_start_claim(Usec now, Effects& out) {
     if (phase_ != Phase::StartingPending || hook_) return;
     // Planned moves: wait for a node that still runs (or stops) the services.
     if (peer_runs_services()) return;
-    if (quorum_rules_apply(settings_) && !lease_allows_start(lease(now), now, lease_timings(settings_))) return;
+    if (quorum_rules_apply(settings_) && !lease_allows_start(lease(), now, lease_timings(settings_))) return;
     set_phase(Phase::StartingHook, "a majority backs this claim", now, out);
 }
 
@@ -139,7 +139,7 @@ void Node::check_rivals(Usec now, Effects& out) {
 void Node::enforce_lease(Usec now, Effects& out) {
     if (!quorum_rules_apply(settings_) || !services_started()) return;
     LeaseTimings t = lease_timings(settings_);
-    std::optional<Usec> lease_end = lease(now);
+    std::optional<Usec> lease_end = lease();
     if (!lease_enforced_) {
         if (!lease_end || *lease_end <= now) return;
         lease_enforced_ = true;  // services started without one are bound from their first lease

@@ -48,7 +48,7 @@ Status Node::status(Usec now) const {
     s.last_error = last_error_;
     s.counters = counters_;
     s.unexpected_services = unexpected_services_;
-    if (auto lease_end = lease(now)) s.lease_remaining = *lease_end - now;
+    if (auto lease_end = lease()) s.lease_remaining = *lease_end - now;
     NodeStatus self;
     self.name = settings_.node_name;
     self.state = state();

@@ -3,20 +3,21 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <new>
 
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "bus/sd_ptr.h"
-#include "core/auth.h"
+#include "daemon/log.h"
 
 namespace freeha {
 namespace {
-constexpr std::size_t kMaxKeySize = 64 * 1024;  // a key, not a disk image
-}
 
-std::optional<std::vector<std::uint8_t>> read_auth_key(const std::string& path, std::string* error) {
+constexpr std::size_t kMaxKeySize = 64 * 1024;  // a key, not a disk image
+
+std::optional<auth::Key> read_auth_key(const std::string& path, std::string* error) {
     auto fail = [&](const std::string& what) {
         *error = "AuthKeyFile=" + path + ": " + what;
         return std::nullopt;
@@ -36,18 +37,47 @@ std::optional<std::vector<std::uint8_t>> read_auth_key(const std::string& path, 
                     " (freehactl keygen writes one)");
     if (st.st_size > static_cast<off_t>(kMaxKeySize))
         return fail("larger than " + std::to_string(kMaxKeySize) + " bytes; is this really the key?");
-    std::vector<std::uint8_t> key(static_cast<std::size_t>(st.st_size));
+    // Read into the locked buffer itself, so that no copy of the key is left
+    // behind in ordinary memory.
+    std::optional<auth::Key> key;
+    try {
+        key.emplace(static_cast<std::size_t>(st.st_size));
+    } catch (const std::bad_alloc&) {
+        return fail("no memory for it (sodium_malloc failed)");
+    }
+    auto buffer = key->fill();
     std::size_t got = 0;
-    while (got < key.size()) {
-        ssize_t n = read(fd.get(), key.data() + got, key.size() - got);
+    while (got < buffer.size()) {
+        ssize_t n = read(fd.get(), buffer.data() + got, buffer.size() - got);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return fail(std::strerror(errno));
         if (n == 0) break;
         got += static_cast<std::size_t>(n);
     }
-    if (got < auth::kMinKeySize) return fail("shrank while being read");
-    key.resize(got);
+    char extra = 0;
+    if (got != buffer.size() || read(fd.get(), &extra, 1) != 0)
+        return fail("changed size while being read; is it being rewritten?");
     return key;
+}
+
+}  // namespace
+
+std::optional<auth::KeySet> read_auth_keys(const std::vector<std::string>& paths, std::string* error) {
+    if (paths.size() > auth::kMaxKeys) {
+        *error = "AuthKeyFile= is given " + std::to_string(paths.size()) + " times; at most " +
+                 std::to_string(auth::kMaxKeys) + " keys";
+        return std::nullopt;
+    }
+    std::vector<auth::Key> keys;
+    for (const auto& path : paths) {
+        auto key = read_auth_key(path, error);
+        if (!key) return std::nullopt;
+        if (!key->locked())
+            log::warning("AuthKeyFile=" + path +
+                         ": the key's memory could not be locked (LimitMEMLOCK=?); it may be swapped out");
+        keys.push_back(std::move(*key));
+    }
+    return auth::KeySet(std::move(keys));
 }
 
 }  // namespace freeha

@@ -53,14 +53,10 @@ int main(int argc, char** argv) {
         log::error(error);
         return cmdline->check_config ? 1 : kExitUsage;
     }
-    std::vector<std::uint8_t> auth_key;
-    if (!config->auth_key_file.empty()) {
-        auto key = read_auth_key(config->auth_key_file, &error);
-        if (!key) {
-            log::error(error);
-            return cmdline->check_config ? 1 : kExitUsage;
-        }
-        auth_key = std::move(*key);
+    auto auth_keys = read_auth_keys(config->auth_key_files, &error);
+    if (!auth_keys) {
+        log::error(error);
+        return cmdline->check_config ? 1 : kExitUsage;
     }
     log::info(describe_hooks_directory(*config));
     if (cmdline->check_config) {
@@ -70,6 +66,6 @@ int main(int argc, char** argv) {
     std::string warning;
     std::uint64_t incarnation = claim_incarnation(default_state_directory(config->bus), &warning);
     if (!warning.empty()) log::warning(warning);
-    Manager manager(std::move(*config), std::move(*cmdline), std::move(auth_key), incarnation);
+    Manager manager(std::move(*config), std::move(*cmdline), std::move(*auth_keys), incarnation);
     return manager.run();
 }

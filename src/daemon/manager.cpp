@@ -61,10 +61,10 @@ std::string notice_text(const effect::Notice& n) {
 
 }  // namespace
 
-Manager::Manager(Config config, CommandLine cmdline, std::vector<std::uint8_t> auth_key, std::uint64_t incarnation)
+Manager::Manager(Config config, CommandLine cmdline, auth::KeySet auth_keys, std::uint64_t incarnation)
     : config_(std::move(config)),
       cmdline_(std::move(cmdline)),
-      node_(node_settings(config_, incarnation, std::move(auth_key))),
+      node_(node_settings(config_, incarnation, std::move(auth_keys))),
       status_writer_(config_.json_file, config_.state_file) {}
 
 Manager::~Manager() = default;
@@ -444,19 +444,15 @@ std::optional<std::string> Manager::reload_config() {
     auto reread = load_config(cmdline_, &error);
     if (!reread) return "configuration not reloaded: " + error;
     if (auto fixed = fixed_setting_changed(config_, *reread)) return "configuration not reloaded: " + *fixed;
-    std::vector<std::uint8_t> key;
-    if (!reread->auth_key_file.empty()) {
-        auto read = read_auth_key(reread->auth_key_file, &error);
-        if (!read) return "configuration not reloaded: " + error;
-        key = std::move(*read);
-    }
+    auto keys = read_auth_keys(reread->auth_key_files, &error);
+    if (!keys) return "configuration not reloaded: " + error;
     reread->bus = config_.bus;
     reread->force_start = config_.force_start;
     config_ = std::move(*reread);
-    apply(node_.reconfigure(node_settings(config_, node_.settings().incarnation, std::move(key)), now()));
+    apply(node_.reconfigure(node_settings(config_, node_.settings().incarnation, std::move(*keys)), now()));
     log::notice("configuration reloaded: interval " + format_timespan(config_.interval) + ", dead time " +
                 format_timespan(config_.dead_time) + ", " + std::to_string(config_.expected_nodes) +
-                " nodes expected");
+                " nodes expected, " + describe_auth_keys(config_));
     status_dirty_ = true;
     return std::nullopt;
 }

@@ -32,8 +32,8 @@ namespace freeha {
 class Manager {
 public:
     // `cmdline` is kept to re-read the same configuration on ReloadConfig();
-    // `auth_key` is AuthKeyFile='s content (empty without one).
-    Manager(Config config, CommandLine cmdline, std::vector<std::uint8_t> auth_key, std::uint64_t incarnation);
+    // `auth_keys` are AuthKeyFile='s keys (empty without one).
+    Manager(Config config, CommandLine cmdline, auth::KeySet auth_keys, std::uint64_t incarnation);
     ~Manager();
 
     // Sets up everything, runs the loop until the node exits; returns the exit status.

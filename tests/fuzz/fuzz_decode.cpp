@@ -21,7 +21,7 @@ Node& receiving_node(bool with_key) {
         s.node_name = "self";
         s.expected_nodes = 3;
         s.channel_count = 2;
-        if (keyed) s.auth_key.assign(32, 0x42);
+        if (keyed) s.auth_keys = auth::KeySet::copy_of({std::vector<std::uint8_t>(32, 0x42)});
         auto* node = new Node(s);
         node->start(Usec(), false);
         return node;

@@ -31,6 +31,7 @@ class Node:
     def __init__(self, cluster, name, index):
         self.name = name
         self.address = f"127.0.0.{index + 1}"
+        self.port = cluster.port  # Port=: several IPv6 nodes share ::1 by each using a port of its own
         self.dir = os.path.join(cluster.dir, name)
         self.proc = None
         self.settings = ""  # config lines for this node only, after the cluster's
@@ -96,22 +97,28 @@ FENCE = 0.5  # FenceTimeout= of every test node (the default)
 TAKEOVER_SLACK = 1.0
 
 
+def ipv4_unicast(cluster, node):
+    """The default channels: one unicast channel on 127.0.0.x to every other node."""
+    return [f"unicast {node.address} " + " ".join(n.address for n in cluster.nodes.values() if n is not node)]
+
+
 class Cluster:
-    def __init__(self, names, expected=None, settings=""):
+    def __init__(self, names, expected=None, settings="", channels=ipv4_unicast):
         self.dir = tempfile.mkdtemp(prefix="freeha-proc-")
         self.port = random.randint(20000, 60000)
         self.names = list(names)
         self.nodes = {n: Node(self, n, i) for i, n in enumerate(self.names)}
         self.expected = expected or len(self.names)
         self.settings = settings
+        self.channels = channels  # (cluster, node) -> the node's Channel= values
 
     def __getitem__(self, name):
         return self.nodes[name]
 
     def config(self, node):
-        peers = " ".join(n.address for n in self.nodes.values() if n is not node)
+        channels = "".join(f"Channel={ch}\n" for ch in self.channels(self, node))
         return (f"[Cluster]\nName=proc{self.port}\nNodeName={node.name}\nExpectedNodes={self.expected}\n"
-                f"[Heartbeat]\nPort={self.port}\nChannel=unicast {node.address} {peers}\n"
+                f"[Heartbeat]\nPort={node.port}\n{channels}"
                 f"[Services]\nHooksDirectory={node.dir}/hooks\nMonitorInterval=1s\nFenceTimeout={FENCE}s\n"
                 f"[Status]\nJSONFile={node.dir}/status.json\n{self.settings}{node.settings}")
 

@@ -94,9 +94,11 @@ class Signals(LoopbackCluster):
         time.sleep(2 * DEAD)
         self.assertEqual(self.c.running(), ["bravo"])  # no fail-back
 
+        bravos_term = self.c["bravo"].status()["term"]
         self.c["alpha"].signal(signal.SIGUSR1)
         self.c.wait_for(lambda: self.c.running() == ["alpha"], 5, "alpha forced RUNNING, bravo stepped down")
-        self.assertGreater(self.c["alpha"].status()["term"], self.c["bravo"].view("bravo")["term"])
+        self.assertGreater(self.c["alpha"].status()["term"], bravos_term)
+        self.assertEqual(self.c["bravo"].status()["term"], self.c["alpha"].status()["term"])  # the cluster's term
         self.assertIn("dual-active resolved", self.c["bravo"].log())
 
 

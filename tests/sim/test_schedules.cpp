@@ -181,7 +181,7 @@ private:
         if (up.size() != 1) return "";
         const SimNode& n = c[up.front()];
         if (!n.alive || n.paused || n.node->phase() != Phase::Running) return "";
-        auto lease = n.node->lease(c.now());
+        auto lease = n.node->lease();
         LeaseTimings t = lease_timings(settings_);
         if (!lease || c.now() + settings_.interval >= graceful_stop_at(*lease, t)) return "";
         // Healing the network only: restarting nodes (which back nothing for a

@@ -33,6 +33,7 @@ def _library_dir():
             if line.startswith("#define FREEHA_SERVICE_SCRIPTS_DIR "):
                 return line.split('"')[1]
     raise RuntimeError("FREEHA_SERVICE_SCRIPTS_DIR not in build_config.h")
+MULTICAST6 = "ff02::f33"  # every node also has fe80::N/64 on eth0
 
 INIT = r"""#!/bin/sh
 # PID 1 of one test node: private /run, journald, then systemd --user in the
@@ -149,6 +150,7 @@ class Node:
         self.name = name
         self.address = f"{SUBNET}.{index + 10}"
         self.address6 = f"{SUBNET6}{index + 10}"
+        self.link_local = f"fe80::{index + 10}"
         self.netns = f"{cluster.prefix}-{name}"
         self.dir = os.path.join(cluster.dir, name)
         self.init = None
@@ -185,6 +187,7 @@ class Node:
         """Creates the network namespace and starts INIT (systemd --user inside)."""
         c = self.cluster
         plug(c, self.netns, f"{c.prefix}{self.name[:3]}", self.address, self.address6)
+        self.add_ipv6_addresses(addresses=(self.link_local,))
         for cg in self.cgroups:
             os.makedirs(os.path.join(cg, "user.slice/user-0.slice/user@0.service"), exist_ok=True)
             os.makedirs(os.path.join(cg, "init.scope"), exist_ok=True)
@@ -209,6 +212,11 @@ class Node:
                 return
             time.sleep(0.1)
         raise RuntimeError(f"{self.name}: systemd --user did not come up: {r.stdout} {r.stderr}")
+
+    def add_ipv6_addresses(self, device="eth0", addresses=None):
+        # nodad: usable at once rather than after duplicate address detection.
+        for address in addresses or (self.address6, self.link_local):
+            sh("ip", "-n", self.netns, "addr", "add", f"{address}/64", "dev", device, "nodad")
 
     def pid1(self):
         """The node's INIT as seen from the host: nsenter execs unshare, which forks INIT."""

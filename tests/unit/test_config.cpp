@@ -53,7 +53,7 @@ TEST(Config, ParsesEveryKey) {
     EXPECT_EQ(c.start_timeout, 60 * kUsecPerSec);
     EXPECT_EQ(c.stop_timeout, 120 * kUsecPerSec);
     EXPECT_EQ(c.monitor_timeout, 5 * kUsecPerSec);
-    EXPECT_EQ(c.auth_key_file, "/etc/freeha/authkey");
+    EXPECT_EQ(c.auth_key_files, std::vector<std::string>{"/etc/freeha/authkey"});
     EXPECT_EQ(c.fence_timeout, 750 * kUsecPerMsec);
     EXPECT_EQ(c.json_file, "/tmp/s.json");
     EXPECT_EQ(c.state_file, "/tmp/state");
@@ -102,11 +102,11 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"[Heartbeat]\nDeadTime=1q\n", "test.conf:2: [Heartbeat] DeadTime=1q"},
         ErrorCase{"[Heartbeat]\nInitDead=x\n", "test.conf:2: [Heartbeat] InitDead=x"},
         ErrorCase{"[Heartbeat]\nChannel=carrier-pigeon 1.2.3.4\n", "test.conf:2: [Heartbeat] Channel=carrier-pigeon 1.2.3.4: unknown channel kind"},
-        ErrorCase{"[Heartbeat]\nChannel=broadcast 10.0.0\n", "is not an IPv4 source address"},
-        ErrorCase{"[Heartbeat]\nChannel=multicast 10.0.0.1 10.0.0.2\n", "is not an IPv4 multicast group"},
+        ErrorCase{"[Heartbeat]\nChannel=broadcast 10.0.0\n", "SOURCE '10.0.0': not an IPv4 or IPv6 address"},
+        ErrorCase{"[Heartbeat]\nChannel=multicast 10.0.0.1 10.0.0.2\n", "'10.0.0.2' is not a multicast group"},
         ErrorCase{"[Heartbeat]\nChannel=multicast 10.0.0.1\n", "multicast takes SOURCE GROUP"},
         ErrorCase{"[Heartbeat]\nChannel=unicast 10.0.0.1\n", "unicast takes SOURCE PEER"},
-        ErrorCase{"[Heartbeat]\nChannel=unicast 10.0.0.1 10.0.0.2:0\n", "is not a peer address"},
+        ErrorCase{"[Heartbeat]\nChannel=unicast 10.0.0.1 10.0.0.2:0\n", "PEER '10.0.0.2:0': '0' is not a port (1 to 65535)"},
         ErrorCase{"[Heartbeat]\nChannel=broadcast 10.0.0.1 a b\n", "broadcast takes SOURCE [BROADCAST]"},
         ErrorCase{"[Services]\nHooksDirectory=relative/path\n", "test.conf:2: [Services] HooksDirectory=relative/path: expected an absolute path"},
         ErrorCase{"[Services]\nTarget=freeha services\n", "test.conf:2: [Services] Target=freeha services: expected a unit name"},
@@ -161,6 +161,16 @@ TEST(Config, ValidationRequiresAChannel) {
     auto error = validate(c);
     ASSERT_TRUE(error);
     EXPECT_NE(error->find("no heartbeat channel"), std::string::npos);
+}
+
+TEST(Config, ValidationRefusesTwoChannelsFromTheSameSource) {
+    Config c = parse_ok("[Heartbeat]\nChannel=broadcast 10.0.0.1\nChannel=multicast 10.0.0.1 239.1.1.1\n");
+    EXPECT_EQ(validate(c), "test.conf:3: channels 'broadcast 10.0.0.1 10.0.0.255' and 'multicast 10.0.0.1 239.1.1.1' "
+                           "both bind 10.0.0.1 port 3891; each channel needs a SOURCE address of its own");
+    // The same link-local address on two interfaces is two addresses.
+    Config links = parse_ok("[Heartbeat]\nChannel=multicast fe80::1%eth0 ff02::f33\nChannel=multicast fe80::1%eth1 ff02::f33\n"
+                            "Channel=unicast 10.0.0.1 10.0.0.2\nChannel=unicast fd00::1 fd00::2\n");
+    EXPECT_FALSE(validate(links));
 }
 
 TEST(Config, RenderedConfigParsesBackToTheSameValues) {
@@ -284,7 +294,7 @@ INSTANTIATE_TEST_SUITE_P(
                       FlagErrorCase{{"--config", "/dev/null", "-a", "127.0.0.1", "-T", "soon"}, "-T: [Heartbeat] DeadTime=soon"},
                       FlagErrorCase{{"--config", "/dev/null", "-a", "127.0.0.1", "-p", "0"}, "-p: [Heartbeat] Port=0"},
                       FlagErrorCase{{"--config", "/dev/null", "-a", "127.0.0.1", "-s", "hooks"}, "-s: [Services] HooksDirectory=hooks"},
-                      FlagErrorCase{{"--config", "/dev/null", "-a", "300.0.0.1"}, "-a: '300.0.0.1' is not an IPv4 source address"},
+                      FlagErrorCase{{"--config", "/dev/null", "-a", "300.0.0.1"}, "-a: SOURCE '300.0.0.1': not an IPv4 or IPv6 address"},
                       FlagErrorCase{{"--config", "/dev/null", "-B", "10.0.0.255"}, "-B needs -b"},
                       FlagErrorCase{{"--config", "/dev/null", "-a", "127.0.0.1", "--node-name", "a.b"}, "--node-name: [Cluster] NodeName=a.b"}),
     [](const auto& info) { return "Case" + std::to_string(info.index); });

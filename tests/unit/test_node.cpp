@@ -865,7 +865,7 @@ std::vector<std::uint8_t> signed_with(const std::vector<std::uint8_t>& key, cons
 
 TEST(NodeAuth, WithAKeyOnlyCorrectlySignedHeartbeatsAreAdmitted) {
     Harness h("b");
-    h.settings().auth_key = kKey;
+    h.settings().auth_keys = auth::KeySet::copy_of({kKey});
     h.start();
     h.receive(wire::encode(heartbeat_of("a", S::Standby, 1)));
     EXPECT_EQ(h.node().counters().unauthenticated, 1u);
@@ -884,7 +884,7 @@ TEST(NodeAuth, WithAKeyOnlyCorrectlySignedHeartbeatsAreAdmitted) {
 
 TEST(NodeAuth, OwnHeartbeatsAreSignedSoThatAPeerWithTheKeyVerifiesThem) {
     Harness h("b");
-    h.settings().auth_key = kKey;
+    h.settings().auth_keys = auth::KeySet::copy_of({kKey});
     h.start();
     Effects e = h.node().on_timer(h.now() + h.settings().interval);
     const effect::SendHeartbeat* sent = nullptr;
@@ -1018,14 +1018,14 @@ TEST(NodeLease, AClaimStartsAsSoonAsAMajorityBacksItAndNotBefore) {
     EXPECT_TRUE(h.last_heartbeat()->flags & wire::kFlagClaimPending);
     h.advance(5 * sec);  // b backs it, c never does: 2 of 4 is no majority
     EXPECT_FALSE(h.ran(HookKind::Start));
-    EXPECT_FALSE(h.node().lease(h.now()));
+    EXPECT_FALSE(h.node().lease());
     h.peer("d", S::Standby);  // a third backer
     h.advance(h.settings().interval);
     EXPECT_TRUE(h.ran(HookKind::Start));
     EXPECT_EQ(h.node().phase(), Phase::StartingHook);
     EXPECT_FALSE(h.last_heartbeat()->flags & wire::kFlagClaimPending);
-    ASSERT_TRUE(h.node().lease(h.now()));
-    EXPECT_GT(*h.node().lease(h.now()), h.now() + h.settings().dead_time / 2);
+    ASSERT_TRUE(h.node().lease());
+    EXPECT_GT(*h.node().lease(), h.now() + h.settings().dead_time / 2);
 }
 
 TEST(NodeLease, OnlyEchoesOfThisClaimCount) {
@@ -1052,11 +1052,11 @@ TEST(NodeLease, OnlyEchoesOfThisClaimCount) {
     c_says("b", mine, claim_heartbeat - 1);    // a heartbeat sent before this claim
     c_says("b", mine, 0);                      // names the claim, but promises nothing
     c_says("b", mine, (h.now() + 1 * sec).count());  // from the future: forged or broken
-    EXPECT_FALSE(h.node().lease(h.now()));
+    EXPECT_FALSE(h.node().lease());
     EXPECT_EQ(h.node().running_hook(), std::nullopt);
     c_says("b", mine, claim_heartbeat);
-    ASSERT_TRUE(h.node().lease(h.now()));
-    EXPECT_EQ(*h.node().lease(h.now()), lease_from_echo(Usec(claim_heartbeat), lease_timings(h.settings())));
+    ASSERT_TRUE(h.node().lease());
+    EXPECT_EQ(*h.node().lease(), lease_from_echo(Usec(claim_heartbeat), lease_timings(h.settings())));
 }
 
 TEST(NodeLease, TheHolderStopsGracefullyWithFenceTimeoutLeftAndKillsAtTheEnd) {
@@ -1067,7 +1067,7 @@ TEST(NodeLease, TheHolderStopsGracefullyWithFenceTimeoutLeftAndKillsAtTheEnd) {
     ASSERT_EQ(h.state(), S::Running);
     h.silence("b");
     h.silence("c");  // no more acknowledgements: the lease is what the last ones granted
-    Usec lease = *h.node().lease(h.now());
+    Usec lease = *h.node().lease();
     LeaseTimings t = lease_timings(h.settings());
     h.clear();
     h.advance(graceful_stop_at(lease, t) - h.now() - 1 * ms);
@@ -1147,7 +1147,7 @@ TEST(NodeLease, ServicesFoundRunningAtStartUpNeedALeaseOnceTheyHaveOne) {
     h.finish(HookKind::Monitor, true);
     ASSERT_EQ(h.state(), S::Running);
     h.advance(1 * sec);
-    ASSERT_TRUE(h.node().lease(h.now()));  // term 0, backed like any claim
+    ASSERT_TRUE(h.node().lease());  // term 0, backed like any claim
     h.silence("b");
     h.silence("c");
     h.advance(2 * sec);
@@ -1412,7 +1412,7 @@ TEST(NodePeers, WithoutAKeyATimedOutRecordTakesALowerIncarnationAgain) {
     EXPECT_EQ(h.node().membership().peers().at("a").announced, S::Standby);
     EXPECT_TRUE(h.node().membership().peers().at("a").reachable());
     Harness k("b");
-    k.settings().auth_key = kKey;  // with a key, only a key holder could have set it: it stands
+    k.settings().auth_keys = auth::KeySet::copy_of({kKey});  // with a key, only a key holder could have set it: it stands
     k.start();
     k.receive(signed_with(kKey, heartbeat_of("a", S::Running, 1, 1000)));
     k.advance(k.settings().dead_time + k.settings().interval);
