@@ -56,13 +56,12 @@ struct SendHeartbeat {
 struct RunHook {
     HookKind kind;
 };
-// Escalation: a stop that had to be quick (quorum lost, outranked) overran
-// FenceTimeout. Kill the running service hook's process group with SIGKILL,
-// or in target mode KillUnit(SIGKILL) the target and its units; the hook's
-// HookFinished still follows, and the services then count as stopped.
-struct KillServices {
-    HookKind kind;
-};
+// The fence deadline passed: SIGKILL everything the services run (the
+// services cgroup, or without one the running hook's process group; in
+// target mode KillUnit on the target and its units), and call
+// Node::on_services_killed() once that is done. A running hook's
+// HookFinished still follows.
+struct KillServices {};
 // Ask the runner to end a running hook early (SIGTERM, then SIGKILL); its
 // HookFinished still follows.
 struct CancelHook {

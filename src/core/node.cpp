@@ -114,7 +114,7 @@ void Node::stop_services(std::string reason, Usec now, Effects& out) {
 }
 
 void Node::fence(std::string reason, Usec deadline, Usec now, Effects& out) {
-    if (phase_ == Phase::StoppingKilled) return;
+    if (phase_ == Phase::StoppingKilled || phase_ == Phase::StoppingCleanup) return;
     if (phase_ == Phase::StartingPending) {  // a claim that never started: just drop it
         stop_services(std::move(reason), now, out);
         return;
@@ -125,19 +125,25 @@ void Node::fence(std::string reason, Usec deadline, Usec now, Effects& out) {
         set_phase(Phase::StoppingFenced, std::move(reason), now, out);
         fence_deadline_ = deadline;
     }
-    drive_hooks(now, out);
+    // A deadline already past (a node that wakes up frozen past its lease):
+    // kill first, clean up after, rather than start a graceful stop now.
     kill_at_deadline(now, out);
+    drive_hooks(now, out);
 }
 
 void Node::kill_at_deadline(Usec now, Effects& out) {
     if (phase_ != Phase::StoppingFenced || !fence_deadline_ || now < *fence_deadline_) return;
     set_phase(Phase::StoppingKilled, "the stop did not end by its deadline: killing the services", now, out);
-    if (!hook_) {  // nothing runs that could hold services: the stop is over
-        services_stopped(now, out);
-        return;
-    }
-    hook_->killed = true;
-    out.push_back(effect::KillServices{hook_->kind});
+    if (hook_) hook_->killed = true;  // its result means nothing now
+    out.push_back(effect::KillServices{});
+}
+
+Effects Node::on_services_killed(Usec now) {
+    Effects out;
+    if (phase_ != Phase::StoppingKilled) return out;
+    set_phase(Phase::StoppingCleanup, "services killed; stophasrv cleans up what they left", now, out);
+    evaluate(now, out);
+    return out;
 }
 
 void Node::fail_services(std::string error, Usec now, Effects& out) {
@@ -534,7 +540,8 @@ std::optional<Usec> Node::next_wakeup(Usec now) const {
     if (backing_.live(now)) consider(backing_.promise_until);
     if (auto lease_end = lease(); lease_end && lease_enforced_ && services_started()) {
         LeaseTimings t = lease_timings(settings_);
-        if (phase_ != Phase::StoppingFenced && phase_ != Phase::StoppingKilled) consider(graceful_stop_at(*lease_end, t));
+        bool fenced = phase_ == Phase::StoppingFenced || phase_ == Phase::StoppingKilled || phase_ == Phase::StoppingCleanup;
+        if (!fenced) consider(graceful_stop_at(*lease_end, t));
     }
     if (fence_deadline_ && phase_ == Phase::StoppingFenced) consider(*fence_deadline_);
     return next;

@@ -83,6 +83,8 @@ public:
     // An already decoded and verified heartbeat.
     Effects on_heartbeat(const wire::Heartbeat& hb, std::size_t channel, Usec now);
     Effects on_hook_finished(HookKind kind, const HookOutcome& outcome, Usec now);
+    // KillServices is done: nothing the services ran is left.
+    Effects on_services_killed(Usec now);
     Effects on_command(Command command, Usec now);
     // Hands the services from this (active) node to `target`, or to the node
     // the election would pick next when `target` is empty. On a request that

@@ -146,7 +146,7 @@ void Node::enforce_lease(Usec now, Effects& out) {
     }
     if (lease_end && now < graceful_stop_at(*lease_end, t)) return;
     Usec deadline = lease_end ? kill_at(*lease_end, t) : now;
-    if (phase_ == Phase::StoppingFenced || phase_ == Phase::StoppingKilled) {
+    if (phase_ == Phase::StoppingFenced || phase_ == Phase::StoppingKilled || phase_ == Phase::StoppingCleanup) {
         fence(std::string(), deadline, now, out);  // only moves the deadline closer
         return;
     }

@@ -14,7 +14,8 @@ std::optional<HookKind> Node::hook_wanted(Usec now) const {
         if (next_monitor_ && now >= *next_monitor_) return HookKind::Monitor;
         return std::nullopt;
     case Phase::StoppingHook:
-    case Phase::StoppingFenced: return HookKind::Stop;
+    case Phase::StoppingFenced:
+    case Phase::StoppingCleanup: return HookKind::Stop;
     default: return std::nullopt;
     }
 }
@@ -32,7 +33,7 @@ bool Node::hook_belongs(HookKind kind) const {
 
 void Node::drive_hooks(Usec now, Effects& out) {
     if (hook_) {
-        if (!hook_belongs(hook_->kind) && !hook_->canceled) {
+        if (!hook_belongs(hook_->kind) && !hook_->canceled && !hook_->killed) {
             hook_->canceled = true;
             out.push_back(effect::CancelHook{hook_->kind});
         }
@@ -58,7 +59,6 @@ Effects Node::on_hook_finished(HookKind kind, const HookOutcome& outcome, Usec n
         out.push_back(effect::Notice{NoticeKind::HookFailed, settings_.node_name,
                                      std::string(hook_name(kind)) +
                                          " killed with the services: the stop did not end by its deadline"});
-        if (phase_ == Phase::StoppingKilled) services_stopped(now, out);
     } else if (ended.canceled) {
         // The result of a canceled hook means nothing: the phase runs what it needs next.
     } else if (outcome.success) {
@@ -82,7 +82,8 @@ void Node::hook_succeeded(HookKind kind, Usec now, Effects& out) {
         break;
     case Phase::Running: next_monitor_ = now + settings_.monitor_interval; break;
     case Phase::StoppingHook:
-    case Phase::StoppingFenced: services_stopped(now, out); break;
+    case Phase::StoppingFenced:
+    case Phase::StoppingCleanup: services_stopped(now, out); break;
     default: break;  // a clean-up of services found running here: nothing to move
     }
 }
@@ -101,6 +102,7 @@ void Node::hook_failed(HookKind kind, const HookOutcome& outcome, Usec now, Effe
     case Phase::InitialCleanup:
     case Phase::StoppingHook:
     case Phase::StoppingFenced:
+    case Phase::StoppingCleanup:
         // stophasrv's status is logged, never judged (FreeHA): the services count as stopped.
         out.push_back(effect::Notice{NoticeKind::HookFailed, settings_.node_name, what});
         hook_succeeded(kind, now, out);

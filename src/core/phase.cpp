@@ -22,6 +22,7 @@ constexpr std::array<PhaseEntry, kPhaseCount> kPhases{{
     {Phase::StoppingHook, NodeState::Stopping, "stopping/hook"},
     {Phase::StoppingFenced, NodeState::Stopping, "stopping/fenced"},
     {Phase::StoppingKilled, NodeState::Stopping, "stopping/killed"},
+    {Phase::StoppingCleanup, NodeState::Stopping, "stopping/cleanup"},
     {Phase::Errored, NodeState::Errored, "errored"},
 }};
 

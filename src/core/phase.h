@@ -22,9 +22,10 @@ enum class Phase : std::uint8_t {
     StoppingHook,      // stophasrv runs, with no deadline but its own timeout
     StoppingFenced,    // stophasrv runs, and the services are killed at the fence deadline
     StoppingKilled,    // the deadline passed: the services are being killed, awaiting proof
+    StoppingCleanup,   // killed: stophasrv runs once more for what processes leave (addresses, mounts)
     Errored,
 };
-inline constexpr int kPhaseCount = 11;
+inline constexpr int kPhaseCount = 12;
 
 NodeState state_of(Phase p);
 // "initial/probe", "starting/pending", "stopping/killed", "running", ...

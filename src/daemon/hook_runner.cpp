@@ -102,8 +102,13 @@ struct HookRunner::OutputPipe {
     }
 };
 
-HookRunner::HookRunner(sd_event* event, std::string hooks_directory, ServiceCgroup* cgroup, Finished finished)
-    : event_(event), directory_(std::move(hooks_directory)), cgroup_(cgroup), finished_(std::move(finished)) {}
+HookRunner::HookRunner(sd_event* event, std::string hooks_directory, ServiceCgroup* cgroup, Finished finished,
+                       Killed killed)
+    : event_(event),
+      directory_(std::move(hooks_directory)),
+      cgroup_(cgroup),
+      finished_(std::move(finished)),
+      killed_(std::move(killed)) {}
 
 HookRunner::~HookRunner() = default;
 
@@ -254,6 +259,7 @@ int HookRunner::on_deliver(sd_event_source*, void* userdata) {
         self->outcomes_.pop_front();
         self->finished_(kind, outcome);
     }
+    if (std::exchange(self->killed_owed_, false)) self->killed_();
     return 0;
 }
 
@@ -272,31 +278,36 @@ void HookRunner::cancel(HookKind kind) {
     if (service_ && service_kind_ == kind) terminate(service_.get(), "canceled");
 }
 
-void HookRunner::kill(HookKind kind) {
-    if (!service_ || service_kind_ != kind || fencing_) return;
-    Child* child = service_.get();
-    child->termination = "killed";
-    child->timeout_source.reset();
-    child->kill_source.reset();
+void HookRunner::kill_done() {
+    killing_ = false;
+    kill_ends_at_reap_ = false;
+    killed_owed_ = true;
+    sd_event_source_set_enabled(deliver_.get(), SD_EVENT_ONESHOT);
+    start_next_alert();
+}
+
+void HookRunner::kill_services() {
+    if (killing_) return;
+    killing_ = true;
+    if (service_) {
+        service_->termination = "killed";
+        service_->timeout_source.reset();
+        service_->kill_source.reset();
+    }
     if (cgroup_ != nullptr) {
         int r = cgroup_->kill();
-        if (r >= 0) {
-            fencing_ = true;
-            fence_emptied_ = false;
-            r = cgroup_->when_empty([this] {
-                fence_emptied_ = true;
-                deliver_service_outcome();
-            });
-            if (r >= 0) return;
-            fencing_ = false;
-            log::error(log::with_errno("cannot watch the services cgroup empty itself", r));
-        } else {
-            log::error(log::with_errno("cannot kill the services cgroup " + cgroup_->path() +
-                                           "; killing the hook's process group instead",
-                                       r));
-        }
+        if (r >= 0) r = cgroup_->when_empty([this] { kill_done(); });
+        if (r >= 0) return;
+        log::error(log::with_errno("cannot kill the services cgroup " + cgroup_->path() +
+                                       "; killing the running hook's process group instead",
+                                   r));
     }
-    ::kill(-child->pid, SIGKILL);
+    if (!service_) {  // no cgroup and no hook: nothing of the services is within reach
+        kill_done();
+        return;
+    }
+    kill_ends_at_reap_ = true;
+    ::kill(-service_->pid, SIGKILL);
 }
 
 void HookRunner::alert(NodeState state, Usec timeout, const std::vector<std::string>& environment) {
@@ -307,8 +318,8 @@ void HookRunner::alert(NodeState state, Usec timeout, const std::vector<std::str
 }
 
 void HookRunner::start_next_alert() {
-    // Not into a cgroup that is being emptied: the fence must be able to end.
-    while (!alert_ && !alert_queue_.empty() && !fencing_) {
+    // Not into a cgroup that is being emptied: the kill must be able to end.
+    while (!alert_ && !alert_queue_.empty() && !killing_) {
         PendingAlert a = std::move(alert_queue_.front());
         alert_queue_.pop_front();
         std::string error;
@@ -401,20 +412,10 @@ void HookRunner::child_exited(Child* child, const siginfo_t& info) {
     if (child == service_.get()) {
         std::unique_ptr<Child> done = std::move(service_);
         sd_event_source_set_child_process_own(done->exit_source.get(), false);
-        reaped_outcome_ = std::move(outcome);
-        deliver_service_outcome();
+        HookKind kind = *std::exchange(service_kind_, std::nullopt);
+        if (kill_ends_at_reap_) kill_done();  // a process-group kill is done when its hook is reaped
+        finished_(kind, outcome);
     }
-}
-
-// A service hook's outcome goes out once it has been reaped and, when it was
-// fenced, once nothing is left in the services cgroup either.
-void HookRunner::deliver_service_outcome() {
-    if (!reaped_outcome_ || (fencing_ && !fence_emptied_)) return;
-    fencing_ = false;
-    HookKind kind = *std::exchange(service_kind_, std::nullopt);
-    HookOutcome outcome = *std::exchange(reaped_outcome_, std::nullopt);
-    start_next_alert();
-    finished_(kind, outcome);
 }
 
 }  // namespace freeha

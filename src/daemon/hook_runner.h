@@ -7,8 +7,8 @@
 // output sent to the journal under the hook's name (or, outside journald,
 // forwarded to freehad's log line by line). A hook that outlives its timeout
 // gets SIGTERM on its process group, then SIGKILL after a grace period. The
-// fence kills the whole services cgroup (or, without one, the hook's process
-// group) and reports the hook ended only once nothing is left running.
+// fence kills the whole services cgroup (or, without one, the running hook's
+// process group) and reports it done only once nothing is left running.
 // Nothing here ever waits: exits arrive through sd_event_add_child.
 #pragma once
 
@@ -39,13 +39,14 @@ std::string check_hooks(const std::string& hooks_directory);
 class HookRunner {
 public:
     using Finished = std::function<void(HookKind kind, const HookOutcome& outcome)>;
+    using Killed = std::function<void()>;
 
     // Output of hooks that have ended but whose background processes still
     // hold it (outside journald): the oldest is let go beyond this many.
     static constexpr std::size_t kMaxLingeringOutputs = 32;
 
     // `cgroup` may be null (no delegated cgroup): process groups then.
-    HookRunner(sd_event* event, std::string hooks_directory, ServiceCgroup* cgroup, Finished finished);
+    HookRunner(sd_event* event, std::string hooks_directory, ServiceCgroup* cgroup, Finished finished, Killed killed);
     ~HookRunner();
 
     // Creates the event sources every later call relies on.
@@ -57,9 +58,9 @@ public:
     // Ends the running service hook early: SIGTERM to its group, SIGKILL later.
     void cancel(HookKind kind);
     // The fence: SIGKILL to everything the services run (the services cgroup,
-    // or the hook's process group); the hook's outcome follows once nothing
-    // of it is left.
-    void kill(HookKind kind);
+    // or without one the running hook's process group); `killed` follows once
+    // nothing of it is left, and a running hook's outcome ("killed") as usual.
+    void kill_services();
 
     // Queues alerthasrv STATENUM STATENAME (run one at a time, in order), if installed.
     void alert(NodeState state, Usec timeout, const std::vector<std::string>& environment);
@@ -74,7 +75,7 @@ private:
     // read end to forward when it is a pipe of ours.
     UniqueFd output_for(const std::string& name, UniqueFd* pipe_read, std::string* error);
     void child_exited(Child* child, const siginfo_t& info);
-    void deliver_service_outcome();
+    void kill_done();
     void start_next_alert();
     void terminate(Child* child, std::string reason);
     void forward_output(UniqueFd read_end, const std::string& name, pid_t pid);
@@ -89,13 +90,14 @@ private:
     std::string directory_;
     ServiceCgroup* cgroup_;
     Finished finished_;
+    Killed killed_;
     std::unique_ptr<Child> service_;
     std::optional<HookKind> service_kind_;
-    // The fence is under way: the outcome waits until the hook is reaped and
-    // the cgroup is empty.
-    bool fencing_ = false;
-    bool fence_emptied_ = false;
-    std::optional<HookOutcome> reaped_outcome_;  // the service hook ended; delivered when the fence allows
+    // A kill is under way: `killed` is owed once the cgroup is empty (or,
+    // without one, once the killed hook is reaped); no alert starts meanwhile.
+    bool killing_ = false;
+    bool kill_ends_at_reap_ = false;  // no cgroup: the killed hook's reaping ends the kill
+    bool killed_owed_ = false;        // delivered by the defer source
     std::unique_ptr<Child> alert_;
     struct PendingAlert {
         NodeState state;

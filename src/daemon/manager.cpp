@@ -130,6 +130,7 @@ int Manager::setup_services() {
     auto finished = [this](HookKind kind, const HookOutcome& outcome) {
         apply(node_.on_hook_finished(kind, outcome, now()));
     };
+    auto killed = [this] { apply(node_.on_services_killed(now())); };
     std::string error;
     bool scripts_mode = config_.target.empty() && config_.role == Role::Member;
     if (scripts_mode) {
@@ -143,7 +144,8 @@ int Manager::setup_services() {
                          ". A fence kills only the hook's process group, so a daemon a hook detached "
                          "(setsid, double fork) survives it; see freeha-safety(7)");
     }
-    hooks_ = std::make_unique<HookRunner>(event_.get(), config_.hooks_directory, service_cgroup_.get(), finished);
+    hooks_ = std::make_unique<HookRunner>(event_.get(), config_.hooks_directory, service_cgroup_.get(), finished,
+                                          killed);
     int r = hooks_->init(&error);
     if (r < 0) {
         log::error(error);
@@ -160,7 +162,8 @@ int Manager::setup_services() {
                     // systemd stops the target for us: it is bound to freehad.service.
                     log::error(why + "; exiting so that systemd stops it (BindsTo=freehad.service)");
                     sd_event_exit(event_.get(), 1);
-                }});
+                },
+                killed});
     }
     return 0;
 }
@@ -280,12 +283,12 @@ void Manager::apply(Effects effects) {
                     else
                         hooks_->cancel(x.kind);
                 } else if constexpr (std::is_same_v<T, effect::KillServices>) {
-                    log::warning(std::string(hook_name(x.kind)) + " did not end by the fence deadline (FenceTimeout=" +
+                    log::warning("the stop did not end by the fence deadline (FenceTimeout=" +
                                  format_timespan(config_.fence_timeout) + "): killing the services with SIGKILL");
                     if (units_)
-                        units_->kill(x.kind);
+                        units_->kill();
                     else
-                        hooks_->kill(x.kind);
+                        hooks_->kill_services();
                 } else if constexpr (std::is_same_v<T, effect::StateChanged>) {
                     apply_state_change(x);
                 } else if constexpr (std::is_same_v<T, effect::PeerStateChanged>) {

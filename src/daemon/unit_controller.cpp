@@ -215,15 +215,17 @@ void UnitController::perform() {
 }
 
 void UnitController::cancel(HookKind kind) {
-    if (!op_ || op_->kind != kind || op_->killing) return;
+    if (!op_ || op_->kind != kind || op_->killing) return;  // a kill is not canceled
     finish(false, "canceled");
 }
 
-void UnitController::kill(HookKind kind) {
-    if (!op_ || op_->kind != kind || op_->killing) return;
-    op_->killing = true;
-    // The kill ends when systemd says the units are down, however long that takes.
-    op_->timeout.reset();
+void UnitController::kill() {
+    if (op_ && op_->killing) return;
+    if (op_) finish(false, "killed");  // the stop (or start) in progress ends here
+    op_ = std::make_unique<Operation>();
+    op_->kind = HookKind::Stop;
+    op_->killing = true;  // no timeout: it ends when systemd says the units are down
+    watching_ = false;
     perform();
     update_unreachable_deadline();
 }
@@ -274,6 +276,7 @@ int UnitController::on_deliver(sd_event_source*, void* userdata) {
             log::error(std::string("target mode: ") + e.what());
         }
     }
+    if (std::exchange(self->killed_owed_, false)) self->callbacks_.killed();
     return 0;
 }
 
@@ -385,7 +388,11 @@ void UnitController::step_done_if_complete() {
         break;
     case Step::Kill:
         if (!op_->awaiting_down.empty()) return;
-        finish(false, "killed: KillUnit SIGKILL on " + target_ + " and its units, which systemd reports down");
+        log::info("KillUnit SIGKILL on " + target_ + " and its units: systemd reports them all down");
+        op_.reset();
+        unreachable_.reset();
+        killed_owed_ = true;
+        sd_event_source_set_enabled(deliver_.get(), SD_EVENT_ONESHOT);
         break;
     }
 }

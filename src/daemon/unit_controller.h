@@ -50,6 +50,8 @@ public:
         std::function<void(const std::string& what)> activated;
         // A stop or kill could not reach systemd for FenceTimeout.
         std::function<void(const std::string& why)> unreachable;
+        // kill() is done: systemd reports every unit down.
+        std::function<void()> killed;
     };
 
     // How often the state of a unit is polled while its fate is unknown
@@ -70,8 +72,9 @@ public:
     // Ends the wait for the running operation; its (meaningless) outcome still follows.
     void cancel(HookKind kind);
     // The fence escalation: KillUnit(SIGKILL) on the target and every unit it
-    // pulls in; the running operation ends ("killed") once all are down.
-    void kill(HookKind kind);
+    // pulls in; the running operation ends at once ("killed"), and `killed`
+    // follows once systemd reports every unit down.
+    void kill();
     void set_fence_timeout(Usec fence_timeout) { fence_timeout_ = fence_timeout; }
 
 private:
@@ -141,6 +144,7 @@ private:
     void (UnitController::*pending_next_)() = nullptr;  // the step after LoadMembers
     // Outcomes waiting to be delivered from a defer source (never from inside run()).
     std::list<std::pair<HookKind, HookOutcome>> outcomes_;
+    bool killed_owed_ = false;
     EventSourcePtr deliver_;
     EventSourcePtr unreachable_;  // armed while a stop or kill waits for the bus
 };

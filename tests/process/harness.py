@@ -20,7 +20,8 @@ echo "{name} $(date +%s.%N) state=$FREEHA_STATE old=$FREEHA_OLD_STATE term=$FREE
 """
 HOOKS = {
     "starthasrv": '[ -f "$d/start-fail" ] && exit 1\ntouch "$d/services-up"',
-    "stophasrv": '[ -f "$d/stop-hang" ] && sleep 1000\nrm -f "$d/services-up"',
+    # stop-hang: the next stophasrv hangs (once: the clean-up after the kill runs normally).
+    "stophasrv": '[ -f "$d/stop-hang" ] && rm -f "$d/stop-hang" && sleep 1000\nrm -f "$d/services-up"',
     "monitorhasrv": '[ -f "$d/monitor-hang" ] && exec sleep 1000\n'
                     '[ -f "$d/monitor-fail" ] && exit 1\n[ -f "$d/services-up" ]',
     "alerthasrv": "exit 0",

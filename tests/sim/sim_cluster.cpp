@@ -113,6 +113,15 @@ void SimCluster::finish_hook(SimNode& n, HookKind kind, std::uint64_t generation
     apply(n, n.node->on_hook_finished(kind, HookOutcome{success, why}, now_));
 }
 
+// The kill is confirmed (the cgroup is empty) a moment later; a frozen daemon reads it when it thaws.
+void SimCluster::confirm_kill(SimNode& n, std::uint64_t incarnation) {
+    schedule(now_ + 2 * kUsecPerMsec, [this, &n, incarnation] {
+        if (!n.alive || n.incarnation != incarnation) return;
+        if (n.paused) return confirm_kill(n, incarnation);
+        apply(n, n.node->on_services_killed(now_));
+    });
+}
+
 void SimCluster::apply(SimNode& n, Effects effects) {
     for (auto& e : effects) {
         if (auto* hb = std::get_if<effect::SendHeartbeat>(&e)) {
@@ -146,11 +155,14 @@ void SimCluster::apply(SimNode& n, Effects effects) {
             HookKind kind = cancel->kind;
             std::uint64_t gen = n.hook_generation;
             schedule(now_ + kUsecPerMsec, [this, &n, kind, gen] { finish_hook(n, kind, gen, false, "canceled"); });
-        } else if (auto* kill = std::get_if<effect::KillServices>(&e)) {
-            n.services_up = false;  // SIGKILL: the services die with the hook's group
-            HookKind kind = kill->kind;
+        } else if (std::holds_alternative<effect::KillServices>(e)) {
+            n.services_up = false;  // SIGKILL to the services cgroup: everything dies at once
             std::uint64_t gen = n.hook_generation;
-            schedule(now_ + kUsecPerMsec, [this, &n, kind, gen] { finish_hook(n, kind, gen, false, "killed"); });
+            if (n.running_hook) {
+                HookKind kind = *n.running_hook;
+                schedule(now_ + kUsecPerMsec, [this, &n, kind, gen] { finish_hook(n, kind, gen, false, "killed"); });
+            }
+            confirm_kill(n, n.incarnation);
         } else if (auto* change = std::get_if<effect::StateChanged>(&e)) {
             if (trace_)
                 std::fprintf(stderr, "%12s %-8s %s -> %s (term %llu): %s\n", format_timespan(now_).c_str(),

@@ -99,6 +99,7 @@ private:
     void schedule(Usec at, std::function<void()> action);
     void apply(SimNode& n, Effects effects);
     void finish_hook(SimNode& n, HookKind kind, std::uint64_t generation, bool success, const char* why);
+    void confirm_kill(SimNode& n, std::uint64_t incarnation);
     void deliver(const std::string& from, const std::vector<std::uint8_t>& datagram);
 
     NodeSettings base_;

@@ -3,6 +3,7 @@
 // scripted peers.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <set>
@@ -190,6 +191,9 @@ private:
             }
             effects_.push_back(std::move(x));
         }
+        bool kill = std::any_of(effects_.end() - static_cast<long>(e.size()), effects_.end(),
+                                [](const Effect& x) { return std::holds_alternative<effect::KillServices>(x); });
+        if (kill && confirm_kills_) services_killed();
         // Real voters acknowledge a claimant's heartbeat at once (in their own heartbeat).
         if (sent_claim && !acking_) {
             acking_ = true;
@@ -207,10 +211,17 @@ public:
         take(node_->on_datagram(datagram, channel, now_));
     }
     void take_effects(Effects e) { take(std::move(e)); }
-    bool killed(HookKind k) {
+    bool killed() {
         for (auto& e : effects_)
-            if (auto* x = std::get_if<effect::KillServices>(&e); x && x->kind == k) return true;
+            if (std::holds_alternative<effect::KillServices>(e)) return true;
         return false;
+    }
+    void services_killed() { take(node_->on_services_killed(now_)); }
+    // Kills are confirmed at once, as the daemon does once the cgroup is empty; off: tests confirm them.
+    void confirm_kills(bool automatically) { confirm_kills_ = automatically; }
+    // Finishes stophasrv runs (the stop, and the clean-up after a kill) until the node has stopped.
+    void finish_stops() {
+        for (int i = 0; i < 3 && state() == S::Stopping; ++i) finish(HookKind::Stop, true);
     }
 
 private:
@@ -223,6 +234,7 @@ private:
     std::set<std::string> withholding_;
     std::uint64_t last_sent_at_ = 0;  // the node's newest heartbeat, as its backers echo it
     bool acking_ = false;
+    bool confirm_kills_ = true;
     Effects effects_;
 };
 
@@ -965,7 +977,7 @@ TEST(NodeQuorum, BackFromAPartitionANodeListensADeadTimeBeforeElecting) {
     h.silence("b");
     h.silence("c");
     h.advance(h.settings().dead_time);
-    h.finish(HookKind::Stop, true);
+    h.finish_stops();
     ASSERT_EQ(h.state(), S::Standby);  // cut off: it stopped; b took over on the other side
     h.advance(5 * sec);
     h.clear();
@@ -986,7 +998,7 @@ TEST(NodeQuorum, BackFromAPartitionWithNobodyHoldingTheServicesANodeIsElectedAft
     h.silence("b");
     h.silence("c");
     h.advance(h.settings().dead_time);
-    h.finish(HookKind::Stop, true);
+    h.finish_stops();
     h.advance(5 * sec);
     h.peer("c", S::Standby);
     h.advance(h.settings().dead_time - h.settings().interval);
@@ -1061,6 +1073,7 @@ TEST(NodeLease, OnlyEchoesOfThisClaimCount) {
 
 TEST(NodeLease, TheHolderStopsGracefullyWithFenceTimeoutLeftAndKillsAtTheEnd) {
     Harness h("a");
+    h.confirm_kills(false);
     h.settings().fence_timeout = 400 * ms;
     h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
     h.finish(HookKind::Start, true);
@@ -1077,16 +1090,42 @@ TEST(NodeLease, TheHolderStopsGracefullyWithFenceTimeoutLeftAndKillsAtTheEnd) {
     EXPECT_TRUE(h.noticed(NoticeKind::LeaseLost));
     EXPECT_TRUE(h.ran(HookKind::Stop));
     h.advance(kill_at(lease, t) - h.now() - 1 * ms);
-    EXPECT_FALSE(h.killed(HookKind::Stop));
+    EXPECT_FALSE(h.killed());
     h.advance(1 * ms);
-    EXPECT_TRUE(h.killed(HookKind::Stop));
+    EXPECT_TRUE(h.killed());
     EXPECT_EQ(h.node().phase(), Phase::StoppingKilled);
     EXPECT_EQ(h.state(), S::Stopping);  // until the kill is confirmed
     h.finish(HookKind::Stop, false, "killed");
-    EXPECT_EQ(h.state(), S::Standby);
     EXPECT_TRUE(h.noticed(NoticeKind::HookFailed));
+    EXPECT_EQ(h.node().phase(), Phase::StoppingKilled);
+    h.clear();
+    h.services_killed();  // nothing the services ran is left
+    EXPECT_EQ(h.node().phase(), Phase::StoppingCleanup);
+    EXPECT_TRUE(h.ran(HookKind::Stop));  // once more, for what processes leave behind (addresses, mounts)
+    h.finish(HookKind::Stop, true);
+    EXPECT_EQ(h.state(), S::Standby);
     h.advance(h.settings().dead_time - 10 * ms);
     EXPECT_EQ(h.state(), S::Standby);  // a lost lease: listen a dead time before claiming again
+}
+
+TEST(NodeLease, AHolderThatWakesPastItsLeaseKillsAtOnceThenCleansUp) {
+    // A frozen node (SIGSTOP, a paused VM) wakes long after its lease ended:
+    // another node runs the services. Kill first, then stophasrv for the rest.
+    Harness h("a");
+    h.confirm_kills(false);
+    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+    h.finish(HookKind::Start, true);
+    h.withhold("b");
+    h.withhold("c");
+    Usec lease = *h.node().lease();
+    h.clear();
+    h.take_effects(h.node().on_timer(lease + 5 * sec));  // its first wake-up after the freeze
+    EXPECT_TRUE(h.killed());
+    EXPECT_FALSE(h.ran(HookKind::Stop));  // no graceful stop while the services overlap
+    EXPECT_EQ(h.node().phase(), Phase::StoppingKilled);
+    h.services_killed();
+    EXPECT_TRUE(h.ran(HookKind::Stop));
+    EXPECT_EQ(h.node().phase(), Phase::StoppingCleanup);
 }
 
 TEST(NodeLease, APlannedStopIsFencedOnlyIfTheLeaseRunsLowDuringIt) {
@@ -1097,11 +1136,11 @@ TEST(NodeLease, APlannedStopIsFencedOnlyIfTheLeaseRunsLowDuringIt) {
     ASSERT_EQ(h.node().phase(), Phase::StoppingHook);
     h.advance(10 * sec);  // a slow but legitimate stop: the backers keep renewing the lease
     EXPECT_EQ(h.node().phase(), Phase::StoppingHook);
-    EXPECT_FALSE(h.killed(HookKind::Stop));
+    EXPECT_FALSE(h.killed());
     h.silence("b");
     h.silence("c");
     h.advance(h.settings().dead_time);
-    EXPECT_TRUE(h.killed(HookKind::Stop));
+    EXPECT_TRUE(h.killed());
 }
 
 TEST(NodeLease, LostAcknowledgementsAreRetriedFast) {
