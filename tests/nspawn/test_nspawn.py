@@ -204,11 +204,15 @@ class RealSystemd(unittest.TestCase):
                       "ListNodes", user="nobody")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(sorted(n[0] for n in json.loads(r.stdout)["data"][0]), NAMES)
+        r = alpha.run("busctl", "--json=short", "call", "org.freeha1", "/org/freeha1", "org.freeha1.Manager",
+                      "GetStatus", user="nobody")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(json.loads(r.stdout)["data"][0])["state"], "RUNNING")
         methods = self.methods(alpha, user="nobody")
         self.assertIn("Stop", methods)
         refused = []
         for method, signature in sorted(methods.items()):
-            if method == "ListNodes":
+            if method in ("ListNodes", "GetStatus"):
                 continue
             args = {"": [], "b": ["b", "true"], "s": ["s", "bravo"]}[signature]
             r = alpha.run("busctl", "call", "org.freeha1", "/org/freeha1", "org.freeha1.Manager", method, *args,
@@ -219,7 +223,7 @@ class RealSystemd(unittest.TestCase):
         r = alpha.run("busctl", "set-property", "org.freeha1", "/org/freeha1", "org.freeha1.Manager", "Standby",
                       "b", "true", user="nobody")
         self.assertNotEqual(r.returncode, 0, "nobody may set Standby")
-        print(f"\nbusctl as nobody: State and ListNodes read; refused: {', '.join(refused)}, Properties.Set",
+        print(f"\nbusctl as nobody: State, ListNodes and GetStatus read; refused: {', '.join(refused)}, Properties.Set",
               file=sys.stderr)
         self.assertEqual(alpha.prop("State"), "RUNNING")
 

@@ -98,7 +98,9 @@ class Signals(LoopbackCluster):
         self.c["alpha"].signal(signal.SIGUSR1)
         self.c.wait_for(lambda: self.c.running() == ["alpha"], 5, "alpha forced RUNNING, bravo stepped down")
         self.assertGreater(self.c["alpha"].status()["term"], bravos_term)
-        self.assertEqual(self.c["bravo"].status()["term"], self.c["alpha"].status()["term"])  # the cluster's term
+        # bravo adopts the cluster's term from alpha's next heartbeat, one status write later
+        self.c.wait_for(lambda: self.c["bravo"].status()["term"] == self.c["alpha"].status()["term"], 2,
+                        "bravo adopts alpha's term")
         self.assertIn("dual-active resolved", self.c["bravo"].log())
 
 

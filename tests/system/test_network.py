@@ -36,8 +36,7 @@ def peers6(node):
 def configure(cluster_name, channels, extra=""):
     def config(node):
         return (f"[Cluster]\nName={cluster_name}\nNodeName={node.name}\nExpectedNodes=3\n{extra}"
-                "[Heartbeat]\n" + "".join(f"Channel={ch}\n" for ch in channels(node)) +
-                "[Services]\nFenceTimeout=1s\n")
+                "[Heartbeat]\n" + "".join(f"Channel={ch}\n" for ch in channels(node)))
     return config
 
 
