@@ -4,6 +4,7 @@
 #include <cctype>
 #include <charconv>
 #include <functional>
+#include <sstream>
 #include <tuple>
 
 #include <ini.h>
@@ -331,6 +332,57 @@ std::optional<std::string> fixed_setting_changed(const Config& running, const Co
     return std::nullopt;
 }
 
+std::string rendered_setting(const Config& c, std::string_view key) {
+    auto dot = key.find('.');
+    std::string section = "[" + std::string(key.substr(0, dot)) + "]";
+    std::string prefix = std::string(key.substr(dot + 1)) + "=";
+    std::istringstream lines(render(c));
+    std::string line, current, value;
+    bool found = false;
+    while (std::getline(lines, line)) {
+        if (line.starts_with('[')) current = line;
+        if (current != section || !line.starts_with(prefix)) continue;
+        value += (found ? ", " : "") + line.substr(prefix.size());
+        found = true;
+    }
+    return value;
+}
+
+namespace {
+
+std::string key_name(const std::string& key) { return key.substr(key.find('.') + 1); }
+
+std::string origin_of(const Config& c, const std::string& key) {
+    auto it = c.origin.find(key);
+    return it == c.origin.end() ? "default" : it->second;
+}
+
+}  // namespace
+
+std::optional<std::string> shadowed_setting_changed(const Config& running, const Config& reread) {
+    for (const auto& [key, file] : reread.shadowed) {
+        auto before = running.shadowed.find(key);
+        if (before != running.shadowed.end() && before->second.value == file.value) continue;
+        std::string effective = rendered_setting(reread, key);
+        if (file.value == effective) continue;
+        return file.origin + ": " + key_name(key) + "=" + file.value + " has no effect: the command-line flag " +
+               origin_of(reread, key) + " keeps it at " + effective +
+               "; remove the flag from freehad's command line (systemctl edit freehad) or restore the file";
+    }
+    return std::nullopt;
+}
+
+std::vector<std::string> describe_shadowed(const Config& c) {
+    std::vector<std::string> lines;
+    for (const auto& [key, file] : c.shadowed) {
+        std::string effective = rendered_setting(c, key);
+        if (file.value == effective) continue;
+        lines.push_back(file.origin + ": " + key_name(key) + "=" + file.value + " is overridden by the flag " +
+                        origin_of(c, key) + " (" + effective + ")");
+    }
+    return lines;
+}
+
 std::string describe_auth_keys(const Config& c) {
     if (c.auth_key_files.empty()) return "heartbeats not authenticated";
     std::string text = "heartbeats signed with " + c.auth_key_files.front();
@@ -352,6 +404,7 @@ NodeSettings node_settings(const Config& c, std::uint64_t incarnation, auth::Key
     s.monitor_interval = c.monitor_interval;
     s.fence_timeout = c.fence_timeout;
     s.channel_count = c.channels.size();
+    s.services_target = c.target;
     s.auth_keys = std::move(auth_keys);
     return s;
 }

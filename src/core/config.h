@@ -57,6 +57,15 @@ struct Config {
 
     // "Section.Key" -> where its value came from.
     std::map<std::string, std::string> origin;
+
+    // Settings that both a file and a command-line flag set: "Section.Key" ->
+    // the files' value (as render() prints it) and where, so that a reload can
+    // tell an edit that the flag would silently undo.
+    struct FileSetting {
+        std::string value, origin;
+        bool operator==(const FileSetting&) const = default;
+    };
+    std::map<std::string, FileSetting> shadowed;
 };
 
 // Applies one INI document; `source` (a path) prefixes every error.
@@ -72,6 +81,19 @@ std::optional<std::string> validate(const Config& config);
 
 // The effective configuration, as an INI document (freehad --check-config).
 std::string render(const Config& config);
+
+// One setting ("Section.Key") as render() prints it; a key given several
+// times (Channel=, AuthKeyFile=) is joined with ", ".
+std::string rendered_setting(const Config& config, std::string_view key);
+
+// For a config reload: the first setting whose value in the files changed
+// while a command-line flag overrides it, as an error naming file, flag and
+// both values; nullopt when there is none.
+std::optional<std::string> shadowed_setting_changed(const Config& running, const Config& reread);
+
+// For the start-up log: one line per setting a flag overrides with a value
+// other than the files'.
+std::vector<std::string> describe_shadowed(const Config& config);
 
 // For a config reload: the first setting that differs and cannot change
 // without a restart (cluster, node name, role, channels, target, files), as an

@@ -47,6 +47,9 @@ struct NodeSettings {
     // killed. See freeha-safety(7).
     Usec fence_timeout = 500 * kUsecPerMsec;
     std::size_t channel_count = 1;
+    // Target mode: the unit that stands for the services (messages name it
+    // instead of the hasrv scripts); empty in scripts mode.
+    std::string services_target;
     auth::KeySet auth_keys;  // non-empty: sign every heartbeat with the first, accept only ones signed with any
 };
 
@@ -77,6 +80,12 @@ public:
     // Daemon start. force_start is FreeHA's -m: start services at once without
     // checking the other nodes.
     Effects start(Usec now, bool force_start);
+    // Before start(): the admin's standby from before a restart still holds
+    // (the daemon keeps it in its state directory), so the node never claims
+    // and tells its peers so in its first heartbeat.
+    void keep_standby() {
+        if (!started_) standby_ = true;
+    }
 
     // A raw datagram from channel `channel`: decoded, checked and counted here.
     Effects on_datagram(std::span<const std::uint8_t> datagram, std::size_t channel, Usec now);
@@ -150,6 +159,9 @@ private:
     // Runs the hook the phase wants, or cancels one it does not want.
     void drive_hooks(Usec now, Effects& out);
     void run_hook(HookKind kind, Effects& out);
+    // What a hook kind does here, for messages: the hasrv script, or in target
+    // mode "the start of freeha-services.target".
+    std::string step_name(HookKind kind) const;
     void hook_succeeded(HookKind kind, Usec now, Effects& out);
     void hook_failed(HookKind kind, const HookOutcome& outcome, Usec now, Effects& out);
 

@@ -1,6 +1,8 @@
 // Hook sequencing: at most one service hook runs; the phase says which, and its end moves the phase on.
 #include "core/node.h"
 
+#include <array>
+
 namespace freeha {
 
 // The hook the phase runs, when none runs yet. Each of these phases is left
@@ -57,8 +59,7 @@ Effects Node::on_hook_finished(HookKind kind, const HookOutcome& outcome, Usec n
     hook_.reset();
     if (ended.killed) {
         out.push_back(effect::Notice{NoticeKind::HookFailed, settings_.node_name,
-                                     std::string(hook_name(kind)) +
-                                         " killed with the services: the stop did not end by its deadline"});
+                                     step_name(kind) + " killed with the services: the stop did not end by its deadline"});
     } else if (ended.canceled) {
         // The result of a canceled hook means nothing: the phase runs what it needs next.
     } else if (outcome.success) {
@@ -70,6 +71,12 @@ Effects Node::on_hook_finished(HookKind kind, const HookOutcome& outcome, Usec n
     return out;
 }
 
+std::string Node::step_name(HookKind kind) const {
+    if (settings_.services_target.empty()) return std::string(hook_name(kind));
+    static constexpr std::array<std::string_view, 3> kSteps{"the start of ", "the stop of ", "the check of "};
+    return std::string(kSteps.at(static_cast<std::size_t>(kind))) + settings_.services_target;
+}
+
 void Node::hook_succeeded(HookKind kind, Usec now, Effects& out) {
     switch (phase_) {
     case Phase::InitialProbe: claim_running_services(now, out); break;
@@ -77,7 +84,7 @@ void Node::hook_succeeded(HookKind kind, Usec now, Effects& out) {
         set_phase(Phase::InitialListening, "start-up clean-up done; listening for the cluster", now, out);
         break;
     case Phase::StartingHook:
-        set_phase(Phase::Running, std::string(hook_name(kind)) + " succeeded", now, out);
+        set_phase(Phase::Running, step_name(kind) + " succeeded", now, out);
         next_monitor_ = now + settings_.monitor_interval;
         break;
     case Phase::Running: next_monitor_ = now + settings_.monitor_interval; break;
@@ -89,7 +96,7 @@ void Node::hook_succeeded(HookKind kind, Usec now, Effects& out) {
 }
 
 void Node::hook_failed(HookKind kind, const HookOutcome& outcome, Usec now, Effects& out) {
-    std::string what = std::string(hook_name(kind)) + " " + outcome.description;
+    std::string what = step_name(kind) + (settings_.services_target.empty() ? " " : " failed: ") + outcome.description;
     switch (phase_) {
     case Phase::InitialProbe:  // nothing runs here (as expected): clean up anyway, as FreeHA did
         set_phase(Phase::InitialCleanup, "services not running here; cleaning up", now, out);

@@ -167,11 +167,15 @@ std::optional<Config> load_config(const CommandLine& cl, std::string* error) {
             return std::nullopt;
         }
     }
+    const Config from_files = config;
     for (const auto& o : cl.overrides) {
         if (auto e = apply_setting(config, o.section, o.key, o.value, o.flag)) {
             *error = *e;
             return std::nullopt;
         }
+        std::string key = o.section + "." + o.key;
+        if (auto file = from_files.origin.find(key); file != from_files.origin.end())
+            config.shadowed[key] = {rendered_setting(from_files, key), file->second};
     }
     // Channel flags replace the configured channels as a whole.
     bool any_channel_flag = false;

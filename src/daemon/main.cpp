@@ -9,7 +9,7 @@
 #include "daemon/cmdline.h"
 #include "daemon/hook_path.h"
 #include "daemon/hook_runner.h"
-#include "daemon/incarnation_store.h"
+#include "daemon/state_store.h"
 #include "daemon/log.h"
 #include "daemon/manager.h"
 
@@ -59,13 +59,16 @@ int main(int argc, char** argv) {
         return cmdline->check_config ? 1 : kExitUsage;
     }
     log::info(describe_hooks_directory(*config));
+    for (const auto& line : describe_shadowed(*config)) log::notice(line);
     if (cmdline->check_config) {
         std::cout << render(*config);
         return 0;
     }
     std::string warning;
-    std::uint64_t incarnation = claim_incarnation(default_state_directory(config->bus), &warning);
+    std::string state_directory = default_state_directory(config->bus);
+    std::uint64_t incarnation = claim_incarnation(state_directory, &warning);
     if (!warning.empty()) log::warning(warning);
-    Manager manager(std::move(*config), std::move(*cmdline), std::move(*auth_keys), incarnation);
+    Manager manager(std::move(*config), std::move(*cmdline), std::move(*auth_keys), incarnation,
+                    std::move(state_directory));
     return manager.run();
 }

@@ -6,6 +6,7 @@
 #include "daemon/auth_key.h"
 #include "daemon/hook_path.h"
 #include "daemon/log.h"
+#include "daemon/state_store.h"
 
 namespace freeha {
 namespace {
@@ -61,9 +62,11 @@ std::string notice_text(const effect::Notice& n) {
 
 }  // namespace
 
-Manager::Manager(Config config, CommandLine cmdline, auth::KeySet auth_keys, std::uint64_t incarnation)
+Manager::Manager(Config config, CommandLine cmdline, auth::KeySet auth_keys, std::uint64_t incarnation,
+                 std::string state_directory)
     : config_(std::move(config)),
       cmdline_(std::move(cmdline)),
+      state_directory_(std::move(state_directory)),
       node_(node_settings(config_, incarnation, std::move(auth_keys))),
       status_writer_(config_.json_file, config_.state_file) {}
 
@@ -259,6 +262,10 @@ void Manager::begin() {
                 " channel(s), interval " + format_timespan(config_.interval) + ", dead time " +
                 format_timespan(config_.dead_time) + ")");
     if (config_.force_start) log::warning("-m: force-starting the services without checking the other nodes");
+    if (standby_stored(state_directory_)) {
+        log::notice("staying in standby, as requested before the restart; freehactl unstandby ends it");
+        node_.keep_standby();
+    }
     notifier_.ready();  // the sockets are bound (target mode: and systemd can be reached)
     apply(node_.start(now(), config_.force_start));
     flush_status();
@@ -427,6 +434,8 @@ std::optional<std::string> Manager::handle(const BusRequest& request) {
     case BusRequest::Kind::SetStandby:
         log::notice(std::string("D-Bus SetStandby(") + (request.standby ? "true" : "false") + ")");
         apply(node_.on_command(request.standby ? Command::Standby : Command::Unstandby, t));
+        if (std::string error = store_standby(state_directory_, request.standby); !error.empty())
+            log::warning("the standby holds only until freehad restarts: cannot keep it (" + error + ")");
         break;
     case BusRequest::Kind::Switchover: {
         std::string error;
@@ -447,6 +456,8 @@ std::optional<std::string> Manager::reload_config() {
     auto reread = load_config(cmdline_, &error);
     if (!reread) return "configuration not reloaded: " + error;
     if (auto fixed = fixed_setting_changed(config_, *reread)) return "configuration not reloaded: " + *fixed;
+    if (auto shadowed = shadowed_setting_changed(config_, *reread))
+        return "configuration not reloaded: " + *shadowed;
     auto keys = read_auth_keys(reread->auth_key_files, &error);
     if (!keys) return "configuration not reloaded: " + error;
     reread->bus = config_.bus;

@@ -32,8 +32,10 @@ namespace freeha {
 class Manager {
 public:
     // `cmdline` is kept to re-read the same configuration on ReloadConfig();
-    // `auth_keys` are AuthKeyFile='s keys (empty without one).
-    Manager(Config config, CommandLine cmdline, auth::KeySet auth_keys, std::uint64_t incarnation);
+    // `auth_keys` are AuthKeyFile='s keys (empty without one); `state_directory`
+    // keeps an admin's standby across restarts.
+    Manager(Config config, CommandLine cmdline, auth::KeySet auth_keys, std::uint64_t incarnation,
+            std::string state_directory);
     ~Manager();
 
     // Sets up everything, runs the loop until the node exits; returns the exit status.
@@ -80,6 +82,7 @@ private:
     EventPtr event_;
     Config config_;
     CommandLine cmdline_;
+    std::string state_directory_;
     Node node_;
     Notifier notifier_;
     StatusWriter status_writer_;

@@ -138,6 +138,22 @@ class BusCluster(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(self.c.running(), ["alpha"])
 
+    def test_a_standby_outlives_a_restart_of_freehad(self):
+        r = ctl(self.bus["alpha"], "standby")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.c.running(), ["bravo"])
+        self.c["alpha"].proc.terminate()
+        self.c["alpha"].proc.wait(30)
+        self.c.start("alpha", bus=self.bus["alpha"])
+        self.c.wait_for(lambda: prop(self.bus["alpha"], "State") == "STANDBY", 15, "alpha back in STANDBY")
+        self.assertTrue(prop(self.bus["alpha"], "Standby"))
+        self.assertIn("staying in standby, as requested before the restart", self.c["alpha"].log())
+        time.sleep(1)
+        self.assertEqual(self.c.running(), ["bravo"])  # alpha, first by name, did not take over
+        r = ctl(self.bus["alpha"], "unstandby")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertFalse(os.path.exists(self.c["alpha"].path("state/standby")))
+
     def test_refused_switchover_says_why_and_exits_1(self):
         r = ctl(self.bus["bravo"], "switchover", "charlie")
         self.assertEqual(r.returncode, 1)
@@ -179,6 +195,19 @@ class BusCluster(unittest.TestCase):
         self.assertIn("Name= cannot change while freehad runs", r.stderr)
         self.assertIn("freehad.conf:", r.stderr)  # names the file and line
         self.assertEqual(prop(self.bus["bravo"], "ClusterName"), f"proc{self.c.port}")
+
+    def test_reload_config_refuses_an_edit_that_a_flag_overrides(self):
+        self.c["bravo"].proc.terminate()
+        self.c["bravo"].proc.wait(30)
+        self.c.start("bravo", "-n", "3", bus=self.bus["bravo"])
+        self.c.wait_for(lambda: prop(self.bus["bravo"], "State") == "STANDBY", 15, "bravo back with -n 3")
+        with open(self.c["bravo"].path("freehad.conf"), "a") as f:
+            f.write("[Cluster]\nExpectedNodes=5\n")
+        r = ctl(self.bus["bravo"], "reload-config")
+        self.assertEqual(r.returncode, 1)
+        self.assertRegex(r.stderr, r"freehad.conf:\d+: ExpectedNodes=5 has no effect: the command-line flag -n "
+                                   r"keeps it at 3; remove the flag")
+        self.assertEqual(prop(self.bus["bravo"], "ExpectedNodes"), 3)
 
     def test_status_human_and_json(self):
         r = ctl(self.bus["bravo"], "status")

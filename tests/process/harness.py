@@ -128,7 +128,8 @@ class Cluster:
         node = self.nodes[name]
         with open(node.path("freehad.conf"), "w") as f:
             f.write(self.config(node))
-        env = {**os.environ, **(env or {})}
+        # Each node keeps its incarnation and standby in a state directory of its own.
+        env = {**os.environ, "STATE_DIRECTORY": node.path("state"), **(env or {})}
         if bus:
             env["DBUS_SYSTEM_BUS_ADDRESS"] = bus.address
         with open(node.path("freehad.log"), "a") as log:

@@ -268,6 +268,52 @@ TEST(CommandLine, AMissingExplicitConfigFileIsAnError) {
     EXPECT_EQ(error, "/nonexistent/freehad.conf: No such file or directory");
 }
 
+TEST(CommandLine, AReloadRefusesAnEditThatAFlagWouldSilentlyUndo) {
+    TempDir dir;
+    std::string conf = dir.write("freehad.conf",
+                                 "[Cluster]\nNodeName=x\nExpectedNodes=3\n[Heartbeat]\nChannel=broadcast 10.0.0.1\n"
+                                 "DeadTime=3s\n");
+    std::string error;
+    auto cl = parse_args({"--config", conf, "-T", "2"}, &error);
+    auto running = load_config(*cl, &error);
+    ASSERT_TRUE(running) << error;
+    EXPECT_EQ(running->dead_time, 2 * kUsecPerSec);
+    EXPECT_EQ(describe_shadowed(*running),
+              std::vector<std::string>{conf + ":6: DeadTime=3s is overridden by the flag -T (2s)"});
+
+    // Another key may change; the shadowed one, unchanged in the file, is no news.
+    dir.write("freehad.conf",
+              "[Cluster]\nNodeName=x\nExpectedNodes=5\n[Heartbeat]\nChannel=broadcast 10.0.0.1\nDeadTime=3s\n");
+    auto other_key = load_config(*cl, &error);
+    ASSERT_TRUE(other_key) << error;
+    EXPECT_EQ(shadowed_setting_changed(*running, *other_key), std::nullopt);
+
+    // The admin edits DeadTime= and reloads: the flag would keep 2s.
+    dir.write("freehad.conf",
+              "[Cluster]\nNodeName=x\nExpectedNodes=3\n[Heartbeat]\nChannel=broadcast 10.0.0.1\nDeadTime=4s\n");
+    auto edited = load_config(*cl, &error);
+    ASSERT_TRUE(edited) << error;
+    EXPECT_EQ(shadowed_setting_changed(*running, *edited),
+              conf + ":6: DeadTime=4s has no effect: the command-line flag -T keeps it at 2s; remove the flag from "
+                     "freehad's command line (systemctl edit freehad) or restore the file");
+
+    // An edit that agrees with the flag is fine.
+    dir.write("freehad.conf",
+              "[Cluster]\nNodeName=x\nExpectedNodes=3\n[Heartbeat]\nChannel=broadcast 10.0.0.1\nDeadTime=2s\n");
+    auto agreeing = load_config(*cl, &error);
+    ASSERT_TRUE(agreeing) << error;
+    EXPECT_EQ(shadowed_setting_changed(*running, *agreeing), std::nullopt);
+    EXPECT_TRUE(describe_shadowed(*agreeing).empty());
+}
+
+TEST(Config, RenderedSettingJoinsRepeatedKeys) {
+    Config c;
+    c.channels = {*parse_channel_spec("broadcast 10.0.0.1", nullptr), *parse_channel_spec("unicast 10.1.0.1 10.1.0.2", nullptr)};
+    EXPECT_EQ(rendered_setting(c, "Heartbeat.Channel"), "broadcast 10.0.0.1 10.0.0.255, unicast 10.1.0.1 10.1.0.2");
+    EXPECT_EQ(rendered_setting(c, "Heartbeat.Interval"), "200ms");
+    EXPECT_EQ(rendered_setting(c, "Cluster.Interval"), "");
+}
+
 struct FlagErrorCase {
     std::vector<std::string> args;
     const char* expected;

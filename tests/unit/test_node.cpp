@@ -44,6 +44,11 @@ public:
         node_ = std::make_unique<Node>(settings_);
         take(node_->start(now_, force));
     }
+    void start_in_standby() {
+        node_ = std::make_unique<Node>(settings_);
+        node_->keep_standby();
+        take(node_->start(now_, false));
+    }
 
     // A peer that heartbeats every interval from now on (until silenced).
     void peer(const std::string& name, S state, std::uint64_t term = 0, Role role = Role::Member,
@@ -169,6 +174,12 @@ public:
         int n = 0;
         for (auto& e : effects_) n += std::holds_alternative<effect::SendHeartbeat>(e);
         return n;
+    }
+    std::optional<effect::StateChanged> last_change() {
+        std::optional<effect::StateChanged> change;
+        for (auto& e : effects_)
+            if (auto* c = std::get_if<effect::StateChanged>(&e)) change = *c;
+        return change;
     }
     void clear() { effects_.clear(); }
 
@@ -395,6 +406,36 @@ const Conversation kConversations[] = {
          h.finish(HookKind::Stop, true);
          EXPECT_EQ(h.state(), S::Errored);
          EXPECT_EQ(h.node().last_error(), "starthasrv exited with status 1");
+     }},
+    {"target mode: messages name the target, not the hasrv scripts",
+     [] {
+         Harness h("a");
+         h.settings().services_target = "freeha-services.target";
+         h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+         h.finish(HookKind::Start, true);
+         EXPECT_EQ(h.state(), S::Running);
+         EXPECT_EQ(h.last_change()->reason, "the start of freeha-services.target succeeded");
+         h.advance(2 * sec);
+         h.finish(HookKind::Monitor, false, "unit web.service is failed");
+         h.finish(HookKind::Stop, true);
+         EXPECT_EQ(h.node().last_error(), "the check of freeha-services.target failed: unit web.service is failed");
+     }},
+    {"standby kept from before a restart: the node never claims and says so in its first heartbeat",
+     [] {
+         Harness h("a");
+         h.settings().services_target = "";
+         h.start_in_standby();
+         EXPECT_TRUE(h.last_heartbeat()->flags & wire::kFlagStandby);
+         h.peer("b", S::Standby);
+         h.peer("c", S::Standby);
+         h.finish(HookKind::Monitor, false);
+         h.finish(HookKind::Stop, true);
+         h.advance(3 * sec);
+         EXPECT_EQ(h.state(), S::Standby);
+         EXPECT_FALSE(h.ran(HookKind::Start));
+         h.command(Command::Unstandby);
+         h.advance(1 * sec);
+         EXPECT_EQ(h.state(), S::Starting);
      }},
     {"ERRORED latch: a failing monitor stops the services and the node stays ERRORED",
      [] {

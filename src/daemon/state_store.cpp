@@ -1,4 +1,4 @@
-#include "daemon/incarnation_store.h"
+#include "daemon/state_store.h"
 
 #include <cerrno>
 #include <charconv>
@@ -35,14 +35,13 @@ std::optional<std::uint64_t> read_previous(const std::string& path) {
 }
 
 // Write, fsync, rename: a crash leaves the old value or the new one.
-std::string store(const std::string& directory, const std::string& path, std::uint64_t value) {
+std::string store(const std::string& directory, const std::string& path, const std::string& text) {
     std::error_code ec;
     std::filesystem::create_directories(directory, ec);
     if (ec) return directory + ": " + ec.message();
     std::string temp = path + ".tmp." + std::to_string(getpid());
     UniqueFd fd(open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (!fd) return temp + ": " + std::strerror(errno);
-    std::string text = std::to_string(value) + "\n";
     bool ok = write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size()) && fsync(fd.get()) == 0;
     int saved = errno;
     fd.reset();
@@ -71,10 +70,19 @@ std::string default_state_directory(BusKind bus) {
 std::uint64_t claim_incarnation(const std::string& directory, std::string* warning) {
     std::string path = directory + "/incarnation";
     std::uint64_t next = next_incarnation(read_previous(path), realtime_usec());
-    if (std::string error = store(directory, path, next); !error.empty())
+    if (std::string error = store(directory, path, std::to_string(next) + "\n"); !error.empty())
         *warning = "cannot keep the incarnation counter (" + error +
                    "); using the wall clock alone, so a clock set back could make peers ignore this node";
     return next;
+}
+
+bool standby_stored(const std::string& directory) { return access((directory + "/standby").c_str(), F_OK) == 0; }
+
+std::string store_standby(const std::string& directory, bool standby) {
+    std::string path = directory + "/standby";
+    if (standby) return store(directory, path, "standby requested by the admin; freehactl unstandby clears it\n");
+    if (unlink(path.c_str()) < 0 && errno != ENOENT) return path + ": " + std::strerror(errno);
+    return {};
 }
 
 }  // namespace freeha

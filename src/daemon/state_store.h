@@ -1,4 +1,4 @@
-// Keeps the incarnation counter in the state directory, so that it grows across restarts whatever the wall clock does.
+// Keeps what must survive a restart in the state directory: the incarnation counter and an admin's standby.
 #pragma once
 
 #include <cstdint>
@@ -17,5 +17,11 @@ std::string default_state_directory(BusKind bus);
 // wall clock alone decides (a backward jump could then make peers ignore
 // this node until they restart).
 std::uint64_t claim_incarnation(const std::string& directory, std::string* warning);
+
+// `freehactl standby` outlives a restart, as Pacemaker's node standby does:
+// DIR/standby exists while the admin wants this node kept out.
+bool standby_stored(const std::string& directory);
+// Creates or removes DIR/standby; returns an error naming the file, or "".
+std::string store_standby(const std::string& directory, bool standby);
 
 }  // namespace freeha

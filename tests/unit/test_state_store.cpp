@@ -1,11 +1,11 @@
-// The incarnation counter on disk: it grows across starts, and a directory that cannot be written is said.
+// The state directory: the incarnation counter grows across starts, a standby is kept, and a directory that cannot be written is said.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
-#include "daemon/incarnation_store.h"
+#include "daemon/state_store.h"
 
 using namespace freeha;
 
@@ -18,7 +18,7 @@ std::filesystem::path temp_dir() {
 
 }  // namespace
 
-TEST(IncarnationStore, EveryStartTakesALargerOneAndKeepsIt) {
+TEST(StateStore, EveryStartTakesALargerOneAndKeepsIt) {
     auto dir = temp_dir() / "state";  // created on first use
     std::string warning;
     std::uint64_t first = claim_incarnation(dir, &warning);
@@ -33,12 +33,33 @@ TEST(IncarnationStore, EveryStartTakesALargerOneAndKeepsIt) {
     std::filesystem::remove_all(dir.parent_path());
 }
 
-TEST(IncarnationStore, AnUnwritableDirectoryIsReportedAndTheWallClockUsed) {
+TEST(StateStore, AnUnwritableDirectoryIsReportedAndTheWallClockUsed) {
     auto file = temp_dir() / "not-a-directory";
     std::ofstream(file) << "x";
     std::string warning;
     std::uint64_t value = claim_incarnation(file, &warning);
     EXPECT_GT(value, 1'700'000'000ULL * 1000000);  // realtime microseconds
     EXPECT_NE(warning.find("cannot keep the incarnation counter"), std::string::npos) << warning;
+    std::filesystem::remove_all(file.parent_path());
+}
+
+TEST(StateStore, AStandbyIsKeptUntilCleared) {
+    auto dir = temp_dir() / "state";
+    EXPECT_FALSE(standby_stored(dir));
+    EXPECT_EQ(store_standby(dir, false), "");  // clearing what is not there is fine
+    EXPECT_EQ(store_standby(dir, true), "");
+    EXPECT_TRUE(standby_stored(dir));
+    EXPECT_EQ(store_standby(dir, true), "");  // twice is fine
+    EXPECT_TRUE(standby_stored(dir));
+    EXPECT_EQ(store_standby(dir, false), "");
+    EXPECT_FALSE(standby_stored(dir));
+    std::filesystem::remove_all(dir.parent_path());
+}
+
+TEST(StateStore, AStandbyThatCannotBeStoredIsReported) {
+    auto file = temp_dir() / "not-a-directory";
+    std::ofstream(file) << "x";
+    std::string error = store_standby(file, true);
+    EXPECT_NE(error.find("not-a-directory"), std::string::npos) << error;
     std::filesystem::remove_all(file.parent_path());
 }
