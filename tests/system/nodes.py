@@ -8,6 +8,7 @@ Everything is prefixed per run and torn down by Cluster.destroy().
 """
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -75,6 +76,15 @@ HOOKS = {
     "stophasrv": "rm -f /etc/freeha/services-up",
     "monitorhasrv": "[ -f /etc/freeha/services-up ]",
 }
+
+# Sets user.delegate=1 on the unit's cgroup in the unified hierarchy, as the
+# system manager does for Delegate=yes (ExecStartPre runs in the unit's cgroup).
+MARK_DELEGATED = ("import os; "
+                  "cg = next(l[3:].strip() for l in open('/proc/self/cgroup') if l.startswith('0::')); "
+                  "cg = cg[:-len('/.control')] if cg.endswith('/.control') else cg; "
+                  "root = next(r for r in ('/sys/fs/cgroup/unified', '/sys/fs/cgroup') "
+                  "if os.path.exists(r + cg + '/cgroup.procs')); "
+                  "os.setxattr(root + cg, 'user.delegate', b'1')")
 
 MEMBER = """[Unit]
 Description=A service FreeHA moves between nodes (test member)
@@ -176,8 +186,11 @@ class Node:
             os.chmod(path, 0o755)
         shutil.copy(SERVICE, self.units("freehad.service"))
         with open(self.units("freehad.service.d", "test.conf"), "w") as f:
-            f.write(f"# Only the binary path and --user differ from the shipped unit.\n"
-                    f"[Service]\nExecStart=\nExecStart={FREEHAD} --user\n")
+            f.write(f"# Only the binary path and --user differ from the shipped unit, and the\n"
+                    f"# delegation mark that systemd 252's system manager puts on a Delegate=yes\n"
+                    f"# unit's cgroup (its user manager does not): freehad fences by that cgroup.\n"
+                    f"[Service]\nExecStart=\nExecStart={FREEHAD} --user\n"
+                    f"ExecStartPre=python3 -c {shlex.quote(MARK_DELEGATED)}\n")
         if target_mode:
             shutil.copy(TARGET, self.units("freeha-services.target"))
             with open(self.units("member.service"), "w") as f:
