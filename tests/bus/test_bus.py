@@ -231,6 +231,19 @@ class BusCluster(unittest.TestCase):
         for key in ("term", "standby", "errored", "self", "channels"):
             self.assertIn(key, doc["nodes"][0])
         self.assertIn("updated_realtime_usec", doc)
+        # Every key of the document is documented in freeha-status(5), as *key*.
+        with open(os.path.join(os.path.dirname(__file__), "..", "..", "man", "freeha-status.5.scd")) as f:
+            page = f.read()
+        def keys(value):
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    yield k
+                    yield from keys(v)
+            elif isinstance(value, list):
+                for v in value:
+                    yield from keys(v)
+        undocumented = sorted({k for k in keys(doc) if f"*{k}*" not in page})
+        self.assertEqual(undocumented, [], "keys missing from man/freeha-status.5.scd")
         # freehactl's Term and D-Bus agree, and a standby shows the cluster's term, not 0.
         term = prop(self.bus["bravo"], "Term")
         self.assertGreaterEqual(term, 1)
