@@ -22,8 +22,13 @@ HOOKS = {
     "starthasrv": '[ -f "$d/start-fail" ] && exit 1\ntouch "$d/services-up"',
     # stop-hang: the next stophasrv hangs (once: the clean-up after the kill runs normally).
     "stophasrv": '[ -f "$d/stop-hang" ] && rm -f "$d/stop-hang" && sleep 1000\nrm -f "$d/services-up"',
+    # monitor-signal: the monitor kills itself with the signal number in that file.
+    # monitor-leaves-child: it leaves a child behind that holds its stdout and stderr.
     "monitorhasrv": '[ -f "$d/monitor-hang" ] && exec sleep 1000\n'
-                    '[ -f "$d/monitor-fail" ] && exit 1\n[ -f "$d/services-up" ]',
+                    '[ -f "$d/monitor-fail" ] && exit 1\n'
+                    '[ -f "$d/monitor-signal" ] && kill -"$(cat "$d/monitor-signal")" $$\n'
+                    '[ -f "$d/monitor-leaves-child" ] && sleep 15 &\n'
+                    '[ -f "$d/services-up" ]',
     "alerthasrv": "exit 0",
 }
 

@@ -131,6 +131,46 @@ def keygen(path):
     return subprocess.run([FREEHACTL, "keygen", path], capture_output=True, text=True, timeout=10)
 
 
+class HookProcesses(unittest.TestCase):
+    """How freehad deals with what its hooks do to themselves: one node, quorum of one."""
+
+    def setUp(self):
+        self.c = Cluster(["alpha"], channels=lambda c, n: [f"unicast {n.address} 127.0.0.9"],  # nobody there
+                         settings="[Services]\nMonitorInterval=100ms\n")
+        self.addCleanup(self.c.stop_all)
+        self.c.start_all()
+        self.c.wait_for(lambda: self.c.running() == ["alpha"], 10, "alpha RUNNING")
+        self.alpha = self.c["alpha"]
+
+    def test_a_monitor_killed_by_any_signal_even_a_real_time_one_latches_an_error_and_freehad_lives_on(self):
+        for signo, name in [(signal.SIGTERM, "SIGTERM"), (signal.SIGSEGV, "SIGSEGV"), (signal.SIGKILL, "SIGKILL"),
+                            (signal.SIGRTMIN, "SIGRTMIN"), (signal.SIGRTMIN + 6, "SIGRTMIN+6"),
+                            (signal.SIGRTMAX, f"SIGRTMIN+{signal.SIGRTMAX - signal.SIGRTMIN}")]:
+            with open(self.alpha.path("monitor-signal"), "w") as f:
+                f.write(str(int(signo)))
+            self.c.wait_for(lambda: self.alpha.state() == "ERRORED", 5, f"a monitor killed by {name}")
+            self.assertTrue(self.alpha.alive(), name)
+            self.assertEqual(self.alpha.status()["last_error"], f"monitorhasrv killed by signal {name}")
+            self.alpha.remove("monitor-signal")
+            self.alpha.signal(signal.SIGUSR2)
+            self.c.wait_for(lambda: self.c.running() == ["alpha"], 10, f"alpha RUNNING again after {name}")
+
+    def test_children_that_keep_a_hooks_output_open_hold_a_bounded_number_of_descriptors(self):
+        # freehad keeps forwarding the output of what a hook left running (a
+        # background service's log lines), but for at most 32 such hooks: past
+        # that the oldest is let go with a warning, so descriptors cannot run out.
+        def fds():
+            return len(os.listdir(f"/proc/{self.alpha.proc.pid}/fd"))
+        before = fds()
+        runs = len(self.alpha.events("monitorhasrv"))
+        self.alpha.touch("monitor-leaves-child")
+        self.c.wait_for(lambda: len(self.alpha.events("monitorhasrv")) >= runs + 40, 30, "40 more monitor runs")
+        self.alpha.remove("monitor-leaves-child")
+        self.assertEqual(self.alpha.state(), "RUNNING")  # every run still ended, and succeeded
+        self.assertLessEqual(fds(), before + 32 + 2)
+        self.assertIn("no longer logged: processes this hook left running still hold its output", self.alpha.log())
+
+
 class Authentication(unittest.TestCase):
     def test_keygen_writes_64_random_bytes_owner_read_only_and_never_overwrites(self):
         c = Cluster(["alpha"])

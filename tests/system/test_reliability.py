@@ -82,6 +82,11 @@ def ticks(node):
         return []
 
 
+def running(c):
+    """The nodes whose freehad says RUNNING over D-Bus."""
+    return [c[n] for n in c.names if c[n].prop("State") == "RUNNING"]
+
+
 def journal(node, *match):
     r = node.run("journalctl", "--user-unit", "freehad", "-o", "cat", "--no-pager", *match)
     return r.stdout
@@ -134,7 +139,7 @@ class BusRestart(unittest.TestCase):
     def setUpClass(cls):
         cls.c = Cluster(["alpha", "bravo", "charlie"], config("busrestart"))
         start_all(cls.c)
-        cls.c.wait_for(lambda: len([n for n in cls.c.names if cls.c[n].prop("State") == "RUNNING"]) == 1, 60,
+        cls.c.wait_for(lambda: len(running(cls.c)) == 1, 60,
                        "one node RUNNING")
 
     @classmethod
@@ -142,7 +147,7 @@ class BusRestart(unittest.TestCase):
         cls.c.destroy()
 
     def test_restarting_the_bus_on_the_active_node_moves_nothing(self):
-        active = next(self.c[n] for n in self.c.names if self.c[n].prop("State") == "RUNNING")
+        active = running(self.c)[0]
         events = {n: len(self.c[n].events()) for n in self.c.names}
         r = active.systemctl("restart", "dbus")
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -169,7 +174,7 @@ class Fence(unittest.TestCase):
         for n in cls.c.names:
             install_hooks(cls.c[n], TICKER_HOOKS)
         start_all(cls.c)
-        cls.c.wait_for(lambda: len([n for n in cls.c.names if cls.c[n].prop("State") == "RUNNING"]) == 1, 60,
+        cls.c.wait_for(lambda: len(running(cls.c)) == 1, 60,
                        "one node RUNNING")
 
     @classmethod
@@ -177,7 +182,7 @@ class Fence(unittest.TestCase):
         cls.c.destroy()
 
     def active(self):
-        return next(self.c[n] for n in self.c.names if self.c[n].prop("State") == "RUNNING")
+        return running(self.c)[0]
 
     def test_1_the_fence_kills_a_detached_daemon_before_the_majority_starts_it(self):
         active = self.active()
@@ -205,7 +210,7 @@ class Fence(unittest.TestCase):
         active.heal()
 
     def test_2_killing_freehad_leaves_no_service_running(self):
-        self.c.wait_for(lambda: len([n for n in self.c.names if self.c[n].prop("State") == "RUNNING"]) == 1, 30,
+        self.c.wait_for(lambda: len(running(self.c)) == 1, 30,
                         "one node RUNNING")
         active = self.active()
         self.c.wait_for(lambda: active.run("pgrep", "-f", "etc/freeha/ticks").returncode == 0, 5, "the ticker")
