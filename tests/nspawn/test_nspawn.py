@@ -263,6 +263,18 @@ class RealSystemd(unittest.TestCase):
         self.assertEqual(bravo.prop("ActiveNode"), "alpha")
         self.assertEqual(len(self.c["alpha"].events("stophasrv")), alpha_stops)
         self.assertEqual(self.holders(), ["alpha"])
+        # An admin's standby outlasts a restart (kept in StateDirectory=), until unstandby.
+        r = bravo.run("freehactl", "standby")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = bravo.systemctl("restart", "freehad")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.c.wait_for(lambda: bravo.prop("State") == "STANDBY", 60, "bravo STANDBY after the restart")
+        self.assertIs(bravo.prop("Standby"), True)
+        self.assertTrue(bravo.run("test", "-e", "/var/lib/freeha/standby").returncode == 0)
+        r = bravo.run("freehactl", "unstandby")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIs(bravo.prop("Standby"), False)
+        self.assertEqual(self.holders(), ["alpha"])
 
     def test_07_upgrade_does_not_restart_freehad(self):
         alpha = self.c["alpha"]
