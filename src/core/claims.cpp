@@ -11,7 +11,10 @@ Usec kill_margin(const LeaseTimings& t) { return t.interval / 2; }
 
 Usec drift_allowance(Usec span) { return span / 1000 + Usec(1); }
 
-Usec lease_from_echo(Usec echo, const LeaseTimings& t) { return echo + t.dead_time - drift_allowance(t.dead_time); }
+Usec promise_grant(Usec sent_at, Usec dead_time) {
+    if (sent_at == Usec()) return Usec();  // no send time (a malformed sender): no promise to state
+    return sent_at + dead_time - drift_allowance(dead_time);
+}
 
 std::optional<Usec> lease_until(std::vector<Usec> grants, unsigned votes_needed) {
     if (votes_needed <= 1) return Usec::max();  // no vote needed but our own

@@ -1,12 +1,13 @@
 // Claims, promises and leases: which node may run the services, as pure arithmetic over what heartbeats say.
 //
 // A node that takes the services claims them with a term above every term it
-// knows. Every other node backs at most one claim at a time: it echoes, in
-// each heartbeat, the send time of the newest heartbeat it has heard from the
-// claimant, and thereby promises to back no other claim until DeadTime after
-// it heard that heartbeat (or until the claimant says it holds nothing). The
-// claimant's lease runs until a majority's echoes, plus DeadTime, have passed
-// on its own clock; a claimant starts its services only inside a lease, and a
+// knows. Every other node backs at most one claim at a time: it promises to
+// back no other claim until DeadTime after it heard the claimant's newest
+// heartbeat (or until the claimant says it holds nothing), and states in
+// each heartbeat the grant of that promise: the same end on the claimant's
+// clock, the heartbeat's send time plus DeadTime less a drift allowance. The
+// claimant's lease runs until a majority's grants have passed on its own
+// clock; a claimant starts its services only inside a lease, and a
 // holder begins its graceful stop when the lease has FenceTimeout left and
 // kills at its end. Any majority that backs a new claim shares a node with
 // the majority behind the old lease, and that node backed the new claim only
@@ -24,6 +25,9 @@
 
 namespace freeha {
 
+// The longest DeadTime= (config.cpp): no promise, and so no grant, reaches further ahead.
+inline constexpr Usec kMaxDeadTime = 5 * 60 * kUsecPerSec;
+
 struct LeaseTimings {
     Usec interval;
     Usec dead_time;      // also the length of a promise and of a lease
@@ -36,8 +40,11 @@ Usec kill_margin(const LeaseTimings& t);
 // Clock-rate drift allowed between two nodes over `span`: 1/1000 of it
 // (CLOCK_MONOTONIC is slewed by NTP at most 500 ppm).
 Usec drift_allowance(Usec span);
-// The lease one backer's echo grants the holder, on the holder's own clock.
-Usec lease_from_echo(Usec echo, const LeaseTimings& t);
+// What a promise of `dead_time` from hearing a heartbeat sent at `sent_at`
+// grants its claimant, on the claimant's clock. The voter computes it with
+// its own DeadTime=, so the claimant never assumes a longer promise than the
+// voter keeps. 0 (no promise) for a heartbeat without a send time.
+Usec promise_grant(Usec sent_at, Usec dead_time);
 // A holder's lease: `votes_needed` - 1 backers must have granted it (the
 // holder is the last vote); nullopt when fewer back it.
 std::optional<Usec> lease_until(std::vector<Usec> grants, unsigned votes_needed);
@@ -64,10 +71,10 @@ bool claim_outranks(std::uint64_t term, const std::string& claimant, std::uint64
 struct Backing {
     std::string claimant;        // "" when backing none
     std::uint64_t term = 0;
-    std::uint64_t echo = 0;      // the claimant's sent_at of its newest heartbeat heard; 0: no live promise
+    std::uint64_t grant = 0;     // promise_until on the claimant's clock (promise_grant()); 0: no live promise
     Usec promise_until;          // no other claim is backed before this
 
-    bool live(Usec now) const { return echo != 0 && now < promise_until; }
+    bool live(Usec now) const { return grant != 0 && now < promise_until; }
 };
 
 // The terms this node has heard of: every new claim takes a term above them.

@@ -121,7 +121,7 @@ const std::vector<KeyDef>& key_table() {
          }},
         {"Heartbeat", "Interval", [](Config& c, std::string_view v) { return set_timespan(c.interval, v, 1_ms, 10_s); }},
         {"Heartbeat", "DeadTime",
-         [](Config& c, std::string_view v) { return set_timespan(c.dead_time, v, 2_ms, 5_min); }},
+         [](Config& c, std::string_view v) { return set_timespan(c.dead_time, v, 2_ms, kMaxDeadTime); }},
         {"Heartbeat", "InitDead", [](Config& c, std::string_view v) { return set_timespan(c.init_dead, v, 0_s, 60_min); }},
         {"Heartbeat", "Channel",
          [](Config& c, std::string_view v) -> std::optional<std::string> {

@@ -96,7 +96,7 @@ Observation Membership::observe(const wire::Heartbeat& hb, std::size_t channel, 
     p.handover_to = hb.handover_to;
     p.claimant = hb.claimant;
     p.sent_at = hb.sent_at;
-    p.echo = hb.echo;
+    p.grant = hb.grant;
     p.heard = hb.heard;
     p.last_heard = std::max(p.last_heard, now);
     p.timed_out = false;

@@ -45,8 +45,8 @@ struct Peer {
     std::uint16_t flags = 0;
     std::string handover_to;  // the node it hands the services to, if any
     std::string claimant;     // whose claim its announced term is, when it holds no services
-    std::uint64_t sent_at = 0;  // its own clock when it sent its newest heartbeat (for our echo)
-    std::uint64_t echo = 0;     // our sent_at it echoes, while it backs our claim (see claimant)
+    std::uint64_t sent_at = 0;  // its own clock when it sent its newest heartbeat (for our promise's grant)
+    std::uint64_t grant = 0;    // its promise to the claim it backs, on the claimant's clock (see claimant)
     std::vector<std::uint64_t> heard;  // node ids the peer last said it hears
     Usec last_heard;
     std::vector<std::optional<Usec>> channel_last_heard;  // index = channel
@@ -61,8 +61,6 @@ struct Peer {
     bool claim_pending() const { return (flags & wire::kFlagClaimPending) != 0; }
     // Announces that the services are (or may be) up there: starthasrv has run.
     bool runs_services() const { return holds_services(announced) && !claim_pending(); }
-    // Backs `claimant`'s claim with a live promise (echoes one of its heartbeats).
-    bool backs(const std::string& claimant_name) const { return echo != 0 && claimant == claimant_name; }
     bool hears(std::uint64_t node_id) const;
 };
 

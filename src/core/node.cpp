@@ -76,14 +76,14 @@ void Node::send_heartbeat(Usec now, Effects& out) {
     hb.sequence = ++sequence_;
     hb.sent_at = now.count();
     // A claim announces its own term. Any other node announces the claim it
-    // backs (with the echo that is its promise), or else the best claim it
+    // backs (with the grant of its promise), or else the best claim it
     // knows of, so that news of a claim spreads to nodes its claimant cannot reach.
     if (holding()) {
         hb.term = term_;
     } else if (backing_.live(now)) {
         hb.term = backing_.term;
         hb.claimant = backing_.claimant;
-        hb.echo = backing_.echo;
+        hb.grant = backing_.grant;
     } else {
         hb.term = terms_.max_term();
         hb.claimant = terms_.best_claimant();
@@ -358,13 +358,13 @@ Effects Node::on_heartbeat(const wire::Heartbeat& hb, std::size_t channel, Usec 
         out.push_back(effect::PeerStateChanged{hb.node, obs.previous_state.value_or(NodeState::Initial), hb.state,
                                                hb.term});
     terms_.learn(hb.term, holds_services(hb.state) ? hb.node : hb.claimant);
-    record_echo(hb, now);
+    record_grant(hb, now);
     // A new heartbeat of the claim we back renews our promise, and our
-    // acknowledgement (the echo) goes back at once: it renews the lease.
+    // acknowledgement (the grant) goes back at once: it renews the lease.
     bool ack = false;
     if (started_ && hb.node == backing_.claimant && hb.term == backing_.term && holds_services(hb.state) &&
         may_back(now)) {
-        backing_.echo = hb.sent_at;
+        backing_.grant = promise_grant(Usec(hb.sent_at), settings_.dead_time).count();
         backing_.promise_until = now + settings_.dead_time;
         ack = true;
     }

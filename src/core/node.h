@@ -175,7 +175,7 @@ private:
     // announces changed, so that a heartbeat must go out at once.
     bool update_backing(Usec now);
     bool may_back(Usec now) const;
-    void record_echo(const wire::Heartbeat& hb, Usec now);
+    void record_grant(const wire::Heartbeat& hb, Usec now);
     void check_rivals(Usec now, Effects& out);
     void enforce_lease(Usec now, Effects& out);
     bool peer_backs_other_live_claim() const;
@@ -214,8 +214,8 @@ private:
 
     Phase phase_ = Phase::InitialProbe;
     std::uint64_t term_ = 0;  // the term of this node's own claim
-    Usec claimed_at_;         // when it was made: echoes of older heartbeats do not count
-    std::map<std::string, Usec> echoes_;  // backer -> the newest of our heartbeats it echoed, for this claim
+    Usec claimed_at_;         // when it was made: grants that end before it do not count
+    std::map<std::string, Usec> grants_;  // backer -> the latest grant of its promise to this claim
     // Whether the lease binds this holder: from the claim on, or, for services
     // started without one (forced, found running at start-up), from the first lease.
     bool lease_enforced_ = false;

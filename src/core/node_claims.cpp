@@ -7,29 +7,30 @@ namespace freeha {
 
 std::optional<Usec> Node::lease() const {
     if (!holding() || !quorum_rules_apply(settings_)) return std::nullopt;
-    LeaseTimings t = lease_timings(settings_);
     std::vector<Usec> grants;
-    for (const auto& [name, echo] : echoes_) grants.push_back(lease_from_echo(echo, t));
+    for (const auto& [name, grant] : grants_) grants.push_back(grant);
     return lease_until(std::move(grants), quorum_votes_needed(settings_.expected_nodes));
 }
 
-// A backer echoes one of our heartbeats of this claim: its promise outlasts
-// the grant, measured from that heartbeat's send time. The grant stands until
-// it runs out even if the backer's later heartbeats say something else: a
-// backer keeps its promise whatever it announces, and restarted, it backs
+// A backer states the grant of its promise to this claim, on our clock,
+// computed with its own DeadTime=: the promise outlasts it. The grant stands
+// until it runs out even if the backer's later heartbeats say something else:
+// a backer keeps its promise whatever it announces, and restarted, it backs
 // nothing for a dead time.
-void Node::record_echo(const wire::Heartbeat& hb, Usec now) {
-    if (!holding() || hb.claimant != settings_.node_name || hb.term != term_ || hb.echo == 0) return;
-    Usec echo(hb.echo);
-    if (echo < claimed_at_ || echo > now) return;  // an earlier claim's heartbeat, or a forged one
-    Usec& best = echoes_[hb.node];
-    best = std::max(best, echo);
+void Node::record_grant(const wire::Heartbeat& hb, Usec now) {
+    if (!holding() || hb.claimant != settings_.node_name || hb.term != term_ || hb.grant == 0) return;
+    Usec grant(hb.grant);
+    // No heartbeat of this claim was sent before claimed_at_, and none is
+    // sent in the future: a grant outside these bounds is forged or broken.
+    if (grant < claimed_at_ || grant > now + kMaxDeadTime) return;
+    Usec& best = grants_[hb.node];
+    best = std::max(best, grant);
 }
 
 void Node::claim(std::string reason, bool forced, Usec now, Effects& out) {
     term_ = terms_.next_term(settings_.node_name);
     claimed_at_ = now;
-    echoes_.clear();
+    grants_.clear();
     backing_ = Backing{};  // a claimant backs no one else
     // Services started without a lease (forced) are bound by one only once
     // they have one: the operator took responsibility for the start.
@@ -47,7 +48,7 @@ void Node::claim_running_services(Usec now, Effects& out) {
     // with quorum rules it must win a lease like any other holder.
     term_ = 0;
     claimed_at_ = now;
-    echoes_.clear();
+    grants_.clear();
     backing_ = Backing{};
     lease_enforced_ = false;
     set_phase(Phase::Running, "monitorhasrv at start-up: services already running here", now, out);
@@ -70,7 +71,7 @@ bool Node::peer_runs_services() const {
 
 bool Node::peer_backs_other_live_claim() const {
     for (const auto& [name, p] : membership_.peers())
-        if (p.reachable() && p.echo != 0 && p.claimant != settings_.node_name) return true;
+        if (p.reachable() && p.grant != 0 && p.claimant != settings_.node_name) return true;
     return false;
 }
 
@@ -99,11 +100,13 @@ bool Node::update_backing(Usec now) {
                 best = &p;
         }
         if (best != nullptr)
-            backing_ = Backing{best->name, best->term, best->sent_at, best->last_heard + settings_.dead_time};
+            backing_ = Backing{best->name, best->term,
+                               promise_grant(Usec(best->sent_at), settings_.dead_time).count(),
+                               best->last_heard + settings_.dead_time};
     }
     // What we announce changed: a new backing, a release, a promise that ran out.
     return backing_.claimant != before.claimant || backing_.term != before.term ||
-           was_live != backing_.live(now) || backing_.echo != before.echo;
+           was_live != backing_.live(now) || backing_.grant != before.grant;
 }
 
 // Two nodes whose services run: the lesser claim stops (a partition healed

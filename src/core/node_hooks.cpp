@@ -106,11 +106,21 @@ void Node::hook_failed(HookKind kind, const HookOutcome& outcome, Usec now, Effe
         out.push_back(effect::Notice{NoticeKind::HookFailed, settings_.node_name, what});
         fail_services(what, now, out);
         break;
-    case Phase::InitialCleanup:
     case Phase::StoppingHook:
     case Phase::StoppingFenced:
+        // A failed stop may have left the services running, and once they
+        // count as stopped this node releases every promise it holds: kill
+        // what is left first (confirmed by the cgroup or systemd), then let
+        // stophasrv clean up once more.
+        out.push_back(effect::Notice{NoticeKind::HookFailed, settings_.node_name,
+                                     what + "; killing whatever is left of the services"});
+        set_phase(Phase::StoppingKilled, what, now, out);
+        out.push_back(effect::KillServices{});
+        break;
+    case Phase::InitialCleanup:
     case Phase::StoppingCleanup:
-        // stophasrv's status is logged, never judged (FreeHA): the services count as stopped.
+        // After a kill (or before anything ran here) stophasrv's status is
+        // logged, never judged (FreeHA): the services count as stopped.
         out.push_back(effect::Notice{NoticeKind::HookFailed, settings_.node_name, what});
         hook_succeeded(kind, now, out);
         break;

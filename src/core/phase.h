@@ -19,7 +19,7 @@ enum class Phase : std::uint8_t {
     StartingPending,   // claimed; waiting for a lease and for any holder to let go
     StartingHook,      // starthasrv runs
     Running,           // monitorhasrv runs every MonitorInterval
-    StoppingHook,      // stophasrv runs, with no deadline but its own timeout
+    StoppingHook,      // stophasrv runs, bounded by its own timeout (and the lease, if it runs low)
     StoppingFenced,    // stophasrv runs, and the services are killed at the fence deadline
     StoppingKilled,    // the deadline passed: the services are being killed, awaiting proof
     StoppingCleanup,   // killed: stophasrv runs once more for what processes leave (addresses, mounts)

@@ -82,7 +82,7 @@ std::vector<std::uint8_t> encode(const Heartbeat& hb) {
     w.u64(hb.sequence);
     w.u64(hb.term);
     w.u64(hb.sent_at);
-    w.u64(hb.echo);
+    w.u64(hb.grant);
     w.u8(static_cast<std::uint8_t>(hb.state));
     w.u8(static_cast<std::uint8_t>(hb.role));
     w.u8(static_cast<std::uint8_t>(hb.node.size()));
@@ -138,7 +138,7 @@ DecodeResult decode(std::span<const std::uint8_t> in) {
     d.heartbeat.sequence = get_u64(in, 24);
     d.heartbeat.term = get_u64(in, 32);
     d.heartbeat.sent_at = get_u64(in, 40);
-    d.heartbeat.echo = get_u64(in, 48);
+    d.heartbeat.grant = get_u64(in, 48);
     d.heartbeat.state = static_cast<NodeState>(in[56]);
     d.heartbeat.role = static_cast<Role>(in[57]);
     d.heartbeat.node = std::move(name);

@@ -5,9 +5,12 @@
 //   6  u16   flags               8  u64 cluster id (FNV-1a of the cluster name)
 //  16  u64   incarnation        24  u64 sequence          32  u64 term
 //  40  u64   sent at: the sender's CLOCK_MONOTONIC when it sent this, in us
-//  48  u64   echo: a sender that backs a claim (see claimant) repeats here the
-//            "sent at" of the newest heartbeat of that claimant it has heard,
-//            while its promise to the claimant lasts; 0 otherwise
+//  48  u64   grant: a sender that backs a claim (see claimant) states here
+//            until when its promise to that claimant lasts, on the claimant's
+//            clock: the "sent at" of the newest heartbeat of the claimant it
+//            has heard, plus its own DeadTime less a drift allowance; 0 when
+//            it promises nothing. Each voter states its own promise, so nodes
+//            whose DeadTime= differs (a reload, a mismatched file) stay safe
 //  56  u8    state              57  u8  role              58  u8  name length (1..64)
 //  59  name bytes [A-Za-z0-9_-]
 //  then, only when flags has kFlagHandover: u8 length (1..64) and the name of
@@ -33,7 +36,7 @@
 
 namespace freeha::wire {
 
-// Version 2 added the lease fields (sent at, echo) and kFlagClaimPending.
+// Version 2 added the lease fields (sent at, grant) and kFlagClaimPending.
 inline constexpr std::uint8_t kVersion = 2;
 inline constexpr std::uint8_t kTypeHeartbeat = 1;
 inline constexpr std::size_t kHeaderSize = 59;
@@ -57,7 +60,7 @@ struct Heartbeat {
     std::uint64_t sequence = 0;
     std::uint64_t term = 0;
     std::uint64_t sent_at = 0;  // the sender's monotonic clock, us
-    std::uint64_t echo = 0;     // the backed claimant's sent_at, heard last; 0: no live promise
+    std::uint64_t grant = 0;    // the end of the sender's promise to the claimant, on its clock; 0: none
     NodeState state = NodeState::Initial;
     Role role = Role::Member;
     std::uint16_t flags = 0;

@@ -87,6 +87,44 @@ TEST(Simulation, AnIsolatedActiveNodeStopsAndTheMajorityTakesOverThenHealingKeep
     EXPECT_EQ(c.running(), std::vector<std::string>{"b"});
 }
 
+// Nodes whose DeadTime= differs (one reloaded first, or a mismatched file):
+// each voter states its own promise, so the holder's lease never outlasts it.
+TEST(Simulation, AHolderWithALongerDeadTimeThanItsVotersStillStopsBeforeTheyMoveOn) {
+    SimCluster c({"a", "b", "c"}, base(3));
+    c.start_all();
+    c.run_for(5 * sec);
+    ASSERT_EQ(c.running(), std::vector<std::string>{"a"});
+    NodeSettings longer = c["a"].node->settings();
+    longer.dead_time = 10 * sec;
+    (void)c["a"].node->reconfigure(longer, c.now());
+    c.run_for(1 * sec);
+    c.partition({"a"});
+    OverlapWatch overlap{c, Usec(), Usec()};
+    c.run_for(15 * sec, overlap);
+    EXPECT_EQ(overlap.longest, Usec());
+    EXPECT_EQ(c.running(), std::vector<std::string>{"b"});
+}
+
+TEST(Simulation, AVoterWithAShorterDeadTimeThanTheHolderBindsItToTheShorterPromise) {
+    SimCluster c({"a", "b", "c"}, base(3));
+    c.start_all();
+    c.run_for(5 * sec);
+    ASSERT_EQ(c.running(), std::vector<std::string>{"a"});
+    for (const char* voter : {"b", "c"}) {
+        NodeSettings shorter = c[voter].node->settings();
+        shorter.dead_time = 700 * ms;
+        shorter.fence_timeout = 100 * ms;
+        (void)c[voter].node->reconfigure(shorter, c.now());
+    }
+    c.run_for(1 * sec);
+    ASSERT_EQ(c.running(), std::vector<std::string>{"a"});  // renewals still keep it
+    c.partition({"a"});
+    OverlapWatch overlap{c, Usec(), Usec()};
+    c.run_for(10 * sec, overlap);
+    EXPECT_EQ(overlap.longest, Usec());
+    EXPECT_EQ(c.running(), std::vector<std::string>{"b"});
+}
+
 TEST(Simulation, AThawedActiveNodeOfATwoNodeClusterStepsDownAtTheFirstHeartbeat) {
     SimCluster c({"a", "b"}, base(2));
     c.start_all();

@@ -36,10 +36,11 @@ INSTANTIATE_TEST_SUITE_P(
         LeaseCase{"a lone node needs no one (no quorum rules)", {}, 1, Usec::max()}),
     [](const auto& info) { return "Case" + std::to_string(info.index); });
 
-TEST(Lease, AnEchoGrantsADeadTimeFromItsSendTimeLessTheDriftAllowance) {
+TEST(Lease, APromiseGrantsTheVotersDeadTimeFromTheSendTimeLessTheDriftAllowance) {
     EXPECT_EQ(drift_allowance(1_s), 1_ms + 1_us);
-    EXPECT_EQ(lease_from_echo(10_s, kDefaults), 11_s - 1_ms - 1_us);
-    EXPECT_EQ(lease_from_echo(10_s, kLowLatency), 10_s + 250_ms - 250_us - 1_us);
+    EXPECT_EQ(promise_grant(10_s, kDefaults.dead_time), 11_s - 1_ms - 1_us);
+    EXPECT_EQ(promise_grant(10_s, kLowLatency.dead_time), 10_s + 250_ms - 250_us - 1_us);
+    EXPECT_EQ(promise_grant(Usec(), 1_s), Usec());  // no send time: nothing granted
 }
 
 TEST(Lease, TheHolderStopsWithFenceTimeoutLeftAndKillsHalfAnIntervalBeforeTheEnd) {
@@ -100,12 +101,12 @@ TEST(Claims, TheHigherTermThenTheEarlierNameOutranks) {
     EXPECT_FALSE(claim_outranks(5, "alpha", 5, "alpha"));
 }
 
-TEST(Claims, APromiseIsLiveWhileItEchoesAHeartbeatAndHasNotRunOut) {
+TEST(Claims, APromiseIsLiveWhileItGrantsSomethingAndHasNotRunOut) {
     Backing b{"alpha", 3, 10'000'000, 11_s};
     EXPECT_TRUE(b.live(10_s));
     EXPECT_TRUE(b.live(11_s - 1_us));
     EXPECT_FALSE(b.live(11_s));
-    b.echo = 0;
+    b.grant = 0;
     EXPECT_FALSE(b.live(10_s));  // names a claim without promising anything
 }
 

@@ -80,8 +80,8 @@ public:
     void withhold(const std::string& name) { withholding_.insert(name); }
     void release(const std::string& name) { withholding_.erase(name); }
     // Like real voters, a peer that hears this node and holds nothing backs
-    // this node's claim: it announces it and echoes the send time of the
-    // newest heartbeat of ours it has heard (its promise, our lease).
+    // this node's claim: it announces it and states the grant of its promise
+    // (from the send time of the newest heartbeat of ours it has heard).
     void hear(const std::string& name) {
         auto& hb = peers_.at(name);
         hb.sequence = ++sequences_[name];  // a peer silenced and heard again goes on counting: no replay
@@ -92,7 +92,7 @@ public:
             withholding_.count(name) == 0 && last_sent_at_ != 0) {
             sent.term = node_->term();
             sent.claimant = settings_.node_name;
-            sent.echo = last_sent_at_;
+            sent.grant = promise_grant(Usec(last_sent_at_), settings_.dead_time).count();
         }
         take(node_->on_heartbeat(sent, 0, now_));
     }
@@ -243,7 +243,7 @@ private:
     std::map<std::string, wire::Heartbeat> peers_;
     std::map<std::string, std::uint64_t> sequences_;
     std::set<std::string> withholding_;
-    std::uint64_t last_sent_at_ = 0;  // the node's newest heartbeat, as its backers echo it
+    std::uint64_t last_sent_at_ = 0;  // the node's newest heartbeat, which its backers' grants date from
     bool acking_ = false;
     bool confirm_kills_ = true;
     Effects effects_;
@@ -522,6 +522,26 @@ const Conversation kConversations[] = {
          h.finish(HookKind::Stop, true);
          EXPECT_EQ(h.state(), S::Starting);  // FreeHA: "possibly a waste of your time"
          EXPECT_EQ(h.node().term(), 2u);
+     }},
+    {"a failed stophasrv: kill whatever is left, then clean up once more, then STANDBY",
+     [] {
+         Harness h("b");
+         h.confirm_kills(false);
+         h.boot_to_standby({{"a", S::Errored}, {"c", S::Standby}});
+         h.finish(HookKind::Start, true);
+         h.peer("a", S::Standby);
+         h.command(Command::Stop);
+         h.clear();
+         h.finish(HookKind::Stop, false, "exited with status 1");
+         EXPECT_TRUE(h.killed());  // the services may still run: never release the voters first
+         EXPECT_EQ(h.node().phase(), Phase::StoppingKilled);
+         EXPECT_EQ(h.state(), S::Stopping);
+         EXPECT_TRUE(h.noticed(NoticeKind::HookFailed));
+         h.services_killed();
+         EXPECT_EQ(h.node().phase(), Phase::StoppingCleanup);
+         EXPECT_TRUE(h.ran(HookKind::Stop));
+         h.finish(HookKind::Stop, false, "exited with status 1");  // the clean-up's status is only logged
+         EXPECT_EQ(h.state(), S::Standby);
      }},
     {"SIGHUP on a later node: stop; the first node takes over",
      [] {
@@ -1081,7 +1101,7 @@ TEST(NodeLease, AClaimStartsAsSoonAsAMajorityBacksItAndNotBefore) {
     EXPECT_GT(*h.node().lease(), h.now() + h.settings().dead_time / 2);
 }
 
-TEST(NodeLease, OnlyEchoesOfThisClaimCount) {
+TEST(NodeLease, OnlyGrantsToThisClaimCountAndEachIsTakenAsTheVoterStatesIt) {
     Harness h("b");
     h.withhold("c");  // keeps b quorate, backs nothing
     h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
@@ -1091,25 +1111,28 @@ TEST(NodeLease, OnlyEchoesOfThisClaimCount) {
     ASSERT_EQ(h.node().phase(), Phase::StartingPending);
     std::uint64_t mine = h.node().term();
     std::uint64_t seq = 1000;
-    auto c_says = [&](const std::string& claimant, std::uint64_t term, std::uint64_t echo) {
+    auto c_says = [&](const std::string& claimant, std::uint64_t term, std::uint64_t grant) {
         wire::Heartbeat hb = heartbeat_of("d", S::Standby, ++seq);
         hb.term = term;
         hb.claimant = claimant;
-        hb.echo = echo;
+        hb.grant = grant;
         hb.heard = {node_id("b")};
         h.node().on_heartbeat(hb, 0, h.now());
     };
     std::uint64_t claim_heartbeat = h.last_heartbeat()->sent_at;
     c_says("zed", mine, claim_heartbeat);      // credits another claimant
     c_says("b", mine - 1, claim_heartbeat);    // an older claim of ours
-    c_says("b", mine, claim_heartbeat - 1);    // a heartbeat sent before this claim
+    c_says("b", mine, claim_heartbeat - 1);    // ends before this claim was made
     c_says("b", mine, 0);                      // names the claim, but promises nothing
-    c_says("b", mine, (h.now() + 1 * sec).count());  // from the future: forged or broken
+    c_says("b", mine, (h.now() + kMaxDeadTime + 1 * sec).count());  // beyond any promise: forged or broken
     EXPECT_FALSE(h.node().lease());
     EXPECT_EQ(h.node().running_hook(), std::nullopt);
-    c_says("b", mine, claim_heartbeat);
+    // A voter whose DeadTime= is shorter than ours (a reload, a mismatched
+    // file) grants less: the lease is what it states, not our own DeadTime.
+    Usec short_promise = promise_grant(Usec(claim_heartbeat), h.settings().dead_time / 4);
+    c_says("b", mine, short_promise.count());
     ASSERT_TRUE(h.node().lease());
-    EXPECT_EQ(*h.node().lease(), lease_from_echo(Usec(claim_heartbeat), lease_timings(h.settings())));
+    EXPECT_EQ(*h.node().lease(), short_promise);
 }
 
 TEST(NodeLease, TheHolderStopsGracefullyWithFenceTimeoutLeftAndKillsAtTheEnd) {
@@ -1307,7 +1330,8 @@ TEST(NodeBacking, AVoterAcknowledgesTheClaimantAtOnceAndPromisesNoOtherClaim) {
     ASSERT_EQ(h.heartbeats_sent(), 1);  // the acknowledgement goes out at once
     EXPECT_EQ(h.last_heartbeat()->claimant, "a");
     EXPECT_EQ(h.last_heartbeat()->term, 4u);
-    EXPECT_EQ(h.last_heartbeat()->echo, h.now().count());  // a's heartbeat, sent now
+    // Its grant: a's heartbeat, sent now, plus c's own DeadTime less the drift allowance.
+    EXPECT_EQ(h.last_heartbeat()->grant, promise_grant(h.now(), h.settings().dead_time).count());
     // b claims higher: c is bound to a for a dead time after a's last heartbeat.
     h.peer("b", S::Starting, 9, Role::Member, wire::kFlagClaimPending);
     h.silence("a");
@@ -1317,7 +1341,7 @@ TEST(NodeBacking, AVoterAcknowledgesTheClaimantAtOnceAndPromisesNoOtherClaim) {
     h.advance(h.settings().interval);  // a timed out: the promise has run out
     EXPECT_EQ(h.node().backing().claimant, "b");
     EXPECT_EQ(h.last_heartbeat()->claimant, "b");
-    EXPECT_NE(h.last_heartbeat()->echo, 0u);
+    EXPECT_NE(h.last_heartbeat()->grant, 0u);
 }
 
 TEST(NodeBacking, AClaimantThatStopsReleasesItsVotersAtOnce) {
@@ -1354,7 +1378,7 @@ TEST(NodeBacking, ARestartedNodeBacksNothingForADeadTime) {
     h.peer("b", S::Standby);
     h.finish(HookKind::Monitor, false);
     h.finish(HookKind::Stop, true);
-    EXPECT_EQ(h.last_heartbeat()->echo, 0u);
+    EXPECT_EQ(h.last_heartbeat()->grant, 0u);
     h.advance(h.settings().dead_time - 10 * ms);
     EXPECT_TRUE(h.node().backing().claimant.empty());
     h.advance(h.settings().interval);
@@ -1370,7 +1394,7 @@ TEST(NodeBacking, APeerBackingAnotherLiveClaimBlocksTheElection) {
     wire::Heartbeat hb = heartbeat_of("c", S::Standby, 5000);
     hb.claimant = "a";
     hb.term = 3;
-    hb.echo = 123;
+    hb.grant = 123;
     hb.heard = {node_id("b")};
     for (int i = 0; i < 20; ++i) {
         hb.sequence++;
@@ -1380,7 +1404,7 @@ TEST(NodeBacking, APeerBackingAnotherLiveClaimBlocksTheElection) {
     EXPECT_EQ(h.state(), S::Standby);
     EXPECT_TRUE(h.node().quorate());
     EXPECT_FALSE(h.noticed(NoticeKind::Takeover));
-    hb.echo = 0;  // c's promise to a ran out
+    hb.grant = 0;  // c's promise to a ran out
     hb.sequence++;
     h.receive(wire::encode(hb));
     EXPECT_TRUE(h.noticed(NoticeKind::Takeover));

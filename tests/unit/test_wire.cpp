@@ -15,7 +15,7 @@ Heartbeat sample() {
     hb.sequence = 42;
     hb.term = 7;
     hb.sent_at = 0x1112131415161718ULL;
-    hb.echo = 0x2122232425262728ULL;
+    hb.grant = 0x2122232425262728ULL;
     hb.state = NodeState::Running;
     hb.role = Role::Member;
     hb.flags = kFlagErrorLatched;
