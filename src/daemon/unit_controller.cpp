@@ -234,7 +234,12 @@ void UnitController::kill_units() {
     op_->step = Operation::Step::Kill;
     for (const auto& unit : watched_units()) {
         op_->awaiting_down.insert(unit);
-        if (call_manager("KillUnit", unit, "ssi", on_kill_reply) < 0 && !op_->failure.empty())
+        // A target has no processes, and systemd refuses KillUnit on one: stop
+        // it instead, which also stops its PartOf= members and so keeps a
+        // member with Restart= from coming back after the SIGKILL.
+        bool target = unit == target_;
+        if (call_manager(target ? "StopUnit" : "KillUnit", unit, target ? "ss" : "ssi", on_kill_reply) < 0 &&
+            !op_->failure.empty())
             log::error(op_->failure);
     }
     arm_poll();
@@ -433,7 +438,13 @@ void UnitController::poll_pending() {
     std::set<std::string> units = op_->unknown_jobs;
     units.insert(op_->unread_states.begin(), op_->unread_states.end());
     units.insert(op_->awaiting_down.begin(), op_->awaiting_down.end());
-    for (const auto& unit : units) get_property(unit, "ActiveState", on_active_state);
+    // One question per unit at a time: a systemd that is slow to answer must
+    // not collect a new call every poll until the bus queue overflows.
+    auto in_flight = [this](const std::string& unit) {
+        return std::any_of(op_->calls.begin(), op_->calls.end(), [&](const auto& c) { return c->unit == unit; });
+    };
+    for (const auto& unit : units)
+        if (!in_flight(unit)) get_property(unit, "ActiveState", on_active_state);
     if (units.empty()) return;
     sd_event_source_set_time_relative(op_->poll.get(), kPendingPoll.count());
     sd_event_source_set_enabled(op_->poll.get(), SD_EVENT_ONESHOT);

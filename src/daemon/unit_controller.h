@@ -5,8 +5,9 @@
 // Start is ResetFailedUnit + StartUnit(target, "replace") with the JobRemoved
 // match installed first; only the result "done" is success. Stop is StopUnit
 // on the target and every unit it pulls in. Kill (the fence) is KillUnit
-// SIGKILL on all of them, and ends only once systemd reports every one of
-// them down.
+// SIGKILL on every unit the target pulls in and StopUnit on the target
+// (systemd cannot kill a target), and ends only once systemd reports every
+// one of them down.
 //
 // The units are watched in every state through PropertiesChanged (after
 // Subscribe): while our services run, a unit leaving "active" is a failure;

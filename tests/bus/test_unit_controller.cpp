@@ -65,15 +65,18 @@ struct FakeSystemd {
         std::string job = "/org/freedesktop/systemd1/job/" + std::to_string(self->next_job);
         unsigned id = self->next_job++;
         int r = sd_bus_reply_method_return(m, "o", job.c_str());
-        if (self->job_result.empty()) return r;
         bool starting = member == "StartUnit";
-        if (self->job_result == "done") {
+        // A target has no processes of its own: stopping one is done at once
+        // (only its members' stops can hang).
+        std::string result = !starting && std::string(unit) == kTarget ? "done" : self->job_result;
+        if (result.empty()) return r;
+        if (result == "done") {
             self->set_state(unit, starting ? "active" : "inactive");
             if (starting && std::string(unit) == kTarget)
                 for (const auto& dep : self->requires_) self->set_state(dep, "active");
         }
         sd_bus_emit_signal(self->bus, "/org/freedesktop/systemd1", "org.freedesktop.systemd1.Manager", "JobRemoved",
-                           "uoss", id, job.c_str(), unit, self->job_result.c_str());
+                           "uoss", id, job.c_str(), unit, result.c_str());
         return r;
     }
 
@@ -86,13 +89,16 @@ struct FakeSystemd {
         return sd_bus_reply_method_return(m, nullptr);
     }
 
-    static int kill_method(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    static int kill_method(sd_bus_message* m, void* userdata, sd_bus_error* error) {
         auto* self = static_cast<FakeSystemd*>(userdata);
         const char* unit = nullptr;
         const char* whom = nullptr;
         std::int32_t signo = 0;
         sd_bus_message_read(m, "ssi", &unit, &whom, &signo);
         self->calls.push_back(std::string("KillUnit ") + unit + " " + whom + " " + std::to_string(signo));
+        // As systemd: a target has no processes to signal.
+        if (std::string(unit) == kTarget)
+            return sd_bus_error_set(error, SD_BUS_ERROR_NOT_SUPPORTED, "Unit type does not support process killing.");
         int r = sd_bus_reply_method_return(m, nullptr);
         if (self->kill_takes_effect) self->set_state(unit, "failed");
         return r;
@@ -310,7 +316,7 @@ TEST_F(UnitControllerTest, CancelEndsTheWaitWithAnOutcome) {
     EXPECT_EQ(outcomes_[0].second.description, "canceled");
 }
 
-TEST_F(UnitControllerTest, KillSendsSigkillToTheTargetAndEveryMemberAndEndsTheStop) {
+TEST_F(UnitControllerTest, KillStopsTheTargetSendsSigkillToEveryMemberAndEndsTheStop) {
     ASSERT_TRUE(outcome_of(HookKind::Start)->success);
     fake_.job_result = "";  // the stop hangs
     controller_->run(HookKind::Stop, 60 * kUsecPerSec);
@@ -321,7 +327,7 @@ TEST_F(UnitControllerTest, KillSendsSigkillToTheTargetAndEveryMemberAndEndsTheSt
     ASSERT_EQ(outcomes_.size(), 1u);  // the stop that hung ends as killed
     EXPECT_FALSE(outcomes_[0].second.success);
     EXPECT_EQ(outcomes_[0].second.description, "killed");
-    EXPECT_EQ(fake_.calls, (std::vector<std::string>{"KillUnit freeha-services.target all 9", "KillUnit app.service all 9"}));
+    EXPECT_EQ(fake_.calls, (std::vector<std::string>{"StopUnit freeha-services.target", "KillUnit app.service all 9"}));
 }
 
 TEST_F(UnitControllerTest, AKillEndsOnlyOnceSystemdReportsEveryUnitDown) {
@@ -347,7 +353,7 @@ TEST_F(UnitControllerTest, AKillWithNothingRunningStillKillsEveryUnit) {
     fake_.calls.clear();
     controller_->kill();
     ASSERT_TRUE(run_until([&] { return killed_ == 1; }, kUsecPerSec));
-    EXPECT_EQ(fake_.calls, (std::vector<std::string>{"KillUnit freeha-services.target all 9", "KillUnit app.service all 9"}));
+    EXPECT_EQ(fake_.calls, (std::vector<std::string>{"StopUnit freeha-services.target", "KillUnit app.service all 9"}));
     EXPECT_TRUE(outcomes_.empty());
     EXPECT_TRUE(failures_.empty());  // our own kill is not a failure of the services
 }
