@@ -53,7 +53,9 @@ void BusConnection::attempt() {
         r = sd_bus_message_new_method_call(raw, &call, "org.freedesktop.DBus", "/org/freedesktop/DBus",
                                            "org.freedesktop.DBus", "RequestName");
     BusMessagePtr request(call);
-    if (r >= 0) r = sd_bus_message_append(call, "su", name_.c_str(), 0u);
+    // DBUS_NAME_FLAG_DO_NOT_QUEUE: another owner is an error now, not a place in a queue.
+    constexpr std::uint32_t kDoNotQueue = 4;
+    if (r >= 0) r = sd_bus_message_append(call, "su", name_.c_str(), kDoNotQueue);
     if (r >= 0) r = sd_bus_call_async(raw, &slot, call, on_name_reply, this, kConnectTimeout.count());
     if (r < 0) {
         drop(log::with_errno(std::string("cannot talk to the ") + label(), r));
@@ -72,7 +74,6 @@ void BusConnection::attempt() {
 void BusConnection::drop(const std::string& why) {
     bool was_up = up_;
     up_ = false;
-    owned_ = false;
     name_slot_.reset();
     disconnect_slot_.reset();
     if (bus_) {
@@ -134,7 +135,6 @@ int BusConnection::on_name_reply(sd_bus_message* m, void* userdata, sd_bus_error
         return 0;
     }
     self->timer_.reset();
-    self->owned_ = true;
     self->backoff_ = kFirstRetry;
     if (!self->outage_.empty()) {
         log::notice("the " + std::string(self->label()) + " answers again after " +

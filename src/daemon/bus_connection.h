@@ -44,9 +44,6 @@ public:
     // Makes the first attempt; every later one is made by the connection itself.
     void start();
 
-    // The current connection while one is up (after `connected`), else nullptr.
-    sd_bus* get() const { return up_ ? bus_.get() : nullptr; }
-    bool name_owned() const { return owned_; }
     const char* label() const;
 
 private:
@@ -72,7 +69,6 @@ private:
     BusSlotPtr name_slot_;
     EventSourcePtr timer_;  // the attempt's deadline, or the next retry
     bool up_ = false;       // `connected` was called for bus_
-    bool owned_ = false;
     bool failed_ = false;   // fatal: no more attempts
     Usec backoff_ = kFirstRetry;
     std::string dropping_;  // why the connection is being torn down

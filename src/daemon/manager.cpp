@@ -290,8 +290,8 @@ void Manager::apply(Effects effects) {
                     else
                         hooks_->cancel(x.kind);
                 } else if constexpr (std::is_same_v<T, effect::KillServices>) {
-                    log::warning("the stop did not end by the fence deadline (FenceTimeout=" +
-                                 format_timespan(config_.fence_timeout) + "): killing the services with SIGKILL");
+                    // The core's phase change, just logged, says why.
+                    log::warning("killing the services with SIGKILL");
                     if (units_)
                         units_->kill();
                     else
@@ -371,7 +371,7 @@ void Manager::apply_state_change(const effect::StateChanged& change) {
 void Manager::apply_notice(const effect::Notice& notice) {
     std::vector<log::Field> fields{{"FREEHA_NODE", config_.node_name},
                                    {"FREEHA_STATE", std::string(to_string(node_.state()))},
-                                   {"FREEHA_TERM", std::to_string(node_.term())},
+                                   {"FREEHA_TERM", std::to_string(node_.cluster_term())},
                                    {"FREEHA_ACTIVE_NODE", node_.active_node()}};
     if (notice.peer != config_.node_name) fields.push_back({"FREEHA_PEER", notice.peer});
     log::event(notice_priority(notice.kind), notice_message_id(notice.kind), notice_text(notice), fields);
@@ -385,7 +385,7 @@ std::string Manager::status_line() const {
     std::string line = std::string(to_string(node_.state()));
     if (node_.error_latched()) line += " (error: " + node_.last_error() + ")";
     line += "; active: " + (active.empty() ? std::string("none") : active);
-    line += "; term " + std::to_string(node_.term());
+    line += "; term " + std::to_string(node_.cluster_term());
     line += "; " + std::to_string(reachable) + "/" + std::to_string(config_.expected_nodes) + " nodes";
     line += node_.quorate() ? ", quorate" : ", NOT quorate";
     return line;
@@ -463,6 +463,7 @@ std::optional<std::string> Manager::reload_config() {
     reread->bus = config_.bus;
     reread->force_start = config_.force_start;
     config_ = std::move(*reread);
+    if (units_) units_->set_fence_timeout(config_.fence_timeout);  // how long a stop may wait for systemd
     apply(node_.reconfigure(node_settings(config_, node_.settings().incarnation, std::move(*keys)), now()));
     log::notice("configuration reloaded: interval " + format_timespan(config_.interval) + ", dead time " +
                 format_timespan(config_.dead_time) + ", " + std::to_string(config_.expected_nodes) +

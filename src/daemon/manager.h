@@ -61,7 +61,7 @@ private:
     Status snapshot() const;
     Usec now() const;
     void apply(Effects effects);
-    // The outward half of the state-change chokepoint (Node::set_state is the
+    // The outward half of the state-change chokepoint (Node::set_phase is the
     // inward half): log with MESSAGE_ID, alert hook, STATUS=, status dirty.
     void apply_state_change(const effect::StateChanged& change);
     void apply_notice(const effect::Notice& notice);

@@ -109,10 +109,15 @@ int ServiceCgroup::kill() { return write_string(services_ + "/cgroup.kill", "1")
 
 bool ServiceCgroup::populated() const {
     std::ifstream in(services_ + "/cgroup.events");
+    if (!in) {
+        // Gone, and with it every process; any other failure (EMFILE, ENOMEM)
+        // proves nothing, and a fence must never be confirmed on a guess.
+        return errno != ENOENT;
+    }
     std::string key, value;
     while (in >> key >> value)
         if (key == "populated") return value != "0";
-    return false;  // unreadable: the cgroup is gone, and with it every process
+    return true;  // no "populated" line: not a cgroup we can read, so not known to be empty
 }
 
 int ServiceCgroup::when_empty(std::function<void()> emptied) {
