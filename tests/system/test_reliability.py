@@ -225,7 +225,7 @@ class Fence(unittest.TestCase):
         self.assertLess(ticks(active)[-1], float(taker.events("starthasrv")[-1][1]))
 
 
-class TargetStartedByHand(unittest.TestCase):
+class TargetMode(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.c = Cluster(["alpha", "bravo", "charlie"],
@@ -241,7 +241,7 @@ class TargetStartedByHand(unittest.TestCase):
     def tearDownClass(cls):
         cls.c.destroy()
 
-    def test_the_target_started_on_a_standby_is_stopped_within_a_second(self):
+    def test_1_the_target_started_on_a_standby_is_stopped_within_a_second(self):
         bravo = self.c["bravo"]
         self.assertEqual(bravo.show("member.service", "ActiveState"), "inactive")
         started = time.monotonic()
@@ -261,6 +261,47 @@ class TargetStartedByHand(unittest.TestCase):
         self.assertEqual(self.c["alpha"].prop("State"), "RUNNING")
         self.assertEqual(self.c["alpha"].show("member.service", "ActiveState"), "active")
         print(f"\ntarget started by hand on bravo: stopped again after {took * 1000:.0f} ms", file=sys.stderr)
+
+    def test_2_a_cut_off_holder_whose_member_will_not_stop_is_fenced_and_ends_standby(self):
+        alpha = self.c["alpha"]
+        os.makedirs(alpha.units("member.service.d"), exist_ok=True)
+        with open(alpha.units("member.service.d", "hang.conf"), "w") as f:
+            f.write("[Service]\nExecStop=/bin/sleep 1000\nTimeoutStopSec=infinity\nRestart=always\n")
+        alpha.systemctl("daemon-reload", check=True)
+        isolated = time.monotonic()
+        alpha.isolate()
+        # The graceful stop hangs; at the lease's end the fence kills the member
+        # and stops the target (systemd cannot kill a target), and the stop ends.
+        self.c.wait_for(lambda: alpha.prop("State") == "STANDBY", 15, "alpha fenced and STANDBY")
+        fenced = time.monotonic() - isolated
+        self.assertIn(alpha.show("member.service", "ActiveState"), ("inactive", "failed"))  # failed: SIGKILL
+        self.assertEqual(alpha.show("freeha-services.target", "ActiveState"), "inactive")
+        self.assertIn("killing the services with SIGKILL", journal(alpha))
+        self.c.wait_for(lambda: self.c["bravo"].prop("State") == "RUNNING", 15, "bravo took over")
+        self.assertIn(alpha.show("member.service", "ActiveState"), ("inactive", "failed"))  # Restart= did not bring it back
+        alpha.heal()
+        print(f"\ntarget-mode fence on alpha: STANDBY {fenced:.2f}s after the cut", file=sys.stderr)
+
+    def test_3_a_holder_that_wakes_past_its_lease_kills_its_units_and_stops_its_target(self):
+        # No graceful stop ran: the target is still active when the fence comes,
+        # and systemd cannot kill a target, only stop it.
+        self.c.wait_for(lambda: len(running(self.c)) == 1, 30, "one node RUNNING")
+        holder = running(self.c)[0]
+        self.assertEqual(holder.show("freeha-services.target", "ActiveState"), "active")
+        pid = holder.main_pid()
+        holder.run("kill", "-STOP", str(pid), check=True)
+        others = [self.c[n] for n in self.c.names if self.c[n] is not holder]
+        try:
+            self.c.wait_for(lambda: any(n.prop("State") == "RUNNING" for n in others), 15, "another node took over")
+        finally:
+            holder.run("kill", "-CONT", str(pid), check=True)
+        woke = time.monotonic()
+        self.c.wait_for(lambda: holder.show("freeha-services.target", "ActiveState") == "inactive"
+                        and holder.show("member.service", "ActiveState") in ("inactive", "failed"), 10,
+                        "the woken holder's units down")
+        self.c.wait_for(lambda: holder.prop("State") == "STANDBY", 10, "the woken holder STANDBY")
+        print(f"\ntarget-mode holder woken past its lease: units down {time.monotonic() - woke:.2f}s after SIGCONT",
+              file=sys.stderr)
 
 
 if __name__ == "__main__":
