@@ -109,47 +109,51 @@ void BusConnection::arm(Usec delay, sd_event_time_handler_t handler) {
 }
 
 int BusConnection::on_name_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
-    auto* self = static_cast<BusConnection*>(userdata);
-    std::string where = std::string(" on the ") + self->label();
-    if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
-        if (sd_bus_error_has_name(e, SD_BUS_ERROR_ACCESS_DENIED)) {
-            self->failed_ = true;
-            self->timer_.reset();
-            self->callbacks_.fatal("cannot own the bus name " + self->name_ + where + ": " +
-                                   (e->message ? e->message : e->name) +
-                                   " (is org.freeha1.conf installed in the D-Bus policy directory?)");
+    return log::guarded("BusConnection::on_name_reply", [&]() -> int {
+        auto* self = static_cast<BusConnection*>(userdata);
+        std::string where = std::string(" on the ") + self->label();
+        if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
+            if (sd_bus_error_has_name(e, SD_BUS_ERROR_ACCESS_DENIED)) {
+                self->failed_ = true;
+                self->timer_.reset();
+                self->callbacks_.fatal("cannot own the bus name " + self->name_ + where + ": " +
+                                       (e->message ? e->message : e->name) +
+                                       " (is org.freeha1.conf installed in the D-Bus policy directory?)");
+                return 0;
+            }
+            // A timeout, a disconnection, a bus shutting down: try again later.
+            self->drop_later("the " + std::string(self->label()) + " did not give us " + self->name_ + ": " +
+                             (e->message ? e->message : e->name));
             return 0;
         }
-        // A timeout, a disconnection, a bus shutting down: try again later.
-        self->drop_later("the " + std::string(self->label()) + " did not give us " + self->name_ + ": " +
-                         (e->message ? e->message : e->name));
-        return 0;
-    }
-    // Without queueing, 1 means "primary owner", 4 "already the owner", 3 "someone else has it".
-    std::uint32_t result = 0;
-    if (sd_bus_message_read(m, "u", &result) < 0 || (result != 1 && result != 4)) {
-        self->failed_ = true;
+        // Without queueing, 1 means "primary owner", 4 "already the owner", 3 "someone else has it".
+        std::uint32_t result = 0;
+        if (sd_bus_message_read(m, "u", &result) < 0 || (result != 1 && result != 4)) {
+            self->failed_ = true;
+            self->timer_.reset();
+            self->callbacks_.fatal("the bus name " + self->name_ + " is already owned" + where +
+                                   ": is another freehad running?");
+            return 0;
+        }
         self->timer_.reset();
-        self->callbacks_.fatal("the bus name " + self->name_ + " is already owned" + where +
-                               ": is another freehad running?");
+        self->backoff_ = kFirstRetry;
+        if (!self->outage_.empty()) {
+            log::notice("the " + std::string(self->label()) + " answers again after " +
+                        format_timespan((monotonic_now(self->event_) - self->outage_since_) / 1000 * 1000) +
+                        "; the D-Bus API is back");
+            self->outage_.clear();
+        }
+        self->callbacks_.name_acquired();
         return 0;
-    }
-    self->timer_.reset();
-    self->backoff_ = kFirstRetry;
-    if (!self->outage_.empty()) {
-        log::notice("the " + std::string(self->label()) + " answers again after " +
-                    format_timespan((monotonic_now(self->event_) - self->outage_since_) / 1000 * 1000) +
-                    "; the D-Bus API is back");
-        self->outage_.clear();
-    }
-    self->callbacks_.name_acquired();
-    return 0;
+    });
 }
 
 int BusConnection::on_disconnected(sd_bus_message*, void* userdata, sd_bus_error*) {
-    auto* self = static_cast<BusConnection*>(userdata);
-    self->drop_later(std::string("lost the connection to the ") + self->label());
-    return 0;
+    return log::guarded("BusConnection::on_disconnected", [&]() -> int {
+        auto* self = static_cast<BusConnection*>(userdata);
+        self->drop_later(std::string("lost the connection to the ") + self->label());
+        return 0;
+    });
 }
 
 void BusConnection::drop_later(std::string why) {
@@ -159,21 +163,27 @@ void BusConnection::drop_later(std::string why) {
 }
 
 int BusConnection::on_drop(sd_event_source*, uint64_t, void* userdata) {
-    auto* self = static_cast<BusConnection*>(userdata);
-    self->drop(std::exchange(self->dropping_, std::string()));
-    return 0;
+    return log::guarded("BusConnection::on_drop", [&]() -> int {
+        auto* self = static_cast<BusConnection*>(userdata);
+        self->drop(std::exchange(self->dropping_, std::string()));
+        return 0;
+    });
 }
 
 int BusConnection::on_deadline(sd_event_source*, uint64_t, void* userdata) {
-    auto* self = static_cast<BusConnection*>(userdata);
-    self->drop("the " + std::string(self->label()) + " did not answer within " +
-               format_timespan(kConnectTimeout));
-    return 0;
+    return log::guarded("BusConnection::on_deadline", [&]() -> int {
+        auto* self = static_cast<BusConnection*>(userdata);
+        self->drop("the " + std::string(self->label()) + " did not answer within " +
+                   format_timespan(kConnectTimeout));
+        return 0;
+    });
 }
 
 int BusConnection::on_retry(sd_event_source*, uint64_t, void* userdata) {
-    static_cast<BusConnection*>(userdata)->attempt();
-    return 0;
+    return log::guarded("BusConnection::on_retry", [&]() -> int {
+        static_cast<BusConnection*>(userdata)->attempt();
+        return 0;
+    });
 }
 
 }  // namespace freeha

@@ -82,23 +82,25 @@ struct HookRunner::OutputPipe {
     }
 
     static int on_readable(sd_event_source*, int fd, uint32_t, void* userdata) {
-        auto* p = static_cast<OutputPipe*>(userdata);
-        char buf[4096];
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
-        if (n <= 0) {
-            p->flush_partial();
-            p->runner->pipes_.remove_if([p](const auto& q) { return q.get() == p; });
+        return log::guarded("hook output", [&]() -> int {
+            auto* p = static_cast<OutputPipe*>(userdata);
+            char buf[4096];
+            ssize_t n = read(fd, buf, sizeof buf);
+            if (n < 0 && (errno == EAGAIN || errno == EINTR)) return 0;
+            if (n <= 0) {
+                p->flush_partial();
+                p->runner->pipes_.remove_if([p](const auto& q) { return q.get() == p; });
+                return 0;
+            }
+            p->partial.append(buf, static_cast<std::size_t>(n));
+            std::size_t nl;
+            while ((nl = p->partial.find('\n')) != std::string::npos) {
+                log::info(p->tag + p->partial.substr(0, nl));
+                p->partial.erase(0, nl + 1);
+            }
+            if (p->partial.size() > kMaxLoggedLine) p->flush_partial();
             return 0;
-        }
-        p->partial.append(buf, static_cast<std::size_t>(n));
-        std::size_t nl;
-        while ((nl = p->partial.find('\n')) != std::string::npos) {
-            log::info(p->tag + p->partial.substr(0, nl));
-            p->partial.erase(0, nl + 1);
-        }
-        if (p->partial.size() > kMaxLoggedLine) p->flush_partial();
-        return 0;
+        });
     }
 };
 
@@ -253,14 +255,16 @@ void HookRunner::report_later(HookKind kind, HookOutcome outcome) {
 }
 
 int HookRunner::on_deliver(sd_event_source*, void* userdata) {
-    auto* self = static_cast<HookRunner*>(userdata);
-    while (!self->outcomes_.empty()) {
-        auto [kind, outcome] = std::move(self->outcomes_.front());
-        self->outcomes_.pop_front();
-        self->finished_(kind, outcome);
-    }
-    if (std::exchange(self->killed_owed_, false)) self->killed_();
-    return 0;
+    return log::guarded("HookRunner::on_deliver", [&]() -> int {
+        auto* self = static_cast<HookRunner*>(userdata);
+        while (!self->outcomes_.empty()) {
+            auto [kind, outcome] = std::move(self->outcomes_.front());
+            self->outcomes_.pop_front();
+            self->finished_(kind, outcome);
+        }
+        if (std::exchange(self->killed_owed_, false)) self->killed_();
+        return 0;
+    });
 }
 
 void HookRunner::run(HookKind kind, Usec timeout, const std::vector<std::string>& environment) {
@@ -348,26 +352,32 @@ void HookRunner::terminate(Child* child, std::string reason) {
 }
 
 int HookRunner::on_timeout(sd_event_source*, uint64_t, void* userdata) {
-    auto* child = static_cast<Child*>(userdata);
-    log::warning(child->name + "[" + std::to_string(child->pid) + "] timed out after " +
-                 format_timespan(child->timeout) + ": sending SIGTERM to its process group");
-    child->runner->terminate(child, "timed out after " + format_timespan(child->timeout));
-    return 0;
+    return log::guarded("HookRunner::on_timeout", [&]() -> int {
+        auto* child = static_cast<Child*>(userdata);
+        log::warning(child->name + "[" + std::to_string(child->pid) + "] timed out after " +
+                     format_timespan(child->timeout) + ": sending SIGTERM to its process group");
+        child->runner->terminate(child, "timed out after " + format_timespan(child->timeout));
+        return 0;
+    });
 }
 
 int HookRunner::on_kill(sd_event_source*, uint64_t, void* userdata) {
-    auto* child = static_cast<Child*>(userdata);
-    log::warning(child->name + "[" + std::to_string(child->pid) + "] still running " +
-                 format_timespan(kHookKillGrace) + " after SIGTERM: sending SIGKILL to its process group");
-    ::kill(-child->pid, SIGKILL);
-    child->kill_source.reset();
-    return 0;
+    return log::guarded("HookRunner::on_kill", [&]() -> int {
+        auto* child = static_cast<Child*>(userdata);
+        log::warning(child->name + "[" + std::to_string(child->pid) + "] still running " +
+                     format_timespan(kHookKillGrace) + " after SIGTERM: sending SIGKILL to its process group");
+        ::kill(-child->pid, SIGKILL);
+        child->kill_source.reset();
+        return 0;
+    });
 }
 
 int HookRunner::on_child(sd_event_source*, const siginfo_t* si, void* userdata) {
-    auto* child = static_cast<Child*>(userdata);
-    child->runner->child_exited(child, *si);
-    return 0;
+    return log::guarded("HookRunner::on_child", [&]() -> int {
+        auto* child = static_cast<Child*>(userdata);
+        child->runner->child_exited(child, *si);
+        return 0;
+    });
 }
 
 void HookRunner::child_exited(Child* child, const siginfo_t& info) {

@@ -2,6 +2,7 @@
 // structured fields when stderr is connected to the journal.
 #pragma once
 
+#include <exception>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,5 +49,20 @@ std::string with_errno(std::string_view text, int negative_errno);
 
 // "SIGTERM", "SIGRTMIN+6", or "signal 99": never empty, never null.
 std::string signal_name(int signo);
+
+// The body of a C callback (sd-event, sd-bus): no exception may unwind into
+// C, so one that escapes is logged here and the callback returns 0, which
+// keeps its event source and the loop running.
+template <typename Body>
+int guarded(std::string_view callback, Body&& body) noexcept {
+    try {
+        return body();
+    } catch (const std::exception& e) {
+        error(std::string(callback) + ": " + e.what());
+    } catch (...) {
+        error(std::string(callback) + ": unknown exception");
+    }
+    return 0;
+}
 
 }  // namespace freeha::log

@@ -139,8 +139,10 @@ void ServiceCgroup::check_empty() {
 }
 
 int ServiceCgroup::on_events(sd_event_source*, const struct inotify_event*, void* userdata) {
-    static_cast<ServiceCgroup*>(userdata)->check_empty();
-    return 0;
+    return log::guarded("ServiceCgroup::on_events", [&]() -> int {
+        static_cast<ServiceCgroup*>(userdata)->check_empty();
+        return 0;
+    });
 }
 
 }  // namespace freeha

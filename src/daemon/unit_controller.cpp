@@ -177,12 +177,14 @@ void UnitController::update_unreachable_deadline() {
 }
 
 int UnitController::on_unreachable(sd_event_source*, uint64_t, void* userdata) {
-    auto* self = static_cast<UnitController*>(userdata);
-    self->unreachable_.reset();
-    self->callbacks_.unreachable("target mode: the bus has been away for FenceTimeout=" +
-                                 format_timespan(self->fence_timeout_) + " while " + self->target_ +
-                                 " must stop; systemd cannot be asked to stop it");
-    return 0;
+    return log::guarded("UnitController::on_unreachable", [&]() -> int {
+        auto* self = static_cast<UnitController*>(userdata);
+        self->unreachable_.reset();
+        self->callbacks_.unreachable("target mode: the bus has been away for FenceTimeout=" +
+                                     format_timespan(self->fence_timeout_) + " while " + self->target_ +
+                                     " must stop; systemd cannot be asked to stop it");
+        return 0;
+    });
 }
 
 // --- operations -------------------------------------------------------------
@@ -271,18 +273,20 @@ void UnitController::finish(bool success, std::string description) {
 }
 
 int UnitController::on_deliver(sd_event_source*, void* userdata) {
-    auto* self = static_cast<UnitController*>(userdata);
-    while (!self->outcomes_.empty()) {
-        auto [kind, outcome] = std::move(self->outcomes_.front());
-        self->outcomes_.pop_front();
-        try {
-            self->callbacks_.finished(kind, outcome);
-        } catch (const std::exception& e) {
-            log::error(std::string("target mode: ") + e.what());
+    return log::guarded("UnitController::on_deliver", [&]() -> int {
+        auto* self = static_cast<UnitController*>(userdata);
+        while (!self->outcomes_.empty()) {
+            auto [kind, outcome] = std::move(self->outcomes_.front());
+            self->outcomes_.pop_front();
+            try {
+                self->callbacks_.finished(kind, outcome);
+            } catch (const std::exception& e) {
+                log::error(std::string("target mode: ") + e.what());
+            }
         }
-    }
-    if (std::exchange(self->killed_owed_, false)) self->callbacks_.killed();
-    return 0;
+        if (std::exchange(self->killed_owed_, false)) self->callbacks_.killed();
+        return 0;
+    });
 }
 
 int UnitController::call_manager(const char* member, const std::string& unit, const char* signature,
@@ -393,7 +397,8 @@ void UnitController::step_done_if_complete() {
         break;
     case Step::Kill:
         if (!op_->awaiting_down.empty()) return;
-        log::info("KillUnit SIGKILL on " + target_ + " and its units: systemd reports them all down");
+        log::info("the fence of " + target_ + " (SIGKILL to its units, the target stopped): "
+                  "systemd reports them all down");
         op_.reset();
         unreachable_.reset();
         killed_owed_ = true;
@@ -499,10 +504,12 @@ UnitController::Operation* UnitController::take(Call* call) {
 }
 
 int UnitController::on_reset_failed(sd_bus_message*, void* userdata, sd_bus_error*) {
-    auto* call = static_cast<Call*>(userdata);
-    UnitController* self = call->self;
-    if (self->take(call) != nullptr) self->step_done_if_complete();
-    return 0;
+    return log::guarded("UnitController::on_reset_failed", [&]() -> int {
+        auto* call = static_cast<Call*>(userdata);
+        UnitController* self = call->self;
+        if (self->take(call) != nullptr) self->step_done_if_complete();
+        return 0;
+    });
 }
 
 namespace {
@@ -537,202 +544,228 @@ bool read_members(sd_bus_message* m, std::vector<std::string>* members) {
 }  // namespace
 
 int UnitController::on_members(sd_bus_message* m, void* userdata, sd_bus_error*) {
-    auto* call = static_cast<Call*>(userdata);
-    UnitController* self = call->self;
-    std::string unit = call->unit;
-    Operation* op = self->take(call);
-    if (op == nullptr) return 0;
-    if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
-        if (is_no_reply(e)) {
-            op->unread_states.insert(unit);  // read again: LoadMembers restarts from perform()
-            self->arm_poll();
-        } else {
-            op->failure = "reading " + unit + ": " + error_text(e);
+    return log::guarded("UnitController::on_members", [&]() -> int {
+        auto* call = static_cast<Call*>(userdata);
+        UnitController* self = call->self;
+        std::string unit = call->unit;
+        Operation* op = self->take(call);
+        if (op == nullptr) return 0;
+        if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
+            if (is_no_reply(e)) {
+                op->unread_states.insert(unit);  // read again: LoadMembers restarts from perform()
+                self->arm_poll();
+            } else {
+                op->failure = "reading " + unit + ": " + error_text(e);
+            }
+            self->step_done_if_complete();
+            return 0;
         }
+        std::vector<std::string> members;
+        if (!read_members(m, &members))
+            op->failure = "reading " + unit + ": malformed reply";
+        else
+            self->set_members(std::move(members));
         self->step_done_if_complete();
         return 0;
-    }
-    std::vector<std::string> members;
-    if (!read_members(m, &members))
-        op->failure = "reading " + unit + ": malformed reply";
-    else
-        self->set_members(std::move(members));
-    self->step_done_if_complete();
-    return 0;
+    });
 }
 
 int UnitController::on_watch_members(sd_bus_message* m, void* userdata, sd_bus_error*) {
-    auto* call = static_cast<Call*>(userdata);
-    UnitController* self = call->self;
-    self->watch_calls_.remove_if([call](const auto& c) { return c.get() == call; });
-    std::vector<std::string> members;
-    if (sd_bus_message_get_error(m) != nullptr || !read_members(m, &members)) return 0;
-    self->set_members(std::move(members));
-    for (const auto& unit : self->watched_units()) {
-        auto read = std::make_unique<Call>(Call{self, unit, nullptr});
-        sd_bus_slot* slot = nullptr;
-        std::string path = unit_path(unit);
-        if (sd_bus_call_method_async(self->bus_, &slot, kSystemd, path.c_str(), kProperties, "Get", on_watch_state,
-                                     read.get(), "ss", kUnitInterface, "ActiveState") < 0)
-            continue;
-        read->slot.reset(slot);
-        self->watch_calls_.push_back(std::move(read));
-    }
-    return 0;
+    return log::guarded("UnitController::on_watch_members", [&]() -> int {
+        auto* call = static_cast<Call*>(userdata);
+        UnitController* self = call->self;
+        self->watch_calls_.remove_if([call](const auto& c) { return c.get() == call; });
+        std::vector<std::string> members;
+        if (sd_bus_message_get_error(m) != nullptr || !read_members(m, &members)) return 0;
+        self->set_members(std::move(members));
+        for (const auto& unit : self->watched_units()) {
+            auto read = std::make_unique<Call>(Call{self, unit, nullptr});
+            sd_bus_slot* slot = nullptr;
+            std::string path = unit_path(unit);
+            if (sd_bus_call_method_async(self->bus_, &slot, kSystemd, path.c_str(), kProperties, "Get", on_watch_state,
+                                         read.get(), "ss", kUnitInterface, "ActiveState") < 0)
+                continue;
+            read->slot.reset(slot);
+            self->watch_calls_.push_back(std::move(read));
+        }
+        return 0;
+    });
 }
 
 int UnitController::on_watch_state(sd_bus_message* m, void* userdata, sd_bus_error*) {
-    auto* call = static_cast<Call*>(userdata);
-    UnitController* self = call->self;
-    std::string unit = call->unit;
-    self->watch_calls_.remove_if([call](const auto& c) { return c.get() == call; });
-    const char* state = nullptr;
-    if (sd_bus_message_get_error(m) == nullptr && sd_bus_message_read(m, "v", "s", &state) >= 0 && state != nullptr)
-        self->watch_state(unit, state);
-    return 0;
+    return log::guarded("UnitController::on_watch_state", [&]() -> int {
+        auto* call = static_cast<Call*>(userdata);
+        UnitController* self = call->self;
+        std::string unit = call->unit;
+        self->watch_calls_.remove_if([call](const auto& c) { return c.get() == call; });
+        const char* state = nullptr;
+        if (sd_bus_message_get_error(m) == nullptr && sd_bus_message_read(m, "v", "s", &state) >= 0 && state != nullptr)
+            self->watch_state(unit, state);
+        return 0;
+    });
 }
 
 int UnitController::on_job_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
-    auto* call = static_cast<Call*>(userdata);
-    UnitController* self = call->self;
-    std::string unit = call->unit;
-    Operation* op = self->take(call);
-    if (op == nullptr) return 0;
-    const char* member = op->kind == HookKind::Start ? "StartUnit" : "StopUnit";
-    if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
-        if (is_no_reply(e)) {
-            log::warning(std::string(member) + " " + unit + ": no reply from systemd (re-executing?); " +
-                         "waiting for the unit to settle");
-            op->unknown_jobs.insert(unit);
-            self->arm_poll();
-        } else if (op->failure.empty()) {
-            op->failure = std::string(member) + " " + unit + ": " + error_text(e);
+    return log::guarded("UnitController::on_job_reply", [&]() -> int {
+        auto* call = static_cast<Call*>(userdata);
+        UnitController* self = call->self;
+        std::string unit = call->unit;
+        Operation* op = self->take(call);
+        if (op == nullptr) return 0;
+        const char* member = op->kind == HookKind::Start ? "StartUnit" : "StopUnit";
+        if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
+            if (is_no_reply(e)) {
+                log::warning(std::string(member) + " " + unit + ": no reply from systemd (re-executing?); " +
+                             "waiting for the unit to settle");
+                op->unknown_jobs.insert(unit);
+                self->arm_poll();
+            } else if (op->failure.empty()) {
+                op->failure = std::string(member) + " " + unit + ": " + error_text(e);
+            }
+        } else {
+            const char* job = nullptr;
+            if (sd_bus_message_read(m, "o", &job) >= 0 && job != nullptr)
+                self->job_queued(unit, job);
+            else if (op->failure.empty())
+                op->failure = std::string(member) + " " + unit + ": malformed reply";
         }
-    } else {
-        const char* job = nullptr;
-        if (sd_bus_message_read(m, "o", &job) >= 0 && job != nullptr)
-            self->job_queued(unit, job);
-        else if (op->failure.empty())
-            op->failure = std::string(member) + " " + unit + ": malformed reply";
-    }
-    self->step_done_if_complete();
-    return 0;
+        self->step_done_if_complete();
+        return 0;
+    });
 }
 
 int UnitController::on_kill_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
-    auto* call = static_cast<Call*>(userdata);
-    UnitController* self = call->self;
-    std::string unit = call->unit;
-    Operation* op = self->take(call);
-    if (op == nullptr) return 0;
-    if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
-        // A unit that is not loaded has nothing left to kill; anything else is
-        // logged, and the unit's state still decides when the kill is over.
-        if (sd_bus_error_has_names(e, "org.freedesktop.systemd1.NoSuchUnit", "org.freedesktop.systemd1.NoUnitForInvocationID"))
-            op->awaiting_down.erase(unit);
-        else if (!is_no_reply(e))
-            log::error("KillUnit " + unit + ": " + error_text(e));
-    }
-    self->step_done_if_complete();
-    return 0;
+    return log::guarded("UnitController::on_kill_reply", [&]() -> int {
+        auto* call = static_cast<Call*>(userdata);
+        UnitController* self = call->self;
+        std::string unit = call->unit;
+        Operation* op = self->take(call);
+        if (op == nullptr) return 0;
+        if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
+            // A unit that is not loaded has nothing left to kill; anything else is
+            // logged, and the unit's state still decides when the kill is over.
+            if (sd_bus_error_has_names(e, "org.freedesktop.systemd1.NoSuchUnit",
+                                       "org.freedesktop.systemd1.NoUnitForInvocationID"))
+                op->awaiting_down.erase(unit);
+            else if (!is_no_reply(e))
+                log::error("KillUnit " + unit + ": " + error_text(e));
+        }
+        self->step_done_if_complete();
+        return 0;
+    });
 }
 
 int UnitController::on_active_state(sd_bus_message* m, void* userdata, sd_bus_error*) {
-    auto* call = static_cast<Call*>(userdata);
-    UnitController* self = call->self;
-    std::string unit = call->unit;
-    Operation* op = self->take(call);
-    if (op == nullptr) return 0;
-    const char* state = nullptr;
-    if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
-        if (is_no_reply(e)) {
-            if (op->unknown_jobs.count(unit) == 0 && op->step != Operation::Step::Kill) op->unread_states.insert(unit);
-            self->arm_poll();
-        } else if (op->unknown_jobs.count(unit) == 0) {
-            self->unit_state(unit, "unreadable (" + error_text(e) + ")");
+    return log::guarded("UnitController::on_active_state", [&]() -> int {
+        auto* call = static_cast<Call*>(userdata);
+        UnitController* self = call->self;
+        std::string unit = call->unit;
+        Operation* op = self->take(call);
+        if (op == nullptr) return 0;
+        const char* state = nullptr;
+        if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
+            if (is_no_reply(e)) {
+                if (op->unknown_jobs.count(unit) == 0 && op->step != Operation::Step::Kill)
+                    op->unread_states.insert(unit);
+                self->arm_poll();
+            } else if (op->unknown_jobs.count(unit) == 0) {
+                self->unit_state(unit, "unreadable (" + error_text(e) + ")");
+            }
+        } else if (sd_bus_message_read(m, "v", "s", &state) >= 0 && state != nullptr) {
+            self->unit_state(unit, state);
         }
-    } else if (sd_bus_message_read(m, "v", "s", &state) >= 0 && state != nullptr) {
-        self->unit_state(unit, state);
-    }
-    self->step_done_if_complete();
-    return 0;
+        self->step_done_if_complete();
+        return 0;
+    });
 }
 
 int UnitController::on_job_removed(sd_bus_message* m, void* userdata, sd_bus_error*) {
-    auto* self = static_cast<UnitController*>(userdata);
-    std::uint32_t id = 0;
-    const char *job = nullptr, *unit = nullptr, *result = nullptr;
-    if (!self->op_ || sd_bus_message_read(m, "uoss", &id, &job, &unit, &result) < 0) return 0;
-    auto it = self->op_->jobs.find(job);
-    if (it == self->op_->jobs.end()) {
-        // Its StartUnit/StopUnit reply may still be on its way.
-        if (!self->op_->calls.empty()) self->op_->early[job] = result;
+    return log::guarded("UnitController::on_job_removed", [&]() -> int {
+        auto* self = static_cast<UnitController*>(userdata);
+        std::uint32_t id = 0;
+        const char *job = nullptr, *unit = nullptr, *result = nullptr;
+        if (!self->op_ || sd_bus_message_read(m, "uoss", &id, &job, &unit, &result) < 0) return 0;
+        auto it = self->op_->jobs.find(job);
+        if (it == self->op_->jobs.end()) {
+            // Its StartUnit/StopUnit reply may still be on its way.
+            if (!self->op_->calls.empty()) self->op_->early[job] = result;
+            return 0;
+        }
+        std::string owner = it->second;
+        self->op_->jobs.erase(it);
+        self->job_done(owner, result);
+        self->step_done_if_complete();
         return 0;
-    }
-    std::string owner = it->second;
-    self->op_->jobs.erase(it);
-    self->job_done(owner, result);
-    self->step_done_if_complete();
-    return 0;
+    });
 }
 
 int UnitController::on_properties_changed(sd_bus_message* m, void* userdata, sd_bus_error*) {
-    auto* self = static_cast<UnitController*>(userdata);
-    auto watched = self->watched_paths_.find(sd_bus_message_get_path(m));
-    if (watched == self->watched_paths_.end()) return 0;
-    std::string unit = watched->second;
-    const char* interface = nullptr;
-    if (sd_bus_message_read(m, "s", &interface) < 0 || std::string_view(interface) != kUnitInterface) return 0;
-    int r = sd_bus_message_enter_container(m, 'a', "{sv}");
-    while (r > 0 && (r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
-        const char* name = nullptr;
-        const char* state = nullptr;
-        r = sd_bus_message_read(m, "s", &name);
-        if (r >= 0 && std::string_view(name) == "ActiveState") {
-            r = sd_bus_message_read(m, "v", "s", &state);
-            if (r >= 0) self->watch_state(unit, state);
-            return 0;
+    return log::guarded("UnitController::on_properties_changed", [&]() -> int {
+        auto* self = static_cast<UnitController*>(userdata);
+        auto watched = self->watched_paths_.find(sd_bus_message_get_path(m));
+        if (watched == self->watched_paths_.end()) return 0;
+        std::string unit = watched->second;
+        const char* interface = nullptr;
+        if (sd_bus_message_read(m, "s", &interface) < 0 || std::string_view(interface) != kUnitInterface) return 0;
+        int r = sd_bus_message_enter_container(m, 'a', "{sv}");
+        while (r > 0 && (r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
+            const char* name = nullptr;
+            const char* state = nullptr;
+            r = sd_bus_message_read(m, "s", &name);
+            if (r >= 0 && std::string_view(name) == "ActiveState") {
+                r = sd_bus_message_read(m, "v", "s", &state);
+                if (r >= 0) self->watch_state(unit, state);
+                return 0;
+            }
+            if (r >= 0) r = sd_bus_message_skip(m, "v");
+            if (r >= 0) r = sd_bus_message_exit_container(m);
+            if (r >= 0) r = 1;
         }
-        if (r >= 0) r = sd_bus_message_skip(m, "v");
-        if (r >= 0) r = sd_bus_message_exit_container(m);
-        if (r >= 0) r = 1;
-    }
-    return 0;
+        return 0;
+    });
 }
 
 int UnitController::on_systemd_owner_changed(sd_bus_message* m, void* userdata, sd_bus_error*) {
-    auto* self = static_cast<UnitController*>(userdata);
-    const char *name = nullptr, *old_owner = nullptr, *new_owner = nullptr;
-    if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || std::string_view(name) != kSystemd ||
-        *new_owner == '\0')
+    return log::guarded("UnitController::on_systemd_owner_changed", [&]() -> int {
+        auto* self = static_cast<UnitController*>(userdata);
+        const char *name = nullptr, *old_owner = nullptr, *new_owner = nullptr;
+        if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || std::string_view(name) != kSystemd ||
+            *new_owner == '\0')
+            return 0;
+        log::notice("systemd is back on the bus; subscribing to its unit signals again");
+        sd_bus_slot* slot = nullptr;
+        if (sd_bus_call_method_async(self->bus_, &slot, kSystemd, kSystemdPath, kSystemdManager, "Subscribe",
+                                     on_subscribed, self, "") >= 0)
+            self->subscribe_slot_.reset(slot);
         return 0;
-    log::notice("systemd is back on the bus; subscribing to its unit signals again");
-    sd_bus_slot* slot = nullptr;
-    if (sd_bus_call_method_async(self->bus_, &slot, kSystemd, kSystemdPath, kSystemdManager, "Subscribe",
-                                 on_subscribed, self, "") >= 0)
-        self->subscribe_slot_.reset(slot);
-    return 0;
+    });
 }
 
 int UnitController::on_subscribed(sd_bus_message* m, void*, sd_bus_error*) {
-    // Without the subscription a failing unit is only seen by the periodic check.
-    const sd_bus_error* e = sd_bus_message_get_error(m);
-    if (e != nullptr && !sd_bus_error_has_name(e, "org.freedesktop.systemd1.AlreadySubscribed"))
-        log::warning("target mode: Subscribe() to systemd failed (" + error_text(e) +
-                     "); failed units will be noticed at the next monitor check only");
-    return 0;
+    return log::guarded("UnitController::on_subscribed", [&]() -> int {
+        // Without the subscription a failing unit is only seen by the periodic check.
+        const sd_bus_error* e = sd_bus_message_get_error(m);
+        if (e != nullptr && !sd_bus_error_has_name(e, "org.freedesktop.systemd1.AlreadySubscribed"))
+            log::warning("target mode: Subscribe() to systemd failed (" + error_text(e) +
+                         "); failed units will be noticed at the next monitor check only");
+        return 0;
+    });
 }
 
 int UnitController::on_timeout(sd_event_source*, uint64_t, void* userdata) {
-    auto* self = static_cast<UnitController*>(userdata);
-    if (self->op_ && !self->op_->killing)
-        self->finish(false, std::string(verb(self->op_->kind)) + self->target_ + " timed out");
-    return 0;
+    return log::guarded("UnitController::on_timeout", [&]() -> int {
+        auto* self = static_cast<UnitController*>(userdata);
+        if (self->op_ && !self->op_->killing)
+            self->finish(false, std::string(verb(self->op_->kind)) + self->target_ + " timed out");
+        return 0;
+    });
 }
 
 int UnitController::on_poll(sd_event_source*, uint64_t, void* userdata) {
-    static_cast<UnitController*>(userdata)->poll_pending();
-    return 0;
+    return log::guarded("UnitController::on_poll", [&]() -> int {
+        static_cast<UnitController*>(userdata)->poll_pending();
+        return 0;
+    });
 }
 
 }  // namespace freeha
