@@ -128,9 +128,9 @@ class Phase:
         self.latest_wakeup = 0.0                 # seconds a sampler's sleep overran, at worst
 
     def run(self):
-        before = {n: read_status(self.c[n]) for n in NAMES}
         for n in NAMES:
             set_loss(self.c[n], self.loss or 0)  # 0: counts the heartbeats all the same
+        before = {n: read_status(self.c[n]) for n in NAMES}  # written at least once a second
         hog = CpuHog() if self.cpu_hog else None
         self.start = time.time()
         end = self.start + 60 * self.minutes
@@ -150,6 +150,7 @@ class Phase:
             if hog:
                 hog.stop()
             self.end = time.time()
+            after = {n: read_status(self.c[n]) for n in NAMES}
             for n in NAMES:
                 arrived, dropped = loss_counters(self.c[n])
                 self.arrived += arrived
@@ -158,7 +159,6 @@ class Phase:
         # What the last lost heartbeats cause happens within a lease: count it too.
         time.sleep(2 * DEAD)
         self.collected_until = time.time()
-        after = {n: read_status(self.c[n]) for n in NAMES}
         self.accepted = sum(after[n]["packets"]["accepted"] - before[n]["packets"]["accepted"] for n in NAMES)
         self.collect()
 
