@@ -493,21 +493,24 @@ void UnitController::watch_state(const std::string& unit, const std::string& act
 
 // Unlinks `call` from the running operation and returns the operation, or
 // nullptr when the call belongs to an operation that has ended.
-UnitController::Operation* UnitController::take(Call* call) {
-    if (!op_) return nullptr;
-    for (auto it = op_->calls.begin(); it != op_->calls.end(); ++it) {
+UnitController::Reply UnitController::take(void* userdata) {
+    auto* call = static_cast<Call*>(userdata);
+    Reply reply{call->self, call->unit, nullptr};
+    auto& op = reply.self->op_;
+    if (!op) return reply;
+    for (auto it = op->calls.begin(); it != op->calls.end(); ++it) {
         if (it->get() != call) continue;
-        op_->calls.erase(it);  // sd-bus holds its own reference to the slot during this callback
-        return op_.get();
+        op->calls.erase(it);  // sd-bus holds its own reference to the slot during this callback
+        reply.op = op.get();
+        break;
     }
-    return nullptr;
+    return reply;
 }
 
 int UnitController::on_reset_failed(sd_bus_message*, void* userdata, sd_bus_error*) {
     return log::guarded("UnitController::on_reset_failed", [&]() -> int {
-        auto* call = static_cast<Call*>(userdata);
-        UnitController* self = call->self;
-        if (self->take(call) != nullptr) self->step_done_if_complete();
+        auto [self, unit, op] = take(userdata);
+        if (op != nullptr) self->step_done_if_complete();
         return 0;
     });
 }
@@ -545,10 +548,7 @@ bool read_members(sd_bus_message* m, std::vector<std::string>* members) {
 
 int UnitController::on_members(sd_bus_message* m, void* userdata, sd_bus_error*) {
     return log::guarded("UnitController::on_members", [&]() -> int {
-        auto* call = static_cast<Call*>(userdata);
-        UnitController* self = call->self;
-        std::string unit = call->unit;
-        Operation* op = self->take(call);
+        auto [self, unit, op] = take(userdata);
         if (op == nullptr) return 0;
         if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
             if (is_no_reply(e)) {
@@ -607,10 +607,7 @@ int UnitController::on_watch_state(sd_bus_message* m, void* userdata, sd_bus_err
 
 int UnitController::on_job_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
     return log::guarded("UnitController::on_job_reply", [&]() -> int {
-        auto* call = static_cast<Call*>(userdata);
-        UnitController* self = call->self;
-        std::string unit = call->unit;
-        Operation* op = self->take(call);
+        auto [self, unit, op] = take(userdata);
         if (op == nullptr) return 0;
         const char* member = op->kind == HookKind::Start ? "StartUnit" : "StopUnit";
         if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
@@ -636,10 +633,7 @@ int UnitController::on_job_reply(sd_bus_message* m, void* userdata, sd_bus_error
 
 int UnitController::on_kill_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
     return log::guarded("UnitController::on_kill_reply", [&]() -> int {
-        auto* call = static_cast<Call*>(userdata);
-        UnitController* self = call->self;
-        std::string unit = call->unit;
-        Operation* op = self->take(call);
+        auto [self, unit, op] = take(userdata);
         if (op == nullptr) return 0;
         if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
             // A unit that is not loaded has nothing left to kill; anything else is
@@ -657,10 +651,7 @@ int UnitController::on_kill_reply(sd_bus_message* m, void* userdata, sd_bus_erro
 
 int UnitController::on_active_state(sd_bus_message* m, void* userdata, sd_bus_error*) {
     return log::guarded("UnitController::on_active_state", [&]() -> int {
-        auto* call = static_cast<Call*>(userdata);
-        UnitController* self = call->self;
-        std::string unit = call->unit;
-        Operation* op = self->take(call);
+        auto [self, unit, op] = take(userdata);
         if (op == nullptr) return 0;
         const char* state = nullptr;
         if (const sd_bus_error* e = sd_bus_message_get_error(m)) {

@@ -100,7 +100,14 @@ private:
     void poll_pending();
     void arm_poll();
     void step_done_if_complete();
-    Operation* take(Call* call);
+    // A reply to one of the operation's calls: the call is done with. `op` is
+    // nullptr when the call belonged to an operation that has ended since.
+    struct Reply {
+        UnitController* self;
+        std::string unit;
+        Operation* op;
+    };
+    static Reply take(void* userdata);
     void report_failure_once(const std::string& why);
     void watch_state(const std::string& unit, const std::string& active_state);
     void update_unreachable_deadline();
