@@ -201,6 +201,14 @@ class Node:
         c = self.cluster
         plug(c, self.netns, f"{c.prefix}{self.name[:3]}", self.address, self.address6)
         self.add_ipv6_addresses(addresses=(self.link_local,))
+        self.power_on()
+
+    def power_on(self):
+        """Starts INIT in the node's network namespace: at boot, or again after
+        power_cut() (its files and state directory are kept)."""
+        sh("ip", "-n", self.netns, "link", "set", "eth0", "up")
+        if self.address6 not in sh("ip", "-n", self.netns, "-6", "addr", "show", "dev", "eth0").stdout:
+            self.add_ipv6_addresses()  # the kernel drops them when power_cut() takes the link down
         for cg in self.cgroups:
             os.makedirs(os.path.join(cg, "user.slice/user-0.slice/user@0.service"), exist_ok=True)
             os.makedirs(os.path.join(cg, "init.scope"), exist_ok=True)

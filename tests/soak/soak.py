@@ -1,0 +1,718 @@
+#!/usr/bin/env python3
+"""A randomized fault soak of a real 3-node cluster (issue 9).
+
+Three nodes in scripts mode, each under its own systemd --user manager in its
+own network and pid namespaces (tests/system/nodes.py). Every 2-6 s one random
+fault hits a random node and ends a few seconds later: a power cut (then power
+on), a partition (nftables), a freeze (SIGSTOP of freehad, the cgroup freezer
+on its unit or on the whole node) then a thaw, random loss of heartbeats, a
+restart of the node's D-Bus, a hook that hangs once. Every 25-45 s the storm
+pauses: every fault ends and the cluster must settle.
+
+The service that starthasrv starts is a daemon in a session of its own that
+holds the write end of a pipe the soak reads: end-of-file tells the soak the
+moment the last process of a start is gone, whatever killed it (stophasrv,
+the fence, systemd, a power cut). The hooks record their starts and ends on
+CLOCK_MONOTONIC, which every node of the machine shares. Checked:
+
+  a. the services never run on two nodes at once: a start runs from the
+     moment starthasrv begins until stophasrv has stopped it, the node lost
+     power, or its pipe says it is gone. The one exception (freeha-safety(7)):
+     a node the soak froze, beside a node that started after the freeze
+     began, until THAW_GRACE after the thaw (its services ran, frozen, while
+     another node took over);
+  b. once every fault has ended, exactly one node runs the services within
+     SETTLE_BOUND seconds, and every node agrees which;
+  c. freehad never exits except for what the soak did to it (a power cut,
+     the watchdog killing a daemon the soak froze).
+
+Usage: soak.py --minutes M [--seed S] [--timeline] [--wedge]
+Root; exits 77 where a facility is missing, 1 on any violation (with the
+timelines that show it). The seed replays the same schedule of faults; the
+daemon's timing, and so the outcome, may still differ. --timeline prints
+everything that happened; --wedge adds a fault beyond freeha-safety(7)'s
+assumptions: a node's monitorhasrv and then its stophasrv hang, so that a
+planned stop outlives StopTimeout while the service it should stop runs on.
+"""
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "system"))
+import nodes  # noqa: E402
+
+NAMES = ["alpha", "bravo", "charlie"]
+# How long a node the soak thawed may take to notice that its lease is gone
+# and kill its services (milliseconds on an idle machine; this one is shared).
+THAW_GRACE = 1.0
+WATCHDOG = 5.0  # WatchdogSec= of freehad.service
+SETTLE_BOUND = 15.0  # generous: the machine is shared
+HOLD = 2.0  # a settled cluster must stay so this long
+CONFIG = """[Cluster]
+Name=soak
+NodeName={name}
+ExpectedNodes=3
+[Heartbeat]
+Channel=broadcast {address}
+[Services]
+MonitorInterval=1s
+MonitorTimeout=3s
+StartTimeout=10s
+StopTimeout=5s
+"""
+
+# Each hook appends "EVENT NANOSECONDS DETAIL" to /etc/freeha/events.log.
+# CLOCK_MONOTONIC in a shell: the kernel's "now" heads /proc/timer_list.
+PRELUDE = r"""#!/bin/sh
+# The soak's {name}.
+now() {{ sed -n 's/^now at \([0-9]*\) nsecs$/\1/p;3q' /proc/timer_list; }}
+record() {{ echo "$1 $2 $3" >> /etc/freeha/events.log; }}
+# Hangs (once) when the soak armed it.
+hang_once() {{
+    if [ -f /etc/freeha/hang-{name} ]; then
+        rm -f /etc/freeha/hang-{name}
+        record {name}.hang "$(now)"
+        sleep 1000
+    fi
+}}
+"""
+HOOKS = {
+    "starthasrv": r"""
+started=$(now)
+record starthasrv "$started" "$FREEHA_STATE"
+rm -f /run/soak-service.pid
+# Whatever this start leaves running holds the pipe open, and says which start it is.
+exec 3>/etc/freeha/service.pipe
+echo "$started" >&3
+setsid sh -c 'echo $$ > /run/soak-service.pid; exec sleep infinity' </dev/null >/dev/null 2>&1 &
+exec 3>&-
+i=0
+while [ ! -s /run/soak-service.pid ]; do
+    i=$((i + 1))
+    if [ $i -gt 200 ]; then record starthasrv.done "$(now)" 1; exit 1; fi
+    sleep 0.05
+done
+record starthasrv.done "$(now)" 0
+""",
+    "stophasrv": r"""
+record stophasrv "$(now)" "$FREEHA_STATE"
+hang_once
+pid=$(cat /run/soak-service.pid 2>/dev/null)
+if [ -n "$pid" ]; then
+    kill "$pid" 2>/dev/null
+    while kill -0 "$pid" 2>/dev/null; do sleep 0.02; done
+fi
+rm -f /run/soak-service.pid
+record stophasrv.done "$(now)" 0
+""",
+    "monitorhasrv": r"""
+hang_once
+pid=$(cat /run/soak-service.pid 2>/dev/null) && kill -0 "$pid" 2>/dev/null
+""",
+}
+
+# The systemd manager's journal entries for a unit that failed (UNIT_RESULT=)
+# and for a process of it that exited abnormally (EXIT_CODE=, EXIT_STATUS=).
+UNIT_FAILED = "d9b373ed55a64feb8242e02dbe79a49c"
+PROCESS_EXITED = "98e322203f7a4ed290d09fe03c09fe15"
+
+
+def now():
+    return time.monotonic()
+
+
+def unified_cgroup_root():
+    for root in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
+        if os.path.exists(os.path.join(root, "cgroup.controllers")):
+            return root
+    return None
+
+
+def missing_facility():
+    why = nodes.missing_facility()
+    if why:
+        return why
+    if not shutil.which("nft"):
+        return "nftables is not installed"
+    if not unified_cgroup_root():
+        return "no cgroup v2 hierarchy (the freezer)"
+    try:
+        with open("/proc/timer_list") as f:
+            if not any(line.startswith("now at ") for _, line in zip(range(5), f)):
+                return "/proc/timer_list has no 'now at' line (the hooks' monotonic clock)"
+    except OSError as e:
+        return f"cannot read /proc/timer_list (the hooks' monotonic clock): {e.strerror}"
+    return None
+
+
+class ServiceWatch(threading.Thread):
+    """Reads a node's service pipe. Each start writes its id (the nanoseconds
+    of its starthasrv record) and leaves its processes holding the write end,
+    so end-of-file means every process of those starts is gone."""
+
+    def __init__(self, soak, node):
+        super().__init__(daemon=True, name=f"watch-{node.name}")
+        self.soak, self.node = soak, node
+        self.path = node.etc("service.pipe")
+        os.mkfifo(self.path)
+
+    def run(self):
+        try:
+            while True:
+                fd = os.open(self.path, os.O_RDONLY)  # until a starthasrv opens it
+                data = b""
+                while True:
+                    chunk = os.read(fd, 4096)
+                    if not chunk:
+                        break
+                    data += chunk
+                gone = now()
+                os.close(fd)
+                self.soak.record(self.node.name, "service.gone", " ".join(data.decode().split()), t=gone)
+        except OSError:
+            return  # the cluster is gone
+
+
+class Fault:
+    def __init__(self, kind, node, duration, detail=""):
+        self.kind, self.node, self.detail = kind, node, detail
+        self.duration = duration
+        self.begin = self.end = None
+        self.due = None
+        self.state = {}
+
+
+class Soak:
+    def __init__(self, minutes, seed, show_timeline=False, wedge=False):
+        self.minutes, self.seed, self.show_timeline, self.wedge = minutes, seed, show_timeline, wedge
+        self.rng = random.Random(seed)
+        self.lock = threading.Lock()
+        self.events = []  # (t, node, what, detail, "") recorded by the soak itself
+        self.active = []
+        self.faults = []  # every fault, ended or not
+        self.journal = []  # (t, node, entry): the nodes' journal entries about freehad.service
+        self.cursor = {}  # node -> where the last harvest of its journal ended
+        self.settles = []
+        self.errors_cleared = 0
+        self.last_clear = {}
+        self.violations = []
+        self.cluster = None
+        self.t0 = now()
+        self.unified = unified_cgroup_root()
+
+    # ----- records ---------------------------------------------------------
+
+    def record(self, node, what, detail="", t=None):
+        with self.lock:
+            self.events.append((now() if t is None else t, node, what, detail, ""))
+
+    def say(self, text):
+        print(f"[{now() - self.t0:8.3f}] {text}", flush=True)
+
+    def hook_events(self, name):
+        """(t, node, event, detail, the nanoseconds as the hook wrote them)."""
+        rows = []
+        try:
+            with open(self.cluster[name].etc("events.log")) as f:
+                for line in f:
+                    fields = line.split()
+                    if len(fields) < 2 or not fields[1].isdigit():
+                        raise RuntimeError(f"{name}: a hook wrote a bad record (no monotonic clock?): {line!r}")
+                    rows.append((int(fields[1]) / 1e9, name, fields[0], " ".join(fields[2:]), fields[1]))
+        except FileNotFoundError:
+            pass
+        return rows
+
+    def timeline(self):
+        with self.lock:
+            rows = list(self.events)
+        for name in NAMES:
+            rows += self.hook_events(name)
+        return sorted(rows, key=lambda r: r[0])
+
+    def intervals(self, rows, until):
+        """Per node, the spans during which a start's services ran: (begin, end, how ended)."""
+        spans = {n: [] for n in NAMES}
+        for name in NAMES:
+            open_starts, latest = {}, None
+            for t, node, what, detail, ref in rows:
+                if node != name:
+                    continue
+                if what == "starthasrv":
+                    open_starts[ref] = t
+                    latest = ref
+                elif what == "stophasrv.done" and latest in open_starts:
+                    spans[name].append((open_starts.pop(latest), t, "stophasrv"))  # it stops the latest start
+                    latest = None
+                elif what == "power.cut":
+                    spans[name] += [(s, t, "power cut") for s in open_starts.values()]
+                    open_starts, latest = {}, None
+                elif what == "service.gone":
+                    for start_id in detail.split():
+                        if start_id in open_starts:
+                            spans[name].append((open_starts.pop(start_id), t, "its processes gone"))
+            spans[name] += [(s, until, None) for s in open_starts.values()]
+            spans[name].sort()
+        return spans
+
+    def holders(self):
+        t = now()
+        return sorted(n for n, s in self.intervals(self.timeline(), t).items() if any(how is None for *_, how in s))
+
+    # ----- node access ------------------------------------------------------
+
+    def up(self, name):
+        return self.cluster[name].init is not None
+
+    def frozen(self, name):
+        return any(f.kind == "freeze" and f.node == name for f in self.active)
+
+    def status(self, name):
+        node = self.cluster[name]
+        if node.init is None:
+            return None
+        try:
+            with open(f"/proc/{node.pid1()}/root/run/user/0/freeha/status.json") as f:
+                return json.load(f)
+        except (OSError, ValueError, RuntimeError):
+            return None
+
+    def run(self, name, *args, timeout=20):
+        try:
+            return self.cluster[name].run(*args, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.say(f"{name}: timed out: {' '.join(args)}")
+            return None
+
+    def harvest_journal(self, name):
+        """Collects what the node's journal says about freehad.service since the last harvest (the
+        daemon's messages and its manager's): the journal dies with the node's power."""
+        after = ["--after-cursor", self.cursor[name]] if name in self.cursor else []
+        r = self.run(name, "journalctl", "-o", "json", "--no-pager", "--user-unit", "freehad.service", *after,
+                     timeout=60)
+        if r is None or r.returncode != 0:
+            return
+        for line in r.stdout.splitlines():
+            try:
+                e = json.loads(line)
+            except ValueError:
+                continue
+            self.cursor[name] = e["__CURSOR"]
+            message = e.get("MESSAGE", "")
+            if isinstance(message, list):  # not UTF-8
+                e["MESSAGE"] = bytes(message).decode(errors="replace")
+            self.journal.append((int(e["__MONOTONIC_TIMESTAMP"]) / 1e6, name, e))
+
+    def clear_errors(self, quiet=False):
+        """An operator clears the error latch of a node (ERRORED) that no hung hook of the soak still holds."""
+        for name in NAMES:
+            if not self.up(name) or self.frozen(name) or now() - self.last_clear.get(name, -10) < 2:
+                continue
+            if any(f.kind == "hook" and f.node == name for f in self.active):
+                continue
+            s = self.status(name)
+            if s and s["state"] == "ERRORED":
+                self.last_clear[name] = now()
+                r = self.run(name, nodes.FREEHACTL, "--user", "--timeout", "5s", "clear-error")
+                if r is not None and r.returncode == 0:
+                    self.errors_cleared += 1
+                    self.record(name, "operator", f"clear-error ({s.get('last_error')})")
+                    self.say(f"{name}: error cleared ({s.get('last_error')})" + (" while settling" if quiet else ""))
+
+    # ----- faults -------------------------------------------------------------
+
+    def candidates(self, kind):
+        busy = {f.node for f in self.active if f.kind == kind}
+        names = [n for n in NAMES if n not in busy]
+        if kind == "power":
+            names = [n for n in names if self.up(n)]
+        if kind in ("freeze", "dbus"):
+            names = [n for n in names if self.up(n) and not self.frozen(n)]
+        if kind == "freeze":
+            names = [n for n in names if self.cluster[n].main_pid()]
+        return names
+
+    def inject(self):
+        kinds = ["power", "partition", "freeze", "loss", "dbus", "hook"]
+        self.rng.shuffle(kinds)
+        for kind in kinds:
+            names = self.candidates(kind)
+            if not names:
+                continue
+            if kind == "hook":  # a hung hook matters where the services run
+                held = [n for n in self.holders() if n in names]
+                name = held[0] if held and self.rng.random() < 2 / 3 else self.rng.choice(names)
+            else:
+                name = self.rng.choice(names)
+            duration = self.rng.uniform(1, 8) if kind != "dbus" else 0
+            fault = Fault(kind, name, duration)
+            fault.begin = now()  # before it takes effect: excuses begin no later than the freeze
+            getattr(self, f"begin_{kind}")(fault)
+            fault.due = now() + fault.duration
+            self.faults.append(fault)
+            self.active.append(fault)
+            self.record(name, "fault", f"{kind} {fault.detail}".strip(), t=fault.begin)
+            self.say(" ".join(filter(None, [f"{name}: {kind}", fault.detail,
+                                            f"for {fault.duration:.1f}s" if fault.duration else ""])))
+            if kind == "dbus":
+                self.finish(fault)
+            return
+
+    def finish(self, fault):
+        getattr(self, f"end_{fault.kind}")(fault)
+        fault.end = now()
+        self.active.remove(fault)
+        self.record(fault.node, "fault.end", fault.kind)
+        if fault.kind != "dbus":
+            self.say(f"{fault.node}: {fault.kind} ends")
+
+    def begin_power(self, fault):
+        name = fault.node
+        self.harvest_journal(name)
+        self.cursor.pop(name, None)
+        self.cluster[name].power_cut()
+        self.record(name, "power.cut")
+        for freeze in [f for f in self.active if f.kind == "freeze" and f.node == name]:
+            self.finish(freeze)  # else the node would boot into a frozen cgroup
+        fault.duration = self.rng.uniform(2, 8)
+
+    def end_power(self, fault):
+        node = self.cluster[fault.node]
+        node.power_on()
+        r = node.systemctl("start", "freehad", timeout=60)
+        self.record(fault.node, "power.on", "" if r.returncode == 0 else f"start failed: {r.stderr.strip()}")
+        if r.returncode != 0:
+            self.violations.append(f"{fault.node}: freehad did not start after power on: {r.stderr.strip()}")
+
+    def begin_partition(self, fault):
+        self.cluster[fault.node].isolate()
+
+    def end_partition(self, fault):
+        self.cluster[fault.node].heal()
+
+    def begin_loss(self, fault):
+        """Drops heartbeats to and from the node at random, on the wire (the node's port of the bridge)."""
+        loss = self.rng.choice([10, 25, 40, 60, 80])
+        fault.detail = f"{loss}%"
+        port = f"{self.cluster.prefix}{fault.node[:3]}"  # as nodes.plug() names it
+        rules = (f"table bridge soak_loss_{fault.node} {{\n chain forward {{\n"
+                 "  type filter hook forward priority 0;\n"
+                 f"  iifname {port} udp dport 3891 numgen random mod 100 < {loss} drop\n"
+                 f"  oifname {port} udp dport 3891 numgen random mod 100 < {loss} drop\n }}\n}}\n")
+        nodes.sh("ip", "netns", "exec", self.cluster.switch, "nft", "-f", "-", input=rules)
+
+    def end_loss(self, fault):
+        nodes.sh("ip", "netns", "exec", self.cluster.switch,
+                 "nft", "delete", "table", "bridge", f"soak_loss_{fault.node}")
+
+    def begin_freeze(self, fault):
+        node = self.cluster[fault.node]
+        how = fault.state["how"] = self.rng.choice(["process", "unit", "node"])
+        fault.detail = how
+        if how == "process":  # SIGSTOP of freehad alone: its services go on running
+            fault.state["pid"] = node.main_pid()
+            if node.run("kill", "-STOP", str(fault.state["pid"])).returncode != 0:
+                fault.detail += " (freehad had just exited)"
+        elif how == "unit":  # freehad, its hooks and its services
+            unit_cgroup = node.show("freehad", "ControlGroup")
+            fault.state["path"] = self.unified + unit_cgroup + "/cgroup.freeze"
+            if unit_cgroup:
+                with open(fault.state["path"], "w") as f:
+                    f.write("1")
+            else:
+                fault.detail += " (freehad had just exited)"
+        else:  # the whole machine hangs
+            node.freeze()
+
+    def end_freeze(self, fault):
+        node = self.cluster[fault.node]
+        if fault.state["how"] == "process":
+            if node.init is not None:
+                node.run("kill", "-CONT", str(fault.state["pid"]))
+        elif fault.state["how"] == "unit":
+            if os.path.exists(fault.state["path"]):  # the node may have lost power since
+                with open(fault.state["path"], "w") as f:
+                    f.write("0")
+        else:
+            node.freeze(False)
+
+    def begin_dbus(self, fault):
+        r = self.run(fault.node, "systemctl", "--user", "restart", "dbus", timeout=30)
+        fault.detail = "restart" + ("" if r is not None and r.returncode == 0 else " (failed)")
+
+    def end_dbus(self, fault):
+        pass
+
+    def begin_hook(self, fault):
+        hangs = ["stophasrv", "monitorhasrv"] + (["monitorhasrv+stophasrv"] if self.wedge else [])
+        fault.detail = self.rng.choice(hangs)
+        if "stophasrv" in fault.detail:  # it hangs at the next stop, which may take other faults: give them time
+            fault.duration = self.rng.uniform(5, 20)
+        for hook in fault.detail.split("+"):
+            open(self.cluster[fault.node].etc(f"hang-{hook}"), "w").close()
+
+    def end_hook(self, fault):
+        flags = [self.cluster[fault.node].etc(f"hang-{hook}") for hook in fault.detail.split("+")]
+        fault.state["fired"] = not all(os.path.exists(flag) for flag in flags)
+        for flag in flags:
+            if os.path.exists(flag):
+                os.unlink(flag)
+
+    def end_faults(self, due_only):
+        for fault in list(self.active):
+            if not due_only or now() >= fault.due:
+                self.finish(fault)
+
+    # ----- the run ----------------------------------------------------------------
+
+    def setup(self):
+        self.cluster = nodes.Cluster(NAMES, lambda node: CONFIG.format(name=node.name, address=node.address))
+        for name in NAMES:
+            node = self.cluster[name]
+            for hook, body in HOOKS.items():
+                with open(node.etc("hooks", hook), "w") as f:
+                    f.write(PRELUDE.format(name=hook) + body)
+            ServiceWatch(self, node).start()
+        nodes.start_all(self.cluster)
+        self.cluster.wait_for(
+            lambda: self.holders() == ["alpha"]
+            and [(self.status(n) or {}).get("state") for n in NAMES] == ["RUNNING", "STANDBY", "STANDBY"],
+            60, "alpha running the services")
+        self.say("alpha runs the services; the storm begins")
+
+    def settle(self):
+        """Invariant b: with every fault ended, exactly one node runs the services, and all agree.
+        Returns whether they did."""
+        self.end_faults(due_only=False)
+        quiet = now()
+        self.say("every fault ended; waiting for the cluster to settle")
+        settled_at = None
+        while True:
+            self.clear_errors(quiet=True)
+            states = {n: self.status(n) for n in NAMES}
+            holders = self.holders()
+            running = [n for n in NAMES if states[n] and states[n]["state"] == "RUNNING"]
+            agreed = (len(holders) == 1 and running == holders
+                      and all(states[n] and states[n]["active_node"] == holders[0] for n in NAMES)
+                      and all(states[n]["state"] == "STANDBY" for n in NAMES if n != holders[0]))
+            t = now()
+            if agreed and settled_at is None:
+                settled_at = t
+            elif not agreed:
+                settled_at = None
+            if settled_at is not None and t - settled_at >= HOLD:
+                took = settled_at - quiet
+                self.settles.append(took)
+                self.say(f"settled: {holders[0]} runs the services, {took:.2f}s after the last fault ended")
+                for name in NAMES:
+                    self.harvest_journal(name)
+                return True
+            if t - quiet > SETTLE_BOUND + HOLD:
+                view = {n: (s["state"], s["active_node"]) if s else None for n, s in states.items()}
+                units = {n: self.cluster[n].show("freehad", "ActiveState") if self.up(n) else "powered off"
+                         for n in NAMES}
+                self.fail(f"b: {SETTLE_BOUND:.0f}s after every fault ended, the services run on "
+                          f"{holders or 'no node'}; states (state, active node) {view}; freehad units {units}",
+                          quiet - 30, t)
+                return False
+            time.sleep(0.2)
+
+    def storm(self, until):
+        next_fault = now() + self.rng.uniform(2, 6)
+        while now() < until:
+            self.end_faults(due_only=True)
+            if now() >= next_fault:
+                self.inject()
+                next_fault = now() + self.rng.uniform(2, 6)
+            self.clear_errors()
+            wake = min([next_fault, until, now() + 0.25] + [f.due for f in self.active])
+            time.sleep(max(0.0, wake - now()))
+
+    def main(self):
+        wedge = " --wedge" if self.wedge else ""
+        self.say(f"soak: seed {self.seed}, {self.minutes:g} min "
+                 f"(replay the faults: soak.py --minutes {self.minutes:g} --seed {self.seed}{wedge})")
+        self.setup()
+        deadline = now() + self.minutes * 60
+        while now() < deadline:
+            self.storm(min(deadline, now() + self.rng.uniform(25, 45)))
+            if not self.settle():
+                break  # what follows would only repeat it
+        end = now()
+        for name in NAMES:
+            if self.up(name):
+                self.harvest_journal(name)
+        self.check(end)
+        if self.show_timeline:
+            self.print_timeline(self.t0, end)
+            for name in NAMES:
+                print(f"  {name} ran the services: " + ", ".join(
+                    f"[{s - self.t0:.3f}, {e - self.t0:.3f}] ({how or 'still running'})"
+                    for s, e, how in self.spans[name]))
+        return self.summary(end)
+
+    # ----- verdict --------------------------------------------------------------
+
+    def fail(self, text, since, until):
+        self.violations.append(text)
+        print(f"VIOLATION {text}", flush=True)
+        self.print_timeline(since, until)
+
+    def print_timeline(self, since, until):
+        print("  timeline (seconds since the soak began, CLOCK_MONOTONIC): the hooks' records, the soak's, "
+              "and the nodes' journals about freehad.service")
+        rows = [r[:4] for r in self.timeline()]
+        rows += [(t, name, e.get("SYSLOG_IDENTIFIER", "?") + ":", e.get("MESSAGE", "")) for t, name, e in self.journal
+                 if e.get("PRIORITY") != "7"]  # without debug messages
+        for t, node, what, detail in sorted(rows, key=lambda r: r[0]):
+            if since <= t <= until:
+                print(f"  {t - self.t0:10.3f}  {node:8} {what:16} {detail}")
+
+    def excused(self, frozen, other_started):
+        """When the services of a node the soak froze may run beside those of another node: from the
+        freeze to THAW_GRACE after the thaw, if the other node started after the freeze began (until then
+        the frozen node could stop in time)."""
+        return [(f.begin, (f.end or now()) + THAW_GRACE) for f in self.faults
+                if f.kind == "freeze" and f.node == frozen and other_started > f.begin]
+
+    def check(self, end):
+        rows = self.timeline()
+        spans = self.intervals(rows, end)
+        self.spans = spans
+        self.excused_overlaps = []
+        # a: no two nodes' spans overlap outside the excuses.
+        for i, x in enumerate(NAMES):
+            for y in NAMES[i + 1:]:
+                for sx, ex, hx in spans[x]:
+                    for sy, ey, hy in spans[y]:
+                        lo, hi = max(sx, sy), min(ex, ey)
+                        if lo >= hi:
+                            continue
+                        left = subtract((lo, hi), self.excused(x, sy) + self.excused(y, sx))
+                        if (hi - lo) - sum(b - a for a, b in left) > 0:
+                            self.excused_overlaps.append((lo, hi, x, y))
+                        if left:
+                            a, b = left[0]
+                            self.fail(f"a: the services ran on {x} and {y} at once for "
+                                      f"{sum(b - a for a, b in left):.3f}s "
+                                      f"from +{a - self.t0:.3f}s: {x} [{sx - self.t0:.3f}, {ex - self.t0:.3f}] "
+                                      f"(ended by {hx or 'nothing yet'}), {y} [{sy - self.t0:.3f}, {ey - self.t0:.3f}] "
+                                      f"(ended by {hy or 'nothing yet'})", lo - 15, hi + 5)
+        # c: every exit of freehad the journal saw was one the soak caused.
+        self.exits_caused = 0
+        for t, name, e in self.journal:
+            if e.get("MESSAGE_ID") != UNIT_FAILED:
+                continue
+            result = e.get("UNIT_RESULT")
+            if result == "watchdog" and any(f.begin <= t <= (f.end or end) + WATCHDOG for f in self.faults
+                                            if f.kind == "freeze" and f.node == name):
+                self.exits_caused += 1
+                continue
+            exits = [v[2].get("MESSAGE") for v in self.journal
+                     if v[1] == name and v[2].get("MESSAGE_ID") == PROCESS_EXITED and t - 10 <= v[0] <= t]
+            self.fail(f"c: freehad on {name} failed ('{result}') at +{t - self.t0:.3f}s with no fault of the soak "
+                      f"to explain it: {'; '.join(exits) or e.get('MESSAGE')}", t - 15, t + 5)
+        if not any(spans.values()):
+            self.violations.append("the services never ran")
+
+    def summary(self, end):
+        kinds = {}
+        for f in self.faults:
+            key = f.kind
+            if f.kind == "freeze":
+                key = f"freeze ({f.state['how']})"
+            elif f.kind == "hook":
+                key = f"hook {f.detail} ({'fired' if f.state.get('fired') else 'not fired'})"
+            kinds[key] = kinds.get(key, 0) + 1
+        starts = sorted((s, n) for n, spans in self.spans.items() for s, *_ in spans)
+        moves = sum(1 for (_, a), (_, b) in zip(starts, starts[1:]) if a != b)
+        covered = merge([(s, e) for spans in self.spans.values() for s, e, _ in spans])
+        gap, gap_at = 0.0, None
+        for (_, e1), (s2, _) in zip(covered, covered[1:]):
+            if s2 - e1 > gap:
+                gap, gap_at = s2 - e1, e1
+        if covered and end - covered[-1][1] > gap:
+            gap, gap_at = end - covered[-1][1], covered[-1][1]
+        print("\nsummary")
+        print(f"  seed {self.seed}; {(end - self.t0) / 60:.1f} min; {len(self.faults)} faults: "
+              + ", ".join(f"{k} {v}" for k, v in sorted(kinds.items())))
+        print(f"  service starts {len(starts)}, moves {moves}; longest gap without services {gap:.2f}s"
+              + (f" (from +{gap_at - self.t0:.1f}s)" if gap_at else ""))
+        print(f"  settled {len(self.settles)} times, longest after {max(self.settles, default=0):.2f}s "
+              f"(bound {SETTLE_BOUND:.0f}s); errors cleared by the operator {self.errors_cleared}")
+        print(f"  freehad exits caused by the soak's freezes (watchdog) {self.exits_caused}; "
+              f"overlaps excused on frozen nodes {len(self.excused_overlaps)}, the longest "
+              f"{max((hi - lo for lo, hi, *_ in self.excused_overlaps), default=0):.2f}s")
+        if self.show_timeline:
+            for lo, hi, x, y in self.excused_overlaps:
+                print(f"    {x} and {y} from +{lo - self.t0:.3f}s for {hi - lo:.3f}s")
+        for v in self.violations:
+            print(f"  VIOLATION {v}")
+        print("FAIL" if self.violations else "PASS", flush=True)
+        return 1 if self.violations else 0
+
+    def teardown(self):
+        for fault in list(self.active):
+            if fault.kind == "freeze":
+                try:
+                    self.end_freeze(fault)
+                except Exception:  # noqa: BLE001 - the cluster goes away next
+                    pass
+        if self.cluster:
+            self.cluster.destroy()
+
+
+def merge(spans):
+    out = []
+    for s, e in sorted(spans):
+        if out and s <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], e))
+        else:
+            out.append((s, e))
+    return out
+
+
+def subtract(span, windows):
+    """span minus the union of windows: a list of (begin, end)."""
+    left = [span]
+    for a, b in windows:
+        left = [piece for lo, hi in left for piece in ((lo, min(hi, a)), (max(lo, b), hi)) if piece[0] < piece[1]]
+    return left
+
+
+def main():
+    parser = argparse.ArgumentParser(description="Randomized fault soak of a real 3-node freeha cluster.")
+    parser.add_argument("--minutes", type=float, required=True, help="how long the storm lasts")
+    parser.add_argument("--seed", type=int, default=None, help="replays a schedule of faults")
+    parser.add_argument("--timeline", action="store_true", help="prints the whole timeline and the services' spans")
+    parser.add_argument("--wedge", action="store_true",
+                        help="a hook fault may also hang both monitorhasrv and stophasrv of a node (a wedged service): "
+                             "a stop that outlives StopTimeout, which freeha-safety(7) assumes away")
+    args = parser.parse_args()
+    if args.minutes <= 0:
+        parser.error("--minutes: must be positive")
+    why = missing_facility()
+    if why:
+        print(f"SKIP: {why}")
+        return 77
+    if not os.path.exists(nodes.FREEHAD):
+        print(f"soak: {nodes.FREEHAD} is not built (set FREEHA_BUILD to the build directory)", file=sys.stderr)
+        return 2
+    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
+    soak = Soak(args.minutes, seed, args.timeline, args.wedge)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # meson's timeout: tear down all the same
+    try:
+        return soak.main()
+    finally:
+        soak.teardown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
