@@ -28,8 +28,9 @@ CLOCK_MONOTONIC, which every node of the machine shares. Checked:
 
 Usage: soak.py --minutes M [--seed S] [--timeline] [--wedge]
 Root; exits 77 where a facility is missing, 1 on any violation (with the
-timelines that show it). The seed replays the same schedule of faults; the
-daemon's timing, and so the outcome, may still differ. --timeline prints
+timelines that show it). The seed replays the same random draws: the same
+faults as long as the cluster goes the same way (which node holds the
+services, which is up), which the daemon's timing may change. --timeline prints
 everything that happened; --wedge adds a fault beyond freeha-safety(7)'s
 assumptions: a node's monitorhasrv and then its stophasrv hang, so that a
 planned stop outlives StopTimeout while the service it should stop runs on.
