@@ -31,9 +31,11 @@ Root; exits 77 where a facility is missing, 1 on any violation (with the
 timelines that show it). The seed replays the same random draws: the same
 faults as long as the cluster goes the same way (which node holds the
 services, which is up), which the daemon's timing may change. --timeline prints
-everything that happened; --wedge adds a fault beyond freeha-safety(7)'s
-assumptions: a node's monitorhasrv and then its stophasrv hang, so that a
-planned stop outlives StopTimeout while the service it should stop runs on.
+everything that happened; --wedge adds a wedged service: a node's
+monitorhasrv and then its stophasrv hang, so that a planned stop outlives
+StopTimeout while the service it should stop runs on (freehad then kills
+what is left before it lets another node start; before ba23063 it did not,
+and this fault found it).
 """
 import argparse
 import json
@@ -695,7 +697,7 @@ def main():
     parser.add_argument("--timeline", action="store_true", help="prints the whole timeline and the services' spans")
     parser.add_argument("--wedge", action="store_true",
                         help="a hook fault may also hang both monitorhasrv and stophasrv of a node (a wedged service): "
-                             "a stop that outlives StopTimeout, which freeha-safety(7) assumes away")
+                             "a stop that outlives StopTimeout, which freehad must end with a kill")
     args = parser.parse_args()
     if args.minutes <= 0:
         parser.error("--minutes: must be positive")
