@@ -305,6 +305,17 @@ std::string render(const Config& c) {
     return out;
 }
 
+namespace {
+
+std::string key_name(const std::string& key) { return key.substr(key.find('.') + 1); }
+
+std::string origin_of(const Config& c, const std::string& key) {
+    auto it = c.origin.find(key);
+    return it == c.origin.end() ? "default" : it->second;
+}
+
+}  // namespace
+
 std::optional<std::string> fixed_setting_changed(const Config& running, const Config& reread) {
     auto channels = [](const Config& c) {
         std::string all;
@@ -326,8 +337,7 @@ std::optional<std::string> fixed_setting_changed(const Config& running, const Co
         if (before == after) continue;
         auto it = reread.origin.find(key);
         std::string where = it == reread.origin.end() ? "" : it->second + ": ";
-        std::string name = std::string(key).substr(std::string(key).find('.') + 1);
-        return where + name + "= cannot change while freehad runs; restart it to apply";
+        return where + key_name(std::string(key)) + "= cannot change while freehad runs; restart it to apply";
     }
     return std::nullopt;
 }
@@ -347,17 +357,6 @@ std::string rendered_setting(const Config& c, std::string_view key) {
     }
     return value;
 }
-
-namespace {
-
-std::string key_name(const std::string& key) { return key.substr(key.find('.') + 1); }
-
-std::string origin_of(const Config& c, const std::string& key) {
-    auto it = c.origin.find(key);
-    return it == c.origin.end() ? "default" : it->second;
-}
-
-}  // namespace
 
 std::optional<std::string> shadowed_setting_changed(const Config& running, const Config& reread) {
     for (const auto& [key, file] : reread.shadowed) {
