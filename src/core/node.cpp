@@ -133,7 +133,11 @@ void Node::fence(std::string reason, Usec deadline, Usec now, Effects& out) {
 
 void Node::kill_at_deadline(Usec now, Effects& out) {
     if (phase_ != Phase::StoppingFenced || !fence_deadline_ || now < *fence_deadline_) return;
-    set_phase(Phase::StoppingKilled, "the stop did not end by its deadline: killing the services", now, out);
+    kill_services("the stop did not end by its deadline: killing the services", now, out);
+}
+
+void Node::kill_services(std::string reason, Usec now, Effects& out) {
+    set_phase(Phase::StoppingKilled, std::move(reason), now, out);
     if (hook_) hook_->killed = true;  // its result means nothing now
     out.push_back(effect::KillServices{});
 }

@@ -186,6 +186,9 @@ private:
     // A stop that must end by `deadline`, else the services are killed.
     void fence(std::string reason, Usec deadline, Usec now, Effects& out);
     void kill_at_deadline(Usec now, Effects& out);
+    // Enters stopping/killed: everything the services run is killed, the
+    // running hook's result no longer counts, and the kill awaits its proof.
+    void kill_services(std::string reason, Usec now, Effects& out);
     void fail_services(std::string error, Usec now, Effects& out);
     void services_stopped(Usec now, Effects& out);
 

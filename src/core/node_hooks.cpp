@@ -114,8 +114,7 @@ void Node::hook_failed(HookKind kind, const HookOutcome& outcome, Usec now, Effe
         // stophasrv clean up once more.
         out.push_back(effect::Notice{NoticeKind::HookFailed, settings_.node_name,
                                      what + "; killing whatever is left of the services"});
-        set_phase(Phase::StoppingKilled, what, now, out);
-        out.push_back(effect::KillServices{});
+        kill_services(what, now, out);
         break;
     case Phase::InitialCleanup:
     case Phase::StoppingCleanup:
