@@ -67,16 +67,6 @@ Usec max_fence_timeout(Usec interval, Usec dead_time);
 bool claim_outranks(std::uint64_t term, const std::string& claimant, std::uint64_t other_term,
                     const std::string& other_claimant);
 
-// This node's promise, as a voter: the claim it backs and until when.
-struct Backing {
-    std::string claimant;        // "" when backing none
-    std::uint64_t term = 0;
-    std::uint64_t grant = 0;     // promise_until on the claimant's clock (promise_grant()); 0: no live promise
-    Usec promise_until;          // no other claim is backed before this
-
-    bool live(Usec now) const { return grant != 0 && now < promise_until; }
-};
-
 // The terms this node has heard of: every new claim takes a term above them.
 class TermBook {
 public:

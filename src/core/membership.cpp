@@ -98,6 +98,8 @@ Observation Membership::observe(const wire::Heartbeat& hb, std::size_t channel, 
     p.sent_at = hb.sent_at;
     p.grant = hb.grant;
     p.heard = hb.heard;
+    p.states_expected = hb.expected_nodes != 0;
+    if (p.states_expected) p.expected_nodes = hb.expected_nodes;
     p.last_heard = std::max(p.last_heard, now);
     p.timed_out = false;
     return obs;

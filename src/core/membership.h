@@ -48,6 +48,10 @@ struct Peer {
     std::uint64_t sent_at = 0;  // its own clock when it sent its newest heartbeat (for our promise's grant)
     std::uint64_t grant = 0;    // its promise to the claim it backs, on the claimant's clock (see claimant)
     std::vector<std::uint64_t> heard;  // node ids the peer last said it hears
+    // Its ExpectedNodes= as it last stated it (0: never stated), kept while
+    // it times out: a node it could form a majority with must count as many.
+    unsigned expected_nodes = 0;
+    bool states_expected = false;  // its newest heartbeat stated it (else: an older version, or one beside such)
     Usec last_heard;
     std::vector<std::optional<Usec>> channel_last_heard;  // index = channel
     bool timed_out = false;

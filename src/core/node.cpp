@@ -17,9 +17,11 @@ std::optional<NoQuorumPolicy> no_quorum_policy_from_string(std::string_view s) {
     return std::nullopt;
 }
 
-bool quorum_rules_apply(const NodeSettings& s) {
-    return s.expected_nodes > 2 && s.no_quorum_policy == NoQuorumPolicy::Stop;
+bool quorum_rules_apply(unsigned expected_nodes, NoQuorumPolicy policy) {
+    return expected_nodes > 2 && policy == NoQuorumPolicy::Stop;
 }
+
+bool quorum_rules_apply(const NodeSettings& s) { return quorum_rules_apply(s.expected_nodes, s.no_quorum_policy); }
 
 LeaseTimings lease_timings(const NodeSettings& s) { return LeaseTimings{s.interval, s.dead_time, s.fence_timeout}; }
 
@@ -42,6 +44,12 @@ std::optional<HookKind> Node::running_hook() const {
 bool Node::holding() const { return holds_services(state()); }
 
 bool Node::services_started() const { return holding() && phase_ != Phase::StartingPending; }
+
+unsigned Node::expected_nodes() const {
+    unsigned most = settings_.expected_nodes;
+    for (const auto& [name, p] : membership_.peers()) most = std::max(most, p.expected_nodes);
+    return most;
+}
 
 std::uint64_t Node::wall_estimate(Usec now) const { return settings_.incarnation + (now - started_at_).count(); }
 
@@ -79,11 +87,11 @@ void Node::send_heartbeat(Usec now, Effects& out) {
     // backs (with the grant of its promise), or else the best claim it
     // knows of, so that news of a claim spreads to nodes its claimant cannot reach.
     if (holding()) {
-        hb.term = term_;
-    } else if (backing_.live(now)) {
-        hb.term = backing_.term;
-        hb.claimant = backing_.claimant;
-        hb.grant = backing_.grant;
+        hb.term = holder_.term();
+    } else if (voter_.live(now)) {
+        hb.term = voter_.term();
+        hb.claimant = voter_.claimant();
+        hb.grant = voter_.grant();
     } else {
         hb.term = terms_.max_term();
         hb.claimant = terms_.best_claimant();
@@ -93,8 +101,15 @@ void Node::send_heartbeat(Usec now, Effects& out) {
     hb.flags = own_flags();
     hb.node = settings_.node_name;
     hb.handover_to = handover_to_;
-    for (const auto& [name, p] : membership_.peers())
-        if (p.reachable()) hb.heard.push_back(node_id(name));
+    // Our own ExpectedNodes= (never the larger one we count with, else a
+    // lowered count could never take effect), unless a peer we hear does
+    // not state its own: it may be a version that rejects the field.
+    hb.expected_nodes = settings_.expected_nodes;
+    for (const auto& [name, p] : membership_.peers()) {
+        if (!p.reachable()) continue;
+        hb.heard.push_back(node_id(name));
+        if (!p.states_expected) hb.expected_nodes = 0;
+    }
     auto datagram = wire::encode(hb);
     if (!settings_.auth_keys.empty()) settings_.auth_keys.sign(datagram);
     out.push_back(effect::SendHeartbeat{std::move(hb), std::move(datagram)});
@@ -189,7 +204,7 @@ Effects Node::start(Usec now, bool force_start) {
     started_at_ = now;
     init_deadline_ = now + settings_.init_dead;
     listen_until_ = now + settings_.dead_time;
-    backing_allowed_at_ = now + settings_.dead_time;
+    backing_allowed_at_ = now + std::max(settings_.dead_time, settings_.previous_dead_time);
     send_heartbeat(now, out);
     if (settings_.role == Role::Arbitrator) {
         set_phase(Phase::InitialListening, "an arbitrator has no services to probe", now, out);
@@ -206,7 +221,7 @@ void Node::finish_listening(Usec now, Effects& out) {
     // (else it would count as dead), so a node joining a running cluster
     // cannot miss the active node and elect itself beside it.
     if (phase_ != Phase::InitialListening || hook_ || now < listen_until_) return;
-    unsigned needed = startup_votes_needed(settings_.expected_nodes);
+    unsigned needed = startup_votes_needed(expected_nodes());
     if (live_votes() >= needed) {
         set_phase(Phase::Standby, "start-up complete", now, out);
     } else if (now >= init_deadline_) {
@@ -218,12 +233,12 @@ void Node::finish_listening(Usec now, Effects& out) {
 }
 
 void Node::update_quorum(Usec now, Effects& out) {
-    bool quorate = live_votes() >= quorum_votes_needed(settings_.expected_nodes);
+    unsigned expected = expected_nodes();
+    bool quorate = live_votes() >= quorum_votes_needed(expected);
     if (quorate == quorate_) return;
     quorate_ = quorate;
-    std::string text = std::to_string(live_votes()) + " of " + std::to_string(settings_.expected_nodes) +
-                       " nodes reachable, " + std::to_string(quorum_votes_needed(settings_.expected_nodes)) +
-                       " needed";
+    std::string text = std::to_string(live_votes()) + " of " + std::to_string(expected) + " nodes reachable, " +
+                       std::to_string(quorum_votes_needed(expected)) + " needed";
     out.push_back(effect::Notice{quorate ? NoticeKind::QuorumGained : NoticeKind::QuorumLost,
                                  settings_.node_name, text});
     // Back from a partition: listen a whole dead time again, as at start-up,
@@ -242,7 +257,7 @@ void Node::maybe_elect(Usec now, Effects& out) {
     // Someone backs a live claim: a holder exists, even if this node cannot
     // hear it. And our own promise to another claimant still binds us.
     if (peer_backs_other_live_claim()) return;
-    if (backing_.live(now) && backing_.claimant != settings_.node_name) return;
+    if (voter_.live(now) && voter_.claimant() != settings_.node_name) return;
     std::vector<Candidate> view;
     view.push_back(Candidate{settings_.node_name, state(), settings_.role, standby_, error_latched_, handover_to_});
     for (const auto& [name, p] : membership_.peers())
@@ -366,12 +381,8 @@ Effects Node::on_heartbeat(const wire::Heartbeat& hb, std::size_t channel, Usec 
     // A new heartbeat of the claim we back renews our promise, and our
     // acknowledgement (the grant) goes back at once: it renews the lease.
     bool ack = false;
-    if (started_ && hb.node == backing_.claimant && hb.term == backing_.term && holds_services(hb.state) &&
-        may_back(now)) {
-        backing_.grant = promise_grant(Usec(hb.sent_at), settings_.dead_time).count();
-        backing_.promise_until = now + settings_.dead_time;
-        ack = true;
-    }
+    if (started_ && voter_.backs(hb.node, hb.term) && holds_services(hb.state) && may_back(now))
+        ack = voter_.promise(hb.node, hb.term, Usec(hb.sent_at), now, settings_.dead_time, now);
     if (started_ && update_backing(now)) ack = true;
     if (ack) send_heartbeat(now, out);
     evaluate(now, out);
@@ -527,7 +538,7 @@ Effects Node::on_timer(Usec now) {
 
 Usec Node::next_heartbeat() const {
     // A holder's heartbeats renew its lease: more often while a renewal is overdue.
-    if (holding() && quorum_rules_apply(settings_))
+    if (holding() && quorum_rules())
         return next_renewal(last_sent_, lease(), lease_timings(settings_));
     return last_sent_ + settings_.interval;
 }
@@ -541,7 +552,7 @@ std::optional<Usec> Node::next_wakeup(Usec now) const {
     if (phase_ == Phase::InitialListening && !hook_) consider(now < listen_until_ ? listen_until_ : init_deadline_);
     if (phase_ == Phase::Standby && now < listen_until_) consider(listen_until_);
     if (handover_until_) consider(*handover_until_);
-    if (backing_.live(now)) consider(backing_.promise_until);
+    if (voter_.live(now)) consider(voter_.promise_until());
     if (auto lease_end = lease(); lease_end && lease_enforced_ && services_started()) {
         LeaseTimings t = lease_timings(settings_);
         bool fenced = phase_ == Phase::StoppingFenced || phase_ == Phase::StoppingKilled || phase_ == Phase::StoppingCleanup;

@@ -18,11 +18,13 @@
 #include "core/auth.h"
 #include "core/claims.h"
 #include "core/effects.h"
+#include "core/holder.h"
 #include "core/membership.h"
 #include "core/phase.h"
 #include "core/state.h"
 #include "core/status.h"
 #include "core/timespan.h"
+#include "core/voter.h"
 #include "core/wire.h"
 
 namespace freeha {
@@ -40,6 +42,11 @@ struct NodeSettings {
     NoQuorumPolicy no_quorum_policy = NoQuorumPolicy::Stop;
     Usec interval = 200 * kUsecPerMsec;
     Usec dead_time = 1 * kUsecPerSec;
+    // The longest DeadTime= the previous daemon on this node may have
+    // promised with (the daemon keeps it in its state directory): a
+    // restarted node backs nothing until the longer of it and dead_time has
+    // passed, so that every promise its predecessor stated has run out.
+    Usec previous_dead_time;
     Usec init_dead = 30 * kUsecPerSec;
     Usec monitor_interval = 2 * kUsecPerSec;
     // The graceful stop's share of a lease, and how long any other stop that
@@ -56,6 +63,7 @@ struct NodeSettings {
 // Quorum rules apply to clusters of more than 2 expected nodes (an arbitrator
 // counts) that stop on quorum loss: only then is a minority sure to stop, and
 // only then does a holder need a lease from a majority.
+bool quorum_rules_apply(unsigned expected_nodes, NoQuorumPolicy policy);
 bool quorum_rules_apply(const NodeSettings& s);
 LeaseTimings lease_timings(const NodeSettings& s);
 
@@ -118,7 +126,7 @@ public:
     Phase phase() const { return phase_; }
     NodeState state() const { return state_of(phase_); }
     // The term of this node's own claim (0 when it claims nothing).
-    std::uint64_t term() const { return holding() ? term_ : 0; }
+    std::uint64_t term() const { return holding() ? holder_.term() : 0; }
     // The term of the claim that runs the cluster, as far as this node knows.
     std::uint64_t cluster_term() const;
     bool error_latched() const { return error_latched_; }
@@ -130,7 +138,7 @@ public:
     const NodeSettings& settings() const { return settings_; }
     const Membership& membership() const { return membership_; }
     const ReceiveCounters& counters() const { return counters_; }
-    const Backing& backing() const { return backing_; }
+    const Voter& voter() const { return voter_; }
     std::optional<HookKind> running_hook() const;
     // The lease a majority grants this node's claim, when it claims.
     std::optional<Usec> lease() const;
@@ -203,6 +211,12 @@ private:
     // This node and every peer with a two-way link to it: a peer that does not
     // hear this node cannot be relied on to learn of its claims.
     unsigned live_votes() const { return membership_.two_way_count(own_id_) + 1; }
+    // The node count quorum is counted against: the largest ExpectedNodes=
+    // of this node and of every peer it has heard (timed out or not), so
+    // that two majorities always share a node. A lowered count takes effect
+    // once every node has stated it; a raised one at once.
+    unsigned expected_nodes() const;
+    bool quorum_rules() const { return quorum_rules_apply(expected_nodes(), settings_.no_quorum_policy); }
     std::uint16_t own_flags() const;
     // This node's estimate of the wall clock: its incarnation was the wall clock at start.
     std::uint64_t wall_estimate(Usec now) const;
@@ -213,12 +227,10 @@ private:
     Membership membership_;
     ReceiveCounters counters_;
     TermBook terms_;
-    Backing backing_;
+    Voter voter_;    // what this node promised other claims
+    Holder holder_;  // this node's own claim and its lease
 
     Phase phase_ = Phase::InitialProbe;
-    std::uint64_t term_ = 0;  // the term of this node's own claim
-    Usec claimed_at_;         // when it was made: grants that end before it do not count
-    std::map<std::string, Usec> grants_;  // backer -> the latest grant of its promise to this claim
     // Whether the lease binds this holder: from the claim on, or, for services
     // started without one (forced, found running at start-up), from the first lease.
     bool lease_enforced_ = false;
@@ -240,7 +252,7 @@ private:
     Usec started_at_;
     Usec init_deadline_;
     Usec listen_until_;       // start (or quorum regained) + dead time: no election before
-    Usec backing_allowed_at_;  // start + dead time: promises of an earlier incarnation have run out
+    Usec backing_allowed_at_;  // start + the longest dead time: promises of an earlier incarnation have run out
     Usec last_sent_;           // when the last heartbeat went out
     std::uint64_t sequence_ = 0;
     std::optional<Usec> next_monitor_;

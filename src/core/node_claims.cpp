@@ -1,4 +1,4 @@
-// The node's claims, its backing of other claims, and its lease (the arithmetic is in claims.cpp).
+// The node's claims and lease (its Holder), its backing of other claims (its Voter); the arithmetic is in claims.cpp.
 #include "core/election.h"
 #include "core/node.h"
 #include "core/node_name.h"
@@ -6,10 +6,8 @@
 namespace freeha {
 
 std::optional<Usec> Node::lease() const {
-    if (!holding() || !quorum_rules_apply(settings_)) return std::nullopt;
-    std::vector<Usec> grants;
-    for (const auto& [name, grant] : grants_) grants.push_back(grant);
-    return lease_until(std::move(grants), quorum_votes_needed(settings_.expected_nodes));
+    if (!holding() || !quorum_rules()) return std::nullopt;
+    return holder_.lease(quorum_votes_needed(expected_nodes()));
 }
 
 // A backer states the grant of its promise to this claim, on our clock,
@@ -18,24 +16,17 @@ std::optional<Usec> Node::lease() const {
 // a backer keeps its promise whatever it announces, and restarted, it backs
 // nothing for a dead time.
 void Node::record_grant(const wire::Heartbeat& hb, Usec now) {
-    if (!holding() || hb.claimant != settings_.node_name || hb.term != term_ || hb.grant == 0) return;
-    Usec grant(hb.grant);
-    // No heartbeat of this claim was sent before claimed_at_, and none is
-    // sent in the future: a grant outside these bounds is forged or broken.
-    if (grant < claimed_at_ || grant > now + kMaxDeadTime) return;
-    Usec& best = grants_[hb.node];
-    best = std::max(best, grant);
+    if (!holding() || hb.claimant != settings_.node_name || hb.term != holder_.term() || hb.grant == 0) return;
+    holder_.record_grant(hb.node, Usec(hb.grant), now);
 }
 
 void Node::claim(std::string reason, bool forced, Usec now, Effects& out) {
-    term_ = terms_.next_term(settings_.node_name);
-    claimed_at_ = now;
-    grants_.clear();
-    backing_ = Backing{};  // a claimant backs no one else
+    holder_.claim(terms_.next_term(settings_.node_name), now);
+    voter_.release();  // a claimant backs no one else (maybe_elect waits for its promise to run out)
     // Services started without a lease (forced) are bound by one only once
     // they have one: the operator took responsibility for the start.
     lease_enforced_ = !forced;
-    if (!forced && quorum_rules_apply(settings_))
+    if (!forced && quorum_rules())
         reason += "; starting the services once a majority backs this claim";
     out.push_back(effect::Notice{NoticeKind::Takeover, settings_.node_name, reason});
     set_phase(forced ? Phase::StartingHook : Phase::StartingPending, std::move(reason), now, out);
@@ -46,10 +37,8 @@ void Node::claim_running_services(Usec now, Effects& out) {
     // FreeHA: a successful monitor at start-up means the services already run
     // here. The claim has term 0, so any node that took over meanwhile wins;
     // with quorum rules it must win a lease like any other holder.
-    term_ = 0;
-    claimed_at_ = now;
-    grants_.clear();
-    backing_ = Backing{};
+    holder_.claim(0, now);
+    voter_.release();
     lease_enforced_ = false;
     set_phase(Phase::Running, "monitorhasrv at start-up: services already running here", now, out);
     next_monitor_ = now + settings_.monitor_interval;
@@ -59,7 +48,7 @@ void Node::maybe_start_claim(Usec now, Effects& out) {
     if (phase_ != Phase::StartingPending || hook_) return;
     // Planned moves: wait for a node that still runs (or stops) the services.
     if (peer_runs_services()) return;
-    if (quorum_rules_apply(settings_) && !lease_allows_start(lease(), now, lease_timings(settings_))) return;
+    if (quorum_rules() && !lease_allows_start(lease(), now, lease_timings(settings_))) return;
     set_phase(Phase::StartingHook, "a majority backs this claim", now, out);
 }
 
@@ -78,18 +67,20 @@ bool Node::peer_backs_other_live_claim() const {
 bool Node::may_back(Usec now) const { return started_ && !holding() && now >= backing_allowed_at_; }
 
 bool Node::update_backing(Usec now) {
-    Backing before = backing_;
-    bool was_live = backing_.live(now);
-    if (!backing_.claimant.empty()) {
-        auto it = membership_.peers().find(backing_.claimant);
+    Voter before = voter_;
+    bool was_live = voter_.live(now);
+    if (!voter_.claimant().empty()) {
+        auto it = membership_.peers().find(voter_.claimant());
         // The claimant now says it holds nothing, or holds another claim (a
         // holder always announces its own term): the promise has nothing left
-        // to protect, that claim's services are stopped.
-        bool released = it == membership_.peers().end() || !holds_services(it->second.announced) ||
-                        it->second.term != backing_.term;
-        if (released || !backing_.live(now) || !may_back(now)) backing_ = Backing{};
+        // to protect, that claim's services are stopped. Nothing else ends a
+        // promise early: a claimant that fell silent is waited out.
+        if (it != membership_.peers().end() &&
+            (!holds_services(it->second.announced) || it->second.term != voter_.term()))
+            voter_.release();
+        voter_.expire(now);
     }
-    if (!backing_.live(now) && may_back(now)) {
+    if (!voter_.live(now) && may_back(now)) {
         // Free to back: the best claim we hear directly. A claim whose
         // services run outranks one still pending, then the higher term.
         const Peer* best = nullptr;
@@ -100,13 +91,11 @@ bool Node::update_backing(Usec now) {
                 best = &p;
         }
         if (best != nullptr)
-            backing_ = Backing{best->name, best->term,
-                               promise_grant(Usec(best->sent_at), settings_.dead_time).count(),
-                               best->last_heard + settings_.dead_time};
+            voter_.promise(best->name, best->term, Usec(best->sent_at), best->last_heard, settings_.dead_time, now);
     }
     // What we announce changed: a new backing, a release, a promise that ran out.
-    return backing_.claimant != before.claimant || backing_.term != before.term ||
-           was_live != backing_.live(now) || backing_.grant != before.grant;
+    return voter_.claimant() != before.claimant() || voter_.term() != before.term() ||
+           was_live != voter_.live(now) || voter_.grant() != before.grant();
 }
 
 // Two nodes whose services run: the lesser claim stops (a partition healed
@@ -121,14 +110,14 @@ void Node::check_rivals(Usec now, Effects& out) {
         std::string text;
         // A node whose stop is under way is waited for (maybe_start_claim), not fought.
         bool runs = p.runs_services() && p.announced != NodeState::Stopping;
-        if (runs && (pending || claim_outranks(p.term, name, term_, settings_.node_name))) {
+        if (runs && (pending || claim_outranks(p.term, name, holder_.term(), settings_.node_name))) {
             text = name + " runs the services with term " + std::to_string(p.term) + " (ours " +
-                   std::to_string(term_) + "); stepping down";
+                   std::to_string(holder_.term()) + "); stepping down";
         } else if (pending) {
             const std::string& rival = holds_services(p.announced) ? name : p.claimant;
-            if (rival.empty() || !claim_outranks(p.term, rival, term_, settings_.node_name)) continue;
+            if (rival.empty() || !claim_outranks(p.term, rival, holder_.term(), settings_.node_name)) continue;
             text = name + (rival == name ? " claims" : " knows of a claim by " + rival) + " with term " +
-                   std::to_string(p.term) + " (ours " + std::to_string(term_) + "); withdrawing our claim";
+                   std::to_string(p.term) + " (ours " + std::to_string(holder_.term()) + "); withdrawing our claim";
         } else {
             continue;
         }
@@ -140,7 +129,7 @@ void Node::check_rivals(Usec now, Effects& out) {
 
 // A holder stops in time for its lease: gracefully when FenceTimeout is left, killing at its end.
 void Node::enforce_lease(Usec now, Effects& out) {
-    if (!quorum_rules_apply(settings_) || !services_started()) return;
+    if (!quorum_rules() || !services_started()) return;
     LeaseTimings t = lease_timings(settings_);
     std::optional<Usec> lease_end = lease();
     if (!lease_enforced_) {

@@ -19,13 +19,13 @@ std::string Node::active_node() const {
                       (started == best.started && claim_outranks(term, name, best.term, *best.name));
         if (better) best = Best{&name, term, started};
     };
-    consider(settings_.node_name, state(), term_, services_started());
+    consider(settings_.node_name, state(), holder_.term(), services_started());
     for (const auto& [name, p] : membership_.peers()) consider(name, p.state(), p.term, p.runs_services());
     return best.name ? *best.name : std::string();
 }
 
 std::uint64_t Node::cluster_term() const {
-    if (holding()) return term_;
+    if (holding()) return holder_.term();
     std::string active = active_node();
     if (!active.empty()) return membership_.peers().at(active).term;
     return terms_.max_term();
@@ -54,7 +54,7 @@ Status Node::status(Usec now) const {
     self.state = state();
     self.role = settings_.role;
     self.reachable = true;
-    self.term = holding() ? term_ : s.term;
+    self.term = holding() ? holder_.term() : s.term;
     self.errored = error_latched_;
     self.standby = standby_;
     self.self = true;

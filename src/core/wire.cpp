@@ -57,6 +57,7 @@ std::string_view to_string(Reject r) {
     static constexpr std::array<std::string_view, kRejectCount> kNames{
         "too_short",   "bad_magic", "bad_version",     "bad_type",           "unknown_flags",
         "bad_state",   "bad_role",  "bad_name_length", "bad_name_character", "bad_length", "bad_handover", "bad_heard_list", "bad_claimant",
+        "bad_expected_nodes",
     };
     return kNames.at(static_cast<std::size_t>(r));
 }
@@ -65,17 +66,21 @@ std::vector<std::uint8_t> encode(const Heartbeat& hb) {
     bool handover = !hb.handover_to.empty();
     bool claimant = !hb.claimant.empty();
     std::size_t heard = std::min(hb.heard.size(), kMaxHeard);
+    unsigned expected = std::min(hb.expected_nodes, kMaxExpectedNodes);
     std::vector<std::uint8_t> out(kHeaderSize + hb.node.size() + (handover ? 1 + hb.handover_to.size() : 0) +
-                                  (claimant ? 1 + hb.claimant.size() : 0) + (heard != 0 ? 1 + 8 * heard : 0));
+                                  (claimant ? 1 + hb.claimant.size() : 0) + (heard != 0 ? 1 + 8 * heard : 0) +
+                                  (expected != 0 ? 1 : 0));
     Writer w{out};
     w.bytes(kMagic.data(), kMagic.size());
     w.u8(kVersion);
     w.u8(kTypeHeartbeat);
     auto flags = static_cast<std::uint16_t>(hb.flags &
-                                            ~(kFlagAuthenticated | kFlagHandover | kFlagHeard | kFlagClaimant));
+                                            ~(kFlagAuthenticated | kFlagHandover | kFlagHeard | kFlagClaimant |
+                                              kFlagExpected));
     if (handover) flags |= kFlagHandover;
     if (claimant) flags |= kFlagClaimant;
     if (heard != 0) flags |= kFlagHeard;
+    if (expected != 0) flags |= kFlagExpected;
     w.u16(flags);
     w.u64(hb.cluster_id);
     w.u64(hb.incarnation);
@@ -96,6 +101,7 @@ std::vector<std::uint8_t> encode(const Heartbeat& hb) {
         w.u8(static_cast<std::uint8_t>(heard));
         for (std::size_t i = 0; i < heard; ++i) w.u64(hb.heard[i]);
     }
+    if (expected != 0) w.u8(static_cast<std::uint8_t>(expected));
     return out;
 }
 
@@ -126,13 +132,21 @@ DecodeResult decode(std::span<const std::uint8_t> in) {
         for (std::size_t i = 0; i < count; ++i) heard.push_back(get_u64(in, body_size + 1 + 8 * i));
         body_size += 1 + 8 * count;
     }
+    unsigned expected = 0;
+    if (flags & kFlagExpected) {
+        if (in.size() <= body_size) return rejected(Reject::BadExpectedNodes);
+        expected = in[body_size];
+        if (expected == 0 || expected > kMaxExpectedNodes) return rejected(Reject::BadExpectedNodes);
+        body_size += 1;
+    }
     if (in.size() != body_size + tag_size) return rejected(Reject::BadLength);
     std::string name(reinterpret_cast<const char*>(in.data() + kHeaderSize), name_length);
     if (!is_valid_node_name(name)) return rejected(Reject::BadNameCharacter);
 
     Decoded d;
-    // Carried by handover_to, claimant and heard.
-    d.heartbeat.flags = static_cast<std::uint16_t>(flags & ~(kFlagHandover | kFlagHeard | kFlagClaimant));
+    // Carried by handover_to, claimant, heard and expected_nodes.
+    d.heartbeat.flags =
+        static_cast<std::uint16_t>(flags & ~(kFlagHandover | kFlagHeard | kFlagClaimant | kFlagExpected));
     d.heartbeat.cluster_id = get_u64(in, 8);
     d.heartbeat.incarnation = get_u64(in, 16);
     d.heartbeat.sequence = get_u64(in, 24);
@@ -145,6 +159,7 @@ DecodeResult decode(std::span<const std::uint8_t> in) {
     d.heartbeat.handover_to = std::move(handover_to);
     d.heartbeat.claimant = std::move(claimant);
     d.heartbeat.heard = std::move(heard);
+    d.heartbeat.expected_nodes = expected;
     if (tag_size != 0) {
         d.signed_bytes = in.first(body_size);
         d.auth_tag = in.subspan(body_size);

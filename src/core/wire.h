@@ -21,6 +21,13 @@
 //  then, only when flags has kFlagHeard: u8 count (1..64) and that many u64
 //  node ids (node_id() of each peer the sender hears), so that receivers
 //  count only two-way links towards quorum;
+//  then, only when flags has kFlagExpected: u8, the sender's ExpectedNodes=
+//  (1..64), so that every node counts quorum against the largest count any
+//  node uses (a lowered count takes effect once every node has it). Decoders
+//  from before this field reject kFlagExpected as an unknown flag, so a node
+//  sends it only while every peer it hears sends it too: in a cluster mixed
+//  with such older nodes nobody sends it, and each node counts quorum against
+//  its own ExpectedNodes= alone, as those versions did;
 //  then, only when flags has kFlagAuthenticated: a 32-byte HMAC-SHA256 tag over
 //  every byte before it.
 #pragma once
@@ -50,9 +57,11 @@ inline constexpr std::uint16_t kFlagHandover = 1u << 3;       // a handover targ
 inline constexpr std::uint16_t kFlagHeard = 1u << 4;          // the ids of the nodes the sender hears follow
 inline constexpr std::uint16_t kFlagClaimant = 1u << 5;       // the claimant of the announced term follows
 inline constexpr std::uint16_t kFlagClaimPending = 1u << 6;   // STARTING, but starthasrv has not run yet
+inline constexpr std::uint16_t kFlagExpected = 1u << 7;       // the sender's ExpectedNodes= follows
 inline constexpr std::uint16_t kKnownFlags = kFlagStandby | kFlagErrorLatched | kFlagAuthenticated | kFlagHandover |
-                                             kFlagHeard | kFlagClaimant | kFlagClaimPending;
+                                             kFlagHeard | kFlagClaimant | kFlagClaimPending | kFlagExpected;
 inline constexpr std::size_t kMaxHeard = 64;
+inline constexpr unsigned kMaxExpectedNodes = 64;
 
 struct Heartbeat {
     std::uint64_t cluster_id = 0;
@@ -68,6 +77,7 @@ struct Heartbeat {
     std::string handover_to;  // non-empty: kFlagHandover is set on the wire
     std::string claimant;     // non-empty: kFlagClaimant is set on the wire
     std::vector<std::uint64_t> heard;  // non-empty: kFlagHeard is set on the wire
+    unsigned expected_nodes = 0;       // the sender's ExpectedNodes=; non-zero: kFlagExpected is set on the wire
 
     bool operator==(const Heartbeat&) const = default;
 };
@@ -87,8 +97,9 @@ enum class Reject : std::uint8_t {
     BadHandover,
     BadHeardList,
     BadClaimant,
+    BadExpectedNodes,
 };
-inline constexpr int kRejectCount = 13;
+inline constexpr int kRejectCount = 14;
 std::string_view to_string(Reject r);
 
 struct Decoded {
@@ -104,8 +115,9 @@ struct DecodeResult {
     Reject reject = Reject::TooShort;  // meaningful only when !decoded
 };
 
-// Encodes the body. kFlagHandover, kFlagClaimant and kFlagHeard follow
-// hb.handover_to, hb.claimant and hb.heard, whatever hb.flags says (at most kMaxHeard ids are written).
+// Encodes the body. kFlagHandover, kFlagClaimant, kFlagHeard and kFlagExpected
+// follow hb.handover_to, hb.claimant, hb.heard and hb.expected_nodes, whatever
+// hb.flags says (at most kMaxHeard ids are written; expected_nodes is capped at kMaxExpectedNodes).
 // kFlagAuthenticated is cleared: sign() sets it and appends the tag.
 std::vector<std::uint8_t> encode(const Heartbeat& hb);
 

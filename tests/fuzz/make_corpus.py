@@ -10,7 +10,7 @@ import os
 import struct
 
 VERSION = 2
-STANDBY, ERRORED, AUTH, HANDOVER, HEARD, CLAIMANT, PENDING = (1 << i for i in range(7))
+STANDBY, ERRORED, AUTH, HANDOVER, HEARD, CLAIMANT, PENDING, EXPECTED = (1 << i for i in range(8))
 INITIAL, STANDBY_STATE, STARTING, RUNNING, STOPPING, ERRORED_STATE = range(6)
 MEMBER, ARBITRATOR = 0, 1
 
@@ -23,13 +23,15 @@ def fnv1a(text):
 
 
 def heartbeat(node="peer", cluster="fuzz", flags=0, incarnation=1, sequence=1, term=0, sent_at=1_000_000,
-              echo=0, state=STANDBY_STATE, role=MEMBER, handover="", claimant="", heard=()):
+              echo=0, state=STANDBY_STATE, role=MEMBER, handover="", claimant="", heard=(), expected=0):
     if handover:
         flags |= HANDOVER
     if claimant:
         flags |= CLAIMANT
     if heard:
         flags |= HEARD
+    if expected:
+        flags |= EXPECTED
     body = b"FHA1" + bytes([VERSION, 1]) + struct.pack(">HQQQQQQ", flags, fnv1a(cluster), incarnation, sequence,
                                                        term, sent_at, echo)
     body += bytes([state, role, len(node)]) + node.encode()
@@ -38,6 +40,8 @@ def heartbeat(node="peer", cluster="fuzz", flags=0, incarnation=1, sequence=1, t
             body += bytes([len(name)]) + name.encode()
     if heard:
         body += bytes([len(heard)]) + b"".join(struct.pack(">Q", fnv1a(n)) for n in heard)
+    if expected:
+        body += bytes([expected])
     return body
 
 
@@ -56,9 +60,10 @@ SEEDS = {
     "standby-flag-errored": heartbeat(state=ERRORED_STATE, flags=STANDBY | ERRORED),
     "handover": heartbeat(state=STOPPING, term=2, handover="self"),
     "heard-list": heartbeat(heard=["self", "other", "third"]),
+    "expected-nodes": heartbeat(heard=["self"], expected=5),
     "everything": heartbeat(node="a" * 64, flags=STANDBY | ERRORED | PENDING, state=STARTING, term=2**64 - 1,
                             sent_at=2**64 - 1, echo=2**63, handover="b" * 64, claimant="c" * 64,
-                            heard=["n%d" % i for i in range(64)]),
+                            heard=["n%d" % i for i in range(64)], expected=64),
     "foreign-cluster": heartbeat(cluster="other"),
     "own-name": heartbeat(node="self", incarnation=7),
     "signed-wrong-key": signed(heartbeat(sequence=2), bytes([0x11]) * 32),

@@ -101,15 +101,6 @@ TEST(Claims, TheHigherTermThenTheEarlierNameOutranks) {
     EXPECT_FALSE(claim_outranks(5, "alpha", 5, "alpha"));
 }
 
-TEST(Claims, APromiseIsLiveWhileItGrantsSomethingAndHasNotRunOut) {
-    Backing b{"alpha", 3, 10'000'000, 11_s};
-    EXPECT_TRUE(b.live(10_s));
-    EXPECT_TRUE(b.live(11_s - 1_us));
-    EXPECT_FALSE(b.live(11_s));
-    b.grant = 0;
-    EXPECT_FALSE(b.live(10_s));  // names a claim without promising anything
-}
-
 TEST(Claims, NewTermsAreAboveEveryTermHeardOf) {
     TermBook terms;
     EXPECT_TRUE(terms.learn(4, "bravo"));

@@ -62,6 +62,8 @@ public:
         hb.role = role;
         hb.flags = flags;
         hb.heard = {node_id(settings_.node_name)};  // a two-way link unless deaf() says otherwise
+        // Its ExpectedNodes=: this node's unless expects() said otherwise.
+        hb.expected_nodes = expected_.count(name) ? expected_.at(name) : settings_.expected_nodes;
         peers_[name] = hb;
         hear(name);
     }
@@ -76,6 +78,14 @@ public:
         hear(name);
     }
     void silence(const std::string& name) { peers_.erase(name); }
+    // The peer's ExpectedNodes= (0: a version that does not state it), from its next heartbeat on.
+    void expects(const std::string& name, unsigned expected_nodes) {
+        expected_[name] = expected_nodes;
+        if (peers_.count(name)) {
+            peers_.at(name).expected_nodes = expected_nodes;
+            hear(name);
+        }
+    }
     // The peer holds a claim elsewhere (or is otherwise bound): it never backs this node.
     void withhold(const std::string& name) { withholding_.insert(name); }
     void release(const std::string& name) { withholding_.erase(name); }
@@ -170,6 +180,12 @@ public:
             if (auto* s = std::get_if<effect::SendHeartbeat>(&e)) hb = s->heartbeat;
         return hb;
     }
+    std::vector<wire::Heartbeat> heartbeats_sent_since_clear() {
+        std::vector<wire::Heartbeat> sent;
+        for (auto& e : effects_)
+            if (auto* s = std::get_if<effect::SendHeartbeat>(&e)) sent.push_back(s->heartbeat);
+        return sent;
+    }
     int heartbeats_sent() {
         int n = 0;
         for (auto& e : effects_) n += std::holds_alternative<effect::SendHeartbeat>(e);
@@ -243,6 +259,7 @@ private:
     std::map<std::string, wire::Heartbeat> peers_;
     std::map<std::string, std::uint64_t> sequences_;
     std::set<std::string> withholding_;
+    std::map<std::string, unsigned> expected_;
     std::uint64_t last_sent_at_ = 0;  // the node's newest heartbeat, which its backers' grants date from
     bool acking_ = false;
     bool confirm_kills_ = true;
@@ -1324,7 +1341,7 @@ TEST(NodeBacking, AVoterAcknowledgesTheClaimantAtOnceAndPromisesNoOtherClaim) {
     Harness h("c");
     h.boot_to_standby({{"a", S::Standby}, {"b", S::Standby}});
     h.peer("a", S::Running, 4);
-    ASSERT_EQ(h.node().backing().claimant, "a");
+    ASSERT_EQ(h.node().voter().claimant(), "a");
     h.clear();
     h.peer("a", S::Running, 4);
     ASSERT_EQ(h.heartbeats_sent(), 1);  // the acknowledgement goes out at once
@@ -1336,10 +1353,10 @@ TEST(NodeBacking, AVoterAcknowledgesTheClaimantAtOnceAndPromisesNoOtherClaim) {
     h.peer("b", S::Starting, 9, Role::Member, wire::kFlagClaimPending);
     h.silence("a");
     h.advance(h.settings().dead_time - h.settings().interval);
-    EXPECT_EQ(h.node().backing().claimant, "a");
+    EXPECT_EQ(h.node().voter().claimant(), "a");
     EXPECT_EQ(h.last_heartbeat()->claimant, "a");
     h.advance(h.settings().interval);  // a timed out: the promise has run out
-    EXPECT_EQ(h.node().backing().claimant, "b");
+    EXPECT_EQ(h.node().voter().claimant(), "b");
     EXPECT_EQ(h.last_heartbeat()->claimant, "b");
     EXPECT_NE(h.last_heartbeat()->grant, 0u);
 }
@@ -1349,10 +1366,10 @@ TEST(NodeBacking, AClaimantThatStopsReleasesItsVotersAtOnce) {
     h.boot_to_standby({{"a", S::Standby}, {"b", S::Standby}});
     h.peer("a", S::Running, 4);
     h.peer("b", S::Starting, 5, Role::Member, wire::kFlagClaimPending);
-    ASSERT_EQ(h.node().backing().claimant, "a");
+    ASSERT_EQ(h.node().voter().claimant(), "a");
     h.clear();
     h.peer("a", S::Standby, 4);  // a stopped its services (a switchover, a stop)
-    EXPECT_EQ(h.node().backing().claimant, "b");
+    EXPECT_EQ(h.node().voter().claimant(), "b");
     EXPECT_EQ(h.last_heartbeat()->claimant, "b");
 }
 
@@ -1367,7 +1384,7 @@ TEST(NodeBacking, AVoterPrefersAClaimWhoseServicesRunOverAPendingOne) {
     g.boot_to_standby({{"a", S::Standby}, {"b", S::Standby}});
     g.peer("a", S::Running, 4);
     g.peer("b", S::Starting, 9, Role::Member, wire::kFlagClaimPending);
-    EXPECT_EQ(g.node().backing().claimant, "a");
+    EXPECT_EQ(g.node().voter().claimant(), "a");
 }
 
 TEST(NodeBacking, ARestartedNodeBacksNothingForADeadTime) {
@@ -1380,9 +1397,26 @@ TEST(NodeBacking, ARestartedNodeBacksNothingForADeadTime) {
     h.finish(HookKind::Stop, true);
     EXPECT_EQ(h.last_heartbeat()->grant, 0u);
     h.advance(h.settings().dead_time - 10 * ms);
-    EXPECT_TRUE(h.node().backing().claimant.empty());
+    EXPECT_TRUE(h.node().voter().claimant().empty());
     h.advance(h.settings().interval);
-    EXPECT_EQ(h.node().backing().claimant, "a");
+    EXPECT_EQ(h.node().voter().claimant(), "a");
+}
+
+TEST(NodeBacking, ARestartedNodeHonoursTheLongestDeadTimeItMayHavePromisedWith) {
+    // The previous daemon ran with DeadTime=5s before a reload (or this
+    // restart) lowered it to 1s: its promises may run 5s.
+    Harness h("c");
+    h.settings().previous_dead_time = 5 * sec;
+    h.start();
+    h.peer("a", S::Running, 4);
+    h.peer("b", S::Standby);
+    h.finish(HookKind::Monitor, false);
+    h.finish(HookKind::Stop, true);
+    h.advance(5 * sec - 10 * ms);
+    EXPECT_TRUE(h.node().voter().claimant().empty());
+    EXPECT_EQ(h.last_heartbeat()->grant, 0u);
+    h.advance(h.settings().interval);
+    EXPECT_EQ(h.node().voter().claimant(), "a");
 }
 
 TEST(NodeBacking, APeerBackingAnotherLiveClaimBlocksTheElection) {
@@ -1409,6 +1443,117 @@ TEST(NodeBacking, APeerBackingAnotherLiveClaimBlocksTheElection) {
     h.receive(wire::encode(hb));
     EXPECT_TRUE(h.noticed(NoticeKind::Takeover));
 }
+
+// --- promises across reloads and restarts (issue 15) -------------------------
+
+// The largest grant among `sent` to `claimant`: the holder keeps the largest
+// grant it received, so the voter must keep its promise until then.
+std::uint64_t largest_grant_to(const std::vector<wire::Heartbeat>& sent, const std::string& claimant) {
+    std::uint64_t grant = 0;
+    for (const auto& hb : sent)
+        if (hb.claimant == claimant) grant = std::max(grant, hb.grant);
+    return grant;
+}
+
+struct DeadTimeReload {
+    const char* what;
+    Usec before;
+    Usec after;
+};
+
+void PrintTo(const DeadTimeReload& row, std::ostream* os) { *os << row.what; }
+
+class NodePromises : public ::testing::TestWithParam<DeadTimeReload> {};
+
+// Voter c backs a; c is reloaded with another DeadTime=, a falls silent and b
+// claims. c must not back b before every grant it stated to a has run out
+// (a's lease from c runs that long), and it backs b soon after.
+TEST_P(NodePromises, AReloadNeverShortensAPromiseTheHolderCountsOn) {
+    const auto& row = GetParam();
+    Harness h("c");
+    h.settings().dead_time = row.before;
+    h.boot_to_standby({{"a", S::Standby}, {"b", S::Standby}});
+    h.peer("a", S::Running, 4);
+    h.advance(3 * h.settings().interval);
+    NodeSettings reloaded = h.settings();
+    reloaded.dead_time = row.after;
+    h.reconfigure(reloaded);
+    h.advance(h.settings().interval);  // a's next heartbeat, acknowledged under the new DeadTime=
+    h.silence("a");
+    h.peer("b", S::Starting, 9, Role::Member, wire::kFlagClaimPending);
+    Usec promised(largest_grant_to(h.heartbeats_sent_since_clear(), "a"));
+    ASSERT_GT(promised, h.now());
+    while (h.now() < promised) {
+        h.advance(10 * ms);
+        if (h.now() >= promised) break;
+        ASSERT_EQ(largest_grant_to(h.heartbeats_sent_since_clear(), "b"), 0u)
+            << "c backs b at " << format_timespan(h.now()) << " while its grant to a runs until "
+            << format_timespan(promised);
+    }
+    h.advance(2 * h.settings().interval);
+    EXPECT_NE(largest_grant_to(h.heartbeats_sent_since_clear(), "b"), 0u) << "c never backs b";
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Reloads, NodePromises,
+    ::testing::Values(DeadTimeReload{"lowered from 10s to 1s: the 10s promise stands", 10 * sec, 1 * sec},
+                      DeadTimeReload{"unchanged", 1 * sec, 1 * sec},
+                      DeadTimeReload{"raised from 1s to 10s: renewals promise 10s at once", 1 * sec, 10 * sec}),
+    [](const auto& info) { return "Row" + std::to_string(info.index); });
+
+// --- ExpectedNodes= across reloads (issue 15) --------------------------------
+
+struct ExpectedChange {
+    const char* what;
+    unsigned configured;                     // this node's ExpectedNodes= (a), after its reload
+    std::map<std::string, unsigned> peers;   // every peer and the ExpectedNodes= it states (0: none)
+    std::set<std::string> cut_off;           // peers that then fall silent
+    bool quorate;                            // a's quorum among what is left
+    unsigned stated;                         // what a's heartbeats then state
+};
+
+void PrintTo(const ExpectedChange& row, std::ostream* os) { *os << row.what; }
+
+class NodeExpected : public ::testing::TestWithParam<ExpectedChange> {};
+
+// Node a starts as one of as many nodes as it has peers plus one, takes the
+// row's ExpectedNodes= by a reload, hears what its peers state, and loses
+// some of them: it must count quorum against the largest count any node
+// uses, so that its majority overlaps every majority the others could form.
+TEST_P(NodeExpected, QuorumCountsAgainstTheLargestExpectedNodesStated) {
+    const auto& row = GetParam();
+    SCOPED_TRACE(row.what);
+    Harness h("a", static_cast<unsigned>(row.peers.size() + 1));
+    std::map<std::string, S> standby;
+    for (const auto& [name, expected] : row.peers) standby[name] = S::Standby;
+    h.boot_to_standby(standby);
+    NodeSettings reloaded = h.settings();
+    reloaded.expected_nodes = row.configured;
+    h.reconfigure(reloaded);
+    for (const auto& [name, expected] : row.peers) h.expects(name, expected);
+    for (const auto& name : row.cut_off) h.silence(name);
+    h.clear();
+    h.advance(2 * h.settings().dead_time);
+    EXPECT_EQ(h.node().quorate(), row.quorate);
+    if (!row.quorate) {
+        EXPECT_FALSE(h.noticed(NoticeKind::Takeover));
+    }
+    ASSERT_TRUE(h.last_heartbeat());
+    EXPECT_EQ(h.last_heartbeat()->expected_nodes, row.stated);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Reloads, NodeExpected,
+    ::testing::Values(
+        ExpectedChange{"5 nodes, a and b lowered to 3 and cut off from the other three: 2 are no majority",
+                       3, {{"b", 3}, {"c", 5}, {"d", 5}, {"e", 5}}, {"c", "d", "e"}, false, 3},
+        ExpectedChange{"5 nodes, every one lowered to 3: the lowered count takes effect",
+                       3, {{"b", 3}, {"c", 3}, {"d", 3}, {"e", 3}}, {"c", "d", "e"}, true, 3},
+        ExpectedChange{"3 nodes, c raised to 5: it counts at once, so a and b are no majority",
+                       3, {{"b", 3}, {"c", 5}}, {"c"}, false, 3},
+        ExpectedChange{"5 nodes, a lowered to 3 beside an older version that states nothing: a states nothing",
+                       3, {{"b", 0}, {"c", 5}, {"d", 5}, {"e", 5}}, {}, true, 0}),
+    [](const auto& info) { return "Row" + std::to_string(info.index); });
 
 TEST(NodeTakeover, AClaimWaitsWhileAReachablePeerStillStopsTheServices) {
     Harness h("b");

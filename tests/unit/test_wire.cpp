@@ -161,6 +161,37 @@ TEST(Wire, TheClaimantRoundTripsAndIsCheckedStrictly) {
     EXPECT_EQ(decode(flag_only).reject, Reject::BadClaimant) << "flag without a name";
 }
 
+TEST(Wire, ExpectedNodesRoundTripsLastAndIsCheckedStrictly) {
+    Heartbeat hb = sample();
+    hb.claimant = "charlie";
+    hb.heard = {7, 8};
+    hb.expected_nodes = 5;
+    auto bytes = encode(hb);
+    auto result = decode(bytes);
+    ASSERT_TRUE(result.decoded) << to_string(result.reject);
+    EXPECT_EQ(result.decoded->heartbeat, hb);
+    EXPECT_EQ(bytes[7] & kFlagExpected, kFlagExpected);
+    EXPECT_EQ(bytes.back(), 5) << "after the heard list";
+
+    hb.expected_nodes = 0;
+    EXPECT_EQ(encode(hb)[7] & kFlagExpected, 0) << "0 (not stated) is not sent";
+    hb.expected_nodes = 1000;
+    EXPECT_EQ(encode(hb).back(), kMaxExpectedNodes) << "capped";
+
+    auto zero = bytes;
+    zero.back() = 0;
+    EXPECT_EQ(decode(zero).reject, Reject::BadExpectedNodes) << "0";
+    auto too_many = bytes;
+    too_many.back() = kMaxExpectedNodes + 1;
+    EXPECT_EQ(decode(too_many).reject, Reject::BadExpectedNodes) << "above the maximum";
+    auto flag_only = encode(sample());
+    flag_only[7] |= kFlagExpected;
+    EXPECT_EQ(decode(flag_only).reject, Reject::BadExpectedNodes) << "flag without the count";
+    auto trailing = bytes;
+    trailing.push_back(3);
+    EXPECT_EQ(decode(trailing).reject, Reject::BadLength);
+}
+
 TEST(Wire, EncodeNeverSetsTheAuthenticatedFlagItself) {
     Heartbeat hb = sample();
     hb.flags |= kFlagAuthenticated;
