@@ -68,7 +68,10 @@ int main(int argc, char** argv) {
     std::string state_directory = default_state_directory(config->bus);
     std::uint64_t incarnation = claim_incarnation(state_directory, &warning);
     if (!warning.empty()) log::warning(warning);
+    warning.clear();
+    Usec promise_horizon = claim_promise_horizon(state_directory, config->dead_time, &warning);
+    if (!warning.empty()) log::warning(warning);
     Manager manager(std::move(*config), std::move(*cmdline), std::move(*auth_keys), incarnation,
-                    std::move(state_directory));
+                    std::move(state_directory), promise_horizon);
     return manager.run();
 }

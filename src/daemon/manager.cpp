@@ -62,13 +62,26 @@ std::string notice_text(const effect::Notice& n) {
 
 }  // namespace
 
+namespace {
+
+NodeSettings first_settings(const Config& config, std::uint64_t incarnation, auth::KeySet auth_keys,
+                            Usec promise_horizon) {
+    NodeSettings s = node_settings(config, incarnation, std::move(auth_keys));
+    s.previous_dead_time = promise_horizon;
+    return s;
+}
+
+}  // namespace
+
 Manager::Manager(Config config, CommandLine cmdline, auth::KeySet auth_keys, std::uint64_t incarnation,
-                 std::string state_directory)
+                 std::string state_directory, Usec promise_horizon)
     : config_(std::move(config)),
       cmdline_(std::move(cmdline)),
       state_directory_(std::move(state_directory)),
-      node_(node_settings(config_, incarnation, std::move(auth_keys))),
-      status_writer_(config_.json_file, config_.state_file) {}
+      node_(first_settings(config_, incarnation, std::move(auth_keys), promise_horizon)),
+      status_writer_(config_.json_file, config_.state_file),
+      stored_horizon_(std::max(promise_horizon, config_.dead_time)),
+      longest_dead_time_(config_.dead_time) {}
 
 Manager::~Manager() = default;
 
@@ -268,6 +281,19 @@ void Manager::begin() {
     }
     notifier_.ready();  // the sockets are bound (target mode: and systemd can be reached)
     apply(node_.start(now(), config_.force_start));
+    // Once the previous run's promises have run out, only this run's
+    // DeadTime= values matter: a lowered horizon shortens the next restart's wait.
+    if (stored_horizon_ > longest_dead_time_) {
+        sd_event_source* s = nullptr;
+        int r = sd_event_add_time(event_.get(), &s, CLOCK_MONOTONIC, (now() + stored_horizon_).count(),
+                                  kUsecPerSec.count(), on_horizon_passed, this);
+        if (r < 0)
+            log::warning(log::with_errno("cannot arm the promise horizon's timer; keeping " +
+                                             format_timespan(stored_horizon_) + " for the next start",
+                                         r));
+        else
+            horizon_timer_.reset(s);
+    }
     flush_status();
 }
 
@@ -460,6 +486,14 @@ std::optional<std::string> Manager::reload_config() {
         return "configuration not reloaded: " + *shadowed;
     auto keys = read_auth_keys(reread->auth_key_files, &error);
     if (!keys) return "configuration not reloaded: " + error;
+    // Promises made with a longer DeadTime= must be honoured after a restart:
+    // recorded before they can be made.
+    if (reread->dead_time > stored_horizon_) {
+        if (std::string stored = store_promise_horizon(state_directory_, reread->dead_time); !stored.empty())
+            return "configuration not reloaded: cannot record the longer DeadTime= (" + stored + ")";
+        stored_horizon_ = reread->dead_time;
+    }
+    longest_dead_time_ = std::max(longest_dead_time_, reread->dead_time);
     reread->bus = config_.bus;
     reread->force_start = config_.force_start;
     config_ = std::move(*reread);
@@ -538,6 +572,17 @@ int Manager::on_status_timer(sd_event_source* s, uint64_t, void* userdata) {
     self->status_dirty_ = true;  // the last-heard ages move on
     sd_event_source_set_time_relative(s, kStatusRefresh.count());
     sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+    return 0;
+}
+
+int Manager::on_horizon_passed(sd_event_source*, uint64_t, void* userdata) {
+    auto* self = static_cast<Manager*>(userdata);
+    if (std::string error = store_promise_horizon(self->state_directory_, self->longest_dead_time_); !error.empty()) {
+        log::warning("cannot lower the promise horizon (" + error + "); the next start waits " +
+                     format_timespan(self->stored_horizon_) + " before backing a claim");
+        return 0;
+    }
+    self->stored_horizon_ = self->longest_dead_time_;
     return 0;
 }
 

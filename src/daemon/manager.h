@@ -33,9 +33,11 @@ class Manager {
 public:
     // `cmdline` is kept to re-read the same configuration on ReloadConfig();
     // `auth_keys` are AuthKeyFile='s keys (empty without one); `state_directory`
-    // keeps an admin's standby across restarts.
+    // keeps an admin's standby and the promise horizon across restarts;
+    // `promise_horizon` is the horizon the previous run left there
+    // (claim_promise_horizon()): the node backs no claim before it has passed.
     Manager(Config config, CommandLine cmdline, auth::KeySet auth_keys, std::uint64_t incarnation,
-            std::string state_directory);
+            std::string state_directory, Usec promise_horizon);
     ~Manager();
 
     // Sets up everything, runs the loop until the node exits; returns the exit status.
@@ -77,6 +79,7 @@ private:
     static int on_signal_cb(sd_event_source* s, const signalfd_siginfo* si, void* userdata);
     static int on_core_timer(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_status_timer(sd_event_source* s, uint64_t usec, void* userdata);
+    static int on_horizon_passed(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_post(sd_event_source* s, void* userdata);
 
     EventPtr event_;
@@ -95,6 +98,9 @@ private:
     std::vector<EventSourcePtr> signal_sources_;
     EventSourcePtr core_timer_;
     EventSourcePtr status_timer_;
+    EventSourcePtr horizon_timer_;  // once the previous run's promises have run out
+    Usec stored_horizon_;           // what DIR/promise-horizon holds
+    Usec longest_dead_time_;        // the longest DeadTime= this run has promised with
     EventSourcePtr post_;
 
     bool status_dirty_ = true;

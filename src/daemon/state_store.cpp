@@ -76,6 +76,31 @@ std::uint64_t claim_incarnation(const std::string& directory, std::string* warni
     return next;
 }
 
+Usec claim_promise_horizon(const std::string& directory, Usec dead_time, std::string* warning) {
+    std::string path = directory + "/promise-horizon";
+    Usec previous;
+    if (access(path.c_str(), F_OK) == 0) {
+        auto stored = read_previous(path);
+        if (stored && Usec(*stored) <= kMaxDeadTime) {
+            previous = Usec(*stored);
+        } else {
+            previous = kMaxDeadTime;
+            *warning = path + ": not a number of microseconds up to " + format_timespan(kMaxDeadTime) +
+                       "; backing no claim for " + format_timespan(kMaxDeadTime) + ", the longest DeadTime= there is";
+        }
+    }
+    if (dead_time > previous) {
+        if (std::string error = store_promise_horizon(directory, dead_time); !error.empty())
+            *warning = "cannot keep the promise horizon (" + error +
+                       "); after a restart with a shorter DeadTime= this node could back a claim too early";
+    }
+    return previous;
+}
+
+std::string store_promise_horizon(const std::string& directory, Usec horizon) {
+    return store(directory, directory + "/promise-horizon", std::to_string(horizon.count()) + "\n");
+}
+
 bool standby_stored(const std::string& directory) { return access((directory + "/standby").c_str(), F_OK) == 0; }
 
 std::string store_standby(const std::string& directory, bool standby) {

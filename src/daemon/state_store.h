@@ -1,10 +1,11 @@
-// Keeps what must survive a restart in the state directory: the incarnation counter and an admin's standby.
+// Keeps what must survive a restart in the state directory: the incarnation counter, the promise horizon and an admin's standby.
 #pragma once
 
 #include <cstdint>
 #include <string>
 
 #include "core/config.h"
+#include "core/timespan.h"
 
 namespace freeha {
 
@@ -17,6 +18,19 @@ std::string default_state_directory(BusKind bus);
 // wall clock alone decides (a backward jump could then make peers ignore
 // this node until they restart).
 std::uint64_t claim_incarnation(const std::string& directory, std::string* warning);
+
+// DIR/promise-horizon: the longest DeadTime= with which a promise of this
+// node may still be live. A restarted node backs no claim until that long
+// after its start (a voter's promises must outlive a restart, and the
+// daemon forgets them). Reads it, raises it to `dead_time` (before that
+// takes effect) and returns the value read: 0 when there is none (a first
+// start), the longest DeadTime= there is when it cannot be read. Then and
+// when it cannot be written, *warning says why.
+Usec claim_promise_horizon(const std::string& directory, Usec dead_time, std::string* warning);
+// Stores `horizon`: raised before a reload's longer DeadTime= takes effect,
+// lowered to the longest this run has used once the previous horizon has
+// passed. Returns an error naming the file, or "".
+std::string store_promise_horizon(const std::string& directory, Usec horizon);
 
 // `freehactl standby` outlives a restart, as Pacemaker's node standby does:
 // DIR/standby exists while the admin wants this node kept out.

@@ -1,10 +1,11 @@
-// The state directory: the incarnation counter grows across starts, a standby is kept, and a directory that cannot be written is said.
+// The state directory: the incarnation counter grows across starts, a standby and the promise horizon are kept, and a directory that cannot be written is said.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
+#include "core/claims.h"
 #include "daemon/state_store.h"
 
 using namespace freeha;
@@ -61,5 +62,45 @@ TEST(StateStore, AStandbyThatCannotBeStoredIsReported) {
     std::ofstream(file) << "x";
     std::string error = store_standby(file, true);
     EXPECT_NE(error.find("not-a-directory"), std::string::npos) << error;
+    std::filesystem::remove_all(file.parent_path());
+}
+
+TEST(StateStore, ThePromiseHorizonIsTheLongestDeadTimeUntilLoweredOnPurpose) {
+    auto dir = temp_dir() / "state";
+    std::string warning;
+    // A first start: nothing to honour; the horizon becomes this DeadTime=.
+    EXPECT_EQ(claim_promise_horizon(dir, 10 * kUsecPerSec, &warning), Usec());
+    EXPECT_EQ(warning, "");
+    // Restarted with a shorter DeadTime=: the 10s promises are honoured, and the horizon is kept.
+    EXPECT_EQ(claim_promise_horizon(dir, 1 * kUsecPerSec, &warning), 10 * kUsecPerSec);
+    EXPECT_EQ(claim_promise_horizon(dir, 1 * kUsecPerSec, &warning), 10 * kUsecPerSec);
+    // Restarted with a longer one: raised.
+    EXPECT_EQ(claim_promise_horizon(dir, 20 * kUsecPerSec, &warning), 10 * kUsecPerSec);
+    EXPECT_EQ(claim_promise_horizon(dir, 1 * kUsecPerSec, &warning), 20 * kUsecPerSec);
+    // Lowered once a run has waited it out.
+    EXPECT_EQ(store_promise_horizon(dir, 1 * kUsecPerSec), "");
+    EXPECT_EQ(claim_promise_horizon(dir, 1 * kUsecPerSec, &warning), 1 * kUsecPerSec);
+    EXPECT_EQ(warning, "");
+    std::filesystem::remove_all(dir.parent_path());
+}
+
+TEST(StateStore, AnUnreadablePromiseHorizonMeansTheLongestDeadTime) {
+    auto dir = temp_dir();
+    for (const char* text : {"garbage\n", "", "99999999999999\n"}) {
+        std::ofstream(dir / "promise-horizon") << text;
+        std::string warning;
+        EXPECT_EQ(claim_promise_horizon(dir, 1 * kUsecPerSec, &warning), kMaxDeadTime) << text;
+        EXPECT_NE(warning.find("promise-horizon: not a number"), std::string::npos) << warning;
+    }
+    std::filesystem::remove_all(dir);
+}
+
+TEST(StateStore, APromiseHorizonThatCannotBeStoredIsReported) {
+    auto file = temp_dir() / "not-a-directory";
+    std::ofstream(file) << "x";
+    std::string warning;
+    EXPECT_EQ(claim_promise_horizon(file, 1 * kUsecPerSec, &warning), Usec());
+    EXPECT_NE(warning.find("cannot keep the promise horizon"), std::string::npos) << warning;
+    EXPECT_NE(store_promise_horizon(file, 1 * kUsecPerSec).find("not-a-directory"), std::string::npos);
     std::filesystem::remove_all(file.parent_path());
 }
