@@ -9,7 +9,10 @@ namespace freeha::sim {
 
 SimCluster::SimCluster(std::vector<std::string> names, NodeSettings base, std::uint64_t seed)
     : base_(std::move(base)), rng_(seed), trace_(std::getenv("FREEHA_SIM_TRACE") != nullptr) {
-    for (auto& n : names) nodes_[n].name = n;
+    for (auto& n : names) {
+        nodes_[n].name = n;
+        nodes_[n].settings = base_;
+    }
 }
 
 std::vector<std::string> SimCluster::names() const {
@@ -22,9 +25,14 @@ void SimCluster::schedule(Usec at, std::function<void()> action) { events_.push(
 
 void SimCluster::start(const std::string& name, bool force_start) {
     SimNode& n = nodes_.at(name);
-    NodeSettings s = base_;
+    NodeSettings s = n.settings;
     s.node_name = name;
     s.role = n.role;
+    if (n.alive) crash(name);  // a restart of a live node: its previous run ends here
+    s.previous_dead_time = n.promise_horizon;
+    n.promise_horizon = std::max(n.promise_horizon, s.dead_time);
+    n.longest_dead_time = s.dead_time;
+    n.horizon_lowers_at = now_ + n.promise_horizon;
     auto wall = static_cast<std::uint64_t>(static_cast<std::int64_t>((kWallEpoch + now_).count()) + n.wall_offset);
     s.incarnation = next_incarnation(n.stored_incarnation, wall);
     n.stored_incarnation = s.incarnation;
@@ -45,6 +53,7 @@ void SimCluster::start_all() {
 
 void SimCluster::crash(const std::string& name) {
     SimNode& n = nodes_.at(name);
+    if (n.alive && now_ >= n.horizon_lowers_at) n.promise_horizon = n.longest_dead_time;
     n.alive = false;
     n.services_up = false;
     n.queued.clear();
@@ -65,6 +74,18 @@ void SimCluster::resume(const std::string& name) {
 void SimCluster::command(const std::string& name, Command c) {
     SimNode& n = nodes_.at(name);
     if (n.alive && !n.paused) apply(n, n.node->on_command(c, now_));
+}
+
+void SimCluster::reconfigure(const std::string& name, const NodeSettings& s) {
+    SimNode& n = nodes_.at(name);
+    n.settings = s;
+    n.settings.node_name = name;
+    n.settings.role = n.role;
+    if (!n.alive) return;
+    if (now_ >= n.horizon_lowers_at) n.promise_horizon = n.longest_dead_time;
+    n.promise_horizon = std::max(n.promise_horizon, s.dead_time);  // before it takes effect
+    n.longest_dead_time = std::max(n.longest_dead_time, s.dead_time);
+    if (!n.paused) apply(n, n.node->reconfigure(n.settings, now_));
 }
 
 void SimCluster::partition(const std::set<std::string>& side) {

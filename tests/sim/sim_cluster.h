@@ -1,5 +1,5 @@
 // A simulated cluster: real Node cores wired through a fake lossy network with
-// a fake clock, hooks that take simulated time, crashes, pauses and partitions.
+// a fake clock, hooks that take simulated time, crashes, pauses, partitions and reloads.
 #pragma once
 
 #include <cstdint>
@@ -41,6 +41,15 @@ struct SimNode {
     // it); it only feeds the incarnation, kept as freehad keeps it on disk.
     std::int64_t wall_offset = 0;
     std::optional<std::uint64_t> stored_incarnation;
+    // Its configuration: the cluster's base until reconfigure() changes it;
+    // a reload applies it at once, a restart starts with it.
+    NodeSettings settings;
+    // DIR/promise-horizon as freehad keeps it (state_store.h): raised at
+    // start and by a reload to a longer DeadTime=, lowered to the longest
+    // DeadTime= of the run once that run has waited out the old horizon.
+    Usec promise_horizon;
+    Usec longest_dead_time;  // of the current run
+    Usec horizon_lowers_at;  // when the current run lowers it
     bool services_up = false;  // from the start hook's start to the stop hook's end
     bool services_failed = false;  // the services broke: monitor fails
     std::uint64_t starts = 0;
@@ -70,6 +79,9 @@ public:
     void resume(const std::string& name);
     void jump_clock(const std::string& name, std::int64_t usec) { nodes_.at(name).wall_offset += usec; }
     void command(const std::string& name, Command c);
+    // freehactl reload-config after the node's configuration became `s`
+    // (timings and ExpectedNodes=); a node that is down starts with it.
+    void reconfigure(const std::string& name, const NodeSettings& s);
 
     // Link control. Links are directed; a partition cuts both directions.
     void cut(const std::string& from, const std::string& to) { cut_.insert({from, to}); }

@@ -1,5 +1,9 @@
 // Random fault schedules on the simulated cluster, checked for safety at every step and for liveness at the end.
 //
+// Faults: crashes and restarts (some with another configuration), pauses,
+// partitions, one-way cuts, loss, wall clock jumps, stops, and reloads of
+// DeadTime=, Interval=, FenceTimeout= and ExpectedNodes= on any node.
+//
 // FREEHA_SIM_SCHEDULES (default 100000) schedules run on every core; schedule
 // i uses seed FREEHA_SIM_SEED + i (default 1). A failure prints its seed and
 // the schedule; FREEHA_SIM_SEED=<seed> FREEHA_SIM_SCHEDULES=1 replays it.
@@ -103,15 +107,25 @@ private:
     void inject_fault(SimCluster& c) {
         const std::string& victim = any_node();
         SimNode& v = c[victim];
-        switch (rng_() % 9) {
+        switch (rng_() % 10) {
         case 0:
             if (v.alive) {
                 c.crash(victim);
                 note(c, "crash " + victim);
             } else {
+                std::string changed;
+                if (rng_() % 2) {  // the admin changed its configuration while it was down
+                    c.reconfigure(victim, random_settings());
+                    changed = " with " + describe(c[victim].settings);
+                }
                 c.start(victim);
-                note(c, "restart " + victim);
+                note(c, "restart " + victim + changed);
             }
+            break;
+        case 9:  // freehactl reload-config (a frozen daemon gets it when it restarts)
+            c.reconfigure(victim, random_settings());
+            note(c, std::string(v.alive && !v.paused ? "reload " : "configuration changed on ") + victim + ": " +
+                        describe(v.settings));
             break;
         case 8:  // kill -9 and an immediate restart: the daemon forgets everything but its services are gone
             if (v.alive && !v.paused) {
@@ -172,6 +186,26 @@ private:
         }
     }
 
+    // A configuration config.cpp accepts, and that a cluster mixing it with
+    // any other such one runs with: DeadTime= 1..3s (the base is 1s),
+    // Interval= 100..250ms, a FenceTimeout= that fits the shortest lease a
+    // peer may grant, ExpectedNodes= from the node count up to what still
+    // leaves a majority among them.
+    NodeSettings random_settings() {
+        NodeSettings s = settings_;
+        s.interval = Usec(100 + 50 * (rng_() % 4)) * 1000;
+        s.dead_time = uniform(rng_, 1 * sec, 3 * sec);
+        s.fence_timeout = uniform(rng_, 10 * ms, max_fence_timeout(s.interval, 1 * sec));
+        auto n = static_cast<unsigned>(names_.size());
+        s.expected_nodes = n + static_cast<unsigned>(rng_() % (std::min(n + 2, 2 * n - 1) - n + 1));
+        return s;
+    }
+    static std::string describe(const NodeSettings& s) {
+        return "DeadTime " + format_timespan(s.dead_time) + ", Interval " + format_timespan(s.interval) +
+               ", FenceTimeout " + format_timespan(s.fence_timeout) + ", ExpectedNodes " +
+               std::to_string(s.expected_nodes);
+    }
+
     // The node that runs the services when the network heals, if exactly one
     // does, awake, and its lease has at least an interval before its graceful
     // stop (one about to run out may rightly stop): healing must leave them there.
@@ -182,8 +216,8 @@ private:
         const SimNode& n = c[up.front()];
         if (!n.alive || n.paused || n.node->phase() != Phase::Running) return "";
         auto lease = n.node->lease();
-        LeaseTimings t = lease_timings(settings_);
-        if (!lease || c.now() + settings_.interval >= graceful_stop_at(*lease, t)) return "";
+        LeaseTimings t = lease_timings(n.node->settings());
+        if (!lease || c.now() + t.interval >= graceful_stop_at(*lease, t)) return "";
         // Healing the network only: restarting nodes (which back nothing for a
         // dead time after they start) or waking frozen ones (which may still
         // run them) is not.
@@ -204,17 +238,17 @@ private:
 
     // A node may overlap with another only while it is frozen, and for the
     // moment it then needs to notice that its lease is gone and kill the
-    // services (its kill margin, half an interval): that is freeha-safety(7)'s
+    // services (its kill margin, half its interval): that is freeha-safety(7)'s
     // one exception when quorum rules apply. Otherwise at most one node may
     // hold the services (a 2-node cluster or NoQuorumPolicy=ignore may split).
     std::string check_safety(const SimCluster& c) const {
         if (!quorum_rules_apply(settings_)) return "";
         auto up = c.services_up();
         if (up.size() <= 1) return "";
-        Usec excuse = kill_margin(lease_timings(settings_));
         unsigned unexcused = 0;
         for (auto& name : up) {
             const SimNode& n = c[name];
+            Usec excuse = kill_margin(lease_timings(n.node->settings()));
             bool frozen_lately = n.paused || (n.resumed_at != Usec() && c.now() < n.resumed_at + excuse);
             if (!frozen_lately) ++unexcused;
         }
