@@ -107,7 +107,7 @@ private:
     void inject_fault(SimCluster& c) {
         const std::string& victim = any_node();
         SimNode& v = c[victim];
-        switch (rng_() % 10) {
+        switch (rng_() % 11) {
         case 0:
             if (v.alive) {
                 c.crash(victim);
@@ -123,15 +123,21 @@ private:
             }
             break;
         case 9:  // freehactl reload-config (a frozen daemon gets it when it restarts)
+        case 10:
             c.reconfigure(victim, random_settings());
             note(c, std::string(v.alive && !v.paused ? "reload " : "configuration changed on ") + victim + ": " +
                         describe(v.settings));
             break;
         case 8:  // kill -9 and an immediate restart: the daemon forgets everything but its services are gone
             if (v.alive && !v.paused) {
+                std::string changed;
+                if (rng_() % 2) {
+                    c.reconfigure(victim, random_settings());
+                    changed = " with " + describe(v.settings);
+                }
                 c.crash(victim);
                 c.start(victim);
-                note(c, "crash and restart " + victim + " at once");
+                note(c, "crash and restart " + victim + " at once" + changed);
             }
             break;
         case 1:
@@ -194,7 +200,12 @@ private:
     NodeSettings random_settings() {
         NodeSettings s = settings_;
         s.interval = Usec(100 + 50 * (rng_() % 4)) * 1000;
-        s.dead_time = uniform(rng_, 1 * sec, 3 * sec);
+        // The extremes most often: a promise made with one and renewed with the other.
+        switch (rng_() % 3) {
+        case 0: s.dead_time = 1 * sec; break;
+        case 1: s.dead_time = 3 * sec; break;
+        default: s.dead_time = uniform(rng_, 1 * sec, 3 * sec); break;
+        }
         s.fence_timeout = uniform(rng_, 10 * ms, max_fence_timeout(s.interval, 1 * sec));
         auto n = static_cast<unsigned>(names_.size());
         s.expected_nodes = n + static_cast<unsigned>(rng_() % (std::min(n + 2, 2 * n - 1) - n + 1));
