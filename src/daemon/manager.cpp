@@ -60,10 +60,7 @@ std::string notice_text(const effect::Notice& n) {
     return n.text;
 }
 
-}  // namespace
-
-namespace {
-
+// The node's settings at start: the configuration, and the horizon of the previous run's promises.
 NodeSettings first_settings(const Config& config, std::uint64_t incarnation, auth::KeySet auth_keys,
                             Usec promise_horizon) {
     NodeSettings s = node_settings(config, incarnation, std::move(auth_keys));
