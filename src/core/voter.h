@@ -44,8 +44,6 @@ public:
     // Forgets a promise that has run out.
     void expire(Usec now);
 
-    bool operator==(const Voter&) const = default;
-
 private:
     std::string claimant_;
     std::uint64_t term_ = 0;
