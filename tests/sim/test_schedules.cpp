@@ -113,11 +113,7 @@ private:
                 c.crash(victim);
                 note(c, "crash " + victim);
             } else {
-                std::string changed;
-                if (rng_() % 2) {  // the admin changed its configuration while it was down
-                    c.reconfigure(victim, random_settings());
-                    changed = " with " + describe(c[victim].settings);
-                }
+                std::string changed = maybe_change_settings(c, victim);  // while it was down
                 c.start(victim);
                 note(c, "restart " + victim + changed);
             }
@@ -130,11 +126,7 @@ private:
             break;
         case 8:  // kill -9 and an immediate restart: the daemon forgets everything but its services are gone
             if (v.alive && !v.paused) {
-                std::string changed;
-                if (rng_() % 2) {
-                    c.reconfigure(victim, random_settings());
-                    changed = " with " + describe(v.settings);
-                }
+                std::string changed = maybe_change_settings(c, victim);
                 c.crash(victim);
                 c.start(victim);
                 note(c, "crash and restart " + victim + " at once" + changed);
@@ -210,6 +202,12 @@ private:
         auto n = static_cast<unsigned>(names_.size());
         s.expected_nodes = n + static_cast<unsigned>(rng_() % (std::min(n + 2, 2 * n - 1) - n + 1));
         return s;
+    }
+    // Half the time, the admin changes the node's configuration (before a restart); says how.
+    std::string maybe_change_settings(SimCluster& c, const std::string& name) {
+        if (rng_() % 2 == 0) return "";
+        c.reconfigure(name, random_settings());
+        return " with " + describe(c[name].settings);
     }
     static std::string describe(const NodeSettings& s) {
         return "DeadTime " + format_timespan(s.dead_time) + ", Interval " + format_timespan(s.interval) +
