@@ -141,6 +141,11 @@ public:
     std::optional<HookKind> running_hook() const;
     // The lease a majority grants this node's claim, when it claims.
     std::optional<Usec> lease() const;
+    // The node count quorum is counted against: the largest ExpectedNodes=
+    // of this node and of every peer it has heard (timed out or not), so
+    // that two majorities always share a node. A lowered count takes effect
+    // once every node has stated it; a raised one at once.
+    unsigned expected_nodes() const;
 
     // The node that runs the services as this node sees it ("" when none).
     std::string active_node() const;
@@ -210,11 +215,6 @@ private:
     // This node and every peer with a two-way link to it: a peer that does not
     // hear this node cannot be relied on to learn of its claims.
     unsigned live_votes() const { return membership_.two_way_count(own_id_) + 1; }
-    // The node count quorum is counted against: the largest ExpectedNodes=
-    // of this node and of every peer it has heard (timed out or not), so
-    // that two majorities always share a node. A lowered count takes effect
-    // once every node has stated it; a raised one at once.
-    unsigned expected_nodes() const;
     bool quorum_rules() const { return quorum_rules_apply(expected_nodes(), settings_.no_quorum_policy); }
     std::uint16_t own_flags() const;
     // This node's estimate of the wall clock: its incarnation was the wall clock at start.

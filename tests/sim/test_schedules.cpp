@@ -232,6 +232,10 @@ private:
         // run them) is not.
         for (const auto& name : names_)
             if (!c[name].alive || c[name].paused || c[name].node->state() == NodeState::Initial) return "";
+        // Nor is raising ExpectedNodes=: a larger count the holder hears once
+        // the network heals takes effect at once, and its lease may lack the votes.
+        for (const auto& name : names_)
+            if (c[name].settings.expected_nodes > n.node->expected_nodes()) return "";
         return up.front();
     }
 
