@@ -33,6 +33,7 @@ void SimCluster::start(const std::string& name, bool force_start) {
     n.promise_horizon = std::max(n.promise_horizon, s.dead_time);
     n.longest_dead_time = s.dead_time;
     n.horizon_lowers_at = now_ + n.promise_horizon;
+    n.started_at = now_;
     auto wall = static_cast<std::uint64_t>(static_cast<std::int64_t>((kWallEpoch + now_).count()) + n.wall_offset);
     s.incarnation = next_incarnation(n.stored_incarnation, wall);
     n.stored_incarnation = s.incarnation;

@@ -37,6 +37,7 @@ struct SimNode {
     // when it wakes (bounded like a receive buffer).
     std::vector<std::vector<std::uint8_t>> queued;
     Usec resumed_at;  // when the last pause ended
+    Usec started_at;  // when the daemon last started
     // The machine's wall clock runs at now() + wall_offset (clock jumps move
     // it); it only feeds the incarnation, kept as freehad keeps it on disk.
     std::int64_t wall_offset = 0;

@@ -227,11 +227,15 @@ private:
         auto lease = n.node->lease();
         LeaseTimings t = lease_timings(n.node->settings());
         if (!lease || c.now() + t.interval >= graceful_stop_at(*lease, t)) return "";
-        // Healing the network only: restarting nodes (which back nothing for a
-        // dead time after they start) or waking frozen ones (which may still
-        // run them) is not.
-        for (const auto& name : names_)
-            if (!c[name].alive || c[name].paused || c[name].node->state() == NodeState::Initial) return "";
+        // Healing the network only: restarting nodes (which back nothing for
+        // their promise horizon after they start) or waking frozen ones (which
+        // may still run them) is not.
+        for (const auto& name : names_) {
+            const SimNode& m = c[name];
+            if (!m.alive || m.paused || m.node->state() == NodeState::Initial) return "";
+            const NodeSettings& s = m.node->settings();
+            if (c.now() < m.started_at + std::max(s.dead_time, s.previous_dead_time)) return "";
+        }
         // Nor is raising ExpectedNodes=: a larger count the holder hears once
         // the network heals takes effect at once, and its lease may lack the votes.
         for (const auto& name : names_)
