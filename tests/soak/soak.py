@@ -6,7 +6,10 @@ own network and pid namespaces (tests/system/nodes.py). Every 2-6 s one random
 fault hits a random node and ends a few seconds later: a power cut (then power
 on), a partition (nftables), a freeze (SIGSTOP of freehad, the cgroup freezer
 on its unit or on the whole node) then a thaw, random loss of heartbeats, a
-restart of the node's D-Bus, a hook that hangs once. Every 25-45 s the storm
+restart of the node's D-Bus, a hook that hangs once, a reload of the
+configuration with a drop-in that changes DeadTime=, Interval= or
+ExpectedNodes= (undone by another reload when the fault ends; a node that
+restarts meanwhile starts with it). Every 25-45 s the storm
 pauses: every fault ends and the cluster must settle.
 
 The service that starthasrv starts is a daemon in a session of its own that
@@ -343,7 +346,7 @@ class Soak:
         return names
 
     def inject(self):
-        kinds = ["power", "partition", "freeze", "loss", "dbus", "hook"]
+        kinds = ["power", "partition", "freeze", "loss", "dbus", "hook", "reload"]
         self.rng.shuffle(kinds)
         for kind in kinds:
             names = self.candidates(kind)
@@ -467,6 +470,36 @@ class Soak:
         for flag in flags:
             if os.path.exists(flag):
                 os.unlink(flag)
+
+    def begin_reload(self, fault):
+        choices = {"DeadTime": ["1s", "2s", "3s"], "Interval": ["100ms", "200ms"], "ExpectedNodes": ["3", "4"]}
+        changed = {key: self.rng.choice(choices[key])
+                   for key in self.rng.sample(sorted(choices), self.rng.randint(1, len(choices)))}
+        fault.detail = " ".join(f"{key}={value}" for key, value in sorted(changed.items()))
+        section = {"DeadTime": "Heartbeat", "Interval": "Heartbeat", "ExpectedNodes": "Cluster"}
+        os.makedirs(self.cluster[fault.node].etc("freehad.conf.d"), exist_ok=True)
+        with open(self.dropin(fault.node), "w") as f:
+            f.write("".join(f"[{section[key]}]\n{key}={value}\n" for key, value in sorted(changed.items())))
+        self.reload_config(fault.node)
+
+    def end_reload(self, fault):
+        os.unlink(self.dropin(fault.node))
+        self.reload_config(fault.node)
+
+    def dropin(self, name):
+        return self.cluster[name].etc("freehad.conf.d", "soak-reload.conf")
+
+    def reload_config(self, name):
+        """freehactl reload-config, as an operator would; a node that is down or frozen starts (or
+        is reloaded) with the files as they are by then."""
+        if not self.up(name) or self.frozen(name):
+            self.record(name, "operator", "configuration changed while freehad is down or frozen")
+            return
+        r = self.run(name, nodes.FREEHACTL, "--user", "--timeout", "5s", "reload-config")
+        ok = r is not None and r.returncode == 0
+        self.record(name, "operator", "reload-config" + ("" if ok else f" failed: {r.stderr.strip() if r else ''}"))
+        if not ok:
+            self.say(f"{name}: reload-config failed: {r.stderr.strip() if r else 'timed out'}")
 
     def end_faults(self, due_only):
         for fault in list(self.active):
