@@ -34,6 +34,7 @@ Node::Node(NodeSettings settings)
       cluster_id_(cluster_id(settings_.cluster_name)),
       own_id_(node_id(settings_.node_name)),
       membership_(settings_.channel_count, !settings_.auth_keys.empty()),
+      expected_nodes_(settings_.expected_nodes),
       quorate_(live_votes() >= quorum_votes_needed(settings_.expected_nodes)) {}
 
 std::optional<HookKind> Node::running_hook() const {
@@ -45,10 +46,9 @@ bool Node::holding() const { return holds_services(state()); }
 
 bool Node::services_started() const { return holding() && phase_ != Phase::StartingPending; }
 
-unsigned Node::expected_nodes() const {
-    unsigned most = settings_.expected_nodes;
-    for (const auto& [name, p] : membership_.peers()) most = std::max(most, p.expected_nodes);
-    return most;
+void Node::count_expected_nodes() {
+    expected_nodes_ = settings_.expected_nodes;
+    for (const auto& [name, p] : membership_.peers()) expected_nodes_ = std::max(expected_nodes_, p.expected_nodes);
 }
 
 std::uint64_t Node::wall_estimate(Usec now) const { return settings_.incarnation + (now - started_at_).count(); }
@@ -352,6 +352,7 @@ Effects Node::on_heartbeat(const wire::Heartbeat& hb, std::size_t channel, Usec 
         return out;
     }
     Observation obs = membership_.observe(hb, channel, now);
+    count_expected_nodes();
     if (obs.table_full) {
         ++counters_.peer_table_full;
         return out;
@@ -509,6 +510,7 @@ Effects Node::on_services_seen(const std::string& description, Usec now) {
 Effects Node::reconfigure(const NodeSettings& settings, Usec now) {
     Effects out;
     settings_.expected_nodes = settings.expected_nodes;
+    count_expected_nodes();
     settings_.no_quorum_policy = settings.no_quorum_policy;
     settings_.interval = settings.interval;
     settings_.dead_time = settings.dead_time;

@@ -145,7 +145,7 @@ public:
     // of this node and of every peer it has heard (timed out or not), so
     // that two majorities always share a node. A lowered count takes effect
     // once every node has stated it; a raised one at once.
-    unsigned expected_nodes() const;
+    unsigned expected_nodes() const { return expected_nodes_; }
 
     // The node that runs the services as this node sees it ("" when none).
     std::string active_node() const;
@@ -215,6 +215,8 @@ private:
     // This node and every peer with a two-way link to it: a peer that does not
     // hear this node cannot be relied on to learn of its claims.
     unsigned live_votes() const { return membership_.two_way_count(own_id_) + 1; }
+    // Recomputes expected_nodes_ when the configuration or a peer's record changed.
+    void count_expected_nodes();
     bool quorum_rules() const { return quorum_rules_apply(expected_nodes(), settings_.no_quorum_policy); }
     std::uint16_t own_flags() const;
     // This node's estimate of the wall clock: its incarnation was the wall clock at start.
@@ -226,6 +228,7 @@ private:
     Membership membership_;
     ReceiveCounters counters_;
     TermBook terms_;
+    unsigned expected_nodes_;  // see expected_nodes(); kept, as the hot path reads it often
     Voter voter_;    // what this node promised other claims
     Holder holder_;  // this node's own claim and its lease
 

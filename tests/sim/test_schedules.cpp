@@ -191,7 +191,7 @@ private:
     // leaves a majority among them.
     NodeSettings random_settings() {
         NodeSettings s = settings_;
-        s.interval = Usec(100 + 50 * (rng_() % 4)) * 1000;
+        s.interval = Usec(150 + 50 * (rng_() % 3)) * 1000;
         // The extremes most often: a promise made with one and renewed with the other.
         switch (rng_() % 3) {
         case 0: s.dead_time = 1 * sec; break;
