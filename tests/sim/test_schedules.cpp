@@ -186,7 +186,7 @@ private:
 
     // A configuration config.cpp accepts, and that a cluster mixing it with
     // any other such one runs with: DeadTime= 1..3s (the base is 1s),
-    // Interval= 100..250ms, a FenceTimeout= that fits the shortest lease a
+    // Interval= 150..250ms, a FenceTimeout= that fits the shortest lease a
     // peer may grant, ExpectedNodes= from the node count up to what still
     // leaves a majority among them.
     NodeSettings random_settings() {
