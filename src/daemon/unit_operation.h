@@ -43,7 +43,6 @@ public:
         std::uint64_t id;  // its reply is fed back with this id
         Method method;
         std::string unit;
-        bool operator==(const Call&) const = default;
     };
 
     struct Reply {
@@ -62,7 +61,6 @@ public:
     struct Outcome {
         bool success;
         std::string description;
-        bool operator==(const Outcome&) const = default;
     };
 
     // What the adapter does after an input.
@@ -94,7 +92,6 @@ public:
     bool connected() const { return connected_; }
     // Whether the call is still awaited: a call of an earlier attempt is not sent, and its reply is ignored.
     bool awaits(std::uint64_t id) const { return in_flight_.count(id) != 0; }
-    const std::vector<std::string>& members() const { return members_; }
 
     static std::string_view method_name(Method method);
     static bool is_up(const std::string& active_state) {
