@@ -649,6 +649,7 @@ class Soak:
                                       f"(ended by {hy or 'nothing yet'})", lo - 15, hi + 5)
         # c: every exit of freehad the journal saw was one the soak caused.
         self.exits_caused = 0
+        self.exits_unreachable = 0
         for t, name, e in self.journal:
             if e.get("MESSAGE_ID") != UNIT_FAILED:
                 continue
@@ -661,7 +662,7 @@ class Soak:
                     f.kind == "dbus" and f.node == name and t - 15 <= f.begin <= t for f in self.faults) and any(
                     v[1] == name and UNREACHABLE in v[2].get("MESSAGE", "") and t - 10 <= v[0] <= t
                     for v in self.journal):
-                self.exits_caused += 1  # a stop could not reach systemd after its bus restarted
+                self.exits_unreachable += 1  # a stop could not reach systemd after its bus restarted
                 continue
             exits = [v[2].get("MESSAGE") for v in self.journal
                      if v[1] == name and v[2].get("MESSAGE_ID") == PROCESS_EXITED and t - 10 <= v[0] <= t]
@@ -695,7 +696,8 @@ class Soak:
               + (f" (from +{gap_at - self.t0:.1f}s)" if gap_at else ""))
         print(f"  settled {len(self.settles)} times, longest after {max(self.settles, default=0):.2f}s "
               f"(bound {SETTLE_BOUND:.0f}s); errors cleared by the operator {self.errors_cleared}")
-        print(f"  freehad exits caused by the soak's freezes (watchdog) or bus restarts {self.exits_caused}; "
+        print(f"  freehad exits caused by the soak's freezes (watchdog) {self.exits_caused}"
+              + (f", by its bus restarts during a stop {self.exits_unreachable}" if self.target else "") + "; "
               f"overlaps excused on frozen nodes {len(self.excused_overlaps)}, the longest "
               f"{max((hi - lo for lo, hi, *_ in self.excused_overlaps), default=0):.2f}s")
         if self.show_timeline:
