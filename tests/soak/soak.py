@@ -523,10 +523,18 @@ class Soak:
                 node.systemctl("enable", "member.service", check=True)
             ServiceWatch(self, node).start()
         nodes.start_all(self.cluster)
-        self.cluster.wait_for(
-            lambda: self.holders() == ["alpha"]
-            and [(self.status(n) or {}).get("state") for n in NAMES] == ["RUNNING", "STANDBY", "STANDBY"],
-            60, "alpha running the services")
+        try:
+            self.cluster.wait_for(
+                lambda: self.holders() == ["alpha"]
+                and [(self.status(n) or {}).get("state") for n in NAMES] == ["RUNNING", "STANDBY", "STANDBY"],
+                60, "alpha running the services")
+        except AssertionError:
+            self.say(f"holders {self.holders()}; states " + ", ".join(
+                f"{n} {(self.status(n) or {}).get('state')}" for n in NAMES))
+            self.print_timeline(self.t0, now())
+            for name in NAMES:
+                print(self.run(name, "journalctl", "--user", "-o", "cat", "--no-pager", "-n", "40").stdout)
+            raise
         self.say("alpha runs the services; the storm begins")
 
     def settle(self):
