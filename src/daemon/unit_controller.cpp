@@ -25,10 +25,11 @@ std::string unit_path(const std::string& unit) {
     return path;
 }
 
-bool is_up(const std::string& active_state) { return active_state == "active" || active_state == "reloading"; }
-bool is_down(const std::string& active_state) { return active_state == "inactive" || active_state == "failed"; }
+bool is_down(const std::string& active_state) { return UnitOperation::is_down(active_state); }
 // Active, or on its way there: what a unit started behind our back looks like first.
-bool is_coming_up(const std::string& active_state) { return is_up(active_state) || active_state == "activating"; }
+bool is_coming_up(const std::string& active_state) {
+    return UnitOperation::is_up(active_state) || active_state == "activating";
+}
 
 // The reply is an error that means "systemd did not answer", not "systemd said no".
 bool is_no_reply(const sd_bus_error* e) {
@@ -37,36 +38,30 @@ bool is_no_reply(const sd_bus_error* e) {
                                                   SD_BUS_ERROR_NAME_HAS_NO_OWNER);
 }
 
-// The connection itself is gone: the operation resumes on the next one.
+// The connection itself is gone: the operation waits for the next one.
 bool is_connection_gone(int r) { return r == -ENOTCONN || r == -ECONNRESET || r == -EPIPE; }
 
 std::string error_text(const sd_bus_error* e) { return e->message != nullptr ? e->message : e->name; }
 
-const char* verb(HookKind kind) {
-    return kind == HookKind::Start ? "starting " : kind == HookKind::Stop ? "stopping " : "checking ";
+UnitOperation::Kind operation_of(HookKind kind) {
+    return kind == HookKind::Start  ? UnitOperation::Kind::Start
+           : kind == HookKind::Stop ? UnitOperation::Kind::Stop
+                                    : UnitOperation::Kind::Check;
 }
 
 }  // namespace
 
+// A method call in flight, for the running operation or for the watch.
 struct UnitController::Call {
     UnitController* self;
-    std::string unit;
+    UnitOperation::Call call;
     BusSlotPtr slot;
 };
 
 struct UnitController::Operation {
-    enum class Step { ResetFailed, StartJob, LoadMembers, StopJobs, Check, Kill };
-    HookKind kind;
-    bool killing = false;  // kill() was called: the operation ends once every unit is down
-    Step step = Step::ResetFailed;
-    std::list<std::unique_ptr<Call>> calls;     // in flight
-    std::map<std::string, std::string> jobs;    // job path -> unit, awaiting JobRemoved
-    std::map<std::string, std::string> early;   // job path -> result, removed before its reply came
-    std::set<std::string> unknown_jobs;         // units whose job call got NoReply: poll their state
-    std::set<std::string> unread_states;        // units whose state read got NoReply: read again
-    std::set<std::string> awaiting_down;        // Kill: units systemd has not yet reported down
-    std::map<std::string, std::string> states;  // Check: unit -> ActiveState
-    std::string failure;                        // the first thing that went wrong
+    HookKind kind;  // what `finished` reports (a kill reports `killed` instead)
+    UnitOperation steps;
+    std::list<std::unique_ptr<Call>> calls;  // in flight
     EventSourcePtr timeout;
     EventSourcePtr poll;
 };
@@ -125,14 +120,12 @@ int UnitController::attach(sd_bus* bus, std::string* error) {
     }
     subscribe_slot_.reset(slot);
     // Whatever happened while we were away: read the units again.
-    auto call = std::make_unique<Call>(Call{this, target_, nullptr});
-    std::string path = unit_path(target_);
-    if (sd_bus_call_method_async(bus_, &slot, kSystemd, path.c_str(), kProperties, "GetAll", on_watch_members,
-                                 call.get(), "s", kUnitInterface) >= 0) {
+    auto call = std::make_unique<Call>(Call{this, {0, UnitOperation::Method::ReadMembers, target_}, nullptr});
+    if (call_method(call->call, on_watch_members, call.get(), &slot) >= 0) {
         call->slot.reset(slot);
         watch_calls_.push_back(std::move(call));
     }
-    if (op_) perform();
+    if (op_) apply(op_->steps.on_reconnected());
     update_unreachable_deadline();
     return 0;
 }
@@ -146,22 +139,18 @@ void UnitController::detach() {
     watch_calls_.clear();
     last_state_.clear();  // re-read on the next connection
     if (op_) {
-        // Replies will never come: the operation starts over on the next connection.
-        op_->calls.clear();
-        op_->jobs.clear();
-        op_->early.clear();
-        op_->unknown_jobs.clear();
-        op_->unread_states.clear();
+        op_->calls.clear();  // their replies will never come
         op_->poll.reset();
+        apply(op_->steps.on_disconnected());
     }
     update_unreachable_deadline();
 }
 
-// A stop or kill needs systemd; without the bus for FenceTimeout, give up
-// the services the only way left (the caller exits; BindsTo= does the rest).
+// A stop or kill needs systemd; without it for FenceTimeout, give up the
+// services the only way left (the caller exits; BindsTo= does the rest).
 void UnitController::update_unreachable_deadline() {
-    bool needs_systemd = op_ && (op_->kind == HookKind::Stop || op_->killing);
-    if (bus_ != nullptr || !needs_systemd) {
+    bool needs_systemd = op_ && op_->kind == HookKind::Stop;  // a kill is a stop too
+    if (!needs_systemd || op_->steps.connected()) {
         unreachable_.reset();
         return;
     }
@@ -190,76 +179,96 @@ int UnitController::on_unreachable(sd_event_source*, uint64_t, void* userdata) {
 // --- operations -------------------------------------------------------------
 
 void UnitController::run(HookKind kind, Usec timeout) {
-    begin_operation(kind, timeout);
     if (kind == HookKind::Stop) watching_ = false;  // our own stop is not a failure
-    perform();
-    update_unreachable_deadline();
-}
-
-void UnitController::perform() {
-    if (bus_ == nullptr) return;  // attach() performs it
-    op_->calls.clear();
-    op_->jobs.clear();
-    op_->early.clear();
-    op_->unknown_jobs.clear();
-    op_->unread_states.clear();
-    op_->states.clear();
-    op_->failure.clear();
-    if (op_->killing) return kill_units();
-    switch (op_->kind) {
-    case HookKind::Start:
-        op_->step = Operation::Step::ResetFailed;
-        if (call_manager("ResetFailedUnit", target_, "s", on_reset_failed) < 0) finish(false, op_->failure);
-        break;
-    case HookKind::Stop: load_members_then(&UnitController::stop_units); break;
-    case HookKind::Monitor: load_members_then(&UnitController::check_units); break;
-    }
+    begin(kind, operation_of(kind), timeout);
 }
 
 void UnitController::cancel(HookKind kind) {
-    if (!op_ || op_->kind != kind || op_->killing) return;  // a kill is not canceled
+    if (!op_ || op_->kind != kind || op_->steps.kind() == UnitOperation::Kind::Kill) return;  // a kill is not canceled
     finish(false, "canceled");
 }
 
 void UnitController::kill() {
-    if (op_ && op_->killing) return;
+    if (op_ && op_->steps.kind() == UnitOperation::Kind::Kill) return;
     if (op_) finish(false, "killed");  // the stop (or start) in progress ends here
-    op_ = std::make_unique<Operation>();
-    op_->kind = HookKind::Stop;
-    op_->killing = true;  // no timeout: it ends when systemd says the units are down
     watching_ = false;
-    perform();
+    begin(HookKind::Stop, UnitOperation::Kind::Kill, Usec(0));  // no timeout: it ends when the units are down
+}
+
+void UnitController::begin(HookKind kind, UnitOperation::Kind what, Usec timeout) {
+    if (op_) finish(false, "superseded");
+    UnitOperation steps(what, target_, members_, bus_ != nullptr);
+    op_ = std::make_unique<Operation>(Operation{kind, std::move(steps), {}, {}, {}});
+    if (what != UnitOperation::Kind::Kill) {
+        sd_event_source* s = nullptr;
+        int r = sd_event_add_time_relative(event_, &s, CLOCK_MONOTONIC, timeout.count(),
+                                           (10 * kUsecPerMsec).count(), on_timeout, this);
+        if (r < 0) {
+            log::error(log::with_errno("target mode: cannot bound the operation on " + target_, r));
+            finish(false, "could not be bounded by a timeout");
+            return;
+        }
+        op_->timeout.reset(s);
+    }
+    apply(op_->steps.begin());
+}
+
+void UnitController::apply(UnitOperation::Actions actions) {
+    for (const auto& warning : actions.warnings) log::warning("target mode: " + warning);
+    if (actions.outcome) {
+        if (op_->steps.kind() != UnitOperation::Kind::Kill)
+            return finish(actions.outcome->success, std::move(actions.outcome->description));
+        log::info(actions.outcome->description);
+        op_.reset();
+        unreachable_.reset();
+        killed_owed_ = true;
+        sd_event_source_set_enabled(deliver_.get(), SD_EVENT_ONESHOT);
+        return;
+    }
+    for (const auto& call : actions.calls) {
+        if (!op_) return;  // ended by a call that could not be sent
+        send(call);
+    }
+    if (actions.poll && op_) arm_poll();
     update_unreachable_deadline();
 }
 
-void UnitController::kill_units() {
-    op_->step = Operation::Step::Kill;
-    for (const auto& unit : watched_units()) {
-        op_->awaiting_down.insert(unit);
-        // A target has no processes, and systemd refuses KillUnit on one: stop
-        // it instead, which also stops its PartOf= members and so keeps a
-        // member with Restart= from coming back after the SIGKILL.
-        bool target = unit == target_;
-        if (call_manager(target ? "StopUnit" : "KillUnit", unit, target ? "ss" : "ssi", on_kill_reply) < 0 &&
-            !op_->failure.empty())
-            log::error(op_->failure);
+void UnitController::send(const UnitOperation::Call& call) {
+    if (!op_->steps.awaits(call.id)) return;  // an earlier call of the batch lost the connection
+    auto pending = std::make_unique<Call>(Call{this, call, nullptr});
+    sd_bus_slot* slot = nullptr;
+    int r = bus_ == nullptr ? -ENOTCONN : call_method(call, on_reply, pending.get(), &slot);
+    if (r < 0) {
+        return apply(op_->steps.on_not_sent(call.id, std::strerror(-r), is_connection_gone(r)));
     }
-    arm_poll();
+    pending->slot.reset(slot);
+    op_->calls.push_back(std::move(pending));
 }
 
-void UnitController::begin_operation(HookKind kind, Usec timeout) {
-    if (op_) finish(false, "superseded");
-    op_ = std::make_unique<Operation>();
-    op_->kind = kind;
-    sd_event_source* s = nullptr;
-    int r = sd_event_add_time_relative(event_, &s, CLOCK_MONOTONIC, timeout.count(), (10 * kUsecPerMsec).count(),
-                                       on_timeout, this);
-    if (r < 0) {
-        log::error(log::with_errno(std::string("target mode: cannot bound ") + verb(kind) + target_, r));
-        finish(false, "could not be bounded by a timeout");
-        return;
+int UnitController::call_method(const UnitOperation::Call& call, sd_bus_message_handler_t handler, void* userdata,
+                                sd_bus_slot** slot) {
+    using Method = UnitOperation::Method;
+    const char* unit = call.unit.c_str();
+    std::string member(UnitOperation::method_name(call.method));
+    switch (call.method) {
+    case Method::ResetFailedUnit:
+        return sd_bus_call_method_async(bus_, slot, kSystemd, kSystemdPath, kSystemdManager, member.c_str(), handler,
+                                        userdata, "s", unit);
+    case Method::StartUnit:
+    case Method::StopUnit:
+        return sd_bus_call_method_async(bus_, slot, kSystemd, kSystemdPath, kSystemdManager, member.c_str(), handler,
+                                        userdata, "ss", unit, "replace");
+    case Method::KillUnit:
+        return sd_bus_call_method_async(bus_, slot, kSystemd, kSystemdPath, kSystemdManager, member.c_str(), handler,
+                                        userdata, "ssi", unit, "all", SIGKILL);
+    case Method::ReadMembers:
+        return sd_bus_call_method_async(bus_, slot, kSystemd, unit_path(call.unit).c_str(), kProperties, "GetAll",
+                                        handler, userdata, "s", kUnitInterface);
+    case Method::ReadState:
+        return sd_bus_call_method_async(bus_, slot, kSystemd, unit_path(call.unit).c_str(), kProperties, "Get",
+                                        handler, userdata, "ss", kUnitInterface, "ActiveState");
     }
-    op_->timeout.reset(s);
+    return -EINVAL;
 }
 
 void UnitController::finish(bool success, std::string description) {
@@ -289,67 +298,24 @@ int UnitController::on_deliver(sd_event_source*, void* userdata) {
     });
 }
 
-int UnitController::call_manager(const char* member, const std::string& unit, const char* signature,
-                                 sd_bus_message_handler_t handler) {
-    auto call = std::make_unique<Call>(Call{this, unit, nullptr});
-    sd_bus_slot* slot = nullptr;
-    std::string_view sig = signature;
-    int r = sig == "ss"   ? sd_bus_call_method_async(bus_, &slot, kSystemd, kSystemdPath, kSystemdManager, member,
-                                                     handler, call.get(), "ss", unit.c_str(), "replace")
-            : sig == "ssi" ? sd_bus_call_method_async(bus_, &slot, kSystemd, kSystemdPath, kSystemdManager, member,
-                                                      handler, call.get(), "ssi", unit.c_str(), "all", SIGKILL)
-                           : sd_bus_call_method_async(bus_, &slot, kSystemd, kSystemdPath, kSystemdManager, member,
-                                                      handler, call.get(), "s", unit.c_str());
-    if (r < 0) {
-        if (is_connection_gone(r)) return 0;  // resumed on the next connection
-        op_->failure = log::with_errno(std::string(member) + " " + unit, r);
-        return r;
+void UnitController::arm_poll() {
+    if (op_->poll) {
+        int enabled = SD_EVENT_OFF;
+        sd_event_source_get_enabled(op_->poll.get(), &enabled);
+        if (enabled != SD_EVENT_OFF) return;  // a tick is due already
+        sd_event_source_set_time_relative(op_->poll.get(), kPendingPoll.count());
+        sd_event_source_set_enabled(op_->poll.get(), SD_EVENT_ONESHOT);
+        return;
     }
-    call->slot.reset(slot);
-    op_->calls.push_back(std::move(call));
-    return 0;
-}
-
-int UnitController::get_property(const std::string& unit, const char* property, sd_bus_message_handler_t handler) {
-    auto call = std::make_unique<Call>(Call{this, unit, nullptr});
-    sd_bus_slot* slot = nullptr;
-    std::string path = unit_path(unit);
-    int r = std::string_view(property) == "*"
-                ? sd_bus_call_method_async(bus_, &slot, kSystemd, path.c_str(), kProperties, "GetAll", handler,
-                                           call.get(), "s", kUnitInterface)
-                : sd_bus_call_method_async(bus_, &slot, kSystemd, path.c_str(), kProperties, "Get", handler,
-                                           call.get(), "ss", kUnitInterface, property);
+    sd_event_source* s = nullptr;
+    int r = sd_event_add_time_relative(event_, &s, CLOCK_MONOTONIC, kPendingPoll.count(), (10 * kUsecPerMsec).count(),
+                                       on_poll, this);
     if (r < 0) {
-        if (is_connection_gone(r)) return 0;
-        op_->failure = log::with_errno("reading " + unit, r);
-        return r;
+        // Signals may still settle it; the operation's timeout bounds the wait.
+        log::error(log::with_errno("target mode: cannot poll " + target_, r));
+        return;
     }
-    call->slot.reset(slot);
-    op_->calls.push_back(std::move(call));
-    return 0;
-}
-
-void UnitController::load_members_then(void (UnitController::*next)()) {
-    op_->step = Operation::Step::LoadMembers;
-    pending_next_ = next;
-    if (get_property(target_, "*", on_members) < 0) finish(false, op_->failure);
-}
-
-void UnitController::start_target() {
-    op_->step = Operation::Step::StartJob;
-    if (call_manager("StartUnit", target_, "ss", on_job_reply) < 0) finish(false, op_->failure);
-}
-
-void UnitController::stop_units() {
-    op_->step = Operation::Step::StopJobs;
-    for (const auto& unit : watched_units())
-        if (call_manager("StopUnit", unit, "ss", on_job_reply) < 0) return finish(false, op_->failure);
-}
-
-void UnitController::check_units() {
-    op_->step = Operation::Step::Check;
-    for (const auto& unit : watched_units())
-        if (get_property(unit, "ActiveState", on_active_state) < 0) return finish(false, op_->failure);
+    op_->poll.reset(s);
 }
 
 std::vector<std::string> UnitController::watched_units() const {
@@ -364,108 +330,6 @@ void UnitController::set_members(std::vector<std::string> members) {
     members_ = std::move(members);
     watched_paths_.clear();
     for (const auto& u : watched_units()) watched_paths_[unit_path(u)] = u;
-}
-
-// Called whenever something the current step waited for has arrived.
-void UnitController::step_done_if_complete() {
-    if (!op_ || !op_->calls.empty() || !op_->jobs.empty() || !op_->unknown_jobs.empty() ||
-        !op_->unread_states.empty())
-        return;
-    using Step = Operation::Step;
-    switch (op_->step) {
-    case Step::ResetFailed:
-        start_target();  // a failed reset (no such failed unit) does not matter
-        break;
-    case Step::StartJob:
-        if (!op_->failure.empty()) return finish(false, op_->failure);
-        load_members_then(&UnitController::check_units);
-        break;
-    case Step::LoadMembers:
-        if (!op_->failure.empty()) return finish(false, op_->failure);
-        (this->*pending_next_)();
-        step_done_if_complete();  // nothing to wait for (cannot happen: the target is always there)
-        break;
-    case Step::StopJobs:
-        finish(op_->failure.empty(), op_->failure.empty() ? "stopped " + target_ : op_->failure);
-        break;
-    case Step::Check:
-        for (const auto& unit : watched_units()) {
-            const std::string& state = op_->states[unit];
-            if (!is_up(state)) return finish(false, "unit " + unit + " is " + state);
-        }
-        finish(true, target_ + " and " + std::to_string(members_.size()) + " unit(s) active");
-        break;
-    case Step::Kill:
-        if (!op_->awaiting_down.empty()) return;
-        log::info("the fence of " + target_ + " (SIGKILL to its units, the target stopped): "
-                  "systemd reports them all down");
-        op_.reset();
-        unreachable_.reset();
-        killed_owed_ = true;
-        sd_event_source_set_enabled(deliver_.get(), SD_EVENT_ONESHOT);
-        break;
-    }
-}
-
-void UnitController::job_queued(const std::string& unit, const std::string& job) {
-    if (auto it = op_->early.find(job); it != op_->early.end()) {
-        job_done(unit, it->second);
-        return;
-    }
-    op_->jobs[job] = unit;
-}
-
-void UnitController::job_done(const std::string& unit, const std::string& result) {
-    if (result != "done" && op_->failure.empty())
-        op_->failure = "job for " + unit + " finished with result '" + result + "'";
-}
-
-// A unit's state as read during an operation.
-void UnitController::unit_state(const std::string& unit, const std::string& active_state) {
-    if (op_->step == Operation::Step::Kill) {
-        if (is_down(active_state)) op_->awaiting_down.erase(unit);
-        return;
-    }
-    if (op_->unknown_jobs.count(unit) != 0) {  // its job's fate is unknown (NoReply): the state decides
-        bool starting = op_->kind == HookKind::Start;
-        if (starting ? (is_up(active_state) || active_state == "failed") : is_down(active_state)) {
-            op_->unknown_jobs.erase(unit);
-            job_done(unit, starting && active_state == "failed" ? "failed" : "done");
-        }
-        return;
-    }
-    op_->unread_states.erase(unit);
-    op_->states[unit] = active_state;
-}
-
-void UnitController::poll_pending() {
-    if (!op_ || bus_ == nullptr) return;
-    std::set<std::string> units = op_->unknown_jobs;
-    units.insert(op_->unread_states.begin(), op_->unread_states.end());
-    units.insert(op_->awaiting_down.begin(), op_->awaiting_down.end());
-    // One question per unit at a time: a systemd that is slow to answer must
-    // not collect a new call every poll until the bus queue overflows.
-    auto in_flight = [this](const std::string& unit) {
-        return std::any_of(op_->calls.begin(), op_->calls.end(), [&](const auto& c) { return c->unit == unit; });
-    };
-    for (const auto& unit : units)
-        if (!in_flight(unit)) get_property(unit, "ActiveState", on_active_state);
-    if (units.empty()) return;
-    sd_event_source_set_time_relative(op_->poll.get(), kPendingPoll.count());
-    sd_event_source_set_enabled(op_->poll.get(), SD_EVENT_ONESHOT);
-}
-
-void UnitController::arm_poll() {
-    if (op_->poll) return;
-    sd_event_source* s = nullptr;
-    int r = sd_event_add_time_relative(event_, &s, CLOCK_MONOTONIC, kPendingPoll.count(), (10 * kUsecPerMsec).count(),
-                                       on_poll, this);
-    if (r < 0) {
-        // Signals may still settle it; the operation's timeout bounds the wait.
-        log::error(log::with_errno("target mode: cannot poll " + target_, r));
-        return;
-    }
-    op_->poll.reset(s);
 }
 
 void UnitController::report_failure_once(const std::string& why) {
@@ -483,37 +347,10 @@ void UnitController::watch_state(const std::string& unit, const std::string& act
     bool was_coming_up = is_coming_up(last_state_[unit]);
     last_state_[unit] = active_state;
     if (is_coming_up(active_state) && !was_coming_up) callbacks_.activated("unit " + unit + " is " + active_state);
-    if (op_ && op_->step == Operation::Step::Kill && is_down(active_state)) {
-        op_->awaiting_down.erase(unit);
-        step_done_if_complete();
-    }
+    if (op_) apply(op_->steps.on_state_seen(unit, active_state));
 }
 
 // --- callbacks --------------------------------------------------------------
-
-// Unlinks `call` from the running operation and returns the operation, or
-// nullptr when the call belongs to an operation that has ended.
-UnitController::Reply UnitController::take(void* userdata) {
-    auto* call = static_cast<Call*>(userdata);
-    Reply reply{call->self, call->unit, nullptr};
-    auto& op = reply.self->op_;
-    if (!op) return reply;
-    for (auto it = op->calls.begin(); it != op->calls.end(); ++it) {
-        if (it->get() != call) continue;
-        op->calls.erase(it);  // sd-bus holds its own reference to the slot during this callback
-        reply.op = op.get();
-        break;
-    }
-    return reply;
-}
-
-int UnitController::on_reset_failed(sd_bus_message*, void* userdata, sd_bus_error*) {
-    return log::guarded("UnitController::on_reset_failed", [&]() -> int {
-        auto [self, unit, op] = take(userdata);
-        if (op != nullptr) self->step_done_if_complete();
-        return 0;
-    });
-}
 
 namespace {
 
@@ -546,26 +383,56 @@ bool read_members(sd_bus_message* m, std::vector<std::string>* members) {
 
 }  // namespace
 
-int UnitController::on_members(sd_bus_message* m, void* userdata, sd_bus_error*) {
-    return log::guarded("UnitController::on_members", [&]() -> int {
-        auto [self, unit, op] = take(userdata);
-        if (op == nullptr) return 0;
-        if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
-            if (is_no_reply(e)) {
-                op->unread_states.insert(unit);  // read again: LoadMembers restarts from perform()
-                self->arm_poll();
-            } else {
-                op->failure = "reading " + unit + ": " + error_text(e);
-            }
-            self->step_done_if_complete();
-            return 0;
-        }
-        std::vector<std::string> members;
-        if (!read_members(m, &members))
-            op->failure = "reading " + unit + ": malformed reply";
-        else
-            self->set_members(std::move(members));
-        self->step_done_if_complete();
+namespace {
+
+// A reply as the step machine reads it.
+UnitOperation::Reply read_reply(sd_bus_message* m, UnitOperation::Method method) {
+    using Status = UnitOperation::Reply::Status;
+    UnitOperation::Reply reply;
+    if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
+        reply.status = is_no_reply(e) ? Status::NoReply
+                       : sd_bus_error_has_names(e, "org.freedesktop.systemd1.NoSuchUnit",
+                                                "org.freedesktop.systemd1.NoUnitForInvocationID")
+                           ? Status::NoSuchUnit
+                           : Status::Error;
+        reply.text = error_text(e);
+        return reply;
+    }
+    using Method = UnitOperation::Method;
+    const char* text = nullptr;  // a job path or an ActiveState
+    int r = 0;
+    switch (method) {
+    case Method::ResetFailedUnit:
+    case Method::KillUnit: break;
+    case Method::StartUnit:
+    case Method::StopUnit: r = sd_bus_message_read(m, "o", &text); break;
+    case Method::ReadState: r = sd_bus_message_read(m, "v", "s", &text); break;
+    case Method::ReadMembers: r = read_members(m, &reply.members) ? 0 : -EBADMSG; break;
+    }
+    bool wants_text = method == Method::StartUnit || method == Method::StopUnit || method == Method::ReadState;
+    if (r < 0 || (wants_text && text == nullptr)) {
+        reply.status = Status::Error;
+        reply.text = "malformed reply";
+    } else if (text != nullptr) {
+        reply.text = text;
+    }
+    return reply;
+}
+
+}  // namespace
+
+int UnitController::on_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    return log::guarded("UnitController::on_reply", [&]() -> int {
+        auto* pending = static_cast<Call*>(userdata);
+        UnitController* self = pending->self;
+        UnitOperation::Call call = pending->call;
+        auto& calls = self->op_->calls;  // a call outlives neither its operation nor its connection
+        // sd-bus holds its own reference to the slot during this callback.
+        calls.remove_if([pending](const auto& c) { return c.get() == pending; });
+        UnitOperation::Reply reply = read_reply(m, call.method);
+        if (call.method == UnitOperation::Method::ReadMembers && reply.status == UnitOperation::Reply::Status::Ok)
+            self->set_members(reply.members);
+        self->apply(self->op_->steps.on_reply(call.id, reply));
         return 0;
     });
 }
@@ -579,12 +446,9 @@ int UnitController::on_watch_members(sd_bus_message* m, void* userdata, sd_bus_e
         if (sd_bus_message_get_error(m) != nullptr || !read_members(m, &members)) return 0;
         self->set_members(std::move(members));
         for (const auto& unit : self->watched_units()) {
-            auto read = std::make_unique<Call>(Call{self, unit, nullptr});
+            auto read = std::make_unique<Call>(Call{self, {0, UnitOperation::Method::ReadState, unit}, nullptr});
             sd_bus_slot* slot = nullptr;
-            std::string path = unit_path(unit);
-            if (sd_bus_call_method_async(self->bus_, &slot, kSystemd, path.c_str(), kProperties, "Get", on_watch_state,
-                                         read.get(), "ss", kUnitInterface, "ActiveState") < 0)
-                continue;
+            if (self->call_method(read->call, on_watch_state, read.get(), &slot) < 0) continue;
             read->slot.reset(slot);
             self->watch_calls_.push_back(std::move(read));
         }
@@ -596,76 +460,11 @@ int UnitController::on_watch_state(sd_bus_message* m, void* userdata, sd_bus_err
     return log::guarded("UnitController::on_watch_state", [&]() -> int {
         auto* call = static_cast<Call*>(userdata);
         UnitController* self = call->self;
-        std::string unit = call->unit;
+        std::string unit = call->call.unit;
         self->watch_calls_.remove_if([call](const auto& c) { return c.get() == call; });
         const char* state = nullptr;
         if (sd_bus_message_get_error(m) == nullptr && sd_bus_message_read(m, "v", "s", &state) >= 0 && state != nullptr)
             self->watch_state(unit, state);
-        return 0;
-    });
-}
-
-int UnitController::on_job_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
-    return log::guarded("UnitController::on_job_reply", [&]() -> int {
-        auto [self, unit, op] = take(userdata);
-        if (op == nullptr) return 0;
-        const char* member = op->kind == HookKind::Start ? "StartUnit" : "StopUnit";
-        if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
-            if (is_no_reply(e)) {
-                log::warning(std::string(member) + " " + unit + ": no reply from systemd (re-executing?); " +
-                             "waiting for the unit to settle");
-                op->unknown_jobs.insert(unit);
-                self->arm_poll();
-            } else if (op->failure.empty()) {
-                op->failure = std::string(member) + " " + unit + ": " + error_text(e);
-            }
-        } else {
-            const char* job = nullptr;
-            if (sd_bus_message_read(m, "o", &job) >= 0 && job != nullptr)
-                self->job_queued(unit, job);
-            else if (op->failure.empty())
-                op->failure = std::string(member) + " " + unit + ": malformed reply";
-        }
-        self->step_done_if_complete();
-        return 0;
-    });
-}
-
-int UnitController::on_kill_reply(sd_bus_message* m, void* userdata, sd_bus_error*) {
-    return log::guarded("UnitController::on_kill_reply", [&]() -> int {
-        auto [self, unit, op] = take(userdata);
-        if (op == nullptr) return 0;
-        if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
-            // A unit that is not loaded has nothing left to kill; anything else is
-            // logged, and the unit's state still decides when the kill is over.
-            if (sd_bus_error_has_names(e, "org.freedesktop.systemd1.NoSuchUnit",
-                                       "org.freedesktop.systemd1.NoUnitForInvocationID"))
-                op->awaiting_down.erase(unit);
-            else if (!is_no_reply(e))
-                log::error("KillUnit " + unit + ": " + error_text(e));
-        }
-        self->step_done_if_complete();
-        return 0;
-    });
-}
-
-int UnitController::on_active_state(sd_bus_message* m, void* userdata, sd_bus_error*) {
-    return log::guarded("UnitController::on_active_state", [&]() -> int {
-        auto [self, unit, op] = take(userdata);
-        if (op == nullptr) return 0;
-        const char* state = nullptr;
-        if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
-            if (is_no_reply(e)) {
-                if (op->unknown_jobs.count(unit) == 0 && op->step != Operation::Step::Kill)
-                    op->unread_states.insert(unit);
-                self->arm_poll();
-            } else if (op->unknown_jobs.count(unit) == 0) {
-                self->unit_state(unit, "unreadable (" + error_text(e) + ")");
-            }
-        } else if (sd_bus_message_read(m, "v", "s", &state) >= 0 && state != nullptr) {
-            self->unit_state(unit, state);
-        }
-        self->step_done_if_complete();
         return 0;
     });
 }
@@ -676,16 +475,7 @@ int UnitController::on_job_removed(sd_bus_message* m, void* userdata, sd_bus_err
         std::uint32_t id = 0;
         const char *job = nullptr, *unit = nullptr, *result = nullptr;
         if (!self->op_ || sd_bus_message_read(m, "uoss", &id, &job, &unit, &result) < 0) return 0;
-        auto it = self->op_->jobs.find(job);
-        if (it == self->op_->jobs.end()) {
-            // Its StartUnit/StopUnit reply may still be on its way.
-            if (!self->op_->calls.empty()) self->op_->early[job] = result;
-            return 0;
-        }
-        std::string owner = it->second;
-        self->op_->jobs.erase(it);
-        self->job_done(owner, result);
-        self->step_done_if_complete();
+        self->apply(self->op_->steps.on_job_removed(job, result));
         return 0;
     });
 }
@@ -746,15 +536,15 @@ int UnitController::on_subscribed(sd_bus_message* m, void*, sd_bus_error*) {
 int UnitController::on_timeout(sd_event_source*, uint64_t, void* userdata) {
     return log::guarded("UnitController::on_timeout", [&]() -> int {
         auto* self = static_cast<UnitController*>(userdata);
-        if (self->op_ && !self->op_->killing)
-            self->finish(false, std::string(verb(self->op_->kind)) + self->target_ + " timed out");
+        if (self->op_) self->apply(self->op_->steps.on_timeout());
         return 0;
     });
 }
 
 int UnitController::on_poll(sd_event_source*, uint64_t, void* userdata) {
     return log::guarded("UnitController::on_poll", [&]() -> int {
-        static_cast<UnitController*>(userdata)->poll_pending();
+        auto* self = static_cast<UnitController*>(userdata);
+        if (self->op_) self->apply(self->op_->steps.on_poll());
         return 0;
     });
 }

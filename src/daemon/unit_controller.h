@@ -2,12 +2,10 @@
 //
 // It stands in for starthasrv/stophasrv/monitorhasrv and reports the same
 // way: every run() ends in one `finished` callback, always asynchronously.
-// Start is ResetFailedUnit + StartUnit(target, "replace") with the JobRemoved
-// match installed first; only the result "done" is success. Stop is StopUnit
-// on the target and every unit it pulls in. Kill (the fence) is KillUnit
-// SIGKILL on every unit the target pulls in and StopUnit on the target
-// (systemd cannot kill a target), and ends only once systemd reports every
-// one of them down.
+// What each operation asks systemd, and when it is over, is UnitOperation's
+// (the pure step machine); this is the sd-bus adapter that makes its calls
+// and feeds it the replies, JobRemoved, "could not send", the loss and
+// return of the bus, poll ticks and the timeout.
 //
 // The units are watched in every state through PropertiesChanged (after
 // Subscribe): while our services run, a unit leaving "active" is a failure;
@@ -16,10 +14,11 @@
 //
 // The bus may come and go (dbus restarts, systemd re-executes): detach()
 // forgets everything installed on the old connection, attach() installs it
-// on the new one, re-reads the units and resumes the operation in progress.
-// The units keep running meanwhile. A stop or kill that cannot reach systemd
-// for FenceTimeout calls `unreachable`: the caller then exits, and the
-// target's BindsTo=freehad.service makes systemd stop the units without us.
+// on the new one, re-reads the units and starts the operation in progress
+// over. The units keep running meanwhile, and nothing that could not be sent
+// counts as done. A stop or kill that cannot reach systemd for FenceTimeout
+// calls `unreachable`: the caller then exits, and the target's
+// BindsTo=freehad.service makes systemd stop the units without us.
 // No call here ever blocks.
 #pragma once
 
@@ -27,7 +26,6 @@
 #include <list>
 #include <map>
 #include <memory>
-#include <set>
 #include <string>
 #include <vector>
 
@@ -38,6 +36,7 @@
 #include "core/effects.h"
 #include "core/node.h"
 #include "core/timespan.h"
+#include "daemon/unit_operation.h"
 
 namespace freeha {
 
@@ -82,45 +81,24 @@ private:
     struct Call;
     struct Operation;
 
-    void begin_operation(HookKind kind, Usec timeout);
-    // (Re)starts the operation's work from its first step.
-    void perform();
+    void begin(HookKind kind, UnitOperation::Kind what, Usec timeout);
+    // Carries out what the operation asks for; ends it when it has an outcome.
+    void apply(UnitOperation::Actions actions);
+    void send(const UnitOperation::Call& call);
+    // One method call; `*slot` owns its pending reply.
+    int call_method(const UnitOperation::Call& call, sd_bus_message_handler_t handler, void* userdata,
+                    sd_bus_slot** slot);
     void finish(bool success, std::string description);
-    int call_manager(const char* member, const std::string& unit, const char* signature,
-                     sd_bus_message_handler_t handler);
-    int get_property(const std::string& unit, const char* property, sd_bus_message_handler_t handler);
-    void load_members_then(void (UnitController::*next)());
-    void start_target();
-    void stop_units();
-    void check_units();
-    void kill_units();
-    void job_queued(const std::string& unit, const std::string& job);
-    void job_done(const std::string& unit, const std::string& result);
-    void unit_state(const std::string& unit, const std::string& active_state);
-    void poll_pending();
     void arm_poll();
-    void step_done_if_complete();
-    // A reply to one of the operation's calls: the call is done with. `op` is
-    // nullptr when the call belonged to an operation that has ended since.
-    struct Reply {
-        UnitController* self;
-        std::string unit;
-        Operation* op;
-    };
-    static Reply take(void* userdata);
     void report_failure_once(const std::string& why);
     void watch_state(const std::string& unit, const std::string& active_state);
     void update_unreachable_deadline();
     std::vector<std::string> watched_units() const;
     void set_members(std::vector<std::string> members);
 
-    static int on_members(sd_bus_message* m, void* userdata, sd_bus_error* error);
+    static int on_reply(sd_bus_message* m, void* userdata, sd_bus_error* error);
     static int on_watch_members(sd_bus_message* m, void* userdata, sd_bus_error* error);
     static int on_watch_state(sd_bus_message* m, void* userdata, sd_bus_error* error);
-    static int on_reset_failed(sd_bus_message* m, void* userdata, sd_bus_error* error);
-    static int on_job_reply(sd_bus_message* m, void* userdata, sd_bus_error* error);
-    static int on_kill_reply(sd_bus_message* m, void* userdata, sd_bus_error* error);
-    static int on_active_state(sd_bus_message* m, void* userdata, sd_bus_error* error);
     static int on_job_removed(sd_bus_message* m, void* userdata, sd_bus_error* error);
     static int on_properties_changed(sd_bus_message* m, void* userdata, sd_bus_error* error);
     static int on_systemd_owner_changed(sd_bus_message* m, void* userdata, sd_bus_error* error);
@@ -149,7 +127,6 @@ private:
     // While the services run: a unit leaving "active" is a failure.
     bool watching_ = false;
     std::unique_ptr<Operation> op_;
-    void (UnitController::*pending_next_)() = nullptr;  // the step after LoadMembers
     // Outcomes waiting to be delivered from a defer source (never from inside run()).
     std::list<std::pair<HookKind, HookOutcome>> outcomes_;
     bool killed_owed_ = false;

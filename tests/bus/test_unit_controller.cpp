@@ -13,6 +13,8 @@
 #include <optional>
 #include <signal.h>
 #include <string>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <vector>
 
 #include "bus/sd_ptr.h"
@@ -35,6 +37,7 @@ struct FakeSystemd {
 
     // What happened.
     std::vector<std::string> calls;  // "StartUnit freeha-services.target", ...
+    int members_reads = 0;           // GetAll of the target's dependency lists answered
     unsigned next_job = 1;
     sd_bus* bus = nullptr;
 
@@ -111,6 +114,7 @@ struct FakeSystemd {
         std::string_view p = property;
         if (p == "ActiveState") return sd_bus_message_append(reply, "s", self->state[unit].c_str());
         std::vector<const char*> list;
+        if (p == "Requires" && unit == kTarget) ++self->members_reads;
         if (p == "Requires" && unit == kTarget)
             for (const auto& d : self->requires_) list.push_back(d.c_str());
         list.push_back(nullptr);
@@ -222,6 +226,27 @@ protected:
         HookOutcome o = outcomes_.front().second;
         outcomes_.clear();
         return o;
+    }
+
+    // Starts `kind` and closes the client's connection (its sending side, as
+    // a dying dbus-daemon does) right after systemd answered the read of the
+    // target's members: the calls of the operation's next step find the
+    // connection closed, before the controller has heard of the loss.
+    void run_and_lose_bus_after_members(HookKind kind) {
+        int before = fake_.members_reads;
+        controller_->run(kind, 5 * kUsecPerSec);
+        ASSERT_TRUE(run_until([&] { return fake_.members_reads > before; }));
+        // The reply is on its way through the dbus-daemon (another process):
+        // let it reach the client's socket, unread.
+        usleep(100 * 1000);
+        ASSERT_EQ(shutdown(sd_bus_get_fd(client_bus_.get()), SHUT_WR), 0);
+    }
+
+    void reconnect() {
+        controller_->detach();  // as BusConnection does once sd-bus reports the loss
+        client_bus_ = connect(address_.c_str());
+        std::string error;
+        ASSERT_GE(controller_->attach(client_bus_.get(), &error), 0) << error;
     }
 
     pid_t daemon_pid_ = 0;
@@ -415,6 +440,45 @@ TEST_F(UnitControllerTest, TheBusComingBackInTimeAvoidsTheExit) {
     EXPECT_TRUE(outcomes_[0].second.success) << outcomes_[0].second.description;
     run_until([] { return false; }, 2 * kFence);
     EXPECT_TRUE(unreachable_.empty());
+}
+
+TEST_F(UnitControllerTest, AStopWhoseCallsFindTheConnectionClosedIsNotDoneUntilTheUnitsAreStopped) {
+    ASSERT_TRUE(outcome_of(HookKind::Start)->success);
+    fake_.calls.clear();
+    run_and_lose_bus_after_members(HookKind::Stop);
+    run_until([] { return false; }, kFence / 2);
+    // Nothing reached systemd: the units still run, and the stop is not over.
+    EXPECT_TRUE(fake_.calls.empty()) << fake_.calls.front();
+    EXPECT_EQ(fake_.state[kMember], "active");
+    EXPECT_TRUE(outcomes_.empty()) << outcomes_.front().second.description;
+    reconnect();
+    ASSERT_TRUE(run_until([&] { return !outcomes_.empty(); }));
+    EXPECT_TRUE(outcomes_[0].second.success) << outcomes_[0].second.description;
+    EXPECT_EQ(outcomes_[0].second.description, "stopped freeha-services.target");
+    EXPECT_EQ(fake_.state[kMember], "inactive");
+    EXPECT_NE(std::find(fake_.calls.begin(), fake_.calls.end(), "StopUnit app.service"), fake_.calls.end());
+    EXPECT_TRUE(unreachable_.empty());
+}
+
+TEST_F(UnitControllerTest, AStopThatLostTheBusStillNeedsTheBusWithinFenceTimeout) {
+    ASSERT_TRUE(outcome_of(HookKind::Start)->success);
+    run_and_lose_bus_after_members(HookKind::Stop);
+    // Nobody tells the controller the connection is gone: its own failed
+    // calls are enough to start the FenceTimeout.
+    ASSERT_TRUE(run_until([&] { return !unreachable_.empty(); }, 3 * kFence));
+    EXPECT_TRUE(outcomes_.empty()) << outcomes_.front().second.description;
+}
+
+TEST_F(UnitControllerTest, ACheckWhoseReadsFindTheConnectionClosedIsNoFailure) {
+    ASSERT_TRUE(outcome_of(HookKind::Start)->success);
+    run_and_lose_bus_after_members(HookKind::Monitor);
+    run_until([] { return false; }, 300 * kUsecPerMsec);
+    EXPECT_TRUE(outcomes_.empty()) << outcomes_.front().second.description;
+    EXPECT_TRUE(failures_.empty());
+    reconnect();
+    ASSERT_TRUE(run_until([&] { return !outcomes_.empty(); }));
+    EXPECT_TRUE(outcomes_[0].second.success) << outcomes_[0].second.description;
+    EXPECT_TRUE(unreachable_.empty()) << "a check does not need systemd to give the services up";
 }
 
 }  // namespace

@@ -29,7 +29,15 @@ CLOCK_MONOTONIC, which every node of the machine shares. Checked:
   c. freehad never exits except for what the soak did to it (a power cut,
      the watchdog killing a daemon the soak froze).
 
-Usage: soak.py --minutes M [--seed S] [--timeline] [--wedge]
+--target runs the same storm in target mode (issue 15): freehad starts and
+stops freeha-services.target, whose member.service is the service (its main
+process holds the pipe), and the restarts of D-Bus hit the node that runs
+the services two times in three, often while its target stops. There a
+freehad that cannot reach systemd for FenceTimeout= during a stop exits on
+purpose (freehad.conf(5)): such an exit, after a restart of its bus, is one
+the soak caused.
+
+Usage: soak.py --minutes M [--seed S] [--timeline] [--wedge | --target]
 Root; exits 77 where a facility is missing, 1 on any violation (with the
 timelines that show it). The seed replays the same random draws: the same
 faults as long as the cluster goes the same way (which node holds the
@@ -124,6 +132,26 @@ pid=$(cat /run/soak-service.pid 2>/dev/null) && kill -0 "$pid" 2>/dev/null
 """,
 }
 
+# Target mode: the member's ExecStart, which records its start as starthasrv
+# would and holds the pipe until systemd stops or kills it.
+MEMBER_SCRIPT = PRELUDE.format(name="member") + r"""
+started=$(now)
+record starthasrv "$started" target
+exec 3>/etc/freeha/service.pipe
+echo "$started" >&3
+exec sleep infinity
+"""
+MEMBER_UNIT = """[Unit]
+Description=The soak's service (target mode)
+PartOf=freeha-services.target
+[Service]
+ExecStart=/etc/freeha/member.sh
+[Install]
+RequiredBy=freeha-services.target
+"""
+# What freehad logs before it exits because a stop could not reach systemd.
+UNREACHABLE = "systemd cannot be asked to stop it"
+
 # The systemd manager's journal entries for a unit that failed (UNIT_RESULT=)
 # and for a process of it that exited abnormally (EXIT_CODE=, EXIT_STATUS=).
 UNIT_FAILED = "d9b373ed55a64feb8242e02dbe79a49c"
@@ -196,8 +224,9 @@ class Fault:
 
 
 class Soak:
-    def __init__(self, minutes, seed, show_timeline=False, wedge=False):
+    def __init__(self, minutes, seed, show_timeline=False, wedge=False, target=False):
         self.minutes, self.seed, self.show_timeline, self.wedge = minutes, seed, show_timeline, wedge
+        self.target = target
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
         self.events = []  # (t, node, what, detail, "") recorded by the soak itself
@@ -350,9 +379,9 @@ class Soak:
         self.rng.shuffle(kinds)
         for kind in kinds:
             names = self.candidates(kind)
-            if not names:
+            if not names or (self.target and kind == "hook"):  # no hooks in target mode
                 continue
-            if kind == "hook":  # a hung hook matters where the services run
+            if kind == "hook" or (self.target and kind == "dbus"):  # they matter where the services run
                 held = [n for n in self.holders() if n in names]
                 name = held[0] if held and self.rng.random() < 2 / 3 else self.rng.choice(names)
             else:
@@ -509,18 +538,36 @@ class Soak:
     # ----- the run ----------------------------------------------------------------
 
     def setup(self):
-        self.cluster = nodes.Cluster(NAMES, lambda node: CONFIG.format(name=node.name, address=node.address))
+        target = "Target=freeha-services.target\n" if self.target else ""
+        self.cluster = nodes.Cluster(NAMES, lambda node: CONFIG.format(name=node.name, address=node.address) + target,
+                                     target_mode=self.target)
         for name in NAMES:
             node = self.cluster[name]
             for hook, body in HOOKS.items():
                 with open(node.etc("hooks", hook), "w") as f:
                     f.write(PRELUDE.format(name=hook) + body)
+            if self.target:
+                with open(node.etc("member.sh"), "w") as f:
+                    f.write(MEMBER_SCRIPT)
+                os.chmod(node.etc("member.sh"), 0o755)
+                with open(node.units("member.service"), "w") as f:
+                    f.write(MEMBER_UNIT)
+                node.systemctl("daemon-reload", check=True)
+                node.systemctl("enable", "member.service", check=True)
             ServiceWatch(self, node).start()
         nodes.start_all(self.cluster)
-        self.cluster.wait_for(
-            lambda: self.holders() == ["alpha"]
-            and [(self.status(n) or {}).get("state") for n in NAMES] == ["RUNNING", "STANDBY", "STANDBY"],
-            60, "alpha running the services")
+        try:
+            self.cluster.wait_for(
+                lambda: self.holders() == ["alpha"]
+                and [(self.status(n) or {}).get("state") for n in NAMES] == ["RUNNING", "STANDBY", "STANDBY"],
+                60, "alpha running the services")
+        except AssertionError:
+            self.say(f"holders {self.holders()}; states " + ", ".join(
+                f"{n} {(self.status(n) or {}).get('state')}" for n in NAMES))
+            self.print_timeline(self.t0, now())
+            for name in NAMES:
+                print(self.run(name, "journalctl", "--user", "-o", "cat", "--no-pager", "-n", "40").stdout)
+            raise
         self.say("alpha runs the services; the storm begins")
 
     def settle(self):
@@ -572,7 +619,7 @@ class Soak:
             time.sleep(max(0.0, wake - now()))
 
     def main(self):
-        wedge = " --wedge" if self.wedge else ""
+        wedge = " --wedge" if self.wedge else " --target" if self.target else ""
         self.say(f"soak: seed {self.seed}, {self.minutes:g} min "
                  f"(replay the faults: soak.py --minutes {self.minutes:g} --seed {self.seed}{wedge})")
         self.setup()
@@ -643,6 +690,7 @@ class Soak:
                                       f"(ended by {hy or 'nothing yet'})", lo - 15, hi + 5)
         # c: every exit of freehad the journal saw was one the soak caused.
         self.exits_caused = 0
+        self.exits_unreachable = 0
         for t, name, e in self.journal:
             if e.get("MESSAGE_ID") != UNIT_FAILED:
                 continue
@@ -650,6 +698,12 @@ class Soak:
             if result == "watchdog" and any(f.begin <= t <= (f.end or end) + WATCHDOG for f in self.faults
                                             if f.kind == "freeze" and f.node == name):
                 self.exits_caused += 1
+                continue
+            if self.target and result == "exit-code" and any(
+                    f.kind == "dbus" and f.node == name and t - 15 <= f.begin <= t for f in self.faults) and any(
+                    v[1] == name and UNREACHABLE in v[2].get("MESSAGE", "") and t - 10 <= v[0] <= t
+                    for v in self.journal):
+                self.exits_unreachable += 1  # a stop could not reach systemd after its bus restarted
                 continue
             exits = [v[2].get("MESSAGE") for v in self.journal
                      if v[1] == name and v[2].get("MESSAGE_ID") == PROCESS_EXITED and t - 10 <= v[0] <= t]
@@ -683,7 +737,8 @@ class Soak:
               + (f" (from +{gap_at - self.t0:.1f}s)" if gap_at else ""))
         print(f"  settled {len(self.settles)} times, longest after {max(self.settles, default=0):.2f}s "
               f"(bound {SETTLE_BOUND:.0f}s); errors cleared by the operator {self.errors_cleared}")
-        print(f"  freehad exits caused by the soak's freezes (watchdog) {self.exits_caused}; "
+        print(f"  freehad exits caused by the soak's freezes (watchdog) {self.exits_caused}"
+              + (f", by its bus restarts during a stop {self.exits_unreachable}" if self.target else "") + "; "
               f"overlaps excused on frozen nodes {len(self.excused_overlaps)}, the longest "
               f"{max((hi - lo for lo, hi, *_ in self.excused_overlaps), default=0):.2f}s")
         if self.show_timeline:
@@ -731,7 +786,12 @@ def main():
     parser.add_argument("--wedge", action="store_true",
                         help="a hook fault may also hang both monitorhasrv and stophasrv of a node (a wedged service): "
                              "a stop that outlives StopTimeout, which freehad must end with a kill")
+    parser.add_argument("--target", action="store_true",
+                        help="target mode: freehad starts and stops a systemd target, and D-Bus restarts mostly hit "
+                             "the node that runs it")
     args = parser.parse_args()
+    if args.wedge and args.target:
+        parser.error("--wedge: hangs hooks, which target mode does not run")
     if args.minutes <= 0:
         parser.error("--minutes: must be positive")
     why = missing_facility()
@@ -742,7 +802,7 @@ def main():
         print(f"soak: {nodes.FREEHAD} is not built (set FREEHA_BUILD to the build directory)", file=sys.stderr)
         return 2
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
-    soak = Soak(args.minutes, seed, args.timeline, args.wedge)
+    soak = Soak(args.minutes, seed, args.timeline, args.wedge, args.target)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # meson's timeout: tear down all the same
     try:
         return soak.main()
