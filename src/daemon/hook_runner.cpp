@@ -12,7 +12,7 @@
 #include <systemd/sd-journal.h>
 
 #include "daemon/log.h"
-#include "daemon/service_cgroup.h"
+#include "daemon/service_scope.h"
 
 namespace freeha {
 
@@ -25,10 +25,10 @@ constexpr std::size_t kMaxLoggedLine = 4096;
 [[noreturn]] void exec_child(const char* path, char* const argv[], char* const envp[], int output_fd, int procs_fd,
                              int error_fd) {
     int saved = 0;
-    // Into the services cgroup first: everything the hook starts is then inside.
+    // Into the services cgroup first (if the scope is one): everything the hook starts is then inside.
     if (procs_fd >= 0 && write(procs_fd, "0", 1) < 0) saved = errno;
     if (saved == 0 && setsid() < 0) saved = errno;
-    // Run by hand there is no cgroup: at least the hook does not outlive freehad.
+    // Without a cgroup, at least the hook does not outlive freehad.
     if (saved == 0 && procs_fd < 0) prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (saved == 0) {
         struct sigaction dfl {};
@@ -104,11 +104,11 @@ struct HookRunner::OutputPipe {
     }
 };
 
-HookRunner::HookRunner(sd_event* event, std::string hooks_directory, ServiceCgroup* cgroup, Finished finished,
+HookRunner::HookRunner(sd_event* event, std::string hooks_directory, ServiceScope* scope, Finished finished,
                        Killed killed)
     : event_(event),
       directory_(std::move(hooks_directory)),
-      cgroup_(cgroup),
+      scope_(scope),
       finished_(std::move(finished)),
       killed_(std::move(killed)) {}
 
@@ -185,7 +185,7 @@ std::unique_ptr<HookRunner::Child> HookRunner::spawn(const std::string& name, co
         return nullptr;
     }
     if (pid == 0)
-        exec_child(path.c_str(), argv.data(), envp.data(), output.get(), cgroup_ ? cgroup_->procs_fd() : -1,
+        exec_child(path.c_str(), argv.data(), envp.data(), output.get(), scope_ ? scope_->procs_fd() : -1,
                    error_write.get());
     error_write.reset();
     output.reset();
@@ -282,6 +282,10 @@ void HookRunner::cancel(HookKind kind) {
     if (service_ && service_kind_ == kind) terminate(service_.get(), "canceled");
 }
 
+bool HookRunner::watches(pid_t pid) const {
+    return (service_ && service_->pid == pid) || (alert_ && alert_->pid == pid);
+}
+
 void HookRunner::kill_done() {
     killing_ = false;
     kill_ends_at_reap_ = false;
@@ -298,11 +302,11 @@ void HookRunner::kill_services() {
         service_->timeout_source.reset();
         service_->kill_source.reset();
     }
-    if (cgroup_ != nullptr) {
-        int r = cgroup_->kill();
-        if (r >= 0) r = cgroup_->when_empty([this] { kill_done(); });
+    if (scope_ != nullptr) {
+        int r = scope_->kill();
+        if (r >= 0) r = scope_->when_empty([this] { kill_done(); });
         if (r >= 0) return;
-        log::error(log::with_errno("cannot kill the services cgroup " + cgroup_->path() +
+        log::error(log::with_errno("cannot kill " + scope_->describe() +
                                        "; killing the running hook's process group instead",
                                    r));
     }

@@ -1,15 +1,16 @@
 // Runs FreeHA's hook scripts as child processes watched by the event loop.
 //
 // Each hook runs in its own session (so its process group can be signalled
-// as a whole), inside the services cgroup when there is one (so that even
-// the daemons it detaches stay within reach), with an empty signal mask,
-// default dispositions, stdin from /dev/null, a clean environment, and its
-// output sent to the journal under the hook's name (or, outside journald,
+// as a whole), inside the services' scope when there is one (the delegated
+// cgroup, or freehad's process tree as a subreaper: even the daemons it
+// detaches stay within reach), with an empty signal mask, default
+// dispositions, stdin from /dev/null, a clean environment, and its output
+// sent to the journal under the hook's name (or, outside journald,
 // forwarded to freehad's log line by line). A hook that outlives its timeout
 // gets SIGTERM on its process group, then SIGKILL after a grace period. The
-// fence kills the whole services cgroup (or, without one, the running hook's
-// process group) and reports it done only once nothing is left running.
-// Nothing here ever waits: exits arrive through sd_event_add_child.
+// fence kills the whole scope (or, without one, the running hook's process
+// group) and reports it done only once nothing is left running. Nothing
+// here ever waits: exits arrive through sd_event_add_child.
 #pragma once
 
 #include <functional>
@@ -28,7 +29,7 @@
 
 namespace freeha {
 
-class ServiceCgroup;
+class ServiceScope;
 
 inline constexpr Usec kHookKillGrace = Usec(5 * 1000 * 1000);
 
@@ -45,8 +46,8 @@ public:
     // hold it (outside journald): the oldest is let go beyond this many.
     static constexpr std::size_t kMaxLingeringOutputs = 32;
 
-    // `cgroup` may be null (no delegated cgroup): process groups then.
-    HookRunner(sd_event* event, std::string hooks_directory, ServiceCgroup* cgroup, Finished finished, Killed killed);
+    // `scope` may be null (neither a delegated cgroup nor a subreaper): process groups then.
+    HookRunner(sd_event* event, std::string hooks_directory, ServiceScope* scope, Finished finished, Killed killed);
     ~HookRunner();
 
     // Creates the event sources every later call relies on.
@@ -57,10 +58,13 @@ public:
     void run(HookKind kind, Usec timeout, const std::vector<std::string>& environment);
     // Ends the running service hook early: SIGTERM to its group, SIGKILL later.
     void cancel(HookKind kind);
-    // The fence: SIGKILL to everything the services run (the services cgroup,
-    // or without one the running hook's process group); `killed` follows once
+    // The fence: SIGKILL to everything the services run (the scope, or
+    // without one the running hook's process group); `killed` follows once
     // nothing of it is left, and a running hook's outcome ("killed") as usual.
     void kill_services();
+
+    // Whether `pid` is a hook this runner reaps (through its child source).
+    bool watches(pid_t pid) const;
 
     // Queues alerthasrv STATENUM STATENAME (run one at a time, in order), if installed.
     void alert(NodeState state, Usec timeout, const std::vector<std::string>& environment);
@@ -88,15 +92,16 @@ private:
 
     sd_event* event_;
     std::string directory_;
-    ServiceCgroup* cgroup_;
+    ServiceScope* scope_;
     Finished finished_;
     Killed killed_;
     std::unique_ptr<Child> service_;
     std::optional<HookKind> service_kind_;
-    // A kill is under way: `killed` is owed once the cgroup is empty (or,
+    // A kill is under way: `killed` is owed once the scope is empty (or,
     // without one, once the killed hook is reaped); no alert starts meanwhile.
     bool killing_ = false;
-    bool kill_ends_at_reap_ = false;  // no cgroup: the killed hook's reaping ends the kill
+    bool kill_ends_at_reap_ = false;  // no scope: the killed hook's reaping ends the kill
+
     bool killed_owed_ = false;        // delivered by the defer source
     std::unique_ptr<Child> alert_;
     struct PendingAlert {
