@@ -57,6 +57,7 @@ struct HookRunner::Child {
     std::string name;
     pid_t pid = -1;
     Usec timeout;
+    Usec deadline;  // CLOCK_MONOTONIC: started + timeout
     EventSourcePtr exit_source;
     EventSourcePtr timeout_source;
     EventSourcePtr kill_source;
@@ -205,6 +206,9 @@ std::unique_ptr<HookRunner::Child> HookRunner::spawn(const std::string& name, co
     child->name = name;
     child->pid = pid;
     child->timeout = timeout;
+    std::uint64_t started = 0;
+    sd_event_now(event_, CLOCK_MONOTONIC, &started);
+    child->deadline = Usec(started) + timeout;
     sd_event_source* raw = nullptr;
     int r = sd_event_add_child(event_, &raw, pid, WEXITED, on_child, child.get());
     if (r < 0) {
@@ -289,6 +293,9 @@ bool HookRunner::watches(pid_t pid) const {
 void HookRunner::kill_done() {
     killing_ = false;
     kill_ends_at_reap_ = false;
+    // A stop that was waiting for its leftovers: the kill has ended them.
+    if (stop_outcome_) report_later(HookKind::Stop, HookOutcome{false, "killed"});
+    stop_outcome_.reset();
     killed_owed_ = true;
     sd_event_source_set_enabled(deliver_.get(), SD_EVENT_ONESHOT);
     start_next_alert();
@@ -302,6 +309,7 @@ void HookRunner::kill_services() {
         service_->timeout_source.reset();
         service_->kill_source.reset();
     }
+    leftovers_deadline_.reset();
     if (scope_ != nullptr) {
         int r = scope_->kill();
         if (r >= 0) r = scope_->when_empty([this] { kill_done(); });
@@ -428,8 +436,67 @@ void HookRunner::child_exited(Child* child, const siginfo_t& info) {
         sd_event_source_set_child_process_own(done->exit_source.get(), false);
         HookKind kind = *std::exchange(service_kind_, std::nullopt);
         if (kill_ends_at_reap_) kill_done();  // a process-group kill is done when its hook is reaped
+        if (kind == HookKind::Stop && scope_ != nullptr && !killing_) {
+            confirm_stop(std::move(outcome), done->deadline);
+            return;
+        }
         finished_(kind, outcome);
     }
+}
+
+// A stop counts once nothing the hooks started is left, whatever stophasrv's
+// exit status says: a `kill $(cat pidfile)` that does not wait returns while
+// the daemon still runs, and a STANDBY announced then lets a peer start the
+// services beside it. What is left at stophasrv's own deadline is killed.
+void HookRunner::confirm_stop(HookOutcome outcome, Usec deadline) {
+    stop_outcome_ = std::move(outcome);
+    int r = scope_->when_empty([this] { stop_confirmed(); });
+    if (r < 0) {
+        log::error(log::with_errno("cannot watch " + scope_->describe() + " for the end of the stop", r));
+        kill_leftovers();
+        return;
+    }
+    if (!stop_outcome_) return;  // empty already
+    log::info("stophasrv ended; waiting for the processes it stopped to exit (at most until its timeout)");
+    sd_event_source* raw = nullptr;
+    r = sd_event_add_time(event_, &raw, CLOCK_MONOTONIC, deadline.count(), (10 * kUsecPerMsec).count(),
+                          on_leftovers_deadline, this);
+    if (r < 0) {
+        log::error(log::with_errno("cannot time the wait for the end of the stop", r));
+        kill_leftovers();
+        return;
+    }
+    leftovers_deadline_.reset(raw);
+}
+
+void HookRunner::stop_confirmed() {
+    leftovers_deadline_.reset();
+    if (!stop_outcome_) return;
+    HookOutcome outcome = std::move(*stop_outcome_);
+    stop_outcome_.reset();
+    finished_(HookKind::Stop, outcome);
+}
+
+void HookRunner::kill_leftovers() {
+    leftovers_deadline_.reset();
+    log::warning("stophasrv " + stop_outcome_->description + ", but processes the hooks started still run at "
+                 "its timeout: killing them with SIGKILL");
+    // The stop failed: in a stop phase the core kills (at once: nothing is left) and cleans up once more.
+    stop_outcome_ = HookOutcome{false, stop_outcome_->description + ", but left processes running at its timeout "
+                                                                     "(killed)"};
+    int r = scope_->kill();
+    if (r >= 0) r = scope_->when_empty([this] { stop_confirmed(); });
+    // Never confirmed on a guess: the stop stays unfinished (the node
+    // announces STOPPING, so no peer starts), and with quorum rules the
+    // lease's deadline fences it.
+    if (r < 0) log::error(log::with_errno("cannot kill what is left in " + scope_->describe(), r));
+}
+
+int HookRunner::on_leftovers_deadline(sd_event_source*, uint64_t, void* userdata) {
+    return log::guarded("HookRunner::on_leftovers_deadline", [&]() -> int {
+        static_cast<HookRunner*>(userdata)->kill_leftovers();
+        return 0;
+    });
 }
 
 }  // namespace freeha

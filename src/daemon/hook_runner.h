@@ -7,10 +7,13 @@
 // dispositions, stdin from /dev/null, a clean environment, and its output
 // sent to the journal under the hook's name (or, outside journald,
 // forwarded to freehad's log line by line). A hook that outlives its timeout
-// gets SIGTERM on its process group, then SIGKILL after a grace period. The
-// fence kills the whole scope (or, without one, the running hook's process
-// group) and reports it done only once nothing is left running. Nothing
-// here ever waits: exits arrive through sd_event_add_child.
+// gets SIGTERM on its process group, then SIGKILL after a grace period.
+// stophasrv's end is reported only once nothing is left in the scope (what
+// is left when StopTimeout= runs out is killed): a stop is confirmed by
+// what is left, not by an exit code. The fence kills the whole scope (or,
+// without one, the running hook's process group) and reports it done only
+// once nothing is left running. Nothing here ever waits: exits arrive
+// through sd_event_add_child.
 #pragma once
 
 #include <functional>
@@ -80,6 +83,10 @@ private:
     UniqueFd output_for(const std::string& name, UniqueFd* pipe_read, std::string* error);
     void child_exited(Child* child, const siginfo_t& info);
     void kill_done();
+    // stophasrv has ended: its outcome waits until the scope is empty.
+    void confirm_stop(HookOutcome outcome, Usec deadline);
+    void stop_confirmed();
+    void kill_leftovers();
     void start_next_alert();
     void terminate(Child* child, std::string reason);
     void forward_output(UniqueFd read_end, const std::string& name, pid_t pid);
@@ -89,6 +96,7 @@ private:
     static int on_timeout(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_kill(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_deliver(sd_event_source* s, void* userdata);
+    static int on_leftovers_deadline(sd_event_source* s, uint64_t usec, void* userdata);
 
     sd_event* event_;
     std::string directory_;
@@ -101,7 +109,11 @@ private:
     // without one, once the killed hook is reaped); no alert starts meanwhile.
     bool killing_ = false;
     bool kill_ends_at_reap_ = false;  // no scope: the killed hook's reaping ends the kill
-
+    // stophasrv has exited, and what it or starthasrv started still runs: its
+    // outcome is reported once the scope is empty; StopTimeout='s end kills
+    // what is left (leftovers_deadline_).
+    std::optional<HookOutcome> stop_outcome_;
+    EventSourcePtr leftovers_deadline_;
     bool killed_owed_ = false;        // delivered by the defer source
     std::unique_ptr<Child> alert_;
     struct PendingAlert {
