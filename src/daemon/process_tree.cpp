@@ -104,11 +104,6 @@ int ProcessTree::when_empty(std::function<void()> emptied) {
     return emptied_ ? arm(kPollInterval) : 0;
 }
 
-void ProcessTree::cancel_when_empty() {
-    emptied_ = nullptr;
-    arm(kReapInterval);
-}
-
 int ProcessTree::arm(Usec after) {
     if (!timer_) {
         sd_event_source* s = nullptr;

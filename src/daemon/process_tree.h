@@ -38,7 +38,6 @@ public:
     int kill() override;
     // Polled every kPollInterval while it waits.
     int when_empty(std::function<void()> emptied) override;
-    void cancel_when_empty() override;
 
     // The processes below `root` that have not exited (zombies excluded), from /proc.
     static std::vector<pid_t> running_descendants(pid_t root);

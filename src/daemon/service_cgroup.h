@@ -36,7 +36,6 @@ public:
     int kill() override;
     // Watched through cgroup.events (inotify).
     int when_empty(std::function<void()> emptied) override;
-    void cancel_when_empty() override { emptied_ = nullptr; }
 
 private:
     ServiceCgroup(sd_event* event, std::string services, UniqueFd procs);

@@ -28,8 +28,6 @@ public:
     // is; a later call replaces an earlier one's `emptied`. Returns a negative
     // errno when the scope cannot be watched.
     virtual int when_empty(std::function<void()> emptied) = 0;
-    // Forgets the `emptied` of a pending when_empty().
-    virtual void cancel_when_empty() = 0;
 };
 
 }  // namespace freeha
