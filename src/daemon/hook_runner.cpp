@@ -287,7 +287,7 @@ void HookRunner::cancel(HookKind kind) {
 }
 
 bool HookRunner::watches(pid_t pid) const {
-    return (service_ && service_->pid == pid) || (alert_ && alert_->pid == pid);
+    return pid == exiting_ || (service_ && service_->pid == pid) || (alert_ && alert_->pid == pid);
 }
 
 void HookRunner::kill_done() {
@@ -387,7 +387,14 @@ int HookRunner::on_kill(sd_event_source*, uint64_t, void* userdata) {
 int HookRunner::on_child(sd_event_source*, const siginfo_t* si, void* userdata) {
     return log::guarded("HookRunner::on_child", [&]() -> int {
         auto* child = static_cast<Child*>(userdata);
-        child->runner->child_exited(child, *si);
+        HookRunner* runner = child->runner;
+        // Its source reaps it once this returns: until then it is still watched.
+        runner->exiting_ = child->pid;
+        struct ResetExiting {
+            pid_t& pid;
+            ~ResetExiting() { pid = -1; }
+        } reset{runner->exiting_};
+        runner->child_exited(child, *si);
         return 0;
     });
 }

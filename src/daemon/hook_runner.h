@@ -116,6 +116,7 @@ private:
     EventSourcePtr leftovers_deadline_;
     bool killed_owed_ = false;        // delivered by the defer source
     std::unique_ptr<Child> alert_;
+    pid_t exiting_ = -1;  // the hook whose exit is being handled, reaped by its source afterwards
     struct PendingAlert {
         NodeState state;
         Usec timeout;
