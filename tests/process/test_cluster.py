@@ -343,6 +343,67 @@ class DetachedServicesFence(unittest.TestCase):
         self.c.wait_for(lambda: not any(os.path.exists(f"/proc/{p}") for p in self.daemons), 3, "the zombies reaped")
 
 
+# starthasrv leaves a daemon that takes 1.5 s to exit on SIGTERM (and
+# stamps the moment it is gone); stophasrv signals it and exits 0 at once.
+LINGERING_START = """#!/bin/sh
+d=$(dirname "$0")/..
+echo "starthasrv $(date +%s.%N) state=$FREEHA_STATE" >> "$d/events.log"
+setsid sh -c 'echo $$ > "$1/lingerer.pid"
+    trap "sleep 1.5; date +%s.%N > \\"$1/lingerer.gone\\"; exit 0" TERM
+    while :; do sleep 0.05; done' sh "$d" </dev/null >/dev/null 2>&1 &
+touch "$d/services-up"
+"""
+SIGNALLING_STOP = """#!/bin/sh
+d=$(dirname "$0")/..
+echo "stophasrv $(date +%s.%N) state=$FREEHA_STATE" >> "$d/events.log"
+[ -f "$d/lingerer.pid" ] && kill "$(cat "$d/lingerer.pid")"
+rm -f "$d/services-up" "$d/lingerer.pid"
+exit 0
+"""
+
+
+class StopConfirmedWithoutCgroup(LoopbackCluster):
+    """Run by hand, a stop also counts only once freehad's process tree holds nothing of the services."""
+
+    def setUp(self):
+        self.c = Cluster(self.names)
+        self.addCleanup(self.kill_lingerers)  # after stop_all
+        self.addCleanup(self.c.stop_all)
+        for n in self.c.names:
+            for hook, text in (("starthasrv", LINGERING_START), ("stophasrv", SIGNALLING_STOP)):
+                with open(self.c[n].path("hooks/" + hook), "w") as f:
+                    f.write(text)
+        self.c.start_all()
+        self.c.wait_for(lambda: self.c.running() == ["alpha"], 10, "alpha RUNNING")
+        self.c.wait_for(lambda: os.path.exists(self.c["alpha"].path("lingerer.pid")), 5, "the daemon started")
+
+    def kill_lingerers(self):
+        """Every daemon this cluster's hooks left (freehad killed with SIGKILL stops none)."""
+        for pid in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmdline = f.read().decode(errors="replace")
+                if "lingerer.pid" in cmdline and self.c.dir in cmdline:
+                    os.kill(int(pid), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+
+    def test_the_next_start_waits_for_the_daemon_stophasrv_signalled(self):
+        alpha = self.c["alpha"]
+        hup = time.time()
+        alpha.signal(signal.SIGHUP)  # alpha stops its services; then it is elected again at once
+
+        def starts():
+            return [e[1] for n in self.c.names for e in self.c[n].events("starthasrv") if e[1] > hup]
+        self.c.wait_for(lambda: starts(), 10, "the services started again")
+        self.assertTrue(os.path.exists(alpha.path("lingerer.gone")),
+                        "the services started again while the daemon stophasrv signalled still ran")
+        with open(alpha.path("lingerer.gone")) as f:
+            gone = float(f.read())
+        self.assertGreater(min(starts()), gone)
+        self.assertIn("waiting for the processes it stopped to exit", alpha.log())
+
+
 class NoCompleteFence(unittest.TestCase):
     def test_quorum_mode_refuses_to_start_without_a_cgroup_or_a_subreaper(self):
         # In a PID namespace of its own with the outer /proc still mounted,
