@@ -311,19 +311,44 @@ void HookRunner::kill_services() {
     }
     leftovers_deadline_.reset();
     if (scope_ != nullptr) {
-        int r = scope_->kill();
-        if (r >= 0) r = scope_->when_empty([this] { kill_done(); });
-        if (r >= 0) return;
-        log::error(log::with_errno("cannot kill " + scope_->describe() +
-                                       "; killing the running hook's process group instead",
-                                   r));
+        kill_scope();
+        return;
     }
-    if (!service_) {  // no cgroup and no hook: nothing of the services is within reach
+    if (!service_) {  // no scope and no hook: nothing of the services is within reach
         kill_done();
         return;
     }
     kill_ends_at_reap_ = true;
     ::kill(-service_->pid, SIGKILL);
+}
+
+// The fence is confirmed only once the scope is known to be empty: a kill or
+// a watch that fails (EMFILE, ENOMEM) is retried, never taken for done. Kill
+// first, log after; the first failure is logged, the retries are not.
+void HookRunner::kill_scope() {
+    int r = scope_->kill();
+    if (r >= 0) r = scope_->when_empty([this] {
+        kill_retry_.reset();
+        kill_done();
+    });
+    if (r >= 0) return;
+    if (service_) ::kill(-service_->pid, SIGKILL);  // what can be reached meanwhile
+    bool first = !kill_retry_;
+    sd_event_source* raw = nullptr;
+    int t = sd_event_add_time_relative(event_, &raw, CLOCK_MONOTONIC, kKillRetry.count(), 0, on_kill_retry, this);
+    if (t >= 0) kill_retry_.reset(raw);
+    if (first)
+        log::error(log::with_errno("cannot kill " + scope_->describe() + "; retrying every " +
+                                       format_timespan(kKillRetry) + ", the fence is not confirmed until it is empty",
+                                   r));
+    if (t < 0) log::error(log::with_errno("cannot arm the fence's retry timer; the fence stays unconfirmed", t));
+}
+
+int HookRunner::on_kill_retry(sd_event_source*, uint64_t, void* userdata) {
+    return log::guarded("HookRunner::on_kill_retry", [&]() -> int {
+        static_cast<HookRunner*>(userdata)->kill_scope();
+        return 0;
+    });
 }
 
 void HookRunner::alert(NodeState state, Usec timeout, const std::vector<std::string>& environment) {

@@ -35,6 +35,8 @@ namespace freeha {
 class ServiceScope;
 
 inline constexpr Usec kHookKillGrace = Usec(5 * 1000 * 1000);
+// How often a fence whose kill or watch of the scope failed tries again.
+inline constexpr Usec kKillRetry = Usec(100 * 1000);
 
 // The start-up check FreeHA made: the three service hooks must exist and be
 // executable; alerthasrv is optional. Returns an error message or "".
@@ -83,6 +85,8 @@ private:
     UniqueFd output_for(const std::string& name, UniqueFd* pipe_read, std::string* error);
     void child_exited(Child* child, const siginfo_t& info);
     void kill_done();
+    // Kills the scope and waits for it to be empty; retries on failure.
+    void kill_scope();
     // stophasrv has ended: its outcome waits until the scope is empty.
     void confirm_stop(HookOutcome outcome, Usec deadline);
     void stop_confirmed();
@@ -96,6 +100,7 @@ private:
     static int on_timeout(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_kill(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_deliver(sd_event_source* s, void* userdata);
+    static int on_kill_retry(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_leftovers_deadline(sd_event_source* s, uint64_t usec, void* userdata);
 
     sd_event* event_;
@@ -114,6 +119,7 @@ private:
     // what is left (leftovers_deadline_).
     std::optional<HookOutcome> stop_outcome_;
     EventSourcePtr leftovers_deadline_;
+    EventSourcePtr kill_retry_;  // armed while a kill of the scope failed and is tried again
     bool killed_owed_ = false;        // delivered by the defer source
     std::unique_ptr<Child> alert_;
     pid_t exiting_ = -1;  // the hook whose exit is being handled, reaped by its source afterwards
