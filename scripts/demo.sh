@@ -3,6 +3,10 @@
 # kill -9 the active node, watch the takeover, restart it (no fail-back), then
 # steer it over D-Bus with freehactl (each node serves org.freeha1 on a
 # private bus of its own, as each machine would on its system bus).
+# Run by hand, without systemd's delegated cgroup, each freehad is a child
+# subreaper: the demo service that starthasrv detaches with setsid stays below
+# it, and a fence kills every process below it (freeha-safety(7)); freehad
+# logs which scope its fence uses.
 set -eu
 cd "$(dirname "$0")/.."
 freehad="$PWD/build/src/daemon/freehad"
@@ -74,6 +78,8 @@ PY
 echo "== starting charlie, bravo, then alpha (3 nodes, quorum 2, default timings: 200ms heartbeats, 1s dead time)"
 start_node charlie 3; start_node bravo 2; start_node alpha 1
 show 4
+echo "== the fence's reach, as alpha logged it:"
+sed 's/^<[0-9]>//' "$dir/alpha.log" | grep -E 'a fence kills all of it|no complete fence' || true
 echo "== kill -9 of alpha, the active node: bravo claims the services after the 1s dead time and"
 echo "   starts them 3.2s later (DeadTime + FenceTimeout + Interval), when a cut-off alpha would have stopped"
 kill -9 "$pid_alpha"

@@ -12,7 +12,7 @@
 #include <systemd/sd-journal.h>
 
 #include "daemon/log.h"
-#include "daemon/service_cgroup.h"
+#include "daemon/service_scope.h"
 
 namespace freeha {
 
@@ -25,10 +25,10 @@ constexpr std::size_t kMaxLoggedLine = 4096;
 [[noreturn]] void exec_child(const char* path, char* const argv[], char* const envp[], int output_fd, int procs_fd,
                              int error_fd) {
     int saved = 0;
-    // Into the services cgroup first: everything the hook starts is then inside.
+    // Into the services cgroup first (if the scope is one): everything the hook starts is then inside.
     if (procs_fd >= 0 && write(procs_fd, "0", 1) < 0) saved = errno;
     if (saved == 0 && setsid() < 0) saved = errno;
-    // Run by hand there is no cgroup: at least the hook does not outlive freehad.
+    // Without a cgroup, at least the hook does not outlive freehad.
     if (saved == 0 && procs_fd < 0) prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (saved == 0) {
         struct sigaction dfl {};
@@ -57,6 +57,7 @@ struct HookRunner::Child {
     std::string name;
     pid_t pid = -1;
     Usec timeout;
+    Usec deadline;  // CLOCK_MONOTONIC: started + timeout
     EventSourcePtr exit_source;
     EventSourcePtr timeout_source;
     EventSourcePtr kill_source;
@@ -104,11 +105,11 @@ struct HookRunner::OutputPipe {
     }
 };
 
-HookRunner::HookRunner(sd_event* event, std::string hooks_directory, ServiceCgroup* cgroup, Finished finished,
+HookRunner::HookRunner(sd_event* event, std::string hooks_directory, ServiceScope* scope, Finished finished,
                        Killed killed)
     : event_(event),
       directory_(std::move(hooks_directory)),
-      cgroup_(cgroup),
+      scope_(scope),
       finished_(std::move(finished)),
       killed_(std::move(killed)) {}
 
@@ -185,7 +186,7 @@ std::unique_ptr<HookRunner::Child> HookRunner::spawn(const std::string& name, co
         return nullptr;
     }
     if (pid == 0)
-        exec_child(path.c_str(), argv.data(), envp.data(), output.get(), cgroup_ ? cgroup_->procs_fd() : -1,
+        exec_child(path.c_str(), argv.data(), envp.data(), output.get(), scope_ ? scope_->procs_fd() : -1,
                    error_write.get());
     error_write.reset();
     output.reset();
@@ -205,6 +206,9 @@ std::unique_ptr<HookRunner::Child> HookRunner::spawn(const std::string& name, co
     child->name = name;
     child->pid = pid;
     child->timeout = timeout;
+    std::uint64_t started = 0;
+    sd_event_now(event_, CLOCK_MONOTONIC, &started);
+    child->deadline = Usec(started) + timeout;
     sd_event_source* raw = nullptr;
     int r = sd_event_add_child(event_, &raw, pid, WEXITED, on_child, child.get());
     if (r < 0) {
@@ -282,9 +286,16 @@ void HookRunner::cancel(HookKind kind) {
     if (service_ && service_kind_ == kind) terminate(service_.get(), "canceled");
 }
 
+bool HookRunner::watches(pid_t pid) const {
+    return pid == exiting_ || (service_ && service_->pid == pid) || (alert_ && alert_->pid == pid);
+}
+
 void HookRunner::kill_done() {
     killing_ = false;
     kill_ends_at_reap_ = false;
+    // A stop that was waiting for its leftovers: the kill has ended them.
+    if (stop_outcome_) report_later(HookKind::Stop, HookOutcome{false, "killed"});
+    stop_outcome_.reset();
     killed_owed_ = true;
     sd_event_source_set_enabled(deliver_.get(), SD_EVENT_ONESHOT);
     start_next_alert();
@@ -298,20 +309,46 @@ void HookRunner::kill_services() {
         service_->timeout_source.reset();
         service_->kill_source.reset();
     }
-    if (cgroup_ != nullptr) {
-        int r = cgroup_->kill();
-        if (r >= 0) r = cgroup_->when_empty([this] { kill_done(); });
-        if (r >= 0) return;
-        log::error(log::with_errno("cannot kill the services cgroup " + cgroup_->path() +
-                                       "; killing the running hook's process group instead",
-                                   r));
+    leftovers_deadline_.reset();
+    if (scope_ != nullptr) {
+        kill_scope();
+        return;
     }
-    if (!service_) {  // no cgroup and no hook: nothing of the services is within reach
+    if (!service_) {  // no scope and no hook: nothing of the services is within reach
         kill_done();
         return;
     }
     kill_ends_at_reap_ = true;
     ::kill(-service_->pid, SIGKILL);
+}
+
+// The fence is confirmed only once the scope is known to be empty: a kill or
+// a watch that fails (EMFILE, ENOMEM) is retried, never taken for done. Kill
+// first, log after; the first failure is logged, the retries are not.
+void HookRunner::kill_scope() {
+    int r = scope_->kill();
+    if (r >= 0) r = scope_->when_empty([this] {
+        kill_retry_.reset();
+        kill_done();
+    });
+    if (r >= 0) return;
+    if (service_) ::kill(-service_->pid, SIGKILL);  // what can be reached meanwhile
+    bool first = !kill_retry_;
+    sd_event_source* raw = nullptr;
+    int t = sd_event_add_time_relative(event_, &raw, CLOCK_MONOTONIC, kKillRetry.count(), 0, on_kill_retry, this);
+    if (t >= 0) kill_retry_.reset(raw);
+    if (first)
+        log::error(log::with_errno("cannot kill " + scope_->describe() + "; retrying every " +
+                                       format_timespan(kKillRetry) + ", the fence is not confirmed until it is empty",
+                                   r));
+    if (t < 0) log::error(log::with_errno("cannot arm the fence's retry timer; the fence stays unconfirmed", t));
+}
+
+int HookRunner::on_kill_retry(sd_event_source*, uint64_t, void* userdata) {
+    return log::guarded("HookRunner::on_kill_retry", [&]() -> int {
+        static_cast<HookRunner*>(userdata)->kill_scope();
+        return 0;
+    });
 }
 
 void HookRunner::alert(NodeState state, Usec timeout, const std::vector<std::string>& environment) {
@@ -375,7 +412,14 @@ int HookRunner::on_kill(sd_event_source*, uint64_t, void* userdata) {
 int HookRunner::on_child(sd_event_source*, const siginfo_t* si, void* userdata) {
     return log::guarded("HookRunner::on_child", [&]() -> int {
         auto* child = static_cast<Child*>(userdata);
-        child->runner->child_exited(child, *si);
+        HookRunner* runner = child->runner;
+        // Its source reaps it once this returns: until then it is still watched.
+        runner->exiting_ = child->pid;
+        struct ResetExiting {
+            pid_t& pid;
+            ~ResetExiting() { pid = -1; }
+        } reset{runner->exiting_};
+        runner->child_exited(child, *si);
         return 0;
     });
 }
@@ -424,8 +468,67 @@ void HookRunner::child_exited(Child* child, const siginfo_t& info) {
         sd_event_source_set_child_process_own(done->exit_source.get(), false);
         HookKind kind = *std::exchange(service_kind_, std::nullopt);
         if (kill_ends_at_reap_) kill_done();  // a process-group kill is done when its hook is reaped
+        if (kind == HookKind::Stop && scope_ != nullptr && !killing_) {
+            confirm_stop(std::move(outcome), done->deadline);
+            return;
+        }
         finished_(kind, outcome);
     }
+}
+
+// A stop counts once nothing the hooks started is left, whatever stophasrv's
+// exit status says: a `kill $(cat pidfile)` that does not wait returns while
+// the daemon still runs, and a STANDBY announced then lets a peer start the
+// services beside it. What is left at stophasrv's own deadline is killed.
+void HookRunner::confirm_stop(HookOutcome outcome, Usec deadline) {
+    stop_outcome_ = std::move(outcome);
+    int r = scope_->when_empty([this] { stop_confirmed(); });
+    if (r < 0) {
+        log::error(log::with_errno("cannot watch " + scope_->describe() + " for the end of the stop", r));
+        kill_leftovers();
+        return;
+    }
+    if (!stop_outcome_) return;  // empty already
+    log::info("stophasrv ended; waiting for the processes it stopped to exit (at most until its timeout)");
+    sd_event_source* raw = nullptr;
+    r = sd_event_add_time(event_, &raw, CLOCK_MONOTONIC, deadline.count(), (10 * kUsecPerMsec).count(),
+                          on_leftovers_deadline, this);
+    if (r < 0) {
+        log::error(log::with_errno("cannot time the wait for the end of the stop", r));
+        kill_leftovers();
+        return;
+    }
+    leftovers_deadline_.reset(raw);
+}
+
+void HookRunner::stop_confirmed() {
+    leftovers_deadline_.reset();
+    if (!stop_outcome_) return;
+    HookOutcome outcome = std::move(*stop_outcome_);
+    stop_outcome_.reset();
+    finished_(HookKind::Stop, outcome);
+}
+
+void HookRunner::kill_leftovers() {
+    leftovers_deadline_.reset();
+    log::warning("stophasrv " + stop_outcome_->description + ", but processes the hooks started still run at "
+                 "its timeout: killing them with SIGKILL");
+    // The stop failed: in a stop phase the core kills (at once: nothing is left) and cleans up once more.
+    stop_outcome_ = HookOutcome{false, stop_outcome_->description + ", but left processes running at its timeout "
+                                                                     "(killed)"};
+    int r = scope_->kill();
+    if (r >= 0) r = scope_->when_empty([this] { stop_confirmed(); });
+    // Never confirmed on a guess: the stop stays unfinished (the node
+    // announces STOPPING, so no peer starts), and with quorum rules the
+    // lease's deadline fences it.
+    if (r < 0) log::error(log::with_errno("cannot kill what is left in " + scope_->describe(), r));
+}
+
+int HookRunner::on_leftovers_deadline(sd_event_source*, uint64_t, void* userdata) {
+    return log::guarded("HookRunner::on_leftovers_deadline", [&]() -> int {
+        static_cast<HookRunner*>(userdata)->kill_leftovers();
+        return 0;
+    });
 }
 
 }  // namespace freeha

@@ -6,6 +6,7 @@
 #include "daemon/auth_key.h"
 #include "daemon/hook_path.h"
 #include "daemon/log.h"
+#include "daemon/process_tree.h"
 #include "daemon/state_store.h"
 
 namespace freeha {
@@ -147,17 +148,10 @@ int Manager::setup_services() {
     std::string error;
     bool scripts_mode = config_.target.empty() && config_.role == Role::Member;
     if (scripts_mode) {
-        std::string why;
-        service_cgroup_ = ServiceCgroup::open(event_.get(), &why);
-        if (service_cgroup_)
-            log::info("hooks and everything they start run in the cgroup " + service_cgroup_->path() +
-                      "; a fence kills all of it");
-        else
-            log::warning("no cgroup for the services: " + why +
-                         ". A fence kills only the hook's process group, so a daemon a hook detached "
-                         "(setsid, double fork) survives it; see freeha-safety(7)");
+        int r = setup_service_scope();
+        if (r < 0) return r;
     }
-    hooks_ = std::make_unique<HookRunner>(event_.get(), config_.hooks_directory, service_cgroup_.get(), finished,
+    hooks_ = std::make_unique<HookRunner>(event_.get(), config_.hooks_directory, service_scope_.get(), finished,
                                           killed);
     int r = hooks_->init(&error);
     if (r < 0) {
@@ -178,6 +172,33 @@ int Manager::setup_services() {
                 },
                 killed});
     }
+    return 0;
+}
+
+// The fence must reach whatever a hook detached (setsid, double fork): the
+// delegated cgroup under systemd, else freehad's process tree as a child
+// subreaper. Quorum mode promises that a node cut off from the majority has
+// stopped everything by its lease's end; without either it cannot, and says so.
+int Manager::setup_service_scope() {
+    std::string no_cgroup, no_tree;
+    service_scope_ = ServiceCgroup::open(event_.get(), &no_cgroup);
+    if (!service_scope_)
+        service_scope_ = ProcessTree::open(
+            event_.get(), [this](pid_t pid) { return hooks_ && hooks_->watches(pid); }, &no_tree);
+    if (service_scope_) {
+        log::info("hooks and everything they start run in " + service_scope_->describe() +
+                  "; a fence kills all of it");
+        if (!no_cgroup.empty()) log::info("no cgroup for the services: " + no_cgroup);
+        return 0;
+    }
+    std::string missing = "no complete fence: no cgroup for the services (" + no_cgroup +
+                          ") and no subreaper (" + no_tree + ")";
+    if (quorum_rules_apply(node_.settings())) {
+        log::error(missing + "; quorum mode (ExpectedNodes>2, NoQuorumPolicy=stop) needs one");
+        return -ENOTSUP;
+    }
+    log::warning(missing + ". A fence kills only the hook's process group, so a daemon a hook detached "
+                           "(setsid, double fork) survives it; see freeha-safety(7)");
     return 0;
 }
 

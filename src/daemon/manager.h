@@ -49,6 +49,7 @@ private:
     int setup_loop();
     int setup_channels();
     int setup_services();
+    int setup_service_scope();
     int setup_timers();
     void setup_bus();
     // Announces READY and starts the node.
@@ -90,7 +91,8 @@ private:
     Notifier notifier_;
     StatusWriter status_writer_;
     std::vector<std::unique_ptr<UdpChannel>> channels_;
-    std::unique_ptr<ServiceCgroup> service_cgroup_;  // scripts mode under systemd with Delegate=yes
+    // Scripts mode: the delegated cgroup (freehad.service has Delegate=yes), else freehad's process tree.
+    std::unique_ptr<ServiceScope> service_scope_;
     std::unique_ptr<HookRunner> hooks_;  // service hooks in scripts mode; alerthasrv in both modes
     std::unique_ptr<UnitController> units_;  // target mode only
     std::unique_ptr<BusConnection> bus_;

@@ -5,8 +5,8 @@
 // starts every hook inside `services`, so that whatever a hook starts, even a
 // daemon that setsid()s or double-forks away from the hook's process group,
 // stays inside and dies with one write to cgroup.kill (Linux 5.14+). Without
-// a delegated cgroup (freehad run by hand) there is none: the hook runner
-// falls back to process groups, and says so once at start-up.
+// a delegated cgroup (freehad run by hand) there is none: freehad's process
+// tree (ProcessTree) is the scope instead.
 #pragma once
 
 #include <functional>
@@ -16,10 +16,11 @@
 #include <systemd/sd-event.h>
 
 #include "bus/sd_ptr.h"
+#include "daemon/service_scope.h"
 
 namespace freeha {
 
-class ServiceCgroup {
+class ServiceCgroup final : public ServiceScope {
 public:
     // Takes over freehad's own cgroup when systemd delegated it (its
     // trusted.delegate or user.delegate marker says so); else nullptr, with
@@ -27,21 +28,19 @@ public:
     static std::unique_ptr<ServiceCgroup> open(sd_event* event, std::string* why);
     ~ServiceCgroup();
 
-    const std::string& path() const { return services_; }
+    std::string describe() const override { return "the cgroup " + services_; }
     // services/cgroup.procs, open for writing: a child writes "0" to it
     // before exec, so that everything it starts is inside from the first instant.
-    int procs_fd() const { return procs_.get(); }
-    // SIGKILL to every process inside, atomically with respect to forks.
-    // Returns a negative errno.
-    int kill();
-    bool populated() const;
-    // Calls `emptied` (once) when no process is left inside; at once if none is.
-    // Returns a negative errno when the cgroup cannot be watched.
-    int when_empty(std::function<void()> emptied);
+    int procs_fd() const override { return procs_.get(); }
+    // cgroup.kill: atomic with respect to forks.
+    int kill() override;
+    // Watched through cgroup.events (inotify).
+    int when_empty(std::function<void()> emptied) override;
 
 private:
     ServiceCgroup(sd_event* event, std::string services, UniqueFd procs);
     static int on_events(sd_event_source* s, const struct inotify_event* e, void* userdata);
+    bool populated() const;
     void check_empty();
 
     sd_event* event_;

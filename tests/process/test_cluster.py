@@ -276,6 +276,160 @@ class Fence(LoopbackCluster):
         self.assertEqual(sleepers() - others, set())
 
 
+# starthasrv leaves two daemons that no process group reaches: one in a
+# session of its own (setsid), one orphaned by a double fork.
+DETACHING_START = """#!/bin/sh
+d=$(dirname "$0")/..
+echo "starthasrv $(date +%s.%N) state=$FREEHA_STATE" >> "$d/events.log"
+setsid sh -c 'echo $$ > "$1/setsid.pid"; exec sleep 1000' sh "$d" </dev/null >/dev/null 2>&1 &
+sh -c 'sh -c "echo \\$\\$ > \\"\\$1/forked.pid\\"; exec sleep 1000" sh "$1" &' sh "$d" </dev/null >/dev/null 2>&1
+touch "$d/services-up"
+"""
+
+
+def process_running(pid):
+    """Whether `pid` exists and has not exited (a zombie has)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+class DetachedServicesFence(unittest.TestCase):
+    """Without a delegated cgroup freehad is a child subreaper: the fence reaches what starthasrv detached."""
+
+    def setUp(self):
+        self.c = Cluster(["alpha", "bravo", "charlie"])
+        self.addCleanup(self.c.stop_all)
+        self.daemons = []
+        self.addCleanup(self.kill_daemons)  # on a failure, none is left behind
+        for n in self.c.names:
+            with open(self.c[n].path("hooks/starthasrv"), "w") as f:
+                f.write(DETACHING_START)
+        self.c.start_all()
+        self.c.wait_for(lambda: self.c.running() == ["alpha"], 10, "alpha RUNNING")
+        alpha = self.c["alpha"]
+
+        def pid_in(name):
+            try:
+                with open(alpha.path(name)) as f:
+                    return int(f.read())
+            except (FileNotFoundError, ValueError):
+                return None
+        self.c.wait_for(lambda: pid_in("setsid.pid") and pid_in("forked.pid"), 5, "both daemons started")
+        self.daemons = [pid_in("setsid.pid"), pid_in("forked.pid")]
+
+    def kill_daemons(self):
+        for pid in self.daemons:
+            if process_running(pid):
+                os.kill(pid, signal.SIGKILL)
+
+    def test_a_fence_kills_daemons_that_left_the_hooks_process_group(self):
+        alpha = self.c["alpha"]
+        self.assertTrue(all(process_running(p) for p in self.daemons))
+        # A lost quorum with a stophasrv that hangs: only the fence can stop the services.
+        alpha.touch("stop-hang")
+        for peer in ("bravo", "charlie"):
+            self.c[peer].signal(signal.SIGSTOP)
+            self.addCleanup(self.c[peer].signal, signal.SIGCONT)
+        self.c.wait_for(lambda: alpha.state() == "STOPPING", 3 * DEAD, "alpha STOPPING on quorum loss")
+        self.c.wait_for(lambda: alpha.state() == "STANDBY", 5, "alpha STANDBY once the stop is killed")
+        self.assertIn("killing the services with SIGKILL", alpha.log())
+        left = [p for p in self.daemons if process_running(p)]
+        self.assertEqual(left, [], "daemons starthasrv detached survived the fence")
+        self.assertIn("run in freehad's process tree (a child subreaper); a fence kills all of it", alpha.log())
+        # They were reaped too: freehad, their subreaper, leaves no zombie.
+        self.c.wait_for(lambda: not any(os.path.exists(f"/proc/{p}") for p in self.daemons), 3, "the zombies reaped")
+
+
+# starthasrv leaves a daemon that takes 1.5 s to exit on SIGTERM (and
+# stamps the moment it is gone); stophasrv signals it and exits 0 at once.
+LINGERING_START = """#!/bin/sh
+d=$(dirname "$0")/..
+echo "starthasrv $(date +%s.%N) state=$FREEHA_STATE" >> "$d/events.log"
+setsid sh -c 'echo $$ > "$1/lingerer.pid"
+    trap "sleep 1.5; date +%s.%N > \\"$1/lingerer.gone\\"; exit 0" TERM
+    while :; do sleep 0.05; done' sh "$d" </dev/null >/dev/null 2>&1 &
+touch "$d/services-up"
+"""
+SIGNALLING_STOP = """#!/bin/sh
+d=$(dirname "$0")/..
+echo "stophasrv $(date +%s.%N) state=$FREEHA_STATE" >> "$d/events.log"
+[ -f "$d/lingerer.pid" ] && kill "$(cat "$d/lingerer.pid")"
+rm -f "$d/services-up" "$d/lingerer.pid"
+exit 0
+"""
+
+
+class StopConfirmedWithoutCgroup(LoopbackCluster):
+    """Run by hand, a stop also counts only once freehad's process tree holds nothing of the services."""
+
+    def setUp(self):
+        self.c = Cluster(self.names)
+        self.addCleanup(self.kill_lingerers)  # after stop_all
+        self.addCleanup(self.c.stop_all)
+        for n in self.c.names:
+            for hook, text in (("starthasrv", LINGERING_START), ("stophasrv", SIGNALLING_STOP)):
+                with open(self.c[n].path("hooks/" + hook), "w") as f:
+                    f.write(text)
+        self.c.start_all()
+        self.c.wait_for(lambda: self.c.running() == ["alpha"], 10, "alpha RUNNING")
+        self.c.wait_for(lambda: os.path.exists(self.c["alpha"].path("lingerer.pid")), 5, "the daemon started")
+
+    def kill_lingerers(self):
+        """Every daemon this cluster's hooks left (freehad killed with SIGKILL stops none)."""
+        for pid in os.listdir("/proc"):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    cmdline = f.read().decode(errors="replace")
+                if "lingerer.pid" in cmdline and self.c.dir in cmdline:
+                    os.kill(int(pid), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+
+    def test_the_next_start_waits_for_the_daemon_stophasrv_signalled(self):
+        alpha = self.c["alpha"]
+        hup = time.time()
+        alpha.signal(signal.SIGHUP)  # alpha stops its services; then it is elected again at once
+
+        def starts():
+            return [e[1] for n in self.c.names for e in self.c[n].events("starthasrv") if e[1] > hup]
+        self.c.wait_for(lambda: starts(), 10, "the services started again")
+        self.assertTrue(os.path.exists(alpha.path("lingerer.gone")),
+                        "the services started again while the daemon stophasrv signalled still ran")
+        with open(alpha.path("lingerer.gone")) as f:
+            gone = float(f.read())
+        self.assertGreater(min(starts()), gone)
+        self.assertIn("waiting for the processes it stopped to exit", alpha.log())
+
+
+class NoCompleteFence(unittest.TestCase):
+    def test_quorum_mode_refuses_to_start_without_a_cgroup_or_a_subreaper(self):
+        # In a PID namespace of its own with the outer /proc still mounted,
+        # freehad cannot walk its process tree: it has no complete fence.
+        if subprocess.run(["unshare", "--user", "--map-root-user", "--pid", "--fork", "true"]).returncode != 0:
+            self.skipTest("no unprivileged PID namespaces here")
+        c = Cluster(["alpha", "bravo", "charlie"])
+        conf = c["alpha"].path("freehad.conf")
+        with open(conf, "w") as f:
+            f.write(c.config(c["alpha"]))
+        p = subprocess.Popen(["unshare", "--user", "--map-root-user", "--pid", "--fork", "--kill-child", FREEHAD,
+                              "--config", conf, "--no-bus"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            _, stderr = p.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            _, stderr = p.communicate()
+            self.fail("freehad started in quorum mode without a complete fence: " + stderr)
+        self.assertEqual(p.returncode, 1, stderr)
+        errors = [line for line in stderr.splitlines() if "no complete fence" in line]
+        self.assertEqual(len(errors), 1, stderr)
+        self.assertIn("no subreaper (/proc does not show freehad's own PID namespace)", errors[0])
+        self.assertIn("quorum mode (ExpectedNodes>2, NoQuorumPolicy=stop) needs one", errors[0])
+        self.assertEqual(c["alpha"].events("starthasrv"), [])
+
+
 class Garbage(LoopbackCluster):
     def test_garbage_datagrams_are_counted_and_change_nothing(self):
         before = self.c["bravo"].status()["packets"]

@@ -10,6 +10,9 @@ are stopped.
   kills a daemon that starthasrv detached with setsid, before the majority
   starts the services elsewhere; then stophasrv cleans up.
 - freehad itself is killed: systemd kills everything in its cgroup.
+- stophasrv exits 0 at once while the daemon it signalled lingers: the node
+  stays STOPPING (and no peer starts) until the daemon is gone; a daemon that
+  never goes is killed at StopTimeout=, then stophasrv cleans up.
 - Target mode: the target started by hand on a standby is stopped within a second.
 - Target mode: the bus restarts while the holder stops its target: the holder
   announces STANDBY (and a peer starts) only once its units are down.
@@ -225,6 +228,91 @@ class Fence(unittest.TestCase):
                                     for n in others), 20, "another node starting the services")
         taker = next(n for n in others if n.events("starthasrv") and float(n.events("starthasrv")[-1][1]) > killed)
         self.assertLess(ticks(active)[-1], float(taker.events("starthasrv")[-1][1]))
+
+
+# starthasrv leaves a daemon (in a session of its own) that takes 1.5 s to
+# exit on SIGTERM, or never exits when /etc/freeha/linger-forever exists;
+# stophasrv sends the SIGTERM and exits 0 at once, as `kill $(cat pidfile)` does.
+LINGERING_HOOKS = {
+    "starthasrv": "setsid sh -c 'echo $$ > /etc/freeha/lingerer.pid; "
+                  "trap \"[ -f /etc/freeha/linger-forever ] && while :; do sleep 0.05; done; sleep 1.5; "
+                  "date +%s.%N > /etc/freeha/lingerer.gone; exit 0\" TERM; "
+                  "while :; do sleep 0.05; done' </dev/null >/dev/null 2>&1 &\n"
+                  "touch /etc/freeha/services-up",
+    "stophasrv": "[ -f /etc/freeha/lingerer.pid ] && kill $(cat /etc/freeha/lingerer.pid)\n"
+                 "rm -f /etc/freeha/services-up /etc/freeha/lingerer.pid",
+    "monitorhasrv": "[ -f /etc/freeha/services-up ]",
+}
+STOP_TIMEOUT = 3.0
+
+
+class StopConfirmedByWhatIsLeft(unittest.TestCase):
+    """A stop counts once the services cgroup is empty, not when stophasrv exits 0."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.c = Cluster(["alpha", "bravo", "charlie"],
+                        config("linger", extra=f"[Services]\nStopTimeout={STOP_TIMEOUT:g}s\n"))
+        for n in cls.c.names:
+            install_hooks(cls.c[n], LINGERING_HOOKS)
+        start_all(cls.c)
+        cls.c.wait_for(lambda: len(running(cls.c)) == 1, 60, "one node RUNNING")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.c.destroy()
+
+    def lingerer(self, node):
+        return node.run("pgrep", "-f", "etc/freeha/lingerer.pid").returncode == 0
+
+    def switch_over(self):
+        """Hands the services from the active node to another; returns both and when the hand-over began."""
+        self.c.wait_for(lambda: len(running(self.c)) == 1, 30, "one node RUNNING")
+        active = running(self.c)[0]
+        taker = next(self.c[n] for n in self.c.names if self.c[n] is not active)
+        self.c.wait_for(lambda: self.lingerer(active), 5, "the daemon running")
+        if os.path.exists(active.etc("lingerer.gone")):
+            os.remove(active.etc("lingerer.gone"))
+        began = time.time()
+        ctl = active.popen(nodes.FREEHACTL, "--user", "switchover", taker.name)
+        self.addCleanup(ctl.communicate)
+        return active, taker, began
+
+    def test_1_standby_waits_for_the_daemon_stophasrv_signalled(self):
+        active, taker, began = self.switch_over()
+        self.c.wait_for(lambda: active.prop("State") == "STANDBY", 10, "the active node STANDBY")
+        self.assertTrue(os.path.exists(active.etc("lingerer.gone")),
+                        "STANDBY announced while the daemon stophasrv signalled still ran")
+        with open(active.etc("lingerer.gone")) as f:
+            gone = float(f.read())
+        self.c.wait_for(lambda: taker.prop("State") == "RUNNING", 15, f"{taker.name} RUNNING")
+        started = float(taker.events("starthasrv")[-1][1])
+        self.assertGreater(started, gone, f"{taker.name} started the services while the old daemon still ran")
+        self.assertIn("waiting for the processes it stopped to exit", journal(active))
+        print(f"\nlingering daemon: gone {gone - began:.2f}s after the switchover began, "
+              f"{taker.name}'s starthasrv {started - gone:.3f}s later", file=sys.stderr)
+
+    def test_2_a_daemon_that_outlives_stop_timeout_is_killed_then_stophasrv_cleans_up(self):
+        self.c.wait_for(lambda: len(running(self.c)) == 1, 30, "one node RUNNING")
+        active = running(self.c)[0]
+        open(active.etc("linger-forever"), "w").close()
+        self.addCleanup(lambda: os.path.exists(active.etc("linger-forever")) and os.remove(active.etc("linger-forever")))
+        stops = len(active.events("stophasrv"))
+        active, taker, began = self.switch_over()
+        self.c.wait_for(lambda: active.prop("State") == "STANDBY", STOP_TIMEOUT + 10, "the active node STANDBY")
+        standby = time.time()
+        self.assertFalse(self.lingerer(active), "the lingering daemon survived the stop")
+        self.assertGreater(standby - began, STOP_TIMEOUT * 0.9, "STANDBY before StopTimeout= while the daemon ran")
+        others = [self.c[n] for n in self.c.names if self.c[n] is not active]
+        self.c.wait_for(lambda: any(n.prop("State") == "RUNNING" for n in others), 15, "another node RUNNING")
+        for n in others:
+            self.assertTrue(all(float(e[1]) < began or float(e[1]) > began + STOP_TIMEOUT * 0.9
+                                for e in n.events("starthasrv")), f"{n.name} started beside the lingering daemon")
+        log = journal(active)
+        self.assertIn("still run at its timeout: killing them with SIGKILL", log)
+        # The stop failed: the core killed (nothing was left) and stophasrv cleaned up once more.
+        self.assertIn("services killed; stophasrv cleans up what they left", log)
+        self.assertEqual(len(active.events("stophasrv")), stops + 2)
 
 
 class TargetMode(unittest.TestCase):
