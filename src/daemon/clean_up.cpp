@@ -15,8 +15,9 @@ namespace freeha {
 namespace {
 
 // Runs stophasrv once in a loop of its own and returns its outcome, or
-// nullopt when it has not ended by `deadline` (it is then left to systemd,
-// which kills what is left of the unit once ExecStopPost= has run).
+// nullopt when it has not ended by `deadline`: its process group is then
+// killed (and systemd kills whatever else is left of the unit once
+// ExecStopPost= has run).
 std::optional<HookOutcome> run_stop_hook(const Config& config, Usec deadline, std::string* error) {
     sd_event* raw = nullptr;
     int r = sd_event_new(&raw);
@@ -37,7 +38,11 @@ std::optional<HookOutcome> run_stop_hook(const Config& config, Usec deadline, st
     sd_event_source* timer = nullptr;
     r = sd_event_add_time(
         event.get(), &timer, CLOCK_MONOTONIC, deadline.count(), 0,
-        [](sd_event_source* s, uint64_t, void*) { return sd_event_exit(sd_event_source_get_event(s), 0); }, nullptr);
+        [](sd_event_source* s, uint64_t, void* userdata) {
+            static_cast<HookRunner*>(userdata)->kill_services();
+            return sd_event_exit(sd_event_source_get_event(s), 0);
+        },
+        &hooks);
     if (r < 0) {
         *error = log::with_errno("cannot bound stophasrv by the deadline", r);
         return HookOutcome{false, *error};
