@@ -1,5 +1,6 @@
 #include "daemon/clean_up.h"
 
+#include <chrono>
 #include <optional>
 
 #include "bus/sd_ptr.h"
@@ -13,6 +14,12 @@
 
 namespace freeha {
 namespace {
+
+// CLOCK_MONOTONIC, as sd-event's timers and the deadline use it.
+Usec monotonic_now() {
+    auto since_boot = std::chrono::steady_clock::now().time_since_epoch();
+    return Usec(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(since_boot).count()));
+}
 
 // Runs stophasrv once in a loop of its own and returns its outcome, or
 // nullopt when it has not ended by `deadline`: its process group is then
@@ -48,11 +55,9 @@ std::optional<HookOutcome> run_stop_hook(const Config& config, Usec deadline, st
         return HookOutcome{false, *error};
     }
     EventSourcePtr deadline_source(timer);
-    // The signals the daemon blocks from its first instant (main()) stay
-    // blocked; SIGCHLD must be, for the child source.
-    std::uint64_t now_usec = 0;
-    sd_event_now(event.get(), CLOCK_MONOTONIC, &now_usec);
-    Usec left = deadline > Usec(now_usec) ? deadline - Usec(now_usec) : Usec(1);
+    // main() blocked SIGCHLD first thing, as the child source needs.
+    Usec now = monotonic_now();
+    Usec left = deadline > now ? deadline - now : Usec(1);
     hooks.run(HookKind::Stop, left,
               hook_environment(config, effect::StateChanged{NodeState::Running, NodeState::Stopping,
                                                             "freehad died", 0, config.node_name}));
@@ -62,13 +67,6 @@ std::optional<HookOutcome> run_stop_hook(const Config& config, Usec deadline, st
         return HookOutcome{false, *error};
     }
     return outcome;
-}
-
-Usec monotonic_now() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return Usec(static_cast<std::uint64_t>(ts.tv_sec) * kUsecPerSec.count() +
-                static_cast<std::uint64_t>(ts.tv_nsec) / 1000);
 }
 
 }  // namespace

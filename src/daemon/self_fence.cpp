@@ -4,24 +4,17 @@
 #include <chrono>
 #include <condition_variable>
 #include <memory>
-#include <ctime>
 #include <mutex>
 #include <thread>
 
 #include <sys/reboot.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon/log.h"
 
 namespace freeha {
 namespace {
-
-Usec monotonic_now() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return Usec(static_cast<std::uint64_t>(ts.tv_sec) * kUsecPerSec.count() +
-                static_cast<std::uint64_t>(ts.tv_nsec) / 1000);
-}
 
 // sync(2) in a thread of its own, waited for until `until` at most: it may
 // never return (an NFS server gone, a disk in D state), and then the reboot
@@ -39,9 +32,19 @@ void sync_until(Usec until) {
         shared->done = true;
         shared->done_cv.notify_one();
     }).detach();
-    Usec left = until > monotonic_now() ? until - monotonic_now() : Usec();
+    // steady_clock is CLOCK_MONOTONIC, the clock `until` is on.
+    std::chrono::steady_clock::time_point end{std::chrono::microseconds(until.count())};
     std::unique_lock guard(shared->lock);
-    shared->done_cv.wait_for(guard, std::chrono::microseconds(left.count()), [&] { return shared->done; });
+    shared->done_cv.wait_until(guard, end, [&] { return shared->done; });
+}
+
+// The kernel gives the initial PID namespace this inode (PROC_PID_INIT_INO).
+// In any other, reboot(2) only ends the namespace: the file systems stay the
+// host's, and the namespace ends only once every task has, a thread stuck in
+// sync(2) included, so a sync there would only delay the fence.
+bool in_initial_pid_namespace() {
+    struct stat st {};
+    return stat("/proc/self/ns/pid", &st) < 0 || st.st_ino == 0xEFFFFFFCU;
 }
 
 }  // namespace
@@ -56,7 +59,7 @@ int self_fence(SelfFenceAction action, const std::string& reason, Usec sync_unti
     }
     log::event(LOG_EMERG, log::message_id::kSelfFence, "self-fence: " + reason + "; rebooting now (SelfFence=reboot)",
                {{"FREEHA_SELF_FENCE", "reboot"}});
-    sync_until(sync_until_at);
+    if (in_initial_pid_namespace()) sync_until(sync_until_at);
     if (reboot(RB_AUTOBOOT) < 0) {
         int r = -errno;
         log::event(LOG_EMERG, log::message_id::kSelfFence,

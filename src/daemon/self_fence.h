@@ -18,7 +18,8 @@ namespace freeha {
 // Carries out `action` for `reason` (logged at LOG_CRIT, with the
 // MESSAGE_ID of the catalog). Reboot syncs the disks first, for at most
 // until `sync_until` (CLOCK_MONOTONIC): a sync that hangs on a dead disk
-// must not delay the reboot past the lease. Returns 0 for None; for Reboot
+// must not delay the reboot past the lease (in a container, whose file
+// systems are the host's, it does not sync). Returns 0 for None; for Reboot
 // it returns only when the reboot failed, with a negative errno (logged).
 int self_fence(SelfFenceAction action, const std::string& reason, Usec sync_until);
 
