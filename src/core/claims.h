@@ -57,9 +57,10 @@ Usec kill_at(Usec lease, const LeaseTimings& t);
 // (reboot(2)) takes effect within what is left.
 Usec self_fence_at(Usec lease, const LeaseTimings& t);
 // When the unit's clean-up after freehad died (freehad --clean-up, run from
-// `started`, moments after the death) must have ended: a peer may win a
-// lease, or take over, a dead time after the last heartbeat, which went out
-// up to an interval before the death; the self-fence keeps half an interval.
+// `started`) must have ended: a peer may win a lease, or take over, a dead
+// time after the last heartbeat, which went out up to an interval before the
+// death; systemd may take half an interval to start the clean-up after the
+// death, and the self-fence keeps the other half.
 Usec clean_up_deadline(Usec started, const LeaseTimings& t);
 // Whether a claim holding `lease` may start its services now: the whole
 // graceful stop must still fit before the kill.

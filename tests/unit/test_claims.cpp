@@ -59,10 +59,11 @@ TEST(Lease, AfterAKillTheCleanUpHasHalfTheKillMarginAndTheSelfFenceTheOtherHalf)
 
 TEST(Lease, TheUnitsCleanUpEndsBeforeAPeerCanTakeOverAfterTheLastHeartbeat) {
     // Defaults: the last heartbeat went out up to 200ms before the death;
-    // peers act a dead time (1s) after it; half an interval is kept.
-    EXPECT_EQ(clean_up_deadline(5_s, kDefaults), 5_s + 700_ms);
+    // peers act a dead time (1s) after it; systemd's start of the clean-up and
+    // the self-fence get half an interval each.
+    EXPECT_EQ(clean_up_deadline(5_s, kDefaults), 5_s + 600_ms);
     LeaseTimings slow{1_s, 30_s, 10_s};
-    EXPECT_EQ(clean_up_deadline(5_s, slow), 5_s + 28_s + 500_ms);
+    EXPECT_EQ(clean_up_deadline(5_s, slow), 5_s + 28_s);
 }
 
 TEST(Lease, AClaimStartsOnlyWithTheWholeGracefulStopStillAhead) {
