@@ -28,6 +28,10 @@ Usec graceful_stop_at(Usec lease, const LeaseTimings& t) { return lease - kill_m
 
 Usec kill_at(Usec lease, const LeaseTimings& t) { return lease - kill_margin(t); }
 
+Usec self_fence_at(Usec lease, const LeaseTimings& t) { return lease - kill_margin(t) / 2; }
+
+Usec clean_up_deadline(Usec started, const LeaseTimings& t) { return started + t.dead_time - 2 * t.interval; }
+
 bool lease_allows_start(std::optional<Usec> lease, Usec now, const LeaseTimings& t) {
     return lease && now < graceful_stop_at(*lease, t);
 }

@@ -51,6 +51,17 @@ std::optional<Usec> lease_until(std::vector<Usec> grants, unsigned votes_needed)
 // When the holder begins its graceful stop, and when it kills the services.
 Usec graceful_stop_at(Usec lease, const LeaseTimings& t);
 Usec kill_at(Usec lease, const LeaseTimings& t);
+// When a holder whose kill, or clean-up after it, has not ended fences
+// itself (SelfFence=): half the kill margin before the lease ends. The
+// clean-up after a kill at kill_at() has the other half; the self-fence
+// (reboot(2)) takes effect within what is left.
+Usec self_fence_at(Usec lease, const LeaseTimings& t);
+// When the unit's clean-up after freehad died (freehad --clean-up, run from
+// `started`) must have ended: a peer may win a lease, or take over, a dead
+// time after the last heartbeat, which went out up to an interval before the
+// death; systemd may take half an interval to start the clean-up after the
+// death, and the self-fence keeps the other half.
+Usec clean_up_deadline(Usec started, const LeaseTimings& t);
 // Whether a claim holding `lease` may start its services now: the whole
 // graceful stop must still fit before the kill.
 bool lease_allows_start(std::optional<Usec> lease, Usec now, const LeaseTimings& t);

@@ -61,6 +61,8 @@ bool is_unit_name(std::string_view v) {
     return false;
 }
 
+constexpr std::array<std::string_view, kSelfFenceActionCount> kSelfFenceActions{"none", "reboot"};
+
 struct KeyDef {
     std::string_view section;
     std::string_view key;
@@ -152,6 +154,13 @@ const std::vector<KeyDef>& key_table() {
          [](Config& c, std::string_view v) { return set_timespan(c.monitor_timeout, v, 10_ms, 60_min); }},
         {"Services", "FenceTimeout",
          [](Config& c, std::string_view v) { return set_timespan(c.fence_timeout, v, 10_ms, 60_min); }},
+        {"Services", "SelfFence",
+         [](Config& c, std::string_view v) -> std::optional<std::string> {
+             auto a = self_fence_action_from_string(v);
+             if (!a) return "expected 'none' or 'reboot'";
+             c.self_fence = *a;
+             return std::nullopt;
+         }},
         {"Status", "JSONFile", [](Config& c, std::string_view v) { return set_path(c.json_file, v, true); }},
         {"Status", "StateFile", [](Config& c, std::string_view v) { return set_path(c.state_file, v, true); }},
     };
@@ -202,6 +211,14 @@ int ini_handler(void* user, const char* section, const char* name, const char* v
 }
 
 }  // namespace
+
+std::string_view to_string(SelfFenceAction a) { return kSelfFenceActions.at(static_cast<std::size_t>(a)); }
+
+std::optional<SelfFenceAction> self_fence_action_from_string(std::string_view s) {
+    for (std::size_t i = 0; i < kSelfFenceActions.size(); ++i)
+        if (kSelfFenceActions[i] == s) return static_cast<SelfFenceAction>(i);
+    return std::nullopt;
+}
 
 std::optional<std::string> apply_setting(Config& config, std::string_view section, std::string_view key,
                                          std::string_view value, std::string_view origin) {
@@ -299,6 +316,7 @@ std::string render(const Config& c) {
     line("StopTimeout", format_timespan(c.stop_timeout));
     line("MonitorTimeout", format_timespan(c.monitor_timeout));
     line("FenceTimeout", format_timespan(c.fence_timeout));
+    line("SelfFence", std::string(to_string(c.self_fence)));
     out += "\n[Status]\n";
     line("JSONFile", c.json_file);
     line("StateFile", c.state_file);

@@ -24,6 +24,17 @@ inline constexpr std::uint16_t kDefaultPort = 3891;  // FreeHA's 0xf33
 
 enum class BusKind { System, User, None };
 
+// SelfFence=: what freehad does when what the services left (an address, a
+// mount) could outlive the lease, because the stop, or the unit's clean-up
+// after freehad died, could not be confirmed in time. See freeha-safety(7).
+enum class SelfFenceAction : std::uint8_t {
+    None,    // log the risk
+    Reboot,  // reboot the machine at once (reboot -ff); in a container, end the container
+};
+inline constexpr int kSelfFenceActionCount = 2;
+std::string_view to_string(SelfFenceAction a);
+std::optional<SelfFenceAction> self_fence_action_from_string(std::string_view s);
+
 struct Config {
     // [Cluster]
     std::string cluster_name = "freeha";
@@ -48,6 +59,7 @@ struct Config {
     Usec stop_timeout = 5 * 60 * kUsecPerSec;
     Usec monitor_timeout = 30 * kUsecPerSec;
     Usec fence_timeout = 500 * kUsecPerMsec;
+    SelfFenceAction self_fence = SelfFenceAction::None;
     // [Status]
     std::string json_file;   // empty: $RUNTIME_DIRECTORY/status.json, else /run/freeha/status.json
     std::string state_file;  // FreeHA text format; empty: not written

@@ -9,6 +9,7 @@
 
 #include "core/phase.h"
 #include "core/state.h"
+#include "core/timespan.h"
 #include "core/wire.h"
 
 namespace freeha {
@@ -94,11 +95,21 @@ struct Notice {
 struct Exit {
     int code;
 };
+// The services were killed under a lease, but the kill or the clean-up
+// stophasrv after it has not ended with the lease about to end: what they
+// left in the kernel (an address, a mount) could outlive it, beside the
+// services another node starts. The daemon acts per SelfFence= (reboot at
+// once, before `lease_end`, or log the risk). Emitted once per stop.
+struct SelfFence {
+    std::string reason;
+    Usec lease_end;
+};
 
 }  // namespace effect
 
 using Effect = std::variant<effect::SendHeartbeat, effect::RunHook, effect::CancelHook, effect::KillServices,
-                            effect::StateChanged, effect::PeerStateChanged, effect::Notice, effect::Exit>;
+                            effect::StateChanged, effect::PeerStateChanged, effect::Notice, effect::Exit,
+                            effect::SelfFence>;
 using Effects = std::vector<Effect>;
 
 }  // namespace freeha

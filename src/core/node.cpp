@@ -62,6 +62,7 @@ void Node::set_phase(Phase to, std::string reason, Usec now, Effects& out) {
     phase_ = to;
     if (to != Phase::Running) next_monitor_.reset();
     if (to != Phase::StoppingFenced && to != Phase::StoppingKilled) fence_deadline_.reset();
+    if (to != Phase::StoppingKilled && to != Phase::StoppingCleanup) self_fenced_ = false;
     out.push_back(effect::StateChanged{state_of(from), state_of(to), std::move(reason), cluster_term(), active_node(),
                                        from, to});
     // Peers learn of every change of what they see (the state, and whether a
@@ -163,6 +164,27 @@ Effects Node::on_services_killed(Usec now) {
     set_phase(Phase::StoppingCleanup, "services killed; stophasrv cleans up what they left", now, out);
     evaluate(now, out);
     return out;
+}
+
+std::optional<Usec> Node::self_fence_deadline() const {
+    if (phase_ != Phase::StoppingKilled && phase_ != Phase::StoppingCleanup) return std::nullopt;
+    if (self_fenced_ || !lease_enforced_ || !quorum_rules_apply(settings_)) return std::nullopt;
+    std::optional<Usec> lease_end = lease();
+    return lease_end ? self_fence_at(*lease_end, lease_timings(settings_)) : Usec();
+}
+
+void Node::self_fence_if_late(Usec now, Effects& out) {
+    std::optional<Usec> deadline = self_fence_deadline();
+    if (!deadline || now < *deadline) return;
+    self_fenced_ = true;
+    std::optional<Usec> lease_end = lease();
+    std::string what = phase_ == Phase::StoppingKilled ? "the kill of the services is not confirmed"
+                                                       : step_name(HookKind::Stop) + "'s clean-up after the kill still runs";
+    std::string when = lease_end && *lease_end > now ? "the lease ends in " + format_timespan(*lease_end - now)
+                                                     : "the lease has ended";
+    out.push_back(effect::SelfFence{what + " and " + when +
+                                        ": what the services left (addresses, mounts) could outlive it",
+                                    lease_end.value_or(now)});
 }
 
 void Node::fail_services(std::string error, Usec now, Effects& out) {
@@ -302,6 +324,7 @@ void Node::evaluate(Usec now, Effects& out) {
     maybe_elect(now, out);
     maybe_start_claim(now, out);
     kill_at_deadline(now, out);
+    self_fence_if_late(now, out);
     drive_hooks(now, out);
 }
 
@@ -561,6 +584,7 @@ std::optional<Usec> Node::next_wakeup(Usec now) const {
         if (!fenced) consider(graceful_stop_at(*lease_end, t));
     }
     if (fence_deadline_ && phase_ == Phase::StoppingFenced) consider(*fence_deadline_);
+    if (auto deadline = self_fence_deadline()) consider(*deadline);
     return next;
 }
 

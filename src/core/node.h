@@ -201,6 +201,10 @@ private:
     // Enters stopping/killed: everything the services run is killed, the
     // running hook's result no longer counts, and the kill awaits its proof.
     void kill_services(std::string reason, Usec now, Effects& out);
+    // After a kill under an enforced lease: the kill and the clean-up must
+    // end by self_fence_at(lease), or the node fences itself (SelfFence).
+    std::optional<Usec> self_fence_deadline() const;
+    void self_fence_if_late(Usec now, Effects& out);
     void fail_services(std::string error, Usec now, Effects& out);
     void services_stopped(Usec now, Effects& out);
 
@@ -246,6 +250,7 @@ private:
     std::string handover_to_;             // switchover target, announced until it takes over
     std::optional<Usec> handover_until_;  // set once our stop ends: give up waiting then
     std::optional<Usec> fence_deadline_;  // StoppingFenced: kill the services then
+    bool self_fenced_ = false;            // StoppingKilled, StoppingCleanup: SelfFence was emitted
     bool start_after_stop_ = false;       // a force-start that arrived while stopping
     std::optional<std::uint64_t> duplicate_incarnation_seen_;
     std::uint64_t unexpected_services_ = 0;  // times the services were found running here unbidden

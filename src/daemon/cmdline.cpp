@@ -17,7 +17,7 @@
 namespace freeha {
 namespace {
 
-enum LongOnly { kConfig = 1000, kNodeName, kUser, kNoBus, kStatusFile, kCheckConfig, kVersion, kHelp };
+enum LongOnly { kConfig = 1000, kNodeName, kUser, kNoBus, kStatusFile, kCheckConfig, kCleanUp, kVersion, kHelp };
 
 const option kLongOptions[] = {
     {"config", required_argument, nullptr, kConfig},
@@ -26,6 +26,7 @@ const option kLongOptions[] = {
     {"no-bus", no_argument, nullptr, kNoBus},
     {"status-file", required_argument, nullptr, kStatusFile},
     {"check-config", no_argument, nullptr, kCheckConfig},
+    {"clean-up", no_argument, nullptr, kCleanUp},
     {"version", no_argument, nullptr, kVersion},
     {"help", no_argument, nullptr, kHelp},
     {nullptr, 0, nullptr, 0},
@@ -102,6 +103,8 @@ std::string usage_text() {
            "  --user                    use the user bus\n"
            "  --no-bus                  do not connect to D-Bus\n"
            "  --check-config            validate, print the effective configuration, exit 0 (valid) or 1\n"
+           "  --clean-up                after freehad ended (the unit's ExecStopPost=): run stophasrv once if\n"
+           "                            its services may have run, and self-fence if that fails in time\n"
            "  --version                 show the version\n\n"
            "Signals: TERM/INT stop services and exit; HUP stops services here and stays up;\n"
            "USR1 force-starts services here; USR2 clears the error latch.\n";
@@ -133,6 +136,7 @@ std::optional<CommandLine> parse_command_line(int argc, char** argv, std::string
         case kNoBus: cl.bus = BusKind::None; break;
         case kStatusFile: set("Status", "JSONFile", "--status-file"); break;
         case kCheckConfig: cl.check_config = true; break;
+        case kCleanUp: cl.clean_up = true; break;
         case kVersion: cl.show_version = true; break;
         case ':':
             *error = std::string("option '") + argv[optind - 1] + "' needs a value";

@@ -22,6 +22,7 @@ struct CommandLine {
     bool force_start = false;
     std::optional<BusKind> bus;
     bool check_config = false;
+    bool clean_up = false;  // --clean-up: the unit's ExecStopPost= after freehad ended
     bool show_version = false;
     bool show_help = false;
 };

@@ -40,4 +40,16 @@ std::string hook_search_path(const std::string& hooks_directory) {
            FREEHA_SERVICE_SCRIPTS_DIR;
 }
 
+std::vector<std::string> hook_environment(const Config& config, const effect::StateChanged& change) {
+    return {
+        "PATH=" + hook_search_path(config.hooks_directory),
+        "FREEHA_NODE=" + config.node_name,
+        "FREEHA_CLUSTER=" + config.cluster_name,
+        "FREEHA_STATE=" + std::string(to_string(change.to)),
+        "FREEHA_OLD_STATE=" + std::string(to_string(change.from)),
+        "FREEHA_ACTIVE_NODE=" + change.active_node,
+        "FREEHA_TERM=" + std::to_string(change.term),
+    };
+}
+
 }  // namespace freeha

@@ -3,7 +3,10 @@
 
 #include <string>
 
+#include <vector>
+
 #include "core/config.h"
+#include "core/effects.h"
 
 namespace freeha {
 
@@ -31,5 +34,9 @@ std::string describe_hooks_directory(const Config& config);
 // installed service-script library, so that an admin's own script of the
 // same name wins over the library's.
 std::string hook_search_path(const std::string& hooks_directory);
+
+// A service hook's environment (freeha-hooks(7)): PATH and FREEHA_*, with
+// `change` the state change being announced.
+std::vector<std::string> hook_environment(const Config& config, const effect::StateChanged& change);
 
 }  // namespace freeha

@@ -22,6 +22,7 @@ inline constexpr std::string_view kPeerTimedOut = "187f9542ff8e473ab2d1c05e53d37
 inline constexpr std::string_view kDualActiveResolved = "601694d78e1d48ebb3eb81b6bfc81cbc";
 inline constexpr std::string_view kUnexpectedServices = "0df616cb6dbe41d693499d359ca03b6e";
 inline constexpr std::string_view kLeaseLost = "9de5823016d447bbb187986e56d66f0a";
+inline constexpr std::string_view kSelfFence = "c6538ea661174587930c189cbb47a971";
 }  // namespace message_id
 
 struct Field {

@@ -6,6 +6,7 @@
 #include "build_config.h"
 #include "core/node.h"
 #include "daemon/auth_key.h"
+#include "daemon/clean_up.h"
 #include "daemon/cmdline.h"
 #include "daemon/hook_path.h"
 #include "daemon/hook_runner.h"
@@ -53,6 +54,7 @@ int main(int argc, char** argv) {
         log::error(error);
         return cmdline->check_config ? 1 : kExitUsage;
     }
+    if (cmdline->clean_up) return clean_up_after_daemon(*config);
     auto auth_keys = read_auth_keys(config->auth_key_files, &error);
     if (!auth_keys) {
         log::error(error);

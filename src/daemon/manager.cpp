@@ -7,6 +7,7 @@
 #include "daemon/hook_path.h"
 #include "daemon/log.h"
 #include "daemon/process_tree.h"
+#include "daemon/self_fence.h"
 #include "daemon/state_store.h"
 
 namespace freeha {
@@ -297,6 +298,11 @@ void Manager::begin() {
         log::notice("staying in standby, as requested before the restart; freehactl unstandby ends it");
         node_.keep_standby();
     }
+    if (config_.target.empty() && config_.role == Role::Member) {
+        runtime_directory_ = unit_runtime_directory();
+        if (!runtime_directory_.empty() && read_services_marker(runtime_directory_, {config_.dead_time, config_.interval}))
+            services_marker_ = inherited_marker_ = true;
+    }
     notifier_.ready();  // the sockets are bound (target mode: and systemd can be reached)
     apply(node_.start(now(), config_.force_start));
     // Once the previous run's promises have run out, only this run's
@@ -347,7 +353,10 @@ void Manager::apply(Effects effects) {
                               std::string(to_string(x.to)) + " (term " + std::to_string(x.term) + ")");
                 } else if constexpr (std::is_same_v<T, effect::Notice>) {
                     apply_notice(x);
+                } else if constexpr (std::is_same_v<T, effect::SelfFence>) {
+                    self_fence(config_.self_fence, x.reason, x.lease_end);
                 } else if constexpr (std::is_same_v<T, effect::Exit>) {
+                    set_services_marker(false);  // the stop is confirmed (or nothing ran)
                     log::notice("freehad " + config_.node_name + " exiting");
                     sd_event_exit(event_.get(), exit_code_ != 0 ? exit_code_ : x.code);
                 }
@@ -361,18 +370,6 @@ void Manager::send(const std::vector<std::uint8_t>& datagram) {
     for (auto& ch : channels_) ch->send(datagram);
 }
 
-std::vector<std::string> Manager::hook_environment(const effect::StateChanged& change) const {
-    return {
-        "PATH=" + hook_search_path(config_.hooks_directory),
-        "FREEHA_NODE=" + config_.node_name,
-        "FREEHA_CLUSTER=" + config_.cluster_name,
-        "FREEHA_STATE=" + std::string(to_string(change.to)),
-        "FREEHA_OLD_STATE=" + std::string(to_string(change.from)),
-        "FREEHA_ACTIVE_NODE=" + change.active_node,
-        "FREEHA_TERM=" + std::to_string(change.term),
-    };
-}
-
 void Manager::run_hook(HookKind kind) {
     Usec timeout = kind == HookKind::Start  ? config_.start_timeout
                    : kind == HookKind::Stop ? config_.stop_timeout
@@ -383,10 +380,11 @@ void Manager::run_hook(HookKind kind) {
     if (units_)
         units_->run(kind, timeout);
     else
-        hooks_->run(kind, timeout, hook_environment(last_change_));
+        hooks_->run(kind, timeout, hook_environment(config_, last_change_));
 }
 
 void Manager::apply_state_change(const effect::StateChanged& change) {
+    track_services_marker(change);
     std::string phases = " (" + std::string(to_string(change.from_phase)) + " -> " +
                          std::string(to_string(change.to_phase)) + ")";
     if (change.from == change.to) {
@@ -405,11 +403,28 @@ void Manager::apply_state_change(const effect::StateChanged& change) {
                 {"FREEHA_PHASE", std::string(to_string(change.to_phase))},
                 {"FREEHA_TERM", std::to_string(change.term)},
                 {"FREEHA_ACTIVE_NODE", change.active_node}});
-    hooks_->alert(change.to, config_.monitor_timeout, hook_environment(change));
+    hooks_->alert(change.to, config_.monitor_timeout, hook_environment(config_, change));
     if (reloading_ && change.from == NodeState::Stopping) {
         reloading_ = false;
         notifier_.ready();
     }
+}
+
+void Manager::track_services_marker(const effect::StateChanged& change) {
+    if (change.to != NodeState::Initial) inherited_marker_ = false;
+    bool settling = change.to_phase == Phase::InitialProbe || change.to_phase == Phase::InitialCleanup;
+    set_services_marker(holds_services(change.to) || (inherited_marker_ && settling));
+}
+
+void Manager::set_services_marker(bool may_run) {
+    if (runtime_directory_.empty() || may_run == services_marker_) return;
+    std::string error = may_run ? store_services_marker(runtime_directory_, {config_.dead_time, config_.interval})
+                                : remove_services_marker(runtime_directory_);
+    if (!error.empty()) {
+        log::warning("the unit cannot tell whether to clean up after freehad's death (--clean-up): " + error);
+        return;
+    }
+    services_marker_ = may_run;
 }
 
 void Manager::apply_notice(const effect::Notice& notice) {
@@ -516,6 +531,10 @@ std::optional<std::string> Manager::reload_config() {
     reread->force_start = config_.force_start;
     config_ = std::move(*reread);
     if (units_) units_->set_fence_timeout(config_.fence_timeout);  // how long a stop may wait for systemd
+    if (services_marker_) {  // the clean-up after a death keeps to the new timings
+        if (std::string e = store_services_marker(runtime_directory_, {config_.dead_time, config_.interval}); !e.empty())
+            log::warning("the unit's clean-up keeps the old timings: " + e);
+    }
     apply(node_.reconfigure(node_settings(config_, node_.settings().incarnation, std::move(*keys)), now()));
     log::notice("configuration reloaded: interval " + format_timespan(config_.interval) + ", dead time " +
                 format_timespan(config_.dead_time) + ", " + std::to_string(config_.expected_nodes) +

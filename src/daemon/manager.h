@@ -68,10 +68,12 @@ private:
     // inward half): log with MESSAGE_ID, alert hook, STATUS=, status dirty.
     void apply_state_change(const effect::StateChanged& change);
     void apply_notice(const effect::Notice& notice);
+    // Keeps the marker that `freehad --clean-up` (ExecStopPost=) reads true:
+    // present while the services may run here (scripts mode, under the unit).
+    void track_services_marker(const effect::StateChanged& change);
+    void set_services_marker(bool may_run);
     void run_hook(HookKind kind);
     void send(const std::vector<std::uint8_t>& datagram);
-    // FREEHA_* for a hook; `change` describes the state change being announced.
-    std::vector<std::string> hook_environment(const effect::StateChanged& change) const;
     std::string status_line() const;
     void flush_status();
     void arm_core_timer();
@@ -109,6 +111,11 @@ private:
     bool begun_ = false;
     int exit_code_ = 0;  // non-zero once a fatal error has been met
     bool reloading_ = false;  // RELOADING=1 sent; READY=1 owed once the stop ends
+    std::string runtime_directory_;  // the unit's, for the services marker; "" when there is none to keep
+    bool services_marker_ = false;   // the marker exists
+    // A marker left by the previous daemon: its clean-up did not confirm.
+    // It stays until the start-up probe, or the clean-up after it, settles it.
+    bool inherited_marker_ = false;
     effect::StateChanged last_change_{NodeState::Initial, NodeState::Initial, "", 0, "", Phase::InitialProbe, Phase::InitialProbe};
 };
 

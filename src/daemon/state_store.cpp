@@ -110,4 +110,35 @@ std::string store_standby(const std::string& directory, bool standby) {
     return {};
 }
 
+std::string unit_runtime_directory() {
+    const char* dirs = std::getenv("RUNTIME_DIRECTORY");
+    if (dirs == nullptr || *dirs == '\0') return {};
+    std::string first(dirs);
+    return first.substr(0, first.find(':'));
+}
+
+namespace {
+constexpr const char* kServicesMarker = "/services-may-run";
+}
+
+std::string store_services_marker(const std::string& directory, const ServicesMarker& marker) {
+    return store(directory, directory + kServicesMarker,
+                 std::to_string(marker.dead_time.count()) + " " + std::to_string(marker.interval.count()) + "\n");
+}
+
+std::string remove_services_marker(const std::string& directory) {
+    std::string path = directory + kServicesMarker;
+    if (unlink(path.c_str()) < 0 && errno != ENOENT) return path + ": " + std::strerror(errno);
+    return {};
+}
+
+std::optional<ServicesMarker> read_services_marker(const std::string& directory, const ServicesMarker& fallback) {
+    std::string path = directory + kServicesMarker;
+    if (access(path.c_str(), F_OK) < 0) return std::nullopt;
+    std::ifstream in(path);
+    std::uint64_t dead_time = 0, interval = 0;
+    if (!(in >> dead_time >> interval) || dead_time == 0 || interval == 0) return fallback;
+    return ServicesMarker{Usec(dead_time), Usec(interval)};
+}
+
 }  // namespace freeha

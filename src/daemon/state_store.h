@@ -1,7 +1,8 @@
-// Keeps what must survive a restart in the state directory: the incarnation counter, the promise horizon and an admin's standby.
+// Keeps what must outlive the daemon: the incarnation counter, the promise horizon and an admin's standby (state directory), and whether the services may run (runtime directory).
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "core/config.h"
@@ -37,5 +38,25 @@ std::string store_promise_horizon(const std::string& directory, Usec horizon);
 bool standby_stored(const std::string& directory);
 // Creates or removes DIR/standby; returns an error naming the file, or "".
 std::string store_standby(const std::string& directory, bool standby);
+
+// systemd's RuntimeDirectory=freeha ($RUNTIME_DIRECTORY), which outlives
+// freehad until its unit's ExecStopPost= has run; "" outside the unit.
+std::string unit_runtime_directory();
+
+// DIR/services-may-run exists from before starthasrv runs until the stop is
+// confirmed, so that `freehad --clean-up` (ExecStopPost=) knows, whatever
+// freehad's exit status, whether its services may still run (or have left
+// addresses and mounts behind). It keeps the timings the daemon ran with: the
+// clean-up must end before a peer can take over.
+struct ServicesMarker {
+    Usec dead_time;
+    Usec interval;
+};
+// Writes or removes the marker; returns an error naming the file, or "".
+std::string store_services_marker(const std::string& directory, const ServicesMarker& marker);
+std::string remove_services_marker(const std::string& directory);
+// nullopt when there is no marker; one that cannot be read counts with the
+// timings given as `fallback`.
+std::optional<ServicesMarker> read_services_marker(const std::string& directory, const ServicesMarker& fallback);
 
 }  // namespace freeha

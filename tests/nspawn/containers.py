@@ -151,6 +151,8 @@ class Container:
         self.nspawn = subprocess.Popen(
             ["sh", "-c", launcher, "sh", "systemd-nspawn", "-q", "-D", self.root, "--boot", "--register=no",
              "--keep-unit", f"--machine={self.name}", "--console=passive",
+             # Its own network namespace: hooks configure floating addresses in it, as on a machine.
+             "--capability=CAP_NET_ADMIN",
              f"--network-namespace-path=/run/netns/{self.netns}", "--", *self.cluster.masks],
             stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
         log.close()

@@ -77,8 +77,29 @@ ExecStart=/bin/sleep infinity
 [Install]
 RequiredBy=freeha-services.target
 """
+# What test_11a/11b move: the database with its "shared disk" (a tmpfs:
+# loop devices do not exist in these containers, whose device policy has no
+# /dev/loop*) and a floating address, through the service-script library.
+# The clean-up that hangs is the unmount of test_11b, after the address is gone.
+VIP = f"{containers.SUBNET}.100"
+SERVICE_SCRIPT_HOOKS = {
+    "starthasrv": f"""mkdir -p /srv/freeha-data
+fs.start freeha-data /srv/freeha-data tmpfs size=1m || exit 1
+echo "$FREEHA_NODE" > /srv/freeha-data/owner
+vip.start {VIP}/24 eth0 || exit 1
+systemctl start freeha-test-db.service || exit 1""",
+    "stophasrv": f"""systemctl stop freeha-test-db.service
+vip.stop {VIP}/24 eth0 || exit 1
+if [ -e /run/freeha-test-hang ]; then log hang $(date +%s.%N); sleep 600; fi
+fs.stop /srv/freeha-data""",
+    "monitorhasrv": HOOKS["monitorhasrv"],
+}
 STATE_CHANGED = "80d372c04a184ba8a9b11d31582862bb"
 ADMIN_FILES = {"/etc/freeha", "/etc/freeha/hooks"} | {f"/etc/freeha/hooks/{h}" for h in HOOKS}
+
+
+def sh_out(*args):
+    return containers.sh(*args, check=False).stdout
 
 
 def deb():
@@ -345,7 +366,84 @@ class RealSystemd(unittest.TestCase):
         self.assertEqual(charlie.prop("ActiveNode"), "bravo")
         self.assertEqual(self.holders(), ["bravo"])
 
+    def serving(self):
+        """Per node: (address up, database mount present), from the kernel's view."""
+        out = {}
+        for c in self.c:
+            address = VIP + "/" in sh_out("ip", "-n", c.netns, "-4", "addr", "show", "dev", "eth0")
+            mounted = bool(c.pid1()) and c.run("findmnt", "-n", "/srv/freeha-data").returncode == 0
+            out[c.name] = (address, mounted)
+        return out
+
+    def kill_freehad(self, node):
+        pid = node.show("freehad", "MainPID")
+        killed = time.time()
+        r = node.run("kill", "-9", pid)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return killed
+
+    def test_11a_kill_9_of_freehad_leaves_no_address_or_mount_behind(self):
+        """freehad dies on the node holding an address and a mount: the unit's
+        ExecStopPost= (freehad --clean-up) removes both before the dead time
+        ends, so the next node takes them without a refusal or an error latch."""
+        alpha, bravo, charlie = self.c["alpha"], self.c["bravo"], self.c["charlie"]
+        for c in self.c:
+            for hook, body in SERVICE_SCRIPT_HOOKS.items():
+                c.write(f"/etc/freeha/hooks/{hook}", HOOK.format(name=hook, body=body), mode=0o755)
+        # bravo holds the services of the old hooks: hand them to alpha, which
+        # starts them with the address.
+        r = bravo.run("freehactl", "switchover", "alpha")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.c.wait_for(lambda: alpha.prop("State") == "RUNNING", 30, "alpha RUNNING")
+        self.assertEqual(self.serving(), {"alpha": (True, True), "bravo": (False, False), "charlie": (False, False)})
+        killed = self.kill_freehad(alpha)
+        self.c.wait_for(lambda: bravo.prop("State") == "RUNNING", 30, "bravo RUNNING")
+        clean_up = [row for row in alpha.events("stophasrv.done") if float(row[1]) > killed]
+        self.assertTrue(clean_up, "no clean-up stophasrv on alpha after the kill")
+        cleaned = float(clean_up[0][1])
+        started = float([row for row in bravo.events("starthasrv") if float(row[1]) > killed][0][1])
+        served = float([row for row in bravo.events("starthasrv.done") if float(row[1]) > killed][0][1])
+        # Never on two nodes: alpha's clean-up ended before bravo's start began.
+        self.assertLess(cleaned, started)
+        self.assertLess(served - killed, 3.0)
+        self.assertEqual(self.serving(), {"alpha": (False, False), "bravo": (True, True), "charlie": (False, False)})
+        log = alpha.run("journalctl", "-b", "-u", "freehad", "--no-pager", "-o", "cat").stdout
+        self.assertIn("--clean-up: stophasrv cleaned up in", log)
+        # No error latch anywhere; alpha's freehad is restarted (RestartSec=5s) and stands by.
+        self.c.wait_for(lambda: alpha.prop("State") == "STANDBY", 30, "alpha STANDBY after its restart")
+        self.assertEqual([c.prop("State") for c in self.c], ["STANDBY", "RUNNING", "STANDBY"])
+        self.assertEqual(charlie.prop("ActiveNode"), "bravo")
+        print(f"\nkill -9 of alpha's freehad: clean-up done {cleaned - killed:.2f} s later, bravo's starthasrv "
+              f"began at {started - killed:.2f} s and served the address and the mount at {served - killed:.2f} s",
+              file=sys.stderr)
+
+    def test_11b_a_clean_up_that_hangs_reboots_the_node(self):
+        """SelfFence=reboot: the clean-up after freehad's death hangs (an unmount
+        that does not return), so the node reboots before the dead time ends;
+        in a container that ends the container."""
+        alpha, bravo = self.c["alpha"], self.c["bravo"]
+        self.assertEqual(self.holders(), ["bravo"])
+        bravo.write("/etc/freeha/freehad.conf.d/50-self-fence.conf", "[Services]\nSelfFence=reboot\n")
+        bravo.run("touch", "/run/freeha-test-hang")
+        killed = self.kill_freehad(bravo)
+        status = bravo.wait_exit(30)
+        ended = time.time()
+        self.assertEqual(status, 133)  # nspawn's exit status for a reboot
+        self.assertLess(ended - killed, 1.0)  # DeadTime=1s
+        self.assertTrue([row for row in bravo.events("hang") if float(row[1]) > killed], "the clean-up did not hang")
+        self.c.wait_for(lambda: alpha.prop("State") == "RUNNING", 30, "alpha RUNNING")
+        started = float([row for row in alpha.events("starthasrv") if float(row[1]) > killed][0][1])
+        self.assertLess(ended, started)
+        self.assertEqual(self.holders(), ["alpha"])
+        os.unlink(bravo.path("/etc/freeha/freehad.conf.d/50-self-fence.conf"))
+        bravo.boot()
+        self.c.wait_for(lambda: bravo.prop("State") == "STANDBY", 60, "bravo STANDBY after the self-fence")
+        self.assertEqual(bravo.prop("ActiveNode"), "alpha")
+        print(f"\nclean-up hung on bravo: the self-fence ended the container {ended - killed:.2f} s after the kill, "
+              f"alpha's starthasrv began at {started - killed:.2f} s", file=sys.stderr)
+
     def test_12_purge_leaves_nothing_behind(self):
+        holders = self.holders()
         charlie = self.c["charlie"]
         self.assertTrue(os.path.exists(charlie.path("/var/lib/freeha")))
         r = charlie.run("apt-get", "purge", "-y", "freeha", timeout=300)
@@ -364,7 +462,7 @@ class RealSystemd(unittest.TestCase):
                     left.add(path)
         self.assertEqual(left, ADMIN_FILES)
         self.assertNotIn(STATE_CHANGED, charlie.run("journalctl", "--list-catalog", "--no-pager").stdout)
-        self.assertEqual(self.holders(), ["bravo"])
+        self.assertEqual(self.holders(), holders)
 
     def test_13_target_mode_with_its_hardening_drop_in(self):
         """One more container, alone in its cluster: target mode with the

@@ -190,6 +190,7 @@ class Node:
                     f"# delegation mark that systemd 252's system manager puts on a Delegate=yes\n"
                     f"# unit's cgroup (its user manager does not): freehad fences by that cgroup.\n"
                     f"[Service]\nExecStart=\nExecStart={FREEHAD} --user\n"
+                    f"ExecStopPost=\nExecStopPost={FREEHAD} --user --clean-up\n"
                     f"ExecStartPre=python3 -c {shlex.quote(MARK_DELEGATED)}\n")
         if target_mode:
             shutil.copy(TARGET, self.units("freeha-services.target"))

@@ -51,6 +51,21 @@ TEST(Lease, TheHolderStopsWithFenceTimeoutLeftAndKillsHalfAnIntervalBeforeTheEnd
     EXPECT_EQ(graceful_stop_at(20_s, kLowLatency), 20_s - 125_ms);
 }
 
+TEST(Lease, AfterAKillTheCleanUpHasHalfTheKillMarginAndTheSelfFenceTheOtherHalf) {
+    Usec lease = 10_s;
+    EXPECT_EQ(kill_at(lease, kDefaults), 10_s - 100_ms);
+    EXPECT_EQ(self_fence_at(lease, kDefaults), 10_s - 50_ms);
+}
+
+TEST(Lease, TheUnitsCleanUpEndsBeforeAPeerCanTakeOverAfterTheLastHeartbeat) {
+    // Defaults: the last heartbeat went out up to 200ms before the death;
+    // peers act a dead time (1s) after it; systemd's start of the clean-up and
+    // the self-fence get half an interval each.
+    EXPECT_EQ(clean_up_deadline(5_s, kDefaults), 5_s + 600_ms);
+    LeaseTimings slow{1_s, 30_s, 10_s};
+    EXPECT_EQ(clean_up_deadline(5_s, slow), 5_s + 28_s);
+}
+
 TEST(Lease, AClaimStartsOnlyWithTheWholeGracefulStopStillAhead) {
     EXPECT_FALSE(lease_allows_start(std::nullopt, 10_s, kDefaults));
     EXPECT_TRUE(lease_allows_start(11_s, 10_s, kDefaults));

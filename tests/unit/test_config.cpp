@@ -33,7 +33,7 @@ TEST(Config, ParsesEveryKey) {
         "[Heartbeat]\nPort=4000\nInterval=100ms\nDeadTime=1s 500ms\nInitDead=10s\n"
         "Channel=broadcast 10.0.0.1\nChannel=multicast 10.1.0.1 239.1.2.3\nChannel=unicast 127.0.0.1 127.0.0.2 127.0.0.3:4001\n"
         "[Services]\nHooksDirectory=/opt/hooks\nMonitorInterval=3s\nStartTimeout=1min\nStopTimeout=2min\nMonitorTimeout=5s\n"
-        "FenceTimeout=750ms\n"
+        "FenceTimeout=750ms\nSelfFence=reboot\n"
         "[Status]\nJSONFile=/tmp/s.json\nStateFile=/tmp/state\n");
     EXPECT_EQ(c.cluster_name, "prod");
     EXPECT_EQ(c.node_name, "alpha");
@@ -55,6 +55,7 @@ TEST(Config, ParsesEveryKey) {
     EXPECT_EQ(c.monitor_timeout, 5 * kUsecPerSec);
     EXPECT_EQ(c.auth_key_files, std::vector<std::string>{"/etc/freeha/authkey"});
     EXPECT_EQ(c.fence_timeout, 750 * kUsecPerMsec);
+    EXPECT_EQ(c.self_fence, SelfFenceAction::Reboot);
     EXPECT_EQ(c.json_file, "/tmp/s.json");
     EXPECT_EQ(c.state_file, "/tmp/state");
     EXPECT_EQ(c.origin.at("Heartbeat.DeadTime"), "test.conf:12");
@@ -113,6 +114,8 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"[Services]\nTarget=freeha\n", "test.conf:2: [Services] Target=freeha: expected a unit name"},
         ErrorCase{"[Services]\nMonitorInterval=1ms\n", "test.conf:2: [Services] MonitorInterval=1ms"},
         ErrorCase{"[Services]\nFenceTimeout=5ms\n", "test.conf:2: [Services] FenceTimeout=5ms: must be at least 10ms"},
+        ErrorCase{"[Services]\n\nSelfFence=watchdog\n", "test.conf:3: [Services] SelfFence=watchdog: expected 'none' or 'reboot'"},
+        ErrorCase{"[Services]\nSelfFence=\n", "test.conf:2: [Services] SelfFence=: expected 'none' or 'reboot'"},
         // Every time key has a maximum: a span near 2^64 us would wrap deadlines.
         ErrorCase{"[Heartbeat]\nInterval=18446744073709551615us\n", "[Heartbeat] Interval=18446744073709551615us: must be at most 10s"},
         ErrorCase{"[Heartbeat]\nDeadTime=18446744073709551615us\n", "[Heartbeat] DeadTime=18446744073709551615us: must be at most 5min"},

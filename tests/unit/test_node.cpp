@@ -244,6 +244,12 @@ public:
         return false;
     }
     void services_killed() { take(node_->on_services_killed(now_)); }
+    std::vector<effect::SelfFence> self_fences() {
+        std::vector<effect::SelfFence> found;
+        for (auto& e : effects_)
+            if (auto* f = std::get_if<effect::SelfFence>(&e)) found.push_back(*f);
+        return found;
+    }
     // Kills are confirmed at once, as the daemon does once the cgroup is empty; off: tests confirm them.
     void confirm_kills(bool automatically) { confirm_kills_ = automatically; }
     // Finishes stophasrv runs (the stop, and the clean-up after a kill) until the node has stopped.
@@ -1188,6 +1194,95 @@ TEST(NodeLease, TheHolderStopsGracefullyWithFenceTimeoutLeftAndKillsAtTheEnd) {
     h.advance(h.settings().dead_time - 10 * ms);
     EXPECT_EQ(h.state(), S::Standby);  // a lost lease: listen a dead time before claiming again
 }
+
+// After a kill at the lease's deadline, stophasrv cleans up what the
+// processes left (an address, a mount): it must end before the lease does,
+// else the node fences itself (SelfFence=) rather than leave it beside the
+// services another node starts once the lease ends.
+struct CleanupRace {
+    const char* rule;
+    unsigned expected_nodes;
+    bool kill_confirmed;            // the cgroup emptied at the kill deadline
+    Usec cleanup_ends_after_kill;   // when stophasrv's clean-up ends (0: still runs at the end of the lease)
+    bool self_fences;
+};
+
+class NodeSelfFence : public ::testing::TestWithParam<CleanupRace> {};
+
+TEST_P(NodeSelfFence, TheCleanUpAfterAKillEndsBeforeTheLeaseOrTheNodeFencesItself) {
+    const CleanupRace& row = GetParam();
+    SCOPED_TRACE(row.rule);
+    Harness h("a", row.expected_nodes);
+    h.confirm_kills(false);
+    h.settings().fence_timeout = 400 * ms;
+    std::map<std::string, S> peers{{"b", S::Standby}};
+    if (row.expected_nodes > 2) peers["c"] = S::Standby;
+    h.boot_to_standby(peers);
+    h.finish(HookKind::Start, true);
+    ASSERT_EQ(h.state(), S::Running);
+    // Every peer falls silent: with quorum rules the lease is what their last
+    // acknowledgements granted; a 2-node cluster has no lease, and b takes
+    // over a dead time after a's last heartbeat whatever a does.
+    Usec last_heard = h.now();
+    for (const auto& [name, st] : peers) h.silence(name);
+    Usec lease = h.node().lease().value_or(last_heard + h.settings().dead_time);
+    LeaseTimings t = lease_timings(h.settings());
+    if (row.expected_nodes > 2) {
+        h.advance(kill_at(lease, t) - h.now());
+        ASSERT_TRUE(h.killed());
+    } else {
+        h.command(Command::Stop);
+        h.finish(HookKind::Stop, false);  // a failed stop is killed, lease or none
+        ASSERT_TRUE(h.killed());
+    }
+    ASSERT_EQ(h.node().phase(), Phase::StoppingKilled);
+    h.finish(HookKind::Stop, false, "killed");
+    if (row.kill_confirmed) {
+        h.services_killed();
+        ASSERT_EQ(h.node().phase(), Phase::StoppingCleanup);
+    }
+    if (row.cleanup_ends_after_kill != Usec()) {
+        h.advance(row.cleanup_ends_after_kill);
+        h.finish(HookKind::Stop, true);
+        EXPECT_EQ(h.state(), S::Standby);
+    }
+    h.advance(lease + 1 * sec - h.now());
+    auto fences = h.self_fences();
+    if (!row.self_fences) {
+        EXPECT_TRUE(fences.empty()) << fences.front().reason;
+        return;
+    }
+    ASSERT_EQ(fences.size(), 1u);  // once, however long the clean-up hangs
+    EXPECT_EQ(fences[0].lease_end, lease);
+    EXPECT_NE(fences[0].reason.find(row.kill_confirmed ? "clean-up" : "kill"), std::string::npos) << fences[0].reason;
+    // Not a moment early: the same race, stopped just before the self-fence.
+    Harness early("a", row.expected_nodes);
+    early.confirm_kills(false);
+    early.settings().fence_timeout = 400 * ms;
+    early.boot_to_standby(peers);
+    early.finish(HookKind::Start, true);
+    for (const auto& [name, st] : peers) early.silence(name);
+    Usec early_lease = *early.node().lease();
+    early.advance(kill_at(early_lease, t) - early.now());
+    if (row.kill_confirmed) early.services_killed();
+    Usec fence_at = self_fence_at(early_lease, t);
+    ASSERT_GT(fence_at, kill_at(early_lease, t));  // the clean-up has a share of its own
+    ASSERT_LT(fence_at, early_lease);              // and the reboot time to take effect
+    early.advance(fence_at - early.now() - 1 * ms);
+    EXPECT_TRUE(early.self_fences().empty());
+    early.advance(1 * ms);
+    EXPECT_EQ(early.self_fences().size(), 1u);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Table, NodeSelfFence,
+    ::testing::Values(
+        CleanupRace{"a clean-up that ends within its share: no self-fence", 3, true, 20 * ms, false},
+        CleanupRace{"a clean-up still running at the lease's end: self-fence", 3, true, Usec(), true},
+        CleanupRace{"a clean-up that ends after the self-fence point: self-fence", 3, true, 80 * ms, true},
+        CleanupRace{"a kill never confirmed (a process in D state): self-fence", 3, false, Usec(), true},
+        CleanupRace{"no quorum rules, no lease: nothing to fence against", 2, true, Usec(), false}),
+    [](const auto& info) { return "row" + std::to_string(info.index); });
 
 TEST(NodeLease, AHolderThatWakesPastItsLeaseKillsAtOnceThenCleansUp) {
     // A frozen node (SIGSTOP, a paused VM) wakes long after its lease ended:

@@ -104,3 +104,23 @@ TEST(StateStore, APromiseHorizonThatCannotBeStoredIsReported) {
     EXPECT_NE(store_promise_horizon(file, 1 * kUsecPerSec).find("not-a-directory"), std::string::npos);
     std::filesystem::remove_all(file.parent_path());
 }
+
+TEST(StateStore, TheServicesMarkerKeepsTheTimingsUntilRemoved) {
+    auto dir = temp_dir();
+    const ServicesMarker fallback{Usec(1000000), Usec(200000)};
+    EXPECT_FALSE(read_services_marker(dir, fallback));  // no marker: nothing ran, nothing to clean up
+    EXPECT_EQ(store_services_marker(dir, {Usec(3000000), Usec(500000)}), "");
+    auto marker = read_services_marker(dir, fallback);
+    ASSERT_TRUE(marker);
+    EXPECT_EQ(marker->dead_time, Usec(3000000));
+    EXPECT_EQ(marker->interval, Usec(500000));
+    // A marker that cannot be read still says the services may run.
+    std::ofstream(dir / "services-may-run") << "garbage\n";
+    marker = read_services_marker(dir, fallback);
+    ASSERT_TRUE(marker);
+    EXPECT_EQ(marker->dead_time, fallback.dead_time);
+    EXPECT_EQ(remove_services_marker(dir), "");
+    EXPECT_FALSE(read_services_marker(dir, fallback));
+    EXPECT_EQ(remove_services_marker(dir), "");  // removing twice is no error
+    std::filesystem::remove_all(dir);
+}

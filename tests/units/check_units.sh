@@ -13,8 +13,8 @@ command -v systemd-analyze >/dev/null || { echo "SKIP: systemd-analyze not insta
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-# verify insists that ExecStart= exists: point it at the build's binary.
-sed "s|^ExecStart=.*|ExecStart=$binary|" "$service" > "$work/freehad.service"
+# verify insists that ExecStart= (and ExecStopPost=) exist: point them at the build's binary.
+sed "s|^ExecStart=.*|ExecStart=$binary|; s|^ExecStopPost=[^ ]*freehad |ExecStopPost=$binary |" "$service" > "$work/freehad.service"
 cp "$target" "$work/"
 
 out=$(SYSTEMD_LOG_LEVEL=notice systemd-analyze verify --man=no "$work/freehad.service" "$work/freeha-services.target" 2>&1) || {
@@ -31,6 +31,8 @@ echo "systemd-analyze verify freeha-vip@web.service: clean"
 private_mounts='ProtectSystem|ProtectHome|PrivateTmp|PrivateDevices|PrivateMounts|ProtectKernelTunables|ProtectKernelModules|ProtectKernelLogs|ProtectControlGroups|ProtectProc|ProcSubset|ReadOnlyPaths|ReadWritePaths|InaccessiblePaths|TemporaryFileSystem|BindPaths|BindReadOnlyPaths|ProtectClock|ProtectHostname|RestrictNamespaces|RestrictRealtime'
 bad=$(grep -E "^($private_mounts)=" "$work/freehad.service" || true)
 [ -z "$bad" ] || { echo "FAIL: scripts-mode unit sets what hooks cannot live with:"; echo "$bad"; exit 1; }
+grep -qx "ExecStopPost=$binary --clean-up" "$work/freehad.service" || {
+    echo "FAIL: no ExecStopPost= --clean-up (what the services left would outlive freehad's death)"; exit 1; }
 grep -qx 'Delegate=yes' "$work/freehad.service" || { echo "FAIL: no Delegate=yes (fencing needs its cgroup)"; exit 1; }
 grep -qx 'RestartPreventExitStatus=2' "$work/freehad.service" || { echo "FAIL: a config error (exit 2) would restart"; exit 1; }
 echo "scripts-mode unit: no private mounts, Delegate=yes, exit 2 not restarted"

@@ -1,0 +1,118 @@
+#include "daemon/clean_up.h"
+
+#include <chrono>
+#include <optional>
+
+#include "bus/sd_ptr.h"
+#include "core/claims.h"
+#include "core/node.h"
+#include "daemon/hook_path.h"
+#include "daemon/hook_runner.h"
+#include "daemon/log.h"
+#include "daemon/self_fence.h"
+#include "daemon/state_store.h"
+
+namespace freeha {
+namespace {
+
+// CLOCK_MONOTONIC, as sd-event's timers and the deadline use it.
+Usec monotonic_now() {
+    auto since_boot = std::chrono::steady_clock::now().time_since_epoch();
+    return Usec(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(since_boot).count()));
+}
+
+// Runs stophasrv once in a loop of its own and returns its outcome, or
+// nullopt when it has not ended by `deadline`: its process group is then
+// killed (and systemd kills whatever else is left of the unit once
+// ExecStopPost= has run).
+std::optional<HookOutcome> run_stop_hook(const Config& config, Usec deadline, std::string* error) {
+    sd_event* raw = nullptr;
+    int r = sd_event_new(&raw);
+    if (r < 0) {
+        *error = log::with_errno("cannot create an event loop", r);
+        return HookOutcome{false, *error};
+    }
+    EventPtr event(raw);
+    std::optional<HookOutcome> outcome;
+    HookRunner hooks(
+        event.get(), config.hooks_directory, nullptr,
+        [&](HookKind, const HookOutcome& o) {
+            outcome = o;
+            sd_event_exit(event.get(), 0);
+        },
+        [] {});
+    if (r = hooks.init(error); r < 0) return HookOutcome{false, *error};
+    sd_event_source* timer = nullptr;
+    r = sd_event_add_time(
+        event.get(), &timer, CLOCK_MONOTONIC, deadline.count(), 0,
+        [](sd_event_source* s, uint64_t, void* userdata) {
+            static_cast<HookRunner*>(userdata)->kill_services();
+            return sd_event_exit(sd_event_source_get_event(s), 0);
+        },
+        &hooks);
+    if (r < 0) {
+        *error = log::with_errno("cannot bound stophasrv by the deadline", r);
+        return HookOutcome{false, *error};
+    }
+    EventSourcePtr deadline_source(timer);
+    // main() blocked SIGCHLD first thing, as the child source needs.
+    Usec now = monotonic_now();
+    Usec left = deadline > now ? deadline - now : Usec(1);
+    hooks.run(HookKind::Stop, left,
+              hook_environment(config, effect::StateChanged{NodeState::Running, NodeState::Stopping,
+                                                            "freehad died", 0, config.node_name}));
+    r = sd_event_loop(event.get());
+    if (r < 0 && !outcome) {
+        *error = log::with_errno("the clean-up's event loop failed", r);
+        return HookOutcome{false, *error};
+    }
+    return outcome;
+}
+
+}  // namespace
+
+int clean_up_after_daemon(const Config& config) {
+    Usec started = monotonic_now();
+    if (config.role != Role::Member) {
+        log::info("--clean-up: an arbitrator runs no services; nothing to clean up");
+        return 0;
+    }
+    if (!config.target.empty()) {
+        log::info("--clean-up: target mode; " + config.target +
+                  " is bound to freehad.service (BindsTo=), so systemd stopped it with freehad");
+        return 0;
+    }
+    std::string directory = unit_runtime_directory();
+    if (directory.empty()) {
+        log::error("--clean-up: $RUNTIME_DIRECTORY is not set; run it as freehad.service's ExecStopPost= "
+                   "(RuntimeDirectory=freeha)");
+        return 1;
+    }
+    auto marker = read_services_marker(directory, ServicesMarker{config.dead_time, config.interval});
+    if (!marker) {
+        log::info("--clean-up: freehad ended with no services running here; nothing to clean up");
+        return 0;
+    }
+    // The timings the cluster counted on are those freehad ran with; a file
+    // edited since and not yet reloaded counts only if it is stricter.
+    LeaseTimings t{std::min(marker->interval, config.interval), std::min(marker->dead_time, config.dead_time),
+                   config.fence_timeout};
+    t.interval = std::min(t.interval, t.dead_time / 2);
+    Usec deadline = clean_up_deadline(started, t);
+    log::warning("--clean-up: freehad ended while its services may run here; stophasrv cleans up what they "
+                 "left, by " + format_timespan(deadline - started) + " from now (before a peer can take over)");
+    std::string error;
+    std::optional<HookOutcome> outcome = run_stop_hook(config, deadline, &error);
+    if (outcome && outcome->success) {
+        if (std::string e = remove_services_marker(directory); !e.empty()) log::warning("--clean-up: " + e);
+        log::notice("--clean-up: stophasrv cleaned up in " + format_timespan(monotonic_now() - started));
+        return 0;
+    }
+    std::string why = outcome ? "stophasrv " + outcome->description
+                              : "stophasrv did not end within " + format_timespan(deadline - started);
+    self_fence(config.self_fence, "freehad died while its services ran, and the clean-up failed: " + why,
+               deadline + kill_margin(t) / 2);
+    return 1;
+}
+
+}  // namespace freeha
