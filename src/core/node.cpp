@@ -168,7 +168,7 @@ Effects Node::on_services_killed(Usec now) {
 
 std::optional<Usec> Node::self_fence_deadline() const {
     if (phase_ != Phase::StoppingKilled && phase_ != Phase::StoppingCleanup) return std::nullopt;
-    if (self_fenced_ || !lease_enforced_ || !quorum_rules_apply(settings_)) return std::nullopt;
+    if (self_fenced_ || !lease_enforced_ || !quorum_rules()) return std::nullopt;
     std::optional<Usec> lease_end = lease();
     return lease_end ? self_fence_at(*lease_end, lease_timings(settings_)) : Usec();
 }
