@@ -438,8 +438,11 @@ class TargetModeBusRestart(unittest.TestCase):
         # Until the member is down: the holder is not STANDBY, and no peer runs the services.
         seen = []
         while time.monotonic() - restarted < 20:
-            member = holder.show("member.service", "ActiveState")
+            # The states first, the member after: a member read as still
+            # stopping after the holder was read STANDBY is a violation; the
+            # other order would flag a stop that ended between the two reads.
             states = {n.name: state(n) for n in [holder] + others}
+            member = holder.show("member.service", "ActiveState")
             seen.append((round(time.monotonic() - restarted, 2), member, states))
             if member in ("inactive", "failed"):
                 break
