@@ -39,6 +39,14 @@ std::optional<std::string> set_number(unsigned& field, std::string_view value, u
     return std::nullopt;
 }
 
+template <typename Enum, std::size_t N>
+std::optional<std::string> set_enum(Enum& field, std::string_view value, const EnumNames<Enum, N>& names) {
+    auto parsed = names.parse(value);
+    if (!parsed) return "expected " + names.expected();
+    field = *parsed;
+    return std::nullopt;
+}
+
 std::optional<std::string> set_path(std::string& field, std::string_view value, bool may_be_empty) {
     if (value.empty() && may_be_empty) {
         field.clear();
@@ -60,8 +68,6 @@ bool is_unit_name(std::string_view v) {
         if (v.size() > suffix.size() && v.ends_with(suffix)) return true;
     return false;
 }
-
-constexpr std::array<std::string_view, kSelfFenceActionCount> kSelfFenceActions{"none", "reboot"};
 
 struct KeyDef {
     std::string_view section;
@@ -85,20 +91,8 @@ const std::vector<KeyDef>& key_table() {
          }},
         {"Cluster", "ExpectedNodes",
          [](Config& c, std::string_view v) { return set_number(c.expected_nodes, v, 1, kMaxNodes); }},
-        {"Cluster", "Role",
-         [](Config& c, std::string_view v) -> std::optional<std::string> {
-             auto r = role_from_string(v);
-             if (!r) return "expected 'member' or 'arbitrator'";
-             c.role = *r;
-             return std::nullopt;
-         }},
-        {"Cluster", "NoQuorumPolicy",
-         [](Config& c, std::string_view v) -> std::optional<std::string> {
-             auto p = no_quorum_policy_from_string(v);
-             if (!p) return "expected 'stop' or 'ignore'";
-             c.no_quorum_policy = *p;
-             return std::nullopt;
-         }},
+        {"Cluster", "Role", [](Config& c, std::string_view v) { return set_enum(c.role, v, kRoleNames); }},
+        {"Cluster", "NoQuorumPolicy", [](Config& c, std::string_view v) { return set_enum(c.no_quorum_policy, v, kNoQuorumPolicyNames); }},
         {"Cluster", "AuthKeyFile",
          [](Config& c, std::string_view v) -> std::optional<std::string> {
              if (v.empty()) {  // as Channel=: an empty assignment resets the list
@@ -154,13 +148,7 @@ const std::vector<KeyDef>& key_table() {
          [](Config& c, std::string_view v) { return set_timespan(c.monitor_timeout, v, 10_ms, 60_min); }},
         {"Services", "FenceTimeout",
          [](Config& c, std::string_view v) { return set_timespan(c.fence_timeout, v, 10_ms, 60_min); }},
-        {"Services", "SelfFence",
-         [](Config& c, std::string_view v) -> std::optional<std::string> {
-             auto a = self_fence_action_from_string(v);
-             if (!a) return "expected 'none' or 'reboot'";
-             c.self_fence = *a;
-             return std::nullopt;
-         }},
+        {"Services", "SelfFence", [](Config& c, std::string_view v) { return set_enum(c.self_fence, v, kSelfFenceActionNames); }},
         {"Status", "JSONFile", [](Config& c, std::string_view v) { return set_path(c.json_file, v, true); }},
         {"Status", "StateFile", [](Config& c, std::string_view v) { return set_path(c.state_file, v, true); }},
     };
@@ -212,13 +200,7 @@ int ini_handler(void* user, const char* section, const char* name, const char* v
 
 }  // namespace
 
-std::string_view to_string(SelfFenceAction a) { return kSelfFenceActions.at(static_cast<std::size_t>(a)); }
-
-std::optional<SelfFenceAction> self_fence_action_from_string(std::string_view s) {
-    for (std::size_t i = 0; i < kSelfFenceActions.size(); ++i)
-        if (kSelfFenceActions[i] == s) return static_cast<SelfFenceAction>(i);
-    return std::nullopt;
-}
+std::string_view to_string(SelfFenceAction a) { return kSelfFenceActionNames(a); }
 
 std::optional<std::string> apply_setting(Config& config, std::string_view section, std::string_view key,
                                          std::string_view value, std::string_view origin) {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "core/channel_spec.h"
+#include "core/enum_names.h"
 #include "core/node.h"
 #include "core/state.h"
 #include "core/timespan.h"
@@ -32,8 +33,9 @@ enum class SelfFenceAction : std::uint8_t {
     Reboot,  // reboot the machine at once (reboot -ff); in a container, end the container
 };
 inline constexpr int kSelfFenceActionCount = 2;
+static_assert(kSelfFenceActionCount == static_cast<int>(SelfFenceAction::Reboot) + 1);
+inline constexpr EnumNames<SelfFenceAction, kSelfFenceActionCount> kSelfFenceActionNames{"none", "reboot"};
 std::string_view to_string(SelfFenceAction a);
-std::optional<SelfFenceAction> self_fence_action_from_string(std::string_view s);
 
 struct Config {
     // [Cluster]

@@ -9,13 +9,7 @@
 
 namespace freeha {
 
-std::string_view to_string(NoQuorumPolicy p) { return p == NoQuorumPolicy::Stop ? "stop" : "ignore"; }
-
-std::optional<NoQuorumPolicy> no_quorum_policy_from_string(std::string_view s) {
-    if (s == "stop") return NoQuorumPolicy::Stop;
-    if (s == "ignore") return NoQuorumPolicy::Ignore;
-    return std::nullopt;
-}
+std::string_view to_string(NoQuorumPolicy p) { return kNoQuorumPolicyNames(p); }
 
 bool quorum_rules_apply(unsigned expected_nodes, NoQuorumPolicy policy) {
     return expected_nodes > 2 && policy == NoQuorumPolicy::Stop;

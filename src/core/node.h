@@ -29,8 +29,10 @@
 namespace freeha {
 
 enum class NoQuorumPolicy { Stop, Ignore };
+inline constexpr int kNoQuorumPolicyCount = 2;
+static_assert(kNoQuorumPolicyCount == static_cast<int>(NoQuorumPolicy::Ignore) + 1);
+inline constexpr EnumNames<NoQuorumPolicy, kNoQuorumPolicyCount> kNoQuorumPolicyNames{"stop", "ignore"};
 std::string_view to_string(NoQuorumPolicy p);
-std::optional<NoQuorumPolicy> no_quorum_policy_from_string(std::string_view s);
 
 struct NodeSettings {
     std::string cluster_name;

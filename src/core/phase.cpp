@@ -25,6 +25,11 @@ constexpr std::array<PhaseEntry, kPhaseCount> kPhases{{
     {Phase::StoppingCleanup, NodeState::Stopping, "stopping/cleanup"},
     {Phase::Errored, NodeState::Errored, "errored"},
 }};
+static_assert([] {
+    for (std::size_t i = 0; i < kPhases.size(); ++i)
+        if (static_cast<std::size_t>(kPhases[i].phase) != i || kPhases[i].name.empty()) return false;
+    return true;
+}(), "kPhases lists every Phase once, in the enum's order");
 
 }  // namespace
 

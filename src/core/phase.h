@@ -26,6 +26,7 @@ enum class Phase : std::uint8_t {
     Errored,
 };
 inline constexpr int kPhaseCount = 12;
+static_assert(kPhaseCount == static_cast<int>(Phase::Errored) + 1);
 
 NodeState state_of(Phase p);
 // "initial/probe", "starting/pending", "stopping/killed", "running", ...

@@ -20,14 +20,17 @@ constexpr std::array<StateEntry, kNodeStateCount> kStates{{
     {NodeState::Errored, "ERRORED", 6},
     {NodeState::TimedOut, "TIMEDOUT", 7},
 }};
-
-constexpr std::array<std::string_view, kRoleCount> kRoles{"member", "arbitrator"};
+static_assert([] {
+    for (std::size_t i = 0; i < kStates.size(); ++i)
+        if (static_cast<std::size_t>(kStates[i].state) != i || kStates[i].name.empty()) return false;
+    return true;
+}(), "kStates lists every NodeState once, in the enum's order");
 
 }  // namespace
 
 std::string_view to_string(NodeState s) { return kStates.at(static_cast<std::size_t>(s)).name; }
 
-std::string_view to_string(Role r) { return kRoles.at(static_cast<std::size_t>(r)); }
+std::string_view to_string(Role r) { return kRoleNames(r); }
 
 int freeha_state_number(NodeState s) { return kStates.at(static_cast<std::size_t>(s)).freeha_number; }
 
@@ -37,10 +40,5 @@ std::optional<NodeState> node_state_from_string(std::string_view s) {
     return std::nullopt;
 }
 
-std::optional<Role> role_from_string(std::string_view s) {
-    for (std::size_t i = 0; i < kRoles.size(); ++i)
-        if (kRoles[i] == s) return static_cast<Role>(i);
-    return std::nullopt;
-}
 
 }  // namespace freeha
