@@ -160,18 +160,18 @@ Effects Node::on_services_killed(Usec now) {
     return out;
 }
 
-std::optional<Usec> Node::self_fence_deadline() const {
+std::optional<Node::SelfFenceDue> Node::self_fence_due() const {
     if (phase_ != Phase::StoppingKilled && phase_ != Phase::StoppingCleanup) return std::nullopt;
     if (self_fenced_ || !lease_enforced_ || !quorum_rules()) return std::nullopt;
     std::optional<Usec> lease_end = lease();
-    return lease_end ? self_fence_at(*lease_end, lease_timings(settings_)) : Usec();
+    return SelfFenceDue{lease_end ? self_fence_at(*lease_end, lease_timings(settings_)) : Usec(), lease_end};
 }
 
 void Node::self_fence_if_late(Usec now, Effects& out) {
-    std::optional<Usec> deadline = self_fence_deadline();
-    if (!deadline || now < *deadline) return;
+    std::optional<SelfFenceDue> due = self_fence_due();
+    if (!due || now < due->at) return;
     self_fenced_ = true;
-    std::optional<Usec> lease_end = lease();
+    const std::optional<Usec>& lease_end = due->lease_end;
     std::string what = phase_ == Phase::StoppingKilled ? "the kill of the services is not confirmed"
                                                        : step_name(HookKind::Stop) + "'s clean-up after the kill still runs";
     std::string when = lease_end && *lease_end > now ? "the lease ends in " + format_timespan(*lease_end - now)
@@ -578,7 +578,7 @@ std::optional<Usec> Node::next_wakeup(Usec now) const {
         if (!fenced) consider(graceful_stop_at(*lease_end, t));
     }
     if (fence_deadline_ && phase_ == Phase::StoppingFenced) consider(*fence_deadline_);
-    if (auto deadline = self_fence_deadline()) consider(*deadline);
+    if (auto due = self_fence_due()) consider(due->at);
     return next;
 }
 

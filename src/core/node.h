@@ -205,7 +205,11 @@ private:
     void kill_services(std::string reason, Usec now, Effects& out);
     // After a kill under an enforced lease: the kill and the clean-up must
     // end by self_fence_at(lease), or the node fences itself (SelfFence).
-    std::optional<Usec> self_fence_deadline() const;
+    struct SelfFenceDue {
+        Usec at;
+        std::optional<Usec> lease_end;  // none: no lease, the deadline has passed
+    };
+    std::optional<SelfFenceDue> self_fence_due() const;
     void self_fence_if_late(Usec now, Effects& out);
     void fail_services(std::string error, Usec now, Effects& out);
     void services_stopped(Usec now, Effects& out);
