@@ -43,8 +43,7 @@ void UnitOperation::restart(Actions& out) {
         break;
     case Kind::Stop:
     case Kind::Check:
-        step_ = Step::LoadMembers;
-        send(Method::ReadMembers, target_, out);
+        load_members(out);
         break;
     case Kind::Kill:
         step_ = Step::Kill;
@@ -288,6 +287,12 @@ void UnitOperation::job_done(const std::string& unit, const std::string& result)
     if (result != "done") fail_once("job for " + unit + " finished with result '" + result + "'");
 }
 
+// A stop and a check act on the target's members as systemd lists them now.
+void UnitOperation::load_members(Actions& out) {
+    step_ = Step::LoadMembers;
+    send(Method::ReadMembers, target_, out);
+}
+
 void UnitOperation::advance(Actions& out) {
     if (over() || !connected_) return;
     if (step_ == Step::Kill) {
@@ -308,8 +313,7 @@ void UnitOperation::advance(Actions& out) {
         break;
     case Step::StartJob:
         if (!failure_.empty()) return finish(false, failure_, out);
-        step_ = Step::LoadMembers;
-        send(Method::ReadMembers, target_, out);
+        load_members(out);
         break;
     case Step::LoadMembers:
         if (!failure_.empty()) return finish(false, failure_, out);

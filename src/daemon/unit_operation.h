@@ -107,6 +107,7 @@ private:
     // (Re)starts the operation from its first step, on a connection that is up.
     void restart(Actions& out);
     void send(Method method, const std::string& unit, Actions& out);
+    void load_members(Actions& out);
     // Moves on once nothing the current step waits for is left.
     void advance(Actions& out);
     void finish(bool success, std::string description, Actions& out);
