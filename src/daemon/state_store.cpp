@@ -47,7 +47,7 @@ std::string store(const std::string& directory, const std::string& path, const s
     if (ec) return directory + ": " + ec.message();
     std::string temp = path + ".tmp." + std::to_string(getpid());
     UniqueFd fd(open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (!fd) return temp + ": " + std::strerror(errno);
+    if (!fd) return path + ": " + std::strerror(errno);  // the file the caller knows, not the temporary
     bool ok = write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size()) && fsync(fd.get()) == 0;
     int saved = errno;
     fd.reset();
