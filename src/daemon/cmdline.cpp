@@ -39,8 +39,9 @@ std::string default_config_path() { return std::string(FREEHA_SYSCONFDIR) + "/fr
 std::optional<std::string> drop_ins(const std::string& dir, std::vector<std::string>* files) {
     DIR* d = opendir(dir.c_str());
     if (d == nullptr) {
-        if (errno == ENOENT) return std::nullopt;
-        return dir + ": " + (errno == ENOTDIR ? "not a directory" : std::strerror(errno));
+        int e = errno;
+        if (e == ENOENT) return std::nullopt;
+        return dir + ": " + (e == ENOTDIR ? "not a directory" : std::strerror(e));
     }
     errno = 0;
     while (dirent* e = readdir(d)) {

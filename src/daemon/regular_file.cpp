@@ -37,6 +37,12 @@ int fail(const std::string& line, int negative_errno, std::string* error) {
     return negative_errno;
 }
 
+// The same for a failed call, from errno (read before anything else can change it).
+int fail_errno(const std::string& path, std::string* error) {
+    int e = errno;
+    return fail(path + ": " + std::strerror(e), -e, error);
+}
+
 // Refuses what stat says is not a regular file of at most `limit`.
 int check(const std::string& path, const struct stat& st, FileLimit limit, std::string* error) {
     // /dev/null reads as an empty file: "--config /dev/null" (flags only),
@@ -53,13 +59,13 @@ int check(const std::string& path, const struct stat& st, FileLimit limit, std::
 
 int open_regular_file(const std::string& path, FileLimit limit, RegularFile* file, std::string* error) {
     struct stat st{};
-    if (stat(path.c_str(), &st) < 0) return fail(path + ": " + std::strerror(errno), -errno, error);
+    if (stat(path.c_str(), &st) < 0) return fail_errno(path, error);
     if (int r = check(path, st, limit, error); r < 0) return r;
     UniqueFd fd(open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY));
-    if (!fd) return fail(path + ": " + std::strerror(errno), -errno, error);
+    if (!fd) return fail_errno(path, error);
     // The path may have been replaced between stat and open: what counts is
     // the file opened.
-    if (fstat(fd.get(), &st) < 0) return fail(path + ": " + std::strerror(errno), -errno, error);
+    if (fstat(fd.get(), &st) < 0) return fail_errno(path, error);
     if (int r = check(path, st, limit, error); r < 0) return r;
     file->fd = std::move(fd);
     file->st = st;

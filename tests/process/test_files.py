@@ -224,16 +224,19 @@ class StandbyNotSaved(unittest.TestCase):
         self.c.start("bravo", bus=self.bus["bravo"], wrap=read_only_state(self.bravo.path("state")))
         self.c.wait_for(lambda: prop(self.bus["bravo"], "State") == '"STANDBY"', 15, "bravo STANDBY on D-Bus")
 
-    def test_standby_that_cannot_be_kept_fails_the_call_and_the_log_says_what_a_restart_brings(self):
-        self.start_bravo_read_only()
-        r = ctl(self.bus["bravo"], "standby")
-        standby_file = self.bravo.path("state/standby")
+    def unsaved(self, verb, after_restart):
+        """Runs `freehactl VERB` on bravo, which must fail with one line saying what a restart brings."""
+        r = ctl(self.bus["bravo"], verb)
+        line = (f"{verb} applied but not saved: {self.bravo.path('state/standby')}: Read-only file system; "
+                f"after a restart of freehad this node {after_restart}")
         self.assertEqual(r.returncode, 1, r.stdout)
-        self.assertEqual(r.stderr, f"freehactl: standby applied but not saved: {standby_file}: Read-only file system; "
-                                   "after a restart of freehad this node is no longer in standby\n")
+        self.assertEqual(r.stderr, f"freehactl: {line}\n")
+        self.assertIn(line, self.bravo.log())  # the same line, which the restart below proves true
+
+    def test_standby_that_cannot_be_kept_fails_the_call_and_ends_with_a_restart(self):
+        self.start_bravo_read_only()
+        self.unsaved("standby", "is no longer in standby")
         self.assertEqual(prop(self.bus["bravo"], "Standby"), "true")  # applied
-        self.assertIn(f"standby applied but not saved: {standby_file}: Read-only file system", self.bravo.log())
-        # And so it is: after a restart, no standby.
         self.start_bravo_read_only()
         self.assertEqual(prop(self.bus["bravo"], "Standby"), "false")
 
@@ -242,16 +245,11 @@ class StandbyNotSaved(unittest.TestCase):
         self.bravo.touch("state/standby")  # a standby saved before the directory became read-only
         self.start_bravo_read_only()
         self.assertEqual(prop(self.bus["bravo"], "Standby"), "true")
-        r = ctl(self.bus["bravo"], "unstandby")
-        standby_file = self.bravo.path("state/standby")
-        self.assertEqual(r.returncode, 1, r.stdout)
-        self.assertEqual(r.stderr, f"freehactl: unstandby applied but not saved: {standby_file}: Read-only file "
-                                   "system; after a restart of freehad this node is in standby again\n")
+        self.unsaved("unstandby", "is in standby again")
         self.assertEqual(prop(self.bus["bravo"], "Standby"), "false")  # applied
         self.start_bravo_read_only()
         self.assertEqual(prop(self.bus["bravo"], "Standby"), "true")
         self.assertIn("staying in standby, as requested before the restart", self.bravo.log())
-
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
