@@ -88,7 +88,9 @@ int clean_up_after_daemon(const Config& config) {
                    "(RuntimeDirectory=freeha)");
         return 1;
     }
-    auto marker = read_services_marker(directory, ServicesMarker{config.dead_time, config.interval});
+    std::string unreadable;
+    auto marker = read_services_marker(directory, ServicesMarker{config.dead_time, config.interval}, &unreadable);
+    if (!unreadable.empty()) log::warning("--clean-up: " + unreadable + "; cleaning up with the configured timings");
     if (!marker) {
         log::info("--clean-up: freehad ended with no services running here; nothing to clean up");
         return 0;

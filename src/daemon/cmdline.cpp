@@ -5,14 +5,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <dirent.h>
-#include <fstream>
 #include <getopt.h>
-#include <sstream>
 #include <sys/utsname.h>
 
 #include "build_config.h"
 #include "core/node_name.h"
 #include "daemon/hook_path.h"
+#include "daemon/regular_file.h"
 
 namespace freeha {
 namespace {
@@ -34,32 +33,35 @@ const option kLongOptions[] = {
 
 std::string default_config_path() { return std::string(FREEHA_SYSCONFDIR) + "/freehad.conf"; }
 
-// Reads a whole file; returns a negative errno.
-int read_file(const std::string& path, std::string* out) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return -errno;
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    *out = ss.str();
-    return 0;
-}
-
-std::vector<std::string> drop_ins(const std::string& dir) {
-    std::vector<std::string> files;
-    if (DIR* d = opendir(dir.c_str())) {
-        while (dirent* e = readdir(d)) {
-            std::string name = e->d_name;
-            if (name.size() > 5 && name.ends_with(".conf") && name[0] != '.') files.push_back(dir + "/" + name);
-        }
-        closedir(d);
+// The drop-ins of `dir` (NAME.conf, not hidden), in lexical order; none
+// when there is no such directory. Returns an error naming the directory,
+// or nullopt.
+std::optional<std::string> drop_ins(const std::string& dir, std::vector<std::string>* files) {
+    DIR* d = opendir(dir.c_str());
+    if (d == nullptr) {
+        int e = errno;
+        if (e == ENOENT) return std::nullopt;
+        return dir + ": " + (e == ENOTDIR ? "not a directory" : std::strerror(e));
     }
-    std::sort(files.begin(), files.end());
-    return files;
+    errno = 0;
+    while (dirent* e = readdir(d)) {
+        std::string name = e->d_name;
+        if (name.size() > 5 && name.ends_with(".conf") && name[0] != '.') files->push_back(dir + "/" + name);
+    }
+    int r = errno;
+    closedir(d);
+    if (r != 0) return dir + ": " + std::strerror(r);
+    std::sort(files->begin(), files->end());
+    return std::nullopt;
 }
 
-std::optional<std::string> apply_file(Config& config, const std::string& path) {
-    std::string text;
-    if (int r = read_file(path, &text); r < 0) return path + ": " + std::strerror(-r);
+// Applies one file; `missing_ok`: a file that does not exist is no error.
+std::optional<std::string> apply_file(Config& config, const std::string& path, bool missing_ok) {
+    std::string text, error;
+    if (int r = read_regular_file(path, kConfigFileLimit, &text, &error); r < 0) {
+        if (r == -ENOENT && missing_ok) return std::nullopt;
+        return error;
+    }
     return apply_ini(config, text, path);
 }
 
@@ -158,15 +160,17 @@ std::optional<Config> load_config(const CommandLine& cl, std::string* error) {
     Config config;
     std::string path = cl.config_path.empty() ? default_config_path() : cl.config_path;
     // FreeHA was configured by flags alone, so the default file may be absent.
-    bool file_required = !cl.config_path.empty();
-    if (file_required || access(path.c_str(), F_OK) == 0) {
-        if (auto e = apply_file(config, path)) {
-            *error = *e;
-            return std::nullopt;
-        }
+    if (auto e = apply_file(config, path, cl.config_path.empty())) {
+        *error = *e;
+        return std::nullopt;
     }
-    for (const auto& drop_in : drop_ins(path + ".d")) {
-        if (auto e = apply_file(config, drop_in)) {
+    std::vector<std::string> files;
+    if (auto e = drop_ins(path + ".d", &files)) {
+        *error = *e;
+        return std::nullopt;
+    }
+    for (const auto& drop_in : files) {
+        if (auto e = apply_file(config, drop_in, false)) {
             *error = *e;
             return std::nullopt;
         }

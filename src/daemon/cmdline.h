@@ -31,7 +31,9 @@ struct CommandLine {
 std::optional<CommandLine> parse_command_line(int argc, char** argv, std::string* error);
 
 // Reads the config file and its drop-ins (<file>.d/*.conf, in lexical order),
-// then applies the flags, fills in the defaults that depend on the machine
+// each a regular file of at most kConfigFileLimit (a FIFO, a device or a
+// directory is an error, never a hang); a <file>.d that exists but cannot be
+// listed is an error too. Then applies the flags, fills in the defaults that depend on the machine
 // (node name, status file) and validates. Sets *error naming file:line or flag.
 std::optional<Config> load_config(const CommandLine& cmdline, std::string* error);
 

@@ -490,12 +490,23 @@ std::optional<std::string> Manager::handle(const BusRequest& request) {
         log::notice("D-Bus ClearError(): clearing the error latch");
         apply(node_.on_command(Command::ClearError, t));
         break;
-    case BusRequest::Kind::SetStandby:
+    case BusRequest::Kind::SetStandby: {
         log::notice(std::string("D-Bus SetStandby(") + (request.standby ? "true" : "false") + ")");
+        // Applied even when it cannot be kept: an admin who asks for a
+        // standby wants the services off this node now, and one who ends it
+        // wants this node eligible now. The caller is told what a restart
+        // of freehad would bring back.
         apply(node_.on_command(request.standby ? Command::Standby : Command::Unstandby, t));
-        if (std::string error = store_standby(state_directory_, request.standby); !error.empty())
-            log::warning("the standby holds only until freehad restarts: cannot keep it (" + error + ")");
+        if (std::string error = store_standby(state_directory_, request.standby); !error.empty()) {
+            std::string unsaved = request.standby ? "standby applied but not saved: " + error +
+                                                        "; after a restart of freehad this node is no longer in standby"
+                                                  : "unstandby applied but not saved: " + error +
+                                                        "; after a restart of freehad this node is in standby again";
+            log::warning(unsaved);
+            return unsaved;
+        }
         break;
+    }
     case BusRequest::Kind::Switchover: {
         std::string error;
         Effects effects = node_.switchover(request.node, t, &error);

@@ -6,14 +6,15 @@
 #include <cstring>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <optional>
+#include <sstream>
 
 #include <fcntl.h>
 #include <unistd.h>
 
 #include "bus/sd_ptr.h"
 #include "core/node.h"
+#include "daemon/regular_file.h"
 
 namespace freeha {
 namespace {
@@ -24,10 +25,15 @@ std::uint64_t realtime_usec() {
     return static_cast<std::uint64_t>(ts.tv_sec) * kUsecPerSec.count() + static_cast<std::uint64_t>(ts.tv_nsec) / 1000;
 }
 
-std::optional<std::uint64_t> read_previous(const std::string& path) {
-    std::ifstream in(path);
-    std::string text;
-    if (!in || !std::getline(in, text)) return std::nullopt;
+// The number in the file's first line; nullopt when there is none, and then
+// *unreadable names the file and says why when it could not be read at all.
+std::optional<std::uint64_t> read_previous(const std::string& path, std::string* unreadable = nullptr) {
+    std::string text, error;
+    if (read_regular_file(path, kStateFileLimit, &text, &error) < 0) {
+        if (unreadable != nullptr) *unreadable = error;
+        return std::nullopt;
+    }
+    text = text.substr(0, text.find('\n'));
     std::uint64_t value = 0;
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
@@ -41,7 +47,7 @@ std::string store(const std::string& directory, const std::string& path, const s
     if (ec) return directory + ": " + ec.message();
     std::string temp = path + ".tmp." + std::to_string(getpid());
     UniqueFd fd(open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-    if (!fd) return temp + ": " + std::strerror(errno);
+    if (!fd) return path + ": " + std::strerror(errno);  // the file the caller knows, not the temporary
     bool ok = write(fd.get(), text.data(), text.size()) == static_cast<ssize_t>(text.size()) && fsync(fd.get()) == 0;
     int saved = errno;
     fd.reset();
@@ -80,12 +86,14 @@ Usec claim_promise_horizon(const std::string& directory, Usec dead_time, std::st
     std::string path = directory + "/promise-horizon";
     Usec previous;
     if (access(path.c_str(), F_OK) == 0) {
-        auto stored = read_previous(path);
+        std::string unreadable;
+        auto stored = read_previous(path, &unreadable);
         if (stored && Usec(*stored) <= kMaxDeadTime) {
             previous = Usec(*stored);
         } else {
             previous = kMaxDeadTime;
-            *warning = path + ": not a number of microseconds up to " + format_timespan(kMaxDeadTime) +
+            *warning = (unreadable.empty() ? path + ": not a number of microseconds up to " + format_timespan(kMaxDeadTime)
+                                           : unreadable) +
                        "; backing no claim for " + format_timespan(kMaxDeadTime) + ", the longest DeadTime= there is";
         }
     }
@@ -132,12 +140,18 @@ std::string remove_services_marker(const std::string& directory) {
     return {};
 }
 
-std::optional<ServicesMarker> read_services_marker(const std::string& directory, const ServicesMarker& fallback) {
+std::optional<ServicesMarker> read_services_marker(const std::string& directory, const ServicesMarker& fallback,
+                                                   std::string* warning) {
     std::string path = directory + kServicesMarker;
-    if (access(path.c_str(), F_OK) < 0) return std::nullopt;
-    std::ifstream in(path);
+    std::string text, error;
+    int r = read_regular_file(path, kStateFileLimit, &text, &error);
+    if (r == -ENOENT) return std::nullopt;
+    std::istringstream in(text);
     std::uint64_t dead_time = 0, interval = 0;
-    if (!(in >> dead_time >> interval) || dead_time == 0 || interval == 0) return fallback;
+    if (r < 0 || !(in >> dead_time >> interval) || dead_time == 0 || interval == 0) {
+        if (warning != nullptr) *warning = r < 0 ? error : path + ": not two numbers of microseconds";
+        return fallback;
+    }
     return ServicesMarker{Usec(dead_time), Usec(interval)};
 }
 

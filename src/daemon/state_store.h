@@ -55,8 +55,9 @@ struct ServicesMarker {
 // Writes or removes the marker; returns an error naming the file, or "".
 std::string store_services_marker(const std::string& directory, const ServicesMarker& marker);
 std::string remove_services_marker(const std::string& directory);
-// nullopt when there is no marker; one that cannot be read counts with the
-// timings given as `fallback`.
-std::optional<ServicesMarker> read_services_marker(const std::string& directory, const ServicesMarker& fallback);
+// nullopt when there is no marker; one that cannot be read or parsed counts
+// with the timings given as `fallback`, and *warning says why.
+std::optional<ServicesMarker> read_services_marker(const std::string& directory, const ServicesMarker& fallback,
+                                                   std::string* warning = nullptr);
 
 }  // namespace freeha

@@ -128,8 +128,9 @@ class Cluster:
                 f"[Services]\nHooksDirectory={node.dir}/hooks\nMonitorInterval=1s\nFenceTimeout={FENCE}s\n"
                 f"[Status]\nJSONFile={node.dir}/status.json\n{self.settings}{node.settings}")
 
-    def start(self, name, *args, env=None, bus=None):
-        """Starts a node; with `bus` (a PrivateBus) it serves org.freeha1 there, else --no-bus."""
+    def start(self, name, *args, env=None, bus=None, wrap=()):
+        """Starts a node; with `bus` (a PrivateBus) it serves org.freeha1 there, else --no-bus.
+        `wrap`: a command that execs the rest of its arguments (freehad keeps the pid)."""
         node = self.nodes[name]
         with open(node.path("freehad.conf"), "w") as f:
             f.write(self.config(node))
@@ -138,7 +139,7 @@ class Cluster:
         if bus:
             env["DBUS_SYSTEM_BUS_ADDRESS"] = bus.address
         with open(node.path("freehad.log"), "a") as log:
-            node.proc = subprocess.Popen([FREEHAD, "--config", node.path("freehad.conf"),
+            node.proc = subprocess.Popen([*wrap, FREEHAD, "--config", node.path("freehad.conf"),
                                           *([] if bus else ["--no-bus"]), *args],
                                          stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env)
         return node

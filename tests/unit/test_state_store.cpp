@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <fstream>
 
+#include <sys/stat.h>
+
 #include "core/claims.h"
 #include "daemon/state_store.h"
 
@@ -95,6 +97,17 @@ TEST(StateStore, AnUnreadablePromiseHorizonMeansTheLongestDeadTime) {
     std::filesystem::remove_all(dir);
 }
 
+TEST(StateStore, APromiseHorizonThatIsNoRegularFileIsNamedNotWaitedFor) {
+    auto dir = temp_dir();
+    ASSERT_EQ(mkfifo((dir / "promise-horizon").c_str(), 0600), 0);  // no writer: a blocking read would hang
+    std::string warning;
+    EXPECT_EQ(claim_promise_horizon(dir, 1 * kUsecPerSec, &warning), kMaxDeadTime);
+    EXPECT_EQ(warning.rfind((dir / "promise-horizon").string() + ": is a FIFO, not a regular file; backing no claim", 0),
+              0u)
+        << warning;
+    std::filesystem::remove_all(dir);
+}
+
 TEST(StateStore, APromiseHorizonThatCannotBeStoredIsReported) {
     auto file = temp_dir() / "not-a-directory";
     std::ofstream(file) << "x";
@@ -119,8 +132,20 @@ TEST(StateStore, TheServicesMarkerKeepsTheTimingsUntilRemoved) {
     marker = read_services_marker(dir, fallback);
     ASSERT_TRUE(marker);
     EXPECT_EQ(marker->dead_time, fallback.dead_time);
+    std::string warning;
+    marker = read_services_marker(dir, fallback, &warning);
+    EXPECT_EQ(warning, (dir / "services-may-run").string() + ": not two numbers of microseconds");
     EXPECT_EQ(remove_services_marker(dir), "");
-    EXPECT_FALSE(read_services_marker(dir, fallback));
+    // Nor one that is no regular file, and that says so.
+    ASSERT_EQ(mkfifo((dir / "services-may-run").c_str(), 0600), 0);
+    marker = read_services_marker(dir, fallback, &warning);
+    ASSERT_TRUE(marker);
+    EXPECT_EQ(marker->interval, fallback.interval);
+    EXPECT_EQ(warning, (dir / "services-may-run").string() + ": is a FIFO, not a regular file");
+    EXPECT_EQ(remove_services_marker(dir), "");
+    warning.clear();
+    EXPECT_FALSE(read_services_marker(dir, fallback, &warning));
+    EXPECT_EQ(warning, "");
     EXPECT_EQ(remove_services_marker(dir), "");  // removing twice is no error
     std::filesystem::remove_all(dir);
 }
