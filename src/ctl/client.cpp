@@ -69,7 +69,8 @@ std::optional<ClusterView> ClusterView::from(const nlohmann::json& s) {
         v.unexpected_services = s.at("unexpected_services");
         for (const auto& n : s.at("nodes"))
             v.nodes.push_back({n.at("name"), n.at("state"), n.at("role"), n.at("reachable"), n.at("term"),
-                               Usec(n.at("last_heard_usec_ago").get<std::uint64_t>())});
+                               Usec(n.at("last_heard_usec_ago").get<std::uint64_t>()), n.at("standby"),
+                               n.at("errored")});
         for (const auto& [name, value] : s.at("packets").items()) {
             if (value.is_object()) {  // "malformed": one counter per reason
                 for (const auto& [reason, count] : value.items()) v.packets.emplace_back(name + "_" + reason, count);

@@ -29,6 +29,7 @@ struct ClusterView {
         bool reachable = false;
         std::uint64_t term = 0;
         Usec last_heard_usec_ago;
+        bool standby = false, errored = false;
     };
     std::vector<Node> nodes;
     std::vector<std::pair<std::string, std::uint64_t>> packets;  // every counter, in the document's order

@@ -158,6 +158,16 @@ int wait_for(Client& client, const Options& o, const std::string& what, const Go
     }
 }
 
+// A reachable member that may take the services when no node runs them: the
+// one a standby here waits for, if there is one.
+const ClusterView::Node* takeover_candidate(const ClusterView& v) {
+    if (!v.quorate) return nullptr;
+    for (const auto& n : v.nodes)
+        if (n.name != v.node && n.reachable && n.role == "member" && n.state == "STANDBY" && !n.standby && !n.errored)
+            return &n;
+    return nullptr;
+}
+
 Verdict errored_here(const ClusterView& v) { return {Verdict::Failed, "this node is ERRORED: " + v.last_error}; }
 
 Verdict services_elsewhere(const ClusterView& v, const std::string& what) {
@@ -243,6 +253,10 @@ int run(const Options& o) {
             // A takeover under way elsewhere is part of the request: see it through.
             if (const auto* active = v.find(v.active_node); active != nullptr && active->state != "RUNNING")
                 return {Verdict::Wait, active->name + " is " + active->state};
+            // Between this node's stop and the next node's claim no node is
+            // active: wait for the takeover while a node can make it.
+            if (const auto* next = takeover_candidate(v); v.active_node.empty() && next != nullptr)
+                return {Verdict::Wait, "no node runs the services yet; " + next->name + " may take them"};
             return {Verdict::Done, "this node is in standby; active node: " +
                                        (v.active_node.empty() ? std::string("none") : v.active_node)};
         });
