@@ -391,13 +391,23 @@ class Cluster:
         raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def start_all(cluster):
-    """systemctl start freehad on every node, the first node last; Type=notify waits for READY=1."""
-    for name in reversed(cluster.names):
-        node = cluster[name]
-        node.systemctl("daemon-reload", check=True)
-        r = node.systemctl("start", "freehad")
+def start_all(cluster, timeout=60):
+    """systemctl start freehad on every node at once, the first node first, and waits until every
+    unit is active (Type=notify: READY=1). Started one after the other, each waiting for the one
+    before, the first node came up seconds after the others on a loaded machine, and the second
+    node, elected by the first two nodes' quorum, held the services (no fail-back)."""
+    for name in cluster.names:
+        cluster[name].systemctl("daemon-reload", check=True)
+    for name in cluster.names:
+        r = cluster[name].systemctl("start", "--no-block", "freehad")
         assert r.returncode == 0, f"{name}: systemctl start: {r.stderr}"
+    for name in cluster.names:
+        node = cluster[name]
+        cluster.wait_for(lambda: node.show("freehad", "ActiveState") in ("active", "failed"), timeout,
+                         f"{name}: freehad.service to start")
+        state = node.show("freehad", "ActiveState")
+        assert state == "active", f"{name}: freehad.service is {state}: " + node.run(
+            "journalctl", "--user", "-u", "freehad", "-o", "cat", "--no-pager", "-n", "20").stdout
 
 
 def config_for(cluster_name, expected, extra=""):
