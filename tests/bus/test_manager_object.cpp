@@ -2,19 +2,18 @@
 //
 // What the daemon's end cannot show from outside: a getter or method that
 // throws answers the caller with an error (on 5147070 the exception unwound
-// through sd-bus and ended the daemon), and a mutating call is answered only
+// through sd-bus and out of the loop: abort), and a mutating call is answered only
 // when the handler replies, however late.
 #include <gtest/gtest.h>
 
-#include <cstdio>
 #include <cstring>
 #include <optional>
-#include <signal.h>
 #include <string>
 #include <vector>
 
 #include "bus/manager_object.h"
 #include "bus/sd_ptr.h"
+#include "private_bus.h"
 
 using namespace freeha;
 
@@ -26,23 +25,13 @@ struct Answer {
     std::string text;   // the error's message, or the reply's string if any
 };
 
-class ManagerObjectTest : public ::testing::Test {
+class ManagerObjectTest : public PrivateBusTest {
 protected:
     void SetUp() override {
-        FILE* p = popen("dbus-daemon --session --fork --print-address=1 --print-pid=1 2>/dev/null", "r");
-        char address[512] = "", pid[64] = "";
-        if (p == nullptr || fgets(address, sizeof address, p) == nullptr || fgets(pid, sizeof pid, p) == nullptr) {
-            if (p) pclose(p);
-            GTEST_SKIP() << "dbus-daemon is not available";
-        }
-        pclose(p);
-        address[strcspn(address, "\n")] = 0;
-        daemon_pid_ = std::atoi(pid);
-        sd_event* e = nullptr;
-        ASSERT_GE(sd_event_new(&e), 0);
-        event_.reset(e);
-        server_ = connect(address);
-        client_ = connect(address);
+        PrivateBusTest::SetUp();
+        if (IsSkipped() || HasFatalFailure()) return;
+        server_ = connect();
+        client_ = connect();
         status_.node = "alpha";
         status_.cluster = "test";
     }
@@ -51,7 +40,7 @@ protected:
         object_.reset();
         client_.reset();
         server_.reset();
-        if (daemon_pid_ > 0) kill(daemon_pid_, SIGTERM);
+        PrivateBusTest::TearDown();
     }
 
     void publish() {
@@ -64,28 +53,6 @@ protected:
         std::string error;
         ASSERT_GE(object_->publish(server_.get(), &error), 0) << error;
         ASSERT_GE(sd_bus_request_name(server_.get(), kBusName, 0), 0);
-    }
-
-    BusPtr connect(const char* address) {
-        sd_bus* b = nullptr;
-        EXPECT_GE(sd_bus_new(&b), 0);
-        sd_bus_set_address(b, address);
-        sd_bus_set_bus_client(b, 1);
-        EXPECT_GE(sd_bus_start(b), 0);
-        sd_bus_attach_event(b, event_.get(), 0);
-        return BusPtr(b);
-    }
-
-    template <typename F>
-    bool run_until(F done, Usec limit = 5 * kUsecPerSec) {
-        std::uint64_t start = 0, now = 0;
-        sd_event_now(event_.get(), CLOCK_MONOTONIC, &start);
-        while (!done()) {
-            sd_event_run(event_.get(), (50 * kUsecPerMsec).count());
-            sd_event_now(event_.get(), CLOCK_MONOTONIC, &now);
-            if (Usec(now - start) > limit) return false;
-        }
-        return true;
     }
 
     static int on_answer(sd_bus_message* m, void* userdata, sd_bus_error*) {
@@ -111,8 +78,6 @@ protected:
         ASSERT_GE(sd_bus_call_async(client_.get(), nullptr, m, on_answer, answer, 5 * 1000 * 1000), 0);
     }
 
-    pid_t daemon_pid_ = 0;
-    EventPtr event_;
     BusPtr server_;
     BusPtr client_;
     Status status_;
