@@ -196,16 +196,17 @@ int ApiThread::on_thread_wakeup(sd_event_source*, int fd, uint32_t, void* userda
             stopping = self->stopping_;
         }
         if (stopping) return sd_event_exit(self->event_.get(), 0);
+        // The status first: it was published before these answers, and shows what the requests did.
+        if (status) {
+            self->shown_ = status;
+            if (self->api_) self->api_->flush(std::move(status));
+        }
         for (auto& a : answers) {
             auto waiting = self->waiting_.find(a.id);
             if (waiting == self->waiting_.end()) continue;
             ManagerObject::Reply reply = std::move(waiting->second);
             self->waiting_.erase(waiting);
             reply(a.refused);
-        }
-        if (status) {
-            self->shown_ = status;
-            if (self->api_) self->api_->flush(std::move(status));
         }
         return 0;
     });

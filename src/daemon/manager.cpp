@@ -231,7 +231,12 @@ int Manager::setup_timers() {
 
 void Manager::setup_bus() {
     api_ = std::make_unique<ApiThread>(
-        event_.get(), config_.bus, [this](const BusRequest& request) { return handle(request); },
+        event_.get(), config_.bus,
+        [this](const BusRequest& request) {
+            std::optional<std::string> refused = handle(request);
+            flush_status();  // published before the answer: the caller then reads what it changed
+            return refused;
+        },
         [this](const std::string& why) { bus_fatal(why); });
     if (api_->start(std::make_shared<const Status>(snapshot())) < 0) api_.reset();  // logged; the HA function goes on
     if (!units_) return;
