@@ -1,12 +1,14 @@
-// The daemon's D-Bus connection: connects without ever blocking, owns org.freeha1, and reconnects when the bus goes away.
+// A D-Bus connection of the daemon: connects without ever blocking, owns its name, and reconnects when the bus goes away.
 //
-// Nothing the HA function needs waits on this: a bus that never answers
-// (hung, overloaded, restarting) costs what the connection is for (the API,
-// or in target mode the control of systemd), never a heartbeat. Each attempt must reach "name
-// owned" within kConnectTimeout or it is abandoned; attempts are retried
-// with a growing backoff. An outage is logged once when it starts and once
-// when it ends. Only a refusal that retrying cannot fix (the name is owned
-// by another process, or the policy forbids owning it) is fatal.
+// There are two: the API's (org.freeha1, on ApiThread's loop) and, in target
+// mode, the one that drives systemd (org.freeha1.UnitControl, on the main
+// loop). Nothing the HA function needs waits on either: a bus that never
+// answers (hung, overloaded, restarting) costs what the connection is for,
+// never a heartbeat. Each attempt must reach "name owned" within
+// kConnectTimeout or it is abandoned; attempts are retried with a growing
+// backoff. An outage is logged once when it starts and once when it ends.
+// Only a refusal that retrying cannot fix (the name is owned by another
+// process, or the policy forbids owning it) is fatal.
 #pragma once
 
 #include <functional>
