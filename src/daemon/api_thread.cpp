@@ -85,8 +85,8 @@ void ApiThread::run() {
     // A caller's work (reading and parsing its message, building the reply)
     // yields the CPU to the main loop's heartbeats on a busy machine.
     errno = 0;
-    int nice = getpriority(PRIO_PROCESS, 0);  // 0: this thread (Linux)
-    if (errno == 0) setpriority(PRIO_PROCESS, 0, std::min(nice + kNiceAboveMain, 19));
+    int priority = getpriority(PRIO_PROCESS, 0);  // 0: this thread (Linux)
+    if (errno == 0) setpriority(PRIO_PROCESS, 0, std::min(priority + kNiceAboveMain, 19));
     try {
         sd_event* raw = nullptr;
         int r = sd_event_new(&raw);
