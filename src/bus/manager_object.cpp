@@ -70,6 +70,19 @@ void emit_changed(sd_bus* bus, const std::string& path, const char* interface, s
 // shipped policy file applies on the system bus.
 bool privileged(uid_t caller) { return caller == 0 || caller == geteuid(); }
 
+// The body of an sd-bus callback that answers a caller: no exception may
+// unwind into sd-bus, so one becomes the caller's error.
+template <typename Body>
+int answering(sd_bus_error* error, Body&& body) noexcept {
+    try {
+        return body();
+    } catch (const std::exception& e) {
+        return sd_bus_error_set(error, kErrorFailed, e.what());
+    } catch (...) {
+        return sd_bus_error_set(error, kErrorFailed, "unknown exception");
+    }
+}
+
 int reply_error(sd_bus_message* call, const char* name, const std::string& text) {
     sd_bus_error e = SD_BUS_ERROR_NULL;
     sd_bus_error_set(&e, name, text.c_str());
@@ -88,91 +101,97 @@ std::string node_object_path(const std::string& node_name) {
     return path;
 }
 
-ManagerObject::ManagerObject(Snapshot snapshot, Handler handler)
-    : snapshot_(std::move(snapshot)), handler_(std::move(handler)) {}
+ManagerObject::ManagerObject(std::shared_ptr<const Status> status, Handler handler)
+    : handler_(std::move(handler)), status_(std::move(status)) {}
 
 int ManagerObject::get_manager_property(sd_bus*, const char*, const char*, const char* property, sd_bus_message* reply,
-                                        void* userdata, sd_bus_error*) {
-    auto* self = static_cast<ManagerObject*>(userdata);
-    Status s = self->snapshot_();
-    std::string_view p = property;
-    if (p == "NodeName") return sd_bus_message_append(reply, "s", s.node.c_str());
-    if (p == "ClusterName") return sd_bus_message_append(reply, "s", s.cluster.c_str());
-    if (p == "State") return sd_bus_message_append(reply, "s", std::string(to_string(s.state)).c_str());
-    if (p == "Role") return sd_bus_message_append(reply, "s", std::string(to_string(s.role)).c_str());
-    if (p == "Term") return sd_bus_message_append(reply, "t", s.term);
-    if (p == "Quorate") return sd_bus_message_append(reply, "b", static_cast<int>(s.quorate));
-    if (p == "ActiveNode") return sd_bus_message_append(reply, "s", s.active_node.c_str());
-    if (p == "ExpectedNodes") return sd_bus_message_append(reply, "u", s.expected_nodes);
-    if (p == "Standby") return sd_bus_message_append(reply, "b", static_cast<int>(s.standby));
-    if (p == "Errored") return sd_bus_message_append(reply, "b", static_cast<int>(s.errored));
-    if (p == "LastError") return sd_bus_message_append(reply, "s", s.last_error.c_str());
-    if (p == "Mode") return sd_bus_message_append(reply, "s", s.mode.c_str());
-    if (p == "ServicesTarget") return sd_bus_message_append(reply, "s", s.services_target.c_str());
-    if (p == "Packets") {
-        int r = sd_bus_message_open_container(reply, 'a', "{st}");
-        for (const auto& [name, value] : s.counters.by_name()) {
-            if (r < 0) return r;
-            r = sd_bus_message_append(reply, "{st}", name.c_str(), value);
+                                        void* userdata, sd_bus_error* error) {
+    return answering(error, [&]() -> int {
+        const Status& s = *static_cast<ManagerObject*>(userdata)->status_;
+        std::string_view p = property;
+        if (p == "NodeName") return sd_bus_message_append(reply, "s", s.node.c_str());
+        if (p == "ClusterName") return sd_bus_message_append(reply, "s", s.cluster.c_str());
+        if (p == "State") return sd_bus_message_append(reply, "s", std::string(to_string(s.state)).c_str());
+        if (p == "Role") return sd_bus_message_append(reply, "s", std::string(to_string(s.role)).c_str());
+        if (p == "Term") return sd_bus_message_append(reply, "t", s.term);
+        if (p == "Quorate") return sd_bus_message_append(reply, "b", static_cast<int>(s.quorate));
+        if (p == "ActiveNode") return sd_bus_message_append(reply, "s", s.active_node.c_str());
+        if (p == "ExpectedNodes") return sd_bus_message_append(reply, "u", s.expected_nodes);
+        if (p == "Standby") return sd_bus_message_append(reply, "b", static_cast<int>(s.standby));
+        if (p == "Errored") return sd_bus_message_append(reply, "b", static_cast<int>(s.errored));
+        if (p == "LastError") return sd_bus_message_append(reply, "s", s.last_error.c_str());
+        if (p == "Mode") return sd_bus_message_append(reply, "s", s.mode.c_str());
+        if (p == "ServicesTarget") return sd_bus_message_append(reply, "s", s.services_target.c_str());
+        if (p == "Packets") {
+            int r = sd_bus_message_open_container(reply, 'a', "{st}");
+            for (const auto& [name, value] : s.counters.by_name()) {
+                if (r < 0) return r;
+                r = sd_bus_message_append(reply, "{st}", name.c_str(), value);
+            }
+            return r < 0 ? r : sd_bus_message_close_container(reply);
         }
-        return r < 0 ? r : sd_bus_message_close_container(reply);
-    }
-    if (p == "Nodes") {
-        int r = sd_bus_message_open_container(reply, 'a', "(sssb)");
-        for (const auto& n : s.nodes) {
-            if (r < 0) return r;
-            r = sd_bus_message_append(reply, "(sssb)", n.name.c_str(), std::string(to_string(n.state)).c_str(),
-                                      std::string(to_string(n.role)).c_str(), static_cast<int>(n.reachable));
+        if (p == "Nodes") {
+            int r = sd_bus_message_open_container(reply, 'a', "(sssb)");
+            for (const auto& n : s.nodes) {
+                if (r < 0) return r;
+                r = sd_bus_message_append(reply, "(sssb)", n.name.c_str(), std::string(to_string(n.state)).c_str(),
+                                          std::string(to_string(n.role)).c_str(), static_cast<int>(n.reachable));
+            }
+            return r < 0 ? r : sd_bus_message_close_container(reply);
         }
-        return r < 0 ? r : sd_bus_message_close_container(reply);
-    }
-    return -ENOENT;
+        return -ENOENT;
+    });
 }
 
 int ManagerObject::get_node_property(sd_bus*, const char* path, const char*, const char* property,
                                      sd_bus_message* reply, void* userdata, sd_bus_error* error) {
-    auto* self = static_cast<ManagerObject*>(userdata);
-    Status s = self->snapshot_();
-    const NodeStatus* n = node_of_path(s, path);
-    if (n == nullptr) return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "no node at %s", path);
-    std::string_view p = property;
-    if (p == "Name") return sd_bus_message_append(reply, "s", n->name.c_str());
-    if (p == "State") return sd_bus_message_append(reply, "s", std::string(to_string(n->state)).c_str());
-    if (p == "Role") return sd_bus_message_append(reply, "s", std::string(to_string(n->role)).c_str());
-    if (p == "Reachable") return sd_bus_message_append(reply, "b", static_cast<int>(n->reachable));
-    if (p == "Term") return sd_bus_message_append(reply, "t", n->term);
-    if (p == "Standby") return sd_bus_message_append(reply, "b", static_cast<int>(n->standby));
-    if (p == "Errored") return sd_bus_message_append(reply, "b", static_cast<int>(n->errored));
-    if (p == "LastHeardUSec") return sd_bus_message_append(reply, "t", n->last_heard_usec_ago.count());
-    if (p == "Channels") {
-        int r = sd_bus_message_open_container(reply, 'a', "(sbt)");
-        for (std::size_t i = 0; i < n->channel_heard_usec_ago.size(); ++i) {
-            if (r < 0) return r;
-            const auto& age = n->channel_heard_usec_ago[i];
-            std::string name = i < s.channels.size() ? s.channels[i] : std::to_string(i);
-            r = sd_bus_message_append(reply, "(sbt)", name.c_str(), static_cast<int>(channel_healthy(age, s.dead_time)),
-                                      age.value_or(Usec::max()).count());
+    return answering(error, [&]() -> int {
+        const Status& s = *static_cast<ManagerObject*>(userdata)->status_;
+        const NodeStatus* n = node_of_path(s, path);
+        if (n == nullptr) return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "no node at %s", path);
+        std::string_view p = property;
+        if (p == "Name") return sd_bus_message_append(reply, "s", n->name.c_str());
+        if (p == "State") return sd_bus_message_append(reply, "s", std::string(to_string(n->state)).c_str());
+        if (p == "Role") return sd_bus_message_append(reply, "s", std::string(to_string(n->role)).c_str());
+        if (p == "Reachable") return sd_bus_message_append(reply, "b", static_cast<int>(n->reachable));
+        if (p == "Term") return sd_bus_message_append(reply, "t", n->term);
+        if (p == "Standby") return sd_bus_message_append(reply, "b", static_cast<int>(n->standby));
+        if (p == "Errored") return sd_bus_message_append(reply, "b", static_cast<int>(n->errored));
+        if (p == "LastHeardUSec") return sd_bus_message_append(reply, "t", n->last_heard_usec_ago.count());
+        if (p == "Channels") {
+            int r = sd_bus_message_open_container(reply, 'a', "(sbt)");
+            for (std::size_t i = 0; i < n->channel_heard_usec_ago.size(); ++i) {
+                if (r < 0) return r;
+                const auto& age = n->channel_heard_usec_ago[i];
+                std::string name = i < s.channels.size() ? s.channels[i] : std::to_string(i);
+                int healthy = channel_healthy(age, s.dead_time);
+                r = sd_bus_message_append(reply, "(sbt)", name.c_str(), healthy, age.value_or(Usec::max()).count());
+            }
+            return r < 0 ? r : sd_bus_message_close_container(reply);
         }
-        return r < 0 ? r : sd_bus_message_close_container(reply);
-    }
-    return -ENOENT;
+        return -ENOENT;
+    });
 }
 
-int ManagerObject::find_node(sd_bus*, const char* path, const char*, void* userdata, void** found, sd_bus_error*) {
-    auto* self = static_cast<ManagerObject*>(userdata);
-    if (node_of_path(self->snapshot_(), path) == nullptr) return 0;
-    *found = self;
-    return 1;
+int ManagerObject::find_node(sd_bus*, const char* path, const char*, void* userdata, void** found,
+                             sd_bus_error* error) {
+    return answering(error, [&]() -> int {
+        auto* self = static_cast<ManagerObject*>(userdata);
+        if (node_of_path(*self->status_, path) == nullptr) return 0;
+        *found = self;
+        return 1;
+    });
 }
 
-int ManagerObject::enumerate_nodes(sd_bus*, const char*, void* userdata, char*** nodes, sd_bus_error*) {
-    auto* self = static_cast<ManagerObject*>(userdata);
-    Status s = self->snapshot_();
-    auto** list = static_cast<char**>(std::calloc(s.nodes.size() + 1, sizeof(char*)));
-    if (list == nullptr) return -ENOMEM;
-    for (std::size_t i = 0; i < s.nodes.size(); ++i) list[i] = strdup(node_object_path(s.nodes[i].name).c_str());
-    *nodes = list;
-    return 0;
+int ManagerObject::enumerate_nodes(sd_bus*, const char*, void* userdata, char*** nodes, sd_bus_error* error) {
+    return answering(error, [&]() -> int {
+        const Status& s = *static_cast<ManagerObject*>(userdata)->status_;
+        auto** list = static_cast<char**>(std::calloc(s.nodes.size() + 1, sizeof(char*)));
+        if (list == nullptr) return -ENOMEM;
+        for (std::size_t i = 0; i < s.nodes.size(); ++i) list[i] = strdup(node_object_path(s.nodes[i].name).c_str());
+        *nodes = list;
+        return 0;
+    });
 }
 
 struct ManagerObject::PendingRequest {
@@ -185,22 +204,26 @@ ManagerObject::~ManagerObject() = default;
 
 // Asks the bus who the caller is, and answers the call when it says.
 int ManagerObject::method_request(sd_bus_message* m, void* userdata, sd_bus_error* error) {
-    auto* self = static_cast<ManagerObject*>(userdata);
-    const char* sender = sd_bus_message_get_sender(m);
-    if (sender == nullptr)
-        return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, "cannot determine the caller's user");
-    auto pending = std::make_unique<PendingRequest>(PendingRequest{self, BusMessagePtr(sd_bus_message_ref(m)), nullptr});
-    sd_bus_message* lookup = nullptr;
-    int r = sd_bus_message_new_method_call(self->bus_, &lookup, "org.freedesktop.DBus", "/org/freedesktop/DBus",
-                                           "org.freedesktop.DBus", "GetConnectionUnixUser");
-    BusMessagePtr owned(lookup);
-    if (r >= 0) r = sd_bus_message_append(lookup, "s", sender);
-    sd_bus_slot* slot = nullptr;
-    if (r >= 0) r = sd_bus_call_async(self->bus_, &slot, lookup, on_caller_uid, pending.get(), kCallerLookupTimeoutUsec);
-    if (r < 0) return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, "cannot determine the caller's user");
-    pending->lookup.reset(slot);
-    self->pending_.push_back(std::move(pending));
-    return 1;  // answered later
+    return answering(error, [&]() -> int {
+        auto* self = static_cast<ManagerObject*>(userdata);
+        const char* sender = sd_bus_message_get_sender(m);
+        if (sender == nullptr)
+            return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, "cannot determine the caller's user");
+        auto pending =
+            std::make_unique<PendingRequest>(PendingRequest{self, BusMessagePtr(sd_bus_message_ref(m)), nullptr});
+        sd_bus_message* lookup = nullptr;
+        int r = sd_bus_message_new_method_call(self->bus_, &lookup, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                               "org.freedesktop.DBus", "GetConnectionUnixUser");
+        BusMessagePtr owned(lookup);
+        if (r >= 0) r = sd_bus_message_append(lookup, "s", sender);
+        sd_bus_slot* slot = nullptr;
+        if (r >= 0)
+            r = sd_bus_call_async(self->bus_, &slot, lookup, on_caller_uid, pending.get(), kCallerLookupTimeoutUsec);
+        if (r < 0) return sd_bus_error_set(error, SD_BUS_ERROR_ACCESS_DENIED, "cannot determine the caller's user");
+        pending->lookup.reset(slot);
+        self->pending_.push_back(std::move(pending));
+        return 1;  // answered later
+    });
 }
 
 int ManagerObject::on_caller_uid(sd_bus_message* reply, void* userdata, sd_bus_error*) {
@@ -214,11 +237,13 @@ int ManagerObject::on_caller_uid(sd_bus_message* reply, void* userdata, sd_bus_e
         reply_error(call.get(), SD_BUS_ERROR_ACCESS_DENIED, "cannot determine the caller's user");
         return 0;
     }
-    try {
+    sd_bus_error error = SD_BUS_ERROR_NULL;
+    int r = answering(&error, [&] {
         self->carry_out(call.get(), static_cast<uid_t>(uid));
-    } catch (const std::exception& e) {
-        reply_error(call.get(), kErrorFailed, e.what());
-    }
+        return 0;
+    });
+    if (r < 0) sd_bus_reply_method_error(call.get(), &error);
+    sd_bus_error_free(&error);
     return 0;
 }
 
@@ -254,36 +279,41 @@ void ManagerObject::carry_out(sd_bus_message* m, uid_t caller) {
         reply_error(m, SD_BUS_ERROR_INVALID_ARGS, std::string(member) + ": malformed arguments");
         return;
     }
-    if (auto refused = handler_(request)) {
-        reply_error(m, kErrorFailed, *refused);
-        return;
-    }
-    sd_bus_reply_method_return(m, nullptr);
+    // Answered from the reply, which may outlive this object (the bus went away meanwhile).
+    std::shared_ptr<sd_bus_message> call(sd_bus_message_ref(m), sd_bus_message_unref);
+    handler_(request, [call](const std::optional<std::string>& refused) {
+        if (refused)
+            reply_error(call.get(), kErrorFailed, *refused);
+        else
+            sd_bus_reply_method_return(call.get(), nullptr);
+    });
 }
 
-int ManagerObject::method_list_nodes(sd_bus_message* m, void* userdata, sd_bus_error*) {
-    auto* self = static_cast<ManagerObject*>(userdata);
-    Status s = self->snapshot_();
-    sd_bus_message* raw = nullptr;
-    int r = sd_bus_message_new_method_return(m, &raw);
-    if (r < 0) return r;
-    BusMessagePtr reply(raw);
-    r = sd_bus_message_open_container(raw, 'a', "(sssbt)");
-    for (const auto& n : s.nodes) {
+int ManagerObject::method_list_nodes(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+    return answering(error, [&]() -> int {
+        const Status& s = *static_cast<ManagerObject*>(userdata)->status_;
+        sd_bus_message* raw = nullptr;
+        int r = sd_bus_message_new_method_return(m, &raw);
         if (r < 0) return r;
-        r = sd_bus_message_append(raw, "(sssbt)", n.name.c_str(), std::string(to_string(n.state)).c_str(),
-                                  std::string(to_string(n.role)).c_str(), static_cast<int>(n.reachable),
-                                  n.last_heard_usec_ago.count());
-    }
-    if (r >= 0) r = sd_bus_message_close_container(raw);
-    if (r < 0) return r;
-    return sd_bus_send(nullptr, raw, nullptr);
+        BusMessagePtr reply(raw);
+        r = sd_bus_message_open_container(raw, 'a', "(sssbt)");
+        for (const auto& n : s.nodes) {
+            if (r < 0) return r;
+            r = sd_bus_message_append(raw, "(sssbt)", n.name.c_str(), std::string(to_string(n.state)).c_str(),
+                                      std::string(to_string(n.role)).c_str(), static_cast<int>(n.reachable),
+                                      n.last_heard_usec_ago.count());
+        }
+        if (r >= 0) r = sd_bus_message_close_container(raw);
+        if (r < 0) return r;
+        return sd_bus_send(nullptr, raw, nullptr);
+    });
 }
 
-int ManagerObject::method_get_status(sd_bus_message* m, void* userdata, sd_bus_error*) {
-    auto* self = static_cast<ManagerObject*>(userdata);
-    std::string document = to_json(self->snapshot_()).dump();
-    return sd_bus_reply_method_return(m, "s", document.c_str());
+int ManagerObject::method_get_status(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+    return answering(error, [&]() -> int {
+        std::string document = to_json(*static_cast<ManagerObject*>(userdata)->status_).dump();
+        return sd_bus_reply_method_return(m, "s", document.c_str());
+    });
 }
 
 namespace {
@@ -362,26 +392,23 @@ int ManagerObject::publish(sd_bus* bus, std::string* error) {
         return r;
     }
     object_manager_slot_.reset(slot);
-    told_ = snapshot_();
     return 0;
 }
 
-void ManagerObject::flush(const Status& now) {
+void ManagerObject::flush(std::shared_ptr<const Status> now) {
+    std::shared_ptr<const Status> told = std::exchange(status_, std::move(now));
     if (bus_ == nullptr) return;
-    if (told_) {
-        emit_changed(bus_, kManagerPath, kManagerInterface, changed_manager_properties(*told_, now));
-        for (const auto& n : now.nodes) {
-            const NodeStatus* before = nullptr;
-            for (const auto& b : told_->nodes)
-                if (b.name == n.name) before = &b;
-            std::string path = node_object_path(n.name);
-            if (before == nullptr)
-                sd_bus_emit_object_added(bus_, path.c_str());
-            else
-                emit_changed(bus_, path, kNodeInterface, changed_node_properties(*before, n));
-        }
+    emit_changed(bus_, kManagerPath, kManagerInterface, changed_manager_properties(*told, *status_));
+    for (const auto& n : status_->nodes) {
+        const NodeStatus* before = nullptr;
+        for (const auto& b : told->nodes)
+            if (b.name == n.name) before = &b;
+        std::string path = node_object_path(n.name);
+        if (before == nullptr)
+            sd_bus_emit_object_added(bus_, path.c_str());
+        else
+            emit_changed(bus_, path, kNodeInterface, changed_node_properties(*before, n));
     }
-    told_ = now;
 }
 
 }  // namespace freeha

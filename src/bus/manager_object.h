@@ -1,13 +1,14 @@
 // The org.freeha1 D-Bus API: the Manager object at /org/freeha1 and one Node object per cluster node.
 //
-// Everything it shows comes from a status snapshot taken when a client asks
-// (GetStatus() returns the whole snapshot as the status file's JSON);
-// flush() compares a fresh snapshot with what clients were last told and
-// emits one PropertiesChanged per object that changed. The daemon calls
-// flush() from its post handler, so changes are coalesced per loop iteration.
-// Mutating methods are answered once the bus has told who called them
-// (GetConnectionUnixUser, asynchronously): a slow bus delays the answer,
-// never the daemon.
+// Everything it shows comes from the last status snapshot it was given
+// (immutable, shared): a read never reaches into the daemon, so the object
+// can live on a thread of its own (ApiThread). GetStatus() returns the whole
+// snapshot as the status file's JSON. flush() compares a new snapshot with
+// what clients were last told and emits one PropertiesChanged per object
+// that changed. Mutating methods are handed on once the bus has told who
+// called them (GetConnectionUnixUser, asynchronously) and answered when the
+// handler replies: a slow bus or a busy daemon delays the answer, nothing
+// else. No exception leaves a getter or a method: it becomes the caller's error.
 #pragma once
 
 #include <functional>
@@ -45,21 +46,22 @@ struct BusRequest {
 
 class ManagerObject {
 public:
-    using Snapshot = std::function<Status()>;
-    // Carries out a request; returns why it was refused, or nullopt.
-    using Handler = std::function<std::optional<std::string>(const BusRequest&)>;
+    // Answers a request: why it was refused, or nullopt. Called once, on the object's thread.
+    using Reply = std::function<void(const std::optional<std::string>& refused)>;
+    // Carries out a request (its caller is privileged) and calls `reply` when done.
+    using Handler = std::function<void(const BusRequest&, Reply reply)>;
 
     // How long the bus may take to tell who called a mutating method.
     static constexpr std::uint64_t kCallerLookupTimeoutUsec = 5 * 1000 * 1000;
 
-    ManagerObject(Snapshot snapshot, Handler handler);
+    ManagerObject(std::shared_ptr<const Status> status, Handler handler);
     ~ManagerObject();
 
     // Registers the objects on `bus`; sets *error and returns a negative errno on failure.
     int publish(sd_bus* bus, std::string* error);
-    // Emits PropertiesChanged (and InterfacesAdded for new nodes) for what
-    // changed between the last flush and `now`.
-    void flush(const Status& now);
+    // Shows `now` from here on; emits PropertiesChanged (and InterfacesAdded
+    // for new nodes) for what changed since the last snapshot.
+    void flush(std::shared_ptr<const Status> now);
 
 private:
     static int get_manager_property(sd_bus* bus, const char* path, const char* interface, const char* property,
@@ -78,14 +80,13 @@ private:
     static int method_list_nodes(sd_bus_message* m, void* userdata, sd_bus_error* error);
     static int method_get_status(sd_bus_message* m, void* userdata, sd_bus_error* error);
 
-    Snapshot snapshot_;
     Handler handler_;
     sd_bus* bus_ = nullptr;
     BusSlotPtr manager_slot_;
     BusSlotPtr node_slot_;
     BusSlotPtr enumerator_slot_;
     BusSlotPtr object_manager_slot_;
-    std::optional<Status> told_;  // what clients were last told
+    std::shared_ptr<const Status> status_;  // what clients see, and were last told
     std::list<std::unique_ptr<PendingRequest>> pending_;  // mutating calls waiting for their caller's uid
 };
 

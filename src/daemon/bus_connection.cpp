@@ -16,8 +16,9 @@ Usec monotonic_now(sd_event* event) {
 
 }  // namespace
 
-BusConnection::BusConnection(sd_event* event, BusKind kind, const char* name, Callbacks callbacks)
-    : event_(event), kind_(kind), name_(name), callbacks_(std::move(callbacks)) {}
+BusConnection::BusConnection(sd_event* event, BusKind kind, const char* name, std::string purpose,
+                             Callbacks callbacks)
+    : event_(event), kind_(kind), name_(name), purpose_(std::move(purpose)), callbacks_(std::move(callbacks)) {}
 
 BusConnection::~BusConnection() = default;
 
@@ -84,7 +85,7 @@ void BusConnection::drop(const std::string& why) {
     if (outage_.empty()) {
         outage_ = why;
         outage_since_ = monotonic_now(event_);
-        log::warning(why + "; the D-Bus API is unavailable until the bus answers again (retrying)");
+        log::warning(why + "; " + purpose_ + " is unavailable until the bus answers again (retrying)");
     }
     schedule_retry();
 }
@@ -140,7 +141,7 @@ int BusConnection::on_name_reply(sd_bus_message* m, void* userdata, sd_bus_error
         if (!self->outage_.empty()) {
             log::notice("the " + std::string(self->label()) + " answers again after " +
                         format_timespan((monotonic_now(self->event_) - self->outage_since_) / 1000 * 1000) +
-                        "; the D-Bus API is back");
+                        "; " + self->purpose_ + " is back");
             self->outage_.clear();
         }
         self->callbacks_.name_acquired();

@@ -1,12 +1,14 @@
-// The daemon's D-Bus connection: connects without ever blocking, owns org.freeha1, and reconnects when the bus goes away.
+// A D-Bus connection of the daemon: connects without ever blocking, owns its name, and reconnects when the bus goes away.
 //
-// Nothing the HA function needs waits on this: a bus that never answers
-// (hung, overloaded, restarting) costs the API and, in target mode, the
-// control of systemd, never a heartbeat. Each attempt must reach "name
-// owned" within kConnectTimeout or it is abandoned; attempts are retried
-// with a growing backoff. An outage is logged once when it starts and once
-// when it ends. Only a refusal that retrying cannot fix (the name is owned
-// by another process, or the policy forbids owning it) is fatal.
+// There are two: the API's (org.freeha1, on ApiThread's loop) and, in target
+// mode, the one that drives systemd (org.freeha1.UnitControl, on the main
+// loop). Nothing the HA function needs waits on either: a bus that never
+// answers (hung, overloaded, restarting) costs what the connection is for,
+// never a heartbeat. Each attempt must reach "name owned" within
+// kConnectTimeout or it is abandoned; attempts are retried with a growing
+// backoff. An outage is logged once when it starts and once when it ends.
+// Only a refusal that retrying cannot fix (the name is owned by another
+// process, or the policy forbids owning it) is fatal.
 #pragma once
 
 #include <functional>
@@ -24,7 +26,9 @@ namespace freeha {
 class BusConnection {
 public:
     struct Callbacks {
-        // A new connection is up (Hello answered): install objects and matches on it.
+        // A new connection, before Hello is answered and before the name is
+        // requested: install objects and matches on it, so that whoever sees
+        // the name owned finds them. Calls made here go out once Hello is answered.
         std::function<void(sd_bus*)> connected;
         // The name is ours on that connection.
         std::function<void()> name_acquired;
@@ -38,7 +42,8 @@ public:
     static constexpr Usec kFirstRetry = Usec(100 * 1000);
     static constexpr Usec kMaxRetry = Usec(5 * 1000 * 1000);
 
-    BusConnection(sd_event* event, BusKind kind, const char* name, Callbacks callbacks);
+    // `purpose` names what the connection serves in the outage log lines ("the D-Bus API").
+    BusConnection(sd_event* event, BusKind kind, const char* name, std::string purpose, Callbacks callbacks);
     ~BusConnection();
 
     // Makes the first attempt; every later one is made by the connection itself.
@@ -63,6 +68,7 @@ private:
     sd_event* event_;
     BusKind kind_;
     std::string name_;
+    std::string purpose_;
     Callbacks callbacks_;
     BusPtr bus_;
     BusSlotPtr disconnect_slot_;

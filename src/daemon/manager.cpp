@@ -230,32 +230,28 @@ int Manager::setup_timers() {
 }
 
 void Manager::setup_bus() {
-    bus_ = std::make_unique<BusConnection>(
-        event_.get(), config_.bus, kBusName,
-        BusConnection::Callbacks{[this](sd_bus* bus) { bus_connected(bus); },
+    api_ = std::make_unique<ApiThread>(
+        event_.get(), config_.bus,
+        [this](const BusRequest& request) {
+            std::optional<std::string> refused = handle(request);
+            flush_status();  // published before the answer: the caller then reads what it changed
+            return refused;
+        },
+        [this](const std::string& why) { bus_fatal(why); });
+    if (api_->start(std::make_shared<const Status>(snapshot())) < 0) api_.reset();  // logged; the HA function goes on
+    if (!units_) return;
+    units_bus_ = std::make_unique<BusConnection>(
+        event_.get(), config_.bus, kUnitControlBusName, "the control of systemd",
+        BusConnection::Callbacks{[this](sd_bus* bus) {
+                                     std::string error;
+                                     if (units_->attach(bus, &error) < 0) log::error(error);
+                                 },
                                  [this] {
                                      // Target mode starts once systemd can be reached.
                                      if (!begun_) begin();
                                  },
-                                 [this] { bus_lost(); }, [this](const std::string& why) { bus_fatal(why); }});
-    bus_->start();
-}
-
-void Manager::bus_connected(sd_bus* bus) {
-    std::string error;
-    api_ = std::make_unique<ManagerObject>([this] { return snapshot(); },
-                                           [this](const BusRequest& request) { return handle(request); });
-    int r = api_->publish(bus, &error);
-    if (r >= 0 && units_) r = units_->attach(bus, &error);
-    if (r < 0) {
-        log::error(error);
-        api_.reset();
-    }
-}
-
-void Manager::bus_lost() {
-    api_.reset();
-    if (units_) units_->detach();
+                                 [this] { units_->detach(); }, [this](const std::string& why) { bus_fatal(why); }});
+    units_bus_->start();
 }
 
 void Manager::bus_fatal(const std::string& why) {
@@ -469,7 +465,7 @@ void Manager::flush_status() {
     Status s = snapshot();
     status_writer_.write(s);
     notifier_.status(status_line());
-    if (api_ && begun_) api_->flush(s);
+    if (api_) api_->publish(std::make_shared<const Status>(std::move(s)));
 }
 
 // --- D-Bus requests ---------------------------------------------------------

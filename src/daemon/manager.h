@@ -6,6 +6,12 @@
 // only costs the API while it is away. In target mode the bus is how the
 // services are driven, so the node starts once the bus answers.
 //
+// Threads: everything here runs on the main loop except the org.freeha1 API,
+// which has a thread and a bus connection of its own (ApiThread): no bus
+// client can make this loop read its messages. Target mode drives systemd
+// over a second connection on this loop, which owns kUnitControlBusName:
+// the shipped policy lets no one but root send it anything.
+//
 // Member order matters: the loop is declared first so that it is destroyed
 // last, after every source that refers to it.
 #pragma once
@@ -18,6 +24,7 @@
 #include "bus/sd_ptr.h"
 #include "core/config.h"
 #include "core/node.h"
+#include "daemon/api_thread.h"
 #include "daemon/bus_connection.h"
 #include "daemon/cmdline.h"
 #include "daemon/hook_runner.h"
@@ -54,8 +61,6 @@ private:
     void setup_bus();
     // Announces READY and starts the node.
     void begin();
-    void bus_connected(sd_bus* bus);
-    void bus_lost();
     void bus_fatal(const std::string& why);
     // Stops the services (if any) and exits with `code`; before start-up, exits at once.
     void shut_down(int code);
@@ -97,8 +102,8 @@ private:
     std::unique_ptr<ServiceScope> service_scope_;
     std::unique_ptr<HookRunner> hooks_;  // service hooks in scripts mode; alerthasrv in both modes
     std::unique_ptr<UnitController> units_;  // target mode only
-    std::unique_ptr<BusConnection> bus_;
-    std::unique_ptr<ManagerObject> api_;     // while the bus is connected
+    std::unique_ptr<BusConnection> units_bus_;  // target mode: the connection that drives systemd
+    std::unique_ptr<ApiThread> api_;
     std::vector<EventSourcePtr> signal_sources_;
     EventSourcePtr core_timer_;
     EventSourcePtr status_timer_;

@@ -40,6 +40,13 @@
 
 namespace freeha {
 
+// The well-known name of the controller's bus connection. It is owned only
+// so that the bus policy (org.freeha1.conf) can refuse every message to it
+// from anyone but root: dbus-daemon's default policy lets any user send
+// signals to any connection, and a connection must read a message whole,
+// however large, before it can drop it - on the daemon's loop.
+inline constexpr const char* kUnitControlBusName = "org.freeha1.UnitControl";
+
 class UnitController {
 public:
     struct Callbacks {

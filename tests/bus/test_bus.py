@@ -17,7 +17,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "process"))
-from harness import HUNG_POLICY, SYSTEM_POLICY, Cluster, PrivateBus, cpu_seconds, send_udp  # noqa: E402
+from harness import (HUNG_POLICY, RAW_DBUS_CLIENT, SYSTEM_POLICY, Cluster, PrivateBus, cpu_seconds,  # noqa: E402
+                     send_udp)
 
 FREEHACTL = os.environ.get("FREEHACTL", os.path.join(os.path.dirname(__file__), "../../build/src/ctl/freehactl"))
 POLICY_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../units/org.freeha1.conf")
@@ -402,6 +403,39 @@ class BusFailures(unittest.TestCase):
             self.assertEqual(p.returncode, 1, p.stderr)
             self.assertIn("cannot own the bus name org.freeha1", p.stderr)
         finally:
+            bus.stop()
+
+
+class UnitControlPolicy(unittest.TestCase):
+    """Target mode drives systemd over a connection on the daemon's loop, which
+    must read any message sent to it whole before it can drop it. Debian's
+    default policy lets anyone send signals, unicast ones too, to any
+    connection: so that connection owns org.freeha1.UnitControl, and the
+    policy file refuses everything sent to it by anyone but root."""
+
+    def test_nobody_cannot_send_the_unit_control_connection_anything_root_can(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root (setpriv)")
+        bus = PrivateBus(SYSTEM_POLICY.format(policy_file=POLICY_FILE))
+        owner = None
+        try:
+            owner = subprocess.Popen(["python3", "-c", RAW_DBUS_CLIENT, bus.address, "own", "org.freeha1.UnitControl",
+                                      "60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            self.assertEqual(owner.stdout.readline().strip(), "owned", owner.stderr.read() if owner.poll() else "")
+            r = busctl(bus, "call", "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                       "GetNameOwner", "s", "org.freeha1.UnitControl")
+            unique = r.stdout.split('"')[1]
+            for destination in ("org.freeha1.UnitControl", unique):
+                r = subprocess.run([*NOBODY, "python3", "-c", RAW_DBUS_CLIENT, bus.address, "signal", destination,
+                                    str(30 * 1000 * 1000)], capture_output=True, text=True, timeout=60)
+                self.assertTrue(r.stdout.startswith("refused"), (destination, r.stdout, r.stderr))
+            r = subprocess.run(["python3", "-c", RAW_DBUS_CLIENT, bus.address, "signal", unique, "10"],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(r.stdout.strip(), "sent", r.stderr)  # systemd (root) still reaches it
+            self.assertEqual(owner.communicate(timeout=10)[0].strip(), "received 1")
+        finally:
+            if owner and owner.poll() is None:
+                owner.kill()
             bus.stop()
 
 

@@ -19,6 +19,7 @@
 
 #include "bus/sd_ptr.h"
 #include "daemon/unit_controller.h"
+#include "private_bus.h"
 
 using namespace freeha;
 
@@ -155,23 +156,13 @@ struct FakeSystemd {
     }
 };
 
-class UnitControllerTest : public ::testing::Test {
+class UnitControllerTest : public PrivateBusTest {
 protected:
     void SetUp() override {
-        FILE* p = popen("dbus-daemon --session --fork --print-address=1 --print-pid=1 2>/dev/null", "r");
-        char address[512] = "", pid[64] = "";
-        if (p == nullptr || fgets(address, sizeof address, p) == nullptr || fgets(pid, sizeof pid, p) == nullptr) {
-            if (p) pclose(p);
-            GTEST_SKIP() << "dbus-daemon is not available";
-        }
-        pclose(p);
-        address[strcspn(address, "\n")] = 0;
-        daemon_pid_ = std::atoi(pid);
-        sd_event* e = nullptr;
-        ASSERT_GE(sd_event_new(&e), 0);
-        event_.reset(e);
-        fake_bus_ = connect(address);
-        client_bus_ = connect(address);
+        PrivateBusTest::SetUp();
+        if (IsSkipped() || HasFatalFailure()) return;
+        fake_bus_ = connect();
+        client_bus_ = connect();
         fake_.publish(fake_bus_.get());
         controller_ = std::make_unique<UnitController>(
             event_.get(), kTarget, kFence,
@@ -186,37 +177,13 @@ protected:
         run_until([&] { return !fake_.calls.empty(); });  // Subscribe has arrived
         run_until([] { return false; }, 100 * kUsecPerMsec);  // and the watch has read the units
         fake_.calls.clear();
-        address_ = address;
     }
 
     void TearDown() override {
         controller_.reset();
         client_bus_.reset();
         fake_bus_.reset();
-        if (daemon_pid_ > 0) kill(daemon_pid_, SIGTERM);
-    }
-
-    BusPtr connect(const char* address) {
-        sd_bus* b = nullptr;
-        EXPECT_GE(sd_bus_new(&b), 0);
-        sd_bus_set_address(b, address);
-        sd_bus_set_bus_client(b, 1);
-        EXPECT_GE(sd_bus_start(b), 0);
-        sd_bus_attach_event(b, event_.get(), 0);
-        return BusPtr(b);
-    }
-
-    // Runs the loop until `done` holds or 5 s pass; returns whether it held.
-    template <typename F>
-    bool run_until(F done, Usec limit = 5 * kUsecPerSec) {
-        std::uint64_t start = 0, now = 0;
-        sd_event_now(event_.get(), CLOCK_MONOTONIC, &start);
-        while (!done()) {
-            sd_event_run(event_.get(), (50 * kUsecPerMsec).count());
-            sd_event_now(event_.get(), CLOCK_MONOTONIC, &now);
-            if (Usec(now - start) > limit) return false;
-        }
-        return true;
+        PrivateBusTest::TearDown();
     }
 
     std::optional<HookOutcome> outcome_of(HookKind kind, Usec timeout = 5 * kUsecPerSec) {
@@ -244,13 +211,11 @@ protected:
 
     void reconnect() {
         controller_->detach();  // as BusConnection does once sd-bus reports the loss
-        client_bus_ = connect(address_.c_str());
+        client_bus_ = connect();
         std::string error;
         ASSERT_GE(controller_->attach(client_bus_.get(), &error), 0) << error;
     }
 
-    pid_t daemon_pid_ = 0;
-    EventPtr event_;
     BusPtr fake_bus_;
     BusPtr client_bus_;
     FakeSystemd fake_;
@@ -260,7 +225,6 @@ protected:
     std::vector<std::string> activated_;
     std::vector<std::string> unreachable_;
     int killed_ = 0;
-    std::string address_;
     static constexpr Usec kFence = Usec(300 * 1000);
 };
 
@@ -402,7 +366,7 @@ TEST_F(UnitControllerTest, AfterAReconnectionTheOperationResumesOnTheNewConnecti
     controller_->run(HookKind::Start, 5 * kUsecPerSec);
     run_until([&] { return fake_.calls.size() >= 2; });
     controller_->detach();
-    client_bus_ = connect(address_.c_str());
+    client_bus_ = connect();
     fake_.job_result = "done";
     fake_.calls.clear();
     std::string error;
@@ -433,7 +397,7 @@ TEST_F(UnitControllerTest, TheBusComingBackInTimeAvoidsTheExit) {
     controller_->detach();
     controller_->run(HookKind::Stop, 60 * kUsecPerSec);
     run_until([] { return false; }, kFence / 2);
-    client_bus_ = connect(address_.c_str());
+    client_bus_ = connect();
     std::string error;
     ASSERT_GE(controller_->attach(client_bus_.get(), &error), 0) << error;
     ASSERT_TRUE(run_until([&] { return !outcomes_.empty(); }));

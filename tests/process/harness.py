@@ -242,6 +242,110 @@ HUNG_POLICY = """<policy context="default">
   </policy>"""
 
 
+# A minimal D-Bus client (no Python bindings are installed), run as a script:
+# `python3 -c RAW_DBUS_CLIENT ADDRESS ACTION ...`. EXTERNAL auth and Hello, then
+#   call get|status|switchover SIZE: one method call to org.freeha1 with a string
+#     argument of SIZE bytes; prints "error|return SECONDS TEXT" of its reply;
+#   signal DESTINATION SIZE: a unicast signal with such an argument; prints
+#     "refused TEXT" if the bus says no, else "sent";
+#   own NAME SECONDS: owns NAME, prints "owned", then "received 1" at the first
+#     message from anyone but the bus itself, or "received 0" after SECONDS.
+RAW_DBUS_CLIENT = r"""
+import os, socket, struct, sys, time
+address, action = sys.argv[1], sys.argv[2]
+def pad(b, n): return b + b"\0" * (-len(b) % n)
+def string(s): return struct.pack("<I", len(s)) + s + b"\0"
+def field(code, sig, value):  # one (yv) of the header fields; each starts 8-aligned
+    encoded = string(value) if sig != b"g" else bytes([len(value)]) + value + b"\0"
+    return struct.pack("<BB", code, 1) + sig + b"\0" + encoded
+serial = 0
+def message(kind, path, iface, member, dest=None, sig=b"", body=b"", flags=0):
+    global serial
+    serial += 1
+    parts = [field(1, b"o", path), field(2, b"s", iface), field(3, b"s", member)]
+    parts += [field(6, b"s", dest)] if dest else []
+    parts += [field(8, b"g", sig)] if sig else []
+    fields = b"".join(pad(p, 8) for p in parts[:-1]) + parts[-1]
+    head = struct.pack("<cBBBIII", b"l", kind, flags, 1, len(body), serial, len(fields))
+    return pad(head + fields, 8) + body
+def bus_call(member, sig=b"", body=b""):
+    return message(1, b"/org/freedesktop/DBus", b"org.freedesktop.DBus", member, b"org.freedesktop.DBus", sig, body)
+sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+sock.connect(address.split("=", 1)[1])
+sock.sendall(b"\0AUTH EXTERNAL " + str(os.getuid()).encode().hex().encode() + b"\r\n")
+assert sock.recv(256).startswith(b"OK"), "auth refused"
+sock.sendall(b"BEGIN\r\n")
+def read_exact(n):
+    data = bytearray()
+    while len(data) < n:
+        chunk = sock.recv(min(n - len(data), 1 << 20))
+        if not chunk: raise SystemExit("disconnected")
+        data += chunk
+    return bytes(data)
+def read_message():  # (type, sender, body)
+    head = read_exact(16)
+    body_len, fields_len = struct.unpack("<I", head[4:8])[0], struct.unpack("<I", head[12:16])[0]
+    fields = read_exact(fields_len + (-fields_len % 8))
+    body = read_exact(body_len)
+    sender, i = b"", 0
+    while i + 4 <= fields_len:  # the SENDER field (7), a string
+        i += -i % 8
+        code, siglen = fields[i], fields[i + 1]
+        j = i + 2 + siglen + 1
+        sig = fields[i + 2:i + 2 + siglen]
+        if sig in (b"s", b"o"):
+            j += -j % 4
+            n = struct.unpack("<I", fields[j:j + 4])[0]
+            if code == 7: sender = fields[j + 4:j + 4 + n]
+            j += 4 + n + 1
+        elif sig == b"g":
+            j += 1 + fields[j] + 1
+        else:  # u (reply serial)
+            j += -j % 4 + 4
+        i = j
+    return head[1], sender, body
+def reply():  # the next method return or error: (type, body)
+    while True:
+        kind, _, body = read_message()
+        if kind in (2, 3): return kind, body
+sock.sendall(bus_call(b"Hello"))
+reply()
+if action == "call":
+    kind, huge = sys.argv[3], b"a" * int(sys.argv[4])
+    if kind == "get":  # the interface name: read before anything can refuse it
+        msg = message(1, b"/org/freeha1", b"org.freedesktop.DBus.Properties", b"Get", b"org.freeha1", b"ss",
+                      pad(string(huge), 4) + string(b"State"))
+    elif kind == "status":  # GetStatus takes no argument: refused for its signature
+        msg = message(1, b"/org/freeha1", b"org.freeha1.Manager", b"GetStatus", b"org.freeha1", b"s", string(huge))
+    else:  # a mutating method: the bus policy refuses it to anyone but root
+        msg = message(1, b"/org/freeha1", b"org.freeha1.Manager", b"Switchover", b"org.freeha1", b"s", string(huge))
+    started = time.monotonic()
+    sock.sendall(msg)
+    kind_of_reply, body = reply()
+    print(f"{'error' if kind_of_reply == 3 else 'return'} {time.monotonic() - started:.3f}s {body[4:80]!r}")
+elif action == "signal":
+    sock.sendall(message(4, b"/", b"org.freeha1.Test", b"Poke", sys.argv[3].encode(), b"s",
+                         string(b"a" * int(sys.argv[4]))))
+    sock.sendall(bus_call(b"GetId"))  # its reply comes after any refusal of the signal
+    kind, body = reply()
+    print(f"refused {body[4:120]!r}" if kind == 3 else "sent")
+elif action == "own":
+    sock.sendall(bus_call(b"RequestName", b"su", pad(string(sys.argv[3].encode()), 4) + struct.pack("<I", 4)))
+    kind, body = reply()
+    assert kind == 2 and struct.unpack("<I", body[:4])[0] == 1, f"cannot own {sys.argv[3]}: {body!r}"
+    print("owned", flush=True)
+    sock.settimeout(float(sys.argv[4]))
+    received = 0
+    try:
+        while not received:
+            _, sender, _ = read_message()
+            received += sender != b"org.freedesktop.DBus"
+    except socket.timeout:
+        pass
+    print(f"received {received}")
+"""
+
+
 def cpu_seconds(pid):
     """User + system CPU time a process has used so far."""
     with open(f"/proc/{pid}/stat") as f:

@@ -1,0 +1,131 @@
+// The org.freeha1 objects (ManagerObject) on a private dbus-daemon, called from a second connection.
+//
+// What the daemon's end cannot show from outside: a getter or method that
+// throws answers the caller with an error (on 5147070 the exception unwound
+// through sd-bus and out of the loop: abort), and a mutating call is answered only
+// when the handler replies, however late.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bus/manager_object.h"
+#include "bus/sd_ptr.h"
+#include "private_bus.h"
+
+using namespace freeha;
+
+namespace {
+
+struct Answer {
+    bool arrived = false;
+    std::string error;  // name, or "" for a method return
+    std::string text;   // the error's message, or the reply's string if any
+};
+
+class ManagerObjectTest : public PrivateBusTest {
+protected:
+    void SetUp() override {
+        PrivateBusTest::SetUp();
+        if (IsSkipped() || HasFatalFailure()) return;
+        server_ = connect();
+        client_ = connect();
+        status_.node = "alpha";
+        status_.cluster = "test";
+    }
+
+    void TearDown() override {
+        object_.reset();
+        client_.reset();
+        server_.reset();
+        PrivateBusTest::TearDown();
+    }
+
+    void publish() {
+        object_ = std::make_unique<ManagerObject>(
+            std::make_shared<const Status>(status_),
+            [this](const BusRequest& request, ManagerObject::Reply reply) {
+                requests_.push_back(request);
+                replies_.push_back(std::move(reply));
+            });
+        std::string error;
+        ASSERT_GE(object_->publish(server_.get(), &error), 0) << error;
+        ASSERT_GE(sd_bus_request_name(server_.get(), kBusName, 0), 0);
+    }
+
+    static int on_answer(sd_bus_message* m, void* userdata, sd_bus_error*) {
+        auto* a = static_cast<Answer*>(userdata);
+        a->arrived = true;
+        if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
+            a->error = e->name;
+            a->text = e->message ? e->message : "";
+        } else if (const char* s = nullptr;
+                   std::strcmp(sd_bus_message_get_signature(m, 1), "v") == 0 && sd_bus_message_read(m, "v", "s", &s) > 0) {
+            a->text = s;  // a property
+        }
+        return 0;
+    }
+
+    // Calls `member` on the Manager object, with what `append` adds; `answer` fills in later.
+    template <typename Append>
+    void call(const char* interface, const char* member, Answer* answer, Append append) {
+        sd_bus_message* m = nullptr;
+        ASSERT_GE(sd_bus_message_new_method_call(client_.get(), &m, kBusName, kManagerPath, interface, member), 0);
+        BusMessagePtr owned(m);
+        ASSERT_GE(append(m), 0);
+        ASSERT_GE(sd_bus_call_async(client_.get(), nullptr, m, on_answer, answer, 5 * 1000 * 1000), 0);
+    }
+
+    BusPtr server_;
+    BusPtr client_;
+    Status status_;
+    std::unique_ptr<ManagerObject> object_;
+    std::vector<BusRequest> requests_;
+    std::vector<ManagerObject::Reply> replies_;
+};
+
+TEST_F(ManagerObjectTest, GetStatusThatCannotBeEncodedIsTheCallersErrorAndTheObjectKeepsServing) {
+    status_.cluster = "\xff\xfe";  // not UTF-8: the JSON encoder throws
+    publish();
+    Answer status, property;
+    call(kManagerInterface, "GetStatus", &status, [](sd_bus_message*) { return 0; });
+    ASSERT_TRUE(run_until([&] { return status.arrived; }));
+    EXPECT_EQ(status.error, kErrorFailed);
+    EXPECT_NE(status.text.find("UTF-8"), std::string::npos) << status.text;
+    call("org.freedesktop.DBus.Properties", "Get", &property,
+         [](sd_bus_message* m) { return sd_bus_message_append(m, "ss", kManagerInterface, "NodeName"); });
+    ASSERT_TRUE(run_until([&] { return property.arrived; }));
+    EXPECT_EQ(property.error, "");
+    EXPECT_EQ(property.text, "alpha");
+}
+
+TEST_F(ManagerObjectTest, AMutatingCallIsAnsweredWhenTheHandlerReplies) {
+    publish();
+    Answer standby;
+    call(kManagerInterface, "SetStandby", &standby,
+         [](sd_bus_message* m) { return sd_bus_message_append(m, "b", 1); });
+    ASSERT_TRUE(run_until([&] { return !replies_.empty(); }));  // the caller (root, or us) is privileged
+    ASSERT_EQ(requests_.size(), 1u);
+    EXPECT_EQ(requests_[0].kind, BusRequest::Kind::SetStandby);
+    EXPECT_TRUE(requests_[0].standby);
+    EXPECT_FALSE(run_until([&] { return standby.arrived; }, 200 * kUsecPerMsec));  // no answer yet
+    replies_[0](std::string("freehad is still starting"));
+    ASSERT_TRUE(run_until([&] { return standby.arrived; }));
+    EXPECT_EQ(standby.error, kErrorFailed);
+    EXPECT_EQ(standby.text, "freehad is still starting");
+}
+
+TEST_F(ManagerObjectTest, AReplyAfterTheObjectIsGoneStillReachesTheCaller) {
+    publish();
+    Answer stop;
+    call(kManagerInterface, "Stop", &stop, [](sd_bus_message*) { return 0; });
+    ASSERT_TRUE(run_until([&] { return !replies_.empty(); }));
+    object_.reset();  // as when the bus connection is replaced while the daemon works on the request
+    replies_[0](std::nullopt);
+    ASSERT_TRUE(run_until([&] { return stop.arrived; }));
+    EXPECT_EQ(stop.error, "");
+}
+
+}  // namespace
