@@ -1,15 +1,16 @@
 #include "daemon/hook_runner.h"
 
 #include <cerrno>
+#include <cstddef>
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <systemd/sd-journal.h>
 
 #include "daemon/log.h"
 #include "daemon/service_scope.h"
@@ -19,6 +20,32 @@ namespace freeha {
 namespace {
 constexpr const char* kAlertHook = "alerthasrv";
 constexpr std::size_t kMaxLoggedLine = 4096;
+constexpr const char* kJournalStdout = "/run/systemd/journal/stdout";
+constexpr int kJournalStreamBuffer = 8 * 1024 * 1024;  // what journald's own clients ask for
+
+// What sd_journal_stream_fd(name, LOG_INFO, 0) returns, without its waits:
+// it connects, and writes the stream's header, blocking, and a stopped
+// journald with a full listen backlog holds its connect for as long as it
+// is stopped. Here a connection journald cannot take at once fails
+// (EAGAIN), and the caller forwards the hook's output through freehad's own
+// log instead. The hook gets a blocking descriptor, as any stdout.
+UniqueFd journal_stream(const std::string& identifier) {
+    UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd) return fd;
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strncpy(address.sun_path, kJournalStdout, sizeof address.sun_path - 1);
+    auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + std::strlen(address.sun_path));
+    if (connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), length) < 0) return UniqueFd();
+    if (shutdown(fd.get(), SHUT_RD) < 0) return UniqueFd();
+    (void)setsockopt(fd.get(), SOL_SOCKET, SO_SNDBUF, &kJournalStreamBuffer, sizeof kJournalStreamBuffer);
+    // Identifier, unit id (none), priority, level prefix, then no forwarding to syslog, kmsg or the console.
+    std::string header = identifier + "\n\n" + std::to_string(LOG_INFO) + "\n0\n0\n0\n0\n";
+    if (send(fd.get(), header.data(), header.size(), MSG_NOSIGNAL | MSG_DONTWAIT) != static_cast<ssize_t>(header.size()))
+        return UniqueFd();
+    if (fcntl(fd.get(), F_SETFL, 0) < 0) return UniqueFd();
+    return fd;
+}
 
 // The child's side of spawning: only async-signal-safe calls between fork
 // and exec. Reports a failure as its errno on `error_fd`, then exits.
@@ -143,8 +170,7 @@ UniqueFd HookRunner::output_for(const std::string& name, UniqueFd* pipe_read, st
     if (log::to_journal()) {
         // journald holds the other end: background services that inherit it
         // keep logging under the hook's name, and freehad holds nothing open.
-        int fd = sd_journal_stream_fd(name.c_str(), LOG_INFO, 0);
-        if (fd >= 0) return UniqueFd(fd);
+        if (UniqueFd stream = journal_stream(name)) return stream;
     }
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) < 0) {

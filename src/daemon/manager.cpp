@@ -456,6 +456,7 @@ Status Manager::snapshot() const {
     sd_event_now(event_.get(), CLOCK_REALTIME, &realtime);
     s.updated_realtime_usec = realtime;
     for (const auto& ch : channels_) s.channels.push_back(ch->name());
+    s.log_lines_dropped = log::dropped_lines();
     if (!config_.target.empty()) {
         s.mode = "target";
         s.services_target = config_.target;
