@@ -251,9 +251,9 @@ std::unique_ptr<HookRunner::Child> HookRunner::spawn(const std::string& name, co
                                    on_timeout, child.get());
     if (r < 0) {
         // An unbounded hook would hold the node for ever: end it now, it counts as failed.
-        log::error(log::with_errno("cannot bound " + name + " by a timeout; killing it", r));
-        child->termination = "could not be bounded by a timeout";
         ::kill(-pid, SIGKILL);
+        child->termination = "could not be bounded by a timeout";
+        log::error(log::with_errno("cannot bound " + name + " by a timeout; killed it", r));
     } else {
         child->timeout_source.reset(raw);
     }
@@ -407,8 +407,8 @@ void HookRunner::terminate(Child* child, std::string reason) {
     int r = sd_event_add_time_relative(event_, &raw, CLOCK_MONOTONIC, kHookKillGrace.count(),
                                        (10 * kUsecPerMsec).count(), on_kill, child);
     if (r < 0) {
-        log::error(log::with_errno("cannot time the SIGKILL of " + child->name + "; sending it now", r));
         ::kill(-child->pid, SIGKILL);
+        log::error(log::with_errno("cannot time the SIGKILL of " + child->name + "; sent it at once", r));
         return;
     }
     child->kill_source.reset(raw);
@@ -417,9 +417,9 @@ void HookRunner::terminate(Child* child, std::string reason) {
 int HookRunner::on_timeout(sd_event_source*, uint64_t, void* userdata) {
     return log::guarded("HookRunner::on_timeout", [&]() -> int {
         auto* child = static_cast<Child*>(userdata);
-        log::warning(child->name + "[" + std::to_string(child->pid) + "] timed out after " +
-                     format_timespan(child->timeout) + ": sending SIGTERM to its process group");
         child->runner->terminate(child, "timed out after " + format_timespan(child->timeout));
+        log::warning(child->name + "[" + std::to_string(child->pid) + "] timed out after " +
+                     format_timespan(child->timeout) + ": sent SIGTERM to its process group");
         return 0;
     });
 }
@@ -427,10 +427,10 @@ int HookRunner::on_timeout(sd_event_source*, uint64_t, void* userdata) {
 int HookRunner::on_kill(sd_event_source*, uint64_t, void* userdata) {
     return log::guarded("HookRunner::on_kill", [&]() -> int {
         auto* child = static_cast<Child*>(userdata);
-        log::warning(child->name + "[" + std::to_string(child->pid) + "] still running " +
-                     format_timespan(kHookKillGrace) + " after SIGTERM: sending SIGKILL to its process group");
         ::kill(-child->pid, SIGKILL);
         child->kill_source.reset();
+        log::warning(child->name + "[" + std::to_string(child->pid) + "] still running " +
+                     format_timespan(kHookKillGrace) + " after SIGTERM: sent SIGKILL to its process group");
         return 0;
     });
 }
@@ -537,12 +537,13 @@ void HookRunner::stop_confirmed() {
 
 void HookRunner::kill_leftovers() {
     leftovers_deadline_.reset();
+    // Kill first, log after.
+    int r = scope_->kill();
     log::warning("stophasrv " + stop_outcome_->description + ", but processes the hooks started still run at "
                  "its timeout: killing them with SIGKILL");
     // The stop failed: in a stop phase the core kills (at once: nothing is left) and cleans up once more.
     stop_outcome_ = HookOutcome{false, stop_outcome_->description + ", but left processes running at its timeout "
                                                                      "(killed)"};
-    int r = scope_->kill();
     if (r >= 0) r = scope_->when_empty([this] { stop_confirmed(); });
     // Never confirmed on a guess: the stop stays unfinished (the node
     // announces STOPPING, so no peer starts), and with quorum rules the

@@ -324,6 +324,7 @@ void Manager::begin() {
 // --- effects ----------------------------------------------------------------
 
 void Manager::apply(Effects effects) {
+    kill_first(effects);
     for (auto& e : effects) {
         std::visit(
             [this](auto& x) {
@@ -334,18 +335,18 @@ void Manager::apply(Effects effects) {
                 } else if constexpr (std::is_same_v<T, effect::RunHook>) {
                     run_hook(x.kind);
                 } else if constexpr (std::is_same_v<T, effect::CancelHook>) {
-                    log::info(std::string(hook_name(x.kind)) + " canceled");
                     if (units_)
                         units_->cancel(x.kind);
                     else
                         hooks_->cancel(x.kind);
+                    log::info(std::string(hook_name(x.kind)) + " canceled");
                 } else if constexpr (std::is_same_v<T, effect::KillServices>) {
-                    // The core's phase change, just logged, says why.
-                    log::warning("killing the services with SIGKILL");
+                    // Kill first, log after; the core's phase change, logged next, says why.
                     if (units_)
                         units_->kill();
                     else
                         hooks_->kill_services();
+                    log::warning("killing the services with SIGKILL");
                 } else if constexpr (std::is_same_v<T, effect::StateChanged>) {
                     apply_state_change(x);
                 } else if constexpr (std::is_same_v<T, effect::PeerStateChanged>) {
