@@ -120,7 +120,20 @@ int Manager::setup_loop() {
     }
     r = sd_event_set_watchdog(event_.get(), true);
     if (r < 0) log::warning(log::with_errno("cannot send watchdog pings", r));
+    check_watchdog();
     return 0;
+}
+
+// A warning, not a refusal: the watchdog is the second line behind a loop
+// that never waits, and refusing to start would take the node out of the
+// cluster for a setting that only narrows a safety margin.
+void Manager::check_watchdog() const {
+    std::optional<Usec> watchdog = watchdog_timeout();
+    Usec allowed = max_watchdog(config_.interval, config_.dead_time);
+    if (!watchdog || *watchdog <= allowed) return;
+    log::warning("WatchdogSec=" + format_timespan(*watchdog) + " is longer than DeadTime= less 2 x Interval= (" +
+                 format_timespan(allowed) + "): a freehad that hangs while it holds the services is ended only "
+                 "after a peer may have started them; lower WatchdogSec= (see freeha-safety(7))");
 }
 
 int Manager::setup_channels() {
@@ -533,6 +546,7 @@ std::optional<std::string> Manager::reload_config() {
     reread->force_start = config_.force_start;
     config_ = std::move(*reread);
     if (units_) units_->set_fence_timeout(config_.fence_timeout);  // how long a stop may wait for systemd
+    check_watchdog();  // against the new DeadTime= and Interval=
     if (services_marker_) {  // the clean-up after a death keeps to the new timings
         if (std::string e = store_services_marker(runtime_directory_, {config_.dead_time, config_.interval}); !e.empty())
             log::warning("the unit's clean-up keeps the old timings: " + e);
