@@ -361,10 +361,12 @@ while True:
     print(f"{time.time():.6f} {address}", flush=True)
 """
 
-# The ticker of TICKER_HOOKS, and a monitor that prints CHATTY_LINES lines
-# when /etc/freeha/chatty exists: more than freehad's log queue holds.
+# The ticker of TICKER_HOOKS, and a monitor that says it ran, and prints
+# CHATTY_LINES lines when /etc/freeha/chatty exists: more than freehad's log
+# queue holds.
 CHATTY_LINES = 3000
-CHATTY_HOOKS = dict(TICKER_HOOKS, monitorhasrv=f"[ -f /etc/freeha/chatty ] && seq {CHATTY_LINES} | "
+CHATTY_HOOKS = dict(TICKER_HOOKS, monitorhasrv=f"echo monitor checked\n"
+                                               f"[ -f /etc/freeha/chatty ] && seq {CHATTY_LINES} | "
                                                f"sed 's/^/chatty monitor line /'\n[ -f /etc/freeha/services-up ]")
 
 
@@ -408,6 +410,9 @@ class JournalStall(unittest.TestCase):
         others = [self.c[n] for n in self.c.names if self.c[n] is not holder]
         heard = self.listen()
         self.c.wait_for(lambda: len(ticks(holder)) > 5, 5, "the ticker on the holder")
+        # A hook's output goes to the journal under its name while journald takes it.
+        self.c.wait_for(lambda: "monitor checked" in holder.run("journalctl", "-t", "monitorhasrv", "-o", "cat",
+                                                                "--no-pager").stdout, 10, "the monitor's output")
         journald = holder.run("pidof", "systemd-journald", check=True).stdout.split()[0]
         stalled = time.time()
         holder.run("kill", "-STOP", journald, check=True)
@@ -439,6 +444,7 @@ class JournalStall(unittest.TestCase):
         self.assertGreater(dropped, CHATTY_LINES - 1100)  # beyond the queue: dropped and counted, never waited for
         holder.run("kill", "-CONT", journald, check=True)
         self.c.wait_for(lambda: "log line(s) dropped" in journal(holder), 20, "the count of dropped lines logged")
+        self.assertIn("Log lines dropped (the journal did not take them in time): ", holder.ctl("status").stdout)
         holder.heal()
 
 
