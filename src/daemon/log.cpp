@@ -83,7 +83,7 @@ public:
     void queue(Entry e) {
         {
             std::lock_guard guard(lock_);
-            if (queue_.size() >= kQueuedLines) {
+            if (queue_.size() >= (e.priority <= LOG_NOTICE ? kQueuedLines : kQueuedRoutineLines)) {
                 ++unreported_drops_;
                 dropped_.fetch_add(1, std::memory_order_relaxed);
                 return;

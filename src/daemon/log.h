@@ -39,7 +39,10 @@ struct Field {
 };
 
 // Lines queued and not written yet, at most; a line beyond them is dropped.
+// Lines below LOG_NOTICE (hook output, debug) may take only 3/4 of the
+// queue, so that a chatty hook cannot crowd out a state change.
 inline constexpr std::size_t kQueuedLines = 1024;
+inline constexpr std::size_t kQueuedRoutineLines = kQueuedLines / 4 * 3;
 // How long the exit waits for queued lines to be written.
 inline constexpr std::chrono::milliseconds kExitFlush{500};
 
