@@ -48,6 +48,8 @@ Usec next_renewal(Usec last_sent, std::optional<Usec> lease, const LeaseTimings&
     return std::min(regular, quick);
 }
 
+Usec max_watchdog(Usec interval, Usec dead_time) { return std::max(dead_time - 2 * interval, Usec()); }
+
 Usec max_fence_timeout(Usec interval, Usec dead_time) {
     LeaseTimings t{interval, dead_time, Usec()};
     return dead_time - kill_margin(t) - 2 * interval;

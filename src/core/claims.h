@@ -69,6 +69,13 @@ bool lease_allows_start(std::optional<Usec> lease, Usec now, const LeaseTimings&
 // every interval, and every eighth of one once a renewal is overdue, so that
 // lost acknowledgements are retried long before the lease runs low.
 Usec next_renewal(Usec last_sent, std::optional<Usec> lease, const LeaseTimings& t);
+// The longest WatchdogSec= that ends a hung freehad before a peer may start
+// the services: a peer may take over DeadTime after the holder's last
+// heartbeat, which went out up to an Interval before the hang, and systemd
+// needs the other Interval to act on the death (start the unit's clean-up,
+// which keeps half an interval for the self-fence). A longer watchdog only
+// restarts a hung daemon, after its services may have run beside a peer's.
+Usec max_watchdog(Usec interval, Usec dead_time);
 // The longest FenceTimeout= a DeadTime= and Interval= leave room for: the
 // lease must keep two intervals for its renewal.
 Usec max_fence_timeout(Usec interval, Usec dead_time);

@@ -1,5 +1,6 @@
 #include "core/effects.h"
 
+#include <algorithm>
 #include <array>
 
 namespace freeha {
@@ -16,6 +17,22 @@ std::string_view to_string(NoticeKind k) {
         "unexpected-services", "lease-lost",
     };
     return kNames.at(static_cast<std::size_t>(k));
+}
+
+void kill_first(Effects& effects) {
+    auto is_fence = [](const Effect& e) {
+        return std::holds_alternative<effect::KillServices>(e) || std::holds_alternative<effect::SelfFence>(e);
+    };
+    auto is_report = [](const Effect& e) {
+        return std::holds_alternative<effect::StateChanged>(e) || std::holds_alternative<effect::PeerStateChanged>(e) ||
+               std::holds_alternative<effect::Notice>(e);
+    };
+    for (auto it = effects.begin(); it != effects.end(); ++it) {
+        if (!is_fence(*it)) continue;
+        auto to = it;
+        while (to != effects.begin() && is_report(*std::prev(to))) --to;
+        std::rotate(to, it, std::next(it));
+    }
 }
 
 }  // namespace freeha

@@ -112,4 +112,11 @@ using Effect = std::variant<effect::SendHeartbeat, effect::RunHook, effect::Canc
                             effect::SelfFence>;
 using Effects = std::vector<Effect>;
 
+// Kill first, log after: moves each KillServices and SelfFence ahead of the
+// reports just before it (StateChanged, PeerStateChanged, Notice: the lines
+// that say why), so that the daemon kills before it logs. Actions (a
+// heartbeat, a hook run or canceled, the exit) keep their order: a kill
+// never passes one.
+void kill_first(Effects& effects);
+
 }  // namespace freeha

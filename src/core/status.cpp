@@ -75,6 +75,7 @@ nlohmann::json to_json(const Status& s) {
         {"packets", std::move(packets)},
         {"unexpected_services", s.unexpected_services},
         {"lease_remaining_usec", s.lease_remaining ? json(s.lease_remaining->count()) : json(nullptr)},
+        {"log_lines_dropped", s.log_lines_dropped},
     };
 }
 

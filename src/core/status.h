@@ -71,6 +71,7 @@ struct Status {
     ReceiveCounters counters;
     std::uint64_t unexpected_services = 0;  // times the services were found running here unbidden
     std::optional<Usec> lease_remaining;    // this node's claim: how long its lease still runs
+    std::uint64_t log_lines_dropped = 0;    // lines the journal did not take in time (the daemon never waits for it)
 };
 
 nlohmann::json to_json(const Status& s);

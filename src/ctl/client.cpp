@@ -67,6 +67,8 @@ std::optional<ClusterView> ClusterView::from(const nlohmann::json& s) {
         v.errored = s.at("errored");
         if (!s.at("lease_remaining_usec").is_null()) v.lease_remaining = Usec(s.at("lease_remaining_usec").get<std::uint64_t>());
         v.unexpected_services = s.at("unexpected_services");
+        // Absent from a daemon older than the field.
+        v.log_lines_dropped = s.value("log_lines_dropped", std::uint64_t{0});
         for (const auto& n : s.at("nodes"))
             v.nodes.push_back({n.at("name"), n.at("state"), n.at("role"), n.at("reachable"), n.at("term"),
                                Usec(n.at("last_heard_usec_ago").get<std::uint64_t>()), n.at("standby"),

@@ -24,6 +24,7 @@ struct ClusterView {
     bool quorate = false, standby = false, errored = false;
     std::optional<Usec> lease_remaining;
     std::uint64_t unexpected_services = 0;
+    std::uint64_t log_lines_dropped = 0;
     struct Node {
         std::string name, state, role;
         bool reachable = false;

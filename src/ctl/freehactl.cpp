@@ -103,6 +103,8 @@ std::string render(const ClusterView& v) {
            (v.lease_remaining ? ", lease " + format_timespan(*v.lease_remaining / 1000 * 1000) + " left" : "") + "\n";
     if (v.unexpected_services != 0)
         out += "Services found running here unbidden and stopped: " + std::to_string(v.unexpected_services) + " time(s)\n";
+    if (v.log_lines_dropped != 0)
+        out += "Log lines dropped (the journal did not take them in time): " + std::to_string(v.log_lines_dropped) + "\n";
     if (v.standby) out += "This node is in standby.\n";
     if (v.errored) out += "This node is errored: " + v.last_error + "\n";
     out += "\n";

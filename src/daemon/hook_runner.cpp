@@ -1,15 +1,16 @@
 #include "daemon/hook_runner.h"
 
 #include <cerrno>
+#include <cstddef>
 #include <csignal>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-#include <systemd/sd-journal.h>
 
 #include "daemon/log.h"
 #include "daemon/service_scope.h"
@@ -19,6 +20,32 @@ namespace freeha {
 namespace {
 constexpr const char* kAlertHook = "alerthasrv";
 constexpr std::size_t kMaxLoggedLine = 4096;
+constexpr const char* kJournalStdout = "/run/systemd/journal/stdout";
+constexpr int kJournalStreamBuffer = 8 * 1024 * 1024;  // what journald's own clients ask for
+
+// What sd_journal_stream_fd(name, LOG_INFO, 0) returns, without its waits:
+// it connects, and writes the stream's header, blocking, and a stopped
+// journald with a full listen backlog holds its connect for as long as it
+// is stopped. Here a connection journald cannot take at once fails
+// (EAGAIN), and the caller forwards the hook's output through freehad's own
+// log instead. The hook gets a blocking descriptor, as any stdout.
+UniqueFd journal_stream(const std::string& identifier) {
+    UniqueFd fd(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+    if (!fd) return fd;
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::strncpy(address.sun_path, kJournalStdout, sizeof address.sun_path - 1);
+    auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + std::strlen(address.sun_path));
+    if (connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), length) < 0) return UniqueFd();
+    if (shutdown(fd.get(), SHUT_RD) < 0) return UniqueFd();
+    (void)setsockopt(fd.get(), SOL_SOCKET, SO_SNDBUF, &kJournalStreamBuffer, sizeof kJournalStreamBuffer);
+    // Identifier, unit id (none), priority, level prefix, then no forwarding to syslog, kmsg or the console.
+    std::string header = identifier + "\n\n" + std::to_string(LOG_INFO) + "\n0\n0\n0\n0\n";
+    if (send(fd.get(), header.data(), header.size(), MSG_NOSIGNAL | MSG_DONTWAIT) != static_cast<ssize_t>(header.size()))
+        return UniqueFd();
+    if (fcntl(fd.get(), F_SETFL, 0) < 0) return UniqueFd();
+    return fd;
+}
 
 // The child's side of spawning: only async-signal-safe calls between fork
 // and exec. Reports a failure as its errno on `error_fd`, then exits.
@@ -143,8 +170,7 @@ UniqueFd HookRunner::output_for(const std::string& name, UniqueFd* pipe_read, st
     if (log::to_journal()) {
         // journald holds the other end: background services that inherit it
         // keep logging under the hook's name, and freehad holds nothing open.
-        int fd = sd_journal_stream_fd(name.c_str(), LOG_INFO, 0);
-        if (fd >= 0) return UniqueFd(fd);
+        if (UniqueFd stream = journal_stream(name)) return stream;
     }
     int fds[2];
     if (pipe2(fds, O_CLOEXEC) < 0) {
@@ -225,9 +251,9 @@ std::unique_ptr<HookRunner::Child> HookRunner::spawn(const std::string& name, co
                                    on_timeout, child.get());
     if (r < 0) {
         // An unbounded hook would hold the node for ever: end it now, it counts as failed.
-        log::error(log::with_errno("cannot bound " + name + " by a timeout; killing it", r));
-        child->termination = "could not be bounded by a timeout";
         ::kill(-pid, SIGKILL);
+        child->termination = "could not be bounded by a timeout";
+        log::error(log::with_errno("cannot bound " + name + " by a timeout; killed it", r));
     } else {
         child->timeout_source.reset(raw);
     }
@@ -381,8 +407,8 @@ void HookRunner::terminate(Child* child, std::string reason) {
     int r = sd_event_add_time_relative(event_, &raw, CLOCK_MONOTONIC, kHookKillGrace.count(),
                                        (10 * kUsecPerMsec).count(), on_kill, child);
     if (r < 0) {
-        log::error(log::with_errno("cannot time the SIGKILL of " + child->name + "; sending it now", r));
         ::kill(-child->pid, SIGKILL);
+        log::error(log::with_errno("cannot time the SIGKILL of " + child->name + "; sent it at once", r));
         return;
     }
     child->kill_source.reset(raw);
@@ -391,9 +417,9 @@ void HookRunner::terminate(Child* child, std::string reason) {
 int HookRunner::on_timeout(sd_event_source*, uint64_t, void* userdata) {
     return log::guarded("HookRunner::on_timeout", [&]() -> int {
         auto* child = static_cast<Child*>(userdata);
-        log::warning(child->name + "[" + std::to_string(child->pid) + "] timed out after " +
-                     format_timespan(child->timeout) + ": sending SIGTERM to its process group");
         child->runner->terminate(child, "timed out after " + format_timespan(child->timeout));
+        log::warning(child->name + "[" + std::to_string(child->pid) + "] timed out after " +
+                     format_timespan(child->timeout) + ": sent SIGTERM to its process group");
         return 0;
     });
 }
@@ -401,10 +427,10 @@ int HookRunner::on_timeout(sd_event_source*, uint64_t, void* userdata) {
 int HookRunner::on_kill(sd_event_source*, uint64_t, void* userdata) {
     return log::guarded("HookRunner::on_kill", [&]() -> int {
         auto* child = static_cast<Child*>(userdata);
-        log::warning(child->name + "[" + std::to_string(child->pid) + "] still running " +
-                     format_timespan(kHookKillGrace) + " after SIGTERM: sending SIGKILL to its process group");
         ::kill(-child->pid, SIGKILL);
         child->kill_source.reset();
+        log::warning(child->name + "[" + std::to_string(child->pid) + "] still running " +
+                     format_timespan(kHookKillGrace) + " after SIGTERM: sent SIGKILL to its process group");
         return 0;
     });
 }
@@ -511,12 +537,13 @@ void HookRunner::stop_confirmed() {
 
 void HookRunner::kill_leftovers() {
     leftovers_deadline_.reset();
+    // Kill first, log after.
+    int r = scope_->kill();
     log::warning("stophasrv " + stop_outcome_->description + ", but processes the hooks started still run at "
                  "its timeout: killing them with SIGKILL");
     // The stop failed: in a stop phase the core kills (at once: nothing is left) and cleans up once more.
     stop_outcome_ = HookOutcome{false, stop_outcome_->description + ", but left processes running at its timeout "
                                                                      "(killed)"};
-    int r = scope_->kill();
     if (r >= 0) r = scope_->when_empty([this] { stop_confirmed(); });
     // Never confirmed on a guess: the stop stays unfinished (the node
     // announces STOPPING, so no peer starts), and with quorum rules the

@@ -5,8 +5,9 @@
 // cgroup, or freehad's process tree as a subreaper: even the daemons it
 // detaches stay within reach), with an empty signal mask, default
 // dispositions, stdin from /dev/null, a clean environment, and its output
-// sent to the journal under the hook's name (or, outside journald,
-// forwarded to freehad's log line by line). A hook that outlives its timeout
+// sent to the journal under the hook's name (or, outside journald or when
+// journald cannot take a new stream at once, forwarded to freehad's log line
+// by line: no hook start waits for journald). A hook that outlives its timeout
 // gets SIGTERM on its process group, then SIGKILL after a grace period.
 // stophasrv's end is reported only once nothing is left in the scope (what
 // is left when StopTimeout= runs out is killed): a stop is confirmed by

@@ -1,7 +1,15 @@
 // Logging: "<N>"-prefixed lines on stderr, or native journal entries with
 // structured fields when stderr is connected to the journal.
+//
+// Both are sockets to journald under systemd, and a stopped journald with a
+// full queue blocks whoever writes to them. So the caller only queues the
+// line; one thread of this module writes it. A full queue (kQueuedLines)
+// drops the line and counts it; once the writer catches up it logs how many
+// were dropped. At exit the queue is flushed for at most kExitFlush.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <exception>
 #include <string>
 #include <string_view>
@@ -30,14 +38,28 @@ struct Field {
     std::string value;
 };
 
+// Lines queued and not written yet, at most; a line beyond them is dropped.
+// Lines below LOG_NOTICE (hook output, debug) may take only 3/4 of the
+// queue, so that a chatty hook cannot crowd out a state change.
+inline constexpr std::size_t kQueuedLines = 1024;
+inline constexpr std::size_t kQueuedRoutineLines = kQueuedLines / 4 * 3;
+// How long the exit waits for queued lines to be written.
+inline constexpr std::chrono::milliseconds kExitFlush{500};
+
 // Decides once whether stderr is the journal ($JOURNAL_STREAM matches it).
 void init();
 // Whether messages go to the journal (native entries) rather than stderr.
 bool to_journal();
 
+// Queues the line and returns at once, whatever the journal does.
 void message(int priority, std::string_view text);
 // A structured entry: MESSAGE_ID plus fields; on stderr just the text.
 void event(int priority, std::string_view message_id, std::string_view text, const std::vector<Field>& fields);
+
+// Lines dropped since start because the queue was full (the status document shows it).
+std::uint64_t dropped_lines();
+// Waits until every queued line is written, for at most `timeout`; false if some are still queued.
+bool flush(std::chrono::milliseconds timeout);
 
 inline void error(std::string_view text) { message(LOG_ERR, text); }
 inline void warning(std::string_view text) { message(LOG_WARNING, text); }

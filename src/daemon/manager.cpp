@@ -120,7 +120,20 @@ int Manager::setup_loop() {
     }
     r = sd_event_set_watchdog(event_.get(), true);
     if (r < 0) log::warning(log::with_errno("cannot send watchdog pings", r));
+    check_watchdog();
     return 0;
+}
+
+// A warning, not a refusal: the watchdog is the second line behind a loop
+// that never waits, and refusing to start would take the node out of the
+// cluster for a setting that only narrows a safety margin.
+void Manager::check_watchdog() const {
+    std::optional<Usec> watchdog = watchdog_timeout();
+    Usec allowed = max_watchdog(config_.interval, config_.dead_time);
+    if (!watchdog || *watchdog <= allowed) return;
+    log::warning("WatchdogSec=" + format_timespan(*watchdog) + " is longer than DeadTime= less 2 x Interval= (" +
+                 format_timespan(allowed) + "): a freehad that hangs while it holds the services is ended only "
+                 "after a peer may have started them; lower WatchdogSec= (see freeha-safety(7))");
 }
 
 int Manager::setup_channels() {
@@ -320,6 +333,7 @@ void Manager::begin() {
 // --- effects ----------------------------------------------------------------
 
 void Manager::apply(Effects effects) {
+    kill_first(effects);
     for (auto& e : effects) {
         std::visit(
             [this](auto& x) {
@@ -330,18 +344,18 @@ void Manager::apply(Effects effects) {
                 } else if constexpr (std::is_same_v<T, effect::RunHook>) {
                     run_hook(x.kind);
                 } else if constexpr (std::is_same_v<T, effect::CancelHook>) {
-                    log::info(std::string(hook_name(x.kind)) + " canceled");
                     if (units_)
                         units_->cancel(x.kind);
                     else
                         hooks_->cancel(x.kind);
+                    log::info(std::string(hook_name(x.kind)) + " canceled");
                 } else if constexpr (std::is_same_v<T, effect::KillServices>) {
-                    // The core's phase change, just logged, says why.
-                    log::warning("killing the services with SIGKILL");
+                    // Kill first, log after; the core's phase change, logged next, says why.
                     if (units_)
                         units_->kill();
                     else
                         hooks_->kill_services();
+                    log::warning("killing the services with SIGKILL");
                 } else if constexpr (std::is_same_v<T, effect::StateChanged>) {
                     apply_state_change(x);
                 } else if constexpr (std::is_same_v<T, effect::PeerStateChanged>) {
@@ -452,6 +466,7 @@ Status Manager::snapshot() const {
     sd_event_now(event_.get(), CLOCK_REALTIME, &realtime);
     s.updated_realtime_usec = realtime;
     for (const auto& ch : channels_) s.channels.push_back(ch->name());
+    s.log_lines_dropped = log::dropped_lines();
     if (!config_.target.empty()) {
         s.mode = "target";
         s.services_target = config_.target;
@@ -538,6 +553,7 @@ std::optional<std::string> Manager::reload_config() {
     reread->force_start = config_.force_start;
     config_ = std::move(*reread);
     if (units_) units_->set_fence_timeout(config_.fence_timeout);  // how long a stop may wait for systemd
+    check_watchdog();  // against the new DeadTime= and Interval=
     if (services_marker_) {  // the clean-up after a death keeps to the new timings
         if (std::string e = store_services_marker(runtime_directory_, {config_.dead_time, config_.interval}); !e.empty())
             log::warning("the unit's clean-up keeps the old timings: " + e);

@@ -59,6 +59,8 @@ private:
     int setup_service_scope();
     int setup_timers();
     void setup_bus();
+    // Warns when WatchdogSec= is too long to end a hung holder before a peer may take over.
+    void check_watchdog() const;
     // Announces READY and starts the node.
     void begin();
     void bus_fatal(const std::string& why);

@@ -7,6 +7,12 @@ namespace freeha {
 // sd_notify is a no-op without $NOTIFY_SOCKET, so the daemon runs the same
 // outside systemd; its result is not worth an error: the manager would only
 // miss a state update, and there is nobody else to tell.
+std::optional<Usec> watchdog_timeout() {
+    std::uint64_t usec = 0;
+    if (sd_watchdog_enabled(0, &usec) <= 0) return std::nullopt;
+    return Usec(usec);
+}
+
 void Notifier::ready() { sd_notify(0, "READY=1"); }
 
 void Notifier::reloading(Usec monotonic_now) {

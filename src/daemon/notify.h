@@ -1,12 +1,16 @@
 // sd_notify: readiness, STATUS= lines, reload/stop announcements, stop-timeout extension.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "core/timespan.h"
 
 namespace freeha {
+
+// The unit's WatchdogSec= ($WATCHDOG_USEC, when it is meant for this process), if any.
+std::optional<Usec> watchdog_timeout();
 
 class Notifier {
 public:

@@ -57,6 +57,7 @@ int self_fence(SelfFenceAction action, const std::string& reason, Usec sync_unti
                    {{"FREEHA_SELF_FENCE", "none"}});
         return 0;
     }
+    // Only queued (log.h): the line never delays the reboot, and the sync gives the journal a chance to take it.
     log::event(LOG_EMERG, log::message_id::kSelfFence, "self-fence: " + reason + "; rebooting now (SelfFence=reboot)",
                {{"FREEHA_SELF_FENCE", "reboot"}});
     if (in_initial_pid_namespace()) sync_until(sync_until_at);

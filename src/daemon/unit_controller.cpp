@@ -214,23 +214,29 @@ void UnitController::begin(HookKind kind, UnitOperation::Kind what, Usec timeout
 }
 
 void UnitController::apply(UnitOperation::Actions actions) {
-    for (const auto& warning : actions.warnings) log::warning("target mode: " + warning);
+    // Kill first, log after: the warnings (a failed KillUnit, say) follow what the step does.
+    auto log_warnings = [&] {
+        for (const auto& warning : actions.warnings) log::warning("target mode: " + warning);
+    };
     if (actions.outcome) {
-        if (op_->steps.kind() != UnitOperation::Kind::Kill)
-            return finish(actions.outcome->success, std::move(actions.outcome->description));
+        if (op_->steps.kind() != UnitOperation::Kind::Kill) {
+            finish(actions.outcome->success, std::move(actions.outcome->description));
+            return log_warnings();
+        }
         log::info(actions.outcome->description);
         op_.reset();
         unreachable_.reset();
         killed_owed_ = true;
         sd_event_source_set_enabled(deliver_.get(), SD_EVENT_ONESHOT);
-        return;
+        return log_warnings();
     }
     for (const auto& call : actions.calls) {
-        if (!op_) return;  // ended by a call that could not be sent
+        if (!op_) return log_warnings();  // ended by a call that could not be sent
         send(call);
     }
     if (actions.poll && op_) arm_poll();
     update_unreachable_deadline();
+    log_warnings();
 }
 
 void UnitController::send(const UnitOperation::Call& call) {

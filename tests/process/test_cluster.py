@@ -505,6 +505,17 @@ class Notify(LoopbackCluster):
         drain(0.3)
         self.assertIn("STOPPING=1", messages)
         self.assertTrue(any(m.startswith("EXTEND_TIMEOUT_USEC=") for m in messages), messages)
+        self.assertNotIn("WatchdogSec=", self.c["alpha"].log())  # 400ms is within DeadTime= less 2 x Interval=
+
+    def test_a_watchdog_longer_than_the_lease_allows_is_warned_about_once(self):
+        # The defaults (Interval=200ms, DeadTime=1s) allow 600ms.
+        self.c["alpha"].signal(signal.SIGTERM)
+        self.c["alpha"].proc.wait(5)
+        self.c.start("alpha", env={"WATCHDOG_USEC": "5000000"})
+        self.c.wait_for(lambda: "WatchdogSec=" in self.c["alpha"].log(), 5, "the watchdog warning")
+        self.assertEqual(self.c["alpha"].log().count(
+            "WatchdogSec=5s is longer than DeadTime= less 2 x Interval= (600ms): a freehad that hangs while it "
+            "holds the services is ended only after a peer may have started them"), 1)
 
 
 class BadInput(unittest.TestCase):

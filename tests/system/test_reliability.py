@@ -16,11 +16,15 @@ are stopped.
 - Target mode: the target started by hand on a standby is stopped within a second.
 - Target mode: the bus restarts while the holder stops its target: the holder
   announces STANDBY (and a peer starts) only once its units are down.
+- The holder's journald is stopped with its queues full: the holder keeps
+  heartbeating, drops and counts the log lines the journal cannot take, and
+  when cut off stops its services before a peer starts them.
 Exits 77 (skip) where the machine lacks root, namespaces, nftables or systemd.
 """
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 import unittest
@@ -313,6 +317,135 @@ class StopConfirmedByWhatIsLeft(unittest.TestCase):
         # The stop failed: the core killed (nothing was left) and stophasrv cleaned up once more.
         self.assertIn("services killed; stophasrv cleans up what they left", log)
         self.assertEqual(len(active.events("stophasrv")), stops + 2)
+
+
+# Run inside a node, with its journald stopped: fills the native socket's
+# datagram queue and the stdout socket's listen backlog until the kernel says
+# EAGAIN, prints both counts, then holds the connections.
+JOURNAL_FILLER = r"""
+import resource, socket, sys, time
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+native = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+native.setblocking(False)
+datagrams = 0
+try:
+    while True:
+        native.sendto(b"MESSAGE=filler\n", "/run/systemd/journal/socket")
+        datagrams += 1
+except BlockingIOError:
+    pass
+streams = []
+try:
+    while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)  # never sends its header: journald waits for it
+        s.setblocking(False)
+        s.connect("/run/systemd/journal/stdout")
+        streams.append(s)
+except BlockingIOError:
+    pass
+print(datagrams, len(streams), flush=True)
+time.sleep(3600)
+"""
+
+# On the cluster's bridge, in a namespace without freehad: the arrival time
+# and sender of every heartbeat, one line each.
+HEARTBEAT_LISTENER = r"""
+import socket, sys, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("", 3891))
+print("listening", flush=True)
+while True:
+    _, (address, _) = s.recvfrom(65536)
+    print(f"{time.time():.6f} {address}", flush=True)
+"""
+
+# The ticker of TICKER_HOOKS, and a monitor that says it ran, and prints
+# CHATTY_LINES lines when /etc/freeha/chatty exists: more than freehad's log
+# queue holds.
+CHATTY_LINES = 3000
+CHATTY_HOOKS = dict(TICKER_HOOKS, monitorhasrv=f"echo monitor checked\n"
+                                               f"[ -f /etc/freeha/chatty ] && seq {CHATTY_LINES} | "
+                                               f"sed 's/^/chatty monitor line /'\n[ -f /etc/freeha/services-up ]")
+
+
+class JournalStall(unittest.TestCase):
+    """The holder's journald is stopped (SIGSTOP) with its queues full (issue 16)."""
+
+    INTERVAL = 0.2  # Interval= (the default)
+    STALL = 4.0     # how long the holder runs beside its stopped journald before it is cut off
+
+    @classmethod
+    def setUpClass(cls):
+        cls.c = Cluster(["alpha", "bravo", "charlie"], config("journalstall", extra="[Services]\nMonitorInterval=1s\n"))
+        for n in cls.c.names:
+            install_hooks(cls.c[n], CHATTY_HOOKS)
+        start_all(cls.c)
+        cls.c.wait_for(lambda: [state(cls.c[n]) for n in cls.c.names].count("RUNNING") == 1, 60, "one node RUNNING")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.c.destroy()
+
+    def listen(self):
+        """Starts the heartbeat listener; returns a function that reads what it heard as (time, address)."""
+        client = self.c.add_client("listener")
+        path = os.path.join(self.c.dir, "heartbeats.log")
+        out = open(path, "w")
+        p = subprocess.Popen(["ip", "netns", "exec", client.netns, "python3", "-c", HEARTBEAT_LISTENER], stdout=out)
+        out.close()
+        self.addCleanup(p.wait)
+        self.addCleanup(p.kill)
+        self.c.wait_for(lambda: os.path.getsize(path) > 0, 10, "the heartbeat listener")
+
+        def heard():
+            with open(path) as f:
+                rows = [line.split() for line in f if line[0].isdigit()]
+            return [(float(t), a) for t, a in rows]
+        return heard
+
+    def test_the_holder_heartbeats_and_fences_beside_a_stopped_journal(self):
+        holder = next(self.c[n] for n in self.c.names if state(self.c[n]) == "RUNNING")
+        others = [self.c[n] for n in self.c.names if self.c[n] is not holder]
+        heard = self.listen()
+        self.c.wait_for(lambda: len(ticks(holder)) > 5, 5, "the ticker on the holder")
+        # A hook's output goes to the journal under its name while journald takes it.
+        self.c.wait_for(lambda: "monitor checked" in holder.run("journalctl", "-t", "monitorhasrv", "-o", "cat",
+                                                                "--no-pager").stdout, 10, "the monitor's output")
+        journald = holder.run("pidof", "systemd-journald", check=True).stdout.split()[0]
+        stalled = time.time()
+        holder.run("kill", "-STOP", journald, check=True)
+        self.addCleanup(lambda: holder.init and holder.run("kill", "-CONT", journald))
+        filler = holder.popen("python3", "-c", JOURNAL_FILLER)
+        self.addCleanup(filler.stdout.close)
+        self.addCleanup(filler.wait)
+        self.addCleanup(filler.kill)
+        datagrams, streams = (int(x) for x in filler.stdout.readline().split())
+        # From here on neither systemd nor the bus is asked anything: both log to the stopped journal.
+        open(holder.etc("chatty"), "w").close()  # the monitor's output: more lines than the log queue holds
+        time.sleep(self.STALL)
+        isolated = time.time()
+        holder.isolate()
+        self.c.wait_for(lambda: any(float(e[1]) > stalled for n in others for e in n.events("starthasrv")), 20,
+                        "another node starting the services")
+        started = min(float(e[1]) for n in others for e in n.events("starthasrv") if float(e[1]) > stalled)
+        time.sleep(0.5)  # a ticker still alive ticks again meanwhile
+        last_tick = ticks(holder)[-1]
+        arrivals = [stalled] + [t for t, a in heard() if a == holder.address and stalled < t < isolated] + [isolated]
+        gap = max(b - a for a, b in zip(arrivals, arrivals[1:]))
+        dropped = (status(holder) or {}).get("log_lines_dropped")
+        print(f"\njournal stalled on {holder.name} ({datagrams} datagrams, {streams} stream connections queued): "
+              f"largest heartbeat gap {gap * 1000:.0f} ms over {isolated - stalled:.1f}s, "
+              f"last tick {started - last_tick:.3f}s before the takeover, {dropped} log lines dropped",
+              file=sys.stderr)
+        self.assertLess(gap, self.INTERVAL + 0.05, "the holder stopped heartbeating while its journald was stopped")
+        self.assertLess(last_tick, started, "the holder's services still ran when a peer started them")
+        self.assertGreater(dropped, CHATTY_LINES - 1100)  # beyond the queue: dropped and counted, never waited for
+        holder.run("kill", "-CONT", journald, check=True)
+        self.c.wait_for(lambda: "log line(s) dropped" in journal(holder), 20, "the count of dropped lines logged")
+        self.assertIn("Log lines dropped (the journal did not take them in time): ", holder.ctl("status").stdout)
+        holder.heal()
 
 
 class TargetMode(unittest.TestCase):

@@ -66,6 +66,14 @@ TEST(Lease, TheUnitsCleanUpEndsBeforeAPeerCanTakeOverAfterTheLastHeartbeat) {
     EXPECT_EQ(clean_up_deadline(5_s, slow), 5_s + 28_s);
 }
 
+TEST(Lease, TheWatchdogEndsAHungHolderWithinTheCleanUpsWindow) {
+    // The same window as the clean-up after a death: DeadTime less two intervals.
+    EXPECT_EQ(max_watchdog(200_ms, 1_s), 600_ms);
+    EXPECT_EQ(max_watchdog(1_s, 30_s), 28_s);
+    EXPECT_EQ(max_watchdog(500_ms, 1_s), Usec());  // no watchdog is short enough
+    EXPECT_EQ(max_watchdog(1_s, 1_s), Usec());
+}
+
 TEST(Lease, AClaimStartsOnlyWithTheWholeGracefulStopStillAhead) {
     EXPECT_FALSE(lease_allows_start(std::nullopt, 10_s, kDefaults));
     EXPECT_TRUE(lease_allows_start(11_s, 10_s, kDefaults));

@@ -34,6 +34,7 @@ Status sample() {
     b.channel_heard_usec_ago = {std::nullopt};
     s.nodes = {a, b};
     s.counters.malformed[static_cast<int>(wire::Reject::BadMagic)] = 4;
+    s.log_lines_dropped = 12;
     return s;
 }
 
@@ -62,6 +63,7 @@ TEST(StatusJson, HasEverySchemaOneField) {
     EXPECT_TRUE(j["nodes"][1]["channels"][0]["last_heard_usec_ago"].is_null());
     EXPECT_EQ(j["nodes"][0]["channels"][0]["name"], "unicast 127.0.0.1 127.0.0.2");
     EXPECT_EQ(j["packets"]["malformed"]["bad_magic"], 4);
+    EXPECT_EQ(j["log_lines_dropped"], 12);
 }
 
 TEST(StatusJson, LastErrorIsAStringWhenSet) {
