@@ -119,6 +119,8 @@ std::string render(const ClusterView& v) {
                       n.reachable ? "yes" : "no", heard.c_str());
         out += line;
     }
+    for (const auto& n : v.nodes)
+        if (!n.not_counted.empty()) out += n.name + " is not counted: " + n.not_counted + "\n";
     out += "\n" + packets_line(v) + "\n";
     return out;
 }

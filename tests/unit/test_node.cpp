@@ -164,10 +164,13 @@ public:
             if (auto* r = std::get_if<effect::CancelHook>(&e); r && r->kind == k) return true;
         return false;
     }
-    bool noticed(NoticeKind k) {
+    bool noticed(NoticeKind k) { return !notices(k).empty(); }
+    // The texts of the notices of kind `k`, each prefixed with the node it concerns.
+    std::vector<std::string> notices(NoticeKind k) {
+        std::vector<std::string> texts;
         for (auto& e : effects_)
-            if (auto* n = std::get_if<effect::Notice>(&e); n && n->kind == k) return true;
-        return false;
+            if (auto* n = std::get_if<effect::Notice>(&e); n && n->kind == k) texts.push_back(n->peer + ": " + n->text);
+        return texts;
     }
     std::optional<int> exited() {
         for (auto& e : effects_)
@@ -1046,10 +1049,32 @@ TEST(NodeReplay, AnOlderIncarnationIsAReplayAndANewerOneStartsAFreshWindow) {
 
 TEST(NodeIncarnation, GrowsAcrossRestartsWhateverTheWallClockDid) {
     constexpr std::uint64_t hour = 3600ULL * kUsecPerSec.count();
-    std::uint64_t first = next_incarnation(std::nullopt, 1000 * hour);
-    EXPECT_EQ(first, 1000 * hour);
-    EXPECT_GT(next_incarnation(first, 999 * hour), first);  // the clock was set back an hour
-    EXPECT_EQ(next_incarnation(first, 1001 * hour), 1001 * hour);
+    for (bool authenticated : {false, true}) {
+        std::uint64_t first = next_incarnation(std::nullopt, 1000 * hour, authenticated);
+        EXPECT_EQ(first, 1000 * hour);
+        EXPECT_GT(next_incarnation(first, 999 * hour, authenticated), first);  // the clock was set back an hour
+        EXPECT_EQ(next_incarnation(first, 1001 * hour, authenticated), 1001 * hour);
+        // Set back a day less a minute: still within what peers accept.
+        EXPECT_EQ(next_incarnation(first, first - 23 * hour - hour / 60 * 59, authenticated), first + 1);
+    }
+}
+
+// Taken while the clock ran more than a day ahead: peers without a key
+// refuse it, so the clock decides again once it is right; with a key they
+// accept it, and the counter only grows (a lower one would be a replay).
+TEST(NodeIncarnation, OneTakenWhileTheClockRanADayAheadIsGivenUpOnlyWithoutAKey) {
+    constexpr std::uint64_t hour = 3600ULL * kUsecPerSec.count();
+    struct Case {
+        std::uint64_t stored_ahead;
+        bool authenticated;
+        std::uint64_t expected;  // relative to the clock (1000 hours)
+    };
+    const std::uint64_t now = 1000 * hour;
+    for (const Case& c : {Case{48 * hour, false, now}, Case{24 * hour + 1, false, now},
+                          Case{24 * hour, false, now + 24 * hour + 1}, Case{48 * hour, true, now + 48 * hour + 1}}) {
+        SCOPED_TRACE(testing::Message() << "stored " << c.stored_ahead << "us ahead, authenticated " << c.authenticated);
+        EXPECT_EQ(next_incarnation(now + c.stored_ahead, now, c.authenticated), c.expected);
+    }
 }
 
 // --- quorum, leases and fencing ---------------------------------------------
@@ -1762,6 +1787,118 @@ TEST(NodePeers, WithoutAKeyATimedOutRecordTakesALowerIncarnationAgain) {
     k.advance(k.settings().dead_time + k.settings().interval);
     k.receive(signed_with(kKey, heartbeat_of("a", S::Standby, 8, 5)));
     EXPECT_EQ(k.node().counters().stale_incarnation, 1u);
+}
+
+const NodeStatus* status_of(const Status& s, const std::string& name) {
+    for (const auto& n : s.nodes)
+        if (n.name == name) return &n;
+    return nullptr;
+}
+
+// A node whose heartbeats are refused is not silent about it: one notice when
+// the refusal begins, one when none was refused for a dead time, and the
+// status says why it is not counted, whether or not it was ever accepted.
+TEST(NodeRefusals, ARefusalIsLoggedOnceWithItsEndAndShownInTheStatus) {
+    constexpr std::uint64_t kTwoDays = 48 * 3600ULL * 1000000;
+    struct Case {
+        const char* name;
+        bool keyed;
+        std::function<std::vector<std::uint8_t>(Harness&, std::uint64_t sequence)> refused;
+        std::string reason;  // a part of the notice and of the status
+        std::uint64_t ReceiveCounters::*counter;
+    };
+    auto sign = [](Harness& h, const wire::Heartbeat& hb) {
+        auto d = wire::encode(hb);
+        if (!h.settings().auth_keys.empty()) h.settings().auth_keys.sign(d);
+        return d;
+    };
+    const std::vector<Case> cases{
+        {"an incarnation two days ahead, without a key", false,
+         [](Harness& h, std::uint64_t seq) {
+             return wire::encode(heartbeat_of("c", S::Standby, seq, h.settings().incarnation + kTwoDays));
+         },
+         "incarnation 2d ahead of this node's clock", &ReceiveCounters::implausible},
+        {"a stale incarnation, with a key", true,
+         [&](Harness& h, std::uint64_t seq) {
+             return sign(h, heartbeat_of("c", S::Standby, seq, 3600ULL * 1000000));
+         },
+         "stale incarnation, from 1h before the one this node knows", &ReceiveCounters::stale_incarnation},
+        {"a term 2^32 + 1 above every term known", false,
+         [](Harness&, std::uint64_t seq) {
+             wire::Heartbeat hb = heartbeat_of("c", S::Standby, seq);
+             hb.term = (std::uint64_t{1} << 32) + 1;
+             return wire::encode(hb);
+         },
+         "term 4294967297 more than 2^32 above the highest this node knows (0)", &ReceiveCounters::implausible},
+    };
+    for (const Case& c : cases) {
+        SCOPED_TRACE(c.name);
+        Harness h("b");
+        if (c.keyed) h.settings().auth_keys = auth::KeySet::copy_of({kKey});
+        h.start();
+        if (c.keyed) {  // c was known with a later incarnation, and has timed out since
+            h.receive(sign(h, heartbeat_of("c", S::Standby, 1, 2 * 3600ULL * 1000000)));
+            h.advance(h.settings().dead_time + h.settings().interval);
+        }
+        h.clear();
+        for (std::uint64_t seq = 2; seq < 12; ++seq) {
+            h.receive(c.refused(h, seq));
+            h.advance(h.settings().interval);
+        }
+        EXPECT_EQ(h.node().counters().*c.counter, 10u);
+        auto refused = h.notices(NoticeKind::PeerRefused);
+        ASSERT_EQ(refused.size(), 1u);
+        EXPECT_NE(refused[0].find("c: " + c.reason), std::string::npos) << refused[0];
+        Status s = h.node().status(h.now());
+        const NodeStatus* n = status_of(s, "c");
+        ASSERT_NE(n, nullptr);
+        EXPECT_FALSE(n->reachable);
+        EXPECT_EQ(n->not_counted.find("refused: " + c.reason), 0u) << n->not_counted;
+        EXPECT_FALSE(h.noticed(NoticeKind::PeerRefusalEnded));
+        h.advance(h.settings().dead_time + h.settings().interval);
+        auto ended = h.notices(NoticeKind::PeerRefusalEnded);
+        ASSERT_EQ(ended.size(), 1u);
+        EXPECT_NE(ended[0].find("c: none refused for 1s (10 refused over 1s 800ms)"), std::string::npos) << ended[0];
+        n = status_of(h.node().status(h.now()), "c");
+        EXPECT_TRUE(n == nullptr || n->not_counted.empty());
+    }
+}
+
+TEST(NodeRefusals, APeerThatDoesNotHearThisNodeIsShownAsNotCounted) {
+    Harness h("b");
+    h.boot_to_standby({{"a", S::Standby}, {"c", S::Standby}});
+    h.deaf("c");
+    Status s = h.node().status(h.now());
+    EXPECT_EQ(status_of(s, "a")->not_counted, "");
+    EXPECT_EQ(status_of(s, "c")->not_counted, "does not hear this node");
+    EXPECT_EQ(to_json(s)["nodes"][2]["not_counted"], "does not hear this node");
+    EXPECT_TRUE(to_json(s)["nodes"][0]["not_counted"].is_null());
+}
+
+// Terms rise by one per claim: one forged heartbeat must not carry them to
+// the top, where the next claim's term would wrap to 0.
+TEST(NodeTerms, ATermFarAboveEveryKnownTermIsRefusedAndNoClaimWrapsToZero) {
+    struct Case {
+        std::uint64_t known;  // announced first by a, accepted
+        std::uint64_t forged;
+        bool refused;
+    };
+    constexpr std::uint64_t kJump = std::uint64_t{1} << 32;
+    for (const Case& c : {Case{0, kJump, false}, Case{0, kJump + 1, true}, Case{0, UINT64_MAX, true},
+                          Case{5, 5 + kJump, false}, Case{5, 6 + kJump, true}, Case{7, 3, false}}) {
+        SCOPED_TRACE(testing::Message() << "known " << c.known << ", then " << c.forged);
+        Harness h("a");
+        h.start();
+        wire::Heartbeat first = heartbeat_of("x", S::Standby, 1);
+        first.term = c.known;
+        h.receive(wire::encode(first));
+        wire::Heartbeat forged = heartbeat_of("y", S::Standby, 1);
+        forged.term = c.forged;
+        h.receive(wire::encode(forged));
+        EXPECT_EQ(h.node().counters().implausible, c.refused ? 1u : 0u);
+        EXPECT_EQ(h.node().membership().peers().count("y"), c.refused ? 0u : 1u);
+        EXPECT_EQ(h.node().status(h.now()).term, c.refused ? c.known : std::max(c.known, c.forged));
+    }
 }
 
 TEST(NodePhases, TheStatusNamesThePhaseAndTheClusterTerm) {
