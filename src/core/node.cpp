@@ -98,9 +98,12 @@ void Node::send_heartbeat(Usec now, Effects& out) {
         hb.term = voter_.term();
         hb.claimant = voter_.claimant();
         hb.grant = voter_.grant();
+        hb.claimant_incarnation = voter_.claimant_incarnation();
     } else {
         hb.term = terms_.max_term();
         hb.claimant = terms_.best_claimant();
+        auto claimant = membership_.peers().find(hb.claimant);
+        hb.claimant_incarnation = claimant != membership_.peers().end() ? claimant->second.incarnation : 0;
     }
     hb.state = state();
     hb.role = settings_.role;
@@ -116,6 +119,7 @@ void Node::send_heartbeat(Usec now, Effects& out) {
         hb.heard.push_back(node_id(name));
         if (!p.states_expected) hb.expected_nodes = 0;
     }
+    if (!peers_state_claimant_incarnation()) hb.claimant_incarnation.reset();
     auto datagram = wire::encode(hb);
     if (!settings_.auth_keys.empty()) settings_.auth_keys.sign(datagram);
     out.push_back(effect::SendHeartbeat{std::move(hb), std::move(datagram)});
@@ -432,8 +436,8 @@ Effects Node::on_heartbeat(const wire::Heartbeat& hb, std::size_t channel, Usec 
     // A new heartbeat of the claim we back renews our promise, and our
     // acknowledgement (the grant) goes back at once: it renews the lease.
     bool ack = false;
-    if (started_ && voter_.backs(hb.node, hb.term) && holds_services(hb.state) && may_back(now))
-        ack = voter_.promise(hb.node, hb.term, Usec(hb.sent_at), now, settings_.dead_time, now);
+    if (started_ && voter_.backs(hb.node, hb.incarnation, hb.term) && holds_services(hb.state) && may_back(now))
+        ack = voter_.promise(hb.node, hb.incarnation, hb.term, Usec(hb.sent_at), now, settings_.dead_time, now);
     if (started_ && update_backing(now)) ack = true;
     if (ack) send_heartbeat(now, out);
     evaluate(now, out);

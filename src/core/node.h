@@ -210,6 +210,9 @@ private:
     bool update_backing(Usec now);
     bool may_back(Usec now) const;
     void record_grant(const wire::Heartbeat& hb, Usec now);
+    // Every reachable peer's newest heartbeat names the claimant's incarnation
+    // (none is of a version that would reject kFlagClaimantIncarnation).
+    bool peers_state_claimant_incarnation() const;
     void check_rivals(Usec now, Effects& out);
     void enforce_lease(Usec now, Effects& out);
     bool peer_backs_other_live_claim() const;

@@ -201,7 +201,9 @@ TEST(Simulation, ANodeBootedWithItsClockTwoDaysAheadJoinsOnceTheClockIsFixed) {
     c.run_for(3 * c["c"].settings.interval);
     EXPECT_TRUE(c["c"].node->quorate());
     for (const auto& n : c["a"].node->status(c.now()).nodes)
-        if (n.name == "c") EXPECT_TRUE(n.reachable && n.not_counted.empty()) << n.not_counted;
+        if (n.name == "c") {
+            EXPECT_TRUE(n.reachable && n.not_counted.empty()) << n.not_counted;
+        }
     c.run_for(2 * sec);
     EXPECT_EQ(c["c"].node->state(), NodeState::Standby);
     EXPECT_EQ(c.running(), std::vector<std::string>{"a"});

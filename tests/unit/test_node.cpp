@@ -62,6 +62,7 @@ public:
         hb.role = role;
         hb.flags = flags;
         hb.heard = {node_id(settings_.node_name)};  // a two-way link unless deaf() says otherwise
+        hb.claimant_incarnation = 0;  // a version that names the claimant's incarnation
         // Its ExpectedNodes=: this node's unless expects() said otherwise.
         hb.expected_nodes = expected_.count(name) ? expected_.at(name) : settings_.expected_nodes;
         peers_[name] = hb;
@@ -78,6 +79,9 @@ public:
         hear(name);
     }
     void silence(const std::string& name) { peers_.erase(name); }
+    // This node's claim, once a (running the services with term 3) fell
+    // silent; c keeps it quorate but backs nothing (see withhold()).
+    void claim_after_a_fell_silent();
     // The peer's ExpectedNodes= (0: a version that does not state it), from its next heartbeat on.
     void expects(const std::string& name, unsigned expected_nodes) {
         expected_[name] = expected_nodes;
@@ -103,6 +107,7 @@ public:
             sent.term = node_->term();
             sent.claimant = settings_.node_name;
             sent.grant = promise_grant(Usec(last_sent_at_), settings_.dead_time).count();
+            sent.claimant_incarnation = settings_.incarnation;
         }
         take(node_->on_heartbeat(sent, 0, now_));
     }
@@ -877,6 +882,14 @@ INSTANTIATE_TEST_SUITE_P(FreeHA, NodeRules, ::testing::ValuesIn(kConversations),
 
 // --- the receive path -------------------------------------------------------
 
+void Harness::claim_after_a_fell_silent() {
+    withhold("c");
+    boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
+    peer("a", S::Running, 3);
+    silence("a");
+    advance(settings_.dead_time);
+}
+
 TEST(NodeReceive, GarbageIsCountedAndChangesNothing) {
     Harness h("b");
     h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
@@ -1149,6 +1162,51 @@ TEST(NodeLease, AClaimStartsAsSoonAsAMajorityBacksItAndNotBefore) {
     EXPECT_GT(*h.node().lease(), h.now() + h.settings().dead_time / 2);
 }
 
+// A grant is on the clock of the claimant's run it names: one to an earlier
+// run of this node (replayed, or late: its clock may have started over since)
+// must not back this run's claim.
+TEST(NodeLease, AGrantBacksOnlyTheClaimantIncarnationItNames) {
+    struct Case {
+        const char* what;
+        std::optional<std::int64_t> names;  // relative to this run's incarnation; nullopt: names none
+        bool counts;
+    };
+    for (const Case& c : {Case{"this run", 0, true}, Case{"an earlier run", -1, false},
+                          Case{"a later run", 1, false}, Case{"no run (an older version)", std::nullopt, true}}) {
+        SCOPED_TRACE(c.what);
+        Harness h("b");
+        h.claim_after_a_fell_silent();
+        ASSERT_EQ(h.node().phase(), Phase::StartingPending);
+        wire::Heartbeat hb = heartbeat_of("d", S::Standby, 1000);
+        hb.term = h.node().term();
+        hb.claimant = "b";
+        hb.grant = promise_grant(Usec(h.last_heartbeat()->sent_at), h.settings().dead_time).count();
+        hb.heard = {node_id("b")};
+        if (c.names) hb.claimant_incarnation = h.settings().incarnation + *c.names;
+        h.node().on_heartbeat(hb, 0, h.now());
+        EXPECT_EQ(h.node().lease().has_value(), c.counts);
+    }
+}
+
+// Versions before kFlagClaimantIncarnation reject it as an unknown flag: a
+// node names the claimant's incarnation only while every peer it hears does.
+TEST(NodeLease, TheClaimantIncarnationIsSentOnlyWhileEveryPeerSendsIt) {
+    Harness h("b");
+    h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
+    h.clear();
+    h.advance(h.settings().interval);
+    ASSERT_TRUE(h.last_heartbeat());
+    EXPECT_EQ(h.last_heartbeat()->claimant, "a");
+    EXPECT_EQ(h.last_heartbeat()->claimant_incarnation, std::optional<std::uint64_t>(1));  // a's
+    wire::Heartbeat older = heartbeat_of("d", S::Standby, 1);  // names no claimant's incarnation
+    older.heard = {node_id("b")};
+    h.node().on_heartbeat(older, 0, h.now());
+    h.clear();
+    h.advance(h.settings().interval);
+    ASSERT_TRUE(h.last_heartbeat());
+    EXPECT_FALSE(h.last_heartbeat()->claimant_incarnation);
+}
+
 TEST(NodeLease, OnlyGrantsToThisClaimCountAndEachIsTakenAsTheVoterStatesIt) {
     Harness h("b");
     h.withhold("c");  // keeps b quorate, backs nothing
@@ -1396,11 +1454,7 @@ TEST(NodeLease, ServicesFoundRunningAtStartUpNeedALeaseOnceTheyHaveOne) {
 
 TEST(NodeClaims, APendingClaimWithdrawsForANodeRunningTheServicesWhateverItsTerm) {
     Harness h("b");
-    h.withhold("c");
-    h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
-    h.peer("a", S::Running, 3);
-    h.silence("a");
-    h.advance(h.settings().dead_time);
+    h.claim_after_a_fell_silent();
     ASSERT_EQ(h.node().phase(), Phase::StartingPending);
     ASSERT_GT(h.node().term(), 3u);
     h.clear();
@@ -1677,11 +1731,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(NodeTakeover, AClaimWaitsWhileAReachablePeerStillStopsTheServices) {
     Harness h("b");
-    h.withhold("c");
-    h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
-    h.peer("a", S::Running, 3);
-    h.silence("a");
-    h.advance(h.settings().dead_time);
+    h.claim_after_a_fell_silent();
     ASSERT_EQ(h.state(), S::Starting);  // a timed out
     h.peer("a", S::Stopping, 3);        // it comes back, still stopping
     h.release("c");                     // c's promise to a has run out: it backs b
