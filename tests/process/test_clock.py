@@ -5,7 +5,8 @@
      clock_ahead.cpp; CLOCK_MONOTONIC untouched, as an RTC gone wrong leaves it): its
      incarnation is two days ahead, and alpha and bravo refuse it. Each of
      them logs why, once, and its status says why charlie is not counted;
-     charlie's status says that its peers do not hear it;
+     charlie's status says that its peers do not hear it, and freehactl
+     status on alpha names the reason;
   2. the clock is fixed: charlie restarts without libfaketime, gives up the
      stored incarnation for the clock (and logs it), and joins within a few
      heartbeats; alpha and bravo log the end of the refusal. alpha runs the
@@ -14,12 +15,15 @@
 Prints how long charlie took to join after its restart.
 """
 import os
+import subprocess
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Cluster  # noqa: E402
+from harness import Cluster, PrivateBus  # noqa: E402
+
+FREEHACTL = os.environ.get("FREEHACTL", os.path.join(os.path.dirname(__file__), "../../build/src/ctl/freehactl"))
 
 CLOCK_AHEAD = os.environ.get("CLOCK_AHEAD", os.path.join(os.path.dirname(__file__),
                                                         "../../build/tests/libclock-ahead.so"))
@@ -36,12 +40,14 @@ def not_counted(node, other):
 class ClockAhead(unittest.TestCase):
     def setUp(self):
         self.c = Cluster(["alpha", "bravo", "charlie"])
+        self.bus = PrivateBus()  # alpha's, for freehactl status
+        self.addCleanup(self.bus.stop)
         self.addCleanup(self.c.stop_all)
 
     def test_a_node_booted_two_days_ahead_is_refused_with_a_reason_and_joins_once_its_clock_is_fixed(self):
         c = self.c
         c.start("bravo")
-        c.start("alpha")
+        c.start("alpha", bus=self.bus)
         c.start("charlie", env=CLOCK_TWO_DAYS_AHEAD)
         c.wait_for(lambda: c.running() == ["alpha"], 15, "alpha running")
         reason = "incarnation 2d ahead of this node's clock"
@@ -51,6 +57,10 @@ class ClockAhead(unittest.TestCase):
             log = c[peer].log()
             self.assertEqual(log.count("refusing the heartbeats of node charlie"), 1, log)
             self.assertIn("refusing the heartbeats of node charlie: " + reason, log)
+        status = subprocess.run([FREEHACTL, "status"], capture_output=True, text=True, timeout=10,
+                                env=self.bus.env())
+        self.assertEqual(status.returncode, 0, status.stderr)
+        self.assertIn("charlie is not counted: refused: " + reason, status.stdout)
         c.wait_for(lambda: not_counted(c["charlie"], "alpha") == "does not hear this node", 5,
                    "charlie showing that alpha does not hear it")
         self.assertFalse(c["charlie"].status()["quorate"])
