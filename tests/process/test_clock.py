@@ -7,7 +7,7 @@
      them logs why, once, and its status says why charlie is not counted;
      charlie's status says that its peers do not hear it, and freehactl
      status on alpha names the reason;
-  2. the clock is fixed: charlie restarts without libfaketime, gives up the
+  2. the clock is fixed: charlie restarts without the preload, gives up the
      stored incarnation for the clock (and logs it), and joins within a few
      heartbeats; alpha and bravo log the end of the refusal. alpha runs the
      services throughout.
