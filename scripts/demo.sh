@@ -81,7 +81,8 @@ show 4
 echo "== the fence's reach, as alpha logged it:"
 sed 's/^<[0-9]>//' "$dir/alpha.log" | grep -E 'a fence kills all of it|no complete fence' || true
 echo "== kill -9 of alpha, the active node: bravo claims the services after the 1s dead time and"
-echo "   starts them 3.2s later (DeadTime + FenceTimeout + Interval), when a cut-off alpha would have stopped"
+echo "   starts them as soon as charlie backs the claim: charlie's promise to alpha, one dead time from"
+echo "   alpha's last heartbeat, ran out at that moment, and a cut-off alpha would have stopped before it"
 kill -9 "$pid_alpha"
 show 6
 echo "== alpha restarts: it does not take the services back"

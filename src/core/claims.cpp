@@ -61,6 +61,10 @@ bool claim_outranks(std::uint64_t term, const std::string& claimant, std::uint64
     return node_name_before(claimant, other_claimant);
 }
 
+bool term_plausible(std::uint64_t term, std::uint64_t highest_known) {
+    return term <= highest_known || term - highest_known <= kMaxTermJump;
+}
+
 bool TermBook::learn(std::uint64_t term, const std::string& claimant) {
     if (term > max_term_) {
         max_term_ = term;
@@ -76,7 +80,7 @@ bool TermBook::learn(std::uint64_t term, const std::string& claimant) {
 }
 
 std::uint64_t TermBook::next_term(const std::string& self) {
-    max_term_ += 1;
+    if (max_term_ != kMaxTerm) max_term_ += 1;
     best_claimant_ = self;
     return max_term_;
 }

@@ -85,13 +85,24 @@ Usec max_fence_timeout(Usec interval, Usec dead_time);
 bool claim_outranks(std::uint64_t term, const std::string& claimant, std::uint64_t other_term,
                     const std::string& other_claimant);
 
+// The highest term: next_term() stays there rather than wrap to 0.
+inline constexpr std::uint64_t kMaxTerm = UINT64_MAX;
+// How far above the highest term a node knows a heartbeat's term may be:
+// terms rise by one per claim, so a real cluster never comes near it, while
+// a forged heartbeat cannot lift every node's term to the top at once
+// (reaching kMaxTerm takes 2^32 of them). Heartbeats beyond it are refused.
+inline constexpr std::uint64_t kMaxTermJump = std::uint64_t{1} << 32;
+bool term_plausible(std::uint64_t term, std::uint64_t highest_known);
+
 // The terms this node has heard of: every new claim takes a term above them.
 class TermBook {
 public:
     // Records a claim heard of (term and claimant, "" if unknown); true when
     // it is the best one known so far.
     bool learn(std::uint64_t term, const std::string& claimant);
-    // A term for a new claim by `self`, above every term known.
+    // A term for a new claim by `self`, above every term known; kMaxTerm
+    // once that is known (equal terms are ranked by claimant, so a claim
+    // still outranks or yields to every other).
     std::uint64_t next_term(const std::string& self);
 
     std::uint64_t max_term() const { return max_term_; }

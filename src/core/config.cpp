@@ -3,6 +3,7 @@
 #include <array>
 #include <cctype>
 #include <charconv>
+#include <cstdio>
 #include <functional>
 #include <sstream>
 #include <tuple>
@@ -67,6 +68,28 @@ bool is_unit_name(std::string_view v) {
     for (auto suffix : kSuffixes)
         if (v.size() > suffix.size() && v.ends_with(suffix)) return true;
     return false;
+}
+
+// The offset of the first byte that does not belong to well-formed UTF-8
+// (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF), or
+// npos. Every value may reach the JSON status, D-Bus and the journal, which
+// all take UTF-8 only.
+std::size_t invalid_utf8_at(std::string_view v) {
+    auto byte = [&](std::size_t i) { return static_cast<unsigned char>(v[i]); };
+    for (std::size_t i = 0; i < v.size();) {
+        unsigned char b = byte(i);
+        std::size_t length = b < 0x80 ? 1 : (b >= 0xC2 && b <= 0xDF) ? 2 : (b >= 0xE0 && b <= 0xEF) ? 3
+                                        : (b >= 0xF0 && b <= 0xF4) ? 4 : 0;
+        if (length == 0 || i + length > v.size()) return i;
+        for (std::size_t k = 1; k < length; ++k)
+            if ((byte(i + k) & 0xC0) != 0x80) return i;
+        unsigned char second = length > 1 ? byte(i + 1) : 0;
+        if ((b == 0xE0 && second < 0xA0) || (b == 0xED && second > 0x9F) || (b == 0xF0 && second < 0x90) ||
+            (b == 0xF4 && second > 0x8F))
+            return i;
+        i += length;
+    }
+    return std::string_view::npos;
 }
 
 struct KeyDef {
@@ -211,6 +234,13 @@ std::optional<std::string> apply_setting(Config& config, std::string_view sectio
         if (def.section != section) continue;
         section_known = true;
         if (def.key != key) continue;
+        // Named without its bytes, which would carry the encoding error into the message.
+        if (auto at = invalid_utf8_at(value); at != std::string_view::npos) {
+            char hex[8];
+            std::snprintf(hex, sizeof hex, "0x%02x", static_cast<unsigned char>(value[at]));
+            return where + ": [" + std::string(section) + "] " + std::string(key) + "=: not valid UTF-8 (byte " +
+                   hex + " at offset " + std::to_string(at) + ")";
+        }
         if (auto error = def.set(config, value))
             return where + ": [" + std::string(section) + "] " + std::string(key) + "=" + std::string(value) + ": " +
                    *error;

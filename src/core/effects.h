@@ -43,7 +43,10 @@ enum class NoticeKind {
     DuplicateNodeName,   // another daemon announces this node's own name
     UnexpectedServices,  // the services run here although this node does not hold them
     LeaseLost,           // no majority renewed this holder's lease: it stops before the lease ends
+    PeerRefused,         // this node began to refuse a node's heartbeats (why: the text)
+    PeerRefusalEnded,    // no heartbeat of that node was refused for a dead time
 };
+inline constexpr std::size_t kNoticeKindCount = 14;
 std::string_view to_string(NoticeKind k);
 
 namespace effect {

@@ -99,6 +99,7 @@ Observation Membership::observe(const wire::Heartbeat& hb, std::size_t channel, 
     p.grant = hb.grant;
     p.heard = hb.heard;
     p.states_expected = hb.expected_nodes != 0;
+    p.states_claimant_incarnation = hb.claimant_incarnation.has_value();
     if (p.states_expected) p.expected_nodes = hb.expected_nodes;
     p.last_heard = std::max(p.last_heard, now);
     p.timed_out = false;

@@ -52,6 +52,7 @@ struct Peer {
     // it times out: a node it could form a majority with must count as many.
     unsigned expected_nodes = 0;
     bool states_expected = false;  // its newest heartbeat stated it (else: an older version, or one beside such)
+    bool states_claimant_incarnation = false;  // likewise for kFlagClaimantIncarnation
     Usec last_heard;
     std::vector<std::optional<Usec>> channel_last_heard;  // index = channel
     bool timed_out = false;

@@ -19,8 +19,13 @@ bool quorum_rules_apply(const NodeSettings& s) { return quorum_rules_apply(s.exp
 
 LeaseTimings lease_timings(const NodeSettings& s) { return LeaseTimings{s.interval, s.dead_time, s.fence_timeout}; }
 
-std::uint64_t next_incarnation(std::optional<std::uint64_t> previous, std::uint64_t realtime_usec) {
-    return previous ? std::max(*previous + 1, realtime_usec) : realtime_usec;
+std::uint64_t next_incarnation(std::optional<std::uint64_t> previous, std::uint64_t realtime_usec,
+                               bool authenticated) {
+    if (!previous) return realtime_usec;
+    bool refused_as_forged = *previous > realtime_usec &&
+                             *previous - realtime_usec > static_cast<std::uint64_t>(Node::kIncarnationFuture.count());
+    if (refused_as_forged && !authenticated) return realtime_usec;
+    return std::max(*previous + 1, realtime_usec);
 }
 
 Node::Node(NodeSettings settings)
@@ -87,9 +92,12 @@ void Node::send_heartbeat(Usec now, Effects& out) {
         hb.term = voter_.term();
         hb.claimant = voter_.claimant();
         hb.grant = voter_.grant();
+        hb.claimant_incarnation = voter_.claimant_incarnation();
     } else {
         hb.term = terms_.max_term();
         hb.claimant = terms_.best_claimant();
+        auto claimant = membership_.peers().find(hb.claimant);
+        hb.claimant_incarnation = claimant != membership_.peers().end() ? claimant->second.incarnation : 0;
     }
     hb.state = state();
     hb.role = settings_.role;
@@ -105,6 +113,7 @@ void Node::send_heartbeat(Usec now, Effects& out) {
         hb.heard.push_back(node_id(name));
         if (!p.states_expected) hb.expected_nodes = 0;
     }
+    if (!peers_state_claimant_incarnation()) hb.claimant_incarnation.reset();
     auto datagram = wire::encode(hb);
     if (!settings_.auth_keys.empty()) settings_.auth_keys.sign(datagram);
     out.push_back(effect::SendHeartbeat{std::move(hb), std::move(datagram)});
@@ -348,7 +357,13 @@ Effects Node::on_datagram(std::span<const std::uint8_t> datagram, std::size_t ch
         // Unauthenticated and from the far future: it would make every real
         // heartbeat of that node look stale.
         ++counters_.implausible;
-        return {};
+        Effects out;
+        Usec ahead(hb.incarnation - wall_estimate(now));
+        refuse(hb.node, RefusalCause::IncarnationAhead,
+               "incarnation " + format_timespan(round_to(ahead, 60 * kUsecPerSec)) +
+                   " ahead of this node's clock (its clock is wrong, or the heartbeat forged)",
+               now, out);
+        return out;
     }
     return on_heartbeat(hb, channel, now);
 }
@@ -368,6 +383,16 @@ Effects Node::on_heartbeat(const wire::Heartbeat& hb, std::size_t channel, Usec 
         }
         return out;
     }
+    // A real cluster's terms rise by one per claim: a term far above every
+    // term known is forged or broken, and would carry every node's terms to the top.
+    if (!term_plausible(hb.term, terms_.max_term())) {
+        ++counters_.implausible;
+        refuse(hb.node, RefusalCause::TermJump,
+               "term " + std::to_string(hb.term) + " more than 2^32 above the highest this node knows (" +
+                   std::to_string(terms_.max_term()) + ")",
+               now, out);
+        return out;
+    }
     Observation obs = membership_.observe(hb, channel, now);
     count_expected_nodes();
     if (obs.table_full) {
@@ -376,6 +401,12 @@ Effects Node::on_heartbeat(const wire::Heartbeat& hb, std::size_t channel, Usec 
     }
     if (obs.stale) {
         ++counters_.stale_incarnation;
+        Usec older(membership_.peers().at(hb.node).incarnation - hb.incarnation);
+        refuse(hb.node, RefusalCause::StaleIncarnation,
+               "stale incarnation, from " + format_timespan(older / kUsecPerSec * kUsecPerSec) +
+                   " before the one this node knows (its clock was set back and its state directory lost, or a "
+                   "replay)",
+               now, out);
         return out;
     }
     if (obs.implausible) {
@@ -399,8 +430,8 @@ Effects Node::on_heartbeat(const wire::Heartbeat& hb, std::size_t channel, Usec 
     // A new heartbeat of the claim we back renews our promise, and our
     // acknowledgement (the grant) goes back at once: it renews the lease.
     bool ack = false;
-    if (started_ && voter_.backs(hb.node, hb.term) && holds_services(hb.state) && may_back(now))
-        ack = voter_.promise(hb.node, hb.term, Usec(hb.sent_at), now, settings_.dead_time, now);
+    if (started_ && voter_.backs(hb.node, hb.incarnation, hb.term) && holds_services(hb.state) && may_back(now))
+        ack = voter_.promise(hb.node, hb.incarnation, hb.term, Usec(hb.sent_at), now, settings_.dead_time, now);
     if (started_ && update_backing(now)) ack = true;
     if (ack) send_heartbeat(now, out);
     evaluate(now, out);
@@ -540,9 +571,41 @@ Effects Node::reconfigure(const NodeSettings& settings, Usec now) {
     return out;
 }
 
+void Node::refuse(const std::string& node, RefusalCause cause, std::string reason, Usec now, Effects& out) {
+    if (node == settings_.node_name) return;  // our name from elsewhere: counted, and DuplicateNodeName tells
+    auto it = refused_.find(node);
+    if (it == refused_.end()) {
+        if (refused_.size() >= Membership::kMaxPeers) return;  // forged names must not grow it: counted only
+        it = refused_.emplace(node, Refusal{cause, std::string(), now, now}).first;
+    } else if (it->second.cause == cause) {
+        it->second.reason = std::move(reason);
+        it->second.last = now;
+        ++it->second.count;
+        return;
+    }
+    out.push_back(effect::Notice{NoticeKind::PeerRefused, node, reason});
+    it->second = Refusal{cause, std::move(reason), it->second.since, now, it->second.count + 1};
+}
+
+void Node::end_refusals(Usec now, Effects& out) {
+    for (auto it = refused_.begin(); it != refused_.end();) {
+        const Refusal& r = it->second;
+        if (now < r.last + settings_.dead_time) {
+            ++it;
+            continue;
+        }
+        out.push_back(effect::Notice{NoticeKind::PeerRefusalEnded, it->first,
+                                     "none refused for " + format_timespan(settings_.dead_time) + " (" +
+                                         std::to_string(r.count) + " refused over " +
+                                         format_timespan((r.last - r.since) / kUsecPerMsec * kUsecPerMsec) + ")"});
+        it = refused_.erase(it);
+    }
+}
+
 Effects Node::on_timer(Usec now) {
     Effects out;
     if (!started_ || exited_) return out;
+    end_refusals(now, out);
     for (const auto& name : membership_.expire(now, settings_.dead_time)) {
         const Peer& p = membership_.peers().at(name);
         out.push_back(effect::Notice{NoticeKind::PeerTimedOut, name,

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -70,8 +71,18 @@ LeaseTimings lease_timings(const NodeSettings& s);
 
 // The incarnation of a new daemon start: above the previous one whatever the
 // wall clock did, and above any earlier start whose record was lost as long
-// as the wall clock is roughly right.
-std::uint64_t next_incarnation(std::optional<std::uint64_t> previous, std::uint64_t realtime_usec);
+// as the wall clock is roughly right. Except without a key (`authenticated`
+// false) when the previous one is more than Node::kIncarnationFuture ahead
+// of the clock (it was taken while the clock ran far ahead): peers refuse
+// such an incarnation as forged, so the new one starts from the clock. That
+// gives up no replay protection: without a key anyone can forge a
+// heartbeat, and peers took the earlier incarnation for forged anyway (or,
+// had their clocks been as far ahead, accept the lower one once its record
+// has timed out, a dead time after the restart). With a key, peers accept
+// any higher incarnation and refuse a lower one for good (replays), so the
+// counter only goes up.
+std::uint64_t next_incarnation(std::optional<std::uint64_t> previous, std::uint64_t realtime_usec,
+                               bool authenticated);
 
 struct HookOutcome {
     bool success = false;
@@ -159,6 +170,17 @@ private:
         bool canceled = false;
         bool killed = false;  // by the fence deadline: the services count as stopped when it ends
     };
+    // Why this node refuses a sender's heartbeats: logged when it begins (or
+    // its cause changes) and when none was refused for a dead time, never per
+    // datagram; shown in the status while the sender is not counted.
+    enum class RefusalCause { IncarnationAhead, StaleIncarnation, TermJump };
+    struct Refusal {
+        RefusalCause cause;
+        std::string reason;  // "incarnation 2d ahead of this node's clock", ...
+        Usec since;
+        Usec last;
+        std::uint64_t count = 0;
+    };
 
     // The chokepoint: every phase change goes through here.
     void set_phase(Phase to, std::string reason, Usec now, Effects& out);
@@ -190,6 +212,9 @@ private:
     bool update_backing(Usec now);
     bool may_back(Usec now) const;
     void record_grant(const wire::Heartbeat& hb, Usec now);
+    // Every reachable peer's newest heartbeat names the claimant's incarnation
+    // (none is of a version that would reject kFlagClaimantIncarnation).
+    bool peers_state_claimant_incarnation() const;
     void check_rivals(Usec now, Effects& out);
     void enforce_lease(Usec now, Effects& out);
     bool peer_backs_other_live_claim() const;
@@ -213,6 +238,10 @@ private:
     void self_fence_if_late(Usec now, Effects& out);
     void fail_services(std::string error, Usec now, Effects& out);
     void services_stopped(Usec now, Effects& out);
+
+    // --- refused senders
+    void refuse(const std::string& node, RefusalCause cause, std::string reason, Usec now, Effects& out);
+    void end_refusals(Usec now, Effects& out);
 
     // --- start-up, quorum and election
     void update_quorum(Usec now, Effects& out);
@@ -259,6 +288,7 @@ private:
     bool self_fenced_ = false;            // StoppingKilled, StoppingCleanup: SelfFence was emitted
     bool start_after_stop_ = false;       // a force-start that arrived while stopping
     std::optional<std::uint64_t> duplicate_incarnation_seen_;
+    std::map<std::string, Refusal> refused_;  // sender -> why its heartbeats are refused; at most Membership::kMaxPeers
     std::uint64_t unexpected_services_ = 0;  // times the services were found running here unbidden
     std::optional<RunningHook> hook_;
 

@@ -17,6 +17,11 @@ std::optional<Usec> Node::lease() const {
 // nothing for a dead time.
 void Node::record_grant(const wire::Heartbeat& hb, Usec now) {
     if (!holding() || hb.claimant != settings_.node_name || hb.term != holder_.term() || hb.grant == 0) return;
+    // A grant to this node's earlier run (replayed, or late) is on a clock
+    // that may have started over: one naming another run backs nothing. (A
+    // grant naming no run comes from a version that cannot name it, or a
+    // node beside one: freeha-safety(7).)
+    if (hb.claimant_incarnation && *hb.claimant_incarnation != settings_.incarnation) return;
     holder_.record_grant(hb.node, Usec(hb.grant), now);
 }
 
@@ -64,6 +69,12 @@ bool Node::peer_backs_other_live_claim() const {
     return false;
 }
 
+bool Node::peers_state_claimant_incarnation() const {
+    for (const auto& [name, p] : membership_.peers())
+        if (p.reachable() && !p.states_claimant_incarnation) return false;
+    return true;
+}
+
 bool Node::may_back(Usec now) const { return started_ && !holding() && now >= backing_allowed_at_; }
 
 bool Node::update_backing(Usec now) {
@@ -91,7 +102,8 @@ bool Node::update_backing(Usec now) {
                 best = &p;
         }
         if (best != nullptr)
-            voter_.promise(best->name, best->term, Usec(best->sent_at), best->last_heard, settings_.dead_time, now);
+            voter_.promise(best->name, best->incarnation, best->term, Usec(best->sent_at), best->last_heard,
+                           settings_.dead_time, now);
     }
     // What we announce changed: a new backing, a release, a promise that ran out.
     return voter_.claimant() != before.claimant() || voter_.term() != before.term() ||

@@ -72,6 +72,21 @@ Status Node::status(Usec now) const {
         n.errored = p.error_latched();
         for (const auto& heard : p.channel_last_heard)
             n.channel_heard_usec_ago.push_back(heard ? std::optional<Usec>(now - *heard) : std::nullopt);
+        if (auto r = refused_.find(name); r != refused_.end() && !p.reachable())
+            n.not_counted = "refused: " + r->second.reason;
+        else if (p.reachable() && !p.hears(own_id_))
+            n.not_counted = "does not hear this node";
+        s.nodes.push_back(std::move(n));
+    }
+    // Senders whose heartbeats were never accepted are listed too, with why.
+    for (const auto& [name, r] : refused_) {
+        if (membership_.peers().contains(name)) continue;
+        NodeStatus n;
+        n.name = name;
+        n.state = NodeState::TimedOut;
+        n.last_heard_usec_ago = now - r.last;
+        n.channel_heard_usec_ago.resize(settings_.channel_count);
+        n.not_counted = "refused: " + r.reason;
         s.nodes.push_back(std::move(n));
     }
     std::sort(s.nodes.begin(), s.nodes.end(),

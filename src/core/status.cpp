@@ -41,7 +41,8 @@ nlohmann::json to_json(const Status& s) {
                          {"standby", n.standby},
                          {"errored", n.errored},
                          {"self", n.self},
-                         {"channels", std::move(channels)}});
+                         {"channels", std::move(channels)},
+                         {"not_counted", n.not_counted.empty() ? json(nullptr) : json(n.not_counted)}});
     }
     // One list of counter names (by_name) for JSON and D-Bus; JSON nests the malformed ones.
     constexpr std::string_view kMalformed = "malformed_";

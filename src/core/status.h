@@ -47,6 +47,10 @@ struct NodeStatus {
     bool errored = false;
     bool self = false;
     std::vector<std::optional<Usec>> channel_heard_usec_ago;  // nullopt: never heard on it
+    // Why this peer does not count towards quorum although it sends ("" when
+    // it counts, or is simply not heard): "refused: <why>" when this node
+    // refuses its heartbeats, "does not hear this node" for a one-way link.
+    std::string not_counted;
 };
 
 struct Status {

@@ -62,6 +62,9 @@ std::optional<Usec> parse_timespan(std::string_view text);
 // Formats a span the way systemd prints it: "1min 30s", "200ms", "0".
 std::string format_timespan(Usec span);
 
+// `span` to the nearest whole `unit`, for messages ("2d", not "1d 23h 59min 59s").
+constexpr Usec round_to(Usec span, Usec unit) { return (span + unit / 2) / unit * unit; }
+
 // As format_timespan (test failures and debug output).
 std::ostream& operator<<(std::ostream& out, Usec span);
 

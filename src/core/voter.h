@@ -21,22 +21,25 @@ namespace freeha {
 class Voter {
 public:
     const std::string& claimant() const { return claimant_; }  // "" when backing none
+    // The incarnation of the claimant whose claim is backed: the grant is on its clock.
+    std::uint64_t claimant_incarnation() const { return claimant_incarnation_; }
     std::uint64_t term() const { return term_; }
     // The promise's end on the claimant's clock (promise_grant()); 0: no live promise.
     std::uint64_t grant() const { return grant_; }
     // The promise's end on this node's clock: no other claim is backed before it.
     Usec promise_until() const { return promise_until_; }
     bool live(Usec now) const { return grant_ != 0 && now < promise_until_; }
-    bool backs(const std::string& claimant, std::uint64_t term) const {
-        return !claimant_.empty() && claimant == claimant_ && term == term_;
+    bool backs(const std::string& claimant, std::uint64_t incarnation, std::uint64_t term) const {
+        return !claimant_.empty() && claimant == claimant_ && incarnation == claimant_incarnation_ && term == term_;
     }
 
     // Promises `dead_time` to a claim whose heartbeat was sent at `sent_at`
-    // (the claimant's clock) and heard at `heard_at` (ours). Renewing the
-    // claim already backed moves both ends only later; another claim is
-    // backed only once the live promise has run out (returns false then).
-    bool promise(const std::string& claimant, std::uint64_t term, Usec sent_at, Usec heard_at, Usec dead_time,
-                 Usec now);
+    // (the clock of the claimant's run `incarnation`) and heard at `heard_at`
+    // (ours). Renewing the claim already backed moves both ends only later;
+    // another claim (a restarted claimant's too: its clock may have started
+    // over) is backed only once the live promise has run out (returns false then).
+    bool promise(const std::string& claimant, std::uint64_t incarnation, std::uint64_t term, Usec sent_at,
+                 Usec heard_at, Usec dead_time, Usec now);
     // The promise has nothing left to protect: the claimant says it holds
     // nothing or holds another claim, or it is this node's own claim now
     // (elected only once no promise binds it; forced on the operator's word).
@@ -46,6 +49,7 @@ public:
 
 private:
     std::string claimant_;
+    std::uint64_t claimant_incarnation_ = 0;
     std::uint64_t term_ = 0;
     std::uint64_t grant_ = 0;
     Usec promise_until_;

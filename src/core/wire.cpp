@@ -69,18 +69,19 @@ std::vector<std::uint8_t> encode(const Heartbeat& hb) {
     unsigned expected = std::min(hb.expected_nodes, kMaxExpectedNodes);
     std::vector<std::uint8_t> out(kHeaderSize + hb.node.size() + (handover ? 1 + hb.handover_to.size() : 0) +
                                   (claimant ? 1 + hb.claimant.size() : 0) + (heard != 0 ? 1 + 8 * heard : 0) +
-                                  (expected != 0 ? 1 : 0));
+                                  (expected != 0 ? 1 : 0) + (hb.claimant_incarnation ? 8 : 0));
     Writer w{out};
     w.bytes(kMagic.data(), kMagic.size());
     w.u8(kVersion);
     w.u8(kTypeHeartbeat);
     auto flags = static_cast<std::uint16_t>(hb.flags &
                                             ~(kFlagAuthenticated | kFlagHandover | kFlagHeard | kFlagClaimant |
-                                              kFlagExpected));
+                                              kFlagExpected | kFlagClaimantIncarnation));
     if (handover) flags |= kFlagHandover;
     if (claimant) flags |= kFlagClaimant;
     if (heard != 0) flags |= kFlagHeard;
     if (expected != 0) flags |= kFlagExpected;
+    if (hb.claimant_incarnation) flags |= kFlagClaimantIncarnation;
     w.u16(flags);
     w.u64(hb.cluster_id);
     w.u64(hb.incarnation);
@@ -102,6 +103,7 @@ std::vector<std::uint8_t> encode(const Heartbeat& hb) {
         for (std::size_t i = 0; i < heard; ++i) w.u64(hb.heard[i]);
     }
     if (expected != 0) w.u8(static_cast<std::uint8_t>(expected));
+    if (hb.claimant_incarnation) w.u64(*hb.claimant_incarnation);
     return out;
 }
 
@@ -139,14 +141,20 @@ DecodeResult decode(std::span<const std::uint8_t> in) {
         if (expected == 0 || expected > kMaxExpectedNodes) return rejected(Reject::BadExpectedNodes);
         body_size += 1;
     }
+    std::optional<std::uint64_t> claimant_incarnation;
+    if (flags & kFlagClaimantIncarnation) {
+        if (in.size() < body_size + 8) return rejected(Reject::BadLength);
+        claimant_incarnation = get_u64(in, body_size);
+        body_size += 8;
+    }
     if (in.size() != body_size + tag_size) return rejected(Reject::BadLength);
     std::string name(reinterpret_cast<const char*>(in.data() + kHeaderSize), name_length);
     if (!is_valid_node_name(name)) return rejected(Reject::BadNameCharacter);
 
     Decoded d;
     // Carried by handover_to, claimant, heard and expected_nodes.
-    d.heartbeat.flags =
-        static_cast<std::uint16_t>(flags & ~(kFlagHandover | kFlagHeard | kFlagClaimant | kFlagExpected));
+    d.heartbeat.flags = static_cast<std::uint16_t>(
+        flags & ~(kFlagHandover | kFlagHeard | kFlagClaimant | kFlagExpected | kFlagClaimantIncarnation));
     d.heartbeat.cluster_id = get_u64(in, 8);
     d.heartbeat.incarnation = get_u64(in, 16);
     d.heartbeat.sequence = get_u64(in, 24);
@@ -160,6 +168,7 @@ DecodeResult decode(std::span<const std::uint8_t> in) {
     d.heartbeat.claimant = std::move(claimant);
     d.heartbeat.heard = std::move(heard);
     d.heartbeat.expected_nodes = expected;
+    d.heartbeat.claimant_incarnation = claimant_incarnation;
     if (tag_size != 0) {
         d.signed_bytes = in.first(body_size);
         d.auth_tag = in.subspan(body_size);

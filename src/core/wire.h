@@ -28,6 +28,11 @@
 //  sends it only while every peer it hears sends it too: in a cluster mixed
 //  with such older nodes nobody sends it, and each node counts quorum against
 //  its own ExpectedNodes= alone, as those versions did;
+//  then, only when flags has kFlagClaimantIncarnation: u64, the incarnation of
+//  the claimant named (0 when none is named): a grant backs that incarnation's
+//  claim only, so that a grant to a node's earlier run (its clock may have
+//  started over since) cannot back the claim of a restarted node. Sent, like
+//  kFlagExpected, only while every peer heard sends it too;
 //  then, only when flags has kFlagAuthenticated: a 32-byte HMAC-SHA256 tag over
 //  every byte before it.
 #pragma once
@@ -58,8 +63,10 @@ inline constexpr std::uint16_t kFlagHeard = 1u << 4;          // the ids of the 
 inline constexpr std::uint16_t kFlagClaimant = 1u << 5;       // the claimant of the announced term follows
 inline constexpr std::uint16_t kFlagClaimPending = 1u << 6;   // STARTING, but starthasrv has not run yet
 inline constexpr std::uint16_t kFlagExpected = 1u << 7;       // the sender's ExpectedNodes= follows
+inline constexpr std::uint16_t kFlagClaimantIncarnation = 1u << 8;  // the claimant's incarnation follows
 inline constexpr std::uint16_t kKnownFlags = kFlagStandby | kFlagErrorLatched | kFlagAuthenticated | kFlagHandover |
-                                             kFlagHeard | kFlagClaimant | kFlagClaimPending | kFlagExpected;
+                                             kFlagHeard | kFlagClaimant | kFlagClaimPending | kFlagExpected |
+                                             kFlagClaimantIncarnation;
 inline constexpr std::size_t kMaxHeard = 64;
 inline constexpr unsigned kMaxExpectedNodes = 64;
 
@@ -78,6 +85,8 @@ struct Heartbeat {
     std::string claimant;     // non-empty: kFlagClaimant is set on the wire
     std::vector<std::uint64_t> heard;  // non-empty: kFlagHeard is set on the wire
     unsigned expected_nodes = 0;       // the sender's ExpectedNodes=; non-zero: kFlagExpected is set on the wire
+    // The incarnation of `claimant` (0: none named); set: kFlagClaimantIncarnation is set on the wire.
+    std::optional<std::uint64_t> claimant_incarnation;
 
     bool operator==(const Heartbeat&) const = default;
 };
@@ -115,8 +124,9 @@ struct DecodeResult {
     Reject reject = Reject::TooShort;  // meaningful only when !decoded
 };
 
-// Encodes the body. kFlagHandover, kFlagClaimant, kFlagHeard and kFlagExpected
-// follow hb.handover_to, hb.claimant, hb.heard and hb.expected_nodes, whatever
+// Encodes the body. kFlagHandover, kFlagClaimant, kFlagHeard, kFlagExpected and
+// kFlagClaimantIncarnation follow hb.handover_to, hb.claimant, hb.heard,
+// hb.expected_nodes and hb.claimant_incarnation, whatever
 // hb.flags says (at most kMaxHeard ids are written; expected_nodes is capped at kMaxExpectedNodes).
 // kFlagAuthenticated is cleared: sign() sets it and appends the tag.
 std::vector<std::uint8_t> encode(const Heartbeat& hb);

@@ -69,10 +69,15 @@ std::optional<ClusterView> ClusterView::from(const nlohmann::json& s) {
         v.unexpected_services = s.at("unexpected_services");
         // Absent from a daemon older than the field.
         v.log_lines_dropped = s.value("log_lines_dropped", std::uint64_t{0});
-        for (const auto& n : s.at("nodes"))
+        for (const auto& n : s.at("nodes")) {
+            // Absent from documents of daemons before it.
+            std::string not_counted = n.contains("not_counted") && !n.at("not_counted").is_null()
+                                          ? n.at("not_counted").get<std::string>()
+                                          : std::string();
             v.nodes.push_back({n.at("name"), n.at("state"), n.at("role"), n.at("reachable"), n.at("term"),
                                Usec(n.at("last_heard_usec_ago").get<std::uint64_t>()), n.at("standby"),
-                               n.at("errored")});
+                               n.at("errored"), std::move(not_counted)});
+        }
         for (const auto& [name, value] : s.at("packets").items()) {
             if (value.is_object()) {  // "malformed": one counter per reason
                 for (const auto& [reason, count] : value.items()) v.packets.emplace_back(name + "_" + reason, count);

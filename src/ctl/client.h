@@ -31,6 +31,7 @@ struct ClusterView {
         std::uint64_t term = 0;
         Usec last_heard_usec_ago;
         bool standby = false, errored = false;
+        std::string not_counted;  // why it does not count towards quorum; "" when it does
     };
     std::vector<Node> nodes;
     std::vector<std::pair<std::string, std::uint64_t>> packets;  // every counter, in the document's order

@@ -24,6 +24,9 @@ namespace {
 enum Exit { kOk = 0, kFailed = 1, kUsage = 2, kUnreachable = 3 };
 
 constexpr Usec kDefaultTimeout = 2 * 60 * kUsecPerSec;
+// The longest wait: a command waits at most for StartTimeout= or StopTimeout= (at most 24h
+// each) and a switchover's two; far beyond it a deadline on the steady clock would overflow.
+constexpr Usec kMaxTimeout = 7 * 24 * 3600 * kUsecPerSec;
 constexpr auto kPollInterval = std::chrono::milliseconds(100);
 
 struct Options {
@@ -118,6 +121,8 @@ std::string render(const ClusterView& v) {
                       n.reachable ? "yes" : "no", heard.c_str());
         out += line;
     }
+    for (const auto& n : v.nodes)
+        if (!n.not_counted.empty()) out += n.name + " is not counted: " + n.not_counted + "\n";
     out += "\n" + packets_line(v) + "\n";
     return out;
 }
@@ -310,6 +315,8 @@ int main(int argc, char** argv) {
         case kOptTimeout: {
             auto span = parse_timespan(optarg);
             if (!span || *span == Usec()) return usage_error(std::string("--timeout ") + optarg + ": not a time span such as 30s");
+            if (*span > kMaxTimeout)
+                return usage_error(std::string("--timeout ") + optarg + ": at most " + format_timespan(kMaxTimeout));
             o.timeout = *span;
             break;
         }

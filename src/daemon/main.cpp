@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
     }
     std::string warning;
     std::string state_directory = default_state_directory(config->bus);
-    std::uint64_t incarnation = claim_incarnation(state_directory, &warning);
+    std::uint64_t incarnation = claim_incarnation(state_directory, !auth_keys->empty(), &warning);
     if (!warning.empty()) log::warning(warning);
     warning.clear();
     Usec promise_horizon = claim_promise_horizon(state_directory, config->dead_time, &warning);

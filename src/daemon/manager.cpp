@@ -36,6 +36,7 @@ int notice_priority(NoticeKind k) {
     switch (k) {
     case NoticeKind::PeerJoined:
     case NoticeKind::PeerRestarted:
+    case NoticeKind::PeerRefusalEnded:
     case NoticeKind::QuorumGained: return LOG_INFO;
     case NoticeKind::Takeover: return LOG_NOTICE;
     case NoticeKind::DuplicateNodeName:
@@ -58,6 +59,8 @@ std::string notice_text(const effect::Notice& n) {
     case NoticeKind::DuplicateNodeName: return "node name " + n.peer + " in use elsewhere: " + n.text;
     case NoticeKind::UnexpectedServices: return "services started behind freehad's back: " + n.text;
     case NoticeKind::LeaseLost: return "lease lost: " + n.text;
+    case NoticeKind::PeerRefused: return "refusing the heartbeats of node " + n.peer + ": " + n.text;
+    case NoticeKind::PeerRefusalEnded: return "no longer refusing the heartbeats of node " + n.peer + ": " + n.text;
     }
     return n.text;
 }

@@ -73,9 +73,15 @@ std::string default_state_directory(BusKind bus) {
     return std::string(home != nullptr ? home : "/tmp") + "/.local/state/freeha";
 }
 
-std::uint64_t claim_incarnation(const std::string& directory, std::string* warning) {
+std::uint64_t claim_incarnation(const std::string& directory, bool authenticated, std::string* warning) {
     std::string path = directory + "/incarnation";
-    std::uint64_t next = next_incarnation(read_previous(path), realtime_usec());
+    std::optional<std::uint64_t> previous = read_previous(path);
+    std::uint64_t now = realtime_usec();
+    std::uint64_t next = next_incarnation(previous, now, authenticated);
+    if (previous && next < *previous)
+        *warning = path + ": " + format_timespan(round_to(Usec(*previous - now), 60 * kUsecPerSec)) +
+                   " ahead of the clock (taken while the clock ran ahead), which peers without a key refuse: "
+                   "starting a new incarnation from the clock";
     if (std::string error = store(directory, path, std::to_string(next) + "\n"); !error.empty())
         *warning = "cannot keep the incarnation counter (" + error +
                    "); using the wall clock alone, so a clock set back could make peers ignore this node";

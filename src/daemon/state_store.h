@@ -15,10 +15,11 @@ namespace freeha {
 std::string default_state_directory(BusKind bus);
 
 // Reads the last incarnation from DIR/incarnation, stores and returns the
-// next one. When the file cannot be written, *warning says why and the
-// wall clock alone decides (a backward jump could then make peers ignore
-// this node until they restart).
-std::uint64_t claim_incarnation(const std::string& directory, std::string* warning);
+// next one (next_incarnation(): `authenticated` when AuthKeyFile= is set).
+// When the file cannot be written, *warning says why and the wall clock
+// alone decides (a backward jump could then make peers ignore this node
+// until they restart); when the stored one is given up for the clock, *warning says so.
+std::uint64_t claim_incarnation(const std::string& directory, bool authenticated, std::string* warning);
 
 // DIR/promise-horizon: the longest DeadTime= with which a promise of this
 // node may still be live. A restarted node backs no claim until that long

@@ -443,7 +443,8 @@ class CtlUsage(unittest.TestCase):
     def test_usage_errors_exit_2_and_a_missing_daemon_exits_3(self):
         bus = PrivateBus()
         try:
-            for args in (["bogus"], [], ["status", "extra"], ["--timeout", "soon", "stop"], ["--frob"]):
+            for args in (["bogus"], [], ["status", "extra"], ["--timeout", "soon", "stop"],
+                         ["--timeout", "200000000d", "stop"], ["--frob"]):
                 r = ctl(bus, *args)
                 self.assertEqual(r.returncode, 2, args)
                 self.assertEqual(len(r.stderr.strip().splitlines()), 1, r.stderr)

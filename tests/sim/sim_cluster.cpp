@@ -35,7 +35,7 @@ void SimCluster::start(const std::string& name, bool force_start) {
     n.horizon_lowers_at = now_ + n.promise_horizon;
     n.started_at = now_;
     auto wall = static_cast<std::uint64_t>(static_cast<std::int64_t>((kWallEpoch + now_).count()) + n.wall_offset);
-    s.incarnation = next_incarnation(n.stored_incarnation, wall);
+    s.incarnation = next_incarnation(n.stored_incarnation, wall, !s.auth_keys.empty());
     n.stored_incarnation = s.incarnation;
     n.incarnation = s.incarnation;
     n.node = std::make_unique<Node>(s);

@@ -178,3 +178,33 @@ TEST(Simulation, GarbageOnTheWireChangesNothing) {
     EXPECT_EQ(c.running(), std::vector<std::string>{"a"});
     EXPECT_EQ(c["b"].node->counters().malformed_total(), 1000u);
 }
+
+// A node that booted with its wall clock two days ahead (no key) is refused
+// by its peers, which say why; once its clock is right again, its restart
+// takes an incarnation from the clock and it joins within a few heartbeats.
+TEST(Simulation, ANodeBootedWithItsClockTwoDaysAheadJoinsOnceTheClockIsFixed) {
+    constexpr std::int64_t kTwoDays = 48LL * 3600 * 1000000;
+    SimCluster c({"a", "b", "c"}, base(3));
+    c.jump_clock("c", kTwoDays);
+    c.start_all();
+    c.run_for(5 * sec);
+    EXPECT_EQ(c.running(), std::vector<std::string>{"a"});
+    EXPECT_FALSE(c["c"].node->quorate());  // a and b refuse it: it hears them, they do not hear it
+    for (const char* peer : {"a", "b"}) {
+        bool shown = false;
+        for (const auto& n : c[peer].node->status(c.now()).nodes)
+            if (n.name == "c") shown = n.not_counted.starts_with("refused: incarnation 2d ahead of this node's clock");
+        EXPECT_TRUE(shown) << peer;
+    }
+    c.jump_clock("c", -kTwoDays);  // the clock is set right, and freehad restarted
+    c.start("c");
+    c.run_for(3 * c["c"].settings.interval);
+    EXPECT_TRUE(c["c"].node->quorate());
+    for (const auto& n : c["a"].node->status(c.now()).nodes)
+        if (n.name == "c") {
+            EXPECT_TRUE(n.reachable && n.not_counted.empty()) << n.not_counted;
+        }
+    c.run_for(2 * sec);
+    EXPECT_EQ(c["c"].node->state(), NodeState::Standby);
+    EXPECT_EQ(c.running(), std::vector<std::string>{"a"});
+}

@@ -136,4 +136,29 @@ TEST(Claims, NewTermsAreAboveEveryTermHeardOf) {
     EXPECT_EQ(terms.best_claimant(), "zulu");
 }
 
+TEST(Terms, TheNextTermSaturatesInsteadOfWrappingToZero) {
+    struct Case {
+        std::uint64_t known, next;
+    };
+    for (const Case& c : {Case{0, 1}, Case{kMaxTerm - 2, kMaxTerm - 1}, Case{kMaxTerm - 1, kMaxTerm},
+                          Case{kMaxTerm, kMaxTerm}}) {
+        TermBook terms;
+        terms.learn(c.known, "alpha");
+        EXPECT_EQ(terms.next_term("bravo"), c.next) << "known " << c.known;
+        EXPECT_EQ(terms.next_term("bravo"), c.next == kMaxTerm ? kMaxTerm : c.next + 1) << "known " << c.known;
+    }
+}
+
+TEST(Terms, ATermIsPlausibleUpTo2To32AboveTheHighestKnown) {
+    struct Case {
+        std::uint64_t term, highest;
+        bool plausible;
+    };
+    constexpr std::uint64_t kJump = std::uint64_t{1} << 32;
+    for (const Case& c : {Case{0, 0, true}, Case{kJump, 0, true}, Case{kJump + 1, 0, false}, Case{3, 9, true},
+                          Case{kMaxTerm, 0, false}, Case{kMaxTerm, kMaxTerm - kJump, true},
+                          Case{kMaxTerm, kMaxTerm - kJump - 1, false}, Case{kMaxTerm, kMaxTerm, true}})
+        EXPECT_EQ(term_plausible(c.term, c.highest), c.plausible) << c.term << " over " << c.highest;
+}
+
 }  // namespace

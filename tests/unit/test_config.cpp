@@ -130,8 +130,20 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"[Services]\nStartTimeout=\n", "test.conf:2: [Services] StartTimeout="},
         ErrorCase{"[Status]\nJSONFile=status.json\n", "test.conf:2: [Status] JSONFile=status.json"},
         ErrorCase{"[Cluster]\nName=x\nthis line has no equals sign\n", "test.conf:3: syntax error"},
-        ErrorCase{"[Cluster\nName=x\n", "test.conf:1: syntax error"}),
+        ErrorCase{"[Cluster\nName=x\n", "test.conf:1: syntax error"},
+        // Every value reaches JSON, D-Bus and the journal, which take UTF-8 only.
+        ErrorCase{"[Cluster]\nName=web\xff\n", "test.conf:2: [Cluster] Name=: not valid UTF-8 (byte 0xff at offset 3)"},
+        ErrorCase{"[Cluster]\nName=caf\xc3\n", "test.conf:2: [Cluster] Name=: not valid UTF-8 (byte 0xc3 at offset 3)"},
+        ErrorCase{"[Cluster]\nName=\xc0\xafx\n", "[Cluster] Name=: not valid UTF-8 (byte 0xc0 at offset 0)"},
+        ErrorCase{"[Cluster]\nName=\xed\xa0\x80\n", "[Cluster] Name=: not valid UTF-8 (byte 0xed at offset 0)"},
+        ErrorCase{"[Cluster]\nName=\xf4\x90\x80\x80\n", "[Cluster] Name=: not valid UTF-8 (byte 0xf4 at offset 0)"},
+        ErrorCase{"[Services]\nHooksDirectory=/etc/\xfe\n", "test.conf:2: [Services] HooksDirectory=: not valid UTF-8"},
+        ErrorCase{"[Status]\nJSONFile=/run/\x80.json\n", "test.conf:2: [Status] JSONFile=: not valid UTF-8"}),
     [](const auto& info) { return "Case" + std::to_string(info.index); });
+
+TEST(Config, ANameInUtf8IsKept) {
+    EXPECT_EQ(parse_ok("[Cluster]\nName=caf\xc3\xa9-\xf0\x9f\x90\x9d\n").cluster_name, "caf\xc3\xa9-\xf0\x9f\x90\x9d");
+}
 
 TEST(Config, ValidationNamesWhereTheConflictingValuesCameFrom) {
     Config c = parse_ok("[Heartbeat]\nInterval=600ms\nDeadTime=1s\nChannel=broadcast 10.0.0.1\n");

@@ -62,6 +62,7 @@ public:
         hb.role = role;
         hb.flags = flags;
         hb.heard = {node_id(settings_.node_name)};  // a two-way link unless deaf() says otherwise
+        hb.claimant_incarnation = 0;  // a version that names the claimant's incarnation
         // Its ExpectedNodes=: this node's unless expects() said otherwise.
         hb.expected_nodes = expected_.count(name) ? expected_.at(name) : settings_.expected_nodes;
         peers_[name] = hb;
@@ -78,6 +79,9 @@ public:
         hear(name);
     }
     void silence(const std::string& name) { peers_.erase(name); }
+    // This node's claim, once a (running the services with term 3) fell
+    // silent; c keeps it quorate but backs nothing (see withhold()).
+    void claim_after_a_fell_silent();
     // The peer's ExpectedNodes= (0: a version that does not state it), from its next heartbeat on.
     void expects(const std::string& name, unsigned expected_nodes) {
         expected_[name] = expected_nodes;
@@ -103,6 +107,7 @@ public:
             sent.term = node_->term();
             sent.claimant = settings_.node_name;
             sent.grant = promise_grant(Usec(last_sent_at_), settings_.dead_time).count();
+            sent.claimant_incarnation = settings_.incarnation;
         }
         take(node_->on_heartbeat(sent, 0, now_));
     }
@@ -164,10 +169,13 @@ public:
             if (auto* r = std::get_if<effect::CancelHook>(&e); r && r->kind == k) return true;
         return false;
     }
-    bool noticed(NoticeKind k) {
+    bool noticed(NoticeKind k) { return !notices(k).empty(); }
+    // The texts of the notices of kind `k`, each prefixed with the node it concerns.
+    std::vector<std::string> notices(NoticeKind k) {
+        std::vector<std::string> texts;
         for (auto& e : effects_)
-            if (auto* n = std::get_if<effect::Notice>(&e); n && n->kind == k) return true;
-        return false;
+            if (auto* n = std::get_if<effect::Notice>(&e); n && n->kind == k) texts.push_back(n->peer + ": " + n->text);
+        return texts;
     }
     std::optional<int> exited() {
         for (auto& e : effects_)
@@ -874,6 +882,14 @@ INSTANTIATE_TEST_SUITE_P(FreeHA, NodeRules, ::testing::ValuesIn(kConversations),
 
 // --- the receive path -------------------------------------------------------
 
+void Harness::claim_after_a_fell_silent() {
+    withhold("c");
+    boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
+    peer("a", S::Running, 3);
+    silence("a");
+    advance(settings_.dead_time);
+}
+
 TEST(NodeReceive, GarbageIsCountedAndChangesNothing) {
     Harness h("b");
     h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
@@ -1046,10 +1062,32 @@ TEST(NodeReplay, AnOlderIncarnationIsAReplayAndANewerOneStartsAFreshWindow) {
 
 TEST(NodeIncarnation, GrowsAcrossRestartsWhateverTheWallClockDid) {
     constexpr std::uint64_t hour = 3600ULL * kUsecPerSec.count();
-    std::uint64_t first = next_incarnation(std::nullopt, 1000 * hour);
-    EXPECT_EQ(first, 1000 * hour);
-    EXPECT_GT(next_incarnation(first, 999 * hour), first);  // the clock was set back an hour
-    EXPECT_EQ(next_incarnation(first, 1001 * hour), 1001 * hour);
+    for (bool authenticated : {false, true}) {
+        std::uint64_t first = next_incarnation(std::nullopt, 1000 * hour, authenticated);
+        EXPECT_EQ(first, 1000 * hour);
+        EXPECT_GT(next_incarnation(first, 999 * hour, authenticated), first);  // the clock was set back an hour
+        EXPECT_EQ(next_incarnation(first, 1001 * hour, authenticated), 1001 * hour);
+        // Set back a day less a minute: still within what peers accept.
+        EXPECT_EQ(next_incarnation(first, first - 23 * hour - hour / 60 * 59, authenticated), first + 1);
+    }
+}
+
+// Taken while the clock ran more than a day ahead: peers without a key
+// refuse it, so the clock decides again once it is right; with a key they
+// accept it, and the counter only grows (a lower one would be a replay).
+TEST(NodeIncarnation, OneTakenWhileTheClockRanADayAheadIsGivenUpOnlyWithoutAKey) {
+    constexpr std::uint64_t hour = 3600ULL * kUsecPerSec.count();
+    struct Case {
+        std::uint64_t stored_ahead;
+        bool authenticated;
+        std::uint64_t expected;  // relative to the clock (1000 hours)
+    };
+    const std::uint64_t now = 1000 * hour;
+    for (const Case& c : {Case{48 * hour, false, now}, Case{24 * hour + 1, false, now},
+                          Case{24 * hour, false, now + 24 * hour + 1}, Case{48 * hour, true, now + 48 * hour + 1}}) {
+        SCOPED_TRACE(testing::Message() << "stored " << c.stored_ahead << "us ahead, authenticated " << c.authenticated);
+        EXPECT_EQ(next_incarnation(now + c.stored_ahead, now, c.authenticated), c.expected);
+    }
 }
 
 // --- quorum, leases and fencing ---------------------------------------------
@@ -1122,6 +1160,51 @@ TEST(NodeLease, AClaimStartsAsSoonAsAMajorityBacksItAndNotBefore) {
     EXPECT_FALSE(h.last_heartbeat()->flags & wire::kFlagClaimPending);
     ASSERT_TRUE(h.node().lease());
     EXPECT_GT(*h.node().lease(), h.now() + h.settings().dead_time / 2);
+}
+
+// A grant is on the clock of the claimant's run it names: one to an earlier
+// run of this node (replayed, or late: its clock may have started over since)
+// must not back this run's claim.
+TEST(NodeLease, AGrantBacksOnlyTheClaimantIncarnationItNames) {
+    struct Case {
+        const char* what;
+        std::optional<std::int64_t> names;  // relative to this run's incarnation; nullopt: names none
+        bool counts;
+    };
+    for (const Case& c : {Case{"this run", 0, true}, Case{"an earlier run", -1, false},
+                          Case{"a later run", 1, false}, Case{"no run (an older version)", std::nullopt, true}}) {
+        SCOPED_TRACE(c.what);
+        Harness h("b");
+        h.claim_after_a_fell_silent();
+        ASSERT_EQ(h.node().phase(), Phase::StartingPending);
+        wire::Heartbeat hb = heartbeat_of("d", S::Standby, 1000);
+        hb.term = h.node().term();
+        hb.claimant = "b";
+        hb.grant = promise_grant(Usec(h.last_heartbeat()->sent_at), h.settings().dead_time).count();
+        hb.heard = {node_id("b")};
+        if (c.names) hb.claimant_incarnation = h.settings().incarnation + *c.names;
+        h.node().on_heartbeat(hb, 0, h.now());
+        EXPECT_EQ(h.node().lease().has_value(), c.counts);
+    }
+}
+
+// Versions before kFlagClaimantIncarnation reject it as an unknown flag: a
+// node names the claimant's incarnation only while every peer it hears does.
+TEST(NodeLease, TheClaimantIncarnationIsSentOnlyWhileEveryPeerSendsIt) {
+    Harness h("b");
+    h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
+    h.clear();
+    h.advance(h.settings().interval);
+    ASSERT_TRUE(h.last_heartbeat());
+    EXPECT_EQ(h.last_heartbeat()->claimant, "a");
+    EXPECT_EQ(h.last_heartbeat()->claimant_incarnation, std::optional<std::uint64_t>(1));  // a's
+    wire::Heartbeat older = heartbeat_of("d", S::Standby, 1);  // names no claimant's incarnation
+    older.heard = {node_id("b")};
+    h.node().on_heartbeat(older, 0, h.now());
+    h.clear();
+    h.advance(h.settings().interval);
+    ASSERT_TRUE(h.last_heartbeat());
+    EXPECT_FALSE(h.last_heartbeat()->claimant_incarnation);
 }
 
 TEST(NodeLease, OnlyGrantsToThisClaimCountAndEachIsTakenAsTheVoterStatesIt) {
@@ -1371,11 +1454,7 @@ TEST(NodeLease, ServicesFoundRunningAtStartUpNeedALeaseOnceTheyHaveOne) {
 
 TEST(NodeClaims, APendingClaimWithdrawsForANodeRunningTheServicesWhateverItsTerm) {
     Harness h("b");
-    h.withhold("c");
-    h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
-    h.peer("a", S::Running, 3);
-    h.silence("a");
-    h.advance(h.settings().dead_time);
+    h.claim_after_a_fell_silent();
     ASSERT_EQ(h.node().phase(), Phase::StartingPending);
     ASSERT_GT(h.node().term(), 3u);
     h.clear();
@@ -1652,11 +1731,7 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(NodeTakeover, AClaimWaitsWhileAReachablePeerStillStopsTheServices) {
     Harness h("b");
-    h.withhold("c");
-    h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
-    h.peer("a", S::Running, 3);
-    h.silence("a");
-    h.advance(h.settings().dead_time);
+    h.claim_after_a_fell_silent();
     ASSERT_EQ(h.state(), S::Starting);  // a timed out
     h.peer("a", S::Stopping, 3);        // it comes back, still stopping
     h.release("c");                     // c's promise to a has run out: it backs b
@@ -1762,6 +1837,118 @@ TEST(NodePeers, WithoutAKeyATimedOutRecordTakesALowerIncarnationAgain) {
     k.advance(k.settings().dead_time + k.settings().interval);
     k.receive(signed_with(kKey, heartbeat_of("a", S::Standby, 8, 5)));
     EXPECT_EQ(k.node().counters().stale_incarnation, 1u);
+}
+
+const NodeStatus* status_of(const Status& s, const std::string& name) {
+    for (const auto& n : s.nodes)
+        if (n.name == name) return &n;
+    return nullptr;
+}
+
+// A node whose heartbeats are refused is not silent about it: one notice when
+// the refusal begins, one when none was refused for a dead time, and the
+// status says why it is not counted, whether or not it was ever accepted.
+TEST(NodeRefusals, ARefusalIsLoggedOnceWithItsEndAndShownInTheStatus) {
+    constexpr std::uint64_t kTwoDays = 48 * 3600ULL * 1000000;
+    struct Case {
+        const char* name;
+        bool keyed;
+        std::function<std::vector<std::uint8_t>(Harness&, std::uint64_t sequence)> refused;
+        std::string reason;  // a part of the notice and of the status
+        std::uint64_t ReceiveCounters::*counter;
+    };
+    auto sign = [](Harness& h, const wire::Heartbeat& hb) {
+        auto d = wire::encode(hb);
+        if (!h.settings().auth_keys.empty()) h.settings().auth_keys.sign(d);
+        return d;
+    };
+    const std::vector<Case> cases{
+        {"an incarnation two days ahead, without a key", false,
+         [](Harness& h, std::uint64_t seq) {
+             return wire::encode(heartbeat_of("c", S::Standby, seq, h.settings().incarnation + kTwoDays));
+         },
+         "incarnation 2d ahead of this node's clock", &ReceiveCounters::implausible},
+        {"a stale incarnation, with a key", true,
+         [&](Harness& h, std::uint64_t seq) {
+             return sign(h, heartbeat_of("c", S::Standby, seq, 3600ULL * 1000000));
+         },
+         "stale incarnation, from 1h before the one this node knows", &ReceiveCounters::stale_incarnation},
+        {"a term 2^32 + 1 above every term known", false,
+         [](Harness&, std::uint64_t seq) {
+             wire::Heartbeat hb = heartbeat_of("c", S::Standby, seq);
+             hb.term = (std::uint64_t{1} << 32) + 1;
+             return wire::encode(hb);
+         },
+         "term 4294967297 more than 2^32 above the highest this node knows (0)", &ReceiveCounters::implausible},
+    };
+    for (const Case& c : cases) {
+        SCOPED_TRACE(c.name);
+        Harness h("b");
+        if (c.keyed) h.settings().auth_keys = auth::KeySet::copy_of({kKey});
+        h.start();
+        if (c.keyed) {  // c was known with a later incarnation, and has timed out since
+            h.receive(sign(h, heartbeat_of("c", S::Standby, 1, 2 * 3600ULL * 1000000)));
+            h.advance(h.settings().dead_time + h.settings().interval);
+        }
+        h.clear();
+        for (std::uint64_t seq = 2; seq < 12; ++seq) {
+            h.receive(c.refused(h, seq));
+            h.advance(h.settings().interval);
+        }
+        EXPECT_EQ(h.node().counters().*c.counter, 10u);
+        auto refused = h.notices(NoticeKind::PeerRefused);
+        ASSERT_EQ(refused.size(), 1u);
+        EXPECT_NE(refused[0].find("c: " + c.reason), std::string::npos) << refused[0];
+        Status s = h.node().status(h.now());
+        const NodeStatus* n = status_of(s, "c");
+        ASSERT_NE(n, nullptr);
+        EXPECT_FALSE(n->reachable);
+        EXPECT_EQ(n->not_counted.find("refused: " + c.reason), 0u) << n->not_counted;
+        EXPECT_FALSE(h.noticed(NoticeKind::PeerRefusalEnded));
+        h.advance(h.settings().dead_time + h.settings().interval);
+        auto ended = h.notices(NoticeKind::PeerRefusalEnded);
+        ASSERT_EQ(ended.size(), 1u);
+        EXPECT_NE(ended[0].find("c: none refused for 1s (10 refused over 1s 800ms)"), std::string::npos) << ended[0];
+        n = status_of(h.node().status(h.now()), "c");
+        EXPECT_TRUE(n == nullptr || n->not_counted.empty());
+    }
+}
+
+TEST(NodeRefusals, APeerThatDoesNotHearThisNodeIsShownAsNotCounted) {
+    Harness h("b");
+    h.boot_to_standby({{"a", S::Standby}, {"c", S::Standby}});
+    h.deaf("c");
+    Status s = h.node().status(h.now());
+    EXPECT_EQ(status_of(s, "a")->not_counted, "");
+    EXPECT_EQ(status_of(s, "c")->not_counted, "does not hear this node");
+    EXPECT_EQ(to_json(s)["nodes"][2]["not_counted"], "does not hear this node");
+    EXPECT_TRUE(to_json(s)["nodes"][0]["not_counted"].is_null());
+}
+
+// Terms rise by one per claim: one forged heartbeat must not carry them to
+// the top, where the next claim's term would wrap to 0.
+TEST(NodeTerms, ATermFarAboveEveryKnownTermIsRefusedAndNoClaimWrapsToZero) {
+    struct Case {
+        std::uint64_t known;  // announced first by a, accepted
+        std::uint64_t forged;
+        bool refused;
+    };
+    constexpr std::uint64_t kJump = std::uint64_t{1} << 32;
+    for (const Case& c : {Case{0, kJump, false}, Case{0, kJump + 1, true}, Case{0, UINT64_MAX, true},
+                          Case{5, 5 + kJump, false}, Case{5, 6 + kJump, true}, Case{7, 3, false}}) {
+        SCOPED_TRACE(testing::Message() << "known " << c.known << ", then " << c.forged);
+        Harness h("a");
+        h.start();
+        wire::Heartbeat first = heartbeat_of("x", S::Standby, 1);
+        first.term = c.known;
+        h.receive(wire::encode(first));
+        wire::Heartbeat forged = heartbeat_of("y", S::Standby, 1);
+        forged.term = c.forged;
+        h.receive(wire::encode(forged));
+        EXPECT_EQ(h.node().counters().implausible, c.refused ? 1u : 0u);
+        EXPECT_EQ(h.node().membership().peers().count("y"), c.refused ? 0u : 1u);
+        EXPECT_EQ(h.node().status(h.now()).term, c.refused ? c.known : std::max(c.known, c.forged));
+    }
 }
 
 TEST(NodePhases, TheStatusNamesThePhaseAndTheClusterTerm) {

@@ -24,11 +24,11 @@ std::filesystem::path temp_dir() {
 TEST(StateStore, EveryStartTakesALargerOneAndKeepsIt) {
     auto dir = temp_dir() / "state";  // created on first use
     std::string warning;
-    std::uint64_t first = claim_incarnation(dir, &warning);
+    std::uint64_t first = claim_incarnation(dir, false, &warning);
     EXPECT_EQ(warning, "");
     // A clock far in the future was once stored: later starts must still grow.
     std::ofstream(dir / "incarnation") << first + 3600ULL * 1000000 << "\n";
-    std::uint64_t second = claim_incarnation(dir, &warning);
+    std::uint64_t second = claim_incarnation(dir, false, &warning);
     EXPECT_EQ(second, first + 3600ULL * 1000000 + 1);
     std::uint64_t stored = 0;
     std::ifstream(dir / "incarnation") >> stored;
@@ -36,11 +36,31 @@ TEST(StateStore, EveryStartTakesALargerOneAndKeepsIt) {
     std::filesystem::remove_all(dir.parent_path());
 }
 
+TEST(StateStore, AnIncarnationTakenWhileTheClockRanADayAheadIsGivenUpWithoutAKey) {
+    auto dir = temp_dir() / "state";
+    std::string warning;
+    std::uint64_t now = claim_incarnation(dir, false, &warning);
+    constexpr std::uint64_t kTwoDays = 48 * 3600ULL * 1000000;
+    std::ofstream(dir / "incarnation") << now + kTwoDays << "\n";
+    std::uint64_t fresh = claim_incarnation(dir, false, &warning);
+    EXPECT_LT(fresh, now + 60ULL * 1000000);  // from the clock again
+    EXPECT_NE(warning.find("/incarnation: 2d ahead of the clock"), std::string::npos) << warning;
+    std::uint64_t stored = 0;
+    std::ifstream(dir / "incarnation") >> stored;
+    EXPECT_EQ(stored, fresh);
+    // With a key, peers accept it and refuse anything lower for good: it only grows.
+    std::ofstream(dir / "incarnation") << now + kTwoDays << "\n";
+    warning.clear();
+    EXPECT_EQ(claim_incarnation(dir, true, &warning), now + kTwoDays + 1);
+    EXPECT_EQ(warning, "");
+    std::filesystem::remove_all(dir.parent_path());
+}
+
 TEST(StateStore, AnUnwritableDirectoryIsReportedAndTheWallClockUsed) {
     auto file = temp_dir() / "not-a-directory";
     std::ofstream(file) << "x";
     std::string warning;
-    std::uint64_t value = claim_incarnation(file, &warning);
+    std::uint64_t value = claim_incarnation(file, false, &warning);
     EXPECT_GT(value, 1'700'000'000ULL * 1000000);  // realtime microseconds
     EXPECT_NE(warning.find("cannot keep the incarnation counter"), std::string::npos) << warning;
     std::filesystem::remove_all(file.parent_path());

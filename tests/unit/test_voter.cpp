@@ -36,7 +36,7 @@ TEST_P(VoterPromises, APromisesEndNeverMovesEarlier) {
     for (const auto& b : GetParam().beats) {
         SCOPED_TRACE(std::string(GetParam().what) + ", heartbeat " + std::to_string(i++));
         v.expire(b.heard_at);
-        EXPECT_EQ(v.promise(b.claimant, b.term, b.sent_at, b.heard_at, b.dead_time, b.heard_at), b.accepted);
+        EXPECT_EQ(v.promise(b.claimant, 1, b.term, b.sent_at, b.heard_at, b.dead_time, b.heard_at), b.accepted);
         EXPECT_EQ(v.claimant(), b.backs);
         EXPECT_EQ(Usec(v.grant()), b.grant);
         EXPECT_EQ(v.promise_until(), b.promise_until);
@@ -74,7 +74,7 @@ INSTANTIATE_TEST_SUITE_P(
 TEST(Voter, APromiseIsLiveWhileItGrantsSomethingAndHasNotRunOut) {
     Voter v;
     EXPECT_FALSE(v.live(10_s));
-    ASSERT_TRUE(v.promise("alpha", 3, 9_s, 10_s, 1_s, 10_s));
+    ASSERT_TRUE(v.promise("alpha", 1, 3, 9_s, 10_s, 1_s, 10_s));
     EXPECT_TRUE(v.live(10_s));
     EXPECT_TRUE(v.live(11_s - 1_us));
     EXPECT_FALSE(v.live(11_s));
@@ -86,13 +86,13 @@ TEST(Voter, APromiseIsLiveWhileItGrantsSomethingAndHasNotRunOut) {
 
 TEST(Voter, OnlyAReleaseEndsALivePromiseEarly) {
     Voter v;
-    ASSERT_TRUE(v.promise("alpha", 3, 9_s, 10_s, 10_s, 10_s));
+    ASSERT_TRUE(v.promise("alpha", 1, 3, 9_s, 10_s, 10_s, 10_s));
     v.expire(12_s);  // still live: nothing happens
-    EXPECT_TRUE(v.backs("alpha", 3));
-    EXPECT_FALSE(v.backs("alpha", 4));
+    EXPECT_TRUE(v.backs("alpha", 1, 3));
+    EXPECT_FALSE(v.backs("alpha", 1, 4));
     v.release();  // alpha says it holds nothing
     EXPECT_FALSE(v.live(12_s));
-    EXPECT_TRUE(v.promise("bravo", 9, 12_s, 12_s, 1_s, 12_s));
+    EXPECT_TRUE(v.promise("bravo", 1, 9, 12_s, 12_s, 1_s, 12_s));
 }
 
 struct GrantCase {

@@ -192,6 +192,32 @@ TEST(Wire, ExpectedNodesRoundTripsLastAndIsCheckedStrictly) {
     EXPECT_EQ(decode(trailing).reject, Reject::BadLength);
 }
 
+TEST(Wire, TheClaimantIncarnationRoundTripsLastAndIsCheckedStrictly) {
+    Heartbeat hb = sample();
+    hb.claimant = "charlie";
+    hb.expected_nodes = 5;
+    hb.claimant_incarnation = 0x0102030405060708ULL;
+    auto bytes = encode(hb);
+    auto result = decode(bytes);
+    ASSERT_TRUE(result.decoded) << to_string(result.reject);
+    EXPECT_EQ(result.decoded->heartbeat, hb);
+    EXPECT_EQ(bytes[6] & (kFlagClaimantIncarnation >> 8), kFlagClaimantIncarnation >> 8);
+    EXPECT_EQ(std::vector<std::uint8_t>(bytes.end() - 9, bytes.end()),
+              (std::vector<std::uint8_t>{5, 1, 2, 3, 4, 5, 6, 7, 8}))
+        << "after ExpectedNodes=";
+    hb.claimant_incarnation = 0;  // names no claimant, but says the sender can name one
+    EXPECT_EQ(decode(encode(hb)).decoded->heartbeat.claimant_incarnation, std::optional<std::uint64_t>(0));
+    hb.claimant_incarnation.reset();
+    EXPECT_EQ(encode(hb)[6] & (kFlagClaimantIncarnation >> 8), 0) << "not stated: not sent";
+
+    auto flag_only = encode(sample());
+    flag_only[6] |= kFlagClaimantIncarnation >> 8;
+    EXPECT_EQ(decode(flag_only).reject, Reject::BadLength) << "flag without the incarnation";
+    auto short_one = bytes;
+    short_one.pop_back();
+    EXPECT_EQ(decode(short_one).reject, Reject::BadLength);
+}
+
 TEST(Wire, EncodeNeverSetsTheAuthenticatedFlagItself) {
     Heartbeat hb = sample();
     hb.flags |= kFlagAuthenticated;
