@@ -250,7 +250,10 @@ void Manager::setup_bus() {
         event_.get(), config_.bus,
         [this](const BusRequest& request) {
             std::optional<std::string> refused = handle(request);
-            flush_status();  // published before the answer: the caller then reads what it changed
+            // Published before the answer, so that the caller then reads what it
+            // changed; a request may change what no effect reports (the standby flag).
+            status_dirty_ = true;
+            flush_status();
             return refused;
         },
         [this](const std::string& why) { bus_fatal(why); });
