@@ -6,6 +6,7 @@ The project's own freehad.service is installed into each node's user unit
 directory with a drop-in that only changes the binary path and adds --user.
 Everything is prefixed per run and torn down by Cluster.destroy().
 """
+import atexit
 import json
 import os
 import shlex
@@ -338,6 +339,10 @@ class Cluster:
         self.names = list(names)
         self.nodes = {n: Node(self, n, i) for i, n in enumerate(self.names)}
         self.clients = {}
+        # unittest skips tearDownClass when setUpClass fails: without this, a
+        # cluster whose start timed out ran on, and loaded the machine, until reboot.
+        self.destroyed = False
+        atexit.register(self.destroy)
         sh("ip", "netns", "add", self.switch)
         sh("ip", "-n", self.switch, "link", "add", "br0", "type", "bridge")
         sh("ip", "-n", self.switch, "link", "set", "br0", "up")
@@ -356,6 +361,9 @@ class Cluster:
         return self.nodes[name]
 
     def destroy(self):
+        if self.destroyed:
+            return
+        self.destroyed = True
         for node in self.nodes.values():
             if node.init is not None:
                 try:
@@ -363,6 +371,7 @@ class Cluster:
                 except ProcessLookupError:
                     pass
                 node.init.wait()
+                node.init = None
             subprocess.run(["ip", "netns", "del", node.netns], capture_output=True)
         for client in self.clients.values():
             subprocess.run(["ip", "netns", "del", client.netns], capture_output=True)
