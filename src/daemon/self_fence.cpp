@@ -1,5 +1,6 @@
 #include "daemon/self_fence.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -47,6 +48,16 @@ bool in_initial_pid_namespace() {
     return stat("/proc/self/ns/pid", &st) < 0 || st.st_ino == 0xEFFFFFFCU;
 }
 
+// The reboot's line is only queued (log.h): a healthy journal takes it well
+// within a millisecond, so wait that long for it, but never more than
+// kLogFlushBound, nor past what is left of the lease.
+constexpr std::chrono::milliseconds kLogFlushBound{50};
+void flush_log_until(Usec until) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::microseconds(until.count()) - std::chrono::steady_clock::now().time_since_epoch());
+    log::flush(std::clamp(left, std::chrono::milliseconds(0), kLogFlushBound));
+}
+
 }  // namespace
 
 int self_fence(SelfFenceAction action, const std::string& reason, Usec sync_until_at) {
@@ -57,9 +68,9 @@ int self_fence(SelfFenceAction action, const std::string& reason, Usec sync_unti
                    {{"FREEHA_SELF_FENCE", "none"}});
         return 0;
     }
-    // Only queued (log.h): the line never delays the reboot, and the sync gives the journal a chance to take it.
     log::event(LOG_EMERG, log::message_id::kSelfFence, "self-fence: " + reason + "; rebooting now (SelfFence=reboot)",
                {{"FREEHA_SELF_FENCE", "reboot"}});
+    flush_log_until(sync_until_at);
     if (in_initial_pid_namespace()) sync_until(sync_until_at);
     if (reboot(RB_AUTOBOOT) < 0) {
         int r = -errno;
