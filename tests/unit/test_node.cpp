@@ -1909,7 +1909,8 @@ TEST(NodeRefusals, ARefusalIsLoggedOnceWithItsEndAndShownInTheStatus) {
         auto ended = h.notices(NoticeKind::PeerRefusalEnded);
         ASSERT_EQ(ended.size(), 1u);
         EXPECT_NE(ended[0].find("c: none refused for 1s (10 refused over 1s 800ms)"), std::string::npos) << ended[0];
-        n = status_of(h.node().status(h.now()), "c");
+        s = h.node().status(h.now());  // status_of points into it: it must outlive n
+        n = status_of(s, "c");
         EXPECT_TRUE(n == nullptr || n->not_counted.empty());
     }
 }
