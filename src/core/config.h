@@ -25,6 +25,26 @@ inline constexpr std::uint16_t kDefaultPort = 3891;  // FreeHA's 0xf33
 
 enum class BusKind { System, User, None };
 
+// [Services] Address=ADDRESS/PREFIX DEVICE [label=LABEL] [dad]: a floating
+// address that freehad itself puts on DEVICE before the services start and
+// takes off after they stop, at the fence's kill deadline, and (the unit's
+// freehad --clean-up) after any death of the daemon.
+struct FloatingAddress {
+    IpAddress address;    // its own `device` stays empty: `device` below says where it goes
+    unsigned prefix = 0;  // 1-32 (IPv4), 1-128 (IPv6)
+    std::string device;   // the interface, e.g. "eth0"
+    std::string label;    // IPv4 only: the address label (IFA_LABEL, as `ip addr add ... label`); "" for none
+    bool dad = false;     // IPv6 only: let the kernel's duplicate address detection run (the address is
+                          // tentative, unusable, for about a second); off by default, as the lease
+                          // already excludes every other cluster node
+    std::string origin;   // "file:line", for errors and reloads
+    bool operator==(const FloatingAddress& o) const {
+        return address == o.address && prefix == o.prefix && device == o.device && label == o.label && dad == o.dad;
+    }
+    // "192.0.2.10/24 eth0", then " label=eth0:web" and " dad" when set: Address='s canonical form.
+    std::string to_string() const;
+};
+
 // SelfFence=: what freehad does when what the services left (an address, a
 // mount) could outlive the lease, because the stop, or the unit's clean-up
 // after freehad died, could not be confirmed in time. See freeha-safety(7).
@@ -62,6 +82,11 @@ struct Config {
     Usec monitor_timeout = 30 * kUsecPerSec;
     Usec fence_timeout = 500 * kUsecPerMsec;
     SelfFenceAction self_fence = SelfFenceAction::None;
+    std::vector<FloatingAddress> addresses;  // Address=, in the order given
+    // AnnounceRefresh=: besides the announcements when an address comes up,
+    // announce every address again at this period while it is up (0: never;
+    // keepalived's garp_master_refresh).
+    Usec announce_refresh{0};
     // [Status]
     std::string json_file;   // empty: $RUNTIME_DIRECTORY/status.json, else /run/freeha/status.json
     std::string state_file;  // FreeHA text format; empty: not written

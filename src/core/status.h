@@ -53,6 +53,15 @@ struct NodeStatus {
     std::string not_counted;
 };
 
+// One floating address (Address=) as this node sees it.
+struct AddressStatus {
+    std::string address;      // "192.0.2.10/24"
+    std::string device;       // "eth0"
+    bool up = false;          // on the device here, added by freehad
+    std::string foreign_mac;  // the last other host seen answering for it ("" for none)
+    std::uint64_t conflicts = 0;  // times another host was seen answering for it
+};
+
 struct Status {
     std::string cluster;
     std::string node;
@@ -75,6 +84,7 @@ struct Status {
     ReceiveCounters counters;
     std::uint64_t unexpected_services = 0;  // times the services were found running here unbidden
     std::optional<Usec> lease_remaining;    // this node's claim: how long its lease still runs
+    std::vector<AddressStatus> addresses;   // Address=, in the configuration's order
     std::uint64_t log_lines_dropped = 0;    // lines the journal did not take in time (the daemon never waits for it)
 };
 
