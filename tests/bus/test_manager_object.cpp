@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <ostream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,6 +17,14 @@
 #include "private_bus.h"
 
 using namespace freeha;
+
+namespace freeha {
+// Readable in a failure.
+void PrintTo(const AddressStatus& a, std::ostream* out) {
+    *out << "(" << a.address << ", " << a.device << ", " << (a.up ? "up" : "not up") << ", '" << a.foreign_mac
+         << "', " << a.conflicts << ")";
+}
+}  // namespace freeha
 
 namespace {
 
