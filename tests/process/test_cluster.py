@@ -562,6 +562,25 @@ class BadInput(unittest.TestCase):
         self.assertIn("DeadTime=3s\n", r.stdout)
         self.assertIn("Channel=unicast 127.0.0.1 127.0.0.2\n", r.stdout)
 
+    def test_check_config_prints_addresses_canonically_and_refuses_a_bad_one_in_one_line(self):
+        c = Cluster(["alpha", "bravo"])
+        conf = c["alpha"].path("freehad.conf")
+        with open(conf, "w") as f:
+            f.write(c.config(c["alpha"]) + "[Services]\nAddress=192.0.2.10/24 eth0\nAddress=2001:DB8:0::10/64\teth0  dad\n"
+                    "AnnounceRefresh=30s\n")
+        r = self.run_freehad("--config", conf, "--check-config")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("Address=192.0.2.10/24 eth0\nAddress=2001:db8::10/64 eth0 dad\nAnnounceRefresh=30s\n", r.stdout)
+        with open(conf, "a") as f:
+            f.write("Address=192.0.2.10/25 eth1\n")
+        with open(conf) as f:
+            lines = f.read().splitlines()
+        r = self.run_freehad("--config", conf, "--check-config")
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stderr.count("\n"), 1, r.stderr)  # one line
+        self.assertIn(f"{conf}:{len(lines)}: [Services] Address=192.0.2.10/25 eth1: 192.0.2.10 is already configured at "
+                      f"{conf}:{len(lines) - 3} (Address=192.0.2.10/24 eth0)", r.stderr)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)
