@@ -146,7 +146,7 @@ void Manager::arm_watchdog() {
         watchdog_timer_.reset(s);
         sd_event_source_set_description(s, "watchdog");
     }
-    sd_event_source_set_accuracy(watchdog_timer_.get(), (watchdog_ping_every_ / 4).count());
+    sd_event_source_set_time_accuracy(watchdog_timer_.get(), (watchdog_ping_every_ / 4).count());
 }
 
 int Manager::on_watchdog_timer(sd_event_source* s, uint64_t, void* userdata) {

@@ -1,5 +1,7 @@
 #include "daemon/notify.h"
 
+#include "daemon/log.h"
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
@@ -43,7 +45,12 @@ Notifier::Notifier() : fd_(connect_notify_socket()) {
 bool Notifier::send(std::string_view message) {
     if (!fd_) return true;
     if (::send(fd_.get(), message.data(), message.size(), MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) return true;
-    ++dropped_;
+    // Once: a manager that cannot keep up is seen by the first drop, and the
+    // loop must not log at the pings' rate.
+    if (!drop_logged_)
+        log::warning(log::with_errno("the service manager did not take a notification at once; it is dropped "
+                                     "(and so are later ones, without a line each)", -errno));
+    drop_logged_ = true;
     return false;
 }
 

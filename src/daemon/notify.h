@@ -13,12 +13,13 @@ namespace freeha {
 
 // The service manager's notification socket, written without blocking: a
 // manager that stops reading (blocked on its own journal, say) must not stall
-// the daemon's loop, so a message it cannot take at once is dropped and
-// counted. Without $NOTIFY_SOCKET every call is a no-op.
+// the daemon's loop, so a message it cannot take at once is dropped (the
+// first drop is logged). Without $NOTIFY_SOCKET every call is a no-op.
 class Notifier {
 public:
     // Reads $NOTIFY_SOCKET and the unit's WatchdogSec= ($WATCHDOG_USEC, when
-    // meant for this process); logs a socket it cannot use once.
+    // meant for this process). A socket it cannot use gets nothing, as
+    // sd_notify outside systemd.
     Notifier();
 
     void ready();
@@ -36,7 +37,6 @@ public:
     void ping();
     // The unit's own WatchdogSec=, before freehad lowered it.
     std::optional<Usec> unit_watchdog() const { return unit_watchdog_; }
-    std::uint64_t dropped() const { return dropped_; }
 
 private:
     bool send(std::string_view message);
@@ -46,7 +46,7 @@ private:
     std::optional<Usec> watchdog_;   // what the manager is to use
     bool watchdog_told_ = true;      // whether the manager took watchdog_
     std::string last_status_;
-    std::uint64_t dropped_ = 0;
+    bool drop_logged_ = false;
 };
 
 }  // namespace freeha
