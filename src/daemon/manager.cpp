@@ -121,22 +121,40 @@ int Manager::setup_loop() {
         }
         signal_sources_.emplace_back(s);
     }
-    r = sd_event_set_watchdog(event_.get(), true);
-    if (r < 0) log::warning(log::with_errno("cannot send watchdog pings", r));
-    check_watchdog();
+    arm_watchdog();
     return 0;
 }
 
-// A warning, not a refusal: the watchdog is the second line behind a loop
-// that never waits, and refusing to start would take the node out of the
-// cluster for a setting that only narrows a safety margin.
-void Manager::check_watchdog() const {
-    std::optional<Usec> watchdog = watchdog_timeout();
+void Manager::arm_watchdog() {
     Usec allowed = max_watchdog(config_.interval, config_.dead_time);
-    if (!watchdog || *watchdog <= allowed) return;
-    log::warning("WatchdogSec=" + format_timespan(*watchdog) + " is longer than DeadTime= less 2 x Interval= (" +
-                 format_timespan(allowed) + "): a freehad that hangs while it holds the services is ended only "
-                 "after a peer may have started them; lower WatchdogSec= (see freeha-safety(7))");
+    std::optional<Usec> period = notifier_.set_watchdog(allowed);
+    if (!period) return;
+    if (*period != watchdog_ping_every_ * 3 && *period < *notifier_.unit_watchdog())
+        log::info("watchdog: WatchdogSec=" + format_timespan(*notifier_.unit_watchdog()) + " lowered to " +
+                  format_timespan(*period) + ", what DeadTime= less 2 x Interval= allows (freeha-safety(7))");
+    // A ping every third of the period, so that a loop that runs is never
+    // taken for a hung one, whatever the timer's slack.
+    watchdog_ping_every_ = *period / 3;
+    if (!watchdog_timer_) {
+        sd_event_source* s = nullptr;
+        int r = sd_event_add_time_relative(event_.get(), &s, CLOCK_MONOTONIC, 0, (watchdog_ping_every_ / 4).count(),
+                                           on_watchdog_timer, this);
+        if (r < 0) {
+            log::warning(log::with_errno("cannot send watchdog pings; the unit's watchdog will end freehad", r));
+            return;
+        }
+        watchdog_timer_.reset(s);
+        sd_event_source_set_description(s, "watchdog");
+    }
+    sd_event_source_set_time_accuracy(watchdog_timer_.get(), (watchdog_ping_every_ / 4).count());
+}
+
+int Manager::on_watchdog_timer(sd_event_source* s, uint64_t, void* userdata) {
+    auto* self = static_cast<Manager*>(userdata);
+    self->notifier_.ping();
+    sd_event_source_set_time_relative(s, self->watchdog_ping_every_.count());
+    sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+    return 0;
 }
 
 int Manager::setup_channels() {
@@ -559,7 +577,7 @@ std::optional<std::string> Manager::reload_config() {
     reread->force_start = config_.force_start;
     config_ = std::move(*reread);
     if (units_) units_->set_fence_timeout(config_.fence_timeout);  // how long a stop may wait for systemd
-    check_watchdog();  // against the new DeadTime= and Interval=
+    arm_watchdog();  // for the new DeadTime= and Interval=
     if (services_marker_) {  // the clean-up after a death keeps to the new timings
         if (std::string e = store_services_marker(runtime_directory_, {config_.dead_time, config_.interval}); !e.empty())
             log::warning("the unit's clean-up keeps the old timings: " + e);

@@ -59,8 +59,10 @@ private:
     int setup_service_scope();
     int setup_timers();
     void setup_bus();
-    // Warns when WatchdogSec= is too long to end a hung holder before a peer may take over.
-    void check_watchdog() const;
+    // Lowers the unit's WatchdogSec= to what the lease allows (DeadTime= less
+    // 2 x Interval=), so that the watchdog ends a hung holder before a peer may
+    // take over, and pings it from the loop; again after a reload.
+    void arm_watchdog();
     // Announces READY and starts the node.
     void begin();
     void bus_fatal(const std::string& why);
@@ -89,6 +91,7 @@ private:
     static int on_signal_cb(sd_event_source* s, const signalfd_siginfo* si, void* userdata);
     static int on_core_timer(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_status_timer(sd_event_source* s, uint64_t usec, void* userdata);
+    static int on_watchdog_timer(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_horizon_passed(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_post(sd_event_source* s, void* userdata);
 
@@ -109,6 +112,8 @@ private:
     std::vector<EventSourcePtr> signal_sources_;
     EventSourcePtr core_timer_;
     EventSourcePtr status_timer_;
+    EventSourcePtr watchdog_timer_;  // while the unit has a watchdog
+    Usec watchdog_ping_every_{};
     EventSourcePtr horizon_timer_;  // once the previous run's promises have run out
     Usec stored_horizon_;           // what DIR/promise-horizon holds
     Usec longest_dead_time_;        // the longest DeadTime= this run has promised with
