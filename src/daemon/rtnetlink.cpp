@@ -182,6 +182,19 @@ int Rtnetlink::get_link(std::string_view name, Link* out) {
     return found ? 0 : -ENODEV;
 }
 
+int Rtnetlink::links(std::vector<Link>* out) {
+    out->clear();
+    ifinfomsg ifi{};
+    ifi.ifi_family = AF_UNSPEC;
+    Message m(RTM_GETLINK, NLM_F_DUMP, &ifi, sizeof ifi);
+    std::uint32_t mask = RTEXT_FILTER_SKIP_STATS;
+    m.add(IFLA_EXT_MASK, &mask, sizeof mask);
+    return transact(m.header(), [&](const nlmsghdr& h) {
+        Link link;
+        if (h.nlmsg_type == RTM_NEWLINK && parse_link(h, &link)) out->push_back(std::move(link));
+    });
+}
+
 int Rtnetlink::change_address(int type, unsigned index, const FloatingAddress& a) {
     const bool v4 = a.address.family == Family::Ipv4;
     ifaddrmsg ifa{};

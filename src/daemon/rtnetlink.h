@@ -53,6 +53,8 @@ public:
     int add_address(unsigned index, const FloatingAddress& a);
     // Removes `a` from the link `index`; -EADDRNOTAVAIL when it is not there.
     int remove_address(unsigned index, const FloatingAddress& a);
+    // Every link of the host.
+    int links(std::vector<Link>* out);
     // Every address on the link `index` (IPv4 and IPv6).
     int addresses(unsigned index, std::vector<InterfaceAddress>* out);
 
