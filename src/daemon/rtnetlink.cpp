@@ -43,6 +43,12 @@ private:
     alignas(nlmsghdr) std::uint8_t buffer_[512]{};
 };
 
+// NLMSG_OK, without its comparison of a signed length with an unsigned one.
+bool message_fits(const nlmsghdr* h, int remaining) {
+    return remaining >= static_cast<int>(sizeof(nlmsghdr)) && h->nlmsg_len >= sizeof(nlmsghdr) &&
+           h->nlmsg_len <= static_cast<unsigned>(remaining);
+}
+
 // Each attribute after the family header of `h` (of `header_length` bytes).
 template <typename F>
 void for_each_attribute(const nlmsghdr& h, std::size_t header_length, F&& f) {
@@ -151,7 +157,7 @@ int Rtnetlink::transact(nlmsghdr* request, const std::function<void(const nlmsgh
             return errno == EAGAIN ? -ETIMEDOUT : -errno;
         }
         int remaining = static_cast<int>(n);
-        for (auto* h = reinterpret_cast<nlmsghdr*>(buffer_.data()); NLMSG_OK(h, remaining);
+        for (auto* h = reinterpret_cast<nlmsghdr*>(buffer_.data()); message_fits(h, remaining);
              h = NLMSG_NEXT(h, remaining)) {
             if (h->nlmsg_seq != request->nlmsg_seq) continue;  // the answer to an earlier request
             if (h->nlmsg_type == NLMSG_ERROR) {
@@ -268,7 +274,7 @@ void RtnetlinkWatch::read(int max_reads) {
             return;  // EAGAIN: all read
         }
         int remaining = static_cast<int>(n);
-        for (auto* h = reinterpret_cast<nlmsghdr*>(buffer_.data()); NLMSG_OK(h, remaining);
+        for (auto* h = reinterpret_cast<nlmsghdr*>(buffer_.data()); message_fits(h, remaining);
              h = NLMSG_NEXT(h, remaining)) {
             RtnetlinkChange c;
             switch (h->nlmsg_type) {
