@@ -442,6 +442,38 @@ class RealSystemd(unittest.TestCase):
         print(f"\nclean-up hung on bravo: the self-fence ended the container {ended - killed:.2f} s after the kill, "
               f"alpha's starthasrv began at {started - killed:.2f} s", file=sys.stderr)
 
+    def test_11c_kill_9_of_freehad_removes_its_own_address_within_100_ms(self):
+        """Address= is freehad's own: after a kill -9 under the real system
+        manager, ExecStopPost= (freehad --clean-up) removes it at once, long
+        before a peer may take over, with no hook involved."""
+        address = f"{containers.SUBNET}.101"
+        for c in self.c:
+            c.write("/etc/freeha/freehad.conf.d/60-address.conf", f"[Services]\nAddress={address}/24 eth0\n")
+            r = c.run("freehactl", "reload-config")
+            self.assertEqual(r.returncode, 0, f"{c.name}: {r.stdout}{r.stderr}")
+        holder = next(c for c in self.c if c.prop("State") == "RUNNING")
+        has = lambda c: f"inet {address}/24" in c.run("ip", "-4", "addr", "show", "dev", "eth0").stdout  # noqa: E731
+        self.c.wait_for(lambda: has(holder), 10, "the reload to put the address up on the holder")
+        self.assertEqual([c.name for c in self.c if has(c)], [holder.name])
+        killed = self.kill_freehad(holder)
+        self.c.wait_for(lambda: not has(holder), 5, "the address gone from the killed holder")
+        entries = [json.loads(line) for line in holder.run(
+            "journalctl", "-b", "-u", "freehad", "-o", "json", "--no-pager", "--since", "-2min").stdout.splitlines()]
+        removed = [e for e in entries if str(e.get("MESSAGE", "")).startswith("--clean-up: removed 1 floating address")]
+        self.assertTrue(removed, "no clean-up line for the address")
+        gone = int(removed[-1].get("_SOURCE_REALTIME_TIMESTAMP", removed[-1]["__REALTIME_TIMESTAMP"])) / 1e6
+        self.assertLess(gone - killed, 0.1)
+        others = [c for c in self.c if c is not holder]
+        self.c.wait_for(lambda: any(c.prop("State") == "RUNNING" for c in others), 30, "a takeover")
+        self.c.wait_for(lambda: [c.name for c in self.c if has(c)] != [], 10, "the address on the new holder")
+        self.assertEqual([c.name for c in self.c if has(c)], [c.name for c in others if c.prop("State") == "RUNNING"])
+        self.c.wait_for(lambda: holder.prop("State") == "STANDBY", 30, "the killed node STANDBY after its restart")
+        for c in self.c:
+            os.unlink(c.path("/etc/freeha/freehad.conf.d/60-address.conf"))
+            c.run("freehactl", "reload-config")
+        print(f"\nkill -9 of {holder.name}'s freehad: its Address= gone {(gone - killed) * 1000:.0f} ms after the kill",
+              file=sys.stderr)
+
     def test_12_purge_leaves_nothing_behind(self):
         holders = self.holders()
         charlie = self.c["charlie"]
