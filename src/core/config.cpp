@@ -422,6 +422,10 @@ std::optional<std::string> validate(const Config& c) {
                        ch.to_string() + "' (" + at("Heartbeat.Channel") +
                        "); a channel needs an address of this node's own, which stays when the services move";
     if (c.role == Role::Arbitrator && c.force_start) return "-m: an arbitrator never runs services";
+    if (c.role == Role::Arbitrator && !c.addresses.empty())
+        return c.addresses.front().origin + ": Address=" + c.addresses.front().to_string() +
+               ": an arbitrator never runs services, so it never holds a floating address (" + at("Cluster.Role") +
+               ")";
     if (!c.target.empty() && c.bus == BusKind::None)
         return at("Services.Target") + ": Target=" + c.target + " needs D-Bus to reach systemd, but --no-bus was given";
     return std::nullopt;

@@ -298,6 +298,13 @@ TEST(Config, ValidationRefusesAnAddressThatIsAChannelsSource) {
     EXPECT_FALSE(validate(peer));  // a peer's address is not this node's SOURCE
 }
 
+TEST(Config, ValidationRefusesAnAddressOnAnArbitrator) {
+    Config c = parse_ok("[Cluster]\nRole=arbitrator\n[Heartbeat]\nChannel=broadcast 10.0.0.1\n"
+                        "[Services]\nAddress=192.0.2.10/24 eth0\n");
+    EXPECT_EQ(validate(c), "test.conf:6: Address=192.0.2.10/24 eth0: an arbitrator never runs services, so it never "
+                           "holds a floating address (test.conf:2)");
+}
+
 TEST(Config, RenderedAddressesParseBackToTheSameList) {
     Config c = parse_ok("[Heartbeat]\nChannel=broadcast 10.0.0.1\n[Services]\nAddress=192.0.2.10/24 eth0 label=eth0:web\n"
                         "Address=2001:DB8::10/64  eth0   dad\nAnnounceRefresh=1min\n");
