@@ -243,7 +243,9 @@ int Manager::open_addresses() {
 }
 
 bool Manager::addresses_up() {
-    if (!addresses_ || config_.addresses.empty()) return true;
+    // Opened: up() even for an empty list, so that a reload that adds an
+    // address while the services run here puts it up at once.
+    if (!addresses_ || !addresses_open_) return true;
     std::string error;
     if (int r = addresses_->up(&error); r < 0) {
         start_failure_why_ = "Address=: " + (error.empty() ? log::with_errno("cannot add an address", r) : error);
@@ -663,7 +665,11 @@ std::optional<std::string> Manager::reload_config() {
         // the others stay as they are; the services do not move. One that
         // cannot go up is a failure of the services, as if it were removed.
         std::string error;
-        if (addresses_->reconfigure(config_.addresses, config_.announce_refresh, &error) < 0) {
+        int r = addresses_->reconfigure(config_.addresses, config_.announce_refresh, &error);
+        // The first Address= of a node that already runs the services: they were started without any.
+        bool services_run_here = node_.phase() == Phase::StartingHook || node_.phase() == Phase::Running;
+        if (r >= 0 && !addresses_->is_up() && addresses_open_ && services_run_here) r = addresses_->up(&error);
+        if (r < 0) {
             log::error("Address=: " + error);
             apply(node_.on_services_failed("Address=: " + error, now()));
         }
