@@ -478,8 +478,13 @@ class RealSystemd(unittest.TestCase):
         holders = self.holders()
         charlie = self.c["charlie"]
         self.assertTrue(os.path.exists(charlie.path("/var/lib/freeha")))
+        self.assertEqual(charlie.show("freehad", "ActiveState"), "active")
         r = charlie.run("apt-get", "purge", "-y", "freeha", timeout=300)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        # Stopped through its unit before its files went: freehad's own exit, no watchdog.
+        log = charlie.run("journalctl", "-b", "-u", "freehad", "--no-pager", "-o", "cat", "-n", "30").stdout
+        self.assertIn("freehad charlie exiting", log)
+        self.assertNotIn("Watchdog timeout", log)
         self.assertNotEqual(charlie.run("dpkg", "-s", "freeha").returncode, 0)
         self.assertEqual(charlie.show("freehad", "LoadState"), "not-found")
         # Everything the package, freehad and freehactl wrote is gone; what
