@@ -428,6 +428,24 @@ TEST_F(FloatingAddressesTest, LabelAndDadAreApplied) {
     EXPECT_TRUE(lost_.empty());
 }
 
+TEST_F(FloatingAddressesTest, PresentAddressCountsAsAdded) {
+    shell("ip addr add 192.0.2.10/24 dev veth0 && ip addr add 2001:db8::10/64 dev veth0 nodad && "
+          "sysctl -qw net.ipv6.conf.veth0.accept_dad=1");
+    const auto v4 = address("192.0.2.10", 24, "veth0"), v6 = address("2001:db8::10", 64, "veth0", true);
+    start_capture();
+    auto f = make({v4, v6});
+    std::string error;
+    ASSERT_EQ(f->up(&error), 0) << error;
+    for (const auto& s : f->status()) EXPECT_TRUE(s.up) << s.address;
+    // Already there and usable, it is not tested again: announced at once.
+    run_for(50 * kUsecPerMsec);
+    EXPECT_EQ(icmp6_frames(ND_NEIGHBOR_ADVERT, v6.address).size(), 1u);
+    EXPECT_EQ(arp_frames(v4.address, v4.address).size(), 1u);
+    shell("ip addr del 192.0.2.10/24 dev veth0");
+    ASSERT_TRUE(run_until([&] { return !lost_.empty(); }, Usec(500 * kUsecPerMsec)));
+    EXPECT_EQ(lost_[0], "192.0.2.10/24 removed from veth0");
+}
+
 TEST_F(FloatingAddressesTest, ReconfigureChangesOnlyTheDifferences) {
     const auto a = address("192.0.2.10", 24, "veth0"), b = address("2001:db8::10", 64, "veth0"),
                c = address("192.0.2.11", 24, "veth0");
