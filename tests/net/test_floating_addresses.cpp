@@ -14,6 +14,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -333,6 +334,24 @@ TEST_F(FloatingAddressesTest, AddressRemovedByHandIsLostOnce) {
     shell("ip addr del 2001:db8::10/64 dev veth0");
     ASSERT_TRUE(run_until([&] { return lost_.size() == 2; }, Usec(500 * kUsecPerMsec)));
     EXPECT_EQ(lost_[1], "2001:db8::10/64 removed from veth0");
+}
+
+TEST_F(FloatingAddressesTest, RemovalLostInANotificationOverrunIsFoundAnyway) {
+    auto f = make({address("192.0.2.10", 24, "veth0")});
+    std::string error;
+    ASSERT_EQ(f->up(&error), 0) << error;
+    // With the loop not reading, changes elsewhere fill the notification
+    // socket, and the removal's own notification is dropped.
+    char batch[] = "/tmp/freeha-net-batch-XXXXXX";
+    const int fd = mkstemp(batch);
+    ASSERT_GE(fd, 0);
+    FILE* out = fdopen(fd, "w");
+    for (int i = 0; i < 8000; ++i) std::fprintf(out, "addr add 10.%d.%d.1/32 dev veth1\n", i / 250, i % 250);
+    std::fclose(out);
+    shell(std::string("ip -batch ") + batch + " && ip addr del 192.0.2.10/24 dev veth0");
+    unlink(batch);
+    ASSERT_TRUE(run_until([&] { return !lost_.empty(); }, 2 * kUsecPerSec));
+    EXPECT_EQ(lost_, std::vector<std::string>{"192.0.2.10/24 removed from veth0"});
 }
 
 TEST_F(FloatingAddressesTest, LinkDownIsLost) {
