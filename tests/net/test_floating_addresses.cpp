@@ -447,6 +447,16 @@ TEST_F(FloatingAddressesTest, LabelAndDadAreApplied) {
     EXPECT_TRUE(lost_.empty());
 }
 
+TEST_F(FloatingAddressesTest, FailedDadIsLost) {
+    // Another host on the link holds the address: veth1 (IPv6 lets one host have it on two links).
+    shell("ip addr add 2001:db8::10/64 dev veth1 nodad && sysctl -qw net.ipv6.conf.veth0.accept_dad=1");
+    auto f = make({address("2001:db8::10", 64, "veth0", true)});
+    std::string error;
+    ASSERT_EQ(f->up(&error), 0) << error;
+    ASSERT_TRUE(run_until([&] { return !lost_.empty(); }, 3 * kUsecPerSec));
+    EXPECT_EQ(lost_, std::vector<std::string>{"2001:db8::10/64 on veth0: duplicate address detection failed"});
+}
+
 TEST_F(FloatingAddressesTest, PresentAddressCountsAsAdded) {
     shell("ip addr add 192.0.2.10/24 dev veth0 && ip addr add 2001:db8::10/64 dev veth0 nodad && "
           "sysctl -qw net.ipv6.conf.veth0.accept_dad=1");
