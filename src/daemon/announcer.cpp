@@ -100,12 +100,14 @@ int Announcer::open(sd_event* event, Foreign foreign) {
     packet_ = UniqueFd(socket(AF_PACKET, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!packet_) return -errno;
     UniqueFd fd(socket(AF_INET6, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_ICMPV6));
+    if (!fd && errno == EAFNOSUPPORT) return 0;  // a kernel without IPv6 has no IPv6 addresses to announce
     if (!fd) return -errno;
     icmp6_filter filter;
     ICMP6_FILTER_SETBLOCKALL(&filter);
     ICMP6_FILTER_SETPASS(ND_NEIGHBOR_ADVERT, &filter);
     if (setsockopt(fd.get(), IPPROTO_ICMPV6, ICMP6_FILTER, &filter, sizeof filter) < 0) return -errno;
-    // Our own advertisements must not come back as another host's.
+    // Hop limit 255, or receivers drop it; our own advertisements must not
+    // come back as another host's; what arrives says its interface and hop limit.
     for (auto [name, value] : {std::pair{IPV6_MULTICAST_HOPS, kNeighbourDiscoveryHopLimit},
                                std::pair{IPV6_UNICAST_HOPS, kNeighbourDiscoveryHopLimit},
                                std::pair{IPV6_MULTICAST_LOOP, 0}, std::pair{IPV6_RECVPKTINFO, 1},
@@ -157,12 +159,6 @@ void Announcer::set_refresh(Usec refresh) {
     refresh_ = refresh;
     for (auto& a : announced_)
         if (a->timer && a->round >= kAnnounceSchedule.size()) schedule_next(*a);
-}
-
-unsigned Announcer::rounds(const IpAddress& address) const {
-    for (const auto& a : announced_)
-        if (a->address == address) return a->round;
-    return 0;
 }
 
 void Announcer::announce(Announced& a) {

@@ -57,8 +57,6 @@ public:
     void stop_all();
     // AnnounceRefresh=: 0 for none.
     void set_refresh(Usec refresh);
-    // How many announcements of `address` went out since its start() (the tests' and debugging's view).
-    unsigned rounds(const IpAddress& address) const;
 
 private:
     struct Announced {

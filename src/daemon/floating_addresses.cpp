@@ -85,8 +85,11 @@ int FloatingAddresses::bring_up(Entry& e, std::string* error) {
         return r;
     }
     e.added = true;
+    // A tentative address is not announced: that would override the host DAD
+    // may find. The kernel's notification of the address ends the wait: also
+    // for one that was there already (not tested again), as NLM_F_REPLACE notifies.
     e.awaiting_dad = e.config.address.family == Family::Ipv6 && e.config.dad;
-    if (e.awaiting_dad) return 0;  // tentative: announcing it now would override the host DAD may find
+    if (e.awaiting_dad) return 0;
     if (int r = announcer_.start(e.config.address, link.index, link.mac); r < 0) {
         *error = log::with_errno(on_device(e.config) + ": cannot listen for other hosts answering for it", r);
         return r;
@@ -147,8 +150,9 @@ std::vector<AddressStatus> FloatingAddresses::status() const {
 }
 
 void FloatingAddresses::on_change(const RtnetlinkChange& c) {
-    if (!up_) return;
     using Kind = RtnetlinkChange::Kind;
+    if (c.kind != Kind::NewAddress && c.kind != Kind::DeletedAddress) local_macs_.clear();  // a MAC may have moved
+    if (!up_) return;
     if (c.kind == Kind::Overrun) return recheck();
     for (auto& e : entries_) {
         if (!e.added) continue;
@@ -204,10 +208,13 @@ void FloatingAddresses::recheck() {
 void FloatingAddresses::on_foreign(const IpAddress& address, unsigned index, const std::string& mac) {
     // Another interface of this host on the same link answers ARP for every
     // local address by default (arp_ignore=0): that is no other host.
+    auto local = local_macs_.find(mac);
     std::vector<Link> links;
-    if (rtnetlink_.links(&links) == 0 &&
-        std::any_of(links.begin(), links.end(), [&](const Link& l) { return mac_to_string(l.mac) == mac; }))
-        return;
+    if (local == local_macs_.end() && rtnetlink_.links(&links) == 0)
+        local = local_macs_.emplace(mac, std::any_of(links.begin(), links.end(), [&](const Link& l) {
+                                        return mac_to_string(l.mac) == mac;
+                                    })).first;
+    if (local != local_macs_.end() && local->second) return;
     for (auto& e : entries_) {
         if (!(e.config.address == address) || e.index != index) continue;
         ++e.conflicts;

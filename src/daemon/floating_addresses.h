@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -95,6 +96,7 @@ private:
     bool lost_reported_ = false;  // in this up()
     std::string lost_why_;
     EventSourcePtr lost_source_;
+    std::map<std::string, bool> local_macs_;  // MAC -> whether a link of this host has it; cleared on link changes
 };
 
 // Removes each of `addresses` that is on its device, without an event loop
