@@ -179,22 +179,35 @@ class Prober:
 
     def __init__(self, netns, address, path, interval=0.01):
         self.address, self.path = address, path
+        self._answers, self._offset = [], 0  # read so far, and up to where
         self.process = subprocess.Popen(["ip", "netns", "exec", netns, "python3", PROBE, address, path,
                                          str(interval)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                         stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 10
-        while not os.path.exists(path) or "ready" not in open(path).read(16):
+        while not self._ready():
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.process.kill()
                 raise RuntimeError(f"probe of {address} did not start: {self.process.communicate()[1].strip()}")
             time.sleep(0.02)
 
+    def _ready(self):
+        try:
+            with open(self.path) as f:
+                return f.readline() == "ready\n"
+        except FileNotFoundError:
+            return False
+
     def answers(self):
-        """[(realtime, "echo" or "claim", MAC)] so far, in time order."""
+        """[(realtime, "echo" or "claim", MAC)] so far, in time order (read on from where the last call stopped)."""
         with open(self.path) as f:
-            rows = [line.split() for line in f if line[0].isdigit()]
-        # The last line may be half written.
-        return sorted((float(row[0]), row[1], row[2]) for row in rows if len(row) == 3 and len(row[2]) == 17)
+            f.seek(self._offset)
+            text = f.read()
+        complete = text[:text.rfind("\n") + 1]  # the last line may be half written
+        self._offset += len(complete.encode())
+        rows = [line.split() for line in complete.splitlines() if line[:1].isdigit()]
+        self._answers += [(float(t), kind, mac) for t, kind, mac in rows]
+        self._answers.sort()
+        return self._answers
 
     def outage(self, event, until):
         """See outage()."""
@@ -212,6 +225,7 @@ class Prober:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self.process.stderr.close()
 
 
 def outage(answers, event, until):
