@@ -176,8 +176,8 @@ class ServiceScripts(unittest.TestCase):
             self.addCleanup(prober.stop)
         time.sleep(0.5)
         moved = time.time()
-        for cidr in cidrs:
-            self.ok(alpha, "vip.stop", cidr, "eth0")
+        stop = "; ".join(f"{os.path.join(self.lib, 'vip.stop')} {cidr} eth0 || exit 1" for cidr in cidrs)
+        self.assertEqual(alpha.run("sh", "-c", stop).returncode, 0)  # one nsenter: as a stophasrv would
         r = bravo.run("env", "FREEHA_LEASE=held", os.path.join(self.lib, "vip.start"), *cidrs, "eth0")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stdout.splitlines(), [f"vip.start: {cidr} up on eth0 (no duplicate address detection: "
@@ -190,7 +190,8 @@ class ServiceScripts(unittest.TestCase):
             gap, last, first = prober.outage(moved, end)
             print(f"{vip}: the client's longest silence {gap * 1000:.0f} ms ({(last - moved) * 1000:+.0f} to "
                   f"{(first - moved) * 1000:+.0f} ms from the move)", file=sys.stderr)
-            self.assertLess(gap, 0.5, vip)
+            # Detection would be 1 s (IPv4) and 0.6 s (IPv6) on top of the forks.
+            self.assertLess(gap, 0.6, vip)
             self.assertEqual(prober.answering(moved - 1, end), [alpha.mac(), bravo.mac()], vip)
 
     def test_vip_needs_a_link(self):
