@@ -194,6 +194,20 @@ class ServiceScripts(unittest.TestCase):
             self.assertLess(gap, 0.6, vip)
             self.assertEqual(prober.answering(moved - 1, end), [alpha.mac(), bravo.mac()], vip)
 
+    def test_vip_announcer_ends_with_the_address(self):
+        """vip.start's background announcer (two more announcements a second apart) ends within
+        0.1 s or so of vip.stop: freehad waits after a stop for what the hooks left running."""
+        bravo = self.c["bravo"]
+        for family, cidr in (("IPv4", f"{nodes.SUBNET}.113/24"), ("IPv6", f"{nodes.SUBNET6}113/64")):
+            with self.subTest(family):
+                self.ok(bravo, "vip.start", cidr, "eth0")
+                self.assertEqual(bravo.run("pgrep", "-f", "vip.start").returncode, 0, "no announcer running")
+                self.ok(bravo, "vip.stop", cidr, "eth0")
+                stopped = time.monotonic()
+                self.c.wait_for(lambda: bravo.run("pgrep", "-f", "vip.start").returncode == 1, 5,
+                                "the announcer to end")
+                self.assertLess(time.monotonic() - stopped, 0.5, "the announcer outlived the address")
+
     def test_vip_needs_a_link(self):
         bravo = self.c["bravo"]
         cidr = f"{nodes.SUBNET}.101/24"
