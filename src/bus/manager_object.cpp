@@ -44,6 +44,7 @@ std::vector<std::string> changed_manager_properties(const Status& a, const Statu
     if (a.errored != b.errored) out.emplace_back("Errored");
     if (a.last_error != b.last_error) out.emplace_back("LastError");
     if (nodes_differ()) out.emplace_back("Nodes");
+    if (a.addresses != b.addresses) out.emplace_back("Addresses");
     return out;
 }
 
@@ -136,6 +137,15 @@ int ManagerObject::get_manager_property(sd_bus*, const char*, const char*, const
                 if (r < 0) return r;
                 r = sd_bus_message_append(reply, "(sssb)", n.name.c_str(), std::string(to_string(n.state)).c_str(),
                                           std::string(to_string(n.role)).c_str(), static_cast<int>(n.reachable));
+            }
+            return r < 0 ? r : sd_bus_message_close_container(reply);
+        }
+        if (p == "Addresses") {
+            int r = sd_bus_message_open_container(reply, 'a', "(ssbst)");
+            for (const auto& a : s.addresses) {
+                if (r < 0) return r;
+                r = sd_bus_message_append(reply, "(ssbst)", a.address.c_str(), a.device.c_str(),
+                                          static_cast<int>(a.up), a.foreign_mac.c_str(), a.conflicts);
             }
             return r < 0 ? r : sd_bus_message_close_container(reply);
         }
@@ -343,6 +353,8 @@ int ManagerObject::publish(sd_bus* bus, std::string* error) {
         SD_BUS_PROPERTY("Mode", "s", get_manager_property, 0, kConst),
         SD_BUS_PROPERTY("ServicesTarget", "s", get_manager_property, 0, kConst),
         SD_BUS_PROPERTY("Nodes", "a(sssb)", get_manager_property, 0, kEmits),
+        // Address=: (address/prefix, device, up here, the MAC of another host seen answering for it or "", times seen).
+        SD_BUS_PROPERTY("Addresses", "a(ssbst)", get_manager_property, 0, kEmits),
         // Received datagrams by fate; changes with every packet, so read it rather than wait for signals.
         SD_BUS_PROPERTY("Packets", "a{st}", get_manager_property, 0, 0),
         SD_BUS_METHOD_WITH_ARGS("Stop", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_request, kMutating),

@@ -8,30 +8,7 @@
 namespace freeha {
 namespace {
 
-constexpr std::size_t kMaxDeviceName = 15;  // IFNAMSIZ - 1
-
-std::vector<std::string_view> split_words(std::string_view s) {
-    std::vector<std::string_view> words;
-    std::size_t i = 0;
-    while (i < s.size()) {
-        while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
-        std::size_t start = i;
-        while (i < s.size() && s[i] != ' ' && s[i] != '\t') ++i;
-        if (i > start) words.push_back(s.substr(start, i - start));
-    }
-    return words;
-}
-
 std::string quoted(std::string_view text) { return "'" + std::string(text) + "'"; }
-
-// The kernel's rule for interface names (dev_valid_name).
-bool is_device_name(std::string_view name) {
-    if (name.empty() || name.size() > kMaxDeviceName || name == "." || name == "..") return false;
-    for (char ch : name)
-        if (ch == '/' || ch == ':' || ch == '%' || ch == ' ' || ch == '\t' || static_cast<unsigned char>(ch) < 0x20)
-            return false;
-    return true;
-}
 
 std::optional<std::uint16_t> parse_port(std::string_view text) {
     unsigned port = 0;
@@ -102,6 +79,26 @@ std::optional<std::string> settle_device(std::vector<IpAddress*> addresses) {
 
 }  // namespace
 
+std::vector<std::string_view> split_words(std::string_view s) {
+    std::vector<std::string_view> words;
+    std::size_t i = 0;
+    while (i < s.size()) {
+        while (i < s.size() && (s[i] == ' ' || s[i] == '\t')) ++i;
+        std::size_t start = i;
+        while (i < s.size() && s[i] != ' ' && s[i] != '\t') ++i;
+        if (i > start) words.push_back(s.substr(start, i - start));
+    }
+    return words;
+}
+
+bool is_device_name(std::string_view name) {
+    if (name.empty() || name.size() > kMaxDeviceName || name == "." || name == "..") return false;
+    for (char ch : name)
+        if (ch == '/' || ch == ':' || ch == '%' || ch == ' ' || ch == '\t' || static_cast<unsigned char>(ch) < 0x20)
+            return false;
+    return true;
+}
+
 bool IpAddress::is_multicast() const {
     return family == Family::Ipv4 ? (bytes[0] >> 4) == 0xe : bytes[0] == 0xff;
 }
@@ -114,6 +111,13 @@ bool IpAddress::is_unspecified() const {
 }
 
 bool IpAddress::is_link_local() const { return family == Family::Ipv6 && bytes[0] == 0xfe && (bytes[1] & 0xc0) == 0x80; }
+
+bool IpAddress::is_loopback() const {
+    if (family == Family::Ipv4) return bytes[0] == 127;
+    for (std::size_t i = 0; i < 15; ++i)
+        if (bytes[i] != 0) return false;
+    return bytes[15] == 1;
+}
 
 bool IpAddress::needs_device() const { return family == Family::Ipv6 && (is_link_local() || is_multicast()); }
 

@@ -32,6 +32,7 @@ struct IpAddress {
     bool is_multicast() const;
     bool is_unspecified() const;
     bool is_link_local() const;  // IPv6 fe80::/10
+    bool is_loopback() const;    // IPv4 127.0.0.0/8, IPv6 ::1
     // Whether the address means something only on one interface: IPv6
     // link-local addresses, and IPv6 multicast groups (to send and to join).
     bool needs_device() const;
@@ -43,6 +44,16 @@ struct IpAddress {
 std::optional<IpAddress> parse_ip_address(std::string_view text, std::string* error);
 // FreeHA's default broadcast destination: the /24 broadcast of an IPv4 source.
 IpAddress slash24_broadcast(const IpAddress& source);
+
+inline constexpr std::size_t kMaxDeviceName = 15;  // IFNAMSIZ - 1
+
+// The kernel's rule for interface names (dev_valid_name): 1 to 15 bytes, no
+// '/', ':' or whitespace, not "." or "..". Also refuses '%', which ends an
+// address's scope.
+bool is_device_name(std::string_view name);
+
+// The words of a value, split at spaces and tabs.
+std::vector<std::string_view> split_words(std::string_view s);
 
 struct Endpoint {
     IpAddress address;

@@ -18,7 +18,9 @@ namespace {
 
 using namespace literals;
 
-using Setter = std::function<std::optional<std::string>(Config&, std::string_view)>;
+// A key's setter gets the value's origin too: Address= keeps it per line.
+using Setter = std::function<std::optional<std::string>(Config&, std::string_view value, std::string_view origin)>;
+using PlainSetter = std::function<std::optional<std::string>(Config&, std::string_view value)>;
 
 // Every time key has a range: the minimum keeps the loop sane, the maximum
 // keeps deadlines (now + span, 2 * span) meaningful and catches typos.
@@ -96,7 +98,92 @@ struct KeyDef {
     std::string_view section;
     std::string_view key;
     Setter set;
+    KeyDef(std::string_view s, std::string_view k, Setter f) : section(s), key(k), set(std::move(f)) {}
+    // Most keys need not know where their value came from.
+    KeyDef(std::string_view s, std::string_view k, PlainSetter f)
+        : section(s), key(k), set([f = std::move(f)](Config& c, std::string_view v, std::string_view) { return f(c, v); }) {}
 };
+
+std::string in_quotes(std::string_view text) { return "'" + std::string(text) + "'"; }
+
+// Whether every bit of `a` after the first `prefix` is `one`.
+bool host_bits_are(const IpAddress& a, unsigned prefix, bool one) {
+    unsigned bits = a.family == Family::Ipv4 ? 32 : 128;
+    for (unsigned i = prefix; i < bits; ++i)
+        if (((a.bytes[i / 8] >> (7 - i % 8)) & 1) != static_cast<unsigned>(one)) return false;
+    return true;
+}
+
+// ADDRESS/PREFIX: a unicast address this network can route to a host.
+std::optional<std::string> parse_address_and_prefix(std::string_view word, FloatingAddress& out) {
+    auto slash = word.find('/');
+    if (slash == std::string_view::npos)
+        return in_quotes(word) + " has no prefix length: write ADDRESS/PREFIX, e.g. 192.0.2.10/24";
+    std::string_view address = word.substr(0, slash), prefix = word.substr(slash + 1);
+    if (address.find('%') != std::string_view::npos)
+        return in_quotes(address) + ": name the interface as DEVICE (the second word), not with %";
+    std::string why;
+    auto ip = parse_ip_address(address, &why);
+    if (!ip) return in_quotes(address) + ": " + why;
+    bool v4 = ip->family == Family::Ipv4;
+    unsigned bits = v4 ? 32 : 128;
+    auto [ptr, ec] = std::from_chars(prefix.data(), prefix.data() + prefix.size(), out.prefix);
+    if (prefix.empty() || ec != std::errc() || ptr != prefix.data() + prefix.size() || out.prefix == 0 ||
+        out.prefix > bits)
+        return "prefix length " + in_quotes(prefix) + " out of range: 1 to " + std::to_string(bits) + " for " +
+               (v4 ? "IPv4" : "IPv6");
+    if (ip->is_unspecified()) return in_quotes(address) + " is the unspecified address, not a host's";
+    if (ip->is_multicast()) return in_quotes(address) + " is a multicast group, not a host's address";
+    if (ip->is_loopback()) return in_quotes(address) + " is a loopback address: it never leaves this host";
+    // /31 (RFC 3021) and /127 (RFC 6164) links have no network or broadcast address.
+    if (out.prefix < bits - 1 && host_bits_are(*ip, out.prefix, false))
+        return in_quotes(word) + " is the " + (v4 ? "network" : "subnet-router anycast") +
+               " address of its prefix (every host bit 0), not a host's";
+    if (v4 && out.prefix < bits - 1 && host_bits_are(*ip, out.prefix, true))
+        return in_quotes(word) + " is the broadcast address of its prefix (every host bit 1), not a host's";
+    out.address = *ip;
+    return std::nullopt;
+}
+
+// Address=ADDRESS/PREFIX DEVICE [label=LABEL] [dad]
+std::optional<std::string> parse_floating_address(std::string_view value, FloatingAddress& out) {
+    auto words = split_words(value);
+    if (words.size() < 2) return "expected ADDRESS/PREFIX DEVICE [label=LABEL] [dad], e.g. 192.0.2.10/24 eth0";
+    if (auto e = parse_address_and_prefix(words[0], out)) return e;
+    bool v4 = out.address.family == Family::Ipv4;
+    if (!is_device_name(words[1]))
+        return "DEVICE " + in_quotes(words[1]) +
+               " is not an interface name (1 to 15 characters; no '/', ':', '%' or white space; not '.' or '..')";
+    out.device = words[1];
+    bool labelled = false;
+    for (std::size_t i = 2; i < words.size(); ++i) {
+        std::string_view option = words[i];
+        if (option.starts_with("label=")) {
+            if (labelled) return "label= given twice";
+            labelled = true;
+            if (!v4) return "label= is for IPv4 addresses only (the kernel keeps no label on IPv6 addresses)";
+            std::string_view label = option.substr(6);
+            if (label != out.device && !label.starts_with(out.device + ":"))
+                return "label " + in_quotes(label) + " must be the DEVICE " + in_quotes(out.device) + " or begin with " +
+                       in_quotes(out.device + ":") + " (as for ip address add)";
+            if (label.size() > kMaxDeviceName)
+                return "label " + in_quotes(label) + " is longer than " + std::to_string(kMaxDeviceName) + " characters";
+            out.label = label;
+        } else if (option == "dad") {
+            if (out.dad) return "dad given twice";
+            if (v4) return "dad is for IPv6 addresses only (the kernel runs no duplicate address detection for IPv4)";
+            out.dad = true;
+        } else {
+            return "unknown option " + in_quotes(option) + " (label=LABEL or dad)";
+        }
+    }
+    return std::nullopt;
+}
+
+// Two entries for one address; an IPv6 link-local address is one per interface.
+bool same_address(const IpAddress& a, const std::string& a_device, const IpAddress& b, const std::string& b_device) {
+    return a.family == b.family && a.bytes == b.bytes && (!a.is_link_local() || a_device == b_device);
+}
 
 const std::vector<KeyDef>& key_table() {
     static const std::vector<KeyDef> table{
@@ -172,6 +259,31 @@ const std::vector<KeyDef>& key_table() {
         {"Services", "FenceTimeout",
          [](Config& c, std::string_view v) { return set_timespan(c.fence_timeout, v, 10_ms, 60_min); }},
         {"Services", "SelfFence", [](Config& c, std::string_view v) { return set_enum(c.self_fence, v, kSelfFenceActionNames); }},
+        {"Services", "Address",
+         [](Config& c, std::string_view v, std::string_view origin) -> std::optional<std::string> {
+             if (v.empty()) {  // as Channel=: an empty assignment resets the list
+                 c.addresses.clear();
+                 return std::nullopt;
+             }
+             FloatingAddress a;
+             if (auto e = parse_floating_address(v, a)) return e;
+             for (const auto& other : c.addresses)
+                 if (same_address(a.address, a.device, other.address, other.device))
+                     return a.address.to_string() + " is already configured at " + other.origin + " (Address=" +
+                            other.to_string() + ")";
+             a.origin = origin;
+             c.addresses.push_back(std::move(a));
+             return std::nullopt;
+         }},
+        {"Services", "AnnounceRefresh",
+         [](Config& c, std::string_view v) -> std::optional<std::string> {
+             if (parse_timespan(v) == Usec()) {
+                 c.announce_refresh = Usec();
+                 return std::nullopt;
+             }
+             if (auto e = set_timespan(c.announce_refresh, v, 1_s, 60_min)) return *e + " (or 0: never)";
+             return std::nullopt;
+         }},
         {"Status", "JSONFile", [](Config& c, std::string_view v) { return set_path(c.json_file, v, true); }},
         {"Status", "StateFile", [](Config& c, std::string_view v) { return set_path(c.state_file, v, true); }},
     };
@@ -225,6 +337,13 @@ int ini_handler(void* user, const char* section, const char* name, const char* v
 
 std::string_view to_string(SelfFenceAction a) { return kSelfFenceActionNames(a); }
 
+std::string FloatingAddress::to_string() const {
+    std::string s = address.to_string() + "/" + std::to_string(prefix) + " " + device;
+    if (!label.empty()) s += " label=" + label;
+    if (dad) s += " dad";
+    return s;
+}
+
 std::optional<std::string> apply_setting(Config& config, std::string_view section, std::string_view key,
                                          std::string_view value, std::string_view origin) {
     std::string where(origin);
@@ -241,7 +360,7 @@ std::optional<std::string> apply_setting(Config& config, std::string_view sectio
             return where + ": [" + std::string(section) + "] " + std::string(key) + "=: not valid UTF-8 (byte " +
                    hex + " at offset " + std::to_string(at) + ")";
         }
-        if (auto error = def.set(config, value))
+        if (auto error = def.set(config, value, where))
             return where + ": [" + std::string(section) + "] " + std::string(key) + "=" + std::string(value) + ": " +
                    *error;
         config.origin[std::string(section) + "." + std::string(key)] = where;
@@ -295,6 +414,13 @@ std::optional<std::string> validate(const Config& c) {
                at("Heartbeat.DeadTime") + ") with Interval=" + format_timespan(c.interval) + ": at most " +
                format_timespan(max_fence_timeout(c.interval, c.dead_time) / 1000 * 1000) +
                "; lower FenceTimeout= or raise DeadTime=";
+    // A floating address moves with the services; a channel's SOURCE must stay with the node.
+    for (const auto& a : c.addresses)
+        for (const auto& ch : c.channels)
+            if (same_address(a.address, a.device, ch.source, ch.source.device))
+                return a.origin + ": Address=" + a.to_string() + " is the SOURCE of the heartbeat channel '" +
+                       ch.to_string() + "' (" + at("Heartbeat.Channel") +
+                       "); a channel needs an address of this node's own, which stays when the services move";
     if (c.role == Role::Arbitrator && c.force_start) return "-m: an arbitrator never runs services";
     if (!c.target.empty() && c.bus == BusKind::None)
         return at("Services.Target") + ": Target=" + c.target + " needs D-Bus to reach systemd, but --no-bus was given";
@@ -329,6 +455,9 @@ std::string render(const Config& c) {
     line("MonitorTimeout", format_timespan(c.monitor_timeout));
     line("FenceTimeout", format_timespan(c.fence_timeout));
     line("SelfFence", std::string(to_string(c.self_fence)));
+    if (c.addresses.empty()) line("Address", "");
+    for (const auto& a : c.addresses) line("Address", a.to_string());
+    line("AnnounceRefresh", format_timespan(c.announce_refresh));
     out += "\n[Status]\n";
     line("JSONFile", c.json_file);
     line("StateFile", c.state_file);

@@ -144,6 +144,11 @@ public:
     bool error_latched() const { return error_latched_; }
     bool quorate() const { return quorate_; }
     bool shutting_down() const { return shutting_down_; }
+    // Whether this node's services run (or start) under a lease that the
+    // cluster's quorum enforces: every other node that held them has stopped
+    // them, and what they left, before this node could claim (not so after a
+    // forced start, nor without quorum rules).
+    bool under_enforced_lease() const { return lease_enforced_ && quorum_rules(); }
     bool standby() const { return standby_; }
     const std::string& handover_to() const { return handover_to_; }
     const std::string& last_error() const { return last_error_; }

@@ -55,6 +55,13 @@ nlohmann::json to_json(const Status& s) {
             packets[name] = value;
     }
     packets["malformed"] = std::move(malformed);
+    json addresses = json::array();
+    for (const auto& a : s.addresses)
+        addresses.push_back({{"address", a.address},
+                             {"device", a.device},
+                             {"up", a.up},
+                             {"foreign_mac", a.foreign_mac.empty() ? json(nullptr) : json(a.foreign_mac)},
+                             {"conflicts", a.conflicts}});
     return json{
         {"schema_version", 1},
         {"cluster", s.cluster},
@@ -76,6 +83,7 @@ nlohmann::json to_json(const Status& s) {
         {"packets", std::move(packets)},
         {"unexpected_services", s.unexpected_services},
         {"lease_remaining_usec", s.lease_remaining ? json(s.lease_remaining->count()) : json(nullptr)},
+        {"addresses", std::move(addresses)},
         {"log_lines_dropped", s.log_lines_dropped},
     };
 }

@@ -60,6 +60,7 @@ struct AddressStatus {
     bool up = false;          // on the device here, added by freehad
     std::string foreign_mac;  // the last other host seen answering for it ("" for none)
     std::uint64_t conflicts = 0;  // times another host was seen answering for it
+    bool operator==(const AddressStatus&) const = default;
 };
 
 struct Status {

@@ -46,6 +46,14 @@ const ClusterView::Node* ClusterView::find(const std::string& name) const {
     return nullptr;
 }
 
+std::string ClusterView::Address::describe() const {
+    std::string text = address + " on " + device + (up ? ": up here" : ": not here");
+    if (conflicts != 0)
+        text += " (another host answers for it: MAC " + foreign_mac + ", " + std::to_string(conflicts) +
+                (conflicts == 1 ? " time)" : " times)");
+    return text;
+}
+
 std::optional<ClusterView> ClusterView::from(const nlohmann::json& s) {
     try {
         if (s.at("schema_version") != 1) return std::nullopt;
@@ -85,6 +93,11 @@ std::optional<ClusterView> ClusterView::from(const nlohmann::json& s) {
                 v.packets.emplace_back(name, value);
             }
         }
+        // Absent from documents of daemons before Address=.
+        for (const auto& a : s.value("addresses", nlohmann::json::array()))
+            v.addresses.push_back({a.at("address"), a.at("device"), a.at("up"),
+                                   a.at("foreign_mac").is_null() ? std::string() : a.at("foreign_mac").get<std::string>(),
+                                   a.at("conflicts")});
         return v;
     } catch (const nlohmann::json::exception&) {
         return std::nullopt;

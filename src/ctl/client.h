@@ -35,6 +35,17 @@ struct ClusterView {
     };
     std::vector<Node> nodes;
     std::vector<std::pair<std::string, std::uint64_t>> packets;  // every counter, in the document's order
+    // A floating address (Address=), as the status document's "addresses" has it.
+    struct Address {
+        std::string address, device;
+        bool up = false;
+        std::string foreign_mac;  // "" when no other host was seen answering for it
+        std::uint64_t conflicts = 0;
+        // "192.0.2.10/24 on eth0: up here", "... not here", then " (another host
+        // answers for it: MAC 52:54:00:12:34:56, 3 times)" once one was seen.
+        std::string describe() const;
+    };
+    std::vector<Address> addresses;
 
     const Node* find(const std::string& name) const;
     // Reads the document; nullopt when it is not a schema_version 1 status.

@@ -108,6 +108,7 @@ std::string render(const ClusterView& v) {
         out += "Services found running here unbidden and stopped: " + std::to_string(v.unexpected_services) + " time(s)\n";
     if (v.log_lines_dropped != 0)
         out += "Log lines dropped (the journal did not take them in time): " + std::to_string(v.log_lines_dropped) + "\n";
+    for (const auto& a : v.addresses) out += "Address: " + a.describe() + "\n";
     if (v.standby) out += "This node is in standby.\n";
     if (v.errored) out += "This node is errored: " + v.last_error + "\n";
     out += "\n";

@@ -6,6 +6,7 @@
 #include "bus/sd_ptr.h"
 #include "core/claims.h"
 #include "core/node.h"
+#include "daemon/floating_addresses.h"
 #include "daemon/hook_path.h"
 #include "daemon/hook_runner.h"
 #include "daemon/log.h"
@@ -76,6 +77,21 @@ int clean_up_after_daemon(const Config& config) {
     if (config.role != Role::Member) {
         log::info("--clean-up: an arbitrator runs no services; nothing to clean up");
         return 0;
+    }
+    // Address=: freehad's own, so whatever the mode or the marker says: a
+    // standby has none, and removing none costs one netlink round trip.
+    if (!config.addresses.empty()) {
+        std::string error;
+        int removed = remove_addresses(config.addresses, &error);
+        if (removed < 0) {
+            LeaseTimings t{config.interval, config.dead_time, config.fence_timeout};
+            self_fence(config.self_fence, "freehad died and its floating addresses could not be removed: " + error,
+                       clean_up_deadline(started, t) + kill_margin(t) / 2);
+            return 1;
+        }
+        if (removed > 0)
+            log::notice("--clean-up: removed " + std::to_string(removed) + " floating address(es) in " +
+                        format_timespan(monotonic_now() - started));
     }
     if (!config.target.empty()) {
         log::info("--clean-up: target mode; " + config.target +

@@ -188,6 +188,7 @@ std::optional<Config> load_config(const CommandLine& cl, std::string* error) {
     // Channel flags replace the configured channels as a whole.
     bool any_channel_flag = false;
     std::vector<ChannelSpec> flag_channels;
+    std::string channel_flags;  // where the channels came from, for errors
     for (std::size_t i = 0; i < 3; ++i) {
         std::string src_flag = std::string("-") + static_cast<char>('a' + i);
         std::string dst_flag = std::string("-") + static_cast<char>('A' + i);
@@ -206,8 +207,12 @@ std::optional<Config> load_config(const CommandLine& cl, std::string* error) {
             return std::nullopt;
         }
         flag_channels.push_back(*channel);
+        channel_flags += (channel_flags.empty() ? "" : ", ") + src_flag;
     }
-    if (any_channel_flag) config.channels = flag_channels;
+    if (any_channel_flag) {
+        config.channels = flag_channels;
+        config.origin["Heartbeat.Channel"] = channel_flags;
+    }
     // Neither -s nor HooksDirectory=: a FreeHA 1.0 tree copied to
     // /opt/freeha/bin runs unchanged when /etc/freeha/hooks has no hooks.
     if (!hooks_directory_configured(config))

@@ -40,8 +40,9 @@ std::string hook_search_path(const std::string& hooks_directory) {
            FREEHA_SERVICE_SCRIPTS_DIR;
 }
 
-std::vector<std::string> hook_environment(const Config& config, const effect::StateChanged& change) {
-    return {
+std::vector<std::string> hook_environment(const Config& config, const effect::StateChanged& change,
+                                          bool under_lease) {
+    std::vector<std::string> environment{
         "PATH=" + hook_search_path(config.hooks_directory),
         "FREEHA_NODE=" + config.node_name,
         "FREEHA_CLUSTER=" + config.cluster_name,
@@ -50,6 +51,9 @@ std::vector<std::string> hook_environment(const Config& config, const effect::St
         "FREEHA_ACTIVE_NODE=" + change.active_node,
         "FREEHA_TERM=" + std::to_string(change.term),
     };
+    // vip.start skips its duplicate-address wait: no cluster node can still hold the address.
+    if (under_lease) environment.push_back("FREEHA_LEASE=held");
+    return environment;
 }
 
 }  // namespace freeha

@@ -36,7 +36,9 @@ std::string describe_hooks_directory(const Config& config);
 std::string hook_search_path(const std::string& hooks_directory);
 
 // A service hook's environment (freeha-hooks(7)): PATH and FREEHA_*, with
-// `change` the state change being announced.
-std::vector<std::string> hook_environment(const Config& config, const effect::StateChanged& change);
+// `change` the state change being announced; FREEHA_LEASE=held when the
+// services start or run `under_lease` (Node::under_enforced_lease()).
+std::vector<std::string> hook_environment(const Config& config, const effect::StateChanged& change,
+                                          bool under_lease = false);
 
 }  // namespace freeha

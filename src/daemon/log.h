@@ -31,6 +31,7 @@ inline constexpr std::string_view kDualActiveResolved = "601694d78e1d48ebb3eb81b
 inline constexpr std::string_view kUnexpectedServices = "0df616cb6dbe41d693499d359ca03b6e";
 inline constexpr std::string_view kLeaseLost = "9de5823016d447bbb187986e56d66f0a";
 inline constexpr std::string_view kSelfFence = "c6538ea661174587930c189cbb47a971";
+inline constexpr std::string_view kAddressConflict = "848cb1ed965d414392072599b809b0f6";
 }  // namespace message_id
 
 struct Field {

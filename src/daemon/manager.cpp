@@ -121,22 +121,40 @@ int Manager::setup_loop() {
         }
         signal_sources_.emplace_back(s);
     }
-    r = sd_event_set_watchdog(event_.get(), true);
-    if (r < 0) log::warning(log::with_errno("cannot send watchdog pings", r));
-    check_watchdog();
+    arm_watchdog();
     return 0;
 }
 
-// A warning, not a refusal: the watchdog is the second line behind a loop
-// that never waits, and refusing to start would take the node out of the
-// cluster for a setting that only narrows a safety margin.
-void Manager::check_watchdog() const {
-    std::optional<Usec> watchdog = watchdog_timeout();
+void Manager::arm_watchdog() {
     Usec allowed = max_watchdog(config_.interval, config_.dead_time);
-    if (!watchdog || *watchdog <= allowed) return;
-    log::warning("WatchdogSec=" + format_timespan(*watchdog) + " is longer than DeadTime= less 2 x Interval= (" +
-                 format_timespan(allowed) + "): a freehad that hangs while it holds the services is ended only "
-                 "after a peer may have started them; lower WatchdogSec= (see freeha-safety(7))");
+    std::optional<Usec> period = notifier_.set_watchdog(allowed);
+    if (!period) return;
+    if (*period != watchdog_ping_every_ * 3 && *period < *notifier_.unit_watchdog())
+        log::info("watchdog: WatchdogSec=" + format_timespan(*notifier_.unit_watchdog()) + " lowered to " +
+                  format_timespan(*period) + ", what DeadTime= less 2 x Interval= allows (freeha-safety(7))");
+    // A ping every third of the period, so that a loop that runs is never
+    // taken for a hung one, whatever the timer's slack.
+    watchdog_ping_every_ = *period / 3;
+    if (!watchdog_timer_) {
+        sd_event_source* s = nullptr;
+        int r = sd_event_add_time_relative(event_.get(), &s, CLOCK_MONOTONIC, 0, (watchdog_ping_every_ / 4).count(),
+                                           on_watchdog_timer, this);
+        if (r < 0) {
+            log::warning(log::with_errno("cannot send watchdog pings; the unit's watchdog will end freehad", r));
+            return;
+        }
+        watchdog_timer_.reset(s);
+        sd_event_source_set_description(s, "watchdog");
+    }
+    sd_event_source_set_time_accuracy(watchdog_timer_.get(), (watchdog_ping_every_ / 4).count());
+}
+
+int Manager::on_watchdog_timer(sd_event_source* s, uint64_t, void* userdata) {
+    auto* self = static_cast<Manager*>(userdata);
+    self->notifier_.ping();
+    sd_event_source_set_time_relative(s, self->watchdog_ping_every_.count());
+    sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+    return 0;
 }
 
 int Manager::setup_channels() {
@@ -159,6 +177,10 @@ int Manager::setup_channels() {
 
 int Manager::setup_services() {
     auto finished = [this](HookKind kind, const HookOutcome& outcome) {
+        // The addresses go once the stop has ended, before the core hears of
+        // it and may release the lease; whatever the outcome: a failed stop
+        // leaves the services to the fence, never an address to a peer.
+        if (kind == HookKind::Stop && addresses_) addresses_->down();
         apply(node_.on_hook_finished(kind, outcome, now()));
     };
     auto killed = [this] { apply(node_.on_services_killed(now())); };
@@ -175,6 +197,22 @@ int Manager::setup_services() {
         log::error(error);
         return r;
     }
+    if (config_.role == Role::Member) {
+        addresses_ = std::make_unique<FloatingAddresses>(
+            event_.get(), config_.addresses, config_.announce_refresh,
+            FloatingAddresses::Callbacks{
+                [this](const std::string& why) { apply(node_.on_services_failed(why, now())); },
+                [this](const FloatingAddress& a, const std::string& mac) { on_address_conflict(a, mac); }});
+        if (!config_.addresses.empty())
+            if (int r = open_addresses(); r < 0) return r;
+        sd_event_source* s = nullptr;
+        if (int r = sd_event_add_defer(event_.get(), &s, on_start_failure, this); r < 0) {
+            log::error(log::with_errno("cannot create the daemon's event sources", r));
+            return r;
+        }
+        start_failure_.reset(s);
+        sd_event_source_set_enabled(s, SD_EVENT_OFF);
+    }
     if (!config_.target.empty()) {
         units_ = std::make_unique<UnitController>(
             event_.get(), config_.target, config_.fence_timeout,
@@ -190,6 +228,49 @@ int Manager::setup_services() {
                 killed});
     }
     return 0;
+}
+
+int Manager::open_addresses() {
+    if (addresses_open_) return 0;
+    if (int r = addresses_->open(); r < 0) {
+        log::error(log::with_errno("Address=: cannot open the sockets that own and announce floating addresses "
+                                   "(freehad needs CAP_NET_ADMIN, CAP_NET_RAW, AF_NETLINK and AF_PACKET)",
+                                   r));
+        return r;
+    }
+    addresses_open_ = true;
+    return 0;
+}
+
+bool Manager::addresses_up() {
+    if (!addresses_ || config_.addresses.empty()) return true;
+    std::string error;
+    if (int r = addresses_->up(&error); r < 0) {
+        start_failure_why_ = "Address=: " + (error.empty() ? log::with_errno("cannot add an address", r) : error);
+        log::error(start_failure_why_);
+        sd_event_source_set_enabled(start_failure_.get(), SD_EVENT_ONESHOT);
+        return false;
+    }
+    return true;
+}
+
+int Manager::on_start_failure(sd_event_source*, void* userdata) {
+    auto* self = static_cast<Manager*>(userdata);
+    self->apply(self->node_.on_hook_finished(HookKind::Start, HookOutcome{false, self->start_failure_why_},
+                                             self->now()));
+    return 0;
+}
+
+void Manager::on_address_conflict(const FloatingAddress& address, const std::string& mac) {
+    std::string text = "another host (MAC " + mac + ") answers for the floating address " + address.to_string() +
+                       "; freehad keeps it and announces it again: find that host (an address configured by "
+                       "hand, a machine outside the cluster)";
+    log::event(LOG_WARNING, log::message_id::kAddressConflict, text,
+               {{"FREEHA_NODE", config_.node_name},
+                {"FREEHA_ADDRESS", address.address.to_string() + "/" + std::to_string(address.prefix)},
+                {"FREEHA_DEVICE", address.device},
+                {"FREEHA_FOREIGN_MAC", mac}});
+    status_dirty_ = true;
 }
 
 // The fence must reach whatever a hook detached (setsid, double fork): the
@@ -318,6 +399,18 @@ void Manager::begin() {
         if (!runtime_directory_.empty() && read_services_marker(runtime_directory_, {config_.dead_time, config_.interval}))
             services_marker_ = inherited_marker_ = true;
     }
+    // Whatever a previous run left (its clean-up failed, or freehad was
+    // killed outside its unit): this node holds no lease yet, so no floating
+    // address may be here.
+    if (!config_.addresses.empty()) {
+        std::string error;
+        int removed = remove_addresses(config_.addresses, &error);
+        if (removed < 0)
+            log::error("Address=: cannot remove what a previous run left: " + error);
+        else if (removed > 0)
+            log::warning("Address=: removed " + std::to_string(removed) +
+                         " floating address(es) that a previous run left on this node");
+    }
     notifier_.ready();  // the sockets are bound (target mode: and systemd can be reached)
     apply(node_.start(now(), config_.force_start));
     // Once the previous run's promises have run out, only this run's
@@ -361,6 +454,7 @@ void Manager::apply(Effects effects) {
                         units_->kill();
                     else
                         hooks_->kill_services();
+                    if (addresses_) addresses_->down();  // with the services, at the deadline, not after their stop
                     log::warning("killing the services with SIGKILL");
                 } else if constexpr (std::is_same_v<T, effect::StateChanged>) {
                     apply_state_change(x);
@@ -393,10 +487,12 @@ void Manager::run_hook(HookKind kind) {
     // systemd must not SIGKILL us while stophasrv still runs at shutdown.
     if (kind == HookKind::Stop && node_.shutting_down())
         notifier_.extend_timeout(timeout + kHookKillGrace + kStopTimeoutMargin);
+    // The addresses first, so that the services can bind to them.
+    if (kind == HookKind::Start && !addresses_up()) return;
     if (units_)
         units_->run(kind, timeout);
     else
-        hooks_->run(kind, timeout, hook_environment(config_, last_change_));
+        hooks_->run(kind, timeout, hook_environment(config_, last_change_, node_.under_enforced_lease()));
 }
 
 void Manager::apply_state_change(const effect::StateChanged& change) {
@@ -473,6 +569,7 @@ Status Manager::snapshot() const {
     s.updated_realtime_usec = realtime;
     for (const auto& ch : channels_) s.channels.push_back(ch->name());
     s.log_lines_dropped = log::dropped_lines();
+    if (addresses_) s.addresses = addresses_->status();
     if (!config_.target.empty()) {
         s.mode = "target";
         s.services_target = config_.target;
@@ -557,9 +654,21 @@ std::optional<std::string> Manager::reload_config() {
     longest_dead_time_ = std::max(longest_dead_time_, reread->dead_time);
     reread->bus = config_.bus;
     reread->force_start = config_.force_start;
+    if (addresses_ && !reread->addresses.empty() && open_addresses() < 0)
+        return "configuration not reloaded: Address= needs sockets freehad cannot open (see the journal)";
     config_ = std::move(*reread);
     if (units_) units_->set_fence_timeout(config_.fence_timeout);  // how long a stop may wait for systemd
-    check_watchdog();  // against the new DeadTime= and Interval=
+    if (addresses_) {
+        // On the active node: the new addresses go up, the removed ones go,
+        // the others stay as they are; the services do not move. One that
+        // cannot go up is a failure of the services, as if it were removed.
+        std::string error;
+        if (addresses_->reconfigure(config_.addresses, config_.announce_refresh, &error) < 0) {
+            log::error("Address=: " + error);
+            apply(node_.on_services_failed("Address=: " + error, now()));
+        }
+    }
+    arm_watchdog();  // for the new DeadTime= and Interval=
     if (services_marker_) {  // the clean-up after a death keeps to the new timings
         if (std::string e = store_services_marker(runtime_directory_, {config_.dead_time, config_.interval}); !e.empty())
             log::warning("the unit's clean-up keeps the old timings: " + e);

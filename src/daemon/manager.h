@@ -27,6 +27,7 @@
 #include "daemon/api_thread.h"
 #include "daemon/bus_connection.h"
 #include "daemon/cmdline.h"
+#include "daemon/floating_addresses.h"
 #include "daemon/hook_runner.h"
 #include "daemon/notify.h"
 #include "daemon/service_cgroup.h"
@@ -59,8 +60,10 @@ private:
     int setup_service_scope();
     int setup_timers();
     void setup_bus();
-    // Warns when WatchdogSec= is too long to end a hung holder before a peer may take over.
-    void check_watchdog() const;
+    // Lowers the unit's WatchdogSec= to what the lease allows (DeadTime= less
+    // 2 x Interval=), so that the watchdog ends a hung holder before a peer may
+    // take over, and pings it from the loop; again after a reload.
+    void arm_watchdog();
     // Announces READY and starts the node.
     void begin();
     void bus_fatal(const std::string& why);
@@ -80,6 +83,14 @@ private:
     void track_services_marker(const effect::StateChanged& change);
     void set_services_marker(bool may_run);
     void run_hook(HookKind kind);
+    // Address=: the sockets, opened once there are addresses to own (a
+    // configuration without any needs no CAP_NET_ADMIN or CAP_NET_RAW).
+    int open_addresses();
+    // Puts the addresses up before starthasrv or the target's start; a
+    // failure is that start's failure, reported from the next loop iteration.
+    bool addresses_up();
+    void on_address_conflict(const FloatingAddress& address, const std::string& mac);
+    static int on_start_failure(sd_event_source* s, void* userdata);
     void send(const std::vector<std::uint8_t>& datagram);
     std::string status_line() const;
     void flush_status();
@@ -89,6 +100,7 @@ private:
     static int on_signal_cb(sd_event_source* s, const signalfd_siginfo* si, void* userdata);
     static int on_core_timer(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_status_timer(sd_event_source* s, uint64_t usec, void* userdata);
+    static int on_watchdog_timer(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_horizon_passed(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_post(sd_event_source* s, void* userdata);
 
@@ -106,9 +118,15 @@ private:
     std::unique_ptr<UnitController> units_;  // target mode only
     std::unique_ptr<BusConnection> units_bus_;  // target mode: the connection that drives systemd
     std::unique_ptr<ApiThread> api_;
+    std::unique_ptr<FloatingAddresses> addresses_;  // members only; open once Address= names any
+    bool addresses_open_ = false;
+    EventSourcePtr start_failure_;  // delivers the outcome of a start whose addresses could not go up
+    std::string start_failure_why_;
     std::vector<EventSourcePtr> signal_sources_;
     EventSourcePtr core_timer_;
     EventSourcePtr status_timer_;
+    EventSourcePtr watchdog_timer_;  // while the unit has a watchdog
+    Usec watchdog_ping_every_{};
     EventSourcePtr horizon_timer_;  // once the previous run's promises have run out
     Usec stored_horizon_;           // what DIR/promise-horizon holds
     Usec longest_dead_time_;        // the longest DeadTime= this run has promised with

@@ -70,6 +70,7 @@ class BusCluster(unittest.TestCase):
         self.assertFalse(prop(b, "Errored"))
         self.assertGreaterEqual(prop(self.bus["alpha"], "Term"), 1)
         self.assertEqual(sorted(n[0] for n in prop(b, "Nodes")), ["alpha", "bravo", "charlie"])
+        self.assertEqual(prop(b, "Addresses"), [])  # no Address=
         listed = json.loads(busctl(b, "--json=short", "call", "org.freeha1", "/org/freeha1",
                                    "org.freeha1.Manager", "ListNodes").stdout)["data"][0]
         alpha = next(n for n in listed if n[0] == "alpha")
@@ -197,6 +198,19 @@ class BusCluster(unittest.TestCase):
         self.assertIn("freehad.conf:", r.stderr)  # names the file and line
         self.assertEqual(prop(self.bus["bravo"], "ClusterName"), f"proc{self.c.port}")
 
+    def test_reload_config_refuses_a_bad_address_naming_file_and_line(self):
+        conf = self.c["bravo"].path("freehad.conf")
+        with open(conf) as f:
+            line = len(f.read().splitlines()) + 2
+        with open(conf, "a") as f:
+            f.write("[Cluster]\nExpectedNodes=5\n[Services]\nAddress=192.0.2.10/24 eth0\nAddress=192.0.2.10 eth0\n")
+        r = ctl(self.bus["bravo"], "reload-config")
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stderr, f"freehactl: configuration not reloaded: {conf}:{line + 3}: [Services] "
+                                   f"Address=192.0.2.10 eth0: '192.0.2.10' has no prefix length: write "
+                                   f"ADDRESS/PREFIX, e.g. 192.0.2.10/24\n")
+        self.assertEqual(prop(self.bus["bravo"], "ExpectedNodes"), 3)  # the running configuration stays
+
     def test_reload_config_refuses_an_edit_that_a_flag_overrides(self):
         self.c["bravo"].proc.terminate()
         self.c["bravo"].proc.wait(30)
@@ -223,6 +237,8 @@ class BusCluster(unittest.TestCase):
         doc = json.loads(ctl(self.bus["bravo"], "status", "--json").stdout)
         self.assertEqual((doc["schema_version"], doc["node"], doc["active_node"]), (1, "bravo", "alpha"))
         self.assertEqual(len(doc["nodes"]), 3)
+        self.assertEqual(doc["addresses"], [])  # no Address=: an empty list, and no Address: line
+        self.assertNotIn("Address:", r.stdout)
         self.assertEqual(doc["packets"]["malformed"]["bad_magic"], 1)
         # One schema, one builder: the same document as the status file, field for field.
         with open(self.c["bravo"].path("status.json")) as f:

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <ostream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -16,6 +17,14 @@
 #include "private_bus.h"
 
 using namespace freeha;
+
+namespace freeha {
+// Readable in a failure.
+void PrintTo(const AddressStatus& a, std::ostream* out) {
+    *out << "(" << a.address << ", " << a.device << ", " << (a.up ? "up" : "not up") << ", '" << a.foreign_mac
+         << "', " << a.conflicts << ")";
+}
+}  // namespace freeha
 
 namespace {
 
@@ -126,6 +135,82 @@ TEST_F(ManagerObjectTest, AReplyAfterTheObjectIsGoneStillReachesTheCaller) {
     replies_[0](std::nullopt);
     ASSERT_TRUE(run_until([&] { return stop.arrived; }));
     EXPECT_EQ(stop.error, "");
+}
+
+// The Addresses property, read by a client: (address, device, up, foreign MAC, conflicts) each.
+struct AddressesAnswer {
+    bool arrived = false;
+    std::string error;
+    std::vector<AddressStatus> addresses;
+};
+
+int on_addresses(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* a = static_cast<AddressesAnswer*>(userdata);
+    a->arrived = true;
+    if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
+        a->error = e->name;
+        return 0;
+    }
+    if (sd_bus_message_enter_container(m, 'v', "a(ssbst)") <= 0 || sd_bus_message_enter_container(m, 'a', "(ssbst)") <= 0) {
+        a->error = std::string("signature ") + sd_bus_message_get_signature(m, 1);
+        return 0;
+    }
+    const char *address = nullptr, *device = nullptr, *mac = nullptr;
+    int up = 0;
+    std::uint64_t conflicts = 0;
+    while (sd_bus_message_read(m, "(ssbst)", &address, &device, &up, &mac, &conflicts) > 0)
+        a->addresses.push_back({address, device, up != 0, mac, conflicts});
+    return 0;
+}
+
+// The names of the properties a PropertiesChanged signal carries.
+int on_properties_changed(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* names = static_cast<std::vector<std::string>*>(userdata);
+    const char* interface = nullptr;
+    if (sd_bus_message_read(m, "s", &interface) < 0 || sd_bus_message_enter_container(m, 'a', "{sv}") < 0) return 0;
+    while (sd_bus_message_enter_container(m, 'e', "sv") > 0) {
+        const char* name = nullptr;
+        if (sd_bus_message_read(m, "s", &name) < 0 || sd_bus_message_skip(m, "v") < 0) return 0;
+        names->emplace_back(name);
+        sd_bus_message_exit_container(m);
+    }
+    return 0;
+}
+
+TEST_F(ManagerObjectTest, AddressesShowEachFloatingAddressAndSignalTheirChanges) {
+    status_.addresses = {{"192.0.2.10/24", "eth0", true, "", 0}, {"2001:db8::10/64", "eth1", false, "52:54:00:12:34:56", 3}};
+    publish();
+    auto get = [&] {
+        AddressesAnswer answer;
+        EXPECT_GE(sd_bus_call_method_async(client_.get(), nullptr, kBusName, kManagerPath, "org.freedesktop.DBus.Properties",
+                                           "Get", on_addresses, &answer, "ss", kManagerInterface, "Addresses"),
+                  0);
+        EXPECT_TRUE(run_until([&] { return answer.arrived; }));
+        EXPECT_EQ(answer.error, "");
+        return answer.addresses;
+    };
+    EXPECT_EQ(get(), status_.addresses);
+
+    std::vector<std::string> changed;
+    ASSERT_GE(sd_bus_match_signal(client_.get(), nullptr, nullptr, kManagerPath, "org.freedesktop.DBus.Properties",
+                                  "PropertiesChanged", on_properties_changed, &changed),
+              0);
+    Answer sync;  // a round trip, so that the match is in place before the flush
+    call("org.freedesktop.DBus.Properties", "Get", &sync,
+         [](sd_bus_message* m) { return sd_bus_message_append(m, "ss", kManagerInterface, "NodeName"); });
+    ASSERT_TRUE(run_until([&] { return sync.arrived; }));
+
+    Status later = status_;
+    later.addresses[0].foreign_mac = "aa:bb:cc:dd:ee:ff";
+    later.addresses[0].conflicts = 1;
+    object_->flush(std::make_shared<const Status>(later));
+    ASSERT_TRUE(run_until([&] { return !changed.empty(); }));
+    EXPECT_EQ(changed, std::vector<std::string>{"Addresses"});
+    EXPECT_EQ(get(), later.addresses);
+
+    changed.clear();
+    object_->flush(std::make_shared<const Status>(later));  // nothing new: no signal
+    EXPECT_FALSE(run_until([&] { return !changed.empty(); }, 200 * kUsecPerMsec));
 }
 
 }  // namespace

@@ -489,7 +489,8 @@ class Notify(LoopbackCluster):
         self.c["alpha"].signal(signal.SIGUSR1)  # force the services here, so that stops have work to do
         drain(2)
         self.assertTrue(any(m.startswith("STATUS=RUNNING; active: alpha") for m in messages), messages)
-        self.assertGreaterEqual(messages.count("WATCHDOG=1"), 5)  # every 200ms for 400ms WatchdogSec
+        self.assertGreaterEqual(messages.count("WATCHDOG=1"), 10)  # every third of a 400ms WatchdogSec
+        self.assertFalse(any(m.startswith("WATCHDOG_USEC=") for m in messages))  # 400ms: within the lease
 
         del messages[:]
         self.c["alpha"].signal(signal.SIGHUP)
@@ -507,15 +508,46 @@ class Notify(LoopbackCluster):
         self.assertTrue(any(m.startswith("EXTEND_TIMEOUT_USEC=") for m in messages), messages)
         self.assertNotIn("WatchdogSec=", self.c["alpha"].log())  # 400ms is within DeadTime= less 2 x Interval=
 
-    def test_a_watchdog_longer_than_the_lease_allows_is_warned_about_once(self):
-        # The defaults (Interval=200ms, DeadTime=1s) allow 600ms.
+    def notify_socket(self):
+        import socket
+        path = os.path.join(self.c.dir, "notify.sock")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(path)
+        self.addCleanup(sock.close)
+        return path, sock
+
+    def test_a_watchdog_longer_than_the_lease_allows_is_lowered_to_it(self):
+        # The defaults (Interval=200ms, DeadTime=1s) allow 600ms: the unit's 5s
+        # would end a hung holder only after a peer may have started the services.
+        path, sock = self.notify_socket()
+        sock.settimeout(2)
         self.c["alpha"].signal(signal.SIGTERM)
         self.c["alpha"].proc.wait(5)
-        self.c.start("alpha", env={"WATCHDOG_USEC": "5000000"})
-        self.c.wait_for(lambda: "WatchdogSec=" in self.c["alpha"].log(), 5, "the watchdog warning")
-        self.assertEqual(self.c["alpha"].log().count(
-            "WatchdogSec=5s is longer than DeadTime= less 2 x Interval= (600ms): a freehad that hangs while it "
-            "holds the services is ended only after a peer may have started them"), 1)
+        self.c.start("alpha", env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "5000000"})
+        first = sock.recv(4096).decode()
+        self.assertEqual(first, "WATCHDOG_USEC=600000")
+        pings = []
+        while len(pings) < 6:
+            if sock.recv(4096).decode() == "WATCHDOG=1":
+                pings.append(time.monotonic())
+        gaps = [b - a for a, b in zip(pings, pings[1:])]
+        self.assertLess(max(gaps), 0.45, gaps)  # a third of 600ms, with the slack of a loaded machine
+        self.assertIn("watchdog: WatchdogSec=5s lowered to 600ms", self.c["alpha"].log())
+
+    def test_a_manager_that_stops_reading_never_stalls_the_loop(self):
+        # Nobody reads the socket: its queue (net.unix.max_dgram_qlen, 10 here)
+        # fills within two seconds of pings, and a blocking sd_notify would
+        # then stop the loop, its heartbeats and its fence.
+        path, sock = self.notify_socket()
+        self.c["alpha"].signal(signal.SIGTERM)
+        self.c["alpha"].proc.wait(5)
+        self.c.wait_for(lambda: self.c.running() == ["bravo"], 5 + TAKEOVER_SLACK, "bravo RUNNING")
+        self.c.start("alpha", env={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "600000"})
+        time.sleep(4)
+        status = self.c["bravo"].status()
+        alpha = next(n for n in status["nodes"] if n["name"] == "alpha")
+        self.assertEqual(alpha["state"], "STANDBY")
+        self.assertLess(alpha["last_heard_usec_ago"], 500000)  # alpha's heartbeats go on
 
 
 class BadInput(unittest.TestCase):
@@ -561,6 +593,25 @@ class BadInput(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("DeadTime=3s\n", r.stdout)
         self.assertIn("Channel=unicast 127.0.0.1 127.0.0.2\n", r.stdout)
+
+    def test_check_config_prints_addresses_canonically_and_refuses_a_bad_one_in_one_line(self):
+        c = Cluster(["alpha", "bravo"])
+        conf = c["alpha"].path("freehad.conf")
+        with open(conf, "w") as f:
+            f.write(c.config(c["alpha"]) + "[Services]\nAddress=192.0.2.10/24 eth0\nAddress=2001:DB8:0::10/64\teth0  dad\n"
+                    "AnnounceRefresh=30s\n")
+        r = self.run_freehad("--config", conf, "--check-config")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("Address=192.0.2.10/24 eth0\nAddress=2001:db8::10/64 eth0 dad\nAnnounceRefresh=30s\n", r.stdout)
+        with open(conf, "a") as f:
+            f.write("Address=192.0.2.10/25 eth1\n")
+        with open(conf) as f:
+            lines = f.read().splitlines()
+        r = self.run_freehad("--config", conf, "--check-config")
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stderr.count("\n"), 1, r.stderr)  # one line
+        self.assertIn(f"{conf}:{len(lines)}: [Services] Address=192.0.2.10/25 eth1: 192.0.2.10 is already configured at "
+                      f"{conf}:{len(lines) - 3} (Address=192.0.2.10/24 eth0)", r.stderr)
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ NAMES = ["alpha", "bravo", "charlie"]
 # How long a node the soak thawed may take to notice that its lease is gone
 # and kill its services (milliseconds on an idle machine; this one is shared).
 THAW_GRACE = 1.0
-WATCHDOG = 5.0  # WatchdogSec= of freehad.service
+WATCHDOG = 5.0  # grace after a thaw for a watchdog exit (freehad lowers WatchdogSec= to 600ms: it comes at the thaw)
 SETTLE_BOUND = 15.0  # generous: the machine is shared
 HOLD = 2.0  # a settled cluster must stay so this long
 CONFIG = """[Cluster]

@@ -505,26 +505,34 @@ class TargetMode(unittest.TestCase):
         alpha.heal()
         print(f"\ntarget-mode fence on alpha: STANDBY {fenced:.2f}s after the cut", file=sys.stderr)
 
-    def test_3_a_holder_that_wakes_past_its_lease_kills_its_units_and_stops_its_target(self):
-        # No graceful stop ran: the target is still active when the fence comes,
-        # and systemd cannot kill a target, only stop it.
+    def test_3_a_hung_holder_is_ended_by_the_watchdog_and_its_target_stopped_before_a_takeover(self):
+        # freehad lowers the unit's WatchdogSec=5s to DeadTime= less 2 x
+        # Interval= (600ms); WatchdogSignal=SIGKILL ends it even stopped, and
+        # BindsTo= stops the target with it, all before a peer may start it.
         self.c.wait_for(lambda: len(running(self.c)) == 1, 30, "one node RUNNING")
         holder = running(self.c)[0]
         self.assertEqual(holder.show("freeha-services.target", "ActiveState"), "active")
         pid = holder.main_pid()
-        holder.run("kill", "-STOP", str(pid), check=True)
         others = [self.c[n] for n in self.c.names if self.c[n] is not holder]
+        holder.run("kill", "-STOP", str(pid), check=True)
+        hung = time.monotonic()
+        target_down = None
         try:
-            self.c.wait_for(lambda: any(n.prop("State") == "RUNNING" for n in others), 15, "another node took over")
+            while not any(n.prop("State") == "RUNNING" for n in others):
+                self.assertLess(time.monotonic() - hung, 15, "no node took over")
+                if target_down is None and holder.show("freeha-services.target", "ActiveState") == "inactive":
+                    target_down = time.monotonic() - hung
+            took_over = time.monotonic() - hung
         finally:
-            holder.run("kill", "-CONT", str(pid), check=True)
-        woke = time.monotonic()
-        self.c.wait_for(lambda: holder.show("freeha-services.target", "ActiveState") == "inactive"
-                        and holder.show("member.service", "ActiveState") in ("inactive", "failed"), 10,
-                        "the woken holder's units down")
-        self.c.wait_for(lambda: holder.prop("State") == "STANDBY", 10, "the woken holder STANDBY")
-        print(f"\ntarget-mode holder woken past its lease: units down {time.monotonic() - woke:.2f}s after SIGCONT",
-              file=sys.stderr)
+            holder.run("kill", "-CONT", str(pid))
+        self.assertIsNotNone(target_down, "the hung holder's target still ran when a peer started it")
+        self.assertLess(target_down, took_over)
+        self.c.wait_for(lambda: "Watchdog timeout" in journal(holder), 10, "systemd's watchdog line")
+        self.assertIn(holder.show("member.service", "ActiveState"), ("inactive", "failed"))
+        # Restart= brings it back (RestartSec=5s), as a standby.
+        self.c.wait_for(lambda: holder.prop("State") == "STANDBY", 30, "the restarted holder STANDBY")
+        print(f"\ntarget-mode holder hung: target down {target_down:.2f}s after SIGSTOP, "
+              f"taken over {took_over:.2f}s after", file=sys.stderr)
 
 
 class TargetModeBusRestart(unittest.TestCase):

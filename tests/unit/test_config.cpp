@@ -141,6 +141,190 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"[Status]\nJSONFile=/run/\x80.json\n", "test.conf:2: [Status] JSONFile=: not valid UTF-8"}),
     [](const auto& info) { return "Case" + std::to_string(info.index); });
 
+// --- Address= and AnnounceRefresh= -----------------------------------------
+
+struct AddressCase {
+    const char* value;
+    const char* canonical;  // FloatingAddress::to_string(), as render() prints it
+    unsigned prefix;
+    const char* device;
+    const char* label;
+    bool dad;
+};
+
+class AddressForms : public ::testing::TestWithParam<AddressCase> {};
+
+TEST_P(AddressForms, ParseToTheirCanonicalForm) {
+    const auto& p = GetParam();
+    Config c = parse_ok(std::string("[Services]\n\nAddress=") + p.value + "\n");
+    ASSERT_EQ(c.addresses.size(), 1u);
+    const FloatingAddress& a = c.addresses[0];
+    EXPECT_EQ(a.to_string(), p.canonical);
+    EXPECT_EQ(a.prefix, p.prefix);
+    EXPECT_EQ(a.device, p.device);
+    EXPECT_EQ(a.label, p.label);
+    EXPECT_EQ(a.dad, p.dad);
+    EXPECT_TRUE(a.address.device.empty());  // DEVICE says where it goes
+    EXPECT_EQ(a.origin, "test.conf:3");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Valid, AddressForms,
+    ::testing::Values(AddressCase{"192.0.2.10/24 eth0", "192.0.2.10/24 eth0", 24, "eth0", "", false},
+                      AddressCase{"  192.0.2.10/24\teth0  ", "192.0.2.10/24 eth0", 24, "eth0", "", false},
+                      AddressCase{"192.0.2.10/32 eth0", "192.0.2.10/32 eth0", 32, "eth0", "", false},
+                      AddressCase{"192.0.2.0/31 eth0", "192.0.2.0/31 eth0", 31, "eth0", "", false},  // RFC 3021
+                      AddressCase{"192.0.2.1/31 eth0", "192.0.2.1/31 eth0", 31, "eth0", "", false},
+                      AddressCase{"10.0.0.1/1 br-lan.42", "10.0.0.1/1 br-lan.42", 1, "br-lan.42", "", false},
+                      AddressCase{"192.0.2.10/24 eth0 label=eth0:web", "192.0.2.10/24 eth0 label=eth0:web", 24, "eth0",
+                                  "eth0:web", false},
+                      AddressCase{"192.0.2.10/24 eth0 label=eth0", "192.0.2.10/24 eth0 label=eth0", 24, "eth0", "eth0", false},
+                      AddressCase{"2001:DB8:0:0::10/64 eth0", "2001:db8::10/64 eth0", 64, "eth0", "", false},
+                      AddressCase{"2001:db8::10/64 eth0 dad", "2001:db8::10/64 eth0 dad", 64, "eth0", "", true},
+                      AddressCase{"2001:db8::10/128 eth0", "2001:db8::10/128 eth0", 128, "eth0", "", false},
+                      AddressCase{"2001:db8::/127 eth0", "2001:db8::/127 eth0", 127, "eth0", "", false},  // RFC 6164
+                      AddressCase{"fe80::10/64 eth1", "fe80::10/64 eth1", 64, "eth1", "", false},
+                      AddressCase{"198.51.100.7/24 a123456789abcde", "198.51.100.7/24 a123456789abcde", 24,
+                                  "a123456789abcde", "", false}),
+    [](const auto& info) { return "Case" + std::to_string(info.index); });
+
+TEST(Config, AddressIsAListThatAnEmptyValueResets) {
+    Config c = parse_ok("[Services]\nAddress=192.0.2.10/24 eth0\nAddress=2001:db8::10/64 eth0\n");
+    ASSERT_EQ(c.addresses.size(), 2u);
+    EXPECT_EQ(c.addresses[0].origin, "test.conf:2");
+    EXPECT_EQ(c.addresses[1].origin, "test.conf:3");
+    Config reset = parse_ok("[Services]\nAddress=192.0.2.10/24 eth0\nAddress=\nAddress=192.0.2.11/24 eth1\n");
+    ASSERT_EQ(reset.addresses.size(), 1u);
+    EXPECT_EQ(reset.addresses[0].to_string(), "192.0.2.11/24 eth1");
+    // After a reset the same address may be given again.
+    EXPECT_EQ(parse_ok("[Services]\nAddress=192.0.2.10/24 eth0\nAddress=\nAddress=192.0.2.10/24 eth0\n").addresses.size(), 1u);
+    // The same link-local address on two interfaces is two addresses.
+    EXPECT_EQ(parse_ok("[Services]\nAddress=fe80::10/64 eth0\nAddress=fe80::10/64 eth1\n").addresses.size(), 2u);
+    EXPECT_TRUE(parse_ok("[Services]\nHooksDirectory=/x\n").addresses.empty());
+}
+
+TEST(Config, AnnounceRefreshIsOffByDefaultAndTakesZeroOrASecondAndMore) {
+    EXPECT_EQ(parse_ok("[Services]\nHooksDirectory=/x\n").announce_refresh, Usec());
+    EXPECT_EQ(parse_ok("[Services]\nAnnounceRefresh=30s\n").announce_refresh, 30 * kUsecPerSec);
+    EXPECT_EQ(parse_ok("[Services]\nAnnounceRefresh=1s\n").announce_refresh, kUsecPerSec);
+    EXPECT_EQ(parse_ok("[Services]\nAnnounceRefresh=10s\nAnnounceRefresh=0\n").announce_refresh, Usec());
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AddressErrors, ConfigErrors,
+    ::testing::Values(
+        ErrorCase{"[Services]\nAddress=192.0.2.10 eth0\n",
+                  "test.conf:2: [Services] Address=192.0.2.10 eth0: '192.0.2.10' has no prefix length: write "
+                  "ADDRESS/PREFIX, e.g. 192.0.2.10/24"},
+        ErrorCase{"[Services]\nAddress=192.0.2.10/24\n",
+                  "test.conf:2: [Services] Address=192.0.2.10/24: expected ADDRESS/PREFIX DEVICE [label=LABEL] [dad]"},
+        ErrorCase{"[Services]\nAddress=192.0.2.10/0 eth0\n",
+                  "test.conf:2: [Services] Address=192.0.2.10/0 eth0: prefix length '0' out of range: 1 to 32 for IPv4"},
+        ErrorCase{"[Services]\nAddress=192.0.2.10/33 eth0\n", "prefix length '33' out of range: 1 to 32 for IPv4"},
+        ErrorCase{"[Services]\nAddress=2001:db8::10/129 eth0\n", "prefix length '129' out of range: 1 to 128 for IPv6"},
+        ErrorCase{"[Services]\nAddress=2001:db8::10/0 eth0\n", "prefix length '0' out of range: 1 to 128 for IPv6"},
+        ErrorCase{"[Services]\nAddress=192.0.2.10/ eth0\n", "prefix length '' out of range: 1 to 32 for IPv4"},
+        ErrorCase{"[Services]\nAddress=192.0.2.10/24x eth0\n", "prefix length '24x' out of range"},
+        ErrorCase{"[Services]\nAddress=192.0.2.10/-1 eth0\n", "prefix length '-1' out of range"},
+        ErrorCase{"[Services]\nAddress=192.0.2.300/24 eth0\n", "'192.0.2.300': not an IPv4 or IPv6 address"},
+        ErrorCase{"[Services]\nAddress=::ffff:192.0.2.10/120 eth0\n", "an IPv4-mapped IPv6 address"},
+        ErrorCase{"[Services]\nAddress=192.0.2.0/24 eth0\n",
+                  "test.conf:2: [Services] Address=192.0.2.0/24 eth0: '192.0.2.0/24' is the network address of its "
+                  "prefix (every host bit 0), not a host's"},
+        ErrorCase{"[Services]\nAddress=10.1.0.0/16 eth0\n", "'10.1.0.0/16' is the network address of its prefix"},
+        ErrorCase{"[Services]\nAddress=192.0.2.4/30 eth0\n", "'192.0.2.4/30' is the network address"},
+        ErrorCase{"[Services]\nAddress=192.0.2.255/24 eth0\n",
+                  "test.conf:2: [Services] Address=192.0.2.255/24 eth0: '192.0.2.255/24' is the broadcast address of "
+                  "its prefix (every host bit 1), not a host's"},
+        ErrorCase{"[Services]\nAddress=192.0.2.7/30 eth0\n", "'192.0.2.7/30' is the broadcast address"},
+        ErrorCase{"[Services]\nAddress=2001:db8::/64 eth0\n",
+                  "'2001:db8::/64' is the subnet-router anycast address of its prefix (every host bit 0)"},
+        ErrorCase{"[Services]\nAddress=fe80::10%eth0/64 eth0\n",
+                  "'fe80::10%eth0': name the interface as DEVICE (the second word), not with %"},
+        ErrorCase{"[Services]\nAddress=224.0.0.18/24 eth0\n", "'224.0.0.18' is a multicast group, not a host's address"},
+        ErrorCase{"[Services]\nAddress=ff02::12/64 eth0\n", "'ff02::12' is a multicast group"},
+        ErrorCase{"[Services]\nAddress=0.0.0.0/8 eth0\n", "'0.0.0.0' is the unspecified address"},
+        ErrorCase{"[Services]\nAddress=::/64 eth0\n", "'::' is the unspecified address"},
+        ErrorCase{"[Services]\nAddress=127.0.0.5/8 lo\n", "'127.0.0.5' is a loopback address: it never leaves this host"},
+        ErrorCase{"[Services]\nAddress=::1/128 lo\n", "'::1' is a loopback address"},
+        ErrorCase{"[Services]\nAddress=192.0.2.10/24 eth0/1\n",
+                  "test.conf:2: [Services] Address=192.0.2.10/24 eth0/1: DEVICE 'eth0/1' is not an interface name "
+                  "(1 to 15 characters; no '/', ':', '%' or white space; not '.' or '..')"},
+        ErrorCase{"[Services]\nAddress=192.0.2.10/24 a123456789abcdef\n", "DEVICE 'a123456789abcdef' is not an interface name"},
+        ErrorCase{"[Services]\nAddress=192.0.2.10/24 ..\n", "DEVICE '..' is not an interface name"},
+        ErrorCase{"[Services]\nAddress=192.0.2.10/24 .\n", "DEVICE '.' is not an interface name"},
+        ErrorCase{"[Services]\nAddress=192.0.2.10/24 eth0:1\n", "DEVICE 'eth0:1' is not an interface name"},
+        ErrorCase{"[Services]\nAddress=2001:db8::10/64 eth0 label=eth0:x\n",
+                  "label= is for IPv4 addresses only (the kernel keeps no label on IPv6 addresses)"},
+        ErrorCase{"[Services]\nAddress=192.0.2.10/24 eth0 label=web\n",
+                  "test.conf:2: [Services] Address=192.0.2.10/24 eth0 label=web: label 'web' must be the DEVICE 'eth0' "
+                  "or begin with 'eth0:' (as for ip address add)"},
+        ErrorCase{"[Services]\nAddress=192.0.2.10/24 eth0 label=eth00\n", "label 'eth00' must be the DEVICE 'eth0'"},
+        ErrorCase{"[Services]\nAddress=192.0.2.10/24 eth0 label=\n", "label '' must be the DEVICE 'eth0'"},
+        ErrorCase{"[Services]\nAddress=192.0.2.10/24 eth0 label=eth0:web-frontend\n",
+                  "label 'eth0:web-frontend' is longer than 15 characters"},
+        ErrorCase{"[Services]\nAddress=192.0.2.10/24 eth0 label=eth0:a label=eth0:b\n", "label= given twice"},
+        ErrorCase{"[Services]\nAddress=192.0.2.10/24 eth0 dad\n",
+                  "test.conf:2: [Services] Address=192.0.2.10/24 eth0 dad: dad is for IPv6 addresses only (the kernel "
+                  "runs no duplicate address detection for IPv4)"},
+        ErrorCase{"[Services]\nAddress=2001:db8::10/64 eth0 dad dad\n", "dad given twice"},
+        ErrorCase{"[Services]\nAddress=2001:db8::10/64 eth0 nodad\n", "unknown option 'nodad' (label=LABEL or dad)"},
+        ErrorCase{"[Services]\nAddress=192.0.2.10/24 eth0\n\nAddress=192.0.2.10/25 eth1\n",
+                  "test.conf:4: [Services] Address=192.0.2.10/25 eth1: 192.0.2.10 is already configured at test.conf:2 "
+                  "(Address=192.0.2.10/24 eth0)"},
+        ErrorCase{"[Services]\nAddress=2001:db8::10/64 eth0\nAddress=2001:DB8::0:10/64 eth0 dad\n",
+                  "test.conf:3: [Services] Address=2001:DB8::0:10/64 eth0 dad: 2001:db8::10 is already configured at test.conf:2"},
+        ErrorCase{"[Services]\nAddress=fe80::10/64 eth0\nAddress=fe80::10/64 eth0\n",
+                  "fe80::10 is already configured at test.conf:2"},
+        ErrorCase{"[Services]\nAnnounceRefresh=500ms\n",
+                  "test.conf:2: [Services] AnnounceRefresh=500ms: must be at least 1s (or 0: never)"},
+        ErrorCase{"[Services]\nAnnounceRefresh=2h\n", "[Services] AnnounceRefresh=2h: must be at most 1h (or 0: never)"},
+        ErrorCase{"[Services]\nAnnounceRefresh=often\n", "[Services] AnnounceRefresh=often: not a time span"},
+        ErrorCase{"[Services]\nAnnounceRefresh=\n", "test.conf:2: [Services] AnnounceRefresh=: not a time span"}),
+    [](const auto& info) { return "Case" + std::to_string(info.index); });
+
+TEST(Config, ValidationRefusesAnAddressThatIsAChannelsSource) {
+    Config c = parse_ok("[Heartbeat]\nChannel=broadcast 10.0.0.1\nChannel=unicast 192.0.2.11 192.0.2.12\n"
+                        "[Services]\nAddress=192.0.2.10/24 eth0\nAddress=192.0.2.11/24 eth0\n");
+    EXPECT_EQ(validate(c), "test.conf:6: Address=192.0.2.11/24 eth0 is the SOURCE of the heartbeat channel 'unicast "
+                           "192.0.2.11 192.0.2.12' (test.conf:3); a channel needs an address of this node's own, which "
+                           "stays when the services move");
+    Config v6 = parse_ok("[Heartbeat]\nChannel=multicast fe80::11%eth1 ff02::f33\n[Services]\nAddress=fe80::11/64 eth1\n");
+    EXPECT_NE(validate(v6).value_or("").find("test.conf:4: Address=fe80::11/64 eth1 is the SOURCE"), std::string::npos);
+    // The same link-local address on another interface is another address.
+    Config other_link = parse_ok("[Heartbeat]\nChannel=multicast fe80::11%eth1 ff02::f33\n[Services]\nAddress=fe80::11/64 eth2\n");
+    EXPECT_FALSE(validate(other_link));
+    Config peer = parse_ok("[Heartbeat]\nChannel=unicast 192.0.2.11 192.0.2.12\n[Services]\nAddress=192.0.2.12/24 eth0\n");
+    EXPECT_FALSE(validate(peer));  // a peer's address is not this node's SOURCE
+}
+
+TEST(Config, RenderedAddressesParseBackToTheSameList) {
+    Config c = parse_ok("[Heartbeat]\nChannel=broadcast 10.0.0.1\n[Services]\nAddress=192.0.2.10/24 eth0 label=eth0:web\n"
+                        "Address=2001:DB8::10/64  eth0   dad\nAnnounceRefresh=1min\n");
+    std::string text = render(c);
+    EXPECT_NE(text.find("Address=192.0.2.10/24 eth0 label=eth0:web\nAddress=2001:db8::10/64 eth0 dad\n"
+                        "AnnounceRefresh=1min\n"),
+              std::string::npos)
+        << text;
+    Config again = parse_ok(text);
+    EXPECT_EQ(again.addresses, c.addresses);
+    EXPECT_EQ(again.announce_refresh, c.announce_refresh);
+    EXPECT_EQ(rendered_setting(c, "Services.Address"), "192.0.2.10/24 eth0 label=eth0:web, 2001:db8::10/64 eth0 dad");
+    // None: an empty assignment, which parses back to none.
+    Config none = parse_ok("[Heartbeat]\nChannel=broadcast 10.0.0.1\n");
+    EXPECT_NE(render(none).find("\nAddress=\nAnnounceRefresh=0\n"), std::string::npos) << render(none);
+    EXPECT_TRUE(parse_ok(render(none)).addresses.empty());
+}
+
+TEST(Config, AReloadMayAddRemoveAndChangeAddresses) {
+    Config running = parse_ok("[Heartbeat]\nChannel=broadcast 10.0.0.1\n[Services]\nAddress=192.0.2.10/24 eth0\n");
+    Config changed = parse_ok("[Heartbeat]\nChannel=broadcast 10.0.0.1\n[Services]\nAddress=192.0.2.11/24 eth1\n"
+                              "Address=2001:db8::10/64 eth1\nAnnounceRefresh=10s\n");
+    ASSERT_EQ(changed.addresses.size(), 2u);
+    EXPECT_EQ(fixed_setting_changed(running, changed), std::nullopt);
+    EXPECT_EQ(fixed_setting_changed(changed, running), std::nullopt);
+}
+
 TEST(Config, ANameInUtf8IsKept) {
     EXPECT_EQ(parse_ok("[Cluster]\nName=caf\xc3\xa9-\xf0\x9f\x90\x9d\n").cluster_name, "caf\xc3\xa9-\xf0\x9f\x90\x9d");
 }
@@ -274,6 +458,35 @@ TEST(CommandLine, ADropInErrorNamesTheDropInFileAndLine) {
     auto cl = parse_args({"--config", conf}, &error);
     EXPECT_FALSE(load_config(*cl, &error));
     EXPECT_EQ(error, bad + ":3: [Heartbeat] unknown key 'Intervall'");
+}
+
+TEST(CommandLine, AnAddressGivenInTwoFilesNamesBoth) {
+    TempDir dir;
+    std::string conf = dir.write("freehad.conf", "[Cluster]\nNodeName=x\n[Heartbeat]\nChannel=broadcast 10.0.0.1\n"
+                                                 "[Services]\nAddress=192.0.2.10/24 eth0\n");
+    std::string dropin = dir.write("freehad.conf.d/50-web.conf", "[Services]\nAddress=192.0.2.10/24 eth0 label=eth0:web\n");
+    std::string error;
+    auto cl = parse_args({"--config", conf}, &error);
+    EXPECT_FALSE(load_config(*cl, &error));
+    EXPECT_EQ(error, dropin + ":2: [Services] Address=192.0.2.10/24 eth0 label=eth0:web: 192.0.2.10 is already "
+                              "configured at " + conf + ":6 (Address=192.0.2.10/24 eth0)");
+    // A drop-in that starts with an empty Address= replaces the list.
+    dir.write("freehad.conf.d/50-web.conf", "[Services]\nAddress=\nAddress=192.0.2.10/24 eth0 label=eth0:web\n");
+    auto c = load_config(*cl, &error);
+    ASSERT_TRUE(c) << error;
+    ASSERT_EQ(c->addresses.size(), 1u);
+    EXPECT_EQ(c->addresses[0].origin, dropin + ":3");
+}
+
+TEST(CommandLine, AnAddressThatIsAFlagChannelsSourceIsRefused) {
+    TempDir dir;
+    std::string conf = dir.write("freehad.conf", "[Services]\nAddress=10.1.1.5/24 eth0\n");
+    std::string error;
+    auto cl = parse_args({"--config", conf, "-a", "10.1.1.5"}, &error);
+    EXPECT_FALSE(load_config(*cl, &error));
+    EXPECT_EQ(error.rfind(conf + ":2: Address=10.1.1.5/24 eth0 is the SOURCE of the heartbeat channel 'broadcast "
+                                 "10.1.1.5 10.1.1.255' (-a)", 0), 0u)
+        << error;
 }
 
 TEST(CommandLine, AMissingExplicitConfigFileIsAnError) {

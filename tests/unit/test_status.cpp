@@ -73,6 +73,18 @@ TEST(StatusJson, LastErrorIsAStringWhenSet) {
     EXPECT_EQ(to_json(s)["last_error"], "monitorhasrv exited with status 1");
 }
 
+TEST(StatusJson, ListsEachFloatingAddressAndAnEmptyListWithoutOne) {
+    EXPECT_EQ(to_json(sample())["addresses"], nlohmann::json::array());
+    Status s = sample();
+    s.addresses = {{"192.0.2.10/24", "eth0", true, "", 0}, {"2001:db8::10/64", "eth1", false, "52:54:00:12:34:56", 3}};
+    auto j = to_json(s)["addresses"];
+    ASSERT_EQ(j.size(), 2u);
+    EXPECT_EQ(j[0], nlohmann::json::parse(R"({"address":"192.0.2.10/24","device":"eth0","up":true,)"
+                                          R"("foreign_mac":null,"conflicts":0})"));
+    EXPECT_EQ(j[1], nlohmann::json::parse(R"({"address":"2001:db8::10/64","device":"eth1","up":false,)"
+                                          R"("foreign_mac":"52:54:00:12:34:56","conflicts":3})"));
+}
+
 TEST(StatusText, IsFreeHAsHostStateCtimeFormat) {
     setenv("TZ", "UTC", 1);
     tzset();
