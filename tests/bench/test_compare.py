@@ -1,7 +1,9 @@
-"""Bench suite: bench/compare's overlap check on made-up timelines, then (root)
-a smoke run of one freeha row and the keepalived row it is compared with, one
-run of each event kind: the tables come out complete, freeha shows no overlap,
-and nothing of the run is left behind.
+"""Bench suite: bench/compare's overlap check and the client's outage and
+who-answered reading on made-up timelines, then (root) a smoke run of one
+freeha row and the keepalived row it is compared with, one run of each event
+kind: the tables come out complete, freeha shows no overlap, the client saw
+keepalived's address go silent and come back, and nothing of the run is left
+behind.
 """
 import importlib.machinery
 import importlib.util
@@ -60,6 +62,28 @@ def check_overlap_detection(compare):
                     FakeNode("bravo", [("stop", 0.5), ("stopped", 0.6), ("start", 6.0)])) == none
 
 
+def check_client_readings(compare):
+    nodes = compare.nodes
+    a, b, c = "02:00:00:00:00:0a", "02:00:00:00:00:0b", "02:00:00:00:00:0c"
+    # Replies every 10 ms from a until 0.005 s after the event at 10.0, then b from 11.0.
+    echoes = [(10 + i / 100, "echo", a) for i in range(-150, 1)] + [(11 + i / 100, "echo", b) for i in range(50)]
+    gap, last, first = nodes.outage(echoes, 10.005, 12.0)
+    assert (round(gap, 3), last, first) == (1.0, 10.0, 11.0), (gap, last, first)
+    # A claim (gratuitous ARP) is no reply: it does not end the silence.
+    gap, _, first = nodes.outage(sorted(echoes + [(10.5, "claim", b)]), 10.005, 12.0)
+    assert round(gap, 3) == 1.0 and first == 11.0, (gap, first)
+    # No reply after the event: the silence runs to the end of the window.
+    gap, last, first = nodes.outage(echoes[:151], 10.005, 12.0)
+    assert (round(gap, 3), last, first) == (2.0, 10.0, None), (gap, last, first)
+    # A silence that began long before the event counts from 1 s before it.
+    assert round(nodes.outage([(20.0, "echo", b)], 10.0, 21.0)[0], 3) == 11.0
+    assert nodes.answering(echoes, 9.0, 12.0) == [a, b]
+    assert nodes.answering(echoes, 10.5, 12.0) == [b]
+    # a still answers after b took over: three runs, two nodes answered.
+    assert nodes.answering(sorted(echoes + [(11.2, "claim", a)]), 9.0, 12.0) == [a, b, a, b]
+    assert nodes.answering(sorted(echoes + [(11.255, "echo", c)]), 9.0, 12.0) == [a, b, c, b]
+
+
 def netns_with(prefix):
     r = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
     return [line.split()[0] for line in r.stdout.splitlines() if line.startswith(prefix + "-")]
@@ -83,6 +107,15 @@ def smoke_run(compare):
             assert rss > 1000 and cpu >= 0 and seconds == 2, f"{name}: footprint {r['footprint']}"
         assert sorted(results["freeha-3"]["samples_ms"]) == sorted(compare.EVENTS)
         assert results["freeha-3"]["overlaps"] == {kind: 0 for kind in compare.EVENTS}
+        # The client row of keepalived: its address went silent (a crash: at least its master-down
+        # time, 3 adverts) and came back within the run; the one move seen, nothing more.
+        client = results["keepalived-v2-3"]["client_ms"]
+        assert sorted(client) == sorted(compare.CLIENT_KINDS), client
+        assert all(len(ms) == 1 and ms[0] > 0 for ms in client.values()), client
+        assert client["crash"][0] > 2000, client
+        assert results["freeha-3"]["client_ms"] is None
+        rows = [line for line in out.splitlines() if line.startswith("| crash |") and "| keepalived-v2-3 | 1 |" in line]
+        assert len(rows) == 1, out
         # Every event table has the freeha row beside its keepalived row and a ratio.
         lines = [line for line in out.splitlines() if line.startswith("| freeha-3 | 1 |")]
         assert len(lines) == len(compare.EVENTS), out
@@ -98,6 +131,8 @@ def main():
     compare.log = lambda text: None  # the made-up overlaps are reported on purpose
     check_overlap_detection(compare)
     print("overlap detection: ok")
+    check_client_readings(compare)
+    print("client readings: ok")
     why = compare.missing_facility()
     if why is None and not shutil.which("keepalived"):
         why = "keepalived is not installed (scripts/setup-debian.sh installs it)"

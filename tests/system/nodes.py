@@ -136,12 +136,14 @@ def mac_of(netns):
 
 
 class Client:
-    """A host on the cluster's bridge that runs no freehad: a network namespace only."""
+    """A host on the cluster's bridge that runs no freehad: a network namespace only. Any
+    bridge in a namespace `switch` will do (a Cluster, bench/compare's topology), given a
+    `prefix` to name the namespace after and the subnets to take the client's addresses from."""
 
-    def __init__(self, cluster, name, index):
+    def __init__(self, cluster, name, index, subnet=SUBNET, subnet6=SUBNET6):
         self.name = name
-        self.address = f"{SUBNET}.{index}"
-        self.address6 = f"{SUBNET6}{index}"
+        self.address = f"{subnet}.{index}"
+        self.address6 = f"{subnet6}{index}"
         self.netns = f"{cluster.prefix}-{name}"
         plug(cluster, self.netns, f"{cluster.prefix}{name[:3]}", self.address, self.address6)
 
@@ -150,9 +152,105 @@ class Client:
 
     def neighbour(self, address):
         """The client's neighbour entry for address: (MAC or None, state), without sending anything."""
-        fields = self.run("ip", "neigh", "show", "to", address, "dev", "eth0", check=True).stdout.split()
-        mac = fields[fields.index("lladdr") + 1] if "lladdr" in fields else None
-        return mac, (fields[-1] if fields else "NONE")
+        return self.neighbours().get(address, (None, "NONE"))
+
+    def neighbours(self):
+        """The client's whole neighbour table on eth0, IPv4 and IPv6, read without sending
+        anything: {address: (MAC or None, state)}. An announcement that reached the client
+        shows here before the client asked for the address."""
+        table = {}
+        for line in self.run("ip", "neigh", "show", "dev", "eth0", check=True).stdout.splitlines():
+            fields = line.split()
+            if fields:
+                table[fields[0]] = (fields[fields.index("lladdr") + 1] if "lladdr" in fields else None, fields[-1])
+        return table
+
+    def probe(self, address, path, interval=0.01):
+        """Starts pinging address every interval (a Prober writing to path)."""
+        return Prober(self.netns, address, path, interval)
+
+
+PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "probe.py")
+
+
+class Prober:
+    """probe.py in a client's network namespace: pings a floating address every 10 ms and
+    records who answers. outage() and answering() read what it saw so far, while it runs."""
+
+    def __init__(self, netns, address, path, interval=0.01):
+        self.address, self.path = address, path
+        self._answers, self._offset = [], 0  # read so far, and up to where
+        self.process = subprocess.Popen(["ip", "netns", "exec", netns, "python3", PROBE, address, path,
+                                         str(interval)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 10
+        while not self._ready():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.process.kill()
+                raise RuntimeError(f"probe of {address} did not start: {self.process.communicate()[1].strip()}")
+            time.sleep(0.02)
+
+    def _ready(self):
+        try:
+            with open(self.path) as f:
+                return f.readline() == "ready\n"
+        except FileNotFoundError:
+            return False
+
+    def answers(self):
+        """[(realtime, "echo" or "claim", MAC)] so far, in time order (read on from where the last call stopped)."""
+        with open(self.path) as f:
+            f.seek(self._offset)
+            text = f.read()
+        complete = text[:text.rfind("\n") + 1]  # the last line may be half written
+        self._offset += len(complete.encode())
+        rows = [line.split() for line in complete.splitlines() if line[:1].isdigit()]
+        self._answers += [(float(t), kind, mac) for t, kind, mac in rows]
+        self._answers.sort()
+        return self._answers
+
+    def outage(self, event, until):
+        """See outage()."""
+        return outage(self.answers(), event, until)
+
+    def answering(self, since, until):
+        """See answering()."""
+        return answering(self.answers(), since, until)
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process.stderr.close()
+
+
+def outage(answers, event, until):
+    """The client's outage around an event at realtime `event`: the longest silence between
+    two echo replies from the last reply before the event (or at most 1 s before it) to
+    `until`, as (seconds, last reply before the silence, first reply after it). When no reply
+    came after the event, the silence runs to `until` and the first reply is None."""
+    replies = [t for t, kind, _ in answers if kind == "echo" and t <= until]
+    before = [t for t in replies if t <= event]
+    start = max(before[-1] if before else event - 1, event - 1)
+    times = [start] + [t for t in replies if t > start]
+    if times[-1] <= event:
+        return until - times[-1], times[-1], None
+    return max((b - a, a, b) for a, b in zip(times, times[1:]))
+
+
+def answering(answers, since, until):
+    """The MACs that answered for the address from `since` to `until`, consecutive repeats
+    merged: [old] or [old, new] for one clean move, anything longer means two hosts
+    answered for the address after it moved (or it moved back)."""
+    macs = []
+    for t, _, mac in answers:
+        if since <= t <= until and (not macs or macs[-1] != mac):
+            macs.append(mac)
+    return macs
 
 
 class Node:
