@@ -206,11 +206,11 @@ int Manager::setup_services() {
         if (!config_.addresses.empty())
             if (int r = open_addresses(); r < 0) return r;
         sd_event_source* s = nullptr;
-        if (int r = sd_event_add_defer(event_.get(), &s, on_start_failure, this); r < 0) {
+        if (int r = sd_event_add_defer(event_.get(), &s, on_address_failure, this); r < 0) {
             log::error(log::with_errno("cannot create the daemon's event sources", r));
             return r;
         }
-        start_failure_.reset(s);
+        address_failure_source_.reset(s);
         sd_event_source_set_enabled(s, SD_EVENT_OFF);
     }
     if (!config_.target.empty()) {
@@ -242,24 +242,28 @@ int Manager::open_addresses() {
     return 0;
 }
 
-bool Manager::addresses_up() {
+bool Manager::addresses_up(AddressFailure failure) {
     // Opened: up() even for an empty list, so that a reload that adds an
     // address while the services run here puts it up at once.
     if (!addresses_ || !addresses_open_) return true;
     std::string error;
     if (int r = addresses_->up(&error); r < 0) {
-        start_failure_why_ = "Address=: " + (error.empty() ? log::with_errno("cannot add an address", r) : error);
-        log::error(start_failure_why_);
-        sd_event_source_set_enabled(start_failure_.get(), SD_EVENT_ONESHOT);
+        address_failure_why_ = "Address=: " + (error.empty() ? log::with_errno("cannot add an address", r) : error);
+        address_failure_ = failure;
+        log::error(address_failure_why_);
+        sd_event_source_set_enabled(address_failure_source_.get(), SD_EVENT_ONESHOT);
         return false;
     }
     return true;
 }
 
-int Manager::on_start_failure(sd_event_source*, void* userdata) {
+int Manager::on_address_failure(sd_event_source*, void* userdata) {
     auto* self = static_cast<Manager*>(userdata);
-    self->apply(self->node_.on_hook_finished(HookKind::Start, HookOutcome{false, self->start_failure_why_},
-                                             self->now()));
+    if (self->address_failure_ == AddressFailure::FailsTheStart)
+        self->apply(self->node_.on_hook_finished(HookKind::Start, HookOutcome{false, self->address_failure_why_},
+                                                 self->now()));
+    else
+        self->apply(self->node_.on_services_failed(self->address_failure_why_, self->now()));
     return 0;
 }
 
@@ -490,7 +494,7 @@ void Manager::run_hook(HookKind kind) {
     if (kind == HookKind::Stop && node_.shutting_down())
         notifier_.extend_timeout(timeout + kHookKillGrace + kStopTimeoutMargin);
     // The addresses first, so that the services can bind to them.
-    if (kind == HookKind::Start && !addresses_up()) return;
+    if (kind == HookKind::Start && !addresses_up(AddressFailure::FailsTheStart)) return;
     if (units_)
         units_->run(kind, timeout);
     else
@@ -499,6 +503,9 @@ void Manager::run_hook(HookKind kind) {
 
 void Manager::apply_state_change(const effect::StateChanged& change) {
     track_services_marker(change);
+    // Services found running at start-up are kept without a starthasrv: their
+    // addresses go up as they are claimed (after a start, they already are).
+    if (change.to_phase == Phase::Running && addresses_ && !addresses_->is_up()) addresses_up(AddressFailure::FailsTheServices);
     std::string phases = " (" + std::string(to_string(change.from_phase)) + " -> " +
                          std::string(to_string(change.to_phase)) + ")";
     if (change.from == change.to) {

@@ -86,11 +86,14 @@ private:
     // Address=: the sockets, opened once there are addresses to own (a
     // configuration without any needs no CAP_NET_ADMIN or CAP_NET_RAW).
     int open_addresses();
-    // Puts the addresses up before starthasrv or the target's start; a
-    // failure is that start's failure, reported from the next loop iteration.
-    bool addresses_up();
+    // Puts the addresses up: before starthasrv or the target's start (a
+    // failure is that start's failure), or as found-running services are
+    // claimed (a failure is theirs). Reported to the core from the next loop
+    // iteration, never from inside apply().
+    enum class AddressFailure { FailsTheStart, FailsTheServices };
+    bool addresses_up(AddressFailure failure);
     void on_address_conflict(const FloatingAddress& address, const std::string& mac);
-    static int on_start_failure(sd_event_source* s, void* userdata);
+    static int on_address_failure(sd_event_source* s, void* userdata);
     void send(const std::vector<std::uint8_t>& datagram);
     std::string status_line() const;
     void flush_status();
@@ -120,8 +123,9 @@ private:
     std::unique_ptr<ApiThread> api_;
     std::unique_ptr<FloatingAddresses> addresses_;  // members only; open once Address= names any
     bool addresses_open_ = false;
-    EventSourcePtr start_failure_;  // delivers the outcome of a start whose addresses could not go up
-    std::string start_failure_why_;
+    EventSourcePtr address_failure_source_;  // tells the core of an address that could not go up
+    AddressFailure address_failure_ = AddressFailure::FailsTheStart;
+    std::string address_failure_why_;
     std::vector<EventSourcePtr> signal_sources_;
     EventSourcePtr core_timer_;
     EventSourcePtr status_timer_;
