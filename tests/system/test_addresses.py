@@ -285,6 +285,7 @@ class Addresses(unittest.TestCase):
 
     def test_4_an_address_removed_by_hand_moves_the_services(self):
         old = self.holder()
+        self.assertTrue(self.has(old, VIP4), f"{VIP4} not on {old.name}")
         pinger = Pinger(self.client, VIP4)
         time.sleep(0.5)
         removed = time.time()
