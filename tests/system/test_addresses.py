@@ -27,7 +27,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import nodes  # noqa: E402
-from nodes import Cluster, config_for, sh, start_all  # noqa: E402
+from nodes import Cluster, config_for, dump_journals, sh, start_all  # noqa: E402
 
 VIP4, VIP6, VIP6_DAD = f"{nodes.SUBNET}.100", f"{nodes.SUBNET6}100", f"{nodes.SUBNET6}101"
 RELOADED = f"{nodes.SUBNET}.101"  # added by a reload, then removed by another
@@ -54,13 +54,6 @@ for _ in range(3):
     s.send(frame)
     time.sleep(0.05)
 """
-
-
-def dump_journals(cluster):
-    for name, node in cluster.nodes.items():
-        if node.init is not None:
-            r = node.run("journalctl", "--user-unit", "freehad", "--no-pager", "-o", "cat", "-n", "40")
-            print(f"\n--- {name}: freehad's journal\n{r.stdout}", file=sys.stderr)
 
 
 class AddressSampler(threading.Thread):
