@@ -13,6 +13,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -515,6 +516,14 @@ def start_all(cluster, timeout=60):
         state = node.show("freehad", "ActiveState")
         assert state == "active", f"{name}: freehad.service is {state}: " + node.run(
             "journalctl", "--user", "-u", "freehad", "-o", "cat", "--no-pager", "-n", "20").stdout
+
+
+def dump_journals(cluster):
+    """The last lines of freehad's journal on every node still up, to stderr: for a test that failed."""
+    for name, node in cluster.nodes.items():
+        if node.init is not None:
+            r = node.run("journalctl", "--user-unit", "freehad", "--no-pager", "-o", "cat", "-n", "40")
+            print(f"\n--- {name}: freehad's journal\n{r.stdout}", file=sys.stderr)
 
 
 def config_for(cluster_name, expected, extra=""):

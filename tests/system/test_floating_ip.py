@@ -28,7 +28,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import nodes  # noqa: E402
-from nodes import Cluster, config_for, start_all  # noqa: E402
+from nodes import Cluster, config_for, dump_journals, start_all  # noqa: E402
 
 VIP4, VIP6 = f"{nodes.SUBNET}.100", f"{nodes.SUBNET6}100"
 WEB = """[Unit]
@@ -60,13 +60,6 @@ WATCH = textwrap.dedent("""
         time.sleep(0.02)
     print(json.dumps(ok))
     """)
-
-
-def dump_journals(cluster):
-    for name, node in cluster.nodes.items():
-        if node.init is not None:
-            r = node.run("journalctl", "--user-unit", "freehad", "--no-pager", "-o", "cat", "-n", "40")
-            print(f"\n--- {name}: freehad's journal\n{r.stdout}", file=sys.stderr)
 
 
 def http_get(client, address):
