@@ -60,6 +60,9 @@ HUNG_BUS = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configur
 """
 
 
+VIP = f"{nodes.SUBNET}.100"
+
+
 def config(cluster_name, expected=3, extra=""):
     def make(node):
         return (f"[Cluster]\nName={cluster_name}\nNodeName={node.name}\nExpectedNodes={expected}\n"
@@ -452,7 +455,8 @@ class TargetMode(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.c = Cluster(["alpha", "bravo", "charlie"],
-                        config("byhand", extra="[Services]\nTarget=freeha-services.target\n"), target_mode=True)
+                        config("byhand", extra=f"[Services]\nTarget=freeha-services.target\nAddress={VIP}/24 eth0\n"),
+                        target_mode=True)
         for name in cls.c.names:
             node = cls.c[name]
             node.systemctl("daemon-reload", check=True)
@@ -463,6 +467,13 @@ class TargetMode(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.c.destroy()
+
+    def has_address(self, node):
+        return f"inet {VIP}/24" in node.run("ip", "-4", "addr", "show", "dev", "eth0").stdout
+
+    def test_0_the_address_is_on_the_holder_only(self):
+        # Address= in target mode: up before the target starts, on the one holder.
+        self.assertEqual([n for n in self.c.names if self.has_address(self.c[n])], ["alpha"])
 
     def test_1_the_target_started_on_a_standby_is_stopped_within_a_second(self):
         bravo = self.c["bravo"]
@@ -527,6 +538,10 @@ class TargetMode(unittest.TestCase):
             holder.run("kill", "-CONT", str(pid))
         self.assertIsNotNone(target_down, "the hung holder's target still ran when a peer started it")
         self.assertLess(target_down, took_over)
+        # Its Address= went with it (the unit's --clean-up) and came up on the new holder.
+        self.assertFalse(self.has_address(holder))
+        self.c.wait_for(lambda: [n.name for n in others if self.has_address(n)] == [n.name for n in running(self.c)],
+                        10, "the address on the new holder only")
         self.c.wait_for(lambda: "Watchdog timeout" in journal(holder), 10, "systemd's watchdog line")
         self.assertIn(holder.show("member.service", "ActiveState"), ("inactive", "failed"))
         # Restart= brings it back (RestartSec=5s), as a standby.
