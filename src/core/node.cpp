@@ -72,7 +72,7 @@ void Node::set_phase(Phase to, std::string reason, Usec now, Effects& out) {
 std::uint16_t Node::own_flags() const {
     std::uint16_t flags = 0;
     if (error_latched_) flags |= wire::kFlagErrorLatched;
-    if (standby_) flags |= wire::kFlagStandby;
+    if (standby_ || !unavailable_.empty()) flags |= wire::kFlagStandby;  // peers elect another node
     if (phase_ == Phase::StartingPending) flags |= wire::kFlagClaimPending;
     return flags;
 }
@@ -276,8 +276,8 @@ void Node::update_quorum(Usec now, Effects& out) {
 }
 
 void Node::maybe_elect(Usec now, Effects& out) {
-    if (phase_ != Phase::Standby || settings_.role != Role::Member || error_latched_ || standby_ || !quorate_ ||
-        shutting_down_ || !handover_to_.empty() || now < listen_until_)
+    if (phase_ != Phase::Standby || settings_.role != Role::Member || error_latched_ || standby_ ||
+        !unavailable_.empty() || !quorate_ || shutting_down_ || !handover_to_.empty() || now < listen_until_)
         return;
     // Someone backs a live claim: a holder exists, even if this node cannot
     // hear it. And our own promise to another claimant still binds us.
@@ -488,6 +488,16 @@ Effects Node::on_command(Command command, Usec now) {
         send_heartbeat(now, out);
         break;
     }
+    evaluate(now, out);
+    return out;
+}
+
+Effects Node::set_unavailable(std::string why, Usec now) {
+    Effects out;
+    if (why == unavailable_) return out;
+    unavailable_ = std::move(why);
+    if (!started_ || exited_) return out;
+    send_heartbeat(now, out);  // peers learn of it at once, either way
     evaluate(now, out);
     return out;
 }

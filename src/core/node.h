@@ -115,6 +115,13 @@ public:
     // KillServices is done: nothing the services ran is left.
     Effects on_services_killed(Usec now);
     Effects on_command(Command command, Usec now);
+    // What this node lacks to run the services now ("" when nothing): an
+    // Address= device that does not exist yet or is down. Until it is "", the
+    // node stands aside as in standby (announced so, so that the next node is
+    // elected instead; it never claims), without the admin's standby being
+    // set or saved. Services already running here are not stopped by it: the
+    // daemon reports their loss itself.
+    Effects set_unavailable(std::string why, Usec now);
     // Hands the services from this (active) node to `target`, or to the node
     // the election would pick next when `target` is empty. On a request that
     // cannot be carried out, sets *error to why and changes nothing.
@@ -150,6 +157,7 @@ public:
     // forced start, nor without quorum rules).
     bool under_enforced_lease() const { return lease_enforced_ && quorum_rules(); }
     bool standby() const { return standby_; }
+    const std::string& unavailable() const { return unavailable_; }
     const std::string& handover_to() const { return handover_to_; }
     const std::string& last_error() const { return last_error_; }
     const NodeSettings& settings() const { return settings_; }
@@ -286,6 +294,7 @@ private:
     bool shutting_down_ = false;
     bool quorate_ = false;
     bool standby_ = false;
+    std::string unavailable_;  // see set_unavailable()
     std::string last_error_;
     std::string handover_to_;             // switchover target, announced until it takes over
     std::optional<Usec> handover_until_;  // set once our stop ends: give up waiting then

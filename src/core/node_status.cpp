@@ -46,6 +46,7 @@ Status Node::status(Usec now) const {
     s.errored = error_latched_;
     s.standby = standby_;
     s.last_error = last_error_;
+    s.unavailable = unavailable_;
     s.counters = counters_;
     s.unexpected_services = unexpected_services_;
     if (auto lease_end = lease()) s.lease_remaining = *lease_end - now;

@@ -76,6 +76,7 @@ nlohmann::json to_json(const Status& s) {
         {"standby", s.standby},
         {"errored", s.errored},
         {"last_error", s.last_error.empty() ? json(nullptr) : json(s.last_error)},
+        {"unavailable", s.unavailable.empty() ? json(nullptr) : json(s.unavailable)},
         {"mode", s.mode},
         {"services_target", s.services_target.empty() ? json(nullptr) : json(s.services_target)},
         {"updated_realtime_usec", s.updated_realtime_usec},

@@ -76,6 +76,7 @@ struct Status {
     bool standby = false;
     bool errored = false;
     std::string last_error;  // "" renders as null
+    std::string unavailable;  // what this node lacks to take the services (Node::set_unavailable); "" renders as null
     std::string mode = "scripts";      // "scripts" or "target"
     std::string services_target;       // the unit target mode drives; "" in scripts mode
     Usec dead_time;                // a channel not heard for longer is unhealthy

@@ -66,6 +66,7 @@ std::optional<ClusterView> ClusterView::from(const nlohmann::json& s) {
         v.role = text("role");
         v.active_node = text("active_node");
         v.last_error = text("last_error");
+        if (s.contains("unavailable")) v.unavailable = text("unavailable");  // absent from older daemons
         v.mode = text("mode");
         v.services_target = text("services_target");
         v.term = s.at("term");

@@ -18,7 +18,7 @@ namespace freeha::ctl {
 // The facts freehactl shows and waits on, read from the status document
 // (GetStatus(): the status file's JSON, built by core/status.cpp).
 struct ClusterView {
-    std::string node, cluster, state, phase, role, active_node, last_error, mode, services_target;
+    std::string node, cluster, state, phase, role, active_node, last_error, unavailable, mode, services_target;
     std::uint64_t term = 0;
     std::uint32_t expected_nodes = 0;
     bool quorate = false, standby = false, errored = false;

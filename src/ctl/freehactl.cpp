@@ -110,6 +110,7 @@ std::string render(const ClusterView& v) {
         out += "Log lines dropped (the journal did not take them in time): " + std::to_string(v.log_lines_dropped) + "\n";
     for (const auto& a : v.addresses) out += "Address: " + a.describe() + "\n";
     if (v.standby) out += "This node is in standby.\n";
+    if (!v.unavailable.empty()) out += "This node stands aside (it cannot take the services): " + v.unavailable + "\n";
     if (v.errored) out += "This node is errored: " + v.last_error + "\n";
     out += "\n";
     std::snprintf(line, sizeof line, "%-20s %-9s %-10s %-9s %s\n", "NODE", "STATE", "ROLE", "REACHABLE", "LAST HEARD");

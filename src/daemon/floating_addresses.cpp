@@ -142,6 +142,17 @@ int FloatingAddresses::reconfigure(std::vector<FloatingAddress> addresses, Usec 
     return 0;
 }
 
+std::string FloatingAddresses::unready() {
+    for (const auto& e : entries_) {
+        Link link;
+        int r = rtnetlink_.get_link(e.config.device, &link);
+        if (r == -ENODEV) return "Address=" + e.config.to_string() + ": " + e.config.device + " does not exist";
+        if (r == 0 && !link.running()) return "Address=" + e.config.to_string() + ": " + e.config.device + " is down";
+        // Another error: up() will say it, if it persists.
+    }
+    return "";
+}
+
 std::vector<AddressStatus> FloatingAddresses::status() const {
     std::vector<AddressStatus> out;
     for (const auto& e : entries_)
@@ -151,7 +162,10 @@ std::vector<AddressStatus> FloatingAddresses::status() const {
 
 void FloatingAddresses::on_change(const RtnetlinkChange& c) {
     using Kind = RtnetlinkChange::Kind;
-    if (c.kind != Kind::NewAddress && c.kind != Kind::DeletedAddress) local_macs_.clear();  // a MAC may have moved
+    if (c.kind != Kind::NewAddress && c.kind != Kind::DeletedAddress) {
+        local_macs_.clear();  // a MAC may have moved
+        if (callbacks_.links_changed) callbacks_.links_changed();
+    }
     if (!up_) return;
     if (c.kind == Kind::Overrun) return recheck();
     for (auto& e : entries_) {

@@ -38,6 +38,9 @@ public:
         std::function<void(std::string why)> lost;
         // Another host (`mac`, "02:00:5e:10:00:01") answers for the address.
         std::function<void(const FloatingAddress&, std::string mac)> foreign;
+        // A link appeared, went away or changed (up or not up here): unready() may have changed.
+        // Called from the event loop, possibly from inside up(), down() or reconfigure().
+        std::function<void()> links_changed;
     };
 
     FloatingAddresses(sd_event* event, std::vector<FloatingAddress> addresses, Usec announce_refresh,
@@ -60,6 +63,10 @@ public:
     int reconfigure(std::vector<FloatingAddress> addresses, Usec announce_refresh, std::string* error);
 
     bool is_up() const { return up_; }
+    // Why up() would fail now for want of a device: "Address=192.0.2.10/24
+    // eth1: eth1 does not exist" or "...: eth1 is down"; "" when every
+    // device exists and is up.
+    std::string unready();
     std::vector<AddressStatus> status() const;
 
 private:

@@ -202,7 +202,8 @@ int Manager::setup_services() {
             event_.get(), config_.addresses, config_.announce_refresh,
             FloatingAddresses::Callbacks{
                 [this](const std::string& why) { apply(node_.on_services_failed(why, now())); },
-                [this](const FloatingAddress& a, const std::string& mac) { on_address_conflict(a, mac); }});
+                [this](const FloatingAddress& a, const std::string& mac) { on_address_conflict(a, mac); },
+                [this] { sd_event_source_set_enabled(links_changed_source_.get(), SD_EVENT_ONESHOT); }});
         if (!config_.addresses.empty())
             if (int r = open_addresses(); r < 0) return r;
         sd_event_source* s = nullptr;
@@ -211,6 +212,12 @@ int Manager::setup_services() {
             return r;
         }
         address_failure_source_.reset(s);
+        sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        if (int r = sd_event_add_defer(event_.get(), &s, on_links_changed, this); r < 0) {
+            log::error(log::with_errno("cannot create the daemon's event sources", r));
+            return r;
+        }
+        links_changed_source_.reset(s);
         sd_event_source_set_enabled(s, SD_EVENT_OFF);
     }
     if (!config_.target.empty()) {
@@ -264,6 +271,21 @@ int Manager::on_address_failure(sd_event_source*, void* userdata) {
                                                  self->now()));
     else
         self->apply(self->node_.on_services_failed(self->address_failure_why_, self->now()));
+    return 0;
+}
+
+void Manager::check_address_devices() {
+    std::string why = addresses_ && addresses_open_ ? addresses_->unready() : std::string();
+    if (why == node_.unavailable()) return;
+    if (why.empty())
+        log::notice("this node can take the services again: " + node_.unavailable() + " no longer holds");
+    else
+        log::warning("this node stands aside until its floating address's device is there: " + why);
+    apply(node_.set_unavailable(why, now()));
+}
+
+int Manager::on_links_changed(sd_event_source*, void* userdata) {
+    static_cast<Manager*>(userdata)->check_address_devices();
     return 0;
 }
 
@@ -417,6 +439,7 @@ void Manager::begin() {
             log::warning("Address=: removed " + std::to_string(removed) +
                          " floating address(es) that a previous run left on this node");
     }
+    check_address_devices();  // before the first heartbeat, which says whether this node stands aside
     notifier_.ready();  // the sockets are bound (target mode: and systemd can be reached)
     apply(node_.start(now(), config_.force_start));
     // Once the previous run's promises have run out, only this run's
@@ -680,6 +703,7 @@ std::optional<std::string> Manager::reload_config() {
             log::error("Address=: " + error);
             apply(node_.on_services_failed("Address=: " + error, now()));
         }
+        check_address_devices();  // the new Address= lines may name other devices
     }
     arm_watchdog();  // for the new DeadTime= and Interval=
     if (services_marker_) {  // the clean-up after a death keeps to the new timings

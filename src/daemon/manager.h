@@ -93,6 +93,11 @@ private:
     enum class AddressFailure { FailsTheStart, FailsTheServices };
     bool addresses_up(AddressFailure failure);
     void on_address_conflict(const FloatingAddress& address, const std::string& mac);
+    // A node whose Address= device is missing or down stands aside (peers
+    // elect the next node) until it is there: at start, on reload, on every
+    // link change.
+    void check_address_devices();
+    static int on_links_changed(sd_event_source* s, void* userdata);
     static int on_address_failure(sd_event_source* s, void* userdata);
     void send(const std::vector<std::uint8_t>& datagram);
     std::string status_line() const;
@@ -126,6 +131,7 @@ private:
     EventSourcePtr address_failure_source_;  // tells the core of an address that could not go up
     AddressFailure address_failure_ = AddressFailure::FailsTheStart;
     std::string address_failure_why_;
+    EventSourcePtr links_changed_source_;  // check_address_devices() from the loop, never from inside apply()
     std::vector<EventSourcePtr> signal_sources_;
     EventSourcePtr core_timer_;
     EventSourcePtr status_timer_;

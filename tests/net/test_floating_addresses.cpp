@@ -81,6 +81,7 @@ protected:
             .lost = [this](std::string why) { lost_.push_back(why); },
             .foreign = [this](const FloatingAddress& a,
                               std::string mac) { foreign_.push_back(address_with_prefix(a) + " " + mac); },
+            .links_changed = [this] { ++links_changed_; },
         };
         auto f = std::make_unique<FloatingAddresses>(event_.get(), std::move(addresses), refresh, callbacks);
         EXPECT_EQ(f->open(), 0);
@@ -210,6 +211,7 @@ protected:
     unsigned veth1_index_ = 0;
     std::vector<std::string> lost_;
     std::vector<std::string> foreign_;
+    int links_changed_ = 0;
     UniqueFd capture_;
     std::vector<Frame> frames_;
 };
@@ -406,6 +408,19 @@ TEST_F(FloatingAddressesTest, MissingDeviceFailsClearlyAndMayAppearLater) {
     ASSERT_EQ(f->up(&error), 0) << error;
     EXPECT_EQ(addresses_on("late0"), std::vector<std::string>{"192.0.2.11/24"});
     f->down();
+    EXPECT_TRUE(lost_.empty());
+}
+
+TEST_F(FloatingAddressesTest, UnreadyNamesAMissingOrDownDeviceAndLinkChangesAreReportedWhileNotUp) {
+    auto f = make({address("192.0.2.10", 24, "veth0"), address("192.0.2.11", 24, "late0")});
+    EXPECT_EQ(f->unready(), "Address=192.0.2.11/24 late0: late0 does not exist");
+    shell("ip link add late0 type veth peer name late1");
+    ASSERT_TRUE(run_until([&] { return links_changed_ > 0; }, Usec(500 * kUsecPerMsec))) << "not up, still told";
+    EXPECT_EQ(f->unready(), "Address=192.0.2.11/24 late0: late0 is down");
+    int before = links_changed_;
+    shell("ip link set late0 up && ip link set late1 up");
+    ASSERT_TRUE(run_until([&] { return links_changed_ > before && f->unready().empty(); }, Usec(500 * kUsecPerMsec)));
+    EXPECT_EQ(f->unready(), "");
     EXPECT_TRUE(lost_.empty());
 }
 

@@ -317,6 +317,27 @@ class Addresses(unittest.TestCase):
             self.assertFalse(self.has(old, address), f"{address} stays on {old.name}")
         print(f"\nlink down on {old.name}: {new.name} has {LINK2} {took * 1000:.0f} ms later", file=sys.stderr)
 
+    def test_5b_a_node_whose_address_device_is_down_stands_aside(self):
+        holder = self.holder()
+        standbys = [n for n in self.c.names if n != holder.name]
+        aside, other = self.c[standbys[0]], self.c[standbys[1]]  # aside is the one a switchover would pick
+        sh("ip", "-n", aside.netns, "link", "set", "eth1", "down")
+        try:
+            self.c.wait_for(lambda: (self.status(aside).get("unavailable") or "").endswith("eth1 is down"), 5,
+                            f"{aside.name} standing aside")
+            self.assertIn(f"This node stands aside (it cannot take the services): Address={LINK2}/24 eth1: eth1 is "
+                          "down", aside.ctl("status").stdout)
+            seen = {n["name"]: n["standby"] for n in self.status(holder)["nodes"]}
+            self.assertTrue(seen[aside.name], "its peers see it as in standby")
+            r = holder.ctl("switchover")
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.c.wait_for(lambda: self.holder() is other, 30, f"{other.name} RUNNING, not {aside.name}")
+        finally:
+            sh("ip", "-n", aside.netns, "link", "set", "eth1", "up")
+        self.c.wait_for(lambda: self.status(aside).get("unavailable") is None, 5, f"{aside.name} eligible again")
+        self.assertEqual(aside.prop("State"), "STANDBY")
+        self.assertFalse(aside.prop("Standby"), "the admin's standby is not touched")
+
     def partition(self, why):
         """Cuts the holder off (heartbeats only: it stays on the clients' link); returns the figures."""
         old = self.holder()

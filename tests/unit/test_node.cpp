@@ -144,6 +144,7 @@ public:
         take(node_->on_hook_finished(kind, HookOutcome{success, success ? "exited with status 0" : why}, now_));
     }
     void command(Command c) { take(node_->on_command(c, now_)); }
+    void unavailable(const std::string& why) { take(node_->set_unavailable(why, now_)); }
     std::string switchover(const std::string& to) {
         std::string error;
         take(node_->switchover(to, now_, &error));
@@ -780,6 +781,26 @@ const Conversation kConversations[] = {
          h.command(Command::Unstandby);
          EXPECT_FALSE(h.node().standby());
          EXPECT_EQ(h.state(), S::Starting);  // the scripted peers still wait in STANDBY
+     }},
+    {"a node that lacks an Address= device stands aside as in standby, unsaved, and claims once it is there",
+     [] {
+         Harness h("a");
+         h.start();
+         h.unavailable("Address=192.0.2.10/24 eth1: eth1 does not exist");
+         h.peer("b", S::Standby);
+         h.peer("c", S::Standby);
+         h.finish(HookKind::Monitor, false);
+         h.finish(HookKind::Stop, true);
+         h.advance(5 * sec);
+         EXPECT_EQ(h.state(), S::Standby);  // the first node, never elected
+         EXPECT_TRUE(h.last_heartbeat()->flags & wire::kFlagStandby);  // so b is elected instead
+         EXPECT_FALSE(h.node().standby());  // not the admin's standby
+         EXPECT_EQ(h.node().status(h.now()).unavailable, "Address=192.0.2.10/24 eth1: eth1 does not exist");
+         h.clear();
+         h.unavailable("");
+         EXPECT_FALSE(h.last_heartbeat()->flags & wire::kFlagStandby);  // at once, not at the next interval
+         EXPECT_EQ(h.state(), S::Starting);
+         EXPECT_EQ(h.node().status(h.now()).unavailable, "");
      }},
     {"standby on a STANDBY node only announces the flag",
      [] {
