@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import unittest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("FREEHA_BUILD", os.path.join(ROOT, "build"))
@@ -113,6 +114,17 @@ def missing_facility():
         return "cannot create network namespaces"
     subprocess.run(["ip", "netns", "del", "freeha-probe"], capture_output=True)
     return None
+
+
+def main(also_missing=None):
+    """Runs the calling module's tests (unittest's command line), or exits 77,
+    meson's skip, naming what this machine lacks (or `also_missing`)."""
+    why = missing_facility() or also_missing
+    if why:
+        print(f"SKIP: {why}")
+        sys.exit(77)
+    result = unittest.main(module="__main__", verbosity=2, exit=False).result
+    sys.exit(0 if result.wasSuccessful() else 1)
 
 
 def sh(*args, check=True, timeout=30, **kw):
@@ -524,6 +536,17 @@ def dump_journals(cluster):
         if node.init is not None:
             r = node.run("journalctl", "--user-unit", "freehad", "--no-pager", "-o", "cat", "-n", "40")
             print(f"\n--- {name}: freehad's journal\n{r.stdout}", file=sys.stderr)
+
+
+def set_up_or_destroy(cluster, set_up):
+    """Runs a class's set_up(); when it fails, dumps the journals and destroys
+    the cluster first (unittest skips tearDownClass when setUpClass fails)."""
+    try:
+        set_up()
+    except BaseException:
+        dump_journals(cluster)
+        cluster.destroy()
+        raise
 
 
 def config_for(cluster_name, expected, extra=""):

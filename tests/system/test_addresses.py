@@ -127,12 +127,7 @@ class Addresses(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.c = Cluster(["alpha", "bravo", "charlie"], config_for("addr", 3, "[Services]\n" + ADDRESSES))
-        try:
-            cls.set_up()
-        except BaseException:
-            dump_journals(cls.c)
-            cls.c.destroy()  # tearDownClass does not run when setUpClass fails
-            raise
+        nodes.set_up_or_destroy(cls.c, cls.set_up)
 
     @classmethod
     def set_up(cls):
@@ -426,9 +421,4 @@ class Addresses(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    why = nodes.missing_facility()
-    if why:
-        print(f"SKIP: {why}")
-        sys.exit(77)
-    result = unittest.main(verbosity=2, exit=False).result
-    sys.exit(0 if result.wasSuccessful() else 1)
+    nodes.main()

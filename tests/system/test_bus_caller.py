@@ -103,8 +103,4 @@ class HostileBusCaller(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    why = nodes.missing_facility()
-    if why:
-        print(f"SKIP: {why}")
-        sys.exit(77)
-    unittest.main(verbosity=2)
+    nodes.main()

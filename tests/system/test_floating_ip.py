@@ -28,7 +28,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 import nodes  # noqa: E402
-from nodes import Cluster, config_for, dump_journals, start_all  # noqa: E402
+from nodes import Cluster, config_for, start_all  # noqa: E402
 
 VIP4, VIP6 = f"{nodes.SUBNET}.100", f"{nodes.SUBNET6}100"
 WEB = """[Unit]
@@ -74,12 +74,7 @@ class FloatingIP(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.c = Cluster(["alpha", "bravo", "charlie"], config_for("vip", 3))
-        try:
-            cls.set_up()
-        except BaseException:
-            dump_journals(cls.c)
-            cls.c.destroy()  # tearDownClass does not run when setUpClass fails
-            raise
+        nodes.set_up_or_destroy(cls.c, cls.set_up)
 
     @classmethod
     def set_up(cls):
@@ -190,12 +185,7 @@ class TargetModeVIP(unittest.TestCase):
     def setUpClass(cls):
         cls.c = Cluster(["delta", "echo", "foxtrot"], config_for("tgtvip", 3, "[Services]\nTarget=freeha-services.target\n"),
                         target_mode=True)
-        try:
-            cls.set_up()
-        except BaseException:
-            dump_journals(cls.c)
-            cls.c.destroy()
-            raise
+        nodes.set_up_or_destroy(cls.c, cls.set_up)
 
     @classmethod
     def set_up(cls):
@@ -281,12 +271,7 @@ class FreeHA1Tree(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.c = Cluster(["delta", "echo"], config_for("unused", 2), prepare=cls.prepare)
-        try:
-            cls.set_up()
-        except BaseException:
-            dump_journals(cls.c)
-            cls.c.destroy()
-            raise
+        nodes.set_up_or_destroy(cls.c, cls.set_up)
 
     @classmethod
     def set_up(cls):
@@ -354,9 +339,4 @@ class FreeHA1Tree(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    why = nodes.missing_facility()
-    if why:
-        print(f"SKIP: {why}")
-        sys.exit(77)
-    result = unittest.main(verbosity=2, exit=False).result
-    sys.exit(0 if result.wasSuccessful() else 1)
+    nodes.main()

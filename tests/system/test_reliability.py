@@ -617,8 +617,4 @@ class TargetModeBusRestart(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    why = nodes.missing_facility() or (None if shutil.which("nft") else "nftables is not installed")
-    if why:
-        print(f"SKIP: {why}")
-        sys.exit(77)
-    unittest.main(verbosity=2)
+    nodes.main(None if shutil.which("nft") else "nftables is not installed")

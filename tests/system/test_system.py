@@ -166,9 +166,4 @@ class TargetMode(unittest.TestCase):
 
 
 if __name__ == "__main__":
-    why = nodes.missing_facility()
-    if why:
-        print(f"SKIP: {why}")
-        sys.exit(77)
-    result = unittest.main(verbosity=2, exit=False).result
-    sys.exit(0 if result.wasSuccessful() else 1)
+    nodes.main()
