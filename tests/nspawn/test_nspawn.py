@@ -453,6 +453,16 @@ class RealSystemd(unittest.TestCase):
         manager, ExecStopPost= (freehad --clean-up) removes it at once, long
         before a peer may take over, with no hook involved."""
         address = f"{containers.SUBNET}.101"
+        try:
+            self.kill_9_with_an_address(address)
+        finally:
+            for c in self.c:
+                os.unlink(c.path("/etc/freeha/freehad.conf.d/60-address.conf"))
+                c.run("freehactl", "reload-config")
+                if not os.listdir(c.path("/etc/freeha/freehad.conf.d")):
+                    os.rmdir(c.path("/etc/freeha/freehad.conf.d"))  # test_12 lists what is left
+
+    def kill_9_with_an_address(self, address):
         for c in self.c:
             c.write("/etc/freeha/freehad.conf.d/60-address.conf", f"[Services]\nAddress={address}/24 eth0\n")
             r = c.run("freehactl", "reload-config")
@@ -465,22 +475,26 @@ class RealSystemd(unittest.TestCase):
         self.c.wait_for(lambda: not has(holder), 5, "the address gone from the killed holder")
         entries = [json.loads(line) for line in holder.run(
             "journalctl", "-b", "-u", "freehad", "-o", "json", "--no-pager", "--since", "-2min").stdout.splitlines()]
-        removed = [e for e in entries if str(e.get("MESSAGE", "")).startswith("--clean-up: removed 1 floating address")]
-        self.assertTrue(removed, "no clean-up line for the address")
-        gone = int(removed[-1].get("_SOURCE_REALTIME_TIMESTAMP", removed[-1]["__REALTIME_TIMESTAMP"])) / 1e6
-        self.assertLess(gone - killed, 0.1)
+
+        def when(prefix):
+            """When the last entry whose MESSAGE starts with prefix was logged (the sender's clock)."""
+            found = [e for e in entries if str(e.get("MESSAGE", "")).startswith(prefix)]
+            self.assertTrue(found, f"no journal entry '{prefix}...'")
+            return int(found[-1].get("_SOURCE_REALTIME_TIMESTAMP", found[-1]["__REALTIME_TIMESTAMP"])) / 1e6
+
+        # The death as the system manager saw it (its SIGCHLD): the kill
+        # command itself (nsenter, kill) takes 10-50 ms on a loaded machine.
+        died = when("freehad.service: Main process exited")
+        gone = when("--clean-up: removed 1 floating address")
+        self.assertLessEqual(killed, died)
+        self.assertLess(gone - died, 0.1)
         others = [c for c in self.c if c is not holder]
         self.c.wait_for(lambda: any(c.prop("State") == "RUNNING" for c in others), 30, "a takeover")
         self.c.wait_for(lambda: [c.name for c in self.c if has(c)] != [], 10, "the address on the new holder")
         self.assertEqual([c.name for c in self.c if has(c)], [c.name for c in others if c.prop("State") == "RUNNING"])
         self.c.wait_for(lambda: holder.prop("State") == "STANDBY", 30, "the killed node STANDBY after its restart")
-        for c in self.c:
-            os.unlink(c.path("/etc/freeha/freehad.conf.d/60-address.conf"))
-            c.run("freehactl", "reload-config")
-            if not os.listdir(c.path("/etc/freeha/freehad.conf.d")):
-                os.rmdir(c.path("/etc/freeha/freehad.conf.d"))  # test_12 lists what is left
-        print(f"\nkill -9 of {holder.name}'s freehad: its Address= gone {(gone - killed) * 1000:.0f} ms after the kill",
-              file=sys.stderr)
+        print(f"\nkill -9 of {holder.name}'s freehad: its Address= gone {(gone - died) * 1000:.0f} ms after the death "
+              f"({(gone - killed) * 1000:.0f} ms after the kill command began)", file=sys.stderr)
 
     def test_12_purge_leaves_nothing_behind(self):
         holders = self.holders()
