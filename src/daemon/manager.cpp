@@ -295,7 +295,7 @@ void Manager::on_address_conflict(const FloatingAddress& address, const std::str
                        "hand, a machine outside the cluster)";
     log::event(LOG_WARNING, log::message_id::kAddressConflict, text,
                {{"FREEHA_NODE", config_.node_name},
-                {"FREEHA_ADDRESS", address.address.to_string() + "/" + std::to_string(address.prefix)},
+                {"FREEHA_ADDRESS", address_with_prefix(address)},
                 {"FREEHA_DEVICE", address.device},
                 {"FREEHA_FOREIGN_MAC", mac}});
     status_dirty_ = true;
