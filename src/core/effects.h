@@ -23,6 +23,11 @@ std::string_view hook_name(HookKind k);  // "starthasrv", "stophasrv", "monitorh
 enum class Command {
     Stop,        // SIGHUP, Stop(): stop services here, stay up
     Shutdown,    // SIGTERM/SIGINT: stop services, announce STOPPING, exit
+    // The machine shuts down (logind's PrepareForShutdown, a queued shutdown
+    // job): hand the services to the next node as a switchover does, then
+    // exit announcing that this node leaves, so that nobody waits for it.
+    // Also after Shutdown, once the daemon learns why it is stopped.
+    Leave,
     ForceStart,  // SIGUSR1, ForceStart(): start here without checking peers; clears the error latch
     ClearError,  // SIGUSR2, ClearError(): clear the error latch (ERRORED -> STANDBY)
     Standby,     // SetStandby(true): stop services here and never take them
@@ -45,8 +50,10 @@ enum class NoticeKind {
     LeaseLost,           // no majority renewed this holder's lease: it stops before the lease ends
     PeerRefused,         // this node began to refuse a node's heartbeats (why: the text)
     PeerRefusalEnded,    // no heartbeat of that node was refused for a dead time
+    PeerLeft,            // a node said it leaves (its machine shuts down): it no longer counts
+    MaintenanceChanged,  // maintenance mode turned on or off (by this node or learned from a peer)
 };
-inline constexpr std::size_t kNoticeKindCount = 14;
+inline constexpr std::size_t kNoticeKindCount = 16;
 std::string_view to_string(NoticeKind k);
 
 namespace effect {
@@ -97,6 +104,15 @@ struct Notice {
 };
 struct Exit {
     int code;
+    // Maintenance mode: the services were left as they are (they may run);
+    // the unit's clean-up must leave them too.
+    bool services_left = false;
+};
+// Maintenance mode's state changed: the daemon keeps it in its state
+// directory (a restarted node starts in the mode it last knew).
+struct MaintenanceChanged {
+    bool on = false;
+    std::uint64_t epoch = 0;
 };
 // The services were killed under a lease, but the kill or the clean-up
 // stophasrv after it has not ended with the lease about to end: what they
@@ -112,7 +128,7 @@ struct SelfFence {
 
 using Effect = std::variant<effect::SendHeartbeat, effect::RunHook, effect::CancelHook, effect::KillServices,
                             effect::StateChanged, effect::PeerStateChanged, effect::Notice, effect::Exit,
-                            effect::SelfFence>;
+                            effect::SelfFence, effect::MaintenanceChanged>;
 using Effects = std::vector<Effect>;
 
 // Kill first, log after: moves each KillServices and SelfFence ahead of the

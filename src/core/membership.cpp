@@ -101,8 +101,16 @@ Observation Membership::observe(const wire::Heartbeat& hb, std::size_t channel, 
     p.states_expected = hb.expected_nodes != 0;
     p.states_claimant_incarnation = hb.claimant_incarnation.has_value();
     if (p.states_expected) p.expected_nodes = hb.expected_nodes;
+    p.wire_version = hb.version;
+    p.understands = hb.understands;
+    if (hb.version >= wire::kVersion) {
+        p.release = hb.release;
+        p.maintenance = Maintenance{(hb.flags & wire::kFlagMaintenance) != 0, hb.maintenance_epoch};
+    }
     p.last_heard = std::max(p.last_heard, now);
-    p.timed_out = false;
+    p.left = (hb.flags & wire::kFlagLeaving) != 0;
+    p.timed_out = p.left;
+    obs.left = p.left;
     return obs;
 }
 

@@ -21,6 +21,16 @@
 
 namespace freeha {
 
+// Maintenance mode, as the cluster decided it last: the decision with the
+// highest epoch wins everywhere (on wins a tie). The epoch is the deciding
+// node's wall-clock estimate, above every epoch it knew.
+struct Maintenance {
+    bool on = false;
+    std::uint64_t epoch = 0;  // 0: never decided
+    bool operator==(const Maintenance&) const = default;
+};
+
+
 // The sequence numbers heard from one sender on one channel: the highest, and
 // which of the kSize below it were heard too (bit i: highest - i).
 class ReplayWindow {
@@ -56,6 +66,11 @@ struct Peer {
     Usec last_heard;
     std::vector<std::optional<Usec>> channel_last_heard;  // index = channel
     bool timed_out = false;
+    bool left = false;  // it said it leaves (kFlagLeaving): timed out at once, until it is heard again
+    std::uint8_t wire_version = 0;  // the version of its newest heartbeat
+    std::uint8_t understands = 0;   // the newest version it understands
+    std::string release;            // "" until a version-3 heartbeat says it
+    Maintenance maintenance;        // as it announced it (version 3)
 
     bool reachable() const { return !timed_out; }
     // TIMEDOUT once the dead time has passed, else the announced state.
@@ -72,6 +87,7 @@ struct Peer {
 // What one heartbeat changed in the view, so that the caller can report it.
 struct Observation {
     bool joined = false;       // first heard, or heard again after timing out
+    bool left = false;         // it says it leaves: it counts as timed out from now on
     bool restarted = false;    // a new incarnation of a known peer
     bool stale = false;        // an older incarnation than the one known: ignored
     bool replayed = false;     // a sequence number already heard on this channel, or too old: ignored

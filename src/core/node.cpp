@@ -59,7 +59,10 @@ void Node::set_phase(Phase to, std::string reason, Usec now, Effects& out) {
     Phase from = phase_;
     bool was_pending = from == Phase::StartingPending;
     phase_ = to;
-    if (to != Phase::Running) next_monitor_.reset();
+    if (to != Phase::Running) {
+        next_monitor_.reset();
+        probe_after_maintenance_ = false;
+    }
     if (to != Phase::StoppingFenced && to != Phase::StoppingKilled) fence_deadline_.reset();
     if (to != Phase::StoppingKilled && to != Phase::StoppingCleanup) self_fenced_ = false;
     out.push_back(effect::StateChanged{state_of(from), state_of(to), std::move(reason), cluster_term(), active_node(),
@@ -72,13 +75,18 @@ void Node::set_phase(Phase to, std::string reason, Usec now, Effects& out) {
 std::uint16_t Node::own_flags() const {
     std::uint16_t flags = 0;
     if (error_latched_) flags |= wire::kFlagErrorLatched;
-    if (standby_ || !unavailable_.empty()) flags |= wire::kFlagStandby;  // peers elect another node
+    if (standby_ || !unavailable_.empty() || leaving_) flags |= wire::kFlagStandby;  // peers elect another node
     if (phase_ == Phase::StartingPending) flags |= wire::kFlagClaimPending;
+    if (maintenance_.on) flags |= wire::kFlagMaintenance;
+    if (leaving_ && exited_) flags |= wire::kFlagLeaving;  // the last heartbeat of a leaving node
     return flags;
 }
 
 void Node::send_heartbeat(Usec now, Effects& out) {
     wire::Heartbeat hb;
+    hb.version = wire_version();
+    hb.release = settings_.release;
+    hb.maintenance_epoch = maintenance_.epoch;
     hb.cluster_id = cluster_id_;
     hb.incarnation = settings_.incarnation;
     hb.sequence = ++sequence_;
@@ -105,15 +113,18 @@ void Node::send_heartbeat(Usec now, Effects& out) {
     hb.node = settings_.node_name;
     hb.handover_to = handover_to_;
     // Our own ExpectedNodes= (never the larger one we count with, else a
-    // lowered count could never take effect), unless a peer we hear does
-    // not state its own: it may be a version that rejects the field.
+    // lowered count could never take effect). In version 2, only while every
+    // peer we hear states its own: it may be a release that rejects the
+    // field (and likewise for the claimant's incarnation).
     hb.expected_nodes = settings_.expected_nodes;
+    bool previous = hb.version == wire::kPreviousVersion;
     for (const auto& [name, p] : membership_.peers()) {
         if (!p.reachable()) continue;
         hb.heard.push_back(node_id(name));
-        if (!p.states_expected) hb.expected_nodes = 0;
+        if (previous && !p.states_expected) hb.expected_nodes = 0;
     }
-    if (!peers_state_claimant_incarnation()) hb.claimant_incarnation.reset();
+    if (previous && !peers_state_claimant_incarnation()) hb.claimant_incarnation.reset();
+    if (!previous && !hb.claimant_incarnation) hb.claimant_incarnation = 0;
     auto datagram = wire::encode(hb);
     if (!settings_.auth_keys.empty()) settings_.auth_keys.sign(datagram);
     out.push_back(effect::SendHeartbeat{std::move(hb), std::move(datagram)});
@@ -200,6 +211,18 @@ void Node::fail_services(std::string error, Usec now, Effects& out) {
 
 void Node::services_stopped(Usec now, Effects& out) {
     lease_enforced_ = false;
+    if (leaving_) {
+        // The machine shuts down: hand over as a switchover does (the
+        // handover target starts once it hears this), and leave once it has
+        // taken the services (leave_when_handed_over()).
+        if (!handover_to_.empty()) handover_until_ = now + settings_.dead_time;
+        set_phase(Phase::Standby, handover_to_.empty() ? "services stopped; the machine shuts down"
+                                                       : "services stopped; handing them to " + handover_to_ +
+                                                             " as the machine shuts down",
+                  now, out);
+        leave_when_handed_over(now, out);
+        return;
+    }
     if (shutting_down_) {
         // FreeHA: exit still announcing STOPPING; peers wait out the dead time.
         send_heartbeat(now, out);
@@ -233,6 +256,9 @@ Effects Node::start(Usec now, bool force_start) {
     send_heartbeat(now, out);
     if (settings_.role == Role::Arbitrator) {
         set_phase(Phase::InitialListening, "an arbitrator has no services to probe", now, out);
+    } else if (maintenance_.on && !force_start) {
+        set_phase(Phase::InitialListening, "maintenance mode: no start-up probe, the services are left as they are",
+                  now, out);
     } else if (force_start) {
         claim("forced start at launch (-m): other nodes not checked", true, now, out);
         return out;
@@ -277,7 +303,8 @@ void Node::update_quorum(Usec now, Effects& out) {
 
 void Node::maybe_elect(Usec now, Effects& out) {
     if (phase_ != Phase::Standby || settings_.role != Role::Member || error_latched_ || standby_ ||
-        !unavailable_.empty() || !quorate_ || shutting_down_ || !handover_to_.empty() || now < listen_until_)
+        !unavailable_.empty() || !quorate_ || shutting_down_ || !handover_to_.empty() || now < listen_until_ ||
+        maintenance_.on)
         return;
     // Someone backs a live claim: a holder exists, even if this node cannot
     // hear it. And our own promise to another claimant still binds us.
@@ -319,6 +346,8 @@ std::optional<std::string> Node::next_eligible_peer() const {
 void Node::evaluate(Usec now, Effects& out) {
     if (!started_ || exited_) return;
     end_handover_when_done(now);
+    leave_when_handed_over(now, out);
+    if (exited_) return;
     if (update_backing(now)) send_heartbeat(now, out);
     update_quorum(now, out);
     check_rivals(now, out);
@@ -421,10 +450,18 @@ Effects Node::on_heartbeat(const wire::Heartbeat& hb, std::size_t channel, Usec 
     if (obs.redundant) return out;
     if (obs.restarted && !obs.joined)
         out.push_back(effect::Notice{NoticeKind::PeerRestarted, hb.node, "new incarnation"});
-    if (obs.joined) out.push_back(effect::Notice{NoticeKind::PeerJoined, hb.node, std::string(to_string(hb.state))});
-    if (obs.previous_state != hb.state)
-        out.push_back(effect::PeerStateChanged{hb.node, obs.previous_state.value_or(NodeState::Initial), hb.state,
+    if (obs.joined && !obs.left)
+        out.push_back(effect::Notice{NoticeKind::PeerJoined, hb.node, std::string(to_string(hb.state))});
+    NodeState seen = obs.left ? NodeState::TimedOut : hb.state;
+    if (obs.previous_state != seen)
+        out.push_back(effect::PeerStateChanged{hb.node, obs.previous_state.value_or(NodeState::Initial), seen,
                                                hb.term});
+    if (obs.left)
+        out.push_back(effect::Notice{NoticeKind::PeerLeft, hb.node,
+                                     "its machine shuts down" +
+                                         (hb.handover_to.empty() ? std::string()
+                                                                 : "; it handed the services to " + hb.handover_to)});
+    learn_maintenance(hb, now, out);
     terms_.learn(hb.term, holds_services(hb.state) ? hb.node : hb.claimant);
     record_grant(hb, now);
     // A new heartbeat of the claim we back renews our promise, and our
@@ -440,8 +477,20 @@ Effects Node::on_heartbeat(const wire::Heartbeat& hb, std::size_t channel, Usec 
 
 Effects Node::on_command(Command command, Usec now) {
     Effects out;
-    if (!started_ || shutting_down_) return out;
+    if (!started_ || exited_) return out;
+    if (command == Command::Leave) {
+        leave(now, out);
+        evaluate(now, out);
+        return out;
+    }
+    if (shutting_down_) return out;
+    if (maintenance_.on) {
+        in_maintenance(command, now, out);
+        evaluate(now, out);
+        return out;
+    }
     switch (command) {
+    case Command::Leave: break;  // above
     case Command::Stop:
         if (state() == NodeState::Running || state() == NodeState::Starting)
             stop_services("stop requested", now, out);
@@ -504,6 +553,14 @@ Effects Node::set_unavailable(std::string why, Usec now) {
 
 Effects Node::switchover(const std::string& target, Usec now, std::string* error) {
     Effects out;
+    if (maintenance_.on) {
+        *error = "maintenance mode is on: freehad moves nothing until `freehactl maintenance off`";
+        return out;
+    }
+    if (shutting_down_) {
+        *error = "this node is shutting down";
+        return out;
+    }
     if (phase_ != Phase::Running) {
         std::string active = active_node();
         *error = "this node does not run the services (active node: " + (active.empty() ? "none" : active) +
@@ -544,7 +601,7 @@ Effects Node::switchover(const std::string& target, Usec now, std::string* error
 
 Effects Node::on_services_failed(const std::string& description, Usec now) {
     Effects out;
-    if (phase_ != Phase::Running || shutting_down_) return out;
+    if (phase_ != Phase::Running || shutting_down_ || maintenance_.on) return out;
     out.push_back(effect::Notice{NoticeKind::HookFailed, settings_.node_name, description});
     fail_services(description, now, out);
     evaluate(now, out);
@@ -555,7 +612,7 @@ Effects Node::on_services_seen(const std::string& description, Usec now) {
     Effects out;
     // Our own start, stop or start-up probe explains it, and so does a
     // clean-up already under way.
-    if (!started_ || shutting_down_ || hook_ || services_started()) return out;
+    if (!started_ || shutting_down_ || hook_ || services_started() || maintenance_.on) return out;
     ++unexpected_services_;
     out.push_back(effect::Notice{NoticeKind::UnexpectedServices, settings_.node_name,
                                  description + " while this node does not hold the services; stopping them"});
@@ -640,7 +697,7 @@ std::optional<Usec> Node::next_wakeup(Usec now) const {
     Usec next = next_heartbeat();
     auto consider = [&](Usec at) { next = std::min(next, std::max(at, now)); };
     if (auto expiry = membership_.next_expiry(settings_.dead_time)) consider(*expiry);
-    if (next_monitor_ && !hook_) consider(*next_monitor_);
+    if (next_monitor_ && !hook_ && !maintenance_.on) consider(*next_monitor_);
     if (phase_ == Phase::InitialListening && !hook_) consider(now < listen_until_ ? listen_until_ : init_deadline_);
     if (phase_ == Phase::Standby && now < listen_until_) consider(listen_until_);
     if (handover_until_) consider(*handover_until_);

@@ -60,6 +60,7 @@ struct NodeSettings {
     // instead of the hasrv scripts); empty in scripts mode.
     std::string services_target;
     auth::KeySet auth_keys;  // non-empty: sign every heartbeat with the first, accept only ones signed with any
+    std::string release = "0";  // this build's version (PROJECT_VERSION), announced to peers
 };
 
 // Quorum rules apply to clusters of more than 2 expected nodes (an arbitrator
@@ -106,6 +107,12 @@ public:
     void keep_standby() {
         if (!started_) standby_ = true;
     }
+    // Before start(): maintenance mode as this node last knew it (the daemon
+    // keeps it in its state directory). A node that starts in maintenance
+    // runs no start-up probe; peers' newer decisions override it.
+    void keep_maintenance(Maintenance m) {
+        if (!started_) maintenance_ = m;
+    }
 
     // A raw datagram from channel `channel`: decoded, checked and counted here.
     Effects on_datagram(std::span<const std::uint8_t> datagram, std::size_t channel, Usec now);
@@ -126,6 +133,14 @@ public:
     // the election would pick next when `target` is empty. On a request that
     // cannot be carried out, sets *error to why and changes nothing.
     Effects switchover(const std::string& target, Usec now, std::string* error);
+    // Turns maintenance mode on or off for the whole cluster (freehactl
+    // maintenance): while on, no node runs a hook, elects, fails over or
+    // monitors; a holder still stops if it loses its lease (the guarantee
+    // holds). Turning it off makes every member probe for the services as at
+    // start-up. Refused (with *error set, nothing changed) without quorum,
+    // while a node starts or stops the services, when the mode already is
+    // so, and while a peer speaks the previous wire version.
+    Effects set_maintenance(bool on, Usec now, std::string* error);
     // The services failed while running, seen by something other than
     // monitorhasrv (a unit of the services target failed): as a failing monitor.
     Effects on_services_failed(const std::string& description, Usec now);
@@ -157,6 +172,9 @@ public:
     // forced start, nor without quorum rules).
     bool under_enforced_lease() const { return lease_enforced_ && quorum_rules(); }
     bool standby() const { return standby_; }
+    const Maintenance& maintenance() const { return maintenance_; }
+    // The wire version this node speaks now (see wire.h, "Versions").
+    std::uint8_t wire_version() const;
     const std::string& unavailable() const { return unavailable_; }
     const std::string& handover_to() const { return handover_to_; }
     const std::string& last_error() const { return last_error_; }
@@ -252,6 +270,20 @@ private:
     void fail_services(std::string error, Usec now, Effects& out);
     void services_stopped(Usec now, Effects& out);
 
+    // --- maintenance mode, leaving, wire versions (node_maintenance.cpp)
+    // Adopts a peer's newer decision on maintenance mode.
+    void learn_maintenance(const wire::Heartbeat& hb, Usec now, Effects& out);
+    // The one place maintenance_ changes; `source`: "" for this node's admin, else the peer it came from.
+    void apply_maintenance(Maintenance m, const std::string& source, Usec now, Effects& out);
+    void enter_maintenance(Usec now, Effects& out);
+    void leave_maintenance(Usec now, Effects& out);
+    // An operator's command while maintenance mode is on: nothing starts or stops.
+    void in_maintenance(Command command, Usec now, Effects& out);
+    // Command::Leave.
+    void leave(Usec now, Effects& out);
+    // A leaving node exits once it holds nothing and its handover is taken (or given up).
+    void leave_when_handed_over(Usec now, Effects& out);
+
     // --- refused senders
     void refuse(const std::string& node, RefusalCause cause, std::string reason, Usec now, Effects& out);
     void end_refusals(Usec now, Effects& out);
@@ -294,6 +326,14 @@ private:
     bool shutting_down_ = false;
     bool quorate_ = false;
     bool standby_ = false;
+    bool leaving_ = false;  // Command::Leave: hand over, then exit announcing kFlagLeaving
+    Maintenance maintenance_;
+    // The node that ran the services when maintenance mode began here: it may
+    // still run them, so the mode is not left while it cannot be heard.
+    std::string maintenance_holder_;
+    // Running: the first monitorhasrv after maintenance mode is a probe; its
+    // failure means the services were stopped by hand (no error is latched).
+    bool probe_after_maintenance_ = false;
     std::string unavailable_;  // see set_unavailable()
     std::string last_error_;
     std::string handover_to_;             // switchover target, announced until it takes over

@@ -13,7 +13,7 @@ std::optional<HookKind> Node::hook_wanted(Usec now) const {
     case Phase::InitialCleanup: return HookKind::Stop;
     case Phase::StartingHook: return HookKind::Start;
     case Phase::Running:
-        if (next_monitor_ && now >= *next_monitor_) return HookKind::Monitor;
+        if (next_monitor_ && now >= *next_monitor_ && !maintenance_.on) return HookKind::Monitor;
         return std::nullopt;
     case Phase::StoppingHook:
     case Phase::StoppingFenced:
@@ -25,8 +25,8 @@ std::optional<HookKind> Node::hook_wanted(Usec now) const {
 // Whether a running hook may go on in this phase; any other is canceled.
 bool Node::hook_belongs(HookKind kind) const {
     switch (phase_) {
-    case Phase::InitialProbe:
-    case Phase::Running: return kind == HookKind::Monitor;
+    case Phase::InitialProbe: return kind == HookKind::Monitor;
+    case Phase::Running: return kind == HookKind::Monitor && !maintenance_.on;
     case Phase::StartingHook: return kind == HookKind::Start;
     case Phase::StoppingKilled: return true;  // being killed: it ends on its own
     default: return kind == HookKind::Stop;  // a stop, or a clean-up of services found running here
@@ -87,7 +87,10 @@ void Node::hook_succeeded(HookKind kind, Usec now, Effects& out) {
         set_phase(Phase::Running, step_name(kind) + " succeeded", now, out);
         next_monitor_ = now + settings_.monitor_interval;
         break;
-    case Phase::Running: next_monitor_ = now + settings_.monitor_interval; break;
+    case Phase::Running:
+        probe_after_maintenance_ = false;
+        next_monitor_ = now + settings_.monitor_interval;
+        break;
     case Phase::StoppingHook:
     case Phase::StoppingFenced:
     case Phase::StoppingCleanup: services_stopped(now, out); break;
@@ -101,8 +104,14 @@ void Node::hook_failed(HookKind kind, const HookOutcome& outcome, Usec now, Effe
     case Phase::InitialProbe:  // nothing runs here (as expected): clean up anyway, as FreeHA did
         set_phase(Phase::InitialCleanup, "services not running here; cleaning up", now, out);
         break;
-    case Phase::StartingHook:
     case Phase::Running:
+        if (probe_after_maintenance_) {  // stopped by hand in maintenance mode: no error
+            stop_services("maintenance mode off and " + what + ": the services do not run here; cleaning up", now,
+                          out);
+            break;
+        }
+        [[fallthrough]];
+    case Phase::StartingHook:
         out.push_back(effect::Notice{NoticeKind::HookFailed, settings_.node_name, what});
         fail_services(what, now, out);
         break;

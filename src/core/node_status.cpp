@@ -49,6 +49,11 @@ Status Node::status(Usec now) const {
     s.unavailable = unavailable_;
     s.counters = counters_;
     s.unexpected_services = unexpected_services_;
+    s.version = settings_.release;
+    s.wire_version = wire_version();
+    s.maintenance = maintenance_.on;
+    s.maintenance_since_realtime_usec = maintenance_.epoch;
+    s.leaving = leaving_;
     if (auto lease_end = lease()) s.lease_remaining = *lease_end - now;
     NodeStatus self;
     self.name = settings_.node_name;
@@ -59,6 +64,9 @@ Status Node::status(Usec now) const {
     self.errored = error_latched_;
     self.standby = standby_;
     self.self = true;
+    self.version = settings_.release;
+    self.wire_version = wire_version();
+    self.maintenance = maintenance_.on;
     self.channel_heard_usec_ago.resize(settings_.channel_count, Usec{0});
     s.nodes.push_back(std::move(self));
     for (const auto& [name, p] : membership_.peers()) {
@@ -71,6 +79,10 @@ Status Node::status(Usec now) const {
         n.term = p.term;
         n.standby = p.standby_flag();
         n.errored = p.error_latched();
+        n.version = p.release;
+        n.wire_version = p.wire_version;
+        n.maintenance = p.maintenance.on;
+        n.left = p.left;
         for (const auto& heard : p.channel_last_heard)
             n.channel_heard_usec_ago.push_back(heard ? std::optional<Usec>(now - *heard) : std::nullopt);
         if (auto r = refused_.find(name); r != refused_.end() && !p.reachable())

@@ -51,6 +51,10 @@ struct NodeStatus {
     // it counts, or is simply not heard): "refused: <why>" when this node
     // refuses its heartbeats, "does not hear this node" for a one-way link.
     std::string not_counted;
+    std::string version;        // its release ("0.2.0"); "" when it does not say (wire version 2)
+    unsigned wire_version = 0;  // the wire version it speaks (0: not heard yet)
+    bool maintenance = false;   // it announces maintenance mode on
+    bool left = false;          // it said it leaves (its machine shut down); it no longer counts
 };
 
 // One floating address (Address=) as this node sees it.
@@ -88,6 +92,13 @@ struct Status {
     std::optional<Usec> lease_remaining;    // this node's claim: how long its lease still runs
     std::vector<AddressStatus> addresses;   // Address=, in the configuration's order
     std::uint64_t log_lines_dropped = 0;    // lines the journal did not take in time (the daemon never waits for it)
+    std::string version;                    // this build's release
+    unsigned wire_version = 0;              // the wire version this node speaks now
+    bool maintenance = false;               // maintenance mode is on (the cluster's newest decision)
+    // When it was last turned on or off, on the wall clock of the node that
+    // did it (0: never); every node shows the same value.
+    std::uint64_t maintenance_since_realtime_usec = 0;
+    bool leaving = false;                   // the machine shuts down: this node hands over and exits
 };
 
 nlohmann::json to_json(const Status& s);

@@ -53,33 +53,49 @@ bool read_name(std::span<const std::uint8_t> in, std::size_t& at, std::string& n
 
 }  // namespace
 
+const std::uint64_t kUnderstandsCurrentMarker = node_id(":wire3");
+
+bool is_valid_release(std::string_view release) {
+    if (release.empty() || release.size() > kMaxReleaseLength) return false;
+    return std::all_of(release.begin(), release.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '.' || c == '+' ||
+               c == '~' || c == '-';
+    });
+}
+
 std::string_view to_string(Reject r) {
     static constexpr std::array<std::string_view, kRejectCount> kNames{
         "too_short",   "bad_magic", "bad_version",     "bad_type",           "unknown_flags",
         "bad_state",   "bad_role",  "bad_name_length", "bad_name_character", "bad_length", "bad_handover", "bad_heard_list", "bad_claimant",
-        "bad_expected_nodes",
+        "bad_expected_nodes", "bad_release",
     };
     return kNames.at(static_cast<std::size_t>(r));
 }
 
 std::vector<std::uint8_t> encode(const Heartbeat& hb) {
+    bool current = hb.version != kPreviousVersion;
     bool handover = !hb.handover_to.empty();
     bool claimant = !hb.claimant.empty();
-    std::size_t heard = std::min(hb.heard.size(), kMaxHeard);
+    // A version-2 heartbeat of a node that understands version 3 says so in its heard list.
+    bool marker = !current && hb.understands >= kVersion;
+    std::size_t heard = std::min(hb.heard.size(), kMaxHeard - (marker ? 1 : 0));
+    std::size_t heard_written = heard + (marker ? 1 : 0);
     unsigned expected = std::min(hb.expected_nodes, kMaxExpectedNodes);
+    std::string_view release = is_valid_release(hb.release) ? std::string_view(hb.release) : "unknown";
     std::vector<std::uint8_t> out(kHeaderSize + hb.node.size() + (handover ? 1 + hb.handover_to.size() : 0) +
-                                  (claimant ? 1 + hb.claimant.size() : 0) + (heard != 0 ? 1 + 8 * heard : 0) +
-                                  (expected != 0 ? 1 : 0) + (hb.claimant_incarnation ? 8 : 0));
+                                  (claimant ? 1 + hb.claimant.size() : 0) +
+                                  (heard_written != 0 ? 1 + 8 * heard_written : 0) + (expected != 0 ? 1 : 0) +
+                                  (hb.claimant_incarnation ? 8 : 0) + (current ? 8 + 1 + release.size() : 0));
     Writer w{out};
     w.bytes(kMagic.data(), kMagic.size());
-    w.u8(kVersion);
+    w.u8(current ? kVersion : kPreviousVersion);
     w.u8(kTypeHeartbeat);
-    auto flags = static_cast<std::uint16_t>(hb.flags &
+    auto flags = static_cast<std::uint16_t>(hb.flags & (current ? kKnownFlags : kKnownFlagsPrevious) &
                                             ~(kFlagAuthenticated | kFlagHandover | kFlagHeard | kFlagClaimant |
                                               kFlagExpected | kFlagClaimantIncarnation));
     if (handover) flags |= kFlagHandover;
     if (claimant) flags |= kFlagClaimant;
-    if (heard != 0) flags |= kFlagHeard;
+    if (heard_written != 0) flags |= kFlagHeard;
     if (expected != 0) flags |= kFlagExpected;
     if (hb.claimant_incarnation) flags |= kFlagClaimantIncarnation;
     w.u16(flags);
@@ -98,22 +114,29 @@ std::vector<std::uint8_t> encode(const Heartbeat& hb) {
         w.u8(static_cast<std::uint8_t>(name->size()));
         w.bytes(name->data(), name->size());
     }
-    if (heard != 0) {
-        w.u8(static_cast<std::uint8_t>(heard));
+    if (heard_written != 0) {
+        w.u8(static_cast<std::uint8_t>(heard_written));
         for (std::size_t i = 0; i < heard; ++i) w.u64(hb.heard[i]);
+        if (marker) w.u64(kUnderstandsCurrentMarker);
     }
     if (expected != 0) w.u8(static_cast<std::uint8_t>(expected));
     if (hb.claimant_incarnation) w.u64(*hb.claimant_incarnation);
+    if (current) {
+        w.u64(hb.maintenance_epoch);
+        w.u8(static_cast<std::uint8_t>(release.size()));
+        w.bytes(release.data(), release.size());
+    }
     return out;
 }
 
 DecodeResult decode(std::span<const std::uint8_t> in) {
     if (in.size() < kHeaderSize) return rejected(Reject::TooShort);
     if (std::memcmp(in.data(), kMagic.data(), kMagic.size()) != 0) return rejected(Reject::BadMagic);
-    if (in[4] != kVersion) return rejected(Reject::BadVersion);
+    if (in[4] != kVersion && in[4] != kPreviousVersion) return rejected(Reject::BadVersion);
+    bool current = in[4] == kVersion;
     if (in[5] != kTypeHeartbeat) return rejected(Reject::BadType);
     std::uint16_t flags = get_u16(in, 6);
-    if ((flags & ~kKnownFlags) != 0) return rejected(Reject::UnknownFlags);
+    if ((flags & ~(current ? kKnownFlags : kKnownFlagsPrevious)) != 0) return rejected(Reject::UnknownFlags);
     // A node announces its own state; TIMEDOUT is only ever assigned by peers.
     if (in[56] >= static_cast<std::uint8_t>(NodeState::TimedOut)) return rejected(Reject::BadState);
     if (in[57] >= kRoleCount) return rejected(Reject::BadRole);
@@ -134,6 +157,15 @@ DecodeResult decode(std::span<const std::uint8_t> in) {
         for (std::size_t i = 0; i < count; ++i) heard.push_back(get_u64(in, body_size + 1 + 8 * i));
         body_size += 1 + 8 * count;
     }
+    std::uint8_t understands = kVersion;
+    if (!current) {
+        auto marker = std::find(heard.begin(), heard.end(), kUnderstandsCurrentMarker);
+        if (marker != heard.end()) {
+            heard.erase(marker);
+        } else {
+            understands = kPreviousVersion;
+        }
+    }
     unsigned expected = 0;
     if (flags & kFlagExpected) {
         if (in.size() <= body_size) return rejected(Reject::BadExpectedNodes);
@@ -147,11 +179,27 @@ DecodeResult decode(std::span<const std::uint8_t> in) {
         claimant_incarnation = get_u64(in, body_size);
         body_size += 8;
     }
+    std::uint64_t maintenance_epoch = 0;
+    std::string release;
+    if (current) {
+        if (in.size() < body_size + 8 + 1) return rejected(Reject::BadLength);
+        maintenance_epoch = get_u64(in, body_size);
+        std::size_t length = in[body_size + 8];
+        if (length == 0 || length > kMaxReleaseLength || in.size() < body_size + 9 + length)
+            return rejected(Reject::BadRelease);
+        release.assign(reinterpret_cast<const char*>(in.data() + body_size + 9), length);
+        if (!is_valid_release(release)) return rejected(Reject::BadRelease);
+        body_size += 9 + length;
+    }
     if (in.size() != body_size + tag_size) return rejected(Reject::BadLength);
     std::string name(reinterpret_cast<const char*>(in.data() + kHeaderSize), name_length);
     if (!is_valid_node_name(name)) return rejected(Reject::BadNameCharacter);
 
     Decoded d;
+    d.heartbeat.version = in[4];
+    d.heartbeat.understands = understands;
+    d.heartbeat.maintenance_epoch = maintenance_epoch;
+    d.heartbeat.release = std::move(release);
     // Carried by handover_to, claimant, heard and expected_nodes.
     d.heartbeat.flags = static_cast<std::uint16_t>(
         flags & ~(kFlagHandover | kFlagHeard | kFlagClaimant | kFlagExpected | kFlagClaimantIncarnation));

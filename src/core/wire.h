@@ -1,7 +1,7 @@
 // The heartbeat wire format: a versioned binary datagram, encoded and strictly decoded.
 //
-// Layout (big-endian), version 2:
-//   0  u8[4] magic "FHA1"        4  u8  version (2)       5  u8  type (1 = heartbeat)
+// Two versions are spoken (see "Versions" below). Layout (big-endian), version 3:
+//   0  u8[4] magic "FHA1"        4  u8  version (3 or 2)  5  u8  type (1 = heartbeat)
 //   6  u16   flags               8  u64 cluster id (FNV-1a of the cluster name)
 //  16  u64   incarnation        24  u64 sequence          32  u64 term
 //  40  u64   sent at: the sender's CLOCK_MONOTONIC when it sent this, in us
@@ -33,8 +33,23 @@
 //  claim only, so that a grant to a node's earlier run (its clock may have
 //  started over since) cannot back the claim of a restarted node. Sent, like
 //  kFlagExpected, only while every peer heard sends it too;
+//  then, version 3 only (always there): u64, the maintenance epoch (see
+//  Node::set_maintenance(): the newest decision on maintenance mode, 0 when
+//  none was ever taken; kFlagMaintenance says whether it is on), and u8
+//  length (1..32) and the sender's release ("0.2.0": [0-9A-Za-z.+~-]);
 //  then, only when flags has kFlagAuthenticated: a 32-byte HMAC-SHA256 tag over
 //  every byte before it.
+//
+// Versions. A release decodes its own version and the previous one, and
+// speaks its own only while every live peer it hears understands it: a node
+// that speaks the previous version while it understands this one says so
+// with kUnderstandsCurrentMarker in its heard list (a version-2 decoder
+// takes it for the id of a node it does not know, which changes nothing),
+// so that once the last node of the previous release has left, every node
+// sees that all the others understand the current version, and all switch.
+// A version-3 field has no version-2 form: while the cluster speaks version 2
+// nobody leaves with kFlagLeaving (a leaving node announces STANDBY in
+// standby instead) and maintenance mode cannot be turned on.
 #pragma once
 
 #include <cstdint>
@@ -48,8 +63,14 @@
 
 namespace freeha::wire {
 
-// Version 2 added the lease fields (sent at, grant) and kFlagClaimPending.
-inline constexpr std::uint8_t kVersion = 2;
+// Version 2 added the lease fields (sent at, grant) and kFlagClaimPending;
+// version 3 kFlagLeaving, maintenance mode and the sender's release.
+inline constexpr std::uint8_t kVersion = 3;
+inline constexpr std::uint8_t kPreviousVersion = 2;
+// In a version-2 heartbeat's heard list: the sender understands version 3.
+// node_id() of ":wire3", a name no node can have (':' is not allowed).
+extern const std::uint64_t kUnderstandsCurrentMarker;
+inline constexpr std::size_t kMaxReleaseLength = 32;
 inline constexpr std::uint8_t kTypeHeartbeat = 1;
 inline constexpr std::size_t kHeaderSize = 59;
 inline constexpr std::size_t kAuthTagSize = 32;
@@ -64,13 +85,23 @@ inline constexpr std::uint16_t kFlagClaimant = 1u << 5;       // the claimant of
 inline constexpr std::uint16_t kFlagClaimPending = 1u << 6;   // STARTING, but starthasrv has not run yet
 inline constexpr std::uint16_t kFlagExpected = 1u << 7;       // the sender's ExpectedNodes= follows
 inline constexpr std::uint16_t kFlagClaimantIncarnation = 1u << 8;  // the claimant's incarnation follows
-inline constexpr std::uint16_t kKnownFlags = kFlagStandby | kFlagErrorLatched | kFlagAuthenticated | kFlagHandover |
-                                             kFlagHeard | kFlagClaimant | kFlagClaimPending | kFlagExpected |
-                                             kFlagClaimantIncarnation;
+// Version 3 only:
+inline constexpr std::uint16_t kFlagLeaving = 1u << 9;       // the machine shuts down: this is the node's last heartbeat
+inline constexpr std::uint16_t kFlagMaintenance = 1u << 10;  // maintenance mode is on (as of the maintenance epoch)
+inline constexpr std::uint16_t kKnownFlagsPrevious = kFlagStandby | kFlagErrorLatched | kFlagAuthenticated |
+                                                     kFlagHandover | kFlagHeard | kFlagClaimant | kFlagClaimPending |
+                                                     kFlagExpected | kFlagClaimantIncarnation;
+inline constexpr std::uint16_t kKnownFlags = kKnownFlagsPrevious | kFlagLeaving | kFlagMaintenance;
 inline constexpr std::size_t kMaxHeard = 64;
 inline constexpr unsigned kMaxExpectedNodes = 64;
 
 struct Heartbeat {
+    // The version it is (to be) encoded in; decoded: the one it came in.
+    std::uint8_t version = kVersion;
+    // The newest version the sender understands: kVersion for version 3, and
+    // for version 2 when the heard list had kUnderstandsCurrentMarker (which
+    // encode() adds and decode() takes out of `heard`).
+    std::uint8_t understands = kVersion;
     std::uint64_t cluster_id = 0;
     std::uint64_t incarnation = 0;
     std::uint64_t sequence = 0;
@@ -87,6 +118,10 @@ struct Heartbeat {
     unsigned expected_nodes = 0;       // the sender's ExpectedNodes=; non-zero: kFlagExpected is set on the wire
     // The incarnation of `claimant` (0: none named); set: kFlagClaimantIncarnation is set on the wire.
     std::optional<std::uint64_t> claimant_incarnation;
+    // Version 3 only (encode() drops them, and kFlagLeaving and
+    // kFlagMaintenance, from a version-2 heartbeat):
+    std::uint64_t maintenance_epoch = 0;
+    std::string release;  // the sender's release, 1..kMaxReleaseLength characters
 
     bool operator==(const Heartbeat&) const = default;
 };
@@ -107,8 +142,10 @@ enum class Reject : std::uint8_t {
     BadHeardList,
     BadClaimant,
     BadExpectedNodes,
+    BadRelease,
 };
-inline constexpr int kRejectCount = 14;
+inline constexpr int kRejectCount = 15;
+static_assert(kRejectCount == static_cast<int>(Reject::BadRelease) + 1);
 std::string_view to_string(Reject r);
 
 struct Decoded {
@@ -129,7 +166,12 @@ struct DecodeResult {
 // hb.expected_nodes and hb.claimant_incarnation, whatever
 // hb.flags says (at most kMaxHeard ids are written; expected_nodes is capped at kMaxExpectedNodes).
 // kFlagAuthenticated is cleared: sign() sets it and appends the tag.
+// hb.version says which version; a release that is not a valid one
+// (is_valid_release()) is sent as "unknown".
 std::vector<std::uint8_t> encode(const Heartbeat& hb);
+
+// 1..kMaxReleaseLength characters of [0-9A-Za-z.+~-].
+bool is_valid_release(std::string_view release);
 
 DecodeResult decode(std::span<const std::uint8_t> datagram);
 

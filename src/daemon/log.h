@@ -32,6 +32,8 @@ inline constexpr std::string_view kUnexpectedServices = "0df616cb6dbe41d693499d3
 inline constexpr std::string_view kLeaseLost = "9de5823016d447bbb187986e56d66f0a";
 inline constexpr std::string_view kSelfFence = "c6538ea661174587930c189cbb47a971";
 inline constexpr std::string_view kAddressConflict = "848cb1ed965d414392072599b809b0f6";
+inline constexpr std::string_view kMaintenanceChanged = "9ce4c44e2ee24526bf793efaabc3c9b1";
+inline constexpr std::string_view kPeerLeft = "fb5d09c4bb0c4fe39bc4135ee310d743";
 }  // namespace message_id
 
 struct Field {

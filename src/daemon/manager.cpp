@@ -1,5 +1,7 @@
 #include "daemon/manager.h"
 
+#include "build_config.h"
+
 #include <csignal>
 #include <ctime>
 
@@ -28,6 +30,8 @@ std::string_view notice_message_id(NoticeKind k) {
     case NoticeKind::HookFailed: return log::message_id::kHookFailed;
     case NoticeKind::UnexpectedServices: return log::message_id::kUnexpectedServices;
     case NoticeKind::LeaseLost: return log::message_id::kLeaseLost;
+    case NoticeKind::PeerLeft: return log::message_id::kPeerLeft;
+    case NoticeKind::MaintenanceChanged: return log::message_id::kMaintenanceChanged;
     default: return {};
     }
 }
@@ -37,7 +41,9 @@ int notice_priority(NoticeKind k) {
     case NoticeKind::PeerJoined:
     case NoticeKind::PeerRestarted:
     case NoticeKind::PeerRefusalEnded:
+    case NoticeKind::PeerLeft:
     case NoticeKind::QuorumGained: return LOG_INFO;
+    case NoticeKind::MaintenanceChanged: return LOG_NOTICE;
     case NoticeKind::Takeover: return LOG_NOTICE;
     case NoticeKind::DuplicateNodeName:
     case NoticeKind::UnexpectedServices: return LOG_ERR;
@@ -61,6 +67,8 @@ std::string notice_text(const effect::Notice& n) {
     case NoticeKind::LeaseLost: return "lease lost: " + n.text;
     case NoticeKind::PeerRefused: return "refusing the heartbeats of node " + n.peer + ": " + n.text;
     case NoticeKind::PeerRefusalEnded: return "no longer refusing the heartbeats of node " + n.peer + ": " + n.text;
+    case NoticeKind::PeerLeft: return "node " + n.peer + " left: " + n.text;
+    case NoticeKind::MaintenanceChanged: return n.text;
     }
     return n.text;
 }
@@ -70,6 +78,7 @@ NodeSettings first_settings(const Config& config, std::uint64_t incarnation, aut
                             Usec promise_horizon) {
     NodeSettings s = node_settings(config, incarnation, std::move(auth_keys));
     s.previous_dead_time = promise_horizon;
+    s.release = FREEHA_VERSION;
     return s;
 }
 

@@ -1,0 +1,189 @@
+// Planned work: maintenance mode (cluster-wide, newest decision wins), leaving at a machine shutdown, and the wire version spoken.
+#include "core/election.h"
+#include "core/node.h"
+
+namespace freeha {
+
+std::uint8_t Node::wire_version() const {
+    for (const auto& [name, p] : membership_.peers())
+        if (p.reachable() && p.understands < wire::kVersion) return wire::kPreviousVersion;
+    return wire::kVersion;
+}
+
+// --- maintenance mode -------------------------------------------------------
+
+Effects Node::set_maintenance(bool on, Usec now, std::string* error) {
+    Effects out;
+    auto refuse = [&](std::string why) {
+        *error = std::move(why);
+        return out;
+    };
+    const char* mode = on ? "on" : "off";
+    if (!started_ || exited_) return refuse("freehad is not running the cluster yet");
+    if (shutting_down_) return refuse("this node is shutting down");
+    if (maintenance_.on == on) return refuse(std::string("maintenance mode is already ") + mode);
+    if (!quorate_)
+        return refuse("this node has no quorum (" + std::to_string(live_votes()) + " of " +
+                      std::to_string(expected_nodes()) + " nodes reachable, " +
+                      std::to_string(quorum_votes_needed(expected_nodes())) +
+                      " needed): a majority must agree on maintenance mode");
+    for (const auto& [name, p] : membership_.peers()) {
+        if (!p.reachable()) continue;
+        if (p.understands < wire::kVersion)
+            return refuse("node " + name + " runs an earlier release (wire version " +
+                          std::to_string(p.wire_version) + ") that knows no maintenance mode: upgrade it first");
+    }
+    if (!on && !maintenance_holder_.empty() && maintenance_holder_ != settings_.node_name) {
+        auto it = membership_.peers().find(maintenance_holder_);
+        if (it == membership_.peers().end() || (!it->second.reachable() && !it->second.left))
+            return refuse("node " + maintenance_holder_ +
+                          " ran the services when maintenance mode began and cannot be heard: start freehad there "
+                          "first, else what it still runs could run beside the services another node starts");
+    }
+    if (!handover_to_.empty())
+        return refuse("a switchover to " + handover_to_ + " is under way: try again once it has ended");
+    if (state() == NodeState::Starting || state() == NodeState::Stopping)
+        return refuse(std::string("this node is ") + (state() == NodeState::Starting ? "starting" : "stopping") +
+                      " the services: try again once that has ended");
+    for (const auto& [name, p] : membership_.peers()) {
+        if (!p.reachable()) continue;
+        if (!p.handover_to.empty())
+            return refuse("a switchover from " + name + " to " + p.handover_to +
+                          " is under way: try again once it has ended");
+        if (p.announced == NodeState::Starting || p.announced == NodeState::Stopping)
+            return refuse("node " + name + " is " + (p.announced == NodeState::Starting ? "starting" : "stopping") +
+                          " the services: try again once that has ended");
+    }
+    // Above every epoch known, so that this decision wins everywhere.
+    std::uint64_t epoch = std::max(wall_estimate(now), maintenance_.epoch + 1);
+    apply_maintenance(Maintenance{on, epoch}, std::string(), now, out);
+    evaluate(now, out);
+    return out;
+}
+
+void Node::learn_maintenance(const wire::Heartbeat& hb, Usec now, Effects& out) {
+    if (hb.version < wire::kVersion || !started_) return;
+    Maintenance theirs{(hb.flags & wire::kFlagMaintenance) != 0, hb.maintenance_epoch};
+    bool newer = theirs.epoch > maintenance_.epoch ||
+                 (theirs.epoch == maintenance_.epoch && theirs.on && !maintenance_.on);
+    if (newer) apply_maintenance(theirs, hb.node, now, out);
+}
+
+void Node::apply_maintenance(Maintenance m, const std::string& source, Usec now, Effects& out) {
+    bool was_on = maintenance_.on;
+    maintenance_ = m;
+    out.push_back(effect::MaintenanceChanged{m.on, m.epoch});
+    if (was_on == m.on) return;  // a newer decision to the same effect
+    std::string from = source.empty() ? "asked on this node" : "learned from node " + source;
+    if (m.on) {
+        out.push_back(effect::Notice{NoticeKind::MaintenanceChanged, settings_.node_name,
+                                     "maintenance mode on (" + from +
+                                         "): freehad starts, stops, monitors and fails over nothing until it is "
+                                         "turned off"});
+        enter_maintenance(now, out);
+    } else {
+        out.push_back(effect::Notice{NoticeKind::MaintenanceChanged, settings_.node_name,
+                                     "maintenance mode off (" + from +
+                                         "): probing for the services, carrying on from what is found"});
+        leave_maintenance(now, out);
+    }
+    send_heartbeat(now, out);  // peers learn of it at once
+}
+
+void Node::enter_maintenance(Usec now, Effects& out) {
+    maintenance_holder_ = active_node();
+    probe_after_maintenance_ = false;
+    next_monitor_.reset();
+    switch (phase_) {
+    case Phase::InitialProbe:
+    case Phase::InitialCleanup:
+        set_phase(Phase::InitialListening, "maintenance mode: the start-up probe is dropped", now, out);
+        break;
+    case Phase::StartingPending: stop_services("maintenance mode: the claim is withdrawn", now, out); break;
+    default: break;  // a start or stop under way runs to its end; a monitor running is canceled (drive_hooks)
+    }
+}
+
+void Node::leave_maintenance(Usec now, Effects& out) {
+    maintenance_holder_.clear();
+    if (settings_.role != Role::Member || error_latched_ || shutting_down_) return;
+    switch (phase_) {
+    case Phase::Running:
+        // The holder checks its services at once; if they are gone, it lets
+        // them go (stophasrv cleans up) without latching an error.
+        probe_after_maintenance_ = true;
+        next_monitor_ = now;
+        break;
+    case Phase::Standby:
+    case Phase::InitialListening:
+        // As at start-up: INITIAL until the probe (and a clean-up when
+        // nothing runs here) has ended, which holds every election back
+        // until each node has said what it found.
+        listen_until_ = std::max(listen_until_, now + settings_.dead_time);
+        init_deadline_ = listen_until_;
+        set_phase(Phase::InitialProbe, "maintenance mode off: probing for the services", now, out);
+        break;
+    default: break;  // a start or stop under way: its end decides
+    }
+}
+
+void Node::in_maintenance(Command command, Usec now, Effects& out) {
+    switch (command) {
+    case Command::Stop:
+    case Command::ForceStart:
+    case Command::Leave: break;  // nothing starts or stops (the daemon says so)
+    case Command::Shutdown:
+        shutting_down_ = true;
+        if (state() == NodeState::Stopping) break;  // a stop for the lease: it ends first
+        // The services are left as they are, and the unit's clean-up leaves them too.
+        exited_ = true;
+        send_heartbeat(now, out);
+        out.push_back(effect::Exit{0, holding() || hook_.has_value()});
+        break;
+    case Command::ClearError:
+        if (!error_latched_) break;
+        error_latched_ = false;
+        last_error_.clear();
+        if (phase_ == Phase::Errored) set_phase(Phase::Standby, "error cleared", now, out);
+        break;
+    case Command::Standby:
+    case Command::Unstandby:
+        standby_ = command == Command::Standby;
+        send_heartbeat(now, out);
+        break;
+    }
+}
+
+// --- leaving at a machine shutdown ------------------------------------------
+
+void Node::leave(Usec now, Effects& out) {
+    if (leaving_) return;
+    leaving_ = true;
+    shutting_down_ = true;
+    if (maintenance_.on && state() != NodeState::Stopping) {
+        // Nothing is handed over in maintenance mode: the services go down with the machine.
+        exited_ = true;
+        send_heartbeat(now, out);
+        out.push_back(effect::Exit{0, holding() || hook_.has_value()});
+        return;
+    }
+    if (handover_to_.empty() && (holding() || hook_)) handover_to_ = next_eligible_peer().value_or(std::string());
+    std::string reason = "the machine shuts down" +
+                         (handover_to_.empty() ? std::string() : ": handing the services to " + handover_to_);
+    if (state() == NodeState::Stopping) {
+        send_heartbeat(now, out);  // the handover target, if it is new, learns of it now
+    } else if (holding() || hook_) {
+        stop_services(std::move(reason), now, out);
+    } else {
+        services_stopped(now, out);
+    }
+}
+
+void Node::leave_when_handed_over(Usec now, Effects& out) {
+    if (!leaving_ || exited_ || holding() || hook_ || !handover_to_.empty()) return;
+    exited_ = true;           // own_flags(): this is the last heartbeat, kFlagLeaving
+    send_heartbeat(now, out);
+    out.push_back(effect::Exit{0});
+}
+
+}  // namespace freeha
