@@ -82,13 +82,19 @@ public:
     // This node's claim, once a (running the services with term 3) fell
     // silent; c keeps it quorate but backs nothing (see withhold()).
     void claim_after_a_fell_silent();
-    // The peer's ExpectedNodes= (0: a version that does not state it), from its next heartbeat on.
+    // The peer's ExpectedNodes= (0: a release of wire version 2 that does not state it), from its next heartbeat on.
     void expects(const std::string& name, unsigned expected_nodes) {
         expected_[name] = expected_nodes;
         if (peers_.count(name)) {
             peers_.at(name).expected_nodes = expected_nodes;
+            if (expected_nodes == 0) previous_release(name);
             hear(name);
         }
+    }
+    // The peer is of the previous release: it speaks and understands wire version 2 only.
+    void previous_release(const std::string& name) {
+        peers_.at(name).version = wire::kPreviousVersion;
+        peers_.at(name).understands = wire::kPreviousVersion;
     }
     // The peer holds a claim elsewhere (or is otherwise bound): it never backs this node.
     void withhold(const std::string& name) { withholding_.insert(name); }
@@ -1220,6 +1226,7 @@ TEST(NodeLease, TheClaimantIncarnationIsSentOnlyWhileEveryPeerSendsIt) {
     EXPECT_EQ(h.last_heartbeat()->claimant, "a");
     EXPECT_EQ(h.last_heartbeat()->claimant_incarnation, std::optional<std::uint64_t>(1));  // a's
     wire::Heartbeat older = heartbeat_of("d", S::Standby, 1);  // names no claimant's incarnation
+    older.version = older.understands = wire::kPreviousVersion;
     older.heard = {node_id("b")};
     h.node().on_heartbeat(older, 0, h.now());
     h.clear();
