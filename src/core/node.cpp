@@ -399,6 +399,7 @@ Effects Node::on_datagram(std::span<const std::uint8_t> datagram, std::size_t ch
 
 Effects Node::on_heartbeat(const wire::Heartbeat& hb, std::size_t channel, Usec now) {
     Effects out;
+    if (exited_) return out;  // its last heartbeat is out: it answers nothing more
     if (hb.node == settings_.node_name) {
         if (hb.incarnation == settings_.incarnation) {
             ++counters_.own;
