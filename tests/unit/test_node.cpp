@@ -2341,12 +2341,33 @@ TEST(NodeMaintenance, OffIsRefusedWhileTheNodeThatHeldTheServicesCannotBeHeard) 
     h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
     h.peer("a", S::Running, 3);
     EXPECT_EQ(h.maintenance(true), "");
-    h.silence("a");
+    h.announces_maintenance("a", true, h.node().maintenance().epoch);
+    h.silence("a");  // its freehad stopped, leaving the services (or it died)
+    h.advance(3 * h.settings().interval);  // not timed out yet, but silent
+    EXPECT_NE(h.maintenance(false).find("node a last said it runs the services"), std::string::npos);
     h.advance(2 * h.settings().dead_time);
-    EXPECT_NE(h.maintenance(false).find("node a ran the services"), std::string::npos);
+    EXPECT_NE(h.maintenance(false).find("node a last said it runs the services"), std::string::npos);
     EXPECT_TRUE(h.node().maintenance().on);
     h.peer("a", S::Standby);  // freehad runs there again
     EXPECT_EQ(h.maintenance(false), "");
+}
+
+TEST(NodeMaintenance, NobodyElectsWhileANodeThatRanTheServicesInMaintenanceIsSilent) {
+    Harness h("b");
+    h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
+    h.peer("a", S::Running, 3);
+    h.announces_maintenance("a", true, 5000);
+    h.silence("a");  // died in maintenance mode: what it ran may still run
+    h.advance(2 * h.settings().dead_time);
+    h.announces_maintenance("c", false, 6000);  // turned off elsewhere
+    h.finish(HookKind::Monitor, false);
+    h.finish(HookKind::Stop, true);
+    h.advance(3 * h.settings().dead_time);
+    EXPECT_EQ(h.state(), S::Standby);
+    EXPECT_FALSE(h.noticed(NoticeKind::Takeover));
+    h.peer("a", S::Standby, 0, Role::Member, wire::kFlagStandby);  // heard again, found nothing, kept out
+    h.advance(2 * h.settings().dead_time);
+    EXPECT_TRUE(h.noticed(NoticeKind::Takeover));  // the election goes on: b is the first eligible node
 }
 
 // --- wire versions --------------------------------------------------------------
