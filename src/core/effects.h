@@ -52,8 +52,9 @@ enum class NoticeKind {
     PeerRefusalEnded,    // no heartbeat of that node was refused for a dead time
     PeerLeft,            // a node said it leaves (its machine shuts down): it no longer counts
     MaintenanceChanged,  // maintenance mode turned on or off (by this node or learned from a peer)
+    UnknownWireVersion,  // a heartbeat of a wire version this release does not speak (once per version)
 };
-inline constexpr std::size_t kNoticeKindCount = 16;
+inline constexpr std::size_t kNoticeKindCount = 17;
 std::string_view to_string(NoticeKind k);
 
 namespace effect {

@@ -367,6 +367,15 @@ Effects Node::on_datagram(std::span<const std::uint8_t> datagram, std::size_t ch
     auto result = wire::decode(datagram);
     if (!result.decoded) {
         ++counters_.malformed[static_cast<std::size_t>(result.reject)];
+        if (result.reject == wire::Reject::BadVersion && datagram.size() > 4 &&
+            unknown_versions_seen_.insert(datagram[4]).second)
+            return Effects{effect::Notice{NoticeKind::UnknownWireVersion, settings_.node_name,
+                                          "dropping heartbeats of wire version " + std::to_string(datagram[4]) +
+                                              ", which this release (" + settings_.release + ", wire versions " +
+                                              std::to_string(wire::kPreviousVersion) + " and " +
+                                              std::to_string(wire::kVersion) +
+                                              ") does not speak: upgrade one release at a time (freeha-upgrade(7)); "
+                                              "counted as bad_version, logged once"}};
         return {};
     }
     const wire::Heartbeat& hb = result.decoded->heartbeat;

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <vector>
@@ -346,6 +347,7 @@ private:
     bool start_after_stop_ = false;       // a force-start that arrived while stopping
     std::optional<std::uint64_t> duplicate_incarnation_seen_;
     std::map<std::string, Refusal> refused_;  // sender -> why its heartbeats are refused; at most Membership::kMaxPeers
+    std::set<std::uint8_t> unknown_versions_seen_;  // logged once each
     std::uint64_t unexpected_services_ = 0;  // times the services were found running here unbidden
     std::optional<RunningHook> hook_;
 

@@ -69,6 +69,7 @@ std::string notice_text(const effect::Notice& n) {
     case NoticeKind::PeerRefusalEnded: return "no longer refusing the heartbeats of node " + n.peer + ": " + n.text;
     case NoticeKind::PeerLeft: return "node " + n.peer + " left: " + n.text;
     case NoticeKind::MaintenanceChanged: return n.text;
+    case NoticeKind::UnknownWireVersion: return n.text;
     }
     return n.text;
 }

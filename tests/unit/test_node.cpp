@@ -2372,6 +2372,21 @@ TEST(NodeMaintenance, NobodyElectsWhileANodeThatRanTheServicesInMaintenanceIsSil
 
 // --- wire versions --------------------------------------------------------------
 
+TEST(NodeVersions, AnUnknownWireVersionIsCountedAndNamedOnce) {
+    Harness h("b");
+    h.boot_to_standby({{"a", S::Standby}, {"c", S::Standby}});
+    auto datagram = wire::encode(heartbeat_of("d", S::Standby, 1));
+    datagram[4] = 4;
+    h.clear();
+    h.receive(datagram);
+    h.receive(datagram);
+    auto texts = h.notices(NoticeKind::UnknownWireVersion);
+    ASSERT_EQ(texts.size(), 1u);
+    EXPECT_NE(texts[0].find("wire version 4"), std::string::npos);
+    EXPECT_EQ(h.node().counters().malformed[static_cast<std::size_t>(wire::Reject::BadVersion)], 2u);
+    EXPECT_EQ(h.node().membership().peers().count("d"), 0u);
+}
+
 TEST(NodeVersions, SpeaksVersion2WhileAPeerOfThePreviousReleaseIsHeard) {
     Harness h("b");
     h.boot_to_standby({{"a", S::Standby}, {"c", S::Standby}});
