@@ -310,6 +310,7 @@ void Node::maybe_elect(Usec now, Effects& out) {
     // hear it. And our own promise to another claimant still binds us.
     if (peer_backs_other_live_claim()) return;
     if (voter_.live(now) && voter_.claimant() != settings_.node_name) return;
+    if (unwatched_holder(now)) return;
     std::vector<Candidate> view;
     view.push_back(Candidate{settings_.node_name, state(), settings_.role, standby_, error_latched_, handover_to_});
     for (const auto& [name, p] : membership_.peers())
@@ -399,6 +400,7 @@ Effects Node::on_datagram(std::span<const std::uint8_t> datagram, std::size_t ch
 
 Effects Node::on_heartbeat(const wire::Heartbeat& hb, std::size_t channel, Usec now) {
     Effects out;
+    if (exited_) return out;  // its last heartbeat is out: it answers nothing more
     if (hb.node == settings_.node_name) {
         if (hb.incarnation == settings_.incarnation) {
             ++counters_.own;

@@ -139,7 +139,8 @@ public:
     // holds). Turning it off makes every member probe for the services as at
     // start-up. Refused (with *error set, nothing changed) without quorum,
     // while a node starts or stops the services, when the mode already is
-    // so, and while a peer speaks the previous wire version.
+    // so, while a peer speaks the previous wire version, and (off) while a
+    // node that last said it runs the services cannot be heard.
     Effects set_maintenance(bool on, Usec now, std::string* error);
     // The services failed while running, seen by something other than
     // monitorhasrv (a unit of the services target failed): as a failing monitor.
@@ -279,6 +280,11 @@ private:
     void leave_maintenance(Usec now, Effects& out);
     // An operator's command while maintenance mode is on: nothing starts or stops.
     void in_maintenance(Command command, Usec now, Effects& out);
+    // A peer that said in maintenance mode that it runs the services and has
+    // fallen silent (its freehad stopped and left them, or it died): what it
+    // ran may still run, so nobody elects until it is heard again (nor is
+    // maintenance mode turned off while it is not heard).
+    std::optional<std::string> unwatched_holder(Usec now) const;
     // Command::Leave.
     void leave(Usec now, Effects& out);
     // A leaving node exits once it holds nothing and its handover is taken (or given up).
@@ -328,9 +334,6 @@ private:
     bool standby_ = false;
     bool leaving_ = false;  // Command::Leave: hand over, then exit announcing kFlagLeaving
     Maintenance maintenance_;
-    // The node that ran the services when maintenance mode began here: it may
-    // still run them, so the mode is not left while it cannot be heard.
-    std::string maintenance_holder_;
     // Running: the first monitorhasrv after maintenance mode is a probe; its
     // failure means the services were stopped by hand (no error is latched).
     bool probe_after_maintenance_ = false;

@@ -33,12 +33,10 @@ Effects Node::set_maintenance(bool on, Usec now, std::string* error) {
             return refuse("node " + name + " runs an earlier release (wire version " +
                           std::to_string(p.wire_version) + ") that knows no maintenance mode: upgrade it first");
     }
-    if (!on && !maintenance_holder_.empty() && maintenance_holder_ != settings_.node_name) {
-        auto it = membership_.peers().find(maintenance_holder_);
-        if (it == membership_.peers().end() || (!it->second.reachable() && !it->second.left))
-            return refuse("node " + maintenance_holder_ +
-                          " ran the services when maintenance mode began and cannot be heard: start freehad there "
-                          "first, else what it still runs could run beside the services another node starts");
+    if (!on) {
+        if (auto silent = unwatched_holder(now))
+            return refuse("node " + *silent + " last said it runs the services and cannot be heard: start freehad "
+                          "there first, else what it still runs could run beside the services another node starts");
     }
     if (!handover_to_.empty())
         return refuse("a switchover to " + handover_to_ + " is under way: try again once it has ended");
@@ -91,7 +89,6 @@ void Node::apply_maintenance(Maintenance m, const std::string& source, Usec now,
 }
 
 void Node::enter_maintenance(Usec now, Effects& out) {
-    maintenance_holder_ = active_node();
     probe_after_maintenance_ = false;
     next_monitor_.reset();
     switch (phase_) {
@@ -105,7 +102,6 @@ void Node::enter_maintenance(Usec now, Effects& out) {
 }
 
 void Node::leave_maintenance(Usec now, Effects& out) {
-    maintenance_holder_.clear();
     if (settings_.role != Role::Member || error_latched_ || shutting_down_) return;
     switch (phase_) {
     case Phase::Running:
@@ -135,7 +131,10 @@ void Node::in_maintenance(Command command, Usec now, Effects& out) {
     case Command::Shutdown:
         shutting_down_ = true;
         if (state() == NodeState::Stopping) break;  // a stop for the lease: it ends first
-        // The services are left as they are, and the unit's clean-up leaves them too.
+        // The services are left as they are, and the unit's clean-up leaves
+        // them too. The last heartbeat says the node leaves, still holding
+        // them: nobody starts them elsewhere until it is heard again.
+        leaving_ = true;
         exited_ = true;
         send_heartbeat(now, out);
         out.push_back(effect::Exit{0, holding() || hook_.has_value()});
@@ -154,6 +153,14 @@ void Node::in_maintenance(Command command, Usec now, Effects& out) {
     }
 }
 
+std::optional<std::string> Node::unwatched_holder(Usec now) const {
+    for (const auto& [name, p] : membership_.peers()) {
+        if (!holds_services(p.announced) || !p.maintenance.on) continue;
+        if (!p.reachable() || now >= p.last_heard + 2 * settings_.interval) return name;
+    }
+    return std::nullopt;
+}
+
 // --- leaving at a machine shutdown ------------------------------------------
 
 void Node::leave(Usec now, Effects& out) {
@@ -161,10 +168,13 @@ void Node::leave(Usec now, Effects& out) {
     leaving_ = true;
     shutting_down_ = true;
     if (maintenance_.on && state() != NodeState::Stopping) {
-        // Nothing is handed over in maintenance mode: the services go down with the machine.
+        // Nothing is handed over in maintenance mode: the services go down
+        // with the machine, so the last heartbeat says this node holds nothing.
+        bool left = holding() || hook_.has_value();
+        if (holding()) set_phase(Phase::Standby, "the machine shuts down in maintenance mode", now, out);
         exited_ = true;
         send_heartbeat(now, out);
-        out.push_back(effect::Exit{0, holding() || hook_.has_value()});
+        out.push_back(effect::Exit{0, left});
         return;
     }
     if (handover_to_.empty() && (holding() || hook_)) handover_to_ = next_eligible_peer().value_or(std::string());

@@ -39,6 +39,8 @@ void SimCluster::start(const std::string& name, bool force_start) {
     n.stored_incarnation = s.incarnation;
     n.incarnation = s.incarnation;
     n.node = std::make_unique<Node>(s);
+    n.node->keep_maintenance(n.maintenance);
+    n.machine_down = false;
     n.alive = true;
     n.paused = false;
     n.queued.clear();
@@ -74,7 +76,17 @@ void SimCluster::resume(const std::string& name) {
 
 void SimCluster::command(const std::string& name, Command c) {
     SimNode& n = nodes_.at(name);
+    if (c == Command::Leave) n.machine_down = true;
     if (n.alive && !n.paused) apply(n, n.node->on_command(c, now_));
+}
+
+std::string SimCluster::set_maintenance(const std::string& name, bool on) {
+    SimNode& n = nodes_.at(name);
+    if (!n.alive || n.paused) return "not running";
+    std::string error;
+    Effects effects = n.node->set_maintenance(on, now_, &error);
+    apply(n, std::move(effects));
+    return error;
 }
 
 void SimCluster::reconfigure(const std::string& name, const NodeSettings& s) {
@@ -195,6 +207,11 @@ void SimCluster::apply(SimNode& n, Effects effects) {
         } else if (auto* exit = std::get_if<effect::Exit>(&e)) {
             n.exit_code = exit->code;
             n.alive = false;
+            // Services left in maintenance mode run on without freehad (the
+            // worst case: outside its cgroup), unless the machine goes down.
+            if (n.machine_down) n.services_up = false;
+        } else if (auto* m = std::get_if<effect::MaintenanceChanged>(&e)) {
+            n.maintenance = Maintenance{m->on, m->epoch};
         }
     }
 }

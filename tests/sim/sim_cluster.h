@@ -58,6 +58,8 @@ struct SimNode {
     HookBehaviour hooks;
     std::optional<HookKind> running_hook;
     std::uint64_t hook_generation = 0;  // invalidates completions of an ended hook
+    Maintenance maintenance;  // DIR/maintenance as freehad keeps it: a restart starts with it
+    bool machine_down = false;  // Command::Leave: the machine shuts down once freehad has exited
     std::vector<effect::StateChanged> history;
     std::optional<int> exit_code;
 };
@@ -80,6 +82,8 @@ public:
     void resume(const std::string& name);
     void jump_clock(const std::string& name, std::int64_t usec) { nodes_.at(name).wall_offset += usec; }
     void command(const std::string& name, Command c);
+    // freehactl maintenance on|off on that node: "" or the daemon's refusal.
+    std::string set_maintenance(const std::string& name, bool on);
     // freehactl reload-config after the node's configuration became `s`
     // (timings and ExpectedNodes=); a node that is down starts with it.
     void reconfigure(const std::string& name, const NodeSettings& s);

@@ -81,7 +81,8 @@ public:
         }
         if (!failure.empty()) return failure + "\n" + log_.str();
         std::string holder = secure_holder(c);
-        stabilize(c);
+        stabilize(c, check);
+        end_maintenance(c, check);
         c.run_for(kSettle - kSteadyAtEnd, check);
         std::vector<std::string> steady = c.services_up();
         c.run_for(kSteadyAtEnd, [&] {
@@ -107,7 +108,7 @@ private:
     void inject_fault(SimCluster& c) {
         const std::string& victim = any_node();
         SimNode& v = c[victim];
-        switch (rng_() % 11) {
+        switch (rng_() % 14) {
         case 0:
             if (v.alive) {
                 c.crash(victim);
@@ -181,6 +182,25 @@ private:
                 note(c, "freehactl stop on " + victim);
             }
             break;
+        case 11:  // systemctl reboot: hand over, leave, and the machine is down until a restart
+            if (v.alive && !v.paused) {
+                c.command(victim, Command::Leave);
+                note(c, "reboot " + victim);
+            }
+            break;
+        case 12:  // systemctl stop freehad (in maintenance mode the services are left running)
+            if (v.alive && !v.paused && rng_() % 2) {
+                c.command(victim, Command::Shutdown);
+                note(c, "systemctl stop freehad on " + victim);
+            }
+            break;
+        case 13: {
+            bool on = !v.maintenance.on;
+            std::string refused = c.set_maintenance(victim, on);
+            note(c, std::string("freehactl maintenance ") + (on ? "on" : "off") + " on " + victim +
+                        (refused.empty() ? "" : ": refused: " + refused));
+            break;
+        }
         }
     }
 
@@ -243,12 +263,36 @@ private:
         return up.front();
     }
 
-    void stabilize(SimCluster& c) {
+    // The admin turns maintenance mode off once every node runs again; a
+    // refusal (a node not heard yet, a stop under way) is retried.
+    void end_maintenance(SimCluster& c, const std::function<void()>& check) {
+        auto on_somewhere = [&] {
+            for (auto& name : names_)
+                if (c[name].maintenance.on) return true;
+            return false;
+        };
+        for (int attempt = 0; attempt < 30 && on_somewhere(); ++attempt) {
+            c.run_for(200 * ms, check);
+            std::string refused = c.set_maintenance(names_[static_cast<std::size_t>(attempt) % names_.size()], false);
+            if (refused.empty()) note(c, "freehactl maintenance off");
+        }
+    }
+
+    // Heals the network and (re)starts every node; a daemon still stopping
+    // (systemctl stop, a reboot) is waited for and started again once it has exited.
+    void stabilize(SimCluster& c, const std::function<void()>& check) {
         c.heal();
         c.set_loss(0);
-        for (auto& name : names_) {
+        for (auto& name : names_)
             if (c[name].paused) c.resume(name);
-            if (!c[name].alive) c.start(name);
+        for (int waited = 0; waited < 100; ++waited) {
+            bool stopping = false;
+            for (auto& name : names_) {
+                if (!c[name].alive) c.start(name);
+                stopping = stopping || c[name].node->shutting_down();
+            }
+            if (!stopping) break;
+            c.run_for(100 * ms, check);
         }
         note(c, "network healed, every node running");
     }

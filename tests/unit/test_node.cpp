@@ -82,13 +82,19 @@ public:
     // This node's claim, once a (running the services with term 3) fell
     // silent; c keeps it quorate but backs nothing (see withhold()).
     void claim_after_a_fell_silent();
-    // The peer's ExpectedNodes= (0: a version that does not state it), from its next heartbeat on.
+    // The peer's ExpectedNodes= (0: a release of wire version 2 that does not state it), from its next heartbeat on.
     void expects(const std::string& name, unsigned expected_nodes) {
         expected_[name] = expected_nodes;
         if (peers_.count(name)) {
             peers_.at(name).expected_nodes = expected_nodes;
+            if (expected_nodes == 0) previous_release(name);
             hear(name);
         }
+    }
+    // The peer is of the previous release: it speaks and understands wire version 2 only.
+    void previous_release(const std::string& name) {
+        peers_.at(name).version = wire::kPreviousVersion;
+        peers_.at(name).understands = wire::kPreviousVersion;
     }
     // The peer holds a claim elsewhere (or is otherwise bound): it never backs this node.
     void withhold(const std::string& name) { withholding_.insert(name); }
@@ -151,6 +157,42 @@ public:
         return error;
     }
     void services_failed(const std::string& why) { take(node_->on_services_failed(why, now_)); }
+    std::string maintenance(bool on) {
+        std::string error;
+        take(node_->set_maintenance(on, now_, &error));
+        return error;
+    }
+    void start_in_maintenance(Maintenance m) {
+        node_ = std::make_unique<Node>(settings_);
+        node_->keep_maintenance(m);
+        take(node_->start(now_, false));
+    }
+    // The peer announces maintenance mode as decided at `epoch`, from its next heartbeat on.
+    void announces_maintenance(const std::string& name, bool on, std::uint64_t epoch) {
+        auto& hb = peers_.at(name);
+        hb.maintenance_epoch = epoch;
+        hb.flags = static_cast<std::uint16_t>(on ? hb.flags | wire::kFlagMaintenance : hb.flags & ~wire::kFlagMaintenance);
+        hear(name);
+    }
+    // The peer's last heartbeat: it leaves (its machine shuts down), then falls silent.
+    void leaves(const std::string& name) {
+        auto& hb = peers_.at(name);
+        hb.flags |= wire::kFlagLeaving | wire::kFlagStandby;
+        hb.state = S::Standby;
+        hear(name);
+        silence(name);
+    }
+    std::optional<effect::Exit> exit_effect() {
+        for (auto& e : effects_)
+            if (auto* x = std::get_if<effect::Exit>(&e)) return *x;
+        return std::nullopt;
+    }
+    std::vector<effect::MaintenanceChanged> maintenance_changes() {
+        std::vector<effect::MaintenanceChanged> found;
+        for (auto& e : effects_)
+            if (auto* m = std::get_if<effect::MaintenanceChanged>(&e)) found.push_back(*m);
+        return found;
+    }
     void reconfigure(const NodeSettings& s) { take(node_->reconfigure(s, now_)); }
 
     // Effects since the last call to these helpers.
@@ -1220,6 +1262,7 @@ TEST(NodeLease, TheClaimantIncarnationIsSentOnlyWhileEveryPeerSendsIt) {
     EXPECT_EQ(h.last_heartbeat()->claimant, "a");
     EXPECT_EQ(h.last_heartbeat()->claimant_incarnation, std::optional<std::uint64_t>(1));  // a's
     wire::Heartbeat older = heartbeat_of("d", S::Standby, 1);  // names no claimant's incarnation
+    older.version = older.understands = wire::kPreviousVersion;
     older.heard = {node_id("b")};
     h.node().on_heartbeat(older, 0, h.now());
     h.clear();
@@ -1981,6 +2024,372 @@ TEST(NodePhases, TheStatusNamesThePhaseAndTheClusterTerm) {
     EXPECT_EQ(s.phase, "standby");
     EXPECT_EQ(s.term, 3u);  // the running claim's, not 0: a standby node shows the cluster's term
     EXPECT_FALSE(s.lease_remaining);
+}
+
+// --- leaving at a machine shutdown -------------------------------------------
+
+TEST(NodeLeave, TheActiveNodeHandsOverLikeASwitchoverThenLeaves) {
+    Harness h("a");
+    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+    h.finish(HookKind::Start, true);
+    h.clear();
+    h.command(Command::Leave);
+    EXPECT_EQ(h.hooks_run(), std::vector{HookKind::Stop});
+    EXPECT_EQ(h.last_heartbeat()->handover_to, "b");  // the node the election picks next
+    EXPECT_FALSE(h.exited());
+    h.finish(HookKind::Stop, true);
+    // Holding nothing, it says so at once (b starts on it) and waits for b to take over.
+    EXPECT_EQ(h.last_heartbeat()->state, S::Standby);
+    EXPECT_EQ(h.last_heartbeat()->handover_to, "b");
+    EXPECT_TRUE(h.last_heartbeat()->flags & wire::kFlagStandby);
+    EXPECT_FALSE(h.last_heartbeat()->flags & wire::kFlagLeaving);
+    EXPECT_FALSE(h.exited());
+    h.peer("b", S::Starting, 2);
+    ASSERT_TRUE(h.exited());
+    EXPECT_FALSE(h.exit_effect()->services_left);
+    EXPECT_TRUE(h.last_heartbeat()->flags & wire::kFlagLeaving);
+    EXPECT_TRUE(h.last_heartbeat()->flags & wire::kFlagStandby);
+    EXPECT_FALSE(h.noticed(NoticeKind::Takeover));
+}
+
+TEST(NodeLeave, AHandoverNobodyTakesEndsAfterADeadTime) {
+    Harness h("a");
+    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+    h.finish(HookKind::Start, true);
+    h.command(Command::Leave);
+    h.finish(HookKind::Stop, true);
+    h.clear();
+    h.advance(h.settings().dead_time - 1 * ms);
+    EXPECT_FALSE(h.exited());
+    h.advance(2 * ms);
+    EXPECT_TRUE(h.exited());
+    EXPECT_EQ(h.state(), S::Standby);  // never elected itself meanwhile
+}
+
+TEST(NodeLeave, AStandbyNodeLeavesAtOnceRunningNothing) {
+    Harness h("b");
+    h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
+    h.clear();
+    h.command(Command::Leave);
+    EXPECT_TRUE(h.hooks_run().empty());
+    ASSERT_TRUE(h.exited());
+    EXPECT_TRUE(h.last_heartbeat()->flags & wire::kFlagLeaving);
+    EXPECT_EQ(h.last_heartbeat()->state, S::Standby);
+    h.clear();
+    h.command(Command::Leave);  // twice: nothing more
+    h.advance(1 * sec);
+    EXPECT_EQ(h.heartbeats_sent(), 0);
+}
+
+TEST(NodeLeave, AShutdownDuringASwitchoverKeepsItsTarget) {
+    Harness h("a");
+    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+    h.finish(HookKind::Start, true);
+    EXPECT_EQ(h.switchover("c"), "");
+    h.command(Command::Leave);
+    EXPECT_EQ(h.node().handover_to(), "c");
+    h.finish(HookKind::Stop, true);
+    EXPECT_FALSE(h.exited());
+    h.peer("c", S::Starting, 2);
+    EXPECT_TRUE(h.exited());
+}
+
+TEST(NodeLeave, APlainStopLearnedLaterToBeAShutdownHandsOver) {
+    Harness h("a");
+    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+    h.finish(HookKind::Start, true);
+    h.command(Command::Shutdown);  // SIGTERM first: FreeHA's stop
+    EXPECT_EQ(h.last_heartbeat()->handover_to, "");
+    h.clear();
+    h.command(Command::Leave);  // then the daemon learns the machine shuts down
+    EXPECT_EQ(h.last_heartbeat()->handover_to, "b");
+    EXPECT_TRUE(h.hooks_run().empty());  // the stop under way goes on
+    h.finish(HookKind::Stop, true);
+    EXPECT_FALSE(h.exited());
+    h.peer("b", S::Starting, 2);
+    EXPECT_TRUE(h.exited());
+}
+
+TEST(NodeLeave, APlainStopStillExitsAnnouncingStopping) {
+    Harness h("a");
+    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+    h.finish(HookKind::Start, true);
+    h.command(Command::Shutdown);
+    h.finish(HookKind::Stop, true);
+    ASSERT_TRUE(h.exited());
+    EXPECT_EQ(h.last_heartbeat()->state, S::Stopping);
+    EXPECT_FALSE(h.last_heartbeat()->flags & wire::kFlagLeaving);
+}
+
+TEST(NodeLeave, PeersCountALeavingNodeOutAtOnceAndElectWithoutWaiting) {
+    Harness h("b");
+    h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
+    h.peer("a", S::Running, 3);
+    h.clear();
+    h.handing_over("a", S::Standby, "b");
+    h.leaves("a");
+    EXPECT_EQ(h.notices(NoticeKind::PeerLeft).size(), 1u);
+    const Peer& a = h.node().membership().peers().at("a");
+    EXPECT_TRUE(a.left);
+    EXPECT_FALSE(a.reachable());
+    EXPECT_EQ(h.state(), S::Starting);  // b was handed the services: no dead time waited
+    Status s = h.node().status(h.now());
+    auto it = std::find_if(s.nodes.begin(), s.nodes.end(), [](const NodeStatus& n) { return n.name == "a"; });
+    ASSERT_NE(it, s.nodes.end());
+    EXPECT_TRUE(it->left);
+    EXPECT_EQ(it->state, S::TimedOut);
+    h.peer("a", S::Initial);  // its machine is back
+    EXPECT_FALSE(h.node().membership().peers().at("a").left);
+}
+
+TEST(NodeLeave, BesideAPreviousReleaseTheLastHeartbeatIsVersion2AndOnlyStandby) {
+    Harness h("b");
+    h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
+    h.expects("c", 0);  // c is of the previous release
+    h.clear();
+    h.command(Command::Leave);
+    ASSERT_TRUE(h.exited());
+    auto last = h.last_heartbeat();
+    EXPECT_EQ(last->version, wire::kPreviousVersion);
+    auto sent = wire::decode(h.heartbeats_sent_since_clear().empty() ? std::vector<std::uint8_t>{}
+                                                                      : wire::encode(*last));
+    ASSERT_TRUE(sent.decoded);
+    EXPECT_FALSE(sent.decoded->heartbeat.flags & wire::kFlagLeaving);
+    EXPECT_TRUE(sent.decoded->heartbeat.flags & wire::kFlagStandby);
+}
+
+// --- maintenance mode ----------------------------------------------------------
+
+TEST(NodeMaintenance, OnStopsMonitoringAndFailoverOnEveryNode) {
+    Harness h("a");
+    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+    h.finish(HookKind::Start, true);
+    h.finish(HookKind::Monitor, true);
+    h.clear();
+    EXPECT_EQ(h.maintenance(true), "");
+    EXPECT_TRUE(h.node().maintenance().on);
+    ASSERT_EQ(h.maintenance_changes().size(), 1u);
+    EXPECT_TRUE(h.maintenance_changes()[0].on);
+    EXPECT_TRUE(h.last_heartbeat()->flags & wire::kFlagMaintenance);
+    EXPECT_EQ(h.last_heartbeat()->maintenance_epoch, h.node().maintenance().epoch);
+    EXPECT_TRUE(h.noticed(NoticeKind::MaintenanceChanged));
+    h.clear();
+    h.advance(10 * sec);
+    EXPECT_TRUE(h.hooks_run().empty());  // no monitorhasrv
+    h.services_failed("web.service failed");
+    EXPECT_EQ(h.state(), S::Running);  // nothing reacts
+    EXPECT_FALSE(h.node().error_latched());
+    h.command(Command::Stop);
+    h.command(Command::ForceStart);
+    EXPECT_TRUE(h.hooks_run().empty());
+    EXPECT_NE(h.switchover("b").find("maintenance mode is on"), std::string::npos);
+    EXPECT_EQ(h.state(), S::Running);
+}
+
+TEST(NodeMaintenance, ALearnedDecisionStopsFailoverAndAnOlderOneIsIgnored) {
+    Harness h("b");
+    h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
+    h.peer("a", S::Running, 3);
+    h.announces_maintenance("a", true, 5000);
+    EXPECT_TRUE(h.node().maintenance().on);
+    EXPECT_EQ(h.node().maintenance().epoch, 5000u);
+    h.announces_maintenance("c", false, 4000);  // older: ignored
+    EXPECT_TRUE(h.node().maintenance().on);
+    h.silence("a");  // the holder dies (or is stopped by hand)
+    h.clear();
+    h.advance(5 * sec);
+    EXPECT_EQ(h.state(), S::Standby);  // no election
+    EXPECT_FALSE(h.noticed(NoticeKind::Takeover));
+    EXPECT_TRUE(h.hooks_run().empty());
+}
+
+TEST(NodeMaintenance, RefusalsNameTheReasonAndChangeNothing) {
+    Harness h("a");
+    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+    h.finish(HookKind::Start, true);
+    h.peer("b", S::Stopping);
+    EXPECT_NE(h.maintenance(true).find("node b is stopping"), std::string::npos);
+    h.peer("b", S::Standby);
+    h.handing_over("c", S::Standby, "b");
+    EXPECT_NE(h.maintenance(true).find("switchover from c to b"), std::string::npos);
+    h.handing_over("c", S::Standby, "");
+    EXPECT_NE(h.maintenance(false).find("already off"), std::string::npos);
+    h.expects("c", 0);  // c is of the previous release
+    EXPECT_NE(h.maintenance(true).find("earlier release"), std::string::npos);
+    h.silence("c");
+    h.silence("b");
+    h.advance(2 * h.settings().dead_time);
+    EXPECT_NE(h.maintenance(true).find("no quorum"), std::string::npos);
+    EXPECT_FALSE(h.node().maintenance().on);
+    EXPECT_EQ(h.node().maintenance().epoch, 0u);
+    EXPECT_TRUE(h.maintenance_changes().empty());
+}
+
+TEST(NodeMaintenance, TwiceIsRefused) {
+    Harness h("a");
+    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+    h.finish(HookKind::Start, true);
+    EXPECT_EQ(h.maintenance(true), "");
+    std::uint64_t epoch = h.node().maintenance().epoch;
+    EXPECT_NE(h.maintenance(true).find("already on"), std::string::npos);
+    EXPECT_EQ(h.node().maintenance().epoch, epoch);
+}
+
+TEST(NodeMaintenance, OffOnTheHolderProbesAtOnceAndCarriesOnWhenTheServicesRun) {
+    Harness h("a");
+    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+    h.finish(HookKind::Start, true);
+    std::uint64_t term = h.node().term();
+    EXPECT_EQ(h.maintenance(true), "");
+    h.advance(5 * sec);
+    h.clear();
+    EXPECT_EQ(h.maintenance(false), "");
+    EXPECT_EQ(h.hooks_run(), std::vector{HookKind::Monitor});
+    h.finish(HookKind::Monitor, true);
+    EXPECT_EQ(h.state(), S::Running);
+    EXPECT_EQ(h.node().term(), term);  // the same claim: nothing moved
+    EXPECT_FALSE(h.ran(HookKind::Start));
+}
+
+TEST(NodeMaintenance, OffOnAHolderWhoseServicesAreGoneLetsThemGoWithoutAnError) {
+    Harness h("a");
+    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+    h.finish(HookKind::Start, true);
+    EXPECT_EQ(h.maintenance(true), "");
+    EXPECT_EQ(h.maintenance(false), "");
+    h.clear();
+    h.finish(HookKind::Monitor, false);
+    EXPECT_TRUE(h.ran(HookKind::Stop));  // cleans up
+    EXPECT_FALSE(h.noticed(NoticeKind::HookFailed));
+    h.finish(HookKind::Stop, true);
+    EXPECT_FALSE(h.node().error_latched());
+    EXPECT_NE(h.state(), S::Errored);
+}
+
+TEST(NodeMaintenance, OffOnAStandbyNodeProbesAsAtStartUp) {
+    Harness h("b");
+    h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
+    h.peer("a", S::Running, 3);
+    h.announces_maintenance("a", true, 5000);
+    h.clear();
+    h.announces_maintenance("a", false, 6000);
+    EXPECT_EQ(h.state(), S::Initial);
+    EXPECT_EQ(h.hooks_run(), std::vector{HookKind::Monitor});
+    h.finish(HookKind::Monitor, false);  // nothing here: a clean-up, as at start-up
+    EXPECT_TRUE(h.ran(HookKind::Stop));
+    h.finish(HookKind::Stop, true);
+    h.advance(h.settings().dead_time);
+    EXPECT_EQ(h.state(), S::Standby);
+    EXPECT_FALSE(h.noticed(NoticeKind::Takeover));  // a still runs them
+}
+
+TEST(NodeMaintenance, ServicesStartedByHandOnAStandbyNodeAreClaimedThere) {
+    Harness h("b");
+    h.boot_to_standby({{"a", S::Standby}, {"c", S::Standby}});
+    h.peer("a", S::Standby);
+    h.announces_maintenance("a", true, 5000);
+    h.announces_maintenance("a", false, 6000);
+    h.finish(HookKind::Monitor, true);
+    EXPECT_EQ(h.state(), S::Running);  // found running here: kept here, nothing starts elsewhere
+    EXPECT_FALSE(h.ran(HookKind::Start));
+}
+
+TEST(NodeMaintenance, ANodeThatStartsInMaintenanceRunsNoProbe) {
+    Harness h("b");
+    h.start_in_maintenance(Maintenance{true, 5000});
+    EXPECT_TRUE(h.hooks_run().empty());
+    EXPECT_EQ(h.node().phase(), Phase::InitialListening);
+    h.peer("a", S::Running, 3);
+    h.peer("c", S::Standby);
+    h.advance(2 * sec);
+    EXPECT_EQ(h.state(), S::Standby);
+    EXPECT_TRUE(h.hooks_run().empty());
+    EXPECT_TRUE(h.last_heartbeat()->flags & wire::kFlagMaintenance);
+    // The cluster turned it off meanwhile: the newer decision wins.
+    h.announces_maintenance("a", false, 7000);
+    EXPECT_FALSE(h.node().maintenance().on);
+    EXPECT_EQ(h.hooks_run(), std::vector{HookKind::Monitor});
+}
+
+TEST(NodeMaintenance, ADaemonStopLeavesTheServicesRunning) {
+    Harness h("a");
+    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+    h.finish(HookKind::Start, true);
+    EXPECT_EQ(h.maintenance(true), "");
+    h.clear();
+    h.command(Command::Shutdown);
+    EXPECT_TRUE(h.hooks_run().empty());
+    ASSERT_TRUE(h.exit_effect());
+    EXPECT_TRUE(h.exit_effect()->services_left);
+}
+
+TEST(NodeMaintenance, TheLeaseIsStillEnforced) {
+    Harness h("a");
+    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+    h.finish(HookKind::Start, true);
+    EXPECT_EQ(h.maintenance(true), "");
+    h.silence("b");
+    h.silence("c");
+    h.clear();
+    h.advance(2 * h.settings().dead_time);
+    EXPECT_TRUE(h.noticed(NoticeKind::LeaseLost));
+    EXPECT_TRUE(h.ran(HookKind::Stop) || h.killed());
+}
+
+TEST(NodeMaintenance, OffIsRefusedWhileTheNodeThatHeldTheServicesCannotBeHeard) {
+    Harness h("b");
+    h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
+    h.peer("a", S::Running, 3);
+    EXPECT_EQ(h.maintenance(true), "");
+    h.announces_maintenance("a", true, h.node().maintenance().epoch);
+    h.silence("a");  // its freehad stopped, leaving the services (or it died)
+    h.advance(3 * h.settings().interval);  // not timed out yet, but silent
+    EXPECT_NE(h.maintenance(false).find("node a last said it runs the services"), std::string::npos);
+    h.advance(2 * h.settings().dead_time);
+    EXPECT_NE(h.maintenance(false).find("node a last said it runs the services"), std::string::npos);
+    EXPECT_TRUE(h.node().maintenance().on);
+    h.peer("a", S::Standby);  // freehad runs there again
+    EXPECT_EQ(h.maintenance(false), "");
+}
+
+TEST(NodeMaintenance, NobodyElectsWhileANodeThatRanTheServicesInMaintenanceIsSilent) {
+    Harness h("b");
+    h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
+    h.peer("a", S::Running, 3);
+    h.announces_maintenance("a", true, 5000);
+    h.silence("a");  // died in maintenance mode: what it ran may still run
+    h.advance(2 * h.settings().dead_time);
+    h.announces_maintenance("c", false, 6000);  // turned off elsewhere
+    h.finish(HookKind::Monitor, false);
+    h.finish(HookKind::Stop, true);
+    h.advance(3 * h.settings().dead_time);
+    EXPECT_EQ(h.state(), S::Standby);
+    EXPECT_FALSE(h.noticed(NoticeKind::Takeover));
+    h.peer("a", S::Standby, 0, Role::Member, wire::kFlagStandby);  // heard again, found nothing, kept out
+    h.advance(2 * h.settings().dead_time);
+    EXPECT_TRUE(h.noticed(NoticeKind::Takeover));  // the election goes on: b is the first eligible node
+}
+
+// --- wire versions --------------------------------------------------------------
+
+TEST(NodeVersions, SpeaksVersion2WhileAPeerOfThePreviousReleaseIsHeard) {
+    Harness h("b");
+    h.boot_to_standby({{"a", S::Standby}, {"c", S::Standby}});
+    h.clear();
+    h.advance(h.settings().interval);
+    EXPECT_EQ(h.last_heartbeat()->version, wire::kVersion);
+    h.expects("c", 0);
+    h.clear();
+    h.advance(h.settings().interval);
+    EXPECT_EQ(h.last_heartbeat()->version, wire::kPreviousVersion);
+    EXPECT_EQ(h.last_heartbeat()->understands, wire::kVersion);
+    EXPECT_EQ(h.node().status(h.now()).wire_version, wire::kPreviousVersion);
+    h.silence("c");  // upgraded: it restarts as the current release
+    h.advance(2 * h.settings().dead_time);
+    h.peer("c", S::Standby);
+    h.clear();
+    h.advance(h.settings().interval);
+    EXPECT_EQ(h.last_heartbeat()->version, wire::kVersion);
 }
 
 }  // namespace

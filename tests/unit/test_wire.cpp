@@ -8,8 +8,12 @@ using namespace freeha::wire;
 
 namespace {
 
+// A version-2 heartbeat of a node of that release (the layout most tests
+// below check); current() is the same as version 3.
 Heartbeat sample() {
     Heartbeat hb;
+    hb.version = kPreviousVersion;
+    hb.understands = kPreviousVersion;
     hb.cluster_id = cluster_id("prod");
     hb.incarnation = 0x0102030405060708ULL;
     hb.sequence = 42;
@@ -20,6 +24,16 @@ Heartbeat sample() {
     hb.role = Role::Member;
     hb.flags = kFlagErrorLatched;
     hb.node = "alpha-1_x";
+    return hb;
+}
+
+Heartbeat current() {
+    Heartbeat hb = sample();
+    hb.version = kVersion;
+    hb.understands = kVersion;
+    hb.maintenance_epoch = 0x3132333435363738ULL;
+    hb.release = "0.2.0~rc1";
+    hb.flags |= kFlagMaintenance;
     return hb;
 }
 
@@ -54,7 +68,7 @@ TEST(Wire, EncodesBigEndianAtFixedOffsets) {
     auto bytes = encode(sample());
     ASSERT_EQ(bytes.size(), kHeaderSize + 9);
     EXPECT_EQ(std::string(bytes.begin(), bytes.begin() + 4), "FHA1");
-    EXPECT_EQ(bytes[4], kVersion);
+    EXPECT_EQ(bytes[4], kPreviousVersion);
     EXPECT_EQ(bytes[5], kTypeHeartbeat);
     EXPECT_EQ(bytes[7], kFlagErrorLatched);
     EXPECT_EQ(bytes[16], 0x01);  // incarnation, most significant byte first
@@ -261,7 +275,8 @@ INSTANTIATE_TEST_SUITE_P(
         Malformed{"one byte short of a header", [](auto& b) { b.resize(kHeaderSize - 1); }, Reject::TooShort},
         Malformed{"bad magic", [](auto& b) { b[0] = 'X'; }, Reject::BadMagic},
         Malformed{"version 1 (before leases)", [](auto& b) { b[4] = 1; }, Reject::BadVersion},
-        Malformed{"version 3", [](auto& b) { b[4] = 3; }, Reject::BadVersion},
+        Malformed{"version 4 (a later release)", [](auto& b) { b[4] = 4; }, Reject::BadVersion},
+        Malformed{"a version-2 body labelled version 3", [](auto& b) { b[4] = 3; }, Reject::BadLength},
         Malformed{"version 0", [](auto& b) { b[4] = 0; }, Reject::BadVersion},
         Malformed{"unknown type", [](auto& b) { b[5] = 9; }, Reject::BadType},
         Malformed{"unknown flag bit", [](auto& b) { b[6] = 0x80; }, Reject::UnknownFlags},
@@ -305,4 +320,102 @@ TEST(NodeName, ElectionOrderIsCaseInsensitiveAndTotal) {
     EXPECT_NE(node_name_before("alpha", "ALPHA"), node_name_before("ALPHA", "alpha"));
     EXPECT_TRUE(node_name_before("node-1", "node-2"));
     EXPECT_FALSE(node_name_before("a", "a"));
+}
+
+// --- version 3, and the two versions side by side -----------------------------
+
+TEST(WireVersions, RoundTripsVersion3WithItsTail) {
+    Heartbeat hb = current();
+    hb.flags |= kFlagLeaving;
+    auto bytes = encode(hb);
+    ASSERT_EQ(bytes.size(), kHeaderSize + 9 + 8 + 1 + 9);
+    EXPECT_EQ(bytes[4], kVersion);
+    EXPECT_EQ(bytes[kHeaderSize + 9], 0x31);  // the maintenance epoch, most significant byte first
+    EXPECT_EQ(bytes[kHeaderSize + 9 + 8], 9);  // the release's length
+    auto result = decode(bytes);
+    ASSERT_TRUE(result.decoded) << to_string(result.reject);
+    EXPECT_EQ(result.decoded->heartbeat, hb);
+}
+
+TEST(WireVersions, AVersion2HeartbeatDropsWhatOnlyVersion3Has) {
+    Heartbeat hb = current();
+    hb.version = kPreviousVersion;
+    hb.flags |= kFlagLeaving;
+    auto result = decode(encode(hb));
+    ASSERT_TRUE(result.decoded) << to_string(result.reject);
+    const Heartbeat& got = result.decoded->heartbeat;
+    EXPECT_EQ(got.version, kPreviousVersion);
+    EXPECT_EQ(got.flags & (kFlagLeaving | kFlagMaintenance), 0);
+    EXPECT_EQ(got.maintenance_epoch, 0u);
+    EXPECT_EQ(got.release, "");
+}
+
+TEST(WireVersions, AVersion2SenderThatUnderstandsVersion3SaysSoInItsHeardList) {
+    Heartbeat hb = sample();
+    hb.understands = kVersion;
+    hb.heard = {node_id("bravo")};
+    auto bytes = encode(hb);
+    EXPECT_EQ(bytes.size(), kHeaderSize + 9 + 1 + 2 * 8);  // the marker is one more id
+    auto result = decode(bytes);
+    ASSERT_TRUE(result.decoded) << to_string(result.reject);
+    EXPECT_EQ(result.decoded->heartbeat.understands, kVersion);
+    EXPECT_EQ(result.decoded->heartbeat.heard, hb.heard);  // taken out again
+    // Alone (nothing heard yet) it is still sent.
+    hb.heard.clear();
+    result = decode(encode(hb));
+    ASSERT_TRUE(result.decoded);
+    EXPECT_EQ(result.decoded->heartbeat.understands, kVersion);
+    EXPECT_TRUE(result.decoded->heartbeat.heard.empty());
+    // Without it, the sender is of the previous release.
+    hb.understands = kPreviousVersion;
+    result = decode(encode(hb));
+    ASSERT_TRUE(result.decoded);
+    EXPECT_EQ(result.decoded->heartbeat.understands, kPreviousVersion);
+}
+
+TEST(WireVersions, TheMarkerIsNoNodesId) {
+    EXPECT_EQ(kUnderstandsCurrentMarker, node_id(":wire3"));
+    EXPECT_FALSE(is_valid_node_name(":wire3"));
+}
+
+TEST(WireVersions, Version3FlagsInAVersion2HeartbeatAreUnknown) {
+    auto bytes = encode(sample());
+    bytes[6] = static_cast<std::uint8_t>(kFlagMaintenance >> 8);
+    EXPECT_EQ(decode(bytes).reject, Reject::UnknownFlags);
+}
+
+TEST(WireVersions, AnUnknownVersionIsRejected) {
+    for (std::uint8_t version : {std::uint8_t{1}, std::uint8_t{4}, std::uint8_t{255}}) {
+        auto bytes = encode(current());
+        bytes[4] = version;
+        EXPECT_EQ(decode(bytes).reject, Reject::BadVersion) << int(version);
+    }
+}
+
+TEST(WireVersions, AVersion3TailMustBeCompleteAndValid) {
+    auto bytes = encode(current());
+    std::size_t tail = kHeaderSize + 9;
+    for (std::size_t cut = tail; cut < bytes.size(); ++cut) {
+        auto result = decode(std::span(bytes).first(cut));
+        EXPECT_FALSE(result.decoded) << cut;
+    }
+    auto bad = bytes;
+    bad[tail + 8] = 0;  // an empty release
+    EXPECT_EQ(decode(bad).reject, Reject::BadRelease);
+    bad = bytes;
+    bad[tail + 8] = 40;  // longer than allowed (and than what follows)
+    EXPECT_EQ(decode(bad).reject, Reject::BadRelease);
+    bad = bytes;
+    bad[tail + 9] = '/';
+    EXPECT_EQ(decode(bad).reject, Reject::BadRelease);
+}
+
+TEST(WireVersions, AnInvalidReleaseIsSentAsUnknown) {
+    Heartbeat hb = current();
+    hb.release = "0.2.0 (local build)";
+    auto result = decode(encode(hb));
+    ASSERT_TRUE(result.decoded);
+    EXPECT_EQ(result.decoded->heartbeat.release, "unknown");
+    EXPECT_TRUE(is_valid_release("0.2.0+git20261202~1-a"));
+    EXPECT_FALSE(is_valid_release(std::string(kMaxReleaseLength + 1, '1')));
 }
