@@ -523,6 +523,10 @@ void Manager::apply(Effects effects) {
                         log::warning(std::string("maintenance mode ") + (x.on ? "on" : "off") +
                                      " not saved: " + maintenance_unsaved_ + "; after a restart of freehad this "
                                      "node learns it from the other nodes");
+                    // Off on the holder: an address lost meanwhile was not
+                    // reported (nothing reacts in maintenance); put back, and watched again.
+                    if (!x.on && node_.phase() == Phase::Running && addresses_ && addresses_->is_up())
+                        addresses_up(AddressFailure::FailsTheServices);
                 } else if constexpr (std::is_same_v<T, effect::Exit>) {
                     // The stop is confirmed, nothing ran, or (maintenance mode)
                     // the services are the admin's: the unit's clean-up leaves them.
