@@ -45,6 +45,10 @@ std::vector<std::string> changed_manager_properties(const Status& a, const Statu
     if (a.last_error != b.last_error) out.emplace_back("LastError");
     if (nodes_differ()) out.emplace_back("Nodes");
     if (a.addresses != b.addresses) out.emplace_back("Addresses");
+    if (a.maintenance != b.maintenance) out.emplace_back("Maintenance");
+    if (a.maintenance_since_realtime_usec != b.maintenance_since_realtime_usec)
+        out.emplace_back("MaintenanceSinceUSec");
+    if (a.wire_version != b.wire_version) out.emplace_back("WireVersion");
     return out;
 }
 
@@ -56,6 +60,10 @@ std::vector<std::string> changed_node_properties(const NodeStatus& a, const Node
     if (a.term != b.term) out.emplace_back("Term");
     if (a.standby != b.standby) out.emplace_back("Standby");
     if (a.errored != b.errored) out.emplace_back("Errored");
+    if (a.version != b.version) out.emplace_back("Version");
+    if (a.wire_version != b.wire_version) out.emplace_back("WireVersion");
+    if (a.maintenance != b.maintenance) out.emplace_back("Maintenance");
+    if (a.left != b.left) out.emplace_back("Left");
     return out;
 }
 
@@ -123,6 +131,10 @@ int ManagerObject::get_manager_property(sd_bus*, const char*, const char*, const
         if (p == "LastError") return sd_bus_message_append(reply, "s", s.last_error.c_str());
         if (p == "Mode") return sd_bus_message_append(reply, "s", s.mode.c_str());
         if (p == "ServicesTarget") return sd_bus_message_append(reply, "s", s.services_target.c_str());
+        if (p == "Maintenance") return sd_bus_message_append(reply, "b", static_cast<int>(s.maintenance));
+        if (p == "MaintenanceSinceUSec") return sd_bus_message_append(reply, "t", s.maintenance_since_realtime_usec);
+        if (p == "Version") return sd_bus_message_append(reply, "s", s.version.c_str());
+        if (p == "WireVersion") return sd_bus_message_append(reply, "y", static_cast<std::uint8_t>(s.wire_version));
         if (p == "Packets") {
             int r = sd_bus_message_open_container(reply, 'a', "{st}");
             for (const auto& [name, value] : s.counters.by_name()) {
@@ -168,6 +180,10 @@ int ManagerObject::get_node_property(sd_bus*, const char* path, const char*, con
         if (p == "Standby") return sd_bus_message_append(reply, "b", static_cast<int>(n->standby));
         if (p == "Errored") return sd_bus_message_append(reply, "b", static_cast<int>(n->errored));
         if (p == "LastHeardUSec") return sd_bus_message_append(reply, "t", n->last_heard_usec_ago.count());
+        if (p == "Version") return sd_bus_message_append(reply, "s", n->version.c_str());
+        if (p == "WireVersion") return sd_bus_message_append(reply, "y", static_cast<std::uint8_t>(n->wire_version));
+        if (p == "Maintenance") return sd_bus_message_append(reply, "b", static_cast<int>(n->maintenance));
+        if (p == "Left") return sd_bus_message_append(reply, "b", static_cast<int>(n->left));
         if (p == "Channels") {
             int r = sd_bus_message_open_container(reply, 'a', "(sbt)");
             for (std::size_t i = 0; i < n->channel_heard_usec_ago.size(); ++i) {
@@ -264,7 +280,7 @@ void ManagerObject::carry_out(sd_bus_message* m, uid_t caller) {
         return;
     }
     std::string_view member = sd_bus_message_get_member(m);
-    BusRequest request{BusRequest::Kind::Stop, false, ""};
+    BusRequest request{BusRequest::Kind::Stop, false, false, ""};
     int r = 0;
     if (member == "Stop") {
         request.kind = BusRequest::Kind::Stop;
@@ -284,6 +300,11 @@ void ManagerObject::carry_out(sd_bus_message* m, uid_t caller) {
         r = sd_bus_message_read(m, "s", &node);
         request.kind = BusRequest::Kind::Switchover;
         request.node = node != nullptr ? node : "";
+    } else if (member == "SetMaintenance") {
+        int on = 0;
+        r = sd_bus_message_read(m, "b", &on);
+        request.kind = BusRequest::Kind::SetMaintenance;
+        request.maintenance = on != 0;
     }
     if (r < 0) {
         reply_error(m, SD_BUS_ERROR_INVALID_ARGS, std::string(member) + ": malformed arguments");
@@ -352,6 +373,14 @@ int ManagerObject::publish(sd_bus* bus, std::string* error) {
         SD_BUS_PROPERTY("LastError", "s", get_manager_property, 0, kEmits),
         SD_BUS_PROPERTY("Mode", "s", get_manager_property, 0, kConst),
         SD_BUS_PROPERTY("ServicesTarget", "s", get_manager_property, 0, kConst),
+        // Maintenance mode, cluster-wide (SetMaintenance), and when it was last turned on or off
+        // (wall clock of the deciding node, usec since the epoch; 0: never).
+        SD_BUS_PROPERTY("Maintenance", "b", get_manager_property, 0, kEmits),
+        SD_BUS_PROPERTY("MaintenanceSinceUSec", "t", get_manager_property, 0, kEmits),
+        // This build's release, and the heartbeat wire version it speaks now (the previous one
+        // while a node of an earlier release is heard).
+        SD_BUS_PROPERTY("Version", "s", get_manager_property, 0, kConst),
+        SD_BUS_PROPERTY("WireVersion", "y", get_manager_property, 0, kEmits),
         SD_BUS_PROPERTY("Nodes", "a(sssb)", get_manager_property, 0, kEmits),
         // Address=: (address/prefix, device, up here, the MAC of another host seen answering for it or "", times seen).
         SD_BUS_PROPERTY("Addresses", "a(ssbst)", get_manager_property, 0, kEmits),
@@ -363,6 +392,8 @@ int ManagerObject::publish(sd_bus* bus, std::string* error) {
         SD_BUS_METHOD_WITH_ARGS("SetStandby", SD_BUS_ARGS("b", standby), SD_BUS_NO_RESULT, method_request, kMutating),
         SD_BUS_METHOD_WITH_ARGS("Switchover", SD_BUS_ARGS("s", node), SD_BUS_NO_RESULT, method_request, kMutating),
         SD_BUS_METHOD_WITH_ARGS("ReloadConfig", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_request, kMutating),
+        // Cluster-wide; answered once this node has applied it (peers learn of it from its next heartbeat).
+        SD_BUS_METHOD_WITH_ARGS("SetMaintenance", SD_BUS_ARGS("b", on), SD_BUS_NO_RESULT, method_request, kMutating),
         SD_BUS_METHOD_WITH_ARGS("ListNodes", SD_BUS_NO_ARGS, SD_BUS_RESULT("a(sssbt)", nodes), method_list_nodes,
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         // The whole status as the status file has it (JSON, schema_version 1): one document, one builder.
@@ -379,6 +410,13 @@ int ManagerObject::publish(sd_bus* bus, std::string* error) {
         SD_BUS_PROPERTY("Term", "t", get_node_property, 0, kEmits),
         SD_BUS_PROPERTY("Standby", "b", get_node_property, 0, kEmits),
         SD_BUS_PROPERTY("Errored", "b", get_node_property, 0, kEmits),
+        // Its release ("" for a node of a release before 0.2, whose wire version 2 carries none),
+        // the wire version of its last heartbeat (0: never heard), its maintenance flag, and
+        // whether it said it leaves (its machine shuts down).
+        SD_BUS_PROPERTY("Version", "s", get_node_property, 0, kEmits),
+        SD_BUS_PROPERTY("WireVersion", "y", get_node_property, 0, kEmits),
+        SD_BUS_PROPERTY("Maintenance", "b", get_node_property, 0, kEmits),
+        SD_BUS_PROPERTY("Left", "b", get_node_property, 0, kEmits),
         // Ages change continuously: read them, no signal.
         SD_BUS_PROPERTY("LastHeardUSec", "t", get_node_property, 0, 0),
         SD_BUS_PROPERTY("Channels", "a(sbt)", get_node_property, 0, 0),

@@ -38,9 +38,10 @@ std::string node_object_path(const std::string& node_name);
 
 // A mutating method call, already checked for the caller's privileges.
 struct BusRequest {
-    enum class Kind { Stop, ForceStart, ClearError, SetStandby, Switchover, ReloadConfig };
+    enum class Kind { Stop, ForceStart, ClearError, SetStandby, Switchover, ReloadConfig, SetMaintenance };
     Kind kind;
     bool standby = false;  // SetStandby
+    bool maintenance = false;  // SetMaintenance
     std::string node;      // Switchover; "" = the next eligible node
 };
 

@@ -42,7 +42,11 @@ nlohmann::json to_json(const Status& s) {
                          {"errored", n.errored},
                          {"self", n.self},
                          {"channels", std::move(channels)},
-                         {"not_counted", n.not_counted.empty() ? json(nullptr) : json(n.not_counted)}});
+                         {"not_counted", n.not_counted.empty() ? json(nullptr) : json(n.not_counted)},
+                         {"version", n.version.empty() ? json(nullptr) : json(n.version)},
+                         {"wire_version", n.wire_version},
+                         {"maintenance", n.maintenance},
+                         {"left", n.left}});
     }
     // One list of counter names (by_name) for JSON and D-Bus; JSON nests the malformed ones.
     constexpr std::string_view kMalformed = "malformed_";
@@ -86,6 +90,13 @@ nlohmann::json to_json(const Status& s) {
         {"lease_remaining_usec", s.lease_remaining ? json(s.lease_remaining->count()) : json(nullptr)},
         {"addresses", std::move(addresses)},
         {"log_lines_dropped", s.log_lines_dropped},
+        {"maintenance",
+         {{"on", s.maintenance},
+          {"since_realtime_usec", s.maintenance_since_realtime_usec != 0 ? json(s.maintenance_since_realtime_usec)
+                                                                         : json(nullptr)}}},
+        {"version", s.version},
+        {"wire_version", s.wire_version},
+        {"leaving", s.leaving},
     };
 }
 

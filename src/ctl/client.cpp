@@ -78,14 +78,35 @@ std::optional<ClusterView> ClusterView::from(const nlohmann::json& s) {
         v.unexpected_services = s.at("unexpected_services");
         // Absent from a daemon older than the field.
         v.log_lines_dropped = s.value("log_lines_dropped", std::uint64_t{0});
+        if (s.contains("maintenance")) {  // absent before 0.2
+            const auto& m = s.at("maintenance");
+            v.maintenance = m.at("on");
+            if (!m.at("since_realtime_usec").is_null()) v.maintenance_since_realtime_usec = m.at("since_realtime_usec");
+        }
+        v.version = s.value("version", std::string());
+        v.wire_version = s.value("wire_version", 0u);
+        v.leaving = s.value("leaving", false);
         for (const auto& n : s.at("nodes")) {
             // Absent from documents of daemons before it.
             std::string not_counted = n.contains("not_counted") && !n.at("not_counted").is_null()
                                           ? n.at("not_counted").get<std::string>()
                                           : std::string();
-            v.nodes.push_back({n.at("name"), n.at("state"), n.at("role"), n.at("reachable"), n.at("term"),
-                               Usec(n.at("last_heard_usec_ago").get<std::uint64_t>()), n.at("standby"),
-                               n.at("errored"), std::move(not_counted)});
+            ClusterView::Node node;
+            node.name = n.at("name");
+            node.state = n.at("state");
+            node.role = n.at("role");
+            node.reachable = n.at("reachable");
+            node.term = n.at("term");
+            node.last_heard_usec_ago = Usec(n.at("last_heard_usec_ago").get<std::uint64_t>());
+            node.standby = n.at("standby");
+            node.errored = n.at("errored");
+            node.not_counted = std::move(not_counted);
+            // Absent from documents of daemons before 0.2.
+            if (n.contains("version") && !n.at("version").is_null()) node.version = n.at("version");
+            node.wire_version = n.value("wire_version", 0u);
+            node.maintenance = n.value("maintenance", false);
+            node.left = n.value("left", false);
+            v.nodes.push_back(std::move(node));
         }
         for (const auto& [name, value] : s.at("packets").items()) {
             if (value.is_object()) {  // "malformed": one counter per reason

@@ -25,6 +25,11 @@ struct ClusterView {
     std::optional<Usec> lease_remaining;
     std::uint64_t unexpected_services = 0;
     std::uint64_t log_lines_dropped = 0;
+    // Absent from documents of daemons before 0.2: off, "", 0.
+    bool maintenance = false, leaving = false;
+    std::uint64_t maintenance_since_realtime_usec = 0;  // 0: never turned on or off
+    std::string version;
+    unsigned wire_version = 0;
     struct Node {
         std::string name, state, role;
         bool reachable = false;
@@ -32,6 +37,9 @@ struct ClusterView {
         Usec last_heard_usec_ago;
         bool standby = false, errored = false;
         std::string not_counted;  // why it does not count towards quorum; "" when it does
+        std::string version;        // "" for a node of a release before 0.2
+        unsigned wire_version = 0;  // 0: never heard
+        bool maintenance = false, left = false;
     };
     std::vector<Node> nodes;
     std::vector<std::pair<std::string, std::uint64_t>> packets;  // every counter, in the document's order

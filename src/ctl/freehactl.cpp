@@ -15,6 +15,7 @@
 #include "core/timespan.h"
 #include "ctl/client.h"
 #include "ctl/keygen.h"
+#include "ctl/maintenance.h"
 
 using namespace freeha;
 using namespace freeha::ctl;
@@ -53,6 +54,8 @@ const char* kUsageText =
     "  unstandby            this node may take the services again\n"
     "  switchover [NODE]    hand the services to NODE, or to the next eligible node\n"
     "  reload-config        re-read the configuration; the services are not touched\n"
+    "  maintenance on|off   maintenance mode, cluster-wide: no node starts, stops, monitors or\n"
+    "                       fails over anything (on); off probes where the services run\n"
     "  keygen [FILE]        write a new heartbeat key (64 random bytes, mode 0400) to FILE,\n"
     "                       default " FREEHA_SYSCONFDIR "/authkey; copy it to every node\n"
     "\n"
@@ -95,6 +98,7 @@ std::string packets_line(const ClusterView& v) {
 std::string render(const ClusterView& v) {
     char line[256];
     std::string out;
+    if (std::string m = maintenance_line(v); !m.empty()) out += m + "\n";
     out += "Cluster " + v.cluster + ", seen from " + v.node + " (" + v.role + ", mode " + v.mode +
            (v.services_target.empty() ? "" : " " + v.services_target) + ")\n";
     unsigned reachable = 0;
@@ -113,18 +117,24 @@ std::string render(const ClusterView& v) {
     if (!v.unavailable.empty()) out += "This node stands aside (it cannot take the services): " + v.unavailable + "\n";
     if (v.errored) out += "This node is errored: " + v.last_error + "\n";
     out += "\n";
-    std::snprintf(line, sizeof line, "%-20s %-9s %-10s %-9s %s\n", "NODE", "STATE", "ROLE", "REACHABLE", "LAST HEARD");
+    std::snprintf(line, sizeof line, "%-20s %-9s %-10s %-9s %-15s %s\n", "NODE", "STATE", "ROLE", "REACHABLE",
+                  "VERSION", "LAST HEARD");
     out += line;
     for (const auto& n : v.nodes) {
         bool self = n.name == v.node;
         std::string heard = self ? "(this node)" : age_text(n.last_heard_usec_ago);
         std::string name = n.name + (n.name == v.active_node ? " *" : "");
-        std::snprintf(line, sizeof line, "%-20s %-9s %-10s %-9s %s\n", name.c_str(), n.state.c_str(), n.role.c_str(),
-                      n.reachable ? "yes" : "no", heard.c_str());
+        std::snprintf(line, sizeof line, "%-20s %-9s %-10s %-9s %-15s %s\n", name.c_str(), n.state.c_str(),
+                      n.role.c_str(), n.reachable ? "yes" : "no", version_text(n).c_str(), heard.c_str());
         out += line;
     }
     for (const auto& n : v.nodes)
         if (!n.not_counted.empty()) out += n.name + " is not counted: " + n.not_counted + "\n";
+    for (const auto& n : v.nodes)
+        if (n.reachable && n.wire_version >= 3 && n.maintenance != v.maintenance)
+            out += n.name + " does not announce maintenance mode " + (v.maintenance ? "on" : "off") + " yet\n";
+    for (const auto& n : v.nodes)
+        if (n.left) out += n.name + " left (its machine shut down)\n";
     out += "\n" + packets_line(v) + "\n";
     return out;
 }
@@ -288,6 +298,16 @@ int run(const Options& o) {
             return moved;
         });
     }
+    if (o.verb == "maintenance") {
+        bool on = o.args[0] == "on";
+        if (!client->call("SetMaintenance", on, &error)) return report(error);
+        return wait_for(*client, o, std::string("maintenance ") + o.args[0], [on](const ClusterView& v) -> Verdict {
+            MaintenanceProgress p = maintenance_progress(v, on);
+            if (p.kind == MaintenanceProgress::Done) return {Verdict::Done, p.message};
+            if (p.kind == MaintenanceProgress::Failed) return {Verdict::Failed, p.message};
+            return {Verdict::Wait, p.message};
+        });
+    }
     if (o.verb == "reload-config") {
         if (!client->call("ReloadConfig", &error)) return report(error);
         std::cout << "configuration reloaded\n";
@@ -331,12 +351,16 @@ int main(int argc, char** argv) {
     if (optind >= argc) return usage_error("no command given");
     o.verb = argv[optind++];
     static const std::set<std::string> kVerbs{"status",    "watch",     "stop",       "force-start",   "clear-error",
-                                              "standby",   "unstandby", "switchover", "reload-config", "keygen"};
+                                              "standby",   "unstandby", "switchover", "reload-config", "keygen",
+                                              "maintenance"};
     if (kVerbs.count(o.verb) == 0) return usage_error("unknown command '" + o.verb + "'");
     for (; optind < argc; ++optind) o.args.emplace_back(argv[optind]);
-    std::size_t max_args = o.verb == "switchover" || o.verb == "keygen" ? 1 : 0;
+    std::size_t max_args = o.verb == "switchover" || o.verb == "keygen" || o.verb == "maintenance" ? 1 : 0;
     if (o.args.size() > max_args) return usage_error(o.verb + ": unexpected argument '" + o.args[max_args] + "'");
     if (o.json && o.verb != "status") return usage_error("--json only applies to status");
+    if (o.verb == "maintenance" && (o.args.empty() || (o.args[0] != "on" && o.args[0] != "off")))
+        return usage_error(o.args.empty() ? "maintenance: say on or off"
+                                          : "maintenance: '" + o.args[0] + "' is neither on nor off");
     if (o.verb == "keygen") {  // local: no daemon involved
         std::string path = o.args.empty() ? std::string(FREEHA_SYSCONFDIR "/authkey") : o.args[0];
         if (std::string error = ctl::write_new_key(path); !error.empty()) {

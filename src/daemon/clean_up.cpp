@@ -78,6 +78,13 @@ int clean_up_after_daemon(const Config& config) {
         log::info("--clean-up: an arbitrator runs no services; nothing to clean up");
         return 0;
     }
+    // Maintenance mode: what runs here, addresses included, is the admin's.
+    std::string unreadable_mode;
+    if (auto m = stored_maintenance(default_state_directory(config.bus), &unreadable_mode); m && m->on) {
+        log::notice("--clean-up: maintenance mode is on: the services and floating addresses are left as they are");
+        return 0;
+    }
+    if (!unreadable_mode.empty()) log::warning("--clean-up: " + unreadable_mode);
     // Address=: freehad's own, so whatever the mode or the marker says: a
     // standby has none, and removing none costs one netlink round trip.
     if (!config.addresses.empty()) {

@@ -428,6 +428,15 @@ void Manager::begin() {
                 " channel(s), interval " + format_timespan(config_.interval) + ", dead time " +
                 format_timespan(config_.dead_time) + ")");
     if (config_.force_start) log::warning("-m: force-starting the services without checking the other nodes");
+    std::string unreadable;
+    if (auto m = stored_maintenance(state_directory_, &unreadable)) {
+        node_.keep_maintenance(*m);
+        maintenance_ = *m;
+        if (m->on)
+            log::notice("maintenance mode is on, as before the restart: freehad starts, stops and monitors nothing "
+                        "until freehactl maintenance off");
+    }
+    if (!unreadable.empty()) log::warning(unreadable + "; maintenance mode is learned from the other nodes");
     if (standby_stored(state_directory_)) {
         log::notice("staying in standby, as requested before the restart; freehactl unstandby ends it");
         node_.keep_standby();
@@ -440,7 +449,11 @@ void Manager::begin() {
     // Whatever a previous run left (its clean-up failed, or freehad was
     // killed outside its unit): this node holds no lease yet, so no floating
     // address may be here.
-    if (!config_.addresses.empty()) {
+    // In maintenance mode what runs here is the admin's, addresses included:
+    // the node holds no lease, and no node takes the services meanwhile.
+    if (!config_.addresses.empty() && node_.maintenance().on) {
+        log::notice("Address=: maintenance mode: floating addresses on this node are left as they are");
+    } else if (!config_.addresses.empty()) {
         std::string error;
         int removed = remove_addresses(config_.addresses, &error);
         if (removed < 0)
@@ -504,8 +517,24 @@ void Manager::apply(Effects effects) {
                     apply_notice(x);
                 } else if constexpr (std::is_same_v<T, effect::SelfFence>) {
                     self_fence(config_.self_fence, x.reason, x.lease_end);
+                } else if constexpr (std::is_same_v<T, effect::MaintenanceChanged>) {
+                    maintenance_ = Maintenance{x.on, x.epoch};
+                    maintenance_unsaved_ = store_maintenance(state_directory_, maintenance_);
+                    if (!maintenance_unsaved_.empty())
+                        log::warning(std::string("maintenance mode ") + (x.on ? "on" : "off") +
+                                     " not saved: " + maintenance_unsaved_ + "; after a restart of freehad this "
+                                     "node learns it from the other nodes");
+                    // Off on the holder: an address lost meanwhile was not
+                    // reported (nothing reacts in maintenance); put back, and watched again.
+                    if (!x.on && node_.phase() == Phase::Running && addresses_ && addresses_->is_up())
+                        addresses_up(AddressFailure::FailsTheServices);
                 } else if constexpr (std::is_same_v<T, effect::Exit>) {
-                    set_services_marker(false);  // the stop is confirmed (or nothing ran)
+                    // The stop is confirmed, nothing ran, or (maintenance mode)
+                    // the services are the admin's: the unit's clean-up leaves them.
+                    set_services_marker(false);
+                    if (x.services_left)
+                        log::notice("maintenance mode: the services were left running as they are, floating "
+                                    "addresses included; freehad --clean-up leaves them too");
                     log::notice("freehad " + config_.node_name + " exiting");
                     sd_event_exit(event_.get(), exit_code_ != 0 ? exit_code_ : x.code);
                 }
@@ -587,6 +616,8 @@ void Manager::apply_notice(const effect::Notice& notice) {
                                    {"FREEHA_TERM", std::to_string(node_.cluster_term())},
                                    {"FREEHA_ACTIVE_NODE", node_.active_node()}};
     if (notice.peer != config_.node_name) fields.push_back({"FREEHA_PEER", notice.peer});
+    if (notice.kind == NoticeKind::MaintenanceChanged)
+        fields.push_back({"FREEHA_MAINTENANCE", maintenance_.on ? "on" : "off"});
     log::event(notice_priority(notice.kind), notice_message_id(notice.kind), notice_text(notice), fields);
 }
 
@@ -596,6 +627,7 @@ std::string Manager::status_line() const {
     std::string active = node_.active_node();
     unsigned reachable = node_.membership().reachable_count() + 1;
     std::string line = std::string(to_string(node_.state()));
+    if (node_.maintenance().on) line = "MAINTENANCE MODE (nothing started, stopped or monitored); " + line;
     if (node_.error_latched()) line += " (error: " + node_.last_error() + ")";
     line += "; active: " + (active.empty() ? std::string("none") : active);
     line += "; term " + std::to_string(node_.cluster_term());
@@ -635,10 +667,16 @@ std::optional<std::string> Manager::handle(const BusRequest& request) {
     Usec t = now();
     switch (request.kind) {
     case BusRequest::Kind::Stop:
+        if (node_.maintenance().on)
+            return "maintenance mode is on: Stop() stops nothing; stop the services by hand, or run freehactl "
+                   "maintenance off first";
         log::notice("D-Bus Stop(): stopping the services here; the daemon stays up");
         apply(node_.on_command(Command::Stop, t));
         break;
     case BusRequest::Kind::ForceStart:
+        if (node_.maintenance().on)
+            return "maintenance mode is on: ForceStart() starts nothing; start the services by hand, or run "
+                   "freehactl maintenance off first";
         log::warning("D-Bus ForceStart(): force-starting the services here without checking the other nodes");
         apply(node_.on_command(Command::ForceStart, t));
         break;
@@ -673,6 +711,20 @@ std::optional<std::string> Manager::handle(const BusRequest& request) {
     }
     case BusRequest::Kind::ReloadConfig:
         return reload_config();
+    case BusRequest::Kind::SetMaintenance: {
+        const char* mode = request.maintenance ? "on" : "off";
+        std::string error;
+        Effects effects = node_.set_maintenance(request.maintenance, t, &error);
+        if (!error.empty()) return std::string("maintenance ") + mode + " refused: " + error;
+        log::notice(std::string("D-Bus SetMaintenance(") + (request.maintenance ? "true" : "false") +
+                    "): maintenance mode " + mode + " for the whole cluster");
+        maintenance_unsaved_.clear();
+        apply(std::move(effects));
+        if (!maintenance_unsaved_.empty())
+            return std::string("maintenance mode ") + mode + " applied but not saved: " + maintenance_unsaved_ +
+                   "; after a restart of freehad this node learns it from the other nodes";
+        break;
+    }
     }
     return std::nullopt;
 }
@@ -746,11 +798,17 @@ void Manager::on_signal(int signo) {
     switch (signo) {
     case SIGTERM:
     case SIGINT:
-        log::notice(log::signal_name(signo) + ": stopping the services and exiting");
+        log::notice(log::signal_name(signo) + (node_.maintenance().on
+                                                   ? ": exiting; maintenance mode is on, the services are left as "
+                                                     "they are"
+                                                   : ": stopping the services and exiting"));
         shut_down(0);
         break;
     case SIGHUP:
-        log::notice("SIGHUP: stopping the services here; the daemon stays up");
+        if (node_.maintenance().on)
+            log::warning("SIGHUP: maintenance mode is on: nothing is stopped (freehactl maintenance off first)");
+        else
+            log::notice("SIGHUP: stopping the services here; the daemon stays up");
         notifier_.reloading(t);
         apply(node_.on_command(Command::Stop, t));
         if (node_.state() == NodeState::Stopping)
@@ -759,7 +817,10 @@ void Manager::on_signal(int signo) {
             notifier_.ready();
         break;
     case SIGUSR1:
-        log::warning("SIGUSR1: force-starting the services here without checking the other nodes");
+        if (node_.maintenance().on)
+            log::warning("SIGUSR1: maintenance mode is on: nothing is started (freehactl maintenance off first)");
+        else
+            log::warning("SIGUSR1: force-starting the services here without checking the other nodes");
         apply(node_.on_command(Command::ForceStart, t));
         break;
     case SIGUSR2:

@@ -124,6 +124,26 @@ std::string store_standby(const std::string& directory, bool standby) {
     return {};
 }
 
+std::optional<Maintenance> stored_maintenance(const std::string& directory, std::string* warning) {
+    std::string path = directory + "/maintenance";
+    std::string text, error;
+    int r = read_regular_file(path, kStateFileLimit, &text, &error);
+    if (r == -ENOENT) return std::nullopt;
+    std::istringstream in(text);
+    std::string mode;
+    std::uint64_t epoch = 0;
+    if (r < 0 || !(in >> mode >> epoch) || (mode != "on" && mode != "off")) {
+        if (warning != nullptr) *warning = r < 0 ? error : path + ": not 'on EPOCH' or 'off EPOCH'";
+        return std::nullopt;
+    }
+    return Maintenance{mode == "on", epoch};
+}
+
+std::string store_maintenance(const std::string& directory, const Maintenance& maintenance) {
+    return store(directory, directory + "/maintenance",
+                 std::string(maintenance.on ? "on " : "off ") + std::to_string(maintenance.epoch) + "\n");
+}
+
 std::string unit_runtime_directory() {
     const char* dirs = std::getenv("RUNTIME_DIRECTORY");
     if (dirs == nullptr || *dirs == '\0') return {};

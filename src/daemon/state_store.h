@@ -1,4 +1,4 @@
-// Keeps what must outlive the daemon: the incarnation counter, the promise horizon and an admin's standby (state directory), and whether the services may run (runtime directory).
+// Keeps what must outlive the daemon: the incarnation counter, the promise horizon, an admin's standby and maintenance mode (state directory), and whether the services may run (runtime directory).
 #pragma once
 
 #include <cstdint>
@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/config.h"
+#include "core/membership.h"
 #include "core/timespan.h"
 
 namespace freeha {
@@ -39,6 +40,16 @@ std::string store_promise_horizon(const std::string& directory, Usec horizon);
 bool standby_stored(const std::string& directory);
 // Creates or removes DIR/standby; returns an error naming the file, or "".
 std::string store_standby(const std::string& directory, bool standby);
+
+// DIR/maintenance: maintenance mode as this node last knew it ("on EPOCH" or
+// "off EPOCH"), so that a restarted node starts in it (Node::keep_maintenance)
+// and the unit's clean-up (`freehad --clean-up`) leaves the services and the
+// floating addresses to the admin while it is on. nullopt when there is none;
+// when it cannot be read or parsed, *warning says why (and nullopt: a node
+// that cannot tell learns the mode from its peers).
+std::optional<Maintenance> stored_maintenance(const std::string& directory, std::string* warning = nullptr);
+// Writes it (atomically); returns an error naming the file, or "".
+std::string store_maintenance(const std::string& directory, const Maintenance& maintenance);
 
 // systemd's RuntimeDirectory=freeha ($RUNTIME_DIRECTORY), which outlives
 // freehad until its unit's ExecStopPost= has run; "" outside the unit.

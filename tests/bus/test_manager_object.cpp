@@ -213,4 +213,107 @@ TEST_F(ManagerObjectTest, AddressesShowEachFloatingAddressAndSignalTheirChanges)
     EXPECT_FALSE(run_until([&] { return !changed.empty(); }, 200 * kUsecPerMsec));
 }
 
+
+// A property of any type, read as the text busctl would print for a basic type.
+struct PropertyAnswer {
+    bool arrived = false;
+    std::string error;
+    std::string value;
+};
+
+int on_property(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* a = static_cast<PropertyAnswer*>(userdata);
+    a->arrived = true;
+    if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
+        a->error = e->name;
+        return 0;
+    }
+    const char* contents = nullptr;
+    char type = 0;
+    if (sd_bus_message_peek_type(m, &type, &contents) <= 0 || sd_bus_message_enter_container(m, 'v', contents) <= 0) {
+        a->error = "not a variant";
+        return 0;
+    }
+    std::string sig(contents);
+    if (sig == "s") {
+        const char* v = nullptr;
+        sd_bus_message_read(m, "s", &v);
+        a->value = std::string("s:") + v;
+    } else if (sig == "b") {
+        int v = 0;
+        sd_bus_message_read(m, "b", &v);
+        a->value = std::string("b:") + (v ? "true" : "false");
+    } else if (sig == "y") {
+        std::uint8_t v = 0;
+        sd_bus_message_read(m, "y", &v);
+        a->value = "y:" + std::to_string(v);
+    } else if (sig == "t") {
+        std::uint64_t v = 0;
+        sd_bus_message_read(m, "t", &v);
+        a->value = "t:" + std::to_string(v);
+    } else {
+        a->value = "signature " + sig;
+    }
+    return 0;
+}
+
+TEST_F(ManagerObjectTest, MaintenanceModeAndReleasesAreShownAndSetMaintenanceIsHandedOn) {
+    status_.version = "0.2.0";
+    status_.wire_version = 3;
+    NodeStatus self, old;
+    self.name = "alpha";
+    self.self = true;
+    self.version = "0.2.0";
+    self.wire_version = 3;
+    old.name = "bravo";
+    old.wire_version = 2;  // a release before 0.2: no version
+    status_.nodes = {self, old};
+    publish();
+    auto get = [&](const std::string& path, const char* interface, const char* name) {
+        PropertyAnswer answer;
+        EXPECT_GE(sd_bus_call_method_async(client_.get(), nullptr, kBusName, path.c_str(),
+                                           "org.freedesktop.DBus.Properties", "Get", on_property, &answer, "ss",
+                                           interface, name),
+                  0);
+        EXPECT_TRUE(run_until([&] { return answer.arrived; }));
+        EXPECT_EQ(answer.error, "") << name;
+        return answer.value;
+    };
+    EXPECT_EQ(get(kManagerPath, kManagerInterface, "Maintenance"), "b:false");
+    EXPECT_EQ(get(kManagerPath, kManagerInterface, "MaintenanceSinceUSec"), "t:0");
+    EXPECT_EQ(get(kManagerPath, kManagerInterface, "Version"), "s:0.2.0");
+    EXPECT_EQ(get(kManagerPath, kManagerInterface, "WireVersion"), "y:3");
+    EXPECT_EQ(get(node_object_path("alpha"), kNodeInterface, "Version"), "s:0.2.0");
+    EXPECT_EQ(get(node_object_path("bravo"), kNodeInterface, "Version"), "s:");
+    EXPECT_EQ(get(node_object_path("bravo"), kNodeInterface, "WireVersion"), "y:2");
+    EXPECT_EQ(get(node_object_path("bravo"), kNodeInterface, "Maintenance"), "b:false");
+    EXPECT_EQ(get(node_object_path("bravo"), kNodeInterface, "Left"), "b:false");
+
+    Answer on;
+    call(kManagerInterface, "SetMaintenance", &on, [](sd_bus_message* m) { return sd_bus_message_append(m, "b", 1); });
+    ASSERT_TRUE(run_until([&] { return !replies_.empty(); }));
+    ASSERT_EQ(requests_.size(), 1u);
+    EXPECT_EQ(requests_[0].kind, BusRequest::Kind::SetMaintenance);
+    EXPECT_TRUE(requests_[0].maintenance);
+    replies_[0](std::string("maintenance on refused: maintenance mode is already on"));
+    ASSERT_TRUE(run_until([&] { return on.arrived; }));
+    EXPECT_EQ(on.error, kErrorFailed);
+    EXPECT_EQ(on.text, "maintenance on refused: maintenance mode is already on");
+
+    std::vector<std::string> changed;
+    ASSERT_GE(sd_bus_match_signal(client_.get(), nullptr, nullptr, kManagerPath, "org.freedesktop.DBus.Properties",
+                                  "PropertiesChanged", on_properties_changed, &changed),
+              0);
+    get(kManagerPath, kManagerInterface, "NodeName");  // a round trip: the match is in place
+    Status later = status_;
+    later.maintenance = true;
+    later.maintenance_since_realtime_usec = 1700000000000000ULL;
+    later.nodes[0].maintenance = true;
+    object_->flush(std::make_shared<const Status>(later));
+    ASSERT_TRUE(run_until([&] { return !changed.empty(); }));
+    EXPECT_EQ(changed, (std::vector<std::string>{"Maintenance", "MaintenanceSinceUSec"}));
+    EXPECT_EQ(get(kManagerPath, kManagerInterface, "Maintenance"), "b:true");
+    EXPECT_EQ(get(node_object_path("alpha"), kNodeInterface, "Maintenance"), "b:true");
+}
+
 }  // namespace

@@ -303,6 +303,31 @@ class RealSystemd(unittest.TestCase):
         self.assertIs(bravo.prop("Standby"), False)
         self.assertEqual(self.holders(), ["alpha"])
 
+    def test_06a_maintenance_mode_keeps_the_services_through_a_restart_of_the_active_node(self):
+        alpha = self.c["alpha"]
+        hooks = {c.name: (len(c.events("starthasrv")), len(c.events("stophasrv"))) for c in self.c}
+        r = self.c["charlie"].run("freehactl", "maintenance", "on", "--timeout", "10s")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        for c in self.c:
+            self.assertIs(c.prop("Maintenance"), True, c.name)
+        self.assertTrue(alpha.run("freehactl", "status").stdout.startswith("MAINTENANCE MODE: on since"))
+        db = alpha.show("freeha-test-db", "MainPID")
+        r = alpha.systemctl("restart", "freehad")  # the admin upgrades freeha, say
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.c.wait_for(lambda: alpha.prop("Maintenance") is True, 30, "alpha's freehad back in maintenance mode")
+        time.sleep(3)  # DeadTime= and more: nobody takes over, nothing is stopped
+        self.assertEqual(self.holders(), ["alpha"])
+        self.assertEqual(alpha.show("freeha-test-db", "MainPID"), db)
+        self.assertEqual(alpha.run("mountpoint", "-q", "/srv/freeha-data").returncode, 0)
+        r = alpha.run("freehactl", "stop")
+        self.assertEqual((r.returncode, r.stderr.count("\n")), (1, 1), r.stderr)
+        self.assertIn("maintenance mode is on", r.stderr)
+        r = alpha.run("freehactl", "maintenance", "off", "--timeout", "10s")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.c.wait_for(lambda: alpha.prop("State") == "RUNNING", 30, "alpha to claim the services it runs")
+        self.assertEqual(self.holders(), ["alpha"])
+        self.assertEqual({c.name: (len(c.events("starthasrv")), len(c.events("stophasrv"))) for c in self.c}, hooks)
+
     def test_07_upgrade_does_not_restart_freehad(self):
         alpha = self.c["alpha"]
         pid = alpha.show("freehad", "MainPID")

@@ -1,8 +1,11 @@
 // freehactl's reading of the status document (ClusterView) and the lines it builds from it.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
+
 #include "core/status.h"
 #include "ctl/client.h"
+#include "ctl/maintenance.h"
 
 using namespace freeha;
 using namespace freeha::ctl;
@@ -65,3 +68,97 @@ INSTANTIATE_TEST_SUITE_P(
         DescribeCase{{"2001:db8::10/64", "eth1", false, "52:54:00:12:34:56", 3},
                      "2001:db8::10/64 on eth1: not here (another host answers for it: MAC 52:54:00:12:34:56, 3 times)"}),
     [](const auto& info) { return "Case" + std::to_string(info.index); });
+
+namespace {
+
+// Three nodes of 0.2.0 that see each other; `announcing` of them announce maintenance mode on.
+ClusterView three_nodes(unsigned announcing, bool here_on = true) {
+    Status s;
+    s.cluster = "web";
+    s.node = "alpha";
+    s.expected_nodes = 3;
+    s.version = "0.2.0";
+    s.wire_version = 3;
+    s.maintenance = here_on;
+    s.maintenance_since_realtime_usec = 1700000000ULL * 1000000;
+    for (const char* name : {"alpha", "bravo", "charlie"}) {
+        NodeStatus n;
+        n.name = name;
+        n.reachable = true;
+        n.self = n.name == "alpha";
+        n.version = "0.2.0";
+        n.wire_version = 3;
+        n.maintenance = announcing > 0;
+        if (announcing > 0) --announcing;
+        s.nodes.push_back(n);
+    }
+    auto v = ClusterView::from(to_json(s));
+    EXPECT_TRUE(v);
+    return *v;
+}
+
+}  // namespace
+
+TEST(ClusterView, ReadsMaintenanceModeAndEachNodesRelease) {
+    ClusterView v = three_nodes(2);
+    EXPECT_TRUE(v.maintenance);
+    EXPECT_EQ(v.maintenance_since_realtime_usec, 1700000000ULL * 1000000);
+    EXPECT_EQ(v.version, "0.2.0");
+    EXPECT_EQ(v.wire_version, 3u);
+    EXPECT_TRUE(v.nodes[1].maintenance);
+    EXPECT_FALSE(v.nodes[2].maintenance);
+    EXPECT_EQ(v.nodes[2].version, "0.2.0");
+}
+
+TEST(ClusterView, ADocumentOfADaemonBefore02HasNoMaintenanceAndNoVersions) {
+    auto document = to_json(with_addresses());
+    document.erase("maintenance");
+    document.erase("version");
+    document.erase("wire_version");
+    auto v = ClusterView::from(document);
+    ASSERT_TRUE(v);
+    EXPECT_FALSE(v->maintenance);
+    EXPECT_EQ(v->version, "");
+    EXPECT_EQ(maintenance_line(*v), "");
+}
+
+TEST(MaintenanceVerb, WaitsUntilAQuorumAndEveryReachableNodeAnnouncesTheMode) {
+    EXPECT_EQ(maintenance_progress(three_nodes(1), true).kind, MaintenanceProgress::Wait);
+    EXPECT_EQ(maintenance_progress(three_nodes(1), true).message, "1 of 3 nodes announce it, 2 needed");
+    auto two = maintenance_progress(three_nodes(2), true);
+    EXPECT_EQ(two.kind, MaintenanceProgress::Wait);  // a quorum, but charlie hears of it next
+    EXPECT_EQ(two.message, "charlie does not announce it yet");
+    auto all = maintenance_progress(three_nodes(3), true);
+    EXPECT_EQ(all.kind, MaintenanceProgress::Done);
+    EXPECT_EQ(all.message.rfind("maintenance mode on (3 of 3 nodes announce it)", 0), 0u) << all.message;
+    // charlie cannot be heard: a quorum is enough.
+    ClusterView partial = three_nodes(2);
+    partial.nodes[2].reachable = false;
+    EXPECT_EQ(maintenance_progress(partial, true).kind, MaintenanceProgress::Done);
+    // Off: the same count, of nodes announcing it off.
+    EXPECT_EQ(maintenance_progress(three_nodes(0, false), false).kind, MaintenanceProgress::Done);
+    EXPECT_EQ(maintenance_progress(three_nodes(2, false), false).kind, MaintenanceProgress::Wait);
+}
+
+TEST(MaintenanceVerb, FailsWhenANewerDecisionTurnedItBack) {
+    auto p = maintenance_progress(three_nodes(3, false), true);
+    EXPECT_EQ(p.kind, MaintenanceProgress::Failed);
+    EXPECT_EQ(p.message, "maintenance mode was turned off again by a newer decision (on another node)");
+}
+
+TEST(MaintenanceVerb, StatusShowsTheModeFirstAndEachNodesVersion) {
+    setenv("TZ", "UTC", 1);
+    tzset();
+    EXPECT_EQ(maintenance_line(three_nodes(3)),
+              "MAINTENANCE MODE: on since 2023-11-14 22:13:20 UTC \u2014 freehad starts, stops and monitors nothing");
+    EXPECT_EQ(maintenance_line(three_nodes(0, false)), "");
+    ClusterView::Node n;
+    n.version = "0.2.0";
+    n.wire_version = 3;
+    EXPECT_EQ(version_text(n), "0.2.0");
+    n.version = "";
+    n.wire_version = 2;
+    EXPECT_EQ(version_text(n), "<0.2 (wire 2)");
+    n.wire_version = 0;
+    EXPECT_EQ(version_text(n), "-");
+}

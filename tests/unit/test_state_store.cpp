@@ -169,3 +169,31 @@ TEST(StateStore, TheServicesMarkerKeepsTheTimingsUntilRemoved) {
     EXPECT_EQ(remove_services_marker(dir), "");  // removing twice is no error
     std::filesystem::remove_all(dir);
 }
+
+TEST(StateStore, MaintenanceModeIsKeptWithItsEpoch) {
+    auto dir = temp_dir() / "state";
+    std::string warning;
+    EXPECT_EQ(stored_maintenance(dir, &warning), std::nullopt);  // never decided
+    EXPECT_EQ(warning, "");
+    EXPECT_EQ(store_maintenance(dir, Maintenance{true, 1700000000123456ULL}), "");
+    EXPECT_EQ(stored_maintenance(dir, &warning), (Maintenance{true, 1700000000123456ULL}));
+    EXPECT_EQ(store_maintenance(dir, Maintenance{false, 1700000000999999ULL}), "");
+    EXPECT_EQ(stored_maintenance(dir, &warning), (Maintenance{false, 1700000000999999ULL}));
+    EXPECT_EQ(warning, "");
+    std::filesystem::remove_all(dir.parent_path());
+}
+
+TEST(StateStore, AnUnreadableMaintenanceFileIsReportedAndCountsAsNone) {
+    auto dir = temp_dir() / "state";
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "maintenance") << "maybe 12\n";
+    std::string warning;
+    EXPECT_EQ(stored_maintenance(dir, &warning), std::nullopt);
+    EXPECT_NE(warning.find("maintenance: not 'on EPOCH' or 'off EPOCH'"), std::string::npos) << warning;
+    auto file = temp_dir() / "not-a-directory";
+    std::ofstream(file) << "x";
+    std::string error = store_maintenance(file, Maintenance{true, 1});
+    EXPECT_NE(error.find("not-a-directory"), std::string::npos) << error;
+    std::filesystem::remove_all(dir.parent_path());
+    std::filesystem::remove_all(file.parent_path());
+}

@@ -114,3 +114,60 @@ TEST(StatusModel, ANodeReportsItselfAndItsPeersByName) {
     EXPECT_TRUE(s.nodes[1].self);
     EXPECT_EQ(s.state, NodeState::Initial);
 }
+
+TEST(StatusJson, ShowsMaintenanceModeAndWhenItWasLastTurnedOnOrOff) {
+    auto never = to_json(sample())["maintenance"];
+    EXPECT_EQ(never["on"], false);
+    EXPECT_TRUE(never["since_realtime_usec"].is_null());  // never decided: no time to show
+    Status s = sample();
+    s.maintenance = true;
+    s.maintenance_since_realtime_usec = 1700000123456789ULL;
+    auto on = to_json(s)["maintenance"];
+    EXPECT_EQ(on, nlohmann::json::parse(R"({"on":true,"since_realtime_usec":1700000123456789})"));
+    s.maintenance = false;
+    EXPECT_EQ(to_json(s)["maintenance"]["on"], false);
+    EXPECT_EQ(to_json(s)["maintenance"]["since_realtime_usec"], 1700000123456789ULL);  // when it was turned off
+}
+
+TEST(StatusJson, ShowsEachNodesReleaseWireVersionMaintenanceAndLeaving) {
+    Status s = sample();
+    s.version = "0.2.0";
+    s.wire_version = 2;
+    s.leaving = true;
+    s.nodes[0].version = "0.2.0";
+    s.nodes[0].wire_version = 3;
+    s.nodes[0].maintenance = true;
+    s.nodes[1].wire_version = 2;  // a release before 0.2 says no version
+    s.nodes[1].left = true;
+    auto j = to_json(s);
+    EXPECT_EQ(j["schema_version"], 1);  // keys added, none changed
+    EXPECT_EQ(j["version"], "0.2.0");
+    EXPECT_EQ(j["wire_version"], 2);
+    EXPECT_EQ(j["leaving"], true);
+    EXPECT_EQ(j["nodes"][0]["version"], "0.2.0");
+    EXPECT_EQ(j["nodes"][0]["wire_version"], 3);
+    EXPECT_EQ(j["nodes"][0]["maintenance"], true);
+    EXPECT_EQ(j["nodes"][0]["left"], false);
+    EXPECT_TRUE(j["nodes"][1]["version"].is_null());
+    EXPECT_EQ(j["nodes"][1]["wire_version"], 2);
+    EXPECT_EQ(j["nodes"][1]["maintenance"], false);
+    EXPECT_EQ(j["nodes"][1]["left"], true);
+}
+
+TEST(StatusModel, ANodeStartedInMaintenanceShowsItWithItsEpochAndRelease) {
+    NodeSettings ns;
+    ns.cluster_name = "c";
+    ns.node_name = "m";
+    ns.incarnation = 1;
+    ns.release = "0.2.0";
+    Node node(ns);
+    node.keep_maintenance(Maintenance{true, 1700000000000000ULL});
+    node.start(Usec(), false);
+    auto j = to_json(node.status(Usec(400)));
+    EXPECT_EQ(j["maintenance"]["on"], true);
+    EXPECT_EQ(j["maintenance"]["since_realtime_usec"], 1700000000000000ULL);
+    EXPECT_EQ(j["version"], "0.2.0");
+    EXPECT_EQ(j["wire_version"], wire::kVersion);
+    EXPECT_EQ(j["nodes"][0]["maintenance"], true);
+    EXPECT_EQ(j["nodes"][0]["version"], "0.2.0");
+}
