@@ -376,18 +376,28 @@ void Manager::setup_bus() {
         },
         [this](const std::string& why) { bus_fatal(why); });
     if (api_->start(std::make_shared<const Status>(snapshot())) < 0) api_.reset();  // logged; the HA function goes on
-    if (!units_) return;
+    // Only a daemon under a manager can be told of its machine's shutdown;
+    // without the bus (--no-bus), every stop is a plain one.
+    shutdown_watch_ = std::make_unique<ShutdownWatch>(
+        config_.bus, [this](const std::string& how) { on_machine_shutdown(how); });
     units_bus_ = std::make_unique<BusConnection>(
-        event_.get(), config_.bus, kUnitControlBusName, "the control of systemd",
+        event_.get(), config_.bus, kUnitControlBusName,
+        units_ ? "the control of systemd" : "the watch for a machine shutdown (a reboot is then a plain stop)",
         BusConnection::Callbacks{[this](sd_bus* bus) {
                                      std::string error;
-                                     if (units_->attach(bus, &error) < 0) log::error(error);
+                                     if (units_ && units_->attach(bus, &error) < 0) log::error(error);
+                                     error.clear();
+                                     if (shutdown_watch_->attach(bus, &error) < 0) log::info(error);
                                  },
                                  [this] {
                                      // Target mode starts once systemd can be reached.
-                                     if (!begun_) begin();
+                                     if (units_ && !begun_) begin();
                                  },
-                                 [this] { units_->detach(); }, [this](const std::string& why) { bus_fatal(why); }});
+                                 [this] {
+                                     if (units_) units_->detach();
+                                     shutdown_watch_->detach();
+                                 },
+                                 [this](const std::string& why) { bus_fatal(why); }});
     units_bus_->start();
 }
 
@@ -395,6 +405,29 @@ void Manager::bus_fatal(const std::string& why) {
     log::error(why);
     exit_code_ = 1;
     shut_down(1);
+}
+
+void Manager::on_machine_shutdown(const std::string& how) {
+    if (!begun_) {
+        log::notice("the machine shuts down (" + how + ") before freehad has started: nothing to hand over");
+        return;
+    }
+    // One line for what this node does about it; the core's state change
+    // that follows names the node the services go to.
+    std::string doing;
+    if (node_.maintenance().on)
+        doing = "maintenance mode: nothing is handed over, the services go down with the machine";
+    else if (!node_.handover_to().empty())
+        doing = "the switchover to " + node_.handover_to() + " under way ends first, then this node leaves";
+    else if (node_.state() == NodeState::Stopping)
+        doing = "the stop under way ends first, then the services go to the next node and this node leaves";
+    else if (node_.state() == NodeState::Running || node_.state() == NodeState::Starting)
+        doing = "handing the services to the next node instead of leaving the peers a dead time to notice";
+    else
+        doing = "telling the peers that this node leaves, so that no one waits for it";
+    log::notice("the machine shuts down (" + how + "): " + doing);
+    notifier_.stopping();
+    apply(node_.on_command(Command::Leave, now()));
 }
 
 void Manager::shut_down(int code) {
@@ -406,6 +439,9 @@ void Manager::shut_down(int code) {
     }
     notifier_.stopping();
     apply(node_.on_command(Command::Shutdown, now()));
+    // systemd's stop of freehad may come before its JobNew for the shutdown
+    // is read: ask once; the core upgrades this stop if it is one.
+    if (code == 0 && shutdown_watch_) shutdown_watch_->check_queued_jobs();
 }
 
 int Manager::run() {
@@ -505,6 +541,7 @@ void Manager::apply(Effects effects) {
                     self_fence(config_.self_fence, x.reason, x.lease_end);
                 } else if constexpr (std::is_same_v<T, effect::Exit>) {
                     set_services_marker(false);  // the stop is confirmed (or nothing ran)
+                    if (shutdown_watch_) shutdown_watch_->release();  // logind may carry on with a shutdown
                     log::notice("freehad " + config_.node_name + " exiting");
                     sd_event_exit(event_.get(), exit_code_ != 0 ? exit_code_ : x.code);
                 }
