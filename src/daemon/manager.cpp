@@ -398,6 +398,7 @@ void Manager::setup_bus() {
                                      shutdown_watch_->detach();
                                  },
                                  [this](const std::string& why) { bus_fatal(why); }});
+    if (!units_) units_bus_->set_optional();
     units_bus_->start();
 }
 
