@@ -19,6 +19,9 @@ constexpr Usec kTimerAccuracy = 1 * kUsecPerMsec;
 constexpr Usec kStatusRefresh = 1 * kUsecPerSec;
 // Headroom on top of the stop hook's own bound when extending systemd's stop timeout.
 constexpr Usec kStopTimeoutMargin = 5 * kUsecPerSec;
+// How long a node that holds nothing waits, at SIGTERM, for systemd to say
+// whether the machine shuts down, before it exits as after a plain stop.
+constexpr Usec kShutdownQueryWait = 250 * kUsecPerMsec;
 
 std::string_view notice_message_id(NoticeKind k) {
     switch (k) {
@@ -379,7 +382,7 @@ void Manager::setup_bus() {
     // Only a daemon under a manager can be told of its machine's shutdown;
     // without the bus (--no-bus), every stop is a plain one.
     shutdown_watch_ = std::make_unique<ShutdownWatch>(
-        config_.bus, [this](const std::string& how) { on_machine_shutdown(how); });
+        config_.bus, [this](const std::string& how) { on_machine_shutdown(how); }, [this] { stop_and_exit(); });
     units_bus_ = std::make_unique<BusConnection>(
         event_.get(), config_.bus, kUnitControlBusName,
         units_ ? "the control of systemd" : "the watch for a machine shutdown (a reboot is then a plain stop)",
@@ -427,8 +430,23 @@ void Manager::on_machine_shutdown(const std::string& how) {
     else
         doing = "telling the peers that this node leaves, so that no one waits for it";
     log::notice("the machine shuts down (" + how + "): " + doing);
+    shutdown_query_timer_.reset();  // a SIGTERM that waited for this answer
     notifier_.stopping();
     apply(node_.on_command(Command::Leave, now()));
+}
+
+void Manager::stop_and_exit() {
+    if (!shutdown_query_timer_) return;  // SIGTERM's stop is already under way (or a Leave)
+    shutdown_query_timer_.reset();
+    apply(node_.on_command(Command::Shutdown, now()));
+}
+
+int Manager::on_shutdown_query_expired(sd_event_source*, uint64_t, void* userdata) {
+    auto* self = static_cast<Manager*>(userdata);
+    log::info("systemd did not say within " + format_timespan(kShutdownQueryWait) +
+              " whether the machine shuts down: a plain stop");
+    self->stop_and_exit();
+    return 0;
 }
 
 void Manager::shut_down(int code) {
@@ -439,10 +457,21 @@ void Manager::shut_down(int code) {
         return;
     }
     notifier_.stopping();
-    apply(node_.on_command(Command::Shutdown, now()));
     // systemd's stop of freehad may come before its JobNew for the shutdown
-    // is read: ask once; the core upgrades this stop if it is one.
-    if (code == 0 && shutdown_watch_) shutdown_watch_->check_queued_jobs();
+    // is read: ask once. Services that run stop at once, and the core
+    // upgrades the stop if the answer is a shutdown. A node that holds
+    // nothing would exit at once, announcing a plain stop: it waits for the
+    // answer (kShutdownQueryWait at most) so that its peers learn it leaves.
+    bool asked = code == 0 && shutdown_watch_ && !shutdown_query_timer_ && shutdown_watch_->check_queued_jobs();
+    if (asked && !holds_services(node_.state())) {
+        sd_event_source* s = nullptr;
+        if (sd_event_add_time_relative(event_.get(), &s, CLOCK_MONOTONIC, kShutdownQueryWait.count(),
+                                       kTimerAccuracy.count(), on_shutdown_query_expired, this) >= 0) {
+            shutdown_query_timer_.reset(s);
+            return;
+        }
+    }
+    apply(node_.on_command(Command::Shutdown, now()));
 }
 
 int Manager::run() {

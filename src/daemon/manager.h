@@ -71,6 +71,10 @@ private:
     void bus_fatal(const std::string& why);
     // The machine shuts down (`how`: what said so): hand over, then leave.
     void on_machine_shutdown(const std::string& how);
+    // SIGTERM's stop, once it is known not to be a machine shutdown (or
+    // kShutdownQueryWait has passed): see shut_down().
+    void stop_and_exit();
+    static int on_shutdown_query_expired(sd_event_source* s, uint64_t usec, void* userdata);
     // Stops the services (if any) and exits with `code`; before start-up, exits at once.
     void shut_down(int code);
     std::optional<std::string> handle(const BusRequest& request);
@@ -131,6 +135,7 @@ private:
     // The loop's own bus connection: drives systemd in target mode, and watches for a machine shutdown.
     std::unique_ptr<BusConnection> units_bus_;
     std::unique_ptr<ShutdownWatch> shutdown_watch_;
+    EventSourcePtr shutdown_query_timer_;  // armed while SIGTERM's stop waits for systemd's answer
     std::unique_ptr<ApiThread> api_;
     std::unique_ptr<FloatingAddresses> addresses_;  // members only; open once Address= names any
     bool addresses_open_ = false;

@@ -29,7 +29,8 @@ std::string error_text(const sd_bus_error* e) { return e->message != nullptr ? e
 
 }  // namespace
 
-ShutdownWatch::ShutdownWatch(BusKind kind, ShutdownCallback shutdown) : kind_(kind), shutdown_(std::move(shutdown)) {}
+ShutdownWatch::ShutdownWatch(BusKind kind, ShutdownCallback shutdown, std::function<void()> plain_stop)
+    : kind_(kind), shutdown_(std::move(shutdown)), plain_stop_(std::move(plain_stop)) {}
 
 ShutdownWatch::~ShutdownWatch() {
     if (lock_fd_ >= 0) close(lock_fd_);
@@ -86,16 +87,18 @@ void ShutdownWatch::take_lock() {
     inhibit_slot_.reset(slot);
 }
 
-void ShutdownWatch::check_queued_jobs() {
-    if (!bus_ || reported_ || list_jobs_slot_) return;
+bool ShutdownWatch::check_queued_jobs() {
+    if (!bus_ || reported_) return false;
+    if (list_jobs_slot_) return true;
     sd_bus_slot* slot = nullptr;
     int r = sd_bus_call_method_async(bus_, &slot, kSystemd, kSystemdPath, kSystemdManager, "ListJobs",
                                      on_list_jobs_reply, this, "");
     if (r < 0) {
         log::info(log::with_errno("cannot ask systemd whether the machine shuts down; this is a plain stop", r));
-        return;
+        return false;
     }
     list_jobs_slot_.reset(slot);
+    return true;
 }
 
 void ShutdownWatch::release() {
@@ -176,6 +179,7 @@ int ShutdownWatch::on_list_jobs_reply(sd_bus_message* m, void* userdata, sd_bus_
         self->list_jobs_slot_.reset();
         if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
             log::info("cannot ask systemd whether the machine shuts down (" + error_text(e) + "); this is a plain stop");
+            self->plain_stop_();
             return 0;
         }
         int r = sd_bus_message_enter_container(m, 'a', "(usssoo)");
@@ -190,6 +194,7 @@ int ShutdownWatch::on_list_jobs_reply(sd_bus_message* m, void* userdata, sd_bus_
         }
         if (r < 0) log::info(log::with_errno("cannot read systemd's jobs; this is a plain stop", r));
         else log::debug("SIGTERM: no shutdown job queued; a plain stop");
+        self->plain_stop_();
         return 0;
     });
 }

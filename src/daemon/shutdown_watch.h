@@ -31,7 +31,8 @@ public:
     // `how`: what told it ("logind's PrepareForShutdown", "a job for shutdown.target").
     using ShutdownCallback = std::function<void(const std::string& how)>;
 
-    ShutdownWatch(BusKind kind, ShutdownCallback shutdown);
+    // `plain_stop`: check_queued_jobs() found no shutdown job (or could not tell).
+    ShutdownWatch(BusKind kind, ShutdownCallback shutdown, std::function<void()> plain_stop);
     ~ShutdownWatch();
 
     // A (new) connection: installs the matches, subscribes to systemd's job
@@ -41,8 +42,10 @@ public:
     // The connection went away. A lock already taken stays held (it is a
     // file descriptor, not a bus object).
     void detach();
-    // SIGTERM arrived: asks systemd once whether a shutdown job is queued.
-    void check_queued_jobs();
+    // SIGTERM arrived: asks systemd once whether a shutdown job is queued;
+    // the answer comes as `shutdown` or `plain_stop`. False when no question
+    // could be sent (no bus, or a shutdown already reported).
+    bool check_queued_jobs();
     // The node has left (or exits): logind may carry on with the shutdown.
     void release();
 
@@ -58,6 +61,7 @@ private:
 
     BusKind kind_;
     ShutdownCallback shutdown_;
+    std::function<void()> plain_stop_;
     sd_bus* bus_ = nullptr;  // nullptr while detached
     BusSlotPtr prepare_slot_;
     BusSlotPtr job_new_slot_;
