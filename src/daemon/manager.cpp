@@ -442,11 +442,12 @@ void Manager::stop_and_exit() {
 }
 
 int Manager::on_shutdown_query_expired(sd_event_source*, uint64_t, void* userdata) {
-    auto* self = static_cast<Manager*>(userdata);
-    log::info("systemd did not say within " + format_timespan(kShutdownQueryWait) +
-              " whether the machine shuts down: a plain stop");
-    self->stop_and_exit();
-    return 0;
+    return log::guarded("Manager::on_shutdown_query_expired", [&]() -> int {
+        log::info("systemd did not say within " + format_timespan(kShutdownQueryWait) +
+                  " whether the machine shuts down: a plain stop");
+        static_cast<Manager*>(userdata)->stop_and_exit();
+        return 0;
+    });
 }
 
 void Manager::shut_down(int code) {
