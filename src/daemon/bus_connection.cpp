@@ -85,7 +85,8 @@ void BusConnection::drop(const std::string& why) {
     if (outage_.empty()) {
         outage_ = why;
         outage_since_ = monotonic_now(event_);
-        log::warning(why + "; " + purpose_ + " is unavailable until the bus answers again (retrying)");
+        log::message(optional_ ? LOG_INFO : LOG_WARNING,
+                     why + "; " + purpose_ + " is unavailable until the bus answers again (retrying)");
     }
     schedule_retry();
 }
@@ -139,7 +140,8 @@ int BusConnection::on_name_reply(sd_bus_message* m, void* userdata, sd_bus_error
         self->timer_.reset();
         self->backoff_ = kFirstRetry;
         if (!self->outage_.empty()) {
-            log::notice("the " + std::string(self->label()) + " answers again after " +
+            log::message(self->optional_ ? LOG_INFO : LOG_NOTICE,
+                         "the " + std::string(self->label()) + " answers again after " +
                         format_timespan((monotonic_now(self->event_) - self->outage_since_) / 1000 * 1000) +
                         "; " + self->purpose_ + " is back");
             self->outage_.clear();

@@ -48,6 +48,9 @@ public:
 
     // Makes the first attempt; every later one is made by the connection itself.
     void start();
+    // What the connection serves is optional (the watch for a machine
+    // shutdown in scripts mode): its outages are logged at info, not as warnings.
+    void set_optional() { optional_ = true; }
 
     const char* label() const;
 
@@ -76,6 +79,7 @@ private:
     EventSourcePtr timer_;  // the attempt's deadline, or the next retry
     bool up_ = false;       // `connected` was called for bus_
     bool failed_ = false;   // fatal: no more attempts
+    bool optional_ = false;
     Usec backoff_ = kFirstRetry;
     std::string dropping_;  // why the connection is being torn down
     std::string outage_;    // why the bus is away, while it is ("" when up)

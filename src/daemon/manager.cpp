@@ -19,6 +19,9 @@ constexpr Usec kTimerAccuracy = 1 * kUsecPerMsec;
 constexpr Usec kStatusRefresh = 1 * kUsecPerSec;
 // Headroom on top of the stop hook's own bound when extending systemd's stop timeout.
 constexpr Usec kStopTimeoutMargin = 5 * kUsecPerSec;
+// How long a node that holds nothing waits, at SIGTERM, for systemd to say
+// whether the machine shuts down, before it exits as after a plain stop.
+constexpr Usec kShutdownQueryWait = 250 * kUsecPerMsec;
 
 std::string_view notice_message_id(NoticeKind k) {
     switch (k) {
@@ -377,18 +380,29 @@ void Manager::setup_bus() {
         },
         [this](const std::string& why) { bus_fatal(why); });
     if (api_->start(std::make_shared<const Status>(snapshot())) < 0) api_.reset();  // logged; the HA function goes on
-    if (!units_) return;
+    // Only a daemon under a manager can be told of its machine's shutdown;
+    // without the bus (--no-bus), every stop is a plain one.
+    shutdown_watch_ = std::make_unique<ShutdownWatch>(
+        config_.bus, [this](const std::string& how) { on_machine_shutdown(how); }, [this] { stop_and_exit(); });
     units_bus_ = std::make_unique<BusConnection>(
-        event_.get(), config_.bus, kUnitControlBusName, "the control of systemd",
+        event_.get(), config_.bus, kUnitControlBusName,
+        units_ ? "the control of systemd" : "the watch for a machine shutdown (a reboot is then a plain stop)",
         BusConnection::Callbacks{[this](sd_bus* bus) {
                                      std::string error;
-                                     if (units_->attach(bus, &error) < 0) log::error(error);
+                                     if (units_ && units_->attach(bus, &error) < 0) log::error(error);
+                                     error.clear();
+                                     if (shutdown_watch_->attach(bus, &error) < 0) log::info(error);
                                  },
                                  [this] {
                                      // Target mode starts once systemd can be reached.
-                                     if (!begun_) begin();
+                                     if (units_ && !begun_) begin();
                                  },
-                                 [this] { units_->detach(); }, [this](const std::string& why) { bus_fatal(why); }});
+                                 [this] {
+                                     if (units_) units_->detach();
+                                     shutdown_watch_->detach();
+                                 },
+                                 [this](const std::string& why) { bus_fatal(why); }});
+    if (!units_) units_bus_->set_optional();
     units_bus_->start();
 }
 
@@ -396,6 +410,45 @@ void Manager::bus_fatal(const std::string& why) {
     log::error(why);
     exit_code_ = 1;
     shut_down(1);
+}
+
+void Manager::on_machine_shutdown(const std::string& how) {
+    if (!begun_) {
+        log::notice("the machine shuts down (" + how + ") before freehad has started: nothing to hand over");
+        return;
+    }
+    // One line for what this node does about it; the core's state change
+    // that follows names the node the services go to.
+    std::string doing;
+    if (node_.maintenance().on)
+        doing = "maintenance mode: nothing is handed over, the services go down with the machine";
+    else if (!node_.handover_to().empty())
+        doing = "the switchover to " + node_.handover_to() + " under way ends first, then this node leaves";
+    else if (node_.state() == NodeState::Stopping)
+        doing = "the stop under way ends first, then the services go to the next node and this node leaves";
+    else if (node_.state() == NodeState::Running || node_.state() == NodeState::Starting)
+        doing = "handing the services to the next node instead of leaving the peers a dead time to notice";
+    else
+        doing = "telling the peers that this node leaves, so that no one waits for it";
+    log::notice("the machine shuts down (" + how + "): " + doing);
+    shutdown_query_timer_.reset();  // a SIGTERM that waited for this answer
+    notifier_.stopping();
+    apply(node_.on_command(Command::Leave, now()));
+}
+
+void Manager::stop_and_exit() {
+    if (!shutdown_query_timer_) return;  // SIGTERM's stop is already under way (or a Leave)
+    shutdown_query_timer_.reset();
+    apply(node_.on_command(Command::Shutdown, now()));
+}
+
+int Manager::on_shutdown_query_expired(sd_event_source*, uint64_t, void* userdata) {
+    return log::guarded("Manager::on_shutdown_query_expired", [&]() -> int {
+        log::info("systemd did not say within " + format_timespan(kShutdownQueryWait) +
+                  " whether the machine shuts down: a plain stop");
+        static_cast<Manager*>(userdata)->stop_and_exit();
+        return 0;
+    });
 }
 
 void Manager::shut_down(int code) {
@@ -406,6 +459,20 @@ void Manager::shut_down(int code) {
         return;
     }
     notifier_.stopping();
+    // systemd's stop of freehad may come before its JobNew for the shutdown
+    // is read: ask once. Services that run stop at once, and the core
+    // upgrades the stop if the answer is a shutdown. A node that holds
+    // nothing would exit at once, announcing a plain stop: it waits for the
+    // answer (kShutdownQueryWait at most) so that its peers learn it leaves.
+    bool asked = code == 0 && shutdown_watch_ && !shutdown_query_timer_ && shutdown_watch_->check_queued_jobs();
+    if (asked && !holds_services(node_.state())) {
+        sd_event_source* s = nullptr;
+        if (sd_event_add_time_relative(event_.get(), &s, CLOCK_MONOTONIC, kShutdownQueryWait.count(),
+                                       kTimerAccuracy.count(), on_shutdown_query_expired, this) >= 0) {
+            shutdown_query_timer_.reset(s);
+            return;
+        }
+    }
     apply(node_.on_command(Command::Shutdown, now()));
 }
 
@@ -535,6 +602,7 @@ void Manager::apply(Effects effects) {
                     if (x.services_left)
                         log::notice("maintenance mode: the services were left running as they are, floating "
                                     "addresses included; freehad --clean-up leaves them too");
+                    if (shutdown_watch_) shutdown_watch_->release();  // logind may carry on with a shutdown
                     log::notice("freehad " + config_.node_name + " exiting");
                     sd_event_exit(event_.get(), exit_code_ != 0 ? exit_code_ : x.code);
                 }

@@ -8,9 +8,10 @@
 //
 // Threads: everything here runs on the main loop except the org.freeha1 API,
 // which has a thread and a bus connection of its own (ApiThread): no bus
-// client can make this loop read its messages. Target mode drives systemd
-// over a second connection on this loop, which owns kUnitControlBusName:
-// the shipped policy lets no one but root send it anything.
+// client can make this loop read its messages. A second connection on this
+// loop, which owns kUnitControlBusName (the shipped policy lets no one but
+// root send it anything), drives systemd in target mode and watches for a
+// machine shutdown (ShutdownWatch) in both modes.
 //
 // Member order matters: the loop is declared first so that it is destroyed
 // last, after every source that refers to it.
@@ -31,6 +32,7 @@
 #include "daemon/hook_runner.h"
 #include "daemon/notify.h"
 #include "daemon/service_cgroup.h"
+#include "daemon/shutdown_watch.h"
 #include "daemon/status_writer.h"
 #include "daemon/udp_channel.h"
 #include "daemon/unit_controller.h"
@@ -67,6 +69,12 @@ private:
     // Announces READY and starts the node.
     void begin();
     void bus_fatal(const std::string& why);
+    // The machine shuts down (`how`: what said so): hand over, then leave.
+    void on_machine_shutdown(const std::string& how);
+    // SIGTERM's stop, once it is known not to be a machine shutdown (or
+    // kShutdownQueryWait has passed): see shut_down().
+    void stop_and_exit();
+    static int on_shutdown_query_expired(sd_event_source* s, uint64_t usec, void* userdata);
     // Stops the services (if any) and exits with `code`; before start-up, exits at once.
     void shut_down(int code);
     std::optional<std::string> handle(const BusRequest& request);
@@ -124,7 +132,10 @@ private:
     std::unique_ptr<ServiceScope> service_scope_;
     std::unique_ptr<HookRunner> hooks_;  // service hooks in scripts mode; alerthasrv in both modes
     std::unique_ptr<UnitController> units_;  // target mode only
-    std::unique_ptr<BusConnection> units_bus_;  // target mode: the connection that drives systemd
+    // The loop's own bus connection: drives systemd in target mode, and watches for a machine shutdown.
+    std::unique_ptr<BusConnection> units_bus_;
+    std::unique_ptr<ShutdownWatch> shutdown_watch_;
+    EventSourcePtr shutdown_query_timer_;  // armed while SIGTERM's stop waits for systemd's answer
     std::unique_ptr<ApiThread> api_;
     std::unique_ptr<FloatingAddresses> addresses_;  // members only; open once Address= names any
     bool addresses_open_ = false;

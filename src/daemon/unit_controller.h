@@ -40,7 +40,8 @@
 
 namespace freeha {
 
-// The well-known name of the controller's bus connection. It is owned only
+// The well-known name of the main loop's bus connection (the controller's in
+// target mode; the watch for a machine shutdown in both modes). It is owned only
 // so that the bus policy (org.freeha1.conf) can refuse every message to it
 // from anyone but root: dbus-daemon's default policy lets any user send
 // signals to any connection, and a connection must read a message whole,

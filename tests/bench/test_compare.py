@@ -43,7 +43,7 @@ def overlaps(compare, *nodes):
 
 
 def check_overlap_detection(compare):
-    none = {kind: 0 for kind in compare.EVENTS}
+    none = {kind: 0 for kind in compare.FREEHA_KINDS}
     # A crash, then the takeover: the crash ends alpha's services.
     assert overlaps(compare, FakeNode("alpha", [("start", 1.0)], crashes=[5.0]),
                     FakeNode("bravo", [("start", 6.0)])) == none

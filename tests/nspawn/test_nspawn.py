@@ -521,6 +521,33 @@ class RealSystemd(unittest.TestCase):
         print(f"\nkill -9 of {holder.name}'s freehad: its Address= gone {(gone - died) * 1000:.0f} ms after the death "
               f"({(gone - killed) * 1000:.0f} ms after the kill command began)", file=sys.stderr)
 
+    def test_11d_reboot_of_the_active_node_hands_over_within_100_ms(self):
+        """`systemctl reboot` on the active node: logind announces
+        PrepareForShutdown to freehad (which holds a delay lock), freehad
+        stops the services and hands them to the next node, which starts as
+        soon as it hears that, not a dead time later."""
+        holder = next(c for c in self.c if c.prop("State") == "RUNNING")
+        others = [c for c in self.c if c is not holder]
+        asked = time.time()
+        holder.systemctl("reboot")
+        status = holder.wait_exit(60)
+        self.assertEqual(status, 133)  # nspawn's exit status for a reboot
+        self.c.wait_for(lambda: any(c.prop("State") == "RUNNING" for c in others), 30, "a takeover")
+        new = next(c for c in others if c.prop("State") == "RUNNING")
+        stops = [float(row[1]) for row in holder.events("stophasrv.done") if float(row[1]) > asked]
+        self.assertTrue(stops, f"no stophasrv on {holder.name} after the reboot command")
+        started = float([row for row in new.events("starthasrv") if float(row[1]) > asked][0][1])
+        # Never on two nodes; one round trip, not a dead time (DeadTime=1s).
+        self.assertLessEqual(stops[-1], started)
+        self.assertLess(started - stops[-1], 0.1)
+        log = new.run("journalctl", "-b", "-u", "freehad", "--no-pager", "-o", "cat", "--since", "-2min").stdout
+        self.assertIn(f"node {holder.name} left", log)
+        holder.boot()
+        self.c.wait_for(lambda: holder.prop("State") == "STANDBY", 60, f"{holder.name} STANDBY after its reboot")
+        self.assertEqual(holder.prop("ActiveNode"), new.name)
+        print(f"\nsystemctl reboot of {holder.name}: its stophasrv ended {stops[-1] - asked:.3f} s after the command, "
+              f"{new.name}'s starthasrv began {(started - stops[-1]) * 1000:.0f} ms after that", file=sys.stderr)
+
     def test_12_purge_leaves_nothing_behind(self):
         holders = self.holders()
         charlie = self.c["charlie"]
