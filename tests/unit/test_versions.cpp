@@ -226,7 +226,6 @@ TEST(Versions, TwoNodesThatSpokeThePreviousVersionSwitchTogetherOnceTheLastOldNo
         auto o = std::find_if(s.nodes.begin(), s.nodes.end(), [&](const NodeStatus& x) { return x.name == other; });
         ASSERT_NE(o, s.nodes.end());
         EXPECT_EQ(o->wire_version, wire::kPreviousVersion) << self << " sees " << other;
-        EXPECT_EQ(o->version, "") << self << " sees " << other << ": version 2 carries no release";
     }
     // The old node is gone (stopped for its upgrade): each switches after its dead time.
     Usec gone = c.now();
@@ -248,4 +247,38 @@ TEST(Versions, TwoNodesThatSpokeThePreviousVersionSwitchTogetherOnceTheLastOldNo
     }
     EXPECT_EQ(c.running(), holders) << "the services moved";
     EXPECT_EQ(c["a"].starts + c["c"].starts, starts) << "a start ran";
+}
+
+// A peer heard on version 3 that comes back as the previous release (a
+// downgrade: a new incarnation speaking version 2) no longer shows the
+// release of its earlier run.
+TEST(Versions, APeerThatRestartsOnThePreviousReleaseShowsNoRelease) {
+    One n;
+    std::uint64_t seq = 0;
+    wire::Heartbeat hb = previous_release_heartbeat("old", 0, n.now(), {"b"});
+    hb.version = wire::kVersion;
+    hb.understands = wire::kVersion;
+    hb.release = "0.2.0";
+    n.advance(1 * sec, [&] {
+        hb.sequence = ++seq;
+        hb.sent_at = n.now().count();
+        n.receive(wire::encode(hb));
+    });
+    auto peer = [&] {
+        auto s = n.node().status(n.now());
+        auto it = std::find_if(s.nodes.begin(), s.nodes.end(), [](const NodeStatus& x) { return x.name == "old"; });
+        EXPECT_NE(it, s.nodes.end());
+        return it == s.nodes.end() ? NodeStatus{} : *it;
+    };
+    ASSERT_EQ(peer().version, "0.2.0");
+    ASSERT_EQ(peer().wire_version, wire::kVersion);
+    seq = 0;
+    n.advance(1 * sec, [&] {
+        auto old = previous_release_heartbeat("old", ++seq, n.now(), {"b"});
+        old.incarnation = 8;
+        n.receive(wire::encode(old));
+    });
+    EXPECT_EQ(peer().wire_version, wire::kPreviousVersion);
+    EXPECT_EQ(peer().version, "") << "the release of the peer's earlier run";
+    EXPECT_EQ(n.node().wire_version(), wire::kPreviousVersion);
 }
