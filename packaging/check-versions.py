@@ -15,6 +15,8 @@ import sys
 def releases(root):
     """NEWS's releases, newest first: [(version, wire version, commit or None)]."""
     out = []
+    if not os.path.exists(os.path.join(root, "NEWS")):
+        return out
     with open(os.path.join(root, "NEWS")) as f:
         for line in f:
             m = re.match(r"^(\d+\.\d+\.\d+) \(wire version (\d+)\)(?:, git commit ([0-9a-f]{7,40}))?$", line.rstrip())
