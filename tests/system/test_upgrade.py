@@ -180,7 +180,12 @@ class RollingUpgrade(unittest.TestCase):
         # Until it hears a peer, a node knows no one older: its first heartbeat or two
         # are version 3 (which 0.1.0 nodes count as malformed_bad_version). From
         # STANDBY on it has heard the cluster.
-        return time.time()
+        joined = time.time()
+        with open(self.wire_log) as f:
+            early = [line.split()[2:] for line in f if line.split()[1:2] == [name] and started <= float(line.split()[0]) <= joined]
+        print(f"\n{name}: from its start to STANDBY, {early.count(['3', '0'])} heartbeats of version 3, "
+              f"{early.count(['2', '1'])} of version 2 with the marker", file=sys.stderr)
+        return joined
 
     def test_1_the_previous_release_speaks_version_2_without_the_marker(self):
         self.assert_speaks({n: {(2, 0)} for n in self.c.names}, self.started - 3)
