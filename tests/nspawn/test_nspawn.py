@@ -341,7 +341,10 @@ class RealSystemd(unittest.TestCase):
         self.c.wait_for(lambda: all(self.c[n].prop("State") == "STANDBY" for n in ("bravo", "charlie")), 30,
                         "bravo and charlie STANDBY on the previous release")
         starts = {c.name: len(c.events("starthasrv")) for c in self.c}
-        stops = {c.name: len(c.events("stophasrv")) for c in self.c}
+        # But the start-up clean-up (stophasrv in INITIAL, on a node that holds nothing).
+        def stops():
+            return {c.name: len([e for e in c.events("stophasrv") if e[2:] != ["INITIAL"]]) for c in self.c}
+        stopped = stops()
         package = "/root/" + os.path.basename(self.deb)
 
         def upgrade(c):
@@ -355,7 +358,7 @@ class RealSystemd(unittest.TestCase):
             upgrade(self.c[name])
             self.assertEqual(self.holders(), ["alpha"], f"after {name}'s upgrade")
         self.assertEqual({c.name: len(c.events("starthasrv")) for c in self.c}, starts, "a start without a move")
-        self.assertEqual({c.name: len(c.events("stophasrv")) for c in self.c}, stops, "a stop without a move")
+        self.assertEqual(stops(), stopped, "a stop without a move")
         # From 0.1.0 the active node hands over first (its freehactl is the previous release's).
         r = self.c["alpha"].run("freehactl", "switchover", "bravo", timeout=60)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
