@@ -13,15 +13,9 @@ cd "$(dirname "$0")/.."
 top=$(pwd)
 out=$top/packaging/out
 
+# NEWS lists the releases; meson.build and both changelogs must follow it.
+python3 packaging/check-versions.py "$top" || { echo "build.sh: add the release to NEWS and both changelogs" >&2; exit 1; }
 version=$(sed -n "s/^  version: '\([^']*\)',$/\1/p" meson.build)
-[ -n "$version" ] || { echo "build.sh: no version in meson.build" >&2; exit 1; }
-deb_version=$(sed -n '1s/^freeha (\([^)]*\)).*/\1/p' packaging/debian/changelog)
-rpm_version=$(sed -n 's/^Version: *//p' packaging/rpm/freeha.spec)
-if [ "$deb_version" != "$version" ] || [ "$rpm_version" != "$version" ]; then
-    echo "build.sh: meson.build says $version, packaging/debian/changelog $deb_version," \
-         "packaging/rpm/freeha.spec $rpm_version: add a changelog entry to both" >&2
-    exit 1
-fi
 
 install_missing() {
     missing=""

@@ -62,6 +62,9 @@ Observation Membership::observe(const wire::Heartbeat& hb, std::size_t channel, 
         if (hb.incarnation != p.incarnation) {
             obs.restarted = true;
             p.last_sequence = 0;
+            // A new run may be another release (a downgrade speaks version 2,
+            // which carries none): its release is unknown until it says it.
+            p.release.clear();
             p.windows.assign(channel_count_, ReplayWindow{});
         } else {
             // A real sender cannot be further ahead than one heartbeat per

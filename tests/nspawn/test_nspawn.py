@@ -19,7 +19,9 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
 import containers  # noqa: E402
+import previous_release  # noqa: E402
 from containers import Cluster  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -340,6 +342,80 @@ class RealSystemd(unittest.TestCase):
         self.assertEqual(alpha.prop("State"), "RUNNING")
         # The admin's freehad.conf survives the upgrade.
         self.assertIn("Name=nspawn", alpha.read("/etc/freeha/freehad.conf"))
+
+    def test_07a_rolling_upgrade_from_the_previous_release(self):
+        """freeha-upgrade(7)'s procedure under the real system manager: the cluster on the
+        previous release's freehad and freehactl (in place of the package's), then each
+        node's package reinstalled and freehad restarted, standby nodes first, the active
+        node after a switchover: the one move, never two holders."""
+        try:
+            old = previous_release.build()
+        except previous_release.Unavailable as e:
+            self.skipTest(str(e))
+        moved = time.time()
+        for name in reversed(NAMES):  # the active node last: one stop of the services
+            self.assertEqual(self.c[name].systemctl("stop", "freehad").returncode, 0)
+        for c in self.c:
+            shutil.copy(old.freehad, c.path("/usr/sbin/freehad"))
+            shutil.copy(old.freehactl, c.path("/usr/bin/freehactl"))
+            self.assertIn(previous_release.RELEASE, c.run("freehad", "--version").stdout)
+        for c in self.c:
+            self.assertEqual(c.systemctl("start", "--no-block", "freehad").returncode, 0)
+        self.c.wait_for(lambda: self.holders() == ["alpha"] and self.c["alpha"].prop("State") == "RUNNING", 60,
+                        "alpha RUNNING on the previous release")
+        self.c.wait_for(lambda: all(self.c[n].prop("State") == "STANDBY" for n in ("bravo", "charlie")), 30,
+                        "bravo and charlie STANDBY on the previous release")
+        starts = {c.name: len(c.events("starthasrv")) for c in self.c}
+        # But the start-up clean-up (stophasrv in INITIAL, on a node that holds nothing).
+        def stops():
+            return {c.name: len([e for e in c.events("stophasrv") if e[2:] != ["INITIAL"]]) for c in self.c}
+        stopped = stops()
+        package = "/root/" + os.path.basename(self.deb)
+
+        def upgrade(c):
+            r = c.run("apt-get", "install", "-y", "--reinstall", package, timeout=300)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            self.assertNotIn(previous_release.RELEASE, c.run("freehad", "--version").stdout)
+            self.assertEqual(c.systemctl("restart", "freehad").returncode, 0)
+            self.c.wait_for(lambda: c.prop("State") == "STANDBY", 60, f"{c.name} STANDBY on this release")
+
+        for name in ("bravo", "charlie"):
+            upgrade(self.c[name])
+            self.assertEqual(self.holders(), ["alpha"], f"after {name}'s upgrade")
+        self.assertEqual({c.name: len(c.events("starthasrv")) for c in self.c}, starts, "a start without a move")
+        self.assertEqual(stops(), stopped, "a stop without a move")
+        # From 0.1.0 the active node hands over first (its freehactl is the previous release's).
+        r = self.c["alpha"].run("freehactl", "switchover", "bravo", timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.c.wait_for(lambda: self.holders() == ["bravo"] and self.c["bravo"].prop("State") == "RUNNING", 30,
+                        "bravo RUNNING after the switchover")
+        upgrade(self.c["alpha"])
+        self.assertEqual(self.holders(), ["bravo"])
+        self.assertEqual(len(self.c["bravo"].events("starthasrv")), starts["bravo"] + 1)
+        self.assertEqual(len(self.c["charlie"].events("starthasrv")), starts["charlie"])
+        self.assertEqual(len(self.c["alpha"].events("starthasrv")), starts["alpha"])
+        # Never two holders: each start after the previous holder's stop had ended.
+        spans = []
+        for c in self.c:
+            start = None
+            for row in c.events():
+                if row[0] == "starthasrv" and float(row[1]) >= moved:
+                    start = float(row[1])
+                elif row[0] == "stophasrv.done" and start is not None:
+                    spans.append((start, float(row[1]), c.name))
+                    start = None
+            if start is not None:
+                spans.append((start, float("inf"), c.name))
+        spans.sort()
+        for (s1, e1, n1), (s2, e2, n2) in zip(spans, spans[1:]):
+            self.assertLessEqual(e1, s2, f"the services ran on {n1} until {e1} and on {n2} from {s2}")
+        # The rest of the tier expects alpha active: one more planned move, on this release.
+        r = self.c["bravo"].run("freehactl", "switchover", "alpha", timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.c.wait_for(lambda: self.holders() == ["alpha"] and self.c["alpha"].prop("State") == "RUNNING", 30,
+                        "alpha RUNNING again")
+        print(f"\nrolling upgrade {previous_release.RELEASE} -> this release: {time.time() - moved:.0f} s"
+              + (f" (the previous release built in {old.seconds:.0f} s)" if old.seconds else ""), file=sys.stderr)
 
     def test_08_config_error_fails_once(self):
         charlie = self.c["charlie"]

@@ -279,6 +279,7 @@ class Node:
         self._pid1 = None
         self.cgroups = [os.path.join(r, cluster.prefix, name) for r in cluster.cgroup_roots]
         self.binds = {_library_dir(): SERVICE_SCRIPTS}  # target: source
+        self.freehad = FREEHAD  # the binary the unit runs: another build's for a rolling upgrade (use_freehad())
         os.makedirs(os.path.join(self.dir, "etc-freeha", "hooks"))
         os.makedirs(os.path.join(self.dir, "home", ".config", "systemd", "user", "freehad.service.d"))
 
@@ -297,17 +298,28 @@ class Node:
                 f.write(HOOK.format(name=hook, body=body))
             os.chmod(path, 0o755)
         shutil.copy(SERVICE, self.units("freehad.service"))
-        with open(self.units("freehad.service.d", "test.conf"), "w") as f:
-            f.write(f"# Only the binary path and --user differ from the shipped unit, and the\n"
-                    f"# delegation mark that systemd 252's system manager puts on a Delegate=yes\n"
-                    f"# unit's cgroup (its user manager does not): freehad fences by that cgroup.\n"
-                    f"[Service]\nExecStart=\nExecStart={FREEHAD} --user\n"
-                    f"ExecStopPost=\nExecStopPost={FREEHAD} --user --clean-up\n"
-                    f"ExecStartPre=python3 -c {shlex.quote(MARK_DELEGATED)}\n")
+        self._write_drop_in()
         if target_mode:
             shutil.copy(TARGET, self.units("freeha-services.target"))
             with open(self.units("member.service"), "w") as f:
                 f.write(MEMBER)
+
+    def _write_drop_in(self):
+        with open(self.units("freehad.service.d", "test.conf"), "w") as f:
+            f.write(f"# Only the binary path and --user differ from the shipped unit, and the\n"
+                    f"# delegation mark that systemd 252's system manager puts on a Delegate=yes\n"
+                    f"# unit's cgroup (its user manager does not): freehad fences by that cgroup.\n"
+                    f"[Service]\nExecStart=\nExecStart={self.freehad} --user\n"
+                    f"ExecStopPost=\nExecStopPost={self.freehad} --user --clean-up\n"
+                    f"ExecStartPre=python3 -c {shlex.quote(MARK_DELEGATED)}\n")
+
+    def use_freehad(self, path):
+        """The unit runs `path` from its next start on (as a package upgrade swaps
+        /usr/sbin/freehad under a running unit): stop, use_freehad(), start."""
+        self.freehad = path
+        self._write_drop_in()
+        if self.init is not None:
+            self.systemctl("daemon-reload", check=True)
 
     def boot(self):
         """Creates the network namespace and starts INIT (systemd --user inside)."""
