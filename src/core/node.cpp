@@ -528,12 +528,7 @@ Effects Node::on_command(Command command, Usec now) {
             claim("forced start: other nodes not checked", true, now, out);  // cancels a start-up probe
         }
         break;
-    case Command::ClearError:
-        if (!error_latched_) break;
-        error_latched_ = false;
-        last_error_.clear();
-        if (phase_ == Phase::Errored) set_phase(Phase::Standby, "error cleared", now, out);
-        break;
+    case Command::ClearError: clear_error(now, out); break;
     case Command::Standby:
         if (standby_) break;
         standby_ = true;
@@ -550,6 +545,13 @@ Effects Node::on_command(Command command, Usec now) {
     }
     evaluate(now, out);
     return out;
+}
+
+void Node::clear_error(Usec now, Effects& out) {
+    if (!error_latched_) return;
+    error_latched_ = false;
+    last_error_.clear();
+    if (phase_ == Phase::Errored) set_phase(Phase::Standby, "error cleared", now, out);
 }
 
 Effects Node::set_unavailable(std::string why, Usec now) {

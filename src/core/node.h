@@ -270,6 +270,7 @@ private:
     std::optional<SelfFenceDue> self_fence_due() const;
     void self_fence_if_late(Usec now, Effects& out);
     void fail_services(std::string error, Usec now, Effects& out);
+    void clear_error(Usec now, Effects& out);  // SIGUSR2, ClearError(): ERRORED -> STANDBY
     void services_stopped(Usec now, Effects& out);
 
     // --- maintenance mode, leaving, wire versions (node_maintenance.cpp)

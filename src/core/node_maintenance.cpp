@@ -139,12 +139,7 @@ void Node::in_maintenance(Command command, Usec now, Effects& out) {
         send_heartbeat(now, out);
         out.push_back(effect::Exit{0, holding() || hook_.has_value()});
         break;
-    case Command::ClearError:
-        if (!error_latched_) break;
-        error_latched_ = false;
-        last_error_.clear();
-        if (phase_ == Phase::Errored) set_phase(Phase::Standby, "error cleared", now, out);
-        break;
+    case Command::ClearError: clear_error(now, out); break;
     case Command::Standby:
     case Command::Unstandby:
         standby_ = command == Command::Standby;
