@@ -105,8 +105,8 @@ def smoke_run(compare):
             assert all(len(s) == 1 and s[0] > 0 for s in r["samples_ms"].values()), f"{name}: {r['samples_ms']}"
             rss, cpu, seconds = r["footprint"]
             assert rss > 1000 and cpu >= 0 and seconds == 2, f"{name}: footprint {r['footprint']}"
-        assert sorted(results["freeha-3"]["samples_ms"]) == sorted(compare.EVENTS)
-        assert results["freeha-3"]["overlaps"] == {kind: 0 for kind in compare.EVENTS}
+        assert sorted(results["freeha-3"]["samples_ms"]) == sorted(compare.FREEHA_KINDS)
+        assert results["freeha-3"]["overlaps"] == {kind: 0 for kind in compare.FREEHA_KINDS}
         # The client row of keepalived: its address went silent (a crash: at least its master-down
         # time, 3 adverts) and came back within the run; the one move seen, nothing more.
         client = results["keepalived-v2-3"]["client_ms"]
@@ -118,7 +118,7 @@ def smoke_run(compare):
         assert len(rows) == 1, out
         # Every event table has the freeha row beside its keepalived row and a ratio.
         lines = [line for line in out.splitlines() if line.startswith("| freeha-3 | 1 |")]
-        assert len(lines) == len(compare.EVENTS), out
+        assert len(lines) == len(compare.FREEHA_KINDS), out
         for line in lines:
             cells = [c.strip() for c in line.strip("|").split("|")]
             assert cells[6] == "keepalived-v2-3" and float(cells[-1]) > 0, line
