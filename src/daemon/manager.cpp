@@ -142,7 +142,8 @@ void Manager::arm_watchdog() {
     Usec allowed = max_watchdog(config_.interval, config_.dead_time);
     std::optional<Usec> period = notifier_.set_watchdog(allowed);
     if (!period) return;
-    if (*period != watchdog_ping_every_ * 3 && *period < *notifier_.unit_watchdog())
+    bool changed = *period != watchdog_ping_every_ * 3;
+    if (changed && *period < *notifier_.unit_watchdog())
         log::info("watchdog: WatchdogSec=" + format_timespan(*notifier_.unit_watchdog()) + " lowered to " +
                   format_timespan(*period) + ", what DeadTime= less 2 x Interval= allows (freeha-safety(7))");
     // A ping every third of the period, so that a loop that runs is never
@@ -158,6 +159,11 @@ void Manager::arm_watchdog() {
         }
         watchdog_timer_.reset(s);
         sd_event_source_set_description(s, "watchdog");
+    } else if (changed) {
+        // A reload: the next ping follows the new period, not the old one
+        // (a lowered watchdog would end freehad before the old one is due).
+        sd_event_source_set_time_relative(watchdog_timer_.get(), watchdog_ping_every_.count());
+        sd_event_source_set_enabled(watchdog_timer_.get(), SD_EVENT_ONESHOT);
     }
     sd_event_source_set_time_accuracy(watchdog_timer_.get(), (watchdog_ping_every_ / 4).count());
 }

@@ -74,12 +74,20 @@ std::optional<Usec> Notifier::set_watchdog(Usec allowed) {
     Usec wanted = std::min(*unit_watchdog_, allowed);
     if (wanted != watchdog_.value_or(*unit_watchdog_)) watchdog_told_ = false;
     watchdog_ = wanted;
-    if (!watchdog_told_) watchdog_told_ = send("WATCHDOG_USEC=" + std::to_string(wanted.count()));
+    if (!watchdog_told_) watchdog_told_ = send(watchdog_reset());
     return wanted;
 }
 
+// The manager counts a new WATCHDOG_USEC= from the last ping: with a ping in
+// the same message (handled first), a lowered value never finds that ping
+// already older than itself.
+std::string Notifier::watchdog_reset() const { return "WATCHDOG=1\nWATCHDOG_USEC=" + std::to_string(watchdog_->count()); }
+
 void Notifier::ping() {
-    if (!watchdog_told_ && watchdog_) watchdog_told_ = send("WATCHDOG_USEC=" + std::to_string(watchdog_->count()));
+    if (!watchdog_told_ && watchdog_) {
+        watchdog_told_ = send(watchdog_reset());
+        if (watchdog_told_) return;
+    }
     send("WATCHDOG=1");
 }
 

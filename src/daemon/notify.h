@@ -42,6 +42,7 @@ private:
     bool send(std::string_view message);
 
     UniqueFd fd_;
+    std::string watchdog_reset() const;  // a ping and watchdog_, in one message
     std::optional<Usec> unit_watchdog_;
     std::optional<Usec> watchdog_;   // what the manager is to use
     bool watchdog_told_ = true;      // whether the manager took watchdog_
