@@ -158,6 +158,26 @@ class BusRestart(unittest.TestCase):
     def tearDownClass(cls):
         cls.c.destroy()
 
+    def test_a_reload_that_lowers_the_watchdog_never_ends_freehad(self):
+        # DeadTime=3s allows a 2.8s watchdog (pings 933ms apart); back to 1s it
+        # is 600ms: the manager must count that from a fresh ping, and the next
+        # ping must follow the new period, or systemd ends freehad.
+        node = [self.c[n] for n in self.c.names if self.c[n].prop("State") == "STANDBY"][0]
+        dropin = node.etc("freehad.conf.d", "watchdog.conf")
+        os.makedirs(os.path.dirname(dropin), exist_ok=True)
+        self.addCleanup(lambda: os.path.exists(dropin) and os.unlink(dropin))
+        for _ in range(4):
+            with open(dropin, "w") as f:
+                f.write("[Heartbeat]\nDeadTime=3s\nInterval=100ms\n")
+            self.assertEqual(node.ctl("reload-config").returncode, 0)
+            time.sleep(1.3)
+            os.unlink(dropin)
+            self.assertEqual(node.ctl("reload-config").returncode, 0)
+            time.sleep(1.3)
+        self.assertEqual(node.show("freehad", "NRestarts"), "0", journal(node))
+        self.assertNotIn("Watchdog timeout", node.run("journalctl", "--user", "-o", "cat", "--no-pager").stdout)
+        self.assertEqual(node.prop("State"), "STANDBY")
+
     def test_restarting_the_bus_on_the_active_node_moves_nothing(self):
         active = running(self.c)[0]
         events = {n: len(self.c[n].events()) for n in self.c.names}
