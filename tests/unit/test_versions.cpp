@@ -223,7 +223,8 @@ TEST(Versions, TwoNodesThatSpokeThePreviousVersionSwitchTogetherOnceTheLastOldNo
     // Each sees the other speak version 2 (with the marker: see the switch below).
     for (auto [self, other] : {std::pair{"a", "c"}, std::pair{"c", "a"}}) {
         auto s = c[self].node->status(c.now());
-        auto o = std::find_if(s.nodes.begin(), s.nodes.end(), [&](const NodeStatus& x) { return x.name == other; });
+        std::string peer = other;  // clang: a lambda cannot capture a structured binding
+        auto o = std::find_if(s.nodes.begin(), s.nodes.end(), [&](const NodeStatus& x) { return x.name == peer; });
         ASSERT_NE(o, s.nodes.end());
         EXPECT_EQ(o->wire_version, wire::kPreviousVersion) << self << " sees " << other;
     }
@@ -240,7 +241,8 @@ TEST(Versions, TwoNodesThatSpokeThePreviousVersionSwitchTogetherOnceTheLastOldNo
     EXPECT_LE(last - first, base.interval + 50 * ms);
     for (auto [self, other] : {std::pair{"a", "c"}, std::pair{"c", "a"}}) {
         auto s = c[self].node->status(c.now());
-        auto o = std::find_if(s.nodes.begin(), s.nodes.end(), [&](const NodeStatus& x) { return x.name == other; });
+        std::string peer = other;  // clang: a lambda cannot capture a structured binding
+        auto o = std::find_if(s.nodes.begin(), s.nodes.end(), [&](const NodeStatus& x) { return x.name == peer; });
         ASSERT_NE(o, s.nodes.end());
         EXPECT_EQ(o->wire_version, wire::kVersion) << self << " sees " << other;
         EXPECT_EQ(o->version, "0.2.0") << self << " sees " << other;
