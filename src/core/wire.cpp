@@ -159,11 +159,15 @@ DecodeResult decode(std::span<const std::uint8_t> in) {
     }
     std::uint8_t understands = kVersion;
     if (!current) {
+        // The marker goes last and once (where encode() puts it): anything else would not
+        // re-encode to the same bytes, so it is no heartbeat of ours.
         auto marker = std::find(heard.begin(), heard.end(), kUnderstandsCurrentMarker);
-        if (marker != heard.end()) {
-            heard.erase(marker);
-        } else {
+        if (marker == heard.end()) {
             understands = kPreviousVersion;
+        } else if (marker + 1 != heard.end()) {
+            return rejected(Reject::BadHeardList);
+        } else {
+            heard.pop_back();
         }
     }
     unsigned expected = 0;

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Writes the fuzzer's seed corpus (tests/fuzz/corpus/): one heartbeat of
 each kind the decoder and the receive path know, in the current wire format
-(see src/core/wire.h). Run it again whenever the format changes:
+and the previous one (see src/core/wire.h). Run it again whenever the format
+changes:
     python3 tests/fuzz/make_corpus.py
 """
 import hashlib
@@ -9,8 +10,11 @@ import hmac
 import os
 import struct
 
-VERSION = 2
-STANDBY, ERRORED, AUTH, HANDOVER, HEARD, CLAIMANT, PENDING, EXPECTED = (1 << i for i in range(8))
+VERSION, PREVIOUS_VERSION = 3, 2
+STANDBY, ERRORED, AUTH, HANDOVER, HEARD, CLAIMANT, PENDING, EXPECTED, CLAIMANT_INCARNATION, LEAVING, MAINTENANCE = (
+    1 << i for i in range(11))
+# A version-2 heartbeat of a node that understands version 3 ends its heard list with this id.
+UNDERSTANDS_CURRENT_MARKER = ":wire3"
 INITIAL, STANDBY_STATE, STARTING, RUNNING, STOPPING, ERRORED_STATE = range(6)
 MEMBER, ARBITRATOR = 0, 1
 
@@ -23,7 +27,8 @@ def fnv1a(text):
 
 
 def heartbeat(node="peer", cluster="fuzz", flags=0, incarnation=1, sequence=1, term=0, sent_at=1_000_000,
-              echo=0, state=STANDBY_STATE, role=MEMBER, handover="", claimant="", heard=(), expected=0):
+              echo=0, state=STANDBY_STATE, role=MEMBER, handover="", claimant="", heard=(), expected=0,
+              version=VERSION, maintenance_epoch=0, release="0.2.0"):
     if handover:
         flags |= HANDOVER
     if claimant:
@@ -32,7 +37,7 @@ def heartbeat(node="peer", cluster="fuzz", flags=0, incarnation=1, sequence=1, t
         flags |= HEARD
     if expected:
         flags |= EXPECTED
-    body = b"FHA1" + bytes([VERSION, 1]) + struct.pack(">HQQQQQQ", flags, fnv1a(cluster), incarnation, sequence,
+    body = b"FHA1" + bytes([version, 1]) + struct.pack(">HQQQQQQ", flags, fnv1a(cluster), incarnation, sequence,
                                                        term, sent_at, echo)
     body += bytes([state, role, len(node)]) + node.encode()
     for name in (handover, claimant):
@@ -42,6 +47,8 @@ def heartbeat(node="peer", cluster="fuzz", flags=0, incarnation=1, sequence=1, t
         body += bytes([len(heard)]) + b"".join(struct.pack(">Q", fnv1a(n)) for n in heard)
     if expected:
         body += bytes([expected])
+    if version == VERSION:
+        body += struct.pack(">QB", maintenance_epoch, len(release)) + release.encode()
     return body
 
 
@@ -68,6 +75,10 @@ SEEDS = {
     "own-name": heartbeat(node="self", incarnation=7),
     "signed-wrong-key": signed(heartbeat(sequence=2), bytes([0x11]) * 32),
     "truncated": heartbeat()[:40],
+    "leaving": heartbeat(state=STANDBY_STATE, flags=LEAVING, sequence=3),
+    "maintenance": heartbeat(state=RUNNING, term=5, flags=MAINTENANCE, maintenance_epoch=2**40, release="0.2.0~rc1"),
+    "previous-version": heartbeat(version=PREVIOUS_VERSION, heard=["self"]),
+    "previous-version-marker": heartbeat(version=PREVIOUS_VERSION, heard=["self", UNDERSTANDS_CURRENT_MARKER]),
 }
 
 if __name__ == "__main__":

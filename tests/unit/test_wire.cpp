@@ -373,6 +373,16 @@ TEST(WireVersions, AVersion2SenderThatUnderstandsVersion3SaysSoInItsHeardList) {
     EXPECT_EQ(result.decoded->heartbeat.understands, kPreviousVersion);
 }
 
+TEST(WireVersions, AVersion2MarkerGoesLastAndOnce) {
+    // Anything else would decode to a heartbeat that encodes to other bytes (the fuzzer's finding).
+    Heartbeat hb = sample();
+    hb.heard = {kUnderstandsCurrentMarker, node_id("bravo")};
+    EXPECT_EQ(decode(encode(hb)).reject, Reject::BadHeardList);
+    hb.understands = kVersion;
+    hb.heard = {node_id("bravo"), kUnderstandsCurrentMarker};  // and encode() adds a second one
+    EXPECT_EQ(decode(encode(hb)).reject, Reject::BadHeardList);
+}
+
 TEST(WireVersions, TheMarkerIsNoNodesId) {
     EXPECT_EQ(kUnderstandsCurrentMarker, node_id(":wire3"));
     EXPECT_FALSE(is_valid_node_name(":wire3"));
