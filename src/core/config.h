@@ -20,7 +20,8 @@
 
 namespace freeha {
 
-inline constexpr unsigned kMaxNodes = 32;
+// As many as the peer table and the heard list hold (static_asserts in node.cpp).
+inline constexpr unsigned kMaxNodes = 64;
 inline constexpr std::uint16_t kDefaultPort = 3891;  // FreeHA's 0xf33
 
 enum class BusKind { System, User, None };

@@ -4,10 +4,18 @@
 #include <utility>
 
 #include "core/auth.h"
+#include "core/config.h"
 #include "core/election.h"
 #include "core/node_name.h"
 
 namespace freeha {
+
+// ExpectedNodes= may name as many nodes as the peer table holds peers (plus
+// this node), the heard list ids (every peer, plus the version-3 marker) and
+// the wire's expected-nodes field.
+static_assert(kMaxNodes <= Membership::kMaxPeers + 1);
+static_assert(kMaxNodes - 1 + 1 <= wire::kMaxHeard);
+static_assert(kMaxNodes <= wire::kMaxExpectedNodes);
 
 std::string_view to_string(NoQuorumPolicy p) { return kNoQuorumPolicyNames(p); }
 
@@ -461,10 +469,15 @@ Effects Node::on_heartbeat(const wire::Heartbeat& hb, std::size_t channel, Usec 
     if (obs.redundant) return out;
     if (obs.restarted && !obs.joined)
         out.push_back(effect::Notice{NoticeKind::PeerRestarted, hb.node, "new incarnation"});
-    if (obs.joined && !obs.left)
-        out.push_back(effect::Notice{NoticeKind::PeerJoined, hb.node, std::string(to_string(hb.state))});
+    // An arrival is one line (its notice names the state), never a second
+    // "INITIAL -> INITIAL": a 64-node start-up would log thousands of them.
+    bool arrives = obs.joined && !obs.left;
+    if (arrives)
+        out.push_back(effect::Notice{NoticeKind::PeerJoined, hb.node,
+                                     std::string(to_string(hb.state)) +
+                                         (hb.term != 0 ? ", term " + std::to_string(hb.term) : std::string())});
     NodeState seen = obs.left ? NodeState::TimedOut : hb.state;
-    if (obs.previous_state != seen)
+    if (!arrives && obs.previous_state != seen)
         out.push_back(effect::PeerStateChanged{hb.node, obs.previous_state.value_or(NodeState::Initial), seen,
                                                hb.term});
     if (obs.left)

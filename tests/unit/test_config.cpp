@@ -72,6 +72,10 @@ TEST(Config, LaterValuesWinAsInSystemd) {
     EXPECT_EQ(c.expected_nodes, 5u);
 }
 
+TEST(Config, ExpectedNodesGoesUpToThePeerTablesSize) {
+    EXPECT_EQ(parse_ok("[Cluster]\nExpectedNodes=64\n").expected_nodes, 64u);
+}
+
 struct ErrorCase {
     const char* text;
     const char* expected;  // the error must contain this
@@ -90,8 +94,8 @@ INSTANTIATE_TEST_SUITE_P(
         ErrorCase{"[Cluster]\nName=x\nBogus=1\n", "test.conf:3: [Cluster] unknown key 'Bogus'"},
         ErrorCase{"[Clutser]\nName=x\n", "test.conf:2: unknown section [Clutser]"},
         ErrorCase{"Name=x\n", "test.conf:1: Name= outside any [Section]"},
-        ErrorCase{"[Cluster]\n\nExpectedNodes=0\n", "test.conf:3: [Cluster] ExpectedNodes=0: expected a number from 1 to 32"},
-        ErrorCase{"[Cluster]\nExpectedNodes=33\n", "test.conf:2: [Cluster] ExpectedNodes=33"},
+        ErrorCase{"[Cluster]\n\nExpectedNodes=0\n", "test.conf:3: [Cluster] ExpectedNodes=0: expected a number from 1 to 64"},
+        ErrorCase{"[Cluster]\nExpectedNodes=65\n", "test.conf:2: [Cluster] ExpectedNodes=65"},
         ErrorCase{"[Cluster]\nExpectedNodes=2x\n", "test.conf:2: [Cluster] ExpectedNodes=2x"},
         ErrorCase{"[Cluster]\nRole=boss\n", "test.conf:2: [Cluster] Role=boss: expected 'member' or 'arbitrator'"},
         ErrorCase{"[Cluster]\nNoQuorumPolicy=freeze\n", "test.conf:2: [Cluster] NoQuorumPolicy=freeze"},

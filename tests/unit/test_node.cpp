@@ -1014,6 +1014,39 @@ TEST(NodeReceive, EveryChannelKeepsAPeerAliveAndIsTrackedApart) {
     EXPECT_EQ(p.channel_last_heard[1], h.now());
 }
 
+TEST(NodeReceive, APeersArrivalIsOneLineAndOnlyARealChangeOfStateIsAnother) {
+    Harness h("b");
+    h.start();
+    auto lines = [](const Effects& effects) {
+        std::vector<std::string> out;
+        for (const auto& e : effects) {
+            if (auto* n = std::get_if<effect::Notice>(&e); n && n->kind == NoticeKind::PeerJoined)
+                out.push_back("joined " + n->peer + " (" + n->text + ")");
+            if (auto* c = std::get_if<effect::PeerStateChanged>(&e))
+                out.push_back(c->peer + " " + std::string(to_string(c->from)) + " -> " + std::string(to_string(c->to)));
+        }
+        return out;
+    };
+    wire::Heartbeat hb;
+    hb.cluster_id = cluster_id("test");
+    hb.node = "a";
+    hb.incarnation = 1;
+    hb.sequence = 1;
+    hb.state = S::Initial;
+    // No second "INITIAL -> INITIAL" line beside the arrival (a 64-node start-up logged thousands).
+    EXPECT_EQ(lines(h.node().on_heartbeat(hb, 0, h.now())), std::vector<std::string>{"joined a (INITIAL)"});
+    hb.sequence = 2;
+    EXPECT_TRUE(lines(h.node().on_heartbeat(hb, 0, h.now())).empty());
+    hb.sequence = 3;
+    hb.state = S::Standby;
+    EXPECT_EQ(lines(h.node().on_heartbeat(hb, 0, h.now())), std::vector<std::string>{"a INITIAL -> STANDBY"});
+    // A node that arrives holding the services: its state and term, in one line.
+    hb.node = "c";
+    hb.state = S::Running;
+    hb.term = 4;
+    EXPECT_EQ(lines(h.node().on_heartbeat(hb, 0, h.now())), std::vector<std::string>{"joined c (RUNNING, term 4)"});
+}
+
 // --- authentication and replays ----------------------------------------------
 
 namespace {
