@@ -99,7 +99,8 @@ struct Observation {
 
 class Membership {
 public:
-    // Twice the largest cluster: room for every node plus as many strangers.
+    // Room for every peer of the largest cluster (kMaxNodes, node.cpp checks)
+    // and one stranger; a full table ignores only new names (table_full).
     static constexpr std::size_t kMaxPeers = 64;
     // How many heartbeats a sender may have sent per millisecond since it was
     // last heard, at most (Interval= is at least 1ms), plus a burst allowance.
