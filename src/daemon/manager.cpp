@@ -504,7 +504,6 @@ void Manager::begin() {
     std::string unreadable;
     if (auto m = stored_maintenance(state_directory_, &unreadable)) {
         node_.keep_maintenance(*m);
-        maintenance_ = *m;
         if (m->on)
             log::notice("maintenance mode is on, as before the restart: freehad starts, stops and monitors nothing "
                         "until freehactl maintenance off");
@@ -591,8 +590,7 @@ void Manager::apply(Effects effects) {
                 } else if constexpr (std::is_same_v<T, effect::SelfFence>) {
                     self_fence(config_.self_fence, x.reason, x.lease_end);
                 } else if constexpr (std::is_same_v<T, effect::MaintenanceChanged>) {
-                    maintenance_ = Maintenance{x.on, x.epoch};
-                    maintenance_unsaved_ = store_maintenance(state_directory_, maintenance_);
+                    maintenance_unsaved_ = store_maintenance(state_directory_, Maintenance{x.on, x.epoch});
                     if (!maintenance_unsaved_.empty())
                         log::warning(std::string("maintenance mode ") + (x.on ? "on" : "off") +
                                      " not saved: " + maintenance_unsaved_ + "; after a restart of freehad this "
@@ -691,7 +689,7 @@ void Manager::apply_notice(const effect::Notice& notice) {
                                    {"FREEHA_ACTIVE_NODE", node_.active_node()}};
     if (notice.peer != config_.node_name) fields.push_back({"FREEHA_PEER", notice.peer});
     if (notice.kind == NoticeKind::MaintenanceChanged)
-        fields.push_back({"FREEHA_MAINTENANCE", maintenance_.on ? "on" : "off"});
+        fields.push_back({"FREEHA_MAINTENANCE", node_.maintenance().on ? "on" : "off"});
     log::event(notice_priority(notice.kind), notice_message_id(notice.kind), notice_text(notice), fields);
 }
 

@@ -162,7 +162,6 @@ private:
     // A marker left by the previous daemon: its clean-up did not confirm.
     // It stays until the start-up probe, or the clean-up after it, settles it.
     bool inherited_marker_ = false;
-    Maintenance maintenance_;          // as last applied (MaintenanceChanged) or read at start
     std::string maintenance_unsaved_;  // why the last MaintenanceChanged could not be stored ("" when it was)
     effect::StateChanged last_change_{NodeState::Initial, NodeState::Initial, "", 0, "", Phase::InitialProbe, Phase::InitialProbe};
 };
