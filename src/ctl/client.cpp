@@ -163,6 +163,10 @@ std::optional<ClusterView> Client::read(CallError* error) {
     return view;
 }
 
+void Client::set_call_timeout(Usec timeout) {
+    sd_bus_set_method_call_timeout(bus_.get(), static_cast<std::uint64_t>(timeout.count()));
+}
+
 bool Client::call(const char* method, CallError* error) { return call_method(bus_.get(), method, error, nullptr, ""); }
 
 bool Client::call(const char* method, bool argument, CallError* error) {

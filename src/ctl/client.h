@@ -80,6 +80,9 @@ public:
     bool call(const char* method, bool argument, CallError* error);
     bool call(const char* method, const std::string& argument, CallError* error);
 
+    // Every later call fails (timed out) after `timeout` instead of sd-bus's 25 s.
+    void set_call_timeout(Usec timeout);
+
     sd_bus* get() const { return bus_.get(); }
 
 private:

@@ -16,6 +16,7 @@
 #include "ctl/client.h"
 #include "ctl/keygen.h"
 #include "ctl/maintenance.h"
+#include "ctl/metrics.h"
 
 using namespace freeha;
 using namespace freeha::ctl;
@@ -29,6 +30,8 @@ constexpr Usec kDefaultTimeout = 2 * 60 * kUsecPerSec;
 // each) and a switchover's two; far beyond it a deadline on the steady clock would overflow.
 constexpr Usec kMaxTimeout = 7 * 24 * 3600 * kUsecPerSec;
 constexpr auto kPollInterval = std::chrono::milliseconds(100);
+// A scrape must end before Prometheus's own timeout (10 s by default) gives up on it.
+constexpr Usec kMetricsCallTimeout = 5 * kUsecPerSec;
 
 struct Options {
     bool user_bus = false;
@@ -46,6 +49,8 @@ const char* kUsageText =
     "\n"
     "Commands:\n"
     "  status [--json]      the cluster as this node sees it\n"
+    "  metrics              the status in Prometheus's text format (freeha_up 0 when freehad\n"
+    "                       does not answer within 5s)\n"
     "  watch                status, redrawn whenever it changes (Ctrl-C ends)\n"
     "  stop                 stop the services here; the daemon stays up (SIGHUP)\n"
     "  force-start          start the services here without asking the others (SIGUSR1)\n"
@@ -223,7 +228,21 @@ int watch(Client& client) {
     }
 }
 
+// The exposition even when freehad does not answer (freeha_up 0 alone): a
+// scrape or a textfile collector must say so, never keep stale values.
+int metrics(const Options& o) {
+    CallError error;
+    std::optional<ClusterView> view;
+    if (auto client = Client::connect(o.user_bus, &error)) {
+        client->set_call_timeout(kMetricsCallTimeout);
+        view = client->read(&error);
+    }
+    std::cout << metrics_text(view ? &*view : nullptr, view ? std::string() : error.message);
+    return view ? kOk : report(error);
+}
+
 int run(const Options& o) {
+    if (o.verb == "metrics") return metrics(o);
     CallError error;
     auto client = Client::connect(o.user_bus, &error);
     if (!client) return report(error);
@@ -351,7 +370,7 @@ int main(int argc, char** argv) {
     if (optind >= argc) return usage_error("no command given");
     o.verb = argv[optind++];
     static const std::set<std::string> kVerbs{"status",    "watch",     "stop",       "force-start",   "clear-error",
-                                              "standby",   "unstandby", "switchover", "reload-config", "keygen",
+                                              "standby",   "unstandby", "switchover", "reload-config", "keygen", "metrics",
                                               "maintenance"};
     if (kVerbs.count(o.verb) == 0) return usage_error("unknown command '" + o.verb + "'");
     for (; optind < argc; ++optind) o.args.emplace_back(argv[optind]);

@@ -58,6 +58,23 @@ class ScriptsMode(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         print(r.stdout, file=sys.stderr)
 
+    def test_2b_metrics_show_the_active_node_and_say_when_freehad_is_not_there(self):
+        r = self.c["bravo"].ctl("metrics")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        lines = r.stdout.splitlines()
+        for line in ("freeha_up 1", 'freeha_node_active{node="alpha"} 1', 'freeha_node_active{node="bravo"} 0',
+                     'freeha_state{state="STANDBY"} 1', "freeha_quorate 1", "freeha_expected_nodes 3",
+                     'freeha_node_state{node="alpha",state="RUNNING"} 1'):
+            self.assertIn(line, lines, r.stdout)
+        # No daemon on the bus: the scrape says so, at once.
+        started = time.monotonic()
+        r = self.c["bravo"].run("env", "DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent", nodes.FREEHACTL, "--user",
+                                "metrics")
+        self.assertEqual(r.returncode, 3, r.stderr)
+        self.assertIn("freeha_up 0", r.stdout.splitlines())
+        self.assertNotIn("freeha_state", r.stdout)
+        self.assertLess(time.monotonic() - started, 5)
+
     def test_3_journal_has_message_ids_and_fields(self):
         def entries():
             r = self.c["alpha"].run("journalctl", "--user-unit", "freehad", "-o", "json", "--no-pager",

@@ -1,11 +1,15 @@
 // freehactl's reading of the status document (ClusterView) and the lines it builds from it.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <regex>
+#include <set>
 
 #include "core/status.h"
 #include "ctl/client.h"
 #include "ctl/maintenance.h"
+#include "ctl/metrics.h"
 
 using namespace freeha;
 using namespace freeha::ctl;
@@ -161,4 +165,131 @@ TEST(MaintenanceVerb, StatusShowsTheModeFirstAndEachNodesVersion) {
     EXPECT_EQ(version_text(n), "<0.2 (wire 2)");
     n.wire_version = 0;
     EXPECT_EQ(version_text(n), "-");
+}
+
+// --- freehactl metrics --------------------------------------------------------
+
+namespace {
+
+ClusterView bravo_active() {
+    Status s;
+    s.cluster = "web";
+    s.node = "alpha";
+    s.state = NodeState::Standby;
+    s.phase = "standby";
+    s.quorate = true;
+    s.term = 7;
+    s.expected_nodes = 3;
+    s.active_node = "bravo";
+    s.version = "0.2.0";
+    s.wire_version = 3;
+    s.counters.accepted = 120;
+    s.counters.malformed[static_cast<std::size_t>(wire::Reject::BadMagic)] = 4;
+    s.addresses = {{"192.0.2.10/24", "eth0", false, "", 2}};
+    for (auto [name, state] : {std::pair{"alpha", NodeState::Standby}, std::pair{"bravo", NodeState::Running},
+                               std::pair{"charlie", NodeState::TimedOut}}) {
+        NodeStatus n;
+        n.name = name;
+        n.state = state;
+        n.reachable = state != NodeState::TimedOut;
+        n.self = n.name == "alpha";
+        n.last_heard_usec_ago = Usec(n.reachable ? 150000 : 4500000);
+        n.version = "0.2.0";
+        n.wire_version = 3;
+        s.nodes.push_back(n);
+    }
+    auto v = ClusterView::from(to_json(s));
+    EXPECT_TRUE(v);
+    return *v;
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+    std::vector<std::string> out;
+    std::size_t at = 0;
+    while (at < text.size()) {
+        std::size_t end = text.find('\n', at);
+        out.push_back(text.substr(at, end - at));
+        at = end == std::string::npos ? text.size() : end + 1;
+    }
+    return out;
+}
+
+bool has_line(const std::string& text, const std::string& line) {
+    auto lines = lines_of(text);
+    return std::find(lines.begin(), lines.end(), line) != lines.end();
+}
+
+}  // namespace
+
+TEST(Metrics, WithoutAnAnswerOnlyUpZeroAndWhy) {
+    EXPECT_EQ(metrics_text(nullptr, "cannot connect to the system bus:\nNo such file or directory"),
+              "# HELP freeha_up Whether freehad answered this scrape (0: every other family is absent).\n"
+              "# TYPE freeha_up gauge\n"
+              "freeha_up 0\n"
+              "# freehad did not answer: cannot connect to the system bus: No such file or directory\n");
+}
+
+TEST(Metrics, ShowTheActiveNodeEachNodesStateAndThisNodesFacts) {
+    ClusterView v = bravo_active();
+    std::string text = metrics_text(&v);
+    for (const char* line : {
+             "freeha_up 1",
+             "freeha_build_info{version=\"0.2.0\",wire_version=\"3\"} 1",
+             "freeha_state{state=\"STANDBY\"} 1",
+             "freeha_state{state=\"RUNNING\"} 0",
+             "freeha_phase{phase=\"standby\"} 1",
+             "freeha_quorate 1",
+             "freeha_term 7",
+             "freeha_expected_nodes 3",
+             "freeha_node_active{node=\"bravo\"} 1",
+             "freeha_node_active{node=\"alpha\"} 0",
+             "freeha_node_state{node=\"bravo\",state=\"RUNNING\"} 1",
+             "freeha_node_state{node=\"charlie\",state=\"TIMEDOUT\"} 1",
+             "freeha_node_state{node=\"charlie\",state=\"RUNNING\"} 0",
+             "freeha_node_reachable{node=\"charlie\"} 0",
+             "freeha_node_last_heard_seconds{node=\"charlie\"} 4.5",
+             "freeha_node_info{node=\"bravo\",role=\"member\",version=\"0.2.0\",wire_version=\"3\"} 1",
+             "freeha_packets_accepted_total 120",
+             "freeha_packets_dropped_total{reason=\"malformed_bad_magic\"} 4",
+             "freeha_packets_dropped_total{reason=\"replayed\"} 0",
+             "freeha_address_up{address=\"192.0.2.10/24\",device=\"eth0\"} 0",
+             "freeha_address_conflicts_total{address=\"192.0.2.10/24\",device=\"eth0\"} 2",
+         })
+        EXPECT_TRUE(has_line(text, line)) << line << "\nin:\n" << text;
+    // No claim, no lease: the family has no sample rather than a made-up 0.
+    EXPECT_TRUE(has_line(text, "# TYPE freeha_lease_remaining_seconds gauge"));
+    EXPECT_EQ(text.find("\nfreeha_lease_remaining_seconds "), std::string::npos);
+    v.lease_remaining = Usec(1500000);
+    EXPECT_TRUE(has_line(metrics_text(&v), "freeha_lease_remaining_seconds 1.5"));
+}
+
+TEST(Metrics, EveryLineIsValidExpositionAndEveryFamilyIsDeclaredOnceBeforeItsSamples) {
+    ClusterView v = bravo_active();
+    v.nodes[1].name = "odd\"name\\with\nall";  // not a valid node name; the escaping must hold anyway
+    std::string text = metrics_text(&v);
+    const std::regex sample(R"(^([a-z_]+)(\{[a-z_]+="([^"\\\n]|\\["\\n])*"(,[a-z_]+="([^"\\\n]|\\["\\n])*")*\})? ([0-9.e+-]+|NaN)$)");
+    const std::regex type(R"(^# TYPE ([a-z_]+) (gauge|counter)$)");
+    std::set<std::string> declared;
+    std::string current, current_type;
+    for (const auto& line : lines_of(text)) {
+        std::smatch m;
+        if (std::regex_match(line, m, type)) {
+            EXPECT_TRUE(declared.insert(m[1]).second) << "declared twice: " << line;
+            current = m[1];
+            current_type = m[2];
+            EXPECT_EQ(current.starts_with("freeha_"), true) << line;
+            EXPECT_EQ(current.ends_with("_total"), current_type == "counter") << line;
+        } else if (line.starts_with("# ")) {
+            continue;
+        } else {
+            ASSERT_TRUE(std::regex_match(line, m, sample)) << "not a sample line: " << line;
+            EXPECT_EQ(m[1], current) << "a sample outside its family: " << line;
+        }
+    }
+    EXPECT_GE(declared.size(), 20u);
+}
+
+TEST(Metrics, LabelValuesAreEscaped) {
+    EXPECT_EQ(escape_label_value("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
+    EXPECT_EQ(escape_label_value("alpha"), "alpha");
 }

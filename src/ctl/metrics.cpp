@@ -1,0 +1,164 @@
+#include "ctl/metrics.h"
+
+#include <charconv>
+#include <cstdint>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/state.h"
+
+namespace freeha::ctl {
+
+namespace {
+
+using Labels = std::vector<std::pair<std::string_view, std::string>>;
+
+std::string number(double v) {
+    char buf[32];
+    auto [end, ec] = std::to_chars(buf, buf + sizeof buf, v);
+    return ec == std::errc() ? std::string(buf, end) : "NaN";
+}
+
+std::string seconds(Usec usec) { return number(static_cast<double>(usec.count()) / 1e6); }
+
+// One family at a time, in the order written: # HELP, # TYPE, then its samples.
+class Exposition {
+public:
+    void family(std::string_view name, std::string_view type, std::string_view help) {
+        name_ = name;
+        out_ += "# HELP " + std::string(name) + " " + std::string(help) + "\n";
+        out_ += "# TYPE " + std::string(name) + " " + std::string(type) + "\n";
+    }
+    void sample(const Labels& labels, const std::string& value) {
+        out_ += name_;
+        if (!labels.empty()) {
+            out_ += "{";
+            for (std::size_t i = 0; i < labels.size(); ++i) {
+                if (i != 0) out_ += ",";
+                out_ += std::string(labels[i].first) + "=\"" + escape_label_value(labels[i].second) + "\"";
+            }
+            out_ += "}";
+        }
+        out_ += " " + value + "\n";
+    }
+    void sample(const Labels& labels, std::uint64_t value) { sample(labels, std::to_string(value)); }
+    void sample(const Labels& labels, bool value) { sample(labels, std::string(value ? "1" : "0")); }
+    void comment(std::string text) {
+        for (char& c : text)
+            if (c == '\n') c = ' ';  // one line, whatever the error said
+        out_ += "# " + text + "\n";
+    }
+    std::string take() { return std::move(out_); }
+
+private:
+    std::string out_;
+    std::string name_;
+};
+
+// One gauge family per fact of this node.
+void this_node(Exposition& x, const ClusterView& v) {
+    x.family("freeha_build_info", "gauge", "This freehad's release and the wire version it speaks now (always 1).");
+    x.sample({{"version", v.version}, {"wire_version", std::to_string(v.wire_version)}}, std::uint64_t{1});
+    x.family("freeha_state", "gauge", "This node's state: 1 for the current one, 0 for the others.");
+    for (int i = 0; i < kNodeStateCount; ++i) {
+        std::string name(to_string(static_cast<NodeState>(i)));
+        x.sample({{"state", name}}, name == v.state);
+    }
+    x.family("freeha_phase", "gauge", "This node's phase within its state (always 1, labelled with the phase).");
+    x.sample({{"phase", v.phase}}, std::uint64_t{1});
+    x.family("freeha_quorate", "gauge", "Whether this node has quorum.");
+    x.sample({}, v.quorate);
+    x.family("freeha_term", "gauge", "The term of the claim that runs the cluster, as this node knows it.");
+    x.sample({}, v.term);
+    x.family("freeha_expected_nodes", "gauge", "The cluster's size as this node counts quorum (ExpectedNodes=).");
+    x.sample({}, std::uint64_t{v.expected_nodes});
+    x.family("freeha_standby", "gauge", "Whether this node is in admin standby.");
+    x.sample({}, v.standby);
+    x.family("freeha_errored", "gauge", "Whether this node's error latch is set (it takes no services until cleared).");
+    x.sample({}, v.errored);
+    x.family("freeha_maintenance", "gauge", "Whether maintenance mode is on (cluster-wide).");
+    x.sample({}, v.maintenance);
+    x.family("freeha_lease_remaining_seconds", "gauge",
+             "How long this node's lease on the services still runs; absent without a claim.");
+    if (v.lease_remaining) x.sample({}, seconds(*v.lease_remaining));
+    x.family("freeha_unexpected_services_total", "counter", "Times the services were found running here unbidden.");
+    x.sample({}, v.unexpected_services);
+    x.family("freeha_log_lines_dropped_total", "counter", "Journal lines freehad dropped rather than wait for the journal.");
+    x.sample({}, v.log_lines_dropped);
+    x.family("freeha_packets_accepted_total", "counter", "Heartbeats received and accepted.");
+    for (const auto& [name, value] : v.packets)
+        if (name == "accepted") x.sample({}, value);
+    x.family("freeha_packets_dropped_total", "counter", "Datagrams received and dropped, by reason.");
+    for (const auto& [name, value] : v.packets)
+        if (name != "accepted") x.sample({{"reason", name}}, value);
+}
+
+// One family per fact of each node this node knows, itself included.
+void nodes(Exposition& x, const ClusterView& v) {
+    x.family("freeha_node_state", "gauge", "Each node's state as this node sees it: 1 for its current state.");
+    for (const auto& n : v.nodes)
+        for (int i = 0; i < kNodeStateCount; ++i) {
+            std::string name(to_string(static_cast<NodeState>(i)));
+            x.sample({{"node", n.name}, {"state", name}}, name == n.state);
+        }
+    x.family("freeha_node_active", "gauge", "1 for the node that runs the services (the active node), 0 for the others.");
+    for (const auto& n : v.nodes) x.sample({{"node", n.name}}, n.name == v.active_node);
+    x.family("freeha_node_reachable", "gauge", "Whether the node is heard (this node always is).");
+    for (const auto& n : v.nodes) x.sample({{"node", n.name}}, n.reachable);
+    x.family("freeha_node_last_heard_seconds", "gauge", "Seconds since the node was last heard (0 for this node).");
+    for (const auto& n : v.nodes) x.sample({{"node", n.name}}, seconds(n.last_heard_usec_ago));
+    x.family("freeha_node_standby", "gauge", "Whether the node announces admin standby.");
+    for (const auto& n : v.nodes) x.sample({{"node", n.name}}, n.standby);
+    x.family("freeha_node_errored", "gauge", "Whether the node announces its error latch.");
+    for (const auto& n : v.nodes) x.sample({{"node", n.name}}, n.errored);
+    x.family("freeha_node_maintenance", "gauge", "Whether the node announces maintenance mode on.");
+    for (const auto& n : v.nodes) x.sample({{"node", n.name}}, n.maintenance);
+    x.family("freeha_node_info", "gauge",
+             "Each node's role, release (\"\" before 0.2) and wire version (0: never heard); always 1.");
+    for (const auto& n : v.nodes)
+        x.sample({{"node", n.name}, {"role", n.role}, {"version", n.version},
+                  {"wire_version", std::to_string(n.wire_version)}},
+                 std::uint64_t{1});
+}
+
+void addresses(Exposition& x, const ClusterView& v) {
+    x.family("freeha_address_up", "gauge", "Whether the floating address (Address=) is on its device here.");
+    for (const auto& a : v.addresses) x.sample({{"address", a.address}, {"device", a.device}}, a.up);
+    x.family("freeha_address_conflicts_total", "counter", "Times another host was seen answering for the address.");
+    for (const auto& a : v.addresses) x.sample({{"address", a.address}, {"device", a.device}}, a.conflicts);
+}
+
+}  // namespace
+
+std::string escape_label_value(const std::string& value) {
+    std::string out;
+    out.reserve(value.size());
+    for (char c : value) {
+        if (c == '\\')
+            out += "\\\\";
+        else if (c == '"')
+            out += "\\\"";
+        else if (c == '\n')
+            out += "\\n";
+        else
+            out += c;
+    }
+    return out;
+}
+
+std::string metrics_text(const ClusterView* view, const std::string& why) {
+    Exposition x;
+    x.family("freeha_up", "gauge", "Whether freehad answered this scrape (0: every other family is absent).");
+    x.sample({}, view != nullptr);
+    if (view == nullptr) {
+        if (!why.empty()) x.comment("freehad did not answer: " + why);
+        return x.take();
+    }
+    this_node(x, *view);
+    nodes(x, *view);
+    addresses(x, *view);
+    return x.take();
+}
+
+}  // namespace freeha::ctl
