@@ -195,6 +195,17 @@ int ManagerObject::get_node_property(sd_bus*, const char* path, const char*, con
             }
             return r < 0 ? r : sd_bus_message_close_container(reply);
         }
+        if (p == "Links") {
+            int r = sd_bus_message_open_container(reply, 'a', "(sttdb)");
+            for (std::size_t i = 0; i < n->links.size(); ++i) {
+                if (r < 0) return r;
+                const LinkStatus& link = n->links[i];
+                std::string name = i < s.channels.size() ? s.channels[i] : std::to_string(i);
+                r = sd_bus_message_append(reply, "(sttdb)", name.c_str(), link.received, link.lost,
+                                          link.recent_loss_ratio().value_or(0.0), static_cast<int>(link.lossy));
+            }
+            return r < 0 ? r : sd_bus_message_close_container(reply);
+        }
         return -ENOENT;
     });
 }
@@ -420,6 +431,9 @@ int ManagerObject::publish(sd_bus* bus, std::string* error) {
         // Ages change continuously: read them, no signal.
         SD_BUS_PROPERTY("LastHeardUSec", "t", get_node_property, 0, 0),
         SD_BUS_PROPERTY("Channels", "a(sbt)", get_node_property, 0, 0),
+        // Per channel: (name, heartbeats received, lost, lost of the recent ones (0..1; 0 while none
+        // was judged), warned as lossy): the status document's nodes[].channels[] counts.
+        SD_BUS_PROPERTY("Links", "a(sttdb)", get_node_property, 0, 0),
         SD_BUS_VTABLE_END,
     };
     bus_ = bus;

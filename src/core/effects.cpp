@@ -10,13 +10,14 @@ std::string_view hook_name(HookKind k) {
     return kNames.at(static_cast<std::size_t>(k));
 }
 
-static_assert(static_cast<std::size_t>(NoticeKind::UnknownWireVersion) + 1 == kNoticeKindCount);
+static_assert(static_cast<std::size_t>(NoticeKind::LinkRecovered) + 1 == kNoticeKindCount);
 
 std::string_view to_string(NoticeKind k) {
     static constexpr std::array<std::string_view, kNoticeKindCount> kNames{
         "peer-joined",  "peer-timed-out",       "peer-restarted", "quorum-gained",        "quorum-lost",
         "takeover",     "dual-active-resolved", "hook-failed",    "startup-wait-expired", "duplicate-node-name",
         "unexpected-services", "lease-lost", "peer-refused", "peer-refusal-ended", "peer-left", "maintenance-changed", "unknown-wire-version",
+        "link-lossy", "link-recovered",
     };
     return kNames.at(static_cast<std::size_t>(k));
 }

@@ -53,8 +53,10 @@ enum class NoticeKind {
     PeerLeft,            // a node said it leaves (its machine shuts down): it no longer counts
     MaintenanceChanged,  // maintenance mode turned on or off (by this node or learned from a peer)
     UnknownWireVersion,  // a heartbeat of a wire version this release does not speak (once per version)
+    LinkLossy,           // a peer's heartbeats on one channel: more than LinkHealth::kLossyPercent lost recently
+    LinkRecovered,       // ... and no more than LinkHealth::kRecoveredPercent since
 };
-inline constexpr std::size_t kNoticeKindCount = 17;
+inline constexpr std::size_t kNoticeKindCount = 19;
 std::string_view to_string(NoticeKind k);
 
 namespace effect {
@@ -102,6 +104,7 @@ struct Notice {
     NoticeKind kind;
     std::string peer;  // the node concerned, or this node
     std::string text;
+    std::string channel = {};  // the heartbeat channel concerned (its name), if one is
 };
 struct Exit {
     int code;

@@ -1,6 +1,7 @@
 #include "core/membership.h"
 
 #include <algorithm>
+#include <bit>
 
 namespace freeha {
 
@@ -17,6 +18,66 @@ bool ReplayWindow::accept(std::uint64_t sequence) {
     std::uint64_t bit = std::uint64_t{1} << age;
     if (seen_ & bit) return false;
     seen_ |= bit;
+    return true;
+}
+
+void LinkHealth::start(std::uint64_t first) {
+    judging_ = true;
+    next_ = first;
+    arrived_ = 0;
+}
+
+void LinkHealth::record(bool arrived) {
+    if (arrived)
+        ++received_;
+    else
+        ++lost_;
+    recent_ = (recent_ << 1) | (arrived ? 0 : 1);
+    if (recent_count_ < kRecent) ++recent_count_;
+}
+
+void LinkHealth::judge_until(std::uint64_t last) {
+    if (!judging_) return;
+    while (next_ <= last) {
+        std::uint64_t left = last - next_ + 1;
+        if (arrived_ == 0 && left >= kRecent) {
+            // Nothing arrived in the rest (a long silence on this channel): all lost, at once.
+            lost_ += left;
+            recent_ = ~std::uint64_t{0};
+            recent_count_ = kRecent;
+            next_ = last + 1;
+            return;
+        }
+        record((arrived_ & 1) != 0);
+        arrived_ >>= 1;
+        ++next_;
+    }
+}
+
+void LinkHealth::judge(std::uint64_t channel_newest, std::uint64_t peer_newest) {
+    if (!judging_) return;
+    std::optional<std::uint64_t> last;
+    if (channel_newest >= next_ + kLate) last = channel_newest - kLate;
+    if (peer_newest >= next_ + ReplayWindow::kSize) last = std::max(last.value_or(0), peer_newest - ReplayWindow::kSize);
+    if (last) judge_until(*last);
+}
+
+void LinkHealth::settle(std::uint64_t peer_newest) { judge_until(peer_newest); }
+
+void LinkHealth::arrived(std::uint64_t sequence) {
+    if (!judging_ || sequence < next_) return;  // judged already: too late to count
+    std::uint64_t offset = sequence - next_;
+    if (offset < 64) arrived_ |= std::uint64_t{1} << offset;  // judge() keeps it below 64
+}
+
+unsigned LinkHealth::recent_lost() const { return static_cast<unsigned>(std::popcount(recent_)); }
+
+bool LinkHealth::update_lossy() {
+    std::uint64_t lost = recent_lost(), judged = recent_count_;
+    bool lossy = lossy_ ? lost * 100 > kRecoveredPercent * judged
+                        : judged == kRecent && lost * 100 > kLossyPercent * judged;
+    if (lossy == lossy_) return false;
+    lossy_ = lossy;
     return true;
 }
 
@@ -46,10 +107,12 @@ Observation Membership::observe(const wire::Heartbeat& hb, std::size_t channel, 
         it = peers_.try_emplace(hb.node).first;
     }
     Peer& p = it->second;
+    std::uint64_t newest_before = p.last_sequence;
     if (inserted) {
         p.name = hb.node;
         p.channel_last_heard.resize(channel_count_);
         p.windows.resize(channel_count_);
+        p.links.resize(channel_count_);
         obs.joined = true;
     } else {
         // A lower incarnation is a replay; but without a key a silent record
@@ -83,6 +146,7 @@ Observation Membership::observe(const wire::Heartbeat& hb, std::size_t channel, 
         return obs;
     }
     if (channel < p.channel_last_heard.size()) p.channel_last_heard[channel] = now;
+    count_link(p, hb.sequence, channel, inserted || obs.restarted, newest_before, obs);
     // A copy that came first over another channel, or a late one: it proves
     // the channel works but must not extend the peer's life or roll its state back.
     if (!inserted && !obs.restarted && hb.sequence <= p.last_sequence) {
@@ -115,6 +179,24 @@ Observation Membership::observe(const wire::Heartbeat& hb, std::size_t channel, 
     p.timed_out = p.left;
     obs.left = p.left;
     return obs;
+}
+
+void Membership::count_link(Peer& p, std::uint64_t sequence, std::size_t channel, bool new_run,
+                            std::uint64_t newest_before, Observation& obs) {
+    // A new run, or a silent peer heard again: what it sent meanwhile was not
+    // expected (the timeout said it); the rest of the old numbers are judged now.
+    bool applies = new_run || sequence > p.last_sequence;
+    if (new_run || (p.timed_out && applies)) {
+        for (auto& link : p.links) {
+            link.settle(newest_before);
+            link.start(sequence);
+        }
+    }
+    std::uint64_t newest = applies ? sequence : p.last_sequence;
+    for (std::size_t i = 0; i < p.links.size(); ++i) p.links[i].judge(p.windows[i].highest(), newest);
+    if (channel < p.links.size()) p.links[channel].arrived(sequence);
+    for (std::size_t i = 0; i < p.links.size(); ++i)
+        if (p.links[i].update_lossy()) obs.links_changed.push_back(i);
 }
 
 std::vector<std::string> Membership::expire(Usec now, Usec dead_time) {

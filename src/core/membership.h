@@ -38,10 +38,78 @@ public:
     static constexpr std::uint64_t kSize = 64;
     // Records `sequence`; false when it was heard before or is too old to tell.
     bool accept(std::uint64_t sequence);
+    std::uint64_t highest() const { return highest_; }
 
 private:
     std::uint64_t highest_ = 0;
     std::uint64_t seen_ = 0;
+};
+
+// The health of one peer's link on one channel: of the heartbeats the peer
+// sent, how many arrived on this channel and how many were lost.
+//
+// A sender numbers its heartbeats and sends each one on every channel with
+// the same number (Node::send_heartbeat, Manager::send), so every number up
+// to the newest heard on any channel was sent, and each channel should carry
+// it. A number is judged once it can no longer arrive: when this channel has
+// carried one kLate numbers newer (reordering on one path is never that
+// deep), or when another channel has carried one ReplayWindow::kSize newer
+// (a dead channel; the margin leaves room for one channel's backlog being
+// drained after another's). A heartbeat that comes later than that counts as
+// lost: it told the node nothing new. Expected = received + lost, over the
+// judged numbers only.
+//
+// The recent ratio covers the last kRecent judged numbers: a fixed count of
+// heartbeats rather than a time span, so that the threshold means the same
+// at any Interval= (kRecent is the replay window's span: 12.8s at the
+// default 200ms). Above kLossyPercent of a full window the link is lossy;
+// it recovers at kRecoveredPercent or less (hysteresis: a link that loses
+// about 10 % does not flap between the two).
+//
+// A new incarnation or a peer heard again after it timed out starts the
+// judging over from its new heartbeat (settle() first judges what is left,
+// as nothing more will come): the numbers of a silent peer are not expected,
+// a timeout is not a loss. The totals and the recent window go on across
+// both: they describe the link, not one run of the peer.
+class LinkHealth {
+public:
+    static constexpr std::uint64_t kLate = 8;
+    static constexpr std::uint64_t kRecent = 64;
+    static constexpr std::uint64_t kLossyPercent = 10;
+    static constexpr std::uint64_t kRecoveredPercent = 2;
+
+    // Judges from `first` on (the first heartbeat heard, or heard again).
+    void start(std::uint64_t first);
+    // Judges what can no longer arrive (see above); `channel_newest` is the
+    // newest number this channel carried, `peer_newest` any channel.
+    void judge(std::uint64_t channel_newest, std::uint64_t peer_newest);
+    // Judges everything up to `peer_newest` at once: nothing more will come.
+    void settle(std::uint64_t peer_newest);
+    // Heartbeat `sequence` arrived on this channel (judge() first).
+    void arrived(std::uint64_t sequence);
+    // Updates lossy() from the recent window; true when it changed.
+    bool update_lossy();
+
+    std::uint64_t received() const { return received_; }
+    std::uint64_t lost() const { return lost_; }
+    std::uint64_t expected() const { return received_ + lost_; }
+    // The last kRecent judged numbers (fewer at first), and how many of them were lost.
+    unsigned recent_expected() const { return recent_count_; }
+    unsigned recent_lost() const;
+    bool lossy() const { return lossy_; }
+
+private:
+    void judge_until(std::uint64_t last);
+    void record(bool arrived);
+
+    bool judging_ = false;
+    std::uint64_t next_ = 0;     // the lowest number not judged yet
+    std::uint64_t arrived_ = 0;  // bit i: next_ + i arrived on this channel
+    std::uint64_t received_ = 0;
+    std::uint64_t lost_ = 0;
+    std::uint64_t recent_ = 0;   // bit i: the i-th newest judged number was lost
+    unsigned recent_count_ = 0;
+    bool lossy_ = false;
 };
 
 struct Peer {
@@ -52,6 +120,7 @@ struct Peer {
     std::uint64_t incarnation = 0;
     std::uint64_t last_sequence = 0;  // of the newest heartbeat applied
     std::vector<ReplayWindow> windows;  // index = channel
+    std::vector<LinkHealth> links;      // index = channel
     std::uint16_t flags = 0;
     std::string handover_to;  // the node it hands the services to, if any
     std::string claimant;     // whose claim its announced term is, when it holds no services
@@ -94,6 +163,7 @@ struct Observation {
     bool implausible = false;  // a sequence number the sender cannot have reached yet: ignored
     bool table_full = false;   // a new peer, and no room for it: ignored
     bool redundant = false;    // new on this channel, but not newer than what was applied: channel health only
+    std::vector<std::size_t> links_changed;  // channels whose LinkHealth::lossy() changed
     std::optional<NodeState> previous_state;
 };
 
@@ -132,6 +202,10 @@ public:
 private:
     // Makes room for one more peer if the table is full; false when none can go.
     bool make_room();
+    // Counts `sequence`, accepted on `channel`, in the peer's LinkHealth;
+    // `new_run`: the first heartbeat of the record or of an incarnation.
+    void count_link(Peer& p, std::uint64_t sequence, std::size_t channel, bool new_run, std::uint64_t newest_before,
+                    Observation& obs);
 
     std::size_t channel_count_;
     bool trust_timed_out_;

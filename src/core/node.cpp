@@ -466,6 +466,8 @@ Effects Node::on_heartbeat(const wire::Heartbeat& hb, std::size_t channel, Usec 
         return out;
     }
     ++counters_.accepted;
+    // Before the redundant return: a copy that only this channel carried still judges its link.
+    report_links(membership_.peers().at(hb.node), obs.links_changed, out);
     if (obs.redundant) return out;
     if (obs.restarted && !obs.joined)
         out.push_back(effect::Notice{NoticeKind::PeerRestarted, hb.node, "new incarnation"});
@@ -678,6 +680,24 @@ void Node::refuse(const std::string& node, RefusalCause cause, std::string reaso
     }
     out.push_back(effect::Notice{NoticeKind::PeerRefused, node, reason});
     it->second = Refusal{cause, std::move(reason), it->second.since, now, it->second.count + 1};
+}
+
+std::string Node::channel_name(std::size_t channel) const {
+    return channel < settings_.channel_names.size() ? settings_.channel_names[channel] : std::to_string(channel);
+}
+
+void Node::report_links(const Peer& peer, const std::vector<std::size_t>& channels, Effects& out) const {
+    for (std::size_t channel : channels) {
+        const LinkHealth& link = peer.links.at(channel);
+        unsigned lost = link.recent_lost(), judged = std::max(link.recent_expected(), 1u);
+        std::string text = std::to_string(lost) + " of the last " + std::to_string(judged) + " heartbeats lost (" +
+                           std::to_string((lost * 100 + judged / 2) / judged) + "%, " +
+                           (link.lossy() ? "above " + std::to_string(LinkHealth::kLossyPercent)
+                                         : "at most " + std::to_string(LinkHealth::kRecoveredPercent)) +
+                           "%)";
+        out.push_back(effect::Notice{link.lossy() ? NoticeKind::LinkLossy : NoticeKind::LinkRecovered, peer.name,
+                                     std::move(text), channel_name(channel)});
+    }
 }
 
 void Node::end_refusals(Usec now, Effects& out) {

@@ -57,6 +57,9 @@ struct NodeSettings {
     // killed. See freeha-safety(7).
     Usec fence_timeout = 500 * kUsecPerMsec;
     std::size_t channel_count = 1;
+    // The channels' names (Channel= as it spells them: the status and the
+    // journal name them so); a channel without one is named by its index.
+    std::vector<std::string> channel_names;
     // Target mode: the unit that stands for the services (messages name it
     // instead of the hasrv scripts); empty in scripts mode.
     std::string services_target;
@@ -294,6 +297,9 @@ private:
 
     // --- refused senders
     void refuse(const std::string& node, RefusalCause cause, std::string reason, Usec now, Effects& out);
+    // One LinkLossy or LinkRecovered notice per channel of `peer` whose link changed.
+    void report_links(const Peer& peer, const std::vector<std::size_t>& channels, Effects& out) const;
+    std::string channel_name(std::size_t channel) const;
     void end_refusals(Usec now, Effects& out);
 
     // --- start-up, quorum and election

@@ -55,6 +55,7 @@ Status Node::status(Usec now) const {
     s.maintenance_since_realtime_usec = maintenance_.epoch;
     s.leaving = leaving_;
     if (auto lease_end = lease()) s.lease_remaining = *lease_end - now;
+    for (std::size_t i = 0; i < settings_.channel_count; ++i) s.channels.push_back(channel_name(i));
     NodeStatus self;
     self.name = settings_.node_name;
     self.state = state();
@@ -68,6 +69,7 @@ Status Node::status(Usec now) const {
     self.wire_version = wire_version();
     self.maintenance = maintenance_.on;
     self.channel_heard_usec_ago.resize(settings_.channel_count, Usec{0});
+    self.links.resize(settings_.channel_count);
     s.nodes.push_back(std::move(self));
     for (const auto& [name, p] : membership_.peers()) {
         NodeStatus n;
@@ -85,6 +87,9 @@ Status Node::status(Usec now) const {
         n.left = p.left;
         for (const auto& heard : p.channel_last_heard)
             n.channel_heard_usec_ago.push_back(heard ? std::optional<Usec>(now - *heard) : std::nullopt);
+        for (const auto& link : p.links)
+            n.links.push_back(LinkStatus{link.received(), link.lost(), link.recent_expected(), link.recent_lost(),
+                                         link.lossy()});
         if (auto r = refused_.find(name); r != refused_.end() && !p.reachable())
             n.not_counted = "refused: " + r->second.reason;
         else if (p.reachable() && !p.hears(own_id_))
@@ -99,6 +104,7 @@ Status Node::status(Usec now) const {
         n.state = NodeState::TimedOut;
         n.last_heard_usec_ago = now - r.last;
         n.channel_heard_usec_ago.resize(settings_.channel_count);
+        n.links.resize(settings_.channel_count);
         n.not_counted = "refused: " + r.reason;
         s.nodes.push_back(std::move(n));
     }

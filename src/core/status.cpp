@@ -22,6 +22,11 @@ std::vector<std::pair<std::string, std::uint64_t>> ReceiveCounters::by_name() co
     return out;
 }
 
+std::optional<double> LinkStatus::recent_loss_ratio() const {
+    if (recent_expected == 0) return std::nullopt;
+    return static_cast<double>(recent_lost) / recent_expected;
+}
+
 nlohmann::json to_json(const Status& s) {
     using nlohmann::json;
     json nodes = json::array();
@@ -29,8 +34,17 @@ nlohmann::json to_json(const Status& s) {
         json channels = json::array();
         for (std::size_t i = 0; i < n.channel_heard_usec_ago.size(); ++i) {
             const auto& age = n.channel_heard_usec_ago[i];
+            LinkStatus link = i < n.links.size() ? n.links[i] : LinkStatus{};
+            auto ratio = link.recent_loss_ratio();
             channels.push_back({{"name", i < s.channels.size() ? s.channels[i] : std::to_string(i)},
-                                {"last_heard_usec_ago", age ? json(age->count()) : json(nullptr)}});
+                                {"last_heard_usec_ago", age ? json(age->count()) : json(nullptr)},
+                                {"received", link.received},
+                                {"lost", link.lost},
+                                {"expected", link.expected()},
+                                {"recent_expected", link.recent_expected},
+                                {"recent_lost", link.recent_lost},
+                                {"recent_loss_ratio", ratio ? json(*ratio) : json(nullptr)},
+                                {"lossy", link.lossy}});
         }
         nodes.push_back({{"name", n.name},
                          {"state", to_string(n.state)},

@@ -36,6 +36,22 @@ struct ReceiveCounters {
     std::vector<std::pair<std::string, std::uint64_t>> by_name() const;
 };
 
+// A peer's link on one channel (core/membership.h's LinkHealth): of its
+// heartbeats judged so far, how many arrived on the channel and how many
+// were lost; and of the most recent ones (at most LinkHealth::kRecent).
+struct LinkStatus {
+    std::uint64_t received = 0;
+    std::uint64_t lost = 0;
+    unsigned recent_expected = 0;
+    unsigned recent_lost = 0;
+    bool lossy = false;  // warned about (more than LinkHealth::kLossyPercent lost), not recovered yet
+
+    std::uint64_t expected() const { return received + lost; }
+    // recent_lost / recent_expected; nullopt while nothing was judged.
+    std::optional<double> recent_loss_ratio() const;
+    bool operator==(const LinkStatus&) const = default;
+};
+
 struct NodeStatus {
     std::string name;
     NodeState state = NodeState::Initial;
@@ -47,6 +63,7 @@ struct NodeStatus {
     bool errored = false;
     bool self = false;
     std::vector<std::optional<Usec>> channel_heard_usec_ago;  // nullopt: never heard on it
+    std::vector<LinkStatus> links;  // index = channel, as channel_heard_usec_ago; zero for this node
     // Why this peer does not count towards quorum although it sends ("" when
     // it counts, or is simply not heard): "refused: <why>" when this node
     // refuses its heartbeats, "does not hear this node" for a one-way link.

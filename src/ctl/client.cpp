@@ -106,6 +106,18 @@ std::optional<ClusterView> ClusterView::from(const nlohmann::json& s) {
             node.wire_version = n.value("wire_version", 0u);
             node.maintenance = n.value("maintenance", false);
             node.left = n.value("left", false);
+            for (const auto& ch : n.value("channels", nlohmann::json::array())) {
+                if (!ch.contains("received")) continue;  // a daemon before link health
+                ClusterView::Node::Link link;
+                link.channel = ch.at("name");
+                link.received = ch.at("received");
+                link.lost = ch.at("lost");
+                link.recent_expected = ch.at("recent_expected");
+                link.recent_lost = ch.at("recent_lost");
+                if (!ch.at("recent_loss_ratio").is_null()) link.recent_loss_ratio = ch.at("recent_loss_ratio");
+                link.lossy = ch.at("lossy");
+                node.links.push_back(std::move(link));
+            }
             v.nodes.push_back(std::move(node));
         }
         for (const auto& [name, value] : s.at("packets").items()) {

@@ -40,6 +40,16 @@ struct ClusterView {
         std::string version;        // "" for a node of a release before 0.2
         unsigned wire_version = 0;  // 0: never heard
         bool maintenance = false, left = false;
+        // Its link on each channel (the document's nodes[].channels[]); empty
+        // from daemons before link health was counted.
+        struct Link {
+            std::string channel;
+            std::uint64_t received = 0, lost = 0;
+            unsigned recent_expected = 0, recent_lost = 0;
+            std::optional<double> recent_loss_ratio;  // nullopt while nothing was judged
+            bool lossy = false;
+        };
+        std::vector<Link> links;
     };
     std::vector<Node> nodes;
     std::vector<std::pair<std::string, std::uint64_t>> packets;  // every counter, in the document's order

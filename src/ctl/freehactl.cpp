@@ -15,6 +15,7 @@
 #include "core/timespan.h"
 #include "ctl/client.h"
 #include "ctl/keygen.h"
+#include "ctl/links.h"
 #include "ctl/maintenance.h"
 #include "ctl/metrics.h"
 
@@ -122,15 +123,16 @@ std::string render(const ClusterView& v) {
     if (!v.unavailable.empty()) out += "This node stands aside (it cannot take the services): " + v.unavailable + "\n";
     if (v.errored) out += "This node is errored: " + v.last_error + "\n";
     out += "\n";
-    std::snprintf(line, sizeof line, "%-20s %-9s %-10s %-9s %-15s %s\n", "NODE", "STATE", "ROLE", "REACHABLE",
-                  "VERSION", "LAST HEARD");
+    std::snprintf(line, sizeof line, "%-20s %-9s %-10s %-9s %-15s %-5s %s\n", "NODE", "STATE", "ROLE", "REACHABLE",
+                  "VERSION", "LOSS", "LAST HEARD");
     out += line;
     for (const auto& n : v.nodes) {
         bool self = n.name == v.node;
         std::string heard = self ? "(this node)" : age_text(n.last_heard_usec_ago);
         std::string name = n.name + (n.name == v.active_node ? " *" : "");
-        std::snprintf(line, sizeof line, "%-20s %-9s %-10s %-9s %-15s %s\n", name.c_str(), n.state.c_str(),
-                      n.role.c_str(), n.reachable ? "yes" : "no", version_text(n).c_str(), heard.c_str());
+        std::snprintf(line, sizeof line, "%-20s %-9s %-10s %-9s %-15s %-5s %s\n", name.c_str(), n.state.c_str(),
+                      n.role.c_str(), n.reachable ? "yes" : "no", version_text(n).c_str(), loss_text(n).c_str(),
+                      heard.c_str());
         out += line;
     }
     for (const auto& n : v.nodes)
@@ -140,6 +142,7 @@ std::string render(const ClusterView& v) {
             out += n.name + " does not announce maintenance mode " + (v.maintenance ? "on" : "off") + " yet\n";
     for (const auto& n : v.nodes)
         if (n.left) out += n.name + " left (its machine shut down)\n";
+    for (const auto& l : lossy_lines(v)) out += l + "\n";
     out += "\n" + packets_line(v) + "\n";
     return out;
 }

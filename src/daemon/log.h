@@ -34,6 +34,8 @@ inline constexpr std::string_view kSelfFence = "c6538ea661174587930c189cbb47a971
 inline constexpr std::string_view kAddressConflict = "848cb1ed965d414392072599b809b0f6";
 inline constexpr std::string_view kMaintenanceChanged = "9ce4c44e2ee24526bf793efaabc3c9b1";
 inline constexpr std::string_view kPeerLeft = "fb5d09c4bb0c4fe39bc4135ee310d743";
+inline constexpr std::string_view kLinkLossy = "0ef2e2b129fb46a7a7a8f539572b8d6b";
+inline constexpr std::string_view kLinkRecovered = "ac27b76db6524faaa331507259564504";
 }  // namespace message_id
 
 struct Field {

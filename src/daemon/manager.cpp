@@ -35,6 +35,8 @@ std::string_view notice_message_id(NoticeKind k) {
     case NoticeKind::LeaseLost: return log::message_id::kLeaseLost;
     case NoticeKind::PeerLeft: return log::message_id::kPeerLeft;
     case NoticeKind::MaintenanceChanged: return log::message_id::kMaintenanceChanged;
+    case NoticeKind::LinkLossy: return log::message_id::kLinkLossy;
+    case NoticeKind::LinkRecovered: return log::message_id::kLinkRecovered;
     default: return {};
     }
 }
@@ -48,6 +50,7 @@ int notice_priority(NoticeKind k) {
     case NoticeKind::QuorumGained: return LOG_INFO;
     case NoticeKind::MaintenanceChanged: return LOG_NOTICE;
     case NoticeKind::Takeover: return LOG_NOTICE;
+    case NoticeKind::LinkRecovered: return LOG_NOTICE;
     case NoticeKind::DuplicateNodeName:
     case NoticeKind::UnexpectedServices: return LOG_ERR;
     default: return LOG_WARNING;
@@ -73,6 +76,10 @@ std::string notice_text(const effect::Notice& n) {
     case NoticeKind::PeerLeft: return "node " + n.peer + " left: " + n.text;
     case NoticeKind::MaintenanceChanged: return n.text;
     case NoticeKind::UnknownWireVersion: return n.text;
+    case NoticeKind::LinkLossy:
+        return "heartbeats of node " + n.peer + " on channel '" + n.channel + "' are being lost: " + n.text;
+    case NoticeKind::LinkRecovered:
+        return "heartbeats of node " + n.peer + " on channel '" + n.channel + "' arrive again: " + n.text;
     }
     return n.text;
 }
@@ -688,6 +695,7 @@ void Manager::apply_notice(const effect::Notice& notice) {
                                    {"FREEHA_TERM", std::to_string(node_.cluster_term())},
                                    {"FREEHA_ACTIVE_NODE", node_.active_node()}};
     if (notice.peer != config_.node_name) fields.push_back({"FREEHA_PEER", notice.peer});
+    if (!notice.channel.empty()) fields.push_back({"FREEHA_CHANNEL", notice.channel});
     if (notice.kind == NoticeKind::MaintenanceChanged)
         fields.push_back({"FREEHA_MAINTENANCE", node_.maintenance().on ? "on" : "off"});
     log::event(notice_priority(notice.kind), notice_message_id(notice.kind), notice_text(notice), fields);
@@ -713,7 +721,6 @@ Status Manager::snapshot() const {
     std::uint64_t realtime = 0;
     sd_event_now(event_.get(), CLOCK_REALTIME, &realtime);
     s.updated_realtime_usec = realtime;
-    for (const auto& ch : channels_) s.channels.push_back(ch->name());
     s.log_lines_dropped = log::dropped_lines();
     if (addresses_) s.addresses = addresses_->status();
     if (!config_.target.empty()) {

@@ -95,6 +95,10 @@ class BusCluster(unittest.TestCase):
         self.assertEqual(len(channels), 1)
         self.assertTrue(channels[0][0].startswith("unicast 127.0.0.2"))
         self.assertTrue(channels[0][1])  # healthy: heard within the dead time
+        # One link per channel (name, received, lost, recent loss ratio, lossy): a clean loopback loses nothing.
+        links = prop(b, "Links", path, "org.freeha1.Node")
+        self.assertEqual([link[0] for link in links], [channels[0][0]])
+        self.assertEqual(links[0][2:], [0, 0.0, False])
 
     def test_failover_emits_properties_changed_on_the_survivors(self):
         b = self.bus["bravo"]
@@ -230,6 +234,8 @@ class BusCluster(unittest.TestCase):
         self.assertIn("Active node: alpha", r.stdout)
         self.assertIn("Quorum: yes (3 of 3 nodes reachable)", r.stdout)
         self.assertRegex(r.stdout, r"alpha \*\s+RUNNING\s+member\s+yes")
+        self.assertRegex(r.stdout, r"NODE\s+STATE\s+ROLE\s+REACHABLE\s+VERSION\s+LOSS\s+LAST HEARD")
+        self.assertRegex(r.stdout, r"alpha \*\s+RUNNING\s+member\s+yes\s+\S+\s+(-|0%)\s")
         self.assertRegex(r.stdout, r"Packets: \d+ accepted; dropped: none")
         send_udp("127.0.0.2", self.c.port, b"junk" * 16)  # header-sized, wrong magic
         self.c.wait_for(lambda: "1 malformed_bad_magic" in ctl(self.bus["bravo"], "status").stdout, 5,

@@ -316,4 +316,57 @@ TEST_F(ManagerObjectTest, MaintenanceModeAndReleasesAreShownAndSetMaintenanceIsH
     EXPECT_EQ(get(node_object_path("alpha"), kNodeInterface, "Maintenance"), "b:true");
 }
 
+// The Links property: one (channel, received, lost, recent loss ratio, lossy) per channel of the node.
+struct LinksAnswer {
+    bool arrived = false;
+    std::string error;
+    std::vector<std::string> links;  // "name received lost ratio lossy"
+};
+
+int on_links(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* a = static_cast<LinksAnswer*>(userdata);
+    a->arrived = true;
+    if (const sd_bus_error* e = sd_bus_message_get_error(m)) {
+        a->error = e->name;
+        return 0;
+    }
+    if (sd_bus_message_enter_container(m, 'v', "a(sttdb)") <= 0 || sd_bus_message_enter_container(m, 'a', "(sttdb)") <= 0) {
+        a->error = "not a(sttdb)";
+        return 0;
+    }
+    const char* name = nullptr;
+    std::uint64_t received = 0, lost = 0;
+    double ratio = 0;
+    int lossy = 0;
+    while (sd_bus_message_read(m, "(sttdb)", &name, &received, &lost, &ratio, &lossy) > 0)
+        a->links.push_back(std::string(name) + " " + std::to_string(received) + " " + std::to_string(lost) + " " +
+                           std::to_string(ratio) + " " + (lossy ? "lossy" : "fine"));
+    return 0;
+}
+
+TEST_F(ManagerObjectTest, LinksShowEachChannelsCountsOfANode) {
+    status_.channels = {"broadcast 10.0.0.1", "unicast 10.1.0.1 10.1.0.2"};
+    NodeStatus bravo, charlie;
+    bravo.name = "bravo";
+    bravo.links = {LinkStatus{500, 0, 64, 0, false}, LinkStatus{375, 125, 64, 16, true}};
+    charlie.name = "charlie";
+    charlie.links.resize(2);  // nothing judged yet: ratio 0
+    status_.nodes = {bravo, charlie};
+    publish();
+    auto get = [&](const std::string& node) {
+        LinksAnswer answer;
+        EXPECT_GE(sd_bus_call_method_async(client_.get(), nullptr, kBusName, node_object_path(node).c_str(),
+                                           "org.freedesktop.DBus.Properties", "Get", on_links, &answer, "ss",
+                                           kNodeInterface, "Links"),
+                  0);
+        EXPECT_TRUE(run_until([&] { return answer.arrived; }));
+        EXPECT_EQ(answer.error, "");
+        return answer.links;
+    };
+    EXPECT_EQ(get("bravo"), (std::vector<std::string>{"broadcast 10.0.0.1 500 0 0.000000 fine",
+                                                      "unicast 10.1.0.1 10.1.0.2 375 125 0.250000 lossy"}));
+    EXPECT_EQ(get("charlie"), (std::vector<std::string>{"broadcast 10.0.0.1 0 0 0.000000 fine",
+                                                        "unicast 10.1.0.1 10.1.0.2 0 0 0.000000 fine"}));
+}
+
 }  // namespace

@@ -9,10 +9,14 @@ family changes nothing.
 Late network (issue 11 fault 5): a node started while its interface has
 another name and no address waits, then joins the cluster over all four kinds
 of channel once the interface and addresses appear, without a restart.
+Link health (issue 19): a node that loses a quarter of one peer's heartbeats
+on one channel shows it for that peer and channel only, logs it once, and
+logs its recovery once when the loss ends.
 Exits 77 (skip) where the machine lacks root, namespaces, nftables or systemd.
 """
 import json
 import os
+import re
 import shutil
 import socket
 import sys
@@ -321,6 +325,69 @@ class LateNetwork(NetworkCase):
               f"(same freehad pid {pid}, no restart); every node hears every other on all 4 channels; charlie's log:\n"
               + "\n".join(line for line in self.journal(charlie).splitlines() if line.startswith("channel '")),
               file=sys.stderr)
+
+
+def link(viewer, peer, channel):
+    """`viewer`'s status document's counts of `peer`'s link on the channel named `channel` ({} if not there)."""
+    view = next((n for n in (status(viewer) or {}).get("nodes", []) if n["name"] == peer), {})
+    return next((ch for ch in view.get("channels", []) if ch["name"] == channel), {})
+
+
+class LinkHealth(NetworkCase):
+    """bravo drops about 25 % of alpha's heartbeats on the IPv4 channel only (nftables' numgen), then none."""
+    channel_count = 2
+
+    @classmethod
+    def config(cls):
+        # Interval=100ms: a window of 64 heartbeats is 6.4s.
+        return lambda n: (f"[Cluster]\nName=links\nNodeName={n.name}\nExpectedNodes=3\n[Heartbeat]\nInterval=100ms\n"
+                          f"Channel=broadcast {n.address}\nChannel=unicast {n.address6} {peers6(n)}\n")
+
+    def lines(self, node, text):
+        log = node.run("journalctl", "--user-unit", "freehad", "--no-pager", "-o", "cat").stdout
+        return [line for line in log.splitlines() if text in line]
+
+    def test_a_quarter_lost_on_one_channel_is_shown_for_it_and_logged_once_then_its_recovery(self):
+        alpha, bravo = self.c["alpha"], self.c["bravo"]
+        v4 = f"broadcast {bravo.address} {nodes.SUBNET}.255"
+        v6 = f"unicast {bravo.address6} {peers6(bravo)}"
+        self.wait_until_everyone_hears_everyone()
+        lossy_line = f"heartbeats of node alpha on channel '{v4}' are being lost: "
+        recovered_line = f"heartbeats of node alpha on channel '{v4}' arrive again: "
+        others_before = len(self.lines(bravo, "are being lost: "))
+        before = link(bravo, "alpha", v4)
+        drop_heartbeats(bravo, f"ip saddr {alpha.address} numgen random mod 100 < 25")
+        try:
+            dropped_at = time.monotonic()
+            self.c.wait_for(lambda: link(bravo, "alpha", v4).get("lossy"), 20, "bravo to warn of alpha's IPv4 link")
+            warned = time.monotonic() - dropped_at
+            # A whole window (64 heartbeats, judged 8 behind) of the lossy link.
+            time.sleep(max(0.0, dropped_at + 8.0 - time.monotonic()))
+            lossy, clean = link(bravo, "alpha", v4), link(bravo, "alpha", v6)
+            shown = bravo.ctl("status").stdout
+        finally:
+            undrop(bravo)
+            undropped_at = time.monotonic()
+        self.assertEqual(lossy["recent_expected"], 64, lossy)
+        self.assertTrue(0.08 < lossy["recent_loss_ratio"] < 0.45, lossy)
+        share = (lossy["lost"] - before["lost"]) / (lossy["expected"] - before["expected"])
+        self.assertTrue(0.12 < share < 0.40, (before, lossy))
+        self.assertEqual(lossy["expected"], lossy["received"] + lossy["lost"])
+        self.assertLess(clean["recent_loss_ratio"], 0.05, clean)
+        self.assertFalse(clean["lossy"], clean)
+        loss_column = re.search(r"^alpha \*?\s+\S+\s+member\s+yes\s+\S+\s+(\d+)%", shown, re.M)
+        self.assertTrue(loss_column and int(loss_column.group(1)) >= 8, shown)
+        self.assertIn(f"alpha: heartbeats lost on channel '{v4}': {lossy['recent_lost']} of the last 64", shown)
+        self.c.wait_for(lambda: not link(bravo, "alpha", v4).get("lossy", True), 20, "alpha's IPv4 link to recover")
+        recovered = time.monotonic() - undropped_at
+        warnings = self.lines(bravo, lossy_line)
+        self.assertEqual(len(warnings), 1, warnings)
+        self.assertEqual(len(self.lines(bravo, recovered_line)), 1)
+        self.assertEqual(len(self.lines(bravo, "are being lost: ")), others_before + 1)  # the IPv6 channel: none
+        print(f"\nbravo dropping 25 % of alpha's IPv4 heartbeats: warned after {warned:.1f}s, recent ratio "
+              f"{lossy['recent_loss_ratio']:.2f} on IPv4 ({lossy['lost'] - before['lost']} of "
+              f"{lossy['expected'] - before['expected']} lost since the drop), {clean['recent_loss_ratio']:.2f} on IPv6; "
+              f"recovered {recovered:.1f}s after the drop ended; {warnings[0]}", file=sys.stderr)
 
 
 def ipv6_missing():

@@ -8,6 +8,7 @@
 
 #include "core/status.h"
 #include "ctl/client.h"
+#include "ctl/links.h"
 #include "ctl/maintenance.h"
 #include "ctl/metrics.h"
 
@@ -165,6 +166,64 @@ TEST(MaintenanceVerb, StatusShowsTheModeFirstAndEachNodesVersion) {
     EXPECT_EQ(version_text(n), "<0.2 (wire 2)");
     n.wire_version = 0;
     EXPECT_EQ(version_text(n), "-");
+}
+
+namespace {
+
+// alpha (this node) hears bravo on two channels, the second losing a quarter; charlie runs a daemon before link health.
+ClusterView with_links() {
+    Status s;
+    s.cluster = "web";
+    s.node = "alpha";
+    s.channels = {"broadcast 10.0.0.1", "unicast 10.1.0.1 10.1.0.2"};
+    NodeStatus alpha, bravo;
+    alpha.name = "alpha";
+    alpha.self = true;
+    alpha.channel_heard_usec_ago = {Usec{0}, Usec{0}};
+    alpha.links.resize(2);
+    bravo.name = "bravo";
+    bravo.channel_heard_usec_ago = {Usec{1000}, Usec{2000}};
+    bravo.links = {LinkStatus{500, 0, 64, 0, false}, LinkStatus{375, 125, 64, 16, true}};
+    s.nodes = {alpha, bravo};
+    auto document = to_json(s);
+    document["nodes"].push_back(document["nodes"][1]);
+    document["nodes"][2]["name"] = "charlie";
+    for (auto& ch : document["nodes"][2]["channels"])
+        ch = nlohmann::json{{"name", ch["name"]}, {"last_heard_usec_ago", ch["last_heard_usec_ago"]}};
+    auto v = ClusterView::from(document);
+    EXPECT_TRUE(v);
+    return *v;
+}
+
+}  // namespace
+
+TEST(ClusterView, ReadsEachNodesLinkOnEachChannel) {
+    ClusterView v = with_links();
+    ASSERT_EQ(v.nodes.size(), 3u);
+    ASSERT_EQ(v.nodes[1].links.size(), 2u);
+    const auto& lossy = v.nodes[1].links[1];
+    EXPECT_EQ(lossy.channel, "unicast 10.1.0.1 10.1.0.2");
+    EXPECT_EQ(lossy.received, 375u);
+    EXPECT_EQ(lossy.lost, 125u);
+    EXPECT_EQ(lossy.recent_expected, 64u);
+    EXPECT_EQ(lossy.recent_lost, 16u);
+    EXPECT_EQ(lossy.recent_loss_ratio, 0.25);
+    EXPECT_TRUE(lossy.lossy);
+    EXPECT_FALSE(v.nodes[0].links[0].recent_loss_ratio);  // this node: nothing judged
+    EXPECT_TRUE(v.nodes[2].links.empty());                // a daemon before link health
+}
+
+TEST(LossColumn, ShowsTheWorstChannelAndALineNamesALossyOne) {
+    ClusterView v = with_links();
+    EXPECT_EQ(loss_text(v.nodes[0]), "-");
+    EXPECT_EQ(loss_text(v.nodes[1]), "25%");
+    EXPECT_EQ(loss_text(v.nodes[2]), "-");
+    EXPECT_EQ(lossy_lines(v),
+              std::vector<std::string>{"bravo: heartbeats lost on channel 'unicast 10.1.0.1 10.1.0.2': 16 of the last 64 (25%)"});
+    v.nodes[1].links[1].lossy = false;
+    v.nodes[1].links[1].recent_loss_ratio = 1.0 / 64;
+    EXPECT_EQ(loss_text(v.nodes[1]), "2%");
+    EXPECT_TRUE(lossy_lines(v).empty());
 }
 
 // --- freehactl metrics --------------------------------------------------------
