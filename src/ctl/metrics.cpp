@@ -122,6 +122,28 @@ void nodes(Exposition& x, const ClusterView& v) {
                  std::uint64_t{1});
 }
 
+// Each peer's link on each channel (freeha-status(5), NODES: channels); this node has none.
+void links(Exposition& x, const ClusterView& v) {
+    auto each = [&v](auto&& sample) {
+        for (const auto& n : v.nodes)
+            if (n.name != v.node)
+                for (const auto& l : n.links) sample(Labels{{"node", n.name}, {"channel", l.channel}}, l);
+    };
+    using Link = ClusterView::Node::Link;
+    x.family("freeha_heartbeats_received_total", "counter", "The peer's heartbeats that arrived on the channel.");
+    each([&x](const Labels& labels, const Link& l) { x.sample(labels, l.received); });
+    x.family("freeha_heartbeats_lost_total", "counter",
+             "The peer's heartbeats that never arrived on the channel (judged from sequence numbers).");
+    each([&x](const Labels& labels, const Link& l) { x.sample(labels, l.lost); });
+    x.family("freeha_link_loss_ratio", "gauge",
+             "The share of the peer's most recent heartbeats (up to 64) lost on the channel; absent until judged.");
+    each([&x](const Labels& labels, const Link& l) {
+        if (l.recent_loss_ratio) x.sample(labels, number(*l.recent_loss_ratio));
+    });
+    x.family("freeha_link_lossy", "gauge", "Whether the channel is losing more than 10 % of the peer's heartbeats.");
+    each([&x](const Labels& labels, const Link& l) { x.sample(labels, l.lossy); });
+}
+
 void addresses(Exposition& x, const ClusterView& v) {
     x.family("freeha_address_up", "gauge", "Whether the floating address (Address=) is on its device here.");
     for (const auto& a : v.addresses) x.sample({{"address", a.address}, {"device", a.device}}, a.up);
@@ -157,6 +179,7 @@ std::string metrics_text(const ClusterView* view, const std::string& why) {
     }
     this_node(x, *view);
     nodes(x, *view);
+    links(x, *view);
     addresses(x, *view);
     return x.take();
 }

@@ -365,6 +365,7 @@ class LinkHealth(NetworkCase):
             time.sleep(max(0.0, dropped_at + 8.0 - time.monotonic()))
             lossy, clean = link(bravo, "alpha", v4), link(bravo, "alpha", v6)
             shown = bravo.ctl("status").stdout
+            metrics = bravo.ctl("metrics").stdout.splitlines()
         finally:
             undrop(bravo)
             undropped_at = time.monotonic()
@@ -378,6 +379,12 @@ class LinkHealth(NetworkCase):
         loss_column = re.search(r"^alpha \*?\s+\S+\s+member\s+yes\s+\S+\s+(\d+)%", shown, re.M)
         self.assertTrue(loss_column and int(loss_column.group(1)) >= 8, shown)
         self.assertIn(f"alpha: heartbeats lost on channel '{v4}': {lossy['recent_lost']} of the last 64", shown)
+        # The same facts for Prometheus (freehactl metrics).
+        self.assertIn(f'freeha_link_lossy{{node="alpha",channel="{v4}"}} 1', metrics)
+        self.assertIn(f'freeha_link_lossy{{node="alpha",channel="{v6}"}} 0', metrics)
+        ratio = [line for line in metrics if line.startswith(f'freeha_link_loss_ratio{{node="alpha",channel="{v4}"}} ')]
+        self.assertEqual(len(ratio), 1, metrics)
+        self.assertTrue(0.08 < float(ratio[0].split()[-1]) < 0.45, ratio)
         self.c.wait_for(lambda: not link(bravo, "alpha", v4).get("lossy", True), 20, "alpha's IPv4 link to recover")
         recovered = time.monotonic() - undropped_at
         warnings = self.lines(bravo, lossy_line)

@@ -322,10 +322,11 @@ TEST(Metrics, ShowTheActiveNodeEachNodesStateAndThisNodesFacts) {
     EXPECT_TRUE(has_line(metrics_text(&v), "freeha_lease_remaining_seconds 1.5"));
 }
 
-TEST(Metrics, EveryLineIsValidExpositionAndEveryFamilyIsDeclaredOnceBeforeItsSamples) {
-    ClusterView v = bravo_active();
-    v.nodes[1].name = "odd\"name\\with\nall";  // not a valid node name; the escaping must hold anyway
-    std::string text = metrics_text(&v);
+// Every line a comment or a sample of the family declared last; each family declared once,
+// named freeha_*, and a counter exactly when its name ends in _total. Returns the families.
+namespace {
+
+std::set<std::string> check_exposition(const std::string& text) {
     const std::regex sample(R"(^([a-z_]+)(\{[a-z_]+="([^"\\\n]|\\["\\n])*"(,[a-z_]+="([^"\\\n]|\\["\\n])*")*\})? ([0-9.e+-]+|NaN)$)");
     const std::regex type(R"(^# TYPE ([a-z_]+) (gauge|counter)$)");
     std::set<std::string> declared;
@@ -336,16 +337,41 @@ TEST(Metrics, EveryLineIsValidExpositionAndEveryFamilyIsDeclaredOnceBeforeItsSam
             EXPECT_TRUE(declared.insert(m[1]).second) << "declared twice: " << line;
             current = m[1];
             current_type = m[2];
-            EXPECT_EQ(current.starts_with("freeha_"), true) << line;
+            EXPECT_TRUE(current.starts_with("freeha_")) << line;
             EXPECT_EQ(current.ends_with("_total"), current_type == "counter") << line;
-        } else if (line.starts_with("# ")) {
-            continue;
-        } else {
-            ASSERT_TRUE(std::regex_match(line, m, sample)) << "not a sample line: " << line;
+        } else if (!line.starts_with("# ")) {
+            EXPECT_TRUE(std::regex_match(line, m, sample)) << "not a sample line: " << line;
             EXPECT_EQ(m[1], current) << "a sample outside its family: " << line;
         }
     }
-    EXPECT_GE(declared.size(), 20u);
+    return declared;
+}
+
+}  // namespace
+
+TEST(Metrics, EveryLineIsValidExpositionAndEveryFamilyIsDeclaredOnceBeforeItsSamples) {
+    ClusterView v = bravo_active();
+    v.nodes[1].name = "odd\"name\\with\nall";  // not a valid node name; the escaping must hold anyway
+    EXPECT_GE(check_exposition(metrics_text(&v)).size(), 25u);
+    ClusterView linked = with_links();
+    EXPECT_GE(check_exposition(metrics_text(&linked)).size(), 25u);
+}
+
+TEST(Metrics, ShowEachPeersLinkOnEachChannel) {
+    ClusterView v = with_links();
+    std::string text = metrics_text(&v);
+    for (const char* line : {
+             R"(freeha_heartbeats_received_total{node="bravo",channel="unicast 10.1.0.1 10.1.0.2"} 375)",
+             R"(freeha_heartbeats_lost_total{node="bravo",channel="unicast 10.1.0.1 10.1.0.2"} 125)",
+             R"(freeha_link_loss_ratio{node="bravo",channel="unicast 10.1.0.1 10.1.0.2"} 0.25)",
+             R"(freeha_link_loss_ratio{node="bravo",channel="broadcast 10.0.0.1"} 0)",
+             R"(freeha_link_lossy{node="bravo",channel="unicast 10.1.0.1 10.1.0.2"} 1)",
+             R"(freeha_link_lossy{node="bravo",channel="broadcast 10.0.0.1"} 0)",
+         })
+        EXPECT_TRUE(has_line(text, line)) << line << "\nin:\n" << text;
+    // This node has no link to itself, and charlie (a daemon before link health) reports none.
+    EXPECT_EQ(text.find(R"(node="alpha",channel)"), std::string::npos);
+    EXPECT_EQ(text.find(R"(node="charlie",channel)"), std::string::npos);
 }
 
 TEST(Metrics, LabelValuesAreEscaped) {
