@@ -114,6 +114,26 @@ nlohmann::json to_json(const Status& s) {
     };
 }
 
+namespace {
+
+// `s` without what same_facts() leaves out.
+Status facts_of(Status s) {
+    s.updated_realtime_usec = 0;
+    s.counters.accepted = 0;
+    s.counters.own = 0;
+    if (s.lease_remaining) s.lease_remaining = Usec{0};
+    for (auto& n : s.nodes) {
+        n.last_heard_usec_ago = Usec{0};  // reachable, and the channels below, say what it means
+        for (auto& age : n.channel_heard_usec_ago)
+            if (age) age = *age <= s.dead_time ? Usec{0} : s.dead_time + Usec{1};
+    }
+    return s;
+}
+
+}  // namespace
+
+bool same_facts(const Status& a, const Status& b) { return facts_of(a) == facts_of(b); }
+
 std::string to_freeha_text(const Status& s) {
     std::string out;
     for (const auto& n : s.nodes) {

@@ -34,6 +34,7 @@ struct ReceiveCounters {
     // Every counter by name ("accepted", ..., "malformed_bad_magic", ...): the
     // D-Bus Packets property and freehactl's view.
     std::vector<std::pair<std::string, std::uint64_t>> by_name() const;
+    bool operator==(const ReceiveCounters&) const = default;
 };
 
 // A peer's link on one channel (core/membership.h's LinkHealth): of its
@@ -72,6 +73,7 @@ struct NodeStatus {
     unsigned wire_version = 0;  // the wire version it speaks (0: not heard yet)
     bool maintenance = false;   // it announces maintenance mode on
     bool left = false;          // it said it leaves (its machine shut down); it no longer counts
+    bool operator==(const NodeStatus&) const = default;
 };
 
 // One floating address (Address=) as this node sees it.
@@ -116,7 +118,17 @@ struct Status {
     // did it (0: never); every node shows the same value.
     std::uint64_t maintenance_since_realtime_usec = 0;
     bool leaving = false;                   // the machine shuts down: this node hands over and exits
+    bool operator==(const Status&) const = default;
 };
+
+// Whether two snapshots say the same thing but for what moves on its own
+// with every heartbeat or with time: the last-heard ages (a channel crossing
+// DeadTime= is a change, and so is a first heartbeat on it), the accepted and
+// own packet counters, the lease's remaining time (not whether there is a
+// lease) and the time of the snapshot. Every other field, present or future,
+// counts. The status file is rewritten when this is false, and otherwise
+// only at its slow refresh (freeha-status(5)).
+bool same_facts(const Status& a, const Status& b);
 
 nlohmann::json to_json(const Status& s);
 

@@ -16,7 +16,16 @@ namespace freeha {
 namespace {
 
 constexpr Usec kTimerAccuracy = 1 * kUsecPerMsec;
+// Every second a fresh snapshot goes to the D-Bus API (its LastHeardUSec,
+// Packets and LeaseRemainingUSec move on) and is compared with what the
+// status files say; they are rewritten only when a fact changed, or at the
+// slow refresh for the ages and counters (freeha-status(5)). Rewriting them
+// every second was most of an idle node's CPU time (issue 19).
 constexpr Usec kStatusRefresh = 1 * kUsecPerSec;
+constexpr Usec kStatusFileRefresh = 10 * kUsecPerSec;
+// Slack of the refresh timer: at least an Interval= of the defaults, so that
+// it is dispatched in the wake-up of a heartbeat instead of one of its own.
+constexpr Usec kStatusRefreshAccuracy = 250 * kUsecPerMsec;
 // Headroom on top of the stop hook's own bound when extending systemd's stop timeout.
 constexpr Usec kStopTimeoutMargin = 5 * kUsecPerSec;
 // How long a node that holds nothing waits, at SIGTERM, for systemd to say
@@ -367,7 +376,7 @@ int Manager::setup_timers() {
     }
     if (r >= 0)
         r = sd_event_add_time_relative(event_.get(), &s, CLOCK_MONOTONIC, kStatusRefresh.count(),
-                                       (50 * kUsecPerMsec).count(), on_status_timer, this);
+                                       kStatusRefreshAccuracy.count(), on_status_timer, this);
     if (r >= 0) {
         status_timer_.reset(s);
         r = sd_event_add_post(event_.get(), &s, on_post, this);
@@ -734,7 +743,7 @@ void Manager::flush_status() {
     if (!status_dirty_) return;
     status_dirty_ = false;
     Status s = snapshot();
-    status_writer_.write(s);
+    status_writer_.update(s, now(), kStatusFileRefresh);
     notifier_.status(status_line());
     if (api_) api_->publish(std::make_shared<const Status>(std::move(s)));
 }
@@ -931,7 +940,7 @@ int Manager::on_core_timer(sd_event_source*, uint64_t, void* userdata) {
 
 int Manager::on_status_timer(sd_event_source* s, uint64_t, void* userdata) {
     auto* self = static_cast<Manager*>(userdata);
-    self->status_dirty_ = true;  // the last-heard ages move on
+    self->status_dirty_ = true;  // the last-heard ages move on: a new snapshot for the API, the files compare it
     sd_event_source_set_time_relative(s, kStatusRefresh.count());
     sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
     return 0;

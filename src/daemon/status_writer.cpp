@@ -58,14 +58,23 @@ void StatusWriter::report(const std::string& path, int r, const std::string& ste
     last_error = error;
 }
 
-void StatusWriter::write(const Status& status) {
+bool StatusWriter::update(const Status& status, Usec now, Usec refresh) {
+    if (written_ && now < written_at_ + refresh && same_facts(*written_, status)) return false;
     std::string step;
     int r = replace_file(json_path_, to_json(status).dump() + "\n", &step);
     report(json_path_, r, step, json_error_);
+    bool ok = r >= 0;
     if (!state_file_path_.empty()) {
         r = replace_file(state_file_path_, to_freeha_text(status), &step);
         report(state_file_path_, r, step, state_error_);
+        ok = ok && r >= 0;
     }
+    if (ok)
+        written_ = status;
+    else
+        written_.reset();  // tried again at the next update, as before
+    written_at_ = now;
+    return true;
 }
 
 }  // namespace freeha

@@ -1,9 +1,11 @@
 // Writes the JSON status file and FreeHA's text state file, each replaced atomically.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "core/status.h"
+#include "core/timespan.h"
 
 namespace freeha {
 
@@ -11,8 +13,12 @@ class StatusWriter {
 public:
     StatusWriter(std::string json_path, std::string state_file_path);
 
-    // Writes both files; a failure is logged when it starts and when it ends.
-    void write(const Status& status);
+    // Writes both files when `status` says something they do not
+    // (same_facts()), when the last write failed, or when `refresh` has passed
+    // since the last write, so that the ages and counters left out of the
+    // comparison still move on; else nothing. A failure is logged when it
+    // starts and when it ends. Returns whether it wrote.
+    bool update(const Status& status, Usec now, Usec refresh);
 
     const std::string& json_path() const { return json_path_; }
 
@@ -27,6 +33,8 @@ private:
     std::string state_file_path_;
     std::string json_error_;
     std::string state_error_;
+    std::optional<Status> written_;  // the last snapshot written, while both files took it
+    Usec written_at_{};
 };
 
 }  // namespace freeha

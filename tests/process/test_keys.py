@@ -136,6 +136,7 @@ class RollingKeyChange(unittest.TestCase):
                      ("3: drop the old key", [self.new])]
             for title, keys in steps:
                 accepted = {n: self.counters(n)["accepted"] for n in MEMBERS}
+                began = time.time()
                 for name in MEMBERS:
                     self.set_keys(name, keys)
                     r = self.reload(name)
@@ -146,6 +147,9 @@ class RollingKeyChange(unittest.TestCase):
                                       f" -> reload-config exit 0; log: {self.last_reload_line(name)!r}; "
                                       + self.snapshot())
                 time.sleep(2 * DEAD)
+                # packets.accepted is as of the file's last write (a change, or the 10-s refresh).
+                self.c.wait_for(lambda: all(self.c[n].status()["updated_realtime_usec"] / 1e6 > began + 2 * DEAD
+                                            for n in MEMBERS), 12, "every status file rewritten after the step")
                 for name in MEMBERS:
                     packets = self.counters(name)
                     self.assertEqual(packets["bad_signature"], 0, f"after step {title}, {name}")

@@ -98,7 +98,7 @@ class Ipv6Only(unittest.TestCase):
         for n in members:
             self.assertEqual(sorted(x["name"] for x in self.c[n].status()["nodes"]), members, n)
         self.c.wait_for(lambda: self.c["delta"].status()["packets"]["bad_signature"] > 0, 5,
-                        "delta to drop the members' heartbeats")  # its status file refreshes once a second
+                        "delta to drop the members' heartbeats")  # written within a second of a new count
         self.assertEqual([x["name"] for x in self.c["delta"].status()["nodes"]], ["delta"])
 
         killed = time.monotonic()

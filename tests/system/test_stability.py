@@ -130,7 +130,9 @@ class Phase:
     def run(self):
         for n in NAMES:
             set_loss(self.c[n], self.loss or 0)  # 0: counts the heartbeats all the same
-        before = {n: read_status(self.c[n]) for n in NAMES}  # written at least once a second
+        # The file is rewritten on every change and every 10 s: packets.accepted and
+        # lease_remaining_usec are as of its last write (freeha-status(5)).
+        before = {n: read_status(self.c[n]) for n in NAMES}
         hog = CpuHog() if self.cpu_hog else None
         self.start = time.time()
         end = self.start + 60 * self.minutes

@@ -171,3 +171,44 @@ TEST(StatusModel, ANodeStartedInMaintenanceShowsItWithItsEpochAndRelease) {
     EXPECT_EQ(j["nodes"][0]["maintenance"], true);
     EXPECT_EQ(j["nodes"][0]["version"], "0.2.0");
 }
+
+// What the status file is rewritten for (issue 19): a fact, not the ages and
+// counters that move on with every heartbeat.
+TEST(StatusFacts, OnlyWhatMovesOnItsOwnIsLeftOut) {
+    Status base = sample();
+    base.dead_time = kUsecPerSec;
+    base.nodes[1].channel_heard_usec_ago = {300 * kUsecPerMsec};
+    base.lease_remaining = 800 * kUsecPerMsec;
+    struct Case {
+        const char* what;
+        void (*change)(Status&);
+        bool same;
+    };
+    const Case cases[] = {
+        {"nothing", [](Status&) {}, true},
+        {"the time of the snapshot", [](Status& s) { s.updated_realtime_usec += 5; }, true},
+        {"a node's last-heard age", [](Status& s) { s.nodes[1].last_heard_usec_ago += kUsecPerSec; }, true},
+        {"a channel's age within DeadTime=", [](Status& s) { s.nodes[1].channel_heard_usec_ago[0] = kUsecPerSec; }, true},
+        {"accepted heartbeats", [](Status& s) { s.counters.accepted += 10; }, true},
+        {"own heartbeats looped back", [](Status& s) { s.counters.own += 10; }, true},
+        {"the lease's remaining time", [](Status& s) { s.lease_remaining = 200 * kUsecPerMsec; }, true},
+        {"a channel's age past DeadTime=", [](Status& s) { s.nodes[1].channel_heard_usec_ago[0] = kUsecPerSec + Usec(1); }, false},
+        {"a channel heard for the first time", [](Status& s) { s.nodes[0].channel_heard_usec_ago = {std::nullopt}; }, false},
+        {"no lease any more", [](Status& s) { s.lease_remaining.reset(); }, false},
+        {"a replayed heartbeat", [](Status& s) { ++s.counters.replayed; }, false},
+        {"a malformed datagram", [](Status& s) { ++s.counters.malformed[0]; }, false},
+        {"the state", [](Status& s) { s.state = NodeState::Stopping; }, false},
+        {"standby", [](Status& s) { s.standby = true; }, false},
+        {"a node's reachability", [](Status& s) { s.nodes[1].reachable = true; }, false},
+        {"a node's term", [](Status& s) { s.nodes[1].term = 8; }, false},
+        {"a node more", [](Status& s) { s.nodes.push_back(s.nodes[1]); }, false},
+        {"journal lines dropped", [](Status& s) { ++s.log_lines_dropped; }, false},
+        {"an address", [](Status& s) { s.addresses.push_back({"192.0.2.10/24", "eth0", true, "", 0}); }, false},
+    };
+    for (const auto& c : cases) {
+        Status changed = base;
+        c.change(changed);
+        EXPECT_EQ(same_facts(base, changed), c.same) << c.what;
+        EXPECT_EQ(same_facts(changed, base), c.same) << c.what;
+    }
+}
