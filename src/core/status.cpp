@@ -126,6 +126,8 @@ Status facts_of(Status s) {
         n.last_heard_usec_ago = Usec{0};  // reachable, and the channels below, say what it means
         for (auto& age : n.channel_heard_usec_ago)
             if (age) age = *age <= s.dead_time ? Usec{0} : s.dead_time + Usec{1};
+        // A link's counts move with every heartbeat; its verdict is the fact.
+        for (auto& link : n.links) link = LinkStatus{.lossy = link.lossy};
     }
     return s;
 }

@@ -328,8 +328,11 @@ class LateNetwork(NetworkCase):
 
 
 def link(viewer, peer, channel):
-    """`viewer`'s status document's counts of `peer`'s link on the channel named `channel` ({} if not there)."""
-    view = next((n for n in (status(viewer) or {}).get("nodes", []) if n["name"] == peer), {})
+    """`viewer`'s status document's counts of `peer`'s link on the channel named `channel` ({} if not there),
+    from GetStatus() (a second fresh; the file's counts may be 10 s old)."""
+    r = viewer.ctl("status", "--json")
+    document = json.loads(r.stdout) if r.returncode == 0 else {}
+    view = next((n for n in document.get("nodes", []) if n["name"] == peer), {})
     return next((ch for ch in view.get("channels", []) if ch["name"] == channel), {})
 
 

@@ -179,6 +179,7 @@ TEST(StatusFacts, OnlyWhatMovesOnItsOwnIsLeftOut) {
     base.dead_time = kUsecPerSec;
     base.nodes[1].channel_heard_usec_ago = {300 * kUsecPerMsec};
     base.lease_remaining = 800 * kUsecPerMsec;
+    base.nodes[1].links = {LinkStatus{500, 3, 64, 1, false}};
     struct Case {
         const char* what;
         void (*change)(Status&);
@@ -192,6 +193,8 @@ TEST(StatusFacts, OnlyWhatMovesOnItsOwnIsLeftOut) {
         {"accepted heartbeats", [](Status& s) { s.counters.accepted += 10; }, true},
         {"own heartbeats looped back", [](Status& s) { s.counters.own += 10; }, true},
         {"the lease's remaining time", [](Status& s) { s.lease_remaining = 200 * kUsecPerMsec; }, true},
+        {"a link's counts", [](Status& s) { s.nodes[1].links[0] = LinkStatus{505, 4, 64, 2, false}; }, true},
+        {"a link turning lossy", [](Status& s) { s.nodes[1].links[0].lossy = true; }, false},
         {"a channel's age past DeadTime=", [](Status& s) { s.nodes[1].channel_heard_usec_ago[0] = kUsecPerSec + Usec(1); }, false},
         {"a channel heard for the first time", [](Status& s) { s.nodes[0].channel_heard_usec_ago = {std::nullopt}; }, false},
         {"no lease any more", [](Status& s) { s.lease_remaining.reset(); }, false},
