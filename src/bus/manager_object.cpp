@@ -189,7 +189,7 @@ int ManagerObject::get_node_property(sd_bus*, const char* path, const char*, con
             for (std::size_t i = 0; i < n->channel_heard_usec_ago.size(); ++i) {
                 if (r < 0) return r;
                 const auto& age = n->channel_heard_usec_ago[i];
-                std::string name = i < s.channels.size() ? s.channels[i] : std::to_string(i);
+                std::string name = s.channel_name(i);
                 int healthy = channel_healthy(age, s.dead_time);
                 r = sd_bus_message_append(reply, "(sbt)", name.c_str(), healthy, age.value_or(Usec::max()).count());
             }
@@ -200,7 +200,7 @@ int ManagerObject::get_node_property(sd_bus*, const char* path, const char*, con
             for (std::size_t i = 0; i < n->links.size(); ++i) {
                 if (r < 0) return r;
                 const LinkStatus& link = n->links[i];
-                std::string name = i < s.channels.size() ? s.channels[i] : std::to_string(i);
+                std::string name = s.channel_name(i);
                 r = sd_bus_message_append(reply, "(sttdb)", name.c_str(), link.received, link.lost,
                                           link.recent_loss_ratio().value_or(0.0), static_cast<int>(link.lossy));
             }

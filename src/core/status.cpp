@@ -36,7 +36,7 @@ nlohmann::json to_json(const Status& s) {
             const auto& age = n.channel_heard_usec_ago[i];
             LinkStatus link = i < n.links.size() ? n.links[i] : LinkStatus{};
             auto ratio = link.recent_loss_ratio();
-            channels.push_back({{"name", i < s.channels.size() ? s.channels[i] : std::to_string(i)},
+            channels.push_back({{"name", s.channel_name(i)},
                                 {"last_heard_usec_ago", age ? json(age->count()) : json(nullptr)},
                                 {"received", link.received},
                                 {"lost", link.lost},

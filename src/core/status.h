@@ -105,6 +105,9 @@ struct Status {
     Usec dead_time;                // a channel not heard for longer is unhealthy
     std::uint64_t updated_realtime_usec = 0;
     std::vector<std::string> channels;  // channel names, index-aligned with channel_heard_usec_ago
+    // Channel `i`'s name, or its index where the snapshot names none: the one
+    // naming the document, the D-Bus Channels and Links properties share.
+    std::string channel_name(std::size_t i) const { return i < channels.size() ? channels[i] : std::to_string(i); }
     std::vector<NodeStatus> nodes;      // every known node, this one included, by name
     ReceiveCounters counters;
     std::uint64_t unexpected_services = 0;  // times the services were found running here unbidden
