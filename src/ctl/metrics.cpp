@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/membership.h"
 #include "core/state.h"
 
 namespace freeha::ctl {
@@ -140,7 +141,11 @@ void links(Exposition& x, const ClusterView& v) {
     each([&x](const Labels& labels, const Link& l) {
         if (l.recent_loss_ratio) x.sample(labels, number(*l.recent_loss_ratio));
     });
-    x.family("freeha_link_lossy", "gauge", "Whether the channel is losing more than 10 % of the peer's heartbeats.");
+    // The thresholds of the core's verdict (LinkHealth), not a copy of them.
+    x.family("freeha_link_lossy", "gauge",
+             "Whether the channel is lossy: set above " + std::to_string(LinkHealth::kLossyPercent) +
+                 " % of the peer's last " + std::to_string(LinkHealth::kRecent) + " heartbeats lost, cleared at " +
+                 std::to_string(LinkHealth::kRecoveredPercent) + " % or less.");
     each([&x](const Labels& labels, const Link& l) { x.sample(labels, l.lossy); });
 }
 
