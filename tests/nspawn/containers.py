@@ -166,10 +166,13 @@ class Container:
             time.sleep(0.05)
         if self._pid1 is None:
             raise RuntimeError(f"{self.name}: no systemd in the container")
-        # PID 1 answers on its private socket a moment after it appears.
+        # PID 1 answers on its private socket a moment after it appears;
+        # until then systemctl says "offline" (or nothing) at once, without
+        # waiting: ask again until the boot ends or takes too long.
+        deadline = time.monotonic() + 90
         while True:
             r = self.run("systemctl", "is-system-running", "--wait", timeout=90)
-            if r.stdout.strip() or time.monotonic() > deadline:
+            if r.stdout.strip() not in ("", "offline") or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
         if r.stdout.strip() not in ("running", "degraded"):
