@@ -141,7 +141,8 @@ void Node::send_heartbeat(Usec now, Effects& out) {
 
 // --- stopping ---------------------------------------------------------------
 
-void Node::stop_services(std::string reason, Usec now, Effects& out) {
+void Node::stop_services(StopCause cause, std::string reason, Usec now, Effects& out) {
+    if (state() != NodeState::Stopping) ++history_.stops.at(static_cast<std::size_t>(cause));
     if (phase_ == Phase::StartingPending) {  // starthasrv never ran: nothing to stop
         set_phase(Phase::StoppingHook, std::move(reason), now, out);
         services_stopped(now, out);
@@ -151,12 +152,13 @@ void Node::stop_services(std::string reason, Usec now, Effects& out) {
     drive_hooks(now, out);
 }
 
-void Node::fence(std::string reason, Usec deadline, Usec now, Effects& out) {
+void Node::fence(StopCause cause, std::string reason, Usec deadline, Usec now, Effects& out) {
     if (phase_ == Phase::StoppingKilled || phase_ == Phase::StoppingCleanup) return;
     if (phase_ == Phase::StartingPending) {  // a claim that never started: just drop it
-        stop_services(std::move(reason), now, out);
+        stop_services(cause, std::move(reason), now, out);
         return;
     }
+    if (state() != NodeState::Stopping) ++history_.stops.at(static_cast<std::size_t>(cause));  // not a stop made urgent
     if (phase_ == Phase::StoppingFenced) {
         fence_deadline_ = std::min(*fence_deadline_, deadline);
     } else {
@@ -214,7 +216,7 @@ void Node::fail_services(std::string error, Usec now, Effects& out) {
     last_error_ = error;
     // Announce STOPPING (not ERRORED) while stophasrv runs so that no peer
     // starts the services before they are down here.
-    stop_services(std::move(error), now, out);
+    stop_services(StopCause::Failed, std::move(error), now, out);
 }
 
 void Node::services_stopped(Usec now, Effects& out) {
@@ -306,7 +308,8 @@ void Node::update_quorum(Usec now, Effects& out) {
     // A claim that has not started cannot win a majority now: drop it. Running
     // services stop when their lease runs out (NoQuorumPolicy=stop), which
     // happens as the majority falls silent, not when one peer restarts.
-    if (!quorate && phase_ == Phase::StartingPending) stop_services("quorum lost: " + text, now, out);
+    if (!quorate && phase_ == Phase::StartingPending)
+        stop_services(StopCause::QuorumLost, "quorum lost: " + text, now, out);
 }
 
 void Node::maybe_elect(Usec now, Effects& out) {
@@ -519,13 +522,13 @@ Effects Node::on_command(Command command, Usec now) {
     case Command::Leave: break;  // above
     case Command::Stop:
         if (state() == NodeState::Running || state() == NodeState::Starting)
-            stop_services("stop requested", now, out);
+            stop_services(StopCause::Operator, "stop requested", now, out);
         break;
     case Command::Shutdown:
         shutting_down_ = true;
         if (state() == NodeState::Stopping) break;  // exits when the stop ends
         if (state() == NodeState::Running || state() == NodeState::Starting || hook_) {
-            stop_services("daemon shutting down", now, out);
+            stop_services(StopCause::Shutdown, "daemon shutting down", now, out);
         } else {
             set_phase(Phase::StoppingHook, "daemon shutting down", now, out);
             services_stopped(now, out);
@@ -548,7 +551,7 @@ Effects Node::on_command(Command command, Usec now) {
         if (standby_) break;
         standby_ = true;
         if (state() == NodeState::Running || state() == NodeState::Starting)
-            stop_services("standby requested", now, out);
+            stop_services(StopCause::Standby, "standby requested", now, out);
         else
             send_heartbeat(now, out);  // peers learn of it at once
         break;
@@ -622,7 +625,7 @@ Effects Node::switchover(const std::string& target, Usec now, std::string* error
     }
     handover_to_ = to;
     handover_until_.reset();
-    stop_services("switchover to " + to + " requested", now, out);
+    stop_services(StopCause::Switchover, "switchover to " + to + " requested", now, out);
     evaluate(now, out);
     return out;
 }
@@ -645,7 +648,7 @@ Effects Node::on_services_seen(const std::string& description, Usec now) {
     out.push_back(effect::Notice{NoticeKind::UnexpectedServices, settings_.node_name,
                                  description + " while this node does not hold the services; stopping them"});
     // A pending claim of ours starts once this clean-up has ended.
-    run_hook(HookKind::Stop, out);
+    run_hook(HookKind::Stop, now, out);
     evaluate(now, out);
     return out;
 }

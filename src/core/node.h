@@ -19,6 +19,7 @@
 #include "core/auth.h"
 #include "core/claims.h"
 #include "core/effects.h"
+#include "core/history.h"
 #include "core/holder.h"
 #include "core/membership.h"
 #include "core/phase.h"
@@ -203,6 +204,7 @@ public:
 private:
     struct RunningHook {
         HookKind kind;
+        Usec started;
         bool canceled = false;
         bool killed = false;  // by the fence deadline: the services count as stopped when it ends
     };
@@ -230,7 +232,7 @@ private:
     bool hook_belongs(HookKind kind) const;
     // Runs the hook the phase wants, or cancels one it does not want.
     void drive_hooks(Usec now, Effects& out);
-    void run_hook(HookKind kind, Effects& out);
+    void run_hook(HookKind kind, Usec now, Effects& out);
     // What a hook kind does here, for messages: the hasrv script, or in target
     // mode "the start of freeha-services.target".
     std::string step_name(HookKind kind) const;
@@ -240,6 +242,8 @@ private:
     // --- claims, backing and leases (node_claims.cpp)
     // Claims the services with a new term; forced: starthasrv at once.
     void claim(std::string reason, bool forced, Usec now, Effects& out);
+    // A reachable peer hands the services to this node (a switchover, or its machine shuts down).
+    bool handed_over_to_us() const;
     // Claims services already found running here (the start-up probe).
     void claim_running_services(Usec now, Effects& out);
     void maybe_start_claim(Usec now, Effects& out);
@@ -257,9 +261,9 @@ private:
     bool peer_runs_services() const;
 
     // --- stopping
-    void stop_services(std::string reason, Usec now, Effects& out);
+    void stop_services(StopCause cause, std::string reason, Usec now, Effects& out);
     // A stop that must end by `deadline`, else the services are killed.
-    void fence(std::string reason, Usec deadline, Usec now, Effects& out);
+    void fence(StopCause cause, std::string reason, Usec deadline, Usec now, Effects& out);
     void kill_at_deadline(Usec now, Effects& out);
     // Enters stopping/killed: everything the services run is killed, the
     // running hook's result no longer counts, and the kill awaits its proof.
@@ -356,6 +360,7 @@ private:
     std::map<std::string, Refusal> refused_;  // sender -> why its heartbeats are refused; at most Membership::kMaxPeers
     std::set<std::uint8_t> unknown_versions_seen_;  // logged once each
     std::uint64_t unexpected_services_ = 0;  // times the services were found running here unbidden
+    History history_;
     std::optional<RunningHook> hook_;
 
     Usec started_at_;

@@ -26,6 +26,11 @@ void Node::record_grant(const wire::Heartbeat& hb, Usec now) {
 }
 
 void Node::claim(std::string reason, bool forced, Usec now, Effects& out) {
+    ClaimCause cause = forced                   ? ClaimCause::Forced
+                       : handed_over_to_us()    ? ClaimCause::Switchover
+                       : terms_.max_term() == 0 ? ClaimCause::Startup
+                                                : ClaimCause::Failover;
+    ++history_.claims.at(static_cast<std::size_t>(cause));
     holder_.claim(terms_.next_term(settings_.node_name), now);
     voter_.release();  // a claimant backs no one else (maybe_elect waits for its promise to run out)
     // Services started without a lease (forced) are bound by one only once
@@ -42,6 +47,7 @@ void Node::claim_running_services(Usec now, Effects& out) {
     // FreeHA: a successful monitor at start-up means the services already run
     // here. The claim has term 0, so any node that took over meanwhile wins;
     // with quorum rules it must win a lease like any other holder.
+    ++history_.claims.at(static_cast<std::size_t>(ClaimCause::FoundRunning));
     holder_.claim(0, now);
     voter_.release();
     lease_enforced_ = false;
@@ -60,6 +66,12 @@ void Node::maybe_start_claim(Usec now, Effects& out) {
 bool Node::peer_runs_services() const {
     for (const auto& [name, p] : membership_.peers())
         if (p.reachable() && p.runs_services()) return true;
+    return false;
+}
+
+bool Node::handed_over_to_us() const {
+    for (const auto& [name, p] : membership_.peers())
+        if (p.reachable() && p.handover_to == settings_.node_name) return true;
     return false;
 }
 
@@ -134,7 +146,7 @@ void Node::check_rivals(Usec now, Effects& out) {
             continue;
         }
         out.push_back(effect::Notice{NoticeKind::DualActiveResolved, name, text});
-        fence(std::move(text), now + settings_.fence_timeout, now, out);
+        fence(StopCause::Rival, std::move(text), now + settings_.fence_timeout, now, out);
         return;
     }
 }
@@ -151,7 +163,7 @@ void Node::enforce_lease(Usec now, Effects& out) {
     if (lease_end && now < graceful_stop_at(*lease_end, t)) return;
     Usec deadline = lease_end ? kill_at(*lease_end, t) : now;
     if (phase_ == Phase::StoppingFenced || phase_ == Phase::StoppingKilled || phase_ == Phase::StoppingCleanup) {
-        fence(std::string(), deadline, now, out);  // only moves the deadline closer
+        fence(StopCause::LeaseLost, std::string(), deadline, now, out);  // only moves the deadline closer
         return;
     }
     std::string text = lease_end ? "no majority has renewed this node's lease; it ends in " +
@@ -161,7 +173,7 @@ void Node::enforce_lease(Usec now, Effects& out) {
     // The majority is gone or backs another claim: claiming again at once
     // would only make noise. Listen a dead time first, as after a partition.
     listen_until_ = std::max(listen_until_, now + settings_.dead_time);
-    fence(text + ": stopping the services", deadline, now, out);
+    fence(StopCause::LeaseLost, text + ": stopping the services", deadline, now, out);
 }
 
 }  // namespace freeha

@@ -43,12 +43,12 @@ void Node::drive_hooks(Usec now, Effects& out) {
     }
     if (auto kind = hook_wanted(now)) {
         if (*kind == HookKind::Monitor) next_monitor_.reset();
-        run_hook(*kind, out);
+        run_hook(*kind, now, out);
     }
 }
 
-void Node::run_hook(HookKind kind, Effects& out) {
-    hook_ = RunningHook{kind};
+void Node::run_hook(HookKind kind, Usec now, Effects& out) {
+    hook_ = RunningHook{kind, now};
     out.push_back(effect::RunHook{kind});
 }
 
@@ -57,6 +57,7 @@ Effects Node::on_hook_finished(HookKind kind, const HookOutcome& outcome, Usec n
     if (!hook_ || hook_->kind != kind) return out;  // not ours to judge
     RunningHook ended = *hook_;
     hook_.reset();
+    history_.hooks.at(static_cast<std::size_t>(kind)).count(now - ended.started, !outcome.success);
     if (ended.killed) {
         out.push_back(effect::Notice{NoticeKind::HookFailed, settings_.node_name,
                                      step_name(kind) + " killed with the services: the stop did not end by its deadline"});
@@ -106,8 +107,8 @@ void Node::hook_failed(HookKind kind, const HookOutcome& outcome, Usec now, Effe
         break;
     case Phase::Running:
         if (probe_after_maintenance_) {  // stopped by hand in maintenance mode: no error
-            stop_services("maintenance mode off and " + what + ": the services do not run here; cleaning up", now,
-                          out);
+            stop_services(StopCause::Maintenance,
+                          "maintenance mode off and " + what + ": the services do not run here; cleaning up", now, out);
             break;
         }
         [[fallthrough]];

@@ -96,7 +96,9 @@ void Node::enter_maintenance(Usec now, Effects& out) {
     case Phase::InitialCleanup:
         set_phase(Phase::InitialListening, "maintenance mode: the start-up probe is dropped", now, out);
         break;
-    case Phase::StartingPending: stop_services("maintenance mode: the claim is withdrawn", now, out); break;
+    case Phase::StartingPending:
+        stop_services(StopCause::Maintenance, "maintenance mode: the claim is withdrawn", now, out);
+        break;
     default: break;  // a start or stop under way runs to its end; a monitor running is canceled (drive_hooks)
     }
 }
@@ -178,7 +180,7 @@ void Node::leave(Usec now, Effects& out) {
     if (state() == NodeState::Stopping) {
         send_heartbeat(now, out);  // the handover target, if it is new, learns of it now
     } else if (holding() || hook_) {
-        stop_services(std::move(reason), now, out);
+        stop_services(StopCause::Leave, std::move(reason), now, out);
     } else {
         services_stopped(now, out);
     }

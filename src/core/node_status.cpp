@@ -54,6 +54,7 @@ Status Node::status(Usec now) const {
     s.maintenance = maintenance_.on;
     s.maintenance_since_realtime_usec = maintenance_.epoch;
     s.leaving = leaving_;
+    s.history = history_;
     if (auto lease_end = lease()) s.lease_remaining = *lease_end - now;
     for (std::size_t i = 0; i < settings_.channel_count; ++i) s.channels.push_back(channel_name(i));
     NodeStatus self;

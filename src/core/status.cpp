@@ -111,6 +111,7 @@ nlohmann::json to_json(const Status& s) {
         {"version", s.version},
         {"wire_version", s.wire_version},
         {"leaving", s.leaving},
+        {"history", to_json(s.history)},
     };
 }
 
@@ -129,6 +130,8 @@ Status facts_of(Status s) {
         // A link's counts move with every heartbeat; its verdict is the fact.
         for (auto& link : n.links) link = LinkStatus{.lossy = link.lossy};
     }
+    // A monitor run every MonitorInterval= is no news; claims and stops are.
+    s.history.hooks = {};
     return s;
 }
 

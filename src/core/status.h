@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/history.h"
 #include "core/state.h"
 #include "core/timespan.h"
 #include "core/wire.h"
@@ -121,6 +122,7 @@ struct Status {
     // did it (0: never); every node shows the same value.
     std::uint64_t maintenance_since_realtime_usec = 0;
     bool leaving = false;                   // the machine shuts down: this node hands over and exits
+    History history;                        // claims, stops and hook runs since this daemon started
     bool operator==(const Status&) const = default;
 };
 
@@ -128,7 +130,8 @@ struct Status {
 // with every heartbeat or with time: the last-heard ages (a channel crossing
 // DeadTime= is a change, and so is a first heartbeat on it), the accepted and
 // own packet counters, the lease's remaining time (not whether there is a
-// lease) and the time of the snapshot. Every other field, present or future,
+// lease), the hook runs (a monitor runs every MonitorInterval=) and the time
+// of the snapshot. Every other field, present or future,
 // counts. The status file is rewritten when this is false, and otherwise
 // only at its slow refresh (freeha-status(5)).
 bool same_facts(const Status& a, const Status& b);

@@ -86,6 +86,7 @@ std::optional<ClusterView> ClusterView::from(const nlohmann::json& s) {
         v.version = s.value("version", std::string());
         v.wire_version = s.value("wire_version", 0u);
         v.leaving = s.value("leaving", false);
+        if (s.contains("history")) v.history = history_from_json(s.at("history"));
         for (const auto& n : s.at("nodes")) {
             // Absent from documents of daemons before it.
             std::string not_counted = n.contains("not_counted") && !n.at("not_counted").is_null()

@@ -11,6 +11,7 @@
 #include <systemd/sd-bus.h>
 
 #include "bus/sd_ptr.h"
+#include "core/history.h"
 #include "core/timespan.h"
 
 namespace freeha::ctl {
@@ -30,6 +31,7 @@ struct ClusterView {
     std::uint64_t maintenance_since_realtime_usec = 0;  // 0: never turned on or off
     std::string version;
     unsigned wire_version = 0;
+    std::optional<History> history;  // absent from documents of daemons before it
     struct Node {
         std::string name, state, role;
         bool reachable = false;

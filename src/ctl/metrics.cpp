@@ -1,11 +1,14 @@
 #include "ctl/metrics.h"
 
+#include <array>
 #include <charconv>
 #include <cstdint>
 #include <string_view>
 #include <utility>
 #include <vector>
 
+#include "core/effects.h"
+#include "core/history.h"
 #include "core/membership.h"
 #include "core/state.h"
 
@@ -31,8 +34,11 @@ public:
         out_ += "# HELP " + std::string(name) + " " + std::string(help) + "\n";
         out_ += "# TYPE " + std::string(name) + " " + std::string(type) + "\n";
     }
-    void sample(const Labels& labels, const std::string& value) {
+    void sample(const Labels& labels, const std::string& value) { series("", labels, value); }
+    // A histogram's _bucket, _sum and _count series.
+    void series(std::string_view suffix, const Labels& labels, const std::string& value) {
         out_ += name_;
+        out_ += suffix;
         if (!labels.empty()) {
             out_ += "{";
             for (std::size_t i = 0; i < labels.size(); ++i) {
@@ -93,6 +99,38 @@ void this_node(Exposition& x, const ClusterView& v) {
     x.family("freeha_packets_dropped_total", "counter", "Datagrams received and dropped, by reason.");
     for (const auto& [name, value] : v.packets)
         if (name != "accepted") x.sample({{"reason", name}}, value);
+}
+
+// What this node did since freehad started (freeha-status(5), HISTORY).
+void history(Exposition& x, const History& h) {
+    x.family("freeha_claims_total", "counter", "This node's claims of the services, by cause.");
+    for (std::size_t i = 0; i < kClaimCauseCount; ++i)
+        x.sample({{"cause", std::string(kClaimCauseNames(static_cast<ClaimCause>(i)))}}, h.claims[i]);
+    x.family("freeha_stops_total", "counter", "This node's stops of the services (or of a pending claim), by cause.");
+    for (std::size_t i = 0; i < kStopCauseCount; ++i)
+        x.sample({{"cause", std::string(kStopCauseNames(static_cast<StopCause>(i)))}}, h.stops[i]);
+    constexpr std::array<HookKind, 3> kinds{HookKind::Start, HookKind::Stop, HookKind::Monitor};
+    auto hook = [](HookKind kind) { return Labels{{"hook", std::string(hook_name(kind))}}; };
+    x.family("freeha_hook_runs_total", "counter",
+             "Runs of each hook (or of the target's start, stop, check), counted when they end.");
+    for (HookKind kind : kinds) x.sample(hook(kind), h.hooks.at(static_cast<std::size_t>(kind)).runs);
+    x.family("freeha_hook_failures_total", "counter",
+             "Runs of each hook that failed (an exit status, a timeout, a kill).");
+    for (HookKind kind : kinds) x.sample(hook(kind), h.hooks.at(static_cast<std::size_t>(kind)).failures);
+    x.family("freeha_hook_duration_seconds", "histogram", "How long each hook's runs took.");
+    for (HookKind kind : kinds) {
+        const HookRuns& r = h.hooks.at(static_cast<std::size_t>(kind));
+        for (std::size_t i = 0; i < r.buckets.size(); ++i) {
+            Labels labels = hook(kind);
+            labels.emplace_back("le", number(HookRuns::kBucketSeconds[i]));
+            x.series("_bucket", labels, std::to_string(r.buckets[i]));
+        }
+        Labels all = hook(kind);
+        all.emplace_back("le", "+Inf");
+        x.series("_bucket", all, std::to_string(r.runs));
+        x.series("_sum", hook(kind), seconds(r.duration_sum));
+        x.series("_count", hook(kind), std::to_string(r.runs));
+    }
 }
 
 // One family per fact of each node this node knows, itself included.
@@ -183,6 +221,7 @@ std::string metrics_text(const ClusterView* view, const std::string& why) {
         return x.take();
     }
     this_node(x, *view);
+    if (view->history) history(x, *view->history);
     nodes(x, *view);
     links(x, *view);
     addresses(x, *view);

@@ -66,6 +66,12 @@ class ScriptsMode(unittest.TestCase):
                      'freeha_state{state="STANDBY"} 1', "freeha_quorate 1", "freeha_expected_nodes 3",
                      'freeha_node_state{node="alpha",state="RUNNING"} 1'):
             self.assertIn(line, lines, r.stdout)
+        # What alpha did since it started: elected at start-up, one starthasrv that succeeded.
+        lines = self.c["alpha"].ctl("metrics").stdout.splitlines()
+        for line in ('freeha_claims_total{cause="startup"} 1', 'freeha_claims_total{cause="failover"} 0',
+                     'freeha_hook_runs_total{hook="starthasrv"} 1', 'freeha_hook_failures_total{hook="starthasrv"} 0',
+                     'freeha_hook_duration_seconds_count{hook="starthasrv"} 1'):
+            self.assertIn(line, lines)
         # No daemon on the bus: the scrape says so, at once.
         started = time.monotonic()
         r = self.c["bravo"].run("env", "DBUS_SESSION_BUS_ADDRESS=unix:path=/nonexistent", nodes.FREEHACTL, "--user",
@@ -96,6 +102,7 @@ class ScriptsMode(unittest.TestCase):
         r = alpha.systemctl("reload", "freehad")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.c.wait_for(lambda: len(alpha.events("stophasrv")) > stops, 10, "stophasrv on alpha")
+        self.assertIn('freeha_stops_total{cause="operator"} 1', alpha.ctl("metrics").stdout.splitlines())
         self.assertEqual(alpha.show("freehad", "MainPID"), pid)
         self.assertEqual(alpha.show("freehad", "ActiveState"), "active")
         # FreeHA's HUP: alpha is still the first eligible node and takes the services again.
@@ -117,6 +124,7 @@ class ScriptsMode(unittest.TestCase):
         time.sleep(1)
         self.c["alpha"].power_cut()
         self.c.wait_for(lambda: self.c["bravo"].prop("State") == "RUNNING", 15, "bravo RUNNING")
+        self.assertIn('freeha_claims_total{cause="failover"} 1', self.c["bravo"].ctl("metrics").stdout.splitlines())
         for name, m in monitors.items():
             out, _ = m.communicate(timeout=15)
             changes = [json.loads(line) for line in out.splitlines() if '"PropertiesChanged"' in line]

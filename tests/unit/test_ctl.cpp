@@ -6,6 +6,7 @@
 #include <regex>
 #include <set>
 
+#include "core/effects.h"
 #include "core/status.h"
 #include "ctl/client.h"
 #include "ctl/links.h"
@@ -328,7 +329,7 @@ namespace {
 
 std::set<std::string> check_exposition(const std::string& text) {
     const std::regex sample(R"(^([a-z_]+)(\{[a-z_]+="([^"\\\n]|\\["\\n])*"(,[a-z_]+="([^"\\\n]|\\["\\n])*")*\})? ([0-9.e+-]+|NaN)$)");
-    const std::regex type(R"(^# TYPE ([a-z_]+) (gauge|counter)$)");
+    const std::regex type(R"(^# TYPE ([a-z_]+) (gauge|counter|histogram)$)");
     std::set<std::string> declared;
     std::string current, current_type;
     for (const auto& line : lines_of(text)) {
@@ -341,7 +342,11 @@ std::set<std::string> check_exposition(const std::string& text) {
             EXPECT_EQ(current.ends_with("_total"), current_type == "counter") << line;
         } else if (!line.starts_with("# ")) {
             EXPECT_TRUE(std::regex_match(line, m, sample)) << "not a sample line: " << line;
-            EXPECT_EQ(m[1], current) << "a sample outside its family: " << line;
+            if (current_type == "histogram")
+                EXPECT_TRUE(m[1] == current + "_bucket" || m[1] == current + "_sum" || m[1] == current + "_count")
+                    << "a sample outside its histogram: " << line;
+            else
+                EXPECT_EQ(m[1], current) << "a sample outside its family: " << line;
         }
     }
     return declared;
@@ -372,6 +377,43 @@ TEST(Metrics, ShowEachPeersLinkOnEachChannel) {
     // This node has no link to itself, and charlie (a daemon before link health) reports none.
     EXPECT_EQ(text.find(R"(node="alpha",channel)"), std::string::npos);
     EXPECT_EQ(text.find(R"(node="charlie",channel)"), std::string::npos);
+}
+
+TEST(Metrics, ShowClaimsStopsAndHookRunsByCauseAndHook) {
+    Status s;
+    s.node = "alpha";
+    s.history.claims.at(static_cast<std::size_t>(ClaimCause::Failover)) = 2;
+    s.history.stops.at(static_cast<std::size_t>(StopCause::LeaseLost)) = 1;
+    s.history.hooks.at(static_cast<std::size_t>(HookKind::Monitor)).count(Usec(30000), false);
+    s.history.hooks.at(static_cast<std::size_t>(HookKind::Monitor)).count(Usec(2000000), true);
+    auto v = ClusterView::from(to_json(s));
+    ASSERT_TRUE(v);
+    std::string text = metrics_text(&*v);
+    for (const char* line : {
+             R"(freeha_claims_total{cause="failover"} 2)",
+             R"(freeha_claims_total{cause="startup"} 0)",
+             R"(freeha_stops_total{cause="lease_lost"} 1)",
+             R"(freeha_stops_total{cause="operator"} 0)",
+             R"(freeha_hook_runs_total{hook="monitorhasrv"} 2)",
+             R"(freeha_hook_failures_total{hook="monitorhasrv"} 1)",
+             R"(freeha_hook_runs_total{hook="starthasrv"} 0)",
+             "# TYPE freeha_hook_duration_seconds histogram",
+             R"(freeha_hook_duration_seconds_bucket{hook="monitorhasrv",le="0.01"} 0)",
+             R"(freeha_hook_duration_seconds_bucket{hook="monitorhasrv",le="0.05"} 1)",
+             R"(freeha_hook_duration_seconds_bucket{hook="monitorhasrv",le="1"} 1)",
+             R"(freeha_hook_duration_seconds_bucket{hook="monitorhasrv",le="2.5"} 2)",
+             R"(freeha_hook_duration_seconds_bucket{hook="monitorhasrv",le="+Inf"} 2)",
+             R"(freeha_hook_duration_seconds_sum{hook="monitorhasrv"} 2.03)",
+             R"(freeha_hook_duration_seconds_count{hook="monitorhasrv"} 2)",
+         })
+        EXPECT_TRUE(has_line(text, line)) << line << "\nin:\n" << text;
+    check_exposition(text);
+    // A daemon before the history: the families are absent, not zero.
+    auto old = to_json(s);
+    old.erase("history");
+    auto older = ClusterView::from(old);
+    ASSERT_TRUE(older);
+    EXPECT_EQ(metrics_text(&*older).find("freeha_claims_total"), std::string::npos);
 }
 
 TEST(Metrics, LabelValuesAreEscaped) {

@@ -2440,4 +2440,169 @@ TEST(NodeVersions, SpeaksVersion2WhileAPeerOfThePreviousReleaseIsHeard) {
     EXPECT_EQ(h.last_heartbeat()->version, wire::kVersion);
 }
 
+
+// --- history: claims and stops by cause, hook runs --------------------------
+
+// b, elected at start-up beside c and d, runs the services.
+void run_services(Harness& h) {
+    h.boot_to_standby({{"c", S::Standby}, {"d", S::Standby}});
+    h.finish(HookKind::Start, true);
+    ASSERT_EQ(h.node().phase(), Phase::Running);
+}
+
+std::uint64_t claims(Harness& h, ClaimCause c) {
+    return h.node().status(h.now()).history.claims.at(static_cast<std::size_t>(c));
+}
+std::uint64_t stops(Harness& h, StopCause c) {
+    return h.node().status(h.now()).history.stops.at(static_cast<std::size_t>(c));
+}
+
+struct ClaimScript {
+    ClaimCause cause;
+    std::function<void(Harness&)> script;
+};
+
+class NodeHistoryClaims : public ::testing::TestWithParam<ClaimScript> {};
+
+TEST_P(NodeHistoryClaims, EachClaimIsCountedOnceUnderItsCause) {
+    Harness h("b");
+    GetParam().script(h);
+    for (std::size_t i = 0; i < kClaimCauseCount; ++i) {
+        auto cause = static_cast<ClaimCause>(i);
+        EXPECT_EQ(claims(h, cause), cause == GetParam().cause ? 1u : 0u) << kClaimCauseNames(cause);
+    }
+}
+
+const ClaimScript kClaimScripts[] = {
+    {ClaimCause::Startup, [](Harness& h) { run_services(h); }},
+    {ClaimCause::Failover, [](Harness& h) { h.claim_after_a_fell_silent(); }},
+    {ClaimCause::Switchover,
+     [](Harness& h) {
+         h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
+         h.peer("a", S::Running, 3);
+         h.handing_over("a", S::Standby, "b");
+         h.advance(h.settings().interval);
+         EXPECT_TRUE(holds_services(h.state()));
+     }},
+    {ClaimCause::Forced,
+     [](Harness& h) {
+         h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
+         h.peer("a", S::Running, 3);
+         h.command(Command::ForceStart);
+         EXPECT_EQ(h.node().phase(), Phase::StartingHook);
+     }},
+    {ClaimCause::FoundRunning,
+     [](Harness& h) {
+         h.start();
+         h.finish(HookKind::Monitor, true);
+         EXPECT_EQ(h.node().phase(), Phase::Running);
+     }},
+};
+INSTANTIATE_TEST_SUITE_P(Causes, NodeHistoryClaims, ::testing::ValuesIn(kClaimScripts),
+                         [](const auto& info) { return std::string(kClaimCauseNames(info.param.cause)); });
+
+struct StopScript {
+    StopCause cause;
+    std::function<void(Harness&)> script;
+};
+
+class NodeHistoryStops : public ::testing::TestWithParam<StopScript> {};
+
+// One stop, under its cause; a stop made urgent on the way (a lease running
+// low during a planned stop, a failed stophasrv) is the same stop.
+TEST_P(NodeHistoryStops, EachStopIsCountedOnceUnderItsCause) {
+    Harness h("b");
+    GetParam().script(h);
+    h.finish_stops();
+    for (std::size_t i = 0; i < kStopCauseCount; ++i) {
+        auto cause = static_cast<StopCause>(i);
+        EXPECT_EQ(stops(h, cause), cause == GetParam().cause ? 1u : 0u) << kStopCauseNames(cause);
+    }
+}
+
+// b's claim, elected beside c and d, that neither backs: it stays pending.
+void pending_claim(Harness& h) {
+    h.withhold("c");
+    h.withhold("d");
+    h.boot_to_standby({{"c", S::Standby}, {"d", S::Standby}});
+    ASSERT_EQ(h.node().phase(), Phase::StartingPending);
+}
+
+const StopScript kStopScripts[] = {
+    {StopCause::Operator, [](Harness& h) { run_services(h); h.command(Command::Stop); }},
+    {StopCause::Standby, [](Harness& h) { run_services(h); h.command(Command::Standby); }},
+    {StopCause::Switchover, [](Harness& h) { run_services(h); EXPECT_EQ(h.switchover("c"), ""); }},
+    {StopCause::Shutdown, [](Harness& h) { run_services(h); h.command(Command::Shutdown); }},
+    {StopCause::Leave, [](Harness& h) { run_services(h); h.command(Command::Leave); }},
+    {StopCause::Failed,
+     [](Harness& h) {
+         run_services(h);
+         h.services_failed("the check failed");
+         // stophasrv fails too: the stop is killed, still one stop
+         h.finish(HookKind::Stop, false);
+     }},
+    {StopCause::LeaseLost,
+     [](Harness& h) {
+         run_services(h);
+         h.silence("c");
+         h.silence("d");
+         h.advance(h.settings().dead_time * 2);
+     }},
+    {StopCause::Rival, [](Harness& h) { run_services(h); h.peer("a", S::Running, 50); }},
+    {StopCause::QuorumLost,
+     [](Harness& h) {
+         pending_claim(h);
+         h.silence("c");
+         h.silence("d");
+         h.advance(h.settings().dead_time * 2);
+     }},
+    {StopCause::Maintenance,
+     [](Harness& h) {  // the admin stopped the services by hand in maintenance mode
+         run_services(h);
+         EXPECT_EQ(h.maintenance(true), "");
+         EXPECT_EQ(h.maintenance(false), "");
+         h.finish(HookKind::Monitor, false);
+     }},
+};
+INSTANTIATE_TEST_SUITE_P(Causes, NodeHistoryStops, ::testing::ValuesIn(kStopScripts),
+                         [](const auto& info) { return std::string(kStopCauseNames(info.param.cause)); });
+
+TEST(NodeHistory, EachHookRunIsCountedWhenItEndsWithItsOutcomeAndDuration) {
+    Harness h("b");
+    h.start();
+    h.advance(300 * ms);
+    h.finish(HookKind::Monitor, false);  // the start-up probe: nothing runs here
+    h.advance(20 * ms);
+    h.finish(HookKind::Stop, true);
+    const History& history = h.node().status(h.now()).history;
+    const HookRuns& monitor = history.hooks.at(static_cast<std::size_t>(HookKind::Monitor));
+    EXPECT_EQ(monitor.runs, 1u);
+    EXPECT_EQ(monitor.failures, 1u);
+    EXPECT_EQ(monitor.duration_sum, 300 * ms);
+    // Cumulative buckets: 0.3 s is above 0.25 s, within 0.5 s and every larger bound.
+    for (std::size_t i = 0; i < HookRuns::kBucketSeconds.size(); ++i)
+        EXPECT_EQ(monitor.buckets[i], HookRuns::kBucketSeconds[i] >= 0.3 ? 1u : 0u) << HookRuns::kBucketSeconds[i];
+    const HookRuns& stop = history.hooks.at(static_cast<std::size_t>(HookKind::Stop));
+    EXPECT_EQ(stop.runs, 1u);
+    EXPECT_EQ(stop.failures, 0u);
+    EXPECT_EQ(stop.duration_sum, 20 * ms);
+    EXPECT_EQ(stop.buckets[0], 0u);  // 10 ms
+    EXPECT_EQ(stop.buckets[1], 1u);  // 50 ms
+    EXPECT_EQ(history.hooks.at(static_cast<std::size_t>(HookKind::Start)).runs, 0u);
+}
+
+TEST(NodeHistory, TheDocumentCarriesTheHistoryAndFreehactlReadsItBack) {
+    Harness h("b");
+    run_services(h);
+    History history = h.node().status(h.now()).history;
+    auto back = history_from_json(to_json(history));
+    ASSERT_TRUE(back);
+    EXPECT_EQ(*back, history);
+    EXPECT_EQ(to_json(history)["claims"]["startup"], 1);
+    // A document whose buckets another release drew differently is not misread.
+    auto other = to_json(history);
+    other["hooks"]["starthasrv"]["duration_buckets"][0]["le_seconds"] = 0.02;
+    EXPECT_FALSE(history_from_json(other));
+}
+
 }  // namespace
