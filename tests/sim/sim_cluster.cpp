@@ -8,7 +8,10 @@
 namespace freeha::sim {
 
 SimCluster::SimCluster(std::vector<std::string> names, NodeSettings base, std::uint64_t seed)
-    : base_(std::move(base)), rng_(seed), trace_(std::getenv("FREEHA_SIM_TRACE") != nullptr) {
+    : base_(std::move(base)),
+      rng_(seed),
+      trace_(std::getenv("FREEHA_SIM_TRACE") != nullptr),
+      digesting_(std::getenv("FREEHA_SIM_DIGEST") != nullptr) {
     for (auto& n : names) {
         nodes_[n].name = n;
         nodes_[n].settings = base_;
@@ -156,7 +159,44 @@ void SimCluster::confirm_kill(SimNode& n, std::uint64_t incarnation) {
     });
 }
 
+void SimCluster::mix(const void* data, std::size_t size) {
+    for (std::size_t i = 0; i < size; ++i) {
+        digest_ ^= static_cast<const std::uint8_t*>(data)[i];
+        digest_ *= 0x100000001b3ULL;
+    }
+}
+
+void SimCluster::mix_effect(const Effect& e) {
+    mix(e.index());
+    if (auto* hb = std::get_if<effect::SendHeartbeat>(&e)) {
+        mix(hb->datagram.size());
+        mix(hb->datagram.data(), hb->datagram.size());
+    } else if (auto* run = std::get_if<effect::RunHook>(&e)) {
+        mix(run->kind);
+    } else if (auto* cancel = std::get_if<effect::CancelHook>(&e)) {
+        mix(cancel->kind);
+    } else if (auto* change = std::get_if<effect::StateChanged>(&e)) {
+        mix(change->from), mix(change->to), mix(change->reason), mix(change->term), mix(change->active_node);
+        mix(change->from_phase), mix(change->to_phase);
+    } else if (auto* peer = std::get_if<effect::PeerStateChanged>(&e)) {
+        mix(peer->peer), mix(peer->from), mix(peer->to), mix(peer->term);
+    } else if (auto* notice = std::get_if<effect::Notice>(&e)) {
+        mix(notice->kind), mix(notice->peer), mix(notice->text), mix(notice->channel);
+    } else if (auto* exit = std::get_if<effect::Exit>(&e)) {
+        mix(exit->code), mix(exit->services_left);
+    } else if (auto* fence = std::get_if<effect::SelfFence>(&e)) {
+        mix(fence->reason), mix(fence->lease_end);
+    } else if (auto* m = std::get_if<effect::MaintenanceChanged>(&e)) {
+        mix(m->on), mix(m->epoch);
+    }
+}
+
 void SimCluster::apply(SimNode& n, Effects effects) {
+    if (digesting_) {
+        mix(n.name);
+        mix(now_);
+        for (const auto& e : effects) mix_effect(e);
+    }
     for (auto& e : effects) {
         if (auto* hb = std::get_if<effect::SendHeartbeat>(&e)) {
             deliver(n.name, hb->datagram);
@@ -233,6 +273,8 @@ void SimCluster::run_until(Usec until, const std::function<void()>& check) {
         Usec next = std::min(node_time, event_time);
         if (next > until) break;
         now_ = next;
+        ++steps_;
+        if (digesting_) mix(now_);
         if (event_time <= node_time) {
             Event ev = events_.top();
             events_.pop();

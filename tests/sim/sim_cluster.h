@@ -105,6 +105,12 @@ public:
     // Nodes whose core is RUNNING.
     std::vector<std::string> running() const;
 
+    // The steps run so far (events and wake-ups), and with FREEHA_SIM_DIGEST
+    // set, a digest of them and of every effect the cores returned: a change
+    // meant only to make the simulation faster must leave both as they were.
+    std::uint64_t steps() const { return steps_; }
+    std::uint64_t digest() const { return digest_; }
+
 private:
     struct Event {
         Usec at;
@@ -128,6 +134,14 @@ private:
     double loss_ = 0.0;
     std::set<std::pair<std::string, std::string>> cut_;
     bool trace_;  // FREEHA_SIM_TRACE set: print every state change and hook to stderr
+    bool digesting_;  // FREEHA_SIM_DIGEST set: keep digest_
+    std::uint64_t steps_ = 0;
+    std::uint64_t digest_ = 0xcbf29ce484222325ULL;  // FNV-1a
+    void mix(const void* data, std::size_t size);
+    template <typename T>
+    void mix(const T& v) { mix(&v, sizeof v); }
+    void mix(const std::string& s) { mix(s.size()); mix(s.data(), s.size()); }
+    void mix_effect(const Effect& e);
     static constexpr Usec kWallEpoch = 1'780'000'000ULL * kUsecPerSec;  // 2026
 };
 
