@@ -24,7 +24,15 @@ std::vector<std::string> SimCluster::names() const {
     return out;
 }
 
-void SimCluster::schedule(Usec at, std::function<void()> action) { events_.push(Event{at, order_++, std::move(action)}); }
+void SimCluster::schedule(Usec at, std::function<void()> action) {
+    events_.push_back(Event{at, order_++, nullptr, nullptr, std::move(action)});
+    std::push_heap(events_.begin(), events_.end(), std::greater<Event>());
+}
+
+void SimCluster::schedule_delivery(Usec at, SimNode& to, const Datagram& datagram) {
+    events_.push_back(Event{at, order_++, &to, datagram, {}});
+    std::push_heap(events_.begin(), events_.end(), std::greater<Event>());
+}
 
 void SimCluster::start(const std::string& name, bool force_start) {
     SimNode& n = nodes_.at(name);
@@ -115,22 +123,24 @@ void SimCluster::inject(const std::string& to, std::vector<std::uint8_t> datagra
     if (n.alive && !n.paused) apply(n, n.node->on_datagram(datagram, 0, now_));
 }
 
-void SimCluster::deliver(const std::string& from, const std::vector<std::uint8_t>& datagram) {
+void SimCluster::deliver(const std::string& from, std::vector<std::uint8_t> datagram) {
     std::uniform_real_distribution<double> coin(0.0, 1.0);
     std::uniform_int_distribution<std::uint64_t> latency(100, 2000);
+    Datagram shared;
     for (auto& [name, target] : nodes_) {
         if (name == from || cut_.count({from, name}) || coin(rng_) < loss_) continue;
-        std::string to = name;
-        schedule(now_ + Usec(latency(rng_)), [this, to, datagram] {
-            SimNode& t = nodes_.at(to);
-            if (!t.alive) return;
-            if (t.paused) {
-                if (t.queued.size() < kQueueLimit) t.queued.push_back(datagram);
-                return;
-            }
-            apply(t, t.node->on_datagram(datagram, 0, now_));
-        });
+        if (!shared) shared = std::make_shared<const std::vector<std::uint8_t>>(std::move(datagram));
+        schedule_delivery(now_ + Usec(latency(rng_)), target, shared);
     }
+}
+
+void SimCluster::receive(SimNode& t, const std::vector<std::uint8_t>& datagram) {
+    if (!t.alive) return;
+    if (t.paused) {
+        if (t.queued.size() < kQueueLimit) t.queued.push_back(datagram);
+        return;
+    }
+    apply(t, t.node->on_datagram(datagram, 0, now_));
 }
 
 void SimCluster::finish_hook(SimNode& n, HookKind kind, std::uint64_t generation, bool success, const char* why) {
@@ -192,6 +202,7 @@ void SimCluster::mix_effect(const Effect& e) {
 }
 
 void SimCluster::apply(SimNode& n, Effects effects) {
+    n.wakeup.reset();  // the core was called: its wake-up may have moved
     if (digesting_) {
         mix(n.name);
         mix(now_);
@@ -199,7 +210,7 @@ void SimCluster::apply(SimNode& n, Effects effects) {
     }
     for (auto& e : effects) {
         if (auto* hb = std::get_if<effect::SendHeartbeat>(&e)) {
-            deliver(n.name, hb->datagram);
+            deliver(n.name, std::move(hb->datagram));
         } else if (auto* run = std::get_if<effect::RunHook>(&e)) {
             HookKind kind = run->kind;
             n.running_hook = kind;
@@ -258,27 +269,40 @@ void SimCluster::apply(SimNode& n, Effects effects) {
 
 void SimCluster::run_until(Usec until, const std::function<void()>& check) {
     constexpr Usec kNever = Usec::max();
+    for (auto& [name, n] : nodes_) n.wakeup.reset();  // the caller may have called a core itself
     while (true) {
         SimNode* due = nullptr;
         Usec node_time = kNever;
         for (auto& [name, n] : nodes_) {
             if (!n.alive || n.paused) continue;
-            Usec w = std::max(n.node->next_wakeup(now_).value_or(kNever), now_);
-            if (w < node_time) {
-                node_time = w;
+            // A kept wake-up still ahead is what the core would say now (nothing
+            // that it depends on changed); once reached, the core is asked again,
+            // as it may have nothing to do then after all.
+            if (!n.wakeup || *n.wakeup <= now_) n.wakeup = std::max(n.node->next_wakeup(now_).value_or(kNever), now_);
+            if (digesting_ && *n.wakeup != std::max(n.node->next_wakeup(now_).value_or(kNever), now_)) {
+                std::fprintf(stderr, "%s: kept wake-up %s differs from the core's at %s\n", name.c_str(),
+                             format_timespan(*n.wakeup).c_str(), format_timespan(now_).c_str());
+                std::abort();
+            }
+            if (*n.wakeup < node_time) {
+                node_time = *n.wakeup;
                 due = &n;
             }
         }
-        Usec event_time = events_.empty() ? kNever : events_.top().at;
+        Usec event_time = events_.empty() ? kNever : events_.front().at;
         Usec next = std::min(node_time, event_time);
         if (next > until) break;
         now_ = next;
         ++steps_;
         if (digesting_) mix(now_);
         if (event_time <= node_time) {
-            Event ev = events_.top();
-            events_.pop();
-            ev.action();
+            std::pop_heap(events_.begin(), events_.end(), std::greater<Event>());
+            Event ev = std::move(events_.back());
+            events_.pop_back();
+            if (ev.to != nullptr)
+                receive(*ev.to, *ev.datagram);
+            else
+                ev.action();
         } else {
             apply(*due, due->node->on_timer(now_));
         }
@@ -292,6 +316,22 @@ std::vector<std::string> SimCluster::services_up() const {
     for (const auto& [name, n] : nodes_)
         if (n.services_up) out.push_back(name);
     return out;
+}
+
+std::size_t SimCluster::services_up_count() const {
+    std::size_t count = 0;
+    for (const auto& [name, n] : nodes_) count += n.services_up ? 1 : 0;
+    return count;
+}
+
+bool SimCluster::services_up_on(const std::vector<std::string>& nodes) const {
+    auto next = nodes.begin();
+    for (const auto& [name, n] : nodes_) {
+        if (!n.services_up) continue;
+        if (next == nodes.end() || *next != name) return false;
+        ++next;
+    }
+    return next == nodes.end();
 }
 
 std::vector<std::string> SimCluster::running() const {

@@ -7,7 +7,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <queue>
 #include <random>
 #include <set>
 #include <string>
@@ -62,6 +61,9 @@ struct SimNode {
     bool machine_down = false;  // Command::Leave: the machine shuts down once freehad has exited
     std::vector<effect::StateChanged> history;
     std::optional<int> exit_code;
+    // The core's next_wakeup() as last asked, kept until the core is called
+    // again: it stays right until that time comes (as the daemon's timer does).
+    std::optional<Usec> wakeup;
 };
 
 class SimCluster {
@@ -96,12 +98,16 @@ public:
     void set_loss(double probability) { loss_ = probability; }
     void inject(const std::string& to, std::vector<std::uint8_t> datagram);
 
-    // Runs the simulation until `until`; calls `check` after every step.
+    // Runs the simulation until `until`; calls `check` after every step
+    // (which must not change a node: the wake-ups are kept across steps).
     void run_until(Usec until, const std::function<void()>& check = {});
     void run_for(Usec span, const std::function<void()>& check = {}) { run_until(now_ + span, check); }
 
     // Nodes whose services are up right now.
     std::vector<std::string> services_up() const;
+    // services_up().size() and services_up() == nodes, without building the list (checks run after every step).
+    std::size_t services_up_count() const;
+    bool services_up_on(const std::vector<std::string>& nodes) const;
     // Nodes whose core is RUNNING.
     std::vector<std::string> running() const;
 
@@ -112,22 +118,29 @@ public:
     std::uint64_t digest() const { return digest_; }
 
 private:
+    using Datagram = std::shared_ptr<const std::vector<std::uint8_t>>;
+    // A datagram to deliver (one copy shared by every receiver), or anything else as an action.
     struct Event {
         Usec at;
         std::uint64_t order;
+        SimNode* to = nullptr;
+        Datagram datagram;
         std::function<void()> action;
+        // The heap's order: the earliest first, and events at one time in the order they were scheduled.
         bool operator>(const Event& o) const { return at != o.at ? at > o.at : order > o.order; }
     };
 
     void schedule(Usec at, std::function<void()> action);
+    void schedule_delivery(Usec at, SimNode& to, const Datagram& datagram);
+    void receive(SimNode& t, const std::vector<std::uint8_t>& datagram);
     void apply(SimNode& n, Effects effects);
     void finish_hook(SimNode& n, HookKind kind, std::uint64_t generation, bool success, const char* why);
     void confirm_kill(SimNode& n, std::uint64_t incarnation);
-    void deliver(const std::string& from, const std::vector<std::uint8_t>& datagram);
+    void deliver(const std::string& from, std::vector<std::uint8_t> datagram);
 
     NodeSettings base_;
     std::map<std::string, SimNode> nodes_;
-    std::priority_queue<Event, std::vector<Event>, std::greater<Event>> events_;
+    std::vector<Event> events_;  // a heap (std::push_heap) of std::greater<Event>
     std::uint64_t order_ = 0;
     Usec now_ = 1 * kUsecPerSec;
     std::mt19937_64 rng_;

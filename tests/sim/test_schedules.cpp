@@ -101,7 +101,7 @@ private:
         std::vector<std::string> steady = c.services_up();
         c.run_for(kSteadyAtEnd, [&] {
             check();
-            if (failure.empty() && c.services_up() != steady)
+            if (failure.empty() && !c.services_up_on(steady))
                 failure = "liveness: the services moved or stopped after the network had been stable for " +
                           format_timespan(kSettle - kSteadyAtEnd);
         });
@@ -316,9 +316,8 @@ private:
     // one exception when quorum rules apply. Otherwise at most one node may
     // hold the services (a 2-node cluster or NoQuorumPolicy=ignore may split).
     std::string check_safety(const SimCluster& c) const {
-        if (!quorum_rules_apply(settings_)) return "";
+        if (!quorum_rules_apply(settings_) || c.services_up_count() <= 1) return "";
         auto up = c.services_up();
-        if (up.size() <= 1) return "";
         unsigned unexcused = 0;
         for (auto& name : up) {
             const SimNode& n = c[name];
