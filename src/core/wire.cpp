@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstring>
 
 #include "core/node_name.h"
@@ -10,6 +11,13 @@ namespace freeha::wire {
 namespace {
 
 constexpr std::array<std::uint8_t, 4> kMagic{'F', 'H', 'A', '1'};
+
+// Between host order and big-endian (one load or store instead of eight
+// shifts: every heartbeat has eight or more of them, and every peer decodes it).
+std::uint64_t big_endian(std::uint64_t v) {
+    if constexpr (std::endian::native == std::endian::little) return __builtin_bswap64(v);
+    return v;
+}
 
 // Writes big-endian integers into a buffer sized up front.
 struct Writer {
@@ -25,7 +33,8 @@ struct Writer {
         u8(static_cast<std::uint8_t>(v));
     }
     void u64(std::uint64_t v) {
-        for (int shift = 56; shift >= 0; shift -= 8) u8(static_cast<std::uint8_t>(v >> shift));
+        v = big_endian(v);
+        bytes(&v, sizeof v);
     }
 };
 
@@ -33,10 +42,11 @@ std::uint16_t get_u16(std::span<const std::uint8_t> in, std::size_t at) {
     return static_cast<std::uint16_t>((in[at] << 8) | in[at + 1]);
 }
 
+// The caller has checked that 8 bytes are there.
 std::uint64_t get_u64(std::span<const std::uint8_t> in, std::size_t at) {
-    std::uint64_t v = 0;
-    for (std::size_t i = 0; i < 8; ++i) v = (v << 8) | in[at + i];
-    return v;
+    std::uint64_t v;
+    std::memcpy(&v, in.data() + at, sizeof v);
+    return big_endian(v);
 }
 
 DecodeResult rejected(Reject r) { return DecodeResult{std::nullopt, r}; }

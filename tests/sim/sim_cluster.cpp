@@ -16,6 +16,7 @@ SimCluster::SimCluster(std::vector<std::string> names, NodeSettings base, std::u
         nodes_[n].name = n;
         nodes_[n].settings = base_;
     }
+    for (auto& [name, n] : nodes_) in_order_.push_back(&n);
 }
 
 std::vector<std::string> SimCluster::names() const {
@@ -127,10 +128,11 @@ void SimCluster::deliver(const std::string& from, std::vector<std::uint8_t> data
     std::uniform_real_distribution<double> coin(0.0, 1.0);
     std::uniform_int_distribution<std::uint64_t> latency(100, 2000);
     Datagram shared;
-    for (auto& [name, target] : nodes_) {
-        if (name == from || cut_.count({from, name}) || coin(rng_) < loss_) continue;
+    for (SimNode* target : in_order_) {
+        const std::string& name = target->name;
+        if (name == from || (!cut_.empty() && cut_.count({from, name})) || coin(rng_) < loss_) continue;
         if (!shared) shared = std::make_shared<const std::vector<std::uint8_t>>(std::move(datagram));
-        schedule_delivery(now_ + Usec(latency(rng_)), target, shared);
+        schedule_delivery(now_ + Usec(latency(rng_)), *target, shared);
     }
 }
 
@@ -269,18 +271,19 @@ void SimCluster::apply(SimNode& n, Effects effects) {
 
 void SimCluster::run_until(Usec until, const std::function<void()>& check) {
     constexpr Usec kNever = Usec::max();
-    for (auto& [name, n] : nodes_) n.wakeup.reset();  // the caller may have called a core itself
+    for (SimNode* n : in_order_) n->wakeup.reset();  // the caller may have called a core itself
     while (true) {
         SimNode* due = nullptr;
         Usec node_time = kNever;
-        for (auto& [name, n] : nodes_) {
+        for (SimNode* node : in_order_) {
+            SimNode& n = *node;
             if (!n.alive || n.paused) continue;
             // A kept wake-up still ahead is what the core would say now (nothing
             // that it depends on changed); once reached, the core is asked again,
             // as it may have nothing to do then after all.
             if (!n.wakeup || *n.wakeup <= now_) n.wakeup = std::max(n.node->next_wakeup(now_).value_or(kNever), now_);
             if (digesting_ && *n.wakeup != std::max(n.node->next_wakeup(now_).value_or(kNever), now_)) {
-                std::fprintf(stderr, "%s: kept wake-up %s differs from the core's at %s\n", name.c_str(),
+                std::fprintf(stderr, "%s: kept wake-up %s differs from the core's at %s\n", n.name.c_str(),
                              format_timespan(*n.wakeup).c_str(), format_timespan(now_).c_str());
                 std::abort();
             }
@@ -320,7 +323,7 @@ std::vector<std::string> SimCluster::services_up() const {
 
 std::size_t SimCluster::services_up_count() const {
     std::size_t count = 0;
-    for (const auto& [name, n] : nodes_) count += n.services_up ? 1 : 0;
+    for (const SimNode* n : in_order_) count += n->services_up ? 1 : 0;
     return count;
 }
 

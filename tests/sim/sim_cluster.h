@@ -140,6 +140,7 @@ private:
 
     NodeSettings base_;
     std::map<std::string, SimNode> nodes_;
+    std::vector<SimNode*> in_order_;  // nodes_' nodes in its order, for the loops of every step
     std::vector<Event> events_;  // a heap (std::push_heap) of std::greater<Event>
     std::uint64_t order_ = 0;
     Usec now_ = 1 * kUsecPerSec;
