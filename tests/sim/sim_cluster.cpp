@@ -25,14 +25,29 @@ std::vector<std::string> SimCluster::names() const {
     return out;
 }
 
-void SimCluster::schedule(Usec at, std::function<void()> action) {
-    events_.push_back(Event{at, order_++, nullptr, nullptr, std::move(action)});
+namespace {
+// A free slot of `slots`, or a new one.
+template <typename T>
+std::uint32_t take_slot(std::vector<T>& slots, std::vector<std::uint32_t>& free) {
+    if (free.empty()) {
+        slots.emplace_back();
+        return static_cast<std::uint32_t>(slots.size() - 1);
+    }
+    std::uint32_t slot = free.back();
+    free.pop_back();
+    return slot;
+}
+}  // namespace
+
+void SimCluster::push_event(Event e) {
+    events_.push_back(e);
     std::push_heap(events_.begin(), events_.end(), std::greater<Event>());
 }
 
-void SimCluster::schedule_delivery(Usec at, SimNode& to, const Datagram& datagram) {
-    events_.push_back(Event{at, order_++, &to, datagram, {}});
-    std::push_heap(events_.begin(), events_.end(), std::greater<Event>());
+void SimCluster::schedule(Usec at, std::function<void()> action) {
+    std::uint32_t slot = take_slot(actions_, free_actions_);
+    actions_[slot] = std::move(action);
+    push_event(Event{at, order_++, nullptr, slot});
 }
 
 void SimCluster::start(const std::string& name, bool force_start) {
@@ -127,12 +142,16 @@ void SimCluster::inject(const std::string& to, std::vector<std::uint8_t> datagra
 void SimCluster::deliver(const std::string& from, std::vector<std::uint8_t> datagram) {
     std::uniform_real_distribution<double> coin(0.0, 1.0);
     std::uniform_int_distribution<std::uint64_t> latency(100, 2000);
-    Datagram shared;
+    std::optional<std::uint32_t> slot;
     for (SimNode* target : in_order_) {
         const std::string& name = target->name;
         if (name == from || (!cut_.empty() && cut_.count({from, name})) || coin(rng_) < loss_) continue;
-        if (!shared) shared = std::make_shared<const std::vector<std::uint8_t>>(std::move(datagram));
-        schedule_delivery(now_ + Usec(latency(rng_)), *target, shared);
+        if (!slot) {
+            slot = take_slot(datagrams_, free_datagrams_);
+            datagrams_[*slot].bytes = std::move(datagram);
+        }
+        ++datagrams_[*slot].receivers;
+        push_event(Event{now_ + Usec(latency(rng_)), order_++, target, *slot});
     }
 }
 
@@ -300,12 +319,16 @@ void SimCluster::run_until(Usec until, const std::function<void()>& check) {
         if (digesting_) mix(now_);
         if (event_time <= node_time) {
             std::pop_heap(events_.begin(), events_.end(), std::greater<Event>());
-            Event ev = std::move(events_.back());
+            Event ev = events_.back();
             events_.pop_back();
-            if (ev.to != nullptr)
-                receive(*ev.to, *ev.datagram);
-            else
-                ev.action();
+            if (ev.to != nullptr) {
+                receive(*ev.to, datagrams_[ev.slot].bytes);  // (datagrams_ may grow once the core has returned)
+                if (--datagrams_[ev.slot].receivers == 0) free_datagrams_.push_back(ev.slot);
+            } else {
+                std::function<void()> action = std::move(actions_[ev.slot]);
+                free_actions_.push_back(ev.slot);
+                action();
+            }
         } else {
             apply(*due, due->node->on_timer(now_));
         }

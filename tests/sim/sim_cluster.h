@@ -118,20 +118,24 @@ public:
     std::uint64_t digest() const { return digest_; }
 
 private:
-    using Datagram = std::shared_ptr<const std::vector<std::uint8_t>>;
-    // A datagram to deliver (one copy shared by every receiver), or anything else as an action.
+    // A datagram to deliver to `to`, or any other action. The heap moves only
+    // these small records; what they refer to stays in place in slots_ and
+    // datagrams_ (a datagram is shared by all its receivers).
     struct Event {
         Usec at;
         std::uint64_t order;
-        SimNode* to = nullptr;
-        Datagram datagram;
-        std::function<void()> action;
+        SimNode* to;         // a delivery: datagrams_[slot]; else actions_[slot]
+        std::uint32_t slot;
         // The heap's order: the earliest first, and events at one time in the order they were scheduled.
         bool operator>(const Event& o) const { return at != o.at ? at > o.at : order > o.order; }
     };
+    struct SharedDatagram {
+        std::vector<std::uint8_t> bytes;
+        std::size_t receivers = 0;  // deliveries still to come; 0: the slot is free
+    };
 
     void schedule(Usec at, std::function<void()> action);
-    void schedule_delivery(Usec at, SimNode& to, const Datagram& datagram);
+    void push_event(Event e);
     void receive(SimNode& t, const std::vector<std::uint8_t>& datagram);
     void apply(SimNode& n, Effects effects);
     void finish_hook(SimNode& n, HookKind kind, std::uint64_t generation, bool success, const char* why);
@@ -142,6 +146,10 @@ private:
     std::map<std::string, SimNode> nodes_;
     std::vector<SimNode*> in_order_;  // nodes_' nodes in its order, for the loops of every step
     std::vector<Event> events_;  // a heap (std::push_heap) of std::greater<Event>
+    std::vector<std::function<void()>> actions_;
+    std::vector<std::uint32_t> free_actions_;
+    std::vector<SharedDatagram> datagrams_;
+    std::vector<std::uint32_t> free_datagrams_;
     std::uint64_t order_ = 0;
     Usec now_ = 1 * kUsecPerSec;
     std::mt19937_64 rng_;
