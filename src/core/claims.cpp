@@ -17,11 +17,15 @@ Usec promise_grant(Usec sent_at, Usec dead_time) {
 }
 
 std::optional<Usec> lease_until(std::vector<Usec> grants, unsigned votes_needed) {
+    std::sort(grants.begin(), grants.end(), std::greater<>());
+    return lease_from(grants, votes_needed);
+}
+
+std::optional<Usec> lease_from(std::span<const Usec> latest_first, unsigned votes_needed) {
     if (votes_needed <= 1) return Usec::max();  // no vote needed but our own
     std::size_t k = votes_needed - 1;
-    if (grants.size() < k) return std::nullopt;
-    std::nth_element(grants.begin(), grants.begin() + static_cast<long>(k - 1), grants.end(), std::greater<>());
-    return grants[k - 1];
+    if (latest_first.size() < k) return std::nullopt;
+    return latest_first[k - 1];
 }
 
 Usec graceful_stop_at(Usec lease, const LeaseTimings& t) { return lease - kill_margin(t) - t.fence_timeout; }
@@ -71,7 +75,8 @@ bool TermBook::learn(std::uint64_t term, const std::string& claimant) {
         best_claimant_ = claimant;
         return true;
     }
-    if (term == max_term_ && !claimant.empty() &&
+    // (The same claimant again, as nearly every heartbeat says, is not before itself.)
+    if (term == max_term_ && !claimant.empty() && claimant != best_claimant_ &&
         (best_claimant_.empty() || node_name_before(claimant, best_claimant_))) {
         best_claimant_ = claimant;
         return true;

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,8 @@ Usec promise_grant(Usec sent_at, Usec dead_time);
 // A holder's lease: `votes_needed` - 1 backers must have granted it (the
 // holder is the last vote); nullopt when fewer back it.
 std::optional<Usec> lease_until(std::vector<Usec> grants, unsigned votes_needed);
+// The same for grants sorted the latest first.
+std::optional<Usec> lease_from(std::span<const Usec> latest_first, unsigned votes_needed);
 // When the holder begins its graceful stop, and when it kills the services.
 Usec graceful_stop_at(Usec lease, const LeaseTimings& t);
 Usec kill_at(Usec lease, const LeaseTimings& t);

@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/timespan.h"
 
@@ -30,6 +31,9 @@ private:
     std::uint64_t term_ = 0;
     Usec claimed_at_;
     std::map<std::string, Usec> grants_;  // backer -> the largest grant of its promise to this claim
+    // The values of grants_, the latest first: lease() is asked on every
+    // wake-up and decision, a grant recorded once per acknowledgement.
+    std::vector<Usec> latest_first_;
 };
 
 }  // namespace freeha

@@ -470,7 +470,7 @@ Effects Node::on_heartbeat(const wire::Heartbeat& hb, std::size_t channel, Usec 
     }
     ++counters_.accepted;
     // Before the redundant return: a copy that only this channel carried still judges its link.
-    report_links(membership_.peers().at(hb.node), obs.links_changed, out);
+    if (!obs.links_changed.empty()) report_links(membership_.peers().at(hb.node), obs.links_changed, out);
     if (obs.redundant) return out;
     if (obs.restarted && !obs.joined)
         out.push_back(effect::Notice{NoticeKind::PeerRestarted, hb.node, "new incarnation"});

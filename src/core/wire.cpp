@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstring>
 
 #include "core/node_name.h"
@@ -10,6 +11,13 @@ namespace freeha::wire {
 namespace {
 
 constexpr std::array<std::uint8_t, 4> kMagic{'F', 'H', 'A', '1'};
+
+// Between host order and big-endian (one load or store instead of eight
+// shifts: every heartbeat has eight or more of them, and every peer decodes it).
+std::uint64_t big_endian(std::uint64_t v) {
+    if constexpr (std::endian::native == std::endian::little) return __builtin_bswap64(v);
+    return v;
+}
 
 // Writes big-endian integers into a buffer sized up front.
 struct Writer {
@@ -25,7 +33,8 @@ struct Writer {
         u8(static_cast<std::uint8_t>(v));
     }
     void u64(std::uint64_t v) {
-        for (int shift = 56; shift >= 0; shift -= 8) u8(static_cast<std::uint8_t>(v >> shift));
+        v = big_endian(v);
+        bytes(&v, sizeof v);
     }
 };
 
@@ -33,13 +42,12 @@ std::uint16_t get_u16(std::span<const std::uint8_t> in, std::size_t at) {
     return static_cast<std::uint16_t>((in[at] << 8) | in[at + 1]);
 }
 
+// The caller has checked that 8 bytes are there.
 std::uint64_t get_u64(std::span<const std::uint8_t> in, std::size_t at) {
-    std::uint64_t v = 0;
-    for (std::size_t i = 0; i < 8; ++i) v = (v << 8) | in[at + i];
-    return v;
+    std::uint64_t v;
+    std::memcpy(&v, in.data() + at, sizeof v);
+    return big_endian(v);
 }
-
-DecodeResult rejected(Reject r) { return DecodeResult{std::nullopt, r}; }
 
 // An optional name field: u8 length (1..64), then a valid node name. Advances *at.
 bool read_name(std::span<const std::uint8_t> in, std::size_t& at, std::string& name) {
@@ -129,103 +137,102 @@ std::vector<std::uint8_t> encode(const Heartbeat& hb) {
     return out;
 }
 
-DecodeResult decode(std::span<const std::uint8_t> in) {
-    if (in.size() < kHeaderSize) return rejected(Reject::TooShort);
-    if (std::memcmp(in.data(), kMagic.data(), kMagic.size()) != 0) return rejected(Reject::BadMagic);
-    if (in[4] != kVersion && in[4] != kPreviousVersion) return rejected(Reject::BadVersion);
+namespace {
+
+// Decodes into the result's own Decoded (nothing is built twice or moved: every
+// peer decodes every heartbeat); nullopt, or why the datagram is rejected.
+std::optional<Reject> decode_into(std::span<const std::uint8_t> in, Decoded& d) {
+    if (in.size() < kHeaderSize) return Reject::TooShort;
+    if (std::memcmp(in.data(), kMagic.data(), kMagic.size()) != 0) return Reject::BadMagic;
+    if (in[4] != kVersion && in[4] != kPreviousVersion) return Reject::BadVersion;
     bool current = in[4] == kVersion;
-    if (in[5] != kTypeHeartbeat) return rejected(Reject::BadType);
+    if (in[5] != kTypeHeartbeat) return Reject::BadType;
     std::uint16_t flags = get_u16(in, 6);
-    if ((flags & ~(current ? kKnownFlags : kKnownFlagsPrevious)) != 0) return rejected(Reject::UnknownFlags);
+    if ((flags & ~(current ? kKnownFlags : kKnownFlagsPrevious)) != 0) return Reject::UnknownFlags;
     // A node announces its own state; TIMEDOUT is only ever assigned by peers.
-    if (in[56] >= static_cast<std::uint8_t>(NodeState::TimedOut)) return rejected(Reject::BadState);
-    if (in[57] >= kRoleCount) return rejected(Reject::BadRole);
+    if (in[56] >= static_cast<std::uint8_t>(NodeState::TimedOut)) return Reject::BadState;
+    if (in[57] >= kRoleCount) return Reject::BadRole;
     std::size_t name_length = in[58];
-    if (name_length == 0 || name_length > kMaxNodeNameLength) return rejected(Reject::BadNameLength);
+    if (name_length == 0 || name_length > kMaxNodeNameLength) return Reject::BadNameLength;
     std::size_t tag_size = (flags & kFlagAuthenticated) ? kAuthTagSize : 0;
     std::size_t body_size = kHeaderSize + name_length;
-    std::string handover_to, claimant;
-    if ((flags & kFlagHandover) && !read_name(in, body_size, handover_to)) return rejected(Reject::BadHandover);
-    if ((flags & kFlagClaimant) && !read_name(in, body_size, claimant)) return rejected(Reject::BadClaimant);
-    std::vector<std::uint64_t> heard;
+    Heartbeat& hb = d.heartbeat;
+    if ((flags & kFlagHandover) && !read_name(in, body_size, hb.handover_to)) return Reject::BadHandover;
+    if ((flags & kFlagClaimant) && !read_name(in, body_size, hb.claimant)) return Reject::BadClaimant;
     if (flags & kFlagHeard) {
-        if (in.size() <= body_size) return rejected(Reject::BadHeardList);
+        if (in.size() <= body_size) return Reject::BadHeardList;
         std::size_t count = in[body_size];
-        if (count == 0 || count > kMaxHeard || in.size() < body_size + 1 + 8 * count)
-            return rejected(Reject::BadHeardList);
-        heard.reserve(count);
-        for (std::size_t i = 0; i < count; ++i) heard.push_back(get_u64(in, body_size + 1 + 8 * i));
+        if (count == 0 || count > kMaxHeard || in.size() < body_size + 1 + 8 * count) return Reject::BadHeardList;
+        hb.heard.reserve(count);
+        for (std::size_t i = 0; i < count; ++i) hb.heard.push_back(get_u64(in, body_size + 1 + 8 * i));
         body_size += 1 + 8 * count;
     }
-    std::uint8_t understands = kVersion;
+    hb.understands = kVersion;
     if (!current) {
         // The marker goes last and once (where encode() puts it): anything else would not
         // re-encode to the same bytes, so it is no heartbeat of ours.
-        auto marker = std::find(heard.begin(), heard.end(), kUnderstandsCurrentMarker);
-        if (marker == heard.end()) {
-            understands = kPreviousVersion;
-        } else if (marker + 1 != heard.end()) {
-            return rejected(Reject::BadHeardList);
+        auto marker = std::find(hb.heard.begin(), hb.heard.end(), kUnderstandsCurrentMarker);
+        if (marker == hb.heard.end()) {
+            hb.understands = kPreviousVersion;
+        } else if (marker + 1 != hb.heard.end()) {
+            return Reject::BadHeardList;
         } else {
-            heard.pop_back();
+            hb.heard.pop_back();
         }
     }
-    unsigned expected = 0;
     if (flags & kFlagExpected) {
-        if (in.size() <= body_size) return rejected(Reject::BadExpectedNodes);
-        expected = in[body_size];
-        if (expected == 0 || expected > kMaxExpectedNodes) return rejected(Reject::BadExpectedNodes);
+        if (in.size() <= body_size) return Reject::BadExpectedNodes;
+        hb.expected_nodes = in[body_size];
+        if (hb.expected_nodes == 0 || hb.expected_nodes > kMaxExpectedNodes) return Reject::BadExpectedNodes;
         body_size += 1;
     }
-    std::optional<std::uint64_t> claimant_incarnation;
     if (flags & kFlagClaimantIncarnation) {
-        if (in.size() < body_size + 8) return rejected(Reject::BadLength);
-        claimant_incarnation = get_u64(in, body_size);
+        if (in.size() < body_size + 8) return Reject::BadLength;
+        hb.claimant_incarnation = get_u64(in, body_size);
         body_size += 8;
     }
-    std::uint64_t maintenance_epoch = 0;
-    std::string release;
     if (current) {
-        if (in.size() < body_size + 8 + 1) return rejected(Reject::BadLength);
-        maintenance_epoch = get_u64(in, body_size);
+        if (in.size() < body_size + 8 + 1) return Reject::BadLength;
+        hb.maintenance_epoch = get_u64(in, body_size);
         std::size_t length = in[body_size + 8];
         if (length == 0 || length > kMaxReleaseLength || in.size() < body_size + 9 + length)
-            return rejected(Reject::BadRelease);
-        release.assign(reinterpret_cast<const char*>(in.data() + body_size + 9), length);
-        if (!is_valid_release(release)) return rejected(Reject::BadRelease);
+            return Reject::BadRelease;
+        hb.release.assign(reinterpret_cast<const char*>(in.data() + body_size + 9), length);
+        if (!is_valid_release(hb.release)) return Reject::BadRelease;
         body_size += 9 + length;
     }
-    if (in.size() != body_size + tag_size) return rejected(Reject::BadLength);
-    std::string name(reinterpret_cast<const char*>(in.data() + kHeaderSize), name_length);
-    if (!is_valid_node_name(name)) return rejected(Reject::BadNameCharacter);
+    if (in.size() != body_size + tag_size) return Reject::BadLength;
+    hb.node.assign(reinterpret_cast<const char*>(in.data() + kHeaderSize), name_length);
+    if (!is_valid_node_name(hb.node)) return Reject::BadNameCharacter;
 
-    Decoded d;
-    d.heartbeat.version = in[4];
-    d.heartbeat.understands = understands;
-    d.heartbeat.maintenance_epoch = maintenance_epoch;
-    d.heartbeat.release = std::move(release);
+    hb.version = in[4];
     // Carried by handover_to, claimant, heard and expected_nodes.
-    d.heartbeat.flags = static_cast<std::uint16_t>(
+    hb.flags = static_cast<std::uint16_t>(
         flags & ~(kFlagHandover | kFlagHeard | kFlagClaimant | kFlagExpected | kFlagClaimantIncarnation));
-    d.heartbeat.cluster_id = get_u64(in, 8);
-    d.heartbeat.incarnation = get_u64(in, 16);
-    d.heartbeat.sequence = get_u64(in, 24);
-    d.heartbeat.term = get_u64(in, 32);
-    d.heartbeat.sent_at = get_u64(in, 40);
-    d.heartbeat.grant = get_u64(in, 48);
-    d.heartbeat.state = static_cast<NodeState>(in[56]);
-    d.heartbeat.role = static_cast<Role>(in[57]);
-    d.heartbeat.node = std::move(name);
-    d.heartbeat.handover_to = std::move(handover_to);
-    d.heartbeat.claimant = std::move(claimant);
-    d.heartbeat.heard = std::move(heard);
-    d.heartbeat.expected_nodes = expected;
-    d.heartbeat.claimant_incarnation = claimant_incarnation;
+    hb.cluster_id = get_u64(in, 8);
+    hb.incarnation = get_u64(in, 16);
+    hb.sequence = get_u64(in, 24);
+    hb.term = get_u64(in, 32);
+    hb.sent_at = get_u64(in, 40);
+    hb.grant = get_u64(in, 48);
+    hb.state = static_cast<NodeState>(in[56]);
+    hb.role = static_cast<Role>(in[57]);
     if (tag_size != 0) {
         d.signed_bytes = in.first(body_size);
         d.auth_tag = in.subspan(body_size);
     }
-    return DecodeResult{std::move(d), Reject::TooShort};
+    return std::nullopt;
+}
+
+}  // namespace
+
+DecodeResult decode(std::span<const std::uint8_t> in) {
+    DecodeResult result;
+    if (auto reject = decode_into(in, result.decoded.emplace())) {
+        result.decoded.reset();
+        result.reject = *reject;
+    }
+    return result;
 }
 
 }  // namespace freeha::wire

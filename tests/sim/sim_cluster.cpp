@@ -8,11 +8,15 @@
 namespace freeha::sim {
 
 SimCluster::SimCluster(std::vector<std::string> names, NodeSettings base, std::uint64_t seed)
-    : base_(std::move(base)), rng_(seed), trace_(std::getenv("FREEHA_SIM_TRACE") != nullptr) {
+    : base_(std::move(base)),
+      rng_(seed),
+      trace_(std::getenv("FREEHA_SIM_TRACE") != nullptr),
+      digesting_(std::getenv("FREEHA_SIM_DIGEST") != nullptr) {
     for (auto& n : names) {
         nodes_[n].name = n;
         nodes_[n].settings = base_;
     }
+    for (auto& [name, n] : nodes_) in_order_.push_back(&n);
 }
 
 std::vector<std::string> SimCluster::names() const {
@@ -21,7 +25,30 @@ std::vector<std::string> SimCluster::names() const {
     return out;
 }
 
-void SimCluster::schedule(Usec at, std::function<void()> action) { events_.push(Event{at, order_++, std::move(action)}); }
+namespace {
+// A free slot of `slots`, or a new one.
+template <typename T>
+std::uint32_t take_slot(std::vector<T>& slots, std::vector<std::uint32_t>& free) {
+    if (free.empty()) {
+        slots.emplace_back();
+        return static_cast<std::uint32_t>(slots.size() - 1);
+    }
+    std::uint32_t slot = free.back();
+    free.pop_back();
+    return slot;
+}
+}  // namespace
+
+void SimCluster::push_event(Event e) {
+    events_.push_back(e);
+    std::push_heap(events_.begin(), events_.end(), std::greater<Event>());
+}
+
+void SimCluster::schedule(Usec at, std::function<void()> action) {
+    std::uint32_t slot = take_slot(actions_, free_actions_);
+    actions_[slot] = std::move(action);
+    push_event(Event{at, order_++, nullptr, slot});
+}
 
 void SimCluster::start(const std::string& name, bool force_start) {
     SimNode& n = nodes_.at(name);
@@ -112,22 +139,29 @@ void SimCluster::inject(const std::string& to, std::vector<std::uint8_t> datagra
     if (n.alive && !n.paused) apply(n, n.node->on_datagram(datagram, 0, now_));
 }
 
-void SimCluster::deliver(const std::string& from, const std::vector<std::uint8_t>& datagram) {
+void SimCluster::deliver(const std::string& from, std::vector<std::uint8_t> datagram) {
     std::uniform_real_distribution<double> coin(0.0, 1.0);
     std::uniform_int_distribution<std::uint64_t> latency(100, 2000);
-    for (auto& [name, target] : nodes_) {
-        if (name == from || cut_.count({from, name}) || coin(rng_) < loss_) continue;
-        std::string to = name;
-        schedule(now_ + Usec(latency(rng_)), [this, to, datagram] {
-            SimNode& t = nodes_.at(to);
-            if (!t.alive) return;
-            if (t.paused) {
-                if (t.queued.size() < kQueueLimit) t.queued.push_back(datagram);
-                return;
-            }
-            apply(t, t.node->on_datagram(datagram, 0, now_));
-        });
+    std::optional<std::uint32_t> slot;
+    for (SimNode* target : in_order_) {
+        const std::string& name = target->name;
+        if (name == from || (!cut_.empty() && cut_.count({from, name})) || coin(rng_) < loss_) continue;
+        if (!slot) {
+            slot = take_slot(datagrams_, free_datagrams_);
+            datagrams_[*slot].bytes = std::move(datagram);
+        }
+        ++datagrams_[*slot].receivers;
+        push_event(Event{now_ + Usec(latency(rng_)), order_++, target, *slot});
     }
+}
+
+void SimCluster::receive(SimNode& t, const std::vector<std::uint8_t>& datagram) {
+    if (!t.alive) return;
+    if (t.paused) {
+        if (t.queued.size() < kQueueLimit) t.queued.push_back(datagram);
+        return;
+    }
+    apply(t, t.node->on_datagram(datagram, 0, now_));
 }
 
 void SimCluster::finish_hook(SimNode& n, HookKind kind, std::uint64_t generation, bool success, const char* why) {
@@ -156,10 +190,48 @@ void SimCluster::confirm_kill(SimNode& n, std::uint64_t incarnation) {
     });
 }
 
+void SimCluster::mix(const void* data, std::size_t size) {
+    for (std::size_t i = 0; i < size; ++i) {
+        digest_ ^= static_cast<const std::uint8_t*>(data)[i];
+        digest_ *= 0x100000001b3ULL;
+    }
+}
+
+void SimCluster::mix_effect(const Effect& e) {
+    mix(e.index());
+    if (auto* hb = std::get_if<effect::SendHeartbeat>(&e)) {
+        mix(hb->datagram.size());
+        mix(hb->datagram.data(), hb->datagram.size());
+    } else if (auto* run = std::get_if<effect::RunHook>(&e)) {
+        mix(run->kind);
+    } else if (auto* cancel = std::get_if<effect::CancelHook>(&e)) {
+        mix(cancel->kind);
+    } else if (auto* change = std::get_if<effect::StateChanged>(&e)) {
+        mix(change->from), mix(change->to), mix(change->reason), mix(change->term), mix(change->active_node);
+        mix(change->from_phase), mix(change->to_phase);
+    } else if (auto* peer = std::get_if<effect::PeerStateChanged>(&e)) {
+        mix(peer->peer), mix(peer->from), mix(peer->to), mix(peer->term);
+    } else if (auto* notice = std::get_if<effect::Notice>(&e)) {
+        mix(notice->kind), mix(notice->peer), mix(notice->text), mix(notice->channel);
+    } else if (auto* exit = std::get_if<effect::Exit>(&e)) {
+        mix(exit->code), mix(exit->services_left);
+    } else if (auto* fence = std::get_if<effect::SelfFence>(&e)) {
+        mix(fence->reason), mix(fence->lease_end);
+    } else if (auto* m = std::get_if<effect::MaintenanceChanged>(&e)) {
+        mix(m->on), mix(m->epoch);
+    }
+}
+
 void SimCluster::apply(SimNode& n, Effects effects) {
+    n.wakeup.reset();  // the core was called: its wake-up may have moved
+    if (digesting_) {
+        mix(n.name);
+        mix(now_);
+        for (const auto& e : effects) mix_effect(e);
+    }
     for (auto& e : effects) {
         if (auto* hb = std::get_if<effect::SendHeartbeat>(&e)) {
-            deliver(n.name, hb->datagram);
+            deliver(n.name, std::move(hb->datagram));
         } else if (auto* run = std::get_if<effect::RunHook>(&e)) {
             HookKind kind = run->kind;
             n.running_hook = kind;
@@ -218,25 +290,45 @@ void SimCluster::apply(SimNode& n, Effects effects) {
 
 void SimCluster::run_until(Usec until, const std::function<void()>& check) {
     constexpr Usec kNever = Usec::max();
+    for (SimNode* n : in_order_) n->wakeup.reset();  // the caller may have called a core itself
     while (true) {
         SimNode* due = nullptr;
         Usec node_time = kNever;
-        for (auto& [name, n] : nodes_) {
+        for (SimNode* node : in_order_) {
+            SimNode& n = *node;
             if (!n.alive || n.paused) continue;
-            Usec w = std::max(n.node->next_wakeup(now_).value_or(kNever), now_);
-            if (w < node_time) {
-                node_time = w;
+            // A kept wake-up still ahead is what the core would say now (nothing
+            // that it depends on changed); once reached, the core is asked again,
+            // as it may have nothing to do then after all.
+            if (!n.wakeup || *n.wakeup <= now_) n.wakeup = std::max(n.node->next_wakeup(now_).value_or(kNever), now_);
+            if (digesting_ && *n.wakeup != std::max(n.node->next_wakeup(now_).value_or(kNever), now_)) {
+                std::fprintf(stderr, "%s: kept wake-up %s differs from the core's at %s\n", n.name.c_str(),
+                             format_timespan(*n.wakeup).c_str(), format_timespan(now_).c_str());
+                std::abort();
+            }
+            if (*n.wakeup < node_time) {
+                node_time = *n.wakeup;
                 due = &n;
             }
         }
-        Usec event_time = events_.empty() ? kNever : events_.top().at;
+        Usec event_time = events_.empty() ? kNever : events_.front().at;
         Usec next = std::min(node_time, event_time);
         if (next > until) break;
         now_ = next;
+        ++steps_;
+        if (digesting_) mix(now_);
         if (event_time <= node_time) {
-            Event ev = events_.top();
-            events_.pop();
-            ev.action();
+            std::pop_heap(events_.begin(), events_.end(), std::greater<Event>());
+            Event ev = events_.back();
+            events_.pop_back();
+            if (ev.to != nullptr) {
+                receive(*ev.to, datagrams_[ev.slot].bytes);  // (datagrams_ may grow once the core has returned)
+                if (--datagrams_[ev.slot].receivers == 0) free_datagrams_.push_back(ev.slot);
+            } else {
+                std::function<void()> action = std::move(actions_[ev.slot]);
+                free_actions_.push_back(ev.slot);
+                action();
+            }
         } else {
             apply(*due, due->node->on_timer(now_));
         }
@@ -250,6 +342,22 @@ std::vector<std::string> SimCluster::services_up() const {
     for (const auto& [name, n] : nodes_)
         if (n.services_up) out.push_back(name);
     return out;
+}
+
+std::size_t SimCluster::services_up_count() const {
+    std::size_t count = 0;
+    for (const SimNode* n : in_order_) count += n->services_up ? 1 : 0;
+    return count;
+}
+
+bool SimCluster::services_up_on(const std::vector<std::string>& nodes) const {
+    auto next = nodes.begin();
+    for (const auto& [name, n] : nodes_) {
+        if (!n.services_up) continue;
+        if (next == nodes.end() || *next != name) return false;
+        ++next;
+    }
+    return next == nodes.end();
 }
 
 std::vector<std::string> SimCluster::running() const {

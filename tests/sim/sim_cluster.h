@@ -7,7 +7,6 @@
 #include <map>
 #include <memory>
 #include <optional>
-#include <queue>
 #include <random>
 #include <set>
 #include <string>
@@ -62,6 +61,9 @@ struct SimNode {
     bool machine_down = false;  // Command::Leave: the machine shuts down once freehad has exited
     std::vector<effect::StateChanged> history;
     std::optional<int> exit_code;
+    // The core's next_wakeup() as last asked, kept until the core is called
+    // again: it stays right until that time comes (as the daemon's timer does).
+    std::optional<Usec> wakeup;
 };
 
 class SimCluster {
@@ -96,38 +98,72 @@ public:
     void set_loss(double probability) { loss_ = probability; }
     void inject(const std::string& to, std::vector<std::uint8_t> datagram);
 
-    // Runs the simulation until `until`; calls `check` after every step.
+    // Runs the simulation until `until`; calls `check` after every step
+    // (which must not change a node: the wake-ups are kept across steps).
     void run_until(Usec until, const std::function<void()>& check = {});
     void run_for(Usec span, const std::function<void()>& check = {}) { run_until(now_ + span, check); }
 
     // Nodes whose services are up right now.
     std::vector<std::string> services_up() const;
+    // services_up().size() and services_up() == nodes, without building the list (checks run after every step).
+    std::size_t services_up_count() const;
+    bool services_up_on(const std::vector<std::string>& nodes) const;
     // Nodes whose core is RUNNING.
     std::vector<std::string> running() const;
 
+    // The steps run so far (events and wake-ups), and with FREEHA_SIM_DIGEST
+    // set, a digest of them and of every effect the cores returned: a change
+    // meant only to make the simulation faster must leave both as they were.
+    std::uint64_t steps() const { return steps_; }
+    std::uint64_t digest() const { return digest_; }
+
 private:
+    // A datagram to deliver to `to`, or any other action. The heap moves only
+    // these small records; what they refer to stays in place in slots_ and
+    // datagrams_ (a datagram is shared by all its receivers).
     struct Event {
         Usec at;
         std::uint64_t order;
-        std::function<void()> action;
+        SimNode* to;         // a delivery: datagrams_[slot]; else actions_[slot]
+        std::uint32_t slot;
+        // The heap's order: the earliest first, and events at one time in the order they were scheduled.
         bool operator>(const Event& o) const { return at != o.at ? at > o.at : order > o.order; }
+    };
+    struct SharedDatagram {
+        std::vector<std::uint8_t> bytes;
+        std::size_t receivers = 0;  // deliveries still to come; 0: the slot is free
     };
 
     void schedule(Usec at, std::function<void()> action);
+    void push_event(Event e);
+    void receive(SimNode& t, const std::vector<std::uint8_t>& datagram);
     void apply(SimNode& n, Effects effects);
     void finish_hook(SimNode& n, HookKind kind, std::uint64_t generation, bool success, const char* why);
     void confirm_kill(SimNode& n, std::uint64_t incarnation);
-    void deliver(const std::string& from, const std::vector<std::uint8_t>& datagram);
+    void deliver(const std::string& from, std::vector<std::uint8_t> datagram);
 
     NodeSettings base_;
     std::map<std::string, SimNode> nodes_;
-    std::priority_queue<Event, std::vector<Event>, std::greater<Event>> events_;
+    std::vector<SimNode*> in_order_;  // nodes_' nodes in its order, for the loops of every step
+    std::vector<Event> events_;  // a heap (std::push_heap) of std::greater<Event>
+    std::vector<std::function<void()>> actions_;
+    std::vector<std::uint32_t> free_actions_;
+    std::vector<SharedDatagram> datagrams_;
+    std::vector<std::uint32_t> free_datagrams_;
     std::uint64_t order_ = 0;
     Usec now_ = 1 * kUsecPerSec;
     std::mt19937_64 rng_;
     double loss_ = 0.0;
     std::set<std::pair<std::string, std::string>> cut_;
     bool trace_;  // FREEHA_SIM_TRACE set: print every state change and hook to stderr
+    bool digesting_;  // FREEHA_SIM_DIGEST set: keep digest_
+    std::uint64_t steps_ = 0;
+    std::uint64_t digest_ = 0xcbf29ce484222325ULL;  // FNV-1a
+    void mix(const void* data, std::size_t size);
+    template <typename T>
+    void mix(const T& v) { mix(&v, sizeof v); }
+    void mix(const std::string& s) { mix(s.size()); mix(s.data(), s.size()); }
+    void mix_effect(const Effect& e);
     static constexpr Usec kWallEpoch = 1'780'000'000ULL * kUsecPerSec;  // 2026
 };
 

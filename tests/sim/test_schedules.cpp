@@ -7,11 +7,15 @@
 // FREEHA_SIM_SCHEDULES (default 100000) schedules run on every core; schedule
 // i uses seed FREEHA_SIM_SEED + i (default 1). A failure prints its seed and
 // the schedule; FREEHA_SIM_SEED=<seed> FREEHA_SIM_SCHEDULES=1 replays it.
+// FREEHA_SIM_DIGEST=FILE writes each seed's steps and digest (SimCluster::digest()) to FILE.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -63,6 +67,16 @@ public:
     // Runs the whole schedule; returns "" or what went wrong, with the log.
     std::string run() {
         SimCluster c(names_, settings_, rng_());
+        std::string failure = run(c);
+        steps_ = c.steps();
+        digest_ = c.digest();
+        return failure;
+    }
+    std::uint64_t steps() const { return steps_; }
+    std::uint64_t digest() const { return digest_; }
+
+private:
+    std::string run(SimCluster& c) {
         for (auto& name : names_) {
             SimNode& node = c[name];
             if (name == arbitrator_) node.role = Role::Arbitrator;
@@ -87,7 +101,7 @@ public:
         std::vector<std::string> steady = c.services_up();
         c.run_for(kSteadyAtEnd, [&] {
             check();
-            if (failure.empty() && c.services_up() != steady)
+            if (failure.empty() && !c.services_up_on(steady))
                 failure = "liveness: the services moved or stopped after the network had been stable for " +
                           format_timespan(kSettle - kSteadyAtEnd);
         });
@@ -98,7 +112,6 @@ public:
         return failure.empty() ? "" : at(c) + failure + "\n" + log_.str();
     }
 
-private:
     bool slow() { return rng_() % 5 == 0; }
     const std::string& any_node() { return names_[rng_() % names_.size()]; }
     std::string at(const SimCluster& c) const { return "at " + format_timespan(c.now()) + ": "; }
@@ -303,9 +316,8 @@ private:
     // one exception when quorum rules apply. Otherwise at most one node may
     // hold the services (a 2-node cluster or NoQuorumPolicy=ignore may split).
     std::string check_safety(const SimCluster& c) const {
-        if (!quorum_rules_apply(settings_)) return "";
+        if (!quorum_rules_apply(settings_) || c.services_up_count() <= 1) return "";
         auto up = c.services_up();
-        if (up.size() <= 1) return "";
         unsigned unexcused = 0;
         for (auto& name : up) {
             const SimNode& n = c[name];
@@ -334,6 +346,8 @@ private:
     std::string arbitrator_;
     NodeSettings settings_;
     std::ostringstream log_;
+    std::uint64_t steps_ = 0;
+    std::uint64_t digest_ = 0;
 };
 
 }  // namespace
@@ -341,13 +355,27 @@ private:
 TEST(Schedules, RandomFaultsNeverBreakSafetyAndTheClusterSettlesOnOneActiveNode) {
     const std::uint64_t count = env_number("FREEHA_SIM_SCHEDULES", 100000);
     const std::uint64_t first_seed = env_number("FREEHA_SIM_SEED", 1);
-    std::atomic<std::uint64_t> next{0};
+    // FREEHA_SIM_DIGEST=FILE: one line per seed (seed, steps, digest, ok or
+    // failed) into FILE, to compare the simulation before and after a change.
+    const char* digest_file = std::getenv("FREEHA_SIM_DIGEST");
+    std::atomic<std::uint64_t> next{0}, steps{0};
     std::mutex failures_lock;
     std::vector<std::pair<std::uint64_t, std::string>> failures;
+    std::vector<std::string> digests;
     auto worker = [&] {
         for (std::uint64_t i = next++; i < count; i = next++) {
             std::uint64_t seed = first_seed + i;
-            std::string failure = Schedule(seed).run();
+            Schedule schedule(seed);
+            std::string failure = schedule.run();
+            steps += schedule.steps();
+            if (digest_file != nullptr && *digest_file != '\0') {
+                char line[96];
+                std::snprintf(line, sizeof line, "%llu %llu %016llx %s\n", static_cast<unsigned long long>(seed),
+                              static_cast<unsigned long long>(schedule.steps()),
+                              static_cast<unsigned long long>(schedule.digest()), failure.empty() ? "ok" : "failed");
+                std::lock_guard lock(failures_lock);
+                digests.emplace_back(line);
+            }
             if (failure.empty()) continue;
             std::lock_guard lock(failures_lock);
             failures.emplace_back(seed, std::move(failure));
@@ -359,9 +387,17 @@ TEST(Schedules, RandomFaultsNeverBreakSafetyAndTheClusterSettlesOnOneActiveNode)
     for (unsigned t = 0; t < std::max(1u, std::thread::hardware_concurrency()); ++t) threads.emplace_back(worker);
     for (auto& t : threads) t.join();
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count();
-    std::printf("%llu schedules (seeds %llu..%llu) in %.1f s\n", static_cast<unsigned long long>(count),
+    std::printf("%llu schedules (seeds %llu..%llu), %llu steps, in %.1f s\n", static_cast<unsigned long long>(count),
                 static_cast<unsigned long long>(first_seed), static_cast<unsigned long long>(first_seed + count - 1),
-                seconds);
+                static_cast<unsigned long long>(steps.load()), seconds);
+    if (digest_file != nullptr && *digest_file != '\0') {
+        std::sort(digests.begin(), digests.end(), [](const std::string& a, const std::string& b) {
+            return std::strtoull(a.c_str(), nullptr, 10) < std::strtoull(b.c_str(), nullptr, 10);
+        });
+        std::ofstream out(digest_file);
+        for (const auto& line : digests) out << line;
+        EXPECT_TRUE(out.good()) << "cannot write " << digest_file;
+    }
     for (auto& [seed, text] : failures)
         ADD_FAILURE() << "seed " << seed << " (replay: FREEHA_SIM_SEED=" << seed << " FREEHA_SIM_SCHEDULES=1)\n"
                       << text;

@@ -105,6 +105,41 @@ TEST(Simulation, AHolderWithALongerDeadTimeThanItsVotersStillStopsBeforeTheyMove
     EXPECT_EQ(c.running(), std::vector<std::string>{"b"});
 }
 
+// The simulator keeps each core's wake-up between steps; a core the test
+// calls itself between runs is asked again (here: a shorter interval takes
+// effect at once, not at the wake-up the old one had set).
+TEST(Simulation, ACoreCalledDirectlyBetweenRunsWakesWhenItNowSays) {
+    NodeSettings s = base(1);
+    s.interval = 1 * sec;
+    s.dead_time = 3 * sec;
+    s.monitor_interval = 60 * sec;
+    SimCluster c({"a"}, s);  // alone: its steps are its own wake-ups
+    c.start_all();
+    c.run_for(10 * sec);
+    c.run_until(*c["a"].node->next_wakeup(c.now()) + 1 * ms);  // a heartbeat went out: the next is a second away
+    NodeSettings quicker = c["a"].node->settings();
+    quicker.interval = 10 * ms;
+    (void)c["a"].node->reconfigure(quicker, c.now());
+    std::uint64_t steps = c.steps();
+    c.run_for(500 * ms);
+    EXPECT_GE(c.steps() - steps, 45u);  // a heartbeat every 10ms from now
+}
+
+// The checks' shortcuts agree with services_up().
+TEST(Simulation, ServicesUpCountAndComparisonAgreeWithTheList) {
+    SimCluster c({"a", "b", "c"}, base(3));
+    EXPECT_EQ(c.services_up_count(), 0u);
+    EXPECT_TRUE(c.services_up_on({}));
+    EXPECT_FALSE(c.services_up_on({"a"}));
+    c["a"].services_up = true;
+    c["c"].services_up = true;
+    EXPECT_EQ(c.services_up_count(), c.services_up().size());
+    EXPECT_TRUE(c.services_up_on({"a", "c"}));
+    EXPECT_FALSE(c.services_up_on({"a"}));
+    EXPECT_FALSE(c.services_up_on({"c", "a"}));
+    EXPECT_FALSE(c.services_up_on({"a", "b", "c"}));
+}
+
 TEST(Simulation, AVoterWithAShorterDeadTimeThanTheHolderBindsItToTheShorterPromise) {
     SimCluster c({"a", "b", "c"}, base(3));
     c.start_all();

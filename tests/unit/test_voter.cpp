@@ -121,7 +121,12 @@ INSTANTIATE_TEST_SUITE_P(
                   std::nullopt},
         GrantCase{"5 nodes: the second largest of the backers' grants", {{"b", 12_s}, {"c", 11_s}, {"d", 13_s}}, 3,
                   12_s},
-        GrantCase{"too few backers: no lease", {{"b", 12_s}}, 3, std::nullopt}),
+        GrantCase{"too few backers: no lease", {{"b", 12_s}}, 3, std::nullopt},
+        GrantCase{"a larger grant replaces the backer's earlier one, which no longer counts", {{"b", 11_s}, {"b", 13_s}},
+                  3, std::nullopt},
+        GrantCase{"a backer's larger grant moves it up", {{"b", 11_s}, {"c", 12_s}, {"d", 13_s}, {"b", 14_s}}, 3,
+                  13_s},
+        GrantCase{"equal grants of two backers both count", {{"b", 12_s}, {"c", 12_s}, {"b", 13_s}}, 3, 12_s}),
     [](const auto& info) { return "Row" + std::to_string(info.index); });
 
 TEST(Holder, ANewClaimForgetsTheGrantsOfTheLastOne) {
