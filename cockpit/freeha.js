@@ -206,9 +206,9 @@ function updateActions() {
     else if (s && targets.length === 0)
         hint = "No other node can take the services now.";
     text("switchover-hint", hint);
-    $("standby").textContent = s && s.standby ? "Standby off" : "Standby on";
+    $("standby-toggle").textContent = s && s.standby ? "Standby off" : "Standby on";
     $("maintenance-toggle").textContent = s && s.maintenance && s.maintenance.on ? "Maintenance off" : "Maintenance on";
-    $("standby").disabled = busy || !s;
+    $("standby-toggle").disabled = busy || !s;
     $("maintenance-toggle").disabled = busy || !s;
     $("clear-error").disabled = busy || !s || !s.errored;
 }
@@ -237,7 +237,7 @@ function setUpActions() {
         const to = $("switchover-target").value;
         act(`Switchover to ${to}`, "Switchover", [to]);
     });
-    $("standby").addEventListener("click", () => {
+    $("standby-toggle").addEventListener("click", () => {
         const on = !(status && status.standby);
         act(on ? "Standby on" : "Standby off", "SetStandby", [on]);
     });
