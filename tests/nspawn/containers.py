@@ -27,6 +27,7 @@ HOST_LEFTOVERS = ["etc/freeha", "etc/systemd/system/freehad.service*", "etc/syst
                   "etc/systemd/system/*.wants/freehad.service", "usr/local/sbin/freehad", "usr/local/bin/freehactl",
                   "usr/local/lib/systemd/system/freeha*", "usr/local/lib/systemd/catalog/freehad.catalog",
                   "usr/local/share/dbus-1/system.d/org.freeha1.conf", "etc/dbus-1/system.d/org.freeha1.conf",
+                  "usr/local/share/cockpit/freeha",
                   "var/lib/freeha"]
 
 

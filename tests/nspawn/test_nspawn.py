@@ -20,6 +20,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import browser  # noqa: E402
 import containers  # noqa: E402
 import previous_release  # noqa: E402
 from containers import Cluster  # noqa: E402
@@ -97,6 +98,14 @@ fs.stop /srv/freeha-data""",
     "monitorhasrv": HOOKS["monitorhasrv"],
 }
 STATE_CHANGED = "80d372c04a184ba8a9b11d31582862bb"
+# The Cockpit tests (test_08b..08e): cockpit-ws serves bravo's Cockpit, root's
+# session on one loopback port of bravo and an unprivileged one on another;
+# screenshots are kept with the build's test logs.
+COCKPIT_NODE = "bravo"
+COCKPIT_WS = "/usr/lib/cockpit/cockpit-ws"
+COCKPIT_PORTS = {"root": 9090, "nobody": 9091}
+ARTIFACTS = os.path.join(os.environ.get("MESON_BUILD_ROOT") or os.environ.get("FREEHA_BUILD")
+                         or os.path.join(ROOT, "build"), "meson-logs")
 ADMIN_FILES = {"/etc/freeha", "/etc/freeha/hooks"} | {f"/etc/freeha/hooks/{h}" for h in HOOKS}
 
 
@@ -110,6 +119,8 @@ def deb():
 
 
 class RealSystemd(unittest.TestCase):
+    browser = None  # the Cockpit tests' browser, started by the first of them
+
     @classmethod
     def setUpClass(cls):
         cls.started = time.monotonic()
@@ -443,6 +454,152 @@ class RealSystemd(unittest.TestCase):
             r = charlie.systemctl("start", "freehad")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.c.wait_for(lambda: charlie.prop("State") == "STANDBY", 60, "charlie STANDBY again")
+
+    # --- the Cockpit page in a real browser ---------------------------------
+    # cockpit-ws (--local-session=cockpit-bridge: no login) runs in bravo as a
+    # transient unit, as root or as nobody; headless Chromium in bravo's
+    # network namespace loads /usr/share/cockpit/freeha from the package. The
+    # tests leave the cluster as they found it: alpha active.
+
+    def page(self, user="root"):
+        """The browser, showing the FreeHA page of bravo's Cockpit as `user`."""
+        cls = type(self)
+        reason = browser.missing() or (None if os.access(COCKPIT_WS, os.X_OK)
+                                       else f"{COCKPIT_WS} is not installed (apt-get install cockpit-ws cockpit-bridge)")
+        if reason:
+            self.skipTest(reason)
+        node = self.c[COCKPIT_NODE]
+        port = COCKPIT_PORTS[user]
+        unit = f"freeha-test-cockpit-{user}"
+        if node.show(unit, "ActiveState") != "active":
+            r = node.run("systemd-run", f"--unit={unit}", f"--property=User={user}", COCKPIT_WS, "--no-tls",
+                         "--local-session=cockpit-bridge", "--address=127.0.0.1", f"--port={port}")
+            self.assertEqual(r.returncode, 0, r.stderr)
+        if cls.browser is None:
+            t = time.monotonic()
+            os.makedirs(ARTIFACTS, exist_ok=True)
+            cls.browser = browser.Browser(node.netns, os.path.join(ARTIFACTS, "cockpit-browser.log"))
+            cls.addClassCleanup(cls.browser.close)
+            cls.browser_seconds = time.monotonic() - t
+        b = cls.browser
+        b.wait_http(f"http://127.0.0.1:{port}/cockpit/@localhost/manifests.json", 20)
+        b.open(f"http://127.0.0.1:{port}/cockpit/@localhost/freeha/index.html")
+        return b
+
+    def screenshot(self, name):
+        os.makedirs(ARTIFACTS, exist_ok=True)
+        path = os.path.join(ARTIFACTS, f"cockpit-{name}.png")
+        self.browser.screenshot(path)
+        print(f"\nscreenshot: {path}", file=sys.stderr)
+
+    def node_row(self, b, name, cell):
+        return b.text(f'#nodes tr[data-node="{name}"] td.{cell}')
+
+    def test_08b_cockpit_page_shows_the_cluster(self):
+        t = type(self).cockpit_started = time.monotonic()
+        b = self.page()
+        bravo = self.c[COCKPIT_NODE]
+        b.wait_text("#active-node", "alpha", 20)
+        loaded = time.monotonic() - t
+        self.assertEqual(b.text("#this-node"), "bravo")
+        self.assertEqual(b.text("#this-state"), "STANDBY (standby)")
+        self.assertEqual(b.text("#cluster-name"), "nspawn")
+        self.assertEqual(b.text("#term"), str(bravo.prop("Term")))
+        self.assertEqual(b.text("#quorate"), "quorate (3 nodes expected)")
+        self.assertEqual((b.text("#standby"), b.text("#errored"), b.text("#maintenance")), ("no", "clear", "off"))
+        self.assertEqual(b.text("#standby-toggle"), "Standby on")
+        self.assertEqual(b.texts("#nodes tbody td.state"), ["RUNNING", "STANDBY", "STANDBY"])
+        self.assertEqual(b.texts("#nodes tbody td.reachable"), ["yes", "yes", "yes"])
+        self.assertEqual(b.texts("#nodes .badge.active"), ["active"])
+        self.assertEqual(b.text('#nodes tr[data-node="alpha"] .badge.active'), "active")
+        # Link health of each peer, from the status document's channels.
+        links = self.node_row(b, "alpha", "links")
+        self.assertRegex(links, r"^broadcast 10\.214\.0\.11 10\.214\.0\.255: [1-9][0-9]* / [0-9]+, [0-9]+ %$")
+        self.assertEqual(self.node_row(b, "bravo", "links"), "")
+        # Root may act: no read-only banner; the switchover waits for the active node.
+        self.assertFalse(b.displayed("#read-only"))
+        self.assertFalse(b.enabled("#switchover"))
+        self.assertEqual(b.text("#switchover-hint"), "A switchover is run on the active node (alpha).")
+        # bravo's last transitions, from its journal.
+        b.wait_text("#journal tbody tr:first-child td:last-child", "bravo: state ", 10)
+        self.assertIn("-> STANDBY", " ".join(b.texts("#journal tbody td")))
+        self.screenshot("cluster")
+        print(f"\ncockpit: browser started in {self.browser_seconds:.1f} s, page loaded and showing alpha "
+              f"{loaded:.1f} s after the start of the test", file=sys.stderr)
+
+    def test_08c_cockpit_page_follows_a_failover_within_a_second(self):
+        """alpha's freehad stops (a hand-over to bravo): the page shows bravo
+        active within a second of bravo's freehad saying so on the bus."""
+        alpha, bravo = self.c["alpha"], self.c[COCKPIT_NODE]
+        b = self.browser or self.page()
+        b.wait_text("#active-node", "alpha", 20)
+        stop = subprocess.Popen(["nsenter", "-t", str(alpha.pid1()), "-a", "env", "-i", f"PATH={containers.PATH}",
+                                 "systemctl", "stop", "freehad"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        stopped = time.monotonic()
+        on_bus = on_page = None
+        while (on_bus is None or on_page is None) and time.monotonic() - stopped < 30:
+            if on_page is None and b.text("#active-node") == "bravo":
+                on_page = time.monotonic()
+            if on_bus is None and bravo.prop("ActiveNode") == "bravo":
+                on_bus = time.monotonic()
+        stop.wait(timeout=30)
+        self.assertIsNotNone(on_bus, "bravo's freehad never said bravo is active")
+        self.assertIsNotNone(on_page, "the page never showed bravo active")
+        self.assertLess(on_page - on_bus, 1.0)
+        b.wait_text("#this-state", "RUNNING (running)", 30)
+        print(f"\ncockpit: failover to bravo on the bus {on_bus - stopped:.2f} s after the stop of alpha's freehad, "
+              f"on the page {on_page - stopped:.2f} s after it ({(on_page - on_bus) * 1000:.0f} ms after the bus)",
+              file=sys.stderr)
+        r = alpha.systemctl("start", "freehad")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.c.wait_for(lambda: alpha.prop("State") == "STANDBY", 60, "alpha STANDBY again")
+        b.wait_text('#nodes tr[data-node="alpha"] td.state', "STANDBY", 5)
+        self.assertEqual(self.holders(), ["bravo"])
+
+    def test_08d_cockpit_switchover_clicked_on_the_page(self):
+        alpha = self.c["alpha"]
+        b = self.browser or self.page()
+        b.wait_text("#switchover-target", "alpha", 5)  # the eligible nodes: alpha and charlie
+        self.assertTrue(b.enabled("#switchover"))
+        b.select("#switchover-target", "alpha")
+        clicked = time.monotonic()
+        b.click("#switchover")
+        self.c.wait_for(lambda: alpha.prop("State") == "RUNNING", 30, "alpha RUNNING after the switchover")
+        b.wait_text("#active-node", "alpha", 5)
+        self.assertEqual(b.text("#action-result"), "Switchover to alpha: done.")
+        self.assertEqual(self.holders(), ["alpha"])
+        self.screenshot("switchover")
+        print(f"\ncockpit: switchover clicked, alpha RUNNING {time.monotonic() - clicked:.2f} s later",
+              file=sys.stderr)
+
+    def test_08e_cockpit_page_is_read_only_for_a_non_root_user(self):
+        """The bus policy lets nobody read and refuses its changes: the page
+        shows the cluster, says so, and shows the refusal of a click."""
+        bravo = self.c[COCKPIT_NODE]
+        b = self.page("nobody")
+        b.wait_text("#active-node", "alpha", 20)
+        self.assertEqual(b.texts("#nodes tbody td.state"), ["RUNNING", "STANDBY", "STANDBY"])
+        self.assertTrue(b.displayed("#read-only"))
+        self.assertTrue(b.text("#read-only").startswith("Read-only: "))
+        self.assertEqual(b.text("#identity"), "Signed in to Cockpit as nobody.")
+        b.click("#standby-toggle")
+        b.wait_text("#action-result", "Standby on refused: ", 10)
+        refusal = b.text("#action-result")
+        self.assertIn("org.freedesktop.DBus.Error.AccessDenied", refusal)
+        self.assertIn('member="SetStandby"', refusal)
+        self.assertIs(bravo.prop("Standby"), False)
+        self.screenshot("read-only")
+        print(f"\ncockpit as nobody: {refusal}", file=sys.stderr)
+        # Done with the browser: the rest of the tier needs neither it nor cockpit-ws.
+        type(self).browser = None
+        b.close()
+        for user in COCKPIT_PORTS:
+            bravo.systemctl("stop", f"freeha-test-cockpit-{user}")
+        self.assertEqual(self.holders(), ["alpha"])
+        if getattr(self, "cockpit_started", None):
+            print(f"\ncockpit tests (08b-08e, browser included): {time.monotonic() - self.cockpit_started:.1f} s",
+                  file=sys.stderr)
 
     def test_09_power_cut_of_the_active_node(self):
         alpha, bravo = self.c["alpha"], self.c["bravo"]

@@ -1,0 +1,334 @@
+/* The FreeHA page of Cockpit: shows freehad's status document (GetStatus() on
+ * org.freeha1, freeha-status(5): one document, one builder, the same facts as
+ * freehactl status) and carries out the admin's actions through the same
+ * D-Bus methods as freehactl.
+ *
+ * Live: the document is fetched again as soon as freehad signals a change of
+ * any property (PropertiesChanged, on the manager or a node object), so a
+ * failover shows within a round trip of the signal. What moves with every
+ * heartbeat (ages, link counts) is deliberately not signalled by freehad;
+ * for it the page asks again every few seconds, over D-Bus (never a file).
+ *
+ * Who may act is the bus policy's call (org.freeha1.conf: anyone reads, only
+ * root changes): the page offers every action to everyone and shows the
+ * refusal's own text, so that a user learns why, from the one that decides.
+ */
+"use strict";
+
+const BUS_NAME = "org.freeha1";
+const MANAGER_PATH = "/org/freeha1";
+const MANAGER = "org.freeha1.Manager";
+// freehad's journal entry for a change of state (freehad(8), JOURNAL).
+const STATE_CHANGED = "80d372c04a184ba8a9b11d31582862bb";
+const AGES_REFRESH_MS = 5000;
+const RECONNECT_MS = 2000;
+const JOURNAL_ROWS = 15;
+
+let client = null;
+let status = null; // the last status document, or null while freehad does not answer
+let fetching = false;
+let fetchAgain = false;
+let busy = false; // an action is under way
+
+function $(id) {
+    return document.getElementById(id);
+}
+
+function text(id, value) {
+    $(id).textContent = value;
+}
+
+function element(tag, content, className) {
+    const e = document.createElement(tag);
+    if (content !== undefined && content !== null) e.textContent = String(content);
+    if (className) e.className = className;
+    return e;
+}
+
+function yesNo(b) {
+    return b ? "yes" : "no";
+}
+
+function seconds(usec) {
+    if (usec === null || usec === undefined) return "never";
+    if (usec < 1000000) return (usec / 1000).toFixed(0) + " ms ago";
+    return (usec / 1000000).toFixed(1) + " s ago";
+}
+
+function wallClock(realtimeUsec) {
+    const d = new Date(Number(realtimeUsec) / 1000);
+    const pad = n => String(n).padStart(2, "0");
+    return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
+           `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
+}
+
+// --- the status document --------------------------------------------------
+
+function showDown(why) {
+    status = null;
+    const e = $("error");
+    e.textContent = why;
+    e.hidden = false;
+    text("active-node", "unknown");
+    document.body.dataset.state = "down";
+    updateActions();
+}
+
+// Fetches the document; calls that arrive meanwhile make one more fetch after it.
+function refresh() {
+    if (!client) return;
+    if (fetching) {
+        fetchAgain = true;
+        return;
+    }
+    fetching = true;
+    const done = () => {
+        fetching = false;
+        if (fetchAgain) {
+            fetchAgain = false;
+            refresh();
+        }
+    };
+    client.call(MANAGER_PATH, MANAGER, "GetStatus", [])
+            .then(reply => {
+                try {
+                    status = JSON.parse(reply[0]);
+                    $("error").hidden = true;
+                    render();
+                } catch (e) {
+                    showDown("cannot show freehad's status document: " + e);
+                }
+                done();
+            }, ex => {
+                showDown("freehad does not answer on the system bus: " + ex.message);
+                done();
+            });
+}
+
+function render() {
+    const s = status;
+    text("cluster-name", s.cluster);
+    text("active-node", s.active_node || "none");
+    text("this-node", s.node);
+    text("this-state", `${s.state} (${s.phase})`);
+    text("quorate", s.quorate ? `quorate (${s.expected_nodes} nodes expected)`
+        : `NO QUORUM (${s.expected_nodes} nodes expected)`);
+    $("quorate").className = s.quorate ? "" : "bad";
+    text("term", s.term);
+    const m = s.maintenance || { on: false, since_realtime_usec: null };
+    text("maintenance", m.on ? "ON" + (m.since_realtime_usec ? " since " + wallClock(m.since_realtime_usec) : "") : "off");
+    $("maintenance-banner").hidden = !m.on;
+    text("maintenance-banner", "Maintenance mode is on: no node starts, stops, monitors or fails over anything.");
+    text("standby", yesNo(s.standby));
+    text("errored", s.errored ? "SET: " + (s.last_error || "error") : "clear");
+    $("errored").className = s.errored ? "bad" : "";
+    text("services", s.mode === "target" ? `target mode (${s.services_target})` : "scripts mode (hooks)");
+    text("version", s.version);
+    document.body.dataset.state = s.state;
+    renderNodes(s);
+    renderAddresses(s);
+    updateActions();
+}
+
+function renderNodes(s) {
+    const body = $("nodes").tBodies[0];
+    body.replaceChildren();
+    for (const n of s.nodes) {
+        const row = document.createElement("tr");
+        row.dataset.node = n.name;
+        const name = element("td", n.name + (n.self ? " (this node) " : " "), "name");
+        if (n.name === s.active_node) name.append(element("span", "active", "badge active"));
+        row.append(name);
+        row.append(element("td", n.state, "state state-" + n.state.toLowerCase()));
+        row.append(element("td", yesNo(n.reachable), n.reachable ? "reachable" : "reachable bad"));
+        row.append(element("td", n.self ? "" : seconds(n.last_heard_usec_ago)));
+        const flags = [];
+        if (n.role !== "member") flags.push(n.role);
+        if (n.standby) flags.push("standby");
+        if (n.errored) flags.push("errored");
+        if (n.maintenance) flags.push("maintenance");
+        if (n.left) flags.push("left");
+        if (n.not_counted) flags.push("not counted: " + n.not_counted);
+        row.append(element("td", flags.join(", ")));
+        row.append(element("td", n.version || ""));
+        const links = element("td", null, "links");
+        if (!n.self) {
+            for (const c of n.channels || []) {
+                const ratio = c.recent_loss_ratio === null ? "none judged"
+                    : (c.recent_loss_ratio * 100).toFixed(0) + " %";
+                const line = element("div", `${c.name}: ${c.received} / ${c.lost}, ${ratio}` +
+                    (c.lossy ? " (LOSSY)" : ""), c.lossy ? "bad" : "");
+                links.append(line);
+            }
+        }
+        row.append(links);
+        body.append(row);
+    }
+}
+
+function renderAddresses(s) {
+    const list = s.addresses || [];
+    $("addresses").hidden = list.length === 0;
+    $("no-addresses").hidden = list.length !== 0;
+    const body = $("addresses").tBodies[0];
+    body.replaceChildren();
+    for (const a of list) {
+        const row = document.createElement("tr");
+        row.append(element("td", a.address), element("td", a.device), element("td", yesNo(a.up)));
+        row.append(element("td", a.conflicts + (a.foreign_mac ? ` (last seen from ${a.foreign_mac})` : ""),
+                           a.conflicts ? "bad" : ""));
+        body.append(row);
+    }
+}
+
+// --- actions ---------------------------------------------------------------
+
+// The nodes a switchover may go to, as freehad will judge them (Node::switchover).
+function switchoverTargets(s) {
+    return s.nodes.filter(n => !n.self && n.reachable && n.role === "member" && n.state === "STANDBY" &&
+                               !n.standby && !n.errored).map(n => n.name);
+}
+
+function updateActions() {
+    const s = status;
+    const select = $("switchover-target");
+    const chosen = select.value;
+    const targets = s ? switchoverTargets(s) : [];
+    select.replaceChildren();
+    for (const t of targets) select.append(new Option(t, t));
+    if (targets.includes(chosen)) select.value = chosen;
+    const active = s !== null && s.state === "RUNNING";
+    $("switchover").disabled = busy || !active || targets.length === 0;
+    select.disabled = busy || !active || targets.length === 0;
+    let hint = "";
+    if (s && !active)
+        hint = "A switchover is run on the active node" + (s.active_node ? ` (${s.active_node})` : "") + ".";
+    else if (s && targets.length === 0)
+        hint = "No other node can take the services now.";
+    text("switchover-hint", hint);
+    $("standby-toggle").textContent = s && s.standby ? "Standby off" : "Standby on";
+    $("maintenance-toggle").textContent = s && s.maintenance && s.maintenance.on ? "Maintenance off" : "Maintenance on";
+    $("standby-toggle").disabled = busy || !s;
+    $("maintenance-toggle").disabled = busy || !s;
+    $("clear-error").disabled = busy || !s || !s.errored;
+}
+
+function act(what, method, args) {
+    const result = $("action-result");
+    busy = true;
+    updateActions();
+    result.hidden = false;
+    result.className = "";
+    result.textContent = what + ": asking freehad\u2026";
+    const finish = (ok, message) => {
+        busy = false;
+        result.className = ok ? "ok" : "refused";
+        result.textContent = message;
+        updateActions();
+        refresh();
+    };
+    client.call(MANAGER_PATH, MANAGER, method, args)
+            .then(() => finish(true, what + ": done."),
+                  ex => finish(false, `${what} refused: ${ex.message}` + (ex.name ? ` (${ex.name})` : "")));
+}
+
+function setUpActions() {
+    $("switchover").addEventListener("click", () => {
+        const to = $("switchover-target").value;
+        act(`Switchover to ${to}`, "Switchover", [to]);
+    });
+    $("standby-toggle").addEventListener("click", () => {
+        const on = !(status && status.standby);
+        act(on ? "Standby on" : "Standby off", "SetStandby", [on]);
+    });
+    $("clear-error").addEventListener("click", () => act("Clear error", "ClearError", []));
+    $("maintenance-toggle").addEventListener("click", () => {
+        const on = !(status && status.maintenance && status.maintenance.on);
+        act(on ? "Maintenance on" : "Maintenance off", "SetMaintenance", [on]);
+    });
+}
+
+// --- the journal -------------------------------------------------------------
+
+// The last state changes, then each new one as journald has it: `journalctl
+// --follow` streams them, so the page learns of one without asking again.
+function followJournal() {
+    const body = $("journal").tBodies[0];
+    let pending = "";
+    const note = line => {
+        const n = $("journal-note");
+        n.hidden = false;
+        n.textContent = (n.textContent ? n.textContent + " " : "") + line;
+    };
+    const add = entry => {
+        const row = document.createElement("tr");
+        row.append(element("td", wallClock(entry.__REALTIME_TIMESTAMP)));
+        const message = Array.isArray(entry.MESSAGE) ? "(binary message)" : entry.MESSAGE;
+        row.append(element("td", (entry.FREEHA_NODE ? entry.FREEHA_NODE + ": " : "") + message));
+        body.prepend(row);
+        while (body.rows.length > JOURNAL_ROWS) body.deleteRow(body.rows.length - 1);
+    };
+    cockpit.spawn(["journalctl", "--unit=freehad.service", "--output=json", "--lines=" + JOURNAL_ROWS,
+        "--follow", "--no-pager", "MESSAGE_ID=" + STATE_CHANGED], { err: "out", superuser: "try" })
+            .stream(data => {
+                pending += data;
+                const lines = pending.split("\n");
+                pending = lines.pop();
+                for (const line of lines) {
+                    if (!line.trim()) continue;
+                    let entry = null;
+                    try {
+                        entry = JSON.parse(line);
+                    } catch (e) {
+                        note(line); // journalctl's own word, e.g. that this user may not read the system journal
+                        continue;
+                    }
+                    add(entry);
+                }
+            })
+            .catch(ex => note("journalctl failed: " + ex.message));
+}
+
+// --- start -------------------------------------------------------------------
+
+function connect() {
+    client = cockpit.dbus(BUS_NAME, { bus: "system", superuser: "try" });
+    client.subscribe({ path_namespace: MANAGER_PATH, interface: "org.freedesktop.DBus.Properties",
+        member: "PropertiesChanged" }, () => refresh());
+    // freehad (re)started or went away: its unique name changed.
+    client.addEventListener("owner", (ev, owner) => {
+        if (owner) refresh();
+        else showDown("freehad is not running: nobody owns org.freeha1 on the system bus.");
+    });
+    client.addEventListener("close", (ev, options) => {
+        showDown("the connection to the system bus closed: " + (options.problem || options.message || "no reason given"));
+        client = null;
+        window.setTimeout(connect, RECONNECT_MS);
+    });
+    refresh();
+}
+
+// Who acts: the logged-in user, or root with Cockpit's administrative access
+// (superuser "try" below). The banner only forewarns; the bus decides.
+function showIdentity() {
+    cockpit.user().then(user => text("identity", `Signed in to Cockpit as ${user.name}.`));
+    const admin = cockpit.permission({ admin: true });
+    const update = () => {
+        const r = $("read-only");
+        r.hidden = admin.allowed !== false;
+        r.textContent = "Read-only: freehad's bus policy (org.freeha1.conf) lets anyone read the cluster and only " +
+            "root change it. An action tried here shows its refusal; log in as root or turn on administrative " +
+            "access to act.";
+    };
+    admin.addEventListener("changed", update);
+    update();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+    setUpActions();
+    showIdentity();
+    connect();
+    followJournal();
+    window.setInterval(refresh, AGES_REFRESH_MS);
+    cockpit.transport.wait(() => document.body.dataset.ready = "yes");
+});
