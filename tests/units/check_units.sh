@@ -61,7 +61,7 @@ out=$(SYSTEMD_LOG_LEVEL=notice systemd-analyze verify --man=no "$work/freeha-met
 for setting in Accept=yes MaxConnections=16 MaxConnectionsPerSource=4; do
     grep -qx "$setting" "$work/freeha-metrics.socket" || { echo "FAIL: freeha-metrics.socket lacks $setting"; exit 1; }
 done
-for setting in DynamicUser=yes PrivateNetwork=yes RestrictAddressFamilies=AF_UNIX RuntimeMaxSec=15s; do
+for setting in User=freeha-metrics PrivateNetwork=yes RestrictAddressFamilies=AF_UNIX RuntimeMaxSec=15s; do
     grep -qx "$setting" "$work/freeha-metrics@.service" || { echo "FAIL: freeha-metrics@.service lacks $setting"; exit 1; }
 done
 echo "systemd-analyze verify freeha-metrics.socket freeha-metrics@.service: clean; Accept=yes, connections capped"
