@@ -18,5 +18,17 @@ if [ -n "$missing" ]; then
     # shellcheck disable=SC2086
     apt-get install -y -qq $missing
 fi
+# prometheus: the nspawn tier scrapes the cluster with a Prometheus of its own
+# (its own configuration, storage and network namespace). The package's own
+# service would start on this machine at the install and at every boot, and in
+# the test containers, which boot this machine's tree: it is masked first
+# (`systemctl unmask prometheus` to run one here), and its recommended
+# node exporter is left out.
+if ! dpkg-query -W -f='${Status}' prometheus 2>/dev/null | grep -q "ok installed"; then
+    mkdir -p /etc/systemd/system
+    [ -e /etc/systemd/system/prometheus.service ] || ln -s /dev/null /etc/systemd/system/prometheus.service
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends prometheus
+fi
 [ -d build ] || meson setup build
 ninja -C build
