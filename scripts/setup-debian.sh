@@ -18,20 +18,27 @@ if [ -n "$missing" ]; then
     # shellcheck disable=SC2086
     apt-get install -y -qq $missing
 fi
-# The Cockpit page's browser test (nspawn tier): cockpit-ws and cockpit-bridge
-# serve the page, headless Chromium driven by chromedriver through selenium
-# shows it. Without recommends (avahi-daemon, udev, a printer stack...); and
-# cockpit.socket masked before cockpit-ws's first install, so that neither
-# this machine nor the nspawn tier's containers (overlays of this root) listen
-# on the web console's port: the test starts cockpit-ws itself.
-browser="cockpit-ws cockpit-bridge chromium chromium-driver python3-selenium"
+# Tools of the nspawn tier, without recommends (avahi-daemon, udev, a printer
+# stack, a node exporter...):
+# - the Cockpit page's browser test: cockpit-ws and cockpit-bridge serve the
+#   page, headless Chromium driven by chromedriver through selenium shows it;
+# - the Prometheus test: a Prometheus of its own (its own configuration,
+#   storage and network namespace) scrapes the cluster.
+# Their packages' own services (cockpit.socket, prometheus.service) would
+# start on this machine at the install and at every boot, and in the test
+# containers, which boot this machine's tree: they are masked before the first
+# install (`systemctl unmask ...` to run one here); the tests start their own.
+tier="cockpit-ws cockpit-bridge chromium chromium-driver python3-selenium prometheus"
 missing=""
-for p in $browser; do
+for p in $tier; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
 done
 if [ -n "$missing" ]; then
     export DEBIAN_FRONTEND=noninteractive
-    dpkg-query -W -f='${Status}' cockpit-ws 2>/dev/null | grep -q "ok installed" || systemctl mask cockpit.socket
+    mkdir -p /etc/systemd/system
+    for unit in cockpit.socket prometheus.service; do
+        [ -e "/etc/systemd/system/$unit" ] || ln -s /dev/null "/etc/systemd/system/$unit"
+    done
     apt-get update -qq
     # shellcheck disable=SC2086
     apt-get install -y -qq --no-install-recommends $missing

@@ -1,5 +1,6 @@
 #include "ctl/client.h"
 
+#include <cstdlib>
 #include <cstring>
 
 #include "bus/manager_object.h"
@@ -151,6 +152,38 @@ std::optional<Client> Client::connect(bool user_bus, CallError* error) {
     return Client(BusPtr(raw));
 }
 
+std::optional<Client> Client::connect(bool user_bus, Usec timeout, CallError* error) {
+    // sd_bus_open_system() and sd_bus_open_user() send Hello at once with
+    // sd-bus's default timeout (25 s), before a timeout set on the open bus
+    // could apply: the connection is made here instead, at the address they would use,
+    // with the timeout set first.
+    std::string address;
+    const char* bus_name = user_bus ? "user" : "system";
+    if (const char* e = std::getenv(user_bus ? "DBUS_SESSION_BUS_ADDRESS" : "DBUS_SYSTEM_BUS_ADDRESS"); e && *e) {
+        address = e;
+    } else if (!user_bus) {
+        address = "unix:path=/run/dbus/system_bus_socket";
+    } else if (const char* runtime = std::getenv("XDG_RUNTIME_DIR"); runtime && *runtime) {
+        address = std::string("unix:path=") + runtime + "/bus";
+    } else {
+        *error = CallError{"cannot connect to the user bus: neither DBUS_SESSION_BUS_ADDRESS nor XDG_RUNTIME_DIR is set",
+                           true};
+        return std::nullopt;
+    }
+    sd_bus* raw = nullptr;
+    int r = sd_bus_new(&raw);
+    BusPtr bus(raw);
+    if (r >= 0) r = sd_bus_set_address(raw, address.c_str());
+    if (r >= 0) r = sd_bus_set_bus_client(raw, 1);
+    if (r >= 0) r = sd_bus_set_method_call_timeout(raw, timeout.count());
+    if (r >= 0) r = sd_bus_start(raw);
+    if (r < 0) {
+        *error = CallError{std::string("cannot connect to the ") + bus_name + " bus: " + std::strerror(-r), true};
+        return std::nullopt;
+    }
+    return Client(std::move(bus));
+}
+
 std::optional<nlohmann::json> Client::status(CallError* error) {
     sd_bus_message* raw = nullptr;
     if (!call_method(bus_.get(), "GetStatus", error, &raw, "")) return std::nullopt;
@@ -174,10 +207,6 @@ std::optional<ClusterView> Client::read(CallError* error) {
     auto view = ClusterView::from(*document);
     if (!view) *error = CallError{"freehad's status document is not one freehactl understands (schema_version 1)", false};
     return view;
-}
-
-void Client::set_call_timeout(Usec timeout) {
-    sd_bus_set_method_call_timeout(bus_.get(), static_cast<std::uint64_t>(timeout.count()));
 }
 
 bool Client::call(const char* method, CallError* error) { return call_method(bus_.get(), method, error, nullptr, ""); }

@@ -82,6 +82,9 @@ class Client {
 public:
     // Connects to the system bus, or the user bus; nullopt and *error on failure.
     static std::optional<Client> connect(bool user_bus, CallError* error);
+    // As connect(), with every call, the bus's Hello included, failing (timed
+    // out) after `timeout`: a bus that never answers holds the caller no longer.
+    static std::optional<Client> connect(bool user_bus, Usec timeout, CallError* error);
 
     // The daemon's whole status document.
     std::optional<nlohmann::json> status(CallError* error);
@@ -91,9 +94,6 @@ public:
     bool call(const char* method, CallError* error);
     bool call(const char* method, bool argument, CallError* error);
     bool call(const char* method, const std::string& argument, CallError* error);
-
-    // Every later call fails (timed out) after `timeout` instead of sd-bus's 25 s.
-    void set_call_timeout(Usec timeout);
 
     sd_bus* get() const { return bus_.get(); }
 

@@ -1,8 +1,12 @@
 // freehactl: show and steer the local freehad over D-Bus; mutating verbs wait for the cluster to get there.
 #include <getopt.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <csignal>
+#include <cstring>
 #include <cstdio>
 #include <functional>
 #include <iostream>
@@ -14,6 +18,7 @@
 #include "bus/manager_object.h"
 #include "core/timespan.h"
 #include "ctl/client.h"
+#include "ctl/http.h"
 #include "ctl/keygen.h"
 #include "ctl/links.h"
 #include "ctl/maintenance.h"
@@ -38,6 +43,7 @@ struct Options {
     bool user_bus = false;
     bool json = false;
     bool wait = true;
+    bool http = false;
     Usec timeout = kDefaultTimeout;
     std::string verb;
     std::vector<std::string> args;
@@ -50,8 +56,9 @@ const char* kUsageText =
     "\n"
     "Commands:\n"
     "  status [--json]      the cluster as this node sees it\n"
-    "  metrics              the status in Prometheus's text format (freeha_up 0 when freehad\n"
-    "                       does not answer within 5s)\n"
+    "  metrics [--http]     the status in Prometheus's text format (freeha_up 0 when freehad\n"
+    "                       does not answer within 5s); --http: answer one HTTP request on\n"
+    "                       stdin/stdout (freeha-metrics@.service)\n"
     "  watch                status, redrawn whenever it changes (Ctrl-C ends)\n"
     "  stop                 stop the services here; the daemon stays up (SIGHUP)\n"
     "  force-start          start the services here without asking the others (SIGUSR1)\n"
@@ -70,6 +77,7 @@ const char* kUsageText =
     "      --json           status as JSON: the status file's document (schema_version 1)\n"
     "      --timeout SPAN   how long a command waits for its result (default 2min)\n"
     "      --no-wait        return once freehad has accepted the command\n"
+    "      --http           metrics: read one HTTP/1.x request from stdin, answer on stdout\n"
     "  -h, --help           this text\n"
     "      --version        the version\n"
     "\n"
@@ -233,15 +241,66 @@ int watch(Client& client) {
 
 // The exposition even when freehad does not answer (freeha_up 0 alone): a
 // scrape or a textfile collector must say so, never keep stale values.
-int metrics(const Options& o) {
-    CallError error;
+// Whether freehad answered goes to *answered, its error to *error.
+std::string read_metrics(const Options& o, CallError* error, bool* answered) {
     std::optional<ClusterView> view;
-    if (auto client = Client::connect(o.user_bus, &error)) {
-        client->set_call_timeout(kMetricsCallTimeout);
-        view = client->read(&error);
+    auto started = std::chrono::steady_clock::now();
+    if (auto client = Client::connect(o.user_bus, kMetricsCallTimeout, error)) view = client->read(error);
+    // sd-bus says "Connection timed out", or "Transport endpoint is not
+    // connected" when the bus itself never answered Hello: say what happened.
+    if (!view && std::chrono::steady_clock::now() - started >= std::chrono::microseconds(kMetricsCallTimeout.count()))
+        error->message = "no answer within " + format_timespan(kMetricsCallTimeout) + " (" + error->message + ")";
+    *answered = view.has_value();
+    return metrics_text(view ? &*view : nullptr, view ? std::string() : error->message);
+}
+
+bool write_all(int fd, std::string_view data) {
+    while (!data.empty()) {
+        ssize_t n = write(fd, data.data(), data.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return false;
+        data.remove_prefix(static_cast<std::size_t>(n));
     }
-    std::cout << metrics_text(view ? &*view : nullptr, view ? std::string() : error.message);
-    return view ? kOk : report(error);
+    return true;
+}
+
+// freeha-metrics@.service: one connection accepted by systemd on stdin and
+// stdout. The request head is read with a bound on its size and its time,
+// freehad is asked only for a GET of /metrics, and the answer closes the
+// connection. freehad down or silent is no HTTP error: 200 with freeha_up 0
+// (and why, as a comment), so that Prometheus tells a node whose freehad does
+// not answer (freeha_up 0) from one it cannot scrape at all (up 0).
+int metrics_http(const Options& o) {
+    std::signal(SIGPIPE, SIG_IGN);  // a client gone before the answer: a failed write, not a death
+    // A client that reads nothing must not hold the process: at most this long per write.
+    timeval send_timeout{static_cast<time_t>(kRequestTimeout / kUsecPerSec), 0};
+    setsockopt(STDOUT_FILENO, SOL_SOCKET, SO_SNDTIMEO, &send_timeout, sizeof send_timeout);  // ENOTSOCK on a pipe: fine
+    std::string head;
+    HeadRead read = read_request_head(STDIN_FILENO, &head);
+    HttpVerdict verdict = judge_request(read, head);
+    std::string response;
+    if (verdict.status != 200) {
+        std::cerr << "freehactl: metrics --http: answered " << verdict.status << ": " << verdict.why << "\n";
+        response = http_response(verdict.status, "text/plain; charset=utf-8", verdict.why + "\n");
+    } else {
+        CallError error;
+        bool answered = false;
+        std::string body = read_metrics(o, &error, &answered);
+        response = http_response(200, kExpositionType, body, verdict.head_only);
+    }
+    if (!write_all(STDOUT_FILENO, response)) {
+        std::cerr << "freehactl: metrics --http: the answer could not be sent: " << std::strerror(errno) << "\n";
+        return kFailed;
+    }
+    return kOk;
+}
+
+int metrics(const Options& o) {
+    if (o.http) return metrics_http(o);
+    CallError error;
+    bool answered = false;
+    std::cout << read_metrics(o, &error, &answered);
+    return answered ? kOk : report(error);
 }
 
 int run(const Options& o) {
@@ -341,11 +400,12 @@ int run(const Options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    enum { kOptUser = 256, kOptJson, kOptTimeout, kOptNoWait, kOptVersion };
+    enum { kOptUser = 256, kOptJson, kOptTimeout, kOptNoWait, kOptVersion, kOptHttp };
     static const option kLong[] = {
         {"user", no_argument, nullptr, kOptUser},       {"json", no_argument, nullptr, kOptJson},
         {"timeout", required_argument, nullptr, kOptTimeout}, {"no-wait", no_argument, nullptr, kOptNoWait},
         {"help", no_argument, nullptr, 'h'},            {"version", no_argument, nullptr, kOptVersion},
+        {"http", no_argument, nullptr, kOptHttp},
         {nullptr, 0, nullptr, 0},
     };
     Options o;
@@ -356,6 +416,7 @@ int main(int argc, char** argv) {
         case kOptUser: o.user_bus = true; break;
         case kOptJson: o.json = true; break;
         case kOptNoWait: o.wait = false; break;
+        case kOptHttp: o.http = true; break;
         case kOptTimeout: {
             auto span = parse_timespan(optarg);
             if (!span || *span == Usec()) return usage_error(std::string("--timeout ") + optarg + ": not a time span such as 30s");
@@ -380,6 +441,7 @@ int main(int argc, char** argv) {
     std::size_t max_args = o.verb == "switchover" || o.verb == "keygen" || o.verb == "maintenance" ? 1 : 0;
     if (o.args.size() > max_args) return usage_error(o.verb + ": unexpected argument '" + o.args[max_args] + "'");
     if (o.json && o.verb != "status") return usage_error("--json only applies to status");
+    if (o.http && o.verb != "metrics") return usage_error("--http only applies to metrics");
     if (o.verb == "maintenance" && (o.args.empty() || (o.args[0] != "on" && o.args[0] != "off")))
         return usage_error(o.args.empty() ? "maintenance: say on or off"
                                           : "maintenance: '" + o.args[0] + "' is neither on nor off");

@@ -81,6 +81,24 @@ class BusCluster(unittest.TestCase):
         self.assertEqual(packets["bad_signature"], 0)
         self.assertIn("malformed_bad_magic", packets)
 
+    def test_metrics_over_http_are_the_metrics_of_freehactl(self):
+        """freehactl metrics --http, as freeha-metrics@.service runs it, against a live daemon."""
+        took, status, headers, body, code, err = scrape(self.bus["bravo"])
+        self.assertEqual((status, code), (200, 0), err)
+        self.assertEqual(headers["Content-Type"], "text/plain; version=0.0.4; charset=utf-8")
+        self.assertEqual(headers["Connection"], "close")
+        self.assertEqual(int(headers["Content-Length"]), len(body.encode()))
+        for line in ("freeha_up 1", 'freeha_node_active{node="alpha"} 1', 'freeha_node_active{node="bravo"} 0',
+                     'freeha_state{state="STANDBY"} 1'):
+            self.assertIn(line, body.splitlines())
+        # The same families as `freehactl metrics` (their values move with the heartbeats).
+        plain = ctl(self.bus["bravo"], "metrics").stdout
+        self.assertEqual([line for line in body.splitlines() if line.startswith("# ")],
+                         [line for line in plain.splitlines() if line.startswith("# ")])
+        took, status, headers, body, code, err = scrape(self.bus["bravo"], "HEAD /metrics HTTP/1.0\r\n\r\n")
+        self.assertEqual((status, body), (200, ""))
+        self.assertGreater(int(headers["Content-Length"]), 1000)
+
     def test_node_objects_show_each_node_and_its_channels(self):
         b = self.bus["bravo"]
         tree = busctl(b, "tree", "--list", "org.freeha1").stdout.split()
@@ -460,6 +478,92 @@ class UnitControlPolicy(unittest.TestCase):
         finally:
             if owner and owner.poll() is None:
                 owner.kill()
+            bus.stop()
+
+
+GET = "GET /metrics HTTP/1.1\r\nHost: node\r\nUser-Agent: Prometheus/2.42.0\r\n\r\n"
+
+
+def scrape_start(bus, request=GET):
+    """freehactl metrics --http as freeha-metrics@.service runs it: the request on stdin."""
+    p = subprocess.Popen([FREEHACTL, "metrics", "--http"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=bus.env())
+    p.stdin.write(request.encode())
+    p.stdin.flush()
+    return p, time.monotonic()
+
+
+def scrape_end(started, timeout=30):
+    """(seconds taken, status, headers, body, exit status, stderr) of the answer on stdout."""
+    p, began = started
+    out, err = p.communicate(timeout=timeout)
+    took = time.monotonic() - began
+    head, _, body = out.partition(b"\r\n\r\n")
+    lines = head.decode().split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return took, int(lines[0].split()[1]), headers, body.decode(), p.returncode, err.decode()
+
+
+def scrape(bus, request=GET):
+    return scrape_end(scrape_start(bus, request))
+
+
+class MetricsEndpoint(unittest.TestCase):
+    """freehactl metrics --http (freeha-metrics@.service) when freehad does not
+    answer: 200 with freeha_up 0 and why, within the 5 s call timeout, never a hang."""
+
+    def test_a_daemon_that_hangs_with_its_name_and_a_bus_that_never_answers(self):
+        silent_bus, hung_bus = PrivateBus(), PrivateBus(HUNG_POLICY)
+        owner = None
+        try:
+            owner = subprocess.Popen(["python3", "-c", RAW_DBUS_CLIENT, silent_bus.address, "silent", "org.freeha1",
+                                      "30"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            self.assertEqual(owner.stdout.readline().strip(), "owned", owner.stderr.read() if owner.poll() else "")
+            # Both at once: the test takes the timeout once.
+            silent, hung = scrape_start(silent_bus), scrape_start(hung_bus)
+            plain = subprocess.Popen([FREEHACTL, "metrics"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env=silent_bus.env())
+            plain_started = time.monotonic()
+            for what, (took, status, headers, body, code, err) in (("silent", scrape_end(silent)),
+                                                                   ("hung", scrape_end(hung))):
+                self.assertEqual((status, code), (200, 0), (what, body, err))
+                self.assertEqual(headers["Content-Type"], "text/plain; version=0.0.4; charset=utf-8")
+                self.assertIn("\nfreeha_up 0\n", body, what)
+                self.assertNotIn("freeha_state", body, what)
+                self.assertRegex(body, r"\n# freehad did not answer: no answer within 5s \(.*\)\n$", what)
+                self.assertTrue(4.9 < took < 6.5, f"{what}: answered after {took:.1f}s")
+                print(f"\n{what}: 200 freeha_up 0 after {took:.2f}s: {body.splitlines()[-1]}", file=sys.stderr)
+            out, err = plain.communicate(timeout=30)
+            took = time.monotonic() - plain_started
+            self.assertEqual(plain.returncode, 3, err)
+            self.assertIn("freeha_up 0\n", out)
+            self.assertRegex(err, r"^freehactl: no answer within 5s \(.*\)\n$")
+            self.assertTrue(4.5 < took < 6.5, f"freehactl metrics took {took:.1f}s")
+        finally:
+            if owner:
+                owner.kill()
+                owner.communicate()
+            silent_bus.stop()
+            hung_bus.stop()
+
+    def test_without_a_daemon_at_once_and_a_bad_request_without_asking(self):
+        bus = PrivateBus()
+        try:
+            took, status, headers, body, code, err = scrape(bus)
+            self.assertEqual((status, code), (200, 0), err)
+            self.assertIn("\nfreeha_up 0\n", body)
+            self.assertIn("# freehad did not answer: freehad is not reachable on the bus", body)
+            self.assertEqual(int(headers["Content-Length"]), len(body.encode()))
+            self.assertLess(took, 2)
+            took, status, headers, body, code, err = scrape(bus, "POST /metrics HTTP/1.1\r\n\r\n")
+            self.assertEqual((status, code, headers["Allow"], body), (405, 0, "GET, HEAD", "only GET and HEAD are served\n"))
+            self.assertEqual(err, "freehactl: metrics --http: answered 405: only GET and HEAD are served\n")
+            took, status, headers, body, code, err = scrape(bus, "\x16\x03\x01\x00\x05hello\r\n\r\n")
+            self.assertEqual((status, code), (400, 0), err)
+            r = ctl(bus, "status", "--http")
+            self.assertEqual((r.returncode, r.stderr.strip()),
+                             (2, "freehactl: --http only applies to metrics (see freehactl --help)"))
+        finally:
             bus.stop()
 
 

@@ -784,6 +784,76 @@ class RealSystemd(unittest.TestCase):
         print(f"\nsystemctl reboot of {holder.name}: its stophasrv ended {stops[-1] - asked:.3f} s after the command, "
               f"{new.name}'s starthasrv began {(started - stops[-1]) * 1000:.0f} ms after that", file=sys.stderr)
 
+    # -- issue 19: a real Prometheus scrapes freeha-metrics.socket on every node --
+    def test_11p_prometheus_scrapes_every_node_and_sees_the_active_node_and_a_lossy_link(self):
+        """Debian's prometheus, started here in the bridge's own network
+        namespace (so no port or service of this machine is involved), scrapes
+        freeha-metrics.socket on the three nodes every second; PromQL over its
+        HTTP API finds the active node, then the per-peer loss of a link that
+        drops every fourth heartbeat of one peer; a flood of silent
+        connections is capped and cannot disturb freehad."""
+        if not shutil.which("prometheus"):
+            self.skipTest("prometheus is not installed (scripts/setup-debian.sh installs it)")
+        began = time.monotonic()
+        holder = self.holders()[0]
+        for c in self.c:
+            # Installed, neither enabled nor started (as freehad, test_01).
+            self.assertEqual((c.show("freeha-metrics.socket", "UnitFileState"),
+                              c.show("freeha-metrics.socket", "ActiveState")), ("disabled", "inactive"), c.name)
+            r = c.systemctl("enable", "--now", "freeha-metrics.socket")
+            self.assertEqual(r.returncode, 0, r.stderr)
+        prometheus = Prometheus(self.c)
+        try:
+            prometheus.wait(lambda: len(prometheus.query('up{job="freeha"} == 1')) == 3, 20, "every node scraped")
+            scraped = time.monotonic() - began
+            self.assertEqual(len(prometheus.query("freeha_up == 1")), 3, prometheus.scrape(self.c[holder]))
+            # Each node's scrape names the active node.
+            active = prometheus.query("freeha_node_active == 1")
+            self.assertEqual({r["metric"]["machine"]: r["metric"]["node"] for r in active},
+                             {name: holder for name in NAMES})
+            # Every fourth heartbeat of `lossy` dropped on `hearer` (never two in a row: no failover).
+            hearer, lossy = [n for n in NAMES if n != holder][0], holder
+            peer = f'machine="{hearer}",node="{lossy}"'
+            lost_before = sum(float(r["value"][1]) for r in prometheus.query(f"freeha_heartbeats_lost_total{{{peer}}}"))
+            containers.sh("nsenter", f"--net=/run/netns/{self.c[hearer].netns}", "nft", "-f", "-",
+                          input="table inet freeha_prom {\n chain in {\n  type filter hook input priority 0;\n"
+                                f"  ip saddr {self.c[lossy].address} udp dport 3891 numgen inc mod 4 0 drop\n }}\n}}\n")
+            dropped = time.monotonic()
+            try:
+                prometheus.wait(lambda: prometheus.query(f"freeha_link_loss_ratio{{machine=\"{hearer}\"}} > 0"), 20,
+                                f"Prometheus to see {hearer} losing {lossy}'s heartbeats")
+                seen = time.monotonic() - dropped
+                ratios = prometheus.query(f'freeha_link_loss_ratio{{machine="{hearer}"}} > 0')
+                self.assertEqual([r["metric"]["node"] for r in ratios], [lossy])
+                lost = prometheus.query(f"freeha_heartbeats_lost_total{{{peer}}}")
+                self.assertGreater(sum(float(r["value"][1]) for r in lost), lost_before)
+                self.assertEqual(prometheus.query(f'freeha_link_loss_ratio{{machine!="{hearer}"}} > 0'), [])
+            finally:
+                self.c[hearer].run("nft", "delete", "table", "inet", "freeha_prom")
+            self.assertEqual(self.holders(), [holder])
+            # Every scrape went through the socket, one connection each.
+            scrapes = int(prometheus.query(f'count_over_time(up{{machine="{hearer}"}}[5m])')[0]["value"][1])
+            accepted = int(self.c[hearer].show("freeha-metrics.socket", "NAccepted"))
+            self.assertGreaterEqual(accepted, scrapes)
+            self.assertGreater(scrapes, 2)
+            prometheus.stop()  # its scrapes come from the flood's source address
+            # Four silent connections from one source are held (then answered 408
+            # after 3 s); a fifth and sixth are closed at once (MaxConnectionsPerSource=4).
+            state = self.c[hearer].prop("State")
+            flood = prometheus.in_netns("python3", "-c", FLOOD, self.c[hearer].address, "6")
+            self.assertEqual(flood.returncode, 0, flood.stderr)
+            self.assertEqual(sorted(flood.stdout.split()), ["408"] * 4 + ["closed"] * 2, flood.stdout)
+            self.assertEqual(self.c[hearer].prop("State"), state)
+            for c in self.c:
+                failed = c.systemctl("list-units", "--failed", "--no-legend", "--plain", "freeha-metrics@*").stdout
+                self.assertEqual(failed.strip(), "", c.name)
+        finally:
+            prometheus.stop()
+            prometheus.remove_address()
+        print(f"\nPrometheus: every node scraped {scraped:.1f} s after enabling the sockets, the loss of every "
+              f"fourth heartbeat of {lossy} on {hearer} seen {seen:.1f} s after the drop began; {accepted} scrapes "
+              f"accepted by {hearer}'s socket; the test took {time.monotonic() - began:.1f} s", file=sys.stderr)
+
     def test_12_purge_leaves_nothing_behind(self):
         holders = self.holders()
         charlie = self.c["charlie"]
@@ -846,6 +916,94 @@ class RealSystemd(unittest.TestCase):
         """An overlay whiteout: a deletion of a file the host has."""
         st = os.lstat(path)
         return (st.st_mode & 0o170000) == 0o020000 and st.st_rdev == 0
+
+
+# Opens N connections to ADDRESS:3891 that send nothing; prints, per
+# connection, "closed" when the server closed it at once, else the status of
+# its answer (408 once the server gave up waiting for the request).
+FLOOD = r"""
+import socket, sys
+conns = [socket.create_connection((sys.argv[1], 3891), timeout=10) for _ in range(int(sys.argv[2]))]
+for c in conns:
+    c.settimeout(10)
+    try:
+        data = c.recv(64)
+    except ConnectionResetError:
+        data = b""
+    print(data.split()[1].decode() if data else "closed")
+"""
+
+
+class Prometheus:
+    """Debian's prometheus, run in the test bridge's network namespace with a
+    configuration and storage of its own under the tier's directory, scraping
+    freeha-metrics.socket (3891/tcp) on every container every second."""
+
+    def __init__(self, cluster):
+        self.cluster = cluster
+        self.dir = os.path.join(cluster.dir, "prometheus")
+        os.makedirs(self.dir)
+        containers.sh("ip", "-n", cluster.switch, "addr", "add", f"{containers.SUBNET}.2/24", "dev", "br0")
+        containers.sh("ip", "-n", cluster.switch, "link", "set", "lo", "up")  # its API, on 127.0.0.1
+        targets = "\n".join(f"      - targets: ['{c.address}:3891']\n        labels: {{machine: {c.name}}}"
+                             for c in cluster)
+        with open(os.path.join(self.dir, "prometheus.yml"), "w") as f:
+            f.write("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
+                    f"scrape_configs:\n  - job_name: freeha\n    static_configs:\n{targets}\n")
+        self.log = open(os.path.join(self.dir, "prometheus.log"), "w")
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", cluster.switch, "prometheus", f"--config.file={self.dir}/prometheus.yml",
+             f"--storage.tsdb.path={self.dir}/data", "--web.listen-address=127.0.0.1:9090"],
+            stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def in_netns(self, *args):
+        return containers.sh("ip", "netns", "exec", self.cluster.switch, *args, check=False, timeout=30)
+
+    def scrape(self, container):
+        """What a node's endpoint answers, as text (for a failure's message)."""
+        r = self.in_netns("python3", "-c", "import sys, urllib.request; print(urllib.request.urlopen("
+                          "f'http://{sys.argv[1]}:3891/metrics', timeout=10).read().decode())", container.address)
+        return r.stdout + r.stderr + container.run("journalctl", "-b", "-u", "freeha-metrics@*", "-n", "10",
+                                                   "--no-pager").stdout
+
+    def query(self, promql):
+        """The result of an instant query over the HTTP API (/api/v1/query); [] while it cannot answer."""
+        r = self.in_netns("python3", "-c", "import sys, urllib.parse, urllib.request; print(urllib.request.urlopen("
+                          "'http://127.0.0.1:9090/api/v1/query?' + urllib.parse.urlencode({'query': sys.argv[1]}),"
+                          " timeout=5).read().decode())", promql)
+        if r.returncode != 0:
+            return []
+        answer = json.loads(r.stdout)
+        assert answer["status"] == "success", answer
+        return answer["data"]["result"]
+
+    def wait(self, predicate, timeout, what):
+        """Waits for predicate; a failure says how each scrape went and what prometheus logged."""
+        try:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"prometheus exited {self.proc.returncode}")
+            Cluster.wait_for(predicate, timeout, what)
+        except AssertionError as e:
+            targets = self.in_netns("python3", "-c", "import urllib.request; print(urllib.request.urlopen("
+                                    "'http://127.0.0.1:9090/api/v1/targets', timeout=5).read().decode())")
+            self.log.flush()
+            with open(self.log.name) as f:
+                log = f.read()[-3000:]
+            raise AssertionError(f"{e}\ntargets: {targets.stdout}{targets.stderr}\nprometheus log:\n{log}") from None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+    def remove_address(self):
+        containers.sh("ip", "-n", self.cluster.switch, "addr", "del", f"{containers.SUBNET}.2/24", "dev", "br0",
+                      check=False)
 
 
 def main():

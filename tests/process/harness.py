@@ -249,7 +249,9 @@ HUNG_POLICY = """<policy context="default">
 #   signal DESTINATION SIZE: a unicast signal with such an argument; prints
 #     "refused TEXT" if the bus says no, else "sent";
 #   own NAME SECONDS: owns NAME, prints "owned", then "received 1" at the first
-#     message from anyone but the bus itself, or "received 0" after SECONDS.
+#     message from anyone but the bus itself, or "received 0" after SECONDS;
+#   silent NAME SECONDS: owns NAME, prints "owned", then reads and answers
+#     nothing for SECONDS (a daemon that hangs with its name).
 RAW_DBUS_CLIENT = r"""
 import os, socket, struct, sys, time
 address, action = sys.argv[1], sys.argv[2]
@@ -329,11 +331,14 @@ elif action == "signal":
     sock.sendall(bus_call(b"GetId"))  # its reply comes after any refusal of the signal
     kind, body = reply()
     print(f"refused {body[4:120]!r}" if kind == 3 else "sent")
-elif action == "own":
+elif action in ("own", "silent"):
     sock.sendall(bus_call(b"RequestName", b"su", pad(string(sys.argv[3].encode()), 4) + struct.pack("<I", 4)))
     kind, body = reply()
     assert kind == 2 and struct.unpack("<I", body[:4])[0] == 1, f"cannot own {sys.argv[3]}: {body!r}"
     print("owned", flush=True)
+    if action == "silent":
+        time.sleep(float(sys.argv[4]))
+        raise SystemExit(0)
     sock.settimeout(float(sys.argv[4]))
     received = 0
     try:

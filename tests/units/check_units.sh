@@ -6,9 +6,13 @@
 # below its recorded ceiling, for scripts mode (the unit as shipped) and
 # target mode (with the drop-in). tests/nspawn checks the same behaviour
 # under a real system manager.
+# The metrics endpoint (freeha-metrics.socket and its per-connection
+# service) verifies clean too and its service stays fully locked down.
 # Usage: check_units.sh BUILT_SERVICE TARGET DROPIN FREEHAD_BINARY VIP_TEMPLATE LIBRARY_DIR SOURCE_LIBRARY
+#                       METRICS_SOCKET METRICS_SERVICE FREEHACTL_BINARY
 set -eu
 service=$1 target=$2 dropin=$3 binary=$4 vip=$5 library=$6 source_library=$7
+metrics_socket=$8 metrics_service=$9 freehactl=${10}
 command -v systemd-analyze >/dev/null || { echo "SKIP: systemd-analyze not installed"; exit 77; }
 
 work=$(mktemp -d)
@@ -47,3 +51,20 @@ mkdir "$work/freehad.service.d"
 cp "$dropin" "$work/freehad.service.d/"
 # 2.3 with Address='s CAP_NET_ADMIN, CAP_NET_RAW and AF_PACKET (issue 17 allows up to 2.5)
 check "target mode (with target-mode-hardening.conf)" "$(score)" 2.5
+
+# The metrics endpoint: one short-lived, unprivileged process per connection.
+sed "s|^ExecStart=[^ ]*|ExecStart=$freehactl|" "$metrics_service" > "$work/freeha-metrics@.service"
+cp "$metrics_socket" "$work/"
+out=$(SYSTEMD_LOG_LEVEL=notice systemd-analyze verify --man=no "$work/freeha-metrics.socket" "$work/freeha-metrics@.service" 2>&1) || {
+    echo "FAIL: systemd-analyze verify freeha-metrics:"; echo "$out"; exit 1; }
+[ -z "$out" ] || { echo "FAIL: systemd-analyze verify freeha-metrics is not clean:"; echo "$out"; exit 1; }
+for setting in Accept=yes MaxConnections=16 MaxConnectionsPerSource=4; do
+    grep -qx "$setting" "$work/freeha-metrics.socket" || { echo "FAIL: freeha-metrics.socket lacks $setting"; exit 1; }
+done
+for setting in User=freeha-metrics PrivateNetwork=yes RestrictAddressFamilies=AF_UNIX RuntimeMaxSec=15s; do
+    grep -qx "$setting" "$work/freeha-metrics@.service" || { echo "FAIL: freeha-metrics@.service lacks $setting"; exit 1; }
+done
+echo "systemd-analyze verify freeha-metrics.socket freeha-metrics@.service: clean; Accept=yes, connections capped"
+metrics_score=$(systemd-analyze security --offline=yes "$work/freeha-metrics@.service" 2>/dev/null |
+    sed -n 's/.*exposure level for freeha-metrics@.*: \([0-9.]*\).*/\1/p')
+check "freeha-metrics@.service" "$metrics_score" 1.0
