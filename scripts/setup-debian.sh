@@ -8,12 +8,15 @@ packages="meson ninja-build pkgconf g++ libsystemd-dev nlohmann-json3-dev libgte
           clang libclang-rt-dev nftables keepalived
           systemd-container debhelper dpkg-dev lintian rpm
           iputils-arping iputils-ping ndisc6 libndp-tools psmisc e2fsprogs"
-missing=""
-for p in $packages; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
-done
+# The packages of $* that are not installed yet.
+missing() {
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || printf '%s ' "$p"
+    done
+}
+export DEBIAN_FRONTEND=noninteractive
+missing=$(missing $packages)
 if [ -n "$missing" ]; then
-    export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
     # shellcheck disable=SC2086
     apt-get install -y -qq $missing
@@ -29,12 +32,8 @@ fi
 # containers, which boot this machine's tree: they are masked before the first
 # install (`systemctl unmask ...` to run one here); the tests start their own.
 tier="cockpit-ws cockpit-bridge chromium chromium-driver python3-selenium prometheus"
-missing=""
-for p in $tier; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
-done
+missing=$(missing $tier)
 if [ -n "$missing" ]; then
-    export DEBIAN_FRONTEND=noninteractive
     mkdir -p /etc/systemd/system
     for unit in cockpit.socket prometheus.service; do
         [ -e "/etc/systemd/system/$unit" ] || ln -s /dev/null "/etc/systemd/system/$unit"
