@@ -5,11 +5,6 @@
 
 namespace freeha {
 
-std::string_view hook_name(HookKind k) {
-    static constexpr std::array<std::string_view, 3> kNames{"starthasrv", "stophasrv", "monitorhasrv"};
-    return kNames.at(static_cast<std::size_t>(k));
-}
-
 static_assert(static_cast<std::size_t>(NoticeKind::LinkRecovered) + 1 == kNoticeKindCount);
 
 std::string_view to_string(NoticeKind k) {

@@ -1,12 +1,14 @@
 // The core's outputs: value effects that the daemon (or the simulator) carries out.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <variant>
 #include <vector>
 
+#include "core/enum_names.h"
 #include "core/phase.h"
 #include "core/state.h"
 #include "core/timespan.h"
@@ -17,7 +19,11 @@ namespace freeha {
 // The service hooks the core sequences; at most one runs at a time.
 // (alerthasrv is not sequenced: the daemon runs it on every StateChanged.)
 enum class HookKind { Start, Stop, Monitor };
-std::string_view hook_name(HookKind k);  // "starthasrv", "stophasrv", "monitorhasrv"
+inline constexpr std::size_t kHookKindCount = 3;
+static_assert(static_cast<std::size_t>(HookKind::Monitor) + 1 == kHookKindCount);
+inline constexpr std::array<HookKind, kHookKindCount> kHookKinds{HookKind::Start, HookKind::Stop, HookKind::Monitor};
+inline constexpr EnumNames<HookKind, kHookKindCount> kHookNames{"starthasrv", "stophasrv", "monitorhasrv"};
+inline std::string_view hook_name(HookKind k) { return kHookNames(k); }
 
 // Operator requests: FreeHA's signals, and the D-Bus methods of the same names.
 enum class Command {

@@ -14,8 +14,6 @@ void HookRuns::count(Usec duration, bool failed) {
 
 namespace {
 
-constexpr std::array<HookKind, 3> kHookKinds{HookKind::Start, HookKind::Stop, HookKind::Monitor};
-
 template <typename Enum, std::size_t N>
 nlohmann::json by_name(const std::array<std::uint64_t, N>& counts, const EnumNames<Enum, N>& names) {
     nlohmann::json out = nlohmann::json::object();

@@ -9,6 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/effects.h"
 #include "core/enum_names.h"
 #include "core/timespan.h"
 
@@ -67,7 +68,7 @@ struct HookRuns {
 struct History {
     std::array<std::uint64_t, kClaimCauseCount> claims{};
     std::array<std::uint64_t, kStopCauseCount> stops{};
-    std::array<HookRuns, 3> hooks{};  // by HookKind: start, stop, monitor
+    std::array<HookRuns, kHookKindCount> hooks{};  // by HookKind
 
     bool operator==(const History&) const = default;
 };

@@ -141,8 +141,12 @@ void Node::send_heartbeat(Usec now, Effects& out) {
 
 // --- stopping ---------------------------------------------------------------
 
-void Node::stop_services(StopCause cause, std::string reason, Usec now, Effects& out) {
+void Node::count_stop(StopCause cause) {
     if (state() != NodeState::Stopping) ++history_.stops.at(static_cast<std::size_t>(cause));
+}
+
+void Node::stop_services(StopCause cause, std::string reason, Usec now, Effects& out) {
+    count_stop(cause);
     if (phase_ == Phase::StartingPending) {  // starthasrv never ran: nothing to stop
         set_phase(Phase::StoppingHook, std::move(reason), now, out);
         services_stopped(now, out);
@@ -158,7 +162,7 @@ void Node::fence(StopCause cause, std::string reason, Usec deadline, Usec now, E
         stop_services(cause, std::move(reason), now, out);
         return;
     }
-    if (state() != NodeState::Stopping) ++history_.stops.at(static_cast<std::size_t>(cause));  // not a stop made urgent
+    count_stop(cause);
     if (phase_ == Phase::StoppingFenced) {
         fence_deadline_ = std::min(*fence_deadline_, deadline);
     } else {

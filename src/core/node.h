@@ -261,6 +261,9 @@ private:
     bool peer_runs_services() const;
 
     // --- stopping
+    // Counts a stop by its cause once: a stop made urgent (a fence during a
+    // graceful stop) or joined by another request is the same stop.
+    void count_stop(StopCause cause);
     void stop_services(StopCause cause, std::string reason, Usec now, Effects& out);
     // A stop that must end by `deadline`, else the services are killed.
     void fence(StopCause cause, std::string reason, Usec deadline, Usec now, Effects& out);

@@ -74,7 +74,7 @@ Effects Node::on_hook_finished(HookKind kind, const HookOutcome& outcome, Usec n
 
 std::string Node::step_name(HookKind kind) const {
     if (settings_.services_target.empty()) return std::string(hook_name(kind));
-    static constexpr std::array<std::string_view, 3> kSteps{"the start of ", "the stop of ", "the check of "};
+    static constexpr std::array<std::string_view, kHookKindCount> kSteps{"the start of ", "the stop of ", "the check of "};
     return std::string(kSteps.at(static_cast<std::size_t>(kind))) + settings_.services_target;
 }
 

@@ -109,16 +109,15 @@ void history(Exposition& x, const History& h) {
     x.family("freeha_stops_total", "counter", "This node's stops of the services (or of a pending claim), by cause.");
     for (std::size_t i = 0; i < kStopCauseCount; ++i)
         x.sample({{"cause", std::string(kStopCauseNames(static_cast<StopCause>(i)))}}, h.stops[i]);
-    constexpr std::array<HookKind, 3> kinds{HookKind::Start, HookKind::Stop, HookKind::Monitor};
     auto hook = [](HookKind kind) { return Labels{{"hook", std::string(hook_name(kind))}}; };
     x.family("freeha_hook_runs_total", "counter",
              "Runs of each hook (or of the target's start, stop, check), counted when they end.");
-    for (HookKind kind : kinds) x.sample(hook(kind), h.hooks.at(static_cast<std::size_t>(kind)).runs);
+    for (HookKind kind : kHookKinds) x.sample(hook(kind), h.hooks.at(static_cast<std::size_t>(kind)).runs);
     x.family("freeha_hook_failures_total", "counter",
              "Runs of each hook that failed (an exit status, a timeout, a kill).");
-    for (HookKind kind : kinds) x.sample(hook(kind), h.hooks.at(static_cast<std::size_t>(kind)).failures);
+    for (HookKind kind : kHookKinds) x.sample(hook(kind), h.hooks.at(static_cast<std::size_t>(kind)).failures);
     x.family("freeha_hook_duration_seconds", "histogram", "How long each hook's runs took.");
-    for (HookKind kind : kinds) {
+    for (HookKind kind : kHookKinds) {
         const HookRuns& r = h.hooks.at(static_cast<std::size_t>(kind));
         for (std::size_t i = 0; i < r.buckets.size(); ++i) {
             Labels labels = hook(kind);

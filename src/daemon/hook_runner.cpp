@@ -156,7 +156,7 @@ int HookRunner::init(std::string* error) {
 }
 
 std::string check_hooks(const std::string& hooks_directory) {
-    for (HookKind k : {HookKind::Start, HookKind::Stop, HookKind::Monitor}) {
+    for (HookKind k : kHookKinds) {
         std::string path = hooks_directory + "/" + std::string(hook_name(k));
         struct stat st {};
         if (stat(path.c_str(), &st) < 0) return log::with_errno("hook " + path, -errno);
