@@ -2450,27 +2450,29 @@ void run_services(Harness& h) {
     ASSERT_EQ(h.node().phase(), Phase::Running);
 }
 
-std::uint64_t claims(Harness& h, ClaimCause c) {
-    return h.node().status(h.now()).history.claims.at(static_cast<std::size_t>(c));
-}
-std::uint64_t stops(Harness& h, StopCause c) {
-    return h.node().status(h.now()).history.stops.at(static_cast<std::size_t>(c));
-}
-
-struct ClaimScript {
-    ClaimCause cause;
+// A script that leads b to one claim or one stop, and the cause it must be counted under.
+template <typename Cause>
+struct CauseScript {
+    Cause cause;
     std::function<void(Harness&)> script;
 };
 
+// Exactly one count, under `cause`, and none under any other.
+template <typename Cause, std::size_t N>
+void expect_counted_once(const std::array<std::uint64_t, N>& counts, const EnumNames<Cause, N>& names, Cause cause) {
+    for (std::size_t i = 0; i < N; ++i) {
+        auto other = static_cast<Cause>(i);
+        EXPECT_EQ(counts[i], other == cause ? 1u : 0u) << names(other);
+    }
+}
+
+using ClaimScript = CauseScript<ClaimCause>;
 class NodeHistoryClaims : public ::testing::TestWithParam<ClaimScript> {};
 
 TEST_P(NodeHistoryClaims, EachClaimIsCountedOnceUnderItsCause) {
     Harness h("b");
     GetParam().script(h);
-    for (std::size_t i = 0; i < kClaimCauseCount; ++i) {
-        auto cause = static_cast<ClaimCause>(i);
-        EXPECT_EQ(claims(h, cause), cause == GetParam().cause ? 1u : 0u) << kClaimCauseNames(cause);
-    }
+    expect_counted_once(h.node().status(h.now()).history.claims, kClaimCauseNames, GetParam().cause);
 }
 
 const ClaimScript kClaimScripts[] = {
@@ -2501,11 +2503,7 @@ const ClaimScript kClaimScripts[] = {
 INSTANTIATE_TEST_SUITE_P(Causes, NodeHistoryClaims, ::testing::ValuesIn(kClaimScripts),
                          [](const auto& info) { return std::string(kClaimCauseNames(info.param.cause)); });
 
-struct StopScript {
-    StopCause cause;
-    std::function<void(Harness&)> script;
-};
-
+using StopScript = CauseScript<StopCause>;
 class NodeHistoryStops : public ::testing::TestWithParam<StopScript> {};
 
 // One stop, under its cause; a stop made urgent on the way (a lease running
@@ -2514,10 +2512,7 @@ TEST_P(NodeHistoryStops, EachStopIsCountedOnceUnderItsCause) {
     Harness h("b");
     GetParam().script(h);
     h.finish_stops();
-    for (std::size_t i = 0; i < kStopCauseCount; ++i) {
-        auto cause = static_cast<StopCause>(i);
-        EXPECT_EQ(stops(h, cause), cause == GetParam().cause ? 1u : 0u) << kStopCauseNames(cause);
-    }
+    expect_counted_once(h.node().status(h.now()).history.stops, kStopCauseNames, GetParam().cause);
 }
 
 // b's claim, elected beside c and d, that neither backs: it stays pending.
