@@ -6,6 +6,7 @@
 #include <array>
 #include <cerrno>
 #include <chrono>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -83,6 +84,22 @@ HeadRead read_request_head(int fd, std::string* head, std::size_t max_bytes, Use
 
 namespace {
 
+struct RequestLine {
+    std::string_view method, target, version;
+};
+
+// "METHOD TARGET HTTP/d.d", split; nullopt when it is not one.
+std::optional<RequestLine> parse_request_line(std::string_view line) {
+    std::size_t sp1 = line.find(' ');
+    std::size_t sp2 = sp1 == std::string_view::npos ? sp1 : line.find(' ', sp1 + 1);
+    if (sp2 == std::string_view::npos || line.find(' ', sp2 + 1) != std::string_view::npos) return std::nullopt;
+    RequestLine r{line.substr(0, sp1), line.substr(sp1 + 1, sp2 - sp1 - 1), line.substr(sp2 + 1)};
+    bool http_version = r.version.size() == 8 && r.version.substr(0, 5) == "HTTP/" && r.version[6] == '.' &&
+                        r.version[5] >= '0' && r.version[5] <= '9' && r.version[7] >= '0' && r.version[7] <= '9';
+    if (!is_token(r.method) || r.target.empty() || !http_version) return std::nullopt;
+    return r;
+}
+
 // A head that arrived whole.
 HttpVerdict judge_head(std::string_view head) {
     for (unsigned char c : head)
@@ -99,18 +116,9 @@ HttpVerdict judge_head(std::string_view head) {
         at = nl + 1;
     }
     if (lines.empty() || lines[0].empty()) return {400, false, "no request line"};
-    std::string_view request_line = lines[0];
-    std::size_t sp1 = request_line.find(' ');
-    std::size_t sp2 = sp1 == std::string_view::npos ? sp1 : request_line.find(' ', sp1 + 1);
-    if (sp2 == std::string_view::npos || request_line.find(' ', sp2 + 1) != std::string_view::npos)
-        return {400, false, "not an HTTP request line (METHOD TARGET HTTP/1.x)"};
-    std::string_view method = request_line.substr(0, sp1);
-    std::string_view target = request_line.substr(sp1 + 1, sp2 - sp1 - 1);
-    std::string_view version = request_line.substr(sp2 + 1);
-    if (!is_token(method) || target.empty()) return {400, false, "not an HTTP request line (METHOD TARGET HTTP/1.x)"};
-    bool http_version = version.size() == 8 && version.substr(0, 5) == "HTTP/" && version[6] == '.' &&
-                        version[5] >= '0' && version[5] <= '9' && version[7] >= '0' && version[7] <= '9';
-    if (!http_version) return {400, false, "not an HTTP request line (METHOD TARGET HTTP/1.x)"};
+    auto request = parse_request_line(lines[0]);
+    if (!request) return {400, false, "not an HTTP request line (METHOD TARGET HTTP/1.x)"};
+    auto [method, target, version] = *request;
     if (version[5] != '1') return {505, false, "only HTTP/1.0 and HTTP/1.1 are served"};
     for (std::size_t i = 1; i < lines.size(); ++i) {
         std::string_view field = lines[i];
