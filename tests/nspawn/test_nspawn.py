@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import browser  # noqa: E402
 import containers  # noqa: E402
 import previous_release  # noqa: E402
+import processes  # noqa: E402
 from containers import Cluster  # noqa: E402
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -992,13 +993,7 @@ class Prometheus:
             raise AssertionError(f"{e}\ntargets: {targets.stdout}{targets.stderr}\nprometheus log:\n{log}") from None
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        processes.end(self.proc, grace=20)
         self.log.close()
 
     def remove_address(self):

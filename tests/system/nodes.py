@@ -19,6 +19,8 @@ import time
 import unittest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+sys.path.insert(0, os.path.join(ROOT, "tests", "lib"))
+import processes  # noqa: E402
 BUILD = os.environ.get("FREEHA_BUILD", os.path.join(ROOT, "build"))
 FREEHAD = os.path.join(BUILD, "src/daemon/freehad")
 FREEHACTL = os.path.join(BUILD, "src/ctl/freehactl")
@@ -231,13 +233,7 @@ class Prober:
         return answering(self.answers(), since, until)
 
     def stop(self):
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        processes.end(self.process, grace=5)
         self.process.stderr.close()
 
 
