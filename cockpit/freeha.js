@@ -192,11 +192,16 @@ function switchoverTargets(s) {
 function updateActions() {
     const s = status;
     const select = $("switchover-target");
-    const chosen = select.value;
     const targets = s ? switchoverTargets(s) : [];
-    select.replaceChildren();
-    for (const t of targets) select.append(new Option(t, t));
-    if (targets.includes(chosen)) select.value = chosen;
+    // Rebuilt only when the choice changes: every update of the status would
+    // otherwise close a list the admin has open and drop what they picked.
+    const shown = Array.from(select.options, o => o.value);
+    if (shown.join("\n") !== targets.join("\n")) {
+        const chosen = select.value;
+        select.replaceChildren();
+        for (const t of targets) select.append(new Option(t, t));
+        if (targets.includes(chosen)) select.value = chosen;
+    }
     const active = s !== null && s.state === "RUNNING";
     $("switchover").disabled = busy || !active || targets.length === 0;
     select.disabled = busy || !active || targets.length === 0;
