@@ -493,6 +493,13 @@ class RealSystemd(unittest.TestCase):
         self.browser.screenshot(path)
         print(f"\nscreenshot: {path}", file=sys.stderr)
 
+    @staticmethod
+    def state_seen_by(viewer, name):
+        """`name`'s state in `viewer`'s status document, or None."""
+        r = viewer.run("freehactl", "status", "--json")
+        nodes = json.loads(r.stdout)["nodes"] if r.returncode == 0 else []
+        return next((n["state"] for n in nodes if n["name"] == name), None)
+
     def node_row(self, b, name, cell):
         return b.text(f'#nodes tr[data-node="{name}"] td.{cell}')
 
@@ -573,6 +580,61 @@ class RealSystemd(unittest.TestCase):
         self.screenshot("switchover")
         print(f"\ncockpit: switchover clicked, alpha RUNNING {time.monotonic() - clicked:.2f} s later",
               file=sys.stderr)
+
+    def test_08da_cockpit_standby_maintenance_and_clear_error_clicked_by_root(self):
+        """Root's other actions, each clicked on bravo's page, seen on the bus
+        and on the page; the services stay on alpha throughout."""
+        alpha, bravo = self.c["alpha"], self.c[COCKPIT_NODE]
+        b = self.browser or self.page()
+        b.wait_text("#active-node", "alpha", 5)
+        # Standby: bravo's own, on and off.
+        b.click("#standby-toggle")
+        b.wait_text("#action-result", "Standby on: done.", 10)
+        self.assertIs(bravo.prop("Standby"), True)
+        b.wait_text("#standby", "yes", 5)
+        b.wait_text("#standby-toggle", "Standby off", 5)
+        b.click("#standby-toggle")
+        b.wait_text("#action-result", "Standby off: done.", 10)
+        self.assertIs(bravo.prop("Standby"), False)
+        b.wait_text("#standby", "no", 5)
+        # Maintenance: the cluster's, with its banner; nothing moves.
+        b.click("#maintenance-toggle")
+        b.wait_text("#action-result", "Maintenance on: done.", 15)
+        self.c.wait_for(lambda: all(c.prop("Maintenance") is True for c in self.c), 10, "maintenance on every node")
+        b.wait_text("#maintenance", "ON", 5)
+        self.assertTrue(b.displayed("#maintenance-banner"))
+        b.click("#maintenance-toggle")
+        b.wait_text("#action-result", "Maintenance off: done.", 15)
+        self.c.wait_for(lambda: all(c.prop("Maintenance") is False for c in self.c), 10, "maintenance off everywhere")
+        b.wait_text("#maintenance", "off", 5)
+        self.assertFalse(b.displayed("#maintenance-banner"))
+        self.assertEqual(self.holders(), ["alpha"])
+        # The error latch: bravo's database cannot start, so a switchover to
+        # bravo fails there and the services go back to the first healthy node.
+        # Maintenance off had every node probe again: wait until alpha sees
+        # bravo STANDBY, or the switchover is refused.
+        self.assertFalse(b.enabled("#clear-error"))
+        self.c.wait_for(lambda: self.state_seen_by(alpha, "bravo") == "STANDBY", 10, "alpha seeing bravo STANDBY")
+        failing = "/etc/systemd/system/freeha-test-db.service.d/freeha-test-fail.conf"
+        bravo.write(failing, "[Service]\nExecStartPre=/bin/false\n")
+        bravo.systemctl("daemon-reload")
+        try:
+            r = alpha.run("freehactl", "switchover", "bravo", timeout=60)
+            self.assertIn("not bravo", r.stdout + r.stderr)
+            self.c.wait_for(lambda: bravo.prop("Errored") is True, 10, "bravo's error latch")
+            b.wait_text("#errored", "SET: ", 5)
+        finally:
+            bravo.run("rm", "-f", failing)
+            bravo.systemctl("daemon-reload")
+        self.c.wait_for(lambda: alpha.prop("State") == "RUNNING", 30, "alpha RUNNING again")
+        self.assertTrue(b.enabled("#clear-error"))
+        b.click("#clear-error")
+        b.wait_text("#action-result", "Clear error: done.", 10)
+        self.assertIs(bravo.prop("Errored"), False)
+        b.wait_text("#errored", "clear", 5)
+        self.c.wait_for(lambda: bravo.prop("State") == "STANDBY", 10, "bravo STANDBY again")
+        self.assertEqual(self.holders(), ["alpha"])
+        self.screenshot("actions")
 
     def test_08e_cockpit_page_is_read_only_for_a_non_root_user(self):
         """The bus policy lets nobody read and refuses its changes: the page
