@@ -286,7 +286,10 @@ std::unique_ptr<HookRunner::Child> HookRunner::spawn(const std::string& name, co
         child->timeout_source.reset(raw);
     }
     if (read_end) forward_output(std::move(read_end), name, pid);
-    log::debug(name + "[" + std::to_string(pid) + "] started");
+    // The monitor runs every MonitorInterval=: its routine runs are not
+    // logged (two journal entries every 2 s, and a wake-up of the log's
+    // thread for each), only a failing one, by its end.
+    if (name != hook_name(HookKind::Monitor)) log::debug(name + "[" + std::to_string(pid) + "] started");
     return child;
 }
 
@@ -488,8 +491,9 @@ void HookRunner::child_exited(Child* child, const siginfo_t& info) {
     } else {
         outcome.description = "killed by signal " + log::signal_name(info.si_status);
     }
-    log::message(outcome.success ? LOG_DEBUG : LOG_INFO,
-                 child->name + "[" + std::to_string(child->pid) + "] " + outcome.description);
+    if (!outcome.success || child->name != hook_name(HookKind::Monitor))
+        log::message(outcome.success ? LOG_DEBUG : LOG_INFO,
+                     child->name + "[" + std::to_string(child->pid) + "] " + outcome.description);
 
     // Its output may outlive it (background services); bound how many such outputs stay open.
     std::size_t lingering = 0;

@@ -243,3 +243,23 @@ TEST_F(HookSpawn, ASpawnDoesNotCopyTheDaemon) {
     // A fork makes every written page fault again: the 64 pages of `state` and more.
     EXPECT_LT(per_spawn, 8);
 }
+
+// The monitor runs every 2 s by default: a routine run is not logged (it was
+// two journal lines each time), a failing one is, and other hooks as before.
+TEST_F(HookSpawn, ARoutineMonitorRunIsNotLoggedAFailingOneAndOtherHooksAre) {
+    write_hook("monitorhasrv", "[ -f \"$(dirname \"$0\")/fail\" ] && exit 1\nexit 0\n");
+    write_hook("starthasrv", "exit 0\n");
+    HookRunner runner = make_runner(nullptr);
+    std::string error;
+    ASSERT_GE(runner.init(&error), 0) << error;
+    ASSERT_TRUE(run_once(runner, HookKind::Monitor).success);
+    EXPECT_EQ(logged(), "");
+    ASSERT_TRUE(run_once(runner, HookKind::Start).success);
+    std::string log = logged();
+    EXPECT_NE(log.find("<7>starthasrv["), std::string::npos) << log;
+    EXPECT_NE(log.find("] exited with status 0"), std::string::npos) << log;
+    std::ofstream(dir_ + "/fail").close();
+    ASSERT_FALSE(run_once(runner, HookKind::Monitor).success);
+    EXPECT_NE(logged().find("<6>monitorhasrv["), std::string::npos) << logged();
+    EXPECT_NE(logged().find("] exited with status 1"), std::string::npos) << logged();
+}
