@@ -3,6 +3,8 @@
 #include <cerrno>
 #include <cstddef>
 #include <csignal>
+#include <pthread.h>
+#include <sched.h>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/prctl.h>
@@ -47,35 +49,75 @@ UniqueFd journal_stream(const std::string& identifier) {
     return fd;
 }
 
-// The child's side of spawning: only async-signal-safe calls between fork
-// and exec. Reports a failure as its errno on `error_fd`, then exits.
-[[noreturn]] void exec_child(const char* path, char* const argv[], char* const envp[], int output_fd, int procs_fd,
-                             int error_fd) {
+// What the child of a spawn needs, built before it starts; `error` is the
+// one thing it writes back (it shares the parent's memory until its exec).
+struct SpawnArgs {
+    const char* path;
+    char* const* argv;
+    char* const* envp;
+    int output_fd;
+    int procs_fd;
+    int error;  // the errno of the step that failed, 0 when exec succeeded
+};
+
+// The child's side of spawning. It runs on its own small stack in the
+// parent's memory (CLONE_VM | CLONE_VFORK) with every signal blocked, until
+// its exec or its exit, while the parent waits: only async-signal-safe
+// calls, nothing allocated, nothing of the parent's written but `error`.
+[[noreturn]] void exec_child(SpawnArgs* a) {
     int saved = 0;
     // Into the services cgroup first (if the scope is one): everything the hook starts is then inside.
-    if (procs_fd >= 0 && write(procs_fd, "0", 1) < 0) saved = errno;
+    if (a->procs_fd >= 0 && write(a->procs_fd, "0", 1) < 0) saved = errno;
     if (saved == 0 && setsid() < 0) saved = errno;
     // Without a cgroup, at least the hook does not outlive freehad.
-    if (saved == 0 && procs_fd < 0) prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (saved == 0 && a->procs_fd < 0) prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (saved == 0) {
+        // Default dispositions before the mask opens: no handler of the
+        // parent's may run here, on memory the parent owns.
         struct sigaction dfl {};
         dfl.sa_handler = SIG_DFL;
         for (int s = 1; s < NSIG; ++s)
             if (s != SIGKILL && s != SIGSTOP) sigaction(s, &dfl, nullptr);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, nullptr);  // the daemon blocks the signals sd-event handles
         int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-        if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(output_fd, STDOUT_FILENO) < 0 ||
-            dup2(output_fd, STDERR_FILENO) < 0)
+        if (null_fd < 0 || dup2(null_fd, STDIN_FILENO) < 0 || dup2(a->output_fd, STDOUT_FILENO) < 0 ||
+            dup2(a->output_fd, STDERR_FILENO) < 0)
             saved = errno;
     }
     if (saved == 0) {
-        execve(path, argv, envp);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, nullptr);  // the daemon blocks the signals sd-event handles
+        execve(a->path, a->argv, a->envp);
         saved = errno;
     }
-    (void)!write(error_fd, &saved, sizeof saved);
+    a->error = saved;
     _exit(127);
+}
+
+int exec_child_entry(void* args) { exec_child(static_cast<SpawnArgs*>(args)); }
+
+// The child's stack, on the parent's (which waits meanwhile): exec_child's
+// few frames, with room for a sanitizer's interceptors.
+constexpr std::size_t kSpawnStack = 32 * 1024;
+
+// Starts `a`'s child as vfork() does: the child shares the parent's memory
+// until its exec, so that spawning copies no page tables and takes no
+// copy-on-write faults afterwards (a fork of freehad's whole process every
+// MonitorInterval= was much of an idle active node's CPU time), and the
+// parent resumes once the exec has happened or failed. Returns the pid, or a
+// negative errno; a failure before or of the exec is in a->error.
+pid_t spawn_child(SpawnArgs* a) {
+    alignas(16) unsigned char stack[kSpawnStack];
+    // Every signal blocked across the clone: a handler must never run in
+    // the child, on the parent's memory; the child restores the defaults.
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    a->error = 0;
+    pid_t pid = clone(exec_child_entry, stack + sizeof stack, CLONE_VM | CLONE_VFORK | SIGCHLD, a);
+    int clone_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, nullptr);
+    return pid < 0 ? -clone_errno : pid;
 }
 }  // namespace
 
@@ -188,14 +230,7 @@ std::unique_ptr<HookRunner::Child> HookRunner::spawn(const std::string& name, co
     UniqueFd read_end;
     UniqueFd output = output_for(name, &read_end, error);
     if (!output) return nullptr;
-    int error_fds[2];
-    if (pipe2(error_fds, O_CLOEXEC) < 0) {
-        *error = log::with_errno("pipe2", -errno);
-        return nullptr;
-    }
-    UniqueFd error_read(error_fds[0]), error_write(error_fds[1]);
-
-    // Everything the child needs is built before fork(): it only calls async-signal-safe functions.
+    // Everything the child needs is built before it starts: it only calls async-signal-safe functions.
     std::vector<std::string> arg_copies{path};
     arg_copies.insert(arg_copies.end(), args.begin(), args.end());
     std::vector<char*> argv;
@@ -206,24 +241,17 @@ std::unique_ptr<HookRunner::Child> HookRunner::spawn(const std::string& name, co
     for (auto& e : env_copies) envp.push_back(e.data());
     envp.push_back(nullptr);
 
-    pid_t pid = fork();
+    SpawnArgs spawn_args{path.c_str(), argv.data(), envp.data(), output.get(), scope_ ? scope_->procs_fd() : -1, 0};
+    pid_t pid = spawn_child(&spawn_args);
     if (pid < 0) {
-        *error = log::with_errno("cannot fork for " + path, -errno);
+        *error = log::with_errno("cannot start a process for " + path, pid);
         return nullptr;
     }
-    if (pid == 0)
-        exec_child(path.c_str(), argv.data(), envp.data(), output.get(), scope_ ? scope_->procs_fd() : -1,
-                   error_write.get());
-    error_write.reset();
     output.reset();
-    // Returns at once: EOF when exec succeeded (the pipe is close-on-exec), an errno when it failed.
-    int child_errno = 0;
-    ssize_t n;
-    do n = read(error_read.get(), &child_errno, sizeof child_errno);
-    while (n < 0 && errno == EINTR);
-    if (n == sizeof child_errno) {
-        waitpid(pid, nullptr, 0);  // it has exited already: _exit(127) after writing
-        *error = log::with_errno("cannot run " + path, -child_errno);
+    // The parent resumes once the child has exec'd, or has failed and exited.
+    if (spawn_args.error != 0) {
+        waitpid(pid, nullptr, 0);  // it has exited already: _exit(127) after its failure
+        *error = log::with_errno("cannot run " + path, -spawn_args.error);
         return nullptr;
     }
 
@@ -258,7 +286,10 @@ std::unique_ptr<HookRunner::Child> HookRunner::spawn(const std::string& name, co
         child->timeout_source.reset(raw);
     }
     if (read_end) forward_output(std::move(read_end), name, pid);
-    log::debug(name + "[" + std::to_string(pid) + "] started");
+    // The monitor runs every MonitorInterval=: its routine runs are not
+    // logged (two journal entries every 2 s, and a wake-up of the log's
+    // thread for each), only a failing one, by its end.
+    if (name != hook_name(HookKind::Monitor)) log::debug(name + "[" + std::to_string(pid) + "] started");
     return child;
 }
 
@@ -460,8 +491,9 @@ void HookRunner::child_exited(Child* child, const siginfo_t& info) {
     } else {
         outcome.description = "killed by signal " + log::signal_name(info.si_status);
     }
-    log::message(outcome.success ? LOG_DEBUG : LOG_INFO,
-                 child->name + "[" + std::to_string(child->pid) + "] " + outcome.description);
+    if (!outcome.success || child->name != hook_name(HookKind::Monitor))
+        log::message(outcome.success ? LOG_DEBUG : LOG_INFO,
+                     child->name + "[" + std::to_string(child->pid) + "] " + outcome.description);
 
     // Its output may outlive it (background services); bound how many such outputs stay open.
     std::size_t lingering = 0;

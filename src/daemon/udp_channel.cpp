@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include <linux/filter.h>
 #include <net/if.h>
 #include <netinet/in.h>
 
@@ -88,6 +89,37 @@ int bound_socket(const IpAddress& address, std::uint16_t port, unsigned ifindex,
     }
     *out = std::move(fd);
     return 0;
+}
+
+// A socket filter for the listener: drops this node's own broadcasts and
+// multicasts, which the kernel loops back (from SOURCE:port, which only the
+// sender socket is bound to), before they are queued, so that they cost no
+// receive, no decode and no loop iteration. Classic BPF: the loads are
+// relative to the UDP header, SKF_NET_OFF reaches the IP header, and a load
+// gives the big-endian value. Best effort: without it they are counted as
+// `own`, as before.
+int drop_own_datagrams(int fd, const IpAddress& source, std::uint16_t port) {
+    auto word = [&](std::size_t at) {
+        return static_cast<std::uint32_t>(source.bytes[at]) << 24 | static_cast<std::uint32_t>(source.bytes[at + 1]) << 16 |
+               static_cast<std::uint32_t>(source.bytes[at + 2]) << 8 | source.bytes[at + 3];
+    };
+    const bool v4 = source.family == Family::Ipv4;
+    const std::uint32_t source_at = v4 ? 12 : 8;  // the source address in the IPv4 or IPv6 header
+    const std::size_t words = v4 ? 1 : 4;
+    std::vector<sock_filter> code;
+    // Each jump that fails skips to the accepting return at the end.
+    for (std::size_t i = 0; i < words; ++i) {
+        code.push_back(BPF_STMT(BPF_LD | BPF_W | BPF_ABS, static_cast<std::uint32_t>(SKF_NET_OFF + source_at + 4 * i)));
+        code.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, word(4 * i), 0, 0));  // jf set below
+    }
+    code.push_back(BPF_STMT(BPF_LD | BPF_H | BPF_ABS, 0));  // the UDP source port
+    code.push_back(BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, port, 0, 1));
+    code.push_back(BPF_STMT(BPF_RET | BPF_K, 0));           // own: dropped
+    code.push_back(BPF_STMT(BPF_RET | BPF_K, 0xffffffffU));  // anything else: kept whole
+    const std::size_t accept = code.size() - 1;
+    for (std::size_t i = 0; i < words; ++i) code[2 * i + 1].jf = static_cast<std::uint8_t>(accept - (2 * i + 1) - 1);
+    sock_fprog program{static_cast<unsigned short>(code.size()), code.data()};
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_FILTER, &program, sizeof program) < 0 ? -errno : 0;
 }
 
 }  // namespace
@@ -200,6 +232,9 @@ int UdpChannel::open_listener(std::string* step) {
     UniqueFd fd;
     // IP_FREEBIND: a subnet broadcast address is "local" only once SOURCE is.
     if (int r = bound_socket(spec_.group_or_broadcast, port_, ifindex_, true, true, &fd, step); r < 0) return r;
+    if (int r = drop_own_datagrams(fd.get(), spec_.source, port_); r < 0)
+        log::info(log::with_errno("channel '" + name_ + "': cannot filter out this node's own heartbeats (they are "
+                                  "read and counted as own)", r));
     if (int r = add_socket(std::move(fd), &listener_); r < 0) {
         *step = "sd_event_add_io";
         return r;
