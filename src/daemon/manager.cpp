@@ -199,6 +199,8 @@ int Manager::setup_channels() {
             config_.channels[i], config_.port, i, event_.get(),
             [this](std::span<const std::uint8_t> datagram, std::size_t index) {
                 apply(node_.on_datagram(datagram, index, now()));
+                // on_post, which re-arms the timer too, waits while a backlog lasts.
+                arm_core_timer();
             },
             &error);
         if (!channel) {
@@ -372,7 +374,9 @@ int Manager::setup_timers() {
     if (r >= 0) {
         core_timer_.reset(s);
         sd_event_source_set_description(s, "core-timer");
-        r = sd_event_source_set_enabled(s, SD_EVENT_OFF);
+        // Ahead of the heartbeat sockets: a due send or deadline never waits behind a receive backlog.
+        r = sd_event_source_set_priority(s, kCoreTimerPriority);
+        if (r >= 0) r = sd_event_source_set_enabled(s, SD_EVENT_OFF);
     }
     if (r >= 0)
         r = sd_event_add_time_relative(event_.get(), &s, CLOCK_MONOTONIC, kStatusRefresh.count(),
@@ -932,6 +936,9 @@ int Manager::on_core_timer(sd_event_source*, uint64_t, void* userdata) {
     auto* self = static_cast<Manager*>(userdata);
     try {
         self->apply(self->node_.on_timer(self->now()));
+        // Re-armed here, not only by on_post: that runs at normal priority, so
+        // not while the sockets have a backlog, and the next send would wait.
+        self->arm_core_timer();
     } catch (const std::exception& e) {
         log::error(std::string("timer handling failed: ") + e.what());
     }

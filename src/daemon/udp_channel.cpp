@@ -12,8 +12,6 @@
 namespace freeha {
 namespace {
 
-// Bounds the work of one dispatch so that a flood cannot starve the timers.
-constexpr int kMaxDatagramsPerWakeup = 64;
 constexpr int kReceiveBuffer = 1 << 20;
 constexpr std::uint64_t kRetryInterval = 1000000;  // usec
 
@@ -267,8 +265,8 @@ int UdpChannel::add_socket(UniqueFd fd, Socket* slot) {
     int r = sd_event_add_io(event_, &raw, fd.get(), EPOLLIN, on_readable, this);
     if (r < 0) return r;
     EventSourcePtr source(raw);
-    // Heartbeats outrank everything else on the loop.
-    sd_event_source_set_priority(raw, SD_EVENT_PRIORITY_IMPORTANT);
+    // Below the core's timer, above everything else (kHeartbeatSocketPriority).
+    if (r = sd_event_source_set_priority(raw, kHeartbeatSocketPriority); r < 0) return r;
     sd_event_source_set_description(raw, "heartbeat-socket");
     *slot = Socket{std::move(fd), std::move(source)};
     return 0;

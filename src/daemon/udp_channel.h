@@ -29,6 +29,19 @@
 
 namespace freeha {
 
+// The loop's order under load. The core's timer (heartbeat sends, lease, fence
+// and dead-time deadlines) goes first: a send or a deadline that is due waits
+// for no receive backlog, only for the one bounded batch being read
+// (kMaxDatagramsPerWakeup). Then the heartbeat sockets, ahead of everything
+// else (bus, hooks, signals); a batch per wake-up, so they get the loop
+// between two timer dispatches and a renewing heartbeat is never starved.
+inline constexpr std::int64_t kCoreTimerPriority = SD_EVENT_PRIORITY_IMPORTANT;
+inline constexpr std::int64_t kHeartbeatSocketPriority = SD_EVENT_PRIORITY_IMPORTANT + 1;
+static_assert(kCoreTimerPriority < kHeartbeatSocketPriority && kHeartbeatSocketPriority < SD_EVENT_PRIORITY_NORMAL,
+              "sd-event dispatches the lowest value first");
+// Datagrams one socket reads per wake-up (about 10 us each at 64 nodes).
+inline constexpr int kMaxDatagramsPerWakeup = 32;
+
 class UdpChannel {
 public:
     using Receiver = std::function<void(std::span<const std::uint8_t> datagram, std::size_t channel)>;
