@@ -370,9 +370,18 @@ int run(const Options& o) {
     }
     if (o.verb == "switchover") {
         std::string to = o.args.empty() ? "" : o.args[0];
+        // The term before: a claim of this node after it is the services
+        // coming back here (the target failed to start them), however fast.
+        auto before = client->read(&error);
+        if (!before) return report(error);
         if (!client->call("Switchover", to, &error)) return report(error);
-        return wait_for(*client, o, "switchover", [to](const ClusterView& v) -> Verdict {
+        return wait_for(*client, o, "switchover", [to, term = before->term](const ClusterView& v) -> Verdict {
             if (v.state == "ERRORED") return errored_here(v);
+            if ((v.state == "STARTING" || v.state == "RUNNING") && v.term > term) {
+                const auto* target = to.empty() ? nullptr : v.find(to);
+                return {Verdict::Failed, "the services came back to this node" +
+                                             (target && target->errored ? ": " + to + " is ERRORED" : std::string())};
+            }
             Verdict moved = services_elsewhere(v, "switched over");
             if (moved.kind == Verdict::Done && !to.empty() && v.active_node != to)
                 return {Verdict::Failed, "the services went to " + v.active_node + ", not " + to};
