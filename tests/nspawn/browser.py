@@ -92,7 +92,7 @@ class Browser:
 
 def serve():
     from selenium import webdriver
-    from selenium.common.exceptions import NoSuchElementException
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
@@ -101,6 +101,16 @@ def serve():
 
     def find(css):
         return driver.find_element(By.CSS_SELECTOR, css)
+
+    def live(read):
+        """read(), again when the page re-rendered the element between its
+        lookup and its use (the page redraws its tables at every update)."""
+        for _ in range(20):
+            try:
+                return read()
+            except StaleElementReferenceException:
+                time.sleep(0.01)
+        return read()
 
     def start():
         nonlocal driver
@@ -127,7 +137,7 @@ def serve():
     def text(css):
         """The element's text, or None when there is none (or it is hidden: then "")."""
         try:
-            return find(css).text
+            return live(lambda: find(css).text)
         except NoSuchElementException:
             return None
 
@@ -147,12 +157,12 @@ def serve():
         "wait_http": wait_http,
         "open": lambda url: driver.get(url),
         "text": text,
-        "texts": lambda css: [e.text for e in driver.find_elements(By.CSS_SELECTOR, css)],
-        "displayed": lambda css: find(css).is_displayed(),
-        "enabled": lambda css: find(css).is_enabled(),
-        "attribute": lambda css, name: find(css).get_attribute(name),
-        "click": lambda css: find(css).click(),
-        "select": lambda css, value: Select(find(css)).select_by_value(value),
+        "texts": lambda css: live(lambda: [e.text for e in driver.find_elements(By.CSS_SELECTOR, css)]),
+        "displayed": lambda css: live(lambda: find(css).is_displayed()),
+        "enabled": lambda css: live(lambda: find(css).is_enabled()),
+        "attribute": lambda css, name: live(lambda: find(css).get_attribute(name)),
+        "click": lambda css: live(lambda: find(css).click()),
+        "select": lambda css, value: live(lambda: Select(find(css)).select_by_value(value)),
         "wait_text": wait_text,
         "screenshot": lambda path: driver.save_screenshot(path),
         "console": lambda: [e["message"] for e in driver.get_log("browser")],

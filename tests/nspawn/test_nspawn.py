@@ -620,7 +620,8 @@ class RealSystemd(unittest.TestCase):
         bravo.systemctl("daemon-reload")
         try:
             r = alpha.run("freehactl", "switchover", "bravo", timeout=60)
-            self.assertIn("not bravo", r.stdout + r.stderr)
+            self.assertEqual((r.returncode, r.stderr), (1, "freehactl: switchover failed: the services came back "
+                                                            "to this node: bravo is ERRORED\n"))
             self.c.wait_for(lambda: bravo.prop("Errored") is True, 10, "bravo's error latch")
             b.wait_text("#errored", "SET: ", 5)
         finally:
