@@ -935,6 +935,9 @@ int Manager::on_signal_cb(sd_event_source*, const signalfd_siginfo* si, void* us
 int Manager::on_core_timer(sd_event_source*, uint64_t, void* userdata) {
     auto* self = static_cast<Manager*>(userdata);
     try {
+        // What had arrived first (one batch per socket): a deadline is judged
+        // on it, as when the sockets ran first, and a send waits no longer.
+        for (auto& channel : self->channels_) channel->receive_queued();
         self->apply(self->node_.on_timer(self->now()));
         // Re-armed here, not only by on_post: that runs at normal priority, so
         // not while the sockets have a backlog, and the next send would wait.

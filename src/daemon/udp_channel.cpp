@@ -311,22 +311,29 @@ int UdpChannel::on_retry(sd_event_source*, uint64_t, void* userdata) {
 }
 
 int UdpChannel::on_readable(sd_event_source*, int fd, uint32_t, void* userdata) {
-    auto* self = static_cast<UdpChannel*>(userdata);
+    static_cast<UdpChannel*>(userdata)->receive_batch(fd);
+    return 0;
+}
+
+void UdpChannel::receive_queued() {
+    for (const Socket* socket : {&sender_, &listener_})
+        if (socket->fd) receive_batch(socket->fd.get());
+}
+
+void UdpChannel::receive_batch(int fd) {
     std::uint8_t buf[2048];
     for (int i = 0; i < kMaxDatagramsPerWakeup; ++i) {
         ssize_t n = recv(fd, buf, sizeof buf, 0);
         if (n < 0) {
-            if (errno != EAGAIN && errno != EINTR)
-                log::warning(log::with_errno("channel '" + self->name_ + "': recv", -errno));
+            if (errno != EAGAIN && errno != EINTR) log::warning(log::with_errno("channel '" + name_ + "': recv", -errno));
             break;
         }
         try {
-            self->receiver_(std::span<const std::uint8_t>(buf, static_cast<std::size_t>(n)), self->index_);
+            receiver_(std::span<const std::uint8_t>(buf, static_cast<std::size_t>(n)), index_);
         } catch (const std::exception& e) {
-            log::error("channel '" + self->name_ + "': " + e.what());
+            log::error("channel '" + name_ + "': " + e.what());
         }
     }
-    return 0;
 }
 
 void UdpChannel::send(std::span<const std::uint8_t> datagram) {

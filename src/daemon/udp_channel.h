@@ -30,9 +30,10 @@
 namespace freeha {
 
 // The loop's order under load. The core's timer (heartbeat sends, lease, fence
-// and dead-time deadlines) goes first: a send or a deadline that is due waits
-// for no receive backlog, only for the one bounded batch being read
-// (kMaxDatagramsPerWakeup). Then the heartbeat sockets, ahead of everything
+// and dead-time deadlines) goes first, after one bounded batch per socket of
+// what was already queued (receive_queued): a send or a deadline that is due
+// waits for no receive backlog, only for those batches (kMaxDatagramsPerWakeup
+// each), and a deadline is judged on what had arrived. Then the heartbeat sockets, ahead of everything
 // else (bus, hooks, signals); a batch per wake-up, so they get the loop
 // between two timer dispatches and a renewing heartbeat is never starved.
 inline constexpr std::int64_t kCoreTimerPriority = SD_EVENT_PRIORITY_IMPORTANT;
@@ -55,6 +56,13 @@ public:
     // Sends to every destination of the channel; failures are logged when they
     // start and when they stop, not for every datagram.
     void send(std::span<const std::uint8_t> datagram);
+
+    // Reads one bounded batch of what is already queued on each socket, as a
+    // wake-up of the socket would. The core's timer calls it first: a lease,
+    // fence or dead-time deadline is then judged on the heartbeats that had
+    // arrived when it fired (a node descheduled past a deadline finds the
+    // renewing acknowledgements queued), and a send waits for one batch at most.
+    void receive_queued();
 
     const std::string& name() const { return name_; }
 
@@ -79,6 +87,7 @@ private:
     void retry_in_a_second();
     static int on_retry(sd_event_source* s, uint64_t usec, void* userdata);
     static int on_readable(sd_event_source* s, int fd, uint32_t revents, void* userdata);
+    void receive_batch(int fd);
 
     ChannelSpec spec_;
     std::uint16_t port_ = 0;
