@@ -19,6 +19,7 @@
 #include "core/auth.h"
 #include "core/claims.h"
 #include "core/effects.h"
+#include "core/group.h"
 #include "core/history.h"
 #include "core/holder.h"
 #include "core/membership.h"
@@ -163,34 +164,34 @@ public:
     // when nothing is due (before start(), after Exit).
     std::optional<Usec> next_wakeup(Usec now) const;
 
-    Phase phase() const { return phase_; }
-    NodeState state() const { return state_of(phase_); }
+    Phase phase() const { return group_.phase(); }
+    NodeState state() const { return group_.state(); }
     // The term of this node's own claim (0 when it claims nothing).
-    std::uint64_t term() const { return holding() ? holder_.term() : 0; }
+    std::uint64_t term() const { return group_.own_term(); }
     // The term of the claim that runs the cluster, as far as this node knows.
-    std::uint64_t cluster_term() const;
-    bool error_latched() const { return error_latched_; }
+    std::uint64_t cluster_term() const { return group_.cluster_term(); }
+    bool error_latched() const { return group_.error_latched(); }
     bool quorate() const { return quorate_; }
     bool shutting_down() const { return shutting_down_; }
     // Whether this node's services run (or start) under a lease that the
     // cluster's quorum enforces: every other node that held them has stopped
     // them, and what they left, before this node could claim (not so after a
     // forced start, nor without quorum rules).
-    bool under_enforced_lease() const { return lease_enforced_ && quorum_rules(); }
+    bool under_enforced_lease() const { return group_.lease_enforced() && quorum_rules(); }
     bool standby() const { return standby_; }
     const Maintenance& maintenance() const { return maintenance_; }
     // The wire version this node speaks now (see wire.h, "Versions").
     std::uint8_t wire_version() const;
     const std::string& unavailable() const { return unavailable_; }
-    const std::string& handover_to() const { return handover_to_; }
-    const std::string& last_error() const { return last_error_; }
+    const std::string& handover_to() const { return group_.handover_to(); }
+    const std::string& last_error() const { return group_.last_error(); }
     const NodeSettings& settings() const { return settings_; }
     const Membership& membership() const { return membership_; }
     const ReceiveCounters& counters() const { return counters_; }
-    const Voter& voter() const { return voter_; }
-    std::optional<HookKind> running_hook() const;
+    const Voter& voter() const { return group_.voter(); }
+    std::optional<HookKind> running_hook() const { return group_.running_hook(); }
     // The lease a majority grants this node's claim, when it claims.
-    std::optional<Usec> lease() const;
+    std::optional<Usec> lease() const { return group_.lease(); }
     // The node count quorum is counted against: the largest ExpectedNodes=
     // of this node and of every peer it has heard (timed out or not), so
     // that two majorities always share a node. A lowered count takes effect
@@ -198,16 +199,12 @@ public:
     unsigned expected_nodes() const { return expected_nodes_; }
 
     // The node that runs the services as this node sees it ("" when none).
-    std::string active_node() const;
+    std::string active_node() const { return group_.active_node(); }
     Status status(Usec now) const;
 
 private:
-    struct RunningHook {
-        HookKind kind;
-        Usec started;
-        bool canceled = false;
-        bool killed = false;  // by the fence deadline: the services count as stopped when it ends
-    };
+    friend class Group;
+
     // Why this node refuses a sender's heartbeats: logged when it begins (or
     // its cause changes) and when none was refused for a dead time, never per
     // datagram; shown in the status while the sender is not counted.
@@ -220,87 +217,25 @@ private:
         std::uint64_t count = 0;
     };
 
-    // The chokepoint: every phase change goes through here.
-    void set_phase(Phase to, std::string reason, Usec now, Effects& out);
     void send_heartbeat(Usec now, Effects& out);
     Usec next_heartbeat() const;
-    bool holding() const;  // STARTING, RUNNING or STOPPING: a claim of ours is out
-    bool services_started() const;  // starthasrv has run (or services were found running)
-
-    // --- hooks (node_hooks.cpp): at most one runs; the phase says which.
-    std::optional<HookKind> hook_wanted(Usec now) const;
-    bool hook_belongs(HookKind kind) const;
-    // Runs the hook the phase wants, or cancels one it does not want.
-    void drive_hooks(Usec now, Effects& out);
-    void run_hook(HookKind kind, Usec now, Effects& out);
-    // What a hook kind does here, for messages: the hasrv script, or in target
-    // mode "the start of freeha-services.target".
-    std::string step_name(HookKind kind) const;
-    void hook_succeeded(HookKind kind, Usec now, Effects& out);
-    void hook_failed(HookKind kind, const HookOutcome& outcome, Usec now, Effects& out);
-
-    // --- claims, backing and leases (node_claims.cpp)
-    // Claims the services with a new term; forced: starthasrv at once.
-    void claim(std::string reason, bool forced, Usec now, Effects& out);
-    // A reachable peer hands the services to this node (a switchover, or its machine shuts down).
-    bool handed_over_to_us() const;
-    // Claims services already found running here (the start-up probe).
-    void claim_running_services(Usec now, Effects& out);
-    void maybe_start_claim(Usec now, Effects& out);
-    // Backs (or stops backing) a claim as a voter; true when what this node
-    // announces changed, so that a heartbeat must go out at once.
-    bool update_backing(Usec now);
-    bool may_back(Usec now) const;
-    void record_grant(const wire::Heartbeat& hb, Usec now);
     // Every reachable peer's newest heartbeat names the claimant's incarnation
     // (none is of a version that would reject kFlagClaimantIncarnation).
     bool peers_state_claimant_incarnation() const;
-    void check_rivals(Usec now, Effects& out);
-    void enforce_lease(Usec now, Effects& out);
-    bool peer_backs_other_live_claim() const;
-    bool peer_runs_services() const;
-
-    // --- stopping
-    // Counts a stop by its cause once: a stop made urgent (a fence during a
-    // graceful stop) or joined by another request is the same stop.
-    void count_stop(StopCause cause);
-    void stop_services(StopCause cause, std::string reason, Usec now, Effects& out);
-    // A stop that must end by `deadline`, else the services are killed.
-    void fence(StopCause cause, std::string reason, Usec deadline, Usec now, Effects& out);
-    void kill_at_deadline(Usec now, Effects& out);
-    // Enters stopping/killed: everything the services run is killed, the
-    // running hook's result no longer counts, and the kill awaits its proof.
-    void kill_services(std::string reason, Usec now, Effects& out);
-    // After a kill under an enforced lease: the kill and the clean-up must
-    // end by self_fence_at(lease), or the node fences itself (SelfFence).
-    struct SelfFenceDue {
-        Usec at;
-        std::optional<Usec> lease_end;  // none: no lease, the deadline has passed
-    };
-    std::optional<SelfFenceDue> self_fence_due() const;
-    void self_fence_if_late(Usec now, Effects& out);
-    void fail_services(std::string error, Usec now, Effects& out);
-    void clear_error(Usec now, Effects& out);  // SIGUSR2, ClearError(): ERRORED -> STANDBY
-    void services_stopped(Usec now, Effects& out);
 
     // --- maintenance mode, leaving, wire versions (node_maintenance.cpp)
     // Adopts a peer's newer decision on maintenance mode.
     void learn_maintenance(const wire::Heartbeat& hb, Usec now, Effects& out);
     // The one place maintenance_ changes; `source`: "" for this node's admin, else the peer it came from.
     void apply_maintenance(Maintenance m, const std::string& source, Usec now, Effects& out);
-    void enter_maintenance(Usec now, Effects& out);
-    void leave_maintenance(Usec now, Effects& out);
     // An operator's command while maintenance mode is on: nothing starts or stops.
     void in_maintenance(Command command, Usec now, Effects& out);
-    // A peer that said in maintenance mode that it runs the services and has
-    // fallen silent (its freehad stopped and left them, or it died): what it
-    // ran may still run, so nobody elects until it is heard again (nor is
-    // maintenance mode turned off while it is not heard).
-    std::optional<std::string> unwatched_holder(Usec now) const;
     // Command::Leave.
     void leave(Usec now, Effects& out);
     // A leaving node exits once it holds nothing and its handover is taken (or given up).
     void leave_when_handed_over(Usec now, Effects& out);
+    // A node shutting down exits once its services have stopped, still announcing STOPPING.
+    void exit_when_stopped(Usec now, Effects& out);
 
     // --- refused senders
     void refuse(const std::string& node, RefusalCause cause, std::string reason, Usec now, Effects& out);
@@ -311,12 +246,7 @@ private:
 
     // --- start-up, quorum and election
     void update_quorum(Usec now, Effects& out);
-    void finish_listening(Usec now, Effects& out);
-    void maybe_elect(Usec now, Effects& out);
     void evaluate(Usec now, Effects& out);
-    void end_handover_when_done(Usec now);
-    // The node the election would pick if this node stepped aside (for a switchover).
-    std::optional<std::string> next_eligible_peer() const;
     // This node and every peer with a two-way link to it: a peer that does not
     // hear this node cannot be relied on to learn of its claims.
     unsigned live_votes() const { return membership_.two_way_count(own_id_) + 1; }
@@ -332,47 +262,25 @@ private:
     std::uint64_t own_id_;
     Membership membership_;
     ReceiveCounters counters_;
-    TermBook terms_;
     unsigned expected_nodes_;  // see expected_nodes(); kept, as the hot path reads it often
-    Voter voter_;    // what this node promised other claims
-    Holder holder_;  // this node's own claim and its lease
+    Group group_{*this};       // the services (the default group)
 
-    Phase phase_ = Phase::InitialProbe;
-    // Whether the lease binds this holder: from the claim on, or, for services
-    // started without one (forced, found running at start-up), from the first lease.
-    bool lease_enforced_ = false;
     bool started_ = false;
     bool exited_ = false;  // Exit was emitted: nothing more happens
-    bool error_latched_ = false;
     bool shutting_down_ = false;
     bool quorate_ = false;
     bool standby_ = false;
     bool leaving_ = false;  // Command::Leave: hand over, then exit announcing kFlagLeaving
     Maintenance maintenance_;
-    // Running: the first monitorhasrv after maintenance mode is a probe; its
-    // failure means the services were stopped by hand (no error is latched).
-    bool probe_after_maintenance_ = false;
     std::string unavailable_;  // see set_unavailable()
-    std::string last_error_;
-    std::string handover_to_;             // switchover target, announced until it takes over
-    std::optional<Usec> handover_until_;  // set once our stop ends: give up waiting then
-    std::optional<Usec> fence_deadline_;  // StoppingFenced: kill the services then
-    bool self_fenced_ = false;            // StoppingKilled, StoppingCleanup: SelfFence was emitted
-    bool start_after_stop_ = false;       // a force-start that arrived while stopping
     std::optional<std::uint64_t> duplicate_incarnation_seen_;
     std::map<std::string, Refusal> refused_;  // sender -> why its heartbeats are refused; at most Membership::kMaxPeers
     std::set<std::uint8_t> unknown_versions_seen_;  // logged once each
-    std::uint64_t unexpected_services_ = 0;  // times the services were found running here unbidden
-    History history_;
-    std::optional<RunningHook> hook_;
 
     Usec started_at_;
-    Usec init_deadline_;
-    Usec listen_until_;       // start (or quorum regained) + dead time: no election before
     Usec backing_allowed_at_;  // start + the longest dead time: promises of an earlier incarnation have run out
     Usec last_sent_;           // when the last heartbeat went out
     std::uint64_t sequence_ = 0;
-    std::optional<Usec> next_monitor_;
 };
 
 }  // namespace freeha

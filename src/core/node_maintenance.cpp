@@ -1,5 +1,6 @@
 // Planned work: maintenance mode (cluster-wide, newest decision wins), leaving at a machine shutdown, and the wire version spoken.
 #include "core/election.h"
+#include "core/group.h"
 #include "core/node.h"
 
 namespace freeha {
@@ -34,14 +35,14 @@ Effects Node::set_maintenance(bool on, Usec now, std::string* error) {
                           std::to_string(p.wire_version) + ") that knows no maintenance mode: upgrade it first");
     }
     if (!on) {
-        if (auto silent = unwatched_holder(now))
+        if (auto silent = group_.unwatched_holder(now))
             return refuse("node " + *silent + " last said it runs the services and cannot be heard: start freehad "
                           "there first, else what it still runs could run beside the services another node starts");
     }
-    if (!handover_to_.empty())
-        return refuse("a switchover to " + handover_to_ + " is under way: try again once it has ended");
-    if (state() == NodeState::Starting || state() == NodeState::Stopping)
-        return refuse(std::string("this node is ") + (state() == NodeState::Starting ? "starting" : "stopping") +
+    if (!group_.handover_to().empty())
+        return refuse("a switchover to " + group_.handover_to() + " is under way: try again once it has ended");
+    if (NodeState state = group_.state(); state == NodeState::Starting || state == NodeState::Stopping)
+        return refuse(std::string("this node is ") + (state == NodeState::Starting ? "starting" : "stopping") +
                       " the services: try again once that has ended");
     for (const auto& [name, p] : membership_.peers()) {
         if (!p.reachable()) continue;
@@ -78,17 +79,42 @@ void Node::apply_maintenance(Maintenance m, const std::string& source, Usec now,
                                      "maintenance mode on (" + from +
                                          "): freehad starts, stops, monitors and fails over nothing until it is "
                                          "turned off"});
-        enter_maintenance(now, out);
+        group_.enter_maintenance(now, out);
     } else {
         out.push_back(effect::Notice{NoticeKind::MaintenanceChanged, settings_.node_name,
                                      "maintenance mode off (" + from +
                                          "): probing for the services, carrying on from what is found"});
-        leave_maintenance(now, out);
+        group_.leave_maintenance(now, out);
     }
     send_heartbeat(now, out);  // peers learn of it at once
 }
 
-void Node::enter_maintenance(Usec now, Effects& out) {
+void Node::in_maintenance(Command command, Usec now, Effects& out) {
+    switch (command) {
+    case Command::Stop:
+    case Command::ForceStart:
+    case Command::Leave: break;  // nothing starts or stops (the daemon says so)
+    case Command::Shutdown:
+        shutting_down_ = true;
+        if (group_.state() == NodeState::Stopping) break;  // a stop for the lease: it ends first
+        // The services are left as they are, and the unit's clean-up leaves
+        // them too. The last heartbeat says the node leaves, still holding
+        // them: nobody starts them elsewhere until it is heard again.
+        leaving_ = true;
+        exited_ = true;
+        send_heartbeat(now, out);
+        out.push_back(effect::Exit{0, group_.holding() || group_.hook_running()});
+        break;
+    case Command::ClearError: group_.clear_error(now, out); break;
+    case Command::Standby:
+    case Command::Unstandby:
+        standby_ = command == Command::Standby;
+        send_heartbeat(now, out);
+        break;
+    }
+}
+
+void Group::enter_maintenance(Usec now, Effects& out) {
     probe_after_maintenance_ = false;
     next_monitor_.reset();
     switch (phase_) {
@@ -103,8 +129,8 @@ void Node::enter_maintenance(Usec now, Effects& out) {
     }
 }
 
-void Node::leave_maintenance(Usec now, Effects& out) {
-    if (settings_.role != Role::Member || error_latched_ || shutting_down_) return;
+void Group::leave_maintenance(Usec now, Effects& out) {
+    if (node_.settings_.role != Role::Member || error_latched_ || node_.shutting_down_) return;
     switch (phase_) {
     case Phase::Running:
         // The holder checks its services at once; if they are gone, it lets
@@ -117,7 +143,7 @@ void Node::leave_maintenance(Usec now, Effects& out) {
         // As at start-up: INITIAL until the probe (and a clean-up when
         // nothing runs here) has ended, which holds every election back
         // until each node has said what it found.
-        listen_until_ = std::max(listen_until_, now + settings_.dead_time);
+        listen_until_ = std::max(listen_until_, now + node_.settings_.dead_time);
         init_deadline_ = listen_until_;
         set_phase(Phase::InitialProbe, "maintenance mode off: probing for the services", now, out);
         break;
@@ -125,35 +151,10 @@ void Node::leave_maintenance(Usec now, Effects& out) {
     }
 }
 
-void Node::in_maintenance(Command command, Usec now, Effects& out) {
-    switch (command) {
-    case Command::Stop:
-    case Command::ForceStart:
-    case Command::Leave: break;  // nothing starts or stops (the daemon says so)
-    case Command::Shutdown:
-        shutting_down_ = true;
-        if (state() == NodeState::Stopping) break;  // a stop for the lease: it ends first
-        // The services are left as they are, and the unit's clean-up leaves
-        // them too. The last heartbeat says the node leaves, still holding
-        // them: nobody starts them elsewhere until it is heard again.
-        leaving_ = true;
-        exited_ = true;
-        send_heartbeat(now, out);
-        out.push_back(effect::Exit{0, holding() || hook_.has_value()});
-        break;
-    case Command::ClearError: clear_error(now, out); break;
-    case Command::Standby:
-    case Command::Unstandby:
-        standby_ = command == Command::Standby;
-        send_heartbeat(now, out);
-        break;
-    }
-}
-
-std::optional<std::string> Node::unwatched_holder(Usec now) const {
-    for (const auto& [name, p] : membership_.peers()) {
+std::optional<std::string> Group::unwatched_holder(Usec now) const {
+    for (const auto& [name, p] : node_.membership_.peers()) {
         if (!holds_services(p.announced) || !p.maintenance.on) continue;
-        if (!p.reachable() || now >= p.last_heard + 2 * settings_.interval) return name;
+        if (!p.reachable() || now >= p.last_heard + 2 * node_.settings_.interval) return name;
     }
     return std::nullopt;
 }
@@ -164,21 +165,25 @@ void Node::leave(Usec now, Effects& out) {
     if (leaving_) return;
     leaving_ = true;
     shutting_down_ = true;
-    if (maintenance_.on && state() != NodeState::Stopping) {
+    if (maintenance_.on && group_.state() != NodeState::Stopping) {
         // Nothing is handed over in maintenance mode: the services go down
         // with the machine, so the last heartbeat says this node holds nothing.
-        bool left = holding() || hook_.has_value();
-        if (holding()) set_phase(Phase::Standby, "the machine shuts down in maintenance mode", now, out);
+        bool left = group_.holding() || group_.hook_running();
+        if (group_.holding()) group_.set_phase(Phase::Standby, "the machine shuts down in maintenance mode", now, out);
         exited_ = true;
         send_heartbeat(now, out);
         out.push_back(effect::Exit{0, left});
         return;
     }
+    group_.leave(now, out);
+}
+
+void Group::leave(Usec now, Effects& out) {
     if (handover_to_.empty() && (holding() || hook_)) handover_to_ = next_eligible_peer().value_or(std::string());
     std::string reason = "the machine shuts down" +
                          (handover_to_.empty() ? std::string() : ": handing the services to " + handover_to_);
     if (state() == NodeState::Stopping) {
-        send_heartbeat(now, out);  // the handover target, if it is new, learns of it now
+        node_.send_heartbeat(now, out);  // the handover target, if it is new, learns of it now
     } else if (holding() || hook_) {
         stop_services(StopCause::Leave, std::move(reason), now, out);
     } else {
@@ -187,10 +192,17 @@ void Node::leave(Usec now, Effects& out) {
 }
 
 void Node::leave_when_handed_over(Usec now, Effects& out) {
-    if (!leaving_ || exited_ || holding() || hook_ || !handover_to_.empty()) return;
+    if (!leaving_ || exited_ || group_.holding() || group_.hook_running() || !group_.handover_to().empty()) return;
     exited_ = true;           // own_flags(): this is the last heartbeat, kFlagLeaving
     send_heartbeat(now, out);
     out.push_back(effect::Exit{0});
+}
+
+void Node::exit_when_stopped(Usec now, Effects& out) {
+    // FreeHA: exit still announcing STOPPING; peers wait out the dead time.
+    send_heartbeat(now, out);
+    out.push_back(effect::Exit{0});
+    exited_ = true;
 }
 
 }  // namespace freeha

@@ -1,12 +1,13 @@
 // The status projection: what the node shows of itself and the cluster (JSON, D-Bus, freehactl all start here).
 #include <algorithm>
 
+#include "core/group.h"
 #include "core/node.h"
 #include "core/node_name.h"
 
 namespace freeha {
 
-std::string Node::active_node() const {
+std::string Group::active_node() const {
     // A claim whose services run outranks one still pending; then the better claim.
     struct Best {
         const std::string* name = nullptr;
@@ -19,15 +20,15 @@ std::string Node::active_node() const {
                       (started == best.started && claim_outranks(term, name, best.term, *best.name));
         if (better) best = Best{&name, term, started};
     };
-    consider(settings_.node_name, state(), holder_.term(), services_started());
-    for (const auto& [name, p] : membership_.peers()) consider(name, p.state(), p.term, p.runs_services());
+    consider(node_.settings_.node_name, state(), holder_.term(), services_started());
+    for (const auto& [name, p] : node_.membership_.peers()) consider(name, p.state(), p.term, p.runs_services());
     return best.name ? *best.name : std::string();
 }
 
-std::uint64_t Node::cluster_term() const {
+std::uint64_t Group::cluster_term() const {
     if (holding()) return holder_.term();
     std::string active = active_node();
-    if (!active.empty()) return membership_.peers().at(active).term;
+    if (!active.empty()) return node_.membership_.peers().at(active).term;
     return terms_.max_term();
 }
 
@@ -35,35 +36,35 @@ Status Node::status(Usec now) const {
     Status s;
     s.cluster = settings_.cluster_name;
     s.node = settings_.node_name;
-    s.state = state();
-    s.phase = std::string(to_string(phase_));
+    s.state = group_.state();
+    s.phase = std::string(to_string(group_.phase()));
     s.role = settings_.role;
     s.term = cluster_term();
     s.quorate = quorate_;
     s.expected_nodes = settings_.expected_nodes;
     s.dead_time = settings_.dead_time;
     s.active_node = active_node();
-    s.errored = error_latched_;
+    s.errored = group_.error_latched();
     s.standby = standby_;
-    s.last_error = last_error_;
+    s.last_error = group_.last_error();
     s.unavailable = unavailable_;
     s.counters = counters_;
-    s.unexpected_services = unexpected_services_;
+    s.unexpected_services = group_.unexpected_services();
     s.version = settings_.release;
     s.wire_version = wire_version();
     s.maintenance = maintenance_.on;
     s.maintenance_since_realtime_usec = maintenance_.epoch;
     s.leaving = leaving_;
-    s.history = history_;
+    s.history = group_.history();
     if (auto lease_end = lease()) s.lease_remaining = *lease_end - now;
     for (std::size_t i = 0; i < settings_.channel_count; ++i) s.channels.push_back(channel_name(i));
     NodeStatus self;
     self.name = settings_.node_name;
-    self.state = state();
+    self.state = group_.state();
     self.role = settings_.role;
     self.reachable = true;
-    self.term = holding() ? holder_.term() : s.term;
-    self.errored = error_latched_;
+    self.term = group_.holding() ? group_.own_term() : s.term;
+    self.errored = group_.error_latched();
     self.standby = standby_;
     self.self = true;
     self.version = settings_.release;

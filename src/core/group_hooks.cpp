@@ -1,4 +1,5 @@
 // Hook sequencing: at most one service hook runs; the phase says which, and its end moves the phase on.
+#include "core/group.h"
 #include "core/node.h"
 
 #include <array>
@@ -7,13 +8,13 @@ namespace freeha {
 
 // The hook the phase runs, when none runs yet. Each of these phases is left
 // when its hook ends, so "no hook running" means "not run yet".
-std::optional<HookKind> Node::hook_wanted(Usec now) const {
+std::optional<HookKind> Group::hook_wanted(Usec now) const {
     switch (phase_) {
     case Phase::InitialProbe: return HookKind::Monitor;
     case Phase::InitialCleanup: return HookKind::Stop;
     case Phase::StartingHook: return HookKind::Start;
     case Phase::Running:
-        if (next_monitor_ && now >= *next_monitor_ && !maintenance_.on) return HookKind::Monitor;
+        if (next_monitor_ && now >= *next_monitor_ && !node_.maintenance_.on) return HookKind::Monitor;
         return std::nullopt;
     case Phase::StoppingHook:
     case Phase::StoppingFenced:
@@ -23,17 +24,17 @@ std::optional<HookKind> Node::hook_wanted(Usec now) const {
 }
 
 // Whether a running hook may go on in this phase; any other is canceled.
-bool Node::hook_belongs(HookKind kind) const {
+bool Group::hook_belongs(HookKind kind) const {
     switch (phase_) {
     case Phase::InitialProbe: return kind == HookKind::Monitor;
-    case Phase::Running: return kind == HookKind::Monitor && !maintenance_.on;
+    case Phase::Running: return kind == HookKind::Monitor && !node_.maintenance_.on;
     case Phase::StartingHook: return kind == HookKind::Start;
     case Phase::StoppingKilled: return true;  // being killed: it ends on its own
     default: return kind == HookKind::Stop;  // a stop, or a clean-up of services found running here
     }
 }
 
-void Node::drive_hooks(Usec now, Effects& out) {
+void Group::drive_hooks(Usec now, Effects& out) {
     if (hook_) {
         if (!hook_belongs(hook_->kind) && !hook_->canceled && !hook_->killed) {
             hook_->canceled = true;
@@ -47,19 +48,19 @@ void Node::drive_hooks(Usec now, Effects& out) {
     }
 }
 
-void Node::run_hook(HookKind kind, Usec now, Effects& out) {
+void Group::run_hook(HookKind kind, Usec now, Effects& out) {
     hook_ = RunningHook{kind, now};
     out.push_back(effect::RunHook{kind});
 }
 
-Effects Node::on_hook_finished(HookKind kind, const HookOutcome& outcome, Usec now) {
+Effects Group::on_hook_finished(HookKind kind, const HookOutcome& outcome, Usec now) {
     Effects out;
     if (!hook_ || hook_->kind != kind) return out;  // not ours to judge
     RunningHook ended = *hook_;
     hook_.reset();
     history_.hooks.at(static_cast<std::size_t>(kind)).count(now - ended.started, !outcome.success);
     if (ended.killed) {
-        out.push_back(effect::Notice{NoticeKind::HookFailed, settings_.node_name,
+        out.push_back(effect::Notice{NoticeKind::HookFailed, node_.settings_.node_name,
                                      step_name(kind) + " killed with the services: the stop did not end by its deadline"});
     } else if (ended.canceled) {
         // The result of a canceled hook means nothing: the phase runs what it needs next.
@@ -68,17 +69,17 @@ Effects Node::on_hook_finished(HookKind kind, const HookOutcome& outcome, Usec n
     } else {
         hook_failed(kind, outcome, now, out);
     }
-    evaluate(now, out);
+    node_.evaluate(now, out);
     return out;
 }
 
-std::string Node::step_name(HookKind kind) const {
-    if (settings_.services_target.empty()) return std::string(hook_name(kind));
+std::string Group::step_name(HookKind kind) const {
+    if (node_.settings_.services_target.empty()) return std::string(hook_name(kind));
     static constexpr std::array<std::string_view, kHookKindCount> kSteps{"the start of ", "the stop of ", "the check of "};
-    return std::string(kSteps.at(static_cast<std::size_t>(kind))) + settings_.services_target;
+    return std::string(kSteps.at(static_cast<std::size_t>(kind))) + node_.settings_.services_target;
 }
 
-void Node::hook_succeeded(HookKind kind, Usec now, Effects& out) {
+void Group::hook_succeeded(HookKind kind, Usec now, Effects& out) {
     switch (phase_) {
     case Phase::InitialProbe: claim_running_services(now, out); break;
     case Phase::InitialCleanup:
@@ -86,11 +87,11 @@ void Node::hook_succeeded(HookKind kind, Usec now, Effects& out) {
         break;
     case Phase::StartingHook:
         set_phase(Phase::Running, step_name(kind) + " succeeded", now, out);
-        next_monitor_ = now + settings_.monitor_interval;
+        next_monitor_ = now + node_.settings_.monitor_interval;
         break;
     case Phase::Running:
         probe_after_maintenance_ = false;
-        next_monitor_ = now + settings_.monitor_interval;
+        next_monitor_ = now + node_.settings_.monitor_interval;
         break;
     case Phase::StoppingHook:
     case Phase::StoppingFenced:
@@ -99,8 +100,8 @@ void Node::hook_succeeded(HookKind kind, Usec now, Effects& out) {
     }
 }
 
-void Node::hook_failed(HookKind kind, const HookOutcome& outcome, Usec now, Effects& out) {
-    std::string what = step_name(kind) + (settings_.services_target.empty() ? " " : " failed: ") + outcome.description;
+void Group::hook_failed(HookKind kind, const HookOutcome& outcome, Usec now, Effects& out) {
+    std::string what = step_name(kind) + (node_.settings_.services_target.empty() ? " " : " failed: ") + outcome.description;
     switch (phase_) {
     case Phase::InitialProbe:  // nothing runs here (as expected): clean up anyway, as FreeHA did
         set_phase(Phase::InitialCleanup, "services not running here; cleaning up", now, out);
@@ -113,7 +114,7 @@ void Node::hook_failed(HookKind kind, const HookOutcome& outcome, Usec now, Effe
         }
         [[fallthrough]];
     case Phase::StartingHook:
-        out.push_back(effect::Notice{NoticeKind::HookFailed, settings_.node_name, what});
+        out.push_back(effect::Notice{NoticeKind::HookFailed, node_.settings_.node_name, what});
         fail_services(what, now, out);
         break;
     case Phase::StoppingHook:
@@ -122,7 +123,7 @@ void Node::hook_failed(HookKind kind, const HookOutcome& outcome, Usec now, Effe
         // count as stopped this node releases every promise it holds: kill
         // what is left first (confirmed by the cgroup or systemd), then let
         // stophasrv clean up once more.
-        out.push_back(effect::Notice{NoticeKind::HookFailed, settings_.node_name,
+        out.push_back(effect::Notice{NoticeKind::HookFailed, node_.settings_.node_name,
                                      what + "; killing whatever is left of the services"});
         kill_services(what, now, out);
         break;
@@ -130,10 +131,10 @@ void Node::hook_failed(HookKind kind, const HookOutcome& outcome, Usec now, Effe
     case Phase::StoppingCleanup:
         // After a kill (or before anything ran here) stophasrv's status is
         // logged, never judged (FreeHA): the services count as stopped.
-        out.push_back(effect::Notice{NoticeKind::HookFailed, settings_.node_name, what});
+        out.push_back(effect::Notice{NoticeKind::HookFailed, node_.settings_.node_name, what});
         hook_succeeded(kind, now, out);
         break;
-    default: out.push_back(effect::Notice{NoticeKind::HookFailed, settings_.node_name, what}); break;
+    default: out.push_back(effect::Notice{NoticeKind::HookFailed, node_.settings_.node_name, what}); break;
     }
 }
 

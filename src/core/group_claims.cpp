@@ -1,13 +1,14 @@
 // The node's claims and lease (its Holder), its backing of other claims (its Voter); the arithmetic is in claims.cpp.
 #include "core/election.h"
+#include "core/group.h"
 #include "core/node.h"
 #include "core/node_name.h"
 
 namespace freeha {
 
-std::optional<Usec> Node::lease() const {
-    if (!holding() || !quorum_rules()) return std::nullopt;
-    return holder_.lease(quorum_votes_needed(expected_nodes()));
+std::optional<Usec> Group::lease() const {
+    if (!holding() || !node_.quorum_rules()) return std::nullopt;
+    return holder_.lease(quorum_votes_needed(node_.expected_nodes()));
 }
 
 // A backer states the grant of its promise to this claim, on our clock,
@@ -15,35 +16,68 @@ std::optional<Usec> Node::lease() const {
 // until it runs out even if the backer's later heartbeats say something else:
 // a backer keeps its promise whatever it announces, and restarted, it backs
 // nothing for a dead time.
-void Node::record_grant(const wire::Heartbeat& hb, Usec now) {
-    if (!holding() || hb.claimant != settings_.node_name || hb.term != holder_.term() || hb.grant == 0) return;
+void Group::record_grant(const wire::Heartbeat& hb, Usec now) {
+    if (!holding() || hb.claimant != node_.settings_.node_name || hb.term != holder_.term() || hb.grant == 0) return;
     // A grant to this node's earlier run (replayed, or late) is on a clock
     // that may have started over: one naming another run backs nothing. (A
     // grant naming no run comes from a version that cannot name it, or a
     // node beside one: freeha-safety(7).)
-    if (hb.claimant_incarnation && *hb.claimant_incarnation != settings_.incarnation) return;
+    if (hb.claimant_incarnation && *hb.claimant_incarnation != node_.settings_.incarnation) return;
     holder_.record_grant(hb.node, Usec(hb.grant), now);
 }
 
-void Node::claim(std::string reason, bool forced, Usec now, Effects& out) {
+void Group::announce(wire::Heartbeat& hb, Usec now) const {
+    // A claim announces its own term. Any other node announces the claim it
+    // backs (with the grant of its promise), or else the best claim it
+    // knows of, so that news of a claim spreads to nodes its claimant cannot reach.
+    if (holding()) {
+        hb.term = holder_.term();
+    } else if (voter_.live(now)) {
+        hb.term = voter_.term();
+        hb.claimant = voter_.claimant();
+        hb.grant = voter_.grant();
+        hb.claimant_incarnation = voter_.claimant_incarnation();
+    } else {
+        hb.term = terms_.max_term();
+        hb.claimant = terms_.best_claimant();
+        auto claimant = node_.membership_.peers().find(hb.claimant);
+        hb.claimant_incarnation = claimant != node_.membership_.peers().end() ? claimant->second.incarnation : 0;
+    }
+    hb.state = state();
+    hb.handover_to = handover_to_;
+}
+
+bool Group::learn(const wire::Heartbeat& hb, Usec now) {
+    terms_.learn(hb.term, holds_services(hb.state) ? hb.node : hb.claimant);
+    record_grant(hb, now);
+    // A new heartbeat of the claim we back renews our promise, and our
+    // acknowledgement (the grant) goes back at once: it renews the lease.
+    bool ack = false;
+    if (node_.started_ && voter_.backs(hb.node, hb.incarnation, hb.term) && holds_services(hb.state) && may_back(now))
+        ack = voter_.promise(hb.node, hb.incarnation, hb.term, Usec(hb.sent_at), now, node_.settings_.dead_time, now);
+    if (node_.started_ && update_backing(now)) ack = true;
+    return ack;
+}
+
+void Group::claim(std::string reason, bool forced, Usec now, Effects& out) {
     ClaimCause cause = forced                   ? ClaimCause::Forced
                        : handed_over_to_us()    ? ClaimCause::Switchover
                        : terms_.max_term() == 0 ? ClaimCause::Startup
                                                 : ClaimCause::Failover;
     ++history_.claims.at(static_cast<std::size_t>(cause));
-    holder_.claim(terms_.next_term(settings_.node_name), now);
+    holder_.claim(terms_.next_term(node_.settings_.node_name), now);
     voter_.release();  // a claimant backs no one else (maybe_elect waits for its promise to run out)
     // Services started without a lease (forced) are bound by one only once
     // they have one: the operator took responsibility for the start.
     lease_enforced_ = !forced;
-    if (!forced && quorum_rules())
+    if (!forced && node_.quorum_rules())
         reason += "; starting the services once a majority backs this claim";
-    out.push_back(effect::Notice{NoticeKind::Takeover, settings_.node_name, reason});
+    out.push_back(effect::Notice{NoticeKind::Takeover, node_.settings_.node_name, reason});
     set_phase(forced ? Phase::StartingHook : Phase::StartingPending, std::move(reason), now, out);
     drive_hooks(now, out);
 }
 
-void Node::claim_running_services(Usec now, Effects& out) {
+void Group::claim_running_services(Usec now, Effects& out) {
     // FreeHA: a successful monitor at start-up means the services already run
     // here. The claim has term 0, so any node that took over meanwhile wins;
     // with quorum rules it must win a lease like any other holder.
@@ -52,53 +86,47 @@ void Node::claim_running_services(Usec now, Effects& out) {
     voter_.release();
     lease_enforced_ = false;
     set_phase(Phase::Running, "monitorhasrv at start-up: services already running here", now, out);
-    next_monitor_ = now + settings_.monitor_interval;
+    next_monitor_ = now + node_.settings_.monitor_interval;
 }
 
-void Node::maybe_start_claim(Usec now, Effects& out) {
+void Group::maybe_start_claim(Usec now, Effects& out) {
     if (phase_ != Phase::StartingPending || hook_) return;
     // Planned moves: wait for a node that still runs (or stops) the services.
     if (peer_runs_services()) return;
-    if (quorum_rules() && !lease_allows_start(lease(), now, lease_timings(settings_))) return;
+    if (node_.quorum_rules() && !lease_allows_start(lease(), now, lease_timings(node_.settings_))) return;
     set_phase(Phase::StartingHook, "a majority backs this claim", now, out);
 }
 
-bool Node::peer_runs_services() const {
-    for (const auto& [name, p] : membership_.peers())
+bool Group::peer_runs_services() const {
+    for (const auto& [name, p] : node_.membership_.peers())
         if (p.reachable() && p.runs_services()) return true;
     return false;
 }
 
-bool Node::handed_over_to_us() const {
-    for (const auto& [name, p] : membership_.peers())
-        if (p.reachable() && p.handover_to == settings_.node_name) return true;
+bool Group::handed_over_to_us() const {
+    for (const auto& [name, p] : node_.membership_.peers())
+        if (p.reachable() && p.handover_to == node_.settings_.node_name) return true;
     return false;
 }
 
-bool Node::peer_backs_other_live_claim() const {
-    for (const auto& [name, p] : membership_.peers())
-        if (p.reachable() && p.grant != 0 && p.claimant != settings_.node_name) return true;
+bool Group::peer_backs_other_live_claim() const {
+    for (const auto& [name, p] : node_.membership_.peers())
+        if (p.reachable() && p.grant != 0 && p.claimant != node_.settings_.node_name) return true;
     return false;
 }
 
-bool Node::peers_state_claimant_incarnation() const {
-    for (const auto& [name, p] : membership_.peers())
-        if (p.reachable() && !p.states_claimant_incarnation) return false;
-    return true;
-}
+bool Group::may_back(Usec now) const { return node_.started_ && !holding() && now >= node_.backing_allowed_at_; }
 
-bool Node::may_back(Usec now) const { return started_ && !holding() && now >= backing_allowed_at_; }
-
-bool Node::update_backing(Usec now) {
+bool Group::update_backing(Usec now) {
     Voter before = voter_;
     bool was_live = voter_.live(now);
     if (!voter_.claimant().empty()) {
-        auto it = membership_.peers().find(voter_.claimant());
+        auto it = node_.membership_.peers().find(voter_.claimant());
         // The claimant now says it holds nothing, or holds another claim (a
         // holder always announces its own term): the promise has nothing left
         // to protect, that claim's services are stopped. Nothing else ends a
         // promise early: a claimant that fell silent is waited out.
-        if (it != membership_.peers().end() &&
+        if (it != node_.membership_.peers().end() &&
             (!holds_services(it->second.announced) || it->second.term != voter_.term()))
             voter_.release();
         voter_.expire(now);
@@ -107,7 +135,7 @@ bool Node::update_backing(Usec now) {
         // Free to back: the best claim we hear directly. A claim whose
         // services run outranks one still pending, then the higher term.
         const Peer* best = nullptr;
-        for (const auto& [name, p] : membership_.peers()) {
+        for (const auto& [name, p] : node_.membership_.peers()) {
             if (!p.reachable() || !holds_services(p.announced) || p.role != Role::Member) continue;
             if (best == nullptr || (p.runs_services() && !best->runs_services()) ||
                 (p.runs_services() == best->runs_services() && claim_outranks(p.term, p.name, best->term, best->name)))
@@ -115,7 +143,7 @@ bool Node::update_backing(Usec now) {
         }
         if (best != nullptr)
             voter_.promise(best->name, best->incarnation, best->term, Usec(best->sent_at), best->last_heard,
-                           settings_.dead_time, now);
+                           node_.settings_.dead_time, now);
     }
     // What we announce changed: a new backing, a release, a promise that ran out.
     return voter_.claimant() != before.claimant() || voter_.term() != before.term() ||
@@ -126,35 +154,35 @@ bool Node::update_backing(Usec now) {
 // without quorum rules, or a node frozen past its lease woke up). A claim
 // that has not started yet gives way to any node running the services, and
 // to any better claim.
-void Node::check_rivals(Usec now, Effects& out) {
+void Group::check_rivals(Usec now, Effects& out) {
     if (!holding() || state() == NodeState::Stopping) return;
     bool pending = phase_ == Phase::StartingPending;
-    for (const auto& [name, p] : membership_.peers()) {
+    for (const auto& [name, p] : node_.membership_.peers()) {
         if (!p.reachable()) continue;
         std::string text;
         // A node whose stop is under way is waited for (maybe_start_claim), not fought.
         bool runs = p.runs_services() && p.announced != NodeState::Stopping;
-        if (runs && (pending || claim_outranks(p.term, name, holder_.term(), settings_.node_name))) {
+        if (runs && (pending || claim_outranks(p.term, name, holder_.term(), node_.settings_.node_name))) {
             text = name + " runs the services with term " + std::to_string(p.term) + " (ours " +
                    std::to_string(holder_.term()) + "); stepping down";
         } else if (pending) {
             const std::string& rival = holds_services(p.announced) ? name : p.claimant;
-            if (rival.empty() || !claim_outranks(p.term, rival, holder_.term(), settings_.node_name)) continue;
+            if (rival.empty() || !claim_outranks(p.term, rival, holder_.term(), node_.settings_.node_name)) continue;
             text = name + (rival == name ? " claims" : " knows of a claim by " + rival) + " with term " +
                    std::to_string(p.term) + " (ours " + std::to_string(holder_.term()) + "); withdrawing our claim";
         } else {
             continue;
         }
         out.push_back(effect::Notice{NoticeKind::DualActiveResolved, name, text});
-        fence(StopCause::Rival, std::move(text), now + settings_.fence_timeout, now, out);
+        fence(StopCause::Rival, std::move(text), now + node_.settings_.fence_timeout, now, out);
         return;
     }
 }
 
 // A holder stops in time for its lease: gracefully when FenceTimeout is left, killing at its end.
-void Node::enforce_lease(Usec now, Effects& out) {
-    if (!quorum_rules() || !services_started()) return;
-    LeaseTimings t = lease_timings(settings_);
+void Group::enforce_lease(Usec now, Effects& out) {
+    if (!node_.quorum_rules() || !services_started()) return;
+    LeaseTimings t = lease_timings(node_.settings_);
     std::optional<Usec> lease_end = lease();
     if (!lease_enforced_) {
         if (!lease_end || *lease_end <= now) return;
@@ -169,10 +197,10 @@ void Node::enforce_lease(Usec now, Effects& out) {
     std::string text = lease_end ? "no majority has renewed this node's lease; it ends in " +
                                        format_timespan(*lease_end - now)
                                  : "no majority backs this node's claim any more";
-    out.push_back(effect::Notice{NoticeKind::LeaseLost, settings_.node_name, text});
+    out.push_back(effect::Notice{NoticeKind::LeaseLost, node_.settings_.node_name, text});
     // The majority is gone or backs another claim: claiming again at once
     // would only make noise. Listen a dead time first, as after a partition.
-    listen_until_ = std::max(listen_until_, now + settings_.dead_time);
+    listen_until_ = std::max(listen_until_, now + node_.settings_.dead_time);
     fence(StopCause::LeaseLost, text + ": stopping the services", deadline, now, out);
 }
 
