@@ -139,6 +139,10 @@ INSTANTIATE_TEST_SUITE_P(
         OrderCase{"listed with no list is rendezvous", listed("web", {}), {"alpha", "bravo", "charlie", "delta"},
                   {"delta", "bravo", "alpha", "charlie"}},
         OrderCase{"a node named twice counts once", rdv("web"), {"alpha", "bravo", "alpha"}, {"bravo", "alpha"}},
+        OrderCase{"rendezvous: names equal but for case weigh the same, in their bytes' order", rdv("web"),
+                  {"alpha", "bravo", "Alpha"}, {"bravo", "Alpha", "alpha"}},
+        OrderCase{"listed: a name spelt exactly beats one equal but for case", listed("web", {"alpha"}),
+                  {"Alpha", "alpha", "bravo"}, {"alpha", "bravo", "Alpha"}},
         OrderCase{"no nodes", rdv("web"), {}, {}}),
     [](const auto& info) { return "Case" + std::to_string(info.index); });
 
@@ -195,6 +199,8 @@ INSTANTIATE_TEST_SUITE_P(
                   {{"web", "delta"}}},
         PlaceCase{"the running node's name is matched case-insensitively", {rdv("web")}, kFour, {{"web", "ALPHA"}},
                   {{"web", "alpha"}}},
+        PlaceCase{"the running node spelt exactly beats one equal but for case", {rdv("web"), listed("db", {"alpha"})},
+                  {"Alpha", "alpha"}, {{"web", "alpha"}}, {{"db", "alpha"}, {"web", "alpha"}}},
         PlaceCase{"groups unknown to the configuration are ignored", {rdv("web"), rdv("db")}, {"alpha", "bravo"},
                   {{"old", "alpha"}, {"older", "alpha"}}, {{"db", "alpha"}, {"web", "bravo"}}},
         PlaceCase{"no eligible node: nothing placed", {rdv("web"), alpha("services")}, {}, {{"web", "alpha"}}, {}},
