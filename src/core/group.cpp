@@ -179,8 +179,10 @@ void Group::maybe_elect(Usec now, Effects& out) {
     std::vector<Candidate> view;
     view.push_back(Candidate{node_.settings_.node_name, state(), node_.settings_.role, node_.standby_, error_latched_, handover_to_});
     for (const auto& [name, p] : node_.membership_.peers())
-        if (p.reachable())
-            view.push_back(Candidate{name, p.state(), p.role, p.standby_flag(), p.error_latched(), p.handover_to});
+        if (p.reachable() && p.speaks_of(id_)) {
+            const PeerGroup& g = view_of(p);
+            view.push_back(Candidate{name, g.announced, p.role, p.standby_flag(), g.error_latched, g.handover_to});
+        }
     auto elected = elected_node(view);
     if (elected && *elected == node_.settings_.node_name)
         claim("elected: first eligible node, no node holds the services", false, now, out);
@@ -192,7 +194,7 @@ void Group::end_handover_when_done(Usec now) {
     if (handover_to_.empty()) return;
     bool taken = false;
     for (const auto& [name, p] : node_.membership_.peers())
-        if (p.reachable() && holds_services(p.announced)) taken = true;
+        if (p.reachable() && holds_services(view_of(p).announced)) taken = true;
     if (taken || (handover_until_ && now >= *handover_until_)) {
         handover_to_.clear();
         handover_until_.reset();
@@ -204,8 +206,8 @@ std::optional<std::string> Group::next_eligible_peer() const {
     // STOPPING peers would block the whole election here.
     std::vector<Candidate> view;
     for (const auto& [name, p] : node_.membership_.peers())
-        if (p.reachable() && p.announced == NodeState::Standby)
-            view.push_back(Candidate{name, p.announced, p.role, p.standby_flag(), p.error_latched(), p.handover_to});
+        if (const PeerGroup& g = view_of(p); p.reachable() && g.announced == NodeState::Standby)
+            view.push_back(Candidate{name, g.announced, p.role, p.standby_flag(), g.error_latched, g.handover_to});
     return elected_node(view);
 }
 
@@ -250,10 +252,11 @@ Effects Group::switchover(const std::string& target, Usec now, std::string* erro
             return out;
         }
         const Peer& p = it->second;
-        if (p.role != Role::Member || p.announced != NodeState::Standby || p.standby_flag() || p.error_latched()) {
-            *error = "node " + to + " cannot take the services (" + std::string(to_string(p.state())) +
+        const PeerGroup& g = view_of(p);
+        if (p.role != Role::Member || g.announced != NodeState::Standby || p.standby_flag() || g.error_latched) {
+            *error = "node " + to + " cannot take the services (" + std::string(to_string(g.announced)) +
                      (p.role != Role::Member ? ", arbitrator" : "") + (p.standby_flag() ? ", in standby" : "") +
-                     (p.error_latched() ? ", errored" : "") + ")";
+                     (g.error_latched ? ", errored" : "") + ")";
             return out;
         }
     }

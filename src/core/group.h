@@ -29,7 +29,8 @@ struct HookOutcome;
 
 class Group {
 public:
-    explicit Group(Node& node) : node_(node) {}
+    // `id`: the group's id on the wire (kDefaultGroupId for the default group).
+    Group(Node& node, std::uint32_t id) : node_(node), id_(id) {}
     Group(const Group&) = delete;
     Group& operator=(const Group&) = delete;
 
@@ -162,7 +163,11 @@ private:
     // The earliest time this group has something to do (within next_wakeup()).
     void consider_wakeups(Usec now, Usec& next) const;
 
+    // What `peer` last said of this group (nothing said: INITIAL, no claim).
+    const PeerGroup& view_of(const Peer& peer) const { return peer.group(id_); }
+
     Node& node_;
+    std::uint32_t id_;
     TermBook terms_;
     Voter voter_;    // what this node promised other claims
     Holder holder_;  // this node's own claim and its lease

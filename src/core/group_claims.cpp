@@ -99,19 +99,20 @@ void Group::maybe_start_claim(Usec now, Effects& out) {
 
 bool Group::peer_runs_services() const {
     for (const auto& [name, p] : node_.membership_.peers())
-        if (p.reachable() && p.runs_services()) return true;
+        if (p.reachable() && view_of(p).runs_services()) return true;
     return false;
 }
 
 bool Group::handed_over_to_us() const {
     for (const auto& [name, p] : node_.membership_.peers())
-        if (p.reachable() && p.handover_to == node_.settings_.node_name) return true;
+        if (p.reachable() && view_of(p).handover_to == node_.settings_.node_name) return true;
     return false;
 }
 
 bool Group::peer_backs_other_live_claim() const {
     for (const auto& [name, p] : node_.membership_.peers())
-        if (p.reachable() && p.grant != 0 && p.claimant != node_.settings_.node_name) return true;
+        if (const PeerGroup& g = view_of(p); p.reachable() && g.grant != 0 && g.claimant != node_.settings_.node_name)
+            return true;
     return false;
 }
 
@@ -127,7 +128,7 @@ bool Group::update_backing(Usec now) {
         // to protect, that claim's services are stopped. Nothing else ends a
         // promise early: a claimant that fell silent is waited out.
         if (it != node_.membership_.peers().end() &&
-            (!holds_services(it->second.announced) || it->second.term != voter_.term()))
+            (!holds_services(view_of(it->second).announced) || view_of(it->second).term != voter_.term()))
             voter_.release();
         voter_.expire(now);
     }
@@ -135,14 +136,19 @@ bool Group::update_backing(Usec now) {
         // Free to back: the best claim we hear directly. A claim whose
         // services run outranks one still pending, then the higher term.
         const Peer* best = nullptr;
+        const PeerGroup* best_claim = nullptr;
         for (const auto& [name, p] : node_.membership_.peers()) {
-            if (!p.reachable() || !holds_services(p.announced) || p.role != Role::Member) continue;
-            if (best == nullptr || (p.runs_services() && !best->runs_services()) ||
-                (p.runs_services() == best->runs_services() && claim_outranks(p.term, p.name, best->term, best->name)))
+            const PeerGroup& g = view_of(p);
+            if (!p.reachable() || !holds_services(g.announced) || p.role != Role::Member) continue;
+            if (best == nullptr || (g.runs_services() && !best_claim->runs_services()) ||
+                (g.runs_services() == best_claim->runs_services() &&
+                 claim_outranks(g.term, p.name, best_claim->term, best->name))) {
                 best = &p;
+                best_claim = &g;
+            }
         }
         if (best != nullptr)
-            voter_.promise(best->name, best->incarnation, best->term, Usec(best->sent_at), best->last_heard,
+            voter_.promise(best->name, best->incarnation, best_claim->term, Usec(best->sent_at), best->last_heard,
                            node_.settings_.dead_time, now);
     }
     // What we announce changed: a new backing, a release, a promise that ran out.
@@ -159,17 +165,18 @@ void Group::check_rivals(Usec now, Effects& out) {
     bool pending = phase_ == Phase::StartingPending;
     for (const auto& [name, p] : node_.membership_.peers()) {
         if (!p.reachable()) continue;
+        const PeerGroup& g = view_of(p);
         std::string text;
         // A node whose stop is under way is waited for (maybe_start_claim), not fought.
-        bool runs = p.runs_services() && p.announced != NodeState::Stopping;
-        if (runs && (pending || claim_outranks(p.term, name, holder_.term(), node_.settings_.node_name))) {
-            text = name + " runs the services with term " + std::to_string(p.term) + " (ours " +
+        bool runs = g.runs_services() && g.announced != NodeState::Stopping;
+        if (runs && (pending || claim_outranks(g.term, name, holder_.term(), node_.settings_.node_name))) {
+            text = name + " runs the services with term " + std::to_string(g.term) + " (ours " +
                    std::to_string(holder_.term()) + "); stepping down";
         } else if (pending) {
-            const std::string& rival = holds_services(p.announced) ? name : p.claimant;
-            if (rival.empty() || !claim_outranks(p.term, rival, holder_.term(), node_.settings_.node_name)) continue;
+            const std::string& rival = holds_services(g.announced) ? name : g.claimant;
+            if (rival.empty() || !claim_outranks(g.term, rival, holder_.term(), node_.settings_.node_name)) continue;
             text = name + (rival == name ? " claims" : " knows of a claim by " + rival) + " with term " +
-                   std::to_string(p.term) + " (ours " + std::to_string(holder_.term()) + "); withdrawing our claim";
+                   std::to_string(g.term) + " (ours " + std::to_string(holder_.term()) + "); withdrawing our claim";
         } else {
             continue;
         }

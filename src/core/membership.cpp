@@ -81,6 +81,12 @@ bool LinkHealth::update_lossy() {
     return true;
 }
 
+const PeerGroup& Peer::group(std::uint32_t id) const {
+    static const PeerGroup kNothingSaid;
+    auto it = groups.find(id);
+    return it == groups.end() ? kNothingSaid : it->second;
+}
+
 bool Peer::hears(std::uint64_t node_id) const { return std::find(heard.begin(), heard.end(), node_id) != heard.end(); }
 
 bool Membership::make_room() {
@@ -154,16 +160,19 @@ Observation Membership::observe(const wire::Heartbeat& hb, std::size_t channel, 
         obs.joined = false;
         return obs;
     }
-    p.announced = hb.state;
     p.role = hb.role;
-    p.term = hb.term;
     p.incarnation = hb.incarnation;
     p.last_sequence = hb.sequence;
-    p.flags = hb.flags;
-    p.handover_to = hb.handover_to;
-    p.claimant = hb.claimant;
+    p.flags = hb.flags & ~(wire::kFlagErrorLatched | wire::kFlagClaimPending);  // those are the group's
+    PeerGroup& header = p.groups[kDefaultGroupId];
+    header.announced = hb.state;
+    header.term = hb.term;
+    header.error_latched = (hb.flags & wire::kFlagErrorLatched) != 0;
+    header.claim_pending = (hb.flags & wire::kFlagClaimPending) != 0;
+    header.handover_to = hb.handover_to;
+    header.claimant = hb.claimant;
+    header.grant = hb.grant;
     p.sent_at = hb.sent_at;
-    p.grant = hb.grant;
     p.heard = hb.heard;
     p.states_expected = hb.expected_nodes != 0;
     p.states_claimant_incarnation = hb.claimant_incarnation.has_value();

@@ -112,20 +112,32 @@ private:
     bool lossy_ = false;
 };
 
+// The default group's id: the group a heartbeat's header speaks of.
+inline constexpr std::uint32_t kDefaultGroupId = 0;
+
+// What a peer last said of one service group.
+struct PeerGroup {
+    NodeState announced = NodeState::Initial;
+    std::uint64_t term = 0;
+    bool error_latched = false;
+    bool claim_pending = false;  // STARTING with starthasrv not run yet: a claim, not services
+    std::string handover_to;     // the node it hands the group to, if any
+    std::string claimant;        // whose claim its announced term is, when it holds nothing
+    std::uint64_t grant = 0;     // its promise to the claim it backs, on the claimant's clock (see claimant)
+    // Announces that the services are (or may be) up there: starthasrv has run.
+    bool runs_services() const { return holds_services(announced) && !claim_pending; }
+};
+
 struct Peer {
     std::string name;
-    NodeState announced = NodeState::Initial;  // what the peer last said of itself
     Role role = Role::Member;
-    std::uint64_t term = 0;
     std::uint64_t incarnation = 0;
     std::uint64_t last_sequence = 0;  // of the newest heartbeat applied
     std::vector<ReplayWindow> windows;  // index = channel
     std::vector<LinkHealth> links;      // index = channel
-    std::uint16_t flags = 0;
-    std::string handover_to;  // the node it hands the services to, if any
-    std::string claimant;     // whose claim its announced term is, when it holds no services
+    std::uint16_t flags = 0;  // the node's own flags (standby, leaving, maintenance...)
+    std::map<std::uint32_t, PeerGroup> groups;  // what it last said of each group, by group id
     std::uint64_t sent_at = 0;  // its own clock when it sent its newest heartbeat (for our promise's grant)
-    std::uint64_t grant = 0;    // its promise to the claim it backs, on the claimant's clock (see claimant)
     std::vector<std::uint64_t> heard;  // node ids the peer last said it hears
     // Its ExpectedNodes= as it last stated it (0: never stated), kept while
     // it times out: a node it could form a majority with must count as many.
@@ -142,14 +154,16 @@ struct Peer {
     Maintenance maintenance;        // as it announced it (version 3)
 
     bool reachable() const { return !timed_out; }
+    // What it said of group `id`; nothing said (INITIAL, no claim) when it
+    // never spoke of it (it has no such group).
+    const PeerGroup& group(std::uint32_t id) const;
+    bool speaks_of(std::uint32_t id) const { return groups.contains(id); }
+    // What it said of the default group, in its heartbeat's header: the state it announced.
+    const PeerGroup& header() const { return group(kDefaultGroupId); }
+    NodeState announced() const { return header().announced; }
     // TIMEDOUT once the dead time has passed, else the announced state.
-    NodeState state() const { return timed_out ? NodeState::TimedOut : announced; }
+    NodeState state() const { return timed_out ? NodeState::TimedOut : announced(); }
     bool standby_flag() const { return (flags & wire::kFlagStandby) != 0; }
-    bool error_latched() const { return (flags & wire::kFlagErrorLatched) != 0; }
-    // STARTING with starthasrv not run yet: a claim, not services.
-    bool claim_pending() const { return (flags & wire::kFlagClaimPending) != 0; }
-    // Announces that the services are (or may be) up there: starthasrv has run.
-    bool runs_services() const { return holds_services(announced) && !claim_pending(); }
     bool hears(std::uint64_t node_id) const;
 };
 

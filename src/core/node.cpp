@@ -387,8 +387,8 @@ Effects Node::on_timer(Usec now) {
         const Peer& p = membership_.peers().at(name);
         out.push_back(effect::Notice{NoticeKind::PeerTimedOut, name,
                                      "not heard for " + format_timespan(settings_.dead_time) + " (was " +
-                                         std::string(to_string(p.announced)) + ")"});
-        out.push_back(effect::PeerStateChanged{name, p.announced, NodeState::TimedOut, p.term});
+                                         std::string(to_string(p.announced())) + ")"});
+        out.push_back(effect::PeerStateChanged{name, p.announced(), NodeState::TimedOut, p.header().term});
     }
     evaluate(now, out);
     if (now >= next_heartbeat()) send_heartbeat(now, out);  // unless evaluate() just sent one

@@ -263,7 +263,7 @@ private:
     Membership membership_;
     ReceiveCounters counters_;
     unsigned expected_nodes_;  // see expected_nodes(); kept, as the hot path reads it often
-    Group group_{*this};       // the services (the default group)
+    Group group_{*this, kDefaultGroupId};  // the services (the default group)
 
     bool started_ = false;
     bool exited_ = false;  // Exit was emitted: nothing more happens

@@ -46,11 +46,11 @@ Effects Node::set_maintenance(bool on, Usec now, std::string* error) {
                       " the services: try again once that has ended");
     for (const auto& [name, p] : membership_.peers()) {
         if (!p.reachable()) continue;
-        if (!p.handover_to.empty())
-            return refuse("a switchover from " + name + " to " + p.handover_to +
+        if (!p.header().handover_to.empty())
+            return refuse("a switchover from " + name + " to " + p.header().handover_to +
                           " is under way: try again once it has ended");
-        if (p.announced == NodeState::Starting || p.announced == NodeState::Stopping)
-            return refuse("node " + name + " is " + (p.announced == NodeState::Starting ? "starting" : "stopping") +
+        if (p.announced() == NodeState::Starting || p.announced() == NodeState::Stopping)
+            return refuse("node " + name + " is " + (p.announced() == NodeState::Starting ? "starting" : "stopping") +
                           " the services: try again once that has ended");
     }
     // Above every epoch known, so that this decision wins everywhere.
@@ -153,7 +153,7 @@ void Group::leave_maintenance(Usec now, Effects& out) {
 
 std::optional<std::string> Group::unwatched_holder(Usec now) const {
     for (const auto& [name, p] : node_.membership_.peers()) {
-        if (!holds_services(p.announced) || !p.maintenance.on) continue;
+        if (!holds_services(view_of(p).announced) || !p.maintenance.on) continue;
         if (!p.reachable() || now >= p.last_heard + 2 * node_.settings_.interval) return name;
     }
     return std::nullopt;

@@ -21,14 +21,17 @@ std::string Group::active_node() const {
         if (better) best = Best{&name, term, started};
     };
     consider(node_.settings_.node_name, state(), holder_.term(), services_started());
-    for (const auto& [name, p] : node_.membership_.peers()) consider(name, p.state(), p.term, p.runs_services());
+    for (const auto& [name, p] : node_.membership_.peers()) {
+        const PeerGroup& g = view_of(p);
+        consider(name, p.reachable() ? g.announced : NodeState::TimedOut, g.term, g.runs_services());
+    }
     return best.name ? *best.name : std::string();
 }
 
 std::uint64_t Group::cluster_term() const {
     if (holding()) return holder_.term();
     std::string active = active_node();
-    if (!active.empty()) return node_.membership_.peers().at(active).term;
+    if (!active.empty()) return view_of(node_.membership_.peers().at(active)).term;
     return terms_.max_term();
 }
 
@@ -80,9 +83,9 @@ Status Node::status(Usec now) const {
         n.role = p.role;
         n.reachable = p.reachable();
         n.last_heard_usec_ago = now - p.last_heard;
-        n.term = p.term;
+        n.term = p.header().term;
         n.standby = p.standby_flag();
-        n.errored = p.error_latched();
+        n.errored = p.header().error_latched;
         n.version = p.release;
         n.wire_version = p.wire_version;
         n.maintenance = p.maintenance.on;

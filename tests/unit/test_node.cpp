@@ -996,7 +996,7 @@ TEST(NodeReceive, AnOlderIncarnationOfAPeerIsIgnored) {
     hb.state = S::Standby;
     h.node().on_heartbeat(hb, 0, h.now());
     EXPECT_EQ(h.node().counters().stale_incarnation, 1u);
-    EXPECT_EQ(h.node().membership().peers().at("a").announced, S::Running);
+    EXPECT_EQ(h.node().membership().peers().at("a").announced(), S::Running);
 }
 
 TEST(NodeReceive, EveryChannelKeepsAPeerAliveAndIsTrackedApart) {
@@ -1121,7 +1121,7 @@ TEST(NodeReplay, ASequenceNumberIsAcceptedOncePerChannelAndTooOldOnesNever) {
     EXPECT_EQ(h.node().counters().replayed, 1u);
     h.receive(wire::encode(heartbeat_of("a", S::Running, 99)), 0);  // fell out of the window
     EXPECT_EQ(h.node().counters().replayed, 2u);
-    EXPECT_EQ(h.node().membership().peers().at("a").announced, S::Standby);
+    EXPECT_EQ(h.node().membership().peers().at("a").announced(), S::Standby);
 }
 
 TEST(NodeReplay, ReplayedHeartbeatsOfADeadPeerDoNotKeepItAlive) {
@@ -1152,7 +1152,7 @@ TEST(NodeReplay, AnOlderIncarnationIsAReplayAndANewerOneStartsAFreshWindow) {
     h.receive(wire::encode(heartbeat_of("a", S::Standby, 51, 6)));
     EXPECT_EQ(h.node().counters().stale_incarnation, 1u);
     h.receive(wire::encode(heartbeat_of("a", S::Initial, 1, 8)));  // restarted: its sequence starts over
-    EXPECT_EQ(h.node().membership().peers().at("a").announced, S::Initial);
+    EXPECT_EQ(h.node().membership().peers().at("a").announced(), S::Initial);
     EXPECT_EQ(h.node().counters().replayed, 0u);
 }
 
@@ -1925,7 +1925,7 @@ TEST(NodePeers, WithoutAKeyATimedOutRecordTakesALowerIncarnationAgain) {
     EXPECT_EQ(h.node().counters().stale_incarnation, 1u);
     h.advance(h.settings().dead_time + h.settings().interval);
     h.receive(wire::encode(heartbeat_of("a", S::Standby, 8, 5)));  // the forged record has timed out
-    EXPECT_EQ(h.node().membership().peers().at("a").announced, S::Standby);
+    EXPECT_EQ(h.node().membership().peers().at("a").announced(), S::Standby);
     EXPECT_TRUE(h.node().membership().peers().at("a").reachable());
     Harness k("b");
     k.settings().auth_keys = auth::KeySet::copy_of({kKey});  // with a key, only a key holder could have set it: it stands
