@@ -563,11 +563,11 @@ NodeSettings node_settings(const Config& c, std::uint64_t incarnation, auth::Key
     s.interval = c.interval;
     s.dead_time = c.dead_time;
     s.init_dead = c.init_dead;
-    s.monitor_interval = c.monitor_interval;
+    s.groups.front().monitor_interval = c.monitor_interval;
     s.fence_timeout = c.fence_timeout;
     s.channel_count = c.channels.size();
     for (const auto& ch : c.channels) s.channel_names.push_back(ch.to_string());
-    s.services_target = c.target;
+    s.groups.front().services_target = c.target;
     s.auth_keys = std::move(auth_keys);
     return s;
 }

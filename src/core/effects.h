@@ -73,19 +73,24 @@ struct SendHeartbeat {
     wire::Heartbeat heartbeat;
     std::vector<std::uint8_t> datagram;
 };
+// `group`: the index of the service group concerned in NodeSettings::groups (0: the default group).
 struct RunHook {
     HookKind kind;
+    std::size_t group = 0;
 };
 // The fence deadline passed: SIGKILL everything the services run (the
 // services cgroup, or without one the running hook's process group; in
 // target mode KillUnit on the target and its units), and call
 // Node::on_services_killed() once that is done. A running hook's
 // HookFinished still follows.
-struct KillServices {};
+struct KillServices {
+    std::size_t group = 0;
+};
 // Ask the runner to end a running hook early (SIGTERM, then SIGKILL); its
 // HookFinished still follows.
 struct CancelHook {
     HookKind kind;
+    std::size_t group = 0;
 };
 // A change of phase; `from`/`to` differ when the announced state changes too.
 // Carries the term and active node as of this change: later effects of the
@@ -98,6 +103,7 @@ struct StateChanged {
     std::string active_node;
     Phase from_phase = Phase::InitialProbe;
     Phase to_phase = Phase::InitialProbe;
+    std::size_t group = 0;
 };
 // A peer's state as this node sees it changed (TIMEDOUT included).
 struct PeerStateChanged {
@@ -111,6 +117,7 @@ struct Notice {
     std::string peer;  // the node concerned, or this node
     std::string text;
     std::string channel = {};  // the heartbeat channel concerned (its name), if one is
+    std::string group = {};    // the service group concerned (its name), if one is
 };
 struct Exit {
     int code;
@@ -132,6 +139,7 @@ struct MaintenanceChanged {
 struct SelfFence {
     std::string reason;
     Usec lease_end;
+    std::size_t group = 0;
 };
 
 }  // namespace effect

@@ -10,7 +10,17 @@ unsigned startup_votes_needed(unsigned expected_nodes) {
     return expected_nodes > 2 ? quorum_votes_needed(expected_nodes) : expected_nodes;
 }
 
-std::optional<std::string> elected_node(const std::vector<Candidate>& reachable_nodes) {
+namespace {
+
+bool may_take_services(const Candidate& c) {
+    return c.state == NodeState::Standby && c.role == Role::Member && !c.standby && !c.error_latched &&
+           c.handover_to.empty();
+}
+
+}  // namespace
+
+std::optional<std::string> elected_node(const std::vector<Candidate>& reachable_nodes,
+                                        std::span<const std::string> preference) {
     const Candidate* first = nullptr;
     std::optional<std::string> preferred;
     for (const auto& c : reachable_nodes) {
@@ -18,13 +28,14 @@ std::optional<std::string> elected_node(const std::vector<Candidate>& reachable_
         if (!c.handover_to.empty()) preferred = c.handover_to;
     }
     for (const auto& c : reachable_nodes) {
-        bool eligible = c.state == NodeState::Standby && c.role == Role::Member && !c.standby && !c.error_latched &&
-                        c.handover_to.empty();
-        if (!eligible) continue;
+        if (!may_take_services(c)) continue;
         if (preferred && c.name == *preferred) return c.name;
         if (first == nullptr || node_name_before(c.name, first->name)) first = &c;
     }
     if (first == nullptr) return std::nullopt;
+    for (const std::string& name : preference)
+        for (const auto& c : reachable_nodes)
+            if (c.name == name && may_take_services(c)) return c.name;
     return first->name;
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -31,7 +32,10 @@ struct Candidate {
 // STARTING, RUNNING or STOPPING; otherwise the case-insensitively first
 // member in STANDBY that may take services. Returns that node's name.
 // A switchover bends the rule: a node handing over is not eligible itself,
-// and the node it names wins if it is eligible.
-std::optional<std::string> elected_node(const std::vector<Candidate>& reachable_nodes);
+// and the node it names wins if it is eligible. With a `preference` (a
+// service group's order, placement.h), the first eligible node in it wins
+// instead of the alphabetically first.
+std::optional<std::string> elected_node(const std::vector<Candidate>& reachable_nodes,
+                                        std::span<const std::string> preference = {});
 
 }  // namespace freeha

@@ -15,6 +15,20 @@ std::optional<HookKind> Group::running_hook() const {
 
 bool Group::services_started() const { return holding() && phase_ != Phase::StartingPending; }
 
+Group::Group(Node& node, std::size_t index)
+    : node_(node),
+      index_(index),
+      id_(index == 0 ? kDefaultGroupId : wire::group_id(node.settings_.groups.at(index).name)) {}
+
+const GroupSettings& Group::settings() const { return node_.settings_.groups.at(index_); }
+
+const std::string& Group::name() const { return settings().name; }
+
+void Group::notice(Effects& out, effect::Notice notice) const {
+    if (index_ != 0) notice.group = name();
+    out.push_back(std::move(notice));
+}
+
 // --- the chokepoint -------------------------------------------------------
 
 void Group::set_phase(Phase to, std::string reason, Usec now, Effects& out) {
@@ -29,7 +43,7 @@ void Group::set_phase(Phase to, std::string reason, Usec now, Effects& out) {
     if (to != Phase::StoppingFenced && to != Phase::StoppingKilled) fence_deadline_.reset();
     if (to != Phase::StoppingKilled && to != Phase::StoppingCleanup) self_fenced_ = false;
     out.push_back(effect::StateChanged{state_of(from), state_of(to), std::move(reason), cluster_term(), active_node(),
-                                       from, to});
+                                       from, to, index_});
     // Peers learn of every change of what they see (the state, and whether a
     // claim has started) at once rather than at the next interval.
     if (state_of(from) != state_of(to) || was_pending != (to == Phase::StartingPending)) node_.send_heartbeat(now, out);
@@ -79,7 +93,7 @@ void Group::kill_at_deadline(Usec now, Effects& out) {
 void Group::kill_services(std::string reason, Usec now, Effects& out) {
     set_phase(Phase::StoppingKilled, std::move(reason), now, out);
     if (hook_) hook_->killed = true;  // its result means nothing now
-    out.push_back(effect::KillServices{});
+    out.push_back(effect::KillServices{index_});
 }
 
 Effects Group::on_services_killed(Usec now) {
@@ -108,7 +122,7 @@ void Group::self_fence_if_late(Usec now, Effects& out) {
                                                      : "the lease has ended";
     out.push_back(effect::SelfFence{what + " and " + when +
                                         ": what the services left (addresses, mounts) could outlive it",
-                                    lease_end.value_or(now)});
+                                    lease_end.value_or(now), index_});
 }
 
 void Group::fail_services(std::string error, Usec now, Effects& out) {
@@ -134,6 +148,7 @@ void Group::services_stopped(Usec now, Effects& out) {
         return;
     }
     if (node_.shutting_down_) {
+        stopped_for_exit_ = true;
         node_.exit_when_stopped(now, out);
         return;
     }
@@ -159,7 +174,7 @@ void Group::finish_listening(Usec now, Effects& out) {
     if (node_.live_votes() >= needed) {
         set_phase(Phase::Standby, "start-up complete", now, out);
     } else if (now >= init_deadline_) {
-        out.push_back(effect::Notice{NoticeKind::StartupWaitExpired, node_.settings_.node_name,
+        notice(out, effect::Notice{NoticeKind::StartupWaitExpired, node_.settings_.node_name,
                                      "InitDead passed having seen " + std::to_string(node_.live_votes()) + " of " +
                                          std::to_string(needed) + " nodes"});
         set_phase(Phase::Standby, "start-up wait expired", now, out);
@@ -183,9 +198,12 @@ void Group::maybe_elect(Usec now, Effects& out) {
             const PeerGroup& g = view_of(p);
             view.push_back(Candidate{name, g.announced, p.role, p.standby_flag(), g.error_latched, g.handover_to});
         }
-    auto elected = elected_node(view);
+    std::vector<std::string> preference = node_.preference(*this);
+    auto elected = elected_node(view, preference);
     if (elected && *elected == node_.settings_.node_name)
-        claim("elected: first eligible node, no node holds the services", false, now, out);
+        claim(preference.empty() ? "elected: first eligible node, no node holds the services"
+                                 : "elected: the group's placement picks this node, no node holds it",
+              false, now, out);
 }
 
 // A switchover is over once another node holds the services, or when nobody
@@ -208,7 +226,7 @@ std::optional<std::string> Group::next_eligible_peer() const {
     for (const auto& [name, p] : node_.membership_.peers())
         if (const PeerGroup& g = view_of(p); p.reachable() && g.announced == NodeState::Standby)
             view.push_back(Candidate{name, g.announced, p.role, p.standby_flag(), g.error_latched, g.handover_to});
-    return elected_node(view);
+    return elected_node(view, node_.preference(*this));
 }
 
 void Group::clear_error(Usec now, Effects& out) {
@@ -270,7 +288,7 @@ Effects Group::switchover(const std::string& target, Usec now, std::string* erro
 Effects Group::on_services_failed(const std::string& description, Usec now) {
     Effects out;
     if (phase_ != Phase::Running || node_.shutting_down_ || node_.maintenance_.on) return out;
-    out.push_back(effect::Notice{NoticeKind::HookFailed, node_.settings_.node_name, description});
+    notice(out, effect::Notice{NoticeKind::HookFailed, node_.settings_.node_name, description});
     fail_services(description, now, out);
     node_.evaluate(now, out);
     return out;
@@ -282,7 +300,7 @@ Effects Group::on_services_seen(const std::string& description, Usec now) {
     // clean-up already under way.
     if (!node_.started_ || node_.shutting_down_ || hook_ || services_started() || node_.maintenance_.on) return out;
     ++unexpected_services_;
-    out.push_back(effect::Notice{NoticeKind::UnexpectedServices, node_.settings_.node_name,
+    notice(out, effect::Notice{NoticeKind::UnexpectedServices, node_.settings_.node_name,
                                  description + " while this node does not hold the services; stopping them"});
     // A pending claim of ours starts once this clean-up has ended.
     run_hook(HookKind::Stop, now, out);

@@ -26,14 +26,30 @@ namespace freeha {
 
 class Node;
 struct HookOutcome;
+struct GroupSettings;
+
+// What one heartbeat says of one group: its header's fields for the default
+// group, a wire::GroupBeat for the others.
+struct GroupNews {
+    NodeState state;
+    std::uint64_t term;
+    std::uint64_t grant;
+    const std::string& claimant;
+    // The claimant's incarnation; none from a version that cannot name it (or a node beside one).
+    std::optional<std::uint64_t> claimant_incarnation;
+};
 
 class Group {
 public:
-    // `id`: the group's id on the wire (kDefaultGroupId for the default group).
-    Group(Node& node, std::uint32_t id) : node_(node), id_(id) {}
+    // The group `index` of the node's settings: the first is the default group.
+    Group(Node& node, std::size_t index);
     Group(const Group&) = delete;
     Group& operator=(const Group&) = delete;
 
+    const GroupSettings& settings() const;
+    const std::string& name() const;
+    // Its id on the wire: kDefaultGroupId for the default group, else wire::group_id() of its name.
+    std::uint32_t id() const { return id_; }
     Phase phase() const { return phase_; }
     NodeState state() const { return state_of(phase_); }
     bool holding() const { return holds_services(state()); }  // STARTING, RUNNING or STOPPING: a claim of ours is out
@@ -93,8 +109,8 @@ private:
     // What a peer's heartbeat says of this group: its term for the claims
     // this node knows, its grant to our claim, and a renewal of the claim we
     // back (true: our acknowledgement must go out at once).
-    bool learn(const wire::Heartbeat& hb, Usec now);
-    void record_grant(const wire::Heartbeat& hb, Usec now);
+    bool learn(const wire::Heartbeat& hb, const GroupNews* news, Usec now);
+    void record_grant(const wire::Heartbeat& hb, const GroupNews& news, Usec now);
     void check_rivals(Usec now, Effects& out);
     void enforce_lease(Usec now, Effects& out);
     bool peer_backs_other_live_claim() const;
@@ -102,7 +118,9 @@ private:
     // The claim this group announces: its own, the one it backs (with the
     // grant of its promise), or else the best one it knows of, so that news
     // of a claim spreads to nodes its claimant cannot reach.
-    void announce(wire::Heartbeat& hb, Usec now) const;
+    wire::GroupBeat announce(Usec now) const;
+    // Adds the group's name to a notice about it (none for the default group: the node's own).
+    void notice(Effects& out, effect::Notice notice) const;
 
     // --- stopping (group.cpp)
     // Counts a stop by its cause once: a stop made urgent (a fence during a
@@ -167,6 +185,7 @@ private:
     const PeerGroup& view_of(const Peer& peer) const { return peer.group(id_); }
 
     Node& node_;
+    std::size_t index_;
     std::uint32_t id_;
     TermBook terms_;
     Voter voter_;    // what this node promised other claims
@@ -186,6 +205,7 @@ private:
     std::optional<Usec> fence_deadline_;  // StoppingFenced: kill the services then
     bool self_fenced_ = false;            // StoppingKilled, StoppingCleanup: SelfFence was emitted
     bool start_after_stop_ = false;       // a force-start that arrived while stopping
+    bool stopped_for_exit_ = false;       // shutting down: stopped, still announcing STOPPING until the node exits
     std::uint64_t unexpected_services_ = 0;  // times the services were found running here unbidden
     History history_;
     std::optional<RunningHook> hook_;

@@ -16,45 +16,55 @@ std::optional<Usec> Group::lease() const {
 // until it runs out even if the backer's later heartbeats say something else:
 // a backer keeps its promise whatever it announces, and restarted, it backs
 // nothing for a dead time.
-void Group::record_grant(const wire::Heartbeat& hb, Usec now) {
-    if (!holding() || hb.claimant != node_.settings_.node_name || hb.term != holder_.term() || hb.grant == 0) return;
+void Group::record_grant(const wire::Heartbeat& hb, const GroupNews& news, Usec now) {
+    if (!holding() || news.claimant != node_.settings_.node_name || news.term != holder_.term() || news.grant == 0)
+        return;
     // A grant to this node's earlier run (replayed, or late) is on a clock
     // that may have started over: one naming another run backs nothing. (A
     // grant naming no run comes from a version that cannot name it, or a
     // node beside one: freeha-safety(7).)
-    if (hb.claimant_incarnation && *hb.claimant_incarnation != node_.settings_.incarnation) return;
-    holder_.record_grant(hb.node, Usec(hb.grant), now);
+    if (news.claimant_incarnation && *news.claimant_incarnation != node_.settings_.incarnation) return;
+    holder_.record_grant(hb.node, Usec(news.grant), now);
 }
 
-void Group::announce(wire::Heartbeat& hb, Usec now) const {
+wire::GroupBeat Group::announce(Usec now) const {
+    wire::GroupBeat beat;
+    beat.group = id_;
+    beat.state = state();
+    beat.handover_to = handover_to_;
+    beat.error_latched = error_latched_;
+    beat.claim_pending = phase_ == Phase::StartingPending;
     // A claim announces its own term. Any other node announces the claim it
     // backs (with the grant of its promise), or else the best claim it
     // knows of, so that news of a claim spreads to nodes its claimant cannot reach.
     if (holding()) {
-        hb.term = holder_.term();
+        beat.term = holder_.term();
     } else if (voter_.live(now)) {
-        hb.term = voter_.term();
-        hb.claimant = voter_.claimant();
-        hb.grant = voter_.grant();
-        hb.claimant_incarnation = voter_.claimant_incarnation();
+        beat.term = voter_.term();
+        beat.claimant = voter_.claimant();
+        beat.grant = voter_.grant();
+        beat.claimant_incarnation = voter_.claimant_incarnation();
     } else {
-        hb.term = terms_.max_term();
-        hb.claimant = terms_.best_claimant();
-        auto claimant = node_.membership_.peers().find(hb.claimant);
-        hb.claimant_incarnation = claimant != node_.membership_.peers().end() ? claimant->second.incarnation : 0;
+        beat.term = terms_.max_term();
+        beat.claimant = terms_.best_claimant();
+        auto claimant = node_.membership_.peers().find(beat.claimant);
+        beat.claimant_incarnation = claimant != node_.membership_.peers().end() ? claimant->second.incarnation : 0;
     }
-    hb.state = state();
-    hb.handover_to = handover_to_;
+    return beat;
 }
 
-bool Group::learn(const wire::Heartbeat& hb, Usec now) {
-    terms_.learn(hb.term, holds_services(hb.state) ? hb.node : hb.claimant);
-    record_grant(hb, now);
-    // A new heartbeat of the claim we back renews our promise, and our
-    // acknowledgement (the grant) goes back at once: it renews the lease.
+bool Group::learn(const wire::Heartbeat& hb, const GroupNews* news, Usec now) {
     bool ack = false;
-    if (node_.started_ && voter_.backs(hb.node, hb.incarnation, hb.term) && holds_services(hb.state) && may_back(now))
-        ack = voter_.promise(hb.node, hb.incarnation, hb.term, Usec(hb.sent_at), now, node_.settings_.dead_time, now);
+    if (news != nullptr) {
+        terms_.learn(news->term, holds_services(news->state) ? hb.node : news->claimant);
+        record_grant(hb, *news, now);
+        // A new heartbeat of the claim we back renews our promise, and our
+        // acknowledgement (the grant) goes back at once: it renews the lease.
+        if (node_.started_ && voter_.backs(hb.node, hb.incarnation, news->term) && holds_services(news->state) &&
+            may_back(now))
+            ack = voter_.promise(hb.node, hb.incarnation, news->term, Usec(hb.sent_at), now,
+                                 node_.settings_.dead_time, now);
+    }
     if (node_.started_ && update_backing(now)) ack = true;
     return ack;
 }
@@ -72,7 +82,7 @@ void Group::claim(std::string reason, bool forced, Usec now, Effects& out) {
     lease_enforced_ = !forced;
     if (!forced && node_.quorum_rules())
         reason += "; starting the services once a majority backs this claim";
-    out.push_back(effect::Notice{NoticeKind::Takeover, node_.settings_.node_name, reason});
+    notice(out, effect::Notice{NoticeKind::Takeover, node_.settings_.node_name, reason});
     set_phase(forced ? Phase::StartingHook : Phase::StartingPending, std::move(reason), now, out);
     drive_hooks(now, out);
 }
@@ -86,7 +96,7 @@ void Group::claim_running_services(Usec now, Effects& out) {
     voter_.release();
     lease_enforced_ = false;
     set_phase(Phase::Running, "monitorhasrv at start-up: services already running here", now, out);
-    next_monitor_ = now + node_.settings_.monitor_interval;
+    next_monitor_ = now + settings().monitor_interval;
 }
 
 void Group::maybe_start_claim(Usec now, Effects& out) {
@@ -180,7 +190,7 @@ void Group::check_rivals(Usec now, Effects& out) {
         } else {
             continue;
         }
-        out.push_back(effect::Notice{NoticeKind::DualActiveResolved, name, text});
+        notice(out, effect::Notice{NoticeKind::DualActiveResolved, name, text});
         fence(StopCause::Rival, std::move(text), now + node_.settings_.fence_timeout, now, out);
         return;
     }
@@ -204,7 +214,7 @@ void Group::enforce_lease(Usec now, Effects& out) {
     std::string text = lease_end ? "no majority has renewed this node's lease; it ends in " +
                                        format_timespan(*lease_end - now)
                                  : "no majority backs this node's claim any more";
-    out.push_back(effect::Notice{NoticeKind::LeaseLost, node_.settings_.node_name, text});
+    notice(out, effect::Notice{NoticeKind::LeaseLost, node_.settings_.node_name, text});
     // The majority is gone or backs another claim: claiming again at once
     // would only make noise. Listen a dead time first, as after a partition.
     listen_until_ = std::max(listen_until_, now + node_.settings_.dead_time);

@@ -38,7 +38,7 @@ void Group::drive_hooks(Usec now, Effects& out) {
     if (hook_) {
         if (!hook_belongs(hook_->kind) && !hook_->canceled && !hook_->killed) {
             hook_->canceled = true;
-            out.push_back(effect::CancelHook{hook_->kind});
+            out.push_back(effect::CancelHook{hook_->kind, index_});
         }
         return;  // the next one runs when it has ended
     }
@@ -50,7 +50,7 @@ void Group::drive_hooks(Usec now, Effects& out) {
 
 void Group::run_hook(HookKind kind, Usec now, Effects& out) {
     hook_ = RunningHook{kind, now};
-    out.push_back(effect::RunHook{kind});
+    out.push_back(effect::RunHook{kind, index_});
 }
 
 Effects Group::on_hook_finished(HookKind kind, const HookOutcome& outcome, Usec now) {
@@ -60,7 +60,7 @@ Effects Group::on_hook_finished(HookKind kind, const HookOutcome& outcome, Usec 
     hook_.reset();
     history_.hooks.at(static_cast<std::size_t>(kind)).count(now - ended.started, !outcome.success);
     if (ended.killed) {
-        out.push_back(effect::Notice{NoticeKind::HookFailed, node_.settings_.node_name,
+        notice(out, effect::Notice{NoticeKind::HookFailed, node_.settings_.node_name,
                                      step_name(kind) + " killed with the services: the stop did not end by its deadline"});
     } else if (ended.canceled) {
         // The result of a canceled hook means nothing: the phase runs what it needs next.
@@ -74,9 +74,9 @@ Effects Group::on_hook_finished(HookKind kind, const HookOutcome& outcome, Usec 
 }
 
 std::string Group::step_name(HookKind kind) const {
-    if (node_.settings_.services_target.empty()) return std::string(hook_name(kind));
+    if (settings().services_target.empty()) return std::string(hook_name(kind));
     static constexpr std::array<std::string_view, kHookKindCount> kSteps{"the start of ", "the stop of ", "the check of "};
-    return std::string(kSteps.at(static_cast<std::size_t>(kind))) + node_.settings_.services_target;
+    return std::string(kSteps.at(static_cast<std::size_t>(kind))) + settings().services_target;
 }
 
 void Group::hook_succeeded(HookKind kind, Usec now, Effects& out) {
@@ -87,11 +87,11 @@ void Group::hook_succeeded(HookKind kind, Usec now, Effects& out) {
         break;
     case Phase::StartingHook:
         set_phase(Phase::Running, step_name(kind) + " succeeded", now, out);
-        next_monitor_ = now + node_.settings_.monitor_interval;
+        next_monitor_ = now + settings().monitor_interval;
         break;
     case Phase::Running:
         probe_after_maintenance_ = false;
-        next_monitor_ = now + node_.settings_.monitor_interval;
+        next_monitor_ = now + settings().monitor_interval;
         break;
     case Phase::StoppingHook:
     case Phase::StoppingFenced:
@@ -101,7 +101,7 @@ void Group::hook_succeeded(HookKind kind, Usec now, Effects& out) {
 }
 
 void Group::hook_failed(HookKind kind, const HookOutcome& outcome, Usec now, Effects& out) {
-    std::string what = step_name(kind) + (node_.settings_.services_target.empty() ? " " : " failed: ") + outcome.description;
+    std::string what = step_name(kind) + (settings().services_target.empty() ? " " : " failed: ") + outcome.description;
     switch (phase_) {
     case Phase::InitialProbe:  // nothing runs here (as expected): clean up anyway, as FreeHA did
         set_phase(Phase::InitialCleanup, "services not running here; cleaning up", now, out);
@@ -114,7 +114,7 @@ void Group::hook_failed(HookKind kind, const HookOutcome& outcome, Usec now, Eff
         }
         [[fallthrough]];
     case Phase::StartingHook:
-        out.push_back(effect::Notice{NoticeKind::HookFailed, node_.settings_.node_name, what});
+        notice(out, effect::Notice{NoticeKind::HookFailed, node_.settings_.node_name, what});
         fail_services(what, now, out);
         break;
     case Phase::StoppingHook:
@@ -123,7 +123,7 @@ void Group::hook_failed(HookKind kind, const HookOutcome& outcome, Usec now, Eff
         // count as stopped this node releases every promise it holds: kill
         // what is left first (confirmed by the cgroup or systemd), then let
         // stophasrv clean up once more.
-        out.push_back(effect::Notice{NoticeKind::HookFailed, node_.settings_.node_name,
+        notice(out, effect::Notice{NoticeKind::HookFailed, node_.settings_.node_name,
                                      what + "; killing whatever is left of the services"});
         kill_services(what, now, out);
         break;
@@ -131,10 +131,10 @@ void Group::hook_failed(HookKind kind, const HookOutcome& outcome, Usec now, Eff
     case Phase::StoppingCleanup:
         // After a kill (or before anything ran here) stophasrv's status is
         // logged, never judged (FreeHA): the services count as stopped.
-        out.push_back(effect::Notice{NoticeKind::HookFailed, node_.settings_.node_name, what});
+        notice(out, effect::Notice{NoticeKind::HookFailed, node_.settings_.node_name, what});
         hook_succeeded(kind, now, out);
         break;
-    default: out.push_back(effect::Notice{NoticeKind::HookFailed, node_.settings_.node_name, what}); break;
+    default: notice(out, effect::Notice{NoticeKind::HookFailed, node_.settings_.node_name, what}); break;
     }
 }
 

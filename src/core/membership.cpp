@@ -164,6 +164,16 @@ Observation Membership::observe(const wire::Heartbeat& hb, std::size_t channel, 
     p.incarnation = hb.incarnation;
     p.last_sequence = hb.sequence;
     p.flags = hb.flags & ~(wire::kFlagErrorLatched | wire::kFlagClaimPending);  // those are the group's
+    // What it says of each group replaces what it said: a group it no longer names is gone there.
+    std::erase_if(p.groups, [&](const auto& kv) {
+        return kv.first != kDefaultGroupId &&
+               std::none_of(hb.groups.begin(), hb.groups.end(), [&](const auto& b) { return b.group == kv.first; });
+    });
+    for (const wire::GroupBeat& beat : hb.groups) {
+        if (beat.group == kDefaultGroupId) continue;  // only the header speaks of the default group
+        p.groups[beat.group] = PeerGroup{beat.state,         beat.term,     beat.error_latched, beat.claim_pending,
+                                         beat.handover_to, beat.claimant, beat.grant};
+    }
     PeerGroup& header = p.groups[kDefaultGroupId];
     header.announced = hb.state;
     header.term = hb.term;

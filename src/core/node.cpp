@@ -42,7 +42,10 @@ Node::Node(NodeSettings settings)
       own_id_(node_id(settings_.node_name)),
       membership_(settings_.channel_count, !settings_.auth_keys.empty()),
       expected_nodes_(settings_.expected_nodes),
-      quorate_(live_votes() >= quorum_votes_needed(settings_.expected_nodes)) {}
+      quorate_(live_votes() >= quorum_votes_needed(settings_.expected_nodes)) {
+    if (settings_.groups.empty()) settings_.groups.emplace_back();
+    for (std::size_t i = 0; i < settings_.groups.size(); ++i) groups_.push_back(std::make_unique<Group>(*this, i));
+}
 
 
 void Node::count_expected_nodes() {
@@ -54,9 +57,9 @@ std::uint64_t Node::wall_estimate(Usec now) const { return settings_.incarnation
 
 std::uint16_t Node::own_flags() const {
     std::uint16_t flags = 0;
-    if (group_.error_latched_) flags |= wire::kFlagErrorLatched;
+    if (default_group().error_latched()) flags |= wire::kFlagErrorLatched;
     if (standby_ || !unavailable_.empty() || leaving_) flags |= wire::kFlagStandby;  // peers elect another node
-    if (group_.phase_ == Phase::StartingPending) flags |= wire::kFlagClaimPending;
+    if (default_group().phase() == Phase::StartingPending) flags |= wire::kFlagClaimPending;
     if (maintenance_.on) flags |= wire::kFlagMaintenance;
     if (leaving_ && exited_) flags |= wire::kFlagLeaving;  // the last heartbeat of a leaving node
     return flags;
@@ -71,7 +74,18 @@ void Node::send_heartbeat(Usec now, Effects& out) {
     hb.incarnation = settings_.incarnation;
     hb.sequence = ++sequence_;
     hb.sent_at = now.count();
-    group_.announce(hb, now);
+    // The default group in the header, the others after it (version 4 only).
+    wire::GroupBeat header = default_group().announce(now);
+    hb.state = header.state;
+    hb.term = header.term;
+    hb.claimant = std::move(header.claimant);
+    hb.grant = header.grant;
+    hb.handover_to = std::move(header.handover_to);
+    if (!holds_services(header.state)) hb.claimant_incarnation = header.claimant_incarnation;
+    if (hb.version == wire::kVersion)
+        for (std::size_t i = 1; i < groups_.size(); ++i) hb.groups.push_back(groups_[i]->announce(now));
+    std::sort(hb.groups.begin(), hb.groups.end(),
+              [](const wire::GroupBeat& a, const wire::GroupBeat& b) { return a.group < b.group; });
     hb.role = settings_.role;
     hb.flags = own_flags();
     hb.node = settings_.node_name;
@@ -109,9 +123,35 @@ Effects Node::start(Usec now, bool force_start) {
     started_at_ = now;
     backing_allowed_at_ = now + std::max(settings_.dead_time, settings_.previous_dead_time);
     send_heartbeat(now, out);
-    group_.start(now, force_start, out);
+    for (auto& g : groups_) g->start(now, force_start, out);
     if (!force_start) evaluate(now, out);  // runs the start-up probe (monitorhasrv): is anything already running here?
     return out;
+}
+
+std::vector<std::string> Node::preference(const Group& g) const {
+    if (g.settings().placement == PlacementPolicy::Alphabetical) return {};
+    // The nodes that may take a group, and where each group runs (or is claimed) now.
+    std::vector<std::string> eligible;
+    if (settings_.role == Role::Member && !standby_ && unavailable_.empty() && !leaving_)
+        eligible.push_back(settings_.node_name);
+    for (const auto& [name, p] : membership_.peers())
+        if (p.reachable() && p.role == Role::Member && !p.standby_flag()) eligible.push_back(name);
+    std::vector<GroupPlacement> groups;
+    Placement current;
+    for (const auto& other : groups_) {
+        const GroupSettings& gs = other->settings();
+        groups.push_back(GroupPlacement{gs.name, gs.placement, gs.nodes});
+        if (other->holding()) {
+            current[gs.name] = settings_.node_name;
+            continue;
+        }
+        for (const auto& [name, p] : membership_.peers())
+            if (p.reachable() && holds_services(p.group(other->id()).announced)) current[gs.name] = name;
+    }
+    std::vector<std::string> order = preference_order(groups[g.index_], eligible);
+    Placement placed = place(groups, eligible, current);
+    if (auto it = placed.find(g.name()); it != placed.end()) order.insert(order.begin(), it->second);
+    return order;
 }
 
 void Node::update_quorum(Usec now, Effects& out) {
@@ -125,18 +165,22 @@ void Node::update_quorum(Usec now, Effects& out) {
                                  settings_.node_name, text});
     // Back from a partition: listen a whole dead time again, as at start-up,
     // so that the first peers heard do not hide the node that holds the services.
-    if (quorate && group_.state() != NodeState::Initial) group_.listen_again(now);
-    if (!quorate) group_.quorum_lost(text, now, out);
+    for (auto& g : groups_) {
+        if (quorate && g->state() != NodeState::Initial) g->listen_again(now);
+        if (!quorate) g->quorum_lost(text, now, out);
+    }
 }
 
 void Node::evaluate(Usec now, Effects& out) {
     if (!started_ || exited_) return;
-    group_.end_handover_when_done(now);
+    for (auto& g : groups_) g->end_handover_when_done(now);
     leave_when_handed_over(now, out);
     if (exited_) return;
-    if (group_.update_backing(now)) send_heartbeat(now, out);
+    bool backing_changed = false;
+    for (auto& g : groups_) backing_changed = g->update_backing(now) || backing_changed;
+    if (backing_changed) send_heartbeat(now, out);
     update_quorum(now, out);
-    group_.decide(now, out);
+    for (auto& g : groups_) g->decide(now, out);
 }
 
 // --- inputs -----------------------------------------------------------------
@@ -203,12 +247,9 @@ Effects Node::on_heartbeat(const wire::Heartbeat& hb, std::size_t channel, Usec 
     }
     // A real cluster's terms rise by one per claim: a term far above every
     // term known is forged or broken, and would carry every node's terms to the top.
-    if (!term_plausible(hb.term, group_.terms_.max_term())) {
+    if (auto jump = implausible_term(hb)) {
         ++counters_.implausible;
-        refuse(hb.node, RefusalCause::TermJump,
-               "term " + std::to_string(hb.term) + " more than 2^32 above the highest this node knows (" +
-                   std::to_string(group_.terms_.max_term()) + ")",
-               now, out);
+        refuse(hb.node, RefusalCause::TermJump, *jump, now, out);
         return out;
     }
     Observation obs = membership_.observe(hb, channel, now);
@@ -258,7 +299,20 @@ Effects Node::on_heartbeat(const wire::Heartbeat& hb, std::size_t channel, Usec 
                                          (hb.handover_to.empty() ? std::string()
                                                                  : "; it handed the services to " + hb.handover_to)});
     learn_maintenance(hb, now, out);
-    if (group_.learn(hb, now)) send_heartbeat(now, out);
+    bool ack = false;
+    for (auto& g : groups_) {
+        if (g->id() == kDefaultGroupId) {
+            GroupNews news{hb.state, hb.term, hb.grant, hb.claimant, hb.claimant_incarnation};
+            ack = g->learn(hb, &news, now) || ack;
+            continue;
+        }
+        const wire::GroupBeat* beat = find_beat(hb, g->id());
+        std::optional<GroupNews> news;
+        if (beat != nullptr) news.emplace(GroupNews{beat->state, beat->term, beat->grant, beat->claimant,
+                                                    beat->claimant_incarnation});
+        ack = g->learn(hb, news ? &*news : nullptr, now) || ack;
+    }
+    if (ack) send_heartbeat(now, out);
     evaluate(now, out);
     return out;
 }
@@ -279,21 +333,31 @@ Effects Node::on_command(Command command, Usec now) {
     }
     switch (command) {
     case Command::Leave: break;  // above
-    case Command::Stop: group_.stop_if_running(StopCause::Operator, "stop requested", now, out); break;
+    case Command::Stop:
+        for (auto& g : groups_) g->stop_if_running(StopCause::Operator, "stop requested", now, out);
+        break;
     case Command::Shutdown:
         shutting_down_ = true;
-        group_.shut_down(now, out);
+        for (auto& g : groups_) g->shut_down(now, out);
         break;
-    case Command::ForceStart: group_.force_start(now, out); break;
-    case Command::ClearError: group_.clear_error(now, out); break;
-    case Command::Standby:
+    case Command::ForceStart:
+        for (auto& g : groups_) g->force_start(now, out);
+        break;
+    case Command::ClearError:
+        for (auto& g : groups_) g->clear_error(now, out);
+        break;
+    case Command::Standby: {
         if (standby_) break;
         standby_ = true;
-        if (group_.state() == NodeState::Running || group_.state() == NodeState::Starting)
-            group_.stop_if_running(StopCause::Standby, "standby requested", now, out);
-        else
-            send_heartbeat(now, out);  // peers learn of it at once
+        bool stops = false;
+        for (auto& g : groups_) {
+            if (g->state() != NodeState::Running && g->state() != NodeState::Starting) continue;
+            g->stop_if_running(StopCause::Standby, "standby requested", now, out);
+            stops = true;
+        }
+        if (!stops) send_heartbeat(now, out);  // peers learn of it at once
         break;
+    }
     case Command::Unstandby:
         if (!standby_) break;
         standby_ = false;
@@ -322,7 +386,9 @@ Effects Node::reconfigure(const NodeSettings& settings, Usec now) {
     settings_.interval = settings.interval;
     settings_.dead_time = settings.dead_time;
     settings_.init_dead = settings.init_dead;
-    settings_.monitor_interval = settings.monitor_interval;
+    for (std::size_t i = 0; i < groups_.size() && i < settings.groups.size(); ++i)
+        if (settings.groups[i].name == settings_.groups[i].name)
+            settings_.groups[i].monitor_interval = settings.groups[i].monitor_interval;
     settings_.fence_timeout = settings.fence_timeout;
     settings_.auth_keys = settings.auth_keys;
     membership_.set_trust_timed_out(!settings_.auth_keys.empty());
@@ -397,9 +463,11 @@ Effects Node::on_timer(Usec now) {
 
 Usec Node::next_heartbeat() const {
     // A holder's heartbeats renew its lease: more often while a renewal is overdue.
-    if (group_.holding() && quorum_rules())
-        return next_renewal(last_sent_, group_.lease(), lease_timings(settings_));
-    return last_sent_ + settings_.interval;
+    Usec next = last_sent_ + settings_.interval;
+    if (!quorum_rules()) return next;
+    for (const auto& g : groups_)
+        if (g->holding()) next = std::min(next, next_renewal(last_sent_, g->lease(), lease_timings(settings_)));
+    return next;
 }
 
 std::optional<Usec> Node::next_wakeup(Usec now) const {
@@ -407,26 +475,58 @@ std::optional<Usec> Node::next_wakeup(Usec now) const {
     Usec next = next_heartbeat();
     auto consider = [&](Usec at) { next = std::min(next, std::max(at, now)); };
     if (auto expiry = membership_.next_expiry(settings_.dead_time)) consider(*expiry);
-    group_.consider_wakeups(now, next);
+    for (const auto& g : groups_) g->consider_wakeups(now, next);
     return next;
 }
 
-Effects Node::on_hook_finished(HookKind kind, const HookOutcome& outcome, Usec now) {
-    return group_.on_hook_finished(kind, outcome, now);
+Effects Node::on_hook_finished(std::size_t group, HookKind kind, const HookOutcome& outcome, Usec now) {
+    if (group >= groups_.size()) return {};
+    return groups_[group]->on_hook_finished(kind, outcome, now);
 }
 
-Effects Node::on_services_killed(Usec now) { return group_.on_services_killed(now); }
-
-Effects Node::switchover(const std::string& target, Usec now, std::string* error) {
-    return group_.switchover(target, now, error);
+Effects Node::on_services_killed(std::size_t group, Usec now) {
+    if (group >= groups_.size()) return {};
+    return groups_[group]->on_services_killed(now);
 }
 
-Effects Node::on_services_failed(const std::string& description, Usec now) {
-    return group_.on_services_failed(description, now);
+Effects Node::switchover(std::size_t group, const std::string& target, Usec now, std::string* error) {
+    if (group >= groups_.size()) {
+        *error = "no such service group";
+        return {};
+    }
+    return groups_[group]->switchover(target, now, error);
 }
 
-Effects Node::on_services_seen(const std::string& description, Usec now) {
-    return group_.on_services_seen(description, now);
+Effects Node::on_services_failed(std::size_t group, const std::string& description, Usec now) {
+    if (group >= groups_.size()) return {};
+    return groups_[group]->on_services_failed(description, now);
+}
+
+Effects Node::on_services_seen(std::size_t group, const std::string& description, Usec now) {
+    if (group >= groups_.size()) return {};
+    return groups_[group]->on_services_seen(description, now);
+}
+
+const wire::GroupBeat* Node::find_beat(const wire::Heartbeat& hb, std::uint32_t id) {
+    auto it = std::lower_bound(hb.groups.begin(), hb.groups.end(), id,
+                               [](const wire::GroupBeat& b, std::uint32_t v) { return b.group < v; });
+    return it != hb.groups.end() && it->group == id ? &*it : nullptr;
+}
+
+std::optional<std::string> Node::implausible_term(const wire::Heartbeat& hb) const {
+    auto check = [](std::uint64_t term, const Group& g) -> std::optional<std::string> {
+        std::uint64_t known = g.terms_.max_term();
+        if (term_plausible(term, known)) return std::nullopt;
+        return "term " + std::to_string(term) + " more than 2^32 above the highest this node knows (" +
+               std::to_string(known) + ")" + (g.index_ != 0 ? " in group " + g.name() : std::string());
+    };
+    if (auto jump = check(hb.term, default_group())) return jump;
+    for (const auto& g : groups_) {
+        if (g->id() == kDefaultGroupId) continue;
+        if (const wire::GroupBeat* beat = find_beat(hb, g->id()))
+            if (auto jump = check(beat->term, *g)) return jump;
+    }
+    return std::nullopt;
 }
 
 }  // namespace freeha

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <span>
@@ -23,6 +24,7 @@
 #include "core/history.h"
 #include "core/holder.h"
 #include "core/membership.h"
+#include "core/placement.h"
 #include "core/phase.h"
 #include "core/state.h"
 #include "core/status.h"
@@ -37,6 +39,19 @@ inline constexpr int kNoQuorumPolicyCount = 2;
 static_assert(kNoQuorumPolicyCount == static_cast<int>(NoQuorumPolicy::Ignore) + 1);
 inline constexpr EnumNames<NoQuorumPolicy, kNoQuorumPolicyCount> kNoQuorumPolicyNames{"stop", "ignore"};
 std::string_view to_string(NoQuorumPolicy p);
+
+// One service group as this node runs it ([Services] is the default group, [Group NAME] the others).
+struct GroupSettings {
+    std::string name = "default";
+    // Target mode: the unit that stands for the services (messages name it
+    // instead of the hasrv scripts); empty in scripts mode.
+    std::string services_target;
+    Usec monitor_interval = 2 * kUsecPerSec;
+    // Which node the group's election prefers (placement.h): FreeHA's
+    // alphabetical rule for the default group alone, else spread by name.
+    PlacementPolicy placement = PlacementPolicy::Alphabetical;
+    std::vector<std::string> nodes;  // Nodes=: the admin's order (PlacementPolicy::Listed)
+};
 
 struct NodeSettings {
     std::string cluster_name;
@@ -53,7 +68,6 @@ struct NodeSettings {
     // passed, so that every promise its predecessor stated has run out.
     Usec previous_dead_time;
     Usec init_dead = 30 * kUsecPerSec;
-    Usec monitor_interval = 2 * kUsecPerSec;
     // The graceful stop's share of a lease, and how long any other stop that
     // must be quick (outranked, quorum lost) may take before the services are
     // killed. See freeha-safety(7).
@@ -62,9 +76,9 @@ struct NodeSettings {
     // The channels' names (Channel= as it spells them: the status and the
     // journal name them so); a channel without one is named by its index.
     std::vector<std::string> channel_names;
-    // Target mode: the unit that stands for the services (messages name it
-    // instead of the hasrv scripts); empty in scripts mode.
-    std::string services_target;
+    // The service groups, the default group first: its state is the one the
+    // heartbeat's header carries (and all that wire version 3 carries).
+    std::vector<GroupSettings> groups{GroupSettings{}};
     auth::KeySet auth_keys;  // non-empty: sign every heartbeat with the first, accept only ones signed with any
     std::string release = "0";  // this build's version (PROJECT_VERSION), announced to peers
 };
@@ -124,9 +138,15 @@ public:
     Effects on_datagram(std::span<const std::uint8_t> datagram, std::size_t channel, Usec now);
     // An already decoded and verified heartbeat.
     Effects on_heartbeat(const wire::Heartbeat& hb, std::size_t channel, Usec now);
-    Effects on_hook_finished(HookKind kind, const HookOutcome& outcome, Usec now);
+    // The entry points about one service group take its index in
+    // NodeSettings::groups; without one, they are about the default group.
+    Effects on_hook_finished(std::size_t group, HookKind kind, const HookOutcome& outcome, Usec now);
+    Effects on_hook_finished(HookKind kind, const HookOutcome& outcome, Usec now) {
+        return on_hook_finished(0, kind, outcome, now);
+    }
     // KillServices is done: nothing the services ran is left.
-    Effects on_services_killed(Usec now);
+    Effects on_services_killed(std::size_t group, Usec now);
+    Effects on_services_killed(Usec now) { return on_services_killed(0, now); }
     Effects on_command(Command command, Usec now);
     // What this node lacks to run the services now ("" when nothing): an
     // Address= device that does not exist yet or is down. Until it is "", the
@@ -138,7 +158,10 @@ public:
     // Hands the services from this (active) node to `target`, or to the node
     // the election would pick next when `target` is empty. On a request that
     // cannot be carried out, sets *error to why and changes nothing.
-    Effects switchover(const std::string& target, Usec now, std::string* error);
+    Effects switchover(std::size_t group, const std::string& target, Usec now, std::string* error);
+    Effects switchover(const std::string& target, Usec now, std::string* error) {
+        return switchover(0, target, now, error);
+    }
     // Turns maintenance mode on or off for the whole cluster (freehactl
     // maintenance): while on, no node runs a hook, elects, fails over or
     // monitors; a holder still stops if it loses its lease (the guarantee
@@ -150,11 +173,17 @@ public:
     Effects set_maintenance(bool on, Usec now, std::string* error);
     // The services failed while running, seen by something other than
     // monitorhasrv (a unit of the services target failed): as a failing monitor.
-    Effects on_services_failed(const std::string& description, Usec now);
+    Effects on_services_failed(std::size_t group, const std::string& description, Usec now);
+    Effects on_services_failed(const std::string& description, Usec now) {
+        return on_services_failed(0, description, now);
+    }
     // The services were seen running here (a unit of the services target
     // became active). Unless this node holds them, someone started them
     // behind freehad's back: they are stopped at once and counted.
-    Effects on_services_seen(const std::string& description, Usec now);
+    Effects on_services_seen(std::size_t group, const std::string& description, Usec now);
+    Effects on_services_seen(const std::string& description, Usec now) {
+        return on_services_seen(0, description, now);
+    }
     // Takes new timings, expected node count, quorum policy and key at run time;
     // the cluster, node name, role and channel count must not change.
     Effects reconfigure(const NodeSettings& settings, Usec now);
@@ -164,34 +193,39 @@ public:
     // when nothing is due (before start(), after Exit).
     std::optional<Usec> next_wakeup(Usec now) const;
 
-    Phase phase() const { return group_.phase(); }
-    NodeState state() const { return group_.state(); }
+    // The service groups, as settings().groups; what the node itself shows
+    // (its state, phase, term...) is its default group's.
+    std::size_t group_count() const { return groups_.size(); }
+    const Group& group(std::size_t index) const { return *groups_.at(index); }
+    const Group& default_group() const { return *groups_.front(); }
+    Phase phase() const { return default_group().phase(); }
+    NodeState state() const { return default_group().state(); }
     // The term of this node's own claim (0 when it claims nothing).
-    std::uint64_t term() const { return group_.own_term(); }
+    std::uint64_t term() const { return default_group().own_term(); }
     // The term of the claim that runs the cluster, as far as this node knows.
-    std::uint64_t cluster_term() const { return group_.cluster_term(); }
-    bool error_latched() const { return group_.error_latched(); }
+    std::uint64_t cluster_term() const { return default_group().cluster_term(); }
+    bool error_latched() const { return default_group().error_latched(); }
     bool quorate() const { return quorate_; }
     bool shutting_down() const { return shutting_down_; }
     // Whether this node's services run (or start) under a lease that the
     // cluster's quorum enforces: every other node that held them has stopped
     // them, and what they left, before this node could claim (not so after a
     // forced start, nor without quorum rules).
-    bool under_enforced_lease() const { return group_.lease_enforced() && quorum_rules(); }
+    bool under_enforced_lease() const { return default_group().lease_enforced() && quorum_rules(); }
     bool standby() const { return standby_; }
     const Maintenance& maintenance() const { return maintenance_; }
     // The wire version this node speaks now (see wire.h, "Versions").
     std::uint8_t wire_version() const;
     const std::string& unavailable() const { return unavailable_; }
-    const std::string& handover_to() const { return group_.handover_to(); }
-    const std::string& last_error() const { return group_.last_error(); }
+    const std::string& handover_to() const { return default_group().handover_to(); }
+    const std::string& last_error() const { return default_group().last_error(); }
     const NodeSettings& settings() const { return settings_; }
     const Membership& membership() const { return membership_; }
     const ReceiveCounters& counters() const { return counters_; }
-    const Voter& voter() const { return group_.voter(); }
-    std::optional<HookKind> running_hook() const { return group_.running_hook(); }
+    const Voter& voter() const { return default_group().voter(); }
+    std::optional<HookKind> running_hook() const { return default_group().running_hook(); }
     // The lease a majority grants this node's claim, when it claims.
-    std::optional<Usec> lease() const { return group_.lease(); }
+    std::optional<Usec> lease() const { return default_group().lease(); }
     // The node count quorum is counted against: the largest ExpectedNodes=
     // of this node and of every peer it has heard (timed out or not), so
     // that two majorities always share a node. A lowered count takes effect
@@ -199,7 +233,7 @@ public:
     unsigned expected_nodes() const { return expected_nodes_; }
 
     // The node that runs the services as this node sees it ("" when none).
-    std::string active_node() const { return group_.active_node(); }
+    std::string active_node() const { return default_group().active_node(); }
     Status status(Usec now) const;
 
 private:
@@ -217,7 +251,18 @@ private:
         std::uint64_t count = 0;
     };
 
+    Group& default_group() { return *groups_.front(); }
+    // Whether any group, or every group, satisfies `f`.
+    template <class F> bool any_group(F f) const {
+        for (const auto& g : groups_)
+            if (f(*g)) return true;
+        return false;
+    }
     void send_heartbeat(Usec now, Effects& out);
+    // What `hb` says of group `id` beyond its header; nullptr when nothing.
+    static const wire::GroupBeat* find_beat(const wire::Heartbeat& hb, std::uint32_t id);
+    // Why a heartbeat's term, for any group, is too far above the highest this node knows; nullopt when none is.
+    std::optional<std::string> implausible_term(const wire::Heartbeat& hb) const;
     Usec next_heartbeat() const;
     // Every reachable peer's newest heartbeat names the claimant's incarnation
     // (none is of a version that would reject kFlagClaimantIncarnation).
@@ -228,6 +273,8 @@ private:
     void learn_maintenance(const wire::Heartbeat& hb, Usec now, Effects& out);
     // The one place maintenance_ changes; `source`: "" for this node's admin, else the peer it came from.
     void apply_maintenance(Maintenance m, const std::string& source, Usec now, Effects& out);
+    // A peer that last said in maintenance mode that it runs a group, and is not heard now (Group::unwatched_holder).
+    std::optional<std::string> unwatched_holder(Usec now) const;
     // An operator's command while maintenance mode is on: nothing starts or stops.
     void in_maintenance(Command command, Usec now, Effects& out);
     // Command::Leave.
@@ -245,6 +292,11 @@ private:
     void end_refusals(Usec now, Effects& out);
 
     // --- start-up, quorum and election
+    // Group `g`'s election order over the eligible nodes (empty: FreeHA's
+    // alphabetical rule): first the node the placement of every group gives
+    // it (placement.h: spread, and no group moves while it runs), then its
+    // own preference order.
+    std::vector<std::string> preference(const Group& g) const;
     void update_quorum(Usec now, Effects& out);
     void evaluate(Usec now, Effects& out);
     // This node and every peer with a two-way link to it: a peer that does not
@@ -263,7 +315,7 @@ private:
     Membership membership_;
     ReceiveCounters counters_;
     unsigned expected_nodes_;  // see expected_nodes(); kept, as the hot path reads it often
-    Group group_{*this, kDefaultGroupId};  // the services (the default group)
+    std::vector<std::unique_ptr<Group>> groups_;  // as settings_.groups: the default group first
 
     bool started_ = false;
     bool exited_ = false;  // Exit was emitted: nothing more happens

@@ -35,15 +35,17 @@ Effects Node::set_maintenance(bool on, Usec now, std::string* error) {
                           std::to_string(p.wire_version) + ") that knows no maintenance mode: upgrade it first");
     }
     if (!on) {
-        if (auto silent = group_.unwatched_holder(now))
+        if (auto silent = unwatched_holder(now))
             return refuse("node " + *silent + " last said it runs the services and cannot be heard: start freehad "
                           "there first, else what it still runs could run beside the services another node starts");
     }
-    if (!group_.handover_to().empty())
-        return refuse("a switchover to " + group_.handover_to() + " is under way: try again once it has ended");
-    if (NodeState state = group_.state(); state == NodeState::Starting || state == NodeState::Stopping)
-        return refuse(std::string("this node is ") + (state == NodeState::Starting ? "starting" : "stopping") +
+    for (const auto& g : groups_) {
+        if (!g->handover_to().empty())
+            return refuse("a switchover to " + g->handover_to() + " is under way: try again once it has ended");
+        if (NodeState state = g->state(); state == NodeState::Starting || state == NodeState::Stopping)
+            return refuse(std::string("this node is ") + (state == NodeState::Starting ? "starting" : "stopping") +
                       " the services: try again once that has ended");
+    }
     for (const auto& [name, p] : membership_.peers()) {
         if (!p.reachable()) continue;
         if (!p.header().handover_to.empty())
@@ -79,12 +81,12 @@ void Node::apply_maintenance(Maintenance m, const std::string& source, Usec now,
                                      "maintenance mode on (" + from +
                                          "): freehad starts, stops, monitors and fails over nothing until it is "
                                          "turned off"});
-        group_.enter_maintenance(now, out);
+        for (auto& g : groups_) g->enter_maintenance(now, out);
     } else {
         out.push_back(effect::Notice{NoticeKind::MaintenanceChanged, settings_.node_name,
                                      "maintenance mode off (" + from +
                                          "): probing for the services, carrying on from what is found"});
-        group_.leave_maintenance(now, out);
+        for (auto& g : groups_) g->leave_maintenance(now, out);
     }
     send_heartbeat(now, out);  // peers learn of it at once
 }
@@ -96,16 +98,19 @@ void Node::in_maintenance(Command command, Usec now, Effects& out) {
     case Command::Leave: break;  // nothing starts or stops (the daemon says so)
     case Command::Shutdown:
         shutting_down_ = true;
-        if (group_.state() == NodeState::Stopping) break;  // a stop for the lease: it ends first
+        if (any_group([](const Group& g) { return g.state() == NodeState::Stopping; }))
+            break;  // a stop for the lease: it ends first
         // The services are left as they are, and the unit's clean-up leaves
         // them too. The last heartbeat says the node leaves, still holding
         // them: nobody starts them elsewhere until it is heard again.
         leaving_ = true;
         exited_ = true;
         send_heartbeat(now, out);
-        out.push_back(effect::Exit{0, group_.holding() || group_.hook_running()});
+        out.push_back(effect::Exit{0, any_group([](const Group& g) { return g.holding() || g.hook_running(); })});
         break;
-    case Command::ClearError: group_.clear_error(now, out); break;
+    case Command::ClearError:
+        for (auto& g : groups_) g->clear_error(now, out);
+        break;
     case Command::Standby:
     case Command::Unstandby:
         standby_ = command == Command::Standby;
@@ -151,6 +156,12 @@ void Group::leave_maintenance(Usec now, Effects& out) {
     }
 }
 
+std::optional<std::string> Node::unwatched_holder(Usec now) const {
+    for (const auto& g : groups_)
+        if (auto silent = g->unwatched_holder(now)) return silent;
+    return std::nullopt;
+}
+
 std::optional<std::string> Group::unwatched_holder(Usec now) const {
     for (const auto& [name, p] : node_.membership_.peers()) {
         if (!holds_services(view_of(p).announced) || !p.maintenance.on) continue;
@@ -165,17 +176,18 @@ void Node::leave(Usec now, Effects& out) {
     if (leaving_) return;
     leaving_ = true;
     shutting_down_ = true;
-    if (maintenance_.on && group_.state() != NodeState::Stopping) {
+    if (maintenance_.on && !any_group([](const Group& g) { return g.state() == NodeState::Stopping; })) {
         // Nothing is handed over in maintenance mode: the services go down
         // with the machine, so the last heartbeat says this node holds nothing.
-        bool left = group_.holding() || group_.hook_running();
-        if (group_.holding()) group_.set_phase(Phase::Standby, "the machine shuts down in maintenance mode", now, out);
+        bool left = any_group([](const Group& g) { return g.holding() || g.hook_running(); });
+        for (auto& g : groups_)
+            if (g->holding()) g->set_phase(Phase::Standby, "the machine shuts down in maintenance mode", now, out);
         exited_ = true;
         send_heartbeat(now, out);
         out.push_back(effect::Exit{0, left});
         return;
     }
-    group_.leave(now, out);
+    for (auto& g : groups_) g->leave(now, out);
 }
 
 void Group::leave(Usec now, Effects& out) {
@@ -192,13 +204,16 @@ void Group::leave(Usec now, Effects& out) {
 }
 
 void Node::leave_when_handed_over(Usec now, Effects& out) {
-    if (!leaving_ || exited_ || group_.holding() || group_.hook_running() || !group_.handover_to().empty()) return;
+    if (!leaving_ || exited_ ||
+        any_group([](const Group& g) { return g.holding() || g.hook_running() || !g.handover_to().empty(); }))
+        return;
     exited_ = true;           // own_flags(): this is the last heartbeat, kFlagLeaving
     send_heartbeat(now, out);
     out.push_back(effect::Exit{0});
 }
 
 void Node::exit_when_stopped(Usec now, Effects& out) {
+    if (exited_ || any_group([](const Group& g) { return !g.stopped_for_exit_; })) return;
     // FreeHA: exit still announcing STOPPING; peers wait out the dead time.
     send_heartbeat(now, out);
     out.push_back(effect::Exit{0});

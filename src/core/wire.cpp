@@ -63,6 +63,15 @@ bool read_name(std::span<const std::uint8_t> in, std::size_t& at, std::string& n
 
 const std::uint64_t kUnderstandsCurrentMarker = node_id(":wire3");
 
+std::uint32_t group_id(std::string_view group_name) {
+    std::uint32_t h = 2166136261u;
+    for (char c : group_name) {
+        h ^= static_cast<std::uint8_t>(c);
+        h *= 16777619u;
+    }
+    return h;
+}
+
 bool is_valid_release(std::string_view release) {
     if (release.empty() || release.size() > kMaxReleaseLength) return false;
     return std::all_of(release.begin(), release.end(), [](char c) {

@@ -95,6 +95,28 @@ inline constexpr std::uint16_t kKnownFlags = kKnownFlagsPrevious | kFlagLeaving 
 inline constexpr std::size_t kMaxHeard = 64;
 inline constexpr unsigned kMaxExpectedNodes = 64;
 
+// A 32-bit FNV-1a of a service group's name: how heartbeats name a group.
+// Two groups of one cluster must not share one (the configuration checks).
+std::uint32_t group_id(std::string_view group_name);
+
+// One service group other than the default one, as its sender announces it:
+// the same facts as the heartbeat's own fields for the default group.
+struct GroupBeat {
+    std::uint32_t group = 0;  // group_id() of its name
+    NodeState state = NodeState::Initial;
+    std::uint64_t term = 0;
+    // Sent only with a claimant (the encoder drops them without one, so they
+    // decode as 0): the claimant's incarnation and this sender's grant to it.
+    std::uint64_t grant = 0;
+    std::string claimant;  // empty: none
+    std::uint64_t claimant_incarnation = 0;
+    std::string handover_to;  // empty: none
+    bool error_latched = false;
+    bool claim_pending = false;
+
+    bool operator==(const GroupBeat&) const = default;
+};
+
 struct Heartbeat {
     // The version it is (to be) encoded in; decoded: the one it came in.
     std::uint8_t version = kVersion;
@@ -122,6 +144,7 @@ struct Heartbeat {
     // kFlagMaintenance, from a version-2 heartbeat):
     std::uint64_t maintenance_epoch = 0;
     std::string release;  // the sender's release, 1..kMaxReleaseLength characters
+    std::vector<GroupBeat> groups;  // the service groups other than the default one, ascending by id
 
     bool operator==(const Heartbeat&) const = default;
 };

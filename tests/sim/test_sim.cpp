@@ -112,7 +112,7 @@ TEST(Simulation, ACoreCalledDirectlyBetweenRunsWakesWhenItNowSays) {
     NodeSettings s = base(1);
     s.interval = 1 * sec;
     s.dead_time = 3 * sec;
-    s.monitor_interval = 60 * sec;
+    s.groups.front().monitor_interval = 60 * sec;
     SimCluster c({"a"}, s);  // alone: its steps are its own wake-ups
     c.start_all();
     c.run_for(10 * sec);

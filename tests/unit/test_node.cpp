@@ -484,7 +484,7 @@ const Conversation kConversations[] = {
     {"target mode: messages name the target, not the hasrv scripts",
      [] {
          Harness h("a");
-         h.settings().services_target = "freeha-services.target";
+         h.settings().groups.front().services_target = "freeha-services.target";
          h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
          h.finish(HookKind::Start, true);
          EXPECT_EQ(h.state(), S::Running);
@@ -497,7 +497,7 @@ const Conversation kConversations[] = {
     {"standby kept from before a restart: the node never claims and says so in its first heartbeat",
      [] {
          Harness h("a");
-         h.settings().services_target = "";
+         h.settings().groups.front().services_target = "";
          h.start_in_standby();
          EXPECT_TRUE(h.last_heartbeat()->flags & wire::kFlagStandby);
          h.peer("b", S::Standby);
