@@ -65,7 +65,7 @@ std::uint16_t Node::own_flags() const {
     return flags;
 }
 
-void Node::send_heartbeat(Usec now, Effects& out) {
+void Node::send_heartbeat(Usec now, Effects& out, bool reply) {
     wire::Heartbeat hb;
     hb.version = wire_version();
     hb.release = settings_.release;
@@ -87,7 +87,7 @@ void Node::send_heartbeat(Usec now, Effects& out) {
     std::sort(hb.groups.begin(), hb.groups.end(),
               [](const wire::GroupBeat& a, const wire::GroupBeat& b) { return a.group < b.group; });
     hb.role = settings_.role;
-    hb.flags = own_flags();
+    hb.flags = own_flags() | (reply ? wire::kFlagReply : 0);
     hb.node = settings_.node_name;
     // Our own ExpectedNodes= (never the larger one we count with, else a
     // lowered count could never take effect). In version 2, only while every
@@ -312,7 +312,9 @@ Effects Node::on_heartbeat(const wire::Heartbeat& hb, std::size_t channel, Usec 
                                                     beat->claimant_incarnation});
         ack = g->learn(hb, news ? &*news : nullptr, now) || ack;
     }
-    if (ack) send_heartbeat(now, out);
+    // Our acknowledgement goes out at once, unless the heartbeat was itself
+    // one: its sender's next heartbeat carries what our reply would.
+    if (ack && (hb.flags & wire::kFlagReply) == 0) send_heartbeat(now, out, /*reply=*/groups_.size() > 1);
     evaluate(now, out);
     return out;
 }

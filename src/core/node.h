@@ -258,7 +258,8 @@ private:
             if (f(*g)) return true;
         return false;
     }
-    void send_heartbeat(Usec now, Effects& out);
+    // `reply`: it answers a claimant's heartbeat (wire::kFlagReply).
+    void send_heartbeat(Usec now, Effects& out, bool reply = false);
     // What `hb` says of group `id` beyond its header; nullptr when nothing.
     static const wire::GroupBeat* find_beat(const wire::Heartbeat& hb, std::uint32_t id);
     // Why a heartbeat's term, for any group, is too far above the highest this node knows; nullopt when none is.

@@ -91,7 +91,12 @@ inline constexpr std::uint16_t kFlagMaintenance = 1u << 10;  // maintenance mode
 inline constexpr std::uint16_t kKnownFlagsPrevious = kFlagStandby | kFlagErrorLatched | kFlagAuthenticated |
                                                      kFlagHandover | kFlagHeard | kFlagClaimant | kFlagClaimPending |
                                                      kFlagExpected | kFlagClaimantIncarnation;
-inline constexpr std::uint16_t kKnownFlags = kKnownFlagsPrevious | kFlagLeaving | kFlagMaintenance;
+// An acknowledgement: sent at once because a claimant's heartbeat renewed a
+// promise. A node that holds a group and backs another's answers no reply
+// at once (else two such nodes would answer each other without end); sent
+// only by nodes with several groups, so never to a release that lacks it.
+inline constexpr std::uint16_t kFlagReply = 1u << 12;
+inline constexpr std::uint16_t kKnownFlags = kKnownFlagsPrevious | kFlagLeaving | kFlagMaintenance | kFlagReply;
 inline constexpr std::size_t kMaxHeard = 64;
 inline constexpr unsigned kMaxExpectedNodes = 64;
 
