@@ -69,7 +69,9 @@
 // claims of 1 node: 1261 bytes; of 7 nodes: 1459 bytes, the most in one
 // Ethernet frame (kEthernetPayload); of 24 nodes: 2020 bytes, the most in
 // kMaxDatagramSize; the worst case, every group on another node: 3274 bytes
-// (three IP fragments, and cut at kMaxDatagramSize). The cost grows with
+// (three IP fragments, and cut at kMaxDatagramSize). The largest possible
+// heartbeat (every name 64 characters, every group with its own claimant and
+// handover target): 12190 bytes, one UDP datagram. The cost grows with
 // the groups (about 9 bytes each) and with the distinct nodes whose claims
 // one node backs (33 + name each), not with nodes x groups.
 

@@ -761,3 +761,33 @@ TEST(WireGroups, SixtyFourGroupsAndSixtyFourNodes) {
     EXPECT_GT(heartbeat(25), kMaxDatagramSize);
     EXPECT_EQ(heartbeat(62), 3274u) << "each group backing another node's claim";
 }
+
+TEST(WireGroups, TheLargestHeartbeatIsOneUdpDatagram) {
+    // Every field at its longest: 64-character names, 63 groups each with its
+    // own claimant and handover target (126 name entries), 10-byte terms.
+    Heartbeat hb = current();
+    hb.node = std::string(64, 'a');
+    hb.handover_to = std::string(64, 'b');
+    hb.claimant = std::string(64, 'c');
+    hb.claimant_incarnation = 1;
+    hb.expected_nodes = 64;
+    hb.release = std::string(kMaxReleaseLength, '1');
+    for (std::uint64_t i = 0; i < kMaxHeard; ++i) hb.heard.push_back(i);
+    for (std::uint32_t i = 0; i < kMaxGroups - 1; ++i) {
+        GroupBeat g;
+        g.group = i;
+        g.term = ~std::uint64_t{0};
+        g.claimant = std::string(60, 'x') + std::to_string(1000 + i);
+        g.claimant_incarnation = 5;
+        g.grant = i + 1;
+        g.handover_to = std::string(60, 'y') + std::to_string(1000 + i);
+        hb.groups.push_back(g);
+    }
+    auto bytes = encode(hb);
+    EXPECT_EQ(bytes[extension_at(hb)], kMaxGroupNames);
+    EXPECT_EQ(bytes.size() + kAuthTagSize, 12190u);
+    EXPECT_LE(bytes.size() + kAuthTagSize, 65507u) << "IPv4's largest UDP payload";
+    auto result = decode(bytes);
+    ASSERT_TRUE(result.decoded) << to_string(result.reject);
+    EXPECT_EQ(result.decoded->heartbeat, hb);
+}
