@@ -296,7 +296,8 @@ std::optional<Reject> read_groups(std::span<const std::uint8_t> in, std::size_t&
     for (std::size_t i = 0; i < count; ++i) {
         GroupBeat& g = groups[i];
         if (in.size() < at + 4 + 1 + 1) return Reject::BadGroups;
-        g.group = static_cast<std::uint32_t>(in[at] << 24 | in[at + 1] << 16 | in[at + 2] << 8 | in[at + 3]);
+        g.group = std::uint32_t{in[at]} << 24 | std::uint32_t{in[at + 1]} << 16 | std::uint32_t{in[at + 2]} << 8 |
+                  std::uint32_t{in[at + 3]};
         if (i > 0 && g.group <= groups[i - 1].group) return Reject::BadGroups;  // ascending, none twice
         if (in[at + 4] >= static_cast<std::uint8_t>(NodeState::TimedOut)) return Reject::BadGroups;
         g.state = static_cast<NodeState>(in[at + 4]);
