@@ -186,6 +186,10 @@ void Group::maybe_elect(Usec now, Effects& out) {
         !node_.unavailable_.empty() || !node_.quorate_ || node_.shutting_down_ || !handover_to_.empty() || now < listen_until_ ||
         node_.maintenance_.on)
         return;
+    // While the cluster speaks the previous wire version, which carries the
+    // default group alone, peers cannot see this group's claims: it runs
+    // nowhere until every node speaks the current one (freeha-upgrade(7)).
+    if (index_ != 0 && node_.wire_version() < wire::kVersion) return;
     // Someone backs a live claim: a holder exists, even if this node cannot
     // hear it. And our own promise to another claimant still binds us.
     if (peer_backs_other_live_claim()) return;

@@ -59,6 +59,74 @@ bool read_name(std::span<const std::uint8_t> in, std::size_t& at, std::string& n
     return is_valid_node_name(name);
 }
 
+// The groups' extension as encode() writes it: the groups in order, and the
+// name table they refer to.
+struct NameEntry {
+    std::string_view name;
+    std::uint64_t incarnation;
+    std::uint64_t grant;
+    bool operator==(const NameEntry&) const = default;
+};
+
+// In Extension's claimant and handover: the group names none (kMaxGroupNames < 255).
+constexpr std::uint8_t kNoName = 0xff;
+static_assert(kMaxGroupNames < kNoName);
+
+struct Extension {
+    std::vector<const GroupBeat*> groups;  // ascending by id, no id twice
+    std::vector<NameEntry> names;
+    std::vector<std::uint8_t> claimant;  // per group: its index in names (when it names one)
+    std::vector<std::uint8_t> handover;
+    std::size_t size = 0;  // bytes on the wire
+};
+
+std::size_t varint_size(std::uint64_t v) {
+    std::size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        ++n;
+    }
+    return n;
+}
+
+std::uint8_t name_index(std::vector<NameEntry>& names, NameEntry entry) {
+    auto it = std::find(names.begin(), names.end(), entry);
+    if (it != names.end()) return static_cast<std::uint8_t>(it - names.begin());
+    names.push_back(entry);
+    return static_cast<std::uint8_t>(names.size() - 1);
+}
+
+Extension extension(const std::vector<GroupBeat>& groups) {
+    Extension x;
+    for (const GroupBeat& g : groups) x.groups.push_back(&g);
+    std::stable_sort(x.groups.begin(), x.groups.end(),
+                     [](const GroupBeat* a, const GroupBeat* b) { return a->group < b->group; });
+    x.groups.erase(std::unique(x.groups.begin(), x.groups.end(),
+                               [](const GroupBeat* a, const GroupBeat* b) { return a->group == b->group; }),
+                   x.groups.end());
+    if (x.groups.size() > kMaxGroups - 1) x.groups.resize(kMaxGroups - 1);
+    if (x.groups.empty()) return x;
+    x.size = 1 + 1;  // the two counts
+    for (const GroupBeat* g : x.groups) {
+        x.size += 4 + 1 + 1 + varint_size(g->term);
+        // Names that are no node's could never be decoded: such a group names none.
+        if (is_valid_node_name(g->claimant)) {
+            x.claimant.push_back(name_index(x.names, {g->claimant, g->claimant_incarnation, g->grant}));
+            x.size += 1;
+        } else {
+            x.claimant.push_back(kNoName);
+        }
+        if (is_valid_node_name(g->handover_to)) {
+            x.handover.push_back(name_index(x.names, {g->handover_to, 0, 0}));
+            x.size += 1;
+        } else {
+            x.handover.push_back(kNoName);
+        }
+    }
+    for (const NameEntry& e : x.names) x.size += 1 + e.name.size() + 8 + 8;
+    return x;
+}
+
 }  // namespace
 
 const std::uint64_t kUnderstandsCurrentMarker = node_id(":wire3");
@@ -84,7 +152,7 @@ std::string_view to_string(Reject r) {
     static constexpr std::array<std::string_view, kRejectCount> kNames{
         "too_short",   "bad_magic", "bad_version",     "bad_type",           "unknown_flags",
         "bad_state",   "bad_role",  "bad_name_length", "bad_name_character", "bad_length", "bad_handover", "bad_heard_list", "bad_claimant",
-        "bad_expected_nodes", "bad_release",
+        "bad_expected_nodes", "bad_release", "bad_groups", "bad_group_names",
     };
     return kNames.at(static_cast<std::size_t>(r));
 }
@@ -99,22 +167,25 @@ std::vector<std::uint8_t> encode(const Heartbeat& hb) {
     std::size_t heard_written = heard + (marker ? 1 : 0);
     unsigned expected = std::min(hb.expected_nodes, kMaxExpectedNodes);
     std::string_view release = is_valid_release(hb.release) ? std::string_view(hb.release) : "unknown";
+    Extension groups = current ? extension(hb.groups) : Extension{};
     std::vector<std::uint8_t> out(kHeaderSize + hb.node.size() + (handover ? 1 + hb.handover_to.size() : 0) +
                                   (claimant ? 1 + hb.claimant.size() : 0) +
                                   (heard_written != 0 ? 1 + 8 * heard_written : 0) + (expected != 0 ? 1 : 0) +
-                                  (hb.claimant_incarnation ? 8 : 0) + (current ? 8 + 1 + release.size() : 0));
+                                  (hb.claimant_incarnation ? 8 : 0) + (current ? 8 + 1 + release.size() : 0) +
+                                  groups.size);
     Writer w{out};
     w.bytes(kMagic.data(), kMagic.size());
     w.u8(current ? kVersion : kPreviousVersion);
     w.u8(kTypeHeartbeat);
     auto flags = static_cast<std::uint16_t>(hb.flags & (current ? kKnownFlags : kKnownFlagsPrevious) &
                                             ~(kFlagAuthenticated | kFlagHandover | kFlagHeard | kFlagClaimant |
-                                              kFlagExpected | kFlagClaimantIncarnation));
+                                              kFlagExpected | kFlagClaimantIncarnation | kFlagGroups));
     if (handover) flags |= kFlagHandover;
     if (claimant) flags |= kFlagClaimant;
     if (heard_written != 0) flags |= kFlagHeard;
     if (expected != 0) flags |= kFlagExpected;
     if (hb.claimant_incarnation) flags |= kFlagClaimantIncarnation;
+    if (!groups.groups.empty()) flags |= kFlagGroups;
     w.u16(flags);
     w.u64(hb.cluster_id);
     w.u64(hb.incarnation);
@@ -143,10 +214,118 @@ std::vector<std::uint8_t> encode(const Heartbeat& hb) {
         w.u8(static_cast<std::uint8_t>(release.size()));
         w.bytes(release.data(), release.size());
     }
+    if (!groups.groups.empty()) {
+        w.u8(static_cast<std::uint8_t>(groups.names.size()));
+        for (const NameEntry& e : groups.names) {
+            w.u8(static_cast<std::uint8_t>(e.name.size()));
+            w.bytes(e.name.data(), e.name.size());
+            w.u64(e.incarnation);
+            w.u64(e.grant);
+        }
+        w.u8(static_cast<std::uint8_t>(groups.groups.size()));
+        for (std::size_t i = 0; i < groups.groups.size(); ++i) {
+            const GroupBeat& g = *groups.groups[i];
+            for (int shift = 24; shift >= 0; shift -= 8) w.u8(static_cast<std::uint8_t>(g.group >> shift));
+            w.u8(static_cast<std::uint8_t>(g.state));
+            auto group_flags = static_cast<std::uint8_t>((g.error_latched ? kGroupFlagErrorLatched : 0) |
+                                                         (g.claim_pending ? kGroupFlagClaimPending : 0) |
+                                                         (groups.claimant[i] != kNoName ? kGroupFlagClaimant : 0) |
+                                                         (groups.handover[i] != kNoName ? kGroupFlagHandover : 0));
+            w.u8(group_flags);
+            std::uint64_t term = g.term;
+            while (term >= 0x80) {
+                w.u8(static_cast<std::uint8_t>(term | 0x80));
+                term >>= 7;
+            }
+            w.u8(static_cast<std::uint8_t>(term));
+            if (groups.claimant[i] != kNoName) w.u8(groups.claimant[i]);
+            if (groups.handover[i] != kNoName) w.u8(groups.handover[i]);
+        }
+    }
     return out;
 }
 
 namespace {
+
+// An unsigned LEB128 of the fewest bytes (else the datagram would not
+// re-encode to itself) that fits 64 bits. Advances *at.
+bool read_varint(std::span<const std::uint8_t> in, std::size_t& at, std::uint64_t& v) {
+    v = 0;
+    for (std::size_t i = 0; i < kMaxVarintSize; ++i) {
+        if (at >= in.size()) return false;
+        std::uint8_t byte = in[at++];
+        if (i == kMaxVarintSize - 1 && byte > 1) return false;  // beyond 64 bits
+        v |= static_cast<std::uint64_t>(byte & 0x7f) << (7 * i);
+        if ((byte & 0x80) == 0) return byte != 0 || i == 0;  // a trailing zero byte is overlong
+    }
+    return false;
+}
+
+// The groups' extension (kFlagGroups) at *at; nullopt, or why it is rejected.
+std::optional<Reject> read_groups(std::span<const std::uint8_t> in, std::size_t& at, std::vector<GroupBeat>& groups) {
+    if (at >= in.size()) return Reject::BadGroupNames;
+    std::size_t name_count = in[at++];
+    if (name_count > kMaxGroupNames) return Reject::BadGroupNames;
+    std::array<NameEntry, kMaxGroupNames> names;
+    for (std::size_t i = 0; i < name_count; ++i) {
+        if (at >= in.size()) return Reject::BadGroupNames;
+        std::size_t length = in[at];
+        if (length == 0 || length > kMaxNodeNameLength || in.size() < at + 1 + length + 16)
+            return Reject::BadGroupNames;
+        names[i].name = std::string_view(reinterpret_cast<const char*>(in.data() + at + 1), length);
+        if (!is_valid_node_name(names[i].name)) return Reject::BadGroupNames;
+        names[i].incarnation = get_u64(in, at + 1 + length);
+        names[i].grant = get_u64(in, at + 1 + length + 8);
+        at += 1 + length + 16;
+        // encode() writes each triple once.
+        for (std::size_t j = 0; j < i; ++j)
+            if (names[j] == names[i]) return Reject::BadGroupNames;
+    }
+    if (at >= in.size()) return Reject::BadGroups;
+    std::size_t count = in[at++];
+    if (count == 0 || count > kMaxGroups - 1) return Reject::BadGroups;
+    groups.resize(count);
+    // The table lists names in the order of their first reference: each index
+    // is one already used, or the next one.
+    std::size_t referenced = 0;
+    auto refer = [&](std::size_t index) {
+        if (index > referenced || index >= name_count) return false;
+        if (index == referenced) ++referenced;
+        return true;
+    };
+    for (std::size_t i = 0; i < count; ++i) {
+        GroupBeat& g = groups[i];
+        if (in.size() < at + 4 + 1 + 1) return Reject::BadGroups;
+        g.group = std::uint32_t{in[at]} << 24 | std::uint32_t{in[at + 1]} << 16 | std::uint32_t{in[at + 2]} << 8 |
+                  std::uint32_t{in[at + 3]};
+        if (i > 0 && g.group <= groups[i - 1].group) return Reject::BadGroups;  // ascending, none twice
+        if (in[at + 4] >= static_cast<std::uint8_t>(NodeState::TimedOut)) return Reject::BadGroups;
+        g.state = static_cast<NodeState>(in[at + 4]);
+        std::uint8_t flags = in[at + 5];
+        if ((flags & ~kKnownGroupFlags) != 0) return Reject::BadGroups;
+        g.error_latched = (flags & kGroupFlagErrorLatched) != 0;
+        g.claim_pending = (flags & kGroupFlagClaimPending) != 0;
+        at += 6;
+        if (!read_varint(in, at, g.term)) return Reject::BadGroups;
+        if (flags & kGroupFlagClaimant) {
+            if (at >= in.size()) return Reject::BadGroups;
+            std::size_t index = in[at++];
+            if (!refer(index)) return Reject::BadGroupNames;
+            g.claimant = names[index].name;
+            g.claimant_incarnation = names[index].incarnation;
+            g.grant = names[index].grant;
+        }
+        if (flags & kGroupFlagHandover) {
+            if (at >= in.size()) return Reject::BadGroups;
+            std::size_t index = in[at++];
+            if (!refer(index) || names[index].incarnation != 0 || names[index].grant != 0)
+                return Reject::BadGroupNames;
+            g.handover_to = names[index].name;
+        }
+    }
+    if (referenced != name_count) return Reject::BadGroupNames;  // an entry no group refers to
+    return std::nullopt;
+}
 
 // Decodes into the result's own Decoded (nothing is built twice or moved: every
 // peer decodes every heartbeat); nullopt, or why the datagram is rejected.
@@ -209,15 +388,20 @@ std::optional<Reject> decode_into(std::span<const std::uint8_t> in, Decoded& d) 
         hb.release.assign(reinterpret_cast<const char*>(in.data() + body_size + 9), length);
         if (!is_valid_release(hb.release)) return Reject::BadRelease;
         body_size += 9 + length;
+        if (flags & kFlagGroups) {
+            // Anything after the body but the tag is the extension's.
+            if (in.size() < body_size + tag_size) return Reject::BadGroupNames;
+            if (auto reject = read_groups(in.first(in.size() - tag_size), body_size, hb.groups)) return reject;
+        }
     }
     if (in.size() != body_size + tag_size) return Reject::BadLength;
     hb.node.assign(reinterpret_cast<const char*>(in.data() + kHeaderSize), name_length);
     if (!is_valid_node_name(hb.node)) return Reject::BadNameCharacter;
 
     hb.version = in[4];
-    // Carried by handover_to, claimant, heard and expected_nodes.
+    // Carried by handover_to, claimant, heard, expected_nodes, claimant_incarnation and groups.
     hb.flags = static_cast<std::uint16_t>(
-        flags & ~(kFlagHandover | kFlagHeard | kFlagClaimant | kFlagExpected | kFlagClaimantIncarnation));
+        flags & ~(kFlagHandover | kFlagHeard | kFlagClaimant | kFlagExpected | kFlagClaimantIncarnation | kFlagGroups));
     hb.cluster_id = get_u64(in, 8);
     hb.incarnation = get_u64(in, 16);
     hb.sequence = get_u64(in, 24);

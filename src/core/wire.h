@@ -37,9 +37,44 @@
 //  Node::set_maintenance(): the newest decision on maintenance mode, 0 when
 //  none was ever taken; kFlagMaintenance says whether it is on), and u8
 //  length (1..32) and the sender's release ("0.2.0": [0-9A-Za-z.+~-]);
+//  then, version 3 only, only when flags has kFlagGroups: the service groups
+//  other than the default one (whose state, term, grant, claimant, handover,
+//  error latch and pending claim are the fields above):
+//    a name table: u8 count (0..2 * (kMaxGroups - 1)), then per entry u8
+//    length (1..64) and a node name, u64 incarnation and u64 grant: the
+//    triple a group names as its claimant (the claimant's incarnation and
+//    this sender's grant to it, as the fields above) or, with incarnation
+//    and grant 0, as its handover target;
+//    u8 group count (1..kMaxGroups - 1), then per group: u32 group id
+//    (group_id() of its name), u8 state, u8 group flags (kGroupFlag*), the
+//    term as an unsigned LEB128 varint (1..10 bytes), then the u8 name-table
+//    index of the claimant if flagged, and of the handover target if flagged.
+//  Canonical, so that every datagram decodes to a heartbeat that encodes to
+//  the same bytes (the decoder rejects anything else): group ids strictly
+//  ascending; a varint of the fewest bytes; the table in the order of first
+//  reference (groups in order, the claimant before the handover target),
+//  no entry twice, every entry referenced, a handover target's entry with
+//  incarnation and grant 0;
 //  then, only when flags has kFlagAuthenticated: a 32-byte HMAC-SHA256 tag over
 //  every byte before it.
 //
+// Size. A heartbeat is 59 bytes + its name + 8 per heard id + about 60
+// (claimant, release, tag), plus with groups 2 + 7 or more per group (4 id,
+// state, flags, a term of 1 byte below 2^7, 2 below 2^14, up to 10; 1 per
+// index) and 33 + name length per distinct claim the groups back (name,
+// incarnation, grant: one grant per claimant node, shared by its groups).
+// The daemon reads kMaxDatagramSize bytes of a datagram. Figures, from
+// tests/unit/test_wire.cpp (64 groups, 64 nodes, every name 16 characters,
+// 64 heard ids, signed; this node runs one group and backs the others):
+// claims of 1 node: 1261 bytes; of 7 nodes: 1459 bytes, the most in one
+// Ethernet frame (kEthernetPayload); of 24 nodes: 2020 bytes, the most in
+// kMaxDatagramSize; the worst case, every group on another node: 3274 bytes
+// (three IP fragments, and cut at kMaxDatagramSize). The largest possible
+// heartbeat (every name 64 characters, every group with its own claimant and
+// handover target): 12190 bytes, one UDP datagram. The cost grows with
+// the groups (about 9 bytes each) and with the distinct nodes whose claims
+// one node backs (33 + name each), not with nodes x groups.
+
 // Versions. A release decodes its own version and the previous one, and
 // speaks its own only while every live peer it hears understands it: a node
 // that speaks the previous version while it understands this one says so
@@ -49,7 +84,11 @@
 // sees that all the others understand the current version, and all switch.
 // A version-3 field has no version-2 form: while the cluster speaks version 2
 // nobody leaves with kFlagLeaving (a leaving node announces STANDBY in
-// standby instead) and maintenance mode cannot be turned on.
+// standby instead), maintenance mode cannot be turned on, and the heartbeat
+// carries the default service group alone (encode() drops the others).
+// Service groups are in version 3 because no release has spoken version 3
+// yet (0.2.0, NEWS, is not released): 0.1.0 nodes (version 2) still upgrade
+// to the release that carries groups in place.
 #pragma once
 
 #include <cstdint>
@@ -64,7 +103,8 @@
 namespace freeha::wire {
 
 // Version 2 added the lease fields (sent at, grant) and kFlagClaimPending;
-// version 3 kFlagLeaving, maintenance mode and the sender's release.
+// version 3 kFlagLeaving, maintenance mode, the sender's release and the
+// service groups (kFlagGroups).
 inline constexpr std::uint8_t kVersion = 3;
 inline constexpr std::uint8_t kPreviousVersion = 2;
 // In a version-2 heartbeat's heard list: the sender understands version 3.
@@ -88,6 +128,7 @@ inline constexpr std::uint16_t kFlagClaimantIncarnation = 1u << 8;  // the claim
 // Version 3 only:
 inline constexpr std::uint16_t kFlagLeaving = 1u << 9;       // the machine shuts down: this is the node's last heartbeat
 inline constexpr std::uint16_t kFlagMaintenance = 1u << 10;  // maintenance mode is on (as of the maintenance epoch)
+inline constexpr std::uint16_t kFlagGroups = 1u << 11;       // the other service groups follow the release
 inline constexpr std::uint16_t kKnownFlagsPrevious = kFlagStandby | kFlagErrorLatched | kFlagAuthenticated |
                                                      kFlagHandover | kFlagHeard | kFlagClaimant | kFlagClaimPending |
                                                      kFlagExpected | kFlagClaimantIncarnation;
@@ -96,9 +137,27 @@ inline constexpr std::uint16_t kKnownFlagsPrevious = kFlagStandby | kFlagErrorLa
 // at once (else two such nodes would answer each other without end); sent
 // only by nodes with several groups, so never to a release that lacks it.
 inline constexpr std::uint16_t kFlagReply = 1u << 12;
-inline constexpr std::uint16_t kKnownFlags = kKnownFlagsPrevious | kFlagLeaving | kFlagMaintenance | kFlagReply;
+inline constexpr std::uint16_t kKnownFlags =
+    kKnownFlagsPrevious | kFlagLeaving | kFlagMaintenance | kFlagGroups | kFlagReply;
 inline constexpr std::size_t kMaxHeard = 64;
 inline constexpr unsigned kMaxExpectedNodes = 64;
+
+// Service groups: at most kMaxGroups in one heartbeat, the default group included.
+inline constexpr std::size_t kMaxGroups = 64;
+// Each distinct (claimant, incarnation, grant) and each handover target once.
+inline constexpr std::size_t kMaxGroupNames = 2 * (kMaxGroups - 1);
+// Group flag bits (one byte per group); unknown bits are rejected.
+inline constexpr std::uint8_t kGroupFlagErrorLatched = 1u << 0;  // as kFlagErrorLatched
+inline constexpr std::uint8_t kGroupFlagClaimPending = 1u << 1;  // as kFlagClaimPending
+inline constexpr std::uint8_t kGroupFlagClaimant = 1u << 2;      // a name-table index of the claimant follows
+inline constexpr std::uint8_t kGroupFlagHandover = 1u << 3;      // a name-table index of the handover target follows
+inline constexpr std::uint8_t kKnownGroupFlags =
+    kGroupFlagErrorLatched | kGroupFlagClaimPending | kGroupFlagClaimant | kGroupFlagHandover;
+inline constexpr std::size_t kMaxVarintSize = 10;  // LEB128 of a u64
+// What the daemon reads of one datagram; a longer one would arrive cut (and be rejected as bad_length).
+inline constexpr std::size_t kMaxDatagramSize = 2048;
+// UDP payload of one Ethernet frame (1500 - 20 IPv4 - 8 UDP): larger datagrams are IP fragments.
+inline constexpr std::size_t kEthernetPayload = 1472;
 
 // A 32-bit FNV-1a of a service group's name: how heartbeats name a group.
 // Two groups of one cluster must not share one (the configuration checks).
@@ -146,10 +205,13 @@ struct Heartbeat {
     // The incarnation of `claimant` (0: none named); set: kFlagClaimantIncarnation is set on the wire.
     std::optional<std::uint64_t> claimant_incarnation;
     // Version 3 only (encode() drops them, and kFlagLeaving and
-    // kFlagMaintenance, from a version-2 heartbeat):
+    // kFlagMaintenance, from a version-2 heartbeat, which carries the default group alone):
     std::uint64_t maintenance_epoch = 0;
     std::string release;  // the sender's release, 1..kMaxReleaseLength characters
-    std::vector<GroupBeat> groups;  // the service groups other than the default one, ascending by id
+    // The service groups other than the default one, ascending by id (encode()
+    // sorts them, keeps the first of equal ids and at most kMaxGroups - 1);
+    // non-empty: kFlagGroups is set on the wire.
+    std::vector<GroupBeat> groups;
 
     bool operator==(const Heartbeat&) const = default;
 };
@@ -171,9 +233,11 @@ enum class Reject : std::uint8_t {
     BadClaimant,
     BadExpectedNodes,
     BadRelease,
+    BadGroups,      // the group list: count, order, state, flags, term, cut short
+    BadGroupNames,  // the name table of the groups, or an index into it
 };
-inline constexpr int kRejectCount = 15;
-static_assert(kRejectCount == static_cast<int>(Reject::BadRelease) + 1);
+inline constexpr int kRejectCount = 17;
+static_assert(kRejectCount == static_cast<int>(Reject::BadGroupNames) + 1);
 std::string_view to_string(Reject r);
 
 struct Decoded {

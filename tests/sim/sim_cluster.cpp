@@ -15,6 +15,7 @@ SimCluster::SimCluster(std::vector<std::string> names, NodeSettings base, std::u
     for (auto& n : names) {
         nodes_[n].name = n;
         nodes_[n].settings = base_;
+        nodes_[n].groups.resize(base_.groups.size());
     }
     for (auto& [name, n] : nodes_) in_order_.push_back(&n);
 }
@@ -72,8 +73,8 @@ void SimCluster::start(const std::string& name, bool force_start) {
     n.paused = false;
     n.queued.clear();
     n.exit_code.reset();
-    n.running_hook.reset();
-    ++n.hook_generation;
+    n.groups.resize(s.groups.size());
+    end_hooks(n);
     apply(n, n.node->start(now_, force_start));
 }
 
@@ -85,10 +86,16 @@ void SimCluster::crash(const std::string& name) {
     SimNode& n = nodes_.at(name);
     if (n.alive && now_ >= n.horizon_lowers_at) n.promise_horizon = n.longest_dead_time;
     n.alive = false;
-    n.services_up = false;
+    for (SimGroup& g : n.groups) g.services_up = false;
     n.queued.clear();
-    n.running_hook.reset();
-    ++n.hook_generation;
+    end_hooks(n);
+}
+
+void SimCluster::end_hooks(SimNode& n) {
+    for (SimGroup& g : n.groups) {
+        g.running_hook.reset();
+        ++g.hook_generation;
+    }
 }
 
 void SimCluster::resume(const std::string& name) {
@@ -164,29 +171,31 @@ void SimCluster::receive(SimNode& t, const std::vector<std::uint8_t>& datagram) 
     apply(t, t.node->on_datagram(datagram, 0, now_));
 }
 
-void SimCluster::finish_hook(SimNode& n, HookKind kind, std::uint64_t generation, bool success, const char* why) {
-    if (!n.alive || n.hook_generation != generation || n.running_hook != kind) return;
+void SimCluster::finish_hook(SimNode& n, std::size_t group, HookKind kind, std::uint64_t generation, bool success,
+                             const char* why) {
+    SimGroup& g = n.groups.at(group);
+    if (!n.alive || g.hook_generation != generation || g.running_hook != kind) return;
     if (trace_ && !n.paused)
         std::fprintf(stderr, "%12s %-8s %s ended: %s\n", format_timespan(now_).c_str(), n.name.c_str(),
                      std::string(hook_name(kind)).c_str(), why);
     if (n.paused) {  // a frozen daemon reaps its child when it thaws
-        schedule(now_ + kUsecPerMsec, [this, &n, kind, generation, success, why] {
-            finish_hook(n, kind, generation, success, why);
+        schedule(now_ + kUsecPerMsec, [this, &n, group, kind, generation, success, why] {
+            finish_hook(n, group, kind, generation, success, why);
         });
         return;
     }
-    n.running_hook.reset();
-    if (kind == HookKind::Stop) n.services_up = false;
-    if (kind == HookKind::Start && success) n.services_failed = false;
-    apply(n, n.node->on_hook_finished(kind, HookOutcome{success, why}, now_));
+    g.running_hook.reset();
+    if (kind == HookKind::Stop) g.services_up = false;
+    if (kind == HookKind::Start && success) g.services_failed = false;
+    apply(n, n.node->on_hook_finished(group, kind, HookOutcome{success, why}, now_));
 }
 
 // The kill is confirmed (the cgroup is empty) a moment later; a frozen daemon reads it when it thaws.
-void SimCluster::confirm_kill(SimNode& n, std::uint64_t incarnation) {
-    schedule(now_ + 2 * kUsecPerMsec, [this, &n, incarnation] {
+void SimCluster::confirm_kill(SimNode& n, std::size_t group, std::uint64_t incarnation) {
+    schedule(now_ + 2 * kUsecPerMsec, [this, &n, group, incarnation] {
         if (!n.alive || n.incarnation != incarnation) return;
-        if (n.paused) return confirm_kill(n, incarnation);
-        apply(n, n.node->on_services_killed(now_));
+        if (n.paused) return confirm_kill(n, group, incarnation);
+        apply(n, n.node->on_services_killed(group, now_));
     });
 }
 
@@ -204,8 +213,10 @@ void SimCluster::mix_effect(const Effect& e) {
         mix(hb->datagram.data(), hb->datagram.size());
     } else if (auto* run = std::get_if<effect::RunHook>(&e)) {
         mix(run->kind);
+        if (run->group != 0) mix(run->group);  // (so that a single group's digests stay what they were)
     } else if (auto* cancel = std::get_if<effect::CancelHook>(&e)) {
         mix(cancel->kind);
+        if (cancel->group != 0) mix(cancel->group);
     } else if (auto* change = std::get_if<effect::StateChanged>(&e)) {
         mix(change->from), mix(change->to), mix(change->reason), mix(change->term), mix(change->active_node);
         mix(change->from_phase), mix(change->to_phase);
@@ -234,41 +245,50 @@ void SimCluster::apply(SimNode& n, Effects effects) {
             deliver(n.name, std::move(hb->datagram));
         } else if (auto* run = std::get_if<effect::RunHook>(&e)) {
             HookKind kind = run->kind;
-            n.running_hook = kind;
+            std::size_t group = run->group;
+            SimGroup& g = n.groups.at(group);
+            g.running_hook = kind;
             if (trace_)
                 std::fprintf(stderr, "%12s %-8s %s runs\n", format_timespan(now_).c_str(), n.name.c_str(),
                              std::string(hook_name(kind)).c_str());
-            std::uint64_t gen = ++n.hook_generation;
+            std::uint64_t gen = ++g.hook_generation;
             Usec duration;
             bool success = true;
             switch (kind) {
             case HookKind::Start:
-                n.services_up = true;  // partly up from the first moment
-                ++n.starts;
+                g.services_up = true;  // partly up from the first moment
+                ++g.starts;
                 duration = n.hooks.start_duration;
                 success = n.hooks.start_succeeds;
                 break;
             case HookKind::Stop: duration = n.hooks.stop_duration; break;
             case HookKind::Monitor:
                 duration = n.hooks.monitor_hangs ? n.hooks.monitor_timeout : n.hooks.monitor_duration;
-                success = n.services_up && !n.services_failed && !n.hooks.monitor_hangs;
+                success = g.services_up && !g.services_failed && !n.hooks.monitor_hangs;
                 break;
             }
             const char* why = success ? "exited with status 0" : "exited with status 1";
             if (kind == HookKind::Monitor && n.hooks.monitor_hangs) why = "timed out";
-            schedule(now_ + duration, [this, &n, kind, gen, success, why] { finish_hook(n, kind, gen, success, why); });
+            schedule(now_ + duration, [this, &n, group, kind, gen, success, why] {
+                finish_hook(n, group, kind, gen, success, why);
+            });
         } else if (auto* cancel = std::get_if<effect::CancelHook>(&e)) {
             HookKind kind = cancel->kind;
-            std::uint64_t gen = n.hook_generation;
-            schedule(now_ + kUsecPerMsec, [this, &n, kind, gen] { finish_hook(n, kind, gen, false, "canceled"); });
-        } else if (std::holds_alternative<effect::KillServices>(e)) {
-            n.services_up = false;  // SIGKILL to the services cgroup: everything dies at once
-            std::uint64_t gen = n.hook_generation;
-            if (n.running_hook) {
-                HookKind kind = *n.running_hook;
-                schedule(now_ + kUsecPerMsec, [this, &n, kind, gen] { finish_hook(n, kind, gen, false, "killed"); });
+            std::size_t group = cancel->group;
+            std::uint64_t gen = n.groups.at(group).hook_generation;
+            schedule(now_ + kUsecPerMsec,
+                     [this, &n, group, kind, gen] { finish_hook(n, group, kind, gen, false, "canceled"); });
+        } else if (auto* kill = std::get_if<effect::KillServices>(&e)) {
+            std::size_t group = kill->group;
+            SimGroup& g = n.groups.at(group);
+            g.services_up = false;  // SIGKILL to the group's services cgroup: everything dies at once
+            std::uint64_t gen = g.hook_generation;
+            if (g.running_hook) {
+                HookKind kind = *g.running_hook;
+                schedule(now_ + kUsecPerMsec,
+                         [this, &n, group, kind, gen] { finish_hook(n, group, kind, gen, false, "killed"); });
             }
-            confirm_kill(n, n.incarnation);
+            confirm_kill(n, group, n.incarnation);
         } else if (auto* change = std::get_if<effect::StateChanged>(&e)) {
             if (trace_)
                 std::fprintf(stderr, "%12s %-8s %s -> %s (term %llu): %s\n", format_timespan(now_).c_str(),
@@ -281,7 +301,8 @@ void SimCluster::apply(SimNode& n, Effects effects) {
             n.alive = false;
             // Services left in maintenance mode run on without freehad (the
             // worst case: outside its cgroup), unless the machine goes down.
-            if (n.machine_down) n.services_up = false;
+            if (n.machine_down)
+                for (SimGroup& g : n.groups) g.services_up = false;
         } else if (auto* m = std::get_if<effect::MaintenanceChanged>(&e)) {
             n.maintenance = Maintenance{m->on, m->epoch};
         }
@@ -337,23 +358,23 @@ void SimCluster::run_until(Usec until, const std::function<void()>& check) {
     now_ = std::max(now_, until);
 }
 
-std::vector<std::string> SimCluster::services_up() const {
+std::vector<std::string> SimCluster::services_up(std::size_t group) const {
     std::vector<std::string> out;
     for (const auto& [name, n] : nodes_)
-        if (n.services_up) out.push_back(name);
+        if (n.groups.at(group).services_up) out.push_back(name);
     return out;
 }
 
-std::size_t SimCluster::services_up_count() const {
+std::size_t SimCluster::services_up_count(std::size_t group) const {
     std::size_t count = 0;
-    for (const SimNode* n : in_order_) count += n->services_up ? 1 : 0;
+    for (const SimNode* n : in_order_) count += n->groups.at(group).services_up ? 1 : 0;
     return count;
 }
 
-bool SimCluster::services_up_on(const std::vector<std::string>& nodes) const {
+bool SimCluster::services_up_on(const std::vector<std::string>& nodes, std::size_t group) const {
     auto next = nodes.begin();
     for (const auto& [name, n] : nodes_) {
-        if (!n.services_up) continue;
+        if (!n.groups.at(group).services_up) continue;
         if (next == nodes.end() || *next != name) return false;
         ++next;
     }

@@ -26,6 +26,15 @@ struct HookBehaviour {
     Usec monitor_timeout = 30 * kUsecPerSec;
 };
 
+// One service group on one simulated node: its services and its hook.
+struct SimGroup {
+    bool services_up = false;      // from the start hook's start to the stop hook's end
+    bool services_failed = false;  // the services broke: monitor fails
+    std::uint64_t starts = 0;
+    std::optional<HookKind> running_hook;
+    std::uint64_t hook_generation = 0;  // invalidates completions of an ended hook
+};
+
 struct SimNode {
     std::string name;
     Role role = Role::Member;
@@ -50,13 +59,9 @@ struct SimNode {
     Usec promise_horizon;
     Usec longest_dead_time;  // of the current run
     Usec horizon_lowers_at;  // when the current run lowers it
-    bool services_up = false;  // from the start hook's start to the stop hook's end
-    bool services_failed = false;  // the services broke: monitor fails
-    std::uint64_t starts = 0;
+    std::vector<SimGroup> groups;  // as settings.groups: the default group first
     std::uint64_t incarnation = 0;
     HookBehaviour hooks;
-    std::optional<HookKind> running_hook;
-    std::uint64_t hook_generation = 0;  // invalidates completions of an ended hook
     Maintenance maintenance;  // DIR/maintenance as freehad keeps it: a restart starts with it
     bool machine_down = false;  // Command::Leave: the machine shuts down once freehad has exited
     std::vector<effect::StateChanged> history;
@@ -103,11 +108,12 @@ public:
     void run_until(Usec until, const std::function<void()>& check = {});
     void run_for(Usec span, const std::function<void()>& check = {}) { run_until(now_ + span, check); }
 
-    // Nodes whose services are up right now.
-    std::vector<std::string> services_up() const;
+    // Nodes whose services of group `group` are up right now.
+    std::vector<std::string> services_up(std::size_t group = 0) const;
     // services_up().size() and services_up() == nodes, without building the list (checks run after every step).
-    std::size_t services_up_count() const;
-    bool services_up_on(const std::vector<std::string>& nodes) const;
+    std::size_t services_up_count(std::size_t group = 0) const;
+    bool services_up_on(const std::vector<std::string>& nodes, std::size_t group = 0) const;
+    std::size_t group_count() const { return base_.groups.size(); }
     // Nodes whose core is RUNNING.
     std::vector<std::string> running() const;
 
@@ -138,8 +144,11 @@ private:
     void push_event(Event e);
     void receive(SimNode& t, const std::vector<std::uint8_t>& datagram);
     void apply(SimNode& n, Effects effects);
-    void finish_hook(SimNode& n, HookKind kind, std::uint64_t generation, bool success, const char* why);
-    void confirm_kill(SimNode& n, std::uint64_t incarnation);
+    void finish_hook(SimNode& n, std::size_t group, HookKind kind, std::uint64_t generation, bool success,
+                     const char* why);
+    void confirm_kill(SimNode& n, std::size_t group, std::uint64_t incarnation);
+    // The daemon's hooks and services end with it.
+    static void end_hooks(SimNode& n);
     void deliver(const std::string& from, std::vector<std::uint8_t> datagram);
 
     NodeSettings base_;

@@ -45,7 +45,7 @@ TEST(Simulation, AFreshClusterRunsTheServicesOnTheFirstNodeOnly) {
     OverlapWatch watch{c, Usec(), Usec()};
     c.run_for(5 * sec, std::ref(watch));
     EXPECT_EQ(c.running(), std::vector<std::string>{"a"});
-    EXPECT_EQ(c["b"].starts + c["c"].starts, 0u);
+    EXPECT_EQ(c["b"].groups[0].starts + c["c"].groups[0].starts, 0u);
     EXPECT_EQ(watch.longest, Usec());
 }
 
@@ -81,7 +81,7 @@ TEST(Simulation, AnIsolatedActiveNodeStopsAndTheMajorityTakesOverThenHealingKeep
     c.run_for(5 * sec);
     EXPECT_EQ(c.running(), std::vector<std::string>{"b"});
     EXPECT_EQ(c["a"].node->state(), NodeState::Standby);
-    EXPECT_FALSE(c["a"].services_up);
+    EXPECT_FALSE(c["a"].groups[0].services_up);
     c.heal();
     c.run_for(5 * sec);
     EXPECT_EQ(c.running(), std::vector<std::string>{"b"});
@@ -131,8 +131,8 @@ TEST(Simulation, ServicesUpCountAndComparisonAgreeWithTheList) {
     EXPECT_EQ(c.services_up_count(), 0u);
     EXPECT_TRUE(c.services_up_on({}));
     EXPECT_FALSE(c.services_up_on({"a"}));
-    c["a"].services_up = true;
-    c["c"].services_up = true;
+    c["a"].groups[0].services_up = true;
+    c["c"].groups[0].services_up = true;
     EXPECT_EQ(c.services_up_count(), c.services_up().size());
     EXPECT_TRUE(c.services_up_on({"a", "c"}));
     EXPECT_FALSE(c.services_up_on({"a"}));
@@ -172,7 +172,7 @@ TEST(Simulation, AThawedActiveNodeOfATwoNodeClusterStepsDownAtTheFirstHeartbeat)
     Usec thawed = c.now();
     Usec stopped;
     c.run_for(2 * sec, [&] {
-        if (stopped == Usec() && !c["a"].services_up) stopped = c.now();
+        if (stopped == Usec() && !c["a"].groups[0].services_up) stopped = c.now();
     });
     ASSERT_NE(stopped, Usec());
     EXPECT_LT(stopped - thawed, 200 * ms + c["a"].hooks.stop_duration + 10 * ms);
@@ -183,7 +183,7 @@ TEST(Simulation, AFailingMonitorMovesTheServicesAndTheOperatorBringsTheNodeBack)
     SimCluster c({"a", "b", "c"}, base(3));
     c.start_all();
     c.run_for(5 * sec);
-    c["a"].services_failed = true;
+    c["a"].groups[0].services_failed = true;
     c.run_for(5 * sec);
     EXPECT_EQ(c["a"].node->state(), NodeState::Errored);
     EXPECT_EQ(c.running(), std::vector<std::string>{"b"});
@@ -200,7 +200,7 @@ TEST(Simulation, ALoneNodeOfThreeNeverStartsServices) {
     SimCluster c({"a", "b", "c"}, base(3));
     c.start("a");
     c.run_for(120 * sec);
-    EXPECT_EQ(c["a"].starts, 0u);
+    EXPECT_EQ(c["a"].groups[0].starts, 0u);
     EXPECT_EQ(c["a"].node->state(), NodeState::Standby);
 }
 

@@ -22,7 +22,10 @@ constexpr Usec kHookTime = 50 * ms;  // every hook takes this long
 
 class GroupCluster {
 public:
-    GroupCluster(const std::vector<std::string>& nodes, const std::vector<std::string>& groups) : groups_(groups) {
+    // `previous`: nodes of the previous release, which speak wire version 2 and run the default group alone.
+    GroupCluster(const std::vector<std::string>& nodes, const std::vector<std::string>& groups,
+                 const std::set<std::string>& previous = {}, NoQuorumPolicy policy = NoQuorumPolicy::Stop)
+        : groups_(groups), previous_(previous) {
         for (const auto& name : nodes) {
             NodeSettings s;
             s.cluster_name = "test";
@@ -30,9 +33,12 @@ public:
             s.incarnation = 100;
             s.expected_nodes = static_cast<unsigned>(nodes.size());
             s.init_dead = 5 * sec;
+            s.no_quorum_policy = policy;
             s.groups.clear();
-            for (const auto& group : groups)
+            for (const auto& group : groups) {
                 s.groups.push_back(GroupSettings{group, "", 2 * sec, PlacementPolicy::Rendezvous, {}});
+                if (previous.contains(name)) break;
+            }
             members_[name].node = std::make_unique<Node>(s);
         }
         for (auto& [name, m] : members_) apply(name, m.node->start(now_, false));
@@ -75,7 +81,7 @@ public:
     std::map<std::string, std::string> running() const {
         std::map<std::string, std::string> out;
         for (const auto& [name, m] : members_)
-            for (std::size_t g : m.up) out[groups_[g]] = name;
+            for (std::size_t g : m.up) out[groups_.at(g)] = name;
         return out;
     }
     std::size_t load(const std::string& name) const { return members_.at(name).up.size(); }
@@ -108,9 +114,15 @@ private:
         for (auto& e : effects) {
             if (auto* send = std::get_if<effect::SendHeartbeat>(&e)) {
                 ++m.sent;
+                wire::Heartbeat hb = send->heartbeat;
+                if (previous_.contains(name)) {
+                    hb.version = hb.understands = wire::kPreviousVersion;
+                    hb.groups.clear();
+                }
+                if (hb.version == wire::kPreviousVersion) hb.groups.clear();  // as encode() does
                 for (auto& [other, o] : members_)
                     if (other != name && o.alive && !isolated_.contains(name) && !isolated_.contains(other))
-                        o.inbox.push_back(send->heartbeat);
+                        o.inbox.push_back(hb);
             } else if (auto* run = std::get_if<effect::RunHook>(&e)) {
                 m.hooks.push_back(Hook{run->group, run->kind, now_ + kHookTime});
             } else if (auto* kill = std::get_if<effect::KillServices>(&e)) {
@@ -160,6 +172,7 @@ private:
     std::vector<std::string> groups_;
     std::map<std::string, Member> members_;
     std::set<std::string> isolated_;
+    std::set<std::string> previous_;
     Usec now_{0};
     std::size_t starts_ = 0;
 };
@@ -234,6 +247,18 @@ TEST(Groups, APartitionedNodeStopsItsGroupsBeforeTheMajorityTakesThem) {
     c.isolate("alpha", false);  // healed: nothing moves back (no fail-back)
     c.run(4 * sec);
     EXPECT_EQ(c.running(), after);
+}
+
+TEST(Groups, BesideANodeOfThePreviousReleaseOnlyTheDefaultGroupRuns) {
+    // Version 2 carries the default group alone: nobody could see the other
+    // groups' claims, and without quorum rules no lease would keep two
+    // nodes from starting one (every step checks that none runs twice).
+    GroupCluster c({"alpha", "bravo", "charlie"}, kSixGroups, {"charlie"}, NoQuorumPolicy::Ignore);
+    c.run(4 * sec);
+    auto running = c.running();
+    ASSERT_EQ(running.size(), 1u);
+    EXPECT_EQ(running.begin()->first, "default");
+    EXPECT_EQ(c.node("alpha").wire_version(), wire::kPreviousVersion);
 }
 
 }  // namespace

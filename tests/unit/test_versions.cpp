@@ -219,7 +219,7 @@ TEST(Versions, TwoNodesThatSpokeThePreviousVersionSwitchTogetherOnceTheLastOldNo
     }
     auto holders = c.running();
     ASSERT_EQ(holders.size(), 1u);
-    auto starts = c["a"].starts + c["c"].starts;
+    auto starts = c["a"].groups[0].starts + c["c"].groups[0].starts;
     // Each sees the other speak version 2 (with the marker: see the switch below).
     for (auto [self, other] : {std::pair{"a", "c"}, std::pair{"c", "a"}}) {
         auto s = c[self].node->status(c.now());
@@ -248,7 +248,7 @@ TEST(Versions, TwoNodesThatSpokeThePreviousVersionSwitchTogetherOnceTheLastOldNo
         EXPECT_EQ(o->version, "0.2.0") << self << " sees " << other;
     }
     EXPECT_EQ(c.running(), holders) << "the services moved";
-    EXPECT_EQ(c["a"].starts + c["c"].starts, starts) << "a start ran";
+    EXPECT_EQ(c["a"].groups[0].starts + c["c"].groups[0].starts, starts) << "a start ran";
 }
 
 // A peer heard on version 3 that comes back as the previous release (a
