@@ -28,10 +28,10 @@ std::string default_hooks_directory(const std::string& preferred, const std::str
 }
 
 std::string describe_hooks_directory(const Config& config) {
-    std::string text = "hooks directory " + config.hooks_directory;
+    std::string text = "hooks directory " + config.services.hooks_directory;
     if (auto it = config.origin.find(kOriginKey); it != config.origin.end()) return text + " (set by " + it->second + ")";
-    if (config.hooks_directory == kFreeHA1HooksDirectory)
-        return text + " (FreeHA 1.0's, as " + Config{}.hooks_directory + " has no hooks)";
+    if (config.services.hooks_directory == kFreeHA1HooksDirectory)
+        return text + " (FreeHA 1.0's, as " + Config{}.services.hooks_directory + " has no hooks)";
     return text + " (the default)";
 }
 
@@ -43,7 +43,7 @@ std::string hook_search_path(const std::string& hooks_directory) {
 std::vector<std::string> hook_environment(const Config& config, const effect::StateChanged& change,
                                           bool under_lease) {
     std::vector<std::string> environment{
-        "PATH=" + hook_search_path(config.hooks_directory),
+        "PATH=" + hook_search_path(config.services.hooks_directory),
         "FREEHA_NODE=" + config.node_name,
         "FREEHA_CLUSTER=" + config.cluster_name,
         "FREEHA_STATE=" + std::string(to_string(change.to)),

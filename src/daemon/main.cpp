@@ -45,8 +45,8 @@ int main(int argc, char** argv) {
     }
     auto config = load_config(*cmdline, &error);
     // In target mode systemd runs the services; only alerthasrv may be used.
-    if (config && config->role == Role::Member && config->target.empty()) {
-        error = check_hooks(config->hooks_directory);
+    if (config && config->role == Role::Member && config->services.target.empty()) {
+        error = check_hooks(config->services.hooks_directory);
         if (!error.empty() && !hooks_directory_configured(*config))
             error += std::string(" (and FreeHA 1.0's ") + kFreeHA1HooksDirectory + " has no hooks either)";
     }

@@ -58,7 +58,7 @@ TEST_F(HookPath, OneHookIsEnoughToClaimTheDirectory) {
 TEST(HookPathText, TheLogLineSaysWhereTheDirectoryCameFrom) {
     Config config;
     EXPECT_EQ(describe_hooks_directory(config), "hooks directory /etc/freeha/hooks (the default)");
-    config.hooks_directory = kFreeHA1HooksDirectory;
+    config.services.hooks_directory = kFreeHA1HooksDirectory;
     EXPECT_EQ(describe_hooks_directory(config),
               "hooks directory /opt/freeha/bin (FreeHA 1.0's, as /etc/freeha/hooks has no hooks)");
     config.origin["Services.HooksDirectory"] = "-s";
