@@ -1,8 +1,11 @@
 #include "daemon/hook_path.h"
 
+#include <cerrno>
+#include <cstring>
 #include <sys/stat.h>
 
 #include "build_config.h"
+#include "daemon/hook_runner.h"
 
 namespace freeha {
 namespace {
@@ -25,6 +28,27 @@ bool has_hooks(const std::string& directory) {
 std::string default_hooks_directory(const std::string& preferred, const std::string& legacy) {
     if (!has_hooks(preferred) && has_hooks(legacy)) return legacy;
     return preferred;
+}
+
+std::vector<std::string> check_group_hooks(const Config& config) {
+    std::vector<std::string> errors;
+    if (config.role != Role::Member) return errors;
+    for (const auto& g : config.groups) {
+        if (!g.target.empty()) continue;  // target mode: systemd runs the services
+        auto origin = config.origin.find(g.section() + ".HooksDirectory");
+        std::string head = (origin == config.origin.end() ? g.origin : origin->second) + ": [" + g.section() +
+                           "] HooksDirectory=" + g.hooks_directory + ": ";
+        struct stat st {};
+        if (stat(g.hooks_directory.c_str(), &st) < 0) {
+            int e = errno;
+            errors.push_back(head + (e == ENOENT ? std::string("no such directory") : std::strerror(e)));
+        } else if (!S_ISDIR(st.st_mode)) {
+            errors.push_back(head + "not a directory");
+        } else if (std::string missing = check_hooks(g.hooks_directory); !missing.empty()) {
+            errors.push_back(head + missing);
+        }
+    }
+    return errors;
 }
 
 std::string describe_hooks_directory(const Config& config) {

@@ -54,6 +54,13 @@ int main(int argc, char** argv) {
         log::error(error);
         return cmdline->check_config ? 1 : kExitUsage;
     }
+    // Only here: at start-up a group whose hooks are missing is to stay down
+    // alone, not to keep the other groups from running (issue 20).
+    if (cmdline->check_config) {
+        std::vector<std::string> group_errors = check_group_hooks(*config);
+        for (const auto& line : group_errors) log::error(line);
+        if (!group_errors.empty()) return 1;
+    }
     if (cmdline->clean_up) return clean_up_after_daemon(*config);
     auto auth_keys = read_auth_keys(config->auth_key_files, &error);
     if (!auth_keys) {
