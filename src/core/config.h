@@ -86,8 +86,8 @@ struct GroupConfig {
     // announce every address again at this period while it is up (0: never;
     // keepalived's garp_master_refresh).
     Usec announce_refresh{0};
-    // Nodes=: the order of preference, distinct node names; empty: derived
-    // from the group's and the nodes' names.
+    // Nodes=: the nodes in order of preference, distinct node names; empty:
+    // none given. Names only: which nodes exist is learned from heartbeats.
     std::vector<std::string> nodes;
 
     bool is_default() const { return name == kDefaultGroupName; }
