@@ -808,6 +808,33 @@ TEST(CommandLine, AnAddressGivenInTwoFilesNamesBoth) {
     EXPECT_EQ(c->services.addresses[0].origin, dropin + ":3");
 }
 
+TEST(CommandLine, OneDropInPerGroup) {
+    TempDir dir;
+    std::string conf = dir.write("freehad.conf", "[Cluster]\nNodeName=x\n[Heartbeat]\nChannel=broadcast 10.0.0.1\n"
+                                                 "[Group web]\nTarget=web.target\n");
+    dir.write("freehad.conf.d/web.conf", "[Group web]\nAddress=192.0.2.10/24 eth0\n");
+    std::string db = dir.write("freehad.conf.d/db.conf", "[Group db]\nTarget=db.target\nAddress=192.0.2.11/24 eth0\n");
+    std::string error;
+    auto cl = parse_args({"--config", conf}, &error);
+    auto c = load_config(*cl, &error);
+    ASSERT_TRUE(c) << error;
+    ASSERT_EQ(c->groups.size(), 2u);
+    EXPECT_EQ(c->groups[0].name, "db");
+    EXPECT_EQ(c->groups[0].origin, db + ":1");
+    EXPECT_EQ(c->groups[1].origin, conf + ":5");
+    ASSERT_EQ(c->groups[1].addresses.size(), 1u);
+    // The address of web given to db too: both groups and both lines are named.
+    std::string web = dir.write("freehad.conf.d/web.conf", "[Group web]\nAddress=192.0.2.11/24 eth0\n");
+    EXPECT_FALSE(load_config(*cl, &error));
+    EXPECT_EQ(error, web + ":2: [Group web] Address=192.0.2.11/24 eth0: 192.0.2.11 is also an address of [Group db] (" +
+                         db + ":3, Address=192.0.2.11/24 eth0); an address moves with one group only");
+    // A drop-in that repeats its group is refused, naming the drop-in.
+    dir.write("freehad.conf.d/web.conf", "[Group web]\nStopTimeout=1min\n[Group web]\nStartTimeout=1min\n");
+    EXPECT_FALSE(load_config(*cl, &error));
+    EXPECT_EQ(error, web + ":3: [Group web] is already defined at " + web +
+                         ":1; give each group one section per file (a drop-in may change it)");
+}
+
 TEST(CommandLine, AnAddressThatIsAFlagChannelsSourceIsRefused) {
     TempDir dir;
     std::string conf = dir.write("freehad.conf", "[Services]\nAddress=10.1.1.5/24 eth0\n");
