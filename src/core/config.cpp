@@ -1,5 +1,6 @@
 #include "core/config.h"
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <charconv>
@@ -7,13 +8,18 @@
 #include <functional>
 #include <sstream>
 #include <tuple>
+#include <variant>
 
 #include <ini.h>
 
 #include "core/auth.h"
 #include "core/node_name.h"
+#include "core/membership.h"
+#include "core/wire.h"
 
 namespace freeha {
+
+static_assert(kMaxGroups == wire::kMaxGroups, "a heartbeat carries every group the configuration allows");
 namespace {
 
 using namespace literals;
@@ -241,53 +247,174 @@ const std::vector<KeyDef>& key_table() {
              c.channels.push_back(*spec);
              return std::nullopt;
          }},
-        {"Services", "HooksDirectory", [](Config& c, std::string_view v) { return set_path(c.hooks_directory, v, false); }},
-        {"Services", "Target",
-         [](Config& c, std::string_view v) -> std::optional<std::string> {
-             if (!v.empty() && !is_unit_name(v)) return "expected a unit name such as freeha-services.target";
-             c.target = v;
-             return std::nullopt;
-         }},
-        {"Services", "MonitorInterval",
-         [](Config& c, std::string_view v) { return set_timespan(c.monitor_interval, v, 10_ms, 60_min); }},
-        {"Services", "StartTimeout",
-         [](Config& c, std::string_view v) { return set_timespan(c.start_timeout, v, 10_ms, 24 * 60_min); }},
-        {"Services", "StopTimeout",
-         [](Config& c, std::string_view v) { return set_timespan(c.stop_timeout, v, 10_ms, 24 * 60_min); }},
-        {"Services", "MonitorTimeout",
-         [](Config& c, std::string_view v) { return set_timespan(c.monitor_timeout, v, 10_ms, 60_min); }},
         {"Services", "FenceTimeout",
          [](Config& c, std::string_view v) { return set_timespan(c.fence_timeout, v, 10_ms, 60_min); }},
         {"Services", "SelfFence", [](Config& c, std::string_view v) { return set_enum(c.self_fence, v, kSelfFenceActionNames); }},
-        {"Services", "Address",
-         [](Config& c, std::string_view v, std::string_view origin) -> std::optional<std::string> {
-             if (v.empty()) {  // as Channel=: an empty assignment resets the list
-                 c.addresses.clear();
-                 return std::nullopt;
-             }
-             FloatingAddress a;
-             if (auto e = parse_floating_address(v, a)) return e;
-             for (const auto& other : c.addresses)
-                 if (same_address(a.address, a.device, other.address, other.device))
-                     return a.address.to_string() + " is already configured at " + other.origin + " (Address=" +
-                            other.to_string() + ")";
-             a.origin = origin;
-             c.addresses.push_back(std::move(a));
-             return std::nullopt;
-         }},
-        {"Services", "AnnounceRefresh",
-         [](Config& c, std::string_view v) -> std::optional<std::string> {
-             if (parse_timespan(v) == Usec()) {
-                 c.announce_refresh = Usec();
-                 return std::nullopt;
-             }
-             if (auto e = set_timespan(c.announce_refresh, v, 1_s, 60_min)) return *e + " (or 0: never)";
-             return std::nullopt;
-         }},
         {"Status", "JSONFile", [](Config& c, std::string_view v) { return set_path(c.json_file, v, true); }},
         {"Status", "StateFile", [](Config& c, std::string_view v) { return set_path(c.state_file, v, true); }},
     };
     return table;
+}
+
+// The keys of a service group, [Services] and [Group NAME] alike: each with
+// its setter and the values render() prints for it.
+using GroupSetter =
+    std::function<std::optional<std::string>(GroupConfig&, std::string_view value, std::string_view origin)>;
+using PlainGroupSetter = std::function<std::optional<std::string>(GroupConfig&, std::string_view value)>;
+using GroupGetter = std::function<std::vector<std::string>(const GroupConfig&)>;
+
+struct GroupKeyDef {
+    std::string_view key;
+    GroupSetter set;
+    GroupGetter get;  // one line each; none: an empty assignment ("Key=")
+    GroupKeyDef(std::string_view k, GroupSetter f, GroupGetter g) : key(k), set(std::move(f)), get(std::move(g)) {}
+    GroupKeyDef(std::string_view k, PlainGroupSetter f, GroupGetter g)
+        : key(k),
+          set([f = std::move(f)](GroupConfig& c, std::string_view v, std::string_view) { return f(c, v); }),
+          get(std::move(g)) {}
+};
+
+// Nodes=NAME...: distinct node names, in the order of preference; empty: none.
+std::optional<std::string> parse_node_order(std::string_view value, std::vector<std::string>& out) {
+    std::vector<std::string> names;
+    for (std::string_view word : split_words(value)) {
+        if (!is_valid_node_name(word))
+            return in_quotes(word) + " is not a node name (1 to 64 characters of A-Z a-z 0-9 - _)";
+        if (std::find(names.begin(), names.end(), word) != names.end()) return in_quotes(word) + " is named twice";
+        if (names.size() == kMaxNodes)
+            return "more than " + std::to_string(kMaxNodes) + " nodes (as many as a cluster has at most)";
+        names.emplace_back(word);
+    }
+    out = std::move(names);
+    return std::nullopt;
+}
+
+GroupGetter timespan_of(Usec GroupConfig::*field) {
+    return [field](const GroupConfig& g) { return std::vector<std::string>{format_timespan(g.*field)}; };
+}
+
+const std::vector<GroupKeyDef>& group_key_table() {
+    static const std::vector<GroupKeyDef> table{
+        // A [Group NAME] may have no hooks directory (target mode without alerthasrv): it has no default to reset to.
+        {"HooksDirectory",
+         [](GroupConfig& g, std::string_view v) { return set_path(g.hooks_directory, v, !g.is_default()); },
+         [](const GroupConfig& g) { return std::vector<std::string>{g.hooks_directory}; }},
+        {"Target",
+         [](GroupConfig& g, std::string_view v) -> std::optional<std::string> {
+             if (!v.empty() && !is_unit_name(v)) return "expected a unit name such as freeha-services.target";
+             g.target = v;
+             return std::nullopt;
+         },
+         [](const GroupConfig& g) { return std::vector<std::string>{g.target}; }},
+        {"MonitorInterval",
+         [](GroupConfig& g, std::string_view v) { return set_timespan(g.monitor_interval, v, 10_ms, 60_min); },
+         timespan_of(&GroupConfig::monitor_interval)},
+        {"StartTimeout",
+         [](GroupConfig& g, std::string_view v) { return set_timespan(g.start_timeout, v, 10_ms, 24 * 60_min); },
+         timespan_of(&GroupConfig::start_timeout)},
+        {"StopTimeout",
+         [](GroupConfig& g, std::string_view v) { return set_timespan(g.stop_timeout, v, 10_ms, 24 * 60_min); },
+         timespan_of(&GroupConfig::stop_timeout)},
+        {"MonitorTimeout",
+         [](GroupConfig& g, std::string_view v) { return set_timespan(g.monitor_timeout, v, 10_ms, 60_min); },
+         timespan_of(&GroupConfig::monitor_timeout)},
+        {"Address",
+         [](GroupConfig& g, std::string_view v, std::string_view origin) -> std::optional<std::string> {
+             if (v.empty()) {  // as Channel=: an empty assignment resets the list
+                 g.addresses.clear();
+                 return std::nullopt;
+             }
+             FloatingAddress a;
+             if (auto e = parse_floating_address(v, a)) return e;
+             // Within the group; validate() compares the groups, once every drop-in has had its say.
+             for (const auto& other : g.addresses)
+                 if (same_address(a.address, a.device, other.address, other.device))
+                     return a.address.to_string() + " is already configured at " + other.origin + " (Address=" +
+                            other.to_string() + ")";
+             a.origin = origin;
+             g.addresses.push_back(std::move(a));
+             return std::nullopt;
+         },
+         [](const GroupConfig& g) {
+             std::vector<std::string> values;
+             for (const auto& a : g.addresses) values.push_back(a.to_string());
+             return values;
+         }},
+        {"AnnounceRefresh",
+         [](GroupConfig& g, std::string_view v) -> std::optional<std::string> {
+             if (parse_timespan(v) == Usec()) {
+                 g.announce_refresh = Usec();
+                 return std::nullopt;
+             }
+             if (auto e = set_timespan(g.announce_refresh, v, 1_s, 60_min)) return *e + " (or 0: never)";
+             return std::nullopt;
+         },
+         timespan_of(&GroupConfig::announce_refresh)},
+        {"Nodes", [](GroupConfig& g, std::string_view v) { return parse_node_order(v, g.nodes); },
+         [](const GroupConfig& g) {
+             std::string order;
+             for (const auto& n : g.nodes) order += (order.empty() ? "" : " ") + n;
+             return std::vector<std::string>{order};
+         }},
+    };
+    return table;
+}
+
+// ASCII only, whatever the locale.
+bool is_group_name_char(char ch) {
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_';
+}
+
+bool is_group_section(std::string_view section) { return section == "Group" || section.starts_with("Group "); }
+
+bool equal_ignoring_case(std::string_view a, std::string_view b) {
+    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+               return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
+           });
+}
+
+// The group of a [Group NAME] section, created at its first line (`where`);
+// or the one error line that refuses the section.
+std::variant<GroupConfig*, std::string> open_group(Config& c, std::string_view section, const std::string& where) {
+    if (invalid_utf8_at(section) != std::string_view::npos)
+        return where + ": a [Group NAME] line whose NAME is not valid UTF-8; a group name is 1 to " +
+               std::to_string(kMaxGroupNameLength) + " characters of A-Z a-z 0-9 - _";
+    std::string name(section.substr(std::min<std::size_t>(section.size(), 6)));
+    std::string head = where + ": [" + std::string(section) + "]";
+    if (name.empty()) return head + ": a group needs a name: [Group NAME]";
+    if (!is_valid_group_name(name)) {
+        if (std::all_of(name.begin(), name.end(), is_group_name_char))
+            return head + ": the group name is " + std::to_string(name.size()) + " characters long; at most " +
+                   std::to_string(kMaxGroupNameLength);
+        return head + ": " + in_quotes(name) + " is not a group name: expected 1 to " +
+               std::to_string(kMaxGroupNameLength) + " characters of A-Z a-z 0-9 - _";
+    }
+    if (equal_ignoring_case(name, kDefaultGroupName))
+        return head + ": '" + std::string(kDefaultGroupName) + "' is the group of [Services]: set its keys there";
+    for (auto& g : c.groups) {
+        if (g.name == name) return &g;
+        // Group names become cgroup, D-Bus and file names, where case may or may not tell them apart.
+        if (equal_ignoring_case(g.name, name))
+            return head + ": differs only in case from [Group " + g.name + "] (" + g.origin +
+                   "); group names must differ in more than case";
+    }
+    // A group is known on the wire by a 32-bit hash of its name; 0 is the default group's.
+    if (std::uint32_t id = wire::group_id(name); id == kDefaultGroupId)
+        return head + ": the name hashes to the default group's id on the wire; choose another name";
+    for (auto& g : c.groups)
+        if (wire::group_id(g.name) == wire::group_id(name))
+            return head + ": the name hashes to the same id on the wire as [Group " + g.name + "] (" + g.origin +
+                   "); choose another name";
+    if (c.groups.size() + 1 >= kMaxGroups)
+        return head + ": one group too many: at most " + std::to_string(kMaxGroups) +
+               " groups in all, [Services] included (as many as one heartbeat carries)";
+    GroupConfig g;
+    g.name = name;
+    g.origin = where;
+    g.hooks_directory.clear();  // no default: validate() wants HooksDirectory= or Target=
+    auto at = std::lower_bound(c.groups.begin(), c.groups.end(), g.name,
+                               [](const GroupConfig& a, const std::string& n) { return a.name < n; });
+    return &*c.groups.insert(at, std::move(g));
 }
 
 // Feeds inih one line at a time from memory and counts lines, so that the
@@ -297,7 +424,22 @@ struct LineReader {
     std::size_t pos = 0;
     int line = 0;
     bool too_long = false;
+    // Called with the name of each [Section] line before inih parses it (the
+    // installed inih calls no handler for a section without keys).
+    std::function<void(std::string_view section)> on_section;
 };
+
+// The section a line opens, as inih reads it (a BOM on the first line, white
+// space around, the name up to the first ']'), or nullopt.
+std::optional<std::string_view> section_of(std::string_view line, int line_number) {
+    if (line_number == 1 && line.starts_with("\xEF\xBB\xBF")) line.remove_prefix(3);
+    auto space = [](char ch) { return std::isspace(static_cast<unsigned char>(ch)) != 0; };
+    while (!line.empty() && space(line.front())) line.remove_prefix(1);
+    if (!line.starts_with('[')) return std::nullopt;
+    std::size_t close = line.find(']');
+    if (close == std::string_view::npos) return std::nullopt;  // inih's syntax error
+    return line.substr(1, close - 1);
+}
 
 char* read_line(char* buf, int size, void* stream) {
     auto* r = static_cast<LineReader*>(stream);
@@ -313,6 +455,8 @@ char* read_line(char* buf, int size, void* stream) {
     r->text.copy(buf, length, r->pos);
     buf[length] = '\0';
     r->pos = next;
+    if (r->on_section)
+        if (auto section = section_of(std::string_view(buf, length), r->line)) r->on_section(*section);
     return buf;
 }
 
@@ -337,6 +481,25 @@ int ini_handler(void* user, const char* section, const char* name, const char* v
 
 std::string_view to_string(SelfFenceAction a) { return kSelfFenceActionNames(a); }
 
+bool is_valid_group_name(std::string_view name) {
+    return !name.empty() && name.size() <= kMaxGroupNameLength && std::all_of(name.begin(), name.end(), is_group_name_char);
+}
+
+std::string GroupConfig::section() const { return is_default() ? "Services" : "Group " + name; }
+
+std::vector<const GroupConfig*> Config::all_groups() const {
+    std::vector<const GroupConfig*> all{&services};
+    for (const auto& g : groups) all.push_back(&g);
+    return all;
+}
+
+const GroupConfig* Config::group(std::string_view name) const {
+    if (name == kDefaultGroupName) return &services;
+    for (const auto& g : groups)
+        if (g.name == name) return &g;
+    return nullptr;
+}
+
 std::string FloatingAddress::to_string() const {
     std::string s = address.to_string() + "/" + std::to_string(prefix) + " " + device;
     if (!label.empty()) s += " label=" + label;
@@ -346,28 +509,49 @@ std::string FloatingAddress::to_string() const {
 
 std::optional<std::string> apply_setting(Config& config, std::string_view section, std::string_view key,
                                          std::string_view value, std::string_view origin) {
-    std::string where(origin);
-    if (section.empty()) return where + ": " + std::string(key) + "= outside any [Section]";
-    bool section_known = false;
-    for (const auto& def : key_table()) {
-        if (def.section != section) continue;
-        section_known = true;
-        if (def.key != key) continue;
-        // Named without its bytes, which would carry the encoding error into the message.
-        if (auto at = invalid_utf8_at(value); at != std::string_view::npos) {
-            char hex[8];
-            std::snprintf(hex, sizeof hex, "0x%02x", static_cast<unsigned char>(value[at]));
-            return where + ": [" + std::string(section) + "] " + std::string(key) + "=: not valid UTF-8 (byte " +
-                   hex + " at offset " + std::to_string(at) + ")";
-        }
-        if (auto error = def.set(config, value, where))
-            return where + ": [" + std::string(section) + "] " + std::string(key) + "=" + std::string(value) + ": " +
-                   *error;
-        config.origin[std::string(section) + "." + std::string(key)] = where;
-        return std::nullopt;
+    std::string where(origin), sec(section), name(key);
+    if (section.empty()) return where + ": " + name + "= outside any [Section]";
+    GroupConfig* group = nullptr;
+    if (is_group_section(section)) {
+        auto opened = open_group(config, section, where);
+        if (auto* error = std::get_if<std::string>(&opened)) return *error;
+        group = std::get<GroupConfig*>(opened);
+    } else if (section == "Services") {
+        group = &config.services;
     }
-    if (!section_known) return where + ": unknown section [" + std::string(section) + "]";
-    return where + ": [" + std::string(section) + "] unknown key '" + std::string(key) + "'";
+    const GroupKeyDef* group_def = nullptr;
+    if (group != nullptr)
+        for (const auto& def : group_key_table())
+            if (def.key == key) group_def = &def;
+    const KeyDef* node_def = nullptr;
+    bool section_known = group != nullptr;
+    if (group_def == nullptr) {
+        // [Services] also holds the node's own settings, which are for every group.
+        std::string_view table_section = group != nullptr ? std::string_view("Services") : section;
+        for (const auto& def : key_table()) {
+            if (def.section != table_section) continue;
+            section_known = true;
+            if (def.key == key) node_def = &def;
+        }
+        if (node_def != nullptr && group != nullptr && !group->is_default())
+            return where + ": [" + sec + "] " + name +
+                   "= is a setting of the node, not of a group: set it in [Services]";
+    }
+    if (group_def == nullptr && node_def == nullptr) {
+        if (!section_known) return where + ": unknown section [" + sec + "]";
+        return where + ": [" + sec + "] unknown key '" + name + "'";
+    }
+    // Named without its bytes, which would carry the encoding error into the message.
+    if (auto at = invalid_utf8_at(value); at != std::string_view::npos) {
+        char hex[8];
+        std::snprintf(hex, sizeof hex, "0x%02x", static_cast<unsigned char>(value[at]));
+        return where + ": [" + sec + "] " + name + "=: not valid UTF-8 (byte " + hex + " at offset " +
+               std::to_string(at) + ")";
+    }
+    auto error = group_def != nullptr ? group_def->set(*group, value, where) : node_def->set(config, value, where);
+    if (error) return where + ": [" + sec + "] " + name + "=" + std::string(value) + ": " + *error;
+    config.origin[sec + "." + name] = where;
+    return std::nullopt;
 }
 
 std::optional<std::string> apply_ini(Config& config, std::string_view text, std::string_view source) {
@@ -375,8 +559,26 @@ std::optional<std::string> apply_ini(Config& config, std::string_view text, std:
     ini_allow_inline_comments = false;
     ini_allow_multiline = false;
     ini_max_line = 4096;
-    LineReader reader{text};
+    LineReader reader;
+    reader.text = text;
     IniContext ctx{&config, &reader, std::string(source), std::nullopt};
+    // A group has one section per file: a second [Group NAME] in the same
+    // file is a mistake (a copied block), while a drop-in changes a group of
+    // another file as it changes any section.
+    std::map<std::string, std::string> groups_here;  // [Group NAME] -> its line here
+    reader.on_section = [&](std::string_view section) {
+        if (ctx.error || !is_group_section(section)) return;
+        std::string where = ctx.source + ":" + std::to_string(reader.line);
+        if (auto seen = groups_here.find(std::string(section)); seen != groups_here.end()) {
+            ctx.error = where + ": [" + std::string(section) + "] is already defined at " + seen->second +
+                        "; give each group one section per file (a drop-in may change it)";
+        } else if (auto opened = open_group(config, section, where); auto* error = std::get_if<std::string>(&opened)) {
+            ctx.error = *error;
+        } else {
+            groups_here.emplace(section, where);
+        }
+        if (ctx.error) ctx.error_line = reader.line;
+    };
     int r = ini_parse_stream(read_line, &reader, ini_handler, &ctx);
     if (reader.too_long) return std::string(source) + ": a line is longer than 4095 characters";
     // inih returns the first line it could not parse; report whichever error comes first.
@@ -414,20 +616,50 @@ std::optional<std::string> validate(const Config& c) {
                at("Heartbeat.DeadTime") + ") with Interval=" + format_timespan(c.interval) + ": at most " +
                format_timespan(max_fence_timeout(c.interval, c.dead_time) / 1000 * 1000) +
                "; lower FenceTimeout= or raise DeadTime=";
-    // A floating address moves with the services; a channel's SOURCE must stay with the node.
-    for (const auto& a : c.addresses)
-        for (const auto& ch : c.channels)
-            if (same_address(a.address, a.device, ch.source, ch.source.device))
-                return a.origin + ": Address=" + a.to_string() + " is the SOURCE of the heartbeat channel '" +
-                       ch.to_string() + "' (" + at("Heartbeat.Channel") +
-                       "); a channel needs an address of this node's own, which stays when the services move";
+    // What [Services] states unprefixed, as it always has; a group's lines name the group.
+    auto label = [](const GroupConfig& g) { return g.is_default() ? std::string() : "[" + g.section() + "] "; };
+    auto section_of_group = [](const GroupConfig& g) { return "[" + g.section() + "]"; };
+    const auto groups = c.all_groups();
+    for (const GroupConfig* g : groups) {
+        // A floating address moves with the services; a channel's SOURCE must stay with the node.
+        for (const auto& a : g->addresses)
+            for (const auto& ch : c.channels)
+                if (same_address(a.address, a.device, ch.source, ch.source.device))
+                    return a.origin + ": " + label(*g) + "Address=" + a.to_string() +
+                           " is the SOURCE of the heartbeat channel '" + ch.to_string() + "' (" +
+                           at("Heartbeat.Channel") +
+                           "); a channel needs an address of this node's own, which stays when the services move";
+        if (!g->is_default() && g->hooks_directory.empty() && g->target.empty())
+            return g->origin + ": " + section_of_group(*g) +
+                   " has neither HooksDirectory= nor Target=: name the directory of the group's hooks or the "
+                   "systemd unit of its services";
+    }
+    // Checked here, not per line: a later drop-in may clear one group's Address= list and give the address to another.
+    for (std::size_t i = 0; i < groups.size(); ++i)
+        for (std::size_t j = i + 1; j < groups.size(); ++j) {
+            const GroupConfig& first = *groups[i];
+            const GroupConfig& second = *groups[j];
+            for (const auto& b : second.addresses)
+                for (const auto& a : first.addresses)
+                    if (same_address(a.address, a.device, b.address, b.device))
+                        return b.origin + ": " + section_of_group(second) + " Address=" + b.to_string() + ": " +
+                               b.address.to_string() + " is also an address of " + section_of_group(first) + " (" +
+                               a.origin + ", Address=" + a.to_string() + "); an address moves with one group only";
+            if (!first.target.empty() && first.target == second.target)
+                return at(second.section() + ".Target") + ": " + section_of_group(second) + " Target=" +
+                       second.target + " is also the Target= of " + section_of_group(first) + " (" +
+                       at(first.section() + ".Target") + "); each group needs a unit of its own";
+        }
     if (c.role == Role::Arbitrator && c.force_start) return "-m: an arbitrator never runs services";
-    if (c.role == Role::Arbitrator && !c.addresses.empty())
-        return c.addresses.front().origin + ": Address=" + c.addresses.front().to_string() +
-               ": an arbitrator never runs services, so it never holds a floating address (" + at("Cluster.Role") +
-               ")";
-    if (!c.target.empty() && c.bus == BusKind::None)
-        return at("Services.Target") + ": Target=" + c.target + " needs D-Bus to reach systemd, but --no-bus was given";
+    for (const GroupConfig* g : groups) {
+        if (c.role == Role::Arbitrator && !g->addresses.empty())
+            return g->addresses.front().origin + ": " + label(*g) + "Address=" + g->addresses.front().to_string() +
+                   ": an arbitrator never runs services, so it never holds a floating address (" +
+                   at("Cluster.Role") + ")";
+        if (!g->target.empty() && c.bus == BusKind::None)
+            return at(g->section() + ".Target") + ": " + label(*g) + "Target=" + g->target +
+                   " needs D-Bus to reach systemd, but --no-bus was given";
+    }
     return std::nullopt;
 }
 
@@ -450,18 +682,21 @@ std::string render(const Config& c) {
     line("DeadTime", format_timespan(c.dead_time));
     line("InitDead", format_timespan(c.init_dead));
     for (const auto& ch : c.channels) line("Channel", ch.to_string());
+    auto group_lines = [&](const GroupConfig& g) {
+        for (const auto& def : group_key_table()) {
+            auto values = def.get(g);
+            if (values.empty()) line(def.key, "");
+            for (const auto& v : values) line(def.key, v);
+        }
+    };
     out += "\n[Services]\n";
-    line("HooksDirectory", c.hooks_directory);
-    line("Target", c.target);
-    line("MonitorInterval", format_timespan(c.monitor_interval));
-    line("StartTimeout", format_timespan(c.start_timeout));
-    line("StopTimeout", format_timespan(c.stop_timeout));
-    line("MonitorTimeout", format_timespan(c.monitor_timeout));
+    group_lines(c.services);
     line("FenceTimeout", format_timespan(c.fence_timeout));
     line("SelfFence", std::string(to_string(c.self_fence)));
-    if (c.addresses.empty()) line("Address", "");
-    for (const auto& a : c.addresses) line("Address", a.to_string());
-    line("AnnounceRefresh", format_timespan(c.announce_refresh));
+    for (const auto& g : c.groups) {
+        out += "\n[" + g.section() + "]\n";
+        group_lines(g);
+    }
     out += "\n[Status]\n";
     line("JSONFile", c.json_file);
     line("StateFile", c.state_file);
@@ -485,22 +720,28 @@ std::optional<std::string> fixed_setting_changed(const Config& running, const Co
         for (const auto& ch : c.channels) all += ch.to_string() + "\n";
         return all;
     };
-    const std::array<std::tuple<const char*, std::string, std::string>, 9> fixed{{
+    std::vector<std::tuple<std::string, std::string, std::string>> fixed{
         {"Cluster.Name", running.cluster_name, reread.cluster_name},
         {"Cluster.NodeName", running.node_name, reread.node_name},
         {"Cluster.Role", std::string(to_string(running.role)), std::string(to_string(reread.role))},
         {"Heartbeat.Port", std::to_string(running.port), std::to_string(reread.port)},
         {"Heartbeat.Channel", channels(running), channels(reread)},
-        {"Services.Target", running.target, reread.target},
-        {"Services.HooksDirectory", running.hooks_directory, reread.hooks_directory},
         {"Status.JSONFile", running.json_file, reread.json_file},
         {"Status.StateFile", running.state_file, reread.state_file},
-    }};
+    };
+    // A group that comes or goes is no fixed setting; one that stays keeps its services' unit and hooks.
+    for (const GroupConfig* before : running.all_groups())
+        if (const GroupConfig* after = reread.group(before->name)) {
+            fixed.emplace_back(before->section() + ".Target", before->target, after->target);
+            fixed.emplace_back(before->section() + ".HooksDirectory", before->hooks_directory, after->hooks_directory);
+        }
     for (const auto& [key, before, after] : fixed) {
         if (before == after) continue;
         auto it = reread.origin.find(key);
         std::string where = it == reread.origin.end() ? "" : it->second + ": ";
-        return where + key_name(std::string(key)) + "= cannot change while freehad runs; restart it to apply";
+        std::string section = key.substr(0, key.find('.'));
+        std::string in_group = is_group_section(section) ? "[" + section + "] " : "";
+        return where + in_group + key_name(key) + "= cannot change while freehad runs; restart it to apply";
     }
     return std::nullopt;
 }
@@ -563,11 +804,19 @@ NodeSettings node_settings(const Config& c, std::uint64_t incarnation, auth::Key
     s.interval = c.interval;
     s.dead_time = c.dead_time;
     s.init_dead = c.init_dead;
-    s.groups.front().monitor_interval = c.monitor_interval;
     s.fence_timeout = c.fence_timeout;
     s.channel_count = c.channels.size();
     for (const auto& ch : c.channels) s.channel_names.push_back(ch.to_string());
-    s.groups.front().services_target = c.target;
+    // One group keeps FreeHA's rule (the alphabetically first node); several
+    // spread by name, each after its Nodes= when given.
+    const bool several = !c.groups.empty();
+    s.groups.clear();
+    for (const GroupConfig* g : c.all_groups()) {
+        PlacementPolicy placement = !g->nodes.empty() ? PlacementPolicy::Listed
+                                    : several         ? PlacementPolicy::Rendezvous
+                                                      : PlacementPolicy::Alphabetical;
+        s.groups.push_back(GroupSettings{g->name, g->target, g->monitor_interval, placement, g->nodes});
+    }
     s.auth_keys = std::move(auth_keys);
     return s;
 }

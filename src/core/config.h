@@ -5,6 +5,7 @@
 // so every error names its origin.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -23,6 +24,16 @@ namespace freeha {
 // As many as the peer table and the heard list hold (static_asserts in node.cpp).
 inline constexpr unsigned kMaxNodes = 64;
 inline constexpr std::uint16_t kDefaultPort = 3891;  // FreeHA's 0xf33
+// Service groups in all, the default group included: as many as one
+// heartbeat is to carry (issue 20).
+inline constexpr unsigned kMaxGroups = 64;
+// A group's name becomes a hook's environment value, a D-Bus object path
+// element, a metric label and a cgroup name: 1..32 of [A-Za-z0-9_-].
+inline constexpr std::size_t kMaxGroupNameLength = 32;
+// [Services]' group; no [Group NAME] may take this name in any case.
+inline constexpr std::string_view kDefaultGroupName = "default";
+
+bool is_valid_group_name(std::string_view name);
 
 enum class BusKind { System, User, None };
 
@@ -58,6 +69,32 @@ static_assert(kSelfFenceActionCount == static_cast<int>(SelfFenceAction::Reboot)
 inline constexpr EnumNames<SelfFenceAction, kSelfFenceActionCount> kSelfFenceActionNames{"none", "reboot"};
 std::string_view to_string(SelfFenceAction a);
 
+// What one service group runs and how: [Services] for the default group,
+// [Group NAME] for each other. The keys of both are one table in config.cpp.
+struct GroupConfig {
+    std::string name{kDefaultGroupName};
+    std::string origin;  // "file:line" of its first [Group NAME] line; "" for the default group
+    // The default group's default; a [Group NAME] has none and must give this or Target=.
+    std::string hooks_directory = "/etc/freeha/hooks";
+    std::string target;  // non-empty: target mode (systemd starts/stops this unit)
+    Usec monitor_interval = 2 * kUsecPerSec;
+    Usec start_timeout = 5 * 60 * kUsecPerSec;
+    Usec stop_timeout = 5 * 60 * kUsecPerSec;
+    Usec monitor_timeout = 30 * kUsecPerSec;
+    std::vector<FloatingAddress> addresses;  // Address=, in the order given
+    // AnnounceRefresh=: besides the announcements when an address comes up,
+    // announce every address again at this period while it is up (0: never;
+    // keepalived's garp_master_refresh).
+    Usec announce_refresh{0};
+    // Nodes=: the nodes in order of preference, distinct node names; empty:
+    // none given. Names only: which nodes exist is learned from heartbeats.
+    std::vector<std::string> nodes;
+
+    bool is_default() const { return name == kDefaultGroupName; }
+    // "Services" or "Group NAME": its section, and the prefix of its keys in Config::origin.
+    std::string section() const;
+};
+
 struct Config {
     // [Cluster]
     std::string cluster_name = "freeha";
@@ -74,20 +111,13 @@ struct Config {
     Usec dead_time = 1 * kUsecPerSec;
     Usec init_dead = 30 * kUsecPerSec;
     std::vector<ChannelSpec> channels;
-    // [Services]
-    std::string hooks_directory = "/etc/freeha/hooks";
-    std::string target;  // non-empty: target mode (systemd starts/stops this unit)
-    Usec monitor_interval = 2 * kUsecPerSec;
-    Usec start_timeout = 5 * 60 * kUsecPerSec;
-    Usec stop_timeout = 5 * 60 * kUsecPerSec;
-    Usec monitor_timeout = 30 * kUsecPerSec;
+    // [Services]: the default group's settings, and the node's own below.
+    GroupConfig services;
     Usec fence_timeout = 500 * kUsecPerMsec;
     SelfFenceAction self_fence = SelfFenceAction::None;
-    std::vector<FloatingAddress> addresses;  // Address=, in the order given
-    // AnnounceRefresh=: besides the announcements when an address comes up,
-    // announce every address again at this period while it is up (0: never;
-    // keepalived's garp_master_refresh).
-    Usec announce_refresh{0};
+    // [Group NAME]: the other groups, sorted by name (byte order), whatever
+    // the files and their order, so that every node lists them alike.
+    std::vector<GroupConfig> groups;
     // [Status]
     std::string json_file;   // empty: $RUNTIME_DIRECTORY/status.json, else /run/freeha/status.json
     std::string state_file;  // FreeHA text format; empty: not written
@@ -106,6 +136,11 @@ struct Config {
         bool operator==(const FileSetting&) const = default;
     };
     std::map<std::string, FileSetting> shadowed;
+
+    // Every group: the default first, then `groups`.
+    std::vector<const GroupConfig*> all_groups() const;
+    // The group of that exact name ("default": `services`), or nullptr.
+    const GroupConfig* group(std::string_view name) const;
 };
 
 // Applies one INI document; `source` (a path) prefixes every error.
@@ -113,6 +148,8 @@ struct Config {
 std::optional<std::string> apply_ini(Config& config, std::string_view text, std::string_view source);
 
 // Applies one Key=Value of [section]; `origin` names it in errors ("file:12", "-T").
+// A [Group NAME] section not seen before is created (apply_ini does so at
+// its [Group NAME] line already, and refuses one given twice in a file).
 std::optional<std::string> apply_setting(Config& config, std::string_view section, std::string_view key,
                                          std::string_view value, std::string_view origin);
 
@@ -122,8 +159,8 @@ std::optional<std::string> validate(const Config& config);
 // The effective configuration, as an INI document (freehad --check-config).
 std::string render(const Config& config);
 
-// One setting ("Section.Key") as render() prints it; a key given several
-// times (Channel=, AuthKeyFile=) is joined with ", ".
+// One setting ("Section.Key", e.g. "Group web.Target") as render() prints
+// it; a key given several times (Channel=, AuthKeyFile=) is joined with ", ".
 std::string rendered_setting(const Config& config, std::string_view key);
 
 // For a config reload: the first setting whose value in the files changed
@@ -137,7 +174,8 @@ std::vector<std::string> describe_shadowed(const Config& config);
 
 // For a config reload: the first setting that differs and cannot change
 // without a restart (cluster, node name, role, channels, target, files), as an
-// error naming it; nullopt when the reload can be applied.
+// error naming it; nullopt when the reload can be applied. Groups may come
+// and go; a group's Target= and HooksDirectory= are fixed as [Services]' are.
 std::optional<std::string> fixed_setting_changed(const Config& running, const Config& reread);
 
 // How heartbeats are authenticated, for the log: "heartbeats signed with

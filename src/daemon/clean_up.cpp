@@ -36,7 +36,7 @@ std::optional<HookOutcome> run_stop_hook(const Config& config, Usec deadline, st
     EventPtr event(raw);
     std::optional<HookOutcome> outcome;
     HookRunner hooks(
-        event.get(), config.hooks_directory, nullptr,
+        event.get(), config.services.hooks_directory, nullptr,
         [&](HookKind, const HookOutcome& o) {
             outcome = o;
             sd_event_exit(event.get(), 0);
@@ -87,9 +87,9 @@ int clean_up_after_daemon(const Config& config) {
     if (!unreadable_mode.empty()) log::warning("--clean-up: " + unreadable_mode);
     // Address=: freehad's own, so whatever the mode or the marker says: a
     // standby has none, and removing none costs one netlink round trip.
-    if (!config.addresses.empty()) {
+    if (!config.services.addresses.empty()) {
         std::string error;
-        int removed = remove_addresses(config.addresses, &error);
+        int removed = remove_addresses(config.services.addresses, &error);
         if (removed < 0) {
             LeaseTimings t{config.interval, config.dead_time, config.fence_timeout};
             self_fence(config.self_fence, "freehad died and its floating addresses could not be removed: " + error,
@@ -100,8 +100,8 @@ int clean_up_after_daemon(const Config& config) {
             log::notice("--clean-up: removed " + std::to_string(removed) + " floating address(es) in " +
                         format_timespan(monotonic_now() - started));
     }
-    if (!config.target.empty()) {
-        log::info("--clean-up: target mode; " + config.target +
+    if (!config.services.target.empty()) {
+        log::info("--clean-up: target mode; " + config.services.target +
                   " is bound to freehad.service (BindsTo=), so systemd stopped it with freehad");
         return 0;
     }

@@ -216,7 +216,7 @@ std::optional<Config> load_config(const CommandLine& cl, std::string* error) {
     // Neither -s nor HooksDirectory=: a FreeHA 1.0 tree copied to
     // /opt/freeha/bin runs unchanged when /etc/freeha/hooks has no hooks.
     if (!hooks_directory_configured(config))
-        config.hooks_directory = default_hooks_directory(config.hooks_directory, kFreeHA1HooksDirectory);
+        config.services.hooks_directory = default_hooks_directory(config.services.hooks_directory, kFreeHA1HooksDirectory);
     config.force_start = cl.force_start;
     if (cl.bus) config.bus = *cl.bus;
     if (config.node_name.empty()) {

@@ -1,8 +1,11 @@
 #include "daemon/hook_path.h"
 
+#include <cerrno>
+#include <cstring>
 #include <sys/stat.h>
 
 #include "build_config.h"
+#include "daemon/hook_runner.h"
 
 namespace freeha {
 namespace {
@@ -27,11 +30,32 @@ std::string default_hooks_directory(const std::string& preferred, const std::str
     return preferred;
 }
 
+std::vector<std::string> check_group_hooks(const Config& config) {
+    std::vector<std::string> errors;
+    if (config.role != Role::Member) return errors;
+    for (const auto& g : config.groups) {
+        if (!g.target.empty()) continue;  // target mode: systemd runs the services
+        auto origin = config.origin.find(g.section() + ".HooksDirectory");
+        std::string head = (origin == config.origin.end() ? g.origin : origin->second) + ": [" + g.section() +
+                           "] HooksDirectory=" + g.hooks_directory + ": ";
+        struct stat st {};
+        if (stat(g.hooks_directory.c_str(), &st) < 0) {
+            int e = errno;
+            errors.push_back(head + (e == ENOENT ? std::string("no such directory") : std::strerror(e)));
+        } else if (!S_ISDIR(st.st_mode)) {
+            errors.push_back(head + "not a directory");
+        } else if (std::string missing = check_hooks(g.hooks_directory); !missing.empty()) {
+            errors.push_back(head + missing);
+        }
+    }
+    return errors;
+}
+
 std::string describe_hooks_directory(const Config& config) {
-    std::string text = "hooks directory " + config.hooks_directory;
+    std::string text = "hooks directory " + config.services.hooks_directory;
     if (auto it = config.origin.find(kOriginKey); it != config.origin.end()) return text + " (set by " + it->second + ")";
-    if (config.hooks_directory == kFreeHA1HooksDirectory)
-        return text + " (FreeHA 1.0's, as " + Config{}.hooks_directory + " has no hooks)";
+    if (config.services.hooks_directory == kFreeHA1HooksDirectory)
+        return text + " (FreeHA 1.0's, as " + Config{}.services.hooks_directory + " has no hooks)";
     return text + " (the default)";
 }
 
@@ -43,7 +67,7 @@ std::string hook_search_path(const std::string& hooks_directory) {
 std::vector<std::string> hook_environment(const Config& config, const effect::StateChanged& change,
                                           bool under_lease) {
     std::vector<std::string> environment{
-        "PATH=" + hook_search_path(config.hooks_directory),
+        "PATH=" + hook_search_path(config.services.hooks_directory),
         "FREEHA_NODE=" + config.node_name,
         "FREEHA_CLUSTER=" + config.cluster_name,
         "FREEHA_STATE=" + std::string(to_string(change.to)),

@@ -26,6 +26,12 @@ bool has_hooks(const std::string& directory);
 // has them, else `preferred`, whose missing hooks are then reported.
 std::string default_hooks_directory(const std::string& preferred, const std::string& legacy);
 
+// For --check-config: one line per [Group NAME] in scripts mode whose hooks
+// directory is missing, is no directory or lacks a hook (check_hooks()),
+// naming the group and where its HooksDirectory= came from; none on an
+// arbitrator, which runs no services.
+std::vector<std::string> check_group_hooks(const Config& config);
+
 // One line for the log: the hooks directory and why it is that one.
 std::string describe_hooks_directory(const Config& config);
 

@@ -45,14 +45,21 @@ int main(int argc, char** argv) {
     }
     auto config = load_config(*cmdline, &error);
     // In target mode systemd runs the services; only alerthasrv may be used.
-    if (config && config->role == Role::Member && config->target.empty()) {
-        error = check_hooks(config->hooks_directory);
+    if (config && config->role == Role::Member && config->services.target.empty()) {
+        error = check_hooks(config->services.hooks_directory);
         if (!error.empty() && !hooks_directory_configured(*config))
             error += std::string(" (and FreeHA 1.0's ") + kFreeHA1HooksDirectory + " has no hooks either)";
     }
     if (!config || !error.empty()) {
         log::error(error);
         return cmdline->check_config ? 1 : kExitUsage;
+    }
+    // Only here: at start-up a group whose hooks are missing is to stay down
+    // alone, not to keep the other groups from running (issue 20).
+    if (cmdline->check_config) {
+        std::vector<std::string> group_errors = check_group_hooks(*config);
+        for (const auto& line : group_errors) log::error(line);
+        if (!group_errors.empty()) return 1;
     }
     if (cmdline->clean_up) return clean_up_after_daemon(*config);
     auto auth_keys = read_auth_keys(config->auth_key_files, &error);

@@ -222,12 +222,12 @@ int Manager::setup_services() {
     };
     auto killed = [this] { apply(node_.on_services_killed(now())); };
     std::string error;
-    bool scripts_mode = config_.target.empty() && config_.role == Role::Member;
+    bool scripts_mode = config_.services.target.empty() && config_.role == Role::Member;
     if (scripts_mode) {
         int r = setup_service_scope();
         if (r < 0) return r;
     }
-    hooks_ = std::make_unique<HookRunner>(event_.get(), config_.hooks_directory, service_scope_.get(), finished,
+    hooks_ = std::make_unique<HookRunner>(event_.get(), config_.services.hooks_directory, service_scope_.get(), finished,
                                           killed);
     int r = hooks_->init(&error);
     if (r < 0) {
@@ -236,12 +236,12 @@ int Manager::setup_services() {
     }
     if (config_.role == Role::Member) {
         addresses_ = std::make_unique<FloatingAddresses>(
-            event_.get(), config_.addresses, config_.announce_refresh,
+            event_.get(), config_.services.addresses, config_.services.announce_refresh,
             FloatingAddresses::Callbacks{
                 [this](const std::string& why) { apply(node_.on_services_failed(why, now())); },
                 [this](const FloatingAddress& a, const std::string& mac) { on_address_conflict(a, mac); },
                 [this] { sd_event_source_set_enabled(links_changed_source_.get(), SD_EVENT_ONESHOT); }});
-        if (!config_.addresses.empty())
+        if (!config_.services.addresses.empty())
             if (int r = open_addresses(); r < 0) return r;
         sd_event_source* s = nullptr;
         if (int r = sd_event_add_defer(event_.get(), &s, on_address_failure, this); r < 0) {
@@ -257,9 +257,9 @@ int Manager::setup_services() {
         links_changed_source_.reset(s);
         sd_event_source_set_enabled(s, SD_EVENT_OFF);
     }
-    if (!config_.target.empty()) {
+    if (!config_.services.target.empty()) {
         units_ = std::make_unique<UnitController>(
-            event_.get(), config_.target, config_.fence_timeout,
+            event_.get(), config_.services.target, config_.fence_timeout,
             UnitController::Callbacks{
                 finished,
                 [this](const std::string& why) { apply(node_.on_services_failed(why, now())); },
@@ -505,7 +505,7 @@ void Manager::shut_down(int code) {
 int Manager::run() {
     if (setup() < 0) return 1;
     // Scripts mode starts now; target mode once the bus answers.
-    if (config_.target.empty() || config_.bus == BusKind::None) begin();
+    if (config_.services.target.empty() || config_.bus == BusKind::None) begin();
     int r = sd_event_loop(event_.get());
     if (r < 0) {
         log::error(log::with_errno("event loop failed", r));
@@ -533,7 +533,7 @@ void Manager::begin() {
         log::notice("staying in standby, as requested before the restart; freehactl unstandby ends it");
         node_.keep_standby();
     }
-    if (config_.target.empty() && config_.role == Role::Member) {
+    if (config_.services.target.empty() && config_.role == Role::Member) {
         runtime_directory_ = unit_runtime_directory();
         if (!runtime_directory_.empty() && read_services_marker(runtime_directory_, {config_.dead_time, config_.interval}))
             services_marker_ = inherited_marker_ = true;
@@ -543,11 +543,11 @@ void Manager::begin() {
     // address may be here.
     // In maintenance mode what runs here is the admin's, addresses included:
     // the node holds no lease, and no node takes the services meanwhile.
-    if (!config_.addresses.empty() && node_.maintenance().on) {
+    if (!config_.services.addresses.empty() && node_.maintenance().on) {
         log::notice("Address=: maintenance mode: floating addresses on this node are left as they are");
-    } else if (!config_.addresses.empty()) {
+    } else if (!config_.services.addresses.empty()) {
         std::string error;
-        int removed = remove_addresses(config_.addresses, &error);
+        int removed = remove_addresses(config_.services.addresses, &error);
         if (removed < 0)
             log::error("Address=: cannot remove what a previous run left: " + error);
         else if (removed > 0)
@@ -641,9 +641,9 @@ void Manager::send(const std::vector<std::uint8_t>& datagram) {
 }
 
 void Manager::run_hook(HookKind kind) {
-    Usec timeout = kind == HookKind::Start  ? config_.start_timeout
-                   : kind == HookKind::Stop ? config_.stop_timeout
-                                            : config_.monitor_timeout;
+    Usec timeout = kind == HookKind::Start  ? config_.services.start_timeout
+                   : kind == HookKind::Stop ? config_.services.stop_timeout
+                                            : config_.services.monitor_timeout;
     // systemd must not SIGKILL us while stophasrv still runs at shutdown.
     if (kind == HookKind::Stop && node_.shutting_down())
         notifier_.extend_timeout(timeout + kHookKillGrace + kStopTimeoutMargin);
@@ -678,7 +678,7 @@ void Manager::apply_state_change(const effect::StateChanged& change) {
                 {"FREEHA_PHASE", std::string(to_string(change.to_phase))},
                 {"FREEHA_TERM", std::to_string(change.term)},
                 {"FREEHA_ACTIVE_NODE", change.active_node}});
-    hooks_->alert(change.to, config_.monitor_timeout, hook_environment(config_, change));
+    hooks_->alert(change.to, config_.services.monitor_timeout, hook_environment(config_, change));
     if (reloading_ && change.from == NodeState::Stopping) {
         reloading_ = false;
         notifier_.ready();
@@ -736,9 +736,9 @@ Status Manager::snapshot() const {
     s.updated_realtime_usec = realtime;
     s.log_lines_dropped = log::dropped_lines();
     if (addresses_) s.addresses = addresses_->status();
-    if (!config_.target.empty()) {
+    if (!config_.services.target.empty()) {
         s.mode = "target";
-        s.services_target = config_.target;
+        s.services_target = config_.services.target;
     }
     return s;
 }
@@ -840,7 +840,7 @@ std::optional<std::string> Manager::reload_config() {
     longest_dead_time_ = std::max(longest_dead_time_, reread->dead_time);
     reread->bus = config_.bus;
     reread->force_start = config_.force_start;
-    if (addresses_ && !reread->addresses.empty() && open_addresses() < 0)
+    if (addresses_ && !reread->services.addresses.empty() && open_addresses() < 0)
         return "configuration not reloaded: Address= needs sockets freehad cannot open (see the journal)";
     config_ = std::move(*reread);
     if (units_) units_->set_fence_timeout(config_.fence_timeout);  // how long a stop may wait for systemd
@@ -849,7 +849,7 @@ std::optional<std::string> Manager::reload_config() {
         // the others stay as they are; the services do not move. One that
         // cannot go up is a failure of the services, as if it were removed.
         std::string error;
-        int r = addresses_->reconfigure(config_.addresses, config_.announce_refresh, &error);
+        int r = addresses_->reconfigure(config_.services.addresses, config_.services.announce_refresh, &error);
         // The first Address= of a node that already runs the services: they were started without any.
         bool services_run_here = node_.phase() == Phase::StartingHook || node_.phase() == Phase::Running;
         if (r >= 0 && !addresses_->is_up() && addresses_open_ && services_run_here) r = addresses_->up(&error);

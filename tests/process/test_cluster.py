@@ -1,6 +1,7 @@
 """Process tests: three real freehad daemons on loopback (DESIGN.md section 5, tier 3)."""
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -613,6 +614,26 @@ class BadInput(unittest.TestCase):
         self.assertEqual(r.stderr.count("\n"), 1, r.stderr)  # one line
         self.assertIn(f"{conf}:{len(lines)}: [Services] Address=192.0.2.10/25 eth1: 192.0.2.10 is already configured at "
                       f"{conf}:{len(lines) - 3} (Address=192.0.2.10/24 eth0)", r.stderr)
+
+    def test_check_config_prints_groups_and_names_a_group_whose_hooks_are_missing(self):
+        c = Cluster(["alpha", "bravo"])
+        conf = c["alpha"].path("freehad.conf")
+        web = c["alpha"].path("web-hooks")
+        with open(conf, "w") as f:
+            f.write(c.config(c["alpha"]) + f"[Group web]\nHooksDirectory={web}\nNodes=bravo alpha\n"
+                    "[Group db]\nTarget=db.target\n")
+        with open(conf) as f:
+            line = f.read().splitlines().index(f"HooksDirectory={web}") + 1
+        r = self.run_freehad("--config", conf, "--check-config")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(r.stderr.count("\n"), 1, r.stderr)  # one line
+        self.assertIn(f"{conf}:{line}: [Group web] HooksDirectory={web}: no such directory", r.stderr)
+        shutil.copytree(c["alpha"].path("hooks"), web)
+        r = self.run_freehad("--config", conf, "--check-config")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("\n[Group db]\nHooksDirectory=\nTarget=db.target\n", r.stdout)
+        self.assertIn(f"\n[Group web]\nHooksDirectory={web}\nTarget=\n", r.stdout)
+        self.assertIn("Nodes=bravo alpha\n", r.stdout)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ blocking, or freehad stops with one line naming it: at start-up, under
 --check-config and at reload-config, where the running configuration stays
 and heartbeats go on. A standby that the state directory cannot keep fails
 `freehactl standby` (and unstandby) and the log says what a restart brings.
+A reload may add and remove [Group NAME] sections and refuses a bad one in
+one line.
 """
 import os
 import socket
@@ -198,6 +200,35 @@ class BadFilesAtReload(unittest.TestCase):
         r = ctl(self.bus["bravo"], "reload-config")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(prop(self.bus["bravo"], "ExpectedNodes"), "3")
+
+    def test_a_reload_adds_and_removes_groups_and_refuses_a_bad_one_in_one_line(self):
+        bravo = self.c["bravo"]
+        conf = bravo.path("freehad.conf")
+        with open(conf) as f:
+            base = f.read()
+        first = len(base.splitlines()) + 1  # the [Group web] line
+
+        def reload(extra):
+            with open(conf, "w") as f:
+                f.write(base + extra)
+            return ctl(self.bus["bravo"], "reload-config")
+
+        r = reload("[Group web]\nHooksDirectory=/srv/web\n[Cluster]\nExpectedNodes=3\n[Group Web]\n")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(r.stderr, f"freehactl: configuration not reloaded: {conf}:{first + 4}: [Group Web]: differs "
+                                   f"only in case from [Group web] ({conf}:{first}); group names must differ in more "
+                                   "than case\n")
+        self.assertEqual(prop(self.bus["bravo"], "ExpectedNodes"), "2")  # the running configuration stays
+        r = reload("[Group web]\nHooksDirectory=/srv/web\n[Cluster]\nExpectedNodes=3\n")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(prop(self.bus["bravo"], "ExpectedNodes"), "3")
+        r = reload("[Group web]\nHooksDirectory=/srv/www\n[Cluster]\nExpectedNodes=3\n")
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(r.stderr, f"freehactl: configuration not reloaded: {conf}:{first + 1}: [Group web] "
+                                   "HooksDirectory= cannot change while freehad runs; restart it to apply\n")
+        r = reload("[Cluster]\nExpectedNodes=3\n")  # the group goes
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.c["alpha"].view("bravo")["state"], "STANDBY")
 
 
 def read_only_state(state):

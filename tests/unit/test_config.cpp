@@ -1,5 +1,6 @@
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -48,11 +49,11 @@ TEST(Config, ParsesEveryKey) {
     EXPECT_EQ(c.channels[0].to_string(), "broadcast 10.0.0.1 10.0.0.255");  // FreeHA's /24 default
     EXPECT_EQ(c.channels[1].to_string(), "multicast 10.1.0.1 239.1.2.3");
     EXPECT_EQ(c.channels[2].to_string(), "unicast 127.0.0.1 127.0.0.2 127.0.0.3:4001");
-    EXPECT_EQ(c.hooks_directory, "/opt/hooks");
-    EXPECT_EQ(c.monitor_interval, 3 * kUsecPerSec);
-    EXPECT_EQ(c.start_timeout, 60 * kUsecPerSec);
-    EXPECT_EQ(c.stop_timeout, 120 * kUsecPerSec);
-    EXPECT_EQ(c.monitor_timeout, 5 * kUsecPerSec);
+    EXPECT_EQ(c.services.hooks_directory, "/opt/hooks");
+    EXPECT_EQ(c.services.monitor_interval, 3 * kUsecPerSec);
+    EXPECT_EQ(c.services.start_timeout, 60 * kUsecPerSec);
+    EXPECT_EQ(c.services.stop_timeout, 120 * kUsecPerSec);
+    EXPECT_EQ(c.services.monitor_timeout, 5 * kUsecPerSec);
     EXPECT_EQ(c.auth_key_files, std::vector<std::string>{"/etc/freeha/authkey"});
     EXPECT_EQ(c.fence_timeout, 750 * kUsecPerMsec);
     EXPECT_EQ(c.self_fence, SelfFenceAction::Reboot);
@@ -161,8 +162,8 @@ class AddressForms : public ::testing::TestWithParam<AddressCase> {};
 TEST_P(AddressForms, ParseToTheirCanonicalForm) {
     const auto& p = GetParam();
     Config c = parse_ok(std::string("[Services]\n\nAddress=") + p.value + "\n");
-    ASSERT_EQ(c.addresses.size(), 1u);
-    const FloatingAddress& a = c.addresses[0];
+    ASSERT_EQ(c.services.addresses.size(), 1u);
+    const FloatingAddress& a = c.services.addresses[0];
     EXPECT_EQ(a.to_string(), p.canonical);
     EXPECT_EQ(a.prefix, p.prefix);
     EXPECT_EQ(a.device, p.device);
@@ -194,24 +195,24 @@ INSTANTIATE_TEST_SUITE_P(
 
 TEST(Config, AddressIsAListThatAnEmptyValueResets) {
     Config c = parse_ok("[Services]\nAddress=192.0.2.10/24 eth0\nAddress=2001:db8::10/64 eth0\n");
-    ASSERT_EQ(c.addresses.size(), 2u);
-    EXPECT_EQ(c.addresses[0].origin, "test.conf:2");
-    EXPECT_EQ(c.addresses[1].origin, "test.conf:3");
+    ASSERT_EQ(c.services.addresses.size(), 2u);
+    EXPECT_EQ(c.services.addresses[0].origin, "test.conf:2");
+    EXPECT_EQ(c.services.addresses[1].origin, "test.conf:3");
     Config reset = parse_ok("[Services]\nAddress=192.0.2.10/24 eth0\nAddress=\nAddress=192.0.2.11/24 eth1\n");
-    ASSERT_EQ(reset.addresses.size(), 1u);
-    EXPECT_EQ(reset.addresses[0].to_string(), "192.0.2.11/24 eth1");
+    ASSERT_EQ(reset.services.addresses.size(), 1u);
+    EXPECT_EQ(reset.services.addresses[0].to_string(), "192.0.2.11/24 eth1");
     // After a reset the same address may be given again.
-    EXPECT_EQ(parse_ok("[Services]\nAddress=192.0.2.10/24 eth0\nAddress=\nAddress=192.0.2.10/24 eth0\n").addresses.size(), 1u);
+    EXPECT_EQ(parse_ok("[Services]\nAddress=192.0.2.10/24 eth0\nAddress=\nAddress=192.0.2.10/24 eth0\n").services.addresses.size(), 1u);
     // The same link-local address on two interfaces is two addresses.
-    EXPECT_EQ(parse_ok("[Services]\nAddress=fe80::10/64 eth0\nAddress=fe80::10/64 eth1\n").addresses.size(), 2u);
-    EXPECT_TRUE(parse_ok("[Services]\nHooksDirectory=/x\n").addresses.empty());
+    EXPECT_EQ(parse_ok("[Services]\nAddress=fe80::10/64 eth0\nAddress=fe80::10/64 eth1\n").services.addresses.size(), 2u);
+    EXPECT_TRUE(parse_ok("[Services]\nHooksDirectory=/x\n").services.addresses.empty());
 }
 
 TEST(Config, AnnounceRefreshIsOffByDefaultAndTakesZeroOrASecondAndMore) {
-    EXPECT_EQ(parse_ok("[Services]\nHooksDirectory=/x\n").announce_refresh, Usec());
-    EXPECT_EQ(parse_ok("[Services]\nAnnounceRefresh=30s\n").announce_refresh, 30 * kUsecPerSec);
-    EXPECT_EQ(parse_ok("[Services]\nAnnounceRefresh=1s\n").announce_refresh, kUsecPerSec);
-    EXPECT_EQ(parse_ok("[Services]\nAnnounceRefresh=10s\nAnnounceRefresh=0\n").announce_refresh, Usec());
+    EXPECT_EQ(parse_ok("[Services]\nHooksDirectory=/x\n").services.announce_refresh, Usec());
+    EXPECT_EQ(parse_ok("[Services]\nAnnounceRefresh=30s\n").services.announce_refresh, 30 * kUsecPerSec);
+    EXPECT_EQ(parse_ok("[Services]\nAnnounceRefresh=1s\n").services.announce_refresh, kUsecPerSec);
+    EXPECT_EQ(parse_ok("[Services]\nAnnounceRefresh=10s\nAnnounceRefresh=0\n").services.announce_refresh, Usec());
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -318,20 +319,20 @@ TEST(Config, RenderedAddressesParseBackToTheSameList) {
               std::string::npos)
         << text;
     Config again = parse_ok(text);
-    EXPECT_EQ(again.addresses, c.addresses);
-    EXPECT_EQ(again.announce_refresh, c.announce_refresh);
+    EXPECT_EQ(again.services.addresses, c.services.addresses);
+    EXPECT_EQ(again.services.announce_refresh, c.services.announce_refresh);
     EXPECT_EQ(rendered_setting(c, "Services.Address"), "192.0.2.10/24 eth0 label=eth0:web, 2001:db8::10/64 eth0 dad");
     // None: an empty assignment, which parses back to none.
     Config none = parse_ok("[Heartbeat]\nChannel=broadcast 10.0.0.1\n");
     EXPECT_NE(render(none).find("\nAddress=\nAnnounceRefresh=0\n"), std::string::npos) << render(none);
-    EXPECT_TRUE(parse_ok(render(none)).addresses.empty());
+    EXPECT_TRUE(parse_ok(render(none)).services.addresses.empty());
 }
 
 TEST(Config, AReloadMayAddRemoveAndChangeAddresses) {
     Config running = parse_ok("[Heartbeat]\nChannel=broadcast 10.0.0.1\n[Services]\nAddress=192.0.2.10/24 eth0\n");
     Config changed = parse_ok("[Heartbeat]\nChannel=broadcast 10.0.0.1\n[Services]\nAddress=192.0.2.11/24 eth1\n"
                               "Address=2001:db8::10/64 eth1\nAnnounceRefresh=10s\n");
-    ASSERT_EQ(changed.addresses.size(), 2u);
+    ASSERT_EQ(changed.services.addresses.size(), 2u);
     EXPECT_EQ(fixed_setting_changed(running, changed), std::nullopt);
     EXPECT_EQ(fixed_setting_changed(changed, running), std::nullopt);
 }
@@ -349,8 +350,8 @@ TEST(Config, ValidationNamesWhereTheConflictingValuesCameFrom) {
 }
 
 TEST(Config, TargetSelectsTargetModeAndAnEmptyValueResetsIt) {
-    EXPECT_EQ(parse_ok("[Services]\nTarget=freeha-services.target\n").target, "freeha-services.target");
-    EXPECT_EQ(parse_ok("[Services]\nTarget=web@1.service\nTarget=\n").target, "");
+    EXPECT_EQ(parse_ok("[Services]\nTarget=freeha-services.target\n").services.target, "freeha-services.target");
+    EXPECT_EQ(parse_ok("[Services]\nTarget=web@1.service\nTarget=\n").services.target, "");
 }
 
 TEST(Config, AReloadMayChangeTimingsButNotTheClusterIdentity) {
@@ -390,6 +391,328 @@ TEST(Config, RenderedConfigParsesBackToTheSameValues) {
     EXPECT_EQ(render(again), render(c));
     EXPECT_EQ(again.channels, c.channels);
     EXPECT_EQ(again.interval, c.interval);
+}
+
+// --- service groups: [Group NAME] -------------------------------------------
+
+namespace {
+
+constexpr const char* kChannel = "[Heartbeat]\nChannel=broadcast 10.0.0.1\n";
+
+std::vector<std::string> group_names(const Config& c) {
+    std::vector<std::string> names;
+    for (const GroupConfig* g : c.all_groups()) names.push_back(g->name);
+    return names;
+}
+
+// `count` sections [Group g01] ... each with its own target.
+std::string numbered_groups(unsigned count) {
+    std::string text;
+    for (unsigned i = 1; i <= count; ++i) {
+        char name[8];
+        std::snprintf(name, sizeof name, "g%02u", i);
+        text += std::string("[Group ") + name + "]\nTarget=" + name + ".target\n";
+    }
+    return text;
+}
+
+}  // namespace
+
+TEST(Groups, AGroupTakesEveryKeyOfTheServicesGroup) {
+    Config c = parse_ok("[Group web]\nHooksDirectory=/etc/freeha/web\nTarget=web.target\nMonitorInterval=3s\n"
+                        "StartTimeout=1min\nStopTimeout=2min\nMonitorTimeout=5s\nAddress=192.0.2.10/24 eth0\n"
+                        "Address=2001:db8::10/64 eth0\nAnnounceRefresh=30s\nNodes=bravo  alpha\tcharlie\n");
+    ASSERT_EQ(c.groups.size(), 1u);
+    const GroupConfig& g = c.groups[0];
+    EXPECT_EQ(g.name, "web");
+    EXPECT_EQ(g.origin, "test.conf:1");
+    EXPECT_FALSE(g.is_default());
+    EXPECT_EQ(g.section(), "Group web");
+    EXPECT_EQ(g.hooks_directory, "/etc/freeha/web");
+    EXPECT_EQ(g.target, "web.target");
+    EXPECT_EQ(g.monitor_interval, 3 * kUsecPerSec);
+    EXPECT_EQ(g.start_timeout, 60 * kUsecPerSec);
+    EXPECT_EQ(g.stop_timeout, 120 * kUsecPerSec);
+    EXPECT_EQ(g.monitor_timeout, 5 * kUsecPerSec);
+    ASSERT_EQ(g.addresses.size(), 2u);
+    EXPECT_EQ(g.addresses[1].to_string(), "2001:db8::10/64 eth0");
+    EXPECT_EQ(g.addresses[1].origin, "test.conf:9");
+    EXPECT_EQ(g.announce_refresh, 30 * kUsecPerSec);
+    EXPECT_EQ(g.nodes, (std::vector<std::string>{"bravo", "alpha", "charlie"}));
+    EXPECT_EQ(c.origin.at("Group web.Target"), "test.conf:3");
+    // The default group is untouched.
+    EXPECT_EQ(c.services.hooks_directory, "/etc/freeha/hooks");
+    EXPECT_TRUE(c.services.target.empty());
+    EXPECT_TRUE(c.services.addresses.empty());
+    EXPECT_TRUE(c.services.is_default());
+    EXPECT_EQ(c.services.section(), "Services");
+}
+
+TEST(Groups, ServicesIsTheDefaultGroupAndTakesNodesToo) {
+    Config c = parse_ok("[Services]\nNodes=alpha bravo\n");
+    EXPECT_EQ(c.services.name, "default");
+    EXPECT_EQ(c.services.nodes, (std::vector<std::string>{"alpha", "bravo"}));
+    EXPECT_TRUE(c.groups.empty());
+    EXPECT_EQ(group_names(c), std::vector<std::string>{"default"});
+    EXPECT_EQ(c.group("default"), &c.services);
+    EXPECT_EQ(c.group("web"), nullptr);
+    // An empty Nodes= clears the order; a later one replaces it.
+    EXPECT_TRUE(parse_ok("[Services]\nNodes=alpha\nNodes=\n").services.nodes.empty());
+    EXPECT_EQ(parse_ok("[Services]\nNodes=alpha\nNodes=bravo\n").services.nodes, std::vector<std::string>{"bravo"});
+}
+
+TEST(Groups, AreKeptInNameOrderWithTheDefaultFirst) {
+    Config c = parse_ok("[Group web]\nTarget=web.target\n[Group db]\nTarget=db.target\n[Group cache-2]\n"
+                        "Target=cache.target\n[Group Web_1]\nTarget=w1.target\n");
+    EXPECT_EQ(group_names(c), (std::vector<std::string>{"default", "Web_1", "cache-2", "db", "web"}));
+    ASSERT_NE(c.group("db"), nullptr);
+    EXPECT_EQ(c.group("db")->target, "db.target");
+    EXPECT_EQ(c.group("DB"), nullptr);  // names are exact; case variants are refused, not looked up
+}
+
+TEST(Groups, ADropInChangesAGroupOfAnotherFileAndMayAddOne) {
+    Config c;
+    ASSERT_EQ(apply_ini(c, "[Group web]\nTarget=web.target\nStopTimeout=1min\n", "freehad.conf"), std::nullopt);
+    ASSERT_EQ(apply_ini(c, "[Group web]\nStopTimeout=2min\n[Group db]\nHooksDirectory=/h/db\n", "50-x.conf"),
+              std::nullopt);
+    ASSERT_EQ(c.groups.size(), 2u);
+    const GroupConfig* web = c.group("web");
+    ASSERT_NE(web, nullptr);
+    EXPECT_EQ(web->origin, "freehad.conf:1");  // where it was defined first
+    EXPECT_EQ(web->target, "web.target");
+    EXPECT_EQ(web->stop_timeout, 120 * kUsecPerSec);
+    EXPECT_EQ(c.origin.at("Group web.StopTimeout"), "50-x.conf:2");
+    EXPECT_EQ(c.group("db")->origin, "50-x.conf:3");
+}
+
+TEST(Groups, AnAddressMayMoveToAnotherGroupInALaterDropIn) {
+    // Refused per line, this would fail at 50-x.conf:2 although the result is sound.
+    Config c;
+    ASSERT_EQ(apply_ini(c, std::string(kChannel) + "[Group a]\nTarget=a.target\nAddress=192.0.2.10/24 eth0\n"
+                                                    "[Group b]\nTarget=b.target\n",
+                        "freehad.conf"),
+              std::nullopt);
+    ASSERT_EQ(apply_ini(c, "[Group b]\nAddress=192.0.2.10/24 eth0\n[Group a]\nAddress=\n", "50-x.conf"), std::nullopt);
+    EXPECT_EQ(validate(c), std::nullopt);
+    EXPECT_EQ(c.group("b")->addresses.size(), 1u);
+}
+
+TEST(Groups, AGroupHasNoDefaultHooksDirectoryButMayShareOne) {
+    Config target_only = parse_ok(std::string(kChannel) + "[Group web]\nTarget=web.target\n");
+    EXPECT_EQ(target_only.groups[0].hooks_directory, "");
+    EXPECT_EQ(validate(target_only), std::nullopt);
+    // One hooks directory for two groups is allowed (the hooks may tell the groups apart).
+    Config shared = parse_ok(std::string(kChannel) + "[Services]\nHooksDirectory=/h\n[Group web]\nHooksDirectory=/h\n");
+    EXPECT_EQ(validate(shared), std::nullopt);
+    // A group's HooksDirectory= may be emptied (none); [Services]' may not.
+    EXPECT_EQ(parse_ok("[Group web]\nHooksDirectory=/h\nHooksDirectory=\n").groups[0].hooks_directory, "");
+}
+
+TEST(Groups, AFileMayHave63GroupsBesideServicesButNotOneMore) {
+    std::string text = numbered_groups(kMaxGroups - 1);
+    Config c = parse_ok(text);
+    EXPECT_EQ(c.all_groups().size(), kMaxGroups);
+    // The 64th [Group] line is line 127: each group takes two lines.
+    EXPECT_EQ(parse_error(text + "[Group zz]\nTarget=zz.target\n"),
+              "test.conf:127: [Group zz]: one group too many: at most 64 groups in all, [Services] included (as many "
+              "as one heartbeat carries)");
+    // Counted over every file: a drop-in's group counts as one.
+    Config more = parse_ok(text);
+    EXPECT_EQ(apply_ini(more, "[Group g01]\nStopTimeout=1min\n", "50-x.conf"), std::nullopt);  // not new
+    EXPECT_EQ(apply_ini(more, "\n[Group extra]\n", "50-x.conf"),
+              "50-x.conf:2: [Group extra]: one group too many: at most 64 groups in all, [Services] included (as "
+              "many as one heartbeat carries)");
+}
+
+TEST(Groups, NodesTakesAtMostAClustersNodes) {
+    std::string names;
+    for (unsigned i = 0; i < kMaxNodes; ++i) names += " n" + std::to_string(i);
+    EXPECT_EQ(parse_ok("[Services]\nNodes=" + names + "\n").services.nodes.size(), kMaxNodes);
+    EXPECT_NE(parse_error("[Services]\nNodes=" + names + " one-more\n")
+                  .find("test.conf:2: [Services] Nodes=n0 n1"),
+              std::string::npos);
+    EXPECT_NE(parse_error("[Services]\nNodes=" + names + " one-more\n")
+                  .find(": more than 64 nodes (as many as a cluster has at most)"),
+              std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    GroupErrors, ConfigErrors,
+    ::testing::Values(
+        ErrorCase{"[Group web.1]\nTarget=a.target\n",
+                  "test.conf:1: [Group web.1]: 'web.1' is not a group name: expected 1 to 32 characters of A-Z a-z "
+                  "0-9 - _"},
+        ErrorCase{"[Cluster]\nName=x\n[Group web/1]\n", "test.conf:3: [Group web/1]: 'web/1' is not a group name"},
+        ErrorCase{"[Group  web]\n", "test.conf:1: [Group  web]: ' web' is not a group name"},
+        ErrorCase{"[Group 0123456789abcdef0123456789abcdefX]\n",
+                  "test.conf:1: [Group 0123456789abcdef0123456789abcdefX]: the group name is 33 characters long; at "
+                  "most 32"},
+        ErrorCase{"[Group]\nTarget=a.target\n", "test.conf:1: [Group]: a group needs a name: [Group NAME]"},
+        ErrorCase{"[Group caf\xc3]\n", "test.conf:1: a [Group NAME] line whose NAME is not valid UTF-8"},
+        ErrorCase{"[Group default]\nTarget=a.target\n",
+                  "test.conf:1: [Group default]: 'default' is the group of [Services]: set its keys there"},
+        ErrorCase{"[Group DEFAULT]\n", "test.conf:1: [Group DEFAULT]: 'default' is the group of [Services]"},
+        ErrorCase{"[Group web]\nTarget=a.target\n[Services]\nMonitorInterval=3s\n[Group web]\nStopTimeout=1min\n",
+                  "test.conf:5: [Group web] is already defined at test.conf:1; give each group one section per file "
+                  "(a drop-in may change it)"},
+        ErrorCase{"[Group web]\n[Group web]\n", "test.conf:2: [Group web] is already defined at test.conf:1"},
+        ErrorCase{"[Group web]\nTarget=a.target\n[Group Web]\nTarget=b.target\n",
+                  "test.conf:3: [Group Web]: differs only in case from [Group web] (test.conf:1); group names must "
+                  "differ in more than case"},
+        // FNV-1a 32 gives both names the same id on the wire (found by search).
+        ErrorCase{"[Group g115728]\nTarget=a.target\n[Group g2169004]\nTarget=b.target\n",
+                  "test.conf:3: [Group g2169004]: the name hashes to the same id on the wire as [Group g115728] "
+                  "(test.conf:1); choose another name"},
+        ErrorCase{"[Group web]\nFenceTimeout=1s\n",
+                  "test.conf:2: [Group web] FenceTimeout= is a setting of the node, not of a group: set it in "
+                  "[Services]"},
+        ErrorCase{"[Group web]\nSelfFence=reboot\n",
+                  "test.conf:2: [Group web] SelfFence= is a setting of the node, not of a group: set it in [Services]"},
+        ErrorCase{"[Group web]\nBogus=1\n", "test.conf:2: [Group web] unknown key 'Bogus'"},
+        ErrorCase{"[Group web]\nNodes=alpha b.c\n",
+                  "test.conf:2: [Group web] Nodes=alpha b.c: 'b.c' is not a node name (1 to 64 characters of A-Z "
+                  "a-z 0-9 - _)"},
+        ErrorCase{"[Group web]\nNodes=alpha bravo alpha\n",
+                  "test.conf:2: [Group web] Nodes=alpha bravo alpha: 'alpha' is named twice"},
+        ErrorCase{"[Services]\nNodes=alpha alpha\n", "test.conf:2: [Services] Nodes=alpha alpha: 'alpha' is named twice"},
+        ErrorCase{"[Group web]\nMonitorInterval=1ms\n",
+                  "test.conf:2: [Group web] MonitorInterval=1ms: must be at least 10ms"},
+        ErrorCase{"[Group web]\nHooksDirectory=web\n",
+                  "test.conf:2: [Group web] HooksDirectory=web: expected an absolute path"},
+        ErrorCase{"[Group web]\nTarget=web\n", "test.conf:2: [Group web] Target=web: expected a unit name"},
+        ErrorCase{"[Group web]\nAddress=192.0.2.10/24 eth0\nAddress=192.0.2.10/25 eth1\n",
+                  "test.conf:3: [Group web] Address=192.0.2.10/25 eth1: 192.0.2.10 is already configured at "
+                  "test.conf:2 (Address=192.0.2.10/24 eth0)"},
+        ErrorCase{"[Group web]\nStartTimeout=\xff\n", "test.conf:2: [Group web] StartTimeout=: not valid UTF-8"},
+        // Sections stay case-sensitive, as in systemd.
+        ErrorCase{"[group web]\nTarget=a.target\n", "test.conf:2: unknown section [group web]"},
+        ErrorCase{"[Groups web]\nTarget=a.target\n", "test.conf:2: unknown section [Groups web]"}),
+    [](const auto& info) { return "Case" + std::to_string(info.index); });
+
+struct ValidationCase {
+    const char* text;
+    BusKind bus;
+    const char* expected;  // validate()'s whole line
+};
+
+class GroupValidation : public ::testing::TestWithParam<ValidationCase> {};
+
+TEST_P(GroupValidation, NamesTheGroupAndWhereItsValuesCameFrom) {
+    Config c = parse_ok(GetParam().text);
+    c.bus = GetParam().bus;
+    EXPECT_EQ(validate(c).value_or("<valid>"), GetParam().expected);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryCheck, GroupValidation,
+    ::testing::Values(
+        ValidationCase{"[Heartbeat]\nChannel=broadcast 10.0.0.1\n[Group web]\nMonitorInterval=3s\n", BusKind::System,
+                       "test.conf:3: [Group web] has neither HooksDirectory= nor Target=: name the directory of the "
+                       "group's hooks or the systemd unit of its services"},
+        ValidationCase{"[Heartbeat]\nChannel=broadcast 10.0.0.1\n[Services]\nAddress=192.0.2.10/24 eth0\n"
+                       "[Group web]\nTarget=web.target\nAddress=192.0.2.10/25 eth1\n",
+                       BusKind::System,
+                       "test.conf:7: [Group web] Address=192.0.2.10/25 eth1: 192.0.2.10 is also an address of "
+                       "[Services] (test.conf:4, Address=192.0.2.10/24 eth0); an address moves with one group only"},
+        ValidationCase{"[Heartbeat]\nChannel=broadcast 10.0.0.1\n[Group web]\nTarget=web.target\n"
+                       "Address=2001:db8::10/64 eth0\n[Group db]\nTarget=db.target\nAddress=2001:DB8::10/64 eth0 dad\n",
+                       BusKind::System,
+                       "test.conf:5: [Group web] Address=2001:db8::10/64 eth0: 2001:db8::10 is also an address of "
+                       "[Group db] (test.conf:8, Address=2001:db8::10/64 eth0 dad); an address moves with one group "
+                       "only"},
+        ValidationCase{"[Heartbeat]\nChannel=broadcast 10.0.0.1\n[Services]\nTarget=app.target\n[Group web]\n"
+                       "Target=app.target\n",
+                       BusKind::System,
+                       "test.conf:6: [Group web] Target=app.target is also the Target= of [Services] (test.conf:4); "
+                       "each group needs a unit of its own"},
+        ValidationCase{"[Heartbeat]\nChannel=broadcast 10.0.0.1\n[Group web]\nTarget=a.target\n[Group db]\n"
+                       "Target=a.target\n",
+                       BusKind::System,
+                       "test.conf:4: [Group web] Target=a.target is also the Target= of [Group db] (test.conf:6); "
+                       "each group needs a unit of its own"},
+        ValidationCase{"[Heartbeat]\nChannel=broadcast 10.0.0.1\n[Group web]\nTarget=web.target\n"
+                       "Address=10.0.0.1/24 eth0\n",
+                       BusKind::System,
+                       "test.conf:5: [Group web] Address=10.0.0.1/24 eth0 is the SOURCE of the heartbeat channel "
+                       "'broadcast 10.0.0.1 10.0.0.255' (test.conf:2); a channel needs an address of this node's own, "
+                       "which stays when the services move"},
+        ValidationCase{"[Cluster]\nRole=arbitrator\n[Heartbeat]\nChannel=broadcast 10.0.0.1\n[Group web]\n"
+                       "Target=web.target\nAddress=192.0.2.10/24 eth0\n",
+                       BusKind::System,
+                       "test.conf:7: [Group web] Address=192.0.2.10/24 eth0: an arbitrator never runs services, so it "
+                       "never holds a floating address (test.conf:2)"},
+        ValidationCase{"[Heartbeat]\nChannel=broadcast 10.0.0.1\n[Group web]\nTarget=web.target\n", BusKind::None,
+                       "test.conf:4: [Group web] Target=web.target needs D-Bus to reach systemd, but --no-bus was "
+                       "given"},
+        // Sound: distinct addresses and targets, and the same link-local address on two interfaces.
+        ValidationCase{"[Heartbeat]\nChannel=broadcast 10.0.0.1\n[Services]\nTarget=app.target\n"
+                       "Address=fe80::10/64 eth0\n[Group web]\nTarget=web.target\nAddress=fe80::10/64 eth1\n",
+                       BusKind::System, "<valid>"}),
+    [](const auto& info) { return "Case" + std::to_string(info.index); });
+
+TEST(Groups, RenderPrintsEachGroupAndParsesBackToTheSameConfiguration) {
+    Config c = parse_ok(std::string(kChannel) +
+                        "[Services]\nNodes=alpha bravo\n[Group web]\nHooksDirectory=/etc/freeha/web\nStopTimeout=1min\n"
+                        "Address=192.0.2.10/24 eth0 label=eth0:web\nAnnounceRefresh=1min\nNodes=bravo alpha\n"
+                        "[Group db]\nTarget=db.target\n");
+    std::string text = render(c);
+    EXPECT_NE(text.find("\n[Services]\nHooksDirectory=/etc/freeha/hooks\nTarget=\nMonitorInterval=2s\n"
+                        "StartTimeout=5min\nStopTimeout=5min\nMonitorTimeout=30s\nAddress=\nAnnounceRefresh=0\n"
+                        "Nodes=alpha bravo\nFenceTimeout=500ms\nSelfFence=none\n\n"
+                        "[Group db]\nHooksDirectory=\nTarget=db.target\nMonitorInterval=2s\nStartTimeout=5min\n"
+                        "StopTimeout=5min\nMonitorTimeout=30s\nAddress=\nAnnounceRefresh=0\nNodes=\n\n"
+                        "[Group web]\nHooksDirectory=/etc/freeha/web\nTarget=\nMonitorInterval=2s\nStartTimeout=5min\n"
+                        "StopTimeout=1min\nMonitorTimeout=30s\nAddress=192.0.2.10/24 eth0 label=eth0:web\n"
+                        "AnnounceRefresh=1min\nNodes=bravo alpha\n\n[Status]\n"),
+              std::string::npos)
+        << text;
+    Config again = parse_ok(text);
+    EXPECT_EQ(render(again), text);
+    EXPECT_EQ(group_names(again), group_names(c));
+    EXPECT_EQ(again.group("web")->addresses, c.group("web")->addresses);
+    EXPECT_EQ(again.group("web")->nodes, c.group("web")->nodes);
+    EXPECT_EQ(again.services.nodes, c.services.nodes);
+    EXPECT_EQ(validate(again), std::nullopt);
+    EXPECT_EQ(rendered_setting(c, "Group web.StopTimeout"), "1min");
+    EXPECT_EQ(rendered_setting(c, "Group web.Address"), "192.0.2.10/24 eth0 label=eth0:web");
+    EXPECT_EQ(rendered_setting(c, "Group db.Target"), "db.target");
+    EXPECT_EQ(rendered_setting(c, "Services.Nodes"), "alpha bravo");
+    EXPECT_EQ(rendered_setting(c, "Group nosuch.Target"), "");
+    // Without groups the rendering has no [Group] section.
+    EXPECT_EQ(render(parse_ok(kChannel)).find("[Group"), std::string::npos);
+}
+
+TEST(Groups, AReloadMayAddAndRemoveGroupsButNotChangeAGroupsUnitOrHooks) {
+    Config running = parse_ok(std::string(kChannel) + "[Group web]\nTarget=web.target\n[Group db]\nHooksDirectory=/h/db\n");
+    Config added = parse_ok(std::string(kChannel) + "[Group web]\nTarget=web.target\nStopTimeout=1min\n"
+                                                    "Address=192.0.2.10/24 eth0\nNodes=alpha\n[Group db]\n"
+                                                    "HooksDirectory=/h/db\n[Group cache]\nTarget=cache.target\n");
+    EXPECT_EQ(fixed_setting_changed(running, added), std::nullopt);
+    EXPECT_EQ(fixed_setting_changed(added, running), std::nullopt);  // cache removed
+    Config none = parse_ok(kChannel);
+    EXPECT_EQ(fixed_setting_changed(running, none), std::nullopt);
+    Config retargeted = parse_ok(std::string(kChannel) + "[Group web]\n\nTarget=www.target\n[Group db]\n"
+                                                         "HooksDirectory=/h/db\n");
+    EXPECT_EQ(fixed_setting_changed(running, retargeted),
+              "test.conf:5: [Group web] Target= cannot change while freehad runs; restart it to apply");
+    Config moved = parse_ok(std::string(kChannel) + "[Group web]\nTarget=web.target\n[Group db]\nHooksDirectory=/h/db2\n");
+    EXPECT_EQ(fixed_setting_changed(running, moved),
+              "test.conf:6: [Group db] HooksDirectory= cannot change while freehad runs; restart it to apply");
+    // [Services]' keep their message.
+    Config services = parse_ok(std::string(kChannel) + "[Services]\nTarget=x.target\n");
+    EXPECT_EQ(fixed_setting_changed(none, services),
+              "test.conf:4: Target= cannot change while freehad runs; restart it to apply");
+}
+
+TEST(Groups, GroupNames) {
+    EXPECT_TRUE(is_valid_group_name("web"));
+    EXPECT_TRUE(is_valid_group_name("Web-1_a"));
+    EXPECT_TRUE(is_valid_group_name(std::string(kMaxGroupNameLength, 'x')));
+    EXPECT_FALSE(is_valid_group_name(std::string(kMaxGroupNameLength + 1, 'x')));
+    EXPECT_FALSE(is_valid_group_name(""));
+    EXPECT_FALSE(is_valid_group_name("a b"));
+    EXPECT_FALSE(is_valid_group_name("a.b"));
+    EXPECT_FALSE(is_valid_group_name("caf\xc3\xa9"));
 }
 
 // --- the command line -------------------------------------------------------
@@ -435,8 +758,8 @@ TEST(CommandLine, FreeHAFlagsOverrideTheConfigFile) {
     EXPECT_EQ(c->expected_nodes, 3u);
     EXPECT_EQ(c->node_name, "n1");
     EXPECT_EQ(c->port, 4000);
-    EXPECT_EQ(c->hooks_directory, "/opt/h");
-    EXPECT_EQ(c->monitor_interval, 5 * kUsecPerSec);  // FreeHA's -M is in seconds
+    EXPECT_EQ(c->services.hooks_directory, "/opt/h");
+    EXPECT_EQ(c->services.monitor_interval, 5 * kUsecPerSec);  // FreeHA's -M is in seconds
     EXPECT_EQ(c->dead_time, 2 * kUsecPerSec);
     EXPECT_EQ(c->state_file, "/tmp/st");
     EXPECT_EQ(c->json_file, "/tmp/x.json");
@@ -485,8 +808,35 @@ TEST(CommandLine, AnAddressGivenInTwoFilesNamesBoth) {
     dir.write("freehad.conf.d/50-web.conf", "[Services]\nAddress=\nAddress=192.0.2.10/24 eth0 label=eth0:web\n");
     auto c = load_config(*cl, &error);
     ASSERT_TRUE(c) << error;
-    ASSERT_EQ(c->addresses.size(), 1u);
-    EXPECT_EQ(c->addresses[0].origin, dropin + ":3");
+    ASSERT_EQ(c->services.addresses.size(), 1u);
+    EXPECT_EQ(c->services.addresses[0].origin, dropin + ":3");
+}
+
+TEST(CommandLine, OneDropInPerGroup) {
+    TempDir dir;
+    std::string conf = dir.write("freehad.conf", "[Cluster]\nNodeName=x\n[Heartbeat]\nChannel=broadcast 10.0.0.1\n"
+                                                 "[Group web]\nTarget=web.target\n");
+    dir.write("freehad.conf.d/web.conf", "[Group web]\nAddress=192.0.2.10/24 eth0\n");
+    std::string db = dir.write("freehad.conf.d/db.conf", "[Group db]\nTarget=db.target\nAddress=192.0.2.11/24 eth0\n");
+    std::string error;
+    auto cl = parse_args({"--config", conf}, &error);
+    auto c = load_config(*cl, &error);
+    ASSERT_TRUE(c) << error;
+    ASSERT_EQ(c->groups.size(), 2u);
+    EXPECT_EQ(c->groups[0].name, "db");
+    EXPECT_EQ(c->groups[0].origin, db + ":1");
+    EXPECT_EQ(c->groups[1].origin, conf + ":5");
+    ASSERT_EQ(c->groups[1].addresses.size(), 1u);
+    // The address of web given to db too: both groups and both lines are named.
+    std::string web = dir.write("freehad.conf.d/web.conf", "[Group web]\nAddress=192.0.2.11/24 eth0\n");
+    EXPECT_FALSE(load_config(*cl, &error));
+    EXPECT_EQ(error, web + ":2: [Group web] Address=192.0.2.11/24 eth0: 192.0.2.11 is also an address of [Group db] (" +
+                         db + ":3, Address=192.0.2.11/24 eth0); an address moves with one group only");
+    // A drop-in that repeats its group is refused, naming the drop-in.
+    dir.write("freehad.conf.d/web.conf", "[Group web]\nStopTimeout=1min\n[Group web]\nStartTimeout=1min\n");
+    EXPECT_FALSE(load_config(*cl, &error));
+    EXPECT_EQ(error, web + ":3: [Group web] is already defined at " + web +
+                         ":1; give each group one section per file (a drop-in may change it)");
 }
 
 TEST(CommandLine, AnAddressThatIsAFlagChannelsSourceIsRefused) {

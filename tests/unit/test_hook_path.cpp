@@ -58,7 +58,7 @@ TEST_F(HookPath, OneHookIsEnoughToClaimTheDirectory) {
 TEST(HookPathText, TheLogLineSaysWhereTheDirectoryCameFrom) {
     Config config;
     EXPECT_EQ(describe_hooks_directory(config), "hooks directory /etc/freeha/hooks (the default)");
-    config.hooks_directory = kFreeHA1HooksDirectory;
+    config.services.hooks_directory = kFreeHA1HooksDirectory;
     EXPECT_EQ(describe_hooks_directory(config),
               "hooks directory /opt/freeha/bin (FreeHA 1.0's, as /etc/freeha/hooks has no hooks)");
     config.origin["Services.HooksDirectory"] = "-s";
@@ -69,4 +69,32 @@ TEST(HookPathText, AnAdminsScriptsComeBeforeTheLibrary) {
     std::string path = hook_search_path("/opt/freeha/bin");
     EXPECT_EQ(path, "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/opt/freeha/bin:"
                     "/opt/freeha/bin/service_scripts:" FREEHA_SERVICE_SCRIPTS_DIR);
+}
+
+TEST_F(HookPath, CheckConfigNamesEachGroupWhoseHooksAreMissing) {
+    for (const char* name : {"starthasrv", "stophasrv", "monitorhasrv"}) {
+        std::filesystem::create_directories(root_ / "web");
+        hook("web", name);
+        std::filesystem::permissions(root_ / "web" / name, std::filesystem::perms::owner_all);
+    }
+    std::filesystem::create_directories(root_ / "db");
+    hook("db", "starthasrv");
+    std::filesystem::permissions(root_ / "db" / "starthasrv", std::filesystem::perms::owner_all);
+    hook("etc-hooks", "plain-file");
+    std::string text = "[Group web]\nHooksDirectory=" + dir("web") + "\n[Group db]\n\nHooksDirectory=" + dir("db") +
+                       "\n[Group gone]\nHooksDirectory=" + dir("gone") + "\n[Group file]\nHooksDirectory=" +
+                       dir("etc-hooks") + "/plain-file\n[Group unit]\nTarget=unit.target\n";
+    Config config;
+    ASSERT_EQ(apply_ini(config, text, "f.conf"), std::nullopt);
+    // In name order; web, with its three hooks, and unit, in target mode, are fine.
+    EXPECT_EQ(check_group_hooks(config),
+              (std::vector<std::string>{
+                  "f.conf:5: [Group db] HooksDirectory=" + dir("db") + ": hook " + dir("db") +
+                      "/stophasrv: No such file or directory",
+                  "f.conf:9: [Group file] HooksDirectory=" + dir("etc-hooks") + "/plain-file: not a directory",
+                  "f.conf:7: [Group gone] HooksDirectory=" + dir("gone") + ": no such directory",
+              }));
+    // [Services] is main's start-up check; an arbitrator runs no services.
+    config.role = Role::Arbitrator;
+    EXPECT_TRUE(check_group_hooks(config).empty());
 }
