@@ -148,6 +148,10 @@ public:
     Effects on_services_killed(std::size_t group, Usec now);
     Effects on_services_killed(Usec now) { return on_services_killed(0, now); }
     Effects on_command(Command command, Usec now);
+    // A command about one group alone (a Group object's ClearError()):
+    // ClearError clears that group's error latch only; every other command
+    // is the node's (standby, stop... hold for every group) and acts as above.
+    Effects on_command(std::size_t group, Command command, Usec now);
     // What this node lacks to run the services now ("" when nothing): an
     // Address= device that does not exist yet or is down. Until it is "", the
     // node stands aside as in standby (announced so, so that the next node is
@@ -293,6 +297,16 @@ private:
     void end_refusals(Usec now, Effects& out);
 
     // --- start-up, quorum and election
+    // What placement (placement.h) decides from: every group's policy, the
+    // nodes that may take a group now, and where each group runs (or is
+    // claimed). The election's preference() and the status's rebalancing
+    // plan both start here.
+    struct PlacementInputs {
+        std::vector<GroupPlacement> groups;  // index = group index
+        std::vector<std::string> eligible;
+        Placement current;
+    };
+    PlacementInputs placement_inputs() const;
     // Group `g`'s election order over the eligible nodes (empty: FreeHA's
     // alphabetical rule): first the node the placement of every group gives
     // it (placement.h: spread, and no group moves while it runs), then its
