@@ -60,6 +60,8 @@ public:
     bool error_latched() const { return error_latched_; }
     const std::string& last_error() const { return last_error_; }
     const std::string& handover_to() const { return handover_to_; }
+    // Why this group cannot run on this node now ("" when it can): see Node::set_unavailable().
+    const std::string& unavailable() const { return unavailable_; }
     const Voter& voter() const { return voter_; }
     const History& history() const { return history_; }
     std::uint64_t unexpected_services() const { return unexpected_services_; }
@@ -183,6 +185,9 @@ private:
 
     // What `peer` last said of this group (nothing said: INITIAL, no claim).
     const PeerGroup& view_of(const Peer& peer) const { return peer.group(id_); }
+    // A peer that stands aside for this group: the whole node (standby,
+    // leaving, unavailable), or this group alone there.
+    static bool aside(const Peer& peer, const PeerGroup& said) { return peer.standby_flag() || said.aside; }
 
     Node& node_;
     std::size_t index_;
@@ -200,6 +205,7 @@ private:
     // failure means the services were stopped by hand (no error is latched).
     bool probe_after_maintenance_ = false;
     std::string last_error_;
+    std::string unavailable_;             // the group stands aside here (Node::set_unavailable)
     std::string handover_to_;             // switchover target, announced until it takes over
     std::optional<Usec> handover_until_;  // set once our stop ends: give up waiting then
     std::optional<Usec> fence_deadline_;  // StoppingFenced: kill the services then
