@@ -9,7 +9,6 @@ namespace freeha {
 // The hook the phase runs, when none runs yet. Each of these phases is left
 // when its hook ends, so "no hook running" means "not run yet".
 std::optional<HookKind> Group::hook_wanted(Usec now) const {
-    if (stopped_for_exit_) return std::nullopt;  // stopped: it waits for the node's other groups to exit
     switch (phase_) {
     case Phase::InitialProbe: return HookKind::Monitor;
     case Phase::InitialCleanup: return HookKind::Stop;

@@ -344,7 +344,8 @@ Effects Node::on_command(Command command, Usec now) {
         break;
     case Command::Shutdown:
         shutting_down_ = true;
-        for (auto& g : groups_) g->shut_down(now, out);
+        for (auto& g : groups_)
+            if (!exited_) g->shut_down(now, out);
         break;
     case Command::ForceStart:
         for (auto& g : groups_) g->force_start(now, out);

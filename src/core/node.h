@@ -288,7 +288,8 @@ private:
     // A leaving node exits once it holds nothing and its handover is taken (or given up).
     void leave_when_handed_over(Usec now, Effects& out);
     // A node shutting down exits once its services have stopped, still announcing STOPPING.
-    void exit_when_stopped(Usec now, Effects& out);
+    // `last`: the group whose stop ended last.
+    void exit_when_stopped(const Group& last, Usec now, Effects& out);
 
     // --- refused senders
     void refuse(const std::string& node, RefusalCause cause, std::string reason, Usec now, Effects& out);
