@@ -101,6 +101,7 @@ std::vector<std::string> changed_group_properties(const GroupStatus& a, const Gr
     if (a.errored != b.errored) out.emplace_back("Errored");
     if (a.last_error != b.last_error) out.emplace_back("LastError");
     if (a.handover_to != b.handover_to) out.emplace_back("HandoverTo");
+    if (a.unavailable != b.unavailable) out.emplace_back("Unavailable");
     if (nodes_differ()) out.emplace_back("Nodes");
     return out;
 }
@@ -294,6 +295,7 @@ int ManagerObject::get_group_property(sd_bus*, const char* path, const char*, co
         if (p == "Errored") return sd_bus_message_append(reply, "b", static_cast<int>(g->errored));
         if (p == "LastError") return sd_bus_message_append(reply, "s", g->last_error.c_str());
         if (p == "HandoverTo") return sd_bus_message_append(reply, "s", g->handover_to.c_str());
+        if (p == "Unavailable") return sd_bus_message_append(reply, "s", g->unavailable.c_str());
         if (p == "Placement")
             return sd_bus_message_append(reply, "s", std::string(kPlacementPolicyNames(g->placement)).c_str());
         if (p == "Nodes") {
@@ -531,6 +533,8 @@ int ManagerObject::publish(sd_bus* bus, std::string* error) {
         SD_BUS_PROPERTY("Errored", "b", get_group_property, 0, kEmits),
         SD_BUS_PROPERTY("LastError", "s", get_group_property, 0, kEmits),
         SD_BUS_PROPERTY("HandoverTo", "s", get_group_property, 0, kEmits),
+        // Why the group cannot run on this node now ("" when it can).
+        SD_BUS_PROPERTY("Unavailable", "s", get_group_property, 0, kEmits),
         SD_BUS_PROPERTY("Placement", "s", get_group_property, 0, kConst),
         // What each node announces of the group: (name, state, term, errored).
         SD_BUS_PROPERTY("Nodes", "a(sstb)", get_group_property, 0, kEmits),

@@ -378,15 +378,6 @@ Effects Node::on_command(Command command, Usec now) {
     return out;
 }
 
-Effects Node::on_command(std::size_t group, Command command, Usec now) {
-    if (command != Command::ClearError) return on_command(command, now);
-    Effects out;
-    if (!started_ || exited_ || shutting_down_) return out;
-    groups_.at(group)->clear_error(now, out);
-    evaluate(now, out);
-    return out;
-}
-
 Effects Node::set_unavailable(std::string why, Usec now) {
     Effects out;
     if (why == unavailable_) return out;

@@ -148,10 +148,6 @@ public:
     Effects on_services_killed(std::size_t group, Usec now);
     Effects on_services_killed(Usec now) { return on_services_killed(0, now); }
     Effects on_command(Command command, Usec now);
-    // A command about one group alone (a Group object's ClearError()):
-    // ClearError clears that group's error latch only; every other command
-    // is the node's (standby, stop... hold for every group) and acts as above.
-    Effects on_command(std::size_t group, Command command, Usec now);
     // What this node lacks to run the services now ("" when nothing): an
     // Address= device that does not exist yet or is down. Until it is "", the
     // node stands aside as in standby (announced so, so that the next node is

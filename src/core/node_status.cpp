@@ -140,6 +140,7 @@ GroupStatus Group::status(Usec now) const {
     g.errored = error_latched();
     g.last_error = last_error();
     g.handover_to = handover_to();
+    g.unavailable = unavailable();
     g.placement = settings().placement;
     GroupNodeStatus self;
     self.name = node_.settings_.node_name;
@@ -148,6 +149,7 @@ GroupStatus Group::status(Usec now) const {
     self.errored = error_latched();
     self.handover_to = handover_to();
     self.self = true;
+    self.aside = !unavailable().empty();
     g.nodes.push_back(std::move(self));
     for (const auto& [name, p] : node_.membership_.peers()) {
         const PeerGroup& v = view_of(p);
@@ -157,6 +159,7 @@ GroupStatus Group::status(Usec now) const {
         n.term = v.term;
         n.errored = v.error_latched;
         n.handover_to = v.handover_to;
+        n.aside = v.aside;
         g.nodes.push_back(std::move(n));
     }
     std::sort(g.nodes.begin(), g.nodes.end(),

@@ -90,7 +90,8 @@ nlohmann::json to_json(const Status& s) {
                             {"term", n.term},
                             {"errored", n.errored},
                             {"handover_to", text_or_null(n.handover_to)},
-                            {"self", n.self}});
+                            {"self", n.self},
+                            {"aside", n.aside}});
         groups.push_back({{"name", g.name},
                           {"state", to_string(g.state)},
                           {"phase", g.phase},
@@ -100,6 +101,7 @@ nlohmann::json to_json(const Status& s) {
                           {"errored", g.errored},
                           {"last_error", text_or_null(g.last_error)},
                           {"handover_to", text_or_null(g.handover_to)},
+                          {"unavailable", text_or_null(g.unavailable)},
                           {"placement", kPlacementPolicyNames(g.placement)},
                           {"nodes", std::move(rows)}});
     }

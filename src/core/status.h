@@ -96,6 +96,7 @@ struct GroupNodeStatus {
     bool errored = false;     // its error latch for the group
     std::string handover_to;  // the node it hands the group to ("" for none)
     bool self = false;
+    bool aside = false;       // the group cannot run there now (its hooks, target or address device missing)
     bool operator==(const GroupNodeStatus&) const = default;
 };
 
@@ -111,6 +112,7 @@ struct GroupStatus {
     bool errored = false;
     std::string last_error;   // "" renders as null
     std::string handover_to;  // switchover target of this node, until it takes over ("" renders as null)
+    std::string unavailable;  // why the group cannot run on this node now (Node::set_unavailable); "" renders as null
     PlacementPolicy placement = PlacementPolicy::Alphabetical;
     std::vector<GroupNodeStatus> nodes;  // this node and every peer, in the order of Status::nodes
     bool operator==(const GroupStatus&) const = default;

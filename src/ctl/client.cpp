@@ -167,10 +167,11 @@ std::optional<ClusterView> ClusterView::from(const nlohmann::json& s) {
             group.last_error = text("last_error");
             group.handover_to = text("handover_to");
             group.placement = text("placement");
+            group.unavailable = text("unavailable");
             for (const auto& n : g.at("nodes"))
                 group.nodes.push_back({n.at("name"), n.at("state"), n.at("term"), n.at("errored"),
                                        n.at("handover_to").is_null() ? std::string() : n.at("handover_to").get<std::string>(),
-                                       n.at("self")});
+                                       n.at("self"), n.at("aside")});
             v.groups.push_back(std::move(group));
         }
         for (const auto& m : s.value("rebalance", nlohmann::json::array()))

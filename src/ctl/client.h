@@ -72,6 +72,7 @@ struct ClusterView {
     // empty from daemons before service groups.
     struct Group {
         std::string name, state, phase, active_node, last_error, handover_to, placement;
+        std::string unavailable;  // why the group cannot run on this node now; "" when it can
         std::uint64_t term = 0;
         std::optional<Usec> lease_remaining;
         bool errored = false;
@@ -82,6 +83,7 @@ struct ClusterView {
             bool errored = false;
             std::string handover_to;
             bool self = false;
+            bool aside = false;  // the group cannot run there now
         };
         std::vector<Member> nodes;
         const Member* find(const std::string& node) const;

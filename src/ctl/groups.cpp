@@ -48,13 +48,19 @@ std::vector<std::string> group_lines(const ClusterView& v) {
         std::vector<std::string> cells;
         for (const auto& name : columns) {
             const auto* m = g.find(name);
-            cells.push_back(m == nullptr ? "-" : m->state + (m->errored && m->state != "ERRORED" ? "!" : ""));
+            if (m == nullptr)
+                cells.push_back("-");
+            else if (m->aside && m->state == "STANDBY")
+                cells.push_back("ASIDE");  // the group cannot run there now
+            else
+                cells.push_back(m->state + (m->errored && m->state != "ERRORED" ? "!" : ""));
         }
         std::string lease = g.lease_remaining ? format_timespan(*g.lease_remaining / kUsecPerMsec * kUsecPerMsec) : "-";
         out.push_back(row(g.name, g.active_node.empty() ? "none" : g.active_node, std::to_string(g.term), lease, cells));
     }
     for (const auto& g : v.groups) {
         if (g.errored) out.push_back("Group " + g.name + " is errored here: " + g.last_error);
+        if (!g.unavailable.empty()) out.push_back("Group " + g.name + " cannot run here: " + g.unavailable);
         if (!g.handover_to.empty()) out.push_back("Group " + g.name + " is being handed over to " + g.handover_to);
     }
     if (!v.rebalance.empty())

@@ -16,8 +16,9 @@ namespace freeha::ctl {
 //   GROUP  ACTIVE  TERM  LEASE  alpha  bravo  ...
 // then one row per group, the default one first: the node running it, its
 // term, this node's lease on it ("-" without one), and what each node
-// announces of it (RUNNING, STANDBY, TIMEDOUT...); then a line per group
-// errored here or handed over, and one when the spread is uneven.
+// announces of it (RUNNING, STANDBY, TIMEDOUT...; ASIDE for a standby where
+// the group cannot run now); then a line per group errored here, unable to
+// run here or handed over, and one when the spread is uneven.
 std::vector<std::string> group_lines(const ClusterView& v);
 
 // Why `group` (and `node`, unless empty) cannot be named in a command, in one

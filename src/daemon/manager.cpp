@@ -839,7 +839,7 @@ std::optional<std::string> Manager::handle_group(const BusRequest& request, Usec
     }
     if (request.kind == BusRequest::Kind::ClearError) {
         log::notice("D-Bus ClearError() of group " + request.group + ": clearing its error latch");
-        apply(node_.on_command(index, Command::ClearError, t));
+        apply(node_.clear_error(index, t));
         return std::nullopt;
     }
     return "not a method of a group";

@@ -394,6 +394,7 @@ TEST_F(ManagerObjectTest, EachGroupHasAnObjectShowingItsStatusAndTakingItsSwitch
     web.term = 3;
     web.errored = true;
     web.last_error = "monitorhasrv exited with status 1";
+    web.unavailable = "HooksDirectory=/etc/freeha/web: no such directory";
     web.nodes = {{"alpha", NodeState::Errored, 3, true, "", true}, {"bravo", NodeState::Running, 3, false, "", false}};
     status_.groups = {main_group, web};
     publish();
@@ -422,6 +423,8 @@ TEST_F(ManagerObjectTest, EachGroupHasAnObjectShowingItsStatusAndTakingItsSwitch
     EXPECT_EQ(get("web-1", "Errored"), "b:true");
     EXPECT_EQ(get("web-1", "LastError"), "s:monitorhasrv exited with status 1");
     EXPECT_EQ(get("web-1", "HandoverTo"), "s:");
+    EXPECT_EQ(get("web-1", "Unavailable"), "s:HooksDirectory=/etc/freeha/web: no such directory");
+    EXPECT_EQ(get("default", "Unavailable"), "s:");
     EXPECT_EQ(get("mail", "Name"), SD_BUS_ERROR_UNKNOWN_OBJECT);
 
     auto call_group = [&](const std::string& group, const char* member, const char* node, Answer* answer) {
@@ -430,7 +433,9 @@ TEST_F(ManagerObjectTest, EachGroupHasAnObjectShowingItsStatusAndTakingItsSwitch
                                                  kGroupInterface, member),
                   0);
         BusMessagePtr owned(m);
-        if (node != nullptr) ASSERT_GE(sd_bus_message_append(m, "s", node), 0);
+        if (node != nullptr) {
+            ASSERT_GE(sd_bus_message_append(m, "s", node), 0);
+        }
         ASSERT_GE(sd_bus_call_async(client_.get(), nullptr, m, on_answer, answer, 5 * 1000 * 1000), 0);
     };
     Answer switchover, clear, unknown;
@@ -474,6 +479,7 @@ TEST_F(ManagerObjectTest, EachGroupHasAnObjectShowingItsStatusAndTakingItsSwitch
     later.groups[1].phase = "standby";
     later.groups[1].errored = false;
     later.groups[1].last_error = "";
+    later.groups[1].unavailable = "";
     later.groups[1].nodes[0].state = NodeState::Standby;
     later.groups[1].nodes[0].errored = false;
     later.groups[0].lease_remaining = Usec(500000);  // runs down on its own: no signal
@@ -482,7 +488,7 @@ TEST_F(ManagerObjectTest, EachGroupHasAnObjectShowingItsStatusAndTakingItsSwitch
     later.groups.push_back(mail);
     object_->flush(std::make_shared<const Status>(later));
     ASSERT_TRUE(run_until([&] { return !changed.empty() && !objects.empty(); }));
-    EXPECT_EQ(changed, (std::vector<std::string>{"State", "Phase", "Errored", "LastError", "Nodes"}));
+    EXPECT_EQ(changed, (std::vector<std::string>{"State", "Phase", "Errored", "LastError", "Unavailable", "Nodes"}));
     EXPECT_EQ(objects, std::vector<std::string>{"InterfacesAdded /org/freeha1/group/mail"});
     EXPECT_EQ(get("mail", "State"), "s:STANDBY");
     EXPECT_EQ(get("default", "LeaseRemainingUSec"), "t:500000");

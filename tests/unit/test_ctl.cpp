@@ -464,6 +464,8 @@ ClusterView three_groups() {
     s.groups[2].errored = true;
     s.groups[2].last_error = "monitorhasrv exited with status 1";
     s.groups[2].nodes[0] = {"alpha", NodeState::Errored, 9, true, "", true};
+    s.groups[2].unavailable = "HooksDirectory=/etc/freeha/web: no such directory";
+    s.groups[1].nodes[2].aside = true;  // charlie cannot run db now
     s.rebalance = {PlannedMove{"db", "alpha", "charlie"}, PlannedMove{"web", "bravo", "charlie"}};
     auto v = ClusterView::from(to_json(s));
     EXPECT_TRUE(v);
@@ -482,6 +484,10 @@ TEST(ClusterView, ReadsEachGroupWhatEachNodeAnnouncesOfItAndTheRebalancingPlan) 
     EXPECT_TRUE(web->errored);
     EXPECT_EQ(web->last_error, "monitorhasrv exited with status 1");
     EXPECT_EQ(web->placement, "rendezvous");
+    EXPECT_EQ(web->unavailable, "HooksDirectory=/etc/freeha/web: no such directory");
+    EXPECT_EQ(v.find_group("db")->unavailable, "");
+    EXPECT_TRUE(v.find_group("db")->find("charlie")->aside);
+    EXPECT_FALSE(v.find_group("db")->find("bravo")->aside);
     EXPECT_FALSE(web->lease_remaining);
     EXPECT_EQ(v.find_group("db")->lease_remaining, Usec(1234000));
     ASSERT_EQ(web->nodes.size(), 4u);
@@ -505,9 +511,10 @@ TEST(GroupLines, ShowGroupsByNodesOnlyWithMoreThanOneGroup) {
     EXPECT_EQ(group_lines(v), (std::vector<std::string>{
                                   "GROUP   ACTIVE TERM  LEASE    alpha    bravo    charlie  delta",
                                   "default alpha  5     1s 234ms RUNNING  STANDBY  STANDBY  TIMEDOUT",
-                                  "db      alpha  3     1s 234ms RUNNING  STANDBY  STANDBY  TIMEDOUT",
+                                  "db      alpha  3     1s 234ms RUNNING  STANDBY  ASIDE    TIMEDOUT",
                                   "web     bravo  9     -        ERRORED  RUNNING  STANDBY  TIMEDOUT",
                                   "Group web is errored here: monitorhasrv exited with status 1",
+                                  "Group web cannot run here: HooksDirectory=/etc/freeha/web: no such directory",
                                   "Spread uneven: 2 planned switchover(s) would even it (freehactl rebalance)",
                               }));
     v.groups.resize(1);

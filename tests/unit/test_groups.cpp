@@ -99,9 +99,6 @@ public:
     std::size_t starts() const { return starts_; }
     std::size_t heartbeats(const std::string& name) const { return members_.at(name).sent; }
     Usec now() const { return now_; }
-    void command(const std::string& name, const std::string& group, Command command) {
-        apply(name, members_.at(name).node->on_command(index(group), command, now_));
-    }
     // freehactl switchover GROUP NODE on `name`; the core's refusal, or "".
     std::string switchover(const std::string& name, const std::string& group, const std::string& to) {
         std::string error;
@@ -403,7 +400,7 @@ TEST(Groups, ClearingOneGroupsErrorLeavesTheOthersLatched) {
     c.run(4 * sec);
     for (const auto& group : on_alpha)
         ASSERT_EQ(c.node("alpha").group(c.index(group)).state(), NodeState::Errored) << group;
-    c.command("alpha", on_alpha[0], Command::ClearError);
+    c.clear_error("alpha", on_alpha[0]);
     const Group& cleared = c.node("alpha").group(c.index(on_alpha[0]));
     EXPECT_EQ(cleared.state(), NodeState::Standby);
     EXPECT_FALSE(cleared.error_latched());

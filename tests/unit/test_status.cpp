@@ -194,7 +194,9 @@ Status with_groups() {
     web.errored = true;
     web.last_error = "monitorhasrv exited with status 1";
     web.placement = PlacementPolicy::Listed;
-    web.nodes = {{"alpha", NodeState::Errored, 4, true, "", true}, {"beta", NodeState::Stopping, 4, false, "alpha", false}};
+    web.unavailable = "HooksDirectory=/etc/freeha/web: no such directory";
+    web.nodes = {{"alpha", NodeState::Errored, 4, true, "", true, true},
+                 {"beta", NodeState::Stopping, 4, false, "alpha", false, false}};
     s.groups = {d, web};
     s.rebalance = {PlannedMove{"web", "beta", "alpha"}};
     return s;
@@ -206,14 +208,15 @@ TEST(StatusJson, ShowsEachGroupAndWhatEachNodeAnnouncesOfIt) {
     auto j = to_json(with_groups());
     EXPECT_EQ(j["groups"], nlohmann::json::parse(R"([
         {"name":"default","state":"RUNNING","phase":"running","active_node":"alpha","term":7,
-         "lease_remaining_usec":800000,"errored":false,"last_error":null,"handover_to":null,"placement":"alphabetical",
-         "nodes":[{"name":"alpha","state":"RUNNING","term":7,"errored":false,"handover_to":null,"self":true},
-                  {"name":"beta","state":"TIMEDOUT","term":3,"errored":false,"handover_to":null,"self":false}]},
+         "lease_remaining_usec":800000,"errored":false,"last_error":null,"handover_to":null,"unavailable":null,
+         "placement":"alphabetical",
+         "nodes":[{"name":"alpha","state":"RUNNING","term":7,"errored":false,"handover_to":null,"self":true,"aside":false},
+                  {"name":"beta","state":"TIMEDOUT","term":3,"errored":false,"handover_to":null,"self":false,"aside":false}]},
         {"name":"web","state":"ERRORED","phase":"errored","active_node":"beta","term":4,
          "lease_remaining_usec":null,"errored":true,"last_error":"monitorhasrv exited with status 1","handover_to":null,
-         "placement":"listed",
-         "nodes":[{"name":"alpha","state":"ERRORED","term":4,"errored":true,"handover_to":null,"self":true},
-                  {"name":"beta","state":"STOPPING","term":4,"errored":false,"handover_to":"alpha","self":false}]}
+         "unavailable":"HooksDirectory=/etc/freeha/web: no such directory","placement":"listed",
+         "nodes":[{"name":"alpha","state":"ERRORED","term":4,"errored":true,"handover_to":null,"self":true,"aside":true},
+                  {"name":"beta","state":"STOPPING","term":4,"errored":false,"handover_to":"alpha","self":false,"aside":false}]}
     ])"));
     EXPECT_EQ(j["rebalance"], nlohmann::json::parse(R"([{"group":"web","from":"beta","to":"alpha"}])"));
     EXPECT_EQ(to_json(sample())["groups"], nlohmann::json::array());
@@ -235,6 +238,8 @@ TEST(StatusFacts, AGroupsFactsCountButNotItsLeasesRemainingTime) {
         {"a group's error cleared", [](Status& s) { s.groups[1].errored = false; }, false},
         {"what a node announces of a group", [](Status& s) { s.groups[1].nodes[1].state = NodeState::Standby; }, false},
         {"a group's handover", [](Status& s) { s.groups[1].nodes[1].handover_to.clear(); }, false},
+        {"a group back on this node", [](Status& s) { s.groups[1].unavailable.clear(); }, false},
+        {"a node's group no longer aside", [](Status& s) { s.groups[1].nodes[0].aside = false; }, false},
         {"a group more", [](Status& s) { s.groups.push_back(s.groups[1]); }, false},
         {"the rebalancing plan", [](Status& s) { s.rebalance.clear(); }, false},
     };
