@@ -13,7 +13,9 @@ std::optional<HookKind> Group::running_hook() const {
     return hook_->kind;
 }
 
-bool Group::services_started() const { return holding() && phase_ != Phase::StartingPending; }
+bool Group::services_started() const {
+    return holding() && phase_ != Phase::StartingPending && phase_ != Phase::StoppingExit;
+}
 
 Group::Group(Node& node, std::size_t index)
     : node_(node),
@@ -148,8 +150,11 @@ void Group::services_stopped(Usec now, Effects& out) {
         return;
     }
     if (node_.shutting_down_) {
-        stopped_for_exit_ = true;
-        node_.exit_when_stopped(now, out);
+        // The last group to stop ends the daemon; the others wait for it.
+        if (node_.any_group([this](const Group& g) { return &g != this && !g.done_for_exit(); }))
+            set_phase(Phase::StoppingExit, "services stopped; waiting for the other groups to stop", now, out);
+        else
+            node_.exit_when_stopped(*this, now, out);
         return;
     }
     if (!handover_to_.empty()) handover_until_ = now + 2 * node_.settings_.dead_time;
@@ -325,6 +330,13 @@ void Group::start(Usec now, bool force_start, Effects& out) {
     } else if (force_start) {
         claim("forced start at launch (-m): other nodes not checked", true, now, out);
     }
+}
+
+bool Group::done_for_exit() const {
+    if (phase_ == Phase::StoppingExit) return true;
+    if (state() == NodeState::Stopping) return false;  // its stop ends first
+    if (node_.maintenance_.on) return true;            // left as it is
+    return !holding() && !hook_;
 }
 
 void Group::listen_again(Usec now) { listen_until_ = std::max(listen_until_, now + node_.settings_.dead_time); }

@@ -53,7 +53,7 @@ public:
     Phase phase() const { return phase_; }
     NodeState state() const { return state_of(phase_); }
     bool holding() const { return holds_services(state()); }  // STARTING, RUNNING or STOPPING: a claim of ours is out
-    bool services_started() const;  // starthasrv has run (or services were found running)
+    bool services_started() const;  // starthasrv has run (or services were found running), and stophasrv has not ended
     std::uint64_t own_term() const { return holding() ? holder_.term() : 0; }
     std::uint64_t cluster_term() const;
     std::string active_node() const;
@@ -147,6 +147,9 @@ private:
     void fail_services(std::string error, Usec now, Effects& out);
     void clear_error(Usec now, Effects& out);  // SIGUSR2, ClearError(): ERRORED -> STANDBY
     void services_stopped(Usec now, Effects& out);
+    // Shutting down: whether the daemon may exit as far as this group is
+    // concerned (stopped, idle, or left as it is in maintenance mode).
+    bool done_for_exit() const;
     // Command::Shutdown: stops what runs here; the node exits once every group has stopped.
     void shut_down(Usec now, Effects& out);
     void force_start(Usec now, Effects& out);
@@ -211,7 +214,6 @@ private:
     std::optional<Usec> fence_deadline_;  // StoppingFenced: kill the services then
     bool self_fenced_ = false;            // StoppingKilled, StoppingCleanup: SelfFence was emitted
     bool start_after_stop_ = false;       // a force-start that arrived while stopping
-    bool stopped_for_exit_ = false;       // shutting down: stopped, still announcing STOPPING until the node exits
     std::uint64_t unexpected_services_ = 0;  // times the services were found running here unbidden
     History history_;
     std::optional<RunningHook> hook_;

@@ -47,7 +47,6 @@ Node::Node(NodeSettings settings)
     for (std::size_t i = 0; i < settings_.groups.size(); ++i) groups_.push_back(std::make_unique<Group>(*this, i));
 }
 
-
 void Node::count_expected_nodes() {
     expected_nodes_ = settings_.expected_nodes;
     for (const auto& [name, p] : membership_.peers()) expected_nodes_ = std::max(expected_nodes_, p.expected_nodes);
@@ -78,7 +77,8 @@ void Node::send_heartbeat(Usec now, Effects& out, bool reply) {
     hb.incarnation = settings_.incarnation;
     hb.sequence = ++sequence_;
     hb.sent_at = now.count();
-    // The default group in the header, the others after it (version 4 only).
+    // The default group in the header, the others after it (the current
+    // version only: version 2 carries the default group alone).
     wire::GroupBeat header = default_group().announce(now);
     hb.state = header.state;
     hb.term = header.term;
@@ -305,15 +305,7 @@ Effects Node::on_heartbeat(const wire::Heartbeat& hb, std::size_t channel, Usec 
     learn_maintenance(hb, now, out);
     bool ack = false;
     for (auto& g : groups_) {
-        if (g->id() == kDefaultGroupId) {
-            GroupNews news{hb.state, hb.term, hb.grant, hb.claimant, hb.claimant_incarnation};
-            ack = g->learn(hb, &news, now) || ack;
-            continue;
-        }
-        const wire::GroupBeat* beat = find_beat(hb, g->id());
-        std::optional<GroupNews> news;
-        if (beat != nullptr) news.emplace(GroupNews{beat->state, beat->term, beat->grant, beat->claimant,
-                                                    beat->claimant_incarnation});
+        std::optional<GroupNews> news = news_of(hb, g->id());
         ack = g->learn(hb, news ? &*news : nullptr, now) || ack;
     }
     // Our acknowledgement goes out at once, unless the heartbeat was itself
@@ -344,7 +336,8 @@ Effects Node::on_command(Command command, Usec now) {
         break;
     case Command::Shutdown:
         shutting_down_ = true;
-        for (auto& g : groups_) g->shut_down(now, out);
+        for (auto& g : groups_)
+            if (!exited_) g->shut_down(now, out);
         break;
     case Command::ForceStart:
         for (auto& g : groups_) g->force_start(now, out);
@@ -538,6 +531,13 @@ const wire::GroupBeat* Node::find_beat(const wire::Heartbeat& hb, std::uint32_t 
     return it != hb.groups.end() && it->group == id ? &*it : nullptr;
 }
 
+std::optional<GroupNews> Node::news_of(const wire::Heartbeat& hb, std::uint32_t id) {
+    if (id == kDefaultGroupId) return GroupNews{hb.state, hb.term, hb.grant, hb.claimant, hb.claimant_incarnation};
+    const wire::GroupBeat* beat = find_beat(hb, id);
+    if (beat == nullptr) return std::nullopt;
+    return GroupNews{beat->state, beat->term, beat->grant, beat->claimant, beat->claimant_incarnation};
+}
+
 std::optional<std::string> Node::implausible_term(const wire::Heartbeat& hb) const {
     auto check = [](std::uint64_t term, const Group& g) -> std::optional<std::string> {
         std::uint64_t known = g.terms_.max_term();
@@ -545,12 +545,9 @@ std::optional<std::string> Node::implausible_term(const wire::Heartbeat& hb) con
         return "term " + std::to_string(term) + " more than 2^32 above the highest this node knows (" +
                std::to_string(known) + ")" + (g.index_ != 0 ? " in group " + g.name() : std::string());
     };
-    if (auto jump = check(hb.term, default_group())) return jump;
-    for (const auto& g : groups_) {
-        if (g->id() == kDefaultGroupId) continue;
-        if (const wire::GroupBeat* beat = find_beat(hb, g->id()))
-            if (auto jump = check(beat->term, *g)) return jump;
-    }
+    for (const auto& g : groups_)
+        if (auto news = news_of(hb, g->id()))
+            if (auto jump = check(news->term, *g)) return jump;
     return std::nullopt;
 }
 

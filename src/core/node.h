@@ -267,6 +267,8 @@ private:
     void send_heartbeat(Usec now, Effects& out, bool reply = false);
     // What `hb` says of group `id` beyond its header; nullptr when nothing.
     static const wire::GroupBeat* find_beat(const wire::Heartbeat& hb, std::uint32_t id);
+    // What `hb` says of group `id`: its header for the default group, else its GroupBeat; nullopt when nothing.
+    static std::optional<GroupNews> news_of(const wire::Heartbeat& hb, std::uint32_t id);
     // Why a heartbeat's term, for any group, is too far above the highest this node knows; nullopt when none is.
     std::optional<std::string> implausible_term(const wire::Heartbeat& hb) const;
     Usec next_heartbeat() const;
@@ -288,7 +290,8 @@ private:
     // A leaving node exits once it holds nothing and its handover is taken (or given up).
     void leave_when_handed_over(Usec now, Effects& out);
     // A node shutting down exits once its services have stopped, still announcing STOPPING.
-    void exit_when_stopped(Usec now, Effects& out);
+    // `last`: the group whose stop ended last.
+    void exit_when_stopped(const Group& last, Usec now, Effects& out);
 
     // --- refused senders
     void refuse(const std::string& node, RefusalCause cause, std::string reason, Usec now, Effects& out);

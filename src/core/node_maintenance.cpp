@@ -194,7 +194,9 @@ void Group::leave(Usec now, Effects& out) {
     if (handover_to_.empty() && (holding() || hook_)) handover_to_ = next_eligible_peer().value_or(std::string());
     std::string reason = "the machine shuts down" +
                          (handover_to_.empty() ? std::string() : ": handing the services to " + handover_to_);
-    if (state() == NodeState::Stopping) {
+    if (phase_ == Phase::StoppingExit) {
+        services_stopped(now, out);  // stopped already, waiting for the others: hand over as a stopped group
+    } else if (state() == NodeState::Stopping) {
         node_.send_heartbeat(now, out);  // the handover target, if it is new, learns of it now
     } else if (holding() || hook_) {
         stop_services(StopCause::Leave, std::move(reason), now, out);
@@ -212,11 +214,15 @@ void Node::leave_when_handed_over(Usec now, Effects& out) {
     out.push_back(effect::Exit{0});
 }
 
-void Node::exit_when_stopped(Usec now, Effects& out) {
-    if (exited_ || any_group([](const Group& g) { return !g.stopped_for_exit_; })) return;
+void Node::exit_when_stopped(const Group& last, Usec now, Effects& out) {
+    if (exited_) return;
     // FreeHA: exit still announcing STOPPING; peers wait out the dead time.
     send_heartbeat(now, out);
-    out.push_back(effect::Exit{0});
+    // In maintenance mode, the other groups' services are left as they are.
+    bool left = any_group([&](const Group& g) {
+        return &g != &last && g.phase() != Phase::StoppingExit && (g.holding() || g.hook_running());
+    });
+    out.push_back(effect::Exit{0, left});
     exited_ = true;
 }
 

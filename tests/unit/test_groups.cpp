@@ -79,6 +79,15 @@ public:
     void clear_error(const std::string& name, const std::string& group) {
         apply(name, members_.at(name).node->clear_error(index(group), now_));
     }
+    // systemctl stop freehad on `name`.
+    void shut_down(const std::string& name) {
+        apply(name, members_.at(name).node->on_command(Command::Shutdown, now_));
+    }
+    // The stophasrv of `group` on `name` takes `span` (else kHookTime).
+    void slow_stop(const std::string& name, const std::string& group, Usec span) {
+        members_.at(name).slow_stops[index(group)] = span;
+    }
+    bool alive(const std::string& name) const { return members_.at(name).alive; }
     // The next monitor of `group` on `name` fails.
     void fail_monitor(const std::string& name, const std::string& group) {
         members_.at(name).failing.insert(index(group));
@@ -112,6 +121,7 @@ private:
         std::vector<Hook> hooks;
         std::set<std::size_t> up;       // groups whose services run here
         std::set<std::size_t> failing;  // groups whose next monitor fails
+        std::map<std::size_t, Usec> slow_stops;
         std::vector<std::size_t> killed;
         std::size_t sent = 0;  // heartbeats
     };
@@ -131,7 +141,9 @@ private:
                     if (other != name && o.alive && !isolated_.contains(name) && !isolated_.contains(other))
                         o.inbox.push_back(hb);
             } else if (auto* run = std::get_if<effect::RunHook>(&e)) {
-                m.hooks.push_back(Hook{run->group, run->kind, now_ + kHookTime});
+                auto slow = m.slow_stops.find(run->group);
+                Usec span = run->kind == HookKind::Stop && slow != m.slow_stops.end() ? slow->second : kHookTime;
+                m.hooks.push_back(Hook{run->group, run->kind, now_ + span});
             } else if (auto* kill = std::get_if<effect::KillServices>(&e)) {
                 m.up.erase(kill->group);
                 m.killed.push_back(kill->group);
@@ -237,7 +249,9 @@ TEST(Groups, AFailedMonitorMovesThatGroupAlone) {
     EXPECT_NE(after.at(failing), "alpha");
     EXPECT_EQ(c.node("alpha").group(c.index(failing)).state(), NodeState::Errored);
     for (const auto& [group, node] : before)
-        if (group != failing) EXPECT_EQ(after.at(group), node) << group << " moved";
+        if (group != failing) {
+            EXPECT_EQ(after.at(group), node) << group << " moved";
+        }
 
     // Clearing that group's error makes alpha eligible for it again, and touches nothing else.
     c.clear_error("alpha", failing);
@@ -245,6 +259,34 @@ TEST(Groups, AFailedMonitorMovesThatGroupAlone) {
     EXPECT_EQ(c.node("alpha").group(c.index(failing)).state(), NodeState::Standby);
     EXPECT_FALSE(c.node("alpha").group(c.index(failing)).error_latched());
     EXPECT_EQ(c.running(), after) << "clearing an error moves nothing";
+}
+
+// systemctl stop freehad: the daemon exits once every group has stopped. A
+// group whose stop ended first waits (stopping/exit), still announcing
+// STOPPING, so that nobody takes it before the node is gone, as FreeHA's
+// single group did.
+TEST(Groups, AStoppedDaemonExitsOnceEveryGroupHasStopped) {
+    GroupCluster c({"alpha", "bravo", "charlie"}, kSixGroups);
+    c.run(4 * sec);
+    std::vector<std::string> held;
+    for (const auto& [group, node] : c.running())
+        if (node == "alpha") held.push_back(group);
+    ASSERT_EQ(held.size(), 2u);
+    c.slow_stop("alpha", held[0], 2 * sec);
+    c.shut_down("alpha");
+    c.run(1 * sec);
+    ASSERT_TRUE(c.alive("alpha")) << "exited while " << held[0] << " was still stopping";
+    EXPECT_EQ(c.node("alpha").group(c.index(held[1])).phase(), Phase::StoppingExit);
+    EXPECT_EQ(c.node("alpha").group(c.index(held[1])).state(), NodeState::Stopping);
+    EXPECT_EQ(c.node("alpha").group(c.index(held[0])).phase(), Phase::StoppingHook);
+    EXPECT_FALSE(c.running().contains(held[1])) << held[1] << " taken while alpha still announced STOPPING";
+    c.run(1500 * ms);
+    EXPECT_FALSE(c.alive("alpha")) << "the last group's stop ended: the daemon exits";
+    c.run(3 * sec);
+    auto running = c.running();
+    ASSERT_EQ(running.size(), 6u) << "alpha's groups run elsewhere";
+    EXPECT_EQ(c.load("bravo"), 3u);
+    EXPECT_EQ(c.load("charlie"), 3u);
 }
 
 // A group whose hooks are missing on a node runs elsewhere; the node runs its
@@ -287,8 +329,11 @@ TEST(Groups, APartitionedNodeStopsItsGroupsBeforeTheMajorityTakesThem) {
     auto after = c.running();
     ASSERT_EQ(after.size(), 6u);
     EXPECT_EQ(c.load("alpha"), 0u) << "alpha lost quorum: its leases ran out";
-    for (const auto& [group, node] : before)
-        if (node != "alpha") EXPECT_EQ(after.at(group), node) << group << " moved";
+    for (const auto& [group, node] : before) {
+        if (node != "alpha") {
+            EXPECT_EQ(after.at(group), node) << group << " moved";
+        }
+    }
     c.isolate("alpha", false);  // healed: nothing moves back (no fail-back)
     c.run(4 * sec);
     EXPECT_EQ(c.running(), after);
