@@ -312,6 +312,7 @@ Effects Node::on_heartbeat(const wire::Heartbeat& hb, std::size_t channel, Usec 
     // one: its sender's next heartbeat carries what our reply would.
     if (ack && (hb.flags & wire::kFlagReply) == 0) send_heartbeat(now, out, /*reply=*/groups_.size() > 1);
     evaluate(now, out);
+    drop_retired_groups(now, out);
     return out;
 }
 
@@ -404,14 +405,56 @@ Effects Node::reconfigure(const NodeSettings& settings, Usec now) {
     settings_.interval = settings.interval;
     settings_.dead_time = settings.dead_time;
     settings_.init_dead = settings.init_dead;
-    for (std::size_t i = 0; i < groups_.size() && i < settings.groups.size(); ++i)
-        if (settings.groups[i].name == settings_.groups[i].name)
-            settings_.groups[i].monitor_interval = settings.groups[i].monitor_interval;
     settings_.fence_timeout = settings.fence_timeout;
     settings_.auth_keys = settings.auth_keys;
     membership_.set_trust_timed_out(!settings_.auth_keys.empty());
+    reconfigure_groups(settings.groups, now, out);
     evaluate(now, out);
     return out;
+}
+
+void Node::reconfigure_groups(const std::vector<GroupSettings>& wanted, Usec now, Effects& out) {
+    auto find = [&](const std::string& name) {
+        return std::find_if(settings_.groups.begin(), settings_.groups.end(),
+                            [&](const GroupSettings& gs) { return gs.name == name; });
+    };
+    for (const GroupSettings& gs : wanted) {
+        auto it = find(gs.name);
+        if (it != settings_.groups.end()) {
+            // A group that stays keeps its target (the configuration refuses a change).
+            it->monitor_interval = gs.monitor_interval;
+            it->placement = gs.placement;
+            it->nodes = gs.nodes;
+            groups_[static_cast<std::size_t>(it - settings_.groups.begin())]->retiring_ = false;
+            continue;
+        }
+        // A new group starts as at start-up: it probes for its services, then listens a dead time.
+        settings_.groups.push_back(gs);
+        groups_.push_back(std::make_unique<Group>(*this, groups_.size()));
+        if (started_ && !exited_) groups_.back()->start(now, false, out);
+    }
+    for (std::size_t i = 1; i < groups_.size(); ++i) {  // the default group is always configured
+        Group& g = *groups_[i];
+        bool stays = std::any_of(wanted.begin(), wanted.end(),
+                                 [&](const GroupSettings& gs) { return gs.name == g.name(); });
+        if (!stays && !g.retiring_) g.retire(now, out);
+    }
+    drop_retired_groups(now, out);
+}
+
+void Node::drop_retired_groups(Usec now, Effects& out) {
+    for (std::size_t i = 1; i < groups_.size();) {
+        if (!groups_[i]->retired(now)) {
+            ++i;
+            continue;
+        }
+        std::string name = groups_[i]->name();
+        groups_.erase(groups_.begin() + static_cast<std::ptrdiff_t>(i));
+        settings_.groups.erase(settings_.groups.begin() + static_cast<std::ptrdiff_t>(i));
+        for (std::size_t j = i; j < groups_.size(); ++j) groups_[j]->index_ = j;
+        out.push_back(effect::GroupRemoved{i, std::move(name)});
+        send_heartbeat(now, out);  // peers learn at once that it is gone here
+    }
 }
 
 void Node::refuse(const std::string& node, RefusalCause cause, std::string reason, Usec now, Effects& out) {
@@ -475,6 +518,7 @@ Effects Node::on_timer(Usec now) {
         out.push_back(effect::PeerStateChanged{name, p.announced(), NodeState::TimedOut, p.header().term});
     }
     evaluate(now, out);
+    drop_retired_groups(now, out);
     if (now >= next_heartbeat()) send_heartbeat(now, out);  // unless evaluate() just sent one
     return out;
 }
@@ -499,12 +543,16 @@ std::optional<Usec> Node::next_wakeup(Usec now) const {
 
 Effects Node::on_hook_finished(std::size_t group, HookKind kind, const HookOutcome& outcome, Usec now) {
     if (group >= groups_.size()) return {};
-    return groups_[group]->on_hook_finished(kind, outcome, now);
+    Effects out = groups_[group]->on_hook_finished(kind, outcome, now);
+    drop_retired_groups(now, out);  // here, not in evaluate(): a group may not remove itself
+    return out;
 }
 
 Effects Node::on_services_killed(std::size_t group, Usec now) {
     if (group >= groups_.size()) return {};
-    return groups_[group]->on_services_killed(now);
+    Effects out = groups_[group]->on_services_killed(now);
+    drop_retired_groups(now, out);
+    return out;
 }
 
 Effects Node::switchover(std::size_t group, const std::string& target, Usec now, std::string* error) {

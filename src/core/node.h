@@ -293,6 +293,14 @@ private:
     // `last`: the group whose stop ended last.
     void exit_when_stopped(const Group& last, Usec now, Effects& out);
 
+    // --- groups added and removed by a reload
+    // Adds the groups of `wanted` this node lacks (they start as at start-up)
+    // and retires the ones it no longer names (stopped here, then removed).
+    void reconfigure_groups(const std::vector<GroupSettings>& wanted, Usec now, Effects& out);
+    // Removes the retired groups that are done (GroupRemoved). Called at the
+    // end of the entry points, never from within a group's own call.
+    void drop_retired_groups(Usec now, Effects& out);
+
     // --- refused senders
     void refuse(const std::string& node, RefusalCause cause, std::string reason, Usec now, Effects& out);
     // One LinkLossy or LinkRecovered notice per channel of `peer` whose link changed.
