@@ -142,11 +142,19 @@ struct SelfFence {
     std::size_t group = 0;
 };
 
+// A group removed from the configuration (Node::reconfigure) is gone: its
+// services stopped, its promises to other claimants ran out. The groups
+// after it move down one index, from this effect on.
+struct GroupRemoved {
+    std::size_t group;
+    std::string name;
+};
+
 }  // namespace effect
 
 using Effect = std::variant<effect::SendHeartbeat, effect::RunHook, effect::CancelHook, effect::KillServices,
                             effect::StateChanged, effect::PeerStateChanged, effect::Notice, effect::Exit,
-                            effect::SelfFence, effect::MaintenanceChanged>;
+                            effect::SelfFence, effect::MaintenanceChanged, effect::GroupRemoved>;
 using Effects = std::vector<Effect>;
 
 // Kill first, log after: moves each KillServices and SelfFence ahead of the

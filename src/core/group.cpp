@@ -187,7 +187,7 @@ void Group::finish_listening(Usec now, Effects& out) {
 }
 
 void Group::maybe_elect(Usec now, Effects& out) {
-    if (phase_ != Phase::Standby || node_.settings_.role != Role::Member || error_latched_ || node_.standby_ ||
+    if (phase_ != Phase::Standby || node_.settings_.role != Role::Member || error_latched_ || retiring_ || node_.standby_ ||
         !node_.unavailable_.empty() || !unavailable_.empty() || !node_.quorate_ || node_.shutting_down_ || !handover_to_.empty() || now < listen_until_ ||
         node_.maintenance_.on)
         return;
@@ -331,6 +331,13 @@ void Group::start(Usec now, bool force_start, Effects& out) {
         claim("forced start at launch (-m): other nodes not checked", true, now, out);
     }
 }
+
+void Group::retire(Usec now, Effects& out) {
+    retiring_ = true;
+    if (holding()) stop_services(StopCause::Operator, "group removed from the configuration", now, out);
+}
+
+bool Group::retired(Usec now) const { return retiring_ && !holding() && !hook_ && !voter_.live(now); }
 
 bool Group::done_for_exit() const {
     if (phase_ == Phase::StoppingExit) return true;

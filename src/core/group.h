@@ -150,6 +150,11 @@ private:
     void fail_services(std::string error, Usec now, Effects& out);
     void clear_error(Usec now, Effects& out);  // SIGUSR2, ClearError(): ERRORED -> STANDBY
     void services_stopped(Usec now, Effects& out);
+    // Removed from the configuration: stops what runs here and backs no new claim.
+    void retire(Usec now, Effects& out);
+    // Retiring and done: nothing runs or is claimed here, and no promise of
+    // ours is live (a group added again later starts with a fresh voter).
+    bool retired(Usec now) const;
     // Shutting down: whether the daemon may exit as far as this group is
     // concerned (stopped, idle, or left as it is in maintenance mode).
     bool done_for_exit() const;
@@ -207,6 +212,7 @@ private:
     // started without one (forced, found running at start-up), from the first lease.
     bool lease_enforced_ = false;
     bool error_latched_ = false;
+    bool retiring_ = false;  // removed from the configuration: it stops, then Node drops it
     // Running: the first monitorhasrv after maintenance mode is a probe; its
     // failure means the services were stopped by hand (no error is latched).
     bool probe_after_maintenance_ = false;

@@ -127,7 +127,9 @@ bool Group::peer_backs_other_live_claim() const {
     return false;
 }
 
-bool Group::may_back(Usec now) const { return node_.started_ && !holding() && now >= node_.backing_allowed_at_; }
+bool Group::may_back(Usec now) const {
+    return node_.started_ && !holding() && !retiring_ && now >= node_.backing_allowed_at_;
+}
 
 bool Group::update_backing(Usec now) {
     Voter before = voter_;

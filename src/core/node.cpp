@@ -47,7 +47,6 @@ Node::Node(NodeSettings settings)
     for (std::size_t i = 0; i < settings_.groups.size(); ++i) groups_.push_back(std::make_unique<Group>(*this, i));
 }
 
-
 void Node::count_expected_nodes() {
     expected_nodes_ = settings_.expected_nodes;
     for (const auto& [name, p] : membership_.peers()) expected_nodes_ = std::max(expected_nodes_, p.expected_nodes);
@@ -78,7 +77,8 @@ void Node::send_heartbeat(Usec now, Effects& out, bool reply) {
     hb.incarnation = settings_.incarnation;
     hb.sequence = ++sequence_;
     hb.sent_at = now.count();
-    // The default group in the header, the others after it (version 4 only).
+    // The default group in the header, the others after it (the current
+    // version only: version 2 carries the default group alone).
     wire::GroupBeat header = default_group().announce(now);
     hb.state = header.state;
     hb.term = header.term;
@@ -308,21 +308,14 @@ Effects Node::on_heartbeat(const wire::Heartbeat& hb, std::size_t channel, Usec 
     learn_maintenance(hb, now, out);
     bool ack = false;
     for (auto& g : groups_) {
-        if (g->id() == kDefaultGroupId) {
-            GroupNews news{hb.state, hb.term, hb.grant, hb.claimant, hb.claimant_incarnation};
-            ack = g->learn(hb, &news, now) || ack;
-            continue;
-        }
-        const wire::GroupBeat* beat = find_beat(hb, g->id());
-        std::optional<GroupNews> news;
-        if (beat != nullptr) news.emplace(GroupNews{beat->state, beat->term, beat->grant, beat->claimant,
-                                                    beat->claimant_incarnation});
+        std::optional<GroupNews> news = news_of(hb, g->id());
         ack = g->learn(hb, news ? &*news : nullptr, now) || ack;
     }
     // Our acknowledgement goes out at once, unless the heartbeat was itself
     // one: its sender's next heartbeat carries what our reply would.
     if (ack && (hb.flags & wire::kFlagReply) == 0) send_heartbeat(now, out, /*reply=*/groups_.size() > 1);
     evaluate(now, out);
+    drop_retired_groups(now, out);
     return out;
 }
 
@@ -415,14 +408,56 @@ Effects Node::reconfigure(const NodeSettings& settings, Usec now) {
     settings_.interval = settings.interval;
     settings_.dead_time = settings.dead_time;
     settings_.init_dead = settings.init_dead;
-    for (std::size_t i = 0; i < groups_.size() && i < settings.groups.size(); ++i)
-        if (settings.groups[i].name == settings_.groups[i].name)
-            settings_.groups[i].monitor_interval = settings.groups[i].monitor_interval;
     settings_.fence_timeout = settings.fence_timeout;
     settings_.auth_keys = settings.auth_keys;
     membership_.set_trust_timed_out(!settings_.auth_keys.empty());
+    reconfigure_groups(settings.groups, now, out);
     evaluate(now, out);
     return out;
+}
+
+void Node::reconfigure_groups(const std::vector<GroupSettings>& wanted, Usec now, Effects& out) {
+    auto find = [&](const std::string& name) {
+        return std::find_if(settings_.groups.begin(), settings_.groups.end(),
+                            [&](const GroupSettings& gs) { return gs.name == name; });
+    };
+    for (const GroupSettings& gs : wanted) {
+        auto it = find(gs.name);
+        if (it != settings_.groups.end()) {
+            // A group that stays keeps its target (the configuration refuses a change).
+            it->monitor_interval = gs.monitor_interval;
+            it->placement = gs.placement;
+            it->nodes = gs.nodes;
+            groups_[static_cast<std::size_t>(it - settings_.groups.begin())]->retiring_ = false;
+            continue;
+        }
+        // A new group starts as at start-up: it probes for its services, then listens a dead time.
+        settings_.groups.push_back(gs);
+        groups_.push_back(std::make_unique<Group>(*this, groups_.size()));
+        if (started_ && !exited_) groups_.back()->start(now, false, out);
+    }
+    for (std::size_t i = 1; i < groups_.size(); ++i) {  // the default group is always configured
+        Group& g = *groups_[i];
+        bool stays = std::any_of(wanted.begin(), wanted.end(),
+                                 [&](const GroupSettings& gs) { return gs.name == g.name(); });
+        if (!stays && !g.retiring_) g.retire(now, out);
+    }
+    drop_retired_groups(now, out);
+}
+
+void Node::drop_retired_groups(Usec now, Effects& out) {
+    for (std::size_t i = 1; i < groups_.size();) {
+        if (!groups_[i]->retired(now)) {
+            ++i;
+            continue;
+        }
+        std::string name = groups_[i]->name();
+        groups_.erase(groups_.begin() + static_cast<std::ptrdiff_t>(i));
+        settings_.groups.erase(settings_.groups.begin() + static_cast<std::ptrdiff_t>(i));
+        for (std::size_t j = i; j < groups_.size(); ++j) groups_[j]->index_ = j;
+        out.push_back(effect::GroupRemoved{i, std::move(name)});
+        send_heartbeat(now, out);  // peers learn at once that it is gone here
+    }
 }
 
 void Node::refuse(const std::string& node, RefusalCause cause, std::string reason, Usec now, Effects& out) {
@@ -486,6 +521,7 @@ Effects Node::on_timer(Usec now) {
         out.push_back(effect::PeerStateChanged{name, p.announced(), NodeState::TimedOut, p.header().term});
     }
     evaluate(now, out);
+    drop_retired_groups(now, out);
     if (now >= next_heartbeat()) send_heartbeat(now, out);  // unless evaluate() just sent one
     return out;
 }
@@ -510,12 +546,16 @@ std::optional<Usec> Node::next_wakeup(Usec now) const {
 
 Effects Node::on_hook_finished(std::size_t group, HookKind kind, const HookOutcome& outcome, Usec now) {
     if (group >= groups_.size()) return {};
-    return groups_[group]->on_hook_finished(kind, outcome, now);
+    Effects out = groups_[group]->on_hook_finished(kind, outcome, now);
+    drop_retired_groups(now, out);  // here, not in evaluate(): a group may not remove itself
+    return out;
 }
 
 Effects Node::on_services_killed(std::size_t group, Usec now) {
     if (group >= groups_.size()) return {};
-    return groups_[group]->on_services_killed(now);
+    Effects out = groups_[group]->on_services_killed(now);
+    drop_retired_groups(now, out);
+    return out;
 }
 
 Effects Node::switchover(std::size_t group, const std::string& target, Usec now, std::string* error) {
@@ -542,6 +582,13 @@ const wire::GroupBeat* Node::find_beat(const wire::Heartbeat& hb, std::uint32_t 
     return it != hb.groups.end() && it->group == id ? &*it : nullptr;
 }
 
+std::optional<GroupNews> Node::news_of(const wire::Heartbeat& hb, std::uint32_t id) {
+    if (id == kDefaultGroupId) return GroupNews{hb.state, hb.term, hb.grant, hb.claimant, hb.claimant_incarnation};
+    const wire::GroupBeat* beat = find_beat(hb, id);
+    if (beat == nullptr) return std::nullopt;
+    return GroupNews{beat->state, beat->term, beat->grant, beat->claimant, beat->claimant_incarnation};
+}
+
 std::optional<std::string> Node::implausible_term(const wire::Heartbeat& hb) const {
     auto check = [](std::uint64_t term, const Group& g) -> std::optional<std::string> {
         std::uint64_t known = g.terms_.max_term();
@@ -549,12 +596,9 @@ std::optional<std::string> Node::implausible_term(const wire::Heartbeat& hb) con
         return "term " + std::to_string(term) + " more than 2^32 above the highest this node knows (" +
                std::to_string(known) + ")" + (g.index_ != 0 ? " in group " + g.name() : std::string());
     };
-    if (auto jump = check(hb.term, default_group())) return jump;
-    for (const auto& g : groups_) {
-        if (g->id() == kDefaultGroupId) continue;
-        if (const wire::GroupBeat* beat = find_beat(hb, g->id()))
-            if (auto jump = check(beat->term, *g)) return jump;
-    }
+    for (const auto& g : groups_)
+        if (auto news = news_of(hb, g->id()))
+            if (auto jump = check(news->term, *g)) return jump;
     return std::nullopt;
 }
 

@@ -267,6 +267,8 @@ private:
     void send_heartbeat(Usec now, Effects& out, bool reply = false);
     // What `hb` says of group `id` beyond its header; nullptr when nothing.
     static const wire::GroupBeat* find_beat(const wire::Heartbeat& hb, std::uint32_t id);
+    // What `hb` says of group `id`: its header for the default group, else its GroupBeat; nullopt when nothing.
+    static std::optional<GroupNews> news_of(const wire::Heartbeat& hb, std::uint32_t id);
     // Why a heartbeat's term, for any group, is too far above the highest this node knows; nullopt when none is.
     std::optional<std::string> implausible_term(const wire::Heartbeat& hb) const;
     Usec next_heartbeat() const;
@@ -290,6 +292,14 @@ private:
     // A node shutting down exits once its services have stopped, still announcing STOPPING.
     // `last`: the group whose stop ended last.
     void exit_when_stopped(const Group& last, Usec now, Effects& out);
+
+    // --- groups added and removed by a reload
+    // Adds the groups of `wanted` this node lacks (they start as at start-up)
+    // and retires the ones it no longer names (stopped here, then removed).
+    void reconfigure_groups(const std::vector<GroupSettings>& wanted, Usec now, Effects& out);
+    // Removes the retired groups that are done (GroupRemoved). Called at the
+    // end of the entry points, never from within a group's own call.
+    void drop_retired_groups(Usec now, Effects& out);
 
     // --- refused senders
     void refuse(const std::string& node, RefusalCause cause, std::string reason, Usec now, Effects& out);

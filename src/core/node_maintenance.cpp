@@ -194,7 +194,9 @@ void Group::leave(Usec now, Effects& out) {
     if (handover_to_.empty() && (holding() || hook_)) handover_to_ = next_eligible_peer().value_or(std::string());
     std::string reason = "the machine shuts down" +
                          (handover_to_.empty() ? std::string() : ": handing the services to " + handover_to_);
-    if (state() == NodeState::Stopping) {
+    if (phase_ == Phase::StoppingExit) {
+        services_stopped(now, out);  // stopped already, waiting for the others: hand over as a stopped group
+    } else if (state() == NodeState::Stopping) {
         node_.send_heartbeat(now, out);  // the handover target, if it is new, learns of it now
     } else if (holding() || hook_) {
         stop_services(StopCause::Leave, std::move(reason), now, out);

@@ -3,6 +3,7 @@
 // at every step that no group runs on two nodes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <set>
@@ -25,21 +26,14 @@ public:
     // `previous`: nodes of the previous release, which speak wire version 2 and run the default group alone.
     GroupCluster(const std::vector<std::string>& nodes, const std::vector<std::string>& groups,
                  const std::set<std::string>& previous = {}, NoQuorumPolicy policy = NoQuorumPolicy::Stop)
-        : groups_(groups), previous_(previous) {
+        : previous_(previous) {
         for (const auto& name : nodes) {
-            NodeSettings s;
-            s.cluster_name = "test";
-            s.node_name = name;
-            s.incarnation = 100;
-            s.expected_nodes = static_cast<unsigned>(nodes.size());
-            s.init_dead = 5 * sec;
+            NodeSettings s = settings(name, nodes.size(), groups);
             s.no_quorum_policy = policy;
-            s.groups.clear();
-            for (const auto& group : groups) {
-                s.groups.push_back(GroupSettings{group, "", 2 * sec, PlacementPolicy::Rendezvous, {}});
-                if (previous.contains(name)) break;
-            }
-            members_[name].node = std::make_unique<Node>(s);
+            if (previous.contains(name)) s.groups.resize(1);
+            Member& m = members_[name];
+            m.node = std::make_unique<Node>(s);
+            for (const auto& g : s.groups) m.names.push_back(g.name);
         }
         for (auto& [name, m] : members_) apply(name, m.node->start(now_, false));
     }
@@ -74,27 +68,44 @@ public:
     }
     // `group` cannot run on `name` ("" : it can again), as the daemon says when its hooks are missing.
     void set_unavailable(const std::string& name, const std::string& group, const std::string& why) {
-        apply(name, members_.at(name).node->set_unavailable(index(group), why, now_));
+        apply(name, members_.at(name).node->set_unavailable(index(name, group), why, now_));
     }
     void clear_error(const std::string& name, const std::string& group) {
-        apply(name, members_.at(name).node->clear_error(index(group), now_));
+        apply(name, members_.at(name).node->clear_error(index(name, group), now_));
     }
+    // systemctl stop freehad on `name`.
+    void shut_down(const std::string& name) {
+        apply(name, members_.at(name).node->on_command(Command::Shutdown, now_));
+    }
+    // systemctl reload freehad on `name` with these groups configured.
+    void reload(const std::string& name, const std::vector<std::string>& groups) {
+        Member& m = members_.at(name);
+        NodeSettings s = settings(name, members_.size(), groups);
+        // As the core does: the groups it lacks go after the ones it has.
+        for (const auto& g : groups)
+            if (std::find(m.names.begin(), m.names.end(), g) == m.names.end()) m.names.push_back(g);
+        apply(name, m.node->reconfigure(s, now_));
+    }
+    // The stophasrv of `group` on `name` takes `span` (else kHookTime).
+    void slow_stop(const std::string& name, const std::string& group, Usec span) {
+        members_.at(name).slow_stops[group] = span;
+    }
+    bool alive(const std::string& name) const { return members_.at(name).alive; }
     // The next monitor of `group` on `name` fails.
-    void fail_monitor(const std::string& name, const std::string& group) {
-        members_.at(name).failing.insert(index(group));
-    }
+    void fail_monitor(const std::string& name, const std::string& group) { members_.at(name).failing.insert(group); }
 
     // Group -> the node whose services of it are up.
     std::map<std::string, std::string> running() const {
         std::map<std::string, std::string> out;
         for (const auto& [name, m] : members_)
-            for (std::size_t g : m.up) out[groups_.at(g)] = name;
+            for (const auto& g : m.up) out[g] = name;
         return out;
     }
     std::size_t load(const std::string& name) const { return members_.at(name).up.size(); }
     const Node& node(const std::string& name) const { return *members_.at(name).node; }
-    std::size_t index(const std::string& group) const {
-        return static_cast<std::size_t>(std::find(groups_.begin(), groups_.end(), group) - groups_.begin());
+    // `group` as node `name` has it.
+    const Group& group(const std::string& name, const std::string& group) const {
+        return node(name).group(index(name, group));
     }
     std::size_t starts() const { return starts_; }
     std::size_t heartbeats(const std::string& name) const { return members_.at(name).sent; }
@@ -102,27 +113,60 @@ public:
     // freehactl switchover GROUP NODE on `name`; the core's refusal, or "".
     std::string switchover(const std::string& name, const std::string& group, const std::string& to) {
         std::string error;
-        Effects effects = members_.at(name).node->switchover(index(group), to, now_, &error);
+        Effects effects = members_.at(name).node->switchover(index(name, group), to, now_, &error);
         apply(name, std::move(effects));
         return error;
+    }
+    // How many of the node's GroupRemoved effects named `group`.
+    std::size_t removed(const std::string& name, const std::string& group) const {
+        const auto& r = members_.at(name).removed;
+        return static_cast<std::size_t>(std::count(r.begin(), r.end(), group));
+    }
+    bool has_group(const std::string& name, const std::string& group) const {
+        const auto& n = members_.at(name).names;
+        return std::find(n.begin(), n.end(), group) != n.end();
     }
 
 private:
     struct Hook {
-        std::size_t group;
+        std::string group;
         HookKind kind;
         Usec ends;
     };
+    // Everything by group name: a node's group indexes change when a reload removes a group.
     struct Member {
         std::unique_ptr<Node> node;
+        std::vector<std::string> names;  // the node's groups, by index (the daemon's mirror)
         bool alive = true;
         std::vector<wire::Heartbeat> inbox;
         std::vector<Hook> hooks;
-        std::set<std::size_t> up;       // groups whose services run here
-        std::set<std::size_t> failing;  // groups whose next monitor fails
-        std::vector<std::size_t> killed;
+        std::set<std::string> up;       // groups whose services run here
+        std::set<std::string> failing;  // groups whose next monitor fails
+        std::map<std::string, Usec> slow_stops;
+        std::vector<std::string> killed;
+        std::vector<std::string> removed;  // GroupRemoved, in order
         std::size_t sent = 0;  // heartbeats
     };
+
+    static NodeSettings settings(const std::string& name, std::size_t nodes, const std::vector<std::string>& groups) {
+        NodeSettings s;
+        s.cluster_name = "test";
+        s.node_name = name;
+        s.incarnation = 100;
+        s.expected_nodes = static_cast<unsigned>(nodes);
+        s.init_dead = 5 * sec;
+        s.groups.clear();
+        for (const auto& group : groups)
+            s.groups.push_back(GroupSettings{group, "", 2 * sec, PlacementPolicy::Rendezvous, {}});
+        return s;
+    }
+
+    std::size_t index(const std::string& name, const std::string& group) const {
+        const auto& n = members_.at(name).names;
+        auto it = std::find(n.begin(), n.end(), group);
+        EXPECT_NE(it, n.end()) << name << " has no group " << group;
+        return static_cast<std::size_t>(it - n.begin());
+    }
 
     void apply(const std::string& name, Effects effects) {
         Member& m = members_.at(name);
@@ -139,10 +183,18 @@ private:
                     if (other != name && o.alive && !isolated_.contains(name) && !isolated_.contains(other))
                         o.inbox.push_back(hb);
             } else if (auto* run = std::get_if<effect::RunHook>(&e)) {
-                m.hooks.push_back(Hook{run->group, run->kind, now_ + kHookTime});
+                const std::string& group = m.names.at(run->group);
+                auto slow = m.slow_stops.find(group);
+                Usec span = run->kind == HookKind::Stop && slow != m.slow_stops.end() ? slow->second : kHookTime;
+                m.hooks.push_back(Hook{group, run->kind, now_ + span});
             } else if (auto* kill = std::get_if<effect::KillServices>(&e)) {
-                m.up.erase(kill->group);
-                m.killed.push_back(kill->group);
+                m.up.erase(m.names.at(kill->group));
+                m.killed.push_back(m.names.at(kill->group));
+            } else if (auto* removed = std::get_if<effect::GroupRemoved>(&e)) {
+                EXPECT_EQ(m.names.at(removed->group), removed->name);
+                EXPECT_FALSE(m.up.contains(removed->name)) << removed->name << " removed with its services up";
+                m.names.erase(m.names.begin() + static_cast<std::ptrdiff_t>(removed->group));
+                m.removed.push_back(removed->name);
             } else if (std::holds_alternative<effect::Exit>(e)) {
                 m.alive = false;
             }
@@ -150,7 +202,8 @@ private:
     }
 
     void finish_hooks(const std::string& name, Member& m) {
-        for (std::size_t group : std::exchange(m.killed, {})) apply(name, m.node->on_services_killed(group, now_));
+        for (const auto& group : std::exchange(m.killed, {}))
+            apply(name, m.node->on_services_killed(index(name, group), now_));
         std::vector<Hook> done;
         std::erase_if(m.hooks, [&](const Hook& h) {
             if (h.ends > now_) return false;
@@ -169,22 +222,21 @@ private:
             } else {
                 success = m.up.contains(h.group);  // a start-up probe finds nothing running
             }
-            apply(name, m.node->on_hook_finished(h.group, h.kind, HookOutcome{success, success ? "" : "failed"},
-                                                 now_));
+            apply(name, m.node->on_hook_finished(index(name, h.group), h.kind,
+                                                 HookOutcome{success, success ? "" : "failed"}, now_));
         }
     }
 
     void check_safety() {
-        std::map<std::size_t, std::string> seen;
+        std::map<std::string, std::string> seen;
         for (const auto& [name, m] : members_)
-            for (std::size_t g : m.up) {
+            for (const auto& g : m.up) {
                 auto [it, fresh] = seen.emplace(g, name);
-                ASSERT_TRUE(fresh) << "group " << groups_[g] << " runs on " << it->second << " and " << name
-                                   << " at " << now_.count();
+                ASSERT_TRUE(fresh) << "group " << g << " runs on " << it->second << " and " << name << " at "
+                                   << now_.count();
             }
     }
 
-    std::vector<std::string> groups_;
     std::map<std::string, Member> members_;
     std::set<std::string> isolated_;
     std::set<std::string> previous_;
@@ -243,16 +295,46 @@ TEST(Groups, AFailedMonitorMovesThatGroupAlone) {
     auto after = c.running();
     ASSERT_EQ(after.size(), 6u);
     EXPECT_NE(after.at(failing), "alpha");
-    EXPECT_EQ(c.node("alpha").group(c.index(failing)).state(), NodeState::Errored);
+    EXPECT_EQ(c.group("alpha", failing).state(), NodeState::Errored);
     for (const auto& [group, node] : before)
-        if (group != failing) EXPECT_EQ(after.at(group), node) << group << " moved";
+        if (group != failing) {
+            EXPECT_EQ(after.at(group), node) << group << " moved";
+        }
 
     // Clearing that group's error makes alpha eligible for it again, and touches nothing else.
     c.clear_error("alpha", failing);
     c.run(1 * sec);
-    EXPECT_EQ(c.node("alpha").group(c.index(failing)).state(), NodeState::Standby);
-    EXPECT_FALSE(c.node("alpha").group(c.index(failing)).error_latched());
+    EXPECT_EQ(c.group("alpha", failing).state(), NodeState::Standby);
+    EXPECT_FALSE(c.group("alpha", failing).error_latched());
     EXPECT_EQ(c.running(), after) << "clearing an error moves nothing";
+}
+
+// systemctl stop freehad: the daemon exits once every group has stopped. A
+// group whose stop ended first waits (stopping/exit), still announcing
+// STOPPING, so that nobody takes it before the node is gone, as FreeHA's
+// single group did.
+TEST(Groups, AStoppedDaemonExitsOnceEveryGroupHasStopped) {
+    GroupCluster c({"alpha", "bravo", "charlie"}, kSixGroups);
+    c.run(4 * sec);
+    std::vector<std::string> held;
+    for (const auto& [group, node] : c.running())
+        if (node == "alpha") held.push_back(group);
+    ASSERT_EQ(held.size(), 2u);
+    c.slow_stop("alpha", held[0], 2 * sec);
+    c.shut_down("alpha");
+    c.run(1 * sec);
+    ASSERT_TRUE(c.alive("alpha")) << "exited while " << held[0] << " was still stopping";
+    EXPECT_EQ(c.group("alpha", held[1]).phase(), Phase::StoppingExit);
+    EXPECT_EQ(c.group("alpha", held[1]).state(), NodeState::Stopping);
+    EXPECT_EQ(c.group("alpha", held[0]).phase(), Phase::StoppingHook);
+    EXPECT_FALSE(c.running().contains(held[1])) << held[1] << " taken while alpha still announced STOPPING";
+    c.run(1500 * ms);
+    EXPECT_FALSE(c.alive("alpha")) << "the last group's stop ended: the daemon exits";
+    c.run(3 * sec);
+    auto running = c.running();
+    ASSERT_EQ(running.size(), 6u) << "alpha's groups run elsewhere";
+    EXPECT_EQ(c.load("bravo"), 3u);
+    EXPECT_EQ(c.load("charlie"), 3u);
 }
 
 // A group whose hooks are missing on a node runs elsewhere; the node runs its
@@ -281,7 +363,7 @@ TEST_P(GroupsUnavailable, TheGroupRunsElsewhereAndTheNodeRunsOthers) {
     c.set_unavailable(home, group, "");
     c.run(1 * sec);
     EXPECT_EQ(c.running(), running);
-    EXPECT_TRUE(c.node(home).group(c.index(group)).unavailable().empty());
+    EXPECT_TRUE(c.group(home, group).unavailable().empty());
 }
 
 INSTANTIATE_TEST_SUITE_P(Groups, GroupsUnavailable, ::testing::Values("default", "web"));
@@ -295,8 +377,11 @@ TEST(Groups, APartitionedNodeStopsItsGroupsBeforeTheMajorityTakesThem) {
     auto after = c.running();
     ASSERT_EQ(after.size(), 6u);
     EXPECT_EQ(c.load("alpha"), 0u) << "alpha lost quorum: its leases ran out";
-    for (const auto& [group, node] : before)
-        if (node != "alpha") EXPECT_EQ(after.at(group), node) << group << " moved";
+    for (const auto& [group, node] : before) {
+        if (node != "alpha") {
+            EXPECT_EQ(after.at(group), node) << group << " moved";
+        }
+    }
     c.isolate("alpha", false);  // healed: nothing moves back (no fail-back)
     c.run(4 * sec);
     EXPECT_EQ(c.running(), after);
@@ -399,17 +484,83 @@ TEST(Groups, ClearingOneGroupsErrorLeavesTheOthersLatched) {
     for (const auto& group : on_alpha) c.fail_monitor("alpha", group);
     c.run(4 * sec);
     for (const auto& group : on_alpha)
-        ASSERT_EQ(c.node("alpha").group(c.index(group)).state(), NodeState::Errored) << group;
+        ASSERT_EQ(c.group("alpha", group).state(), NodeState::Errored) << group;
     c.clear_error("alpha", on_alpha[0]);
-    const Group& cleared = c.node("alpha").group(c.index(on_alpha[0]));
+    const Group& cleared = c.group("alpha", on_alpha[0]);
     EXPECT_EQ(cleared.state(), NodeState::Standby);
     EXPECT_FALSE(cleared.error_latched());
     EXPECT_EQ(cleared.last_error(), "");
-    const Group& other = c.node("alpha").group(c.index(on_alpha[1]));
+    const Group& other = c.group("alpha", on_alpha[1]);
     EXPECT_EQ(other.state(), NodeState::Errored);
     EXPECT_TRUE(other.error_latched());
     c.run(1 * sec);
-    EXPECT_EQ(c.node("alpha").group(c.index(on_alpha[1])).state(), NodeState::Errored);
+    EXPECT_EQ(c.group("alpha", on_alpha[1]).state(), NodeState::Errored);
 }
 
 }  // namespace
+
+// systemctl reload with a group more: it starts as at start-up (probe,
+// listen) and runs somewhere; the other groups stay where they run.
+TEST(Groups, AReloadAddsAGroupWithoutMovingTheOthers) {
+    GroupCluster c({"alpha", "bravo", "charlie"}, kSixGroups);
+    c.run(4 * sec);
+    auto before = c.running();
+    ASSERT_EQ(before.size(), 6u);
+    std::vector<std::string> more = kSixGroups;
+    more.push_back("extra");
+    for (const char* n : {"alpha", "bravo", "charlie"}) c.reload(n, more);
+    c.run(4 * sec);
+    auto after = c.running();
+    ASSERT_EQ(after.size(), 7u);
+    for (const auto& [group, node] : before) EXPECT_EQ(after.at(group), node) << group << " moved";
+}
+
+// systemctl reload with a group fewer: the node running it stops it, every
+// node drops it once done (GroupRemoved), and the others do not move; the
+// groups after it in each node's list keep working under their new indexes.
+TEST(Groups, AReloadRemovesAGroupWithoutTouchingTheOthers) {
+    GroupCluster c({"alpha", "bravo", "charlie"}, kSixGroups);
+    c.run(4 * sec);
+    auto before = c.running();
+    ASSERT_EQ(before.size(), 6u);
+    std::vector<std::string> fewer = kSixGroups;
+    std::erase(fewer, "files");
+    for (const char* n : {"alpha", "bravo", "charlie"}) c.reload(n, fewer);
+    c.run(4 * sec);
+    auto after = c.running();
+    EXPECT_FALSE(after.contains("files"));
+    ASSERT_EQ(after.size(), 5u);
+    for (const char* n : {"alpha", "bravo", "charlie"}) {
+        EXPECT_EQ(c.removed(n, "files"), 1u) << n;
+        EXPECT_FALSE(c.has_group(n, "files")) << n;
+        EXPECT_EQ(c.node(n).group_count(), 5u) << n;
+    }
+    for (const auto& [group, node] : before)
+        if (group != "files") {
+            EXPECT_EQ(after.at(group), node) << group << " moved";
+        }
+    // "queue" moved down one index on every node: its failed monitor still moves it alone.
+    const std::string holder = after.at("queue");
+    c.fail_monitor(holder, "queue");
+    c.run(4 * sec);
+    auto last = c.running();
+    ASSERT_EQ(last.size(), 5u);
+    EXPECT_NE(last.at("queue"), holder);
+    EXPECT_EQ(c.group(holder, "queue").state(), NodeState::Errored);
+}
+
+// Removed on the node that runs it alone: it stops there and another node,
+// where it is still configured, takes it; nothing runs it twice.
+TEST(Groups, AGroupRemovedOnItsHolderAloneMovesToANodeThatStillHasIt) {
+    GroupCluster c({"alpha", "bravo", "charlie"}, kSixGroups);
+    c.run(4 * sec);
+    const std::string holder = c.running().at("web");
+    std::vector<std::string> fewer = kSixGroups;
+    std::erase(fewer, "web");
+    c.reload(holder, fewer);
+    c.run(4 * sec);
+    auto after = c.running();
+    ASSERT_EQ(after.size(), 6u);
+    EXPECT_NE(after.at("web"), holder);
+    EXPECT_FALSE(c.has_group(holder, "web"));
+}
