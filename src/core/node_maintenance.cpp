@@ -207,9 +207,7 @@ void Group::leave(Usec now, Effects& out) {
 
 void Node::leave_when_handed_over(Usec now, Effects& out) {
     if (!leaving_ || exited_ ||
-        any_group([](const Group& g) {
-            return (g.holding() && g.phase() != Phase::StoppingExit) || g.hook_running() || !g.handover_to().empty();
-        }))
+        any_group([](const Group& g) { return g.holding() || g.hook_running() || !g.handover_to().empty(); }))
         return;
     exited_ = true;           // own_flags(): this is the last heartbeat, kFlagLeaving
     send_heartbeat(now, out);
