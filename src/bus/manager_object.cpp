@@ -22,6 +22,23 @@ const NodeStatus* node_of_path(const Status& s, const char* path) {
     return nullptr;
 }
 
+// Returns the group of `path` in `s`, or nullptr.
+const GroupStatus* group_of_path(const Status& s, const char* path) {
+    char* raw = nullptr;
+    if (sd_bus_path_decode(path, kGroupPathPrefix, &raw) <= 0) return nullptr;
+    std::string name(raw);
+    std::free(raw);
+    for (const auto& g : s.groups)
+        if (g.name == name) return &g;
+    return nullptr;
+}
+
+const GroupStatus* group_named(const Status& s, const std::string& name) {
+    for (const auto& g : s.groups)
+        if (g.name == name) return &g;
+    return nullptr;
+}
+
 bool channel_healthy(const std::optional<Usec>& age, Usec dead_time) { return age && *age <= dead_time; }
 
 // The manager properties that change at run time, compared for PropertiesChanged.
@@ -67,6 +84,28 @@ std::vector<std::string> changed_node_properties(const NodeStatus& a, const Node
     return out;
 }
 
+std::vector<std::string> changed_group_properties(const GroupStatus& a, const GroupStatus& b) {
+    auto nodes_differ = [&] {
+        if (a.nodes.size() != b.nodes.size()) return true;
+        for (std::size_t i = 0; i < a.nodes.size(); ++i) {
+            const auto &x = a.nodes[i], &y = b.nodes[i];
+            if (x.name != y.name || x.state != y.state || x.term != y.term || x.errored != y.errored) return true;
+        }
+        return false;
+    };
+    std::vector<std::string> out;
+    if (a.state != b.state) out.emplace_back("State");
+    if (a.phase != b.phase) out.emplace_back("Phase");
+    if (a.active_node != b.active_node) out.emplace_back("ActiveNode");
+    if (a.term != b.term) out.emplace_back("Term");
+    if (a.errored != b.errored) out.emplace_back("Errored");
+    if (a.last_error != b.last_error) out.emplace_back("LastError");
+    if (a.handover_to != b.handover_to) out.emplace_back("HandoverTo");
+    if (a.unavailable != b.unavailable) out.emplace_back("Unavailable");
+    if (nodes_differ()) out.emplace_back("Nodes");
+    return out;
+}
+
 void emit_changed(sd_bus* bus, const std::string& path, const char* interface, std::vector<std::string> names) {
     if (names.empty()) return;
     std::vector<char*> strv;
@@ -105,6 +144,14 @@ int reply_error(sd_bus_message* call, const char* name, const std::string& text)
 std::string node_object_path(const std::string& node_name) {
     char* raw = nullptr;
     if (sd_bus_path_encode(kNodePathPrefix, node_name.c_str(), &raw) < 0) return kNodePathPrefix;
+    std::string path(raw);
+    std::free(raw);
+    return path;
+}
+
+std::string group_object_path(const std::string& group_name) {
+    char* raw = nullptr;
+    if (sd_bus_path_encode(kGroupPathPrefix, group_name.c_str(), &raw) < 0) return kGroupPathPrefix;
     std::string path(raw);
     std::free(raw);
     return path;
@@ -231,6 +278,60 @@ int ManagerObject::enumerate_nodes(sd_bus*, const char*, void* userdata, char***
     });
 }
 
+int ManagerObject::get_group_property(sd_bus*, const char* path, const char*, const char* property,
+                                      sd_bus_message* reply, void* userdata, sd_bus_error* error) {
+    return answering(error, [&]() -> int {
+        const Status& s = *static_cast<ManagerObject*>(userdata)->status_;
+        const GroupStatus* g = group_of_path(s, path);
+        if (g == nullptr) return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "no group at %s", path);
+        std::string_view p = property;
+        if (p == "Name") return sd_bus_message_append(reply, "s", g->name.c_str());
+        if (p == "State") return sd_bus_message_append(reply, "s", std::string(to_string(g->state)).c_str());
+        if (p == "Phase") return sd_bus_message_append(reply, "s", g->phase.c_str());
+        if (p == "ActiveNode") return sd_bus_message_append(reply, "s", g->active_node.c_str());
+        if (p == "Term") return sd_bus_message_append(reply, "t", g->term);
+        if (p == "LeaseRemainingUSec")
+            return sd_bus_message_append(reply, "t", g->lease_remaining.value_or(Usec{0}).count());
+        if (p == "Errored") return sd_bus_message_append(reply, "b", static_cast<int>(g->errored));
+        if (p == "LastError") return sd_bus_message_append(reply, "s", g->last_error.c_str());
+        if (p == "HandoverTo") return sd_bus_message_append(reply, "s", g->handover_to.c_str());
+        if (p == "Unavailable") return sd_bus_message_append(reply, "s", g->unavailable.c_str());
+        if (p == "Placement")
+            return sd_bus_message_append(reply, "s", std::string(kPlacementPolicyNames(g->placement)).c_str());
+        if (p == "Nodes") {
+            int r = sd_bus_message_open_container(reply, 'a', "(sstb)");
+            for (const auto& n : g->nodes) {
+                if (r < 0) return r;
+                r = sd_bus_message_append(reply, "(sstb)", n.name.c_str(), std::string(to_string(n.state)).c_str(),
+                                          n.term, static_cast<int>(n.errored));
+            }
+            return r < 0 ? r : sd_bus_message_close_container(reply);
+        }
+        return -ENOENT;
+    });
+}
+
+int ManagerObject::find_group(sd_bus*, const char* path, const char*, void* userdata, void** found,
+                              sd_bus_error* error) {
+    return answering(error, [&]() -> int {
+        auto* self = static_cast<ManagerObject*>(userdata);
+        if (group_of_path(*self->status_, path) == nullptr) return 0;
+        *found = self;
+        return 1;
+    });
+}
+
+int ManagerObject::enumerate_groups(sd_bus*, const char*, void* userdata, char*** groups, sd_bus_error* error) {
+    return answering(error, [&]() -> int {
+        const Status& s = *static_cast<ManagerObject*>(userdata)->status_;
+        auto** list = static_cast<char**>(std::calloc(s.groups.size() + 1, sizeof(char*)));
+        if (list == nullptr) return -ENOMEM;
+        for (std::size_t i = 0; i < s.groups.size(); ++i) list[i] = strdup(group_object_path(s.groups[i].name).c_str());
+        *groups = list;
+        return 0;
+    });
+}
+
 struct ManagerObject::PendingRequest {
     ManagerObject* self;
     BusMessagePtr call;  // answered once the caller is known
@@ -291,7 +392,17 @@ void ManagerObject::carry_out(sd_bus_message* m, uid_t caller) {
         return;
     }
     std::string_view member = sd_bus_message_get_member(m);
-    BusRequest request{BusRequest::Kind::Stop, false, false, ""};
+    BusRequest request{BusRequest::Kind::Stop, false, false, "", ""};
+    if (const char* interface = sd_bus_message_get_interface(m);
+        interface != nullptr && std::string_view(interface) == kGroupInterface) {
+        char* raw = nullptr;
+        if (sd_bus_path_decode(sd_bus_message_get_path(m), kGroupPathPrefix, &raw) <= 0) {
+            reply_error(m, SD_BUS_ERROR_UNKNOWN_OBJECT, "no group at this path");
+            return;
+        }
+        request.group = raw;
+        std::free(raw);
+    }
     int r = 0;
     if (member == "Stop") {
         request.kind = BusRequest::Kind::Stop;
@@ -412,6 +523,27 @@ int ManagerObject::publish(sd_bus* bus, std::string* error) {
                                 SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
     };
+    static const sd_bus_vtable kGroupVtable[] = {
+        SD_BUS_VTABLE_START(0),
+        SD_BUS_PROPERTY("Name", "s", get_group_property, 0, kConst),
+        SD_BUS_PROPERTY("State", "s", get_group_property, 0, kEmits),
+        SD_BUS_PROPERTY("Phase", "s", get_group_property, 0, kEmits),
+        SD_BUS_PROPERTY("ActiveNode", "s", get_group_property, 0, kEmits),
+        SD_BUS_PROPERTY("Term", "t", get_group_property, 0, kEmits),
+        SD_BUS_PROPERTY("Errored", "b", get_group_property, 0, kEmits),
+        SD_BUS_PROPERTY("LastError", "s", get_group_property, 0, kEmits),
+        SD_BUS_PROPERTY("HandoverTo", "s", get_group_property, 0, kEmits),
+        // Why the group cannot run on this node now ("" when it can).
+        SD_BUS_PROPERTY("Unavailable", "s", get_group_property, 0, kEmits),
+        SD_BUS_PROPERTY("Placement", "s", get_group_property, 0, kConst),
+        // What each node announces of the group: (name, state, term, errored).
+        SD_BUS_PROPERTY("Nodes", "a(sstb)", get_group_property, 0, kEmits),
+        // This node's lease on the group (0 without a claim); it runs down continuously: read it, no signal.
+        SD_BUS_PROPERTY("LeaseRemainingUSec", "t", get_group_property, 0, 0),
+        SD_BUS_METHOD_WITH_ARGS("Switchover", SD_BUS_ARGS("s", node), SD_BUS_NO_RESULT, method_request, kMutating),
+        SD_BUS_METHOD_WITH_ARGS("ClearError", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_request, kMutating),
+        SD_BUS_VTABLE_END,
+    };
     static const sd_bus_vtable kNodeVtable[] = {
         SD_BUS_VTABLE_START(0),
         SD_BUS_PROPERTY("Name", "s", get_node_property, 0, kConst),
@@ -449,6 +581,14 @@ int ManagerObject::publish(sd_bus* bus, std::string* error) {
     }
     if (r >= 0) {
         enumerator_slot_.reset(slot);
+        r = sd_bus_add_fallback_vtable(bus, &slot, kGroupPathPrefix, kGroupInterface, kGroupVtable, find_group, this);
+    }
+    if (r >= 0) {
+        group_slot_.reset(slot);
+        r = sd_bus_add_node_enumerator(bus, &slot, kGroupPathPrefix, enumerate_groups, this);
+    }
+    if (r >= 0) {
+        group_enumerator_slot_.reset(slot);
         r = sd_bus_add_object_manager(bus, &slot, kManagerPath);
     }
     if (r < 0) {
@@ -460,8 +600,19 @@ int ManagerObject::publish(sd_bus* bus, std::string* error) {
 }
 
 void ManagerObject::flush(std::shared_ptr<const Status> now) {
+    // A group removed by a reload: announced while the object still shows it.
+    if (bus_ != nullptr)
+        for (const auto& g : status_->groups)
+            if (group_named(*now, g.name) == nullptr) sd_bus_emit_object_removed(bus_, group_object_path(g.name).c_str());
     std::shared_ptr<const Status> told = std::exchange(status_, std::move(now));
     if (bus_ == nullptr) return;
+    for (const auto& g : status_->groups) {
+        std::string path = group_object_path(g.name);
+        if (const GroupStatus* before = group_named(*told, g.name))
+            emit_changed(bus_, path, kGroupInterface, changed_group_properties(*before, g));
+        else
+            sd_bus_emit_object_added(bus_, path.c_str());
+    }
     emit_changed(bus_, kManagerPath, kManagerInterface, changed_manager_properties(*told, *status_));
     for (const auto& n : status_->nodes) {
         const NodeStatus* before = nullptr;

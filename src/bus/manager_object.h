@@ -1,4 +1,4 @@
-// The org.freeha1 D-Bus API: the Manager object at /org/freeha1 and one Node object per cluster node.
+// The org.freeha1 D-Bus API: the Manager object at /org/freeha1, one Node object per cluster node and one Group object per service group.
 //
 // Everything it shows comes from the last status snapshot it was given
 // (immutable, shared): a read never reaches into the daemon, so the object
@@ -31,10 +31,14 @@ inline constexpr const char* kManagerPath = "/org/freeha1";
 inline constexpr const char* kManagerInterface = "org.freeha1.Manager";
 inline constexpr const char* kNodePathPrefix = "/org/freeha1/node";
 inline constexpr const char* kNodeInterface = "org.freeha1.Node";
+inline constexpr const char* kGroupPathPrefix = "/org/freeha1/group";
+inline constexpr const char* kGroupInterface = "org.freeha1.Group";
 inline constexpr const char* kErrorFailed = "org.freeha1.Error.Failed";
 
 // "/org/freeha1/node/<bus-escaped name>"
 std::string node_object_path(const std::string& node_name);
+// "/org/freeha1/group/<bus-escaped name>"
+std::string group_object_path(const std::string& group_name);
 
 // A mutating method call, already checked for the caller's privileges.
 struct BusRequest {
@@ -43,6 +47,9 @@ struct BusRequest {
     bool standby = false;  // SetStandby
     bool maintenance = false;  // SetMaintenance
     std::string node;      // Switchover; "" = the next eligible node
+    // Called on a Group object (Switchover, ClearError): that group's name;
+    // "" on the Manager object (the node, or its default group).
+    std::string group;
 };
 
 class ManagerObject {
@@ -72,6 +79,11 @@ private:
     static int find_node(sd_bus* bus, const char* path, const char* interface, void* userdata, void** found,
                          sd_bus_error* error);
     static int enumerate_nodes(sd_bus* bus, const char* prefix, void* userdata, char*** nodes, sd_bus_error* error);
+    static int get_group_property(sd_bus* bus, const char* path, const char* interface, const char* property,
+                                  sd_bus_message* reply, void* userdata, sd_bus_error* error);
+    static int find_group(sd_bus* bus, const char* path, const char* interface, void* userdata, void** found,
+                          sd_bus_error* error);
+    static int enumerate_groups(sd_bus* bus, const char* prefix, void* userdata, char*** groups, sd_bus_error* error);
     struct PendingRequest;
 
     static int method_request(sd_bus_message* m, void* userdata, sd_bus_error* error);
@@ -86,6 +98,8 @@ private:
     BusSlotPtr manager_slot_;
     BusSlotPtr node_slot_;
     BusSlotPtr enumerator_slot_;
+    BusSlotPtr group_slot_;
+    BusSlotPtr group_enumerator_slot_;
     BusSlotPtr object_manager_slot_;
     std::shared_ptr<const Status> status_;  // what clients see, and were last told
     std::list<std::unique_ptr<PendingRequest>> pending_;  // mutating calls waiting for their caller's uid

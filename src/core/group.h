@@ -18,6 +18,7 @@
 #include "core/membership.h"
 #include "core/phase.h"
 #include "core/state.h"
+#include "core/status.h"
 #include "core/timespan.h"
 #include "core/voter.h"
 #include "core/wire.h"
@@ -69,6 +70,8 @@ public:
     std::optional<HookKind> running_hook() const;
     bool hook_running() const { return hook_.has_value(); }
     std::optional<Usec> lease() const;
+    // The group's part of the status document (node_status.cpp).
+    GroupStatus status(Usec now) const;
 
 private:
     friend class Node;

@@ -132,28 +132,31 @@ Effects Node::start(Usec now, bool force_start) {
     return out;
 }
 
-std::vector<std::string> Node::preference(const Group& g) const {
-    if (g.settings().placement == PlacementPolicy::Alphabetical) return {};
-    // The nodes that may take a group, and where each group runs (or is claimed) now.
-    std::vector<std::string> eligible;
+Node::PlacementInputs Node::placement_inputs() const {
+    PlacementInputs in;
     if (settings_.role == Role::Member && !standby_ && unavailable_.empty() && !leaving_)
-        eligible.push_back(settings_.node_name);
+        in.eligible.push_back(settings_.node_name);
     for (const auto& [name, p] : membership_.peers())
-        if (p.reachable() && p.role == Role::Member && !p.standby_flag()) eligible.push_back(name);
-    std::vector<GroupPlacement> groups;
-    Placement current;
+        if (p.reachable() && p.role == Role::Member && !p.standby_flag()) in.eligible.push_back(name);
     for (const auto& other : groups_) {
         const GroupSettings& gs = other->settings();
-        groups.push_back(GroupPlacement{gs.name, gs.placement, gs.nodes});
+        in.groups.push_back(GroupPlacement{gs.name, gs.placement, gs.nodes});
         if (other->holding()) {
-            current[gs.name] = settings_.node_name;
+            in.current[gs.name] = settings_.node_name;
             continue;
         }
         for (const auto& [name, p] : membership_.peers())
-            if (p.reachable() && holds_services(p.group(other->id()).announced)) current[gs.name] = name;
+            if (p.reachable() && holds_services(p.group(other->id()).announced)) in.current[gs.name] = name;
     }
-    std::vector<std::string> order = preference_order(groups[g.index_], eligible);
-    Placement placed = place(groups, eligible, current);
+    return in;
+}
+
+std::vector<std::string> Node::preference(const Group& g) const {
+    if (g.settings().placement == PlacementPolicy::Alphabetical) return {};
+    // The nodes that may take a group, and where each group runs (or is claimed) now.
+    PlacementInputs in = placement_inputs();
+    std::vector<std::string> order = preference_order(in.groups[g.index_], in.eligible);
+    Placement placed = place(in.groups, in.eligible, in.current);
     if (auto it = placed.find(g.name()); it != placed.end()) order.insert(order.begin(), it->second);
     return order;
 }

@@ -309,6 +309,16 @@ private:
     void end_refusals(Usec now, Effects& out);
 
     // --- start-up, quorum and election
+    // What placement (placement.h) decides from: every group's policy, the
+    // nodes that may take a group now, and where each group runs (or is
+    // claimed). The election's preference() and the status's rebalancing
+    // plan both start here.
+    struct PlacementInputs {
+        std::vector<GroupPlacement> groups;  // index = group index
+        std::vector<std::string> eligible;
+        Placement current;
+    };
+    PlacementInputs placement_inputs() const;
     // Group `g`'s election order over the eligible nodes (empty: FreeHA's
     // alphabetical rule): first the node the placement of every group gives
     // it (placement.h: spread, and no group moves while it runs), then its

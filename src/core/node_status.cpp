@@ -115,7 +115,56 @@ Status Node::status(Usec now) const {
     }
     std::sort(s.nodes.begin(), s.nodes.end(),
               [](const NodeStatus& a, const NodeStatus& b) { return node_name_before(a.name, b.name); });
+    for (const auto& g : groups_) s.groups.push_back(g->status(now));
+    // The rebalancing plan: each move goes straight to its place, so at most
+    // one per group. One group is always evenly spread: moving it back to the
+    // node it would start on is a fail-back, which FreeHA never does.
+    PlacementInputs in = placement_inputs();
+    while (groups_.size() > 1 && s.rebalance.size() < groups_.size()) {
+        auto move = next_rebalance_move(in.groups, in.eligible, in.current);
+        if (!move) break;
+        in.current[move->group] = move->to;
+        s.rebalance.push_back(std::move(*move));
+    }
     return s;
+}
+
+GroupStatus Group::status(Usec now) const {
+    GroupStatus g;
+    g.name = name();
+    g.state = state();
+    g.phase = std::string(to_string(phase()));
+    g.active_node = active_node();
+    g.term = cluster_term();
+    if (auto end = lease()) g.lease_remaining = *end - now;
+    g.errored = error_latched();
+    g.last_error = last_error();
+    g.handover_to = handover_to();
+    g.unavailable = unavailable();
+    g.placement = settings().placement;
+    GroupNodeStatus self;
+    self.name = node_.settings_.node_name;
+    self.state = state();
+    self.term = holding() ? own_term() : g.term;
+    self.errored = error_latched();
+    self.handover_to = handover_to();
+    self.self = true;
+    self.aside = !unavailable().empty();
+    g.nodes.push_back(std::move(self));
+    for (const auto& [name, p] : node_.membership_.peers()) {
+        const PeerGroup& v = view_of(p);
+        GroupNodeStatus n;
+        n.name = name;
+        n.state = p.reachable() ? v.announced : NodeState::TimedOut;
+        n.term = v.term;
+        n.errored = v.error_latched;
+        n.handover_to = v.handover_to;
+        n.aside = v.aside;
+        g.nodes.push_back(std::move(n));
+    }
+    std::sort(g.nodes.begin(), g.nodes.end(),
+              [](const GroupNodeStatus& a, const GroupNodeStatus& b) { return node_name_before(a.name, b.name); });
+    return g;
 }
 
 }  // namespace freeha

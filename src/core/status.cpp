@@ -80,6 +80,33 @@ nlohmann::json to_json(const Status& s) {
                              {"up", a.up},
                              {"foreign_mac", a.foreign_mac.empty() ? json(nullptr) : json(a.foreign_mac)},
                              {"conflicts", a.conflicts}});
+    auto text_or_null = [](const std::string& t) { return t.empty() ? json(nullptr) : json(t); };
+    json groups = json::array();
+    for (const auto& g : s.groups) {
+        json rows = json::array();
+        for (const auto& n : g.nodes)
+            rows.push_back({{"name", n.name},
+                            {"state", to_string(n.state)},
+                            {"term", n.term},
+                            {"errored", n.errored},
+                            {"handover_to", text_or_null(n.handover_to)},
+                            {"self", n.self},
+                            {"aside", n.aside}});
+        groups.push_back({{"name", g.name},
+                          {"state", to_string(g.state)},
+                          {"phase", g.phase},
+                          {"active_node", g.active_node},
+                          {"term", g.term},
+                          {"lease_remaining_usec", g.lease_remaining ? json(g.lease_remaining->count()) : json(nullptr)},
+                          {"errored", g.errored},
+                          {"last_error", text_or_null(g.last_error)},
+                          {"handover_to", text_or_null(g.handover_to)},
+                          {"unavailable", text_or_null(g.unavailable)},
+                          {"placement", kPlacementPolicyNames(g.placement)},
+                          {"nodes", std::move(rows)}});
+    }
+    json rebalance = json::array();
+    for (const auto& m : s.rebalance) rebalance.push_back({{"group", m.group}, {"from", m.from}, {"to", m.to}});
     return json{
         {"schema_version", 1},
         {"cluster", s.cluster},
@@ -112,6 +139,8 @@ nlohmann::json to_json(const Status& s) {
         {"wire_version", s.wire_version},
         {"leaving", s.leaving},
         {"history", to_json(s.history)},
+        {"groups", std::move(groups)},
+        {"rebalance", std::move(rebalance)},
     };
 }
 
@@ -123,6 +152,8 @@ Status facts_of(Status s) {
     s.counters.accepted = 0;
     s.counters.own = 0;
     if (s.lease_remaining) s.lease_remaining = Usec{0};
+    for (auto& g : s.groups)
+        if (g.lease_remaining) g.lease_remaining = Usec{0};
     for (auto& n : s.nodes) {
         n.last_heard_usec_ago = Usec{0};  // reachable, and the channels below, say what it means
         for (auto& age : n.channel_heard_usec_ago)

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/history.h"
+#include "core/placement.h"
 #include "core/state.h"
 #include "core/timespan.h"
 #include "core/wire.h"
@@ -87,6 +88,36 @@ struct AddressStatus {
     bool operator==(const AddressStatus&) const = default;
 };
 
+// What one node announces of one service group: a row of the groups x nodes view.
+struct GroupNodeStatus {
+    std::string name;
+    NodeState state = NodeState::Initial;  // TIMEDOUT for a peer not heard; INITIAL for one that never spoke of the group
+    std::uint64_t term = 0;   // the term it announces for the group (its own claim's while it holds it)
+    bool errored = false;     // its error latch for the group
+    std::string handover_to;  // the node it hands the group to ("" for none)
+    bool self = false;
+    bool aside = false;       // the group cannot run there now (its hooks, target or address device missing)
+    bool operator==(const GroupNodeStatus&) const = default;
+};
+
+// One service group as this node sees it (Node::group()): index 0 is the
+// default group ([Services]), the others follow in name order.
+struct GroupStatus {
+    std::string name;
+    NodeState state = NodeState::Initial;  // this node's state for the group
+    std::string phase;
+    std::string active_node;  // "" when none
+    std::uint64_t term = 0;   // the term of the claim that runs the group, as this node knows it
+    std::optional<Usec> lease_remaining;  // this node's claim on the group: how long its lease still runs
+    bool errored = false;
+    std::string last_error;   // "" renders as null
+    std::string handover_to;  // switchover target of this node, until it takes over ("" renders as null)
+    std::string unavailable;  // why the group cannot run on this node now (Node::set_unavailable); "" renders as null
+    PlacementPolicy placement = PlacementPolicy::Alphabetical;
+    std::vector<GroupNodeStatus> nodes;  // this node and every peer, in the order of Status::nodes
+    bool operator==(const GroupStatus&) const = default;
+};
+
 struct Status {
     std::string cluster;
     std::string node;
@@ -123,14 +154,20 @@ struct Status {
     std::uint64_t maintenance_since_realtime_usec = 0;
     bool leaving = false;                   // the machine shuts down: this node hands over and exits
     History history;                        // claims, stops and hook runs since this daemon started
+    // Every service group, the default one first; the fields above are the
+    // default group's (the document before groups had them alone).
+    std::vector<GroupStatus> groups;
+    // The planned switchovers that bring the groups to an even spread
+    // (placement.h: next_rebalance_move() applied until none is left), in order; empty when even.
+    std::vector<PlannedMove> rebalance;
     bool operator==(const Status&) const = default;
 };
 
 // Whether two snapshots say the same thing but for what moves on its own
 // with every heartbeat or with time: the last-heard ages (a channel crossing
 // DeadTime= is a change, and so is a first heartbeat on it), the accepted and
-// own packet counters, the lease's remaining time (not whether there is a
-// lease), the hook runs (a monitor runs every MonitorInterval=) and the time
+// own packet counters, the leases' remaining time, the node's and each
+// group's (not whether there is a lease), the hook runs (a monitor runs every MonitorInterval=) and the time
 // of the snapshot. Every other field, present or future,
 // counts. The status file is rewritten when this is false, and otherwise
 // only at its slow refresh (freeha-status(5)).

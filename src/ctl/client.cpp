@@ -30,13 +30,19 @@ CallError from_bus_error(const sd_bus_error& e, int r, const char* method) {
 }
 
 template <typename... Args>
-bool call_method(sd_bus* bus, const char* method, CallError* error, sd_bus_message** reply, const char* signature,
-                 Args... args) {
+bool call_object(sd_bus* bus, const char* path, const char* interface, const char* method, CallError* error,
+                 sd_bus_message** reply, const char* signature, Args... args) {
     sd_bus_error e = SD_BUS_ERROR_NULL;
-    int r = sd_bus_call_method(bus, kBusName, kManagerPath, kManagerInterface, method, &e, reply, signature, args...);
+    int r = sd_bus_call_method(bus, kBusName, path, interface, method, &e, reply, signature, args...);
     if (r < 0) *error = from_bus_error(e, r, method);
     sd_bus_error_free(&e);
     return r >= 0;
+}
+
+template <typename... Args>
+bool call_method(sd_bus* bus, const char* method, CallError* error, sd_bus_message** reply, const char* signature,
+                 Args... args) {
+    return call_object(bus, kManagerPath, kManagerInterface, method, error, reply, signature, args...);
 }
 
 }  // namespace
@@ -44,6 +50,18 @@ bool call_method(sd_bus* bus, const char* method, CallError* error, sd_bus_messa
 const ClusterView::Node* ClusterView::find(const std::string& name) const {
     for (const auto& n : nodes)
         if (n.name == name) return &n;
+    return nullptr;
+}
+
+const ClusterView::Group* ClusterView::find_group(const std::string& name) const {
+    for (const auto& g : groups)
+        if (g.name == name) return &g;
+    return nullptr;
+}
+
+const ClusterView::Group::Member* ClusterView::Group::find(const std::string& node) const {
+    for (const auto& n : nodes)
+        if (n.name == node) return &n;
     return nullptr;
 }
 
@@ -134,6 +152,30 @@ std::optional<ClusterView> ClusterView::from(const nlohmann::json& s) {
             v.addresses.push_back({a.at("address"), a.at("device"), a.at("up"),
                                    a.at("foreign_mac").is_null() ? std::string() : a.at("foreign_mac").get<std::string>(),
                                    a.at("conflicts")});
+        // Absent from documents of daemons before service groups.
+        for (const auto& g : s.value("groups", nlohmann::json::array())) {
+            ClusterView::Group group;
+            auto text = [&g](const char* key) { return g.at(key).is_null() ? std::string() : g.at(key).get<std::string>(); };
+            group.name = text("name");
+            group.state = text("state");
+            group.phase = text("phase");
+            group.active_node = text("active_node");
+            group.term = g.at("term");
+            if (!g.at("lease_remaining_usec").is_null())
+                group.lease_remaining = Usec(g.at("lease_remaining_usec").get<std::uint64_t>());
+            group.errored = g.at("errored");
+            group.last_error = text("last_error");
+            group.handover_to = text("handover_to");
+            group.placement = text("placement");
+            group.unavailable = text("unavailable");
+            for (const auto& n : g.at("nodes"))
+                group.nodes.push_back({n.at("name"), n.at("state"), n.at("term"), n.at("errored"),
+                                       n.at("handover_to").is_null() ? std::string() : n.at("handover_to").get<std::string>(),
+                                       n.at("self"), n.at("aside")});
+            v.groups.push_back(std::move(group));
+        }
+        for (const auto& m : s.value("rebalance", nlohmann::json::array()))
+            v.rebalance.push_back(PlannedMove{m.at("group"), m.at("from"), m.at("to")});
         return v;
     } catch (const nlohmann::json::exception&) {
         return std::nullopt;
@@ -217,6 +259,20 @@ bool Client::call(const char* method, bool argument, CallError* error) {
 
 bool Client::call(const char* method, const std::string& argument, CallError* error) {
     return call_method(bus_.get(), method, error, nullptr, "s", argument.c_str());
+}
+
+}  // namespace freeha::ctl
+
+namespace freeha::ctl {
+
+bool Client::call_group(const std::string& group, const char* method, CallError* error) {
+    std::string path = group_object_path(group);
+    return call_object(bus_.get(), path.c_str(), kGroupInterface, method, error, nullptr, "");
+}
+
+bool Client::call_group(const std::string& group, const char* method, const std::string& argument, CallError* error) {
+    std::string path = group_object_path(group);
+    return call_object(bus_.get(), path.c_str(), kGroupInterface, method, error, nullptr, "s", argument.c_str());
 }
 
 }  // namespace freeha::ctl

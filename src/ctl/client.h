@@ -12,6 +12,7 @@
 
 #include "bus/sd_ptr.h"
 #include "core/history.h"
+#include "core/placement.h"
 #include "core/timespan.h"
 
 namespace freeha::ctl {
@@ -67,7 +68,31 @@ struct ClusterView {
     };
     std::vector<Address> addresses;
 
+    // Every service group, the default one first (the document's "groups");
+    // empty from daemons before service groups.
+    struct Group {
+        std::string name, state, phase, active_node, last_error, handover_to, placement;
+        std::string unavailable;  // why the group cannot run on this node now; "" when it can
+        std::uint64_t term = 0;
+        std::optional<Usec> lease_remaining;
+        bool errored = false;
+        // What one node announces of the group.
+        struct Member {
+            std::string name, state;
+            std::uint64_t term = 0;
+            bool errored = false;
+            std::string handover_to;
+            bool self = false;
+            bool aside = false;  // the group cannot run there now
+        };
+        std::vector<Member> nodes;
+        const Member* find(const std::string& node) const;
+    };
+    std::vector<Group> groups;
+    std::vector<PlannedMove> rebalance;  // the planned switchovers to an even spread (empty from older daemons)
+
     const Node* find(const std::string& name) const;
+    const Group* find_group(const std::string& name) const;
     // Reads the document; nullopt when it is not a schema_version 1 status.
     static std::optional<ClusterView> from(const nlohmann::json& status);
 };
@@ -94,6 +119,9 @@ public:
     bool call(const char* method, CallError* error);
     bool call(const char* method, bool argument, CallError* error);
     bool call(const char* method, const std::string& argument, CallError* error);
+    // Calls a method of the Group object of `group` (/org/freeha1/group/NAME).
+    bool call_group(const std::string& group, const char* method, CallError* error);
+    bool call_group(const std::string& group, const char* method, const std::string& argument, CallError* error);
 
     sd_bus* get() const { return bus_.get(); }
 

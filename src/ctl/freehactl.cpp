@@ -18,6 +18,7 @@
 #include "bus/manager_object.h"
 #include "core/timespan.h"
 #include "ctl/client.h"
+#include "ctl/groups.h"
 #include "ctl/http.h"
 #include "ctl/keygen.h"
 #include "ctl/links.h"
@@ -62,10 +63,13 @@ const char* kUsageText =
     "  watch                status, redrawn whenever it changes (Ctrl-C ends)\n"
     "  stop                 stop the services here; the daemon stays up (SIGHUP)\n"
     "  force-start          start the services here without asking the others (SIGUSR1)\n"
-    "  clear-error          clear this node's error latch (SIGUSR2)\n"
+    "  clear-error [GROUP]  clear this node's error latch (SIGUSR2), or its latch for GROUP alone\n"
     "  standby              stop the services here and never take them\n"
     "  unstandby            this node may take the services again\n"
     "  switchover [NODE]    hand the services to NODE, or to the next eligible node\n"
+    "  switchover GROUP NODE  hand the service group GROUP (run on the node running it) to NODE\n"
+    "  rebalance            move the groups this node runs back to an even spread, one planned\n"
+    "                       switchover at a time; names the moves other nodes must make\n"
     "  reload-config        re-read the configuration; the services are not touched\n"
     "  maintenance on|off   maintenance mode, cluster-wide: no node starts, stops, monitors or\n"
     "                       fails over anything (on); off probes where the services run\n"
@@ -151,6 +155,10 @@ std::string render(const ClusterView& v) {
     for (const auto& n : v.nodes)
         if (n.left) out += n.name + " left (its machine shut down)\n";
     for (const auto& l : lossy_lines(v)) out += l + "\n";
+    if (auto groups = group_lines(v); !groups.empty()) {
+        out += "\n";
+        for (const auto& l : groups) out += l + "\n";
+    }
     out += "\n" + packets_line(v) + "\n";
     return out;
 }
@@ -303,6 +311,63 @@ int metrics(const Options& o) {
     return answered ? kOk : report(error);
 }
 
+int failed(const std::string& what) {
+    std::cerr << "freehactl: " << what << "\n";
+    return kFailed;
+}
+
+// `switchover GROUP NODE`, and each move of `rebalance`: the Group object's
+// Switchover(), then wait until `to` runs the group.
+int switchover_group(Client& client, const Options& o, const ClusterView& before, const std::string& group,
+                     const std::string& to) {
+    if (auto unknown = unknown_group_or_node(before, group, to)) return failed("switchover: " + *unknown);
+    CallError error;
+    if (!client.call_group(group, "Switchover", to, &error)) return report(error);
+    return wait_for(client, o, "switchover of group " + group,
+                    [group, to, term = before.find_group(group)->term](const ClusterView& v) -> Verdict {
+                        GroupProgress p = group_switchover_progress(v, group, to, term);
+                        return {p.kind == GroupProgress::Done     ? Verdict::Done
+                                : p.kind == GroupProgress::Failed ? Verdict::Failed
+                                                                  : Verdict::Wait,
+                                p.message};
+                    });
+}
+
+// `rebalance`: the status's planned moves of the groups this node runs, one
+// at a time, each awaited before the next (a switchover is made on the node
+// running the group, so the moves of other nodes are named, not made).
+int rebalance(Client& client, const Options& o) {
+    std::size_t moved = 0;
+    while (true) {
+        CallError error;
+        auto view = client.read(&error);
+        if (!view) return report(error);
+        if (view->maintenance) return failed("rebalance: maintenance mode is on: freehad moves nothing");
+        RebalanceStep step = rebalance_step(*view);
+        if (!step.here) {
+            if (step.elsewhere.empty()) {
+                std::cout << "rebalance done: the spread is even (" << moved << " group(s) moved from this node)\n";
+                return kOk;
+            }
+            std::set<std::string> nodes;
+            for (const auto& m : step.elsewhere) nodes.insert(m.from);
+            std::string where, moves;
+            for (const auto& n : nodes) where += (where.empty() ? "" : ", ") + n;
+            for (const auto& m : step.elsewhere) moves += (moves.empty() ? "" : "; ") + describe(m);
+            return failed("rebalance: " + std::to_string(moved) + " group(s) moved from this node; " +
+                          std::to_string(step.elsewhere.size()) + " move(s) left that only " + where +
+                          " can make (run freehactl rebalance there): " + moves);
+        }
+        // Each move goes straight to its place: more moves than groups means the plan keeps changing.
+        if (moved > view->groups.size()) return failed("rebalance: the plan keeps changing; stopped after " +
+                                                       std::to_string(moved) + " moves");
+        std::cout << "rebalance: moving " << describe(*step.here) << "\n" << std::flush;
+        if (int r = switchover_group(client, o, *view, step.here->group, step.here->to); r != kOk) return r;
+        ++moved;
+        if (!o.wait) return kOk;  // one move, not awaited
+    }
+}
+
 int run(const Options& o) {
     if (o.verb == "metrics") return metrics(o);
     CallError error;
@@ -338,6 +403,17 @@ int run(const Options& o) {
             return {Verdict::Wait, "this node is " + v.state};
         });
     }
+    if (o.verb == "clear-error" && !o.args.empty()) {
+        const std::string group = o.args[0];
+        if (auto unknown = unknown_group_or_node(*self, group, "")) return failed("clear-error: " + *unknown);
+        if (!client->call_group(group, "ClearError", &error)) return report(error);
+        return wait_for(*client, o, "clear-error " + group, [group](const ClusterView& v) -> Verdict {
+            const auto* g = v.find_group(group);
+            if (g == nullptr) return {Verdict::Failed, "group " + group + " is no longer configured"};
+            if (g->errored || g->state == "ERRORED") return {Verdict::Wait, "still errored"};
+            return {Verdict::Done, "error of group " + group + " cleared (" + g->state + ")"};
+        });
+    }
     if (o.verb == "clear-error") {
         if (!client->call("ClearError", &error)) return report(error);
         return wait_for(*client, o, "clear-error", [](const ClusterView& v) -> Verdict {
@@ -368,6 +444,8 @@ int run(const Options& o) {
             return {Verdict::Done, "this node may take the services again"};
         });
     }
+    if (o.verb == "switchover" && o.args.size() == 2) return switchover_group(*client, o, *self, o.args[0], o.args[1]);
+    if (o.verb == "rebalance") return rebalance(*client, o);
     if (o.verb == "switchover") {
         std::string to = o.args.empty() ? "" : o.args[0];
         // The term before: a claim of this node after it is the services
@@ -444,10 +522,12 @@ int main(int argc, char** argv) {
     o.verb = argv[optind++];
     static const std::set<std::string> kVerbs{"status",    "watch",     "stop",       "force-start",   "clear-error",
                                               "standby",   "unstandby", "switchover", "reload-config", "keygen", "metrics",
-                                              "maintenance"};
+                                              "maintenance", "rebalance"};
     if (kVerbs.count(o.verb) == 0) return usage_error("unknown command '" + o.verb + "'");
     for (; optind < argc; ++optind) o.args.emplace_back(argv[optind]);
-    std::size_t max_args = o.verb == "switchover" || o.verb == "keygen" || o.verb == "maintenance" ? 1 : 0;
+    std::size_t max_args = o.verb == "switchover"                                                 ? 2
+                           : o.verb == "keygen" || o.verb == "maintenance" || o.verb == "clear-error" ? 1
+                                                                                                    : 0;
     if (o.args.size() > max_args) return usage_error(o.verb + ": unexpected argument '" + o.args[max_args] + "'");
     if (o.json && o.verb != "status") return usage_error("--json only applies to status");
     if (o.http && o.verb != "metrics") return usage_error("--http only applies to metrics");

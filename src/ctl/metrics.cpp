@@ -193,6 +193,30 @@ void addresses(Exposition& x, const ClusterView& v) {
     for (const auto& a : v.addresses) x.sample({{"address", a.address}, {"device", a.device}}, a.conflicts);
 }
 
+// One family per fact of each service group (freeha-status(5), GROUPS).
+void groups(Exposition& x, const ClusterView& v) {
+    x.family("freeha_group_state", "gauge", "This node's state for each service group: 1 for the current one, 0 for the others.");
+    for (const auto& g : v.groups)
+        for (int i = 0; i < kNodeStateCount; ++i) {
+            std::string name(to_string(static_cast<NodeState>(i)));
+            x.sample({{"group", g.name}, {"state", name}}, name == g.state);
+        }
+    x.family("freeha_group_active", "gauge", "1 for the node that runs the group, 0 for the group's other nodes.");
+    for (const auto& g : v.groups)
+        for (const auto& n : g.nodes) x.sample({{"group", g.name}, {"node", n.name}}, n.name == g.active_node);
+    x.family("freeha_group_term", "gauge", "The term of the claim that runs the group, as this node knows it.");
+    for (const auto& g : v.groups) x.sample({{"group", g.name}}, g.term);
+    x.family("freeha_group_errored", "gauge", "Whether this node's error latch for the group is set.");
+    for (const auto& g : v.groups) x.sample({{"group", g.name}}, g.errored);
+    x.family("freeha_group_lease_remaining_seconds", "gauge",
+             "How long this node's lease on the group still runs; absent without a claim.");
+    for (const auto& g : v.groups)
+        if (g.lease_remaining) x.sample({{"group", g.name}}, seconds(*g.lease_remaining));
+    x.family("freeha_rebalance_moves", "gauge",
+             "Planned switchovers that would bring the groups to an even spread (freehactl rebalance); 0 when even.");
+    x.sample({}, std::uint64_t{v.rebalance.size()});
+}
+
 }  // namespace
 
 std::string escape_label_value(const std::string& value) {
@@ -224,6 +248,7 @@ std::string metrics_text(const ClusterView* view, const std::string& why) {
     nodes(x, *view);
     links(x, *view);
     addresses(x, *view);
+    groups(x, *view);
     return x.take();
 }
 

@@ -757,6 +757,7 @@ void Manager::flush_status() {
 std::optional<std::string> Manager::handle(const BusRequest& request) {
     if (!begun_) return "freehad is still starting";
     Usec t = now();
+    if (!request.group.empty()) return handle_group(request, t);
     switch (request.kind) {
     case BusRequest::Kind::Stop:
         if (node_.maintenance().on)
@@ -819,6 +820,29 @@ std::optional<std::string> Manager::handle(const BusRequest& request) {
     }
     }
     return std::nullopt;
+}
+
+// A method of a Group object (/org/freeha1/group/NAME): Switchover or ClearError of that group alone.
+std::optional<std::string> Manager::handle_group(const BusRequest& request, Usec t) {
+    std::size_t index = 0;
+    while (index < node_.group_count() && node_.group(index).name() != request.group) ++index;
+    if (index == node_.group_count()) return "no group named '" + request.group + "'";
+    const Group& group = node_.group(index);
+    if (request.kind == BusRequest::Kind::Switchover) {
+        std::string error;
+        Effects effects = node_.switchover(index, request.node, t, &error);
+        if (!error.empty()) return "switchover of group " + request.group + " refused: " + error;
+        log::notice("D-Bus Switchover(" + request.node + ") of group " + request.group + ": handing it to " +
+                    group.handover_to());
+        apply(std::move(effects));
+        return std::nullopt;
+    }
+    if (request.kind == BusRequest::Kind::ClearError) {
+        log::notice("D-Bus ClearError() of group " + request.group + ": clearing its error latch");
+        apply(node_.clear_error(index, t));
+        return std::nullopt;
+    }
+    return "not a method of a group";
 }
 
 std::optional<std::string> Manager::reload_config() {

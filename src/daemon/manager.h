@@ -78,6 +78,7 @@ private:
     // Stops the services (if any) and exits with `code`; before start-up, exits at once.
     void shut_down(int code);
     std::optional<std::string> handle(const BusRequest& request);
+    std::optional<std::string> handle_group(const BusRequest& request, Usec now);
     std::optional<std::string> reload_config();
     Status snapshot() const;
     Usec now() const;

@@ -309,6 +309,105 @@ class BusCluster(unittest.TestCase):
         self.assertEqual(prop(b, "State"), "RUNNING")
 
 
+class BusGroups(unittest.TestCase):
+    """Two nodes, two service groups (the default one and "web", one on each
+    node), each node serving org.freeha1 on its own bus."""
+
+    GROUP = "org.freeha1.Group"
+    WEB = "/org/freeha1/group/web"
+
+    def setUp(self):
+        self.c = Cluster(["alpha", "bravo"])
+        for node in self.c.nodes.values():
+            shutil.copytree(node.path("hooks"), node.path("web/hooks"))
+            node.settings = f"[Group web]\nHooksDirectory={node.path('web/hooks')}\nMonitorInterval=1s\n"
+        self.bus = {n: PrivateBus() for n in self.c.names}
+        for b in self.bus.values():
+            self.addCleanup(b.stop)
+        self.addCleanup(self.c.stop_all)  # also when setUp fails: cleanups run last-in first-out
+        for name in reversed(self.c.names):
+            self.c.start(name, bus=self.bus[name])
+        self.c.wait_for(lambda: sorted(self.running().values()) == ["alpha", "bravo"] and self.settled(), 20,
+                        "one group on each node, seen so by both")
+
+    def settled(self):
+        """Every node sees each group RUNNING on the node whose hooks started it."""
+        running = self.running()
+        for node in self.c.nodes.values():
+            doc = json.loads(ctl(self.bus[node.name], "status", "--json").stdout or "{}")
+            for g in doc.get("groups", []):
+                rows = {n["name"]: n["state"] for n in g["nodes"]}
+                if g["active_node"] != running.get(g["name"]) or rows.get(g["active_node"]) != "RUNNING":
+                    return False
+        return True
+
+    def running(self):
+        """Group -> the node whose hooks started it (services-up in the group's directory)."""
+        out = {}
+        for node in self.c.nodes.values():
+            if os.path.exists(node.path("services-up")):
+                out["default"] = node.name
+            if os.path.exists(node.path("web/services-up")):
+                out["web"] = node.name
+        return out
+
+    def test_group_objects_status_switchover_rebalance_and_metrics(self):
+        web_on = self.running()["web"]
+        other = "alpha" if web_on == "bravo" else "bravo"
+        b = self.bus[other]
+        tree = busctl(b, "tree", "--list", "org.freeha1").stdout.split()
+        self.assertIn("/org/freeha1/group/default", tree)
+        self.assertIn(self.WEB, tree)
+        self.assertEqual(prop(b, "Name", self.WEB, self.GROUP), "web")
+        self.assertEqual(prop(b, "ActiveNode", self.WEB, self.GROUP), web_on)
+        self.assertEqual(prop(b, "State", self.WEB, self.GROUP), "STANDBY")
+        self.assertEqual(prop(self.bus[web_on], "State", self.WEB, self.GROUP), "RUNNING")
+        self.assertEqual(prop(b, "ActiveNode", "/org/freeha1/group/default", self.GROUP), other)
+        self.assertEqual(prop(b, "ActiveNode"), other)  # the Manager's is the default group's
+
+        status = ctl(b, "status").stdout
+        self.assertRegex(status, r"\nGROUP\s+ACTIVE\s+TERM\s+LEASE\s+alpha\s+bravo\n")
+        cells = {"alpha": "RUNNING" if web_on == "alpha" else "STANDBY",
+                 "bravo": "RUNNING" if web_on == "bravo" else "STANDBY"}
+        self.assertRegex(status, rf"\nweb\s+{web_on}\s+\d+\s+\S+\s+{cells['alpha']}\s+{cells['bravo']}\n")
+        doc = json.loads(ctl(b, "status", "--json").stdout)
+        self.assertEqual([g["name"] for g in doc["groups"]], ["default", "web"])
+        self.assertEqual(doc["rebalance"], [])
+
+        # Bad names: one line each, nothing asked of freehad.
+        r = ctl(self.bus[web_on], "switchover", "mail", other)
+        self.assertEqual((r.returncode, r.stderr), (1, "freehactl: switchover: no group 'mail' (groups: default, web)\n"))
+        r = ctl(self.bus[web_on], "switchover", "web", "zulu")
+        self.assertEqual((r.returncode, r.stderr),
+                         (1, "freehactl: switchover: no node 'zulu' in this cluster (nodes: alpha, bravo)\n"))
+        r = ctl(b, "switchover", "web", web_on)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("switchover of group web refused: this node does not run the services", r.stderr)
+
+        r = ctl(self.bus[web_on], "switchover", "web", other)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(f"group web switched over; it runs on {other}", r.stdout)
+        self.assertEqual(self.running(), {"default": other, "web": other})  # the default group did not move
+        self.c.wait_for(self.settled, 5, "both nodes to see web on " + other)
+        self.assertEqual(prop(b, "State", self.WEB, self.GROUP), "RUNNING")
+        metrics = ctl(b, "metrics").stdout.splitlines()
+        self.assertIn(f'freeha_group_active{{group="web",node="{other}"}} 1', metrics)
+        self.assertIn('freeha_group_state{group="web",state="RUNNING"} 1', metrics)
+        self.c.wait_for(lambda: "freeha_rebalance_moves 1" in ctl(b, "metrics").stdout, 5, "the uneven spread planned")
+        self.assertIn("Spread uneven: 1 planned switchover(s)", ctl(b, "status").stdout)
+
+        # Only the node running the groups can move them.
+        r = ctl(self.bus[web_on], "rebalance")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn(f"1 move(s) left that only {other} can make (run freehactl rebalance there)", r.stderr)
+        r = ctl(b, "rebalance")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("rebalance done: the spread is even (1 group(s) moved from this node)", r.stdout)
+        self.assertEqual(sorted(self.running().values()), ["alpha", "bravo"])
+        self.c.wait_for(self.settled, 5, "both nodes to see the groups spread")
+        self.assertEqual(json.loads(ctl(b, "status", "--json").stdout)["rebalance"], [])
+
+
 class BusFailures(unittest.TestCase):
     def setUp(self):
         # Only alpha runs; bravo is there to give the unicast channel a peer.

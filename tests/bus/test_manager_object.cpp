@@ -369,4 +369,137 @@ TEST_F(ManagerObjectTest, LinksShowEachChannelsCountsOfANode) {
                                                         "unicast 10.1.0.1 10.1.0.2 0 0 0.000000 fine"}));
 }
 
+// One object per service group (issue 20), beside the node's.
+int on_object_signal(sd_bus_message* m, void* userdata, sd_bus_error*) {
+    auto* paths = static_cast<std::vector<std::string>*>(userdata);
+    const char* path = nullptr;
+    if (sd_bus_message_read(m, "o", &path) >= 0) paths->push_back(std::string(sd_bus_message_get_member(m)) + " " + path);
+    return 0;
+}
+
+TEST_F(ManagerObjectTest, EachGroupHasAnObjectShowingItsStatusAndTakingItsSwitchoverAndClearError) {
+    GroupStatus main_group, web;
+    main_group.name = "default";
+    main_group.state = NodeState::Running;
+    main_group.phase = "running";
+    main_group.active_node = "alpha";
+    main_group.term = 7;
+    main_group.lease_remaining = Usec(750000);
+    main_group.placement = PlacementPolicy::Rendezvous;
+    main_group.nodes = {{"alpha", NodeState::Running, 7, false, "", true}, {"bravo", NodeState::Standby, 7, false, "", false}};
+    web.name = "web-1";  // not a valid path element as it is: escaped
+    web.state = NodeState::Errored;
+    web.phase = "errored";
+    web.active_node = "bravo";
+    web.term = 3;
+    web.errored = true;
+    web.last_error = "monitorhasrv exited with status 1";
+    web.unavailable = "HooksDirectory=/etc/freeha/web: no such directory";
+    web.nodes = {{"alpha", NodeState::Errored, 3, true, "", true}, {"bravo", NodeState::Running, 3, false, "", false}};
+    status_.groups = {main_group, web};
+    publish();
+    EXPECT_EQ(group_object_path("web-1"), "/org/freeha1/group/web_2d1");
+    auto get = [&](const std::string& group, const char* name) {
+        PropertyAnswer answer;
+        EXPECT_GE(sd_bus_call_method_async(client_.get(), nullptr, kBusName, group_object_path(group).c_str(),
+                                           "org.freedesktop.DBus.Properties", "Get", on_property, &answer, "ss",
+                                           kGroupInterface, name),
+                  0);
+        EXPECT_TRUE(run_until([&] { return answer.arrived; }));
+        return answer.error.empty() ? answer.value : answer.error;
+    };
+    EXPECT_EQ(get("default", "Name"), "s:default");
+    EXPECT_EQ(get("default", "State"), "s:RUNNING");
+    EXPECT_EQ(get("default", "Phase"), "s:running");
+    EXPECT_EQ(get("default", "ActiveNode"), "s:alpha");
+    EXPECT_EQ(get("default", "Term"), "t:7");
+    EXPECT_EQ(get("default", "LeaseRemainingUSec"), "t:750000");
+    EXPECT_EQ(get("default", "Placement"), "s:rendezvous");
+    EXPECT_EQ(get("default", "Nodes"), "signature a(sstb)");
+    EXPECT_EQ(get("web-1", "Name"), "s:web-1");
+    EXPECT_EQ(get("web-1", "State"), "s:ERRORED");
+    EXPECT_EQ(get("web-1", "ActiveNode"), "s:bravo");
+    EXPECT_EQ(get("web-1", "LeaseRemainingUSec"), "t:0");  // no claim here
+    EXPECT_EQ(get("web-1", "Errored"), "b:true");
+    EXPECT_EQ(get("web-1", "LastError"), "s:monitorhasrv exited with status 1");
+    EXPECT_EQ(get("web-1", "HandoverTo"), "s:");
+    EXPECT_EQ(get("web-1", "Unavailable"), "s:HooksDirectory=/etc/freeha/web: no such directory");
+    EXPECT_EQ(get("default", "Unavailable"), "s:");
+    EXPECT_EQ(get("mail", "Name"), SD_BUS_ERROR_UNKNOWN_OBJECT);
+
+    auto call_group = [&](const std::string& group, const char* member, const char* node, Answer* answer) {
+        sd_bus_message* m = nullptr;
+        ASSERT_GE(sd_bus_message_new_method_call(client_.get(), &m, kBusName, group_object_path(group).c_str(),
+                                                 kGroupInterface, member),
+                  0);
+        BusMessagePtr owned(m);
+        if (node != nullptr) {
+            ASSERT_GE(sd_bus_message_append(m, "s", node), 0);
+        }
+        ASSERT_GE(sd_bus_call_async(client_.get(), nullptr, m, on_answer, answer, 5 * 1000 * 1000), 0);
+    };
+    Answer switchover, clear, unknown;
+    call_group("web-1", "Switchover", "alpha", &switchover);
+    ASSERT_TRUE(run_until([&] { return replies_.size() == 1; }));
+    EXPECT_EQ(requests_[0].kind, BusRequest::Kind::Switchover);
+    EXPECT_EQ(requests_[0].group, "web-1");
+    EXPECT_EQ(requests_[0].node, "alpha");
+    replies_[0](std::string("switchover of group web-1 refused: this node does not run the services"));
+    ASSERT_TRUE(run_until([&] { return switchover.arrived; }));
+    EXPECT_EQ(switchover.error, kErrorFailed);
+    EXPECT_EQ(switchover.text, "switchover of group web-1 refused: this node does not run the services");
+    call_group("web-1", "ClearError", nullptr, &clear);
+    ASSERT_TRUE(run_until([&] { return replies_.size() == 2; }));
+    EXPECT_EQ(requests_[1].kind, BusRequest::Kind::ClearError);
+    EXPECT_EQ(requests_[1].group, "web-1");
+    replies_[1](std::nullopt);
+    ASSERT_TRUE(run_until([&] { return clear.arrived; }));
+    EXPECT_EQ(clear.error, "");
+    call_group("mail", "ClearError", nullptr, &unknown);
+    ASSERT_TRUE(run_until([&] { return unknown.arrived; }));
+    EXPECT_EQ(unknown.error, SD_BUS_ERROR_UNKNOWN_OBJECT);
+    EXPECT_EQ(requests_.size(), 2u) << "no request for a group that does not exist";
+    // The Manager's own methods still speak for the node: no group.
+    Answer node_clear;
+    call(kManagerInterface, "ClearError", &node_clear, [](sd_bus_message*) { return 0; });
+    ASSERT_TRUE(run_until([&] { return replies_.size() == 3; }));
+    EXPECT_EQ(requests_[2].group, "");
+
+    std::vector<std::string> changed, objects;
+    ASSERT_GE(sd_bus_match_signal(client_.get(), nullptr, nullptr, group_object_path("web-1").c_str(),
+                                  "org.freedesktop.DBus.Properties", "PropertiesChanged", on_properties_changed,
+                                  &changed),
+              0);
+    ASSERT_GE(sd_bus_match_signal(client_.get(), nullptr, nullptr, kManagerPath, "org.freedesktop.DBus.ObjectManager",
+                                  nullptr, on_object_signal, &objects),
+              0);
+    get("default", "Name");  // a round trip: the matches are in place
+    Status later = status_;
+    later.groups[1].state = NodeState::Standby;
+    later.groups[1].phase = "standby";
+    later.groups[1].errored = false;
+    later.groups[1].last_error = "";
+    later.groups[1].unavailable = "";
+    later.groups[1].nodes[0].state = NodeState::Standby;
+    later.groups[1].nodes[0].errored = false;
+    later.groups[0].lease_remaining = Usec(500000);  // runs down on its own: no signal
+    GroupStatus mail = later.groups[1];
+    mail.name = "mail";
+    later.groups.push_back(mail);
+    object_->flush(std::make_shared<const Status>(later));
+    ASSERT_TRUE(run_until([&] { return !changed.empty() && !objects.empty(); }));
+    EXPECT_EQ(changed, (std::vector<std::string>{"State", "Phase", "Errored", "LastError", "Unavailable", "Nodes"}));
+    EXPECT_EQ(objects, std::vector<std::string>{"InterfacesAdded /org/freeha1/group/mail"});
+    EXPECT_EQ(get("mail", "State"), "s:STANDBY");
+    EXPECT_EQ(get("default", "LeaseRemainingUSec"), "t:500000");
+
+    objects.clear();
+    Status fewer = later;
+    fewer.groups.pop_back();
+    object_->flush(std::make_shared<const Status>(fewer));
+    ASSERT_TRUE(run_until([&] { return !objects.empty(); }));
+    EXPECT_EQ(objects, std::vector<std::string>{"InterfacesRemoved /org/freeha1/group/mail"});
+    EXPECT_EQ(get("mail", "Name"), SD_BUS_ERROR_UNKNOWN_OBJECT);
+}
+
 }  // namespace

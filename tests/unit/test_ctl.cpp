@@ -9,6 +9,7 @@
 #include "core/effects.h"
 #include "core/status.h"
 #include "ctl/client.h"
+#include "ctl/groups.h"
 #include "ctl/links.h"
 #include "ctl/maintenance.h"
 #include "ctl/metrics.h"
@@ -419,4 +420,212 @@ TEST(Metrics, ShowClaimsStopsAndHookRunsByCauseAndHook) {
 TEST(Metrics, LabelValuesAreEscaped) {
     EXPECT_EQ(escape_label_value("a\\b\"c\nd"), "a\\\\b\\\"c\\nd");
     EXPECT_EQ(escape_label_value("alpha"), "alpha");
+}
+
+// --- service groups: status's groups x nodes view, switchover GROUP NODE, rebalance, metrics
+
+namespace {
+
+// alpha (this node) runs the default group and "db", bravo runs "web" (which
+// is errored on alpha); charlie runs none, delta is not heard. The plan moves "db" from alpha
+// to charlie, and "web" from bravo to charlie.
+ClusterView three_groups() {
+    Status s;
+    s.cluster = "web";
+    s.node = "alpha";
+    s.state = NodeState::Running;
+    s.active_node = "alpha";
+    for (const char* name : {"alpha", "bravo", "charlie", "delta"}) {
+        NodeStatus n;
+        n.name = name;
+        n.self = n.name == "alpha";
+        n.reachable = n.name != "delta";
+        n.state = n.reachable ? NodeState::Standby : NodeState::TimedOut;
+        s.nodes.push_back(n);
+    }
+    auto group = [](const char* name, const char* active, std::uint64_t term) {
+        GroupStatus g;
+        g.name = name;
+        g.active_node = active;
+        g.term = term;
+        g.placement = PlacementPolicy::Rendezvous;
+        for (const char* node : {"alpha", "bravo", "charlie", "delta"}) {
+            NodeState state = std::string(node) == "delta"  ? NodeState::TimedOut
+                              : std::string(node) == active ? NodeState::Running
+                                                            : NodeState::Standby;
+            g.nodes.push_back({node, state, term, false, "", std::string(node) == "alpha"});
+        }
+        g.state = g.nodes[0].state;
+        if (g.state == NodeState::Running) g.lease_remaining = Usec(1234000);
+        return g;
+    };
+    s.groups = {group("default", "alpha", 5), group("db", "alpha", 3), group("web", "bravo", 9)};
+    s.groups[2].state = NodeState::Errored;
+    s.groups[2].errored = true;
+    s.groups[2].last_error = "monitorhasrv exited with status 1";
+    s.groups[2].nodes[0] = {"alpha", NodeState::Errored, 9, true, "", true};
+    s.groups[2].unavailable = "HooksDirectory=/etc/freeha/web: no such directory";
+    s.groups[1].nodes[2].aside = true;  // charlie cannot run db now
+    s.rebalance = {PlannedMove{"db", "alpha", "charlie"}, PlannedMove{"web", "bravo", "charlie"}};
+    auto v = ClusterView::from(to_json(s));
+    EXPECT_TRUE(v);
+    return *v;
+}
+
+}  // namespace
+
+TEST(ClusterView, ReadsEachGroupWhatEachNodeAnnouncesOfItAndTheRebalancingPlan) {
+    ClusterView v = three_groups();
+    ASSERT_EQ(v.groups.size(), 3u);
+    const auto* web = v.find_group("web");
+    ASSERT_NE(web, nullptr);
+    EXPECT_EQ(web->active_node, "bravo");
+    EXPECT_EQ(web->term, 9u);
+    EXPECT_TRUE(web->errored);
+    EXPECT_EQ(web->last_error, "monitorhasrv exited with status 1");
+    EXPECT_EQ(web->placement, "rendezvous");
+    EXPECT_EQ(web->unavailable, "HooksDirectory=/etc/freeha/web: no such directory");
+    EXPECT_EQ(v.find_group("db")->unavailable, "");
+    EXPECT_TRUE(v.find_group("db")->find("charlie")->aside);
+    EXPECT_FALSE(v.find_group("db")->find("bravo")->aside);
+    EXPECT_FALSE(web->lease_remaining);
+    EXPECT_EQ(v.find_group("db")->lease_remaining, Usec(1234000));
+    ASSERT_EQ(web->nodes.size(), 4u);
+    EXPECT_EQ(web->find("bravo")->state, "RUNNING");
+    EXPECT_EQ(web->find("charlie")->state, "STANDBY");
+    EXPECT_EQ(web->find("delta")->state, "TIMEDOUT");
+    EXPECT_TRUE(web->find("alpha")->self);
+    EXPECT_EQ(v.rebalance, (std::vector<PlannedMove>{{"db", "alpha", "charlie"}, {"web", "bravo", "charlie"}}));
+    // A document of a daemon before groups: none, and no plan.
+    auto old = to_json(Status{});
+    old.erase("groups");
+    old.erase("rebalance");
+    auto before = ClusterView::from(old);
+    ASSERT_TRUE(before);
+    EXPECT_TRUE(before->groups.empty());
+    EXPECT_TRUE(before->rebalance.empty());
+}
+
+TEST(GroupLines, ShowGroupsByNodesOnlyWithMoreThanOneGroup) {
+    ClusterView v = three_groups();
+    EXPECT_EQ(group_lines(v), (std::vector<std::string>{
+                                  "GROUP   ACTIVE TERM  LEASE    alpha    bravo    charlie  delta",
+                                  "default alpha  5     1s 234ms RUNNING  STANDBY  STANDBY  TIMEDOUT",
+                                  "db      alpha  3     1s 234ms RUNNING  STANDBY  ASIDE    TIMEDOUT",
+                                  "web     bravo  9     -        ERRORED  RUNNING  STANDBY  TIMEDOUT",
+                                  "Group web is errored here: monitorhasrv exited with status 1",
+                                  "Group web cannot run here: HooksDirectory=/etc/freeha/web: no such directory",
+                                  "Spread uneven: 2 planned switchover(s) would even it (freehactl rebalance)",
+                              }));
+    v.groups.resize(1);
+    EXPECT_TRUE(group_lines(v).empty()) << "one group: the node's lines say it all, as before groups";
+    v.groups.clear();
+    EXPECT_TRUE(group_lines(v).empty());
+}
+
+TEST(GroupVerbs, AnUnknownGroupOrNodeIsOneLineNamingWhatIsKnown) {
+    ClusterView v = three_groups();
+    EXPECT_EQ(unknown_group_or_node(v, "mail", "bravo"), "no group 'mail' (groups: default, db, web)");
+    EXPECT_EQ(unknown_group_or_node(v, "db", "echo"), "no node 'echo' in this cluster (nodes: alpha, bravo, charlie, delta)");
+    EXPECT_EQ(unknown_group_or_node(v, "db", "bravo"), std::nullopt);
+    EXPECT_EQ(unknown_group_or_node(v, "db", ""), std::nullopt);
+    v.groups.clear();  // a daemon before groups
+    EXPECT_EQ(unknown_group_or_node(v, "db", ""), "no group 'db' (groups: none known)");
+}
+
+TEST(GroupVerbs, ASwitchoverOfAGroupIsDoneWhenTheTargetRunsIt) {
+    struct Case {
+        const char* what;
+        void (*change)(ClusterView::Group&);
+        GroupProgress::Kind kind;
+        const char* message;
+    };
+    const Case cases[] = {
+        {"still stopping here", [](ClusterView::Group& g) { g.state = "STOPPING"; }, GroupProgress::Wait,
+         "this node is STOPPING for group db"},
+        {"stopped, bravo not started yet",
+         [](ClusterView::Group& g) {
+             g.state = "STANDBY";
+             g.active_node = "";
+         },
+         GroupProgress::Wait, "no other node runs group db yet"},
+        {"bravo starting",
+         [](ClusterView::Group& g) {
+             g.state = "STANDBY";
+             g.active_node = "bravo";
+             g.nodes[1].state = "STARTING";
+         },
+         GroupProgress::Wait, "bravo is STARTING for group db"},
+        {"bravo runs it",
+         [](ClusterView::Group& g) {
+             g.state = "STANDBY";
+             g.active_node = "bravo";
+             g.nodes[1].state = "RUNNING";
+         },
+         GroupProgress::Done, "group db switched over; it runs on bravo"},
+        {"it came back here",
+         [](ClusterView::Group& g) {
+             g.term = 4;
+             g.nodes[1].errored = true;
+         },
+         GroupProgress::Failed, "group db came back to this node: bravo is ERRORED for it"},
+        {"errored here",
+         [](ClusterView::Group& g) {
+             g.state = "ERRORED";
+             g.last_error = "stophasrv exited with status 1";
+         },
+         GroupProgress::Failed, "this node is ERRORED for group db: stophasrv exited with status 1"},
+        {"charlie took it instead",
+         [](ClusterView::Group& g) {
+             g.state = "STANDBY";
+             g.active_node = "charlie";
+             g.nodes[2].state = "RUNNING";
+         },
+         GroupProgress::Failed, "group db went to charlie, not bravo"},
+    };
+    for (const auto& c : cases) {
+        ClusterView v = three_groups();
+        c.change(v.groups[1]);
+        GroupProgress p = group_switchover_progress(v, "db", "bravo", 3);
+        EXPECT_EQ(p.kind, c.kind) << c.what;
+        EXPECT_EQ(p.message, c.message) << c.what;
+    }
+    EXPECT_EQ(group_switchover_progress(three_groups(), "mail", "bravo", 3).message, "group mail is no longer configured");
+}
+
+TEST(GroupVerbs, RebalanceMakesThisNodesMovesAndNamesTheOthers) {
+    ClusterView v = three_groups();
+    RebalanceStep step = rebalance_step(v);
+    EXPECT_EQ(step.here, (PlannedMove{"db", "alpha", "charlie"}));
+    EXPECT_EQ(step.elsewhere, (std::vector<PlannedMove>{{"web", "bravo", "charlie"}}));
+    EXPECT_EQ(describe(*step.here), "group db: alpha -> charlie");
+    v.rebalance.erase(v.rebalance.begin());
+    step = rebalance_step(v);
+    EXPECT_FALSE(step.here);
+    EXPECT_EQ(step.elsewhere.size(), 1u);
+    v.rebalance.clear();
+    step = rebalance_step(v);
+    EXPECT_FALSE(step.here);
+    EXPECT_TRUE(step.elsewhere.empty());
+}
+
+TEST(Metrics, ShowEachGroupsStateActiveNodeTermLeaseAndThePlannedMoves) {
+    ClusterView v = three_groups();
+    std::string text = metrics_text(&v);
+    for (const char* line : {
+             "freeha_group_state{group=\"default\",state=\"RUNNING\"} 1",
+             "freeha_group_state{group=\"web\",state=\"ERRORED\"} 1",
+             "freeha_group_state{group=\"web\",state=\"RUNNING\"} 0",
+             "freeha_group_active{group=\"web\",node=\"bravo\"} 1",
+             "freeha_group_active{group=\"web\",node=\"alpha\"} 0",
+             "freeha_group_active{group=\"db\",node=\"alpha\"} 1",
+             "freeha_group_term{group=\"web\"} 9",
+             "freeha_group_errored{group=\"web\"} 1",
+             "freeha_group_errored{group=\"db\"} 0",
+             "freeha_group_lease_remaining_seconds{group=\"db\"} 1.234",
+             "freeha_rebalance_moves 2",
+         })
+        EXPECT_TRUE(has_line(text, line)) << line << "\nin:\n" << text;
+    EXPECT_EQ(text.find("freeha_group_lease_remaining_seconds{group=\"web\"}"), std::string::npos) << "no claim, no lease";
+    check_exposition(text);
 }

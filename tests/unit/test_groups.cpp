@@ -109,6 +109,14 @@ public:
     }
     std::size_t starts() const { return starts_; }
     std::size_t heartbeats(const std::string& name) const { return members_.at(name).sent; }
+    Usec now() const { return now_; }
+    // freehactl switchover GROUP NODE on `name`; the core's refusal, or "".
+    std::string switchover(const std::string& name, const std::string& group, const std::string& to) {
+        std::string error;
+        Effects effects = members_.at(name).node->switchover(index(name, group), to, now_, &error);
+        apply(name, std::move(effects));
+        return error;
+    }
     // How many of the node's GroupRemoved effects named `group`.
     std::size_t removed(const std::string& name, const std::string& group) const {
         const auto& r = members_.at(name).removed;
@@ -389,6 +397,104 @@ TEST(Groups, BesideANodeOfThePreviousReleaseOnlyTheDefaultGroupRuns) {
     ASSERT_EQ(running.size(), 1u);
     EXPECT_EQ(running.begin()->first, "default");
     EXPECT_EQ(c.node("alpha").wire_version(), wire::kPreviousVersion);
+}
+
+// The status document's groups x nodes view (issue 20, interfaces): one
+// entry per group, the default first, each with what every node announces of it.
+TEST(Groups, TheStatusShowsEachGroupWhereItRunsAndWhatEveryNodeAnnouncesOfIt) {
+    GroupCluster c({"alpha", "bravo", "charlie"}, kSixGroups);
+    c.run(4 * sec);
+    auto running = c.running();
+    ASSERT_EQ(running.size(), 6u);
+    Status s = c.node("bravo").status(c.now());
+    ASSERT_EQ(s.groups.size(), kSixGroups.size());
+    for (std::size_t i = 0; i < kSixGroups.size(); ++i) {
+        const GroupStatus& g = s.groups[i];
+        const std::string& runs_on = running.at(kSixGroups[i]);
+        EXPECT_EQ(g.name, kSixGroups[i]);
+        EXPECT_EQ(g.active_node, runs_on) << g.name;
+        EXPECT_EQ(g.state, runs_on == "bravo" ? NodeState::Running : NodeState::Standby) << g.name;
+        EXPECT_EQ(g.lease_remaining.has_value(), runs_on == "bravo") << g.name;
+        EXPECT_GE(g.term, 1u) << g.name;
+        EXPECT_EQ(g.placement, PlacementPolicy::Rendezvous);
+        ASSERT_EQ(g.nodes.size(), 3u);
+        for (const auto& n : g.nodes) {
+            EXPECT_EQ(n.state, n.name == runs_on ? NodeState::Running : NodeState::Standby) << g.name << " " << n.name;
+            EXPECT_EQ(n.self, n.name == "bravo");
+            if (n.name == runs_on) {
+                EXPECT_EQ(n.term, g.term) << g.name;
+            }
+        }
+    }
+    // The document's top-level fields stay the default group's.
+    EXPECT_EQ(s.active_node, s.groups[0].active_node);
+    EXPECT_EQ(s.state, s.groups[0].state);
+    EXPECT_EQ(s.term, s.groups[0].term);
+    EXPECT_TRUE(s.rebalance.empty()) << "the spread is even";
+    c.isolate("charlie", true);
+    c.run(3 * sec);
+    s = c.node("bravo").status(c.now());
+    for (const auto& g : s.groups) EXPECT_EQ(g.nodes[2].state, NodeState::TimedOut) << g.name;
+}
+
+TEST(Groups, TheStatusPlansTheRebalancingMovesAndFollowingThemEvensTheSpread) {
+    GroupCluster c({"alpha", "bravo", "charlie"}, kSixGroups);
+    c.run(4 * sec);
+    c.isolate("alpha", true);
+    c.run(4 * sec);
+    c.isolate("alpha", false);
+    c.run(3 * sec);
+    ASSERT_EQ(c.load("alpha"), 0u) << "no fail-back";
+    auto plan = c.node("alpha").status(c.now()).rebalance;
+    ASSERT_EQ(plan.size(), 2u);
+    for (const auto& move : plan) {
+        EXPECT_EQ(move.to, "alpha");
+        EXPECT_EQ(c.running().at(move.group), move.from);
+    }
+    EXPECT_EQ(c.node("bravo").status(c.now()).rebalance, plan) << "every node plans the same moves";
+    EXPECT_NE(c.switchover("alpha", plan[0].group, "bravo"), "") << "only the node running a group hands it over";
+    for (const auto& move : plan) {
+        EXPECT_EQ(c.switchover(move.from, move.group, move.to), "");
+        c.run(2 * sec);
+        EXPECT_EQ(c.running().at(move.group), move.to);
+    }
+    for (const char* n : {"alpha", "bravo", "charlie"}) EXPECT_EQ(c.load(n), 2u) << n;
+    EXPECT_TRUE(c.node("charlie").status(c.now()).rebalance.empty());
+}
+
+TEST(Groups, OneGroupIsAlwaysEvenlySpreadSoNothingIsPlannedToFailBack) {
+    GroupCluster c({"alpha", "bravo", "charlie"}, {"default"});
+    c.run(4 * sec);
+    std::string first = c.running().at("default");
+    c.isolate(first, true);
+    c.run(4 * sec);
+    c.isolate(first, false);
+    c.run(3 * sec);
+    ASSERT_NE(c.running().at("default"), first);
+    EXPECT_TRUE(c.node(first).status(c.now()).rebalance.empty());
+}
+
+TEST(Groups, ClearingOneGroupsErrorLeavesTheOthersLatched) {
+    GroupCluster c({"alpha", "bravo", "charlie"}, kSixGroups);
+    c.run(4 * sec);
+    std::vector<std::string> on_alpha;
+    for (const auto& [group, node] : c.running())
+        if (node == "alpha") on_alpha.push_back(group);
+    ASSERT_EQ(on_alpha.size(), 2u);
+    for (const auto& group : on_alpha) c.fail_monitor("alpha", group);
+    c.run(4 * sec);
+    for (const auto& group : on_alpha)
+        ASSERT_EQ(c.group("alpha", group).state(), NodeState::Errored) << group;
+    c.clear_error("alpha", on_alpha[0]);
+    const Group& cleared = c.group("alpha", on_alpha[0]);
+    EXPECT_EQ(cleared.state(), NodeState::Standby);
+    EXPECT_FALSE(cleared.error_latched());
+    EXPECT_EQ(cleared.last_error(), "");
+    const Group& other = c.group("alpha", on_alpha[1]);
+    EXPECT_EQ(other.state(), NodeState::Errored);
+    EXPECT_TRUE(other.error_latched());
+    c.run(1 * sec);
+    EXPECT_EQ(c.group("alpha", on_alpha[1]).state(), NodeState::Errored);
 }
 
 }  // namespace

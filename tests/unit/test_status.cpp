@@ -172,6 +172,85 @@ TEST(StatusModel, ANodeStartedInMaintenanceShowsItWithItsEpochAndRelease) {
     EXPECT_EQ(j["nodes"][0]["version"], "0.2.0");
 }
 
+namespace {
+
+// Two groups: the default one running here, "web" on beta, handed over to alpha.
+Status with_groups() {
+    Status s = sample();
+    GroupStatus d;
+    d.name = "default";
+    d.state = NodeState::Running;
+    d.phase = "running";
+    d.active_node = "alpha";
+    d.term = 7;
+    d.lease_remaining = 800 * kUsecPerMsec;
+    d.nodes = {{"alpha", NodeState::Running, 7, false, "", true}, {"beta", NodeState::TimedOut, 3, false, "", false}};
+    GroupStatus web;
+    web.name = "web";
+    web.state = NodeState::Errored;
+    web.phase = "errored";
+    web.active_node = "beta";
+    web.term = 4;
+    web.errored = true;
+    web.last_error = "monitorhasrv exited with status 1";
+    web.placement = PlacementPolicy::Listed;
+    web.unavailable = "HooksDirectory=/etc/freeha/web: no such directory";
+    web.nodes = {{"alpha", NodeState::Errored, 4, true, "", true, true},
+                 {"beta", NodeState::Stopping, 4, false, "alpha", false, false}};
+    s.groups = {d, web};
+    s.rebalance = {PlannedMove{"web", "beta", "alpha"}};
+    return s;
+}
+
+}  // namespace
+
+TEST(StatusJson, ShowsEachGroupAndWhatEachNodeAnnouncesOfIt) {
+    auto j = to_json(with_groups());
+    EXPECT_EQ(j["groups"], nlohmann::json::parse(R"([
+        {"name":"default","state":"RUNNING","phase":"running","active_node":"alpha","term":7,
+         "lease_remaining_usec":800000,"errored":false,"last_error":null,"handover_to":null,"unavailable":null,
+         "placement":"alphabetical",
+         "nodes":[{"name":"alpha","state":"RUNNING","term":7,"errored":false,"handover_to":null,"self":true,"aside":false},
+                  {"name":"beta","state":"TIMEDOUT","term":3,"errored":false,"handover_to":null,"self":false,"aside":false}]},
+        {"name":"web","state":"ERRORED","phase":"errored","active_node":"beta","term":4,
+         "lease_remaining_usec":null,"errored":true,"last_error":"monitorhasrv exited with status 1","handover_to":null,
+         "unavailable":"HooksDirectory=/etc/freeha/web: no such directory","placement":"listed",
+         "nodes":[{"name":"alpha","state":"ERRORED","term":4,"errored":true,"handover_to":null,"self":true,"aside":true},
+                  {"name":"beta","state":"STOPPING","term":4,"errored":false,"handover_to":"alpha","self":false,"aside":false}]}
+    ])"));
+    EXPECT_EQ(j["rebalance"], nlohmann::json::parse(R"([{"group":"web","from":"beta","to":"alpha"}])"));
+    EXPECT_EQ(to_json(sample())["groups"], nlohmann::json::array());
+    EXPECT_EQ(to_json(sample())["rebalance"], nlohmann::json::array());
+}
+
+TEST(StatusFacts, AGroupsFactsCountButNotItsLeasesRemainingTime) {
+    struct Case {
+        const char* what;
+        void (*change)(Status&);
+        bool same;
+    };
+    const Case cases[] = {
+        {"a group's lease running down", [](Status& s) { s.groups[0].lease_remaining = 100 * kUsecPerMsec; }, true},
+        {"a group's lease gone", [](Status& s) { s.groups[0].lease_remaining.reset(); }, false},
+        {"a group's state", [](Status& s) { s.groups[1].state = NodeState::Standby; }, false},
+        {"a group's active node", [](Status& s) { s.groups[1].active_node = "alpha"; }, false},
+        {"a group's term", [](Status& s) { ++s.groups[1].term; }, false},
+        {"a group's error cleared", [](Status& s) { s.groups[1].errored = false; }, false},
+        {"what a node announces of a group", [](Status& s) { s.groups[1].nodes[1].state = NodeState::Standby; }, false},
+        {"a group's handover", [](Status& s) { s.groups[1].nodes[1].handover_to.clear(); }, false},
+        {"a group back on this node", [](Status& s) { s.groups[1].unavailable.clear(); }, false},
+        {"a node's group no longer aside", [](Status& s) { s.groups[1].nodes[0].aside = false; }, false},
+        {"a group more", [](Status& s) { s.groups.push_back(s.groups[1]); }, false},
+        {"the rebalancing plan", [](Status& s) { s.rebalance.clear(); }, false},
+    };
+    Status base = with_groups();
+    for (const auto& c : cases) {
+        Status changed = base;
+        c.change(changed);
+        EXPECT_EQ(same_facts(base, changed), c.same) << c.what;
+    }
+}
+
 // What the status file is rewritten for (issue 19): a fact, not the ages and
 // counters that move on with every heartbeat.
 TEST(StatusFacts, OnlyWhatMovesOnItsOwnIsLeftOut) {
