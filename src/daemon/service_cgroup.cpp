@@ -12,6 +12,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "core/config.h"
 #include "daemon/log.h"
 
 namespace freeha {
@@ -67,7 +68,11 @@ ServiceCgroup::ServiceCgroup(sd_event* event, std::string services, UniqueFd pro
 
 ServiceCgroup::~ServiceCgroup() = default;
 
-std::unique_ptr<ServiceCgroup> ServiceCgroup::open(sd_event* event, std::string* why) {
+std::string ServiceCgroup::leaf_name(const std::string& group) {
+    return group.empty() || group == kDefaultGroupName ? std::string("services") : "services-" + group;
+}
+
+std::unique_ptr<ServiceCgroup> ServiceCgroup::open(sd_event* event, const std::string& leaf, std::string* why) {
     std::string mount_point, mount_root;
     std::string cgroup = own_cgroup();
     if (cgroup.empty() || !cgroup2_mount(&mount_point, &mount_root)) {
@@ -89,7 +94,7 @@ std::unique_ptr<ServiceCgroup> ServiceCgroup::open(sd_event* event, std::string*
     }
     // No processes in inner nodes: freehad moves into a leaf of its own first.
     std::string supervisor = own + "/supervisor";
-    std::string services = own + "/services";
+    std::string services = own + "/" + leaf;
     int r = make_child(supervisor);
     if (r >= 0) r = write_string(supervisor + "/cgroup.procs", "0");
     if (r >= 0) r = make_child(services);

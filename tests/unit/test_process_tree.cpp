@@ -56,7 +56,7 @@ protected:
     void SetUp() override {
         ASSERT_GE(sd_event_new(&event_), 0);
         std::string why;
-        tree_ = ProcessTree::open(event_, [this](pid_t pid) { return pid == watched_; }, &why);
+        tree_ = ProcessTree::open(event_, [this](pid_t pid) { return pid == watched_; }, "", &why);
         ASSERT_TRUE(tree_) << why;
     }
     void TearDown() override {
