@@ -49,6 +49,7 @@ int ServiceGroup::setup(const Config& config) {
         hooks_missing_ = check_group_hooks(config, settings_);
     }
     hooks_ = std::make_unique<HookRunner>(event_, settings_.hooks_directory, scope_.get(), finished, killed);
+    if (!is_default()) hooks_->set_group(name());
     std::string error;
     if (int r = hooks_->init(&error); r < 0) {
         log::error(error);
