@@ -731,16 +731,12 @@ std::optional<std::string> Manager::reload_config() {
     longest_dead_time_ = std::max(longest_dead_time_, reread->dead_time);
     reread->bus = config_.bus;
     reread->force_start = config_.force_start;
-    // The daemon drives the groups it started with: one added or removed needs a restart for now.
-    std::vector<const GroupConfig*> reread_groups = reread->all_groups();
-    bool same_groups = reread_groups.size() == groups_.size();
-    for (std::size_t i = 0; same_groups && i < groups_.size(); ++i)
-        same_groups = reread_groups[i]->name == groups_[i]->name();
-    if (!same_groups)
-        return "configuration not reloaded: a [Group NAME] section was added or removed; restart freehad to apply it";
-    for (std::size_t i = 0; i < groups_.size(); ++i)
-        if (std::string refused = groups_[i]->prepare_reload(*reread_groups[i]); !refused.empty())
-            return "configuration not reloaded: " + refused;
+    // Each group the node runs takes its new settings; one added or removed
+    // (the core keeps the groups it started with) is left as it is.
+    for (auto& g : groups_)
+        if (const GroupConfig* settings = reread->group(g->name()))
+            if (std::string refused = g->prepare_reload(*settings); !refused.empty())
+                return "configuration not reloaded: " + refused;
     config_ = std::move(*reread);
     for (auto& g : groups_) g->reconfigure(config_);
     arm_watchdog();  // for the new DeadTime= and Interval=

@@ -89,7 +89,18 @@ int ServiceGroup::setup(const Config& config) {
                     // systemd stops the target for us: it is bound to freehad.service.
                     links_.fatal(named(why + "; exiting so that systemd stops it (BindsTo=freehad.service)"));
                 },
-                killed});
+                killed,
+                [this](const std::string& load_state) {
+                    // A Target= systemd cannot load (not found, masked, broken) stands aside alone.
+                    std::string missing;
+                    if (load_state != "loaded")
+                        missing = "Target=" + settings_.target + ": " +
+                                  (load_state == "not-found" ? std::string("no such unit")
+                                                             : "the unit cannot be loaded (LoadState=" + load_state + ")");
+                    if (missing == target_missing_) return;
+                    target_missing_ = missing;
+                    if (begun_) check_available();
+                }});
     }
     return 0;
 }
@@ -246,7 +257,8 @@ void ServiceGroup::remove_leftover_addresses(bool maintenance) {
 }
 
 void ServiceGroup::check_available() {
-    std::string why = hooks_missing_;
+    begun_ = true;
+    std::string why = !hooks_missing_.empty() ? hooks_missing_ : target_missing_;
     bool device = why.empty();
     if (device && addresses_ && addresses_open_) why = addresses_->unready();
     if (why == unavailable_) return;
@@ -254,8 +266,10 @@ void ServiceGroup::check_available() {
         log(LOG_NOTICE, "this node can take the services again: " + unavailable_ + " no longer holds");
     else if (device)
         log(LOG_WARNING, "this node stands aside until its floating address's device is there: " + why);
-    else
+    else if (!hooks_missing_.empty())
         log(LOG_WARNING, "this node stands aside until the hooks are there (then reload the configuration): " + why);
+    else
+        log(LOG_WARNING, "this node stands aside until the unit is there (then reload the configuration): " + why);
     unavailable_ = why;
     links_.apply(index_ == 0 ? node_.set_unavailable(why, links_.now()) : Effects{});  // TEMP until main has set_unavailable(group, ...)
 }
@@ -267,9 +281,13 @@ std::string ServiceGroup::prepare_reload(const GroupConfig& reread) {
 }
 
 void ServiceGroup::reconfigure(const Config& config) {
-    settings_ = *config.all_groups().at(index_);
+    // A group no longer in the files keeps its settings for as long as the node runs it.
+    if (const GroupConfig* settings = config.group(name())) settings_ = *settings;
     node_config_ = config;
-    if (units_) units_->set_fence_timeout(config.fence_timeout);  // how long a stop may wait for systemd
+    if (units_) {
+        units_->set_fence_timeout(config.fence_timeout);  // how long a stop may wait for systemd
+        units_->reread();  // the target may exist now (its LoadState comes back, check_available() follows)
+    }
     if (config.role == Role::Member && !target_mode()) hooks_missing_ = check_group_hooks(config, settings_);
     if (addresses_) {
         // On the active node: the new addresses go up, the removed ones go,

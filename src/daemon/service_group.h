@@ -97,6 +97,8 @@ public:
     // A reload: the group's new settings (the same group: its name, hooks
     // directory and target do not change). Returns a one-line refusal, or "".
     std::string prepare_reload(const GroupConfig& reread);
+    // Takes the reloaded configuration (a group that is no longer in it
+    // keeps its settings while the node runs it).
     void reconfigure(const Config& config);
 
 private:
@@ -128,6 +130,8 @@ private:
     std::string address_failure_why_;
     EventSourcePtr links_changed_source_;  // check_available() from the loop, never from inside apply()
     std::string hooks_missing_;  // scripts mode: why the hooks cannot run ("" when they can)
+    std::string target_missing_;  // target mode: why systemd cannot load Target= ("" when it can)
+    bool begun_ = false;  // check_available() has run once: the core may be told
     std::string unavailable_;    // what the core was last told (set_unavailable)
     // The group's last change of state: the hooks' FREEHA_STATE and FREEHA_OLD_STATE.
     effect::StateChanged last_change_{NodeState::Initial, NodeState::Initial, "", 0, "", Phase::InitialProbe,
