@@ -13,7 +13,9 @@ std::optional<HookKind> Group::running_hook() const {
     return hook_->kind;
 }
 
-bool Group::services_started() const { return holding() && phase_ != Phase::StartingPending; }
+bool Group::services_started() const {
+    return holding() && phase_ != Phase::StartingPending && phase_ != Phase::StoppingExit;
+}
 
 Group::Group(Node& node, std::size_t index)
     : node_(node),
@@ -148,8 +150,11 @@ void Group::services_stopped(Usec now, Effects& out) {
         return;
     }
     if (node_.shutting_down_) {
-        stopped_for_exit_ = true;
-        node_.exit_when_stopped(now, out);
+        // The last group to stop ends the daemon; the others wait for it.
+        if (node_.any_group([this](const Group& g) { return &g != this && !g.done_for_exit(); }))
+            set_phase(Phase::StoppingExit, "services stopped; waiting for the other groups to stop", now, out);
+        else
+            node_.exit_when_stopped(*this, now, out);
         return;
     }
     if (!handover_to_.empty()) handover_until_ = now + 2 * node_.settings_.dead_time;
@@ -183,7 +188,7 @@ void Group::finish_listening(Usec now, Effects& out) {
 
 void Group::maybe_elect(Usec now, Effects& out) {
     if (phase_ != Phase::Standby || node_.settings_.role != Role::Member || error_latched_ || node_.standby_ ||
-        !node_.unavailable_.empty() || !node_.quorate_ || node_.shutting_down_ || !handover_to_.empty() || now < listen_until_ ||
+        !node_.unavailable_.empty() || !unavailable_.empty() || !node_.quorate_ || node_.shutting_down_ || !handover_to_.empty() || now < listen_until_ ||
         node_.maintenance_.on)
         return;
     // While the cluster speaks the previous wire version, which carries the
@@ -196,11 +201,12 @@ void Group::maybe_elect(Usec now, Effects& out) {
     if (voter_.live(now) && voter_.claimant() != node_.settings_.node_name) return;
     if (unwatched_holder(now)) return;
     std::vector<Candidate> view;
-    view.push_back(Candidate{node_.settings_.node_name, state(), node_.settings_.role, node_.standby_, error_latched_, handover_to_});
+    view.push_back(Candidate{node_.settings_.node_name, state(), node_.settings_.role, node_.standby_ || !unavailable_.empty(),
+                             error_latched_, handover_to_});
     for (const auto& [name, p] : node_.membership_.peers())
         if (p.reachable() && p.speaks_of(id_)) {
             const PeerGroup& g = view_of(p);
-            view.push_back(Candidate{name, g.announced, p.role, p.standby_flag(), g.error_latched, g.handover_to});
+            view.push_back(Candidate{name, g.announced, p.role, aside(p, g), g.error_latched, g.handover_to});
         }
     std::vector<std::string> preference = node_.preference(*this);
     auto elected = elected_node(view, preference);
@@ -229,7 +235,7 @@ std::optional<std::string> Group::next_eligible_peer() const {
     std::vector<Candidate> view;
     for (const auto& [name, p] : node_.membership_.peers())
         if (const PeerGroup& g = view_of(p); p.reachable() && g.announced == NodeState::Standby)
-            view.push_back(Candidate{name, g.announced, p.role, p.standby_flag(), g.error_latched, g.handover_to});
+            view.push_back(Candidate{name, g.announced, p.role, aside(p, g), g.error_latched, g.handover_to});
     return elected_node(view, node_.preference(*this));
 }
 
@@ -275,9 +281,10 @@ Effects Group::switchover(const std::string& target, Usec now, std::string* erro
         }
         const Peer& p = it->second;
         const PeerGroup& g = view_of(p);
-        if (p.role != Role::Member || g.announced != NodeState::Standby || p.standby_flag() || g.error_latched) {
+        if (p.role != Role::Member || g.announced != NodeState::Standby || aside(p, g) || g.error_latched) {
             *error = "node " + to + " cannot take the services (" + std::string(to_string(g.announced)) +
                      (p.role != Role::Member ? ", arbitrator" : "") + (p.standby_flag() ? ", in standby" : "") +
+                     (g.aside && !p.standby_flag() ? ", the group cannot run there" : "") +
                      (g.error_latched ? ", errored" : "") + ")";
             return out;
         }
@@ -323,6 +330,13 @@ void Group::start(Usec now, bool force_start, Effects& out) {
     } else if (force_start) {
         claim("forced start at launch (-m): other nodes not checked", true, now, out);
     }
+}
+
+bool Group::done_for_exit() const {
+    if (phase_ == Phase::StoppingExit) return true;
+    if (state() == NodeState::Stopping) return false;  // its stop ends first
+    if (node_.maintenance_.on) return true;            // left as it is
+    return !holding() && !hook_;
 }
 
 void Group::listen_again(Usec now) { listen_until_ = std::max(listen_until_, now + node_.settings_.dead_time); }

@@ -53,13 +53,15 @@ public:
     Phase phase() const { return phase_; }
     NodeState state() const { return state_of(phase_); }
     bool holding() const { return holds_services(state()); }  // STARTING, RUNNING or STOPPING: a claim of ours is out
-    bool services_started() const;  // starthasrv has run (or services were found running)
+    bool services_started() const;  // starthasrv has run (or services were found running), and stophasrv has not ended
     std::uint64_t own_term() const { return holding() ? holder_.term() : 0; }
     std::uint64_t cluster_term() const;
     std::string active_node() const;
     bool error_latched() const { return error_latched_; }
     const std::string& last_error() const { return last_error_; }
     const std::string& handover_to() const { return handover_to_; }
+    // Why this group cannot run on this node now ("" when it can): see Node::set_unavailable().
+    const std::string& unavailable() const { return unavailable_; }
     const Voter& voter() const { return voter_; }
     const History& history() const { return history_; }
     std::uint64_t unexpected_services() const { return unexpected_services_; }
@@ -145,6 +147,9 @@ private:
     void fail_services(std::string error, Usec now, Effects& out);
     void clear_error(Usec now, Effects& out);  // SIGUSR2, ClearError(): ERRORED -> STANDBY
     void services_stopped(Usec now, Effects& out);
+    // Shutting down: whether the daemon may exit as far as this group is
+    // concerned (stopped, idle, or left as it is in maintenance mode).
+    bool done_for_exit() const;
     // Command::Shutdown: stops what runs here; the node exits once every group has stopped.
     void shut_down(Usec now, Effects& out);
     void force_start(Usec now, Effects& out);
@@ -183,6 +188,9 @@ private:
 
     // What `peer` last said of this group (nothing said: INITIAL, no claim).
     const PeerGroup& view_of(const Peer& peer) const { return peer.group(id_); }
+    // A peer that stands aside for this group: the whole node (standby,
+    // leaving, unavailable), or this group alone there.
+    static bool aside(const Peer& peer, const PeerGroup& said) { return peer.standby_flag() || said.aside; }
 
     Node& node_;
     std::size_t index_;
@@ -200,12 +208,12 @@ private:
     // failure means the services were stopped by hand (no error is latched).
     bool probe_after_maintenance_ = false;
     std::string last_error_;
+    std::string unavailable_;             // the group stands aside here (Node::set_unavailable)
     std::string handover_to_;             // switchover target, announced until it takes over
     std::optional<Usec> handover_until_;  // set once our stop ends: give up waiting then
     std::optional<Usec> fence_deadline_;  // StoppingFenced: kill the services then
     bool self_fenced_ = false;            // StoppingKilled, StoppingCleanup: SelfFence was emitted
     bool start_after_stop_ = false;       // a force-start that arrived while stopping
-    bool stopped_for_exit_ = false;       // shutting down: stopped, still announcing STOPPING until the node exits
     std::uint64_t unexpected_services_ = 0;  // times the services were found running here unbidden
     History history_;
     std::optional<RunningHook> hook_;

@@ -34,6 +34,7 @@ wire::GroupBeat Group::announce(Usec now) const {
     beat.handover_to = handover_to_;
     beat.error_latched = error_latched_;
     beat.claim_pending = phase_ == Phase::StartingPending;
+    beat.aside = !unavailable_.empty();
     // A claim announces its own term. Any other node announces the claim it
     // backs (with the grant of its promise), or else the best claim it
     // knows of, so that news of a claim spreads to nodes its claimant cannot reach.

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <bit>
+#include <iterator>
+#include <limits>
 
 namespace freeha {
 
@@ -163,22 +165,33 @@ Observation Membership::observe(const wire::Heartbeat& hb, std::size_t channel, 
     p.role = hb.role;
     p.incarnation = hb.incarnation;
     p.last_sequence = hb.sequence;
-    p.flags = hb.flags & ~(wire::kFlagErrorLatched | wire::kFlagClaimPending);  // those are the group's
-    // What it says of each group replaces what it said: a group it no longer names is gone there.
-    std::erase_if(p.groups, [&](const auto& kv) {
-        return kv.first != kDefaultGroupId &&
-               std::none_of(hb.groups.begin(), hb.groups.end(), [&](const auto& b) { return b.group == kv.first; });
-    });
+    p.flags = hb.flags & ~(wire::kFlagErrorLatched | wire::kFlagClaimPending | wire::kFlagDefaultAside);  // the group's
+    // What it says of each group replaces what it said: a group it no longer
+    // names is gone there. One pass: both are in ascending id order (decode()
+    // refuses groups out of order).
+    auto known = p.groups.begin();
+    auto drop_until = [&](std::uint32_t id) {
+        while (known != p.groups.end() && known->first < id)
+            known = known->first == kDefaultGroupId ? std::next(known) : p.groups.erase(known);
+    };
     for (const wire::GroupBeat& beat : hb.groups) {
         if (beat.group == kDefaultGroupId) continue;  // only the header speaks of the default group
-        p.groups[beat.group] = PeerGroup{beat.state,         beat.term,     beat.error_latched, beat.claim_pending,
-                                         beat.handover_to, beat.claimant, beat.grant};
+        drop_until(beat.group);
+        PeerGroup said{beat.state,       beat.term,     beat.error_latched, beat.claim_pending, beat.aside,
+                       beat.handover_to, beat.claimant, beat.grant};
+        if (known != p.groups.end() && known->first == beat.group)
+            (known++)->second = std::move(said);
+        else
+            p.groups.emplace_hint(known, beat.group, std::move(said));
     }
+    drop_until(std::numeric_limits<std::uint32_t>::max());
+    if (known != p.groups.end() && known->first != kDefaultGroupId) p.groups.erase(known);
     PeerGroup& header = p.groups[kDefaultGroupId];
     header.announced = hb.state;
     header.term = hb.term;
     header.error_latched = (hb.flags & wire::kFlagErrorLatched) != 0;
     header.claim_pending = (hb.flags & wire::kFlagClaimPending) != 0;
+    header.aside = (hb.flags & wire::kFlagDefaultAside) != 0;
     header.handover_to = hb.handover_to;
     header.claimant = hb.claimant;
     header.grant = hb.grant;

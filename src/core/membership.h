@@ -121,6 +121,7 @@ struct PeerGroup {
     std::uint64_t term = 0;
     bool error_latched = false;
     bool claim_pending = false;  // STARTING with starthasrv not run yet: a claim, not services
+    bool aside = false;          // the group cannot run there now (the node itself may)
     std::string handover_to;     // the node it hands the group to, if any
     std::string claimant;        // whose claim its announced term is, when it holds nothing
     std::uint64_t grant = 0;     // its promise to the claim it backs, on the claimant's clock (see claimant)

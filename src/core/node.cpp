@@ -59,6 +59,10 @@ std::uint16_t Node::own_flags() const {
     std::uint16_t flags = 0;
     if (default_group().error_latched()) flags |= wire::kFlagErrorLatched;
     if (standby_ || !unavailable_.empty() || leaving_) flags |= wire::kFlagStandby;  // peers elect another node
+    // The default group alone: a node of one group (or speaking version 2,
+    // which carries no other) stands aside as a whole, as before groups.
+    if (!default_group().unavailable().empty())
+        flags |= groups_.size() == 1 || wire_version() < wire::kVersion ? wire::kFlagStandby : wire::kFlagDefaultAside;
     if (default_group().phase() == Phase::StartingPending) flags |= wire::kFlagClaimPending;
     if (maintenance_.on) flags |= wire::kFlagMaintenance;
     if (leaving_ && exited_) flags |= wire::kFlagLeaving;  // the last heartbeat of a leaving node
@@ -340,7 +344,8 @@ Effects Node::on_command(Command command, Usec now) {
         break;
     case Command::Shutdown:
         shutting_down_ = true;
-        for (auto& g : groups_) g->shut_down(now, out);
+        for (auto& g : groups_)
+            if (!exited_) g->shut_down(now, out);
         break;
     case Command::ForceStart:
         for (auto& g : groups_) g->force_start(now, out);
@@ -376,6 +381,25 @@ Effects Node::set_unavailable(std::string why, Usec now) {
     unavailable_ = std::move(why);
     if (!started_ || exited_) return out;
     send_heartbeat(now, out);  // peers learn of it at once, either way
+    evaluate(now, out);
+    return out;
+}
+
+Effects Node::set_unavailable(std::size_t group, std::string why, Usec now) {
+    Effects out;
+    Group& g = *groups_.at(group);
+    if (why == g.unavailable_) return out;
+    g.unavailable_ = std::move(why);
+    if (!started_ || exited_) return out;
+    send_heartbeat(now, out);  // peers learn of it at once, either way
+    evaluate(now, out);
+    return out;
+}
+
+Effects Node::clear_error(std::size_t group, Usec now) {
+    Effects out;
+    if (!started_ || exited_ || shutting_down_) return out;
+    groups_.at(group)->clear_error(now, out);
     evaluate(now, out);
     return out;
 }

@@ -155,6 +155,11 @@ public:
     // set or saved. Services already running here are not stopped by it: the
     // daemon reports their loss itself.
     Effects set_unavailable(std::string why, Usec now);
+    // Likewise for one group alone (its hooks directory or target missing,
+    // its address's device down): the node's other groups run on.
+    Effects set_unavailable(std::size_t group, std::string why, Usec now);
+    // Command::ClearError for one group alone (D-Bus: the group's ClearError()).
+    Effects clear_error(std::size_t group, Usec now);
     // Hands the services from this (active) node to `target`, or to the node
     // the election would pick next when `target` is empty. On a request that
     // cannot be carried out, sets *error to why and changes nothing.
@@ -283,7 +288,8 @@ private:
     // A leaving node exits once it holds nothing and its handover is taken (or given up).
     void leave_when_handed_over(Usec now, Effects& out);
     // A node shutting down exits once its services have stopped, still announcing STOPPING.
-    void exit_when_stopped(Usec now, Effects& out);
+    // `last`: the group whose stop ended last.
+    void exit_when_stopped(const Group& last, Usec now, Effects& out);
 
     // --- refused senders
     void refuse(const std::string& node, RefusalCause cause, std::string reason, Usec now, Effects& out);

@@ -205,18 +205,24 @@ void Group::leave(Usec now, Effects& out) {
 
 void Node::leave_when_handed_over(Usec now, Effects& out) {
     if (!leaving_ || exited_ ||
-        any_group([](const Group& g) { return g.holding() || g.hook_running() || !g.handover_to().empty(); }))
+        any_group([](const Group& g) {
+            return (g.holding() && g.phase() != Phase::StoppingExit) || g.hook_running() || !g.handover_to().empty();
+        }))
         return;
     exited_ = true;           // own_flags(): this is the last heartbeat, kFlagLeaving
     send_heartbeat(now, out);
     out.push_back(effect::Exit{0});
 }
 
-void Node::exit_when_stopped(Usec now, Effects& out) {
-    if (exited_ || any_group([](const Group& g) { return !g.stopped_for_exit_; })) return;
+void Node::exit_when_stopped(const Group& last, Usec now, Effects& out) {
+    if (exited_) return;
     // FreeHA: exit still announcing STOPPING; peers wait out the dead time.
     send_heartbeat(now, out);
-    out.push_back(effect::Exit{0});
+    // In maintenance mode, the other groups' services are left as they are.
+    bool left = any_group([&](const Group& g) {
+        return &g != &last && g.phase() != Phase::StoppingExit && (g.holding() || g.hook_running());
+    });
+    out.push_back(effect::Exit{0, left});
     exited_ = true;
 }
 

@@ -24,6 +24,7 @@ constexpr std::array<PhaseEntry, kPhaseCount> kPhases{{
     {Phase::StoppingKilled, NodeState::Stopping, "stopping/killed"},
     {Phase::StoppingCleanup, NodeState::Stopping, "stopping/cleanup"},
     {Phase::Errored, NodeState::Errored, "errored"},
+    {Phase::StoppingExit, NodeState::Stopping, "stopping/exit"},
 }};
 static_assert([] {
     for (std::size_t i = 0; i < kPhases.size(); ++i)

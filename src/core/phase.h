@@ -24,9 +24,13 @@ enum class Phase : std::uint8_t {
     StoppingKilled,    // the deadline passed: the services are being killed, awaiting proof
     StoppingCleanup,   // killed: stophasrv runs once more for what processes leave (addresses, mounts)
     Errored,
+    // The daemon shuts down and this group's services have stopped: it
+    // announces STOPPING (FreeHA: peers wait out the dead time) until the
+    // node's other groups have stopped too and the daemon exits.
+    StoppingExit,
 };
-inline constexpr int kPhaseCount = 12;
-static_assert(kPhaseCount == static_cast<int>(Phase::Errored) + 1);
+inline constexpr int kPhaseCount = 13;
+static_assert(kPhaseCount == static_cast<int>(Phase::StoppingExit) + 1);
 
 NodeState state_of(Phase p);
 // "initial/probe", "starting/pending", "stopping/killed", "running", ...

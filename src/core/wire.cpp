@@ -229,6 +229,7 @@ std::vector<std::uint8_t> encode(const Heartbeat& hb) {
             w.u8(static_cast<std::uint8_t>(g.state));
             auto group_flags = static_cast<std::uint8_t>((g.error_latched ? kGroupFlagErrorLatched : 0) |
                                                          (g.claim_pending ? kGroupFlagClaimPending : 0) |
+                                                         (g.aside ? kGroupFlagAside : 0) |
                                                          (groups.claimant[i] != kNoName ? kGroupFlagClaimant : 0) |
                                                          (groups.handover[i] != kNoName ? kGroupFlagHandover : 0));
             w.u8(group_flags);
@@ -305,6 +306,7 @@ std::optional<Reject> read_groups(std::span<const std::uint8_t> in, std::size_t&
         if ((flags & ~kKnownGroupFlags) != 0) return Reject::BadGroups;
         g.error_latched = (flags & kGroupFlagErrorLatched) != 0;
         g.claim_pending = (flags & kGroupFlagClaimPending) != 0;
+        g.aside = (flags & kGroupFlagAside) != 0;
         at += 6;
         if (!read_varint(in, at, g.term)) return Reject::BadGroups;
         if (flags & kGroupFlagClaimant) {

@@ -137,8 +137,12 @@ inline constexpr std::uint16_t kKnownFlagsPrevious = kFlagStandby | kFlagErrorLa
 // at once (else two such nodes would answer each other without end); sent
 // only by nodes with several groups, so never to a release that lacks it.
 inline constexpr std::uint16_t kFlagReply = 1u << 12;
+// The default group alone stands aside here (kFlagStandby is the whole
+// node): it cannot run on this node now (its hooks or target missing, its
+// address's device down), while the node's other groups may.
+inline constexpr std::uint16_t kFlagDefaultAside = 1u << 13;
 inline constexpr std::uint16_t kKnownFlags =
-    kKnownFlagsPrevious | kFlagLeaving | kFlagMaintenance | kFlagGroups | kFlagReply;
+    kKnownFlagsPrevious | kFlagLeaving | kFlagMaintenance | kFlagGroups | kFlagReply | kFlagDefaultAside;
 inline constexpr std::size_t kMaxHeard = 64;
 inline constexpr unsigned kMaxExpectedNodes = 64;
 
@@ -151,8 +155,9 @@ inline constexpr std::uint8_t kGroupFlagErrorLatched = 1u << 0;  // as kFlagErro
 inline constexpr std::uint8_t kGroupFlagClaimPending = 1u << 1;  // as kFlagClaimPending
 inline constexpr std::uint8_t kGroupFlagClaimant = 1u << 2;      // a name-table index of the claimant follows
 inline constexpr std::uint8_t kGroupFlagHandover = 1u << 3;      // a name-table index of the handover target follows
+inline constexpr std::uint8_t kGroupFlagAside = 1u << 4;         // the group cannot run on this node now (as kFlagDefaultAside)
 inline constexpr std::uint8_t kKnownGroupFlags =
-    kGroupFlagErrorLatched | kGroupFlagClaimPending | kGroupFlagClaimant | kGroupFlagHandover;
+    kGroupFlagErrorLatched | kGroupFlagClaimPending | kGroupFlagClaimant | kGroupFlagHandover | kGroupFlagAside;
 inline constexpr std::size_t kMaxVarintSize = 10;  // LEB128 of a u64
 // What the daemon reads of one datagram; a longer one would arrive cut (and be rejected as bad_length).
 inline constexpr std::size_t kMaxDatagramSize = 2048;
@@ -177,6 +182,7 @@ struct GroupBeat {
     std::string handover_to;  // empty: none
     bool error_latched = false;
     bool claim_pending = false;
+    bool aside = false;  // kGroupFlagAside; the default group's is kFlagDefaultAside in the header
 
     bool operator==(const GroupBeat&) const = default;
 };

@@ -176,8 +176,8 @@ void SimCluster::finish_hook(SimNode& n, std::size_t group, HookKind kind, std::
     SimGroup& g = n.groups.at(group);
     if (!n.alive || g.hook_generation != generation || g.running_hook != kind) return;
     if (trace_ && !n.paused)
-        std::fprintf(stderr, "%12s %-8s %s ended: %s\n", format_timespan(now_).c_str(), n.name.c_str(),
-                     std::string(hook_name(kind)).c_str(), why);
+        std::fprintf(stderr, "%12s %-8s g%zu %s ended: %s\n", format_timespan(now_).c_str(), n.name.c_str(),
+                     group, std::string(hook_name(kind)).c_str(), why);
     if (n.paused) {  // a frozen daemon reaps its child when it thaws
         schedule(now_ + kUsecPerMsec, [this, &n, group, kind, generation, success, why] {
             finish_hook(n, group, kind, generation, success, why);
@@ -249,8 +249,8 @@ void SimCluster::apply(SimNode& n, Effects effects) {
             SimGroup& g = n.groups.at(group);
             g.running_hook = kind;
             if (trace_)
-                std::fprintf(stderr, "%12s %-8s %s runs\n", format_timespan(now_).c_str(), n.name.c_str(),
-                             std::string(hook_name(kind)).c_str());
+                std::fprintf(stderr, "%12s %-8s g%zu %s runs\n", format_timespan(now_).c_str(), n.name.c_str(),
+                             group, std::string(hook_name(kind)).c_str());
             std::uint64_t gen = ++g.hook_generation;
             Usec duration;
             bool success = true;
@@ -291,8 +291,8 @@ void SimCluster::apply(SimNode& n, Effects effects) {
             confirm_kill(n, group, n.incarnation);
         } else if (auto* change = std::get_if<effect::StateChanged>(&e)) {
             if (trace_)
-                std::fprintf(stderr, "%12s %-8s %s -> %s (term %llu): %s\n", format_timespan(now_).c_str(),
-                             n.name.c_str(), std::string(to_string(change->from)).c_str(),
+                std::fprintf(stderr, "%12s %-8s g%zu %s -> %s (term %llu): %s\n", format_timespan(now_).c_str(),
+                             n.name.c_str(), change->group, std::string(to_string(change->from)).c_str(),
                              std::string(to_string(change->to)).c_str(),
                              static_cast<unsigned long long>(change->term), change->reason.c_str());
             n.history.push_back(*change);

@@ -59,9 +59,16 @@ public:
         settings_.fence_timeout = uniform(rng_, 10 * ms, max_fence_timeout(settings_.interval, settings_.dead_time));
         settings_.no_quorum_policy = rng_() % 8 == 0 ? NoQuorumPolicy::Ignore : NoQuorumPolicy::Stop;
         if (n >= 3 && rng_() % 3 == 0) arbitrator_ = names_[rng_() % n];
+        // 1..8 service groups, drawn apart from rng_ so that a schedule of one
+        // group is the same as before groups existed; several spread by name.
+        std::uint64_t mixed = seed * 0x9e3779b97f4a7c15ULL;
+        std::size_t groups = 1 + static_cast<std::size_t>((mixed ^ (mixed >> 29)) % 8);
+        for (std::size_t i = 1; i < groups; ++i) settings_.groups.push_back(GroupSettings{"g" + std::to_string(i)});
+        if (groups > 1)
+            for (auto& g : settings_.groups) g.placement = PlacementPolicy::Rendezvous;
         log_ << n << " nodes" << (arbitrator_.empty() ? "" : ", arbitrator " + arbitrator_) << ", FenceTimeout "
              << format_timespan(settings_.fence_timeout) << ", NoQuorumPolicy " << to_string(settings_.no_quorum_policy)
-             << "\n";
+             << (groups > 1 ? ", " + std::to_string(groups) + " service groups" : std::string()) << "\n";
     }
 
     // Runs the whole schedule; returns "" or what went wrong, with the log.
@@ -98,16 +105,19 @@ private:
         stabilize(c, check);
         end_maintenance(c, check);
         c.run_for(kSettle - kSteadyAtEnd, check);
-        std::vector<std::string> steady = c.services_up();
+        std::vector<std::vector<std::string>> steady;
+        for (std::size_t g = 0; g < c.group_count(); ++g) steady.push_back(c.services_up(g));
         c.run_for(kSteadyAtEnd, [&] {
             check();
-            if (failure.empty() && !c.services_up_on(steady))
-                failure = "liveness: the services moved or stopped after the network had been stable for " +
-                          format_timespan(kSettle - kSteadyAtEnd);
+            for (std::size_t g = 0; g < c.group_count() && failure.empty(); ++g)
+                if (!c.services_up_on(steady[g], g))
+                    failure = "liveness: group " + std::to_string(g) +
+                              " moved or stopped after the network had been stable for " +
+                              format_timespan(kSettle - kSteadyAtEnd);
         });
-        if (failure.empty()) failure = check_liveness(c, steady);
+        for (std::size_t g = 0; g < c.group_count() && failure.empty(); ++g) failure = check_liveness(c, steady[g], g);
         // Healing never moves the services away from a node that held them securely.
-        if (failure.empty() && !holder.empty() && steady != std::vector<std::string>{holder})
+        if (failure.empty() && !holder.empty() && steady.front() != std::vector<std::string>{holder})
             failure = "healing moved the services from " + holder;
         return failure.empty() ? "" : at(c) + failure + "\n" + log_.str();
     }
@@ -316,8 +326,14 @@ private:
     // one exception when quorum rules apply. Otherwise at most one node may
     // hold the services (a 2-node cluster or NoQuorumPolicy=ignore may split).
     std::string check_safety(const SimCluster& c) const {
-        if (!quorum_rules_apply(settings_) || c.services_up_count() <= 1) return "";
-        auto up = c.services_up();
+        if (!quorum_rules_apply(settings_)) return "";
+        for (std::size_t g = 0; g < c.group_count(); ++g)
+            if (std::string failure = check_safety(c, g); !failure.empty()) return failure;
+        return "";
+    }
+    std::string check_safety(const SimCluster& c, std::size_t group) const {
+        if (c.services_up_count(group) <= 1) return "";
+        auto up = c.services_up(group);
         unsigned unexcused = 0;
         for (auto& name : up) {
             const SimNode& n = c[name];
@@ -328,16 +344,18 @@ private:
         if (unexcused <= 1) return "";
         std::string who;
         for (auto& name : up) who += name + " ";
-        return at(c) + "safety: services up on " + who;
+        return at(c) + "safety: services of group " + std::to_string(group) + " up on " + who;
     }
 
-    std::string check_liveness(SimCluster& c, const std::vector<std::string>& up) const {
-        if (up.size() != 1) return "liveness: " + std::to_string(up.size()) + " nodes run the services";
+    std::string check_liveness(SimCluster& c, const std::vector<std::string>& up, std::size_t group) const {
+        std::string which = group == 0 ? std::string() : " of group " + std::to_string(group);
+        if (up.size() != 1) return "liveness: " + std::to_string(up.size()) + " nodes run the services" + which;
         const std::string& active = up.front();
-        if (c[active].node->state() != NodeState::Running) return "liveness: " + active + " is not RUNNING";
+        if (c[active].node->group(group).state() != NodeState::Running)
+            return "liveness: " + active + " is not RUNNING" + which;
         for (auto& name : names_)
-            if (c[name].node->active_node() != active)
-                return "liveness: " + name + " sees '" + c[name].node->active_node() + "' as active, not " + active;
+            if (std::string seen = c[name].node->group(group).active_node(); seen != active)
+                return "liveness: " + name + " sees '" + seen + "' as active" + which + ", not " + active;
         return "";
     }
 

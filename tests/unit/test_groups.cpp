@@ -72,6 +72,13 @@ public:
         else
             isolated_.erase(name);
     }
+    // `group` cannot run on `name` ("" : it can again), as the daemon says when its hooks are missing.
+    void set_unavailable(const std::string& name, const std::string& group, const std::string& why) {
+        apply(name, members_.at(name).node->set_unavailable(index(group), why, now_));
+    }
+    void clear_error(const std::string& name, const std::string& group) {
+        apply(name, members_.at(name).node->clear_error(index(group), now_));
+    }
     // The next monitor of `group` on `name` fails.
     void fail_monitor(const std::string& name, const std::string& group) {
         members_.at(name).failing.insert(index(group));
@@ -231,7 +238,45 @@ TEST(Groups, AFailedMonitorMovesThatGroupAlone) {
     EXPECT_EQ(c.node("alpha").group(c.index(failing)).state(), NodeState::Errored);
     for (const auto& [group, node] : before)
         if (group != failing) EXPECT_EQ(after.at(group), node) << group << " moved";
+
+    // Clearing that group's error makes alpha eligible for it again, and touches nothing else.
+    c.clear_error("alpha", failing);
+    c.run(1 * sec);
+    EXPECT_EQ(c.node("alpha").group(c.index(failing)).state(), NodeState::Standby);
+    EXPECT_FALSE(c.node("alpha").group(c.index(failing)).error_latched());
+    EXPECT_EQ(c.running(), after) << "clearing an error moves nothing";
 }
+
+// A group whose hooks are missing on a node runs elsewhere; the node runs its
+// other groups. The default group stands aside with its own flag
+// (kFlagDefaultAside), not the node's standby flag.
+class GroupsUnavailable : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(GroupsUnavailable, TheGroupRunsElsewhereAndTheNodeRunsOthers) {
+    const std::string& group = GetParam();
+    std::string home;
+    {
+        GroupCluster free({"alpha", "bravo", "charlie"}, kSixGroups);
+        free.run(4 * sec);
+        home = free.running().at(group);
+    }
+    GroupCluster c({"alpha", "bravo", "charlie"}, kSixGroups);
+    c.set_unavailable(home, group, "the hooks directory /etc/freeha/" + group + " is missing");
+    c.run(4 * sec);
+    auto running = c.running();
+    ASSERT_EQ(running.size(), 6u);
+    EXPECT_NE(running.at(group), home);
+    EXPECT_GE(c.load(home), 1u) << home << " runs none of its other groups";
+    EXPECT_FALSE(c.node(home).standby());
+
+    // Available again: nothing moves back (no fail-back), but the node may take the group.
+    c.set_unavailable(home, group, "");
+    c.run(1 * sec);
+    EXPECT_EQ(c.running(), running);
+    EXPECT_TRUE(c.node(home).group(c.index(group)).unavailable().empty());
+}
+
+INSTANTIATE_TEST_SUITE_P(Groups, GroupsUnavailable, ::testing::Values("default", "web"));
 
 TEST(Groups, APartitionedNodeStopsItsGroupsBeforeTheMajorityTakesThem) {
     GroupCluster c({"alpha", "bravo", "charlie"}, kSixGroups);

@@ -517,6 +517,25 @@ TEST(WireGroups, RoundTripWithTheLayoutOfWireH) {
     EXPECT_EQ(result.decoded->heartbeat, hb);
 }
 
+TEST(WireGroups, AGroupStandsAsideAloneAndTheDefaultGroupInTheHeader) {
+    Heartbeat hb = with_groups();
+    hb.groups[1].aside = true;
+    hb.flags |= kFlagDefaultAside;
+    auto bytes = encode(hb);
+    std::size_t at = extension_at(hb);
+    EXPECT_EQ(bytes[at + kGroup1 + 5], kGroupFlagClaimant | kGroupFlagAside);
+    EXPECT_EQ(get_flags(bytes) & kFlagDefaultAside, kFlagDefaultAside);
+    auto result = decode(bytes);
+    ASSERT_TRUE(result.decoded) << to_string(result.reject);
+    EXPECT_EQ(result.decoded->heartbeat, hb);
+    // Version 2 carries neither: the sender stands aside there with kFlagStandby (Node::own_flags).
+    hb.version = kPreviousVersion;
+    result = decode(encode(hb));
+    ASSERT_TRUE(result.decoded) << to_string(result.reject);
+    EXPECT_EQ(result.decoded->heartbeat.flags & kFlagDefaultAside, 0);
+    EXPECT_TRUE(result.decoded->heartbeat.groups.empty());
+}
+
 TEST(WireGroups, ASignedHeartbeatCoversTheGroups) {
     auto bytes = encode(with_groups());
     std::size_t body = bytes.size();
@@ -660,7 +679,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadGroup{"announces TIMEDOUT",
                  [](auto& b, std::size_t at) { b[at + kGroup0 + 4] = static_cast<std::uint8_t>(NodeState::TimedOut); },
                  Reject::BadGroups},
-        BadGroup{"unknown group flag", [](auto& b, std::size_t at) { b[at + kGroup0 + 5] |= 0x10; }, Reject::BadGroups},
+        BadGroup{"unknown group flag", [](auto& b, std::size_t at) { b[at + kGroup0 + 5] |= 0x20; }, Reject::BadGroups},
         BadGroup{"overlong varint (5 as 0x85 0x00)",
                  [](auto& b, std::size_t at) {
                      b[at + kGroup0 + 6] = 0x85;
