@@ -271,7 +271,12 @@ void ServiceGroup::check_available() {
     else
         log(LOG_WARNING, "this node stands aside until the unit is there (then reload the configuration): " + why);
     unavailable_ = why;
-    links_.apply(index_ == 0 ? node_.set_unavailable(why, links_.now()) : Effects{});  // TEMP until main has set_unavailable(group, ...)
+    // A node of one group stands aside as a whole, as before groups (its
+    // status document's "unavailable" says why); with several, this group alone.
+    if (node_.group_count() == 1)
+        links_.apply(node_.set_unavailable(why, links_.now()));
+    else
+        links_.apply(node_.set_unavailable(index_, why, links_.now()));
 }
 
 std::string ServiceGroup::prepare_reload(const GroupConfig& reread) {

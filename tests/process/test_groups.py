@@ -115,8 +115,9 @@ class SpreadGroups(unittest.TestCase):
             # Each group's hooks ran from its own directory, told which group they serve.
             for line in events(self.c[name], group):
                 self.assertEqual(line[2], "group=" + group, line)
-            self.assertTrue(any(l[0] == "alerthasrv" and "RUNNING" in l for l in events(self.c[name], group)),
-                            f"no alerthasrv RUNNING for {group} on {name}")
+            node = self.c[name]
+            self.g.wait_for(lambda: any(l[0] == "alerthasrv" and "RUNNING" in l for l in events(node, group)), 5,
+                            f"alerthasrv RUNNING for {group} on {name}")
         # A failing monitor of one group moves that group alone.
         moving = "db"
         (old,) = placement[moving]
