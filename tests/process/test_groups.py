@@ -5,6 +5,7 @@ missing on a node runs elsewhere while the others run there, and the fence
 of one group kills that group's processes alone (freehad's process tree,
 split by FREEHA_GROUP, as these nodes have no delegated cgroup)."""
 import os
+import signal
 import sys
 import time
 import unittest
@@ -21,8 +22,8 @@ echo "{name} $(date +%s.%N) group=$FREEHA_GROUP state=$FREEHA_STATE $*" >> "$d/e
 {body}
 """
 HOOKS = {
-    "starthasrv": 'touch "$d/services-up"\n'
-                  '(setsid sleep 300 </dev/null >/dev/null 2>&1 & echo $! > "$d/sleep.pid")',
+    "starthasrv": '(setsid sleep 120 </dev/null >/dev/null 2>&1 & echo $! > "$d/sleep.pid")\n'
+                  'touch "$d/services-up"',
     # stop-hang: this stophasrv hangs, and forgets the sleep, so that only the fence can end it.
     "stophasrv": '[ -f "$d/stop-hang" ] && rm -f "$d/stop-hang" "$d/sleep.pid" && exec sleep 1000\n'
                  '[ -f "$d/sleep.pid" ] && kill "$(cat "$d/sleep.pid")"\n'
@@ -84,6 +85,16 @@ class GroupCluster:
                 f"[Group {g}]\nHooksDirectory={hooks_dir(node, g)}\nMonitorInterval=1s\n{group_settings}"
                 for g in GROUPS if g != "default")
 
+    def stop_all(self):
+        """Kills the nodes, then the sleeps their groups left (freehad, their subreaper, is gone)."""
+        self.c.stop_all()
+        for node in self.c.nodes.values():
+            for group in GROUPS:
+                try:
+                    os.kill(sleep_pid(node, group), signal.SIGKILL)
+                except (FileNotFoundError, ValueError, ProcessLookupError):
+                    pass
+
     def where(self, group):
         return sorted(n.name for n in self.c.nodes.values() if n.alive() and runs(n, group))
 
@@ -101,7 +112,7 @@ class SpreadGroups(unittest.TestCase):
     def setUp(self):
         self.g = GroupCluster(["alpha", "bravo", "charlie"])
         self.c = self.g.c
-        self.addCleanup(self.c.stop_all)
+        self.addCleanup(self.g.stop_all)
         self.c.start_all()
         self.g.wait_for(lambda: all(len(self.g.where(g)) == 1 for g in GROUPS), 15, "every group running once")
 
@@ -142,7 +153,7 @@ class StandAsideAndFence(unittest.TestCase):
         self.g = GroupCluster(["alpha", "bravo"], group_settings="Nodes=alpha bravo\nStopTimeout=1s\n",
                               services_settings="Nodes=alpha bravo\n")
         self.c = self.g.c
-        self.addCleanup(self.c.stop_all)
+        self.addCleanup(self.g.stop_all)
         alpha = self.c["alpha"]
         for name in os.listdir(hooks_dir(alpha, "web")):
             os.remove(os.path.join(hooks_dir(alpha, "web"), name))
