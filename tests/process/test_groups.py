@@ -3,15 +3,17 @@ the hooks of its own directory with FREEHA_GROUP set, the groups spread over
 the nodes, a failing monitor moves its group alone, a group whose hooks are
 missing on a node runs elsewhere while the others run there, and the fence
 of one group kills that group's processes alone (freehad's process tree,
-split by FREEHA_GROUP, as these nodes have no delegated cgroup)."""
+split by FREEHA_GROUP, as these nodes have no delegated cgroup), and
+freehad --clean-up after a kill -9 runs every group's stophasrv in time."""
 import os
 import signal
+import subprocess
 import sys
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Cluster  # noqa: E402
+from harness import FREEHAD, Cluster  # noqa: E402
 
 # Every hook logs to its own directory, so that each group's runs are apart.
 # starthasrv leaves a detached `sleep` (its own session, an orphan of
@@ -182,6 +184,40 @@ class StandAsideAndFence(unittest.TestCase):
         self.assertTrue(alive(default_pid))
         self.assertEqual(self.g.where("default"), ["alpha"])
         self.assertEqual(len(events(alpha, "default", "stophasrv")), 1)  # the start-up clean-up alone
+
+
+class CleanUpGroups(unittest.TestCase):
+    """freehad --clean-up (ExecStopPost=) after a kill -9 runs the stophasrv of every group at once."""
+
+    def setUp(self):
+        self.g = GroupCluster(["alpha", "bravo"], group_settings="Nodes=alpha bravo\n",
+                              services_settings="Nodes=alpha bravo\n")
+        self.c = self.g.c
+        self.addCleanup(self.g.stop_all)
+        alpha = self.c["alpha"]
+        os.makedirs(alpha.path("run"))
+        self.c.start("bravo")
+        # As systemd's RuntimeDirectory=freeha sets it for ExecStart= and ExecStopPost=.
+        self.c.start("alpha", env={"RUNTIME_DIRECTORY": alpha.path("run")})
+        self.g.wait_for(lambda: self.g.placement() == {g: ["alpha"] for g in GROUPS}, 15, "every group on alpha")
+
+    def test_every_groups_stophasrv_cleans_up_within_the_deadline(self):
+        alpha = self.c["alpha"]
+        alpha.proc.kill()
+        alpha.proc.wait()
+        pids = {g: sleep_pid(alpha, g) for g in GROUPS}
+        env = {**os.environ, "STATE_DIRECTORY": alpha.path("state"), "RUNTIME_DIRECTORY": alpha.path("run")}
+        started = time.monotonic()
+        r = subprocess.run([FREEHAD, "--config", alpha.path("freehad.conf"), "--no-bus", "--clean-up"],
+                           capture_output=True, text=True, env=env, timeout=30)
+        took = time.monotonic() - started
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertLess(took, 0.6)  # DeadTime=1s - 2 x Interval=200ms, for all of them together
+        for group in GROUPS:
+            last = events(alpha, group, "stophasrv")[-1]
+            self.assertEqual(last[2:4], ["group=" + group, "state=STOPPING"], last)
+            self.assertFalse(runs(alpha, group), group)
+            self.g.wait_for(lambda: not alive(pids[group]), 2, f"{group}'s sleep stopped")  # noqa: B023
 
 
 if __name__ == "__main__":
