@@ -4,6 +4,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 #include <utility>
 
 #include <fcntl.h>
@@ -83,6 +84,9 @@ std::unique_ptr<ServiceCgroup> ServiceCgroup::open(sd_event* event, const std::s
         *why = "freehad's cgroup " + cgroup + " is outside the mounted hierarchy";
         return nullptr;
     }
+    // After the first group's open(), freehad is in its `supervisor` leaf already: its unit's cgroup is the parent.
+    static constexpr std::string_view kSupervisorLeaf = "/supervisor";
+    if (cgroup.ends_with(kSupervisorLeaf)) cgroup.resize(cgroup.size() - kSupervisorLeaf.size());
     std::string own = mount_point + (mount_root == "/" ? cgroup : cgroup.substr(mount_root.size()));
     if (!marked_delegated(own)) {
         *why = "freehad's cgroup " + cgroup + " is not delegated to it (run it as freehad.service, which has Delegate=yes)";
