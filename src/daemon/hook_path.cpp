@@ -33,8 +33,10 @@ std::string default_hooks_directory(const std::string& preferred, const std::str
 std::string check_group_hooks(const Config& config, const GroupConfig& g) {
     if (config.role != Role::Member || !g.target.empty()) return "";  // target mode: systemd runs the services
     auto origin = config.origin.find(g.section() + ".HooksDirectory");
-    std::string head = (origin != config.origin.end() ? origin->second + ": " : g.origin.empty() ? std::string() : g.origin + ": ") +
-                       "[" + g.section() + "] HooksDirectory=" + g.hooks_directory + ": ";
+    // Where HooksDirectory= was set, else the group's section ([Services] may have neither: its default).
+    std::string where = origin != config.origin.end() ? origin->second : g.origin;
+    std::string head = (where.empty() ? std::string() : where + ": ") + "[" + g.section() +
+                       "] HooksDirectory=" + g.hooks_directory + ": ";
     struct stat st {};
     if (stat(g.hooks_directory.c_str(), &st) < 0) {
         int e = errno;

@@ -93,10 +93,11 @@ int ServiceGroup::setup(const Config& config) {
                 [this](const std::string& load_state) {
                     // A Target= systemd cannot load (not found, masked, broken) stands aside alone.
                     std::string missing;
-                    if (load_state != "loaded")
-                        missing = "Target=" + settings_.target + ": " +
-                                  (load_state == "not-found" ? std::string("no such unit")
-                                                             : "the unit cannot be loaded (LoadState=" + load_state + ")");
+                    if (load_state == "not-found")
+                        missing = "Target=" + settings_.target + ": no such unit";
+                    else if (load_state != "loaded")
+                        missing = "Target=" + settings_.target + ": the unit cannot be loaded (LoadState=" +
+                                  load_state + ")";
                     if (missing == target_missing_) return;
                     target_missing_ = missing;
                     if (begun_) check_available();
