@@ -1,5 +1,6 @@
 #include "daemon/process_tree.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -113,13 +114,35 @@ bool ProcessTree::in_group(pid_t pid, const std::string& group) {
 
 std::vector<pid_t> ProcessTree::members() const {
     std::vector<pid_t> found = running_descendants(getpid());
-    if (!group_.empty()) std::erase_if(found, [this](pid_t pid) { return !in_group(pid, group_); });
+    if (!group_.empty())
+        std::erase_if(found, [this](pid_t pid) {
+            return (foreign_hook_ && foreign_hook_(pid)) || !in_group(pid, group_);
+        });
     return found;
+}
+
+bool ProcessTree::environment_empty(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/environ");
+    return !in || in.peek() == std::ifstream::traits_type::eof();
+}
+
+void ProcessTree::kill_members() {
+    std::vector<pid_t> empty_now;
+    for (pid_t pid : members()) {
+        bool seen_empty = std::find(empty_before_.begin(), empty_before_.end(), pid) != empty_before_.end();
+        if (!group_.empty() && environment_empty(pid) && !seen_empty) {
+            empty_now.push_back(pid);
+            continue;
+        }
+        ::kill(pid, SIGKILL);
+    }
+    empty_before_ = std::move(empty_now);
 }
 
 int ProcessTree::kill() {
     killing_ = true;
-    for (pid_t pid : members()) ::kill(pid, SIGKILL);
+    empty_before_.clear();
+    kill_members();
     return 0;
 }
 
@@ -158,8 +181,7 @@ void ProcessTree::check() {
     if (!emptied_) return;
     std::vector<pid_t> left = members();
     if (!left.empty()) {
-        if (killing_)
-            for (pid_t pid : left) ::kill(pid, SIGKILL);
+        if (killing_) kill_members();
         return;
     }
     killing_ = false;

@@ -51,11 +51,30 @@ public:
     // Whether process `pid` belongs to service group `group`: its environment
     // says FREEHA_GROUP=`group`, or names no group at all (or cannot be read).
     static bool in_group(pid_t pid, const std::string& group);
+    // Whether /proc/PID/environ reads empty (or cannot be read).
+    static bool environment_empty(pid_t pid);
 
 private:
     ProcessTree(sd_event* event, Watched watched, std::string group);
     // running_descendants() of freehad that are this tree's.
     std::vector<pid_t> members() const;
+
+public:
+    // With several groups: whether `pid` is a hook that another group's
+    // runner started (never this tree's, whatever /proc shows of it: during
+    // its execve its environment can read empty).
+    void set_foreign_hook(Watched foreign) { foreign_hook_ = std::move(foreign); }
+
+private:
+    // SIGKILL to members(); with several groups one whose environment reads
+    // empty is killed only if it still does at the next pass (kPollInterval
+    // later): a process in the middle of its execve reads so for a moment,
+    // whichever group it is, while one started with an empty environment
+    // (env -i) is every group's.
+    void kill_members();
+
+    Watched foreign_hook_;
+    std::vector<pid_t> empty_before_;  // read empty at the last pass
     int arm(Usec after);
     // Reaps the orphans that have exited, leaving the watched children alone.
     void reap_orphans();

@@ -116,7 +116,10 @@ int ServiceGroup::setup_scope(const Config& config) {
     if (!scope_) {
         // One group: every descendant of freehad is its; several: each keeps to its own (process_tree.h).
         std::string own = config.groups.empty() ? std::string() : name();
-        scope_ = ProcessTree::open(event_, links_.any_hook_watches, own, &no_tree);
+        auto tree = ProcessTree::open(event_, links_.any_hook_watches, own, &no_tree);
+        if (tree && !own.empty())
+            tree->set_foreign_hook([this](pid_t pid) { return links_.any_hook_watches(pid) && !watches(pid); });
+        scope_ = std::move(tree);
     }
     if (scope_) {
         log(LOG_INFO, "hooks and everything they start run in " + scope_->describe() + "; a fence kills all of it");
