@@ -30,24 +30,27 @@ std::string default_hooks_directory(const std::string& preferred, const std::str
     return preferred;
 }
 
+std::string check_group_hooks(const Config& config, const GroupConfig& g) {
+    if (config.role != Role::Member || !g.target.empty()) return "";  // target mode: systemd runs the services
+    auto origin = config.origin.find(g.section() + ".HooksDirectory");
+    // Where HooksDirectory= was set, else the group's section ([Services] may have neither: its default).
+    std::string where = origin != config.origin.end() ? origin->second : g.origin;
+    std::string head = (where.empty() ? std::string() : where + ": ") + "[" + g.section() +
+                       "] HooksDirectory=" + g.hooks_directory + ": ";
+    struct stat st {};
+    if (stat(g.hooks_directory.c_str(), &st) < 0) {
+        int e = errno;
+        return head + (e == ENOENT ? std::string("no such directory") : std::strerror(e));
+    }
+    if (!S_ISDIR(st.st_mode)) return head + "not a directory";
+    if (std::string missing = check_hooks(g.hooks_directory); !missing.empty()) return head + missing;
+    return "";
+}
+
 std::vector<std::string> check_group_hooks(const Config& config) {
     std::vector<std::string> errors;
-    if (config.role != Role::Member) return errors;
-    for (const auto& g : config.groups) {
-        if (!g.target.empty()) continue;  // target mode: systemd runs the services
-        auto origin = config.origin.find(g.section() + ".HooksDirectory");
-        std::string head = (origin == config.origin.end() ? g.origin : origin->second) + ": [" + g.section() +
-                           "] HooksDirectory=" + g.hooks_directory + ": ";
-        struct stat st {};
-        if (stat(g.hooks_directory.c_str(), &st) < 0) {
-            int e = errno;
-            errors.push_back(head + (e == ENOENT ? std::string("no such directory") : std::strerror(e)));
-        } else if (!S_ISDIR(st.st_mode)) {
-            errors.push_back(head + "not a directory");
-        } else if (std::string missing = check_hooks(g.hooks_directory); !missing.empty()) {
-            errors.push_back(head + missing);
-        }
-    }
+    for (const auto& g : config.groups)
+        if (std::string line = check_group_hooks(config, g); !line.empty()) errors.push_back(line);
     return errors;
 }
 
@@ -64,16 +67,17 @@ std::string hook_search_path(const std::string& hooks_directory) {
            FREEHA_SERVICE_SCRIPTS_DIR;
 }
 
-std::vector<std::string> hook_environment(const Config& config, const effect::StateChanged& change,
-                                          bool under_lease) {
+std::vector<std::string> hook_environment(const Config& config, const GroupConfig& group,
+                                          const effect::StateChanged& change, bool under_lease) {
     std::vector<std::string> environment{
-        "PATH=" + hook_search_path(config.services.hooks_directory),
+        "PATH=" + hook_search_path(group.hooks_directory),
         "FREEHA_NODE=" + config.node_name,
         "FREEHA_CLUSTER=" + config.cluster_name,
         "FREEHA_STATE=" + std::string(to_string(change.to)),
         "FREEHA_OLD_STATE=" + std::string(to_string(change.from)),
         "FREEHA_ACTIVE_NODE=" + change.active_node,
         "FREEHA_TERM=" + std::to_string(change.term),
+        "FREEHA_GROUP=" + group.name,
     };
     // vip.start skips its duplicate-address wait: no cluster node can still hold the address.
     if (under_lease) environment.push_back("FREEHA_LEASE=held");

@@ -31,6 +31,9 @@ std::string default_hooks_directory(const std::string& preferred, const std::str
 // naming the group and where its HooksDirectory= came from; none on an
 // arbitrator, which runs no services.
 std::vector<std::string> check_group_hooks(const Config& config);
+// The line check_group_hooks() gives for one group in scripts mode ("" when
+// its hooks are there), for any group, [Services] included.
+std::string check_group_hooks(const Config& config, const GroupConfig& group);
 
 // One line for the log: the hooks directory and why it is that one.
 std::string describe_hooks_directory(const Config& config);
@@ -42,9 +45,9 @@ std::string describe_hooks_directory(const Config& config);
 std::string hook_search_path(const std::string& hooks_directory);
 
 // A service hook's environment (freeha-hooks(7)): PATH and FREEHA_*, with
-// `change` the state change being announced; FREEHA_LEASE=held when the
-// services start or run `under_lease` (Node::under_enforced_lease()).
-std::vector<std::string> hook_environment(const Config& config, const effect::StateChanged& change,
-                                          bool under_lease = false);
+// `change` the state change of `group` being announced; FREEHA_LEASE=held
+// when the services start or run `under_lease` (the group's lease is enforced).
+std::vector<std::string> hook_environment(const Config& config, const GroupConfig& group,
+                                          const effect::StateChanged& change, bool under_lease = false);
 
 }  // namespace freeha

@@ -147,7 +147,7 @@ struct HookRunner::OutputPipe {
     bool hook_ended = false;
 
     void flush_partial() {
-        if (!partial.empty()) log::info(tag + partial);
+        if (!partial.empty()) runner->say(LOG_INFO, tag + partial);
         partial.clear();
     }
 
@@ -165,7 +165,7 @@ struct HookRunner::OutputPipe {
             p->partial.append(buf, static_cast<std::size_t>(n));
             std::size_t nl;
             while ((nl = p->partial.find('\n')) != std::string::npos) {
-                log::info(p->tag + p->partial.substr(0, nl));
+                p->runner->say(LOG_INFO, p->tag + p->partial.substr(0, nl));
                 p->partial.erase(0, nl + 1);
             }
             if (p->partial.size() > kMaxLoggedLine) p->flush_partial();
@@ -183,6 +183,13 @@ HookRunner::HookRunner(sd_event* event, std::string hooks_directory, ServiceScop
       killed_(std::move(killed)) {}
 
 HookRunner::~HookRunner() = default;
+
+void HookRunner::say(int priority, const std::string& text) const {
+    if (group_.empty())
+        log::message(priority, text);
+    else
+        log::event(priority, {}, "group " + group_ + ": " + text, {{"FREEHA_GROUP", group_}});
+}
 
 int HookRunner::init(std::string* error) {
     sd_event_source* s = nullptr;
@@ -281,7 +288,7 @@ std::unique_ptr<HookRunner::Child> HookRunner::spawn(const std::string& name, co
         // An unbounded hook would hold the node for ever: end it now, it counts as failed.
         ::kill(-pid, SIGKILL);
         child->termination = "could not be bounded by a timeout";
-        log::error(log::with_errno("cannot bound " + name + " by a timeout; killed it", r));
+        say(LOG_ERR, log::with_errno("cannot bound " + name + " by a timeout; killed it", r));
     } else {
         child->timeout_source.reset(raw);
     }
@@ -289,7 +296,7 @@ std::unique_ptr<HookRunner::Child> HookRunner::spawn(const std::string& name, co
     // The monitor runs every MonitorInterval=: its routine runs are not
     // logged (two journal entries every 2 s, and a wake-up of the log's
     // thread for each), only a failing one, by its end.
-    if (name != hook_name(HookKind::Monitor)) log::debug(name + "[" + std::to_string(pid) + "] started");
+    if (name != hook_name(HookKind::Monitor)) say(LOG_DEBUG, name + "[" + std::to_string(pid) + "] started");
     return child;
 }
 
@@ -302,7 +309,7 @@ void HookRunner::forward_output(UniqueFd read_end, const std::string& name, pid_
     sd_event_source* raw = nullptr;
     int r = sd_event_add_io(event_, &raw, read_end.get(), EPOLLIN, OutputPipe::on_readable, pipe.get());
     if (r < 0) {
-        log::warning(log::with_errno("cannot forward the output of " + name, r));
+        say(LOG_WARNING, log::with_errno("cannot forward the output of " + name, r));
         return;  // the read end closes: the hook's writes fail, it still runs
     }
     pipe->source.reset(raw);
@@ -334,7 +341,7 @@ void HookRunner::run(HookKind kind, Usec timeout, const std::vector<std::string>
     service_kind_ = kind;
     if (service_) return;
     // Reported from a later loop iteration, as every other outcome.
-    log::error(error);
+    say(LOG_ERR, error);
     service_kind_.reset();
     report_later(kind, HookOutcome{false, "could not be started: " + error});
 }
@@ -395,10 +402,10 @@ void HookRunner::kill_scope() {
     int t = sd_event_add_time_relative(event_, &raw, CLOCK_MONOTONIC, kKillRetry.count(), 0, on_kill_retry, this);
     if (t >= 0) kill_retry_.reset(raw);
     if (first)
-        log::error(log::with_errno("cannot kill " + scope_->describe() + "; retrying every " +
+        say(LOG_ERR, log::with_errno("cannot kill " + scope_->describe() + "; retrying every " +
                                        format_timespan(kKillRetry) + ", the fence is not confirmed until it is empty",
                                    r));
-    if (t < 0) log::error(log::with_errno("cannot arm the fence's retry timer; the fence stays unconfirmed", t));
+    if (t < 0) say(LOG_ERR, log::with_errno("cannot arm the fence's retry timer; the fence stays unconfirmed", t));
 }
 
 int HookRunner::on_kill_retry(sd_event_source*, uint64_t, void* userdata) {
@@ -423,7 +430,7 @@ void HookRunner::start_next_alert() {
         std::string error;
         alert_ = spawn(kAlertHook, {std::to_string(freeha_state_number(a.state)), std::string(to_string(a.state))},
                        a.timeout, a.environment, &error);
-        if (!alert_) log::error(error);
+        if (!alert_) say(LOG_ERR, error);
     }
 }
 
@@ -439,7 +446,7 @@ void HookRunner::terminate(Child* child, std::string reason) {
                                        (10 * kUsecPerMsec).count(), on_kill, child);
     if (r < 0) {
         ::kill(-child->pid, SIGKILL);
-        log::error(log::with_errno("cannot time the SIGKILL of " + child->name + "; sent it at once", r));
+        say(LOG_ERR, log::with_errno("cannot time the SIGKILL of " + child->name + "; sent it at once", r));
         return;
     }
     child->kill_source.reset(raw);
@@ -449,7 +456,7 @@ int HookRunner::on_timeout(sd_event_source*, uint64_t, void* userdata) {
     return log::guarded("HookRunner::on_timeout", [&]() -> int {
         auto* child = static_cast<Child*>(userdata);
         child->runner->terminate(child, "timed out after " + format_timespan(child->timeout));
-        log::warning(child->name + "[" + std::to_string(child->pid) + "] timed out after " +
+        child->runner->say(LOG_WARNING, child->name + "[" + std::to_string(child->pid) + "] timed out after " +
                      format_timespan(child->timeout) + ": sent SIGTERM to its process group");
         return 0;
     });
@@ -460,7 +467,7 @@ int HookRunner::on_kill(sd_event_source*, uint64_t, void* userdata) {
         auto* child = static_cast<Child*>(userdata);
         ::kill(-child->pid, SIGKILL);
         child->kill_source.reset();
-        log::warning(child->name + "[" + std::to_string(child->pid) + "] still running " +
+        child->runner->say(LOG_WARNING, child->name + "[" + std::to_string(child->pid) + "] still running " +
                      format_timespan(kHookKillGrace) + " after SIGTERM: sent SIGKILL to its process group");
         return 0;
     });
@@ -492,7 +499,7 @@ void HookRunner::child_exited(Child* child, const siginfo_t& info) {
         outcome.description = "killed by signal " + log::signal_name(info.si_status);
     }
     if (!outcome.success || child->name != hook_name(HookKind::Monitor))
-        log::message(outcome.success ? LOG_DEBUG : LOG_INFO,
+        say(outcome.success ? LOG_DEBUG : LOG_INFO,
                      child->name + "[" + std::to_string(child->pid) + "] " + outcome.description);
 
     // Its output may outlive it (background services); bound how many such outputs stay open.
@@ -506,7 +513,7 @@ void HookRunner::child_exited(Child* child, const siginfo_t& info) {
             ++it;
             continue;
         }
-        log::warning((*it)->tag + "no longer logged: processes this hook left running still hold its output; "
+        say(LOG_WARNING, (*it)->tag + "no longer logged: processes this hook left running still hold its output; "
                                   "redirect the output of background services");
         (*it)->flush_partial();
         it = pipes_.erase(it);
@@ -542,17 +549,17 @@ void HookRunner::confirm_stop(HookOutcome outcome, Usec deadline) {
     stop_outcome_ = std::move(outcome);
     int r = scope_->when_empty([this] { stop_confirmed(); });
     if (r < 0) {
-        log::error(log::with_errno("cannot watch " + scope_->describe() + " for the end of the stop", r));
+        say(LOG_ERR, log::with_errno("cannot watch " + scope_->describe() + " for the end of the stop", r));
         kill_leftovers();
         return;
     }
     if (!stop_outcome_) return;  // empty already
-    log::info("stophasrv ended; waiting for the processes it stopped to exit (at most until its timeout)");
+    say(LOG_INFO, "stophasrv ended; waiting for the processes it stopped to exit (at most until its timeout)");
     sd_event_source* raw = nullptr;
     r = sd_event_add_time(event_, &raw, CLOCK_MONOTONIC, deadline.count(), (10 * kUsecPerMsec).count(),
                           on_leftovers_deadline, this);
     if (r < 0) {
-        log::error(log::with_errno("cannot time the wait for the end of the stop", r));
+        say(LOG_ERR, log::with_errno("cannot time the wait for the end of the stop", r));
         kill_leftovers();
         return;
     }
@@ -571,7 +578,7 @@ void HookRunner::kill_leftovers() {
     leftovers_deadline_.reset();
     // Kill first, log after.
     int r = scope_->kill();
-    log::warning("stophasrv " + stop_outcome_->description + ", but processes the hooks started still run at "
+    say(LOG_WARNING, "stophasrv " + stop_outcome_->description + ", but processes the hooks started still run at "
                  "its timeout: killing them with SIGKILL");
     // The stop failed: in a stop phase the core kills (at once: nothing is left) and cleans up once more.
     stop_outcome_ = HookOutcome{false, stop_outcome_->description + ", but left processes running at its timeout "
@@ -580,7 +587,7 @@ void HookRunner::kill_leftovers() {
     // Never confirmed on a guess: the stop stays unfinished (the node
     // announces STOPPING, so no peer starts), and with quorum rules the
     // lease's deadline fences it.
-    if (r < 0) log::error(log::with_errno("cannot kill what is left in " + scope_->describe(), r));
+    if (r < 0) say(LOG_ERR, log::with_errno("cannot kill what is left in " + scope_->describe(), r));
 }
 
 int HookRunner::on_leftovers_deadline(sd_event_source*, uint64_t, void* userdata) {

@@ -58,6 +58,9 @@ public:
 
     // Creates the event sources every later call relies on.
     int init(std::string* error);
+    // The service group whose hooks these are, when it is not the default
+    // group: its lines then name it ("group NAME: ...", FREEHA_GROUP=).
+    void set_group(std::string group) { group_ = std::move(group); }
 
     // Starts a service hook; its outcome arrives through `finished`, always
     // asynchronously (a spawn failure too).
@@ -96,6 +99,8 @@ private:
     void terminate(Child* child, std::string reason);
     void forward_output(UniqueFd read_end, const std::string& name, pid_t pid);
     void report_later(HookKind kind, HookOutcome outcome);
+    // One line of the runner's: named by its group (set_group()).
+    void say(int priority, const std::string& text) const;
 
     static int on_child(sd_event_source* s, const siginfo_t* si, void* userdata);
     static int on_timeout(sd_event_source* s, uint64_t usec, void* userdata);
@@ -106,6 +111,7 @@ private:
 
     sd_event* event_;
     std::string directory_;
+    std::string group_;  // "" for the default group
     ServiceScope* scope_;
     Finished finished_;
     Killed killed_;

@@ -45,7 +45,9 @@ int main(int argc, char** argv) {
     }
     auto config = load_config(*cmdline, &error);
     // In target mode systemd runs the services; only alerthasrv may be used.
-    if (config && config->role == Role::Member && config->services.target.empty()) {
+    // With [Group NAME] sections, [Services] is one group among others: its
+    // missing hooks make it stand aside alone (ServiceGroup), as any group's.
+    if (config && config->role == Role::Member && config->services.target.empty() && config->groups.empty()) {
         error = check_hooks(config->services.hooks_directory);
         if (!error.empty() && !hooks_directory_configured(*config))
             error += std::string(" (and FreeHA 1.0's ") + kFreeHA1HooksDirectory + " has no hooks either)";
@@ -58,6 +60,9 @@ int main(int argc, char** argv) {
     // alone, not to keep the other groups from running (issue 20).
     if (cmdline->check_config) {
         std::vector<std::string> group_errors = check_group_hooks(*config);
+        if (!config->groups.empty())
+            if (std::string line = check_group_hooks(*config, config->services); !line.empty())
+                group_errors.insert(group_errors.begin(), line);
         for (const auto& line : group_errors) log::error(line);
         if (!group_errors.empty()) return 1;
     }

@@ -8,7 +8,6 @@
 #include "daemon/auth_key.h"
 #include "daemon/hook_path.h"
 #include "daemon/log.h"
-#include "daemon/process_tree.h"
 #include "daemon/self_fence.h"
 #include "daemon/state_store.h"
 
@@ -213,156 +212,37 @@ int Manager::setup_channels() {
 }
 
 int Manager::setup_services() {
-    auto finished = [this](HookKind kind, const HookOutcome& outcome) {
-        // The addresses go once the stop has ended, before the core hears of
-        // it and may release the lease; whatever the outcome: a failed stop
-        // leaves the services to the fence, never an address to a peer.
-        if (kind == HookKind::Stop && addresses_) addresses_->down();
-        apply(node_.on_hook_finished(kind, outcome, now()));
-    };
-    auto killed = [this] { apply(node_.on_services_killed(now())); };
-    std::string error;
-    bool scripts_mode = config_.services.target.empty() && config_.role == Role::Member;
-    if (scripts_mode) {
-        int r = setup_service_scope();
-        if (r < 0) return r;
-    }
-    hooks_ = std::make_unique<HookRunner>(event_.get(), config_.services.hooks_directory, service_scope_.get(), finished,
-                                          killed);
-    int r = hooks_->init(&error);
-    if (r < 0) {
-        log::error(error);
-        return r;
-    }
-    if (config_.role == Role::Member) {
-        addresses_ = std::make_unique<FloatingAddresses>(
-            event_.get(), config_.services.addresses, config_.services.announce_refresh,
-            FloatingAddresses::Callbacks{
-                [this](const std::string& why) { apply(node_.on_services_failed(why, now())); },
-                [this](const FloatingAddress& a, const std::string& mac) { on_address_conflict(a, mac); },
-                [this] { sd_event_source_set_enabled(links_changed_source_.get(), SD_EVENT_ONESHOT); }});
-        if (!config_.services.addresses.empty())
-            if (int r = open_addresses(); r < 0) return r;
-        sd_event_source* s = nullptr;
-        if (int r = sd_event_add_defer(event_.get(), &s, on_address_failure, this); r < 0) {
-            log::error(log::with_errno("cannot create the daemon's event sources", r));
-            return r;
-        }
-        address_failure_source_.reset(s);
-        sd_event_source_set_enabled(s, SD_EVENT_OFF);
-        if (int r = sd_event_add_defer(event_.get(), &s, on_links_changed, this); r < 0) {
-            log::error(log::with_errno("cannot create the daemon's event sources", r));
-            return r;
-        }
-        links_changed_source_.reset(s);
-        sd_event_source_set_enabled(s, SD_EVENT_OFF);
-    }
-    if (!config_.services.target.empty()) {
-        units_ = std::make_unique<UnitController>(
-            event_.get(), config_.services.target, config_.fence_timeout,
-            UnitController::Callbacks{
-                finished,
-                [this](const std::string& why) { apply(node_.on_services_failed(why, now())); },
-                [this](const std::string& what) { apply(node_.on_services_seen(what, now())); },
-                [this](const std::string& why) {
-                    // systemd stops the target for us: it is bound to freehad.service.
-                    log::error(why + "; exiting so that systemd stops it (BindsTo=freehad.service)");
-                    sd_event_exit(event_.get(), 1);
-                },
-                killed});
+    ServiceGroup::Links links{
+        [this](Effects effects) { apply(std::move(effects)); },
+        [this] { return now(); },
+        [this](pid_t pid) {
+            for (const auto& g : groups_)
+                if (g->watches(pid)) return true;
+            return false;
+        },
+        [this](const std::string& why) {
+            log::error(why);
+            sd_event_exit(event_.get(), 1);
+        },
+        [this] { status_dirty_ = true; }};
+    group_phases_.assign(node_.group_count(), Phase::InitialProbe);
+    for (std::size_t i = 0; i < node_.group_count(); ++i) {
+        groups_.push_back(std::make_unique<ServiceGroup>(event_.get(), node_, i, config_, links));
+        if (int r = groups_.back()->setup(config_); r < 0) return r;
     }
     return 0;
 }
 
-int Manager::open_addresses() {
-    if (addresses_open_) return 0;
-    if (int r = addresses_->open(); r < 0) {
-        log::error(log::with_errno("Address=: cannot open the sockets that own and announce floating addresses "
-                                   "(freehad needs CAP_NET_ADMIN, CAP_NET_RAW, AF_NETLINK and AF_PACKET)",
-                                   r));
-        return r;
-    }
-    addresses_open_ = true;
-    return 0;
+bool Manager::holds_any() const {
+    for (std::size_t i = 0; i < node_.group_count(); ++i)
+        if (node_.group(i).holding()) return true;
+    return false;
 }
 
-bool Manager::addresses_up(AddressFailure failure) {
-    // Opened: up() even for an empty list, so that a reload that adds an
-    // address while the services run here puts it up at once.
-    if (!addresses_ || !addresses_open_) return true;
-    std::string error;
-    if (int r = addresses_->up(&error); r < 0) {
-        address_failure_why_ = "Address=: " + (error.empty() ? log::with_errno("cannot add an address", r) : error);
-        address_failure_ = failure;
-        log::error(address_failure_why_);
-        sd_event_source_set_enabled(address_failure_source_.get(), SD_EVENT_ONESHOT);
-        return false;
-    }
-    return true;
-}
-
-int Manager::on_address_failure(sd_event_source*, void* userdata) {
-    auto* self = static_cast<Manager*>(userdata);
-    if (self->address_failure_ == AddressFailure::FailsTheStart)
-        self->apply(self->node_.on_hook_finished(HookKind::Start, HookOutcome{false, self->address_failure_why_},
-                                                 self->now()));
-    else
-        self->apply(self->node_.on_services_failed(self->address_failure_why_, self->now()));
-    return 0;
-}
-
-void Manager::check_address_devices() {
-    std::string why = addresses_ && addresses_open_ ? addresses_->unready() : std::string();
-    if (why == node_.unavailable()) return;
-    if (why.empty())
-        log::notice("this node can take the services again: " + node_.unavailable() + " no longer holds");
-    else
-        log::warning("this node stands aside until its floating address's device is there: " + why);
-    apply(node_.set_unavailable(why, now()));
-}
-
-int Manager::on_links_changed(sd_event_source*, void* userdata) {
-    static_cast<Manager*>(userdata)->check_address_devices();
-    return 0;
-}
-
-void Manager::on_address_conflict(const FloatingAddress& address, const std::string& mac) {
-    std::string text = "another host (MAC " + mac + ") answers for the floating address " + address.to_string() +
-                       "; freehad keeps it and announces it again: find that host (an address configured by "
-                       "hand, a machine outside the cluster)";
-    log::event(LOG_WARNING, log::message_id::kAddressConflict, text,
-               {{"FREEHA_NODE", config_.node_name},
-                {"FREEHA_ADDRESS", address_with_prefix(address)},
-                {"FREEHA_DEVICE", address.device},
-                {"FREEHA_FOREIGN_MAC", mac}});
-    status_dirty_ = true;
-}
-
-// The fence must reach whatever a hook detached (setsid, double fork): the
-// delegated cgroup under systemd, else freehad's process tree as a child
-// subreaper. Quorum mode promises that a node cut off from the majority has
-// stopped everything by its lease's end; without either it cannot, and says so.
-int Manager::setup_service_scope() {
-    std::string no_cgroup, no_tree;
-    service_scope_ = ServiceCgroup::open(event_.get(), &no_cgroup);
-    if (!service_scope_)
-        service_scope_ = ProcessTree::open(
-            event_.get(), [this](pid_t pid) { return hooks_ && hooks_->watches(pid); }, &no_tree);
-    if (service_scope_) {
-        log::info("hooks and everything they start run in " + service_scope_->describe() +
-                  "; a fence kills all of it");
-        if (!no_cgroup.empty()) log::info("no cgroup for the services: " + no_cgroup);
-        return 0;
-    }
-    std::string missing = "no complete fence: no cgroup for the services (" + no_cgroup +
-                          ") and no subreaper (" + no_tree + ")";
-    if (quorum_rules_apply(node_.settings())) {
-        log::error(missing + "; quorum mode (ExpectedNodes>2, NoQuorumPolicy=stop) needs one");
-        return -ENOTSUP;
-    }
-    log::warning(missing + ". A fence kills only the hook's process group, so a daemon a hook detached "
-                           "(setsid, double fork) survives it; see freeha-safety(7)");
-    return 0;
+bool Manager::any_target_mode() const {
+    for (const auto& g : groups_)
+        if (g->target_mode()) return true;
+    return false;
 }
 
 int Manager::setup_timers() {
@@ -410,25 +290,29 @@ void Manager::setup_bus() {
     // without the bus (--no-bus), every stop is a plain one.
     shutdown_watch_ = std::make_unique<ShutdownWatch>(
         config_.bus, [this](const std::string& how) { on_machine_shutdown(how); }, [this] { stop_and_exit(); });
+    bool target_mode = any_target_mode();
     units_bus_ = std::make_unique<BusConnection>(
         event_.get(), config_.bus, kUnitControlBusName,
-        units_ ? "the control of systemd" : "the watch for a machine shutdown (a reboot is then a plain stop)",
+        target_mode ? "the control of systemd" : "the watch for a machine shutdown (a reboot is then a plain stop)",
         BusConnection::Callbacks{[this](sd_bus* bus) {
                                      std::string error;
-                                     if (units_ && units_->attach(bus, &error) < 0) log::error(error);
-                                     error.clear();
+                                     for (auto& g : groups_) {
+                                         if (g->units() && g->units()->attach(bus, &error) < 0) log::error(error);
+                                         error.clear();
+                                     }
                                      if (shutdown_watch_->attach(bus, &error) < 0) log::info(error);
                                  },
                                  [this] {
                                      // Target mode starts once systemd can be reached.
-                                     if (units_ && !begun_) begin();
+                                     if (any_target_mode() && !begun_) begin();
                                  },
                                  [this] {
-                                     if (units_) units_->detach();
+                                     for (auto& g : groups_)
+                                         if (g->units()) g->units()->detach();
                                      shutdown_watch_->detach();
                                  },
                                  [this](const std::string& why) { bus_fatal(why); }});
-    if (!units_) units_bus_->set_optional();
+    if (!target_mode) units_bus_->set_optional();
     units_bus_->start();
 }
 
@@ -491,7 +375,7 @@ void Manager::shut_down(int code) {
     // nothing would exit at once, announcing a plain stop: it waits for the
     // answer (kShutdownQueryWait at most) so that its peers learn it leaves.
     bool asked = code == 0 && shutdown_watch_ && !shutdown_query_timer_ && shutdown_watch_->check_queued_jobs();
-    if (asked && !holds_services(node_.state())) {
+    if (asked && !holds_any()) {
         sd_event_source* s = nullptr;
         if (sd_event_add_time_relative(event_.get(), &s, CLOCK_MONOTONIC, kShutdownQueryWait.count(),
                                        kTimerAccuracy.count(), on_shutdown_query_expired, this) >= 0) {
@@ -505,7 +389,7 @@ void Manager::shut_down(int code) {
 int Manager::run() {
     if (setup() < 0) return 1;
     // Scripts mode starts now; target mode once the bus answers.
-    if (config_.services.target.empty() || config_.bus == BusKind::None) begin();
+    if (!any_target_mode() || config_.bus == BusKind::None) begin();
     int r = sd_event_loop(event_.get());
     if (r < 0) {
         log::error(log::with_errno("event loop failed", r));
@@ -533,7 +417,9 @@ void Manager::begin() {
         log::notice("staying in standby, as requested before the restart; freehactl unstandby ends it");
         node_.keep_standby();
     }
-    if (config_.services.target.empty() && config_.role == Role::Member) {
+    bool scripts_mode = false;
+    for (const auto& g : groups_) scripts_mode = scripts_mode || !g->target_mode();
+    if (scripts_mode && config_.role == Role::Member) {
         runtime_directory_ = unit_runtime_directory();
         if (!runtime_directory_.empty() && read_services_marker(runtime_directory_, {config_.dead_time, config_.interval}))
             services_marker_ = inherited_marker_ = true;
@@ -541,20 +427,9 @@ void Manager::begin() {
     // Whatever a previous run left (its clean-up failed, or freehad was
     // killed outside its unit): this node holds no lease yet, so no floating
     // address may be here.
-    // In maintenance mode what runs here is the admin's, addresses included:
-    // the node holds no lease, and no node takes the services meanwhile.
-    if (!config_.services.addresses.empty() && node_.maintenance().on) {
-        log::notice("Address=: maintenance mode: floating addresses on this node are left as they are");
-    } else if (!config_.services.addresses.empty()) {
-        std::string error;
-        int removed = remove_addresses(config_.services.addresses, &error);
-        if (removed < 0)
-            log::error("Address=: cannot remove what a previous run left: " + error);
-        else if (removed > 0)
-            log::warning("Address=: removed " + std::to_string(removed) +
-                         " floating address(es) that a previous run left on this node");
-    }
-    check_address_devices();  // before the first heartbeat, which says whether this node stands aside
+    for (auto& g : groups_) g->remove_leftover_addresses(node_.maintenance().on);
+    // Before the first heartbeat, which says which groups this node stands aside for.
+    for (auto& g : groups_) g->check_available();
     notifier_.ready();  // the sockets are bound (target mode: and systemd can be reached)
     apply(node_.start(now(), config_.force_start));
     // Once the previous run's promises have run out, only this run's
@@ -585,21 +460,16 @@ void Manager::apply(Effects effects) {
                     send(x.datagram);
                     return;  // routine: the status needs no rewrite for it
                 } else if constexpr (std::is_same_v<T, effect::RunHook>) {
-                    run_hook(x.kind);
+                    run_hook(x.group, x.kind);
                 } else if constexpr (std::is_same_v<T, effect::CancelHook>) {
-                    if (units_)
-                        units_->cancel(x.kind);
-                    else
-                        hooks_->cancel(x.kind);
-                    log::info(std::string(hook_name(x.kind)) + " canceled");
+                    ServiceGroup& g = *groups_.at(x.group);
+                    g.cancel(x.kind);
+                    g.log(LOG_INFO, std::string(hook_name(x.kind)) + " canceled");
                 } else if constexpr (std::is_same_v<T, effect::KillServices>) {
                     // Kill first, log after; the core's phase change, logged next, says why.
-                    if (units_)
-                        units_->kill();
-                    else
-                        hooks_->kill_services();
-                    if (addresses_) addresses_->down();  // with the services, at the deadline, not after their stop
-                    log::warning("killing the services with SIGKILL");
+                    ServiceGroup& g = *groups_.at(x.group);
+                    g.kill();
+                    g.log(LOG_WARNING, "killing the services with SIGKILL");
                 } else if constexpr (std::is_same_v<T, effect::StateChanged>) {
                     apply_state_change(x);
                 } else if constexpr (std::is_same_v<T, effect::PeerStateChanged>) {
@@ -608,17 +478,15 @@ void Manager::apply(Effects effects) {
                 } else if constexpr (std::is_same_v<T, effect::Notice>) {
                     apply_notice(x);
                 } else if constexpr (std::is_same_v<T, effect::SelfFence>) {
-                    self_fence(config_.self_fence, x.reason, x.lease_end);
+                    self_fence(config_.self_fence, groups_.at(x.group)->named(x.reason), x.lease_end);
                 } else if constexpr (std::is_same_v<T, effect::MaintenanceChanged>) {
                     maintenance_unsaved_ = store_maintenance(state_directory_, Maintenance{x.on, x.epoch});
                     if (!maintenance_unsaved_.empty())
                         log::warning(std::string("maintenance mode ") + (x.on ? "on" : "off") +
                                      " not saved: " + maintenance_unsaved_ + "; after a restart of freehad this "
                                      "node learns it from the other nodes");
-                    // Off on the holder: an address lost meanwhile was not
-                    // reported (nothing reacts in maintenance); put back, and watched again.
-                    if (!x.on && node_.phase() == Phase::Running && addresses_ && addresses_->is_up())
-                        addresses_up(AddressFailure::FailsTheServices);
+                    if (!x.on)
+                        for (auto& g : groups_) g->maintenance_ended();
                 } else if constexpr (std::is_same_v<T, effect::Exit>) {
                     // The stop is confirmed, nothing ran, or (maintenance mode)
                     // the services are the admin's: the unit's clean-up leaves them.
@@ -640,55 +508,66 @@ void Manager::send(const std::vector<std::uint8_t>& datagram) {
     for (auto& ch : channels_) ch->send(datagram);
 }
 
-void Manager::run_hook(HookKind kind) {
-    Usec timeout = kind == HookKind::Start  ? config_.services.start_timeout
-                   : kind == HookKind::Stop ? config_.services.stop_timeout
-                                            : config_.services.monitor_timeout;
+void Manager::run_hook(std::size_t group, HookKind kind) {
+    ServiceGroup& g = *groups_.at(group);
+    const GroupConfig& settings = g.settings();
+    Usec timeout = kind == HookKind::Start  ? settings.start_timeout
+                   : kind == HookKind::Stop ? settings.stop_timeout
+                                            : settings.monitor_timeout;
     // systemd must not SIGKILL us while stophasrv still runs at shutdown.
     if (kind == HookKind::Stop && node_.shutting_down())
         notifier_.extend_timeout(timeout + kHookKillGrace + kStopTimeoutMargin);
-    // The addresses first, so that the services can bind to them.
-    if (kind == HookKind::Start && !addresses_up(AddressFailure::FailsTheStart)) return;
-    if (units_)
-        units_->run(kind, timeout);
-    else
-        hooks_->run(kind, timeout, hook_environment(config_, last_change_, node_.under_enforced_lease()));
+    // FREEHA_LEASE=held: no cluster node can still run this group (Node::under_enforced_lease(), per group).
+    bool under_lease = node_.group(group).lease_enforced() &&
+                       quorum_rules_apply(node_.expected_nodes(), node_.settings().no_quorum_policy);
+    g.run_hook(kind, timeout, under_lease);
 }
 
 void Manager::apply_state_change(const effect::StateChanged& change) {
+    ServiceGroup& g = *groups_.at(change.group);
     track_services_marker(change);
-    // Services found running at start-up are kept without a starthasrv: their
-    // addresses go up as they are claimed (after a start, they already are).
-    if (change.to_phase == Phase::Running && addresses_ && !addresses_->is_up()) addresses_up(AddressFailure::FailsTheServices);
+    g.state_changed(change);  // addresses of found-running services
     std::string phases = " (" + std::string(to_string(change.from_phase)) + " -> " +
                          std::string(to_string(change.to_phase)) + ")";
     if (change.from == change.to) {
         // A step within a state (a claim starting, a stop being fenced or killed): no alert, no MESSAGE_ID.
-        log::info("phase " + std::string(to_string(change.from_phase)) + " -> " +
-                  std::string(to_string(change.to_phase)) + ": " + change.reason);
+        g.log(LOG_INFO, "phase " + std::string(to_string(change.from_phase)) + " -> " +
+                            std::string(to_string(change.to_phase)) + ": " + change.reason);
         return;
     }
-    last_change_ = change;
     std::string text = "state " + std::string(to_string(change.from)) + " -> " + std::string(to_string(change.to)) +
                        ": " + change.reason + phases;
-    log::event(change.to == NodeState::Errored ? LOG_ERR : LOG_NOTICE, log::message_id::kStateChanged, text,
-               {{"FREEHA_NODE", config_.node_name},
-                {"FREEHA_STATE", std::string(to_string(change.to))},
-                {"FREEHA_OLD_STATE", std::string(to_string(change.from))},
-                {"FREEHA_PHASE", std::string(to_string(change.to_phase))},
-                {"FREEHA_TERM", std::to_string(change.term)},
-                {"FREEHA_ACTIVE_NODE", change.active_node}});
-    hooks_->alert(change.to, config_.services.monitor_timeout, hook_environment(config_, change));
+    log::event(change.to == NodeState::Errored ? LOG_ERR : LOG_NOTICE, log::message_id::kStateChanged, g.named(text),
+               g.fields({{"FREEHA_NODE", config_.node_name},
+                         {"FREEHA_STATE", std::string(to_string(change.to))},
+                         {"FREEHA_OLD_STATE", std::string(to_string(change.from))},
+                         {"FREEHA_PHASE", std::string(to_string(change.to_phase))},
+                         {"FREEHA_TERM", std::to_string(change.term)},
+                         {"FREEHA_ACTIVE_NODE", change.active_node}}));
+    g.alert(change);
     if (reloading_ && change.from == NodeState::Stopping) {
-        reloading_ = false;
-        notifier_.ready();
+        // SIGHUP stopped every group: READY=1 once the last of them has stopped.
+        bool stopping = false;
+        for (std::size_t i = 0; i < node_.group_count(); ++i)
+            stopping = stopping || (i != change.group && node_.group(i).state() == NodeState::Stopping);
+        if (!stopping) {
+            reloading_ = false;
+            notifier_.ready();
+        }
     }
 }
 
 void Manager::track_services_marker(const effect::StateChanged& change) {
-    if (change.to != NodeState::Initial) inherited_marker_ = false;
-    bool settling = change.to_phase == Phase::InitialProbe || change.to_phase == Phase::InitialCleanup;
-    set_services_marker(holds_services(change.to) || (inherited_marker_ && settling));
+    group_phases_.at(change.group) = change.to_phase;
+    // The previous daemon's marker holds until every group has settled what it found.
+    bool initial = false, may_run = false, settling = false;
+    for (Phase p : group_phases_) {
+        initial = initial || state_of(p) == NodeState::Initial;
+        may_run = may_run || holds_services(state_of(p));
+        settling = settling || p == Phase::InitialProbe || p == Phase::InitialCleanup;
+    }
+    if (!initial) inherited_marker_ = false;
+    set_services_marker(may_run || (inherited_marker_ && settling));
 }
 
 void Manager::set_services_marker(bool may_run) {
@@ -703,15 +582,26 @@ void Manager::set_services_marker(bool may_run) {
 }
 
 void Manager::apply_notice(const effect::Notice& notice) {
+    // A notice about a group other than the default one: that group's state,
+    // term and active node, and its name in the text (once) and in FREEHA_GROUP.
+    std::size_t index = 0;
+    for (std::size_t i = 1; i < groups_.size() && !notice.group.empty(); ++i)
+        if (groups_[i]->name() == notice.group) index = i;
+    const Group& group = node_.group(index);
     std::vector<log::Field> fields{{"FREEHA_NODE", config_.node_name},
-                                   {"FREEHA_STATE", std::string(to_string(node_.state()))},
-                                   {"FREEHA_TERM", std::to_string(node_.cluster_term())},
-                                   {"FREEHA_ACTIVE_NODE", node_.active_node()}};
+                                   {"FREEHA_STATE", std::string(to_string(group.state()))},
+                                   {"FREEHA_TERM", std::to_string(group.cluster_term())},
+                                   {"FREEHA_ACTIVE_NODE", group.active_node()}};
     if (notice.peer != config_.node_name) fields.push_back({"FREEHA_PEER", notice.peer});
     if (!notice.channel.empty()) fields.push_back({"FREEHA_CHANNEL", notice.channel});
     if (notice.kind == NoticeKind::MaintenanceChanged)
         fields.push_back({"FREEHA_MAINTENANCE", node_.maintenance().on ? "on" : "off"});
-    log::event(notice_priority(notice.kind), notice_message_id(notice.kind), notice_text(notice), fields);
+    std::string text = notice_text(notice);
+    if (index != 0) {
+        fields = groups_[index]->fields(std::move(fields));
+        if (text.find("group " + notice.group) == std::string::npos) text = groups_[index]->named(text);
+    }
+    log::event(notice_priority(notice.kind), notice_message_id(notice.kind), text, fields);
 }
 
 // --- status -----------------------------------------------------------------
@@ -735,7 +625,8 @@ Status Manager::snapshot() const {
     sd_event_now(event_.get(), CLOCK_REALTIME, &realtime);
     s.updated_realtime_usec = realtime;
     s.log_lines_dropped = log::dropped_lines();
-    if (addresses_) s.addresses = addresses_->status();
+    for (const auto& g : groups_)
+        for (auto& a : g->address_status()) s.addresses.push_back(std::move(a));
     if (!config_.services.target.empty()) {
         s.mode = "target";
         s.services_target = config_.services.target;
@@ -864,25 +755,14 @@ std::optional<std::string> Manager::reload_config() {
     longest_dead_time_ = std::max(longest_dead_time_, reread->dead_time);
     reread->bus = config_.bus;
     reread->force_start = config_.force_start;
-    if (addresses_ && !reread->services.addresses.empty() && open_addresses() < 0)
-        return "configuration not reloaded: Address= needs sockets freehad cannot open (see the journal)";
+    // Each group the node runs takes its new settings; one added or removed
+    // (the core keeps the groups it started with) is left as it is.
+    for (auto& g : groups_)
+        if (const GroupConfig* settings = reread->group(g->name()))
+            if (std::string refused = g->prepare_reload(*settings); !refused.empty())
+                return "configuration not reloaded: " + refused;
     config_ = std::move(*reread);
-    if (units_) units_->set_fence_timeout(config_.fence_timeout);  // how long a stop may wait for systemd
-    if (addresses_) {
-        // On the active node: the new addresses go up, the removed ones go,
-        // the others stay as they are; the services do not move. One that
-        // cannot go up is a failure of the services, as if it were removed.
-        std::string error;
-        int r = addresses_->reconfigure(config_.services.addresses, config_.services.announce_refresh, &error);
-        // The first Address= of a node that already runs the services: they were started without any.
-        bool services_run_here = node_.phase() == Phase::StartingHook || node_.phase() == Phase::Running;
-        if (r >= 0 && !addresses_->is_up() && addresses_open_ && services_run_here) r = addresses_->up(&error);
-        if (r < 0) {
-            log::error("Address=: " + error);
-            apply(node_.on_services_failed("Address=: " + error, now()));
-        }
-        check_address_devices();  // the new Address= lines may name other devices
-    }
+    for (auto& g : groups_) g->reconfigure(config_);
     arm_watchdog();  // for the new DeadTime= and Interval=
     if (services_marker_) {  // the clean-up after a death keeps to the new timings
         if (std::string e = store_services_marker(runtime_directory_, {config_.dead_time, config_.interval}); !e.empty())

@@ -28,14 +28,11 @@
 #include "daemon/api_thread.h"
 #include "daemon/bus_connection.h"
 #include "daemon/cmdline.h"
-#include "daemon/floating_addresses.h"
-#include "daemon/hook_runner.h"
 #include "daemon/notify.h"
-#include "daemon/service_cgroup.h"
+#include "daemon/service_group.h"
 #include "daemon/shutdown_watch.h"
 #include "daemon/status_writer.h"
 #include "daemon/udp_channel.h"
-#include "daemon/unit_controller.h"
 
 namespace freeha {
 
@@ -59,7 +56,6 @@ private:
     int setup_loop();
     int setup_channels();
     int setup_services();
-    int setup_service_scope();
     int setup_timers();
     void setup_bus();
     // Lowers the unit's WatchdogSec= to what the lease allows (DeadTime= less
@@ -88,26 +84,13 @@ private:
     void apply_state_change(const effect::StateChanged& change);
     void apply_notice(const effect::Notice& notice);
     // Keeps the marker that `freehad --clean-up` (ExecStopPost=) reads true:
-    // present while the services may run here (scripts mode, under the unit).
+    // present while the services of any group may run here (scripts mode, under the unit).
     void track_services_marker(const effect::StateChanged& change);
     void set_services_marker(bool may_run);
-    void run_hook(HookKind kind);
-    // Address=: the sockets, opened once there are addresses to own (a
-    // configuration without any needs no CAP_NET_ADMIN or CAP_NET_RAW).
-    int open_addresses();
-    // Puts the addresses up: before starthasrv or the target's start (a
-    // failure is that start's failure), or as found-running services are
-    // claimed (a failure is theirs). Reported to the core from the next loop
-    // iteration, never from inside apply().
-    enum class AddressFailure { FailsTheStart, FailsTheServices };
-    bool addresses_up(AddressFailure failure);
-    void on_address_conflict(const FloatingAddress& address, const std::string& mac);
-    // A node whose Address= device is missing or down stands aside (peers
-    // elect the next node) until it is there: at start, on reload, on every
-    // link change.
-    void check_address_devices();
-    static int on_links_changed(sd_event_source* s, void* userdata);
-    static int on_address_failure(sd_event_source* s, void* userdata);
+    void run_hook(std::size_t group, HookKind kind);
+    // Whether any group's services run, start or stop here.
+    bool holds_any() const;
+    bool any_target_mode() const;
     void send(const std::vector<std::uint8_t>& datagram);
     std::string status_line() const;
     void flush_status();
@@ -129,21 +112,14 @@ private:
     Notifier notifier_;
     StatusWriter status_writer_;
     std::vector<std::unique_ptr<UdpChannel>> channels_;
-    // Scripts mode: the delegated cgroup (freehad.service has Delegate=yes), else freehad's process tree.
-    std::unique_ptr<ServiceScope> service_scope_;
-    std::unique_ptr<HookRunner> hooks_;  // service hooks in scripts mode; alerthasrv in both modes
-    std::unique_ptr<UnitController> units_;  // target mode only
+    // One per group of node_, in its order (the default group first): each
+    // drives its group's hooks or target, addresses and scope.
+    std::vector<std::unique_ptr<ServiceGroup>> groups_;
     // The loop's own bus connection: drives systemd in target mode, and watches for a machine shutdown.
     std::unique_ptr<BusConnection> units_bus_;
     std::unique_ptr<ShutdownWatch> shutdown_watch_;
     EventSourcePtr shutdown_query_timer_;  // armed while SIGTERM's stop waits for systemd's answer
     std::unique_ptr<ApiThread> api_;
-    std::unique_ptr<FloatingAddresses> addresses_;  // members only; open once Address= names any
-    bool addresses_open_ = false;
-    EventSourcePtr address_failure_source_;  // tells the core of an address that could not go up
-    AddressFailure address_failure_ = AddressFailure::FailsTheStart;
-    std::string address_failure_why_;
-    EventSourcePtr links_changed_source_;  // check_address_devices() from the loop, never from inside apply()
     std::vector<EventSourcePtr> signal_sources_;
     EventSourcePtr core_timer_;
     EventSourcePtr status_timer_;
@@ -164,7 +140,9 @@ private:
     // It stays until the start-up probe, or the clean-up after it, settles it.
     bool inherited_marker_ = false;
     std::string maintenance_unsaved_;  // why the last MaintenanceChanged could not be stored ("" when it was)
-    effect::StateChanged last_change_{NodeState::Initial, NodeState::Initial, "", 0, "", Phase::InitialProbe, Phase::InitialProbe};
+    // Each group's phase as its last StateChanged said (the services marker
+    // is judged on them all; the core may have moved on within the batch).
+    std::vector<Phase> group_phases_;
 };
 
 }  // namespace freeha

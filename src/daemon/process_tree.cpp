@@ -1,10 +1,12 @@
 #include "daemon/process_tree.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <fstream>
 #include <map>
+#include <string_view>
 #include <utility>
 
 #include <dirent.h>
@@ -42,11 +44,13 @@ bool read_stat(pid_t pid, ProcEntry* entry) {
 
 }  // namespace
 
-ProcessTree::ProcessTree(sd_event* event, Watched watched) : event_(event), watched_(std::move(watched)) {}
+ProcessTree::ProcessTree(sd_event* event, Watched watched, std::string group)
+    : event_(event), watched_(std::move(watched)), group_(std::move(group)) {}
 
 ProcessTree::~ProcessTree() = default;
 
-std::unique_ptr<ProcessTree> ProcessTree::open(sd_event* event, Watched watched, std::string* why) {
+std::unique_ptr<ProcessTree> ProcessTree::open(sd_event* event, Watched watched, std::string group,
+                                               std::string* why) {
     // The walk starts from our PID as /proc numbers it: it must be ours.
     char self[32] = {};
     ssize_t n = readlink("/proc/self", self, sizeof self - 1);
@@ -58,7 +62,7 @@ std::unique_ptr<ProcessTree> ProcessTree::open(sd_event* event, Watched watched,
         *why = log::with_errno("cannot become a child subreaper", -errno);
         return nullptr;
     }
-    std::unique_ptr<ProcessTree> tree(new ProcessTree(event, std::move(watched)));
+    std::unique_ptr<ProcessTree> tree(new ProcessTree(event, std::move(watched), std::move(group)));
     if (int r = tree->arm(kReapInterval); r < 0) {
         *why = log::with_errno("cannot create the timer that reaps orphans", r);
         return nullptr;
@@ -92,9 +96,53 @@ std::vector<pid_t> ProcessTree::running_descendants(pid_t root) {
     return found;
 }
 
+std::string ProcessTree::describe() const {
+    std::string text = "freehad's process tree (a child subreaper)";
+    if (!group_.empty()) text += ", the processes whose environment says FREEHA_GROUP=" + group_;
+    return text;
+}
+
+bool ProcessTree::in_group(pid_t pid, const std::string& group) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/environ");
+    if (!in) return true;  // gone (then not running anyway) or unreadable: not known to be another group's
+    static constexpr std::string_view kKey = "FREEHA_GROUP=";
+    std::string entry;
+    while (std::getline(in, entry, '\0'))
+        if (entry.starts_with(kKey)) return entry.compare(kKey.size(), std::string::npos, group) == 0;
+    return true;
+}
+
+std::vector<pid_t> ProcessTree::members() const {
+    std::vector<pid_t> found = running_descendants(getpid());
+    if (!group_.empty())
+        std::erase_if(found, [this](pid_t pid) {
+            return (foreign_hook_ && foreign_hook_(pid)) || !in_group(pid, group_);
+        });
+    return found;
+}
+
+bool ProcessTree::environment_empty(pid_t pid) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/environ");
+    return !in || in.peek() == std::ifstream::traits_type::eof();
+}
+
+void ProcessTree::kill_members() {
+    std::vector<pid_t> empty_now;
+    for (pid_t pid : members()) {
+        bool seen_empty = std::find(empty_before_.begin(), empty_before_.end(), pid) != empty_before_.end();
+        if (!group_.empty() && environment_empty(pid) && !seen_empty) {
+            empty_now.push_back(pid);
+            continue;
+        }
+        ::kill(pid, SIGKILL);
+    }
+    empty_before_ = std::move(empty_now);
+}
+
 int ProcessTree::kill() {
     killing_ = true;
-    for (pid_t pid : running_descendants(getpid())) ::kill(pid, SIGKILL);
+    empty_before_.clear();
+    kill_members();
     return 0;
 }
 
@@ -131,10 +179,9 @@ void ProcessTree::reap_orphans() {
 void ProcessTree::check() {
     reap_orphans();
     if (!emptied_) return;
-    std::vector<pid_t> left = running_descendants(getpid());
+    std::vector<pid_t> left = members();
     if (!left.empty()) {
-        if (killing_)
-            for (pid_t pid : left) ::kill(pid, SIGKILL);
+        if (killing_) kill_members();
         return;
     }
     killing_ = false;

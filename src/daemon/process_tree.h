@@ -5,7 +5,12 @@
 // fork becomes freehad's child instead of init's, so walking /proc from
 // freehad's PID finds everything the hooks started. The fence sends SIGKILL
 // to all of it, again to whatever a fork in flight added, until none is
-// left. The orphans that end are reaped here; the hooks themselves are
+// left. With several service groups each has a tree of its own that keeps
+// to the processes whose environment names it (FREEHA_GROUP=, which every
+// hook gets and what it starts inherits): orphans lose their parentage, so
+// the environment is all that tells the groups apart. A process that cleared
+// its environment belongs to every group's tree: any group's fence kills it
+// and any group's stop waits for it (safe, never wrong the other way). The orphans that end are reaped here; the hooks themselves are
 // reaped by their sd-event child sources, whose exit status this must never
 // steal, so only children the hook runner does not watch are reaped.
 #pragma once
@@ -30,20 +35,46 @@ public:
     using Watched = std::function<bool(pid_t)>;
 
     // Makes freehad a child subreaper; nullptr with *why when it cannot be,
-    // or when /proc does not show freehad's own PID namespace.
-    static std::unique_ptr<ProcessTree> open(sd_event* event, Watched watched, std::string* why);
+    // or when /proc does not show freehad's own PID namespace. `group`: the
+    // service group whose processes this tree holds (see above); "" for all
+    // of freehad's descendants (one group).
+    static std::unique_ptr<ProcessTree> open(sd_event* event, Watched watched, std::string group, std::string* why);
     ~ProcessTree() override;
 
-    std::string describe() const override { return "freehad's process tree (a child subreaper)"; }
+    std::string describe() const override;
     int kill() override;
     // Polled every kPollInterval while it waits.
     int when_empty(std::function<void()> emptied) override;
 
     // The processes below `root` that have not exited (zombies excluded), from /proc.
     static std::vector<pid_t> running_descendants(pid_t root);
+    // Whether process `pid` belongs to service group `group`: its environment
+    // says FREEHA_GROUP=`group`, or names no group at all (or cannot be read).
+    static bool in_group(pid_t pid, const std::string& group);
+    // Whether /proc/PID/environ reads empty (or cannot be read).
+    static bool environment_empty(pid_t pid);
 
 private:
-    ProcessTree(sd_event* event, Watched watched);
+    ProcessTree(sd_event* event, Watched watched, std::string group);
+    // running_descendants() of freehad that are this tree's.
+    std::vector<pid_t> members() const;
+
+public:
+    // With several groups: whether `pid` is a hook that another group's
+    // runner started (never this tree's, whatever /proc shows of it: during
+    // its execve its environment can read empty).
+    void set_foreign_hook(Watched foreign) { foreign_hook_ = std::move(foreign); }
+
+private:
+    // SIGKILL to members(); with several groups one whose environment reads
+    // empty is killed only if it still does at the next pass (kPollInterval
+    // later): a process in the middle of its execve reads so for a moment,
+    // whichever group it is, while one started with an empty environment
+    // (env -i) is every group's.
+    void kill_members();
+
+    Watched foreign_hook_;
+    std::vector<pid_t> empty_before_;  // read empty at the last pass
     int arm(Usec after);
     // Reaps the orphans that have exited, leaving the watched children alone.
     void reap_orphans();
@@ -52,6 +83,7 @@ private:
 
     sd_event* event_;
     Watched watched_;
+    std::string group_;  // "": every descendant
     // Reaps orphans now and then; polls while when_empty() waits.
     EventSourcePtr timer_;
     std::function<void()> emptied_;

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <string_view>
 #include <utility>
 
 #include <fcntl.h>
@@ -12,6 +13,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include "core/config.h"
 #include "daemon/log.h"
 
 namespace freeha {
@@ -67,7 +69,11 @@ ServiceCgroup::ServiceCgroup(sd_event* event, std::string services, UniqueFd pro
 
 ServiceCgroup::~ServiceCgroup() = default;
 
-std::unique_ptr<ServiceCgroup> ServiceCgroup::open(sd_event* event, std::string* why) {
+std::string ServiceCgroup::leaf_name(const std::string& group) {
+    return group.empty() || group == kDefaultGroupName ? std::string("services") : "services-" + group;
+}
+
+std::unique_ptr<ServiceCgroup> ServiceCgroup::open(sd_event* event, const std::string& leaf, std::string* why) {
     std::string mount_point, mount_root;
     std::string cgroup = own_cgroup();
     if (cgroup.empty() || !cgroup2_mount(&mount_point, &mount_root)) {
@@ -78,6 +84,9 @@ std::unique_ptr<ServiceCgroup> ServiceCgroup::open(sd_event* event, std::string*
         *why = "freehad's cgroup " + cgroup + " is outside the mounted hierarchy";
         return nullptr;
     }
+    // After the first group's open(), freehad is in its `supervisor` leaf already: its unit's cgroup is the parent.
+    static constexpr std::string_view kSupervisorLeaf = "/supervisor";
+    if (cgroup.ends_with(kSupervisorLeaf)) cgroup.resize(cgroup.size() - kSupervisorLeaf.size());
     std::string own = mount_point + (mount_root == "/" ? cgroup : cgroup.substr(mount_root.size()));
     if (!marked_delegated(own)) {
         *why = "freehad's cgroup " + cgroup + " is not delegated to it (run it as freehad.service, which has Delegate=yes)";
@@ -89,7 +98,7 @@ std::unique_ptr<ServiceCgroup> ServiceCgroup::open(sd_event* event, std::string*
     }
     // No processes in inner nodes: freehad moves into a leaf of its own first.
     std::string supervisor = own + "/supervisor";
-    std::string services = own + "/services";
+    std::string services = own + "/" + leaf;
     int r = make_child(supervisor);
     if (r >= 0) r = write_string(supervisor + "/cgroup.procs", "0");
     if (r >= 0) r = make_child(services);

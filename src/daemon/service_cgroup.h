@@ -1,4 +1,4 @@
-// The cgroup that holds the services in scripts mode: a `services` child of freehad's delegated unit cgroup, emptied at once with cgroup.kill.
+// The cgroup that holds a group's services in scripts mode: a child of freehad's delegated unit cgroup, emptied at once with cgroup.kill.
 //
 // Under systemd with Delegate=yes, freehad.service's cgroup is ours: freehad
 // moves itself into its `supervisor` child (no processes in inner nodes) and
@@ -7,6 +7,12 @@
 // stays inside and dies with one write to cgroup.kill (Linux 5.14+). Without
 // a delegated cgroup (freehad run by hand) there is none: freehad's process
 // tree (ProcessTree) is the scope instead.
+//
+// Each service group has a cgroup of its own, siblings under the unit's
+// cgroup, so that the fence of one kills nothing of another: `services` for
+// the default group (as before groups existed), `services-NAME` for the
+// group NAME. After freehad's death systemd kills whatever is left in the
+// unit's cgroup, every group's included (KillMode=mixed, after ExecStopPost=).
 #pragma once
 
 #include <functional>
@@ -23,9 +29,11 @@ namespace freeha {
 class ServiceCgroup final : public ServiceScope {
 public:
     // Takes over freehad's own cgroup when systemd delegated it (its
-    // trusted.delegate or user.delegate marker says so); else nullptr, with
-    // *why saying why not.
-    static std::unique_ptr<ServiceCgroup> open(sd_event* event, std::string* why);
+    // trusted.delegate or user.delegate marker says so) and makes the child
+    // `leaf` (leaf_name()); else nullptr, with *why saying why not.
+    static std::unique_ptr<ServiceCgroup> open(sd_event* event, const std::string& leaf, std::string* why);
+    // The child cgroup of service group `group`: "services" for the default group, else "services-GROUP".
+    static std::string leaf_name(const std::string& group);
     ~ServiceCgroup();
 
     std::string describe() const override { return "the cgroup " + services_; }

@@ -120,14 +120,20 @@ int UnitController::attach(sd_bus* bus, std::string* error) {
     }
     subscribe_slot_.reset(slot);
     // Whatever happened while we were away: read the units again.
+    reread();
+    if (op_) apply(op_->steps.on_reconnected());
+    update_unreachable_deadline();
+    return 0;
+}
+
+void UnitController::reread() {
+    if (bus_ == nullptr) return;
+    sd_bus_slot* slot = nullptr;
     auto call = std::make_unique<Call>(Call{this, {0, UnitOperation::Method::ReadMembers, target_}, nullptr});
     if (call_method(call->call, on_watch_members, call.get(), &slot) >= 0) {
         call->slot.reset(slot);
         watch_calls_.push_back(std::move(call));
     }
-    if (op_) apply(op_->steps.on_reconnected());
-    update_unreachable_deadline();
-    return 0;
 }
 
 void UnitController::detach() {
@@ -361,7 +367,8 @@ void UnitController::watch_state(const std::string& unit, const std::string& act
 namespace {
 
 // Reads the units a target pulls in from its GetAll reply; false on a malformed reply.
-bool read_members(sd_bus_message* m, std::vector<std::string>* members) {
+// `load_state`, when given, gets the unit's LoadState ("loaded", "not-found", ...).
+bool read_members(sd_bus_message* m, std::vector<std::string>* members, std::string* load_state = nullptr) {
     int r = sd_bus_message_enter_container(m, 'a', "{sv}");
     while (r > 0 && (r = sd_bus_message_enter_container(m, 'e', "sv")) > 0) {
         const char* name = nullptr;
@@ -378,6 +385,10 @@ bool read_members(sd_bus_message* m, std::vector<std::string>* members) {
             }
             std::free(list);
             if (r >= 0) r = sd_bus_message_exit_container(m);
+        } else if (n == "LoadState" && load_state != nullptr) {
+            const char* state = nullptr;
+            r = sd_bus_message_read(m, "v", "s", &state);
+            if (r >= 0 && state != nullptr) *load_state = state;
         } else if (r >= 0) {
             r = sd_bus_message_skip(m, "v");
         }
@@ -449,7 +460,9 @@ int UnitController::on_watch_members(sd_bus_message* m, void* userdata, sd_bus_e
         UnitController* self = call->self;
         self->watch_calls_.remove_if([call](const auto& c) { return c.get() == call; });
         std::vector<std::string> members;
-        if (sd_bus_message_get_error(m) != nullptr || !read_members(m, &members)) return 0;
+        std::string load_state;
+        if (sd_bus_message_get_error(m) != nullptr || !read_members(m, &members, &load_state)) return 0;
+        if (self->callbacks_.load_state && !load_state.empty()) self->callbacks_.load_state(load_state);
         self->set_members(std::move(members));
         for (const auto& unit : self->watched_units()) {
             auto read = std::make_unique<Call>(Call{self, {0, UnitOperation::Method::ReadState, unit}, nullptr});

@@ -60,6 +60,9 @@ public:
         std::function<void(const std::string& why)> unreachable;
         // kill() is done: systemd reports every unit down.
         std::function<void()> killed;
+        // The target's LoadState ("loaded", "not-found", "masked"...), each
+        // time the watch reads it (attach(), reread()); may be empty.
+        std::function<void(const std::string& load_state)> load_state = {};
     };
 
     // How often the state of a unit is polled while its fate is unknown
@@ -75,6 +78,9 @@ public:
     int attach(sd_bus* bus, std::string* error);
     // The connection went away: everything installed on it is gone.
     void detach();
+    // Reads the target's members and LoadState again (as attach() does), e.g.
+    // after a configuration reload; nothing while detached.
+    void reread();
 
     void run(HookKind kind, Usec timeout);
     // Ends the wait for the running operation; its (meaningless) outcome still follows.

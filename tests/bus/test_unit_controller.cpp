@@ -35,6 +35,7 @@ struct FakeSystemd {
     bool kill_takes_effect = true;    // KillUnit brings the unit down at once
     std::map<std::string, std::string> state{{kTarget, "inactive"}, {kMember, "inactive"}};
     std::vector<std::string> requires_{kMember};
+    std::map<std::string, std::string> load{{kTarget, "loaded"}, {kMember, "loaded"}};  // LoadState
 
     // What happened.
     std::vector<std::string> calls;  // "StartUnit freeha-services.target", ...
@@ -114,6 +115,7 @@ struct FakeSystemd {
         std::string unit = self->unit_of(path);
         std::string_view p = property;
         if (p == "ActiveState") return sd_bus_message_append(reply, "s", self->state[unit].c_str());
+        if (p == "LoadState") return sd_bus_message_append(reply, "s", self->load[unit].c_str());
         std::vector<const char*> list;
         if (p == "Requires" && unit == kTarget) ++self->members_reads;
         if (p == "Requires" && unit == kTarget)
@@ -142,6 +144,7 @@ struct FakeSystemd {
         static const sd_bus_vtable kUnit[] = {
             SD_BUS_VTABLE_START(0),
             SD_BUS_PROPERTY("ActiveState", "s", get_unit_property, 0, SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE),
+            SD_BUS_PROPERTY("LoadState", "s", get_unit_property, 0, 0),
             SD_BUS_PROPERTY("Requires", "as", get_unit_property, 0, 0),
             SD_BUS_PROPERTY("Wants", "as", get_unit_property, 0, 0),
             SD_BUS_PROPERTY("ConsistsOf", "as", get_unit_property, 0, 0),
@@ -171,7 +174,8 @@ protected:
                 [this](const std::string& why) { failures_.push_back(why); },
                 [this](const std::string& what) { activated_.push_back(what); },
                 [this](const std::string& why) { unreachable_.push_back(why); },
-                [this] { ++killed_; }});
+                [this] { ++killed_; },
+                [this](const std::string& state) { load_states_.push_back(state); }});
         std::string error;
         ASSERT_GE(controller_->attach(client_bus_.get(), &error), 0) << error;
         run_until([&] { return !fake_.calls.empty(); });  // Subscribe has arrived
@@ -225,6 +229,7 @@ protected:
     std::vector<std::string> activated_;
     std::vector<std::string> unreachable_;
     int killed_ = 0;
+    std::vector<std::string> load_states_;
     static constexpr Usec kFence = Usec(300 * 1000);
 };
 
@@ -235,6 +240,17 @@ TEST_F(UnitControllerTest, StartResetsFailedThenStartsAndSucceedsOnlyOnDone) {
     ASSERT_GE(fake_.calls.size(), 2u);
     EXPECT_EQ(fake_.calls[0], "ResetFailedUnit freeha-services.target");
     EXPECT_EQ(fake_.calls[1], "StartUnit freeha-services.target");
+}
+
+// Issue 20: a group whose Target= systemd cannot load stands aside; the watch says so at attach and reread().
+TEST_F(UnitControllerTest, TheWatchReportsTheTargetsLoadState) {
+    ASSERT_FALSE(load_states_.empty());
+    EXPECT_EQ(load_states_.back(), "loaded");
+    fake_.load[kTarget] = "not-found";
+    load_states_.clear();
+    controller_->reread();
+    ASSERT_TRUE(run_until([&] { return !load_states_.empty(); }, kUsecPerSec));
+    EXPECT_EQ(load_states_.back(), "not-found");
 }
 
 TEST_F(UnitControllerTest, EveryOtherJobResultIsAFailureNamingIt) {

@@ -1,4 +1,5 @@
 // The hooks directory when none is configured, how it is logged, and the hooks' PATH.
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -97,4 +98,19 @@ TEST_F(HookPath, CheckConfigNamesEachGroupWhoseHooksAreMissing) {
     // [Services] is main's start-up check; an arbitrator runs no services.
     config.role = Role::Arbitrator;
     EXPECT_TRUE(check_group_hooks(config).empty());
+}
+
+TEST(HookPathText, EachGroupsHooksAreToldTheirGroupAndFindTheirOwnScripts) {
+    Config config;
+    config.node_name = "alpha";
+    GroupConfig web;
+    web.name = "web";
+    web.hooks_directory = "/etc/freeha/web";
+    effect::StateChanged change{NodeState::Standby, NodeState::Starting, "elected", 4, "alpha",
+                                Phase::Standby, Phase::StartingPending, 1};
+    std::vector<std::string> env = hook_environment(config, web, change, true);
+    EXPECT_THAT(env, ::testing::Contains("FREEHA_GROUP=web"));
+    EXPECT_THAT(env, ::testing::Contains("PATH=" + hook_search_path("/etc/freeha/web")));
+    EXPECT_THAT(env, ::testing::Contains("FREEHA_LEASE=held"));
+    EXPECT_THAT(hook_environment(config, config.services, change), ::testing::Contains("FREEHA_GROUP=default"));
 }

@@ -56,7 +56,7 @@ protected:
     void SetUp() override {
         ASSERT_GE(sd_event_new(&event_), 0);
         std::string why;
-        tree_ = ProcessTree::open(event_, [this](pid_t pid) { return pid == watched_; }, &why);
+        tree_ = ProcessTree::open(event_, [this](pid_t pid) { return pid == watched_; }, "", &why);
         ASSERT_TRUE(tree_) << why;
     }
     void TearDown() override {
@@ -140,3 +140,52 @@ TEST_F(ProcessTreeTest, AWatchedChildsExitStatusIsLeftToItsWatcher) {
 }
 
 }  // namespace
+
+// A daemon detached by a hook, running `sleep` with the environment `env` (what /proc/PID/environ then shows).
+pid_t detached_sleep(const char* env) {
+    return detach([env] {
+        char* const argv[] = {const_cast<char*>("sleep"), const_cast<char*>("100"), nullptr};
+        char* const with[] = {const_cast<char*>(env), nullptr};
+        char* const without[] = {nullptr};
+        execve("/bin/sleep", argv, env ? with : without);
+    });
+}
+
+// Several service groups without a cgroup: each group's tree keeps to the
+// processes whose environment names it; one that names none is every group's.
+TEST_F(ProcessTreeTest, AGroupsFenceKillsItsOwnProcessesAndTheUnnamedOnes) {
+    std::string why;
+    auto db = ProcessTree::open(event_, [](pid_t) { return false; }, "db", &why);
+    auto web = ProcessTree::open(event_, [](pid_t) { return false; }, "web", &why);
+    ASSERT_TRUE(db && web) << why;
+    EXPECT_EQ(db->describe(),
+              "freehad's process tree (a child subreaper), the processes whose environment says FREEHA_GROUP=db");
+    pid_t db_sleep = detached_sleep("FREEHA_GROUP=db");
+    pid_t web_sleep = detached_sleep("FREEHA_GROUP=web");
+    pid_t unnamed = detached_sleep(nullptr);
+    // Until their exec they show this process's environment: wait for the sleeps.
+    auto exec_done = [](pid_t pid) {
+        std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
+        std::string comm;
+        return std::getline(in, comm) && comm == "sleep";
+    };
+    ASSERT_TRUE(run_until([&] { return exec_done(db_sleep) && exec_done(web_sleep) && exec_done(unnamed); }));
+    EXPECT_TRUE(ProcessTree::in_group(db_sleep, "db"));
+    EXPECT_FALSE(ProcessTree::in_group(db_sleep, "web"));
+    EXPECT_TRUE(ProcessTree::in_group(unnamed, "web"));
+
+    bool emptied = false;
+    ASSERT_GE(db->kill(), 0);
+    ASSERT_GE(db->when_empty([&] { emptied = true; }), 0);
+    ASSERT_TRUE(run_until([&] { return emptied; })) << "db's share never emptied";
+    auto running = ProcessTree::running_descendants(getpid());
+    EXPECT_THAT(running, Not(Contains(db_sleep)));
+    EXPECT_THAT(running, Not(Contains(unnamed)));
+    EXPECT_THAT(running, Contains(web_sleep)) << "db's fence killed web's process";
+
+    emptied = false;
+    ASSERT_GE(web->kill(), 0);
+    ASSERT_GE(web->when_empty([&] { emptied = true; }), 0);
+    ASSERT_TRUE(run_until([&] { return emptied; }));
+    EXPECT_TRUE(ProcessTree::running_descendants(getpid()).empty());
+}
