@@ -63,7 +63,9 @@ public:
         // group is the same as before groups existed; several spread by name.
         std::uint64_t mixed = seed * 0x9e3779b97f4a7c15ULL;
         std::size_t groups = 1 + static_cast<std::size_t>((mixed ^ (mixed >> 29)) % 8);
-        for (std::size_t i = 1; i < groups; ++i) settings_.groups.push_back(GroupSettings{"g" + std::to_string(i), "", 2 * kUsecPerSec, PlacementPolicy::Alphabetical, {}});
+        for (std::size_t i = 1; i < groups; ++i)
+            settings_.groups.push_back(
+                GroupSettings{"g" + std::to_string(i), "", 2 * kUsecPerSec, PlacementPolicy::Rendezvous, {}});
         if (groups > 1)
             for (auto& g : settings_.groups) g.placement = PlacementPolicy::Rendezvous;
         log_ << n << " nodes" << (arbitrator_.empty() ? "" : ", arbitrator " + arbitrator_) << ", FenceTimeout "
