@@ -188,7 +188,7 @@ void Group::finish_listening(Usec now, Effects& out) {
 
 void Group::maybe_elect(Usec now, Effects& out) {
     if (phase_ != Phase::Standby || node_.settings_.role != Role::Member || error_latched_ || retiring_ || node_.standby_ ||
-        !node_.unavailable_.empty() || !unavailable_.empty() || !node_.quorate_ || node_.shutting_down_ || !handover_to_.empty() || now < listen_until_ ||
+        !unavailable_.empty() || !node_.quorate_ || node_.shutting_down_ || !handover_to_.empty() || now < listen_until_ ||
         node_.maintenance_.on)
         return;
     // While the cluster speaks the previous wire version, which carries the

@@ -57,7 +57,7 @@ std::uint64_t Node::wall_estimate(Usec now) const { return settings_.incarnation
 std::uint16_t Node::own_flags() const {
     std::uint16_t flags = 0;
     if (default_group().error_latched()) flags |= wire::kFlagErrorLatched;
-    if (standby_ || !unavailable_.empty() || leaving_) flags |= wire::kFlagStandby;  // peers elect another node
+    if (standby_ || leaving_) flags |= wire::kFlagStandby;  // peers elect another node
     // The default group alone: a node of one group (or speaking version 2,
     // which carries no other) stands aside as a whole, as before groups.
     if (!default_group().unavailable().empty())
@@ -134,7 +134,7 @@ Effects Node::start(Usec now, bool force_start) {
 
 Node::PlacementInputs Node::placement_inputs() const {
     PlacementInputs in;
-    if (settings_.role == Role::Member && !standby_ && unavailable_.empty() && !leaving_)
+    if (settings_.role == Role::Member && !standby_ && !leaving_)
         in.eligible.push_back(settings_.node_name);
     for (const auto& [name, p] : membership_.peers())
         if (p.reachable() && p.role == Role::Member && !p.standby_flag()) in.eligible.push_back(name);
@@ -367,16 +367,6 @@ Effects Node::on_command(Command command, Usec now) {
         send_heartbeat(now, out);
         break;
     }
-    evaluate(now, out);
-    return out;
-}
-
-Effects Node::set_unavailable(std::string why, Usec now) {
-    Effects out;
-    if (why == unavailable_) return out;
-    unavailable_ = std::move(why);
-    if (!started_ || exited_) return out;
-    send_heartbeat(now, out);  // peers learn of it at once, either way
     evaluate(now, out);
     return out;
 }

@@ -148,15 +148,14 @@ public:
     Effects on_services_killed(std::size_t group, Usec now);
     Effects on_services_killed(Usec now) { return on_services_killed(0, now); }
     Effects on_command(Command command, Usec now);
-    // What this node lacks to run the services now ("" when nothing): an
-    // Address= device that does not exist yet or is down. Until it is "", the
-    // node stands aside as in standby (announced so, so that the next node is
-    // elected instead; it never claims), without the admin's standby being
-    // set or saved. Services already running here are not stopped by it: the
-    // daemon reports their loss itself.
-    Effects set_unavailable(std::string why, Usec now);
-    // Likewise for one group alone (its hooks directory or target missing,
-    // its address's device down): the node's other groups run on.
+    // What group `group` lacks to run here now ("" when nothing): its hooks
+    // directory or target missing, its Address= device missing or down.
+    // Until it is "", the group stands aside here as in standby (announced
+    // so, so that another node is elected for it; it never claims), without
+    // the admin's standby being set or saved; the node's other groups run on.
+    // A node of one group stands aside as a whole, as before groups.
+    // Services already running here are not stopped by it: the daemon
+    // reports their loss itself.
     Effects set_unavailable(std::size_t group, std::string why, Usec now);
     // Command::ClearError for one group alone (D-Bus: the group's ClearError()).
     Effects clear_error(std::size_t group, Usec now);
@@ -221,7 +220,6 @@ public:
     const Maintenance& maintenance() const { return maintenance_; }
     // The wire version this node speaks now (see wire.h, "Versions").
     std::uint8_t wire_version() const;
-    const std::string& unavailable() const { return unavailable_; }
     const std::string& handover_to() const { return default_group().handover_to(); }
     const std::string& last_error() const { return default_group().last_error(); }
     const NodeSettings& settings() const { return settings_; }
@@ -351,7 +349,6 @@ private:
     bool standby_ = false;
     bool leaving_ = false;  // Command::Leave: hand over, then exit announcing kFlagLeaving
     Maintenance maintenance_;
-    std::string unavailable_;  // see set_unavailable()
     std::optional<std::uint64_t> duplicate_incarnation_seen_;
     std::map<std::string, Refusal> refused_;  // sender -> why its heartbeats are refused; at most Membership::kMaxPeers
     std::set<std::uint8_t> unknown_versions_seen_;  // logged once each

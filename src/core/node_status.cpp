@@ -50,7 +50,7 @@ Status Node::status(Usec now) const {
     s.errored = default_group().error_latched();
     s.standby = standby_;
     s.last_error = default_group().last_error();
-    s.unavailable = unavailable_;
+    s.unavailable = default_group().unavailable();
     s.counters = counters_;
     s.unexpected_services = default_group().unexpected_services();
     s.version = settings_.release;

@@ -2,6 +2,7 @@
 
 #include "build_config.h"
 
+#include <algorithm>
 #include <csignal>
 #include <ctime>
 
@@ -212,7 +213,7 @@ int Manager::setup_channels() {
 }
 
 int Manager::setup_services() {
-    ServiceGroup::Links links{
+    group_links_ = ServiceGroup::Links{
         [this](Effects effects) { apply(std::move(effects)); },
         [this] { return now(); },
         [this](pid_t pid) {
@@ -227,10 +228,40 @@ int Manager::setup_services() {
         [this] { status_dirty_ = true; }};
     group_phases_.assign(node_.group_count(), Phase::InitialProbe);
     for (std::size_t i = 0; i < node_.group_count(); ++i) {
-        groups_.push_back(std::make_unique<ServiceGroup>(event_.get(), node_, i, config_, links));
+        groups_.push_back(std::make_unique<ServiceGroup>(event_.get(), node_, i, config_, *config_.all_groups().at(i),
+                                                         group_links_));
         if (int r = groups_.back()->setup(config_); r < 0) return r;
     }
     return 0;
+}
+
+std::string Manager::add_groups(const Config& reread) {
+    std::vector<std::unique_ptr<ServiceGroup>> added;
+    for (const GroupConfig* settings : reread.all_groups()) {
+        bool known = std::any_of(groups_.begin(), groups_.end(), [&](const auto& g) { return g->name() == settings->name; });
+        if (known) continue;
+        // Hooks or a target missing: it stands aside alone, as at start-up (check_available()).
+        // The core appends the groups it lacks in this same order (Node::reconfigure).
+        auto g = std::make_unique<ServiceGroup>(event_.get(), node_, groups_.size() + added.size(), reread, *settings,
+                                                group_links_);
+        if (g->setup(reread) < 0) return "[Group " + settings->name + "] cannot be set up here (see the journal)";
+        added.push_back(std::move(g));
+    }
+    for (auto& g : added) {
+        g->log(LOG_NOTICE, "group added by the reload: it probes for its services, then joins the election");
+        groups_.push_back(std::move(g));
+        group_phases_.push_back(Phase::InitialProbe);
+    }
+    return "";
+}
+
+void Manager::remove_group(const effect::GroupRemoved& removed) {
+    groups_.at(removed.group)->log(LOG_NOTICE, "group removed by a reload: its services are stopped here");
+    // Destroyed from on_post(), not here: this may run inside one of its own callbacks.
+    removed_groups_.push_back(std::move(groups_[removed.group]));
+    groups_.erase(groups_.begin() + static_cast<std::ptrdiff_t>(removed.group));
+    group_phases_.erase(group_phases_.begin() + static_cast<std::ptrdiff_t>(removed.group));
+    for (std::size_t i = removed.group; i < groups_.size(); ++i) groups_[i]->set_index(i);
 }
 
 bool Manager::holds_any() const {
@@ -477,6 +508,8 @@ void Manager::apply(Effects effects) {
                               std::string(to_string(x.to)) + " (term " + std::to_string(x.term) + ")");
                 } else if constexpr (std::is_same_v<T, effect::Notice>) {
                     apply_notice(x);
+                } else if constexpr (std::is_same_v<T, effect::GroupRemoved>) {
+                    remove_group(x);
                 } else if constexpr (std::is_same_v<T, effect::SelfFence>) {
                     self_fence(config_.self_fence, groups_.at(x.group)->named(x.reason), x.lease_end);
                 } else if constexpr (std::is_same_v<T, effect::MaintenanceChanged>) {
@@ -755,20 +788,27 @@ std::optional<std::string> Manager::reload_config() {
     longest_dead_time_ = std::max(longest_dead_time_, reread->dead_time);
     reread->bus = config_.bus;
     reread->force_start = config_.force_start;
-    // Each group the node runs takes its new settings; one added or removed
-    // (the core keeps the groups it started with) is left as it is.
+    // Each group the node runs takes its new settings; one that is no longer
+    // configured keeps its own until the core has stopped and removed it
+    // (effect::GroupRemoved); one added is set up here, before the core
+    // starts it, or the reload is refused.
     for (auto& g : groups_)
         if (const GroupConfig* settings = reread->group(g->name()))
             if (std::string refused = g->prepare_reload(*settings); !refused.empty())
                 return "configuration not reloaded: " + refused;
+    std::size_t kept = groups_.size();
+    if (std::string refused = add_groups(*reread); !refused.empty()) return "configuration not reloaded: " + refused;
+    std::vector<ServiceGroup*> added;
+    for (std::size_t i = kept; i < groups_.size(); ++i) added.push_back(groups_[i].get());
     config_ = std::move(*reread);
-    for (auto& g : groups_) g->reconfigure(config_);
+    for (std::size_t i = 0; i < kept; ++i) groups_[i]->reconfigure(config_);
     arm_watchdog();  // for the new DeadTime= and Interval=
     if (services_marker_) {  // the clean-up after a death keeps to the new timings
         if (std::string e = store_services_marker(runtime_directory_, {config_.dead_time, config_.interval}); !e.empty())
             log::warning("the unit's clean-up keeps the old timings: " + e);
     }
     apply(node_.reconfigure(node_settings(config_, node_.settings().incarnation, std::move(*keys)), now()));
+    for (ServiceGroup* g : added) g->check_available();  // the core has them now: a missing target or device
     log::notice("configuration reloaded: interval " + format_timespan(config_.interval) + ", dead time " +
                 format_timespan(config_.dead_time) + ", " + std::to_string(config_.expected_nodes) +
                 " nodes expected, " + describe_auth_keys(config_));
@@ -875,6 +915,7 @@ int Manager::on_horizon_passed(sd_event_source*, uint64_t, void* userdata) {
 // write the status once per loop iteration, however many changes it saw.
 int Manager::on_post(sd_event_source*, void* userdata) {
     auto* self = static_cast<Manager*>(userdata);
+    self->removed_groups_.clear();
     try {
         self->arm_core_timer();
         self->flush_status();

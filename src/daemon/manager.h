@@ -56,6 +56,12 @@ private:
     int setup_loop();
     int setup_channels();
     int setup_services();
+    // A reload: sets up a ServiceGroup for each group of `reread` the node
+    // lacks, in the order the core appends them; "" or why the reload is
+    // refused (nothing added then).
+    std::string add_groups(const Config& reread);
+    // effect::GroupRemoved: the core has stopped and dropped the group.
+    void remove_group(const effect::GroupRemoved& removed);
     int setup_timers();
     void setup_bus();
     // Lowers the unit's WatchdogSec= to what the lease allows (DeadTime= less
@@ -115,6 +121,8 @@ private:
     // One per group of node_, in its order (the default group first): each
     // drives its group's hooks or target, addresses and scope.
     std::vector<std::unique_ptr<ServiceGroup>> groups_;
+    ServiceGroup::Links group_links_;
+    std::vector<std::unique_ptr<ServiceGroup>> removed_groups_;  // destroyed from on_post()
     // The loop's own bus connection: drives systemd in target mode, and watches for a machine shutdown.
     std::unique_ptr<BusConnection> units_bus_;
     std::unique_ptr<ShutdownWatch> shutdown_watch_;

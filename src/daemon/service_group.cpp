@@ -6,11 +6,12 @@
 
 namespace freeha {
 
-ServiceGroup::ServiceGroup(sd_event* event, Node& node, std::size_t index, const Config& config, Links links)
+ServiceGroup::ServiceGroup(sd_event* event, Node& node, std::size_t index, const Config& config,
+                           const GroupConfig& settings, Links links)
     : event_(event),
       node_(node),
       index_(index),
-      settings_(*config.all_groups().at(index)),
+      settings_(settings),
       links_(std::move(links)),
       node_config_(config) {}
 
@@ -275,12 +276,8 @@ void ServiceGroup::check_available() {
     else
         log(LOG_WARNING, "this node stands aside until the unit is there (then reload the configuration): " + why);
     unavailable_ = why;
-    // A node of one group stands aside as a whole, as before groups (its
-    // status document's "unavailable" says why); with several, this group alone.
-    if (node_.group_count() == 1)
-        links_.apply(node_.set_unavailable(why, links_.now()));
-    else
-        links_.apply(node_.set_unavailable(index_, why, links_.now()));
+    // With one group the node stands aside as a whole, as before groups (the core's heartbeat says so).
+    links_.apply(node_.set_unavailable(index_, why, links_.now()));
 }
 
 std::string ServiceGroup::prepare_reload(const GroupConfig& reread) {

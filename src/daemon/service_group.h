@@ -51,7 +51,9 @@ public:
         std::function<void()> status_changed;  // something the status shows changed (an address conflict)
     };
 
-    ServiceGroup(sd_event* event, Node& node, std::size_t index, const Config& config, Links links);
+    // `settings`: the group's own, from `config` (index `index` of the node's groups).
+    ServiceGroup(sd_event* event, Node& node, std::size_t index, const Config& config, const GroupConfig& settings,
+                 Links links);
     ~ServiceGroup();
 
     // Creates the scope (scripts mode), hook runner, unit controller (target
@@ -59,6 +61,8 @@ public:
     int setup(const Config& config);
 
     std::size_t index() const { return index_; }
+    // A group before it was removed (effect::GroupRemoved): this one moves down.
+    void set_index(std::size_t index) { index_ = index; }
     const std::string& name() const { return settings_.name; }
     bool is_default() const { return index_ == 0; }
     const GroupConfig& settings() const { return settings_; }

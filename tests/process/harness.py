@@ -12,6 +12,7 @@ import tempfile
 import time
 
 FREEHAD = os.environ.get("FREEHAD", os.path.join(os.path.dirname(__file__), "../../build/src/daemon/freehad"))
+FREEHACTL = os.environ.get("FREEHACTL", os.path.join(os.path.dirname(FREEHAD), "..", "ctl", "freehactl"))
 
 HOOK = """#!/bin/sh
 d=$(dirname "$0")/..

@@ -4,7 +4,8 @@ the nodes, a failing monitor moves its group alone, a group whose hooks are
 missing on a node runs elsewhere while the others run there, and the fence
 of one group kills that group's processes alone (freehad's process tree,
 split by FREEHA_GROUP, as these nodes have no delegated cgroup), and
-freehad --clean-up after a kill -9 runs every group's stophasrv in time."""
+freehad --clean-up after a kill -9 runs every group's stophasrv in time, and
+a reload adds a group and removes one without moving the others."""
 import os
 import signal
 import subprocess
@@ -13,7 +14,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import FREEHAD, Cluster  # noqa: E402
+from harness import FREEHACTL, FREEHAD, Cluster, PrivateBus  # noqa: E402
 
 # Every hook logs to its own directory, so that each group's runs are apart.
 # starthasrv leaves a detached `sleep` (its own session, an orphan of
@@ -80,12 +81,17 @@ def alive(pid):
 class GroupCluster:
     def __init__(self, names, group_settings="", services_settings=""):
         self.c = Cluster(names)
+        self.group_settings, self.services_settings = group_settings, services_settings
         for node in self.c.nodes.values():
             for group in GROUPS:
                 write_hooks(hooks_dir(node, group))
-            node.settings = (f"[Services]\n{services_settings}" if services_settings else "") + "".join(
-                f"[Group {g}]\nHooksDirectory={hooks_dir(node, g)}\nMonitorInterval=1s\n{group_settings}"
-                for g in GROUPS if g != "default")
+            self.configure(node, GROUPS)
+
+    def configure(self, node, groups):
+        """`node`'s groups are `groups` from its next (re)start or reload on."""
+        node.settings = (f"[Services]\n{self.services_settings}" if self.services_settings else "") + "".join(
+            f"[Group {g}]\nHooksDirectory={hooks_dir(node, g)}\nMonitorInterval=1s\n{self.group_settings}"
+            for g in groups if g != "default")
 
     def stop_all(self):
         """Kills the nodes, then the sleeps their groups left (freehad, their subreaper, is gone)."""
@@ -100,8 +106,8 @@ class GroupCluster:
     def where(self, group):
         return sorted(n.name for n in self.c.nodes.values() if n.alive() and runs(n, group))
 
-    def placement(self):
-        return {g: self.where(g) for g in GROUPS}
+    def placement(self, groups=GROUPS):
+        return {g: self.where(g) for g in groups}
 
     def wait_for(self, predicate, timeout, what):
         try:
@@ -184,6 +190,54 @@ class StandAsideAndFence(unittest.TestCase):
         self.assertTrue(alive(default_pid))
         self.assertEqual(self.g.where("default"), ["alpha"])
         self.assertEqual(len(events(alpha, "default", "stophasrv")), 1)  # the start-up clean-up alone
+
+
+class ReloadGroups(unittest.TestCase):
+    """freehactl reload-config adds [Group mail] and removes [Group web] on
+    every node: mail starts once somewhere, web stops where it ran and is
+    gone from the status; default and db stay where they run."""
+
+    def setUp(self):
+        self.g = GroupCluster(["alpha", "bravo"])
+        self.c = self.g.c
+        self.addCleanup(self.g.stop_all)
+        self.bus = {n: PrivateBus() for n in self.c.names}
+        self.addCleanup(lambda: [b.stop() for b in self.bus.values()])
+        for name in reversed(self.c.names):
+            write_hooks(hooks_dir(self.c[name], "mail"))
+            self.c.start(name, bus=self.bus[name])
+        self.g.wait_for(lambda: all(len(self.g.where(g)) == 1 for g in GROUPS), 15, "every group running once")
+
+    def reload(self, groups):
+        for name in self.c.names:
+            node = self.c[name]
+            self.g.configure(node, groups)
+            with open(node.path("freehad.conf"), "w") as f:
+                f.write(self.c.config(node))
+            r = subprocess.run([FREEHACTL, "reload-config"], capture_output=True, text=True, timeout=30,
+                               env=self.bus[name].env())
+            self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_a_reload_adds_and_removes_groups_without_moving_the_others(self):
+        before = self.g.placement()
+        (web_node,) = before["web"]
+        self.reload(["default", "db", "web", "mail"])
+        self.g.wait_for(lambda: len(self.g.where("mail")) == 1, 15, "mail running once")
+        (mail_node,) = self.g.where("mail")
+        for line in events(self.c[mail_node], "mail"):
+            self.assertEqual(line[2], "group=mail", line)
+        self.assertEqual(self.g.placement(), before, "a group added moved the others")
+
+        self.reload(["default", "db", "mail"])
+        self.g.wait_for(lambda: not self.g.where("web"), 15, "web stopped")
+        self.assertEqual(events(self.c[web_node], "web", "stophasrv")[-1][3], "state=STOPPING")
+        self.g.wait_for(lambda: all("web" not in [g["name"] for g in self.c[n].status()["groups"]]
+                                    for n in self.c.names), 15, "web gone from every node's status")
+        self.assertIn("group web: group removed by a reload", self.c[web_node].log())
+        time.sleep(1.5)  # a monitor interval more: nothing else moves
+        after = self.g.placement(["default", "db", "mail"])
+        self.assertEqual(after, {**{g: before[g] for g in ("default", "db")}, "mail": [mail_node]})
+        self.assertEqual(self.g.where("web"), [])
 
 
 class CleanUpGroups(unittest.TestCase):

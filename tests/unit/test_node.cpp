@@ -150,7 +150,7 @@ public:
         take(node_->on_hook_finished(kind, HookOutcome{success, success ? "exited with status 0" : why}, now_));
     }
     void command(Command c) { take(node_->on_command(c, now_)); }
-    void unavailable(const std::string& why) { take(node_->set_unavailable(why, now_)); }
+    void unavailable(const std::string& why) { take(node_->set_unavailable(0, why, now_)); }
     std::string switchover(const std::string& to) {
         std::string error;
         take(node_->switchover(to, now_, &error));
