@@ -67,9 +67,9 @@
 // tests/unit/test_wire.cpp (64 groups, 64 nodes, every name 16 characters,
 // 64 heard ids, signed; this node runs one group and backs the others):
 // claims of 1 node: 1261 bytes; of 7 nodes: 1459 bytes, the most in one
-// Ethernet frame (kEthernetPayload); of 24 nodes: 2020 bytes, the most in
-// kMaxDatagramSize; the worst case, every group on another node: 3274 bytes
-// (three IP fragments, and cut at kMaxDatagramSize). The largest possible
+// Ethernet frame (kEthernetPayload); of 24 nodes: 2020 bytes; the worst
+// case, every group on another node: 3274 bytes (three IP fragments,
+// reassembled by the kernel). The largest possible
 // heartbeat (every name 64 characters, every group with its own claimant and
 // handover target): 12190 bytes, one UDP datagram. The cost grows with
 // the groups (about 9 bytes each) and with the distinct nodes whose claims
@@ -159,8 +159,10 @@ inline constexpr std::uint8_t kGroupFlagAside = 1u << 4;         // the group ca
 inline constexpr std::uint8_t kKnownGroupFlags =
     kGroupFlagErrorLatched | kGroupFlagClaimPending | kGroupFlagClaimant | kGroupFlagHandover | kGroupFlagAside;
 inline constexpr std::size_t kMaxVarintSize = 10;  // LEB128 of a u64
-// What the daemon reads of one datagram; a longer one would arrive cut (and be rejected as bad_length).
-inline constexpr std::size_t kMaxDatagramSize = 2048;
+// What the daemon reads of one datagram: more than the largest heartbeat
+// (12190 bytes, below), so that none arrives cut (a cut one is rejected as
+// bad_length) however many groups and claimants it carries.
+inline constexpr std::size_t kMaxDatagramSize = 16384;
 // UDP payload of one Ethernet frame (1500 - 20 IPv4 - 8 UDP): larger datagrams are IP fragments.
 inline constexpr std::size_t kEthernetPayload = 1472;
 

@@ -1,5 +1,6 @@
 #include "daemon/udp_channel.h"
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 
@@ -7,6 +8,7 @@
 #include <net/if.h>
 #include <netinet/in.h>
 
+#include "core/wire.h"
 #include "daemon/log.h"
 
 namespace freeha {
@@ -321,15 +323,16 @@ void UdpChannel::receive_queued() {
 }
 
 void UdpChannel::receive_batch(int fd) {
-    std::uint8_t buf[2048];
+    // Every heartbeat fits (wire.h): one that did not would arrive cut.
+    static std::array<std::uint8_t, wire::kMaxDatagramSize> buf;  // the loop's thread only
     for (int i = 0; i < kMaxDatagramsPerWakeup; ++i) {
-        ssize_t n = recv(fd, buf, sizeof buf, 0);
+        ssize_t n = recv(fd, buf.data(), buf.size(), 0);
         if (n < 0) {
             if (errno != EAGAIN && errno != EINTR) log::warning(log::with_errno("channel '" + name_ + "': recv", -errno));
             break;
         }
         try {
-            receiver_(std::span<const std::uint8_t>(buf, static_cast<std::size_t>(n)), index_);
+            receiver_(std::span<const std::uint8_t>(buf.data(), static_cast<std::size_t>(n)), index_);
         } catch (const std::exception& e) {
             log::error("channel '" + name_ + "': " + e.what());
         }
