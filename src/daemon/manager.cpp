@@ -245,6 +245,9 @@ std::string Manager::add_groups(const Config& reread) {
         auto g = std::make_unique<ServiceGroup>(event_.get(), node_, groups_.size() + added.size(), reread, *settings,
                                                 group_links_);
         if (g->setup(reread) < 0) return "[Group " + settings->name + "] cannot be set up here (see the journal)";
+        // Target mode: systemd is driven over the connection that is up, else from its next one.
+        if (std::string error; g->units() && units_bus_connection_ && g->units()->attach(units_bus_connection_, &error) < 0)
+            log::error(error);
         added.push_back(std::move(g));
     }
     for (auto& g : added) {
@@ -326,6 +329,7 @@ void Manager::setup_bus() {
         event_.get(), config_.bus, kUnitControlBusName,
         target_mode ? "the control of systemd" : "the watch for a machine shutdown (a reboot is then a plain stop)",
         BusConnection::Callbacks{[this](sd_bus* bus) {
+                                     units_bus_connection_ = bus;
                                      std::string error;
                                      for (auto& g : groups_) {
                                          if (g->units() && g->units()->attach(bus, &error) < 0) log::error(error);
@@ -338,6 +342,7 @@ void Manager::setup_bus() {
                                      if (any_target_mode() && !begun_) begin();
                                  },
                                  [this] {
+                                     units_bus_connection_ = nullptr;
                                      for (auto& g : groups_)
                                          if (g->units()) g->units()->detach();
                                      shutdown_watch_->detach();

@@ -122,6 +122,7 @@ private:
     // drives its group's hooks or target, addresses and scope.
     std::vector<std::unique_ptr<ServiceGroup>> groups_;
     ServiceGroup::Links group_links_;
+    sd_bus* units_bus_connection_ = nullptr;  // units_bus_'s connection while it is up (for a group a reload adds)
     std::vector<std::unique_ptr<ServiceGroup>> removed_groups_;  // destroyed from on_post()
     // The loop's own bus connection: drives systemd in target mode, and watches for a machine shutdown.
     std::unique_ptr<BusConnection> units_bus_;

@@ -86,5 +86,68 @@ class GroupFence(unittest.TestCase):
         self.assertNotIn("\nstate ", "\n" + db_lines)
 
 
+
+WEB_TARGET = """[Unit]
+Description=The web group's services (test)
+BindsTo=freehad.service
+After=freehad.service
+"""
+WEB_MEMBER = """[Unit]
+Description=The web group's service (test)
+PartOf=web.target
+[Service]
+ExecStart=/bin/sleep infinity
+[Install]
+RequiredBy=web.target
+"""
+
+
+class TargetGroupAddedByReload(unittest.TestCase):
+    """Target mode: a reload adds [Group web] Target=web.target to a node
+    whose default group runs freeha-services.target; freehad starts web.target
+    over the bus connection it already has, and a reload that removes the
+    group stops it, leaving the default group's member running."""
+
+    @classmethod
+    def setUpClass(cls):
+        def config(node):
+            return (f"[Cluster]\nName=grouptarget\nNodeName={node.name}\nExpectedNodes=1\n"
+                    f"[Heartbeat]\nChannel=broadcast {node.address}\n[Services]\nTarget=freeha-services.target\n")
+        cls.config = staticmethod(config)
+        cls.c = Cluster(["echo"], config, target_mode=True)
+
+        def set_up():
+            echo = cls.c["echo"]
+            with open(echo.units("web.target"), "w") as f:
+                f.write(WEB_TARGET)
+            with open(echo.units("web-member.service"), "w") as f:
+                f.write(WEB_MEMBER)
+            echo.systemctl("daemon-reload", check=True)
+            echo.systemctl("enable", "member.service", "web-member.service", check=True)
+            start_all(cls.c)
+            cls.c.wait_for(lambda: echo.show("member", "ActiveState") == "active", 60, "the default group's member")
+        nodes.set_up_or_destroy(cls.c, set_up)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.c.destroy()
+
+    def reload(self, extra):
+        echo = self.c["echo"]
+        with open(echo.etc("freehad.conf"), "w") as f:
+            f.write(self.config(echo) + extra)
+        r = echo.ctl("reload-config")
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_a_target_group_added_by_reload_starts_and_one_removed_stops(self):
+        echo = self.c["echo"]
+        self.assertEqual(echo.show("web-member", "ActiveState"), "inactive")
+        self.reload("[Group web]\nTarget=web.target\n")
+        self.c.wait_for(lambda: echo.show("web-member", "ActiveState") == "active", 30, "web.target started")
+        self.reload("")
+        self.c.wait_for(lambda: echo.show("web-member", "ActiveState") == "inactive", 30, "web.target stopped")
+        self.assertEqual(echo.show("member", "ActiveState"), "active")
+        self.assertIn("group web: group removed by a reload", journal(echo))
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)
