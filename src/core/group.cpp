@@ -342,7 +342,7 @@ bool Group::retired(Usec now) const { return retiring_ && !holding() && !hook_ &
 bool Group::done_for_exit() const {
     if (phase_ == Phase::StoppingExit) return true;
     if (state() == NodeState::Stopping) return false;  // its stop ends first
-    if (node_.maintenance_.on) return true;            // left as it is
+    if (node_.leaves_services_) return true;           // left as it is
     return !holding() && !hook_;
 }
 
@@ -389,12 +389,12 @@ void Group::stop_if_running(StopCause cause, std::string reason, Usec now, Effec
         stop_services(cause, std::move(reason), now, out);
 }
 
-void Group::shut_down(Usec now, Effects& out) {
+void Group::shut_down(const std::string& reason, Usec now, Effects& out) {
     if (state() == NodeState::Stopping) return;  // exits when the stop ends
     if (state() == NodeState::Running || state() == NodeState::Starting || hook_) {
-        stop_services(StopCause::Shutdown, "daemon shutting down", now, out);
+        stop_services(StopCause::Shutdown, reason, now, out);
     } else {
-        set_phase(Phase::StoppingHook, "daemon shutting down", now, out);
+        set_phase(Phase::StoppingHook, reason, now, out);
         services_stopped(now, out);
     }
 }

@@ -159,7 +159,7 @@ private:
     // concerned (stopped, idle, or left as it is in maintenance mode).
     bool done_for_exit() const;
     // Command::Shutdown: stops what runs here; the node exits once every group has stopped.
-    void shut_down(Usec now, Effects& out);
+    void shut_down(const std::string& reason, Usec now, Effects& out);
     void force_start(Usec now, Effects& out);
     // Command::Stop and Command::Standby: stop the services if they run or start here.
     void stop_if_running(StopCause cause, std::string reason, Usec now, Effects& out);

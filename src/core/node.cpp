@@ -338,11 +338,7 @@ Effects Node::on_command(Command command, Usec now) {
     case Command::Stop:
         for (auto& g : groups_) g->stop_if_running(StopCause::Operator, "stop requested", now, out);
         break;
-    case Command::Shutdown:
-        shutting_down_ = true;
-        for (auto& g : groups_)
-            if (!exited_) g->shut_down(now, out);
-        break;
+    case Command::Shutdown: shut_down("daemon shutting down", now, out); break;
     case Command::ForceStart:
         for (auto& g : groups_) g->force_start(now, out);
         break;
@@ -369,6 +365,12 @@ Effects Node::on_command(Command command, Usec now) {
     }
     evaluate(now, out);
     return out;
+}
+
+void Node::shut_down(const std::string& reason, Usec now, Effects& out) {
+    shutting_down_ = true;
+    for (auto& g : groups_)
+        if (!exited_) g->shut_down(reason, now, out);
 }
 
 Effects Node::set_unavailable(std::size_t group, std::string why, Usec now) {

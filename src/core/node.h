@@ -283,6 +283,11 @@ private:
     std::optional<std::string> unwatched_holder(Usec now) const;
     // An operator's command while maintenance mode is on: nothing starts or stops.
     void in_maintenance(Command command, Usec now, Effects& out);
+    // Whether enough nodes announce this node's maintenance decision, and hear
+    // this node, for its services to be left running when freehad stops here.
+    bool maintenance_shared() const;
+    // Command::Shutdown outside maintenance mode: every group stops, then the daemon exits.
+    void shut_down(const std::string& reason, Usec now, Effects& out);
     // Command::Leave.
     void leave(Usec now, Effects& out);
     // A leaving node exits once it holds nothing and its handover is taken (or given up).
@@ -348,6 +353,7 @@ private:
     bool quorate_ = false;
     bool standby_ = false;
     bool leaving_ = false;  // Command::Leave: hand over, then exit announcing kFlagLeaving
+    bool leaves_services_ = false;  // stopped in maintenance mode, shared: the services are left running
     Maintenance maintenance_;
     std::optional<std::uint64_t> duplicate_incarnation_seen_;
     std::map<std::string, Refusal> refused_;  // sender -> why its heartbeats are refused; at most Membership::kMaxPeers

@@ -97,7 +97,14 @@ void Node::in_maintenance(Command command, Usec now, Effects& out) {
     case Command::ForceStart:
     case Command::Leave: break;  // nothing starts or stops (the daemon says so)
     case Command::Shutdown:
+        if (!maintenance_shared()) {
+            shut_down("daemon shutting down; maintenance mode is not known to enough nodes to leave the services "
+                      "running: they stop as outside it",
+                      now, out);
+            break;
+        }
         shutting_down_ = true;
+        leaves_services_ = true;
         if (any_group([](const Group& g) { return g.state() == NodeState::Stopping; }))
             break;  // a stop for the lease: it ends first
         // The services are left as they are, and the unit's clean-up leaves
@@ -156,6 +163,22 @@ void Group::leave_maintenance(Usec now, Effects& out) {
     }
 }
 
+// Peers that know this node is in maintenance mode elect nothing while it is
+// on, and wait for a holder that falls silent in it (unwatched_holder). A
+// node that decided it while already cut off, or whose decision has not
+// reached them, has no such peers: they fail over as soon as it falls silent,
+// so its services must not outlive its daemon. Enough means what a claim
+// needs: a majority, or both nodes of a two-node cluster (which fails over
+// without one). A peer counts when it hears this node and announces the
+// same decision.
+bool Node::maintenance_shared() const {
+    unsigned sharing = 1;
+    for (const auto& [name, p] : membership_.peers())
+        if (p.reachable() && p.hears(own_id_) && p.maintenance.on && p.maintenance.epoch == maintenance_.epoch)
+            ++sharing;
+    return sharing >= startup_votes_needed(expected_nodes());
+}
+
 std::optional<std::string> Node::unwatched_holder(Usec now) const {
     for (const auto& g : groups_)
         if (auto silent = g->unwatched_holder(now)) return silent;
@@ -176,9 +199,12 @@ void Node::leave(Usec now, Effects& out) {
     if (leaving_) return;
     leaving_ = true;
     shutting_down_ = true;
-    if (maintenance_.on && !any_group([](const Group& g) { return g.state() == NodeState::Stopping; })) {
+    if (maintenance_.on && maintenance_shared() &&
+        !any_group([](const Group& g) { return g.state() == NodeState::Stopping; })) {
         // Nothing is handed over in maintenance mode: the services go down
         // with the machine, so the last heartbeat says this node holds nothing.
+        // Peers that do not know the mode would start them at once: then
+        // they are handed over as outside it (maintenance_shared).
         bool left = any_group([](const Group& g) { return g.holding() || g.hook_running(); });
         for (auto& g : groups_)
             if (g->holding()) g->set_phase(Phase::Standby, "the machine shuts down in maintenance mode", now, out);

@@ -2349,11 +2349,57 @@ TEST(NodeMaintenance, ADaemonStopLeavesTheServicesRunning) {
     h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
     h.finish(HookKind::Start, true);
     EXPECT_EQ(h.maintenance(true), "");
+    h.announces_maintenance("b", true, h.node().maintenance().epoch);  // a majority (a and b) has it
     h.clear();
     h.command(Command::Shutdown);
     EXPECT_TRUE(h.hooks_run().empty());
     ASSERT_TRUE(h.exit_effect());
     EXPECT_TRUE(h.exit_effect()->services_left);
+}
+
+// Simulator seed 74409: a holder cut off from its peers still counts them
+// for a dead time, so it may turn maintenance mode on; nobody hears of it, and
+// its peers fail over once it falls silent. Had its stop left the services
+// running, they would have run on two nodes.
+TEST(NodeMaintenance, ADaemonStopStopsTheServicesWhileTooFewNodesAnnounceTheMode) {
+    Harness h("a");
+    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+    h.finish(HookKind::Start, true);
+    EXPECT_EQ(h.maintenance(true), "");  // b and c still count, but hear nothing of it
+    h.announces_maintenance("b", true, h.node().maintenance().epoch - 1);  // an older decision is not this one
+    h.clear();
+    h.command(Command::Shutdown);
+    EXPECT_EQ(h.hooks_run(), std::vector{HookKind::Stop});
+    EXPECT_FALSE(h.exit_effect());
+    EXPECT_EQ(h.state(), S::Stopping);
+    h.finish(HookKind::Stop, true);
+    ASSERT_TRUE(h.exit_effect());
+    EXPECT_FALSE(h.exit_effect()->services_left);
+}
+
+TEST(NodeMaintenance, AMachineShutdownHandsOverWhileTooFewNodesAnnounceTheMode) {
+    Harness h("a");
+    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+    h.finish(HookKind::Start, true);
+    EXPECT_EQ(h.maintenance(true), "");
+    h.clear();
+    h.command(Command::Leave);
+    EXPECT_EQ(h.hooks_run(), std::vector{HookKind::Stop});  // not "holds nothing" while they still run
+    EXPECT_EQ(h.last_heartbeat()->handover_to, "b");
+    EXPECT_FALSE(h.exit_effect());
+}
+
+TEST(NodeMaintenance, AMachineShutdownWithTheModeSharedSaysItHoldsNothing) {
+    Harness h("a");
+    h.boot_to_standby({{"b", S::Standby}, {"c", S::Standby}});
+    h.finish(HookKind::Start, true);
+    EXPECT_EQ(h.maintenance(true), "");
+    h.announces_maintenance("c", true, h.node().maintenance().epoch);
+    h.clear();
+    h.command(Command::Leave);
+    EXPECT_TRUE(h.hooks_run().empty());  // the services go down with the machine
+    ASSERT_TRUE(h.exit_effect());
+    EXPECT_TRUE(h.last_heartbeat()->flags & wire::kFlagLeaving);
 }
 
 TEST(NodeMaintenance, TheLeaseIsStillEnforced) {
