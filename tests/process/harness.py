@@ -8,6 +8,7 @@ import json
 import os
 import random
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -157,6 +158,18 @@ class Cluster:
 
     def running(self):
         return sorted(n.name for n in self.nodes.values() if n.alive() and n.state() == "RUNNING")
+
+    def report(self, lines=80):
+        """Each node's last journal lines and hook events, for a failed test's output."""
+        text = [f"cluster directory {self.dir}"]
+        for node in self.nodes.values():
+            for name in ("freehad.log", "events.log"):
+                if os.path.exists(node.path(name)):
+                    with open(node.path(name), errors="replace") as f:
+                        tail = f.read().splitlines()[-lines:]
+                    text.append(f"--- {node.name}: {name} (last {len(tail)} lines)")
+                    text.extend(tail)
+        return "\n".join(text) + "\n"
 
     def wait_for(self, predicate, timeout, what):
         deadline = time.monotonic() + timeout
@@ -357,3 +370,14 @@ def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def stop_at_end(test, cluster):
+    """Stops the cluster's daemons when `test` ends; after a failure, prints what they logged first,
+    so that a failure seen once (in CI) can be read without running it again."""
+    def report_failure():
+        result = getattr(getattr(test, "_outcome", None), "result", None)
+        if result and any(t is test for t, _ in result.failures + result.errors):
+            sys.stderr.write(cluster.report())
+    test.addCleanup(cluster.stop_all)
+    test.addCleanup(report_failure)  # cleanups run last in, first out: this one first

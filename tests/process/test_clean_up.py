@@ -11,7 +11,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import FREEHAD, Cluster  # noqa: E402
+from harness import FREEHAD, Cluster, stop_at_end  # noqa: E402
 
 DEADLINE = 0.6  # DeadTime=1s - 2 x Interval=200ms
 MARKER = "services-may-run"
@@ -20,7 +20,7 @@ MARKER = "services-may-run"
 class CleanUp(unittest.TestCase):
     def setUp(self):
         self.c = Cluster(["alpha", "bravo"])
-        self.addCleanup(self.c.stop_all)
+        stop_at_end(self, self.c)
         for node in self.c.nodes.values():
             os.makedirs(node.path("run"))
             # As systemd's RuntimeDirectory=freeha sets it for ExecStart= and ExecStopPost=.

@@ -21,7 +21,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Cluster, PrivateBus  # noqa: E402
+from harness import Cluster, PrivateBus, stop_at_end  # noqa: E402
 
 FREEHACTL = os.environ.get("FREEHACTL", os.path.join(os.path.dirname(__file__), "../../build/src/ctl/freehactl"))
 
@@ -42,7 +42,7 @@ class ClockAhead(unittest.TestCase):
         self.c = Cluster(["alpha", "bravo", "charlie"])
         self.bus = PrivateBus()  # alpha's, for freehactl status
         self.addCleanup(self.bus.stop)
-        self.addCleanup(self.c.stop_all)
+        stop_at_end(self, self.c)
 
     def test_a_node_booted_two_days_ahead_is_refused_with_a_reason_and_joins_once_its_clock_is_fixed(self):
         c = self.c

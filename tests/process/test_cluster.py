@@ -9,7 +9,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import FENCE, FREEHAD, TAKEOVER_SLACK, Cluster, send_udp  # noqa: E402
+from harness import FENCE, FREEHAD, TAKEOVER_SLACK, Cluster, send_udp, stop_at_end  # noqa: E402
 
 DEAD = 1.0  # default DeadTime
 
@@ -20,7 +20,7 @@ class LoopbackCluster(unittest.TestCase):
 
     def setUp(self):
         self.c = Cluster(self.names, settings=self.settings)
-        self.addCleanup(self.c.stop_all)
+        stop_at_end(self, self.c)
         self.c.start_all()
         self.c.wait_for(lambda: self.c.running() == ["alpha"], 10, "alpha RUNNING")
 
@@ -139,7 +139,7 @@ class HookProcesses(unittest.TestCase):
     def setUp(self):
         self.c = Cluster(["alpha"], channels=lambda c, n: [f"unicast {n.address} 127.0.0.9"],  # nobody there
                          settings="[Services]\nMonitorInterval=100ms\n")
-        self.addCleanup(self.c.stop_all)
+        stop_at_end(self, self.c)
         self.c.start_all()
         self.c.wait_for(lambda: self.c.running() == ["alpha"], 10, "alpha RUNNING")
         self.alpha = self.c["alpha"]
@@ -176,7 +176,7 @@ class HookProcesses(unittest.TestCase):
 class Authentication(unittest.TestCase):
     def test_keygen_writes_64_random_bytes_owner_read_only_and_never_overwrites(self):
         c = Cluster(["alpha"])
-        self.addCleanup(c.stop_all)
+        stop_at_end(self, c)
         path = os.path.join(c.dir, "authkey")
         r = keygen(path)
         self.assertEqual(r.returncode, 0, r.stderr)
@@ -194,7 +194,7 @@ class Authentication(unittest.TestCase):
 
     def test_a_short_or_group_readable_key_is_refused_naming_the_file(self):
         c = Cluster(["alpha", "bravo"])
-        self.addCleanup(c.stop_all)
+        stop_at_end(self, c)
         path = os.path.join(c.dir, "key")
         for content, mode, expected in [(b"k" * 64, 0o640, "group or other may access it (mode 0640)"),
                                         (b"k" * 31, 0o400, "31 bytes; a key needs at least 32"),
@@ -218,7 +218,7 @@ class Authentication(unittest.TestCase):
 
     def test_nodes_sharing_the_key_form_the_cluster_and_a_wrong_key_node_is_never_admitted(self):
         c = Cluster(["alpha", "bravo", "charlie"])
-        self.addCleanup(c.stop_all)
+        stop_at_end(self, c)
         good, bad = os.path.join(c.dir, "good"), os.path.join(c.dir, "bad")
         keygen(good)
         keygen(bad)
@@ -243,7 +243,7 @@ class Authentication(unittest.TestCase):
 class Quorum(unittest.TestCase):
     def test_a_lone_node_of_a_three_node_cluster_never_starts_services(self):
         c = Cluster(["alpha", "bravo", "charlie"], settings="[Heartbeat]\nInitDead=1s\n")
-        self.addCleanup(c.stop_all)
+        stop_at_end(self, c)
         c.start("alpha")
         c.wait_for(lambda: c["alpha"].state() == "STANDBY", 5, "alpha STANDBY after InitDead")
         time.sleep(3)
@@ -303,7 +303,7 @@ class DetachedServicesFence(unittest.TestCase):
 
     def setUp(self):
         self.c = Cluster(["alpha", "bravo", "charlie"])
-        self.addCleanup(self.c.stop_all)
+        stop_at_end(self, self.c)
         self.daemons = []
         self.addCleanup(self.kill_daemons)  # on a failure, none is left behind
         for n in self.c.names:
@@ -370,7 +370,7 @@ class StopConfirmedWithoutCgroup(LoopbackCluster):
     def setUp(self):
         self.c = Cluster(self.names)
         self.addCleanup(self.kill_lingerers)  # after stop_all
-        self.addCleanup(self.c.stop_all)
+        stop_at_end(self, self.c)
         for n in self.c.names:
             for hook, text in (("starthasrv", LINGERING_START), ("stophasrv", SIGNALLING_STOP)):
                 with open(self.c[n].path("hooks/" + hook), "w") as f:

@@ -17,7 +17,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import FREEHAD, Cluster, PrivateBus  # noqa: E402
+from harness import FREEHAD, Cluster, PrivateBus, stop_at_end  # noqa: E402
 
 FREEHACTL = os.environ.get("FREEHACTL", os.path.join(os.path.dirname(FREEHAD), "..", "ctl", "freehactl"))
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
@@ -162,7 +162,7 @@ class BadFilesAtReload(unittest.TestCase):
         self.c = Cluster(["alpha", "bravo"], channels=with_listener)
         self.bus = {n: PrivateBus() for n in self.c.names}
         self.addCleanup(lambda: [b.stop() for b in self.bus.values()])
-        self.addCleanup(self.c.stop_all)
+        stop_at_end(self, self.c)
         self.gaps = HeartbeatGaps(LISTENER, self.c.port)
         for name in reversed(self.c.names):
             self.c.start(name, bus=self.bus[name])
@@ -244,7 +244,7 @@ class StandbyNotSaved(unittest.TestCase):
         self.c = Cluster(["alpha", "bravo"])
         self.bus = {n: PrivateBus() for n in self.c.names}
         self.addCleanup(lambda: [b.stop() for b in self.bus.values()])
-        self.addCleanup(self.c.stop_all)
+        stop_at_end(self, self.c)
         self.bravo = self.c["bravo"]
         self.c.start("alpha", bus=self.bus["alpha"])
 

@@ -22,7 +22,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Cluster  # noqa: E402
+from harness import Cluster, stop_at_end  # noqa: E402
 
 SLOW_RECV = os.environ.get("SLOW_RECV", os.path.join(os.path.dirname(__file__), "../../build/tests/libslow-recv.so"))
 RECV_USEC = 100  # each datagram read costs alpha this much more: it reads at most 10,000 a second
@@ -53,7 +53,7 @@ while time.monotonic() < end:
 class Flood(unittest.TestCase):
     def test_a_flooded_node_keeps_sending_its_heartbeats_at_their_interval(self):
         c = Cluster(["alpha", "bravo"])  # bravo is this test's socket, no daemon
-        self.addCleanup(c.stop_all)
+        stop_at_end(self, c)
         listener = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.addCleanup(listener.close)
         listener.bind((c["bravo"].address, c.port))

@@ -14,7 +14,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import FREEHACTL, FREEHAD, Cluster, PrivateBus  # noqa: E402
+from harness import FREEHACTL, FREEHAD, Cluster, PrivateBus, stop_at_end  # noqa: E402
 
 # Every hook logs to its own directory, so that each group's runs are apart.
 # starthasrv leaves a detached `sleep` (its own session, an orphan of
@@ -93,6 +93,9 @@ class GroupCluster:
             f"[Group {g}]\nHooksDirectory={hooks_dir(node, g)}\nMonitorInterval=1s\n{self.group_settings}"
             for g in groups if g != "default")
 
+    def report(self):
+        return self.c.report()
+
     def stop_all(self):
         """Kills the nodes, then the sleeps their groups left (freehad, their subreaper, is gone)."""
         self.c.stop_all()
@@ -120,7 +123,7 @@ class SpreadGroups(unittest.TestCase):
     def setUp(self):
         self.g = GroupCluster(["alpha", "bravo", "charlie"])
         self.c = self.g.c
-        self.addCleanup(self.g.stop_all)
+        stop_at_end(self, self.g)
         self.c.start_all()
         self.g.wait_for(lambda: all(len(self.g.where(g)) == 1 for g in GROUPS), 15, "every group running once")
 
@@ -161,7 +164,7 @@ class StandAsideAndFence(unittest.TestCase):
         self.g = GroupCluster(["alpha", "bravo"], group_settings="Nodes=alpha bravo\nStopTimeout=1s\n",
                               services_settings="Nodes=alpha bravo\n")
         self.c = self.g.c
-        self.addCleanup(self.g.stop_all)
+        stop_at_end(self, self.g)
         alpha = self.c["alpha"]
         for name in os.listdir(hooks_dir(alpha, "web")):
             os.remove(os.path.join(hooks_dir(alpha, "web"), name))
@@ -200,7 +203,7 @@ class ReloadGroups(unittest.TestCase):
     def setUp(self):
         self.g = GroupCluster(["alpha", "bravo"])
         self.c = self.g.c
-        self.addCleanup(self.g.stop_all)
+        stop_at_end(self, self.g)
         self.bus = {n: PrivateBus() for n in self.c.names}
         self.addCleanup(lambda: [b.stop() for b in self.bus.values()])
         for name in reversed(self.c.names):
@@ -247,7 +250,7 @@ class CleanUpGroups(unittest.TestCase):
         self.g = GroupCluster(["alpha", "bravo"], group_settings="Nodes=alpha bravo\n",
                               services_settings="Nodes=alpha bravo\n")
         self.c = self.g.c
-        self.addCleanup(self.g.stop_all)
+        stop_at_end(self, self.g)
         alpha = self.c["alpha"]
         os.makedirs(alpha.path("run"))
         self.c.start("bravo")

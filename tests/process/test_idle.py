@@ -13,7 +13,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import FREEHAD, Cluster, PrivateBus  # noqa: E402
+from harness import FREEHAD, Cluster, PrivateBus, stop_at_end  # noqa: E402
 
 FREEHACTL = os.environ.get("FREEHACTL", os.path.join(os.path.dirname(FREEHAD), "..", "ctl", "freehactl"))
 FILE_REFRESH = 10.0  # seconds: the slow refresh of the status file (freeha-status(5))
@@ -33,7 +33,7 @@ class IdleStatusWrites(unittest.TestCase):
         self.c = Cluster(["alpha", "bravo", "charlie"])
         self.bus = PrivateBus()
         self.addCleanup(self.bus.stop)
-        self.addCleanup(self.c.stop_all)
+        stop_at_end(self, self.c)
         for name in ["charlie", "bravo", "alpha"]:
             self.c.start(name, bus=self.bus if name == "bravo" else None)
         self.c.wait_for(lambda: self.c.running() == ["alpha"] and all(
@@ -91,7 +91,7 @@ class OwnHeartbeats(unittest.TestCase):
 
     def test_a_broadcast_channel_drops_the_nodes_own_heartbeats_in_the_kernel_and_keeps_the_peers(self):
         c = Cluster(["alpha", "bravo", "charlie"], channels=loopback_broadcast)
-        self.addCleanup(c.stop_all)
+        stop_at_end(self, c)
         c.start_all()
         c.wait_for(lambda: c.running() == ["alpha"] and all(c[n].status()["quorate"] for n in c.names), 20,
                    "alpha RUNNING over the broadcast channel, every node quorate")

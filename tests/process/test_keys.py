@@ -23,7 +23,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Cluster, PrivateBus  # noqa: E402
+from harness import Cluster, PrivateBus, stop_at_end  # noqa: E402
 
 FREEHACTL = os.environ.get("FREEHACTL", os.path.join(os.path.dirname(__file__), "../../build/src/ctl/freehactl"))
 MEMBERS = ["alpha", "bravo", "charlie"]
@@ -62,7 +62,7 @@ class RollingKeyChange(unittest.TestCase):
             self.skipTest("dbus-daemon is not installed")
         self.c = Cluster(MEMBERS + ["delta"], expected=3)
         self.addCleanup(shutil.rmtree, self.c.dir, ignore_errors=True)
-        self.addCleanup(self.c.stop_all)
+        stop_at_end(self, self.c)
         self.old = self.keygen("old.key")
         self.new = self.keygen("new.key")
         self.c.settings = f"[Cluster]\nAuthKeyFile={self.old}\n"

@@ -16,7 +16,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import FREEHAD, TAKEOVER_SLACK, Cluster  # noqa: E402
+from harness import FREEHAD, TAKEOVER_SLACK, Cluster, stop_at_end  # noqa: E402
 
 FREEHACTL = os.environ.get("FREEHACTL", os.path.join(os.path.dirname(__file__), "../../build/src/ctl/freehactl"))
 DEAD = 1.0
@@ -72,7 +72,7 @@ class Ipv6Only(unittest.TestCase):
         self.c = Cluster(["alpha", "bravo", "charlie", "delta"], expected=3, channels=ipv6_unicast)
         own_ports(self.c)
         self.addCleanup(shutil.rmtree, self.c.dir, ignore_errors=True)
-        self.addCleanup(self.c.stop_all)
+        stop_at_end(self, self.c)
         key = keygen(os.path.join(self.c.dir, "authkey"))
         other = keygen(os.path.join(self.c.dir, "other.key"))
         self.c.settings = f"[Cluster]\nAuthKeyFile={key}\n"
@@ -114,7 +114,7 @@ class Mixed(unittest.TestCase):
     def test_ipv4_and_ipv6_channels_in_one_daemon_both_carry_heartbeats(self):
         c = own_ports(Cluster(["alpha", "bravo", "charlie"], channels=ipv4_and_ipv6_unicast))
         self.addCleanup(shutil.rmtree, c.dir, ignore_errors=True)
-        self.addCleanup(c.stop_all)
+        stop_at_end(self, c)
         c.start_all()
         c.wait_for(lambda: c.running() == ["alpha"], 15, "alpha RUNNING")
         c.wait_for(lambda: all(heard_on_every_channel(c[n], [m for m in c.names if m != n]) for n in c.names), 5,
@@ -134,7 +134,7 @@ class WaitingChannels(unittest.TestCase):
             "multicast fe80::1%fh-nosuch0 ff02::f33",
         ])
         self.addCleanup(shutil.rmtree, c.dir, ignore_errors=True)
-        self.addCleanup(c.stop_all)
+        stop_at_end(self, c)
         alpha = c.start("alpha")
         c.wait_for(lambda: alpha.state() == "RUNNING", 10, "alpha RUNNING on its working channel")
         time.sleep(2.5)  # a few retries

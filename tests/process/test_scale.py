@@ -27,7 +27,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Cluster  # noqa: E402
+from harness import Cluster, stop_at_end  # noqa: E402
 
 SIZE = int(os.environ.get("FREEHA_SCALE_NODES", "32"))  # 64 by hand: about 15 s
 LISTENER = "127.0.0.250"
@@ -77,7 +77,7 @@ class Recorder(threading.Thread):
 class Scale(unittest.TestCase):
     def test_nodes_start_together_without_a_heartbeat_gap_or_a_quorum_loss(self):
         c = Cluster(names(), channels=unicast_and_listener)
-        self.addCleanup(c.stop_all)
+        stop_at_end(self, c)
         recorder = Recorder(c.port)
         recorder.start()
         self.addCleanup(recorder.stop)
