@@ -39,18 +39,21 @@ Status Node::status(Usec now) const {
     Status s;
     s.cluster = settings_.cluster_name;
     s.node = settings_.node_name;
-    s.state = default_group().state();
-    s.phase = std::string(to_string(default_group().phase()));
+    for (const auto& g : groups_) s.groups.push_back(g->status(now));
+    // The top-level fields are the default group's, as before groups.
+    const GroupStatus& main_group = s.groups.front();
+    s.state = main_group.state;
+    s.phase = main_group.phase;
     s.role = settings_.role;
-    s.term = cluster_term();
+    s.term = main_group.term;
     s.quorate = quorate_;
     s.expected_nodes = settings_.expected_nodes;
     s.dead_time = settings_.dead_time;
-    s.active_node = active_node();
-    s.errored = default_group().error_latched();
+    s.active_node = main_group.active_node;
+    s.errored = main_group.errored;
     s.standby = standby_;
-    s.last_error = default_group().last_error();
-    s.unavailable = default_group().unavailable();
+    s.last_error = main_group.last_error;
+    s.unavailable = main_group.unavailable;
     s.counters = counters_;
     s.unexpected_services = default_group().unexpected_services();
     s.version = settings_.release;
@@ -59,15 +62,17 @@ Status Node::status(Usec now) const {
     s.maintenance_since_realtime_usec = maintenance_.epoch;
     s.leaving = leaving_;
     s.history = default_group().history();
-    if (auto lease_end = lease()) s.lease_remaining = *lease_end - now;
+    s.lease_remaining = main_group.lease_remaining;
     for (std::size_t i = 0; i < settings_.channel_count; ++i) s.channels.push_back(channel_name(i));
     NodeStatus self;
     self.name = settings_.node_name;
-    self.state = default_group().state();
+    self.state = main_group.state;
     self.role = settings_.role;
     self.reachable = true;
-    self.term = default_group().holding() ? default_group().own_term() : s.term;
-    self.errored = default_group().error_latched();
+    self.term = std::find_if(main_group.nodes.begin(), main_group.nodes.end(), [](const GroupNodeStatus& n) {
+                    return n.self;
+                })->term;
+    self.errored = main_group.errored;
     self.standby = standby_;
     self.self = true;
     self.version = settings_.release;
@@ -115,7 +120,6 @@ Status Node::status(Usec now) const {
     }
     std::sort(s.nodes.begin(), s.nodes.end(),
               [](const NodeStatus& a, const NodeStatus& b) { return node_name_before(a.name, b.name); });
-    for (const auto& g : groups_) s.groups.push_back(g->status(now));
     // The rebalancing plan: each move goes straight to its place, so at most
     // one per group. One group is always evenly spread: moving it back to the
     // node it would start on is a fail-back, which FreeHA never does.
