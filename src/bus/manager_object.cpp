@@ -11,32 +11,40 @@ namespace {
 
 using Getter = int (*)(sd_bus_message* reply, const Status& s);
 
-// Returns the node of `path` in `s`, or nullptr.
+// Returns the entry named `name` in `entries` (Status::nodes, Status::groups), or nullptr.
+template <class Entry>
+const Entry* named(const std::vector<Entry>& entries, const std::string& name) {
+    for (const auto& e : entries)
+        if (e.name == name) return &e;
+    return nullptr;
+}
+
+// Returns the entry of `entries` whose object is at `path` under `prefix`, or nullptr.
+template <class Entry>
+const Entry* entry_of_path(const std::vector<Entry>& entries, const char* prefix, const char* path) {
+    char* raw = nullptr;
+    if (sd_bus_path_decode(path, prefix, &raw) <= 0) return nullptr;
+    std::string name(raw);
+    std::free(raw);
+    return named(entries, name);
+}
+
 const NodeStatus* node_of_path(const Status& s, const char* path) {
-    char* raw = nullptr;
-    if (sd_bus_path_decode(path, kNodePathPrefix, &raw) <= 0) return nullptr;
-    std::string name(raw);
-    std::free(raw);
-    for (const auto& n : s.nodes)
-        if (n.name == name) return &n;
-    return nullptr;
+    return entry_of_path(s.nodes, kNodePathPrefix, path);
 }
-
-// Returns the group of `path` in `s`, or nullptr.
 const GroupStatus* group_of_path(const Status& s, const char* path) {
-    char* raw = nullptr;
-    if (sd_bus_path_decode(path, kGroupPathPrefix, &raw) <= 0) return nullptr;
-    std::string name(raw);
-    std::free(raw);
-    for (const auto& g : s.groups)
-        if (g.name == name) return &g;
-    return nullptr;
+    return entry_of_path(s.groups, kGroupPathPrefix, path);
 }
+const GroupStatus* group_named(const Status& s, const std::string& name) { return named(s.groups, name); }
 
-const GroupStatus* group_named(const Status& s, const std::string& name) {
-    for (const auto& g : s.groups)
-        if (g.name == name) return &g;
-    return nullptr;
+// The object paths of `entries`, as sd_bus_add_node_enumerator wants them.
+template <class Entry>
+int object_paths(const std::vector<Entry>& entries, std::string (*path_of)(const std::string&), char*** paths) {
+    auto** list = static_cast<char**>(std::calloc(entries.size() + 1, sizeof(char*)));
+    if (list == nullptr) return -ENOMEM;
+    for (std::size_t i = 0; i < entries.size(); ++i) list[i] = strdup(path_of(entries[i].name).c_str());
+    *paths = list;
+    return 0;
 }
 
 bool channel_healthy(const std::optional<Usec>& age, Usec dead_time) { return age && *age <= dead_time; }
@@ -269,12 +277,7 @@ int ManagerObject::find_node(sd_bus*, const char* path, const char*, void* userd
 
 int ManagerObject::enumerate_nodes(sd_bus*, const char*, void* userdata, char*** nodes, sd_bus_error* error) {
     return answering(error, [&]() -> int {
-        const Status& s = *static_cast<ManagerObject*>(userdata)->status_;
-        auto** list = static_cast<char**>(std::calloc(s.nodes.size() + 1, sizeof(char*)));
-        if (list == nullptr) return -ENOMEM;
-        for (std::size_t i = 0; i < s.nodes.size(); ++i) list[i] = strdup(node_object_path(s.nodes[i].name).c_str());
-        *nodes = list;
-        return 0;
+        return object_paths(static_cast<ManagerObject*>(userdata)->status_->nodes, node_object_path, nodes);
     });
 }
 
@@ -323,12 +326,7 @@ int ManagerObject::find_group(sd_bus*, const char* path, const char*, void* user
 
 int ManagerObject::enumerate_groups(sd_bus*, const char*, void* userdata, char*** groups, sd_bus_error* error) {
     return answering(error, [&]() -> int {
-        const Status& s = *static_cast<ManagerObject*>(userdata)->status_;
-        auto** list = static_cast<char**>(std::calloc(s.groups.size() + 1, sizeof(char*)));
-        if (list == nullptr) return -ENOMEM;
-        for (std::size_t i = 0; i < s.groups.size(); ++i) list[i] = strdup(group_object_path(s.groups[i].name).c_str());
-        *groups = list;
-        return 0;
+        return object_paths(static_cast<ManagerObject*>(userdata)->status_->groups, group_object_path, groups);
     });
 }
 

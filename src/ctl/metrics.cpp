@@ -51,6 +51,14 @@ public:
     }
     void sample(const Labels& labels, std::uint64_t value) { sample(labels, std::to_string(value)); }
     void sample(const Labels& labels, bool value) { sample(labels, std::string(value ? "1" : "0")); }
+    // A state as one series per NodeState, labelled `state`: 1 for `current`, 0 for the others.
+    void one_hot_state(Labels labels, std::string_view current) {
+        labels.emplace_back("state", "");
+        for (int i = 0; i < kNodeStateCount; ++i) {
+            labels.back().second = std::string(to_string(static_cast<NodeState>(i)));
+            sample(labels, labels.back().second == current);
+        }
+    }
     void comment(std::string text) {
         for (char& c : text)
             if (c == '\n') c = ' ';  // one line, whatever the error said
@@ -68,10 +76,7 @@ void this_node(Exposition& x, const ClusterView& v) {
     x.family("freeha_build_info", "gauge", "This freehad's release and the wire version it speaks now (always 1).");
     x.sample({{"version", v.version}, {"wire_version", std::to_string(v.wire_version)}}, std::uint64_t{1});
     x.family("freeha_state", "gauge", "This node's state: 1 for the current one, 0 for the others.");
-    for (int i = 0; i < kNodeStateCount; ++i) {
-        std::string name(to_string(static_cast<NodeState>(i)));
-        x.sample({{"state", name}}, name == v.state);
-    }
+    x.one_hot_state({}, v.state);
     x.family("freeha_phase", "gauge", "This node's phase within its state (always 1, labelled with the phase).");
     x.sample({{"phase", v.phase}}, std::uint64_t{1});
     x.family("freeha_quorate", "gauge", "Whether this node has quorum.");
@@ -135,11 +140,7 @@ void history(Exposition& x, const History& h) {
 // One family per fact of each node this node knows, itself included.
 void nodes(Exposition& x, const ClusterView& v) {
     x.family("freeha_node_state", "gauge", "Each node's state as this node sees it: 1 for its current state.");
-    for (const auto& n : v.nodes)
-        for (int i = 0; i < kNodeStateCount; ++i) {
-            std::string name(to_string(static_cast<NodeState>(i)));
-            x.sample({{"node", n.name}, {"state", name}}, name == n.state);
-        }
+    for (const auto& n : v.nodes) x.one_hot_state({{"node", n.name}}, n.state);
     x.family("freeha_node_active", "gauge", "1 for the node that runs the services (the active node), 0 for the others.");
     for (const auto& n : v.nodes) x.sample({{"node", n.name}}, n.name == v.active_node);
     x.family("freeha_node_reachable", "gauge", "Whether the node is heard (this node always is).");
@@ -196,11 +197,7 @@ void addresses(Exposition& x, const ClusterView& v) {
 // One family per fact of each service group (freeha-status(5), GROUPS).
 void groups(Exposition& x, const ClusterView& v) {
     x.family("freeha_group_state", "gauge", "This node's state for each service group: 1 for the current one, 0 for the others.");
-    for (const auto& g : v.groups)
-        for (int i = 0; i < kNodeStateCount; ++i) {
-            std::string name(to_string(static_cast<NodeState>(i)));
-            x.sample({{"group", g.name}, {"state", name}}, name == g.state);
-        }
+    for (const auto& g : v.groups) x.one_hot_state({{"group", g.name}}, g.state);
     x.family("freeha_group_active", "gauge", "1 for the node that runs the group, 0 for the group's other nodes.");
     for (const auto& g : v.groups)
         for (const auto& n : g.nodes) x.sample({{"group", g.name}, {"node", n.name}}, n.name == g.active_node);

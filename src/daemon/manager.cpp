@@ -273,10 +273,9 @@ bool Manager::holds_any() const {
     return false;
 }
 
-bool Manager::any_target_mode() const {
-    for (const auto& g : groups_)
-        if (g->target_mode()) return true;
-    return false;
+bool Manager::any_group_in_mode(bool target_mode) const {
+    return std::any_of(groups_.begin(), groups_.end(),
+                       [&](const auto& g) { return g->target_mode() == target_mode; });
 }
 
 int Manager::setup_timers() {
@@ -324,7 +323,7 @@ void Manager::setup_bus() {
     // without the bus (--no-bus), every stop is a plain one.
     shutdown_watch_ = std::make_unique<ShutdownWatch>(
         config_.bus, [this](const std::string& how) { on_machine_shutdown(how); }, [this] { stop_and_exit(); });
-    bool target_mode = any_target_mode();
+    bool target_mode = any_group_in_mode(/*target_mode=*/true);
     units_bus_ = std::make_unique<BusConnection>(
         event_.get(), config_.bus, kUnitControlBusName,
         target_mode ? "the control of systemd" : "the watch for a machine shutdown (a reboot is then a plain stop)",
@@ -339,7 +338,7 @@ void Manager::setup_bus() {
                                  },
                                  [this] {
                                      // Target mode starts once systemd can be reached.
-                                     if (any_target_mode() && !begun_) begin();
+                                     if (any_group_in_mode(/*target_mode=*/true) && !begun_) begin();
                                  },
                                  [this] {
                                      units_bus_connection_ = nullptr;
@@ -425,7 +424,7 @@ void Manager::shut_down(int code) {
 int Manager::run() {
     if (setup() < 0) return 1;
     // Scripts mode starts now; target mode once the bus answers.
-    if (!any_target_mode() || config_.bus == BusKind::None) begin();
+    if (!any_group_in_mode(/*target_mode=*/true) || config_.bus == BusKind::None) begin();
     int r = sd_event_loop(event_.get());
     if (r < 0) {
         log::error(log::with_errno("event loop failed", r));
@@ -453,9 +452,7 @@ void Manager::begin() {
         log::notice("staying in standby, as requested before the restart; freehactl unstandby ends it");
         node_.keep_standby();
     }
-    bool scripts_mode = false;
-    for (const auto& g : groups_) scripts_mode = scripts_mode || !g->target_mode();
-    if (scripts_mode && config_.role == Role::Member) {
+    if (any_group_in_mode(/*target_mode=*/false) && config_.role == Role::Member) {
         runtime_directory_ = unit_runtime_directory();
         if (!runtime_directory_.empty() && read_services_marker(runtime_directory_, {config_.dead_time, config_.interval}))
             services_marker_ = inherited_marker_ = true;

@@ -96,7 +96,8 @@ private:
     void run_hook(std::size_t group, HookKind kind);
     // Whether any group's services run, start or stop here.
     bool holds_any() const;
-    bool any_target_mode() const;
+    // Whether some group runs in target mode (true) or in scripts mode (false).
+    bool any_group_in_mode(bool target_mode) const;
     void send(const std::vector<std::uint8_t>& datagram);
     std::string status_line() const;
     void flush_status();

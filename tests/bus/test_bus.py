@@ -17,10 +17,9 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "process"))
-from harness import (HUNG_POLICY, RAW_DBUS_CLIENT, SYSTEM_POLICY, Cluster, PrivateBus, cpu_seconds,  # noqa: E402
-                     send_udp)
+from harness import (FREEHACTL, HUNG_POLICY, RAW_DBUS_CLIENT, SYSTEM_POLICY, Cluster, PrivateBus,  # noqa: E402
+                     cpu_seconds, send_udp)
 
-FREEHACTL = os.environ.get("FREEHACTL", os.path.join(os.path.dirname(__file__), "../../build/src/ctl/freehactl"))
 POLICY_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../units/org.freeha1.conf")
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 

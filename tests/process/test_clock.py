@@ -21,9 +21,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Cluster, PrivateBus, stop_at_end  # noqa: E402
+from harness import FREEHACTL, Cluster, PrivateBus, stop_at_end  # noqa: E402
 
-FREEHACTL = os.environ.get("FREEHACTL", os.path.join(os.path.dirname(__file__), "../../build/src/ctl/freehactl"))
 
 CLOCK_AHEAD = os.environ.get("CLOCK_AHEAD", os.path.join(os.path.dirname(__file__),
                                                         "../../build/tests/libclock-ahead.so"))

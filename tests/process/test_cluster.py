@@ -9,7 +9,7 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import FENCE, FREEHAD, TAKEOVER_SLACK, Cluster, send_udp, stop_at_end  # noqa: E402
+from harness import FREEHACTL, FENCE, FREEHAD, TAKEOVER_SLACK, Cluster, send_udp, stop_at_end  # noqa: E402
 
 DEAD = 1.0  # default DeadTime
 
@@ -126,7 +126,6 @@ class HangingMonitor(LoopbackCluster):
         self.c.wait_for(lambda: self.c.running() == ["bravo"], 5 * DEAD + TAKEOVER_SLACK, "bravo RUNNING")
 
 
-FREEHACTL = os.environ.get("FREEHACTL", os.path.join(os.path.dirname(FREEHAD), "..", "ctl", "freehactl"))
 
 
 def keygen(path):

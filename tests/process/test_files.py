@@ -17,9 +17,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import FREEHAD, Cluster, PrivateBus, stop_at_end  # noqa: E402
+from harness import FREEHACTL, FREEHAD, Cluster, PrivateBus, stop_at_end  # noqa: E402
 
-FREEHACTL = os.environ.get("FREEHACTL", os.path.join(os.path.dirname(FREEHAD), "..", "ctl", "freehactl"))
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 INTERVAL = 0.2  # the default Interval=
 PROMPT = 2.0  # seconds: a refusal takes milliseconds; a hang is what these tests catch

@@ -13,9 +13,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import FREEHAD, Cluster, PrivateBus, stop_at_end  # noqa: E402
+from harness import FREEHACTL, FREEHAD, Cluster, PrivateBus, stop_at_end  # noqa: E402
 
-FREEHACTL = os.environ.get("FREEHACTL", os.path.join(os.path.dirname(FREEHAD), "..", "ctl", "freehactl"))
 FILE_REFRESH = 10.0  # seconds: the slow refresh of the status file (freeha-status(5))
 
 

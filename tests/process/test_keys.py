@@ -23,9 +23,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import Cluster, PrivateBus, stop_at_end  # noqa: E402
+from harness import FREEHACTL, Cluster, PrivateBus, stop_at_end  # noqa: E402
 
-FREEHACTL = os.environ.get("FREEHACTL", os.path.join(os.path.dirname(__file__), "../../build/src/ctl/freehactl"))
 MEMBERS = ["alpha", "bravo", "charlie"]
 DEAD = 1.0  # default DeadTime
 

@@ -16,9 +16,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(__file__))
-from harness import FREEHAD, TAKEOVER_SLACK, Cluster, stop_at_end  # noqa: E402
+from harness import FREEHACTL, FREEHAD, TAKEOVER_SLACK, Cluster, stop_at_end  # noqa: E402
 
-FREEHACTL = os.environ.get("FREEHACTL", os.path.join(os.path.dirname(__file__), "../../build/src/ctl/freehactl"))
 DEAD = 1.0
 
 
