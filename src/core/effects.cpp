@@ -5,14 +5,14 @@
 
 namespace freeha {
 
-static_assert(static_cast<std::size_t>(NoticeKind::LinkRecovered) + 1 == kNoticeKindCount);
+static_assert(static_cast<std::size_t>(NoticeKind::UnknownPreferredNode) + 1 == kNoticeKindCount);
 
 std::string_view to_string(NoticeKind k) {
     static constexpr std::array<std::string_view, kNoticeKindCount> kNames{
         "peer-joined",  "peer-timed-out",       "peer-restarted", "quorum-gained",        "quorum-lost",
         "takeover",     "dual-active-resolved", "hook-failed",    "startup-wait-expired", "duplicate-node-name",
         "unexpected-services", "lease-lost", "peer-refused", "peer-refusal-ended", "peer-left", "maintenance-changed", "unknown-wire-version",
-        "link-lossy", "link-recovered",
+        "link-lossy", "link-recovered", "unknown-preferred-node",
     };
     return kNames.at(static_cast<std::size_t>(k));
 }

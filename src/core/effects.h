@@ -61,8 +61,9 @@ enum class NoticeKind {
     UnknownWireVersion,  // a heartbeat of a wire version this release does not speak (once per version)
     LinkLossy,           // a peer's heartbeats on one channel: more than LinkHealth::kLossyPercent lost recently
     LinkRecovered,       // ... and no more than LinkHealth::kRecoveredPercent since
+    UnknownPreferredNode,  // a group's Nodes= names a node never heard (once per name and group)
 };
-inline constexpr std::size_t kNoticeKindCount = 19;
+inline constexpr std::size_t kNoticeKindCount = 20;
 std::string_view to_string(NoticeKind k);
 
 namespace effect {

@@ -178,11 +178,24 @@ void Group::finish_listening(Usec now, Effects& out) {
     unsigned needed = startup_votes_needed(node_.expected_nodes());
     if (node_.live_votes() >= needed) {
         set_phase(Phase::Standby, "start-up complete", now, out);
+        check_preferred_nodes(out);
     } else if (now >= init_deadline_) {
         notice(out, effect::Notice{NoticeKind::StartupWaitExpired, node_.settings_.node_name,
                                      "InitDead passed having seen " + std::to_string(node_.live_votes()) + " of " +
                                          std::to_string(needed) + " nodes"});
         set_phase(Phase::Standby, "start-up wait expired", now, out);
+        check_preferred_nodes(out);
+    }
+}
+
+void Group::check_preferred_nodes(Effects& out) {
+    for (const std::string& name : settings().nodes) {
+        if (name == node_.settings_.node_name || node_.membership_.peers().contains(name) ||
+            !unknown_preferred_warned_.insert(name).second)
+            continue;
+        notice(out, effect::Notice{NoticeKind::UnknownPreferredNode, name,
+                                   "no heartbeat has come from it: a typo, or a node of another cluster? The group "
+                                   "runs on the other nodes meanwhile"});
     }
 }
 

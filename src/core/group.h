@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "core/claims.h"
@@ -158,6 +159,10 @@ private:
     // Shutting down: whether the daemon may exit as far as this group is
     // concerned (stopped, idle, or left as it is in maintenance mode).
     bool done_for_exit() const;
+    // Warns once per name of Nodes= that no heartbeat has come from (a typo,
+    // or a node of another cluster): called when start-up listening ends and
+    // when a reload changes Nodes=, once the live nodes have been heard.
+    void check_preferred_nodes(Effects& out);
     // Command::Shutdown: stops what runs here; the node exits once every group has stopped.
     void shut_down(const std::string& reason, Usec now, Effects& out);
     void force_start(Usec now, Effects& out);
@@ -224,6 +229,7 @@ private:
     bool self_fenced_ = false;            // StoppingKilled, StoppingCleanup: SelfFence was emitted
     bool start_after_stop_ = false;       // a force-start that arrived while stopping
     std::uint64_t unexpected_services_ = 0;  // times the services were found running here unbidden
+    std::set<std::string> unknown_preferred_warned_;  // names of Nodes= warned about (check_preferred_nodes)
     History history_;
     std::optional<RunningHook> hook_;
     std::optional<Usec> next_monitor_;

@@ -419,8 +419,11 @@ void Node::reconfigure_groups(const std::vector<GroupSettings>& wanted, Usec now
             // A group that stays keeps its target (the configuration refuses a change).
             it->monitor_interval = gs.monitor_interval;
             it->placement = gs.placement;
+            bool nodes_changed = it->nodes != gs.nodes;
             it->nodes = gs.nodes;
-            groups_[static_cast<std::size_t>(it - settings_.groups.begin())]->retiring_ = false;
+            Group& g = *groups_[static_cast<std::size_t>(it - settings_.groups.begin())];
+            g.retiring_ = false;
+            if (nodes_changed && g.state() != NodeState::Initial) g.check_preferred_nodes(out);
             continue;
         }
         // A new group starts as at start-up: it probes for its services, then listens a dead time.

@@ -89,6 +89,7 @@ std::string notice_text(const effect::Notice& n) {
         return "heartbeats of node " + n.peer + " on channel '" + n.channel + "' are being lost: " + n.text;
     case NoticeKind::LinkRecovered:
         return "heartbeats of node " + n.peer + " on channel '" + n.channel + "' arrive again: " + n.text;
+    case NoticeKind::UnknownPreferredNode: return "Nodes= names node " + n.peer + ", but " + n.text;
     }
     return n.text;
 }

@@ -7,6 +7,7 @@ split by FREEHA_GROUP, as these nodes have no delegated cgroup), and
 freehad --clean-up after a kill -9 runs every group's stophasrv in time, and
 a reload adds a group and removes one without moving the others."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -158,10 +159,11 @@ class SpreadGroups(unittest.TestCase):
 
 
 class StandAsideAndFence(unittest.TestCase):
-    """Every group prefers alpha (Nodes=); web's hooks are missing there."""
+    """Every group prefers alpha (Nodes=; db's and web's also name charly, which never runs);
+    web's hooks are missing there."""
 
     def setUp(self):
-        self.g = GroupCluster(["alpha", "bravo"], group_settings="Nodes=alpha bravo\nStopTimeout=1s\n",
+        self.g = GroupCluster(["alpha", "bravo"], group_settings="Nodes=alpha bravo charly\nStopTimeout=1s\n",
                               services_settings="Nodes=alpha bravo\n")
         self.c = self.g.c
         stop_at_end(self, self.g)
@@ -178,6 +180,13 @@ class StandAsideAndFence(unittest.TestCase):
         self.assertRegex(log, r"group web: this node stands aside until the hooks are there .*"
                               r"\[Group web\] HooksDirectory=.*hooks-web: no such directory")
         self.assertNotIn("group db: this node stands aside", log)
+
+    def test_a_name_in_nodes_never_heard_is_warned_about_once_per_group(self):
+        time.sleep(1)  # a few more heartbeats: still once
+        for node in ("alpha", "bravo"):
+            warned = re.findall(r"(group \S+: )?Nodes= names node charly, but no heartbeat has come from it",
+                                self.c[node].log())
+            self.assertEqual(sorted(warned), ["group db: ", "group web: "], node)
 
     def test_the_fence_of_one_group_kills_its_processes_alone(self):
         alpha = self.c["alpha"]

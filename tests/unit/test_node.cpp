@@ -2191,6 +2191,30 @@ TEST(NodeLeave, BesideAPreviousReleaseTheLastHeartbeatIsVersion2AndOnlyStandby) 
     EXPECT_TRUE(sent.decoded->heartbeat.flags & wire::kFlagStandby);
 }
 
+// --- Nodes= naming a node never heard --------------------------------------------
+
+// Whether a name is a node of the cluster is known only from heartbeats: the
+// end of the start-up wait says which names of Nodes= nobody answered to, once
+// each, and a reload that changes Nodes= says it at once.
+TEST(NodePreferredNodes, ANameNeverHeardIsNamedOnceWhenStartUpEndsAndAgainOnlyWhenAReloadAddsIt) {
+    Harness h("b");
+    h.settings().groups = {GroupSettings{"default", "", 2 * sec, PlacementPolicy::Listed, {"a", "b", "charly"}}};
+    h.boot_to_standby({{"a", S::Running}, {"c", S::Standby}});
+    ASSERT_EQ(h.state(), S::Standby);
+    auto warned = h.notices(NoticeKind::UnknownPreferredNode);
+    ASSERT_EQ(warned.size(), 1u);
+    EXPECT_EQ(warned[0].rfind("charly: ", 0), 0u) << warned[0];
+    h.clear();
+    h.advance(5 * sec);
+    EXPECT_TRUE(h.notices(NoticeKind::UnknownPreferredNode).empty());
+    NodeSettings reloaded = h.settings();
+    reloaded.groups[0].nodes = {"a", "c", "charly", "delta"};
+    h.reconfigure(reloaded);
+    warned = h.notices(NoticeKind::UnknownPreferredNode);
+    ASSERT_EQ(warned.size(), 1u);  // charly was named already
+    EXPECT_EQ(warned[0].rfind("delta: ", 0), 0u) << warned[0];
+}
+
 // --- maintenance mode ----------------------------------------------------------
 
 TEST(NodeMaintenance, OnStopsMonitoringAndFailoverOnEveryNode) {
