@@ -256,6 +256,10 @@ std::string Manager::add_groups(const Config& reread) {
         groups_.push_back(std::move(g));
         group_phases_.push_back(Phase::InitialProbe);
     }
+    // A node of one group whose fence held every descendant of freehad: now
+    // it must spare the added groups' processes.
+    if (groups_.size() > 1)
+        for (auto& g : groups_) g->keep_tree_to_own_processes();
     return "";
 }
 

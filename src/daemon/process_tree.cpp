@@ -44,13 +44,11 @@ bool read_stat(pid_t pid, ProcEntry* entry) {
 
 }  // namespace
 
-ProcessTree::ProcessTree(sd_event* event, Watched watched, std::string group)
-    : event_(event), watched_(std::move(watched)), group_(std::move(group)) {}
+ProcessTree::ProcessTree(sd_event* event, Watched watched) : event_(event), watched_(std::move(watched)) {}
 
 ProcessTree::~ProcessTree() = default;
 
-std::unique_ptr<ProcessTree> ProcessTree::open(sd_event* event, Watched watched, std::string group,
-                                               std::string* why) {
+std::unique_ptr<ProcessTree> ProcessTree::open(sd_event* event, Watched watched, std::string* why) {
     // The walk starts from our PID as /proc numbers it: it must be ours.
     char self[32] = {};
     ssize_t n = readlink("/proc/self", self, sizeof self - 1);
@@ -62,7 +60,7 @@ std::unique_ptr<ProcessTree> ProcessTree::open(sd_event* event, Watched watched,
         *why = log::with_errno("cannot become a child subreaper", -errno);
         return nullptr;
     }
-    std::unique_ptr<ProcessTree> tree(new ProcessTree(event, std::move(watched), std::move(group)));
+    std::unique_ptr<ProcessTree> tree(new ProcessTree(event, std::move(watched)));
     if (int r = tree->arm(kReapInterval); r < 0) {
         *why = log::with_errno("cannot create the timer that reaps orphans", r);
         return nullptr;

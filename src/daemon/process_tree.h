@@ -35,10 +35,9 @@ public:
     using Watched = std::function<bool(pid_t)>;
 
     // Makes freehad a child subreaper; nullptr with *why when it cannot be,
-    // or when /proc does not show freehad's own PID namespace. `group`: the
-    // service group whose processes this tree holds (see above); "" for all
-    // of freehad's descendants (one group).
-    static std::unique_ptr<ProcessTree> open(sd_event* event, Watched watched, std::string group, std::string* why);
+    // or when /proc does not show freehad's own PID namespace. The tree holds
+    // all of freehad's descendants (one group) until keep_to().
+    static std::unique_ptr<ProcessTree> open(sd_event* event, Watched watched, std::string* why);
     ~ProcessTree() override;
 
     std::string describe() const override;
@@ -55,15 +54,20 @@ public:
     static bool environment_empty(pid_t pid);
 
 private:
-    ProcessTree(sd_event* event, Watched watched, std::string group);
+    ProcessTree(sd_event* event, Watched watched);
     // running_descendants() of freehad that are this tree's.
     std::vector<pid_t> members() const;
 
 public:
-    // With several groups: whether `pid` is a hook that another group's
-    // runner started (never this tree's, whatever /proc shows of it: during
-    // its execve its environment can read empty).
-    void set_foreign_hook(Watched foreign) { foreign_hook_ = std::move(foreign); }
+    // With several groups (from the start, or from a reload that added
+    // some): the tree holds the processes of service `group` alone (see
+    // above). `foreign`: whether `pid` is a hook that another group's runner
+    // started (never this tree's, whatever /proc shows of it: during its
+    // execve its environment can read empty).
+    void keep_to(std::string group, Watched foreign) {
+        group_ = std::move(group);
+        foreign_hook_ = std::move(foreign);
+    }
 
 private:
     // SIGKILL to members(); with several groups one whose environment reads

@@ -111,16 +111,20 @@ int ServiceGroup::setup(const Config& config) {
 // delegated cgroup under systemd, else freehad's process tree as a child
 // subreaper. Quorum mode promises that a node cut off from the majority has
 // stopped everything by its lease's end; without either it cannot, and says so.
+// One group: every descendant of freehad is its; several: each keeps to its own (process_tree.h).
+void ServiceGroup::keep_tree_to_own_processes() {
+    if (tree_ != nullptr)
+        tree_->keep_to(name(), [this](pid_t pid) { return links_.any_hook_watches(pid) && !watches(pid); });
+}
+
 int ServiceGroup::setup_scope(const Config& config) {
     std::string no_cgroup, no_tree;
     scope_ = ServiceCgroup::open(event_, ServiceCgroup::leaf_name(name()), &no_cgroup);
     if (!scope_) {
-        // One group: every descendant of freehad is its; several: each keeps to its own (process_tree.h).
-        std::string own = config.groups.empty() ? std::string() : name();
-        auto tree = ProcessTree::open(event_, links_.any_hook_watches, own, &no_tree);
-        if (tree && !own.empty())
-            tree->set_foreign_hook([this](pid_t pid) { return links_.any_hook_watches(pid) && !watches(pid); });
+        auto tree = ProcessTree::open(event_, links_.any_hook_watches, &no_tree);
+        tree_ = tree.get();
         scope_ = std::move(tree);
+        if (!config.groups.empty()) keep_tree_to_own_processes();
     }
     if (scope_) {
         log(LOG_INFO, "hooks and everything they start run in " + scope_->describe() + "; a fence kills all of it");

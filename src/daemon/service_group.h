@@ -37,6 +37,8 @@
 
 namespace freeha {
 
+class ProcessTree;
+
 class ServiceGroup {
 public:
     // What a group needs of the Manager: the core's effects carried out, the
@@ -59,6 +61,10 @@ public:
     // Creates the scope (scripts mode), hook runner, unit controller (target
     // mode) and addresses (members); logs its own failure once, returns a negative errno.
     int setup(const Config& config);
+    // Without a cgroup, from the moment the node has several groups: its
+    // process tree holds this group's processes alone (FREEHA_GROUP=), not
+    // every descendant of freehad; a reload that adds groups calls it.
+    void keep_tree_to_own_processes();
 
     std::size_t index() const { return index_; }
     // A group before it was removed (effect::GroupRemoved): this one moves down.
@@ -125,6 +131,7 @@ private:
     // What hook_environment() needs of the node's configuration.
     Config node_config_;
     std::unique_ptr<ServiceScope> scope_;     // scripts mode on a member: see service_scope.h
+    ProcessTree* tree_ = nullptr;             // scope_, when it is freehad's process tree (no cgroup)
     std::unique_ptr<HookRunner> hooks_;       // service hooks in scripts mode; alerthasrv in both modes
     std::unique_ptr<UnitController> units_;   // target mode only
     std::unique_ptr<FloatingAddresses> addresses_;  // members only; open once Address= names any

@@ -204,6 +204,18 @@ class StandAsideAndFence(unittest.TestCase):
         self.assertEqual(len(events(alpha, "default", "stophasrv")), 1)  # the start-up clean-up alone
 
 
+def reload_config(test, groups):
+    """Configures `groups` on every node of test.g, then freehactl reload-config there (over test.bus)."""
+    for name in test.c.names:
+        node = test.c[name]
+        test.g.configure(node, groups)
+        with open(node.path("freehad.conf"), "w") as f:
+            f.write(test.c.config(node))
+        r = subprocess.run([FREEHACTL, "reload-config"], capture_output=True, text=True, timeout=30,
+                           env=test.bus[name].env())
+        test.assertEqual(r.returncode, 0, r.stderr)
+
+
 class ReloadGroups(unittest.TestCase):
     """freehactl reload-config adds [Group mail] and removes [Group web] on
     every node: mail starts once somewhere, web stops where it ran and is
@@ -221,14 +233,7 @@ class ReloadGroups(unittest.TestCase):
         self.g.wait_for(lambda: all(len(self.g.where(g)) == 1 for g in GROUPS), 15, "every group running once")
 
     def reload(self, groups):
-        for name in self.c.names:
-            node = self.c[name]
-            self.g.configure(node, groups)
-            with open(node.path("freehad.conf"), "w") as f:
-                f.write(self.c.config(node))
-            r = subprocess.run([FREEHACTL, "reload-config"], capture_output=True, text=True, timeout=30,
-                               env=self.bus[name].env())
-            self.assertEqual(r.returncode, 0, r.stderr)
+        reload_config(self, groups)
 
     def test_a_reload_adds_and_removes_groups_without_moving_the_others(self):
         before = self.g.placement()
@@ -250,6 +255,37 @@ class ReloadGroups(unittest.TestCase):
         after = self.g.placement(["default", "db", "mail"])
         self.assertEqual(after, {**{g: before[g] for g in ("default", "db")}, "mail": [mail_node]})
         self.assertEqual(self.g.where("web"), [])
+
+
+class ReloadToSeveralGroupsWithoutCgroup(unittest.TestCase):
+    """A node of one group, whose fence held every descendant of freehad (no
+    cgroup), is reloaded with a second group: from then on its fence spares
+    the new group's processes."""
+
+    def setUp(self):
+        settings = "Nodes=alpha bravo\nStopTimeout=1s\n"
+        self.g = GroupCluster(["alpha", "bravo"], group_settings=settings, services_settings=settings)
+        self.c = self.g.c
+        stop_at_end(self, self.g)
+        self.bus = {n: PrivateBus() for n in self.c.names}
+        self.addCleanup(lambda: [b.stop() for b in self.bus.values()])
+        for name in reversed(self.c.names):
+            self.g.configure(self.c[name], ["default"])
+            self.c.start(name, bus=self.bus[name])
+        self.g.wait_for(lambda: self.g.where("default") == ["alpha"], 15, "default running on alpha")
+
+    def test_the_default_groups_fence_spares_a_group_added_by_a_reload(self):
+        reload_config(self, ["default", "db"])
+        self.g.wait_for(lambda: self.g.where("db") == ["alpha"], 15, "db running on alpha")
+        alpha = self.c["alpha"]
+        default_pid, db_pid = sleep_pid(alpha, "default"), sleep_pid(alpha, "db")
+        # The default group's stophasrv hangs past StopTimeout=1s: its fence kills its processes.
+        open(os.path.join(hooks_dir(alpha, "default"), "stop-hang"), "w").close()
+        open(os.path.join(hooks_dir(alpha, "default"), "monitor-fail"), "w").close()
+        self.g.wait_for(lambda: not alive(default_pid), 15, "the default group's sleep on alpha killed")
+        self.g.wait_for(lambda: self.g.where("default") == ["bravo"], 15, "default running on bravo")
+        self.assertTrue(alive(db_pid), "the fence of the default group killed db's process")
+        self.assertEqual(self.g.where("db"), ["alpha"])
 
 
 class CleanUpGroups(unittest.TestCase):

@@ -56,7 +56,7 @@ protected:
     void SetUp() override {
         ASSERT_GE(sd_event_new(&event_), 0);
         std::string why;
-        tree_ = ProcessTree::open(event_, [this](pid_t pid) { return pid == watched_; }, "", &why);
+        tree_ = ProcessTree::open(event_, [this](pid_t pid) { return pid == watched_; }, &why);
         ASSERT_TRUE(tree_) << why;
     }
     void TearDown() override {
@@ -155,9 +155,11 @@ pid_t detached_sleep(const char* env) {
 // processes whose environment names it; one that names none is every group's.
 TEST_F(ProcessTreeTest, AGroupsFenceKillsItsOwnProcessesAndTheUnnamedOnes) {
     std::string why;
-    auto db = ProcessTree::open(event_, [](pid_t) { return false; }, "db", &why);
-    auto web = ProcessTree::open(event_, [](pid_t) { return false; }, "web", &why);
+    auto db = ProcessTree::open(event_, [](pid_t) { return false; }, &why);
+    auto web = ProcessTree::open(event_, [](pid_t) { return false; }, &why);
     ASSERT_TRUE(db && web) << why;
+    db->keep_to("db", [](pid_t) { return false; });
+    web->keep_to("web", [](pid_t) { return false; });
     EXPECT_EQ(db->describe(),
               "freehad's process tree (a child subreaper), the processes whose environment says FREEHA_GROUP=db");
     pid_t db_sleep = detached_sleep("FREEHA_GROUP=db");
