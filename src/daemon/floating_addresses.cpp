@@ -112,7 +112,7 @@ void FloatingAddresses::take_down(Entry& e) {
     e.awaiting_dad = false;
     announcer_.stop(e.config.address);
     if (int r = remove_one(rtnetlink_, e.config); r < 0)
-        log::error(log::with_errno("cannot remove " + on_device(e.config), r));
+        lines_.error(log::with_errno("cannot remove " + on_device(e.config), r));
 }
 
 int FloatingAddresses::reconfigure(std::vector<FloatingAddress> addresses, Usec announce_refresh,
@@ -202,7 +202,7 @@ void FloatingAddresses::on_change(const RtnetlinkChange& c) {
 }
 
 void FloatingAddresses::recheck() {
-    log::warning("rtnetlink notifications were lost; looking at the floating addresses again");
+    lines_.warning("rtnetlink notifications were lost; looking at the floating addresses again");
     for (auto& e : entries_) {
         if (!e.added) continue;
         Link link;

@@ -28,6 +28,7 @@
 #include "core/status.h"
 #include "daemon/announcer.h"
 #include "daemon/rtnetlink.h"
+#include "daemon/log.h"
 
 namespace freeha {
 
@@ -69,7 +70,11 @@ public:
     std::string unready();
     std::vector<AddressStatus> status() const;
 
+    // Its own lines name its service group (log::GroupLines), as the group's do.
+    void set_lines(log::GroupLines lines) { lines_ = std::move(lines); }
+
 private:
+    log::GroupLines lines_;
     struct Entry {
         explicit Entry(FloatingAddress a) : config(std::move(a)) {}
         FloatingAddress config;

@@ -173,4 +173,20 @@ std::string signal_name(int signo) {
     return "signal " + std::to_string(signo);
 }
 
+std::string GroupLines::named(std::string_view text) const {
+    return group_.empty() ? std::string(text) : "group " + group_ + ": " + std::string(text);
+}
+
+std::vector<Field> GroupLines::fields(std::vector<Field> fields) const {
+    if (!group_.empty()) fields.push_back({"FREEHA_GROUP", group_});
+    return fields;
+}
+
+void GroupLines::message(int priority, std::string_view text) const {
+    if (group_.empty())
+        log::message(priority, text);
+    else
+        event(priority, {}, named(text), fields({}));
+}
+
 }  // namespace freeha::log

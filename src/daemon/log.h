@@ -72,6 +72,25 @@ inline void notice(std::string_view text) { message(LOG_NOTICE, text); }
 inline void info(std::string_view text) { message(LOG_INFO, text); }
 inline void debug(std::string_view text) { message(LOG_DEBUG, text); }
 
+// The lines about one service group of a node with several: each begins with
+// "group NAME: " and carries FREEHA_GROUP=NAME. The default group's (and a
+// default-constructed one's) are plain lines, as without groups.
+class GroupLines {
+public:
+    GroupLines() = default;
+    explicit GroupLines(std::string group) : group_(std::move(group)) {}
+    std::string named(std::string_view text) const;
+    std::vector<Field> fields(std::vector<Field> fields) const;
+    void message(int priority, std::string_view text) const;
+    void error(std::string_view text) const { message(LOG_ERR, text); }
+    void warning(std::string_view text) const { message(LOG_WARNING, text); }
+    void notice(std::string_view text) const { message(LOG_NOTICE, text); }
+    void info(std::string_view text) const { message(LOG_INFO, text); }
+
+private:
+    std::string group_;  // "" for the default group
+};
+
 // "text: strerror(-negative_errno)"
 std::string with_errno(std::string_view text, int negative_errno);
 

@@ -13,25 +13,18 @@ ServiceGroup::ServiceGroup(sd_event* event, Node& node, std::size_t index, const
       index_(index),
       settings_(settings),
       links_(std::move(links)),
-      node_config_(config) {}
+      node_config_(config),
+      lines_(settings.is_default() ? log::GroupLines() : log::GroupLines(settings.name)) {}
 
 ServiceGroup::~ServiceGroup() = default;
 
-std::string ServiceGroup::named(const std::string& text) const {
-    return is_default() ? text : "group " + name() + ": " + text;
-}
+std::string ServiceGroup::named(const std::string& text) const { return lines_.named(text); }
 
 std::vector<log::Field> ServiceGroup::fields(std::vector<log::Field> fields) const {
-    if (!is_default()) fields.push_back({"FREEHA_GROUP", name()});
-    return fields;
+    return lines_.fields(std::move(fields));
 }
 
-void ServiceGroup::log(int priority, const std::string& text) const {
-    if (is_default())
-        log::message(priority, text);
-    else
-        log::event(priority, {}, named(text), fields({}));
-}
+void ServiceGroup::log(int priority, const std::string& text) const { lines_.message(priority, text); }
 
 int ServiceGroup::setup(const Config& config) {
     auto finished = [this](HookKind kind, const HookOutcome& outcome) {
@@ -63,6 +56,7 @@ int ServiceGroup::setup(const Config& config) {
                 [this](const std::string& why) { links_.apply(node_.on_services_failed(index_, why, links_.now())); },
                 [this](const FloatingAddress& a, const std::string& mac) { on_address_conflict(a, mac); },
                 [this] { sd_event_source_set_enabled(links_changed_source_.get(), SD_EVENT_ONESHOT); }});
+        addresses_->set_lines(lines_);
         if (!settings_.addresses.empty())
             if (int r = open_addresses(); r < 0) return r;
         sd_event_source* s = nullptr;
@@ -103,6 +97,7 @@ int ServiceGroup::setup(const Config& config) {
                     target_missing_ = missing;
                     if (begun_) check_available();
                 }});
+        units_->set_lines(lines_);
     }
     return 0;
 }

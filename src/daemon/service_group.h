@@ -130,6 +130,7 @@ private:
     Links links_;
     // What hook_environment() needs of the node's configuration.
     Config node_config_;
+    log::GroupLines lines_;  // named(), fields(), log(); handed to the adapters below
     std::unique_ptr<ServiceScope> scope_;     // scripts mode on a member: see service_scope.h
     ProcessTree* tree_ = nullptr;             // scope_, when it is freehad's process tree (no cgroup)
     std::unique_ptr<HookRunner> hooks_;       // service hooks in scripts mode; alerthasrv in both modes

@@ -210,7 +210,7 @@ void UnitController::begin(HookKind kind, UnitOperation::Kind what, Usec timeout
         int r = sd_event_add_time_relative(event_, &s, CLOCK_MONOTONIC, timeout.count(),
                                            (10 * kUsecPerMsec).count(), on_timeout, this);
         if (r < 0) {
-            log::error(log::with_errno("target mode: cannot bound the operation on " + target_, r));
+            lines_.error(log::with_errno("target mode: cannot bound the operation on " + target_, r));
             finish(false, "could not be bounded by a timeout");
             return;
         }
@@ -222,14 +222,14 @@ void UnitController::begin(HookKind kind, UnitOperation::Kind what, Usec timeout
 void UnitController::apply(UnitOperation::Actions actions) {
     // Kill first, log after: the warnings (a failed KillUnit, say) follow what the step does.
     auto log_warnings = [&] {
-        for (const auto& warning : actions.warnings) log::warning("target mode: " + warning);
+        for (const auto& warning : actions.warnings) lines_.warning("target mode: " + warning);
     };
     if (actions.outcome) {
         if (op_->steps.kind() != UnitOperation::Kind::Kill) {
             finish(actions.outcome->success, std::move(actions.outcome->description));
             return log_warnings();
         }
-        log::info(actions.outcome->description);
+        lines_.info(actions.outcome->description);
         op_.reset();
         unreachable_.reset();
         killed_owed_ = true;
@@ -302,7 +302,7 @@ int UnitController::on_deliver(sd_event_source*, void* userdata) {
             try {
                 self->callbacks_.finished(kind, outcome);
             } catch (const std::exception& e) {
-                log::error(std::string("target mode: ") + e.what());
+                self->lines_.error(std::string("target mode: ") + e.what());
             }
         }
         if (std::exchange(self->killed_owed_, false)) self->callbacks_.killed();
@@ -324,7 +324,7 @@ void UnitController::arm_poll() {
                                        on_poll, this);
     if (r < 0) {
         // Signals may still settle it; the operation's timeout bounds the wait.
-        log::error(log::with_errno("target mode: cannot poll " + target_, r));
+        lines_.error(log::with_errno("target mode: cannot poll " + target_, r));
         return;
     }
     op_->poll.reset(s);
@@ -532,7 +532,7 @@ int UnitController::on_systemd_owner_changed(sd_bus_message* m, void* userdata, 
         if (sd_bus_message_read(m, "sss", &name, &old_owner, &new_owner) < 0 || std::string_view(name) != kSystemd ||
             *new_owner == '\0')
             return 0;
-        log::notice("systemd is back on the bus; subscribing to its unit signals again");
+        self->lines_.notice("systemd is back on the bus; subscribing to its unit signals again");
         sd_bus_slot* slot = nullptr;
         if (sd_bus_call_method_async(self->bus_, &slot, kSystemd, kSystemdPath, kSystemdManager, "Subscribe",
                                      on_subscribed, self, "") >= 0)
@@ -541,13 +541,14 @@ int UnitController::on_systemd_owner_changed(sd_bus_message* m, void* userdata, 
     });
 }
 
-int UnitController::on_subscribed(sd_bus_message* m, void*, sd_bus_error*) {
+int UnitController::on_subscribed(sd_bus_message* m, void* userdata, sd_bus_error*) {
     return log::guarded("UnitController::on_subscribed", [&]() -> int {
         // Without the subscription a failing unit is only seen by the periodic check.
         const sd_bus_error* e = sd_bus_message_get_error(m);
         if (e != nullptr && !sd_bus_error_has_name(e, "org.freedesktop.systemd1.AlreadySubscribed"))
-            log::warning("target mode: Subscribe() to systemd failed (" + error_text(e) +
-                         "); failed units will be noticed at the next monitor check only");
+            static_cast<UnitController*>(userdata)->lines_.warning(
+                "target mode: Subscribe() to systemd failed (" + error_text(e) +
+                "); failed units will be noticed at the next monitor check only");
         return 0;
     });
 }

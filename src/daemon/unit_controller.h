@@ -37,6 +37,7 @@
 #include "core/node.h"
 #include "core/timespan.h"
 #include "daemon/unit_operation.h"
+#include "daemon/log.h"
 
 namespace freeha {
 
@@ -91,7 +92,11 @@ public:
     void kill();
     void set_fence_timeout(Usec fence_timeout) { fence_timeout_ = fence_timeout; }
 
+    // Its own lines name its service group (log::GroupLines), as the group's do.
+    void set_lines(log::GroupLines lines) { lines_ = std::move(lines); }
+
 private:
+    log::GroupLines lines_;
     struct Call;
     struct Operation;
 

@@ -132,3 +132,15 @@ TEST(Log, LinesAreWrittenInOrderAndFlushWaitsForThem) {
 }
 
 }  // namespace
+
+TEST(Log, AGroupsLinesAreNamedAndCarryItsFieldTheDefaultGroupsArePlain) {
+    log::GroupLines web("web");
+    EXPECT_EQ(web.named("floating address lost"), "group web: floating address lost");
+    auto fields = web.fields({{"FREEHA_PEER", "bravo"}});
+    ASSERT_EQ(fields.size(), 2u);
+    EXPECT_EQ(fields[1].name, "FREEHA_GROUP");
+    EXPECT_EQ(fields[1].value, "web");
+    log::GroupLines plain;
+    EXPECT_EQ(plain.named("floating address lost"), "floating address lost");
+    EXPECT_EQ(plain.fields({}).size(), 0u);
+}
