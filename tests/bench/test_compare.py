@@ -1,4 +1,5 @@
-"""Bench suite: bench/compare's overlap check and the client's outage and
+"""Bench suite: bench/compare's overlap check (per service group too), the groups rows'
+placement and table, the client's outage and
 who-answered reading on made-up timelines, then (root) a smoke run of one
 freeha row and the keepalived row it is compared with, one run of each event
 kind: the tables come out complete, freeha shows no overlap, the client saw
@@ -84,6 +85,65 @@ def check_client_readings(compare):
     assert nodes.answering(sorted(echoes + [(11.255, "echo", c)]), 9.0, 12.0) == [a, b, c, b]
 
 
+class FakeGroupNode:
+    """A node whose hooks log per group (events file relative to the node: 'events.log' for the default group)."""
+
+    def __init__(self, name, events_by_log, crashes=()):
+        self.name, self._events, self.crashes = name, events_by_log, list(crashes)
+
+    def events(self, log="events.log"):
+        return self._events.get(log, [])
+
+
+def group_status(name, placement, names, running_here=None):
+    """A status document of node `name` as the groups rows read it: every node reachable; each group's
+    active node from `placement`; RUNNING where this node runs it (or the groups in running_here)."""
+    mine = running_here if running_here is not None else [g for g, n in placement.items() if n == name]
+    return {"nodes": [{"name": n, "reachable": True, "self": n == name} for n in names],
+            "groups": [{"name": g, "active_node": a, "state": "RUNNING" if g in mine else "STANDBY"}
+                       for g, a in placement.items()]}
+
+
+def check_groups(compare):
+    """The rows with groups: overlaps per group, the placement read from the status files, the table's ratios."""
+    row = next(r for r in compare.freeha_rows() if r.name == "freeha-groups-5")
+    row.groups = ["default", "g01"]
+    row.phases = [("crash", 0.0)]
+    # alpha runs default, bravo g01, at the same time: no overlap; then bravo runs default too while
+    # alpha's still runs: one, in the crash phase.
+    alpha = FakeGroupNode("alpha", {"events.log": [("start", 1.0)]})
+    bravo = FakeGroupNode("bravo", {"g01/events.log": [("start", 1.0)]})
+    row.nodes = [alpha, bravo]
+    row.count_overlaps()
+    assert row.overlaps == {"crash": 0}, row.overlaps
+    bravo._events["events.log"] = [("start", 2.0)]
+    row.count_overlaps()
+    assert row.overlaps == {"crash": 1}, row.overlaps
+
+    names = ["alpha", "bravo", "charlie"]
+    row.nodes = [FakeGroupNode(n, {}) for n in names]
+    row.groups = ["default", "g01", "g02"]
+    placement = {"default": "bravo", "g01": "bravo", "g02": "alpha"}
+    statuses = {n: group_status(n, placement, names) for n in names}
+    row.status = lambda node: statuses[node.name]
+    assert row.settled() and row.active.name == "bravo", row.active.name
+    assert compare.spread_text(row.placement, row.nodes) == "1/2/0"
+    # charlie also says RUNNING for g02: not settled (a group on two nodes).
+    statuses["charlie"] = group_status("charlie", placement, names, running_here=["g02"])
+    assert not row.settled()
+
+    # The groups table: the last group's median beside freeha-5's crash median (ratio 1.10).
+    single = next(r for r in compare.freeha_rows() if r.name == "freeha-5")
+    single.samples["crash"] = [1000.0, 1000.0, 1000.0]
+    row.samples["crash"], row.first_ms, row.crashed_groups = [1000.0, 1100.0, 1200.0], [900.0] * 3, [4, 4, 4]
+    row.spread_at_start = "4/4/4/4/4"
+    lines = [line for line in compare.groups_table([single, row]) if line.startswith("| freeha-groups-5 |")]
+    assert len(lines) == 1, lines
+    cells = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert cells[3] == "4/4/4/4/4" and cells[5] == "4/4/4" and cells[6] == "900" and cells[8] == "1100", cells
+    assert cells[12] == "freeha-5 (1000)" and cells[13] == "1.10", cells
+
+
 def netns_with(prefix):
     r = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
     return [line.split()[0] for line in r.stdout.splitlines() if line.startswith(prefix + "-")]
@@ -133,6 +193,8 @@ def main():
     print("overlap detection: ok")
     check_client_readings(compare)
     print("client readings: ok")
+    check_groups(compare)
+    print("groups: ok")
     why = compare.missing_facility()
     if why is None and not shutil.which("keepalived"):
         why = "keepalived is not installed (scripts/setup-debian.sh installs it)"
