@@ -286,7 +286,7 @@ private:
     // Whether enough nodes announce this node's maintenance decision, and hear
     // this node, for its services to be left running when freehad stops here.
     bool maintenance_shared() const;
-    // Command::Shutdown outside maintenance mode: every group stops, then the daemon exits.
+    // Command::Shutdown (in maintenance mode too, while it is not shared): every group stops, then the daemon exits.
     void shut_down(const std::string& reason, Usec now, Effects& out);
     // Command::Leave.
     void leave(Usec now, Effects& out);
