@@ -178,14 +178,15 @@ void Group::finish_listening(Usec now, Effects& out) {
     unsigned needed = startup_votes_needed(node_.expected_nodes());
     if (node_.live_votes() >= needed) {
         set_phase(Phase::Standby, "start-up complete", now, out);
-        check_preferred_nodes(out);
     } else if (now >= init_deadline_) {
         notice(out, effect::Notice{NoticeKind::StartupWaitExpired, node_.settings_.node_name,
                                      "InitDead passed having seen " + std::to_string(node_.live_votes()) + " of " +
                                          std::to_string(needed) + " nodes"});
         set_phase(Phase::Standby, "start-up wait expired", now, out);
-        check_preferred_nodes(out);
+    } else {
+        return;
     }
+    check_preferred_nodes(out);
 }
 
 void Group::check_preferred_nodes(Effects& out) {
