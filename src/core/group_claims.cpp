@@ -180,11 +180,16 @@ void Group::check_rivals(Usec now, Effects& out) {
         if (!p.reachable()) continue;
         const PeerGroup& g = view_of(p);
         std::string text;
+        Usec deadline = now + node_.settings_.fence_timeout;
         // A node whose stop is under way is waited for (maybe_start_claim), not fought.
         bool runs = g.runs_services() && g.announced != NodeState::Stopping;
         if (runs && (pending || claim_outranks(g.term, name, holder_.term(), node_.settings_.node_name))) {
             text = name + " runs the services with term " + std::to_string(g.term) + " (ours " +
                    std::to_string(holder_.term()) + "); stepping down";
+            // Ours run unbound by a lease (found running after maintenance
+            // mode, or forced) beside a majority's holder: as a holder frozen
+            // past its lease, kill first (freeha-safety(7)).
+            if (node_.quorum_rules() && !lease_enforced_ && !pending) deadline = now;
         } else if (pending) {
             const std::string& rival = holds_services(g.announced) ? name : g.claimant;
             if (rival.empty() || !claim_outranks(g.term, rival, holder_.term(), node_.settings_.node_name)) continue;
@@ -194,7 +199,7 @@ void Group::check_rivals(Usec now, Effects& out) {
             continue;
         }
         notice(out, effect::Notice{NoticeKind::DualActiveResolved, name, text});
-        fence(StopCause::Rival, std::move(text), now + node_.settings_.fence_timeout, now, out);
+        fence(StopCause::Rival, std::move(text), deadline, now, out);
         return;
     }
 }

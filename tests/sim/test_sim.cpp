@@ -243,3 +243,37 @@ TEST(Simulation, ANodeBootedWithItsClockTwoDaysAheadJoinsOnceTheClockIsFixed) {
     EXPECT_EQ(c["c"].node->state(), NodeState::Standby);
     EXPECT_EQ(c.running(), std::vector<std::string>{"a"});
 }
+
+// Maintenance mode leaves the services running without a lease. Turned off
+// while the node that runs them is frozen, the others time it out and elect
+// another node; the frozen node, once it wakes, has nothing that bound its
+// services (no lease ran out): it must kill them at once, as a holder
+// frozen past its lease does, not stop them gracefully beside the new holder.
+TEST(Simulation, ANodeFrozenWithItsServicesInMaintenanceKillsThemWhenItWakesBesideANewHolder) {
+    SimCluster c({"a", "b", "c", "d", "e"}, base(5));
+    c["a"].hooks.stop_duration = 300 * ms;  // a graceful stop would outlast the kill margin
+    c.start_all();
+    c.run_for(3 * sec);
+    ASSERT_EQ(c.running(), std::vector<std::string>{"a"});
+    ASSERT_EQ(c.set_maintenance("b", true), "");
+    c.run_for(1 * sec);
+    c.command("a", Command::Shutdown);  // in maintenance mode: the services stay
+    c.run_for(1 * sec);
+    ASSERT_FALSE(c["a"].alive);
+    ASSERT_EQ(c.services_up(), std::vector<std::string>{"a"});
+    c.start("a");
+    c.run_for(1 * sec);
+    c.pause("a");
+    ASSERT_EQ(c.set_maintenance("e", false), "");
+    c.run_until(c.now() + 5 * sec);
+    ASSERT_TRUE(c.services_up_on({"a", "b"}));  // b took over while a is frozen
+    c.resume("a");
+    Usec woke = c.now();
+    Usec overlap_ended;
+    c.run_for(2 * sec, [&] {
+        if (overlap_ended == Usec() && !c["a"].groups[0].services_up) overlap_ended = c.now();
+    });
+    ASSERT_NE(overlap_ended, Usec());
+    EXPECT_LE(overlap_ended - woke, kill_margin(lease_timings(c["a"].node->settings())));
+    EXPECT_EQ(c.services_up(), std::vector<std::string>{"b"});
+}
