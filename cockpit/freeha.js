@@ -7,8 +7,9 @@
  * any property (PropertiesChanged, on the manager, a node or a service group
  * object) or adds or removes an object (a node first heard, a group added or
  * removed by a reload), so a failover shows within a round trip of the
- * signal. What moves with every heartbeat (ages, link counts) is deliberately not signalled by freehad;
- * for it the page asks again every few seconds, over D-Bus (never a file).
+ * signal. What moves with every heartbeat (ages, link counts) is
+ * deliberately not signalled by freehad; for it the page asks again every
+ * few seconds, over D-Bus (never a file).
  *
  * Who may act is the bus policy's call (org.freeha1.conf: anyone reads, only
  * root changes): the page offers every action to everyone and shows the
