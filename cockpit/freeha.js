@@ -253,9 +253,11 @@ function renderGroups(s) {
                                 g.errored ? "errored bad" : "errored");
         const cells = columns.map(node => {
             const m = (g.nodes || []).find(n => n.name === node);
-            const cell = element("td", groupCell(m), "node state-" + (m ? m.state.toLowerCase() : "none"));
+            const runsIt = m && node === g.active_node;
+            const cell = element("td", groupCell(m) + (runsIt ? " " : ""),
+                                 "node state-" + (m ? m.state.toLowerCase() : "none"));
             cell.dataset.node = node;
-            if (m && node === g.active_node) cell.append(element("span", "active", "badge active"));
+            if (runsIt) cell.append(element("span", "active", "badge active"));
             return cell;
         });
         actions.before(name, active, state, term, errored, ...cells);
@@ -368,11 +370,11 @@ function act(what, method, args, path = MANAGER_PATH, iface = MANAGER, resultId 
     busy = true;
     updateActions();
     result.hidden = false;
-    result.className = "";
+    result.classList.remove("ok", "refused");
     result.textContent = what + ": asking freehad\u2026";
     const finish = (ok, message) => {
         busy = false;
-        result.className = ok ? "ok" : "refused";
+        result.classList.add(ok ? "ok" : "refused");
         result.textContent = message;
         updateActions();
         refresh();
