@@ -4,10 +4,12 @@
  * D-Bus methods as freehactl.
  *
  * Live: the document is fetched again as soon as freehad signals a change of
- * any property (PropertiesChanged, on the manager or a node object), so a
- * failover shows within a round trip of the signal. What moves with every
- * heartbeat (ages, link counts) is deliberately not signalled by freehad;
- * for it the page asks again every few seconds, over D-Bus (never a file).
+ * any property (PropertiesChanged, on the manager, a node or a service group
+ * object) or adds or removes an object (a node first heard, a group added or
+ * removed by a reload), so a failover shows within a round trip of the
+ * signal. What moves with every heartbeat (ages, link counts) is
+ * deliberately not signalled by freehad; for it the page asks again every
+ * few seconds, over D-Bus (never a file).
  *
  * Who may act is the bus policy's call (org.freeha1.conf: anyone reads, only
  * root changes): the page offers every action to everyone and shows the
@@ -18,6 +20,8 @@
 const BUS_NAME = "org.freeha1";
 const MANAGER_PATH = "/org/freeha1";
 const MANAGER = "org.freeha1.Manager";
+const GROUP_PATH_PREFIX = "/org/freeha1/group";
+const GROUP = "org.freeha1.Group";
 // freehad's journal entry for a change of state (freehad(8), JOURNAL).
 const STATE_CHANGED = "80d372c04a184ba8a9b11d31582862bb";
 const AGES_REFRESH_MS = 5000;
@@ -125,7 +129,12 @@ function render() {
     text("services", s.mode === "target" ? `target mode (${s.services_target})` : "scripts mode (hooks)");
     text("version", s.version);
     document.body.dataset.state = s.state;
+    // With service groups the keys above are the default group's (freeha-status(5)).
+    const grouped = hasGroups(s);
+    text("active-node-label", grouped ? "Active node (default group)" : "Active node");
+    text("switchover-label", grouped ? "Switch the default group over to" : "Switch the services over to");
     renderNodes(s);
+    renderGroups(s);
     renderAddresses(s);
     updateActions();
 }
@@ -181,6 +190,138 @@ function renderAddresses(s) {
     }
 }
 
+// --- service groups ----------------------------------------------------------
+
+// The groups x nodes table shows only when there is more than the default
+// group, as in freehactl status: the default group alone is what the summary
+// and the node table already show.
+function hasGroups(s) {
+    return (s.groups || []).length > 1;
+}
+
+// The object of a group: its name bus-escaped as sd_bus_path_encode() does
+// (freehad(8), D-Bus): every byte but A-Z a-z and a digit not in front becomes
+// _ and two lowercase hex digits.
+function groupPath(name) {
+    let label = "";
+    for (const byte of new TextEncoder().encode(name)) {
+        const c = String.fromCharCode(byte);
+        const keep = /[A-Za-z]/.test(c) || (label !== "" && /[0-9]/.test(c));
+        label += keep ? c : "_" + byte.toString(16).padStart(2, "0");
+    }
+    return GROUP_PATH_PREFIX + "/" + (label || "_");
+}
+
+// What a node announces of a group, as freehactl status writes it.
+function groupCell(m) {
+    if (!m) return "-";
+    if (m.aside && m.state === "STANDBY") return "ASIDE"; // the group cannot run there now
+    return m.state + (m.errored && m.state !== "ERRORED" ? " (errored)" : "");
+}
+
+function renderGroups(s) {
+    const grouped = hasGroups(s);
+    $("groups-section").hidden = !grouped;
+    const body = $("groups").tBodies[0];
+    if (!grouped) {
+        body.replaceChildren();
+        return;
+    }
+    const head = $("groups").tHead.rows[0];
+    const columns = s.nodes.map(n => n.name);
+    const heads = ["Group", "Active node", "State here", "Term", "Error latch here", ...columns, "Actions"];
+    if (Array.from(head.cells, c => c.textContent).join("\n") !== heads.join("\n"))
+        head.replaceChildren(...heads.map(h => element("th", h)));
+    const rows = new Map(Array.from(body.rows, r => [r.dataset.group, r]));
+    s.groups.forEach((g, i) => {
+        let row = rows.get(g.name);
+        rows.delete(g.name);
+        if (!row) row = newGroupRow(g.name);
+        if (body.rows[i] !== row) body.insertBefore(row, body.rows[i] || null);
+        // The facts are redrawn; the actions cell stays, so that a list the
+        // admin has open, and what they picked, survive an update.
+        const actions = row.cells[row.cells.length - 1];
+        while (row.firstChild !== actions) row.firstChild.remove();
+        const name = element("td", g.name, "name");
+        const active = element("td", g.active_node || "none", "active");
+        let here = `${g.state} (${g.phase})`;
+        if (g.handover_to) here += `, handing over to ${g.handover_to}`;
+        if (g.unavailable) here += `; cannot run here: ${g.unavailable}`;
+        const state = element("td", here, "state state-" + g.state.toLowerCase());
+        const term = element("td", g.term, "term");
+        const errored = element("td", g.errored ? "SET: " + (g.last_error || "error") : "clear",
+                                g.errored ? "errored bad" : "errored");
+        const cells = columns.map(node => {
+            const m = (g.nodes || []).find(n => n.name === node);
+            const runsIt = m && node === g.active_node;
+            const cell = element("td", groupCell(m) + (runsIt ? " " : ""),
+                                 "node state-" + (m ? m.state.toLowerCase() : "none"));
+            cell.dataset.node = node;
+            if (runsIt) cell.append(element("span", "active", "badge active"));
+            return cell;
+        });
+        actions.before(name, active, state, term, errored, ...cells);
+    });
+    for (const stale of rows.values()) stale.remove();
+    const notes = [];
+    if ((s.rebalance || []).length)
+        notes.push(`Spread uneven: ${s.rebalance.length} planned switchover(s) would even it (` +
+                   s.rebalance.map(m => `group ${m.group}: ${m.from} -> ${m.to}`).join("; ") + ", freehactl rebalance).");
+    text("groups-note", notes.join(" "));
+    $("groups-note").hidden = notes.length === 0;
+}
+
+function newGroupRow(name) {
+    const row = document.createElement("tr");
+    row.dataset.group = name;
+    const actions = element("td", null, "actions-cell");
+    const select = element("select", null, "switchover-target");
+    select.setAttribute("aria-label", `Switch group ${name} over to`);
+    const switchover = element("button", "Switch over", "switchover");
+    switchover.type = "button";
+    switchover.addEventListener("click", () => {
+        const to = select.value;
+        act(`Switchover of group ${name} to ${to}`, "Switchover", [to], groupPath(name), GROUP, "group-action-result");
+    });
+    const clear = element("button", "Clear error", "clear-error");
+    clear.type = "button";
+    clear.addEventListener("click", () =>
+        act(`Clear error of group ${name}`, "ClearError", [], groupPath(name), GROUP, "group-action-result"));
+    actions.append(select, switchover, clear, element("span", "", "hint muted"));
+    row.append(actions);
+    return row;
+}
+
+// The nodes a switchover of group `g` may go to, as freehad will judge them (Group::switchover).
+function groupSwitchoverTargets(s, g) {
+    return (g.nodes || []).filter(m => {
+        const n = s.nodes.find(node => node.name === m.name);
+        return n && !m.self && n.reachable && n.role === "member" && !n.standby &&
+               m.state === "STANDBY" && !m.aside && !m.errored;
+    }).map(m => m.name);
+}
+
+function updateGroupActions(s) {
+    if (!s || !hasGroups(s)) return;
+    for (const row of $("groups").tBodies[0].rows) {
+        const g = s.groups.find(group => group.name === row.dataset.group);
+        if (!g) continue;
+        const select = row.querySelector("select.switchover-target");
+        const targets = groupSwitchoverTargets(s, g);
+        setOptions(select, targets);
+        const running = g.state === "RUNNING";
+        select.disabled = busy || !running || targets.length === 0;
+        row.querySelector("button.switchover").disabled = select.disabled;
+        row.querySelector("button.clear-error").disabled = busy || !g.errored;
+        let hint = "";
+        if (!running)
+            hint = g.active_node ? `a switchover is run on ${g.active_node}` : "no node runs it";
+        else if (targets.length === 0)
+            hint = "no other node can take it now";
+        row.querySelector(".hint").textContent = hint;
+    }
+}
+
 // --- actions ---------------------------------------------------------------
 
 // The nodes a switchover may go to, as freehad will judge them (Node::switchover).
@@ -189,19 +330,22 @@ function switchoverTargets(s) {
                                !n.standby && !n.errored).map(n => n.name);
 }
 
+// Rebuilt only when the choice changes: every update of the status would
+// otherwise close a list the admin has open and drop what they picked.
+function setOptions(select, targets) {
+    const shown = Array.from(select.options, o => o.value);
+    if (shown.join("\n") === targets.join("\n")) return;
+    const chosen = select.value;
+    select.replaceChildren();
+    for (const t of targets) select.append(new Option(t, t));
+    if (targets.includes(chosen)) select.value = chosen;
+}
+
 function updateActions() {
     const s = status;
     const select = $("switchover-target");
     const targets = s ? switchoverTargets(s) : [];
-    // Rebuilt only when the choice changes: every update of the status would
-    // otherwise close a list the admin has open and drop what they picked.
-    const shown = Array.from(select.options, o => o.value);
-    if (shown.join("\n") !== targets.join("\n")) {
-        const chosen = select.value;
-        select.replaceChildren();
-        for (const t of targets) select.append(new Option(t, t));
-        if (targets.includes(chosen)) select.value = chosen;
-    }
+    setOptions(select, targets);
     const active = s !== null && s.state === "RUNNING";
     $("switchover").disabled = busy || !active || targets.length === 0;
     select.disabled = busy || !active || targets.length === 0;
@@ -216,23 +360,26 @@ function updateActions() {
     $("standby-toggle").disabled = busy || !s;
     $("maintenance-toggle").disabled = busy || !s;
     $("clear-error").disabled = busy || !s || !s.errored;
+    updateGroupActions(s);
 }
 
-function act(what, method, args) {
-    const result = $("action-result");
+// Calls `method` of the manager (or of `path`, `iface`: a group object) and
+// shows the answer, "done" or the refusal in the bus's words, in `resultId`.
+function act(what, method, args, path = MANAGER_PATH, iface = MANAGER, resultId = "action-result") {
+    const result = $(resultId);
     busy = true;
     updateActions();
     result.hidden = false;
-    result.className = "";
+    result.classList.remove("ok", "refused");
     result.textContent = what + ": asking freehad\u2026";
     const finish = (ok, message) => {
         busy = false;
-        result.className = ok ? "ok" : "refused";
+        result.classList.add(ok ? "ok" : "refused");
         result.textContent = message;
         updateActions();
         refresh();
     };
-    client.call(MANAGER_PATH, MANAGER, method, args)
+    client.call(path, iface, method, args)
             .then(() => finish(true, what + ": done."),
                   ex => finish(false, `${what} refused: ${ex.message}` + (ex.name ? ` (${ex.name})` : "")));
 }
@@ -298,8 +445,11 @@ function followJournal() {
 
 function connect() {
     client = cockpit.dbus(BUS_NAME, { bus: "system", superuser: "try" });
+    // The manager, every node and every group object (all under /org/freeha1).
     client.subscribe({ path_namespace: MANAGER_PATH, interface: "org.freedesktop.DBus.Properties",
         member: "PropertiesChanged" }, () => refresh());
+    // InterfacesAdded and InterfacesRemoved: a node first heard, a group a reload added or removed.
+    client.subscribe({ path: MANAGER_PATH, interface: "org.freedesktop.DBus.ObjectManager" }, () => refresh());
     // freehad (re)started or went away: its unique name changed.
     client.addEventListener("owner", (ev, owner) => {
         if (owner) refresh();

@@ -200,10 +200,10 @@ class Container:
     def show(self, unit, prop):
         return self.systemctl("show", "-P", prop, unit).stdout.strip()
 
-    def prop(self, name, user=None):
-        """A property of org.freeha1.Manager on the container's system bus, or None."""
-        r = self.run("timeout", "10", "busctl", "--json=short", "get-property", "org.freeha1", "/org/freeha1",
-                     "org.freeha1.Manager", name, user=user)
+    def prop(self, name, user=None, path="/org/freeha1", interface="org.freeha1.Manager"):
+        """A property of org.freeha1.Manager (or of the object at `path`) on the container's system bus, or None."""
+        r = self.run("timeout", "10", "busctl", "--json=short", "get-property", "org.freeha1", path,
+                     interface, name, user=user)
         if r.returncode != 0:
             return None
         return json.loads(r.stdout)["data"]

@@ -108,6 +108,20 @@ COCKPIT_PORTS = {"root": 9090, "nobody": 9091}
 ARTIFACTS = os.path.join(os.environ.get("MESON_BUILD_ROOT") or os.environ.get("FREEHA_BUILD")
                          or os.path.join(ROOT, "build"), "meson-logs")
 ADMIN_FILES = {"/etc/freeha", "/etc/freeha/hooks"} | {f"/etc/freeha/hooks/{h}" for h in HOOKS}
+# The service group test_08db adds by a reload and removes again: a name with
+# a "-" (bus-escaped in its object path, /org/freeha1/group/web_2d1), Nodes=
+# putting it on bravo, the node of the page, whose group hooks only mark it
+# under /run (and whose start fails while /run/freeha-test-group-fail exists).
+WEB = "web-1"
+WEB_PATH = "/org/freeha1/group/web_2d1"
+WEB_HOOKS_DIR = "/etc/freeha/web-1"
+WEB_DROP_IN = "/etc/freeha/freehad.conf.d/60-web-1.conf"
+WEB_MARK = "/run/freeha-test-group-web-1"
+WEB_HOOKS = {
+    "starthasrv": f"[ -e /run/freeha-test-group-fail ] && exit 1\ntouch {WEB_MARK}",
+    "stophasrv": f"rm -f {WEB_MARK}",
+    "monitorhasrv": f"test -e {WEB_MARK}",
+}
 
 
 def sh_out(*args):
@@ -636,6 +650,129 @@ class RealSystemd(unittest.TestCase):
         self.c.wait_for(lambda: bravo.prop("State") == "STANDBY", 10, "bravo STANDBY again")
         self.assertEqual(self.holders(), ["alpha"])
         self.screenshot("actions")
+
+    @staticmethod
+    def groups_seen_by(viewer):
+        """{group: (active node, this node's state for it)} in `viewer`'s status document."""
+        r = viewer.run("freehactl", "status", "--json")
+        groups = json.loads(r.stdout).get("groups", []) if r.returncode == 0 else []
+        return {g["name"]: (g["active_node"], g["state"]) for g in groups}
+
+    def web_holders(self):
+        """Nodes where group web-1's start hook left its mark."""
+        return [c.name for c in self.c if c.run("test", "-e", WEB_MARK).returncode == 0]
+
+    def reload_everywhere(self):
+        for c in self.c:
+            r = c.run("freehactl", "reload-config")
+            self.assertEqual(r.returncode, 0, f"{c.name}: {r.stderr}")
+
+    def test_08db_cockpit_groups_one_switched_over_and_its_error_cleared_on_the_page(self):
+        """A second service group, added by a reload on every node: the page
+        shows the groups x nodes table, a switchover of that group clicked on
+        it moves that group alone, and its error latch is cleared from it; the
+        group is removed again by a reload and the page looks as before."""
+        alpha, bravo, charlie = self.c["alpha"], self.c[COCKPIT_NODE], self.c["charlie"]
+        b = self.browser or self.page()
+        b.wait_text("#active-node", "alpha", 5)
+        # The default group alone: no groups table, the page as without groups.
+        self.assertFalse(b.displayed("#groups-section"))
+        self.assertEqual(b.text("#active-node-label"), "Active node")
+        started = time.monotonic()
+        for c in self.c:
+            for hook, body in WEB_HOOKS.items():
+                c.write(f"{WEB_HOOKS_DIR}/{hook}", f"#!/bin/sh\n{body}\n", mode=0o755)
+            c.write(WEB_DROP_IN, f"[Group {WEB}]\nHooksDirectory={WEB_HOOKS_DIR}\nNodes=bravo charlie alpha\n")
+        try:
+            self.reload_everywhere()
+            self.c.wait_for(lambda: all(self.groups_seen_by(c).get(WEB, ("",))[0] == "bravo" for c in self.c)
+                            and self.groups_seen_by(bravo)[WEB][1] == "RUNNING", 30, "web-1 running on bravo")
+            self.assertEqual(self.web_holders(), ["bravo"])
+            added = time.monotonic() - started
+            # Which node runs each group, and what each node announces of it.
+            b.wait_text(f'#groups tr[data-group="{WEB}"] td.active', "bravo", 5)
+            self.assertTrue(b.displayed("#groups-section"))
+            self.assertEqual(b.texts("#groups tbody td.name"), ["default", WEB])
+            self.assertEqual(b.texts("#groups tbody td.active"), ["alpha", "bravo"])
+            self.assertEqual(b.text("#active-node-label"), "Active node (default group)")
+            self.assertEqual(b.text(f'#groups tr[data-group="{WEB}"] td.state'), "RUNNING (running)")
+            self.assertEqual(b.text(f'#groups tr[data-group="{WEB}"] td.term'), str(bravo.prop("Term", path=WEB_PATH,
+                                                                                               interface="org.freeha1.Group")))
+            for group, states, active in ((WEB, ["STANDBY", "RUNNING", "STANDBY"], "bravo"),
+                                          ("default", ["RUNNING", "STANDBY", "STANDBY"], "alpha")):
+                cells = b.texts(f'#groups tr[data-group="{group}"] td.node')
+                self.assertEqual([cell.split()[0] for cell in cells], states, group)
+                self.assertEqual(b.text(f'#groups tr[data-group="{group}"] td.node[data-node="{active}"] .badge'),
+                                 "active")
+            self.assertEqual(b.texts("#groups tbody td.errored"), ["clear", "clear"])
+            # The default group runs on alpha: switched over there, not here.
+            self.assertFalse(b.enabled('#groups tr[data-group="default"] button.switchover'))
+            self.assertEqual(b.text('#groups tr[data-group="default"] .hint'), "a switchover is run on alpha")
+            # web-1, clicked over to charlie: the page follows bravo's group object within a second.
+            b.wait_text(f'#groups tr[data-group="{WEB}"] select.switchover-target', "alpha", 5)
+            self.assertEqual(b.texts(f'#groups tr[data-group="{WEB}"] select.switchover-target option'),
+                             ["alpha", "charlie"])
+            b.select(f'#groups tr[data-group="{WEB}"] select.switchover-target', "charlie")
+            clicked = time.monotonic()
+            b.click(f'#groups tr[data-group="{WEB}"] button.switchover')
+            on_bus = on_page = None
+            while (on_bus is None or on_page is None) and time.monotonic() - clicked < 30:
+                if on_page is None and b.text(f'#groups tr[data-group="{WEB}"] td.active') == "charlie":
+                    on_page = time.monotonic()
+                if on_bus is None and bravo.prop("ActiveNode", path=WEB_PATH, interface="org.freeha1.Group") == "charlie":
+                    on_bus = time.monotonic()
+            self.assertIsNotNone(on_bus, "bravo's freehad never said charlie runs web-1")
+            self.assertIsNotNone(on_page, "the page never showed charlie running web-1")
+            self.assertLess(on_page - on_bus, 1.0)
+            self.assertEqual(b.text("#group-action-result"), f"Switchover of group {WEB} to charlie: done.")
+            # That group alone moved, as every node sees it (each within a heartbeat of charlie's claim).
+            self.c.wait_for(lambda: self.groups_seen_by(charlie).get(WEB) == ("charlie", "RUNNING"), 30,
+                            "charlie RUNNING web-1")
+            self.c.wait_for(lambda: all(self.groups_seen_by(c)[WEB][0] == "charlie" for c in self.c), 5,
+                            "every node seeing charlie run web-1")
+            for c in self.c:
+                self.assertEqual(self.groups_seen_by(c)["default"][0], "alpha", c.name)
+            self.assertEqual(self.web_holders(), ["charlie"])
+            self.assertEqual(self.holders(), ["alpha"])
+            self.assertEqual(alpha.prop("State"), "RUNNING")
+            self.screenshot("groups")
+            # bravo's error latch for web-1: its start fails there, the group goes back to charlie.
+            bravo.run("touch", "/run/freeha-test-group-fail")  # the container's own /run
+            try:
+                r = charlie.run("freehactl", "switchover", WEB, "bravo", timeout=60)
+                self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+                self.c.wait_for(lambda: bravo.prop("Errored", path=WEB_PATH, interface="org.freeha1.Group") is True,
+                                10, "bravo's error latch for web-1")
+            finally:
+                bravo.run("rm", "-f", "/run/freeha-test-group-fail")
+            b.wait_text(f'#groups tr[data-group="{WEB}"] td.errored', "SET: ", 5)
+            self.assertEqual(b.text("#errored"), "clear")  # the default group's latch
+            self.assertFalse(b.enabled('#groups tr[data-group="default"] button.clear-error'))
+            self.assertTrue(b.enabled(f'#groups tr[data-group="{WEB}"] button.clear-error'))
+            b.click(f'#groups tr[data-group="{WEB}"] button.clear-error')
+            b.wait_text("#group-action-result", f"Clear error of group {WEB}: done.", 10)
+            self.assertIs(bravo.prop("Errored", path=WEB_PATH, interface="org.freeha1.Group"), False)
+            b.wait_text(f'#groups tr[data-group="{WEB}"] td.errored', "clear", 5)
+            self.c.wait_for(lambda: self.groups_seen_by(bravo).get(WEB, ("", ""))[1] == "STANDBY", 10,
+                            "bravo STANDBY for web-1 again")
+            self.assertEqual(self.holders(), ["alpha"])
+        finally:
+            # The group goes first, its hooks once it has stopped (its stophasrv runs on the way).
+            for c in self.c:
+                c.run("rm", "-f", WEB_DROP_IN)
+                c.run("rmdir", "--ignore-fail-on-non-empty", "/etc/freeha/freehad.conf.d")
+            try:
+                self.reload_everywhere()
+                self.c.wait_for(lambda: all(WEB not in self.groups_seen_by(c) for c in self.c)
+                                and not self.web_holders(), 30, "web-1 gone from every node")
+            finally:
+                for c in self.c:
+                    c.run("rm", "-rf", WEB_HOOKS_DIR, WEB_MARK)
+        self.c.wait_for(lambda: not b.displayed("#groups-section"), 5, "the page without its groups table")
+        self.assertEqual(self.holders(), ["alpha"])
+        print(f"\ncockpit groups: web-1 added by a reload and running on bravo in {added:.1f} s; clicked over to "
+              f"charlie, on the page {(on_page - on_bus) * 1000:.0f} ms after bravo's bus; whole test "
+              f"{time.monotonic() - started:.1f} s", file=sys.stderr)
 
     def test_08e_cockpit_page_is_read_only_for_a_non_root_user(self):
         """The bus policy lets nobody read and refuses its changes: the page
