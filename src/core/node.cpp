@@ -440,6 +440,12 @@ void Node::reconfigure_groups(const std::vector<GroupSettings>& wanted, Usec now
     drop_retired_groups(now, out);
 }
 
+const Group* Node::find_group(std::string_view name) const {
+    for (const auto& g : groups_)
+        if (g->name() == name) return g.get();
+    return nullptr;
+}
+
 void Node::drop_retired_groups(Usec now, Effects& out) {
     for (std::size_t i = 1; i < groups_.size();) {
         if (!groups_[i]->retired(now)) {

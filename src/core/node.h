@@ -202,6 +202,9 @@ public:
     std::size_t group_count() const { return groups_.size(); }
     const Group& group(std::size_t index) const { return *groups_.at(index); }
     const Group& default_group() const { return *groups_.front(); }
+    // The group of that name, or nullptr once it is removed (the effects that
+    // tell the daemon so may still be on their way).
+    const Group* find_group(std::string_view name) const;
     Phase phase() const { return default_group().phase(); }
     NodeState state() const { return default_group().state(); }
     // The term of this node's own claim (0 when it claims nothing).

@@ -558,7 +558,9 @@ void Manager::run_hook(std::size_t group, HookKind kind) {
     if (kind == HookKind::Stop && node_.shutting_down())
         notifier_.extend_timeout(timeout + kHookKillGrace + kStopTimeoutMargin);
     // FREEHA_LEASE=held: no cluster node can still run this group (Node::under_enforced_lease(), per group).
-    bool under_lease = node_.group(group).lease_enforced() &&
+    // By name: the core may have removed a group before it (effect::GroupRemoved, applied after this).
+    const Group* core = node_.find_group(g.name());
+    bool under_lease = core != nullptr && core->lease_enforced() &&
                        quorum_rules_apply(node_.expected_nodes(), node_.settings().no_quorum_policy);
     g.run_hook(kind, timeout, under_lease);
 }
@@ -627,11 +629,14 @@ void Manager::apply_notice(const effect::Notice& notice) {
     std::size_t index = 0;
     for (std::size_t i = 1; i < groups_.size() && !notice.group.empty(); ++i)
         if (groups_[i]->name() == notice.group) index = i;
-    const Group& group = node_.group(index);
-    std::vector<log::Field> fields{{"FREEHA_NODE", config_.node_name},
-                                   {"FREEHA_STATE", std::string(to_string(group.state()))},
-                                   {"FREEHA_TERM", std::to_string(group.cluster_term())},
-                                   {"FREEHA_ACTIVE_NODE", group.active_node()}};
+    std::vector<log::Field> fields{{"FREEHA_NODE", config_.node_name}};
+    // The core may have removed the group already (its last stop ended in
+    // the same step; effect::GroupRemoved follows): it has no state left to tell.
+    if (const Group* group = node_.find_group(groups_[index]->name())) {
+        fields.push_back({"FREEHA_STATE", std::string(to_string(group->state()))});
+        fields.push_back({"FREEHA_TERM", std::to_string(group->cluster_term())});
+        fields.push_back({"FREEHA_ACTIVE_NODE", group->active_node()});
+    }
     if (notice.peer != config_.node_name) fields.push_back({"FREEHA_PEER", notice.peer});
     if (!notice.channel.empty()) fields.push_back({"FREEHA_CHANNEL", notice.channel});
     if (notice.kind == NoticeKind::MaintenanceChanged)
