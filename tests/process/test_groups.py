@@ -8,6 +8,7 @@ freehad --clean-up after a kill -9 runs every group's stophasrv in time, and
 a reload adds a group and removes one without moving the others."""
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -255,6 +256,23 @@ class ReloadGroups(unittest.TestCase):
         after = self.g.placement(["default", "db", "mail"])
         self.assertEqual(after, {**{g: before[g] for g in ("default", "db")}, "mail": [mail_node]})
         self.assertEqual(self.g.where("web"), [])
+
+
+    def test_a_group_removed_with_its_hooks_directory_is_killed_and_gone(self):
+        # An admin deletes [Group web] and its hooks directory at once: its
+        # stophasrv cannot run, so the fence ends its services, and the group
+        # still goes away on every node without moving the others.
+        before = self.g.placement()
+        (web_node,) = before["web"]
+        sleep = sleep_pid(self.c[web_node], "web")
+        for name in self.c.names:
+            shutil.rmtree(hooks_dir(self.c[name], "web"))
+        self.reload(["default", "db"])
+        self.g.wait_for(lambda: not alive(sleep), 15, "web's services killed")
+        self.g.wait_for(lambda: all("web" not in [g["name"] for g in self.c[n].status()["groups"]]
+                                    for n in self.c.names), 15, "web gone from every node's status")
+        self.assertIn("group web: group removed by a reload", self.c[web_node].log())
+        self.assertEqual(self.g.placement(["default", "db"]), {g: before[g] for g in ("default", "db")})
 
 
 class ReloadToSeveralGroupsWithoutCgroup(unittest.TestCase):
