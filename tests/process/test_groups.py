@@ -257,7 +257,6 @@ class ReloadGroups(unittest.TestCase):
         self.assertEqual(after, {**{g: before[g] for g in ("default", "db")}, "mail": [mail_node]})
         self.assertEqual(self.g.where("web"), [])
 
-
     def test_a_group_removed_with_its_hooks_directory_is_killed_and_gone(self):
         # An admin deletes [Group web] and its hooks directory at once: its
         # stophasrv cannot run, so the fence ends its services, and the group
