@@ -123,6 +123,7 @@ private:
     // drives its group's hooks or target, addresses and scope.
     std::vector<std::unique_ptr<ServiceGroup>> groups_;
     ServiceGroup::Links group_links_;
+    std::weak_ptr<OrphanReaper> orphan_reaper_;  // shared by the groups' process trees (no cgroup), while any has one
     sd_bus* units_bus_connection_ = nullptr;  // units_bus_'s connection while it is up (for a group a reload adds)
     std::vector<std::unique_ptr<ServiceGroup>> removed_groups_;  // destroyed from on_post()
     // The loop's own bus connection: drives systemd in target mode, and watches for a machine shutdown.

@@ -21,6 +21,7 @@ namespace {
 
 // Orphans that end between two fences are reaped this often.
 constexpr Usec kReapInterval = 1 * kUsecPerSec;
+constexpr Usec kReapAccuracy = 250 * kUsecPerMsec;  // in the wake-up of a heartbeat rather than one of its own
 // How often an awaited emptiness is checked (and a kill repeated).
 constexpr Usec kPollInterval = 10 * kUsecPerMsec;
 
@@ -44,11 +45,7 @@ bool read_stat(pid_t pid, ProcEntry* entry) {
 
 }  // namespace
 
-ProcessTree::ProcessTree(sd_event* event, Watched watched) : event_(event), watched_(std::move(watched)) {}
-
-ProcessTree::~ProcessTree() = default;
-
-std::unique_ptr<ProcessTree> ProcessTree::open(sd_event* event, Watched watched, std::string* why) {
+std::shared_ptr<OrphanReaper> OrphanReaper::open(sd_event* event, Watched watched, std::string* why) {
     // The walk starts from our PID as /proc numbers it: it must be ours.
     char self[32] = {};
     ssize_t n = readlink("/proc/self", self, sizeof self - 1);
@@ -60,13 +57,42 @@ std::unique_ptr<ProcessTree> ProcessTree::open(sd_event* event, Watched watched,
         *why = log::with_errno("cannot become a child subreaper", -errno);
         return nullptr;
     }
-    std::unique_ptr<ProcessTree> tree(new ProcessTree(event, std::move(watched)));
-    if (int r = tree->arm(kReapInterval); r < 0) {
+    std::shared_ptr<OrphanReaper> reaper(new OrphanReaper(std::move(watched)));
+    sd_event_source* s = nullptr;
+    int r = sd_event_add_time_relative(event, &s, CLOCK_MONOTONIC, kReapInterval.count(), kReapAccuracy.count(),
+                                       on_timer, reaper.get());
+    if (r < 0) {
         *why = log::with_errno("cannot create the timer that reaps orphans", r);
         return nullptr;
     }
-    return tree;
+    reaper->timer_.reset(s);
+    return reaper;
 }
+
+void OrphanReaper::reap() {
+    for (;;) {
+        siginfo_t info{};
+        // A look without reaping: a watched child's status is its child source's.
+        if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) < 0 || info.si_pid == 0) return;
+        if (watched_(info.si_pid)) return;  // reaped by its source first; the others at the next pass
+        waitid(P_PID, static_cast<id_t>(info.si_pid), &info, WEXITED | WNOHANG);
+    }
+}
+
+int OrphanReaper::on_timer(sd_event_source* s, uint64_t, void* userdata) {
+    return log::guarded("OrphanReaper::on_timer", [&]() -> int {
+        static_cast<OrphanReaper*>(userdata)->reap();
+        int r = sd_event_source_set_time_relative(s, kReapInterval.count());
+        if (r >= 0) r = sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
+        if (r < 0) log::error(log::with_errno("cannot re-arm the orphans' reaping timer", r));
+        return 0;
+    });
+}
+
+ProcessTree::ProcessTree(sd_event* event, std::shared_ptr<OrphanReaper> reaper)
+    : event_(event), reaper_(std::move(reaper)) {}
+
+ProcessTree::~ProcessTree() = default;
 
 std::vector<pid_t> ProcessTree::running_descendants(pid_t root) {
     std::multimap<pid_t, std::pair<pid_t, bool>> children;  // parent -> (pid, running)
@@ -164,18 +190,8 @@ int ProcessTree::arm(Usec after) {
     return r;
 }
 
-void ProcessTree::reap_orphans() {
-    for (;;) {
-        siginfo_t info{};
-        // A look without reaping: a watched child's status is its child source's.
-        if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) < 0 || info.si_pid == 0) return;
-        if (watched_(info.si_pid)) return;  // reaped by its source first; the others at the next check
-        waitid(P_PID, static_cast<id_t>(info.si_pid), &info, WEXITED | WNOHANG);
-    }
-}
-
 void ProcessTree::check() {
-    reap_orphans();
+    reaper_->reap();
     if (!emptied_) return;
     std::vector<pid_t> left = members();
     if (!left.empty()) {
@@ -190,8 +206,9 @@ int ProcessTree::on_timer(sd_event_source*, uint64_t, void* userdata) {
     return log::guarded("ProcessTree::on_timer", [&]() -> int {
         auto* self = static_cast<ProcessTree*>(userdata);
         self->check();
-        int r = self->arm(self->emptied_ ? kPollInterval : kReapInterval);
-        if (r < 0) log::error(log::with_errno("cannot re-arm the process tree's timer", r));
+        if (self->emptied_)
+            if (int r = self->arm(kPollInterval); r < 0)
+                log::error(log::with_errno("cannot re-arm the process tree's timer", r));
         return 0;
     });
 }

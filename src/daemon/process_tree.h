@@ -10,9 +10,11 @@
 // hook gets and what it starts inherits): orphans lose their parentage, so
 // the environment is all that tells the groups apart. A process that cleared
 // its environment belongs to every group's tree: any group's fence kills it
-// and any group's stop waits for it (safe, never wrong the other way). The orphans that end are reaped here; the hooks themselves are
-// reaped by their sd-event child sources, whose exit status this must never
-// steal, so only children the hook runner does not watch are reaped.
+// and any group's stop waits for it (safe, never wrong the other way). The
+// orphans that end are reaped by one OrphanReaper that every group's tree
+// shares; the hooks themselves are reaped by their sd-event child sources,
+// whose exit status it must never steal, so only children the hook runners
+// do not watch are reaped.
 #pragma once
 
 #include <functional>
@@ -29,15 +31,34 @@
 
 namespace freeha {
 
+// Whether a child of freehad is reaped by someone else (a child source).
+using Watched = std::function<bool(pid_t)>;
+
+// Makes freehad a child subreaper and reaps, once a second, the orphans that
+// have ended. Being a subreaper is the process's, and so are its orphans,
+// whichever group's hook left them: one reaper serves every group's tree
+// (with 64 groups, one wake-up a second instead of 64).
+class OrphanReaper {
+public:
+    // nullptr with *why when freehad cannot become a subreaper, or when /proc
+    // does not show its own PID namespace (the trees walk /proc from its PID).
+    static std::shared_ptr<OrphanReaper> open(sd_event* event, Watched watched, std::string* why);
+
+    // Reaps the orphans that have exited, leaving the watched children alone.
+    void reap();
+
+private:
+    OrphanReaper(Watched watched) : watched_(std::move(watched)) {}
+    static int on_timer(sd_event_source* s, uint64_t usec, void* userdata);
+
+    Watched watched_;
+    EventSourcePtr timer_;
+};
+
 class ProcessTree final : public ServiceScope {
 public:
-    // Whether a child of freehad is reaped by someone else (a child source).
-    using Watched = std::function<bool(pid_t)>;
-
-    // Makes freehad a child subreaper; nullptr with *why when it cannot be,
-    // or when /proc does not show freehad's own PID namespace. The tree holds
-    // all of freehad's descendants (one group) until keep_to().
-    static std::unique_ptr<ProcessTree> open(sd_event* event, Watched watched, std::string* why);
+    // The tree holds all of freehad's descendants (one group) until keep_to().
+    explicit ProcessTree(sd_event* event, std::shared_ptr<OrphanReaper> reaper);
     ~ProcessTree() override;
 
     std::string describe() const override;
@@ -54,7 +75,6 @@ public:
     static bool environment_empty(pid_t pid);
 
 private:
-    ProcessTree(sd_event* event, Watched watched);
     // running_descendants() of freehad that are this tree's.
     std::vector<pid_t> members() const;
 
@@ -80,15 +100,13 @@ private:
     Watched foreign_hook_;
     std::vector<pid_t> empty_before_;  // read empty at the last pass
     int arm(Usec after);
-    // Reaps the orphans that have exited, leaving the watched children alone.
-    void reap_orphans();
     void check();
     static int on_timer(sd_event_source* s, uint64_t usec, void* userdata);
 
     sd_event* event_;
-    Watched watched_;
+    std::shared_ptr<OrphanReaper> reaper_;
     std::string group_;  // "": every descendant
-    // Reaps orphans now and then; polls while when_empty() waits.
+    // Polls while when_empty() waits.
     EventSourcePtr timer_;
     std::function<void()> emptied_;
     bool killing_ = false;  // every check kills again what is left

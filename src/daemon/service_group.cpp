@@ -116,10 +116,12 @@ int ServiceGroup::setup_scope(const Config& config) {
     std::string no_cgroup, no_tree;
     scope_ = ServiceCgroup::open(event_, ServiceCgroup::leaf_name(name()), &no_cgroup);
     if (!scope_) {
-        auto tree = ProcessTree::open(event_, links_.any_hook_watches, &no_tree);
-        tree_ = tree.get();
-        scope_ = std::move(tree);
-        if (!config.groups.empty()) keep_tree_to_own_processes();
+        if (auto reaper = links_.orphan_reaper(&no_tree)) {
+            auto tree = std::make_unique<ProcessTree>(event_, std::move(reaper));
+            tree_ = tree.get();
+            scope_ = std::move(tree);
+            if (!config.groups.empty()) keep_tree_to_own_processes();
+        }
     }
     if (scope_) {
         log(LOG_INFO, "hooks and everything they start run in " + scope_->describe() + "; a fence kills all of it");

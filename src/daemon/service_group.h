@@ -37,6 +37,7 @@
 
 namespace freeha {
 
+class OrphanReaper;
 class ProcessTree;
 
 class ServiceGroup {
@@ -51,6 +52,9 @@ public:
         std::function<bool(pid_t)> any_hook_watches;
         std::function<void(const std::string& why)> fatal;
         std::function<void()> status_changed;  // something the status shows changed (an address conflict)
+        // The reaper every group's process tree shares, opened at the first
+        // call (nullptr with *why when it cannot be: see OrphanReaper::open).
+        std::function<std::shared_ptr<OrphanReaper>(std::string* why)> orphan_reaper;
     };
 
     // `settings`: the group's own, from `config` (index `index` of the node's groups).

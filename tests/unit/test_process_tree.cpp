@@ -56,11 +56,13 @@ protected:
     void SetUp() override {
         ASSERT_GE(sd_event_new(&event_), 0);
         std::string why;
-        tree_ = ProcessTree::open(event_, [this](pid_t pid) { return pid == watched_; }, &why);
-        ASSERT_TRUE(tree_) << why;
+        reaper_ = OrphanReaper::open(event_, [this](pid_t pid) { return pid == watched_; }, &why);
+        ASSERT_TRUE(reaper_) << why;
+        tree_ = std::make_unique<ProcessTree>(event_, reaper_);
     }
     void TearDown() override {
         tree_.reset();
+        reaper_.reset();
         sd_event_unref(event_);
     }
     // Runs the loop until `done` holds, or for at most 5 s.
@@ -71,6 +73,7 @@ protected:
     }
 
     sd_event* event_ = nullptr;
+    std::shared_ptr<OrphanReaper> reaper_;
     std::unique_ptr<ProcessTree> tree_;
     pid_t watched_ = -1;
 };
@@ -87,6 +90,13 @@ TEST_F(ProcessTreeTest, AFenceKillsAndReapsWhatADoubleForkDetached) {
     ASSERT_TRUE(run_until([&] { return emptied; })) << "the tree never emptied";
     EXPECT_THAT(ProcessTree::running_descendants(getpid()), Not(Contains(daemon)));
     // Re-parented to us and killed: reaped here, no zombie is left.
+    EXPECT_TRUE(run_until([&] { return state_of(daemon) == '-'; })) << "state " << state_of(daemon);
+}
+
+// No fence, no wait: the one reaper every group's tree shares reaps an ended orphan on its own timer.
+TEST_F(ProcessTreeTest, AnOrphanThatEndsIsReapedWithoutAFence) {
+    pid_t daemon = detach([] { usleep(50 * 1000); });
+    ASSERT_GT(daemon, 0);
     EXPECT_TRUE(run_until([&] { return state_of(daemon) == '-'; })) << "state " << state_of(daemon);
 }
 
@@ -154,10 +164,8 @@ pid_t detached_sleep(const char* env) {
 // Several service groups without a cgroup: each group's tree keeps to the
 // processes whose environment names it; one that names none is every group's.
 TEST_F(ProcessTreeTest, AGroupsFenceKillsItsOwnProcessesAndTheUnnamedOnes) {
-    std::string why;
-    auto db = ProcessTree::open(event_, [](pid_t) { return false; }, &why);
-    auto web = ProcessTree::open(event_, [](pid_t) { return false; }, &why);
-    ASSERT_TRUE(db && web) << why;
+    auto db = std::make_unique<ProcessTree>(event_, reaper_);
+    auto web = std::make_unique<ProcessTree>(event_, reaper_);
     db->keep_to("db", [](pid_t) { return false; });
     web->keep_to("web", [](pid_t) { return false; });
     EXPECT_EQ(db->describe(),
