@@ -45,7 +45,7 @@ bool read_stat(pid_t pid, ProcEntry* entry) {
 
 }  // namespace
 
-std::shared_ptr<OrphanReaper> OrphanReaper::open(sd_event* event, Watched watched, std::string* why) {
+std::shared_ptr<OrphanReaper> OrphanReaper::open(sd_event* event, WatchedChild watched, std::string* why) {
     // The walk starts from our PID as /proc numbers it: it must be ours.
     char self[32] = {};
     ssize_t n = readlink("/proc/self", self, sizeof self - 1);

@@ -32,7 +32,7 @@
 namespace freeha {
 
 // Whether a child of freehad is reaped by someone else (a child source).
-using Watched = std::function<bool(pid_t)>;
+using WatchedChild = std::function<bool(pid_t)>;
 
 // Makes freehad a child subreaper and reaps, once a second, the orphans that
 // have ended. Being a subreaper is the process's, and so are its orphans,
@@ -42,16 +42,16 @@ class OrphanReaper {
 public:
     // nullptr with *why when freehad cannot become a subreaper, or when /proc
     // does not show its own PID namespace (the trees walk /proc from its PID).
-    static std::shared_ptr<OrphanReaper> open(sd_event* event, Watched watched, std::string* why);
+    static std::shared_ptr<OrphanReaper> open(sd_event* event, WatchedChild watched, std::string* why);
 
     // Reaps the orphans that have exited, leaving the watched children alone.
     void reap();
 
 private:
-    OrphanReaper(Watched watched) : watched_(std::move(watched)) {}
+    explicit OrphanReaper(WatchedChild watched) : watched_(std::move(watched)) {}
     static int on_timer(sd_event_source* s, uint64_t usec, void* userdata);
 
-    Watched watched_;
+    WatchedChild watched_;
     EventSourcePtr timer_;
 };
 
@@ -84,7 +84,7 @@ public:
     // above). `foreign`: whether `pid` is a hook that another group's runner
     // started (never this tree's, whatever /proc shows of it: during its
     // execve its environment can read empty).
-    void keep_to(std::string group, Watched foreign) {
+    void keep_to(std::string group, WatchedChild foreign) {
         group_ = std::move(group);
         foreign_hook_ = std::move(foreign);
     }
@@ -97,7 +97,7 @@ private:
     // (env -i) is every group's.
     void kill_members();
 
-    Watched foreign_hook_;
+    WatchedChild foreign_hook_;
     std::vector<pid_t> empty_before_;  // read empty at the last pass
     int arm(Usec after);
     void check();
