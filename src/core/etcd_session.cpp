@@ -1,0 +1,276 @@
+#include "core/etcd_session.h"
+
+#include <algorithm>
+
+#include "core/claims.h"
+
+namespace freeha::etcd {
+
+namespace {
+Usec ttl(std::int64_t seconds) { return kUsecPerSec * static_cast<std::uint64_t>(seconds); }
+}  // namespace
+
+std::string_view to_string(EventKind k) { return kEventKindNames(k); }
+
+std::int64_t ttl_seconds(Usec dead_time) {
+    return std::max<std::int64_t>(1, static_cast<std::int64_t>((dead_time + kUsecPerSec - Usec(1)) / kUsecPerSec));
+}
+
+Session::Session(SessionSettings settings) : settings_(std::move(settings)) {
+    settings_.endpoint_count = std::max<std::size_t>(1, settings_.endpoint_count);
+}
+
+Step Session::start(Usec now) {
+    Step out;
+    started_ = true;
+    act(now, out);
+    return out;
+}
+
+bool Session::holds(const std::string& key) const {
+    auto it = claims_.find(key);
+    return lease_ && it != claims_.end() && it->second.state == ClaimState::Held;
+}
+
+bool Session::pending(Call call, const std::string& key) const {
+    return std::any_of(pending_.begin(), pending_.end(),
+                       [&](const auto& p) { return p.second.call == call && p.second.key == key; });
+}
+
+Usec Session::renewal_period() const {
+    // A holder renews every interval, so that its lease stays a dead time
+    // ahead; a node that holds nothing only keeps its membership alive.
+    const bool claims = std::any_of(claims_.begin(), claims_.end(),
+                                    [](const auto& c) { return c.second.state != ClaimState::Wanted; });
+    return claims ? settings_.interval : ttl(ttl_seconds(settings_.dead_time)) / 3;
+}
+
+void Session::send(Call call, std::string body, const std::string& key, Usec now, Step& out) {
+    const std::uint64_t id = next_request_++;
+    pending_[id] = Pending{call, key, lease_ ? lease_->id : 0, endpoint_, now, now + settings_.call_timeout};
+    out.requests.push_back(Request{id, call, endpoint_, std::move(body)});
+    ++counters_.calls;
+}
+
+void Session::act(Usec now, Step& out) {
+    if (!started_ || revoked_ || now < retry_at_) return;
+    if (!lease_) {
+        if (!pending(Call::Grant)) send(Call::Grant, grant_body(ttl_seconds(settings_.dead_time)), {}, now, out);
+        return;
+    }
+    if (now >= lease_->renewed_from + renewal_period() && !pending(Call::KeepAlive))
+        send(Call::KeepAlive, keepalive_body(lease_->id), {}, now, out);
+    for (auto& [key, claim] : claims_) {
+        if (claim.state == ClaimState::Wanted) {
+            claim.state = ClaimState::Claiming;
+            send(Call::Claim, claim_body(key, claim.value, lease_->id), key, now, out);
+        } else if (claim.state == ClaimState::Releasing && !pending(Call::Release, key) && !pending(Call::Claim, key)) {
+            send(Call::Release, release_body(key, lease_->id), key, now, out);
+        }
+    }
+}
+
+void Session::fail(const Pending& pending, const std::string& why, Usec now, Step& out) {
+    ++counters_.failures;
+    out.events.push_back(Event{EventKind::CallFailed, pending.key,
+                               std::string(to_string(pending.call)) + " on endpoint " + std::to_string(pending.endpoint + 1) +
+                                   ": " + why});
+    // A failed claim is made again (finding the key on this lease means it was created).
+    if (pending.call == Call::Claim) {
+        auto it = claims_.find(pending.key);
+        if (it != claims_.end() && it->second.state == ClaimState::Claiming) it->second.state = ClaimState::Wanted;
+    }
+    if (settings_.endpoint_count > 1) {
+        endpoint_ = (endpoint_ + 1) % settings_.endpoint_count;
+        ++counters_.endpoint_switches;
+    }
+    if (++failures_in_row_ >= settings_.endpoint_count) {
+        const std::size_t rounds = failures_in_row_ / settings_.endpoint_count;
+        retry_at_ = now + std::min(settings_.interval * (std::uint64_t{1} << std::min<std::size_t>(rounds - 1, 10)),
+                                   kMaxBackoff);
+    }
+}
+
+void Session::lose_lease(const std::string& why, Step& out) {
+    lease_.reset();
+    ++counters_.leases_lost;
+    // Every claim key went with the lease: the node claims again when it should.
+    claims_.clear();
+    out.events.push_back(Event{EventKind::LeaseLost, {}, why});
+}
+
+Step Session::on_reply(std::uint64_t request, std::string_view body, Usec now) {
+    Step out;
+    auto it = pending_.find(request);
+    if (it == pending_.end()) return out;  // timed out already: its failure was counted
+    const Pending p = it->second;
+    pending_.erase(it);
+    const bool current_lease = lease_ && lease_->id == p.lease;
+
+    switch (p.call) {
+    case Call::Grant: {
+        auto grant = decode_grant(body);
+        if (!grant) {
+            fail(p, grant.error, now, out);
+            break;
+        }
+        failures_in_row_ = 0;
+        if (revoked_) {
+            // The daemon stopped meanwhile: give this lease back too.
+            send(Call::Revoke, revoke_body(grant.value->lease), {}, now, out);
+            break;
+        }
+        lease_ = Lease{grant.value->lease, promise_grant(p.sent_at, ttl(grant.value->ttl_seconds)),
+                       p.sent_at};
+        out.events.push_back(Event{EventKind::LeaseGranted, {}, std::to_string(grant.value->lease)});
+        break;
+    }
+    case Call::KeepAlive: {
+        auto renewed = decode_keepalive(body);
+        if (!renewed) {
+            fail(p, renewed.error, now, out);
+            break;
+        }
+        failures_in_row_ = 0;
+        if (!current_lease) break;
+        if (*renewed.value == 0) {
+            lose_lease("etcd no longer knows lease " + std::to_string(p.lease), out);
+            break;
+        }
+        // Only later: an answer to an earlier keepalive never shortens the lease.
+        lease_->until = std::max(lease_->until, promise_grant(p.sent_at, ttl(*renewed.value)));
+        lease_->renewed_from = std::max(lease_->renewed_from, p.sent_at);
+        break;
+    }
+    case Call::Claim: {
+        auto outcome = decode_claim(body);
+        if (!outcome) {
+            if (outcome.code == kCodeNotFound && current_lease) {
+                lose_lease("etcd no longer knows lease " + std::to_string(p.lease) + " (" + outcome.error + ")", out);
+                break;
+            }
+            fail(p, outcome.error, now, out);
+            break;
+        }
+        failures_in_row_ = 0;
+        auto claim = claims_.find(p.key);
+        if (!current_lease || claim == claims_.end()) break;
+        const auto& existing = outcome.value->existing;
+        const bool ours = outcome.value->created || (existing && existing->lease == p.lease);
+        if (claim->second.state == ClaimState::Releasing) {
+            if (!ours) {
+                claims_.erase(claim);
+                out.events.push_back(Event{EventKind::Released, p.key, {}});
+            }
+            break;  // ours: act() deletes it below
+        }
+        if (ours) {
+            claim->second.state = ClaimState::Held;
+            out.events.push_back(Event{EventKind::ClaimWon, p.key, {}});
+        } else if (existing) {
+            claims_.erase(claim);
+            out.events.push_back(Event{EventKind::ClaimRefused, p.key, existing->value});
+        } else {
+            claim->second.state = ClaimState::Wanted;  // it vanished between the compare and the read: again
+        }
+        break;
+    }
+    case Call::Release: {
+        auto deleted = decode_release(body);
+        if (!deleted) {
+            fail(p, deleted.error, now, out);
+            break;
+        }
+        failures_in_row_ = 0;
+        auto claim = claims_.find(p.key);
+        if (claim != claims_.end() && claim->second.state == ClaimState::Releasing) {
+            claims_.erase(claim);
+            out.events.push_back(Event{EventKind::Released, p.key, {}});
+        }
+        break;
+    }
+    case Call::Revoke:
+    case Call::Range:
+    case Call::Watch:
+        break;  // a revoke's answer changes nothing: the lease was dropped when it was sent
+    }
+    act(now, out);
+    return out;
+}
+
+Step Session::on_failure(std::uint64_t request, const std::string& why, Usec now) {
+    Step out;
+    auto it = pending_.find(request);
+    if (it == pending_.end()) return out;
+    const Pending p = it->second;
+    pending_.erase(it);
+    if (p.call != Call::Revoke) fail(p, why, now, out);
+    act(now, out);
+    return out;
+}
+
+Step Session::on_timer(Usec now) {
+    Step out;
+    for (auto it = pending_.begin(); it != pending_.end();) {
+        if (now < it->second.deadline) {
+            ++it;
+            continue;
+        }
+        const Pending p = it->second;
+        it = pending_.erase(it);
+        if (p.call != Call::Revoke) fail(p, "no answer in " + format_timespan(settings_.call_timeout), now, out);
+    }
+    if (lease_ && now >= lease_->until) lose_lease("lease ran out: no keepalive acknowledged in time", out);
+    act(now, out);
+    return out;
+}
+
+std::optional<Usec> Session::next_wakeup() const {
+    if (!started_) return std::nullopt;
+    std::optional<Usec> at;
+    auto earliest = [&](Usec t) { at = at ? std::min(*at, t) : t; };
+    for (const auto& [id, p] : pending_) earliest(p.deadline);
+    if (revoked_) return at;
+    if (lease_) {
+        earliest(lease_->until);
+        if (!pending(Call::KeepAlive)) earliest(std::max(retry_at_, lease_->renewed_from + renewal_period()));
+    } else if (!pending(Call::Grant)) {
+        earliest(retry_at_);
+    }
+    return at;
+}
+
+Step Session::claim(const std::string& key, const std::string& value, Usec now) {
+    Step out;
+    auto [it, added] = claims_.try_emplace(key, Claim{value, ClaimState::Wanted});
+    if (!added && it->second.state == ClaimState::Releasing) it->second.state = ClaimState::Wanted;
+    act(now, out);
+    return out;
+}
+
+Step Session::release(const std::string& key, Usec now) {
+    Step out;
+    auto it = claims_.find(key);
+    if (it == claims_.end()) return out;
+    if (it->second.state == ClaimState::Wanted || !lease_) {
+        claims_.erase(it);
+        out.events.push_back(Event{EventKind::Released, key, {}});
+        return out;
+    }
+    it->second.state = ClaimState::Releasing;
+    act(now, out);
+    return out;
+}
+
+Step Session::revoke(Usec now) {
+    Step out;
+    revoked_ = true;
+    claims_.clear();
+    if (lease_) {
+        send(Call::Revoke, revoke_body(lease_->id), {}, now, out);
+        lease_.reset();
+    }
+    return out;
+}
+
+}  // namespace freeha::etcd

@@ -1,0 +1,159 @@
+// One node's lease on etcd and the claim keys attached to it, as a pure step machine: calls out; replies, failures and time in.
+//
+// The node keeps one etcd lease alive; a claim key exists only while that
+// lease does (etcd deletes it when the lease expires or is revoked), and is
+// created only if absent, so one node at a time holds it. The lease's end on
+// this node's clock is computed conservatively: from the time the last
+// acknowledged keepalive (or the grant) was sent, which is before etcd
+// started its TTL again, plus the TTL etcd acknowledged, less the drift
+// allowance of claims.h. The holder's graceful stop and kill are timed from
+// that end exactly as from a heartbeat lease (claims.h), so its services are
+// gone before etcd can let the key expire and another node create it. See
+// freeha-safety(7), "With etcd".
+//
+// Failures: a call that fails or times out moves the session to the next
+// endpoint and is retried there at once; once every endpoint has failed in a
+// row, retries back off (doubling from an interval, at most kMaxBackoff). A
+// claim whose reply was lost is resent: finding the key on this node's own
+// lease means it was created.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/etcd_gateway.h"
+#include "core/timespan.h"
+
+namespace freeha::etcd {
+
+struct SessionSettings {
+    std::size_t endpoint_count = 1;
+    Usec dead_time = Usec(1000 * 1000);  // the lease's TTL, rounded up to whole seconds (etcd's unit)
+    Usec interval = Usec(200 * 1000);    // a node that holds a claim renews every interval
+    Usec call_timeout = Usec(500 * 1000);  // a call not answered by then has failed
+};
+
+// etcd's TTL for DeadTime=: whole seconds, rounded up, at least 1.
+std::int64_t ttl_seconds(Usec dead_time);
+
+struct Request {
+    std::uint64_t id = 0;
+    Call call = Call::Grant;
+    std::size_t endpoint = 0;  // index into the endpoints
+    std::string body;
+};
+
+enum class EventKind {
+    LeaseGranted,  // a new lease: claims may be made
+    LeaseLost,     // the lease ran out here (or etcd forgot it): every claim is gone
+    ClaimWon,      // `key` is this node's
+    ClaimRefused,  // `key` is another node's: `detail` is its value
+    Released,      // `key` is no longer this node's (deleted, or already gone)
+    CallFailed,    // `detail`: which call, which endpoint, why (counted; the session retries)
+};
+inline constexpr int kEventKindCount = 6;
+static_assert(kEventKindCount == static_cast<int>(EventKind::CallFailed) + 1);
+inline constexpr EnumNames<EventKind, kEventKindCount> kEventKindNames{
+    "lease-granted", "lease-lost", "claim-won", "claim-refused", "released", "call-failed"};
+std::string_view to_string(EventKind k);
+
+struct Event {
+    EventKind kind;
+    std::string key;
+    std::string detail;
+    friend bool operator==(const Event&, const Event&) = default;
+};
+
+struct Step {
+    std::vector<Request> requests;  // to send now, in order
+    std::vector<Event> events;
+};
+
+struct SessionCounters {
+    std::uint64_t calls = 0;
+    std::uint64_t failures = 0;         // calls that failed or timed out
+    std::uint64_t endpoint_switches = 0;
+    std::uint64_t leases_lost = 0;
+};
+
+class Session {
+public:
+    static constexpr Usec kMaxBackoff = Usec(5 * 1000 * 1000);
+
+    explicit Session(SessionSettings settings);
+
+    // Asks for a lease.
+    Step start(Usec now);
+    Step on_reply(std::uint64_t request, std::string_view body, Usec now);
+    // The call could not be sent, or its transfer failed (`why`: curl's words, an HTTP status).
+    Step on_failure(std::uint64_t request, const std::string& why, Usec now);
+    Step on_timer(Usec now);
+    std::optional<Usec> next_wakeup() const;
+
+    // Creates `key` = `value` on this node's lease if it does not exist.
+    // Without a lease the claim waits for one.
+    Step claim(const std::string& key, const std::string& value, Usec now);
+    // Deletes `key` if it is still on this node's lease; forgets a pending claim.
+    Step release(const std::string& key, Usec now);
+    // Gives the lease back (every claim key goes with it): the daemon stops.
+    Step revoke(Usec now);
+
+    // The lease's end on this node's clock; nullopt without a lease.
+    std::optional<Usec> lease_until() const { return lease_ ? std::optional<Usec>(lease_->until) : std::nullopt; }
+    std::optional<std::int64_t> lease_id() const {
+        return lease_ ? std::optional<std::int64_t>(lease_->id) : std::nullopt;
+    }
+    bool holds(const std::string& key) const;
+    std::size_t endpoint() const { return endpoint_; }
+    const SessionCounters& counters() const { return counters_; }
+
+private:
+    struct Lease {
+        std::int64_t id;
+        Usec until;
+        Usec renewed_from;  // when the newest acknowledged grant or keepalive was sent
+    };
+    struct Pending {
+        Call call;
+        std::string key;
+        std::int64_t lease;  // the lease it was sent for (0: none)
+        std::size_t endpoint;
+        Usec sent_at;
+        Usec deadline;
+    };
+    enum class ClaimState { Wanted, Claiming, Held, Releasing };
+    struct Claim {
+        std::string value;
+        ClaimState state;
+    };
+
+    void send(Call call, std::string body, const std::string& key, Usec now, Step& out);
+    // Counts a failed call and moves to the next endpoint (backing off after a round); act() retries.
+    void fail(const Pending& pending, const std::string& why, Usec now, Step& out);
+    void lose_lease(const std::string& why, Step& out);
+    // Whether a call of `call` is outstanding (for `key`).
+    bool pending(Call call, const std::string& key = {}) const;
+    // How often the lease is renewed: every interval while this node claims
+    // or holds a key, else a third of the TTL.
+    Usec renewal_period() const;
+    // What is due at `now`: the grant, renewals, waiting claims.
+    void act(Usec now, Step& out);
+
+    SessionSettings settings_;
+    bool started_ = false;
+    bool revoked_ = false;
+    std::optional<Lease> lease_;
+    std::map<std::string, Claim> claims_;
+    std::map<std::uint64_t, Pending> pending_;
+    std::uint64_t next_request_ = 1;
+    std::size_t endpoint_ = 0;
+    std::size_t failures_in_row_ = 0;
+    Usec retry_at_;  // no call before this after every endpoint failed (backoff)
+    SessionCounters counters_;
+};
+
+}  // namespace freeha::etcd
