@@ -1,0 +1,155 @@
+#include "core/etcd_watch.h"
+
+#include <algorithm>
+
+namespace freeha::etcd {
+
+// The watch's calls share the client with the session's: its ids start far above any the session reaches.
+constexpr std::uint64_t kFirstWatchRequest = std::uint64_t{1} << 62;
+
+Watch::Watch(std::string prefix, std::size_t endpoint_count, Usec call_timeout, Usec backoff_base)
+    : prefix_(std::move(prefix)),
+      endpoint_count_(std::max<std::size_t>(1, endpoint_count)),
+      call_timeout_(call_timeout),
+      backoff_base_(backoff_base),
+      next_request_(kFirstWatchRequest) {}
+
+WatchStep Watch::start(Usec now) {
+    WatchStep out;
+    started_ = true;
+    act(now, out);
+    return out;
+}
+
+void Watch::send(Call call, Usec now, WatchStep& out) {
+    const std::uint64_t id = next_request_++;
+    call_ = id;
+    call_kind_ = call;
+    watch_live_ = false;
+    range_deadline_ = call == Call::Range ? std::optional<Usec>(now + call_timeout_) : std::nullopt;
+    out.requests.push_back(
+        Request{id, call, endpoint_, call == Call::Range ? range_body(prefix_) : watch_body(prefix_, revision_ + 1)});
+}
+
+void Watch::act(Usec now, WatchStep& out) {
+    if (!started_ || call_ || now < retry_at_) return;
+    send(revision_ == 0 ? Call::Range : Call::Watch, now, out);
+}
+
+void Watch::failed(const std::string& why, Usec now, WatchStep& out) {
+    ++failures_;
+    out.failures.push_back(std::string(to_string(call_kind_.value_or(Call::Watch))) + " on endpoint " +
+                           std::to_string(endpoint_ + 1) + ": " + why);
+    call_.reset();
+    call_kind_.reset();
+    range_deadline_.reset();
+    watch_live_ = false;
+    endpoint_ = (endpoint_ + 1) % endpoint_count_;
+    if (++failures_in_row_ >= endpoint_count_) {
+        const std::size_t rounds = failures_in_row_ / endpoint_count_;
+        retry_at_ = now + std::min(backoff_base_ * (std::uint64_t{1} << std::min<std::size_t>(rounds - 1, 10)),
+                                   Session::kMaxBackoff);
+    }
+}
+
+WatchStep Watch::on_reply(std::uint64_t request, std::string_view body, Usec now) {
+    WatchStep out;
+    if (!call_ || *call_ != request || call_kind_ != Call::Range) return out;
+    auto snapshot = decode_range(body);
+    if (!snapshot) {
+        failed(snapshot.error, now, out);
+        act(now, out);
+        return out;
+    }
+    call_.reset();
+    range_deadline_.reset();
+    failures_in_row_ = 0;
+    // Every key that differs from the view changed: those gone, and those new or rewritten.
+    std::map<std::string, KeyValue> fresh;
+    for (auto& kv : snapshot.value->kvs) fresh.emplace(kv.key, std::move(kv));
+    for (const auto& [key, kv] : view_)
+        if (!fresh.contains(key)) out.changed.push_back(key);
+    for (const auto& [key, kv] : fresh) {
+        auto old = view_.find(key);
+        if (old == view_.end() || old->second.mod_revision != kv.mod_revision) out.changed.push_back(key);
+    }
+    view_ = std::move(fresh);
+    revision_ = snapshot.value->revision;
+    act(now, out);
+    return out;
+}
+
+WatchStep Watch::on_line(std::uint64_t request, std::string_view line, Usec now) {
+    WatchStep out;
+    if (!call_ || *call_ != request || call_kind_ != Call::Watch) return out;
+    auto batch = decode_watch_line(line);
+    if (!batch) {
+        out.cancel.push_back(request);
+        failed(batch.error, now, out);
+        act(now, out);
+        return out;
+    }
+    if (batch.value->compact_revision > 0) {
+        // Changes after revision_ are gone from etcd's history: read everything again.
+        out.cancel.push_back(request);
+        call_.reset();
+        watch_live_ = false;
+        revision_ = 0;
+        act(now, out);
+        return out;
+    }
+    if (batch.value->created) {
+        watch_live_ = true;
+        failures_in_row_ = 0;
+    }
+    for (auto& e : batch.value->events) {
+        revision_ = std::max(revision_, e.kv.mod_revision);
+        out.changed.push_back(e.kv.key);
+        if (e.deleted)
+            view_.erase(e.kv.key);
+        else
+            view_[e.kv.key] = std::move(e.kv);
+    }
+    revision_ = std::max(revision_, batch.value->revision);
+    return out;
+}
+
+WatchStep Watch::on_failure(std::uint64_t request, const std::string& why, Usec now) {
+    WatchStep out;
+    if (!call_ || *call_ != request) return out;
+    failed(why, now, out);
+    act(now, out);
+    return out;
+}
+
+WatchStep Watch::on_timer(Usec now) {
+    WatchStep out;
+    if (call_ && range_deadline_ && now >= *range_deadline_) {
+        out.cancel.push_back(*call_);
+        failed("no answer in " + format_timespan(call_timeout_), now, out);
+    }
+    act(now, out);
+    return out;
+}
+
+std::optional<Usec> Watch::next_wakeup() const {
+    if (!started_) return std::nullopt;
+    if (call_) return range_deadline_;
+    return retry_at_;
+}
+
+WatchStep Watch::follow(std::size_t endpoint, Usec now) {
+    WatchStep out;
+    if (endpoint == endpoint_ || endpoint >= endpoint_count_) return out;
+    endpoint_ = endpoint;
+    if (call_) out.cancel.push_back(*call_);
+    call_.reset();
+    call_kind_.reset();
+    range_deadline_.reset();
+    watch_live_ = false;
+    retry_at_ = Usec();
+    act(now, out);
+    return out;
+}
+
+}  // namespace freeha::etcd
