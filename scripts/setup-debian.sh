@@ -4,7 +4,7 @@ set -eu
 cd "$(dirname "$0")/.."
 # keepalived: bench/compare measures it beside freehad (its Bench test runs in CI).
 packages="meson ninja-build pkgconf g++ libsystemd-dev nlohmann-json3-dev libgtest-dev libgmock-dev
-          libinih-dev libsodium-dev scdoc systemd dbus-daemon dbus-user-session util-linux python3 iproute2 procps
+          libinih-dev libsodium-dev libcurl4-openssl-dev scdoc systemd dbus-daemon dbus-user-session util-linux python3 iproute2 procps
           clang libclang-rt-dev nftables keepalived
           systemd-container debhelper dpkg-dev lintian rpm
           iputils-arping iputils-ping ndisc6 libndp-tools psmisc e2fsprogs"
@@ -31,11 +31,13 @@ fi
 # start on this machine at the install and at every boot, and in the test
 # containers, which boot this machine's tree: they are masked before the first
 # install (`systemctl unmask ...` to run one here); the tests start their own.
-tier="cockpit-ws cockpit-bridge chromium chromium-driver python3-selenium prometheus"
+# - the etcd tests (issue 21): etcd-server's members run in the tests' own
+#   namespaces, etcd-client's etcdctl asks them who leads.
+tier="cockpit-ws cockpit-bridge chromium chromium-driver python3-selenium prometheus etcd-server etcd-client"
 missing=$(missing $tier)
 if [ -n "$missing" ]; then
     mkdir -p /etc/systemd/system
-    for unit in cockpit.socket prometheus.service; do
+    for unit in cockpit.socket prometheus.service etcd.service; do
         [ -e "/etc/systemd/system/$unit" ] || ln -s /dev/null "/etc/systemd/system/$unit"
     done
     apt-get update -qq

@@ -1,0 +1,121 @@
+#include "daemon/etcd_backend.h"
+
+#include <cstring>
+
+#include "daemon/udp_channel.h"
+
+namespace freeha {
+
+namespace {
+
+// The watch's ids start here (etcd_watch.cpp): below are the session's.
+bool is_watch_call(std::uint64_t id) { return id >= (std::uint64_t{1} << 62); }
+
+}  // namespace
+
+std::unique_ptr<EtcdBackend> EtcdBackend::create(sd_event* event, EtcdBackendSettings settings, Listener listener,
+                                                 std::string* error) {
+    std::unique_ptr<EtcdBackend> b(new EtcdBackend(event, std::move(settings), std::move(listener)));
+    b->client_ = EtcdClient::create(
+        event, b->settings_.endpoints, b->settings_.tls,
+        [self = b.get()](std::uint64_t id, bool answered, const std::string& text) { self->on_done(id, answered, text); },
+        [self = b.get()](std::uint64_t id, const std::string& line) { self->on_line(id, line); }, error);
+    if (!b->client_) return nullptr;
+    sd_event_source* timer = nullptr;
+    int r = sd_event_add_time(event, &timer, CLOCK_MONOTONIC, UINT64_MAX, 0, &EtcdBackend::on_timer, b.get());
+    if (r < 0) {
+        *error = "cannot add the etcd timer: " + std::string(strerror(-r));
+        return nullptr;
+    }
+    b->timer_.reset(timer);
+    sd_event_source_set_enabled(timer, SD_EVENT_OFF);
+    // The session's deadlines renew the holder's lease: as urgent as the heartbeat sockets.
+    sd_event_source_set_priority(timer, kHeartbeatSocketPriority);
+    return b;
+}
+
+EtcdBackend::EtcdBackend(sd_event* event, EtcdBackendSettings settings, Listener listener)
+    : event_(event),
+      settings_(std::move(settings)),
+      listener_(std::move(listener)),
+      session_([&] {
+          auto s = settings_.session;
+          s.endpoint_count = settings_.endpoints.size();
+          return s;
+      }()),
+      watch_(settings_.prefix, settings_.endpoints.size(), settings_.session.call_timeout, settings_.session.interval) {}
+
+Usec EtcdBackend::now() const {
+    std::uint64_t usec = 0;
+    sd_event_now(event_, CLOCK_MONOTONIC, &usec);
+    return Usec(usec);
+}
+
+void EtcdBackend::start() {
+    run(session_.start(now()));
+    run(watch_.start(now()));
+}
+
+void EtcdBackend::claim(const std::string& key, const std::string& value) { run(session_.claim(key, value, now())); }
+
+void EtcdBackend::release(const std::string& key) { run(session_.release(key, now())); }
+
+void EtcdBackend::revoke() { run(session_.revoke(now())); }
+
+void EtcdBackend::post(const etcd::Request& r) {
+    // A watch streams until it fails or is replaced; every other call has the session's timeout.
+    client_->post(r.id, r.endpoint, etcd::path(r.call), r.body,
+                  r.call == etcd::Call::Watch ? Usec() : settings_.session.call_timeout);
+}
+
+void EtcdBackend::run(etcd::Step step) {
+    for (const auto& r : step.requests) post(r);
+    if (!step.events.empty()) listener_(step.events, {}, {});
+    // Where the session goes after a failure, the watch follows: an endpoint
+    // that cannot renew a lease may well have lost its quorum, and a watch
+    // there would see no change.
+    if (session_.endpoint() != session_endpoint_) {
+        session_endpoint_ = session_.endpoint();
+        run(watch_.follow(session_endpoint_, now()));
+    }
+    arm();
+}
+
+void EtcdBackend::run(etcd::WatchStep step) {
+    for (std::uint64_t id : step.cancel) client_->cancel(id);
+    for (const auto& r : step.requests) post(r);
+    if (!step.changed.empty() || !step.failures.empty()) listener_({}, step.changed, step.failures);
+    arm();
+}
+
+void EtcdBackend::on_done(std::uint64_t id, bool answered, const std::string& text) {
+    if (is_watch_call(id)) {
+        run(answered ? watch_.on_reply(id, text, now()) : watch_.on_failure(id, text, now()));
+        return;
+    }
+    run(answered ? session_.on_reply(id, text, now()) : session_.on_failure(id, text, now()));
+}
+
+void EtcdBackend::on_line(std::uint64_t id, const std::string& line) {
+    if (is_watch_call(id)) run(watch_.on_line(id, line, now()));
+}
+
+void EtcdBackend::arm() {
+    std::optional<Usec> at = session_.next_wakeup();
+    if (auto w = watch_.next_wakeup()) at = at ? std::min(*at, *w) : *w;
+    if (!at) {
+        sd_event_source_set_enabled(timer_.get(), SD_EVENT_OFF);
+        return;
+    }
+    sd_event_source_set_time(timer_.get(), at->count());
+    sd_event_source_set_enabled(timer_.get(), SD_EVENT_ONESHOT);
+}
+
+int EtcdBackend::on_timer(sd_event_source*, std::uint64_t, void* userdata) {
+    auto* self = static_cast<EtcdBackend*>(userdata);
+    self->run(self->session_.on_timer(self->now()));
+    self->run(self->watch_.on_timer(self->now()));
+    return 0;
+}
+
+}  // namespace freeha

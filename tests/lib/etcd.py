@@ -1,0 +1,170 @@
+"""A real etcd cluster for the tests (issue 21): Debian's etcd-server, each member in a network
+namespace of its own on a test cluster's bridge (a Client of tests/system/nodes.py), with fast
+elections (heartbeat 50 ms, election timeout 500 ms: etcd's minimum lease TTL is then 750 ms, so a
+DeadTime= of 1 s is granted as asked). Members can be killed, restarted and cut off (nftables in
+their namespace); everything goes with destroy()."""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import processes
+
+ETCD = "/usr/bin/etcd"
+ETCDCTL = "/usr/bin/etcdctl"
+CLIENT_PORT = 2379
+PEER_PORT = 2380
+
+
+class Member:
+    def __init__(self, etcd, client):
+        self.etcd = etcd
+        self.client = client
+        self.name = client.name
+        self.address = client.address
+        self.url = f"http://{self.address}:{CLIENT_PORT}"
+        self.peer_url = f"http://{self.address}:{PEER_PORT}"
+        self.data = os.path.join(etcd.dir, self.name)
+        self.process = None
+
+    def start(self, state="new"):
+        log = open(os.path.join(self.etcd.dir, f"{self.name}.log"), "a")
+        self.process = subprocess.Popen(
+            ["ip", "netns", "exec", self.client.netns, ETCD, "--name", self.name, "--data-dir", self.data,
+             "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
+             "--listen-peer-urls", self.peer_url, "--initial-advertise-peer-urls", self.peer_url,
+             "--initial-cluster", self.etcd.initial_cluster, "--initial-cluster-state", state,
+             "--initial-cluster-token", self.etcd.token,
+             "--heartbeat-interval", "50", "--election-timeout", "500", "--logger", "zap", "--log-outputs", "stderr"],
+            stdout=log, stderr=log, start_new_session=True)
+        log.close()
+
+    def kill(self):
+        """SIGKILL: the member's process dies at once (its data stays for a restart)."""
+        if self.process is not None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+            self.process = None
+
+    def status(self):
+        """etcdctl's endpoint status of this member ({} when it does not answer)."""
+        r = subprocess.run(["ip", "netns", "exec", self.client.netns, ETCDCTL, "--endpoints", self.url, "--command-timeout=1s", "endpoint", "status",
+                            "-w", "json"], capture_output=True, text=True, timeout=10,
+                           env=dict(os.environ, ETCDCTL_API="3"))
+        try:
+            return json.loads(r.stdout)[0]["Status"] if r.returncode == 0 else {}
+        except (ValueError, KeyError, IndexError):
+            return {}
+
+    def isolate(self):
+        """Drops every etcd packet in and out of the member (clients and peers alike)."""
+        rules = ("table inet freeha_etcd {\n"
+                 " chain in {\n  type filter hook input priority 0;\n  tcp dport { 2379, 2380 } drop\n"
+                 "  tcp sport { 2379, 2380 } drop\n }\n"
+                 " chain out {\n  type filter hook output priority 0;\n  tcp dport { 2379, 2380 } drop\n"
+                 "  tcp sport { 2379, 2380 } drop\n }\n}\n")
+        subprocess.run(["ip", "netns", "exec", self.client.netns, "nft", "-f", "-"], input=rules, text=True,
+                       check=True)
+
+    def heal(self):
+        subprocess.run(["ip", "netns", "exec", self.client.netns, "nft", "delete", "table", "inet", "freeha_etcd"],
+                       check=True)
+
+
+class EtcdCluster:
+    def __init__(self, cluster, count=3):
+        """`count` members on `cluster`'s bridge (cluster.add_client), started; waits for a leader."""
+        if not os.access(ETCD, os.X_OK):
+            raise RuntimeError(f"{ETCD} is missing: install etcd-server (scripts/setup-debian.sh does)")
+        self.dir = os.path.join(cluster.dir, "etcd")
+        os.makedirs(self.dir, exist_ok=True)
+        self.token = f"freeha-{os.getpid()}"
+        self.members = [Member(self, cluster.add_client(f"e{i}")) for i in range(count)]
+        self.initial_cluster = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
+        for m in self.members:
+            m.start()
+        self.wait_for_leader(timeout=30)
+
+    def endpoints(self):
+        return [m.url for m in self.members]
+
+    def leader(self):
+        """The member that leads now, as its peers report it (None when none answers)."""
+        for m in self.members:
+            if m.process is None:
+                continue
+            s = m.status()
+            if s and s.get("leader") and s["leader"] == s.get("header", {}).get("member_id"):
+                return m
+        return None
+
+    def wait_for_leader(self, timeout):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            leader = self.leader()
+            if leader is not None:
+                return leader
+            time.sleep(0.1)
+        raise AssertionError(f"etcd elected no leader in {timeout}s; logs in {self.dir}")
+
+    def destroy(self):
+        for m in self.members:
+            m.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Probe:
+    """tests/etcd/etcd-probe (the daemon's EtcdBackend) in a network namespace: commands in, JSON lines out."""
+
+    def __init__(self, binary, netns, endpoints, prefix, dead_time="1s", interval="200ms"):
+        self.lines = []
+        self.process = subprocess.Popen(
+            ["ip", "netns", "exec", netns, binary, "--prefix", prefix, "--dead-time", dead_time,
+             "--interval", interval, *endpoints],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, start_new_session=True)
+        os.set_blocking(self.process.stdout.fileno(), False)
+
+    def send(self, command):
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+
+    def read(self):
+        """Takes in what the probe wrote so far; returns every line it ever wrote."""
+        while True:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            self.lines.append(json.loads(line))
+        return self.lines
+
+    def wait_for(self, predicate, timeout, what):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in self.read():
+                if predicate(line):
+                    return line
+            time.sleep(0.02)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}; probe said {self.read()[-20:]}")
+
+    def events(self, kind):
+        return [line for line in self.read() if line.get("event") == kind]
+
+    def kill(self):
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self):
+        if self.process.poll() is None:
+            try:
+                self.send("quit")
+            except BrokenPipeError:
+                pass
+        processes.end(self.process, 2)
+        for pipe in (self.process.stdin, self.process.stdout):
+            try:
+                pipe.close()
+            except BrokenPipeError:
+                pass
