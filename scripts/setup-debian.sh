@@ -21,19 +21,21 @@ if [ -n "$missing" ]; then
     # shellcheck disable=SC2086
     apt-get install -y -qq $missing
 fi
-# Tools of the nspawn tier, without recommends (avahi-daemon, udev, a printer
-# stack, a node exporter...):
+# Tools of the nspawn and etcd tiers, without recommends (avahi-daemon, udev,
+# a printer stack, a node exporter...):
 # - the Cockpit page's browser test: cockpit-ws and cockpit-bridge serve the
 #   page, headless Chromium driven by chromedriver through selenium shows it;
 # - the Prometheus test: a Prometheus of its own (its own configuration,
-#   storage and network namespace) scrapes the cluster.
-# Their packages' own services (cockpit.socket, prometheus.service) would
-# start on this machine at the install and at every boot, and in the test
-# containers, which boot this machine's tree: they are masked before the first
-# install (`systemctl unmask ...` to run one here); the tests start their own.
+#   storage and network namespace) scrapes the cluster;
 # - the etcd tests (issue 21): etcd-server's members run in the tests' own
-#   namespaces, etcd-client's etcdctl asks them who leads.
-tier="cockpit-ws cockpit-bridge chromium chromium-driver python3-selenium prometheus etcd-server etcd-client"
+#   namespaces, etcd-client's etcdctl asks them who leads, openssl makes
+#   their TLS certificates.
+# Their packages' own services (cockpit.socket, prometheus.service,
+# etcd.service) would start on this machine at the install and at every boot,
+# and in the test containers, which boot this machine's tree: they are masked
+# before the first install (`systemctl unmask ...` to run one here); the tests
+# start their own.
+tier="cockpit-ws cockpit-bridge chromium chromium-driver python3-selenium prometheus etcd-server etcd-client openssl"
 missing=$(missing $tier)
 if [ -n "$missing" ]; then
     mkdir -p /etc/systemd/system

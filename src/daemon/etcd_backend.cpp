@@ -22,7 +22,8 @@ std::unique_ptr<EtcdBackend> EtcdBackend::create(sd_event* event, EtcdBackendSet
         [self = b.get()](std::uint64_t id, const std::string& line) { self->on_line(id, line); }, error);
     if (!b->client_) return nullptr;
     sd_event_source* timer = nullptr;
-    int r = sd_event_add_time(event, &timer, CLOCK_MONOTONIC, UINT64_MAX, 0, &EtcdBackend::on_timer, b.get());
+    int r = sd_event_add_time(event, &timer, CLOCK_MONOTONIC, UINT64_MAX, kEtcdTimerAccuracy.count(),
+                              &EtcdBackend::on_timer, b.get());
     if (r < 0) {
         *error = "cannot add the etcd timer: " + std::string(strerror(-r));
         return nullptr;

@@ -59,7 +59,8 @@ std::unique_ptr<EtcdClient> EtcdClient::create(sd_event* event, std::vector<std:
     curl_multi_setopt(client->multi_, CURLMOPT_TIMERFUNCTION, &EtcdClient::on_timer_change);
     curl_multi_setopt(client->multi_, CURLMOPT_TIMERDATA, client.get());
     sd_event_source* timer = nullptr;
-    int r = sd_event_add_time(event, &timer, CLOCK_MONOTONIC, UINT64_MAX, 0, &EtcdClient::on_timer, client.get());
+    int r = sd_event_add_time(event, &timer, CLOCK_MONOTONIC, UINT64_MAX, kEtcdTimerAccuracy.count(),
+                              &EtcdClient::on_timer, client.get());
     if (r < 0) {
         *error = "cannot add the etcd client's timer: " + std::string(strerror(-r));
         return nullptr;

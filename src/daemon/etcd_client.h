@@ -22,6 +22,10 @@
 
 namespace freeha {
 
+// The etcd timers' accuracy: sd-event's default (250 ms) would let a lease's
+// end pass unnoticed for as long; the core's timer has the same.
+inline constexpr Usec kEtcdTimerAccuracy = Usec(1000);
+
 struct EtcdTls {
     std::string ca_file;    // empty: the system's CAs
     std::string cert_file;  // client certificate and key: both or neither

@@ -31,6 +31,7 @@ class EtcdBackend(unittest.TestCase):
         cls.c = nodes.Cluster([], None)
         try:
             cls.etcd = EtcdCluster(cls.c)
+            cls.secure = EtcdCluster(cls.c, count=1, tls=True, first=3)
         except Exception:
             cls.c.destroy()
             raise
@@ -38,6 +39,7 @@ class EtcdBackend(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
+        cls.secure.destroy()
         cls.etcd.destroy()
         cls.c.destroy()
 
@@ -159,6 +161,36 @@ class EtcdBackend(unittest.TestCase):
         failed = a.events("call-failed")
         self.assertEqual(len(failed), 1, failed)
         self.assertIn("grant on endpoint 1:", failed[0]["detail"])
+
+
+    def tls_probe(self, ca, cert, key):
+        pki = self.secure.pki
+        p = Probe(PROBE, self.hosts[2].netns, self.secure.endpoints(), self.prefix,
+                  tls=("--ca", pki.path(ca), "--cert", pki.path(cert), "--key", pki.path(key)))
+        self.probes.append(p)
+        return p
+
+    def test_tls_with_the_clusters_certificates_holds_a_key(self):
+        p = self.tls_probe("ca.pem", "client.pem", "client.key")
+        p.wait_for(lambda l: l.get("event") == "lease-granted", 15, "a lease over TLS")
+        p.send(f"claim {self.key} charlie")
+        p.wait_for(lambda l: l.get("event") == "claim-won", 5, "the claim over TLS")
+        p.wait_for(lambda l: l.get("changed") == self.key and l["value"] == "charlie", 5, "the watch over TLS")
+
+    def refused(self, ca, cert, key, words):
+        p = self.tls_probe(ca, cert, key)
+        failed = p.wait_for(lambda l: l.get("event") == "call-failed", 10, "the failed grant")
+        self.assertIn("grant on endpoint 1: ", failed["detail"])
+        self.assertRegex(failed["detail"], words)
+        self.assertNotIn("\n", failed["detail"])
+        time.sleep(1)
+        self.assertFalse(p.events("lease-granted"))
+
+    def test_tls_a_server_certificate_of_another_ca_is_a_clear_error(self):
+        self.refused("other-ca.pem", "client.pem", "client.key", "SSL certificate problem")
+
+    def test_tls_a_client_certificate_etcd_does_not_trust_is_refused(self):
+        self.refused("ca.pem", "stranger.pem", "stranger.key", "(?i)alert|certificate|SSL")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ class Member:
         self.client = client
         self.name = client.name
         self.address = client.address
-        self.url = f"http://{self.address}:{CLIENT_PORT}"
+        self.url = f"{'https' if etcd.pki else 'http'}://{self.address}:{CLIENT_PORT}"
         self.peer_url = f"http://{self.address}:{PEER_PORT}"
         self.data = os.path.join(etcd.dir, self.name)
         self.process = None
@@ -37,7 +37,8 @@ class Member:
              "--listen-peer-urls", self.peer_url, "--initial-advertise-peer-urls", self.peer_url,
              "--initial-cluster", self.etcd.initial_cluster, "--initial-cluster-state", state,
              "--initial-cluster-token", self.etcd.token,
-             "--heartbeat-interval", "50", "--election-timeout", "500", "--logger", "zap", "--log-outputs", "stderr"],
+             "--heartbeat-interval", "50", "--election-timeout", "500", "--logger", "zap", "--log-outputs", "stderr",
+             *self.etcd.tls_flags()],
             stdout=log, stderr=log, start_new_session=True)
         log.close()
 
@@ -50,8 +51,9 @@ class Member:
 
     def status(self):
         """etcdctl's endpoint status of this member ({} when it does not answer)."""
-        r = subprocess.run(["ip", "netns", "exec", self.client.netns, ETCDCTL, "--endpoints", self.url, "--command-timeout=1s", "endpoint", "status",
-                            "-w", "json"], capture_output=True, text=True, timeout=10,
+        r = subprocess.run(["ip", "netns", "exec", self.client.netns, ETCDCTL, "--endpoints", self.url,
+                            *self.etcd.etcdctl_tls(), "--command-timeout=1s", "endpoint", "status", "-w", "json"],
+                           capture_output=True, text=True, timeout=10,
                            env=dict(os.environ, ETCDCTL_API="3"))
         try:
             return json.loads(r.stdout)[0]["Status"] if r.returncode == 0 else {}
@@ -73,15 +75,54 @@ class Member:
                        check=True)
 
 
+def _openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
+
+
+class Pki:
+    """A CA, a server certificate for `addresses` and a client certificate signed by it, and a
+    second CA with a client certificate of its own (what a wrong certificate looks like)."""
+
+    def __init__(self, directory, addresses):
+        self.dir = directory
+        os.makedirs(directory, exist_ok=True)
+        for ca in ("ca", "other-ca"):
+            _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+                     "-days", "2", "-subj", f"/CN=freeha test {ca}", "-keyout", f"{ca}.key", "-out", f"{ca}.pem",
+                     cwd=directory)
+        san = ",".join(f"IP:{a}" for a in addresses)
+        # clientAuth too: etcd's JSON gateway calls its own gRPC server with the server's
+        # certificate, which --client-cert-auth then checks as a client's.
+        self._issue("server", "ca", f"subjectAltName={san}\nextendedKeyUsage=serverAuth,clientAuth")
+        self._issue("client", "ca", "extendedKeyUsage=clientAuth")
+        self._issue("stranger", "other-ca", "extendedKeyUsage=clientAuth")
+
+    def _issue(self, name, ca, extensions):
+        ext = os.path.join(self.dir, f"{name}.ext")
+        with open(ext, "w") as f:
+            f.write(extensions + "\n")
+        _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-subj", f"/CN={name}",
+                 "-keyout", f"{name}.key", "-out", f"{name}.csr", cwd=self.dir)
+        _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", f"{ca}.pem", "-CAkey", f"{ca}.key", "-CAcreateserial",
+                 "-days", "2", "-extfile", ext, "-out", f"{name}.pem", cwd=self.dir)
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+
 class EtcdCluster:
-    def __init__(self, cluster, count=3):
-        """`count` members on `cluster`'s bridge (cluster.add_client), started; waits for a leader."""
+    def __init__(self, cluster, count=3, tls=False, first=0):
+        """`count` members on `cluster`'s bridge (cluster.add_client, named e`first`...), started;
+        waits for a leader. tls: clients speak HTTPS with certificates of the cluster's Pki
+        (self.pki), checked by the members (--client-cert-auth)."""
         if not os.access(ETCD, os.X_OK):
             raise RuntimeError(f"{ETCD} is missing: install etcd-server (scripts/setup-debian.sh does)")
-        self.dir = os.path.join(cluster.dir, "etcd")
+        self.dir = os.path.join(cluster.dir, f"etcd{first}")
         os.makedirs(self.dir, exist_ok=True)
-        self.token = f"freeha-{os.getpid()}"
-        self.members = [Member(self, cluster.add_client(f"e{i}")) for i in range(count)]
+        self.token = f"freeha-{os.getpid()}-{first}"
+        clients = [cluster.add_client(f"e{first + i}") for i in range(count)]
+        self.pki = Pki(os.path.join(self.dir, "pki"), [c.address for c in clients]) if tls else None
+        self.members = [Member(self, c) for c in clients]
         self.initial_cluster = ",".join(f"{m.name}={m.peer_url}" for m in self.members)
         for m in self.members:
             m.start()
@@ -89,6 +130,18 @@ class EtcdCluster:
 
     def endpoints(self):
         return [m.url for m in self.members]
+
+    def tls_flags(self):
+        if not self.pki:
+            return []
+        return ["--cert-file", self.pki.path("server.pem"), "--key-file", self.pki.path("server.key"),
+                "--client-cert-auth", "--trusted-ca-file", self.pki.path("ca.pem")]
+
+    def etcdctl_tls(self):
+        if not self.pki:
+            return []
+        return ["--cacert", self.pki.path("ca.pem"), "--cert", self.pki.path("client.pem"),
+                "--key", self.pki.path("client.key")]
 
     def leader(self):
         """The member that leads now, as its peers report it (None when none answers)."""
@@ -118,11 +171,12 @@ class EtcdCluster:
 class Probe:
     """tests/etcd/etcd-probe (the daemon's EtcdBackend) in a network namespace: commands in, JSON lines out."""
 
-    def __init__(self, binary, netns, endpoints, prefix, dead_time="1s", interval="200ms"):
+    def __init__(self, binary, netns, endpoints, prefix, dead_time="1s", interval="200ms", tls=()):
+        """tls: --ca, --cert and --key arguments of etcd-probe."""
         self.lines = []
         self.process = subprocess.Popen(
             ["ip", "netns", "exec", netns, binary, "--prefix", prefix, "--dead-time", dead_time,
-             "--interval", interval, *endpoints],
+             "--interval", interval, *tls, *endpoints],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, start_new_session=True)
         os.set_blocking(self.process.stdout.fileno(), False)
 
