@@ -63,9 +63,11 @@ std::optional<KeyValue> key_value(const json& kv) {
         out.value = std::move(*value);
     }
     auto lease = int_field(kv, "lease");
+    auto created = int_field(kv, "create_revision");
     auto mod = int_field(kv, "mod_revision");
-    if (!lease || !mod) return std::nullopt;
+    if (!lease || !created || !mod) return std::nullopt;
     out.lease = *lease;
+    out.create_revision = *created;
     out.mod_revision = *mod;
     return out;
 }

@@ -71,6 +71,7 @@ struct KeyValue {
     std::string key;
     std::string value;
     std::int64_t lease = 0;
+    std::int64_t create_revision = 0;  // the revision that created the key: it orders claims
     std::int64_t mod_revision = 0;
 };
 struct ClaimOutcome {

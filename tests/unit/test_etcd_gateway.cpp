@@ -116,6 +116,7 @@ TEST(EtcdGateway, DecodesAClaimWonAndAClaimHeldByAnother) {
     EXPECT_EQ(held.value->existing->key, "/freeha/c1/groups/default/holder");
     EXPECT_EQ(held.value->existing->value, "node1");
     EXPECT_EQ(held.value->existing->lease, 2324035808927105543);
+    EXPECT_EQ(held.value->existing->create_revision, 2);
 
     auto vanished = decode_claim(std::string("{") + kHeader + R"(,"responses":[{"response_range":{"header":{}}}]})");
     ASSERT_TRUE(vanished) << vanished.error;
