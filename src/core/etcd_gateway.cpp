@@ -125,9 +125,10 @@ std::string claim_body(std::string_view key, std::string_view value, std::int64_
         .dump();
 }
 
-std::string release_body(std::string_view key, std::int64_t lease) {
+std::string release_body(std::string_view key, std::int64_t lease, std::int64_t create_revision) {
     const std::string k = base64(key);
-    return json{{"compare", json::array({{{"key", k}, {"target", "LEASE"}, {"lease", number(lease)}}})},
+    return json{{"compare", json::array({{{"key", k}, {"target", "LEASE"}, {"lease", number(lease)}},
+                                         {{"key", k}, {"target", "CREATE"}, {"create_revision", number(create_revision)}}})},
                 {"success", json::array({{{"request_delete_range", {{"key", k}}}}})}}
         .dump();
 }
@@ -156,16 +157,18 @@ Decoded<Grant> decode_grant(std::string_view body) {
     return Decoded<Grant>{Grant{*id, *ttl}, {}};
 }
 
-Decoded<std::int64_t> decode_keepalive(std::string_view body) {
+Decoded<KeepAlive> decode_keepalive(std::string_view body) {
     auto j = parse(body);
-    if (!j) return Decoded<std::int64_t>::fail(j.error, j.code);
+    if (!j) return Decoded<KeepAlive>::fail(j.error, j.code);
     // A keepalive is a stream: each message is wrapped in "result".
     auto result = j.value->find("result");
     if (result == j.value->end() || !result->is_object())
-        return Decoded<std::int64_t>::fail("keepalive reply lacks a result");
+        return Decoded<KeepAlive>::fail("keepalive reply lacks a result");
+    auto id = int_field(*result, "ID");
     auto ttl = int_field(*result, "TTL");
-    if (!ttl || *ttl < 0) return Decoded<std::int64_t>::fail("keepalive reply has a malformed TTL");
-    return Decoded<std::int64_t>{*ttl, {}};
+    if (!id) return Decoded<KeepAlive>::fail("keepalive reply has a malformed ID");
+    if (!ttl || *ttl < 0) return Decoded<KeepAlive>::fail("keepalive reply has a malformed TTL");
+    return Decoded<KeepAlive>{KeepAlive{*id, *ttl}, {}};
 }
 
 Decoded<ClaimOutcome> decode_claim(std::string_view body) {

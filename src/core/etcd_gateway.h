@@ -52,8 +52,9 @@ std::string grant_body(std::int64_t ttl_seconds);
 std::string keepalive_body(std::int64_t lease);
 // Puts `key` = `value` attached to `lease` only if `key` does not exist; else reads it.
 std::string claim_body(std::string_view key, std::string_view value, std::int64_t lease);
-// Deletes `key` only if it is still attached to `lease` (this node's claim, not a successor's).
-std::string release_body(std::string_view key, std::int64_t lease);
+// Deletes `key` only if it is still attached to `lease` and was created at
+// `create_revision` (this node's claim, not a successor's nor a later one of its own).
+std::string release_body(std::string_view key, std::int64_t lease, std::int64_t create_revision);
 std::string revoke_body(std::int64_t lease);
 std::string range_body(std::string_view prefix);
 std::string watch_body(std::string_view prefix, std::int64_t start_revision);
@@ -64,8 +65,11 @@ struct Grant {
     std::int64_t ttl_seconds = 0;  // as etcd granted it: never below its minimum TTL
 };
 Decoded<Grant> decode_grant(std::string_view body);
-// The TTL the lease has again; 0 when etcd no longer knows the lease.
-Decoded<std::int64_t> decode_keepalive(std::string_view body);
+struct KeepAlive {
+    std::int64_t lease = 0;        // the lease renewed
+    std::int64_t ttl_seconds = 0;  // the TTL it has again; 0 when etcd no longer knows the lease
+};
+Decoded<KeepAlive> decode_keepalive(std::string_view body);
 
 struct KeyValue {
     std::string key;

@@ -33,8 +33,18 @@ bool Session::holds(const std::string& key) const {
 }
 
 bool Session::pending(Call call, const std::string& key) const {
-    return std::any_of(pending_.begin(), pending_.end(),
-                       [&](const auto& p) { return p.second.call == call && p.second.key == key; });
+    const std::int64_t lease = lease_ ? lease_->id : 0;
+    return std::any_of(pending_.begin(), pending_.end(), [&](const auto& p) {
+        return p.second.call == call && p.second.key == key && (call != Call::KeepAlive || p.second.lease == lease);
+    });
+}
+
+bool Session::claims_waiting() const {
+    return std::any_of(claims_.begin(), claims_.end(), [&](const auto& c) {
+        return c.second.state == ClaimState::Wanted ||
+               (c.second.state == ClaimState::Releasing && !pending(Call::Release, c.first) &&
+                !pending(Call::Claim, c.first));
+    });
 }
 
 Usec Session::renewal_period() const {
@@ -65,7 +75,13 @@ void Session::act(Usec now, Step& out) {
             claim.state = ClaimState::Claiming;
             send(Call::Claim, claim_body(key, claim.value, lease_->id), key, now, out);
         } else if (claim.state == ClaimState::Releasing && !pending(Call::Release, key) && !pending(Call::Claim, key)) {
-            send(Call::Release, release_body(key, lease_->id), key, now, out);
+            // A release needs the key's creation: unknown (the claim's answer
+            // was lost), the claim is made again to learn it (if it creates
+            // the key, the release deletes it).
+            if (claim.create_revision == 0)
+                send(Call::Claim, claim_body(key, claim.value, lease_->id), key, now, out);
+            else
+                send(Call::Release, release_body(key, lease_->id, claim.create_revision), key, now, out);
         }
     }
 }
@@ -80,6 +96,9 @@ void Session::fail(const Pending& pending, const std::string& why, Usec now, Ste
         auto it = claims_.find(pending.key);
         if (it != claims_.end() && it->second.state == ClaimState::Claiming) it->second.state = ClaimState::Wanted;
     }
+    // Calls sent together to one endpoint fail together: the endpoint is
+    // left once, and a call that failed where the session no longer is moves nothing.
+    if (pending.endpoint != endpoint_) return;
     if (settings_.endpoint_count > 1) {
         endpoint_ = (endpoint_ + 1) % settings_.endpoint_count;
         ++counters_.endpoint_switches;
@@ -131,14 +150,18 @@ Step Session::on_reply(std::uint64_t request, std::string_view body, Usec now) {
             fail(p, renewed.error, now, out);
             break;
         }
+        if (renewed.value->lease != 0 && renewed.value->lease != p.lease) {
+            fail(p, "keepalive answered for lease " + std::to_string(renewed.value->lease), now, out);
+            break;
+        }
         failures_in_row_ = 0;
         if (!current_lease) break;
-        if (*renewed.value == 0) {
+        if (renewed.value->ttl_seconds == 0) {
             lose_lease("etcd no longer knows lease " + std::to_string(p.lease), out);
             break;
         }
         // Only later: an answer to an earlier keepalive never shortens the lease.
-        lease_->until = std::max(lease_->until, promise_grant(p.sent_at, ttl(*renewed.value)));
+        lease_->until = std::max(lease_->until, promise_grant(p.sent_at, ttl(renewed.value->ttl_seconds)));
         lease_->renewed_from = std::max(lease_->renewed_from, p.sent_at);
         break;
     }
@@ -157,10 +180,19 @@ Step Session::on_reply(std::uint64_t request, std::string_view body, Usec now) {
         if (!current_lease || claim == claims_.end()) break;
         const auto& existing = outcome.value->existing;
         const bool ours = outcome.value->created || (existing && existing->lease == p.lease);
+        if (ours) {
+            claim->second.create_revision =
+                outcome.value->created ? outcome.value->revision : existing->create_revision;
+        }
         if (claim->second.state == ClaimState::Releasing) {
             if (!ours) {
-                claims_.erase(claim);
-                out.events.push_back(Event{EventKind::Released, p.key, {}});
+                // Nothing of ours to delete.
+                if (claim->second.reclaim) {
+                    claim->second = Claim{claim->second.value, ClaimState::Wanted};
+                } else {
+                    claims_.erase(claim);
+                    out.events.push_back(Event{EventKind::Released, p.key, {}});
+                }
             }
             break;  // ours: act() deletes it below
         }
@@ -182,10 +214,15 @@ Step Session::on_reply(std::uint64_t request, std::string_view body, Usec now) {
             break;
         }
         failures_in_row_ = 0;
+        // Deleted or not (gone already), the key is no longer this node's.
         auto claim = claims_.find(p.key);
         if (claim != claims_.end() && claim->second.state == ClaimState::Releasing) {
-            claims_.erase(claim);
-            out.events.push_back(Event{EventKind::Released, p.key, {}});
+            if (claim->second.reclaim) {
+                claim->second = Claim{claim->second.value, ClaimState::Wanted};
+            } else {
+                claims_.erase(claim);
+                out.events.push_back(Event{EventKind::Released, p.key, {}});
+            }
         }
         break;
     }
@@ -217,6 +254,7 @@ Step Session::on_timer(Usec now) {
             continue;
         }
         const Pending p = it->second;
+        out.cancel.push_back(it->first);
         it = pending_.erase(it);
         if (p.call != Call::Revoke) fail(p, "no answer in " + format_timespan(settings_.call_timeout), now, out);
     }
@@ -234,6 +272,7 @@ std::optional<Usec> Session::next_wakeup() const {
     if (lease_) {
         earliest(lease_->until);
         if (!pending(Call::KeepAlive)) earliest(std::max(retry_at_, lease_->renewed_from + renewal_period()));
+        if (claims_waiting()) earliest(retry_at_);
     } else if (!pending(Call::Grant)) {
         earliest(retry_at_);
     }
@@ -243,7 +282,7 @@ std::optional<Usec> Session::next_wakeup() const {
 Step Session::claim(const std::string& key, const std::string& value, Usec now) {
     Step out;
     auto [it, added] = claims_.try_emplace(key, Claim{value, ClaimState::Wanted});
-    if (!added && it->second.state == ClaimState::Releasing) it->second.state = ClaimState::Wanted;
+    if (!added && it->second.state == ClaimState::Releasing) it->second.reclaim = true;
     act(now, out);
     return out;
 }
@@ -258,6 +297,7 @@ Step Session::release(const std::string& key, Usec now) {
         return out;
     }
     it->second.state = ClaimState::Releasing;
+    it->second.reclaim = false;
     act(now, out);
     return out;
 }

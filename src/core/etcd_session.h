@@ -70,6 +70,7 @@ struct Event {
 
 struct Step {
     std::vector<Request> requests;  // to send now, in order
+    std::vector<std::uint64_t> cancel;  // calls given up (timed out): their transfers can end
     std::vector<Event> events;
 };
 
@@ -125,18 +126,25 @@ private:
         Usec sent_at;
         Usec deadline;
     };
+    // A key is released only with the revision that created it (a release
+    // that etcd applies late cannot delete the key claimed again since), and
+    // claimed again only once its release has been answered.
     enum class ClaimState { Wanted, Claiming, Held, Releasing };
     struct Claim {
         std::string value;
         ClaimState state;
+        std::int64_t create_revision = 0;  // 0: not known (the claim's answer has not come)
+        bool reclaim = false;              // Releasing: claim it again once the release is answered
     };
 
     void send(Call call, std::string body, const std::string& key, Usec now, Step& out);
     // Counts a failed call and moves to the next endpoint (backing off after a round); act() retries.
     void fail(const Pending& pending, const std::string& why, Usec now, Step& out);
     void lose_lease(const std::string& why, Step& out);
-    // Whether a call of `call` is outstanding (for `key`).
+    // Whether a call of `call` is outstanding (for `key`); a keepalive: for the current lease.
     bool pending(Call call, const std::string& key = {}) const;
+    // Whether a claim waits to be sent (or its release to be sent again).
+    bool claims_waiting() const;
     // How often the lease is renewed: every interval while this node claims
     // or holds a key, else a third of the TTL.
     Usec renewal_period() const;

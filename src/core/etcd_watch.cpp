@@ -26,7 +26,8 @@ void Watch::send(Call call, Usec now, WatchStep& out) {
     call_ = id;
     call_kind_ = call;
     watch_live_ = false;
-    range_deadline_ = call == Call::Range ? std::optional<Usec>(now + call_timeout_) : std::nullopt;
+    // A range must answer, and a watch say it was created, within the call timeout.
+    deadline_ = now + call_timeout_;
     out.requests.push_back(
         Request{id, call, endpoint_, call == Call::Range ? range_body(prefix_) : watch_body(prefix_, revision_ + 1)});
 }
@@ -42,7 +43,7 @@ void Watch::failed(const std::string& why, Usec now, WatchStep& out) {
                            std::to_string(endpoint_ + 1) + ": " + why);
     call_.reset();
     call_kind_.reset();
-    range_deadline_.reset();
+    deadline_.reset();
     watch_live_ = false;
     endpoint_ = (endpoint_ + 1) % endpoint_count_;
     if (++failures_in_row_ >= endpoint_count_) {
@@ -62,7 +63,7 @@ WatchStep Watch::on_reply(std::uint64_t request, std::string_view body, Usec now
         return out;
     }
     call_.reset();
-    range_deadline_.reset();
+    deadline_.reset();
     failures_in_row_ = 0;
     // Every key that differs from the view changed: those gone, and those new or rewritten.
     std::map<std::string, KeyValue> fresh;
@@ -93,6 +94,7 @@ WatchStep Watch::on_line(std::uint64_t request, std::string_view line, Usec now)
         // Changes after revision_ are gone from etcd's history: read everything again.
         out.cancel.push_back(request);
         call_.reset();
+        deadline_.reset();
         watch_live_ = false;
         revision_ = 0;
         act(now, out);
@@ -101,7 +103,12 @@ WatchStep Watch::on_line(std::uint64_t request, std::string_view line, Usec now)
     if (batch.value->created) {
         watch_live_ = true;
         failures_in_row_ = 0;
+        deadline_.reset();
+        return out;  // its header names the store's revision, not what this watch has delivered
     }
+    // How far the watch has got: its events' revisions, or a progress
+    // notice's header (no events: everything up to it was delivered).
+    if (batch.value->events.empty()) revision_ = std::max(revision_, batch.value->revision);
     for (auto& e : batch.value->events) {
         revision_ = std::max(revision_, e.kv.mod_revision);
         out.changed.push_back(e.kv.key);
@@ -110,7 +117,6 @@ WatchStep Watch::on_line(std::uint64_t request, std::string_view line, Usec now)
         else
             view_[e.kv.key] = std::move(e.kv);
     }
-    revision_ = std::max(revision_, batch.value->revision);
     return out;
 }
 
@@ -124,7 +130,7 @@ WatchStep Watch::on_failure(std::uint64_t request, const std::string& why, Usec 
 
 WatchStep Watch::on_timer(Usec now) {
     WatchStep out;
-    if (call_ && range_deadline_ && now >= *range_deadline_) {
+    if (call_ && deadline_ && now >= *deadline_) {
         out.cancel.push_back(*call_);
         failed("no answer in " + format_timespan(call_timeout_), now, out);
     }
@@ -134,7 +140,7 @@ WatchStep Watch::on_timer(Usec now) {
 
 std::optional<Usec> Watch::next_wakeup() const {
     if (!started_) return std::nullopt;
-    if (call_) return range_deadline_;
+    if (call_) return deadline_;
     return retry_at_;
 }
 
@@ -145,7 +151,7 @@ WatchStep Watch::follow(std::size_t endpoint, Usec now) {
     if (call_) out.cancel.push_back(*call_);
     call_.reset();
     call_kind_.reset();
-    range_deadline_.reset();
+    deadline_.reset();
     watch_live_ = false;
     retry_at_ = Usec();
     act(now, out);

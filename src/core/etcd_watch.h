@@ -5,7 +5,12 @@
 // the two. A watch that ends or fails is made again from the revision after
 // the last one seen, on the next endpoint (backing off after a round, as the
 // session does); one whose start revision etcd compacted away starts over
-// with a range. A line that cannot be decoded ends the watch the same way.
+// with a range. A line that cannot be decoded ends the watch the same way, as
+// does a range not answered, or a watch not created, within the call timeout.
+// How far the watch got is taken from its events' revisions (and from
+// progress notices), never from the header of its first message: that names
+// the store's revision, and a watch that broke before its catch-up events
+// came must be made again from before them.
 #pragma once
 
 #include <cstddef>
@@ -63,7 +68,7 @@ private:
     std::int64_t revision_ = 0;  // 0: not read yet (or compacted: read again)
     std::optional<std::uint64_t> call_;  // the range or watch in flight
     std::optional<Call> call_kind_;
-    std::optional<Usec> range_deadline_;
+    std::optional<Usec> deadline_;  // the range's answer, or the watch's "created", is due by then
     bool watch_live_ = false;  // the watch said it was created
     std::uint64_t next_request_ = 1;
     std::size_t endpoint_ = 0;

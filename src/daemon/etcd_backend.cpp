@@ -66,10 +66,12 @@ void EtcdBackend::revoke() { run(session_.revoke(now())); }
 void EtcdBackend::post(const etcd::Request& r) {
     // A watch streams until it fails or is replaced; every other call has the session's timeout.
     client_->post(r.id, r.endpoint, etcd::path(r.call), r.body,
-                  r.call == etcd::Call::Watch ? Usec() : settings_.session.call_timeout);
+                  r.call == etcd::Call::Watch ? EtcdClient::Kind::Stream : EtcdClient::Kind::Call,
+                  settings_.session.call_timeout);
 }
 
 void EtcdBackend::run(etcd::Step step) {
+    for (std::uint64_t id : step.cancel) client_->cancel(id);
     for (const auto& r : step.requests) post(r);
     if (!step.events.empty()) listener_(step.events, {}, {});
     // Where the session goes after a failure, the watch follows: an endpoint
@@ -108,8 +110,9 @@ void EtcdBackend::arm() {
         sd_event_source_set_enabled(timer_.get(), SD_EVENT_OFF);
         return;
     }
-    sd_event_source_set_time(timer_.get(), at->count());
-    sd_event_source_set_enabled(timer_.get(), SD_EVENT_ONESHOT);
+    // (Setting the time fails only on a loop that is going away.)
+    if (sd_event_source_set_time(timer_.get(), at->count()) >= 0)
+        sd_event_source_set_enabled(timer_.get(), SD_EVENT_ONESHOT);
 }
 
 int EtcdBackend::on_timer(sd_event_source*, std::uint64_t, void* userdata) {

@@ -3,7 +3,8 @@
 // The step machines (core/etcd_session.h, core/etcd_watch.h) decide every
 // call; this runs them: it posts their requests, feeds them the answers,
 // lines and failures, arms one timer for their next wake-up, and keeps the
-// watch on the endpoint the session uses (the one that answers).
+// watch on the endpoint the session uses (the one that answers). The listener
+// runs from the loop and must not destroy the backend.
 #pragma once
 
 #include <functional>

@@ -1,5 +1,6 @@
 #include "daemon/etcd_client.h"
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 #include <utility>
@@ -14,6 +15,11 @@ namespace {
 
 // An answer larger than this is no answer of etcd's to freehad's calls.
 constexpr std::size_t kMaxBody = 4 * 1024 * 1024;
+// A stream's connect, and how soon TCP keepalives start probing a quiet one
+// (Linux then gives up after 9 unanswered probes: about 11 s in all).
+constexpr long kStreamConnectTimeoutMs = 2000;
+constexpr long kStreamKeepaliveIdleSec = 2;
+constexpr long kStreamKeepaliveIntervalSec = 1;
 
 std::once_flag curl_initialized;
 
@@ -69,6 +75,14 @@ std::unique_ptr<EtcdClient> EtcdClient::create(sd_event* event, std::vector<std:
     sd_event_source_set_enabled(timer, SD_EVENT_OFF);
     // etcd's answers renew the holder's lease: right after the heartbeat sockets.
     sd_event_source_set_priority(timer, kHeartbeatSocketPriority);
+    sd_event_source* deferred = nullptr;
+    r = sd_event_add_defer(event, &deferred, &EtcdClient::on_deferred, client.get());
+    if (r < 0) {
+        *error = "cannot add the etcd client's deferred source: " + std::string(strerror(-r));
+        return nullptr;
+    }
+    client->deferred_.reset(deferred);
+    sd_event_source_set_enabled(deferred, SD_EVENT_OFF);
     return client;
 }
 
@@ -85,11 +99,12 @@ EtcdClient::~EtcdClient() {
     sockets_.clear();
 }
 
-void EtcdClient::post(std::uint64_t id, std::size_t endpoint, std::string_view path, std::string body, Usec timeout) {
+void EtcdClient::post(std::uint64_t id, std::size_t endpoint, std::string_view path, std::string body, Kind kind,
+                      Usec timeout) {
     auto transfer = std::make_unique<Transfer>();
     transfer->client = this;
     transfer->id = id;
-    transfer->streaming = timeout == Usec();
+    transfer->streaming = kind == Kind::Stream;
     CURL* easy = curl_easy_init();
     if (easy == nullptr) {
         fail_soon(id, "curl_easy_init failed");
@@ -98,6 +113,9 @@ void EtcdClient::post(std::uint64_t id, std::size_t endpoint, std::string_view p
     transfer->easy = easy;
     const std::string url = endpoints_.at(endpoint) + std::string(path);
     transfer->headers = curl_slist_append(nullptr, "Content-Type: application/json");
+    // gRPC's "require leader": a member cut off from its cluster refuses
+    // calls and ends watches at once, instead of answering from stale state.
+    transfer->headers = curl_slist_append(transfer->headers, "Grpc-Metadata-hasleader: true");
     curl_easy_setopt(easy, CURLOPT_URL, url.c_str());
     curl_easy_setopt(easy, CURLOPT_HTTPHEADER, transfer->headers);
     curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
@@ -108,10 +126,17 @@ void EtcdClient::post(std::uint64_t id, std::size_t endpoint, std::string_view p
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, transfer->error);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https");
-    if (!transfer->streaming) curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(timeout.count() / 1000));
-    // A dead endpoint is found out within the call's timeout; a watch's connect within 2 s.
-    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
-                     static_cast<long>(transfer->streaming ? 2000 : timeout.count() / 1000));
+    // Milliseconds, rounded up: 0 would mean no timeout at all to curl.
+    const long timeout_ms = static_cast<long>(std::max<std::uint64_t>(1, (timeout.count() + 999) / 1000));
+    if (transfer->streaming) {
+        curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, kStreamConnectTimeoutMs);
+        curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
+        curl_easy_setopt(easy, CURLOPT_TCP_KEEPIDLE, kStreamKeepaliveIdleSec);
+        curl_easy_setopt(easy, CURLOPT_TCP_KEEPINTVL, kStreamKeepaliveIntervalSec);
+    } else {
+        curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms);
+        curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+    }
     if (!tls_.ca_file.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, tls_.ca_file.c_str());
     if (!tls_.cert_file.empty()) curl_easy_setopt(easy, CURLOPT_SSLCERT, tls_.cert_file.c_str());
     if (!tls_.key_file.empty()) curl_easy_setopt(easy, CURLOPT_SSLKEY, tls_.key_file.c_str());
@@ -125,7 +150,13 @@ void EtcdClient::post(std::uint64_t id, std::size_t endpoint, std::string_view p
 
 void EtcdClient::fail_soon(std::uint64_t id, std::string why) {
     failed_.emplace_back(id, std::move(why));
-    on_timer_change(multi_, 0, this);  // collect() runs from the loop
+    sd_event_source_set_enabled(deferred_.get(), SD_EVENT_ONESHOT);
+}
+
+int EtcdClient::on_deferred(sd_event_source*, void* userdata) {
+    auto* self = static_cast<EtcdClient*>(userdata);
+    for (auto failed = std::exchange(self->failed_, {}); const auto& [id, why] : failed) self->done_(id, false, why);
+    return 0;
 }
 
 void EtcdClient::cancel(std::uint64_t id) { transfers_.erase(id); }
@@ -153,7 +184,7 @@ int EtcdClient::on_timer_change(CURLM*, long timeout_ms, void* userp) {
     if (timeout_ms < 0) return sd_event_source_set_enabled(self->timer_.get(), SD_EVENT_OFF) < 0 ? -1 : 0;
     std::uint64_t now = 0;
     sd_event_now(self->event_, CLOCK_MONOTONIC, &now);
-    sd_event_source_set_time(self->timer_.get(), now + static_cast<std::uint64_t>(timeout_ms) * 1000);
+    if (sd_event_source_set_time(self->timer_.get(), now + static_cast<std::uint64_t>(timeout_ms) * 1000) < 0) return -1;
     return sd_event_source_set_enabled(self->timer_.get(), SD_EVENT_ONESHOT) < 0 ? -1 : 0;
 }
 
@@ -196,7 +227,6 @@ void EtcdClient::act(int fd, int flags) {
 }
 
 void EtcdClient::collect() {
-    for (auto failed = std::exchange(failed_, {}); const auto& [id, why] : failed) done_(id, false, why);
     // A stream's lines first: its end, if it ended, comes after them.
     std::vector<std::uint64_t> with_lines;
     for (const auto& [id, t] : transfers_)

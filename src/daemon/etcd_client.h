@@ -48,11 +48,18 @@ public:
     EtcdClient& operator=(const EtcdClient&) = delete;
 
     // POSTs `body` to endpoints[endpoint] + path; `done` is called once, from
-    // the loop (never from within post()), at the latest `timeout` later.
-    // timeout 0: none (a watch, which ends only when it fails or is cancelled).
-    void post(std::uint64_t id, std::size_t endpoint, std::string_view path, std::string body, Usec timeout);
+    // the loop (never from within post()), at the latest `timeout` later
+    // (rounded up to a millisecond). Every call asks etcd to refuse it (or,
+    // a stream, to end it) while the member has no leader. A stream (a
+    // watch) has no timeout: its lines go to `line` until it fails, ends or
+    // is cancelled; TCP keepalives find a peer that vanished.
+    enum class Kind { Call, Stream };
+    void post(std::uint64_t id, std::size_t endpoint, std::string_view path, std::string body, Kind kind,
+              Usec timeout);
     // Ends a call without calling `done`.
     void cancel(std::uint64_t id);
+    // `done` and `line` run from the loop, never from inside curl; they may
+    // post and cancel calls, but must not destroy the client.
     std::size_t endpoint_count() const { return endpoints_.size(); }
 
 private:
@@ -63,6 +70,7 @@ private:
     static int on_timer_change(CURLM* multi, long timeout_ms, void* userp);
     static int on_io(sd_event_source* s, int fd, std::uint32_t revents, void* userdata);
     static int on_timer(sd_event_source* s, std::uint64_t usec, void* userdata);
+    static int on_deferred(sd_event_source* s, void* userdata);
     static std::size_t on_data(char* data, std::size_t size, std::size_t count, void* userp);
     void act(int fd, int events);
     // Hands finished transfers to `done`.
@@ -78,6 +86,7 @@ private:
     Line line_;
     CURLM* multi_ = nullptr;
     EventSourcePtr timer_;
+    EventSourcePtr deferred_;  // hands over the calls that could not start (failed_)
     std::map<int, EventSourcePtr> sockets_;
     std::map<std::uint64_t, std::unique_ptr<Transfer>> transfers_;
     std::vector<std::pair<std::uint64_t, std::string>> failed_;

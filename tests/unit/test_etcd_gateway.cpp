@@ -37,9 +37,11 @@ TEST(EtcdGateway, ClaimCreatesOnlyAnAbsentKeyOnTheLease) {
 }
 
 TEST(EtcdGateway, ReleaseDeletesOnlyTheKeyOfItsOwnLease) {
-    json j = json::parse(release_body("/k", 7));
+    json j = json::parse(release_body("/k", 7, 12));
     EXPECT_EQ(j["compare"][0]["target"], "LEASE");
     EXPECT_EQ(j["compare"][0]["lease"], "7");
+    EXPECT_EQ(j["compare"][1]["target"], "CREATE");
+    EXPECT_EQ(j["compare"][1]["create_revision"], "12");
     EXPECT_EQ(j["success"][0]["request_delete_range"]["key"], base64("/k"));
     EXPECT_FALSE(j.contains("failure"));
 }
@@ -92,12 +94,15 @@ TEST(EtcdGateway, RefusesBadGrantsWithOneLine) {
 TEST(EtcdGateway, KeepaliveOfAForgottenLeaseHasNoTtl) {
     auto live = decode_keepalive(std::string(R"({"result":{)") + kHeader + R"(,"ID":"77","TTL":"3"}})");
     ASSERT_TRUE(live) << live.error;
-    EXPECT_EQ(*live.value, 3);
+    EXPECT_EQ(live.value->lease, 77);
+    EXPECT_EQ(live.value->ttl_seconds, 3);
     auto gone = decode_keepalive(std::string(R"({"result":{)") + kHeader + R"(,"ID":"12345"}})");
     ASSERT_TRUE(gone) << gone.error;
-    EXPECT_EQ(*gone.value, 0);
+    EXPECT_EQ(gone.value->lease, 12345);
+    EXPECT_EQ(gone.value->ttl_seconds, 0);
     EXPECT_EQ(decode_keepalive(R"({"ID":"1"})").error, "keepalive reply lacks a result");
     EXPECT_EQ(decode_keepalive(R"({"result":{"TTL":"-1"}})").error, "keepalive reply has a malformed TTL");
+    EXPECT_EQ(decode_keepalive(R"({"result":{"ID":"x"}})").error, "keepalive reply has a malformed ID");
 }
 
 TEST(EtcdGateway, DecodesAClaimWonAndAClaimHeldByAnother) {

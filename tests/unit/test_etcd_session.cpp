@@ -17,14 +17,17 @@ using nlohmann::json;
 std::string grant_reply(std::int64_t id, std::int64_t ttl) {
     return json{{"ID", std::to_string(id)}, {"TTL", std::to_string(ttl)}}.dump();
 }
-std::string keepalive_reply(std::int64_t ttl) {
-    json result = {{"ID", "1"}};
+std::string keepalive_reply(std::int64_t ttl, std::int64_t lease = 7) {
+    json result = {{"ID", std::to_string(lease)}};
     if (ttl != 0) result["TTL"] = std::to_string(ttl);
     return json{{"result", result}}.dump();
 }
 const std::string kCreated = R"({"header":{"revision":"5"},"succeeded":true})";
-std::string held_by(const std::string& key, const std::string& value, std::int64_t lease) {
-    json kv = {{"key", base64(key)}, {"value", base64(value)}, {"lease", std::to_string(lease)}};
+std::string held_by(const std::string& key, const std::string& value, std::int64_t lease, std::int64_t created = 4) {
+    json kv = {{"key", base64(key)},
+               {"value", base64(value)},
+               {"lease", std::to_string(lease)},
+               {"create_revision", std::to_string(created)}};
     return json{{"header", {{"revision", "5"}}}, {"responses", {{{"response_range", {{"kvs", {kv}}}}}}}}.dump();
 }
 const std::string kLeaseNotFound =
@@ -325,6 +328,98 @@ TEST(EtcdSession, AfterLosingTheLeaseItAsksForANewOne) {
     EXPECT_EQ(lost.events[0].detail, "etcd no longer knows lease 7");
     ASSERT_EQ(lost.requests.size(), 1u);
     EXPECT_EQ(lost.requests[0].call, Call::Grant);
+}
+
+// Review of issue 21's first cut: a claim made again while its release is out
+// waits for the release's answer; it is never won on the strength of the key
+// the release is about to delete.
+TEST(EtcdSession, AClaimMadeAgainDuringItsReleaseWaitsForTheReleasesAnswer) {
+    Granted g;
+    Step c = g.s.claim("/k", "n1", 2_s);
+    g.s.on_reply(only(c, Call::Claim).id, R"({"header":{"revision":"12"},"succeeded":true})", 2_s + 1_ms);
+    ASSERT_TRUE(g.s.holds("/k"));
+    Step r = g.s.release("/k", 2_s + 10_ms);
+    const Request release = only(r, Call::Release);
+    json compare = json::parse(release.body)["compare"];
+    EXPECT_EQ(compare[1]["create_revision"], "12");  // the creation the claim's answer named
+    Step again = g.s.claim("/k", "n1", 2_s + 11_ms);
+    for (const auto& q : again.requests) EXPECT_NE(q.call, Call::Claim);
+    EXPECT_FALSE(g.s.holds("/k"));
+    Step done = g.s.on_reply(release.id, kDeleted, 2_s + 20_ms);
+    EXPECT_TRUE(done.events.empty());  // not released: wanted again
+    const Request& claim = only(done, Call::Claim);
+    Step won = g.s.on_reply(claim.id, R"({"header":{"revision":"15"},"succeeded":true})", 2_s + 30_ms);
+    EXPECT_EQ(kinds(won), std::vector<EventKind>{EventKind::ClaimWon});
+    EXPECT_TRUE(g.s.holds("/k"));
+    // Its release names the new creation.
+    Step r2 = g.s.release("/k", 3_s);
+    EXPECT_EQ(json::parse(only(r2, Call::Release).body)["compare"][1]["create_revision"], "15");
+}
+
+TEST(EtcdSession, AReleaseOfAClaimWhoseAnswerWasLostLearnsTheCreationFirst) {
+    Granted g;
+    Step c = g.s.claim("/k", "n1", 2_s);
+    g.s.release("/k", 2_s + 1_ms);
+    Step lost = g.s.on_failure(only(c, Call::Claim).id, "timeout", 2_s + 5_ms);
+    // The claim is made again to learn whether the key is ours, and which creation it is.
+    const Request& probe = only(lost, Call::Claim);
+    Step r = g.s.on_reply(probe.id, held_by("/k", "n1", 7, 12), 2_s + 10_ms);  // ours, created at 12
+    const Request& release = only(r, Call::Release);
+    EXPECT_EQ(json::parse(release.body)["compare"][0]["lease"], "7");
+    EXPECT_EQ(json::parse(release.body)["compare"][1]["create_revision"], "12");
+    EXPECT_EQ(kinds(g.s.on_reply(release.id, kDeleted, 2_s + 20_ms)), std::vector<EventKind>{EventKind::Released});
+}
+
+TEST(EtcdSession, CallsThatFailTogetherLeaveTheirEndpointOnce) {
+    // The keepalive and a claim go out together to endpoint 1 of 2 and time out together.
+    Session s(settings(2));
+    Step st = s.start(1_s);
+    s.on_reply(st.requests.at(0).id, grant_reply(7, 1), 1_s + 10_ms);
+    Step both = s.claim("/k", "n1", 1_s + 400_ms);
+    ASSERT_EQ(both.requests.size(), 2u);
+    for (const auto& r : both.requests) EXPECT_EQ(r.endpoint, 0u);
+    Step t = s.on_timer(1_s + 800_ms);
+    EXPECT_EQ(t.events.size(), 2u);
+    EXPECT_EQ(t.cancel.size(), 2u);
+    EXPECT_EQ(s.endpoint(), 1u);
+    ASSERT_EQ(t.requests.size(), 2u);  // both again, at once, on the other endpoint
+    for (const auto& r : t.requests) EXPECT_EQ(r.endpoint, 1u);
+    EXPECT_EQ(s.counters().endpoint_switches, 1u);
+}
+
+TEST(EtcdSession, AFailedClaimIsRetriedWhenTheBackoffEnds) {
+    Session s(SessionSettings{1, 30_s, 200_ms, 400_ms});
+    Step st = s.start(1_s);
+    s.on_reply(st.requests.at(0).id, grant_reply(7, 30), 1_s + 10_ms);
+    Step c = s.claim("/k", "n1", 2_s);
+    Step f = s.on_failure(only(c, Call::Claim).id, "HTTP 503", 2_s + 1_ms);
+    EXPECT_TRUE(f.requests.empty());
+    EXPECT_EQ(s.next_wakeup(), 2_s + 201_ms);  // not the renewal, ten seconds away
+    only(s.on_timer(2_s + 201_ms), Call::Claim);
+}
+
+TEST(EtcdSession, AKeepaliveAnsweredForAnotherLeaseOrAnEarlierOneRenewsNothing) {
+    Granted g;
+    const Usec end = *g.s.lease_until();
+    Step k = g.s.on_timer(1_s + 333333_us);
+    Step wrong = g.s.on_reply(only(k, Call::KeepAlive).id, keepalive_reply(1, 8), 1_s + 340_ms);
+    EXPECT_EQ(kinds(wrong), std::vector<EventKind>{EventKind::CallFailed});
+    EXPECT_EQ(wrong.events[0].detail, "keepalive on endpoint 1: keepalive answered for lease 8");
+    EXPECT_EQ(*g.s.lease_until(), end);
+
+    // A keepalive of lease 7 still out when etcd says 7 is gone and 9 is granted: its answer
+    // renews nothing, and it does not hold back 9's first keepalive.
+    Granted i;
+    Step k7b = i.s.on_timer(1_s + 333333_us);
+    Step c = i.s.claim("/k", "n1", 1_s + 340_ms);
+    Step gone = i.s.on_reply(only(c, Call::Claim).id, kLeaseNotFound, 1_s + 345_ms);
+    const Request& grant = only(gone, Call::Grant);
+    i.s.on_reply(grant.id, grant_reply(9, 1), 1_s + 350_ms);
+    Step k9 = i.s.on_timer(1_s + 350_ms + 333333_us);
+    EXPECT_EQ(json::parse(only(k9, Call::KeepAlive).body)["ID"], "9");
+    const Usec end9 = *i.s.lease_until();
+    i.s.on_reply(only(k7b, Call::KeepAlive).id, keepalive_reply(1, 7), 1_s + 700_ms);
+    EXPECT_EQ(*i.s.lease_until(), end9);
 }
 
 }  // namespace

@@ -118,5 +118,40 @@ TEST(EtcdWatch, FollowingTheSessionToAnotherEndpointMakesTheWatchThere) {
     EXPECT_TRUE(t.w.on_line(t.watch_id, watch_line(9, {put("/p/z", "z", 9)}), 50_ms).changed.empty());
 }
 
+TEST(EtcdWatch, TheCreatedMessagesRevisionIsNotWhatTheWatchDelivered) {
+    Watch w("/p/", 1, 400_ms, 200_ms);
+    WatchStep s = w.start(0_s);
+    WatchStep r = w.on_reply(s.requests.at(0).id, range_reply(4, {}), 10_ms);
+    const std::uint64_t watch = r.requests.at(0).id;
+    // Created while the store is at 9: revisions 5-9 are still to come.
+    w.on_line(watch, watch_line(9, {}, true), 20_ms);
+    EXPECT_EQ(w.revision(), 4);
+    w.on_line(watch, watch_line(9, {put("/p/a", "1", 6)}), 30_ms);
+    EXPECT_EQ(w.revision(), 6);
+    WatchStep again = w.on_failure(watch, "stream ended (HTTP 200)", 40_ms);
+    WatchStep later = w.on_timer(240_ms);
+    EXPECT_EQ(json::parse(later.requests.at(0).body)["create_request"]["start_revision"], "7");
+    // A progress notice (no events) says everything up to its revision was delivered.
+    w.on_line(later.requests[0].id, watch_line(9, {}, true), 250_ms);
+    w.on_line(later.requests[0].id, watch_line(11, {}), 260_ms);
+    EXPECT_EQ(w.revision(), 11);
+    (void)again;
+}
+
+TEST(EtcdWatch, AWatchNotCreatedInTimeIsMadeAgain) {
+    Watch w("/p/", 2, 400_ms, 200_ms);
+    WatchStep s = w.start(0_s);
+    WatchStep r = w.on_reply(s.requests.at(0).id, range_reply(4, {}), 10_ms);
+    EXPECT_EQ(w.next_wakeup(), 410_ms);
+    WatchStep late = w.on_timer(410_ms);
+    EXPECT_EQ(late.cancel, std::vector<std::uint64_t>{r.requests.at(0).id});
+    EXPECT_EQ(late.failures, std::vector<std::string>{"watch on endpoint 1: no answer in 400ms"});
+    ASSERT_EQ(late.requests.size(), 1u);
+    EXPECT_EQ(late.requests[0].endpoint, 1u);
+    // Once created, a quiet watch has no deadline.
+    w.on_line(late.requests[0].id, watch_line(4, {}, true), 420_ms);
+    EXPECT_FALSE(w.next_wakeup());
+}
+
 }  // namespace
 }  // namespace freeha::etcd
