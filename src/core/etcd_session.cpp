@@ -89,8 +89,8 @@ void Session::act(Usec now, Step& out) {
 void Session::fail(const Pending& pending, const std::string& why, Usec now, Step& out) {
     ++counters_.failures;
     out.events.push_back(Event{EventKind::CallFailed, pending.key,
-                               std::string(to_string(pending.call)) + " on endpoint " + std::to_string(pending.endpoint + 1) +
-                                   ": " + why});
+                               std::string(to_string(pending.call)) + " on endpoint " +
+                                   std::to_string(pending.endpoint + 1) + ": " + why});
     // A failed claim is made again (finding the key on this lease means it was created).
     if (pending.call == Call::Claim) {
         auto it = claims_.find(pending.key);

@@ -1,4 +1,4 @@
-// What etcd holds under the cluster's prefix, kept current by a watch, as a pure step machine: calls out; replies, lines, ends in.
+// What etcd holds under the cluster's prefix, kept current by a watch: a pure step machine, calls out, answers in.
 //
 // It reads the prefix once (a range: the keys and the store's revision),
 // then watches it from the next revision, so that no change falls between

@@ -2,7 +2,6 @@
 
 #include <cstring>
 
-#include "daemon/udp_channel.h"
 
 namespace freeha {
 
@@ -21,17 +20,10 @@ std::unique_ptr<EtcdBackend> EtcdBackend::create(sd_event* event, EtcdBackendSet
         [self = b.get()](std::uint64_t id, bool answered, const std::string& text) { self->on_done(id, answered, text); },
         [self = b.get()](std::uint64_t id, const std::string& line) { self->on_line(id, line); }, error);
     if (!b->client_) return nullptr;
-    sd_event_source* timer = nullptr;
-    int r = sd_event_add_time(event, &timer, CLOCK_MONOTONIC, UINT64_MAX, kEtcdTimerAccuracy.count(),
-                              &EtcdBackend::on_timer, b.get());
-    if (r < 0) {
+    if (int r = add_etcd_timer(event, &EtcdBackend::on_timer, b.get(), &b->timer_); r < 0) {
         *error = "cannot add the etcd timer: " + std::string(strerror(-r));
         return nullptr;
     }
-    b->timer_.reset(timer);
-    sd_event_source_set_enabled(timer, SD_EVENT_OFF);
-    // The session's deadlines renew the holder's lease: as urgent as the heartbeat sockets.
-    sd_event_source_set_priority(timer, kHeartbeatSocketPriority);
     return b;
 }
 

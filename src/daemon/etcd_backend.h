@@ -1,4 +1,4 @@
-// The node's link to etcd: its session (lease and claim keys) and its watch of the cluster's prefix, on one client and one timer.
+// The node's link to etcd: its session (lease, claim keys) and its watch of the prefix, on one client and timer.
 //
 // The step machines (core/etcd_session.h, core/etcd_watch.h) decide every
 // call; this runs them: it posts their requests, feeds them the answers,

@@ -25,6 +25,15 @@ std::once_flag curl_initialized;
 
 }  // namespace
 
+int add_etcd_timer(sd_event* event, sd_event_time_handler_t handler, void* userdata, EventSourcePtr* timer) {
+    sd_event_source* s = nullptr;
+    int r = sd_event_add_time(event, &s, CLOCK_MONOTONIC, UINT64_MAX, 1000, handler, userdata);
+    if (r < 0) return r;
+    timer->reset(s);
+    sd_event_source_set_enabled(s, SD_EVENT_OFF);
+    return sd_event_source_set_priority(s, kHeartbeatSocketPriority);
+}
+
 struct EtcdClient::Transfer {
     EtcdClient* client;
     std::uint64_t id;
@@ -64,17 +73,11 @@ std::unique_ptr<EtcdClient> EtcdClient::create(sd_event* event, std::vector<std:
     curl_multi_setopt(client->multi_, CURLMOPT_SOCKETDATA, client.get());
     curl_multi_setopt(client->multi_, CURLMOPT_TIMERFUNCTION, &EtcdClient::on_timer_change);
     curl_multi_setopt(client->multi_, CURLMOPT_TIMERDATA, client.get());
-    sd_event_source* timer = nullptr;
-    int r = sd_event_add_time(event, &timer, CLOCK_MONOTONIC, UINT64_MAX, kEtcdTimerAccuracy.count(),
-                              &EtcdClient::on_timer, client.get());
+    int r = add_etcd_timer(event, &EtcdClient::on_timer, client.get(), &client->timer_);
     if (r < 0) {
         *error = "cannot add the etcd client's timer: " + std::string(strerror(-r));
         return nullptr;
     }
-    client->timer_.reset(timer);
-    sd_event_source_set_enabled(timer, SD_EVENT_OFF);
-    // etcd's answers renew the holder's lease: right after the heartbeat sockets.
-    sd_event_source_set_priority(timer, kHeartbeatSocketPriority);
     sd_event_source* deferred = nullptr;
     r = sd_event_add_defer(event, &deferred, &EtcdClient::on_deferred, client.get());
     if (r < 0) {

@@ -1,4 +1,4 @@
-// etcd's JSON gateway over HTTP(S) from the sd-event loop: libcurl's multi interface, its sockets and timer on sd-event.
+// etcd's JSON gateway over HTTP(S) from the sd-event loop: libcurl's multi interface on sd-event.
 //
 // Nothing here blocks: name resolution, connects, TLS handshakes and
 // transfers all run inside curl's multi handle, whose sockets and one timer
@@ -22,9 +22,11 @@
 
 namespace freeha {
 
-// The etcd timers' accuracy: sd-event's default (250 ms) would let a lease's
-// end pass unnoticed for as long; the core's timer has the same.
-inline constexpr Usec kEtcdTimerAccuracy = Usec(1000);
+// A disarmed timer for etcd's deadlines (the client's, the session's): 1 ms
+// accuracy (sd-event's default, 250 ms, would let a lease's end pass
+// unnoticed for as long), dispatched with the heartbeat sockets, since
+// etcd's answers renew the holder's lease. Negative errno on failure.
+int add_etcd_timer(sd_event* event, sd_event_time_handler_t handler, void* userdata, EventSourcePtr* timer);
 
 struct EtcdTls {
     std::string ca_file;    // empty: the system's CAs

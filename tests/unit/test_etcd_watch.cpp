@@ -1,4 +1,4 @@
-// The watch of the cluster's prefix: read, then watched from the next revision; made again after a failure or a compaction.
+// The watch of the cluster's prefix: read, then watched from the next revision; made again after failures.
 #include "core/etcd_watch.h"
 
 #include <gtest/gtest.h>
