@@ -18,6 +18,7 @@ static_assert(kMaxNodes - 1 + 1 <= wire::kMaxHeard);
 static_assert(kMaxNodes <= wire::kMaxExpectedNodes);
 
 std::string_view to_string(NoQuorumPolicy p) { return kNoQuorumPolicyNames(p); }
+std::string_view to_string(Backend b) { return kBackendNames(b); }
 
 bool quorum_rules_apply(unsigned expected_nodes, NoQuorumPolicy policy) {
     return expected_nodes > 2 && policy == NoQuorumPolicy::Stop;

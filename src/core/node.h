@@ -40,6 +40,14 @@ static_assert(kNoQuorumPolicyCount == static_cast<int>(NoQuorumPolicy::Ignore) +
 inline constexpr EnumNames<NoQuorumPolicy, kNoQuorumPolicyCount> kNoQuorumPolicyNames{"stop", "ignore"};
 std::string_view to_string(NoQuorumPolicy p);
 
+// Where membership, election and leases come from ([Cluster] Backend=): the
+// nodes' own heartbeats and votes, or an etcd cluster's leases and keys.
+enum class Backend { Heartbeat, Etcd };
+inline constexpr int kBackendCount = 2;
+static_assert(kBackendCount == static_cast<int>(Backend::Etcd) + 1);
+inline constexpr EnumNames<Backend, kBackendCount> kBackendNames{"heartbeat", "etcd"};
+std::string_view to_string(Backend b);
+
 // One service group as this node runs it ([Services] is the default group, [Group NAME] the others).
 struct GroupSettings {
     std::string name = "default";
@@ -60,6 +68,7 @@ struct NodeSettings {
     unsigned expected_nodes = 2;
     Role role = Role::Member;
     NoQuorumPolicy no_quorum_policy = NoQuorumPolicy::Stop;
+    Backend backend = Backend::Heartbeat;
     Usec interval = 200 * kUsecPerMsec;
     Usec dead_time = 1 * kUsecPerSec;
     // The longest DeadTime= the previous daemon on this node may have
