@@ -151,11 +151,22 @@ struct GroupRemoved {
     std::string name;
 };
 
+// Backend=etcd: create the group's holder key on this node's etcd lease if
+// it is absent (Node::on_etcd_claim() tells the outcome), or delete it once
+// the group's services have stopped here. By name: indexes move when a group is removed.
+struct EtcdClaim {
+    std::string group;
+};
+struct EtcdRelease {
+    std::string group;
+};
+
 }  // namespace effect
 
 using Effect = std::variant<effect::SendHeartbeat, effect::RunHook, effect::CancelHook, effect::KillServices,
                             effect::StateChanged, effect::PeerStateChanged, effect::Notice, effect::Exit,
-                            effect::SelfFence, effect::MaintenanceChanged, effect::GroupRemoved>;
+                            effect::SelfFence, effect::MaintenanceChanged, effect::GroupRemoved,
+                            effect::EtcdClaim, effect::EtcdRelease>;
 using Effects = std::vector<Effect>;
 
 // Kill first, log after: moves each KillServices and SelfFence ahead of the

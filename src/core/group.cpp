@@ -44,6 +44,12 @@ void Group::set_phase(Phase to, std::string reason, Usec now, Effects& out) {
     }
     if (to != Phase::StoppingFenced && to != Phase::StoppingKilled) fence_deadline_.reset();
     if (to != Phase::StoppingKilled && to != Phase::StoppingCleanup) self_fenced_ = false;
+    // etcd: the group's key goes once nothing of its services runs here, so
+    // that the next node can create it (a switchover, a failure, a stop).
+    if (etcd_key_ != EtcdKey::None && (!holds_services(state_of(to)) || to == Phase::StoppingExit)) {
+        etcd_key_ = EtcdKey::None;
+        out.push_back(effect::EtcdRelease{name()});
+    }
     out.push_back(effect::StateChanged{state_of(from), state_of(to), std::move(reason), cluster_term(), active_node(),
                                        from, to, index_});
     // Peers learn of every change of what they see (the state, and whether a
@@ -176,9 +182,10 @@ void Group::finish_listening(Usec now, Effects& out) {
     // cannot miss the active node and elect itself beside it.
     if (phase_ != Phase::InitialListening || hook_ || now < listen_until_) return;
     unsigned needed = startup_votes_needed(node_.expected_nodes());
-    if (node_.live_votes() >= needed) {
+    // etcd: its keys are the whole picture; without it, nothing starts, however long it takes.
+    if (node_.etcd_ ? node_.quorate_ : node_.live_votes() >= needed) {
         set_phase(Phase::Standby, "start-up complete", now, out);
-    } else if (now >= init_deadline_) {
+    } else if (now >= init_deadline_ && !node_.etcd_) {
         notice(out, effect::Notice{NoticeKind::StartupWaitExpired, node_.settings_.node_name,
                                      "InitDead passed having seen " + std::to_string(node_.live_votes()) + " of " +
                                          std::to_string(needed) + " nodes"});
@@ -214,6 +221,8 @@ void Group::maybe_elect(Usec now, Effects& out) {
     if (peer_backs_other_live_claim()) return;
     if (voter_.live(now) && voter_.claimant() != node_.settings_.node_name) return;
     if (unwatched_holder(now)) return;
+    // etcd: a holder key that exists is never taken (no fail-back), whoever's it is.
+    if (node_.etcd_ && node_.etcd_->holders.contains(name())) return;
     std::vector<Candidate> view;
     view.push_back(Candidate{node_.settings_.node_name, state(), node_.settings_.role, node_.standby_ || !unavailable_.empty(),
                              error_latched_, handover_to_});
@@ -335,7 +344,8 @@ Effects Group::on_services_seen(const std::string& description, Usec now) {
 
 void Group::start(Usec now, bool force_start, Effects& out) {
     init_deadline_ = now + node_.settings_.init_dead;
-    listen_until_ = now + node_.settings_.dead_time;
+    // etcd: its keys say who holds what, once read (quorum waits for that).
+    listen_until_ = node_.etcd_ ? now : now + node_.settings_.dead_time;
     if (node_.settings_.role == Role::Arbitrator) {
         set_phase(Phase::InitialListening, "an arbitrator has no services to probe", now, out);
     } else if (node_.maintenance_.on && !force_start) {
@@ -360,7 +370,10 @@ bool Group::done_for_exit() const {
     return !holding() && !hook_;
 }
 
-void Group::listen_again(Usec now) { listen_until_ = std::max(listen_until_, now + node_.settings_.dead_time); }
+void Group::listen_again(Usec now) {
+    if (node_.etcd_) return;  // its keys say who holds what: nothing to wait for
+    listen_until_ = std::max(listen_until_, now + node_.settings_.dead_time);
+}
 
 void Group::quorum_lost(const std::string& text, Usec now, Effects& out) {
     // A claim that has not started cannot win a majority now: drop it. Running
@@ -383,7 +396,9 @@ void Group::decide(Usec now, Effects& out) {
 void Group::consider_wakeups(Usec now, Usec& next) const {
     auto consider = [&](Usec at) { next = std::min(next, std::max(at, now)); };
     if (next_monitor_ && !hook_ && !node_.maintenance_.on) consider(*next_monitor_);
-    if (phase_ == Phase::InitialListening && !hook_) consider(now < listen_until_ ? listen_until_ : init_deadline_);
+    // (etcd: no InitDead=, start-up waits for etcd's answer, which is an event.)
+    if (phase_ == Phase::InitialListening && !hook_ && (now < listen_until_ || !node_.etcd_))
+        consider(now < listen_until_ ? listen_until_ : init_deadline_);
     if (phase_ == Phase::Standby && now < listen_until_) consider(listen_until_);
     if (handover_until_) consider(*handover_until_);
     if (voter_.live(now)) consider(voter_.promise_until());

@@ -116,6 +116,11 @@ private:
     // this node knows, its grant to our claim, and a renewal of the claim we
     // back (true: our acknowledgement must go out at once).
     bool learn(const wire::Heartbeat& hb, const GroupNews* news, Usec now);
+    // Backend=etcd: asks for the group's holder key (effect::EtcdClaim) with a claim.
+    void claim_etcd_key(Effects& out);
+    // The answer to it: won (the lease binds the claim from now on), or
+    // refused (another node holds the key: a claim not started yet is withdrawn).
+    void etcd_claim_answered(bool won, const std::string& holder, Usec now, Effects& out);
     void record_grant(const wire::Heartbeat& hb, const GroupNews& news, Usec now);
     void check_rivals(Usec now, Effects& out);
     void enforce_lease(Usec now, Effects& out);
@@ -211,6 +216,10 @@ private:
     TermBook terms_;
     Voter voter_;    // what this node promised other claims
     Holder holder_;  // this node's own claim and its lease
+    // Backend=etcd: the group's holder key, as far as this node's claim goes.
+    // It is released (effect::EtcdRelease) as the group stops holding (set_phase()).
+    enum class EtcdKey { None, Claiming, Held };
+    EtcdKey etcd_key_ = EtcdKey::None;
 
     Phase phase_ = Phase::InitialProbe;
     // Whether the lease binds this holder: from the claim on, or, for services

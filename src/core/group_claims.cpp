@@ -8,6 +8,8 @@ namespace freeha {
 
 std::optional<Usec> Group::lease() const {
     if (!holding() || !node_.quorum_rules()) return std::nullopt;
+    // etcd: the node's lease binds the group's key, and etcd deletes the key only with it.
+    if (node_.etcd_) return etcd_key_ == EtcdKey::Held ? node_.etcd_->lease_until : std::nullopt;
     return holder_.lease(quorum_votes_needed(node_.expected_nodes()));
 }
 
@@ -82,7 +84,9 @@ void Group::claim(std::string reason, bool forced, Usec now, Effects& out) {
     // they have one: the operator took responsibility for the start.
     lease_enforced_ = !forced;
     if (!forced && node_.quorum_rules())
-        reason += "; starting the services once a majority backs this claim";
+        reason += node_.etcd_ ? "; starting the services once etcd grants the group's key"
+                              : "; starting the services once a majority backs this claim";
+    claim_etcd_key(out);
     notice(out, effect::Notice{NoticeKind::Takeover, node_.settings_.node_name, reason});
     set_phase(forced ? Phase::StartingHook : Phase::StartingPending, std::move(reason), now, out);
     drive_hooks(now, out);
@@ -96,6 +100,7 @@ void Group::claim_running_services(Usec now, Effects& out) {
     holder_.claim(0, now);
     voter_.release();
     lease_enforced_ = false;
+    claim_etcd_key(out);
     set_phase(Phase::Running, "monitorhasrv at start-up: services already running here", now, out);
     next_monitor_ = now + settings().monitor_interval;
 }
@@ -105,7 +110,29 @@ void Group::maybe_start_claim(Usec now, Effects& out) {
     // Planned moves: wait for a node that still runs (or stops) the services.
     if (peer_runs_services()) return;
     if (node_.quorum_rules() && !lease_allows_start(lease(), now, lease_timings(node_.settings_))) return;
-    set_phase(Phase::StartingHook, "a majority backs this claim", now, out);
+    set_phase(Phase::StartingHook, node_.etcd_ ? "etcd grants the group's key" : "a majority backs this claim", now,
+              out);
+}
+
+void Group::claim_etcd_key(Effects& out) {
+    if (!node_.etcd_) return;
+    if (etcd_key_ == EtcdKey::None) out.push_back(effect::EtcdClaim{name()});
+    if (etcd_key_ != EtcdKey::Held) etcd_key_ = EtcdKey::Claiming;
+}
+
+void Group::etcd_claim_answered(bool won, const std::string& holder, Usec now, Effects& out) {
+    if (etcd_key_ != EtcdKey::Claiming) {
+        // Released meanwhile (set_phase() asked for it): the session deletes
+        // the key once its claim is answered. Nothing of ours to change.
+        return;
+    }
+    if (won) {
+        etcd_key_ = EtcdKey::Held;
+        return;
+    }
+    etcd_key_ = EtcdKey::None;
+    if (phase_ == Phase::StartingPending)
+        stop_services(StopCause::Rival, holder + " holds the group's key in etcd; withdrawing our claim", now, out);
 }
 
 bool Group::peer_runs_services() const {
@@ -132,6 +159,7 @@ bool Group::may_back(Usec now) const {
 }
 
 bool Group::update_backing(Usec now) {
+    if (node_.etcd_) return false;  // etcd grants the leases: no node backs another's claim
     Voter before = voter_;
     bool was_live = voter_.live(now);
     if (!voter_.claimant().empty()) {
@@ -190,7 +218,7 @@ void Group::check_rivals(Usec now, Effects& out) {
             // mode, or forced) beside a majority's holder: as a holder frozen
             // past its lease, kill first (freeha-safety(7)).
             if (node_.quorum_rules() && !lease_enforced_ && !pending) deadline = now;
-        } else if (pending) {
+        } else if (pending && !node_.etcd_) {  // etcd: its key decides between claims
             const std::string& rival = holds_services(g.announced) ? name : g.claimant;
             if (rival.empty() || !claim_outranks(g.term, rival, holder_.term(), node_.settings_.node_name)) continue;
             text = name + (rival == name ? " claims" : " knows of a claim by " + rival) + " with term " +

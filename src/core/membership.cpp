@@ -242,6 +242,13 @@ std::vector<std::string> Membership::expire(Usec now, Usec dead_time) {
     return expired;
 }
 
+bool Membership::time_out(const std::string& name) {
+    auto it = peers_.find(name);
+    if (it == peers_.end() || it->second.timed_out) return false;
+    it->second.timed_out = true;
+    return true;
+}
+
 std::optional<Usec> Membership::next_expiry(Usec dead_time) const {
     std::optional<Usec> next;
     for (const auto& [name, p] : peers_)

@@ -202,6 +202,10 @@ public:
     // Marks peers not heard for dead_time as timed out; returns their names.
     std::vector<std::string> expire(Usec now, Usec dead_time);
 
+    // Marks `name` as timed out now, whenever it was last heard (Backend=etcd:
+    // its member key is gone with its lease); false when it already was, or is unknown.
+    bool time_out(const std::string& name);
+
     // When the next peer would time out, if any peer is reachable.
     std::optional<Usec> next_expiry(Usec dead_time) const;
 

@@ -46,6 +46,10 @@ Node::Node(NodeSettings settings)
       quorate_(live_votes() >= quorum_votes_needed(settings_.expected_nodes)) {
     if (settings_.groups.empty()) settings_.groups.emplace_back();
     for (std::size_t i = 0; i < settings_.groups.size(); ++i) groups_.push_back(std::make_unique<Group>(*this, i));
+    if (settings_.backend == Backend::Etcd) {
+        etcd_.emplace();
+        quorate_ = false;  // until etcd grants a lease and the cluster's keys are read
+    }
 }
 
 void Node::count_expected_nodes() {
@@ -101,12 +105,26 @@ void Node::send_heartbeat(Usec now, Effects& out, bool reply) {
     hb.expected_nodes = settings_.expected_nodes;
     bool previous = hb.version == wire::kPreviousVersion;
     for (const auto& [name, p] : membership_.peers()) {
-        if (!p.reachable()) continue;
+        if (!p.reachable() || etcd_) continue;  // etcd: liveness is the member key, not what a node hears
         hb.heard.push_back(node_id(name));
         if (previous && !p.states_expected) hb.expected_nodes = 0;
     }
     if (previous && !peers_state_claimant_incarnation()) hb.claimant_incarnation.reset();
     if (!previous && !hb.claimant_incarnation) hb.claimant_incarnation = 0;
+    if (etcd_) {
+        // The member record is put only when what it says changes: a put
+        // costs etcd a write to a majority, and liveness is the key's lease.
+        last_sent_ = now;
+        wire::Heartbeat said = hb;
+        said.sequence = 0;
+        said.sent_at = 0;
+        said.flags &= ~wire::kFlagReply;
+        if (etcd_->published == said) {
+            --sequence_;
+            return;
+        }
+        etcd_->published = std::move(said);
+    }
     auto datagram = wire::encode(hb);
     if (!settings_.auth_keys.empty()) settings_.auth_keys.sign(datagram);
     out.push_back(effect::SendHeartbeat{std::move(hb), std::move(datagram)});
@@ -164,11 +182,13 @@ std::vector<std::string> Node::preference(const Group& g) const {
 
 void Node::update_quorum(Usec now, Effects& out) {
     unsigned expected = expected_nodes();
-    bool quorate = live_votes() >= quorum_votes_needed(expected);
+    std::string why_not = etcd_ ? etcd_unquorate_reason(now) : std::string();
+    bool quorate = etcd_ ? why_not.empty() : live_votes() >= quorum_votes_needed(expected);
     if (quorate == quorate_) return;
     quorate_ = quorate;
-    std::string text = std::to_string(live_votes()) + " of " + std::to_string(expected) + " nodes reachable, " +
-                       std::to_string(quorum_votes_needed(expected)) + " needed";
+    std::string text = etcd_ ? (quorate ? "etcd grants this node a lease" : why_not)
+                             : std::to_string(live_votes()) + " of " + std::to_string(expected) +
+                                   " nodes reachable, " + std::to_string(quorum_votes_needed(expected)) + " needed";
     out.push_back(effect::Notice{quorate ? NoticeKind::QuorumGained : NoticeKind::QuorumLost,
                                  settings_.node_name, text});
     // Back from a partition: listen a whole dead time again, as at start-up,
@@ -515,7 +535,8 @@ Effects Node::on_timer(Usec now) {
     Effects out;
     if (!started_ || exited_) return out;
     end_refusals(now, out);
-    for (const auto& name : membership_.expire(now, settings_.dead_time)) {
+    // Backend=etcd: a peer times out when its member key goes (on_etcd_view()).
+    for (const auto& name : etcd_ ? std::vector<std::string>{} : membership_.expire(now, settings_.dead_time)) {
         const Peer& p = membership_.peers().at(name);
         out.push_back(effect::Notice{NoticeKind::PeerTimedOut, name,
                                      "not heard for " + format_timespan(settings_.dead_time) + " (was " +
@@ -531,7 +552,7 @@ Effects Node::on_timer(Usec now) {
 Usec Node::next_heartbeat() const {
     // A holder's heartbeats renew its lease: more often while a renewal is overdue.
     Usec next = last_sent_ + settings_.interval;
-    if (!quorum_rules()) return next;
+    if (!quorum_rules() || etcd_) return next;  // etcd: the link renews the lease, not heartbeats
     for (const auto& g : groups_)
         if (g->holding()) next = std::min(next, next_renewal(last_sent_, g->lease(), lease_timings(settings_)));
     return next;
@@ -541,7 +562,8 @@ std::optional<Usec> Node::next_wakeup(Usec now) const {
     if (!started_ || exited_) return std::nullopt;
     Usec next = next_heartbeat();
     auto consider = [&](Usec at) { next = std::min(next, std::max(at, now)); };
-    if (auto expiry = membership_.next_expiry(settings_.dead_time)) consider(*expiry);
+    if (auto expiry = membership_.next_expiry(settings_.dead_time); expiry && !etcd_) consider(*expiry);
+    if (etcd_ && etcd_->lease_until && now < *etcd_->lease_until) consider(*etcd_->lease_until);  // quorum ends
     for (const auto& g : groups_) g->consider_wakeups(now, next);
     return next;
 }

@@ -20,6 +20,7 @@
 #include "core/auth.h"
 #include "core/claims.h"
 #include "core/effects.h"
+#include "core/etcd_keys.h"
 #include "core/group.h"
 #include "core/history.h"
 #include "core/holder.h"
@@ -197,6 +198,22 @@ public:
     Effects on_services_seen(const std::string& description, Usec now) {
         return on_services_seen(0, description, now);
     }
+    // --- Backend=etcd (node_etcd.cpp): membership, election and leases come
+    // from the node's link to etcd instead of heartbeats and votes. A peer is
+    // live while its member key exists; a group's holder is the node whose
+    // holder key exists; this node is quorate while its etcd lease lasts (on
+    // its own clock) and the cluster's keys have been read; a holder's lease
+    // is its etcd lease while it holds the group's key. Its heartbeats become
+    // its member record, put (effect SendHeartbeat) only when what it says changes.
+    bool etcd_backend() const { return etcd_.has_value(); }
+    // The end of this node's etcd lease on its own clock (etcd::Session::lease_until()),
+    // after every change; nullopt: no lease (none yet, or lost: every key on it is gone).
+    Effects on_etcd_lease(std::optional<Usec> until, Usec now);
+    // The watched keys, after their first read and after every change.
+    Effects on_etcd_view(const etcd::ClusterView& view, Usec now);
+    // The answer to effect::EtcdClaim: won, or refused (`holder` holds the key).
+    Effects on_etcd_claim(const std::string& group, bool won, const std::string& holder, Usec now);
+
     // Takes new timings, expected node count, quorum policy and key at run time;
     // the cluster, node name, role and channel count must not change.
     Effects reconfigure(const NodeSettings& settings, Usec now);
@@ -340,13 +357,21 @@ private:
     // own preference order.
     std::vector<std::string> preference(const Group& g) const;
     void update_quorum(Usec now, Effects& out);
+    // Backend=etcd: why this node is not quorate ("" when it is).
+    std::string etcd_unquorate_reason(Usec now) const;
     void evaluate(Usec now, Effects& out);
     // This node and every peer with a two-way link to it: a peer that does not
     // hear this node cannot be relied on to learn of its claims.
-    unsigned live_votes() const { return membership_.two_way_count(own_id_) + 1; }
+    // (Backend=etcd: every peer whose member key exists.)
+    unsigned live_votes() const {
+        return (etcd_ ? membership_.reachable_count() : membership_.two_way_count(own_id_)) + 1;
+    }
     // Recomputes expected_nodes_ when the configuration or a peer's record changed.
     void count_expected_nodes();
-    bool quorum_rules() const { return quorum_rules_apply(expected_nodes(), settings_.no_quorum_policy); }
+    // Backend=etcd: always (etcd's majority grants the leases).
+    bool quorum_rules() const {
+        return etcd_ || quorum_rules_apply(expected_nodes(), settings_.no_quorum_policy);
+    }
     std::uint16_t own_flags() const;
     // This node's estimate of the wall clock: its incarnation was the wall clock at start.
     std::uint64_t wall_estimate(Usec now) const;
@@ -358,6 +383,18 @@ private:
     ReceiveCounters counters_;
     unsigned expected_nodes_;  // see expected_nodes(); kept, as the hot path reads it often
     std::vector<std::unique_ptr<Group>> groups_;  // as settings_.groups: the default group first
+
+    // Backend=etcd: what the node's link to etcd has told it (engaged only then).
+    struct EtcdLink {
+        std::optional<Usec> lease_until;
+        bool view_read = false;
+        std::optional<std::string> cluster_name;     // the `cluster` key
+        std::map<std::string, std::string> members;  // peer -> its record, as last fed to the membership
+        std::map<std::string, std::string> holders;  // group -> the node whose holder key exists
+        // The record last put, with its sequence and send time cleared: an equal one is not put again.
+        std::optional<wire::Heartbeat> published;
+    };
+    std::optional<EtcdLink> etcd_;
 
     bool started_ = false;
     bool exited_ = false;  // Exit was emitted: nothing more happens

@@ -11,7 +11,9 @@ SimCluster::SimCluster(std::vector<std::string> names, NodeSettings base, std::u
     : base_(std::move(base)),
       rng_(seed),
       trace_(std::getenv("FREEHA_SIM_TRACE") != nullptr),
-      digesting_(std::getenv("FREEHA_SIM_DIGEST") != nullptr) {
+      digesting_(std::getenv("FREEHA_SIM_DIGEST") != nullptr),
+      etcd_layout_(etcd::default_prefix(base_.cluster_name)) {
+    etcd_.keys[etcd_layout_.cluster_key()] = SimEtcd::Key{base_.cluster_name, 0, etcd_.revision++};
     for (auto& n : names) {
         nodes_[n].name = n;
         nodes_[n].settings = base_;
@@ -75,7 +77,12 @@ void SimCluster::start(const std::string& name, bool force_start) {
     n.exit_code.reset();
     n.groups.resize(s.groups.size());
     end_hooks(n);
+    n.etcd = SimEtcdLink{.cut = n.etcd.cut};
     apply(n, n.node->start(now_, force_start));
+    if (etcd_mode()) {
+        std::uint64_t incarnation = n.incarnation;
+        schedule(now_ + kUsecPerMsec, [this, &n, incarnation] { etcd_renew(n, incarnation); });
+    }
 }
 
 void SimCluster::start_all() {
@@ -112,6 +119,15 @@ void SimCluster::command(const std::string& name, Command c) {
     SimNode& n = nodes_.at(name);
     if (c == Command::Leave) n.machine_down = true;
     if (n.alive && !n.paused) apply(n, n.node->on_command(c, now_));
+}
+
+std::string SimCluster::switchover(const std::string& name, const std::string& target, std::size_t group) {
+    SimNode& n = nodes_.at(name);
+    if (!n.alive || n.paused) return "not running";
+    std::string error;
+    Effects effects = n.node->switchover(group, target, now_, &error);
+    apply(n, std::move(effects));
+    return error;
 }
 
 std::string SimCluster::set_maintenance(const std::string& name, bool on) {
@@ -242,7 +258,20 @@ void SimCluster::apply(SimNode& n, Effects effects) {
     }
     for (auto& e : effects) {
         if (auto* hb = std::get_if<effect::SendHeartbeat>(&e)) {
-            deliver(n.name, std::move(hb->datagram));
+            if (!etcd_mode()) {
+                deliver(n.name, std::move(hb->datagram));
+                continue;
+            }
+            n.etcd.record.assign(hb->datagram.begin(), hb->datagram.end());
+            n.etcd.record_due = true;
+            etcd_flush(n);
+        } else if (auto* claim = std::get_if<effect::EtcdClaim>(&e)) {
+            n.etcd.claims.insert(claim->group);
+            etcd_flush(n);
+        } else if (auto* release = std::get_if<effect::EtcdRelease>(&e)) {
+            // A claim not sent yet is forgotten; a key created is deleted.
+            if (n.etcd.claims.erase(release->group) == 0) n.etcd.releases.insert(release->group);
+            etcd_flush(n);
         } else if (auto* run = std::get_if<effect::RunHook>(&e)) {
             HookKind kind = run->kind;
             std::size_t group = run->group;
@@ -297,6 +326,10 @@ void SimCluster::apply(SimNode& n, Effects effects) {
                              static_cast<unsigned long long>(change->term), change->reason.c_str());
             n.history.push_back(*change);
         } else if (auto* exit = std::get_if<effect::Exit>(&e)) {
+            if (etcd_mode() && reaches_etcd(n) && n.etcd.lease != 0) {  // the daemon revokes its lease as it exits
+                etcd_delete_lease(n.etcd.lease);
+                etcd_changed();
+            }
             n.exit_code = exit->code;
             n.alive = false;
             // Services left in maintenance mode run on without freehad (the
@@ -379,6 +412,139 @@ bool SimCluster::services_up_on(const std::vector<std::string>& nodes, std::size
         ++next;
     }
     return next == nodes.end();
+}
+
+// --- Backend=etcd -------------------------------------------------------------
+
+void SimCluster::etcd_renew(SimNode& n, std::uint64_t incarnation) {
+    if (!n.alive || n.incarnation != incarnation) return;
+    if (reaches_etcd(n)) {
+        if (n.etcd.lease != 0 && !etcd_.leases.contains(n.etcd.lease)) {  // the keepalive finds it gone
+            n.etcd.lease = 0;
+            apply(n, n.node->on_etcd_lease(std::nullopt, now_));
+            n.etcd.claims.clear();  // the session forgets what it claimed on the lost lease
+        }
+        bool granted = n.etcd.lease == 0;
+        if (granted) {
+            n.etcd.lease = etcd_.next_lease++;
+            n.etcd.record_due = !n.etcd.record.empty();
+        }
+        Usec ttl = etcd::ttl_seconds(n.settings.dead_time) * kUsecPerSec;
+        etcd_.leases[n.etcd.lease] = SimEtcd::Lease{n.name, now_ + ttl};
+        schedule(now_ + ttl, [this] { etcd_expire(); });
+        etcd_flush(n);
+        // Acknowledged: the request was sent a moment ago, the lease counts from then.
+        if (n.alive) apply(n, n.node->on_etcd_lease(promise_grant(now_ - kUsecPerMsec, ttl), now_));
+        if (granted && n.alive) etcd_show(n);  // the watch reads the keys
+    }
+    schedule(now_ + n.settings.interval, [this, &n, incarnation] { etcd_renew(n, incarnation); });
+}
+
+void SimCluster::etcd_flush(SimNode& n) {
+    if (!reaches_etcd(n) || !etcd_.leases.contains(n.etcd.lease)) return;
+    bool changed = false;
+    if (n.etcd.record_due) {
+        auto [it, created] = etcd_.keys.try_emplace(etcd_layout_.member_key(n.name));
+        if (created || it->second.lease != n.etcd.lease) it->second.create_revision = etcd_.revision;
+        it->second.value = n.etcd.record;
+        it->second.lease = n.etcd.lease;
+        ++etcd_.revision;
+        n.etcd.record_due = false;
+        changed = true;
+    }
+    for (const std::string& group : std::exchange(n.etcd.releases, {})) {
+        auto it = etcd_.keys.find(etcd_holder_key(group));
+        if (it == etcd_.keys.end() || it->second.lease != n.etcd.lease) continue;
+        etcd_.keys.erase(it);
+        ++etcd_.revision;
+        changed = true;
+    }
+    std::uint64_t incarnation = n.incarnation;
+    for (const std::string& group : std::exchange(n.etcd.claims, {})) {
+        auto [it, created] = etcd_.keys.try_emplace(etcd_holder_key(group));
+        if (created) {
+            it->second = SimEtcd::Key{n.name, n.etcd.lease, etcd_.revision++};
+            changed = true;
+        }
+        bool won = it->second.lease == n.etcd.lease;
+        etcd_answer(n, incarnation, group, won, it->second.value);
+    }
+    if (changed) etcd_changed();
+}
+
+void SimCluster::etcd_answer(SimNode& n, std::uint64_t incarnation, const std::string& group, bool won,
+                             const std::string& holder) {
+    schedule(now_ + kUsecPerMsec, [this, &n, incarnation, group, won, holder] {
+        if (!n.alive || n.incarnation != incarnation) return;
+        if (n.paused) return etcd_answer(n, incarnation, group, won, holder);  // read when it thaws
+        apply(n, n.node->on_etcd_claim(group, won, holder, now_));
+    });
+}
+
+void SimCluster::etcd_delete_lease(std::int64_t lease) {
+    etcd_.leases.erase(lease);
+    std::erase_if(etcd_.keys, [lease](const auto& kv) { return kv.second.lease == lease; });
+    ++etcd_.revision;
+}
+
+void SimCluster::etcd_expire() {
+    if (!etcd_.quorate) return;  // no leader: nothing expires
+    bool expired = false;
+    for (auto it = etcd_.leases.begin(); it != etcd_.leases.end();) {
+        if (now_ < it->second.expires) {
+            ++it;
+            continue;
+        }
+        std::int64_t lease = (it++)->first;
+        etcd_delete_lease(lease);
+        ++etcd_.leases_expired;
+        expired = true;
+    }
+    if (expired) etcd_changed();
+}
+
+void SimCluster::etcd_changed() {
+    for (SimNode* n : in_order_) {
+        SimNode* target = n;
+        std::uint64_t incarnation = n->incarnation;
+        schedule(now_ + kUsecPerMsec, [this, target, incarnation] {
+            if (reaches_etcd(*target) && target->incarnation == incarnation) etcd_show(*target);
+        });
+    }
+}
+
+void SimCluster::etcd_show(SimNode& n) {
+    std::map<std::string, etcd::KeyValue> keys;
+    for (const auto& [key, k] : etcd_.keys)
+        keys[key] = etcd::KeyValue{key, k.value, k.lease, k.create_revision, k.create_revision};
+    apply(n, n.node->on_etcd_view(etcd::read_view(etcd_layout_, keys), now_));
+}
+
+void SimCluster::heal_etcd(const std::string& name) {
+    SimNode& n = nodes_.at(name);
+    n.etcd.cut = false;
+    if (!reaches_etcd(n)) return;
+    etcd_flush(n);
+    etcd_show(n);  // the watch is made again: it reads the keys
+}
+
+void SimCluster::set_etcd_quorate(bool quorate) {
+    etcd_.quorate = quorate;
+    if (!quorate) return;
+    // A new leader gives every lease a whole TTL again.
+    Usec ttl = etcd::ttl_seconds(base_.dead_time) * kUsecPerSec;
+    for (auto& [id, lease] : etcd_.leases) lease.expires = std::max(lease.expires, now_ + ttl);
+    schedule(now_ + ttl, [this] { etcd_expire(); });
+    for (SimNode* n : in_order_)
+        if (reaches_etcd(*n)) {
+            etcd_flush(*n);
+            etcd_show(*n);
+        }
+}
+
+std::string SimCluster::etcd_holder(const std::string& group) const {
+    auto it = etcd_.keys.find(etcd_layout_.holder_key(group));
+    return it == etcd_.keys.end() ? std::string() : it->second.value;
 }
 
 std::vector<std::string> SimCluster::running() const {

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "core/etcd_keys.h"
+#include "core/etcd_session.h"
 #include "core/node.h"
 #include "core/wire.h"
 
@@ -33,6 +35,37 @@ struct SimGroup {
     std::uint64_t starts = 0;
     std::optional<HookKind> running_hook;
     std::uint64_t hook_generation = 0;  // invalidates completions of an ended hook
+};
+
+// Backend=etcd: one etcd cluster, as its majority sees it. A lease expires
+// TTL after the last renewal etcd received, deleting every key on it.
+struct SimEtcd {
+    struct Lease {
+        std::string node;
+        Usec expires;
+    };
+    struct Key {
+        std::string value;
+        std::int64_t lease = 0;
+        std::int64_t create_revision = 0;
+    };
+    std::map<std::int64_t, Lease> leases;
+    std::map<std::string, Key> keys;
+    std::int64_t next_lease = 1;
+    std::int64_t revision = 1;
+    bool quorate = true;  // false: no majority, every call fails
+    std::uint64_t leases_expired = 0;
+};
+
+// One node's link to etcd (its etcd::Session and watch): what waits for a
+// reachable etcd, sent again at every renewal as the session retries.
+struct SimEtcdLink {
+    bool cut = false;             // the node cannot reach etcd
+    std::int64_t lease = 0;       // the lease it renews (0: none yet)
+    std::string record;           // its member record, as last published
+    bool record_due = false;      // not put on the current lease yet
+    std::set<std::string> claims;    // groups whose key it asks for, unanswered
+    std::set<std::string> releases;  // groups whose key it deletes, not done yet
 };
 
 struct SimNode {
@@ -69,6 +102,7 @@ struct SimNode {
     // The core's next_wakeup() as last asked, kept until the core is called
     // again: it stays right until that time comes (as the daemon's timer does).
     std::optional<Usec> wakeup;
+    SimEtcdLink etcd;
 };
 
 class SimCluster {
@@ -89,6 +123,8 @@ public:
     void resume(const std::string& name);
     void jump_clock(const std::string& name, std::int64_t usec) { nodes_.at(name).wall_offset += usec; }
     void command(const std::string& name, Command c);
+    // freehactl switchover [TARGET] on that node: "" or the daemon's refusal.
+    std::string switchover(const std::string& name, const std::string& target, std::size_t group = 0);
     // freehactl maintenance on|off on that node: "" or the daemon's refusal.
     std::string set_maintenance(const std::string& name, bool on);
     // freehactl reload-config after the node's configuration became `s`
@@ -102,6 +138,14 @@ public:
     void heal(const std::string& from, const std::string& to) { cut_.erase({from, to}); }
     void set_loss(double probability) { loss_ = probability; }
     void inject(const std::string& to, std::vector<std::uint8_t> datagram);
+
+    // Backend=etcd (NodeSettings::backend): the node's link to etcd, and etcd's majority.
+    void cut_etcd(const std::string& name) { nodes_.at(name).etcd.cut = true; }
+    void heal_etcd(const std::string& name);
+    void set_etcd_quorate(bool quorate);
+    const SimEtcd& etcd() const { return etcd_; }
+    // The node whose holder key of `group` exists ("" when none).
+    std::string etcd_holder(const std::string& group = "default") const;
 
     // Runs the simulation until `until`; calls `check` after every step
     // (which must not change a node: the wake-ups are kept across steps).
@@ -151,6 +195,23 @@ private:
     static void end_hooks(SimNode& n);
     void deliver(const std::string& from, std::vector<std::uint8_t> datagram);
 
+    // --- Backend=etcd
+    bool etcd_mode() const { return base_.backend == Backend::Etcd; }
+    bool reaches_etcd(const SimNode& n) const { return n.alive && !n.paused && !n.etcd.cut && etcd_.quorate; }
+    // The session's renewal (and the grant of a new lease), every interval, from the node's start on.
+    void etcd_renew(SimNode& n, std::uint64_t incarnation);
+    // What waits in the node's link: its record, its claims and releases.
+    void etcd_flush(SimNode& n);
+    void etcd_expire();
+    // Every node's watch sees the keys as they are now (a moment later).
+    void etcd_changed();
+    void etcd_show(SimNode& n);
+    void etcd_delete_lease(std::int64_t lease);
+    // The answer to a claim reaches the node a moment later (once it thaws, if paused).
+    void etcd_answer(SimNode& n, std::uint64_t incarnation, const std::string& group, bool won,
+                     const std::string& holder);
+    std::string etcd_holder_key(const std::string& group) const { return etcd_layout_.holder_key(group); }
+
     NodeSettings base_;
     std::map<std::string, SimNode> nodes_;
     std::vector<SimNode*> in_order_;  // nodes_' nodes in its order, for the loops of every step
@@ -164,6 +225,8 @@ private:
     std::mt19937_64 rng_;
     double loss_ = 0.0;
     std::set<std::pair<std::string, std::string>> cut_;
+    SimEtcd etcd_;
+    etcd::KeyLayout etcd_layout_;
     bool trace_;  // FREEHA_SIM_TRACE set: print every state change and hook to stderr
     bool digesting_;  // FREEHA_SIM_DIGEST set: keep digest_
     std::uint64_t steps_ = 0;
