@@ -291,7 +291,8 @@ Step Session::on_reply(std::uint64_t request, std::string_view body, Usec now) {
         const auto& existing = outcome.value->existing;
         if (!outcome.value->created && !existing) break;  // deleted between the compare and the read: again
         marks_.erase(mark);
-        out.events.push_back(Event{EventKind::ClusterMarked, p.key, outcome.value->created ? p.value : existing->value});
+        const std::string& holds = outcome.value->created ? p.value : existing->value;
+        out.events.push_back(Event{EventKind::ClusterMarked, p.key, holds});
         break;
     }
     case Call::Revoke:

@@ -1,4 +1,4 @@
-// One node's lease on etcd and the keys on it (claims, member records), as a pure step machine: calls out; answers and time in.
+// One node's lease on etcd and its keys (claims, records), as a pure step machine: calls out; answers and time in.
 //
 // The node keeps one etcd lease alive; a claim key exists only while that
 // lease does (etcd deletes it when the lease expires or is revoked), and is

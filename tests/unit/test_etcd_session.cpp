@@ -43,7 +43,9 @@ const std::string kTooManyRequests =
 }  // namespace
 
 // gtest's view of an event in a failure.
-void PrintTo(const Event& e, std::ostream* os) { *os << to_string(e.kind) << " '" << e.key << "' '" << e.detail << "'"; }
+void PrintTo(const Event& e, std::ostream* os) {
+    *os << to_string(e.kind) << " '" << e.key << "' '" << e.detail << "'";
+}
 void PrintTo(EventKind k, std::ostream* os) { *os << to_string(k); }
 
 namespace {
