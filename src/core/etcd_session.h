@@ -13,7 +13,8 @@
 //
 // The lease also carries the node's member records (publish): plain puts,
 // made again on every new lease, since etcd deletes them with the old one.
-// At most one put per key is out; a value published meanwhile is sent once
+// At most one put per key is out (one of a lost lease too: the new lease's
+// waits for its answer or timeout); a value published meanwhile is sent once
 // it is answered (values in between are never sent), and a value etcd has
 // acknowledged on the current lease is not sent again. The cluster's mark
 // (mark_cluster) is the one key without a lease: created if absent, else
@@ -56,13 +57,13 @@ struct Request {
 };
 
 enum class EventKind {
-    LeaseGranted,  // a new lease: claims may be made
-    LeaseLost,     // the lease ran out here (or etcd forgot it): every claim is gone
-    ClaimWon,      // `key` is this node's
-    ClaimRefused,  // `key` is another node's: `detail` is its value
-    Released,      // `key` is no longer this node's (deleted, or already gone)
+    LeaseGranted,   // a new lease: claims may be made
+    LeaseLost,      // the lease ran out here (or etcd forgot it): every claim and record is gone
+    ClaimWon,       // `key` is this node's
+    ClaimRefused,   // `key` is another node's: `detail` is its value
+    Released,       // `key` is no longer this node's (deleted, or already gone)
     ClusterMarked,  // the mark `key` exists: `detail` is the value it holds (ours if this node created it)
-    CallFailed,    // `detail`: which call, which endpoint, why (counted; the session retries)
+    CallFailed,     // `detail`: which call, which endpoint, why (counted; the session retries)
 };
 inline constexpr int kEventKindCount = 7;
 static_assert(kEventKindCount == static_cast<int>(EventKind::CallFailed) + 1);
@@ -113,7 +114,8 @@ public:
     // after (a member record). Without a lease the put waits for one.
     Step publish(const std::string& key, const std::string& value, Usec now);
     // Creates `key` = `value` without a lease if it does not exist, else
-    // reads it; answered by one ClusterMarked event. Needs no lease.
+    // reads it; answered by one ClusterMarked event. Needs no lease (only
+    // start()); a mark still unanswered at revoke() is forgotten.
     Step mark_cluster(const std::string& key, const std::string& value, Usec now);
     // Gives the lease back (every claim key and record goes with it; later
     // publishes and marks do nothing): the daemon stops.
@@ -125,8 +127,8 @@ public:
         return lease_ ? std::optional<std::int64_t>(lease_->id) : std::nullopt;
     }
     bool holds(const std::string& key) const;
-    // The value of `key` etcd acknowledged on the current lease; nullopt
-    // before that (without a lease, or while its put is out).
+    // The newest value of `key` etcd acknowledged on the current lease (a
+    // newer one may be out); nullopt until one is (and again on a new lease).
     std::optional<std::string> published(const std::string& key) const;
     std::size_t endpoint() const { return endpoint_; }
     const SessionCounters& counters() const { return counters_; }
