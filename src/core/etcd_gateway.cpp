@@ -13,8 +13,8 @@ using nlohmann::json;
 namespace {
 
 constexpr std::array<std::string_view, kCallCount> kPaths{
-    "/v3/lease/grant", "/v3/lease/keepalive", "/v3/kv/txn", "/v3/kv/txn", "/v3/lease/revoke", "/v3/kv/range",
-    "/v3/watch",
+    "/v3/lease/grant", "/v3/lease/keepalive", "/v3/kv/txn",   "/v3/kv/txn", "/v3/kv/put",
+    "/v3/kv/txn",      "/v3/lease/revoke",    "/v3/kv/range", "/v3/watch",
 };
 
 std::string number(std::int64_t v) { return std::to_string(v); }
@@ -133,6 +133,10 @@ std::string release_body(std::string_view key, std::int64_t lease, std::int64_t 
         .dump();
 }
 
+std::string put_body(std::string_view key, std::string_view value, std::int64_t lease) {
+    return json{{"key", base64(key)}, {"value", base64(value)}, {"lease", number(lease)}}.dump();
+}
+
 std::string revoke_body(std::int64_t lease) { return json{{"ID", number(lease)}}.dump(); }
 
 std::string range_body(std::string_view prefix) {
@@ -191,6 +195,14 @@ Decoded<ClaimOutcome> decode_claim(std::string_view body) {
         out.existing = std::move(*kv);
     }
     return Decoded<ClaimOutcome>{std::move(out), {}};
+}
+
+Decoded<std::int64_t> decode_put(std::string_view body) {
+    auto j = parse(body);
+    if (!j) return Decoded<std::int64_t>::fail(j.error, j.code);
+    const std::int64_t revision = header_revision(*j.value);
+    if (revision <= 0) return Decoded<std::int64_t>::fail("put reply lacks a revision");
+    return Decoded<std::int64_t>{revision, {}};
 }
 
 Decoded<bool> decode_release(std::string_view body) {

@@ -31,11 +31,12 @@ template <class T> struct Decoded {
 // gRPC's NotFound, as etcd answers a call on a lease it no longer knows.
 inline constexpr int kCodeNotFound = 5;
 
-enum class Call { Grant, KeepAlive, Claim, Release, Revoke, Range, Watch };
-inline constexpr int kCallCount = 7;
+// Put: a member record on the lease; Mark: the cluster's name key, created once without a lease.
+enum class Call { Grant, KeepAlive, Claim, Release, Put, Mark, Revoke, Range, Watch };
+inline constexpr int kCallCount = 9;
 static_assert(kCallCount == static_cast<int>(Call::Watch) + 1);
-inline constexpr EnumNames<Call, kCallCount> kCallNames{"grant", "keepalive", "claim", "release", "revoke", "range",
-                                                        "watch"};
+inline constexpr EnumNames<Call, kCallCount> kCallNames{"grant", "keepalive", "claim", "release", "put",
+                                                        "mark",  "revoke",    "range", "watch"};
 std::string_view to_string(Call c);
 // The gateway path of a call, after the endpoint's URL ("/v3/lease/grant").
 std::string_view path(Call c);
@@ -51,10 +52,13 @@ std::string prefix_end(std::string_view prefix);
 std::string grant_body(std::int64_t ttl_seconds);
 std::string keepalive_body(std::int64_t lease);
 // Puts `key` = `value` attached to `lease` only if `key` does not exist; else reads it.
+// Lease 0 is etcd's "no lease": the key stays until deleted (the cluster's mark).
 std::string claim_body(std::string_view key, std::string_view value, std::int64_t lease);
 // Deletes `key` only if it is still attached to `lease` and was created at
 // `create_revision` (this node's claim, not a successor's nor a later one of its own).
 std::string release_body(std::string_view key, std::int64_t lease, std::int64_t create_revision);
+// Puts `key` = `value` attached to `lease`, whatever the key held before.
+std::string put_body(std::string_view key, std::string_view value, std::int64_t lease);
 std::string revoke_body(std::int64_t lease);
 std::string range_body(std::string_view prefix);
 std::string watch_body(std::string_view prefix, std::int64_t start_revision);
@@ -84,6 +88,8 @@ struct ClaimOutcome {
     std::int64_t revision = 0;
 };
 Decoded<ClaimOutcome> decode_claim(std::string_view body);
+// The store's revision after the put (etcd refuses a put on a lease it no longer knows: code 5).
+Decoded<std::int64_t> decode_put(std::string_view body);
 // Whether the key was deleted (false: it was no longer this lease's).
 Decoded<bool> decode_release(std::string_view body);
 Decoded<bool> decode_revoke(std::string_view body);

@@ -47,6 +47,26 @@ bool Session::claims_waiting() const {
     });
 }
 
+bool Session::acknowledged(const Record& record) const {
+    return lease_ && record.acked_lease == lease_->id && record.acked == record.value;
+}
+
+bool Session::puts_waiting() const {
+    return lease_ && std::any_of(records_.begin(), records_.end(), [&](const auto& r) {
+               return !acknowledged(r.second) && !pending(Call::Put, r.first);
+           });
+}
+
+bool Session::marks_waiting() const {
+    return std::any_of(marks_.begin(), marks_.end(), [&](const auto& m) { return !pending(Call::Mark, m.first); });
+}
+
+std::optional<std::string> Session::published(const std::string& key) const {
+    auto it = records_.find(key);
+    if (!lease_ || it == records_.end() || it->second.acked_lease != lease_->id) return std::nullopt;
+    return it->second.acked;
+}
+
 Usec Session::renewal_period() const {
     // A holder renews every interval, so that its lease stays a dead time
     // ahead; a node that holds nothing only keeps its membership alive.
@@ -55,15 +75,19 @@ Usec Session::renewal_period() const {
     return claims ? settings_.interval : ttl(ttl_seconds(settings_.dead_time)) / 3;
 }
 
-void Session::send(Call call, std::string body, const std::string& key, Usec now, Step& out) {
+void Session::send(Call call, std::string body, const std::string& key, Usec now, Step& out, std::string value) {
     const std::uint64_t id = next_request_++;
-    pending_[id] = Pending{call, key, lease_ ? lease_->id : 0, endpoint_, now, now + settings_.call_timeout};
+    pending_[id] = Pending{call, key, lease_ ? lease_->id : 0, std::move(value), endpoint_, now,
+                           now + settings_.call_timeout};
     out.requests.push_back(Request{id, call, endpoint_, std::move(body)});
     ++counters_.calls;
 }
 
 void Session::act(Usec now, Step& out) {
     if (!started_ || revoked_ || now < retry_at_) return;
+    // The cluster's mark has no lease: it need not wait for one.
+    for (const auto& [key, value] : marks_)
+        if (!pending(Call::Mark, key)) send(Call::Mark, claim_body(key, value, 0), key, now, out, value);
     if (!lease_) {
         if (!pending(Call::Grant)) send(Call::Grant, grant_body(ttl_seconds(settings_.dead_time)), {}, now, out);
         return;
@@ -84,6 +108,10 @@ void Session::act(Usec now, Step& out) {
                 send(Call::Release, release_body(key, lease_->id, claim.create_revision), key, now, out);
         }
     }
+    // One put per key at a time, of the newest value (those published while one was out are skipped).
+    for (const auto& [key, record] : records_)
+        if (!acknowledged(record) && !pending(Call::Put, key))
+            send(Call::Put, put_body(key, record.value, lease_->id), key, now, out, record.value);
 }
 
 void Session::fail(const Pending& pending, const std::string& why, Usec now, Step& out) {
@@ -113,7 +141,9 @@ void Session::fail(const Pending& pending, const std::string& why, Usec now, Ste
 void Session::lose_lease(const std::string& why, Step& out) {
     lease_.reset();
     ++counters_.leases_lost;
-    // Every claim key went with the lease: the node claims again when it should.
+    // Every claim key went with the lease: the node claims again when it
+    // should. Its records went too, and are put again on the next lease
+    // (acknowledged on this one, they no longer count).
     claims_.clear();
     out.events.push_back(Event{EventKind::LeaseLost, {}, why});
 }
@@ -226,6 +256,45 @@ Step Session::on_reply(std::uint64_t request, std::string_view body, Usec now) {
         }
         break;
     }
+    case Call::Put: {
+        auto put = decode_put(body);
+        if (!put && put.code == kCodeNotFound) {
+            // The put's lease is gone, and the record with it. An earlier
+            // lease's put answered so is no endpoint's fault: the record goes
+            // on the current lease all the same.
+            failures_in_row_ = 0;
+            if (current_lease)
+                lose_lease("etcd no longer knows lease " + std::to_string(p.lease) + " (" + put.error + ")", out);
+            break;
+        }
+        if (!put) {
+            fail(p, put.error, now, out);
+            break;
+        }
+        failures_in_row_ = 0;
+        auto record = records_.find(p.key);
+        if (current_lease && record != records_.end()) {
+            record->second.acked = p.value;
+            record->second.acked_lease = p.lease;
+        }
+        break;
+    }
+    case Call::Mark: {
+        auto outcome = decode_claim(body);
+        if (!outcome) {
+            fail(p, outcome.error, now, out);
+            break;
+        }
+        failures_in_row_ = 0;
+        auto mark = marks_.find(p.key);
+        if (mark == marks_.end()) break;  // forgotten by a revoke
+        const auto& existing = outcome.value->existing;
+        if (!outcome.value->created && !existing) break;  // deleted between the compare and the read: again
+        marks_.erase(mark);
+        const std::string& holds = outcome.value->created ? p.value : existing->value;
+        out.events.push_back(Event{EventKind::ClusterMarked, p.key, holds});
+        break;
+    }
     case Call::Revoke:
     case Call::Range:
     case Call::Watch:
@@ -269,10 +338,11 @@ std::optional<Usec> Session::next_wakeup() const {
     auto earliest = [&](Usec t) { at = at ? std::min(*at, t) : t; };
     for (const auto& [id, p] : pending_) earliest(p.deadline);
     if (revoked_) return at;
+    if (marks_waiting()) earliest(retry_at_);
     if (lease_) {
         earliest(lease_->until);
         if (!pending(Call::KeepAlive)) earliest(std::max(retry_at_, lease_->renewed_from + renewal_period()));
-        if (claims_waiting()) earliest(retry_at_);
+        if (claims_waiting() || puts_waiting()) earliest(retry_at_);
     } else if (!pending(Call::Grant)) {
         earliest(retry_at_);
     }
@@ -302,10 +372,28 @@ Step Session::release(const std::string& key, Usec now) {
     return out;
 }
 
+Step Session::publish(const std::string& key, const std::string& value, Usec now) {
+    Step out;
+    if (revoked_) return out;  // the records went with the lease
+    records_[key].value = value;
+    act(now, out);
+    return out;
+}
+
+Step Session::mark_cluster(const std::string& key, const std::string& value, Usec now) {
+    Step out;
+    if (revoked_) return out;
+    marks_[key] = value;
+    act(now, out);
+    return out;
+}
+
 Step Session::revoke(Usec now) {
     Step out;
     revoked_ = true;
     claims_.clear();
+    records_.clear();
+    marks_.clear();
     if (lease_) {
         send(Call::Revoke, revoke_body(lease_->id), {}, now, out);
         lease_.reset();

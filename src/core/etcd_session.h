@@ -1,4 +1,4 @@
-// One node's lease on etcd and the claim keys on it, as a pure step machine: calls out; answers and time in.
+// One node's lease on etcd and its keys (claims, records), as a pure step machine: calls out; answers and time in.
 //
 // The node keeps one etcd lease alive; a claim key exists only while that
 // lease does (etcd deletes it when the lease expires or is revoked), and is
@@ -11,11 +11,20 @@
 // gone before etcd can let the key expire and another node create it. See
 // freeha-safety(7), "With etcd".
 //
+// The lease also carries the node's member records (publish): plain puts,
+// made again on every new lease, since etcd deletes them with the old one.
+// At most one put per key is out (one of a lost lease too: the new lease's
+// waits for its answer or timeout); a value published meanwhile is sent once
+// it is answered (values in between are never sent), and a value etcd has
+// acknowledged on the current lease is not sent again. The cluster's mark
+// (mark_cluster) is the one key without a lease: created if absent, else
+// read, and its answer names the value it holds, ours or another's.
+//
 // Failures: a call that fails or times out moves the session to the next
 // endpoint and is retried there at once; once every endpoint has failed in a
 // row, retries back off (doubling from an interval, at most kMaxBackoff). A
 // claim whose reply was lost is resent: finding the key on this node's own
-// lease means it was created.
+// lease means it was created; so is a mark (finding our value is the same answer).
 #pragma once
 
 #include <cstddef>
@@ -48,17 +57,18 @@ struct Request {
 };
 
 enum class EventKind {
-    LeaseGranted,  // a new lease: claims may be made
-    LeaseLost,     // the lease ran out here (or etcd forgot it): every claim is gone
-    ClaimWon,      // `key` is this node's
-    ClaimRefused,  // `key` is another node's: `detail` is its value
-    Released,      // `key` is no longer this node's (deleted, or already gone)
-    CallFailed,    // `detail`: which call, which endpoint, why (counted; the session retries)
+    LeaseGranted,   // a new lease: claims may be made
+    LeaseLost,      // the lease ran out here (or etcd forgot it): every claim and record is gone
+    ClaimWon,       // `key` is this node's
+    ClaimRefused,   // `key` is another node's: `detail` is its value
+    Released,       // `key` is no longer this node's (deleted, or already gone)
+    ClusterMarked,  // the mark `key` exists: `detail` is the value it holds (ours if this node created it)
+    CallFailed,     // `detail`: which call, which endpoint, why (counted; the session retries)
 };
-inline constexpr int kEventKindCount = 6;
+inline constexpr int kEventKindCount = 7;
 static_assert(kEventKindCount == static_cast<int>(EventKind::CallFailed) + 1);
 inline constexpr EnumNames<EventKind, kEventKindCount> kEventKindNames{
-    "lease-granted", "lease-lost", "claim-won", "claim-refused", "released", "call-failed"};
+    "lease-granted", "lease-lost", "claim-won", "claim-refused", "released", "cluster-marked", "call-failed"};
 std::string_view to_string(EventKind k);
 
 struct Event {
@@ -100,7 +110,15 @@ public:
     Step claim(const std::string& key, const std::string& value, Usec now);
     // Deletes `key` if it is still on this node's lease; forgets a pending claim.
     Step release(const std::string& key, Usec now);
-    // Gives the lease back (every claim key goes with it): the daemon stops.
+    // Puts `key` = `value` on this node's lease, now and on every lease
+    // after (a member record). Without a lease the put waits for one.
+    Step publish(const std::string& key, const std::string& value, Usec now);
+    // Creates `key` = `value` without a lease if it does not exist, else
+    // reads it; answered by one ClusterMarked event. Needs no lease (only
+    // start()); a mark still unanswered at revoke() is forgotten.
+    Step mark_cluster(const std::string& key, const std::string& value, Usec now);
+    // Gives the lease back (every claim key and record goes with it; later
+    // publishes and marks do nothing): the daemon stops.
     Step revoke(Usec now);
 
     // The lease's end on this node's clock; nullopt without a lease.
@@ -109,6 +127,9 @@ public:
         return lease_ ? std::optional<std::int64_t>(lease_->id) : std::nullopt;
     }
     bool holds(const std::string& key) const;
+    // The newest value of `key` etcd acknowledged on the current lease (a
+    // newer one may be out); nullopt until one is (and again on a new lease).
+    std::optional<std::string> published(const std::string& key) const;
     std::size_t endpoint() const { return endpoint_; }
     const SessionCounters& counters() const { return counters_; }
 
@@ -122,6 +143,7 @@ private:
         Call call;
         std::string key;
         std::int64_t lease;  // the lease it was sent for (0: none)
+        std::string value;   // what a put or a mark writes
         std::size_t endpoint;
         Usec sent_at;
         Usec deadline;
@@ -137,7 +159,14 @@ private:
         bool reclaim = false;              // Releasing: claim it again once the release is answered
     };
 
-    void send(Call call, std::string body, const std::string& key, Usec now, Step& out);
+    // A member record: the newest value published, and the one etcd acknowledged on which lease.
+    struct Record {
+        std::string value;
+        std::string acked;
+        std::int64_t acked_lease = 0;  // 0: none acknowledged
+    };
+
+    void send(Call call, std::string body, const std::string& key, Usec now, Step& out, std::string value = {});
     // Counts a failed call and moves to the next endpoint (backing off after a round); act() retries.
     void fail(const Pending& pending, const std::string& why, Usec now, Step& out);
     void lose_lease(const std::string& why, Step& out);
@@ -145,10 +174,15 @@ private:
     bool pending(Call call, const std::string& key = {}) const;
     // Whether a claim waits to be sent (or its release to be sent again).
     bool claims_waiting() const;
+    // Whether etcd holds `record`'s newest value on the current lease.
+    bool acknowledged(const Record& record) const;
+    // Whether a put (on the lease) or a mark waits to be sent.
+    bool puts_waiting() const;
+    bool marks_waiting() const;
     // How often the lease is renewed: every interval while this node claims
     // or holds a key, else a third of the TTL.
     Usec renewal_period() const;
-    // What is due at `now`: the grant, renewals, waiting claims.
+    // What is due at `now`: marks, the grant, renewals, waiting claims and puts.
     void act(Usec now, Step& out);
 
     SessionSettings settings_;
@@ -156,6 +190,8 @@ private:
     bool revoked_ = false;
     std::optional<Lease> lease_;
     std::map<std::string, Claim> claims_;
+    std::map<std::string, Record> records_;
+    std::map<std::string, std::string> marks_;  // key -> value, until answered
     std::map<std::uint64_t, Pending> pending_;
     std::uint64_t next_request_ = 1;
     std::size_t endpoint_ = 0;

@@ -53,6 +53,14 @@ void EtcdBackend::claim(const std::string& key, const std::string& value) { run(
 
 void EtcdBackend::release(const std::string& key) { run(session_.release(key, now())); }
 
+void EtcdBackend::publish(const std::string& key, const std::string& value) {
+    run(session_.publish(key, value, now()));
+}
+
+void EtcdBackend::mark_cluster(const std::string& key, const std::string& value) {
+    run(session_.mark_cluster(key, value, now()));
+}
+
 void EtcdBackend::revoke() { run(session_.revoke(now())); }
 
 void EtcdBackend::post(const etcd::Request& r) {

@@ -1,4 +1,4 @@
-// The node's link to etcd: its session (lease, claim keys) and its watch of the prefix, on one client and timer.
+// The node's link to etcd: its session (lease, keys) and its watch of the prefix, on one client and timer.
 //
 // The step machines (core/etcd_session.h, core/etcd_watch.h) decide every
 // call; this runs them: it posts their requests, feeds them the answers,
@@ -40,6 +40,8 @@ public:
     void start();
     void claim(const std::string& key, const std::string& value);
     void release(const std::string& key);
+    void publish(const std::string& key, const std::string& value);
+    void mark_cluster(const std::string& key, const std::string& value);
     void revoke();
 
     const etcd::Session& session() const { return session_; }

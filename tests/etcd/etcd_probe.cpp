@@ -1,15 +1,19 @@
 // A test driver of the daemon's etcd link (EtcdBackend): commands on stdin, what it sees as JSON lines on stdout.
 //
 // Usage: etcd-probe --prefix P --dead-time 1s --interval 200ms [--ca F --cert F --key F] URL...
-// Commands, one per line: "claim KEY VALUE", "release KEY", "revoke", "quit".
+// Commands, one per line: "claim KEY VALUE", "release KEY", "publish KEY VALUE",
+// "mark KEY VALUE" (the cluster's mark), "revoke", "quit".
 // Every line out carries "t", CLOCK_MONOTONIC in microseconds (one clock for
 // every namespace of the machine: the tests compare probes' times), and the
 // session's lease end on that clock ("lease_until", null without a lease).
+// A published record's line ("published") comes when etcd's acknowledged value
+// of it changes: acknowledged, or gone with a lost lease (null).
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -89,44 +93,59 @@ int main(int argc, char** argv) {
         return 1;
     }
 
+    // What the callbacks below share: the commands read so far, the lease end and the records last reported.
+    struct State {
+        EtcdBackend* backend;
+        std::string input;
+        std::optional<Usec> reported;
+        std::map<std::string, std::optional<std::string>> published;  // key -> the value acknowledged, as reported
+    } state{backend.get(), {}, {}, {}};
     sd_event_source* input = nullptr;
-    std::string pending;
     auto on_input = [](sd_event_source* s, int fd, std::uint32_t, void* userdata) -> int {
-        auto* ctx = static_cast<std::pair<EtcdBackend*, std::string*>*>(userdata);
+        auto* st = static_cast<State*>(userdata);
         char buf[4096];
         ssize_t n = read(fd, buf, sizeof buf);
         if (n <= 0) return sd_event_exit(sd_event_source_get_event(s), 0);
-        ctx->second->append(buf, static_cast<std::size_t>(n));
-        for (std::size_t nl; (nl = ctx->second->find('\n')) != std::string::npos;) {
-            std::istringstream line(ctx->second->substr(0, nl));
-            ctx->second->erase(0, nl + 1);
+        st->input.append(buf, static_cast<std::size_t>(n));
+        for (std::size_t nl; (nl = st->input.find('\n')) != std::string::npos;) {
+            std::istringstream line(st->input.substr(0, nl));
+            st->input.erase(0, nl + 1);
             std::string command, key, value;
             line >> command >> key >> value;
-            if (command == "claim") ctx->first->claim(key, value);
-            else if (command == "release") ctx->first->release(key);
-            else if (command == "revoke") ctx->first->revoke();
+            if (command == "claim") st->backend->claim(key, value);
+            else if (command == "release") st->backend->release(key);
+            else if (command == "publish") {
+                st->published.try_emplace(key);
+                st->backend->publish(key, value);
+            } else if (command == "mark") st->backend->mark_cluster(key, value);
+            else if (command == "revoke") st->backend->revoke();
             else if (command == "quit") return sd_event_exit(sd_event_source_get_event(s), 0);
             else std::cerr << "etcd-probe: unknown command '" << command << "'\n";
         }
         return 0;
     };
-    std::pair<EtcdBackend*, std::string*> ctx{backend.get(), &pending};
-    if (sd_event_add_io(event.get(), &input, STDIN_FILENO, EPOLLIN, on_input, &ctx) < 0) return 1;
+    if (sd_event_add_io(event.get(), &input, STDIN_FILENO, EPOLLIN, on_input, &state) < 0) return 1;
     EventSourcePtr input_source(input);
     // Every change of the lease's end (each acknowledged keepalive), within 10 ms: the tests
-    // compare a successor's start with the last end the holder counted on.
-    std::optional<Usec> reported;
+    // compare a successor's start with the last end the holder counted on. Likewise each
+    // published record's acknowledged value ("published": KEY, "value": null while none).
     auto on_tick = [](sd_event_source* s, std::uint64_t usec, void* userdata) -> int {
-        auto* ctx = static_cast<std::pair<EtcdBackend*, std::optional<Usec>*>*>(userdata);
-        auto until = ctx->first->session().lease_until();
-        if (until && until != *ctx->second) emit(*ctx->first, {{"renewed", true}});
-        *ctx->second = until;
+        auto* st = static_cast<State*>(userdata);
+        const auto& session = st->backend->session();
+        auto until = session.lease_until();
+        if (until && until != st->reported) emit(*st->backend, {{"renewed", true}});
+        st->reported = until;
+        for (auto& [key, reported] : st->published) {
+            auto now = session.published(key);
+            if (now == reported) continue;
+            reported = now;
+            emit(*st->backend, {{"published", key}, {"value", now ? json(*now) : json(nullptr)}});
+        }
         sd_event_source_set_time(s, usec + 10 * 1000);
         return 0;
     };
-    std::pair<EtcdBackend*, std::optional<Usec>*> tick_ctx{backend.get(), &reported};
     sd_event_source* tick = nullptr;
-    if (sd_event_add_time_relative(event.get(), &tick, CLOCK_MONOTONIC, 10 * 1000, 0, on_tick, &tick_ctx) < 0) return 1;
+    if (sd_event_add_time_relative(event.get(), &tick, CLOCK_MONOTONIC, 10 * 1000, 0, on_tick, &state) < 0) return 1;
     sd_event_source_set_enabled(tick, SD_EVENT_ON);
     EventSourcePtr tick_source(tick);
     backend->start();

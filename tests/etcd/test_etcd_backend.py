@@ -7,7 +7,9 @@ probes' own reports: a key is held by one probe at a time; after a power cut or 
 the holder, another probe creates the key only after the end the holder computed for its own
 lease (so the holder's services, stopped before that end, never overlap a successor's); a killed
 etcd leader or a lost quorum never lets two hold at once, and claims resume when it returns;
-a dead first endpoint costs one failed call.
+a dead first endpoint costs one failed call. A member record is put on the probe's lease, goes
+with it, and is put again on the lease that follows a lost one; the cluster's mark is created once
+without a lease, and a second probe is answered with the first one's value.
 Exits 77 (skip) where the machine lacks root or namespaces.
 """
 import os
@@ -61,6 +63,14 @@ class EtcdBackend(unittest.TestCase):
         self.probes.append(p)
         p.wait_for(lambda l: l.get("event") == "lease-granted", 15, "a lease")
         return p
+
+    def lease(self, p):
+        """The probe's newest lease, as its lease-granted report names it."""
+        return int(p.events("lease-granted")[-1]["detail"])
+
+    def get(self, key):
+        """`key` as a running etcd member reads it (None when absent)."""
+        return next(m for m in self.etcd.members if m.process is not None).get(key)
 
     def holds(self, p, since=0):
         """The probe's claim-won report for self.key after `since` (None when none)."""
@@ -142,9 +152,13 @@ class EtcdBackend(unittest.TestCase):
         a = self.probe(self.hosts[0])
         a.send(f"claim {self.key} alpha")
         a.wait_for(lambda l: l.get("event") == "claim-won", 5, "alpha's claim")
+        member = self.prefix + "members/alpha"
+        a.send(f"publish {member} up")
+        a.wait_for(lambda l: l.get("published") == member and l["value"] == "up", 5, "alpha's record")
         for m in self.etcd.members[1:]:
             m.kill()
         lost = a.wait_for(lambda l: l.get("event") == "lease-lost", 10, "alpha's lease lost without quorum")
+        a.wait_for(lambda l: l.get("published") == member and l["value"] is None, 1, "the record gone with it")
         ends = [l["lease_until"] for l in a.read() if l["lease_until"] is not None and l["t"] < lost["t"]]
         self.assertLessEqual(lost["t"], ends[-1] + 100_000, "the lease was dropped well after its end")
         for m in self.etcd.members[1:]:
@@ -154,6 +168,51 @@ class EtcdBackend(unittest.TestCase):
         a.wait_for(lambda l: l.get("changed") == self.key and not l["present"], 10, "the old lease's key gone")
         a.send(f"claim {self.key} alpha")
         a.wait_for(lambda l: l.get("event") == "claim-won" and l["t"] > lost["t"], 10, "the claim again")
+        # The record went on the new lease unasked, and stays when the old one expires.
+        a.wait_for(lambda l: l.get("published") == member and l["value"] == "up" and l["t"] > lost["t"], 5,
+                   "the record put again on the new lease")
+        kv = self.get(member)
+        self.assertEqual((kv["value"], kv["lease"]), ("up", self.lease(a)))
+
+    def test_a_record_is_on_the_probes_lease_and_goes_with_it(self):
+        a, b = self.probe(self.hosts[0]), self.probe(self.hosts[1])
+        member = self.prefix + "members/alpha"
+        a.send(f"publish {member} 10.0.0.1")
+        a.wait_for(lambda l: l.get("published") == member and l["value"] == "10.0.0.1", 5, "alpha's record")
+        kv = self.get(member)
+        self.assertEqual((kv["value"], kv["lease"]), ("10.0.0.1", self.lease(a)))
+        # A new value replaces it on the same lease; the others' watches see each.
+        a.send(f"publish {member} 10.0.0.2")
+        a.wait_for(lambda l: l.get("published") == member and l["value"] == "10.0.0.2", 5, "alpha's new record")
+        self.assertEqual(self.get(member)["version"], 2)
+        b.wait_for(lambda l: l.get("changed") == member and l["value"] == "10.0.0.2", 5, "bravo's watch")
+        # Power cut: the record lasts as long as the lease, then goes.
+        a.kill()
+        killed = time.monotonic_ns() // 1000
+        end = max(l["lease_until"] for l in a.read() if l["lease_until"] is not None)
+        gone = b.wait_for(lambda l: l.get("changed") == member and not l["present"], 5, "alpha's record expires")
+        self.assertGreater(gone["t"], end, "the record vanished before alpha's lease end")
+        self.assertLess(gone["t"] - killed, 2_500_000)
+        self.assertIsNone(self.get(member))
+
+    def test_the_cluster_mark_is_made_once_without_a_lease(self):
+        a, b = self.probe(self.hosts[0]), self.probe(self.hosts[1])
+        mark = self.prefix + "cluster"
+        a.send(f"mark {mark} alpha")
+        made = a.wait_for(lambda l: l.get("event") == "cluster-marked", 5, "alpha's mark")
+        self.assertEqual((made["key"], made["detail"]), (mark, "alpha"))
+        b.send(f"mark {mark} bravo")
+        found = b.wait_for(lambda l: l.get("event") == "cluster-marked", 5, "bravo's mark")
+        self.assertEqual((found["key"], found["detail"]), (mark, "alpha"))
+        kv = self.get(mark)
+        self.assertEqual((kv["value"], kv["lease"], kv["version"]), ("alpha", 0, 1))
+        # It outlives the lease of the probe that made it.
+        member = self.prefix + "members/alpha"
+        a.send(f"publish {member} up")
+        b.wait_for(lambda l: l.get("changed") == member and l["present"], 5, "alpha's record")
+        a.kill()
+        b.wait_for(lambda l: l.get("changed") == member and not l["present"], 5, "alpha's lease expired")
+        self.assertEqual(self.get(mark)["value"], "alpha")
 
     def test_a_dead_first_endpoint_costs_one_failed_call(self):
         endpoints = ["http://10.213.0.254:2379"] + self.etcd.endpoints()

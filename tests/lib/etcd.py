@@ -3,6 +3,7 @@ namespace of its own on a test cluster's bridge (a Client of tests/system/nodes.
 elections (heartbeat 50 ms, election timeout 500 ms: etcd's minimum lease TTL is then 750 ms, so a
 DeadTime= of 1 s is granted as asked). Members can be killed, restarted and cut off (nftables in
 their namespace); everything goes with destroy()."""
+import base64
 import json
 import os
 import shutil
@@ -59,6 +60,20 @@ class Member:
             return json.loads(r.stdout)[0]["Status"] if r.returncode == 0 else {}
         except (ValueError, KeyError, IndexError):
             return {}
+
+    def get(self, key):
+        """`key` as this member reads it: {"value": str, "lease": int (0: none), ...}, None when absent."""
+        r = subprocess.run(["ip", "netns", "exec", self.client.netns, ETCDCTL, "--endpoints", self.url,
+                            *self.etcd.etcdctl_tls(), "--command-timeout=2s", "get", key, "-w", "json"],
+                           capture_output=True, text=True, timeout=10, check=True,
+                           env=dict(os.environ, ETCDCTL_API="3"))
+        kvs = json.loads(r.stdout).get("kvs", [])
+        if not kvs:
+            return None
+        kv = kvs[0]
+        kv["value"] = base64.b64decode(kv.get("value", "")).decode()
+        kv["lease"] = kv.get("lease", 0)
+        return kv
 
     def isolate(self):
         """Drops every etcd packet in and out of the member (clients and peers alike)."""

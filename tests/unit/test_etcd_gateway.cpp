@@ -36,6 +36,44 @@ TEST(EtcdGateway, ClaimCreatesOnlyAnAbsentKeyOnTheLease) {
     EXPECT_EQ(j["failure"][0]["request_range"]["key"], base64("/k"));
 }
 
+TEST(EtcdGateway, EachCallHasItsNameAndPath) {
+    const struct {
+        Call call;
+        const char* name;
+        const char* path;
+    } rows[] = {
+        {Call::Grant, "grant", "/v3/lease/grant"},   {Call::KeepAlive, "keepalive", "/v3/lease/keepalive"},
+        {Call::Claim, "claim", "/v3/kv/txn"},        {Call::Release, "release", "/v3/kv/txn"},
+        {Call::Put, "put", "/v3/kv/put"},            {Call::Mark, "mark", "/v3/kv/txn"},
+        {Call::Revoke, "revoke", "/v3/lease/revoke"}, {Call::Range, "range", "/v3/kv/range"},
+        {Call::Watch, "watch", "/v3/watch"},
+    };
+    static_assert(std::size(rows) == kCallCount);
+    for (const auto& row : rows) {
+        EXPECT_EQ(to_string(row.call), row.name);
+        EXPECT_EQ(path(row.call), row.path) << row.name;
+    }
+}
+
+TEST(EtcdGateway, AClaimWithoutALeaseCreatesAKeyThatStays) {
+    // etcd's lease 0 is none: the cluster's mark outlives every node's lease.
+    json j = json::parse(claim_body("/freeha/c1/cluster", "c1", 0));
+    EXPECT_EQ(j["compare"][0]["create_revision"], "0");
+    EXPECT_EQ(j["success"][0]["request_put"]["key"], base64("/freeha/c1/cluster"));
+    EXPECT_EQ(j["success"][0]["request_put"]["value"], base64("c1"));
+    EXPECT_EQ(j["success"][0]["request_put"]["lease"], "0");
+    EXPECT_EQ(j["failure"][0]["request_range"]["key"], base64("/freeha/c1/cluster"));
+}
+
+TEST(EtcdGateway, APutAttachesTheKeyToTheLease) {
+    json j = json::parse(put_body("/freeha/c1/members/n1", "10.0.0.1", 7));
+    EXPECT_EQ(j["key"], base64("/freeha/c1/members/n1"));
+    EXPECT_EQ(j["value"], base64("10.0.0.1"));
+    EXPECT_EQ(j["lease"], "7");
+    EXPECT_EQ(j.size(), 3u);  // no prev_kv, no ignore_value: a plain put
+    EXPECT_EQ(json::parse(put_body("/k", "", -3))["value"], "");
+}
+
 TEST(EtcdGateway, ReleaseDeletesOnlyTheKeyOfItsOwnLease) {
     json j = json::parse(release_body("/k", 7, 12));
     EXPECT_EQ(j["compare"][0]["target"], "LEASE");
@@ -131,6 +169,37 @@ TEST(EtcdGateway, DecodesAClaimWonAndAClaimHeldByAnother) {
     EXPECT_EQ(lost.code, kCodeNotFound);
     EXPECT_EQ(lost.error, "etcd: etcdserver: requested lease not found (code 5)");
     EXPECT_EQ(decode_claim(std::string("{") + kHeader + "}").error, "claim reply lacks the key's range");
+}
+
+TEST(EtcdGateway, DecodesAClusterMarkFoundWithoutALease) {
+    auto found = decode_claim(
+        std::string("{") + kHeader +
+        R"(,"responses":[{"response_range":{"header":{"revision":"3"},"kvs":[{"key":"L2M=","create_revision":"3","mod_revision":"3","version":"1","value":"b25l"}],"count":"1"}}]})");
+    ASSERT_TRUE(found) << found.error;
+    EXPECT_FALSE(found.value->created);
+    ASSERT_TRUE(found.value->existing);
+    EXPECT_EQ(found.value->existing->value, "one");
+    EXPECT_EQ(found.value->existing->lease, 0);
+}
+
+TEST(EtcdGateway, DecodesAPut) {
+    auto put = decode_put(std::string("{") + kHeader + "}");
+    ASSERT_TRUE(put) << put.error;
+    EXPECT_EQ(*put.value, 2);
+    const BadReply cases[] = {
+        {R"({"error":"etcdserver: requested lease not found","message":"etcdserver: requested lease not found","code":5})",
+         "etcd: etcdserver: requested lease not found (code 5)", kCodeNotFound},
+        {"{}", "put reply lacks a revision", 0},
+        {R"({"header":{"revision":"x2"}})", "put reply lacks a revision", 0},
+        {R"({"header":"2"})", "put reply lacks a revision", 0},
+        {"<html>", "reply is not a JSON object", 0},
+    };
+    for (const auto& c : cases) {
+        auto p = decode_put(c.body);
+        EXPECT_FALSE(p) << c.body;
+        EXPECT_EQ(p.error, c.error) << c.body;
+        EXPECT_EQ(p.code, c.code) << c.body;
+    }
 }
 
 TEST(EtcdGateway, DecodesARangeSnapshot) {

@@ -1,8 +1,10 @@
-// The etcd session's step machine: its lease's conservative end, renewals, claims, failures and endpoint changes.
+// The etcd session's step machine: its lease's conservative end, renewals, claims, records, the cluster's mark,
+// failures and endpoint changes.
 #include "core/etcd_session.h"
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 
@@ -34,6 +36,20 @@ const std::string kLeaseNotFound =
     R"({"error":"etcdserver: requested lease not found","message":"etcdserver: requested lease not found","code":5})";
 const std::string kDeleted = R"({"header":{"revision":"6"},"succeeded":true})";
 
+const std::string kPut = R"({"header":{"revision":"6"}})";
+const std::string kTooManyRequests =
+    R"({"error":"etcdserver: too many requests","message":"etcdserver: too many requests","code":14})";
+
+}  // namespace
+
+// gtest's view of an event in a failure.
+void PrintTo(const Event& e, std::ostream* os) {
+    *os << to_string(e.kind) << " '" << e.key << "' '" << e.detail << "'";
+}
+void PrintTo(EventKind k, std::ostream* os) { *os << to_string(k); }
+
+namespace {
+
 std::vector<EventKind> kinds(const Step& s) {
     std::vector<EventKind> k;
     for (const auto& e : s.events) k.push_back(e.kind);
@@ -50,6 +66,11 @@ const Request& only(const Step& step, Call call) {
         }
     if (found == nullptr) throw std::runtime_error("no " + std::string(to_string(call)) + " request");
     return *found;
+}
+
+std::size_t count(const Step& step, Call call) {
+    return static_cast<std::size_t>(
+        std::count_if(step.requests.begin(), step.requests.end(), [&](const Request& r) { return r.call == call; }));
 }
 
 SessionSettings settings(std::size_t endpoints = 1) {
@@ -420,6 +441,371 @@ TEST(EtcdSession, AKeepaliveAnsweredForAnotherLeaseOrAnEarlierOneRenewsNothing) 
     const Usec end9 = *i.s.lease_until();
     i.s.on_reply(only(k7b, Call::KeepAlive).id, keepalive_reply(1, 7), 1_s + 700_ms);
     EXPECT_EQ(*i.s.lease_until(), end9);
+}
+
+
+TEST(EtcdSession, EventKindsHaveTheirNames) {
+    const struct {
+        EventKind kind;
+        const char* name;
+    } rows[] = {
+        {EventKind::LeaseGranted, "lease-granted"}, {EventKind::LeaseLost, "lease-lost"},
+        {EventKind::ClaimWon, "claim-won"},         {EventKind::ClaimRefused, "claim-refused"},
+        {EventKind::Released, "released"},          {EventKind::ClusterMarked, "cluster-marked"},
+        {EventKind::CallFailed, "call-failed"},
+    };
+    static_assert(std::size(rows) == kEventKindCount);
+    for (const auto& row : rows) EXPECT_EQ(to_string(row.kind), row.name);
+}
+
+// --- member records (publish)
+
+TEST(EtcdSession, ARecordWaitsForTheLeaseAndIsPutOnIt) {
+    Session s(settings());
+    Step st = s.start(1_s);
+    EXPECT_TRUE(s.publish("/m/n1", "addr1", 1_s + 1_ms).requests.empty());
+    EXPECT_FALSE(s.published("/m/n1"));
+    Step g = s.on_reply(only(st, Call::Grant).id, grant_reply(7, 1), 1_s + 2_ms);
+    const Request& put = only(g, Call::Put);
+    EXPECT_EQ(path(put.call), "/v3/kv/put");
+    json body = json::parse(put.body);
+    EXPECT_EQ(body["key"], base64("/m/n1"));
+    EXPECT_EQ(body["value"], base64("addr1"));
+    EXPECT_EQ(body["lease"], "7");
+    EXPECT_FALSE(s.published("/m/n1"));  // not before etcd says so
+    Step acked = s.on_reply(put.id, kPut, 1_s + 3_ms);
+    EXPECT_TRUE(acked.events.empty());  // the watch shows the record; the session adds nothing
+    EXPECT_TRUE(acked.requests.empty());
+    EXPECT_EQ(s.published("/m/n1"), "addr1");
+    EXPECT_FALSE(s.published("/m/n2"));
+    // A record alone does not speed up the renewals: a third of the TTL, as idle.
+    EXPECT_EQ(s.next_wakeup(), 1_s + 333333_us);
+}
+
+TEST(EtcdSession, PutOutcomes) {
+    // Each row: how the put is answered, the events, the value acknowledged after, and what is sent next.
+    const struct {
+        const char* name;
+        std::function<Step(Session&, std::uint64_t)> answer;
+        std::vector<EventKind> events;
+        std::optional<std::string> published;
+        std::optional<Call> next;  // Put: the record again; Grant: a new lease first
+        std::size_t endpoint;
+    } rows[] = {
+        {"acknowledged", [](Session& s, std::uint64_t id) { return s.on_reply(id, kPut, 2_s + 5_ms); }, {}, "addr1",
+         std::nullopt, 0},
+        {"the lease is gone",
+         [](Session& s, std::uint64_t id) { return s.on_reply(id, kLeaseNotFound, 2_s + 5_ms); },
+         {EventKind::LeaseLost}, std::nullopt, Call::Grant, 0},
+        {"etcd refuses it", [](Session& s, std::uint64_t id) { return s.on_reply(id, kTooManyRequests, 2_s + 5_ms); },
+         {EventKind::CallFailed}, std::nullopt, Call::Put, 1},
+        {"junk", [](Session& s, std::uint64_t id) { return s.on_reply(id, "<html>", 2_s + 5_ms); },
+         {EventKind::CallFailed}, std::nullopt, Call::Put, 1},
+        {"the transfer failed",
+         [](Session& s, std::uint64_t id) { return s.on_failure(id, "Couldn't connect to server", 2_s + 5_ms); },
+         {EventKind::CallFailed}, std::nullopt, Call::Put, 1},
+        {"no answer in time", [](Session& s, std::uint64_t) { return s.on_timer(2_s + 400_ms); },
+         {EventKind::CallFailed}, std::nullopt, Call::Put, 1},
+    };
+    for (const auto& row : rows) {
+        Session s(SessionSettings{3, 30_s, 200_ms, 400_ms});  // renewals ten seconds away
+        Step st = s.start(1_s);
+        s.on_reply(only(st, Call::Grant).id, grant_reply(7, 30), 1_s + 10_ms);
+        Step p = s.publish("/m/n1", "addr1", 2_s);
+        const Request put = only(p, Call::Put);
+        Step r = row.answer(s, put.id);
+        EXPECT_EQ(kinds(r), row.events) << row.name;
+        EXPECT_EQ(s.published("/m/n1"), row.published) << row.name;
+        if (!row.next) {
+            EXPECT_TRUE(r.requests.empty()) << row.name;
+            EXPECT_EQ(s.counters().failures, 0u) << row.name;
+            continue;
+        }
+        ASSERT_EQ(r.requests.size(), 1u) << row.name;
+        EXPECT_EQ(r.requests[0].call, row.next) << row.name;
+        EXPECT_EQ(r.requests[0].endpoint, row.endpoint) << row.name;
+        if (row.next == Call::Put) {
+            EXPECT_EQ(r.requests[0].body, put.body) << row.name;
+            EXPECT_EQ(s.counters().failures, 1u) << row.name;
+        } else {
+            EXPECT_EQ(s.counters().failures, 0u) << row.name;
+            EXPECT_EQ(s.counters().leases_lost, 1u) << row.name;
+        }
+    }
+}
+
+TEST(EtcdSession, OnePutPerKeyIsOutAndOnlyTheNewestValueFollowsIt) {
+    // Each action publishes a value, or answers the put that is out (acknowledged or failed);
+    // `sent` is the value of the put it sends ("": none).
+    enum What { Publish, Ack, Fail };
+    struct Action {
+        What what;
+        std::string value;
+        std::string sent;
+    };
+    const struct {
+        const char* name;
+        std::vector<Action> actions;
+        std::string published;
+    } rows[] = {
+        {"values published while one is out: only the last follows",
+         {{Publish, "a", "a"}, {Publish, "b", ""}, {Publish, "c", ""}, {Ack, "", "c"}, {Ack, "", ""}},
+         "c"},
+        {"the acknowledged value again sends nothing", {{Publish, "a", "a"}, {Ack, "", ""}, {Publish, "a", ""}}, "a"},
+        {"back to the value that is out: nothing follows it",
+         {{Publish, "a", "a"}, {Publish, "b", ""}, {Publish, "a", ""}, {Ack, "", ""}},
+         "a"},
+        {"back to the acknowledged value while another is out: it follows",
+         {{Publish, "a", "a"}, {Ack, "", ""}, {Publish, "b", "b"}, {Publish, "a", ""}, {Ack, "", "a"}, {Ack, "", ""}},
+         "a"},
+        {"after a failure the newest goes",
+         {{Publish, "a", "a"}, {Publish, "b", ""}, {Fail, "", "b"}, {Ack, "", ""}},
+         "b"},
+        {"a failure of the newest sends it again", {{Publish, "a", "a"}, {Fail, "", "a"}, {Ack, "", ""}}, "a"},
+    };
+    for (const auto& row : rows) {
+        Granted g;
+        std::optional<std::uint64_t> out;
+        Usec now = 1_s + 40_ms;
+        for (std::size_t i = 0; i < row.actions.size(); ++i) {
+            const Action& a = row.actions[i];
+            const std::string where = std::string(row.name) + ", action " + std::to_string(i + 1);
+            now += 1_ms;
+            Step st;
+            if (a.what == Publish) {
+                st = g.s.publish("/m/n1", a.value, now);
+            } else {
+                ASSERT_TRUE(out) << where << ": no put is out";
+                st = a.what == Ack ? g.s.on_reply(*out, kPut, now) : g.s.on_failure(*out, "HTTP 503", now);
+                out.reset();
+            }
+            if (a.sent.empty()) {
+                EXPECT_EQ(count(st, Call::Put), 0u) << where;
+                continue;
+            }
+            ASSERT_FALSE(out) << where << ": two puts of one key out";
+            const Request& put = only(st, Call::Put);
+            EXPECT_EQ(json::parse(put.body)["value"], base64(a.sent)) << where;
+            out = put.id;
+        }
+        EXPECT_FALSE(out) << row.name << ": a put is still out";
+        EXPECT_EQ(g.s.published("/m/n1"), row.published) << row.name;
+        EXPECT_EQ(count(g.s.on_timer(now + 1_ms), Call::Put), 0u) << row.name;
+    }
+}
+
+TEST(EtcdSession, RecordsArePutAgainOnEveryNewLease) {
+    // Each row loses lease 7 another way; every record goes on lease 9 after.
+    const struct {
+        const char* name;
+        std::function<Step(Session&)> lose;
+        bool publishes_n3;  // the lost lease's last put, refused, goes on lease 9 too
+    } rows[] = {
+        {"etcd forgot it (keepalive)",
+         [](Session& s) {
+             Step k = s.on_timer(1_s + 333333_us);
+             return s.on_reply(only(k, Call::KeepAlive).id, keepalive_reply(0), 1_s + 340_ms);
+         },
+         false},
+        {"it ran out", [](Session& s) { return s.on_timer(*s.lease_until()); }, false},
+        {"a put of it was refused (lease not found)",
+         [](Session& s) {
+             Step p = s.publish("/m/n3", "x", 1_s + 100_ms);
+             return s.on_reply(only(p, Call::Put).id, kLeaseNotFound, 1_s + 110_ms);
+         },
+         true},
+        {"a claim on it was refused (lease not found)",
+         [](Session& s) {
+             Step c = s.claim("/k", "n1", 1_s + 100_ms);
+             return s.on_reply(only(c, Call::Claim).id, kLeaseNotFound, 1_s + 110_ms);
+         },
+         false},
+    };
+    for (const auto& row : rows) {
+        Granted g;
+        for (const char* key : {"/m/n1", "/m/n2"}) {
+            Step p = g.s.publish(key, std::string("v") + key, 1_s + 40_ms);
+            g.s.on_reply(only(p, Call::Put).id, kPut, 1_s + 45_ms);
+        }
+        ASSERT_EQ(g.s.published("/m/n1"), "v/m/n1");
+        Step lost = row.lose(g.s);
+        EXPECT_EQ(kinds(lost).back(), EventKind::LeaseLost) << row.name;
+        EXPECT_FALSE(g.s.published("/m/n1")) << row.name;
+        EXPECT_EQ(count(lost, Call::Put), 0u) << row.name << ": no put without a lease";
+        const Request grant = only(lost, Call::Grant);
+        const Usec t = *g.s.next_wakeup() - 1_ms;  // (before the grant's timeout)
+        Step granted = g.s.on_reply(grant.id, grant_reply(9, 1), t);
+        std::map<std::string, std::string> puts;
+        for (const auto& r : granted.requests) {
+            if (r.call != Call::Put) continue;
+            json body = json::parse(r.body);
+            EXPECT_EQ(body["lease"], "9") << row.name;
+            puts[*unbase64(body["key"].get<std::string>())] = *unbase64(body["value"].get<std::string>());
+            g.s.on_reply(r.id, kPut, t + 1_ms);
+        }
+        std::map<std::string, std::string> want{{"/m/n1", "v/m/n1"}, {"/m/n2", "v/m/n2"}};
+        if (row.publishes_n3) want["/m/n3"] = "x";
+        EXPECT_EQ(puts, want) << row.name;
+        EXPECT_EQ(g.s.published("/m/n2"), "v/m/n2") << row.name;
+    }
+}
+
+TEST(EtcdSession, AnEarlierLeasesPutIsAnsweredBeforeTheRecordGoesOnTheNewOne) {
+    // A put on lease 7 is out when 7 is lost; the record waits for its answer, whatever it is,
+    // then goes on lease 9. Each row: the late answer, and whether it counts as a failure.
+    const struct {
+        const char* name;
+        std::string reply;  // "": the transfer fails
+        bool failure;
+    } rows[] = {
+        {"refused: lease 7 not found", kLeaseNotFound, false},
+        {"acknowledged on lease 7", kPut, false},
+        {"failed", "", true},
+    };
+    for (const auto& row : rows) {
+        Granted g;
+        Step p = g.s.publish("/m/n1", "a", 1_s + 300_ms);
+        const Request old_put = only(p, Call::Put);
+        Step k = g.s.on_timer(1_s + 333333_us);
+        Step lost = g.s.on_reply(only(k, Call::KeepAlive).id, keepalive_reply(0), 1_s + 340_ms);
+        Step granted = g.s.on_reply(only(lost, Call::Grant).id, grant_reply(9, 1), 1_s + 350_ms);
+        EXPECT_EQ(count(granted, Call::Put), 0u) << row.name << ": two puts of one key out";
+        Step late = row.reply.empty() ? g.s.on_failure(old_put.id, "timeout", 1_s + 360_ms)
+                                      : g.s.on_reply(old_put.id, row.reply, 1_s + 360_ms);
+        EXPECT_EQ(kinds(late), row.failure ? std::vector<EventKind>{EventKind::CallFailed} : std::vector<EventKind>{})
+            << row.name;
+        EXPECT_EQ(g.s.counters().failures, row.failure ? 1u : 0u) << row.name;
+        EXPECT_EQ(g.s.counters().leases_lost, 1u) << row.name;
+        EXPECT_TRUE(g.s.lease_until()) << row.name << ": lease 9 stays";
+        EXPECT_FALSE(g.s.published("/m/n1")) << row.name << ": acknowledged on lease 7 only";
+        const Request& put = only(late, Call::Put);
+        EXPECT_EQ(json::parse(put.body)["lease"], "9") << row.name;
+        g.s.on_reply(put.id, kPut, 1_s + 370_ms);
+        EXPECT_EQ(g.s.published("/m/n1"), "a") << row.name;
+    }
+}
+
+TEST(EtcdSession, AFailedPutIsRetriedWhenTheBackoffEnds) {
+    Session s(SessionSettings{1, 30_s, 200_ms, 400_ms});
+    Step st = s.start(1_s);
+    s.on_reply(st.requests.at(0).id, grant_reply(7, 30), 1_s + 10_ms);
+    Step p = s.publish("/m/n1", "a", 2_s);
+    Step f = s.on_failure(only(p, Call::Put).id, "HTTP 503", 2_s + 1_ms);
+    EXPECT_TRUE(f.requests.empty());
+    EXPECT_EQ(s.next_wakeup(), 2_s + 201_ms);  // not the renewal, ten seconds away
+    EXPECT_TRUE(s.publish("/m/n1", "b", 2_s + 100_ms).requests.empty());  // nor sooner for a newer value
+    Step retried = s.on_timer(2_s + 201_ms);
+    const Request& again = only(retried, Call::Put);
+    EXPECT_EQ(json::parse(again.body)["value"], base64("b"));
+    EXPECT_EQ(s.counters().failures, 1u);
+}
+
+TEST(EtcdSession, RevokeTakesTheRecordsAlongAndLaterPublishesAndMarksDoNothing) {
+    Granted g;
+    Step p = g.s.publish("/m/n1", "a", 2_s);
+    g.s.on_reply(only(p, Call::Put).id, kPut, 2_s + 1_ms);
+    Step p2 = g.s.publish("/m/n2", "b", 2_s + 2_ms);  // out when the node stops
+    Step m = g.s.mark_cluster("/c", "c1", 2_s + 2_ms);
+    Step r = g.s.revoke(2_s + 3_ms);
+    EXPECT_EQ(r.requests.size(), 1u);
+    only(r, Call::Revoke);
+    EXPECT_FALSE(g.s.published("/m/n1"));
+    EXPECT_TRUE(g.s.on_reply(only(p2, Call::Put).id, kPut, 2_s + 4_ms).requests.empty());
+    EXPECT_FALSE(g.s.published("/m/n2"));
+    EXPECT_TRUE(g.s.on_reply(only(m, Call::Mark).id, kCreated, 2_s + 4_ms).events.empty());
+    EXPECT_TRUE(g.s.publish("/m/n1", "c", 2_s + 5_ms).requests.empty());
+    EXPECT_TRUE(g.s.mark_cluster("/c", "c1", 2_s + 5_ms).requests.empty());
+    EXPECT_TRUE(g.s.on_timer(5_s).requests.empty());
+    EXPECT_FALSE(g.s.next_wakeup());
+}
+
+// --- the cluster's mark
+
+TEST(EtcdSession, AMarkNeedsNoLeaseAndWritesNone) {
+    Session s(settings());
+    EXPECT_TRUE(s.mark_cluster("/freeha/c1/cluster", "c1", 0_s).requests.empty());  // not started
+    Step st = s.start(1_ms);
+    only(st, Call::Grant);  // still unanswered below
+    const Request& mark = only(st, Call::Mark);
+    EXPECT_EQ(path(mark.call), "/v3/kv/txn");
+    EXPECT_EQ(mark.body, claim_body("/freeha/c1/cluster", "c1", 0));
+    EXPECT_EQ(json::parse(mark.body)["success"][0]["request_put"]["lease"], "0");
+    Step answered = s.on_reply(mark.id, kCreated, 2_ms);
+    EXPECT_EQ(answered.events, (std::vector<Event>{{EventKind::ClusterMarked, "/freeha/c1/cluster", "c1"}}));
+    EXPECT_FALSE(s.lease_until());
+    // Answered once: not sent again.
+    EXPECT_EQ(count(s.on_timer(1_s), Call::Mark), 0u);
+}
+
+TEST(EtcdSession, MarkOutcomes) {
+    // Each row: the mark's answer, the events (ClusterMarked's detail: the value the key holds),
+    // and whether it is sent again.
+    const struct {
+        const char* name;
+        std::function<Step(Session&, std::uint64_t)> answer;
+        std::vector<Event> events;
+        bool again;
+    } rows[] = {
+        {"created", [](Session& s, std::uint64_t id) { return s.on_reply(id, kCreated, 1_s + 45_ms); },
+         {{EventKind::ClusterMarked, "/c", "c1"}}, false},
+        {"another cluster's",
+         [](Session& s, std::uint64_t id) { return s.on_reply(id, held_by("/c", "c0", 0), 1_s + 45_ms); },
+         {{EventKind::ClusterMarked, "/c", "c0"}}, false},
+        {"ours already (a lost answer, or a node before)",
+         [](Session& s, std::uint64_t id) { return s.on_reply(id, held_by("/c", "c1", 0), 1_s + 45_ms); },
+         {{EventKind::ClusterMarked, "/c", "c1"}}, false},
+        {"vanished between compare and read",
+         [](Session& s, std::uint64_t id) {
+             return s.on_reply(id, R"({"header":{"revision":"5"},"responses":[{"response_range":{}}]})", 1_s + 45_ms);
+         },
+         {}, true},
+        {"etcd refuses it", [](Session& s, std::uint64_t id) { return s.on_reply(id, kTooManyRequests, 1_s + 45_ms); },
+         {{EventKind::CallFailed, "/c", "mark on endpoint 1: etcd: etcdserver: too many requests (code 14)"}}, true},
+        {"junk", [](Session& s, std::uint64_t id) { return s.on_reply(id, "<html>", 1_s + 45_ms); },
+         {{EventKind::CallFailed, "/c", "mark on endpoint 1: reply is not a JSON object"}}, true},
+        {"the transfer failed", [](Session& s, std::uint64_t id) { return s.on_failure(id, "HTTP 502", 1_s + 45_ms); },
+         {{EventKind::CallFailed, "/c", "mark on endpoint 1: HTTP 502"}}, true},
+        {"no answer in time", [](Session& s, std::uint64_t) { return s.on_timer(1_s + 440_ms); },
+         {{EventKind::CallFailed, "/c", "mark on endpoint 1: no answer in 400ms"}}, true},
+    };
+    for (const auto& row : rows) {
+        Granted g;
+        Step m = g.s.mark_cluster("/c", "c1", 1_s + 40_ms);
+        const Request mark = only(m, Call::Mark);
+        Step r = row.answer(g.s, mark.id);
+        EXPECT_EQ(r.events, row.events) << row.name;
+        std::size_t marks = count(r, Call::Mark) + count(g.s.on_timer(1_s + 444_ms), Call::Mark);
+        EXPECT_EQ(marks, row.again ? 1u : 0u) << row.name;
+        EXPECT_EQ(g.s.lease_id(), 7) << row.name;  // whatever the answer, the lease is untouched
+    }
+}
+
+TEST(EtcdSession, AMarkIsRetriedUntilAnsweredWithoutALease) {
+    // One endpoint, no lease yet (the grant is out): a failed mark goes again when the backoff ends.
+    Session s(settings(1));
+    Step st = s.start(0_s);
+    Step m = s.mark_cluster("/c", "c1", 1_ms);
+    s.on_failure(only(m, Call::Mark).id, "Couldn't connect to server", 2_ms);
+    EXPECT_EQ(s.next_wakeup(), 202_ms);  // before the grant's timeout (400 ms)
+    Step again = s.on_timer(202_ms);
+    const Request& mark = only(again, Call::Mark);
+    EXPECT_EQ(count(again, Call::Grant), 0u);  // the first grant is still out
+    EXPECT_EQ(kinds(s.on_reply(mark.id, held_by("/c", "c0", 0), 210_ms)),
+              std::vector<EventKind>{EventKind::ClusterMarked});
+    EXPECT_EQ(s.counters().failures, 1u);
+}
+
+TEST(EtcdSession, AMarkFollowsTheSessionsEndpoint) {
+    // A mark and the grant fail together on endpoint 1: both go to endpoint 2.
+    Session s(settings(3));
+    Step st = s.start(0_s);
+    Step m = s.mark_cluster("/c", "c1", 0_s);
+    EXPECT_EQ(only(m, Call::Mark).endpoint, 0u);
+    Step t = s.on_timer(400_ms);
+    EXPECT_EQ(t.cancel.size(), 2u);
+    EXPECT_EQ(only(t, Call::Mark).endpoint, 1u);
+    EXPECT_EQ(only(t, Call::Grant).endpoint, 1u);
+    EXPECT_EQ(s.counters().endpoint_switches, 1u);
 }
 
 }  // namespace
