@@ -32,6 +32,8 @@ inline constexpr unsigned kMaxGroups = 64;
 inline constexpr std::size_t kMaxGroupNameLength = 32;
 // [Services]' group; no [Group NAME] may take this name in any case.
 inline constexpr std::string_view kDefaultGroupName = "default";
+// [Etcd] Endpoints=: the members of one etcd cluster, which the client tries in turn.
+inline constexpr std::size_t kMaxEtcdEndpoints = 16;
 
 bool is_valid_group_name(std::string_view name);
 
@@ -118,6 +120,16 @@ struct Config {
     // [Group NAME]: the other groups, sorted by name (byte order), whatever
     // the files and their order, so that every node lists them alike.
     std::vector<GroupConfig> groups;
+    // [Cluster] Backend= and [Etcd]: where membership, election and leases
+    // come from. The [Etcd] keys are for Backend=etcd only (validate()).
+    Backend backend = Backend::Heartbeat;
+    // http://HOST:PORT or https://HOST:PORT, without a trailing '/': the
+    // client appends the gateway's paths ("/v3/lease/grant").
+    std::vector<std::string> etcd_endpoints;
+    std::string etcd_ca_file;    // empty: the system's CAs
+    std::string etcd_cert_file;  // the client certificate and its key: both or neither
+    std::string etcd_key_file;
+    std::string etcd_prefix;  // empty: etcd::default_prefix(cluster_name); see effective_etcd_prefix()
     // [Status]
     std::string json_file;   // empty: $RUNTIME_DIRECTORY/status.json, else /run/freeha/status.json
     std::string state_file;  // FreeHA text format; empty: not written
@@ -152,6 +164,9 @@ std::optional<std::string> apply_ini(Config& config, std::string_view text, std:
 // its [Group NAME] line already, and refuses one given twice in a file).
 std::optional<std::string> apply_setting(Config& config, std::string_view section, std::string_view key,
                                          std::string_view value, std::string_view origin);
+
+// The prefix of the cluster's keys in etcd: Prefix=, else "/freeha/NAME/".
+std::string effective_etcd_prefix(const Config& config);
 
 // Cross-field checks once every source has been applied.
 std::optional<std::string> validate(const Config& config);
