@@ -175,7 +175,7 @@ std::optional<std::string> validate(const Config& config);
 std::string render(const Config& config);
 
 // One setting ("Section.Key", e.g. "Group web.Target") as render() prints
-// it; a key given several times (Channel=, AuthKeyFile=) is joined with ", ".
+// it; a key given several times (Channel=, AuthKeyFile=, Endpoints=) is joined with ", ".
 std::string rendered_setting(const Config& config, std::string_view key);
 
 // For a config reload: the first setting whose value in the files changed
@@ -188,9 +188,10 @@ std::optional<std::string> shadowed_setting_changed(const Config& running, const
 std::vector<std::string> describe_shadowed(const Config& config);
 
 // For a config reload: the first setting that differs and cannot change
-// without a restart (cluster, node name, role, channels, target, files), as an
-// error naming it; nullopt when the reload can be applied. Groups may come
-// and go; a group's Target= and HooksDirectory= are fixed as [Services]' are.
+// without a restart (cluster, node name, role, backend, channels, the [Etcd]
+// keys, target, files), as an error naming it; nullopt when the reload can be
+// applied. Groups may come and go; a group's Target= and HooksDirectory= are
+// fixed as [Services]' are.
 std::optional<std::string> fixed_setting_changed(const Config& running, const Config& reread);
 
 // How heartbeats are authenticated, for the log: "heartbeats signed with

@@ -1257,3 +1257,19 @@ TEST(Etcd, AReloadCannotChangeTheBackendOrHowEtcdIsReached) {
     Config prefixed = parse_ok(base + "Prefix=/ha/\n");
     EXPECT_EQ(fixed_setting_changed(prefixed, parse_ok(base)).value_or("<none>"), "Prefix" + restart);
 }
+
+TEST(CommandLine, FreeHAsChannelFlagIsRefusedWithTheEtcdBackend) {
+    TempDir dir;
+    std::string conf = dir.write("freehad.conf", std::string("[Cluster]\nNodeName=x\n") + kEtcd);
+    std::string error;
+    auto cl = parse_args({"--config", conf, "-a", "10.0.0.1"}, &error);
+    ASSERT_TRUE(cl) << error;
+    EXPECT_FALSE(load_config(*cl, &error));
+    EXPECT_EQ(error, "-a: [Heartbeat] Channel= is given but Backend=etcd (" + conf +
+                         ":4), where etcd carries membership and no heartbeat is sent; remove it");
+    auto without = parse_args({"--config", conf}, &error);
+    ASSERT_TRUE(without) << error;
+    auto c = load_config(*without, &error);
+    ASSERT_TRUE(c) << error;
+    EXPECT_EQ(c->etcd_endpoints, std::vector<std::string>{"https://etcd1:2379"});
+}
