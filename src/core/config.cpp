@@ -13,6 +13,7 @@
 #include <ini.h>
 
 #include "core/auth.h"
+#include "core/etcd_keys.h"
 #include "core/node_name.h"
 #include "core/membership.h"
 #include "core/wire.h"
@@ -191,6 +192,108 @@ bool same_address(const IpAddress& a, const std::string& a_device, const IpAddre
     return a.family == b.family && a.bytes == b.bytes && (!a.is_link_local() || a_device == b_device);
 }
 
+// A DNS name as a URL's host: labels of 1 to 63 letters, digits and '-',
+// neither first nor last a '-', at most 253 characters in all.
+bool is_host_name(std::string_view name) {
+    if (name.empty() || name.size() > 253) return false;
+    std::size_t label = 0;
+    for (std::size_t i = 0; i <= name.size(); ++i) {
+        if (i == name.size() || name[i] == '.') {
+            if (label == 0 || label > 63 || name[i - 1] == '-' || name[i - label] == '-') return false;
+            label = 0;
+        } else if (std::isalnum(static_cast<unsigned char>(name[i])) || name[i] == '-') {
+            ++label;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+// One URL of Endpoints=: http://HOST:PORT or https://HOST:PORT, HOST a name,
+// an IPv4 address or an IPv6 address in brackets, then at most a '/'.
+// `canonical` gets it without that '/': the client appends the gateway's
+// paths ("/v3/lease/grant") to it. The error begins with the URL.
+std::optional<std::string> parse_etcd_endpoint(std::string_view url, std::string& canonical) {
+    const std::string head = in_quotes(url) + ": ";
+    std::string_view scheme = url.starts_with("http://") ? "http://" : url.starts_with("https://") ? "https://" : "";
+    if (scheme.empty()) return head + "expected http://HOST:PORT or https://HOST:PORT";
+    std::string_view rest = url.substr(scheme.size());
+    std::size_t end = std::min(rest.find_first_of("/?#"), rest.size());
+    std::string_view authority = rest.substr(0, end), after = rest.substr(end);
+    if (!after.empty() && after != "/")
+        return head + "nothing may follow the port but '/', found " + in_quotes(after);
+    if (authority.find('@') != std::string_view::npos)
+        return head + "a user name (USER@) is not taken; clients authenticate with CertFile= and KeyFile=";
+    std::string_view host, port;
+    bool has_port = false;
+    if (authority.starts_with('[')) {
+        std::size_t close = authority.find(']');
+        if (close == std::string_view::npos) return head + "'[' without the ']' that ends the IPv6 address";
+        host = authority.substr(1, close - 1);
+        std::string_view tail = authority.substr(close + 1);
+        if (!tail.empty() && tail.front() != ':') return head + "expected ':PORT' after ']', found " + in_quotes(tail);
+        has_port = !tail.empty();
+        if (has_port) port = tail.substr(1);
+        if (host.find('%') != std::string_view::npos)
+            return head + "an IPv6 zone (%DEVICE) cannot be given; use a global address or a name";
+        std::string why;
+        auto ip = parse_ip_address(host, &why);
+        if (!ip) return head + in_quotes(host) + ": " + why;
+        if (ip->family != Family::Ipv6) return head + "brackets are for IPv6 addresses; write an IPv4 address without";
+    } else {
+        std::size_t colon = authority.find(':');
+        if (colon != std::string_view::npos && authority.find(':', colon + 1) != std::string_view::npos)
+            return head + "an IPv6 address needs brackets, e.g. https://[2001:db8::1]:2379";
+        host = authority.substr(0, colon);
+        has_port = colon != std::string_view::npos;
+        if (has_port) port = authority.substr(colon + 1);
+        if (host.empty()) return head + "no host";
+        if (host.find_first_not_of("0123456789.") == std::string_view::npos) {
+            std::string why;
+            if (!parse_ip_address(host, &why)) return head + in_quotes(host) + " is not an IPv4 address";
+        } else if (!is_host_name(host)) {
+            return head + in_quotes(host) +
+                   " is not a host name (labels of 1 to 63 letters, digits and '-', at most 253 characters), an "
+                   "IPv4 address or an [IPv6] address";
+        }
+    }
+    if (!has_port) return head + "no port: write HOST:PORT (etcd's client port is usually 2379)";
+    unsigned number = 0;
+    auto [ptr, ec] = std::from_chars(port.data(), port.data() + port.size(), number);
+    if (port.empty() || ec != std::errc() || ptr != port.data() + port.size() || number == 0 || number > 65535)
+        return head + in_quotes(port) + " is not a port (1 to 65535)";
+    canonical = std::string(scheme) + std::string(authority);
+    return std::nullopt;
+}
+
+// Endpoints=URL...: each value adds its URLs; an empty one clears the list.
+std::optional<std::string> add_etcd_endpoints(std::string_view value, std::vector<std::string>& endpoints) {
+    if (value.empty()) {  // as Channel=: an empty assignment resets the list
+        endpoints.clear();
+        return std::nullopt;
+    }
+    std::vector<std::string> all = endpoints;
+    for (std::string_view word : split_words(value)) {
+        std::string url;
+        if (auto e = parse_etcd_endpoint(word, url)) return e;
+        if (std::find(all.begin(), all.end(), url) != all.end()) return in_quotes(url) + " is given twice";
+        if (all.size() == kMaxEtcdEndpoints)
+            return in_quotes(word) + ": more than " + std::to_string(kMaxEtcdEndpoints) +
+                   " endpoints; an empty Endpoints= clears the list";
+        all.push_back(std::move(url));
+    }
+    endpoints = std::move(all);
+    return std::nullopt;
+}
+
+std::optional<std::string> set_etcd_prefix(std::string& field, std::string_view value) {
+    if (!value.empty())
+        if (std::string why = etcd::prefix_error(value); !why.empty()) return why;
+    field = value;
+    return std::nullopt;
+}
+
 const std::vector<KeyDef>& key_table() {
     static const std::vector<KeyDef> table{
         {"Cluster", "Name",
@@ -209,6 +312,7 @@ const std::vector<KeyDef>& key_table() {
          [](Config& c, std::string_view v) { return set_number(c.expected_nodes, v, 1, kMaxNodes); }},
         {"Cluster", "Role", [](Config& c, std::string_view v) { return set_enum(c.role, v, kRoleNames); }},
         {"Cluster", "NoQuorumPolicy", [](Config& c, std::string_view v) { return set_enum(c.no_quorum_policy, v, kNoQuorumPolicyNames); }},
+        {"Cluster", "Backend", [](Config& c, std::string_view v) { return set_enum(c.backend, v, kBackendNames); }},
         {"Cluster", "AuthKeyFile",
          [](Config& c, std::string_view v) -> std::optional<std::string> {
              if (v.empty()) {  // as Channel=: an empty assignment resets the list
@@ -247,6 +351,12 @@ const std::vector<KeyDef>& key_table() {
              c.channels.push_back(*spec);
              return std::nullopt;
          }},
+        {"Etcd", "Endpoints", [](Config& c, std::string_view v) { return add_etcd_endpoints(v, c.etcd_endpoints); }},
+        // Empty: none (the system's CAs; no client certificate).
+        {"Etcd", "CAFile", [](Config& c, std::string_view v) { return set_path(c.etcd_ca_file, v, true); }},
+        {"Etcd", "CertFile", [](Config& c, std::string_view v) { return set_path(c.etcd_cert_file, v, true); }},
+        {"Etcd", "KeyFile", [](Config& c, std::string_view v) { return set_path(c.etcd_key_file, v, true); }},
+        {"Etcd", "Prefix", [](Config& c, std::string_view v) { return set_etcd_prefix(c.etcd_prefix, v); }},
         {"Services", "FenceTimeout",
          [](Config& c, std::string_view v) { return set_timespan(c.fence_timeout, v, 10_ms, 60_min); }},
         {"Services", "SelfFence", [](Config& c, std::string_view v) { return set_enum(c.self_fence, v, kSelfFenceActionNames); }},
@@ -589,6 +699,28 @@ std::optional<std::string> apply_ini(Config& config, std::string_view text, std:
     return std::nullopt;
 }
 
+namespace {
+
+std::string key_name(const std::string& key) { return key.substr(key.find('.') + 1); }
+
+// The [Etcd] keys that have a value ("Etcd.Endpoints", ...), in the order render() prints them.
+std::vector<std::string> etcd_keys_set(const Config& c) {
+    std::vector<std::string> keys;
+    for (const auto& [key, set] : {std::pair{"Etcd.Endpoints", !c.etcd_endpoints.empty()},
+                                   std::pair{"Etcd.CAFile", !c.etcd_ca_file.empty()},
+                                   std::pair{"Etcd.CertFile", !c.etcd_cert_file.empty()},
+                                   std::pair{"Etcd.KeyFile", !c.etcd_key_file.empty()},
+                                   std::pair{"Etcd.Prefix", !c.etcd_prefix.empty()}})
+        if (set) keys.emplace_back(key);
+    return keys;
+}
+
+}  // namespace
+
+std::string effective_etcd_prefix(const Config& c) {
+    return c.etcd_prefix.empty() ? etcd::default_prefix(c.cluster_name) : c.etcd_prefix;
+}
+
 std::optional<std::string> validate(const Config& c) {
     auto at = [&](const std::string& key) {
         auto it = c.origin.find(key);
@@ -598,8 +730,41 @@ std::optional<std::string> validate(const Config& c) {
         return at("Heartbeat.DeadTime") + ": DeadTime=" + format_timespan(c.dead_time) +
                " must be at least twice Interval=" + format_timespan(c.interval) + " (" + at("Heartbeat.Interval") +
                ")";
-    if (c.channels.empty())
-        return "no heartbeat channel configured: give -a IP, or Channel= in [Heartbeat] (see freehad.conf(5))";
+    if (c.backend == Backend::Heartbeat) {
+        if (auto keys = etcd_keys_set(c); !keys.empty())
+            return at(keys.front()) + ": [Etcd] " + key_name(keys.front()) + "= is set but Backend=heartbeat (" +
+                   at("Cluster.Backend") + "); set Backend=etcd in [Cluster] or remove the [Etcd] keys";
+        if (c.channels.empty())
+            return "no heartbeat channel configured: give -a IP, or Channel= in [Heartbeat] (see freehad.conf(5))";
+    } else {
+        if (c.etcd_endpoints.empty())
+            return at("Cluster.Backend") +
+                   ": Backend=etcd needs [Etcd] Endpoints=, the URLs of the etcd cluster (e.g. https://etcd1:2379)";
+        // With etcd no heartbeat is sent or read: a channel there is a mistake, not a fallback.
+        if (!c.channels.empty())
+            return at("Heartbeat.Channel") + ": [Heartbeat] Channel= is given but Backend=etcd (" +
+                   at("Cluster.Backend") + "), where etcd carries membership and no heartbeat is sent; remove it";
+        if (c.etcd_cert_file.empty() != c.etcd_key_file.empty()) {
+            bool cert = !c.etcd_cert_file.empty();
+            return at(cert ? "Etcd.CertFile" : "Etcd.KeyFile") + ": [Etcd] " + (cert ? "CertFile" : "KeyFile") +
+                   "= is set but " + (cert ? "KeyFile" : "CertFile") +
+                   "= is not: a client certificate needs both CertFile= and KeyFile=";
+        }
+        // Only https:// uses them; over http:// the files would be read and ignored.
+        for (const auto& [key, path] : {std::pair{"Etcd.CAFile", &c.etcd_ca_file},
+                                        std::pair{"Etcd.CertFile", &c.etcd_cert_file},
+                                        std::pair{"Etcd.KeyFile", &c.etcd_key_file}}) {
+            if (path->empty()) continue;
+            for (const auto& url : c.etcd_endpoints)
+                if (url.starts_with("http://"))
+                    return at(key) + ": [Etcd] " + key_name(key) + "= is set but the endpoint " + url + " (" +
+                           at("Etcd.Endpoints") + ") is http://: TLS files need https:// endpoints";
+        }
+        if (c.etcd_prefix.empty())
+            if (std::string why = etcd::prefix_error(effective_etcd_prefix(c)); !why.empty())
+                return at("Cluster.Name") + ": Name=" + c.cluster_name + " makes the etcd prefix " +
+                       effective_etcd_prefix(c) + ", which " + why + "; give [Etcd] Prefix=";
+    }
     // Every channel's socket is bound to SOURCE:Port, so two channels cannot share a SOURCE.
     for (std::size_t i = 0; i < c.channels.size(); ++i)
         for (std::size_t j = i + 1; j < c.channels.size(); ++j)
@@ -674,6 +839,7 @@ std::string render(const Config& c) {
     line("ExpectedNodes", std::to_string(c.expected_nodes));
     line("Role", std::string(to_string(c.role)));
     line("NoQuorumPolicy", std::string(to_string(c.no_quorum_policy)));
+    line("Backend", std::string(to_string(c.backend)));
     if (c.auth_key_files.empty()) line("AuthKeyFile", "");
     for (const auto& path : c.auth_key_files) line("AuthKeyFile", path);
     out += "\n[Heartbeat]\n";
@@ -682,6 +848,16 @@ std::string render(const Config& c) {
     line("DeadTime", format_timespan(c.dead_time));
     line("InitDead", format_timespan(c.init_dead));
     for (const auto& ch : c.channels) line("Channel", ch.to_string());
+    // A heartbeat cluster's rendering stays as it was; the prefix is the effective one.
+    if (c.backend == Backend::Etcd || !etcd_keys_set(c).empty()) {
+        out += "\n[Etcd]\n";
+        if (c.etcd_endpoints.empty()) line("Endpoints", "");
+        for (const auto& url : c.etcd_endpoints) line("Endpoints", url);
+        line("CAFile", c.etcd_ca_file);
+        line("CertFile", c.etcd_cert_file);
+        line("KeyFile", c.etcd_key_file);
+        line("Prefix", effective_etcd_prefix(c));
+    }
     auto group_lines = [&](const GroupConfig& g) {
         for (const auto& def : group_key_table()) {
             auto values = def.get(g);
@@ -705,8 +881,6 @@ std::string render(const Config& c) {
 
 namespace {
 
-std::string key_name(const std::string& key) { return key.substr(key.find('.') + 1); }
-
 std::string origin_of(const Config& c, const std::string& key) {
     auto it = c.origin.find(key);
     return it == c.origin.end() ? "default" : it->second;
@@ -720,12 +894,23 @@ std::optional<std::string> fixed_setting_changed(const Config& running, const Co
         for (const auto& ch : c.channels) all += ch.to_string() + "\n";
         return all;
     };
+    auto endpoints = [](const Config& c) {
+        std::string all;
+        for (const auto& url : c.etcd_endpoints) all += url + "\n";
+        return all;
+    };
     std::vector<std::tuple<std::string, std::string, std::string>> fixed{
         {"Cluster.Name", running.cluster_name, reread.cluster_name},
         {"Cluster.NodeName", running.node_name, reread.node_name},
         {"Cluster.Role", std::string(to_string(running.role)), std::string(to_string(reread.role))},
         {"Heartbeat.Port", std::to_string(running.port), std::to_string(reread.port)},
         {"Heartbeat.Channel", channels(running), channels(reread)},
+        {"Cluster.Backend", std::string(to_string(running.backend)), std::string(to_string(reread.backend))},
+        {"Etcd.Endpoints", endpoints(running), endpoints(reread)},
+        {"Etcd.CAFile", running.etcd_ca_file, reread.etcd_ca_file},
+        {"Etcd.CertFile", running.etcd_cert_file, reread.etcd_cert_file},
+        {"Etcd.KeyFile", running.etcd_key_file, reread.etcd_key_file},
+        {"Etcd.Prefix", effective_etcd_prefix(running), effective_etcd_prefix(reread)},
         {"Status.JSONFile", running.json_file, reread.json_file},
         {"Status.StateFile", running.state_file, reread.state_file},
     };
@@ -801,6 +986,7 @@ NodeSettings node_settings(const Config& c, std::uint64_t incarnation, auth::Key
     s.expected_nodes = c.expected_nodes;
     s.role = c.role;
     s.no_quorum_policy = c.no_quorum_policy;
+    s.backend = c.backend;
     s.interval = c.interval;
     s.dead_time = c.dead_time;
     s.init_dead = c.init_dead;

@@ -32,6 +32,8 @@ inline constexpr unsigned kMaxGroups = 64;
 inline constexpr std::size_t kMaxGroupNameLength = 32;
 // [Services]' group; no [Group NAME] may take this name in any case.
 inline constexpr std::string_view kDefaultGroupName = "default";
+// [Etcd] Endpoints=: the members of one etcd cluster, which the client tries in turn.
+inline constexpr std::size_t kMaxEtcdEndpoints = 16;
 
 bool is_valid_group_name(std::string_view name);
 
@@ -118,6 +120,16 @@ struct Config {
     // [Group NAME]: the other groups, sorted by name (byte order), whatever
     // the files and their order, so that every node lists them alike.
     std::vector<GroupConfig> groups;
+    // [Cluster] Backend= and [Etcd]: where membership, election and leases
+    // come from. The [Etcd] keys are for Backend=etcd only (validate()).
+    Backend backend = Backend::Heartbeat;
+    // http://HOST:PORT or https://HOST:PORT, without a trailing '/': the
+    // client appends the gateway's paths ("/v3/lease/grant").
+    std::vector<std::string> etcd_endpoints;
+    std::string etcd_ca_file;    // empty: the system's CAs
+    std::string etcd_cert_file;  // the client certificate and its key: both or neither
+    std::string etcd_key_file;
+    std::string etcd_prefix;  // empty: etcd::default_prefix(cluster_name); see effective_etcd_prefix()
     // [Status]
     std::string json_file;   // empty: $RUNTIME_DIRECTORY/status.json, else /run/freeha/status.json
     std::string state_file;  // FreeHA text format; empty: not written
@@ -153,6 +165,9 @@ std::optional<std::string> apply_ini(Config& config, std::string_view text, std:
 std::optional<std::string> apply_setting(Config& config, std::string_view section, std::string_view key,
                                          std::string_view value, std::string_view origin);
 
+// The prefix of the cluster's keys in etcd: Prefix=, else "/freeha/NAME/".
+std::string effective_etcd_prefix(const Config& config);
+
 // Cross-field checks once every source has been applied.
 std::optional<std::string> validate(const Config& config);
 
@@ -160,7 +175,7 @@ std::optional<std::string> validate(const Config& config);
 std::string render(const Config& config);
 
 // One setting ("Section.Key", e.g. "Group web.Target") as render() prints
-// it; a key given several times (Channel=, AuthKeyFile=) is joined with ", ".
+// it; a key given several times (Channel=, AuthKeyFile=, Endpoints=) is joined with ", ".
 std::string rendered_setting(const Config& config, std::string_view key);
 
 // For a config reload: the first setting whose value in the files changed
@@ -173,9 +188,10 @@ std::optional<std::string> shadowed_setting_changed(const Config& running, const
 std::vector<std::string> describe_shadowed(const Config& config);
 
 // For a config reload: the first setting that differs and cannot change
-// without a restart (cluster, node name, role, channels, target, files), as an
-// error naming it; nullopt when the reload can be applied. Groups may come
-// and go; a group's Target= and HooksDirectory= are fixed as [Services]' are.
+// without a restart (cluster, node name, role, backend, channels, the [Etcd]
+// keys, target, files), as an error naming it; nullopt when the reload can be
+// applied. Groups may come and go; a group's Target= and HooksDirectory= are
+// fixed as [Services]' are.
 std::optional<std::string> fixed_setting_changed(const Config& running, const Config& reread);
 
 // How heartbeats are authenticated, for the log: "heartbeats signed with

@@ -933,3 +933,343 @@ INSTANTIATE_TEST_SUITE_P(
                       FlagErrorCase{{"--config", "/dev/null", "-B", "10.0.0.255"}, "-B needs -b"},
                       FlagErrorCase{{"--config", "/dev/null", "-a", "127.0.0.1", "--node-name", "a.b"}, "--node-name: [Cluster] NodeName=a.b"}),
     [](const auto& info) { return "Case" + std::to_string(info.index); });
+
+// --- [Cluster] Backend= and [Etcd] -------------------------------------------
+
+namespace {
+
+constexpr const char* kEtcd = "[Cluster]\nBackend=etcd\n[Etcd]\nEndpoints=https://etcd1:2379\n";
+
+}  // namespace
+
+TEST(Etcd, TheBackendIsHeartbeatUnlessEtcdIsChosen) {
+    Config none = parse_ok(kChannel);
+    EXPECT_EQ(none.backend, Backend::Heartbeat);
+    EXPECT_EQ(node_settings(none, 0).backend, Backend::Heartbeat);
+    EXPECT_TRUE(none.etcd_endpoints.empty());
+    EXPECT_EQ(parse_ok("[Cluster]\nBackend=heartbeat\n").backend, Backend::Heartbeat);
+    Config etcd = parse_ok(kEtcd);
+    EXPECT_EQ(etcd.backend, Backend::Etcd);
+    EXPECT_EQ(node_settings(etcd, 0).backend, Backend::Etcd);
+    EXPECT_EQ(etcd.origin.at("Cluster.Backend"), "test.conf:2");
+}
+
+TEST(Etcd, ParsesEveryKeyAndRemembersWhere) {
+    Config c = parse_ok("[Cluster]\nBackend=etcd\n[Etcd]\nEndpoints=https://etcd1:2379 https://etcd2:2379/\n"
+                        "Endpoints=https://[2001:db8::3]:2379\nCAFile=/etc/freeha/etcd-ca.pem\n"
+                        "CertFile=/etc/freeha/etcd.crt\nKeyFile=/etc/freeha/etcd.key\nPrefix=/ha/web/\n");
+    EXPECT_EQ(c.etcd_endpoints,
+              (std::vector<std::string>{"https://etcd1:2379", "https://etcd2:2379", "https://[2001:db8::3]:2379"}));
+    EXPECT_EQ(c.etcd_ca_file, "/etc/freeha/etcd-ca.pem");
+    EXPECT_EQ(c.etcd_cert_file, "/etc/freeha/etcd.crt");
+    EXPECT_EQ(c.etcd_key_file, "/etc/freeha/etcd.key");
+    EXPECT_EQ(c.etcd_prefix, "/ha/web/");
+    EXPECT_EQ(effective_etcd_prefix(c), "/ha/web/");
+    EXPECT_EQ(c.origin.at("Etcd.Endpoints"), "test.conf:5");
+    EXPECT_EQ(c.origin.at("Etcd.CAFile"), "test.conf:6");
+    EXPECT_EQ(c.origin.at("Etcd.Prefix"), "test.conf:9");
+    EXPECT_EQ(validate(c), std::nullopt);
+}
+
+TEST(Etcd, AnEmptyValueClearsAListOrAFileOrThePrefix) {
+    Config c = parse_ok("[Cluster]\nName=web\nBackend=etcd\n[Etcd]\nEndpoints=http://a:2379 http://b:2379\n"
+                        "Endpoints=\nEndpoints=http://c:2379\nCAFile=/ca\nCAFile=\nPrefix=/x/\nPrefix=\n");
+    EXPECT_EQ(c.etcd_endpoints, std::vector<std::string>{"http://c:2379"});
+    EXPECT_EQ(c.etcd_ca_file, "");
+    EXPECT_EQ(c.etcd_prefix, "");
+    EXPECT_EQ(effective_etcd_prefix(c), "/freeha/web/");  // etcd::default_prefix(Name=)
+    EXPECT_EQ(validate(c), std::nullopt);
+}
+
+struct EndpointCase {
+    std::string value;
+    std::vector<std::string> endpoints;  // as kept and rendered
+};
+
+class EtcdEndpointForms : public ::testing::TestWithParam<EndpointCase> {};
+
+TEST_P(EtcdEndpointForms, AreKeptWithoutATrailingSlash) {
+    Config c = parse_ok("[Etcd]\nEndpoints=" + GetParam().value + "\n");
+    EXPECT_EQ(c.etcd_endpoints, GetParam().endpoints);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Valid, EtcdEndpointForms,
+    ::testing::Values(EndpointCase{"http://127.0.0.1:2379", {"http://127.0.0.1:2379"}},
+                      EndpointCase{"https://etcd1.example.com:2379/", {"https://etcd1.example.com:2379"}},
+                      EndpointCase{"https://[2001:db8::1]:2379", {"https://[2001:db8::1]:2379"}},
+                      EndpointCase{"https://[::1]:2379/", {"https://[::1]:2379"}},
+                      EndpointCase{"http://localhost:1 https://e-2:65535", {"http://localhost:1", "https://e-2:65535"}},
+                      EndpointCase{"  http://a:2379\thttp://B.c:2379/  ", {"http://a:2379", "http://B.c:2379"}},
+                      EndpointCase{"http://0ab.9:2379", {"http://0ab.9:2379"}},
+                      EndpointCase{"http://" + std::string(63, 'a') + ".b:2379",
+                                   {"http://" + std::string(63, 'a') + ".b:2379"}}),
+    [](const auto& info) { return "Case" + std::to_string(info.index); });
+
+TEST(Etcd, AtMostSixteenEndpoints) {
+    std::string sixteen;
+    for (int i = 1; i <= 16; ++i) sixteen += " http://etcd" + std::to_string(i) + ":2379";
+    Config c = parse_ok("[Etcd]\nEndpoints=" + sixteen + "\n");
+    EXPECT_EQ(c.etcd_endpoints.size(), kMaxEtcdEndpoints);
+    EXPECT_EQ(parse_error("[Etcd]\nEndpoints=" + sixteen + "\nEndpoints=http://etcd17:2379\n"),
+              "test.conf:3: [Etcd] Endpoints=http://etcd17:2379: 'http://etcd17:2379': more than 16 endpoints; an "
+              "empty Endpoints= clears the list");
+    EXPECT_EQ(parse_ok("[Etcd]\nEndpoints=" + sixteen + "\nEndpoints=\nEndpoints=http://etcd17:2379\n").etcd_endpoints,
+              std::vector<std::string>{"http://etcd17:2379"});
+}
+
+struct ExactErrorCase {
+    std::string text;
+    std::string expected;  // the whole line
+};
+
+class EtcdErrors : public ::testing::TestWithParam<ExactErrorCase> {};
+
+TEST_P(EtcdErrors, AreOneLineNamingFileLineAndWhatIsWrong) {
+    EXPECT_EQ(parse_error(GetParam().text), GetParam().expected);
+}
+
+namespace {
+
+// [Etcd] Endpoints=VALUE on line 2, and the error it must give.
+ExactErrorCase bad_endpoint(const std::string& value, const std::string& why) {
+    return {"[Etcd]\nEndpoints=" + value + "\n", "test.conf:2: [Etcd] Endpoints=" + value + ": " + why};
+}
+
+const std::string kNotAHost =
+    " is not a host name (labels of 1 to 63 letters, digits and '-', at most 253 characters), an IPv4 address or "
+    "an [IPv6] address";
+
+}  // namespace
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryError, EtcdErrors,
+    ::testing::Values(
+        ExactErrorCase{"[Cluster]\nBackend=raft\n", "test.conf:2: [Cluster] Backend=raft: expected 'heartbeat' or 'etcd'"},
+        ExactErrorCase{"[Cluster]\nBackend=\n", "test.conf:2: [Cluster] Backend=: expected 'heartbeat' or 'etcd'"},
+        ExactErrorCase{"[Cluster]\nBackend=Etcd\n", "test.conf:2: [Cluster] Backend=Etcd: expected 'heartbeat' or 'etcd'"},
+        ExactErrorCase{"[Etcd]\nEndpoint=http://a:2379\n", "test.conf:2: [Etcd] unknown key 'Endpoint'"},
+        ExactErrorCase{"[etcd]\nEndpoints=http://a:2379\n", "test.conf:2: unknown section [etcd]"},
+        bad_endpoint("etcd1:2379", "'etcd1:2379': expected http://HOST:PORT or https://HOST:PORT"),
+        bad_endpoint("HTTP://etcd1:2379", "'HTTP://etcd1:2379': expected http://HOST:PORT or https://HOST:PORT"),
+        bad_endpoint("unix:///run/etcd.sock", "'unix:///run/etcd.sock': expected http://HOST:PORT or https://HOST:PORT"),
+        bad_endpoint("http://a:2379 ftp://b:21", "'ftp://b:21': expected http://HOST:PORT or https://HOST:PORT"),
+        bad_endpoint("http://etcd1", "'http://etcd1': no port: write HOST:PORT (etcd's client port is usually 2379)"),
+        bad_endpoint("https://etcd1/", "'https://etcd1/': no port: write HOST:PORT (etcd's client port is usually 2379)"),
+        bad_endpoint("http://etcd1:", "'http://etcd1:': '' is not a port (1 to 65535)"),
+        bad_endpoint("http://etcd1:0", "'http://etcd1:0': '0' is not a port (1 to 65535)"),
+        bad_endpoint("http://etcd1:65536", "'http://etcd1:65536': '65536' is not a port (1 to 65535)"),
+        bad_endpoint("http://etcd1:23x9", "'http://etcd1:23x9': '23x9' is not a port (1 to 65535)"),
+        bad_endpoint("http://etcd1:-1", "'http://etcd1:-1': '-1' is not a port (1 to 65535)"),
+        bad_endpoint("http://etcd1:2379/v3", "'http://etcd1:2379/v3': nothing may follow the port but '/', found '/v3'"),
+        bad_endpoint("http://etcd1:2379//", "'http://etcd1:2379//': nothing may follow the port but '/', found '//'"),
+        bad_endpoint("http://etcd1:2379?x=1", "'http://etcd1:2379?x=1': nothing may follow the port but '/', found '?x=1'"),
+        bad_endpoint("http://etcd1:2379#f", "'http://etcd1:2379#f': nothing may follow the port but '/', found '#f'"),
+        bad_endpoint("http://:2379", "'http://:2379': no host"),
+        bad_endpoint("http://", "'http://': no host"),
+        bad_endpoint("http://root@etcd1:2379",
+                     "'http://root@etcd1:2379': a user name (USER@) is not taken; clients authenticate with CertFile= "
+                     "and KeyFile="),
+        bad_endpoint("http://2001:db8::1:2379",
+                     "'http://2001:db8::1:2379': an IPv6 address needs brackets, e.g. https://[2001:db8::1]:2379"),
+        bad_endpoint("http://[2001:db8::1:2379",
+                     "'http://[2001:db8::1:2379': '[' without the ']' that ends the IPv6 address"),
+        bad_endpoint("http://[2001:db8::1]",
+                     "'http://[2001:db8::1]': no port: write HOST:PORT (etcd's client port is usually 2379)"),
+        bad_endpoint("http://[2001:db8::1]x:2379", "'http://[2001:db8::1]x:2379': expected ':PORT' after ']', found 'x:2379'"),
+        bad_endpoint("http://[fe80::1%eth0]:2379",
+                     "'http://[fe80::1%eth0]:2379': an IPv6 zone (%DEVICE) cannot be given; use a global address or a name"),
+        bad_endpoint("http://[10.0.0.1]:2379",
+                     "'http://[10.0.0.1]:2379': brackets are for IPv6 addresses; write an IPv4 address without"),
+        bad_endpoint("http://[zz::1]:2379", "'http://[zz::1]:2379': 'zz::1': not an IPv4 or IPv6 address"),
+        bad_endpoint("http://[]:2379", "'http://[]:2379': '': not an IPv4 or IPv6 address"),
+        bad_endpoint("http://300.0.0.1:2379", "'http://300.0.0.1:2379': '300.0.0.1' is not an IPv4 address"),
+        bad_endpoint("http://10.0.0:2379", "'http://10.0.0:2379': '10.0.0' is not an IPv4 address"),
+        bad_endpoint("http://etcd_1:2379", "'http://etcd_1:2379': 'etcd_1'" + kNotAHost),
+        bad_endpoint("http://-etcd:2379", "'http://-etcd:2379': '-etcd'" + kNotAHost),
+        bad_endpoint("http://etcd-.lan:2379", "'http://etcd-.lan:2379': 'etcd-.lan'" + kNotAHost),
+        bad_endpoint("http://etcd..lan:2379", "'http://etcd..lan:2379': 'etcd..lan'" + kNotAHost),
+        bad_endpoint("http://etcd.:2379", "'http://etcd.:2379': 'etcd.'" + kNotAHost),
+        bad_endpoint("http://" + std::string(64, 'a') + ":2379",
+                     "'http://" + std::string(64, 'a') + ":2379': '" + std::string(64, 'a') + "'" + kNotAHost),
+        bad_endpoint("http://a:2379 http://b:2379 http://a:2379/", "'http://a:2379' is given twice"),
+        ExactErrorCase{"[Etcd]\nEndpoints=http://a:2379\nEndpoints=http://a:2379\n",
+                       "test.conf:3: [Etcd] Endpoints=http://a:2379: 'http://a:2379' is given twice"},
+        ExactErrorCase{"[Etcd]\nEndpoints=http://caf\xc3\xa9:2379\n",
+                       "test.conf:2: [Etcd] Endpoints=http://caf\xc3\xa9:2379: 'http://caf\xc3\xa9:2379': "
+                       "'caf\xc3\xa9'" + kNotAHost},
+        ExactErrorCase{"[Etcd]\nEndpoints=http://a\xff:2379\n",
+                       "test.conf:2: [Etcd] Endpoints=: not valid UTF-8 (byte 0xff at offset 8)"},
+        ExactErrorCase{"[Etcd]\nCAFile=ca.pem\n", "test.conf:2: [Etcd] CAFile=ca.pem: expected an absolute path"},
+        ExactErrorCase{"[Etcd]\nCertFile=etcd.crt\n", "test.conf:2: [Etcd] CertFile=etcd.crt: expected an absolute path"},
+        ExactErrorCase{"[Etcd]\nKeyFile=~/etcd.key\n", "test.conf:2: [Etcd] KeyFile=~/etcd.key: expected an absolute path"},
+        ExactErrorCase{"[Etcd]\nPrefix=freeha\n", "test.conf:2: [Etcd] Prefix=freeha: must start and end with '/'"},
+        ExactErrorCase{"[Etcd]\nPrefix=/freeha\n", "test.conf:2: [Etcd] Prefix=/freeha: must start and end with '/'"},
+        ExactErrorCase{"[Etcd]\nPrefix=/a//b/\n", "test.conf:2: [Etcd] Prefix=/a//b/: holds an empty element ('//')"},
+        ExactErrorCase{"[Etcd]\nPrefix=/a b/\n",
+                       "test.conf:2: [Etcd] Prefix=/a b/: holds a character that is not printable ASCII (or a space)"},
+        ExactErrorCase{"[Etcd]\nPrefix=/" + std::string(127, 'x') + "/\n",
+                       "test.conf:2: [Etcd] Prefix=/" + std::string(127, 'x') + "/: longer than 128 characters"}),
+    [](const auto& info) { return "Case" + std::to_string(info.index); });
+
+TEST(Etcd, APrefixOf128CharactersIsTaken) {
+    std::string prefix = "/" + std::string(126, 'x') + "/";
+    EXPECT_EQ(parse_ok("[Etcd]\nPrefix=" + prefix + "\n").etcd_prefix, prefix);
+}
+
+class EtcdValidation : public ::testing::TestWithParam<ExactErrorCase> {};
+
+TEST_P(EtcdValidation, NamesTheKeysAndWhereTheyCameFrom) {
+    Config c = parse_ok(GetParam().text);
+    EXPECT_EQ(validate(c).value_or("<valid>"), GetParam().expected);
+}
+
+namespace {
+
+const std::string kSetButHeartbeat = " is set but Backend=heartbeat (default); set Backend=etcd in [Cluster] or "
+                                     "remove the [Etcd] keys";
+
+}  // namespace
+
+INSTANTIATE_TEST_SUITE_P(
+    EveryCheck, EtcdValidation,
+    ::testing::Values(
+        ExactErrorCase{"[Cluster]\nBackend=etcd\n",
+                       "test.conf:2: Backend=etcd needs [Etcd] Endpoints=, the URLs of the etcd cluster (e.g. "
+                       "https://etcd1:2379)"},
+        ExactErrorCase{std::string(kEtcd) + "Endpoints=\n",
+                       "test.conf:2: Backend=etcd needs [Etcd] Endpoints=, the URLs of the etcd cluster (e.g. "
+                       "https://etcd1:2379)"},
+        ExactErrorCase{std::string(kChannel) + "[Etcd]\nEndpoints=http://a:2379\n",
+                       "test.conf:4: [Etcd] Endpoints=" + kSetButHeartbeat},
+        ExactErrorCase{std::string(kChannel) + "[Etcd]\n\nCAFile=/ca.pem\n", "test.conf:5: [Etcd] CAFile=" + kSetButHeartbeat},
+        ExactErrorCase{std::string(kChannel) + "[Etcd]\nCertFile=/c.crt\n", "test.conf:4: [Etcd] CertFile=" + kSetButHeartbeat},
+        ExactErrorCase{std::string(kChannel) + "[Etcd]\nKeyFile=/c.key\n", "test.conf:4: [Etcd] KeyFile=" + kSetButHeartbeat},
+        ExactErrorCase{"[Cluster]\nBackend=heartbeat\n" + std::string(kChannel) + "[Etcd]\nPrefix=/x/\n",
+                       "test.conf:6: [Etcd] Prefix= is set but Backend=heartbeat (test.conf:2); set Backend=etcd in "
+                       "[Cluster] or remove the [Etcd] keys"},
+        // Empty [Etcd] keys are the defaults, which a heartbeat cluster has too.
+        ExactErrorCase{std::string(kChannel) + "[Etcd]\nEndpoints=\nCAFile=\nCertFile=\nKeyFile=\nPrefix=\n", "<valid>"},
+        ExactErrorCase{std::string(kEtcd) + "[Heartbeat]\nChannel=broadcast 10.0.0.1\n",
+                       "test.conf:6: [Heartbeat] Channel= is given but Backend=etcd (test.conf:2), where etcd carries "
+                       "membership and no heartbeat is sent; remove it"},
+        ExactErrorCase{std::string(kEtcd) + "[Heartbeat]\nChannel=broadcast 10.0.0.1\nChannel=\n", "<valid>"},
+        ExactErrorCase{std::string(kEtcd) + "CertFile=/etc/freeha/etcd.crt\n",
+                       "test.conf:5: [Etcd] CertFile= is set but KeyFile= is not: a client certificate needs both "
+                       "CertFile= and KeyFile="},
+        ExactErrorCase{std::string(kEtcd) + "KeyFile=/etc/freeha/etcd.key\n",
+                       "test.conf:5: [Etcd] KeyFile= is set but CertFile= is not: a client certificate needs both "
+                       "CertFile= and KeyFile="},
+        ExactErrorCase{"[Cluster]\nBackend=etcd\n[Etcd]\nEndpoints=http://etcd1:2379\nCAFile=/ca.pem\n",
+                       "test.conf:5: [Etcd] CAFile= is set but the endpoint http://etcd1:2379 (test.conf:4) is "
+                       "http://: TLS files need https:// endpoints"},
+        ExactErrorCase{"[Cluster]\nBackend=etcd\n[Etcd]\nEndpoints=https://etcd1:2379\nEndpoints=http://etcd2:2379\n"
+                       "KeyFile=/c.key\nCertFile=/c.crt\n",
+                       "test.conf:7: [Etcd] CertFile= is set but the endpoint http://etcd2:2379 (test.conf:5) is "
+                       "http://: TLS files need https:// endpoints"},
+        ExactErrorCase{std::string(kEtcd) + "CAFile=/ca.pem\nCertFile=/c.crt\nKeyFile=/c.key\n", "<valid>"},
+        ExactErrorCase{"[Cluster]\nBackend=etcd\n[Etcd]\nEndpoints=http://etcd1:2379 http://10.0.0.2:2379\n", "<valid>"},
+        ExactErrorCase{std::string(kEtcd), "<valid>"},  // https:// without files: the system's CAs
+        // The default prefix is made of Name=, which may hold what a prefix may not.
+        ExactErrorCase{"[Cluster]\nName=caf\xc3\xa9\n" + std::string(kEtcd),
+                       "test.conf:2: Name=caf\xc3\xa9 makes the etcd prefix /freeha/caf\xc3\xa9/, which holds a "
+                       "character that is not printable ASCII (or a space); give [Etcd] Prefix="},
+        ExactErrorCase{"[Cluster]\nName=web/\n" + std::string(kEtcd),
+                       "test.conf:2: Name=web/ makes the etcd prefix /freeha/web//, which holds an empty element "
+                       "('//'); give [Etcd] Prefix="},
+        ExactErrorCase{"[Cluster]\nName=caf\xc3\xa9\n" + std::string(kEtcd) + "Prefix=/freeha/cafe/", "<valid>"}),
+    [](const auto& info) { return "Case" + std::to_string(info.index); });
+
+TEST(Etcd, RenderPrintsTheBackendAndEtcdAndParsesBack) {
+    Config c = parse_ok("[Cluster]\nName=web\nBackend=etcd\n[Etcd]\nEndpoints=https://e1:2379/ https://[2001:db8::1]:2379\n"
+                        "Endpoints=https://10.0.0.3:2379\nCAFile=/etc/freeha/etcd-ca.pem\nCertFile=/etc/freeha/etcd.crt\n"
+                        "KeyFile=/etc/freeha/etcd.key\n");
+    std::string text = render(c);
+    EXPECT_NE(text.find("NoQuorumPolicy=stop\nBackend=etcd\n"), std::string::npos) << text;
+    EXPECT_NE(text.find("\n[Etcd]\nEndpoints=https://e1:2379\nEndpoints=https://[2001:db8::1]:2379\n"
+                        "Endpoints=https://10.0.0.3:2379\nCAFile=/etc/freeha/etcd-ca.pem\nCertFile=/etc/freeha/etcd.crt\n"
+                        "KeyFile=/etc/freeha/etcd.key\nPrefix=/freeha/web/\n\n[Services]\n"),
+              std::string::npos)
+        << text;
+    Config again = parse_ok(text);
+    EXPECT_EQ(render(again), text);
+    EXPECT_EQ(again.backend, Backend::Etcd);
+    EXPECT_EQ(again.etcd_endpoints, c.etcd_endpoints);
+    EXPECT_EQ(again.etcd_ca_file, c.etcd_ca_file);
+    EXPECT_EQ(again.etcd_cert_file, c.etcd_cert_file);
+    EXPECT_EQ(again.etcd_key_file, c.etcd_key_file);
+    EXPECT_EQ(effective_etcd_prefix(again), "/freeha/web/");
+    EXPECT_EQ(validate(again), std::nullopt);
+    EXPECT_EQ(fixed_setting_changed(c, again), std::nullopt);
+    EXPECT_EQ(rendered_setting(c, "Cluster.Backend"), "etcd");
+    EXPECT_EQ(rendered_setting(c, "Etcd.Endpoints"), "https://e1:2379, https://[2001:db8::1]:2379, https://10.0.0.3:2379");
+    EXPECT_EQ(rendered_setting(c, "Etcd.CertFile"), "/etc/freeha/etcd.crt");
+    EXPECT_EQ(rendered_setting(c, "Etcd.Prefix"), "/freeha/web/");
+    // Without files and with a prefix of its own.
+    Config plain = parse_ok(std::string(kEtcd) + "Prefix=/ha/\n");
+    EXPECT_NE(render(plain).find("\n[Etcd]\nEndpoints=https://etcd1:2379\nCAFile=\nCertFile=\nKeyFile=\nPrefix=/ha/\n"),
+              std::string::npos)
+        << render(plain);
+    EXPECT_EQ(render(parse_ok(render(plain))), render(plain));
+}
+
+TEST(Etcd, AHeartbeatClustersRenderingHasNoEtcdSection) {
+    Config c = parse_ok(kChannel);
+    std::string text = render(c);
+    EXPECT_NE(text.find("NoQuorumPolicy=stop\nBackend=heartbeat\n"), std::string::npos) << text;
+    EXPECT_EQ(text.find("[Etcd]"), std::string::npos) << text;
+    EXPECT_EQ(rendered_setting(c, "Etcd.Endpoints"), "");
+    EXPECT_EQ(validate(parse_ok(text)), std::nullopt);
+    // One that sets an [Etcd] key shows it, so that --check-config shows what validate() refuses.
+    Config stray = parse_ok(std::string(kChannel) + "[Etcd]\nCAFile=/ca.pem\n");
+    EXPECT_NE(render(stray).find("\n[Etcd]\nEndpoints=\nCAFile=/ca.pem\n"), std::string::npos) << render(stray);
+}
+
+TEST(Etcd, AReloadCannotChangeTheBackendOrHowEtcdIsReached) {
+    const std::string base = "[Cluster]\nName=web\nBackend=etcd\n[Etcd]\nEndpoints=https://e1:2379\n";
+    Config running = parse_ok(base + "CAFile=/ca.pem\nCertFile=/c.crt\nKeyFile=/c.key\n");
+    // Timings may change; the same prefix spelled out is no change.
+    Config same = parse_ok(base + "CAFile=/ca.pem\nCertFile=/c.crt\nKeyFile=/c.key\nPrefix=/freeha/web/\n"
+                                  "[Heartbeat]\nDeadTime=3s\n");
+    EXPECT_EQ(fixed_setting_changed(running, same), std::nullopt);
+    const std::string restart = "= cannot change while freehad runs; restart it to apply";
+    struct Change {
+        std::string text;
+        std::string expected;
+    };
+    for (const auto& [text, expected] : std::vector<Change>{
+             {"[Cluster]\nName=web\nBackend=heartbeat\n[Etcd]\nEndpoints=https://e1:2379\nCAFile=/ca.pem\n"
+              "CertFile=/c.crt\nKeyFile=/c.key\n",
+              "test.conf:3: Backend" + restart},
+             {base + "Endpoints=https://e2:2379\nCAFile=/ca.pem\nCertFile=/c.crt\nKeyFile=/c.key\n",
+              "test.conf:6: Endpoints" + restart},
+             {"[Cluster]\nName=web\nBackend=etcd\n[Etcd]\nEndpoints=https://e1:2379/\n\nCAFile=/ca2.pem\n"
+              "CertFile=/c.crt\nKeyFile=/c.key\n",
+              "test.conf:7: CAFile" + restart},
+             {base + "CAFile=/ca.pem\nCertFile=/c2.crt\nKeyFile=/c.key\n", "test.conf:7: CertFile" + restart},
+             {base + "CAFile=/ca.pem\nCertFile=/c.crt\nKeyFile=/c2.key\n", "test.conf:8: KeyFile" + restart},
+             {base + "CAFile=/ca.pem\nCertFile=/c.crt\nKeyFile=/c.key\nPrefix=/ha/\n", "test.conf:9: Prefix" + restart},
+             // Removed: named without a line.
+             {base + "CertFile=/c.crt\nKeyFile=/c.key\n", "CAFile" + restart},
+         })
+        EXPECT_EQ(fixed_setting_changed(running, parse_ok(text)).value_or("<none>"), expected) << text;
+    // An explicit prefix given up for the default one is a change too.
+    Config prefixed = parse_ok(base + "Prefix=/ha/\n");
+    EXPECT_EQ(fixed_setting_changed(prefixed, parse_ok(base)).value_or("<none>"), "Prefix" + restart);
+}
+
+TEST(CommandLine, FreeHAsChannelFlagIsRefusedWithTheEtcdBackend) {
+    TempDir dir;
+    std::string conf = dir.write("freehad.conf", std::string("[Cluster]\nNodeName=x\n") + kEtcd);
+    std::string error;
+    auto cl = parse_args({"--config", conf, "-a", "10.0.0.1"}, &error);
+    ASSERT_TRUE(cl) << error;
+    EXPECT_FALSE(load_config(*cl, &error));
+    EXPECT_EQ(error, "-a: [Heartbeat] Channel= is given but Backend=etcd (" + conf +
+                         ":4), where etcd carries membership and no heartbeat is sent; remove it");
+    auto without = parse_args({"--config", conf}, &error);
+    ASSERT_TRUE(without) << error;
+    auto c = load_config(*without, &error);
+    ASSERT_TRUE(c) << error;
+    EXPECT_EQ(c->etcd_endpoints, std::vector<std::string>{"https://etcd1:2379"});
+}
