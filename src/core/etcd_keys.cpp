@@ -28,6 +28,13 @@ std::string prefix_error(std::string_view prefix) {
     return {};
 }
 
+std::optional<std::string> KeyLayout::holder_group(std::string_view key) const {
+    if (!key.starts_with(prefix_)) return std::nullopt;
+    auto group = between(key.substr(prefix_.size()), "groups/", "/holder");
+    if (!group || !is_valid_group_name(*group)) return std::nullopt;
+    return std::string(*group);
+}
+
 ClusterView read_view(const KeyLayout& layout, const std::map<std::string, KeyValue>& keys) {
     ClusterView view;
     for (const auto& [key, kv] : keys) {

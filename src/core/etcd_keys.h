@@ -35,6 +35,8 @@ public:
     std::string holder_key(std::string_view group) const {
         return prefix_ + "groups/" + std::string(group) + "/holder";
     }
+    // The group whose holder key `key` is; nullopt when it is none.
+    std::optional<std::string> holder_group(std::string_view key) const;
 
 private:
     std::string prefix_;

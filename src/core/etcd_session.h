@@ -127,6 +127,8 @@ public:
         return lease_ ? std::optional<std::int64_t>(lease_->id) : std::nullopt;
     }
     bool holds(const std::string& key) const;
+    // A revoke has been sent and neither answered nor failed yet.
+    bool revoking() const { return pending(Call::Revoke); }
     // The newest value of `key` etcd acknowledged on the current lease (a
     // newer one may be out); nullopt until one is (and again on a new lease).
     std::optional<std::string> published(const std::string& key) const;

@@ -1,7 +1,7 @@
 #include "daemon/etcd_backend.h"
 
 #include <cstring>
-
+#include <utility>
 
 namespace freeha {
 
@@ -24,6 +24,13 @@ std::unique_ptr<EtcdBackend> EtcdBackend::create(sd_event* event, EtcdBackendSet
         *error = "cannot add the etcd timer: " + std::string(strerror(-r));
         return nullptr;
     }
+    sd_event_source* notify = nullptr;
+    if (int r = sd_event_add_defer(event, &notify, &EtcdBackend::on_notify, b.get()); r < 0) {
+        *error = "cannot add the etcd link's notifier: " + std::string(strerror(-r));
+        return nullptr;
+    }
+    b->notify_.reset(notify);
+    sd_event_source_set_enabled(notify, SD_EVENT_OFF);
     return b;
 }
 
@@ -61,7 +68,10 @@ void EtcdBackend::mark_cluster(const std::string& key, const std::string& value)
     run(session_.mark_cluster(key, value, now()));
 }
 
-void EtcdBackend::revoke() { run(session_.revoke(now())); }
+void EtcdBackend::revoke(std::function<void()> done) {
+    revoke_done_ = std::move(done);
+    run(session_.revoke(now()));
+}
 
 void EtcdBackend::post(const etcd::Request& r) {
     // A watch streams until it fails or is replaced; every other call has the session's timeout.
@@ -73,7 +83,13 @@ void EtcdBackend::post(const etcd::Request& r) {
 void EtcdBackend::run(etcd::Step step) {
     for (std::uint64_t id : step.cancel) client_->cancel(id);
     for (const auto& r : step.requests) post(r);
-    if (!step.events.empty()) listener_(step.events, {}, {});
+    queued_events_.insert(queued_events_.end(), step.events.begin(), step.events.end());
+    if (session_.lease_until() != lease_until_) {
+        lease_until_ = session_.lease_until();
+        lease_moved_ = true;
+    }
+    if (revoke_done_ && !session_.revoking()) revoke_ended_ = true;
+    notify_soon();
     // Where the session goes after a failure, the watch follows: an endpoint
     // that cannot renew a lease may well have lost its quorum, and a watch
     // there would see no change.
@@ -87,7 +103,13 @@ void EtcdBackend::run(etcd::Step step) {
 void EtcdBackend::run(etcd::WatchStep step) {
     for (std::uint64_t id : step.cancel) client_->cancel(id);
     for (const auto& r : step.requests) post(r);
-    if (!step.changed.empty() || !step.failures.empty()) listener_({}, step.changed, step.failures);
+    queued_failures_.insert(queued_failures_.end(), step.failures.begin(), step.failures.end());
+    queued_changes_.insert(queued_changes_.end(), step.changed.begin(), step.changed.end());
+    if (!step.changed.empty() || watch_.synced() != synced_) {
+        synced_ = watch_.synced();
+        view_moved_ = true;
+    }
+    notify_soon();
     arm();
 }
 
@@ -101,6 +123,25 @@ void EtcdBackend::on_done(std::uint64_t id, bool answered, const std::string& te
 
 void EtcdBackend::on_line(std::uint64_t id, const std::string& line) {
     if (is_watch_call(id)) run(watch_.on_line(id, line, now()));
+}
+
+void EtcdBackend::notify_soon() {
+    if (!queued_events_.empty() || !queued_failures_.empty() || lease_moved_ || view_moved_ || revoke_ended_)
+        sd_event_source_set_enabled(notify_.get(), SD_EVENT_ONESHOT);
+}
+
+int EtcdBackend::on_notify(sd_event_source*, void* userdata) {
+    auto* self = static_cast<EtcdBackend*>(userdata);
+    const Listener& l = self->listener_;
+    for (const auto& e : std::exchange(self->queued_events_, {}))
+        if (l.event) l.event(e);
+    if (std::exchange(self->lease_moved_, false) && l.lease) l.lease();
+    for (const auto& f : std::exchange(self->queued_failures_, {}))
+        if (l.watch_failure) l.watch_failure(f);
+    std::vector<std::string> changed = std::exchange(self->queued_changes_, {});
+    if (std::exchange(self->view_moved_, false) && l.view) l.view(changed);
+    if (std::exchange(self->revoke_ended_, false) && self->revoke_done_) std::exchange(self->revoke_done_, {})();
+    return 0;
 }
 
 void EtcdBackend::arm() {

@@ -4,7 +4,9 @@
 // call; this runs them: it posts their requests, feeds them the answers,
 // lines and failures, arms one timer for their next wake-up, and keeps the
 // watch on the endpoint the session uses (the one that answers). The listener
-// runs from the loop and must not destroy the backend.
+// runs from the loop, never from within a call of the backend (what a call
+// causes is told from a deferred event source, in order), and must not
+// destroy the backend.
 #pragma once
 
 #include <functional>
@@ -28,9 +30,15 @@ struct EtcdBackendSettings {
 
 class EtcdBackend {
 public:
-    // What changed: the session's events (in order), then the watched keys that changed.
-    using Listener = std::function<void(const std::vector<etcd::Event>& events, const std::vector<std::string>& changed,
-                                        const std::vector<std::string>& watch_failures)>;
+    // What changed, as it happens.
+    struct Listener {
+        std::function<void(const etcd::Event&)> event;  // the session's events, in order
+        std::function<void()> lease;                     // session().lease_until() moved (renewed, granted, lost)
+        // The watched keys changed (`changed`, in order; watch().view() has
+        // them), or the watch became current (watch().synced()).
+        std::function<void(const std::vector<std::string>& changed)> view;
+        std::function<void(const std::string&)> watch_failure;  // one line: which call, which endpoint, why
+    };
 
     static std::unique_ptr<EtcdBackend> create(sd_event* event, EtcdBackendSettings settings, Listener listener,
                                                std::string* error);
@@ -42,7 +50,9 @@ public:
     void release(const std::string& key);
     void publish(const std::string& key, const std::string& value);
     void mark_cluster(const std::string& key, const std::string& value);
-    void revoke();
+    // Gives the lease back (every key on it goes at once); `done` runs once
+    // etcd has answered, or the call has failed (then the keys go with the TTL).
+    void revoke(std::function<void()> done = {});
 
     const etcd::Session& session() const { return session_; }
     const etcd::Watch& watch() const { return watch_; }
@@ -57,6 +67,9 @@ private:
     void on_line(std::uint64_t id, const std::string& line);
     void arm();
     static int on_timer(sd_event_source* s, std::uint64_t usec, void* userdata);
+    // Tells the listener what the steps since the last call queued.
+    static int on_notify(sd_event_source* s, void* userdata);
+    void notify_soon();
 
     sd_event* event_;
     EtcdBackendSettings settings_;
@@ -64,6 +77,17 @@ private:
     etcd::Session session_;
     etcd::Watch watch_;
     std::size_t session_endpoint_ = 0;  // the session's endpoint when the watch last followed it
+    std::optional<Usec> lease_until_;   // as the listener last heard of it
+    bool synced_ = false;               // watch_.synced() as the listener last heard of it
+    std::function<void()> revoke_done_;
+    // What the listener has yet to hear, and the source that tells it.
+    std::vector<etcd::Event> queued_events_;
+    std::vector<std::string> queued_changes_;
+    std::vector<std::string> queued_failures_;
+    bool lease_moved_ = false;
+    bool view_moved_ = false;
+    bool revoke_ended_ = false;
+    EventSourcePtr notify_;
     std::unique_ptr<EtcdClient> client_;
     EventSourcePtr timer_;
 };

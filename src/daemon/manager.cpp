@@ -126,7 +126,7 @@ Usec Manager::now() const {
 
 int Manager::setup() {
     int r = setup_loop();
-    if (r >= 0) r = setup_channels();
+    if (r >= 0) r = config_.backend == Backend::Etcd ? setup_etcd() : setup_channels();
     if (r >= 0) r = setup_services();
     if (r >= 0) r = setup_timers();
     if (r >= 0 && config_.bus != BusKind::None) setup_bus();
@@ -212,6 +212,64 @@ int Manager::setup_channels() {
         channels_.push_back(std::move(channel));
     }
     return 0;
+}
+
+int Manager::setup_etcd() {
+    EtcdBackendSettings s;
+    s.endpoints = config_.etcd_endpoints;
+    s.tls = EtcdTls{config_.etcd_ca_file, config_.etcd_cert_file, config_.etcd_key_file};
+    s.prefix = effective_etcd_prefix(config_);
+    s.session.dead_time = config_.dead_time;
+    s.session.interval = config_.interval;
+    etcd_keys_ = etcd::KeyLayout(s.prefix);
+    std::string error;
+    etcd_ = EtcdBackend::create(
+        event_.get(), std::move(s),
+        EtcdBackend::Listener{
+            [this](const etcd::Event& e) { on_etcd_event(e); },
+            [this] {
+                apply(node_.on_etcd_lease(etcd_->session().lease_until(), now()));
+                arm_core_timer();
+            },
+            [this](const std::vector<std::string>&) { on_etcd_view(); },
+            [](const std::string& failure) { log::warning("etcd watch: " + failure); }},
+        &error);
+    if (!etcd_) {
+        log::error("etcd: " + error);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+void Manager::on_etcd_event(const etcd::Event& e) {
+    switch (e.kind) {
+    case etcd::EventKind::LeaseGranted: log::info("etcd: lease granted"); break;
+    case etcd::EventKind::LeaseLost: log::warning("etcd: lease lost: " + e.detail); break;
+    case etcd::EventKind::CallFailed: log::warning("etcd: " + e.detail); break;
+    case etcd::EventKind::Released: break;  // asked for by the core, which has moved on
+    case etcd::EventKind::ClusterMarked:
+        if (e.detail != config_.cluster_name && !etcd_conflict_logged_) {
+            etcd_conflict_logged_ = true;
+            log::error("etcd: the prefix " + etcd_keys_.prefix() + " belongs to cluster '" + e.detail +
+                       "' (its key " + e.key + "), not '" + config_.cluster_name +
+                       "': give each cluster its own [Etcd] Prefix=; no services start here meanwhile");
+        }
+        break;
+    case etcd::EventKind::ClaimWon:
+    case etcd::EventKind::ClaimRefused: {
+        std::optional<std::string> group = etcd_keys_.holder_group(e.key);
+        if (!group) break;  // (the session claims holder keys alone)
+        apply(node_.on_etcd_claim(*group, e.kind == etcd::EventKind::ClaimWon, e.detail, now()));
+        arm_core_timer();
+        break;
+    }
+    }
+}
+
+void Manager::on_etcd_view() {
+    if (!etcd_->watch().synced()) return;  // a view that may lag behind tells the core nothing
+    apply(node_.on_etcd_view(etcd::read_view(etcd_keys_, etcd_->watch().view()), now()));
+    arm_core_timer();
 }
 
 int Manager::setup_services() {
@@ -446,10 +504,13 @@ int Manager::run() {
 
 void Manager::begin() {
     begun_ = true;
-    log::notice("freehad " + config_.node_name + " starting in cluster '" + config_.cluster_name + "' (" +
-                std::to_string(config_.expected_nodes) + " nodes expected, " + std::to_string(channels_.size()) +
-                " channel(s), interval " + format_timespan(config_.interval) + ", dead time " +
-                format_timespan(config_.dead_time) + ")");
+    std::string membership = etcd_ ? "etcd at " + std::to_string(config_.etcd_endpoints.size()) +
+                                         " endpoint(s), keys under " + etcd_keys_.prefix()
+                                   : std::to_string(config_.expected_nodes) + " nodes expected, " +
+                                         std::to_string(channels_.size()) + " channel(s)";
+    log::notice("freehad " + config_.node_name + " starting in cluster '" + config_.cluster_name + "' (" + membership +
+                ", interval " + format_timespan(config_.interval) + ", dead time " + format_timespan(config_.dead_time) +
+                ")");
     if (config_.force_start) log::warning("-m: force-starting the services without checking the other nodes");
     std::string unreadable;
     if (auto m = stored_maintenance(state_directory_, &unreadable)) {
@@ -476,6 +537,10 @@ void Manager::begin() {
     for (auto& g : groups_) g->check_available();
     notifier_.ready();  // the sockets are bound (target mode: and systemd can be reached)
     apply(node_.start(now(), config_.force_start));
+    if (etcd_) {
+        etcd_->mark_cluster(etcd_keys_.cluster_key(), config_.cluster_name);
+        etcd_->start();
+    }
     // Once the previous run's promises have run out, only this run's
     // DeadTime= values matter: a lowered horizon shortens the next restart's wait.
     if (stored_horizon_ > longest_dead_time_) {
@@ -524,6 +589,10 @@ void Manager::apply(Effects effects) {
                               std::string(to_string(x.to)) + " (term " + std::to_string(x.term) + ")");
                 } else if constexpr (std::is_same_v<T, effect::Notice>) {
                     apply_notice(x);
+                } else if constexpr (std::is_same_v<T, effect::EtcdClaim>) {
+                    if (etcd_) etcd_->claim(etcd_keys_.holder_key(x.group), node_.settings().node_name);
+                } else if constexpr (std::is_same_v<T, effect::EtcdRelease>) {
+                    if (etcd_) etcd_->release(etcd_keys_.holder_key(x.group));
                 } else if constexpr (std::is_same_v<T, effect::GroupRemoved>) {
                     remove_group(x);
                 } else if constexpr (std::is_same_v<T, effect::SelfFence>) {
@@ -545,7 +614,14 @@ void Manager::apply(Effects effects) {
                                     "addresses included; freehad --clean-up leaves them too");
                     if (shutdown_watch_) shutdown_watch_->release();  // logind may carry on with a shutdown
                     log::notice("freehad " + config_.node_name + " exiting");
-                    sd_event_exit(event_.get(), exit_code_ != 0 ? exit_code_ : x.code);
+                    int code = exit_code_ != 0 ? exit_code_ : x.code;
+                    if (etcd_) {
+                        // The lease goes back at once, and every key on it: no node
+                        // waits out a TTL for this one (nothing of its services runs).
+                        etcd_->revoke([this, code] { sd_event_exit(event_.get(), code); });
+                        return;
+                    }
+                    sd_event_exit(event_.get(), code);
                 }
                 status_dirty_ = true;
             },
@@ -554,6 +630,8 @@ void Manager::apply(Effects effects) {
 }
 
 void Manager::send(const std::vector<std::uint8_t>& datagram) {
+    // etcd: the heartbeat is this node's member record (the core sends it when what it says changes).
+    if (etcd_) etcd_->publish(etcd_keys_.member_key(node_.settings().node_name), std::string(datagram.begin(), datagram.end()));
     for (auto& ch : channels_) ch->send(datagram);
 }
 
@@ -570,7 +648,8 @@ void Manager::run_hook(std::size_t group, HookKind kind) {
     // By name: the core may have removed a group before it (effect::GroupRemoved, applied after this).
     const Group* core = node_.find_group(g.name());
     bool under_lease = core != nullptr && core->lease_enforced() &&
-                       quorum_rules_apply(node_.expected_nodes(), node_.settings().no_quorum_policy);
+                       (node_.etcd_backend() ||
+                        quorum_rules_apply(node_.expected_nodes(), node_.settings().no_quorum_policy));
     g.run_hook(kind, timeout, under_lease);
 }
 

@@ -28,6 +28,7 @@
 #include "daemon/api_thread.h"
 #include "daemon/bus_connection.h"
 #include "daemon/cmdline.h"
+#include "daemon/etcd_backend.h"
 #include "daemon/notify.h"
 #include "daemon/service_group.h"
 #include "daemon/shutdown_watch.h"
@@ -55,6 +56,11 @@ private:
     int setup();
     int setup_loop();
     int setup_channels();
+    // Backend=etcd: the link to etcd instead of the heartbeat channels.
+    int setup_etcd();
+    // What the link reports, handed to the core (and logged once where it is handled).
+    void on_etcd_event(const etcd::Event& e);
+    void on_etcd_view();
     int setup_services();
     // A reload: sets up a ServiceGroup for each group of `reread` the node
     // lacks, in the order the core appends them; "" or why the reload is
@@ -119,6 +125,10 @@ private:
     Notifier notifier_;
     StatusWriter status_writer_;
     std::vector<std::unique_ptr<UdpChannel>> channels_;
+    // Backend=etcd: the link to etcd (channels_ stay empty), and where its keys are.
+    std::unique_ptr<EtcdBackend> etcd_;
+    etcd::KeyLayout etcd_keys_{""};
+    bool etcd_conflict_logged_ = false;
     // One per group of node_, in its order (the default group first): each
     // drives its group's hooks or target, addresses and scope.
     std::vector<std::unique_ptr<ServiceGroup>> groups_;

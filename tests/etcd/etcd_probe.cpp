@@ -75,18 +75,20 @@ int main(int argc, char** argv) {
     std::string error;
     backend = EtcdBackend::create(
         event.get(), settings,
-        [&](const std::vector<etcd::Event>& events, const std::vector<std::string>& changed,
-            const std::vector<std::string>& failures) {
-            for (const auto& e : events)
+        EtcdBackend::Listener{
+            [&](const etcd::Event& e) {
                 emit(*backend, {{"event", etcd::to_string(e.kind)}, {"key", e.key}, {"detail", e.detail}});
-            for (const auto& key : changed) {
-                auto it = backend->watch().view().find(key);
-                emit(*backend, {{"changed", key},
-                                {"present", it != backend->watch().view().end()},
-                                {"value", it != backend->watch().view().end() ? it->second.value : ""}});
-            }
-            for (const auto& f : failures) emit(*backend, {{"watch_failure", f}});
-        },
+            },
+            {},  // the lease's end: reported by the tick below
+            [&](const std::vector<std::string>& changed) {
+                for (const auto& key : changed) {
+                    auto it = backend->watch().view().find(key);
+                    emit(*backend, {{"changed", key},
+                                    {"present", it != backend->watch().view().end()},
+                                    {"value", it != backend->watch().view().end() ? it->second.value : ""}});
+                }
+            },
+            [&](const std::string& f) { emit(*backend, {{"watch_failure", f}}); }},
         &error);
     if (!backend) {
         std::cerr << "etcd-probe: " << error << "\n";
