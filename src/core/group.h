@@ -121,8 +121,12 @@ private:
     // The answer to it: won (the lease binds the claim from now on), or
     // refused (another node holds the key: a claim not started yet is withdrawn).
     void etcd_claim_answered(bool won, const std::string& holder, Usec now, Effects& out);
+    // The node's etcd lease is gone, and the group's key with it.
+    void etcd_lease_lost(Usec now, Effects& out);
     void record_grant(const wire::Heartbeat& hb, const GroupNews& news, Usec now);
     void check_rivals(Usec now, Effects& out);
+    // Whether `peer`'s claim with `term`, whose services run, beats ours (the lesser stops).
+    bool outranked_by(const std::string& peer, std::uint64_t term) const;
     void enforce_lease(Usec now, Effects& out);
     bool peer_backs_other_live_claim() const;
     bool peer_runs_services() const;

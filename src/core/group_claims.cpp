@@ -122,8 +122,10 @@ void Group::claim_etcd_key(Effects& out) {
 
 void Group::etcd_claim_answered(bool won, const std::string& holder, Usec now, Effects& out) {
     if (etcd_key_ != EtcdKey::Claiming) {
-        // Released meanwhile (set_phase() asked for it): the session deletes
-        // the key once its claim is answered. Nothing of ours to change.
+        // Not wanted (any more): released meanwhile, or a claim the link made
+        // again on a new lease after the core gave it up. A key won must not
+        // stay: nobody would ever take the group.
+        if (won) out.push_back(effect::EtcdRelease{name()});
         return;
     }
     if (won) {
@@ -131,8 +133,23 @@ void Group::etcd_claim_answered(bool won, const std::string& holder, Usec now, E
         return;
     }
     etcd_key_ = EtcdKey::None;
+    std::string text = holder + " holds the group's key in etcd";
+    if (phase_ == Phase::StartingPending) {
+        stop_services(StopCause::Rival, text + "; withdrawing our claim", now, out);
+    } else if (services_started() && state() != NodeState::Stopping) {
+        // Services that run here unbound (found running at start-up, or
+        // forced) beside the key's holder: kill first. Even a key of our own
+        // name is an older run's, on a lease that may end at any moment.
+        notice(out, effect::Notice{NoticeKind::DualActiveResolved, holder, text + "; stopping the services here"});
+        fence(StopCause::Rival, text + "; stopping the services here", now, now, out);
+    }
+}
+
+void Group::etcd_lease_lost(Usec now, Effects& out) {
+    if (etcd_key_ == EtcdKey::None) return;
+    etcd_key_ = EtcdKey::None;
     if (phase_ == Phase::StartingPending)
-        stop_services(StopCause::Rival, holder + " holds the group's key in etcd; withdrawing our claim", now, out);
+        stop_services(StopCause::LeaseLost, "the etcd lease is lost; withdrawing our claim", now, out);
 }
 
 bool Group::peer_runs_services() const {
@@ -211,7 +228,7 @@ void Group::check_rivals(Usec now, Effects& out) {
         Usec deadline = now + node_.settings_.fence_timeout;
         // A node whose stop is under way is waited for (maybe_start_claim), not fought.
         bool runs = g.runs_services() && g.announced != NodeState::Stopping;
-        if (runs && (pending || claim_outranks(g.term, name, holder_.term(), node_.settings_.node_name))) {
+        if (runs && (pending || outranked_by(name, g.term))) {
             text = name + " runs the services with term " + std::to_string(g.term) + " (ours " +
                    std::to_string(holder_.term()) + "); stepping down";
             // Ours run unbound by a lease (found running after maintenance
@@ -230,6 +247,14 @@ void Group::check_rivals(Usec now, Effects& out) {
         fence(StopCause::Rival, std::move(text), deadline, now, out);
         return;
     }
+}
+
+bool Group::outranked_by(const std::string& peer, std::uint64_t term) const {
+    // etcd: the key's holder is right, whatever the terms say (a forced start's term is only counted).
+    if (node_.etcd_)
+        if (auto it = node_.etcd_->holders.find(name()); it != node_.etcd_->holders.end())
+            return it->second != node_.settings_.node_name;
+    return claim_outranks(term, peer, holder_.term(), node_.settings_.node_name);
 }
 
 // A holder stops in time for its lease: gracefully when FenceTimeout is left, killing at its end.

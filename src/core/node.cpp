@@ -80,7 +80,7 @@ void Node::send_heartbeat(Usec now, Effects& out, bool reply) {
     hb.maintenance_epoch = maintenance_.epoch;
     hb.cluster_id = cluster_id_;
     hb.incarnation = settings_.incarnation;
-    hb.sequence = ++sequence_;
+    if (!etcd_) hb.sequence = ++sequence_;
     hb.sent_at = now.count();
     // The default group in the header, the others after it (the current
     // version only: version 2 carries the default group alone).
@@ -119,11 +119,9 @@ void Node::send_heartbeat(Usec now, Effects& out, bool reply) {
         said.sequence = 0;
         said.sent_at = 0;
         said.flags &= ~wire::kFlagReply;
-        if (etcd_->published == said) {
-            --sequence_;
-            return;
-        }
+        if (etcd_->published == said) return;
         etcd_->published = std::move(said);
+        hb.sequence = ++sequence_;  // numbered only when put: peers see no gap for records never sent
     }
     auto datagram = wire::encode(hb);
     if (!settings_.auth_keys.empty()) settings_.auth_keys.sign(datagram);

@@ -206,13 +206,16 @@ public:
     // is its etcd lease while it holds the group's key. Its heartbeats become
     // its member record, put (effect SendHeartbeat) only when what it says changes.
     bool etcd_backend() const { return etcd_.has_value(); }
-    // The end of this node's etcd lease on its own clock (etcd::Session::lease_until()),
-    // after every change; nullopt: no lease (none yet, or lost: every key on it is gone).
-    Effects on_etcd_lease(std::optional<Usec> until, Usec now);
+    // This node's etcd lease (etcd::Session::lease_id(), 0: none) and its end
+    // on the node's own clock (lease_until()), after every change. A lease
+    // gone, or replaced by another, took every key on it with it.
+    Effects on_etcd_lease(std::int64_t lease, std::optional<Usec> until, Usec now);
     // The watched keys, after their first read and after every change.
     Effects on_etcd_view(const etcd::ClusterView& view, Usec now);
     // The answer to effect::EtcdClaim: won, or refused (`holder` holds the key).
     Effects on_etcd_claim(const std::string& group, bool won, const std::string& holder, Usec now);
+    // Backend=etcd: why this node is not quorate ("" when it is), for the status.
+    std::string etcd_unquorate_reason(Usec now) const;
 
     // Takes new timings, expected node count, quorum policy and key at run time;
     // the cluster, node name, role and channel count must not change.
@@ -357,8 +360,6 @@ private:
     // own preference order.
     std::vector<std::string> preference(const Group& g) const;
     void update_quorum(Usec now, Effects& out);
-    // Backend=etcd: why this node is not quorate ("" when it is).
-    std::string etcd_unquorate_reason(Usec now) const;
     void evaluate(Usec now, Effects& out);
     // This node and every peer with a two-way link to it: a peer that does not
     // hear this node cannot be relied on to learn of its claims.
@@ -386,6 +387,7 @@ private:
 
     // Backend=etcd: what the node's link to etcd has told it (engaged only then).
     struct EtcdLink {
+        std::int64_t lease = 0;  // 0: none
         std::optional<Usec> lease_until;
         bool view_read = false;
         std::optional<std::string> cluster_name;     // the `cluster` key

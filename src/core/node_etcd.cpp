@@ -13,14 +13,18 @@ std::string Node::etcd_unquorate_reason(Usec now) const {
     return {};
 }
 
-Effects Node::on_etcd_lease(std::optional<Usec> until, Usec now) {
+Effects Node::on_etcd_lease(std::int64_t lease, std::optional<Usec> until, Usec now) {
     Effects out;
     if (!etcd_ || !started_ || exited_) return out;
-    bool new_lease = until && !etcd_->lease_until;
-    if (!until && etcd_->lease_until) {
-        // etcd deleted every key of the lease: no claim of ours stands.
-        for (auto& g : groups_) g->etcd_key_ = Group::EtcdKey::None;
+    if (!until) lease = 0;
+    bool new_lease = lease != 0 && lease != etcd_->lease;
+    if (etcd_->lease != 0 && lease != etcd_->lease) {
+        // etcd deleted every key of the old lease (the link may already hold
+        // a new one): no claim of ours stands. Running services stop at once
+        // (enforce_lease(): no lease); a claim not started is withdrawn.
+        for (auto& g : groups_) g->etcd_lease_lost(now, out);
     }
+    etcd_->lease = lease;
     etcd_->lease_until = until;
     if (new_lease) {
         // The record goes on the new lease with a new sequence number: peers

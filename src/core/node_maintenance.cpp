@@ -174,7 +174,9 @@ void Group::leave_maintenance(Usec now, Effects& out) {
 bool Node::maintenance_shared() const {
     unsigned sharing = 1;
     for (const auto& [name, p] : membership_.peers())
-        if (p.reachable() && p.hears(own_id_) && p.maintenance.on && p.maintenance.epoch == maintenance_.epoch)
+        // (etcd: a peer whose member key exists learns of this node from etcd, not by hearing it.)
+        if (p.reachable() && (etcd_ || p.hears(own_id_)) && p.maintenance.on &&
+            p.maintenance.epoch == maintenance_.epoch)
             ++sharing;
     return sharing >= startup_votes_needed(expected_nodes());
 }
@@ -188,7 +190,8 @@ std::optional<std::string> Node::unwatched_holder(Usec now) const {
 std::optional<std::string> Group::unwatched_holder(Usec now) const {
     for (const auto& [name, p] : node_.membership_.peers()) {
         if (!holds_services(view_of(p).announced) || !p.maintenance.on) continue;
-        if (!p.reachable() || now >= p.last_heard + 2 * node_.settings_.interval) return name;
+        // etcd: records are put when they change, not every interval; its member key is its life.
+        if (!p.reachable() || (!node_.etcd_ && now >= p.last_heard + 2 * node_.settings_.interval)) return name;
     }
     return std::nullopt;
 }

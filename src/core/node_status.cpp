@@ -102,7 +102,7 @@ Status Node::status(Usec now) const {
                                          link.lossy()});
         if (auto r = refused_.find(name); r != refused_.end() && !p.reachable())
             n.not_counted = "refused: " + r->second.reason;
-        else if (p.reachable() && !p.hears(own_id_))
+        else if (p.reachable() && !p.hears(own_id_) && !etcd_)  // (etcd: nodes hear etcd, not each other)
             n.not_counted = "does not hear this node";
         s.nodes.push_back(std::move(n));
     }

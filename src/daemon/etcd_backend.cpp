@@ -84,8 +84,9 @@ void EtcdBackend::run(etcd::Step step) {
     for (std::uint64_t id : step.cancel) client_->cancel(id);
     for (const auto& r : step.requests) post(r);
     queued_events_.insert(queued_events_.end(), step.events.begin(), step.events.end());
-    if (session_.lease_until() != lease_until_) {
+    if (session_.lease_until() != lease_until_ || session_.lease_id() != lease_id_) {
         lease_until_ = session_.lease_until();
+        lease_id_ = session_.lease_id();
         lease_moved_ = true;
     }
     if (revoke_done_ && !session_.revoking()) revoke_ended_ = true;
@@ -133,9 +134,10 @@ void EtcdBackend::notify_soon() {
 int EtcdBackend::on_notify(sd_event_source*, void* userdata) {
     auto* self = static_cast<EtcdBackend*>(userdata);
     const Listener& l = self->listener_;
+    // The lease first: a claim answered on a new lease is read knowing that the old one is gone.
+    if (std::exchange(self->lease_moved_, false) && l.lease) l.lease();
     for (const auto& e : std::exchange(self->queued_events_, {}))
         if (l.event) l.event(e);
-    if (std::exchange(self->lease_moved_, false) && l.lease) l.lease();
     for (const auto& f : std::exchange(self->queued_failures_, {}))
         if (l.watch_failure) l.watch_failure(f);
     std::vector<std::string> changed = std::exchange(self->queued_changes_, {});

@@ -32,8 +32,9 @@ class EtcdBackend {
 public:
     // What changed, as it happens.
     struct Listener {
+        // session().lease_id() or lease_until() moved (renewed, granted, lost): told before the events.
+        std::function<void()> lease;
         std::function<void(const etcd::Event&)> event;  // the session's events, in order
-        std::function<void()> lease;                     // session().lease_until() moved (renewed, granted, lost)
         // The watched keys changed (`changed`, in order; watch().view() has
         // them), or the watch became current (watch().synced()).
         std::function<void(const std::vector<std::string>& changed)> view;
@@ -78,6 +79,7 @@ private:
     etcd::Watch watch_;
     std::size_t session_endpoint_ = 0;  // the session's endpoint when the watch last followed it
     std::optional<Usec> lease_until_;   // as the listener last heard of it
+    std::optional<std::int64_t> lease_id_;
     bool synced_ = false;               // watch_.synced() as the listener last heard of it
     std::function<void()> revoke_done_;
     // What the listener has yet to hear, and the source that tells it.

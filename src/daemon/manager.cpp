@@ -226,11 +226,12 @@ int Manager::setup_etcd() {
     etcd_ = EtcdBackend::create(
         event_.get(), std::move(s),
         EtcdBackend::Listener{
-            [this](const etcd::Event& e) { on_etcd_event(e); },
             [this] {
-                apply(node_.on_etcd_lease(etcd_->session().lease_until(), now()));
+                const etcd::Session& session = etcd_->session();
+                apply(node_.on_etcd_lease(session.lease_id().value_or(0), session.lease_until(), now()));
                 arm_core_timer();
             },
+            [this](const etcd::Event& e) { on_etcd_event(e); },
             [this](const std::vector<std::string>&) { on_etcd_view(); },
             [](const std::string& failure) { log::warning("etcd watch: " + failure); }},
         &error);
@@ -747,6 +748,12 @@ std::string Manager::status_line() const {
     if (node_.error_latched()) line += " (error: " + node_.last_error() + ")";
     line += "; active: " + (active.empty() ? std::string("none") : active);
     line += "; term " + std::to_string(node_.cluster_term());
+    if (node_.etcd_backend()) {
+        // etcd's majority, not this count, makes the quorum: say why it is missing.
+        line += "; " + std::to_string(reachable) + " nodes in etcd";
+        line += node_.quorate() ? ", quorate" : ", NOT quorate: " + node_.etcd_unquorate_reason(now());
+        return line;
+    }
     line += "; " + std::to_string(reachable) + "/" + std::to_string(config_.expected_nodes) + " nodes";
     line += node_.quorate() ? ", quorate" : ", NOT quorate";
     return line;

@@ -76,10 +76,10 @@ int main(int argc, char** argv) {
     backend = EtcdBackend::create(
         event.get(), settings,
         EtcdBackend::Listener{
+            {},  // the lease's end: reported by the tick below
             [&](const etcd::Event& e) {
                 emit(*backend, {{"event", etcd::to_string(e.kind)}, {"key", e.key}, {"detail", e.detail}});
             },
-            {},  // the lease's end: reported by the tick below
             [&](const std::vector<std::string>& changed) {
                 for (const auto& key : changed) {
                     auto it = backend->watch().view().find(key);

@@ -145,6 +145,9 @@ class EtcdBackendCluster(unittest.TestCase):
             self.assert_never_two()
             a_runs = intervals_up(a)
             self.assertIsNotNone(a_runs[-1][1], "a stopped the services")
+            # systemctl status says why.
+            self.c.wait_for(lambda: "NOT quorate: " in a.show("freehad", "StatusText"), 10, "a's status")
+            self.assertIn("etcd", a.show("freehad", "StatusText"))
         finally:
             a.in_netns("nft", "delete", "table", "inet", "freeha_etcd", check=False)
         time.sleep(2 * DEAD)

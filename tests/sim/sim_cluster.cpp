@@ -77,12 +77,23 @@ void SimCluster::start(const std::string& name, bool force_start) {
     n.exit_code.reset();
     n.groups.resize(s.groups.size());
     end_hooks(n);
-    n.etcd = SimEtcdLink{.cut = n.etcd.cut};
+    bool cut = n.etcd.cut;  // the network outlives the daemon
+    n.etcd = SimEtcdLink{};
+    n.etcd.cut = cut;
     apply(n, n.node->start(now_, force_start));
     if (etcd_mode()) {
         std::uint64_t incarnation = n.incarnation;
         schedule(now_ + kUsecPerMsec, [this, &n, incarnation] { etcd_renew(n, incarnation); });
     }
+}
+
+void SimCluster::restart_daemon(const std::string& name) {
+    SimNode& n = nodes_.at(name);
+    std::vector<bool> up;
+    for (const SimGroup& g : n.groups) up.push_back(g.services_up);
+    crash(name);
+    for (std::size_t i = 0; i < up.size(); ++i) n.groups[i].services_up = up[i];
+    start(name);
 }
 
 void SimCluster::start_all() {
@@ -421,7 +432,7 @@ void SimCluster::etcd_renew(SimNode& n, std::uint64_t incarnation) {
     if (reaches_etcd(n)) {
         if (n.etcd.lease != 0 && !etcd_.leases.contains(n.etcd.lease)) {  // the keepalive finds it gone
             n.etcd.lease = 0;
-            apply(n, n.node->on_etcd_lease(std::nullopt, now_));
+            apply(n, n.node->on_etcd_lease(0, std::nullopt, now_));
             n.etcd.claims.clear();  // the session forgets what it claimed on the lost lease
         }
         bool granted = n.etcd.lease == 0;
@@ -434,7 +445,7 @@ void SimCluster::etcd_renew(SimNode& n, std::uint64_t incarnation) {
         schedule(now_ + ttl, [this] { etcd_expire(); });
         etcd_flush(n);
         // Acknowledged: the request was sent a moment ago, the lease counts from then.
-        if (n.alive) apply(n, n.node->on_etcd_lease(promise_grant(now_ - kUsecPerMsec, ttl), now_));
+        if (n.alive) apply(n, n.node->on_etcd_lease(n.etcd.lease, promise_grant(now_ - kUsecPerMsec, ttl), now_));
         if (granted && n.alive) etcd_show(n);  // the watch reads the keys
     }
     schedule(now_ + n.settings.interval, [this, &n, incarnation] { etcd_renew(n, incarnation); });

@@ -117,6 +117,9 @@ public:
     void start(const std::string& name, bool force_start = false);
     void start_all();
     void crash(const std::string& name);  // the machine dies: the services with it
+    // freehad alone restarts (killed, or its unit restarted): the services it
+    // started run on, outside its control, as they would outside its cgroup.
+    void restart_daemon(const std::string& name);
     static constexpr std::size_t kQueueLimit = 1000;
 
     void pause(const std::string& name) { nodes_.at(name).paused = true; }
@@ -225,10 +228,10 @@ private:
     std::mt19937_64 rng_;
     double loss_ = 0.0;
     std::set<std::pair<std::string, std::string>> cut_;
-    SimEtcd etcd_;
-    etcd::KeyLayout etcd_layout_;
     bool trace_;  // FREEHA_SIM_TRACE set: print every state change and hook to stderr
     bool digesting_;  // FREEHA_SIM_DIGEST set: keep digest_
+    SimEtcd etcd_;
+    etcd::KeyLayout etcd_layout_;
     std::uint64_t steps_ = 0;
     std::uint64_t digest_ = 0xcbf29ce484222325ULL;  // FNV-1a
     void mix(const void* data, std::size_t size);

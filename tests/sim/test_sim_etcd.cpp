@@ -215,3 +215,44 @@ TEST(SimulationEtcd, RandomCutsCrashesAndQuorumLossNeverRunTheServicesTwice) {
         EXPECT_EQ(c.services_up_count(), 1u) << "seed " << seed;
     }
 }
+
+TEST(SimulationEtcd, ServicesFoundRunningAtStartUpWhoseKeyIsRefusedAreKilledAndOneNodeRunsThemAfter) {
+    SimCluster c({"a", "b", "c"}, etcd_base());
+    settle(c);
+    // freehad restarts on the holder; its services run on, and its old lease
+    // (with the key, in its own name) lives on in etcd until its TTL ends.
+    c.restart_daemon("a");
+    c.run_for(100 * ms);
+    EXPECT_EQ(c.services_up_count(), 0u) << "unbound services beside the key's holder are killed first";
+    c.run_for(5 * sec, NeverTwo{c});
+    EXPECT_EQ(c.services_up_count(), 1u);
+    EXPECT_EQ(c.running().size(), 1u);
+    EXPECT_EQ(c.etcd_holder(), c.running().front());
+}
+
+TEST(SimulationEtcd, AForcedStartBesideTheKeysHolderStopsAtOnceAndTheHolderRunsOn) {
+    SimCluster c({"a", "b", "c"}, etcd_base());
+    settle(c);
+    c.command("b", Command::ForceStart);
+    c.run_for(1 * sec);
+    EXPECT_EQ(c.services_up(), std::vector<std::string>{"a"});
+    EXPECT_EQ(c.etcd_holder(), "a");
+    c.run_for(3 * sec, NeverTwo{c});
+    EXPECT_EQ(c.running(), std::vector<std::string>{"a"});
+}
+
+TEST(SimulationEtcd, MaintenanceModeIsTurnedOffFromAnyNodeAndAStopInItLeavesTheServices) {
+    SimCluster c({"a", "b", "c"}, etcd_base());
+    settle(c);
+    ASSERT_EQ(c.set_maintenance("a", true), "");
+    c.run_for(3 * sec, NeverTwo{c});  // records are not put again: b must not take a for silent
+    EXPECT_EQ(c.set_maintenance("b", false), "");
+    c.run_for(3 * sec, NeverTwo{c});
+    ASSERT_EQ(c.set_maintenance("c", true), "");
+    c.run_for(1 * sec, NeverTwo{c});
+    c.command("a", Command::Shutdown);
+    c.run_for(3 * sec, NeverTwo{c});
+    EXPECT_EQ(c["a"].exit_code, 0);
+    EXPECT_EQ(c.services_up(), std::vector<std::string>{"a"}) << "left running, as with heartbeats";
+    EXPECT_TRUE(c.running().empty());
+}
