@@ -1,5 +1,5 @@
 """Bench suite: bench/compare's overlap check (per service group too), the groups rows'
-placement and table, the client's outage and
+placement and table, the etcd row's configuration and idle line, the client's outage and
 who-answered reading on made-up timelines, then (root) a smoke run of one
 freeha row and the keepalived row it is compared with, one run of each event
 kind: the tables come out complete, freeha shows no overlap, the client saw
@@ -144,6 +144,33 @@ def check_groups(compare):
     assert cells[12] == "freeha-5 (1000)" and cells[13] == "1.10", cells
 
 
+class FakeEtcd:
+    def __init__(self, urls):
+        self.members = urls
+
+    def endpoints(self):
+        return self.members
+
+
+def check_etcd_row(compare):
+    """The etcd row: only by its own name, its nodes configured for etcd and nothing else, and its
+    etcd members' footprint on a line of its own in the idle table."""
+    rows = list(compare.freeha_rows())
+    row = next(r for r in rows if r.name == "freeha-etcd-3")
+    assert row.opt_in and row.partner == "keepalived-v2-3", (row.opt_in, row.partner)
+    assert not compare.selected(row, "freeha") and compare.selected(row, "freeha-etcd-3")
+    row.etcd = FakeEtcd(["http://10.214.0.201:2379", "http://10.214.0.202:2379", "http://10.214.0.203:2379"])
+    sections = row.membership_sections(None)
+    assert sections.startswith("Backend=etcd\n[Etcd]\nEndpoints=http://10.214.0.201:2379 ") and \
+        "Channel=" not in sections and "ExpectedNodes=" not in sections, sections
+    row.footprint, row.etcd_footprint = (15000, 0.1, 30), (45000, 1.0, 30)
+    idle = compare.tables([row], 30).split("\nIdle: ")[1]
+    lines = [line for line in idle.splitlines() if line.startswith("| freeha-etcd-3")]
+    assert len(lines) == 2 and lines[0].split("|")[5].strip() == "200", lines
+    assert lines[1].startswith("| freeha-etcd-3: its etcd |") and lines[1].split("|")[4:6] == [" 45000 ", " 2000 "], \
+        lines
+
+
 def netns_with(prefix):
     r = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
     return [line.split()[0] for line in r.stdout.splitlines() if line.startswith(prefix + "-")]
@@ -195,6 +222,8 @@ def main():
     print("client readings: ok")
     check_groups(compare)
     print("groups: ok")
+    check_etcd_row(compare)
+    print("etcd row: ok")
     why = compare.missing_facility()
     if why is None and not shutil.which("keepalived"):
         why = "keepalived is not installed (scripts/setup-debian.sh installs it)"
