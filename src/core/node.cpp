@@ -47,7 +47,7 @@ Node::Node(NodeSettings settings)
     if (settings_.groups.empty()) settings_.groups.emplace_back();
     for (std::size_t i = 0; i < settings_.groups.size(); ++i) groups_.push_back(std::make_unique<Group>(*this, i));
     if (settings_.backend == Backend::Etcd) {
-        etcd_.emplace();
+        etcd_.emplace(EtcdLink{});  // (clang: a nested aggregate is not default-constructible inside its class yet)
         quorate_ = false;  // until etcd grants a lease and the cluster's keys are read
     }
 }
