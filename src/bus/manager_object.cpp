@@ -49,6 +49,18 @@ int object_paths(const std::vector<Entry>& entries, std::string (*path_of)(const
 
 bool channel_healthy(const std::optional<Usec>& age, Usec dead_time) { return age && *age <= dead_time; }
 
+using Counters = std::vector<std::pair<std::string, std::uint64_t>>;
+
+// Counters by name as an a{st} (Packets, EtcdCounters).
+int append_counters(sd_bus_message* reply, const Counters& counters) {
+    int r = sd_bus_message_open_container(reply, 'a', "{st}");
+    for (const auto& [name, value] : counters) {
+        if (r < 0) return r;
+        r = sd_bus_message_append(reply, "{st}", name.c_str(), value);
+    }
+    return r < 0 ? r : sd_bus_message_close_container(reply);
+}
+
 // The manager properties that change at run time, compared for PropertiesChanged.
 std::vector<std::string> changed_manager_properties(const Status& a, const Status& b) {
     auto nodes_differ = [&] {
@@ -74,6 +86,11 @@ std::vector<std::string> changed_manager_properties(const Status& a, const Statu
     if (a.maintenance_since_realtime_usec != b.maintenance_since_realtime_usec)
         out.emplace_back("MaintenanceSinceUSec");
     if (a.wire_version != b.wire_version) out.emplace_back("WireVersion");
+    auto etcd_text = [](const Status& s, std::string EtcdLinkStatus::*field) { return s.etcd ? *s.etcd.*field : ""; };
+    if (etcd_text(a, &EtcdLinkStatus::endpoint) != etcd_text(b, &EtcdLinkStatus::endpoint))
+        out.emplace_back("EtcdEndpoint");
+    if (etcd_text(a, &EtcdLinkStatus::last_failure) != etcd_text(b, &EtcdLinkStatus::last_failure))
+        out.emplace_back("EtcdLastFailure");
     return out;
 }
 
@@ -190,14 +207,15 @@ int ManagerObject::get_manager_property(sd_bus*, const char*, const char*, const
         if (p == "MaintenanceSinceUSec") return sd_bus_message_append(reply, "t", s.maintenance_since_realtime_usec);
         if (p == "Version") return sd_bus_message_append(reply, "s", s.version.c_str());
         if (p == "WireVersion") return sd_bus_message_append(reply, "y", static_cast<std::uint8_t>(s.wire_version));
-        if (p == "Packets") {
-            int r = sd_bus_message_open_container(reply, 'a', "{st}");
-            for (const auto& [name, value] : s.counters.by_name()) {
-                if (r < 0) return r;
-                r = sd_bus_message_append(reply, "{st}", name.c_str(), value);
-            }
-            return r < 0 ? r : sd_bus_message_close_container(reply);
-        }
+        if (p == "Packets") return append_counters(reply, s.counters.by_name());
+        // Backend=etcd's link; "", 0 and nothing with the heartbeats.
+        if (p == "EtcdEndpoint") return sd_bus_message_append(reply, "s", s.etcd ? s.etcd->endpoint.c_str() : "");
+        if (p == "EtcdLastFailure")
+            return sd_bus_message_append(reply, "s", s.etcd ? s.etcd->last_failure.c_str() : "");
+        if (p == "EtcdLeaseRemainingUSec")
+            return sd_bus_message_append(reply, "t",
+                                         s.etcd ? s.etcd->lease_remaining.value_or(Usec{0}).count() : 0);
+        if (p == "EtcdCounters") return append_counters(reply, s.etcd ? s.etcd->counters_by_name() : Counters{});
         if (p == "Nodes") {
             int r = sd_bus_message_open_container(reply, 'a', "(sssb)");
             for (const auto& n : s.nodes) {
@@ -506,6 +524,12 @@ int ManagerObject::publish(sd_bus* bus, std::string* error) {
         SD_BUS_PROPERTY("Addresses", "a(ssbst)", get_manager_property, 0, kEmits),
         // Received datagrams by fate; changes with every packet, so read it rather than wait for signals.
         SD_BUS_PROPERTY("Packets", "a{st}", get_manager_property, 0, 0),
+        // Backend=etcd: the endpoint in use, the newest failed call's line, how long the etcd lease
+        // still runs (0: none), the link's counters ("", "", 0, empty with the heartbeats).
+        SD_BUS_PROPERTY("EtcdEndpoint", "s", get_manager_property, 0, kEmits),
+        SD_BUS_PROPERTY("EtcdLastFailure", "s", get_manager_property, 0, kEmits),
+        SD_BUS_PROPERTY("EtcdLeaseRemainingUSec", "t", get_manager_property, 0, 0),
+        SD_BUS_PROPERTY("EtcdCounters", "a{st}", get_manager_property, 0, 0),
         SD_BUS_METHOD_WITH_ARGS("Stop", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_request, kMutating),
         SD_BUS_METHOD_WITH_ARGS("ForceStart", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_request, kMutating),
         SD_BUS_METHOD_WITH_ARGS("ClearError", SD_BUS_NO_ARGS, SD_BUS_NO_RESULT, method_request, kMutating),

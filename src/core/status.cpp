@@ -1,5 +1,6 @@
 #include "core/status.h"
 
+#include <cstdio>
 #include <ctime>
 #include <numeric>
 
@@ -20,6 +21,21 @@ std::vector<std::pair<std::string, std::uint64_t>> ReceiveCounters::by_name() co
     for (int i = 0; i < wire::kRejectCount; ++i)
         out.emplace_back("malformed_" + std::string(wire::to_string(static_cast<wire::Reject>(i))), malformed[i]);
     return out;
+}
+
+std::vector<std::pair<std::string, std::uint64_t>> EtcdLinkStatus::counters_by_name() const {
+    return {{"calls", calls},
+            {"call_failures", call_failures},
+            {"watch_failures", watch_failures},
+            {"endpoint_switches", endpoint_switches},
+            {"leases_lost", leases_lost}};
+}
+
+std::string EtcdLinkStatus::lease_hex() const {
+    if (lease_id == 0) return "";
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "%llx", static_cast<unsigned long long>(lease_id));
+    return buf;
 }
 
 std::optional<double> LinkStatus::recent_loss_ratio() const {
@@ -105,6 +121,20 @@ nlohmann::json to_json(const Status& s) {
                           {"placement", kPlacementPolicyNames(g.placement)},
                           {"nodes", std::move(rows)}});
     }
+    json etcd = nullptr;
+    if (s.etcd) {
+        const EtcdLinkStatus& e = *s.etcd;
+        json counters = json::object();
+        for (const auto& [name, value] : e.counters_by_name()) counters[name] = value;
+        etcd = {{"endpoint", e.endpoint},
+                {"endpoint_index", e.endpoint_index},
+                {"endpoint_count", e.endpoint_count},
+                {"lease_id", text_or_null(e.lease_hex())},
+                {"lease_remaining_usec", e.lease_remaining ? json(e.lease_remaining->count()) : json(nullptr)},
+                {"synced", e.synced},
+                {"counters", std::move(counters)},
+                {"last_failure", text_or_null(e.last_failure)}};
+    }
     json rebalance = json::array();
     for (const auto& m : s.rebalance) rebalance.push_back({{"group", m.group}, {"from", m.from}, {"to", m.to}});
     return json{
@@ -141,6 +171,7 @@ nlohmann::json to_json(const Status& s) {
         {"history", to_json(s.history)},
         {"groups", std::move(groups)},
         {"rebalance", std::move(rebalance)},
+        {"etcd", std::move(etcd)},
     };
 }
 
@@ -154,6 +185,11 @@ Status facts_of(Status s) {
     if (s.lease_remaining) s.lease_remaining = Usec{0};
     for (auto& g : s.groups)
         if (g.lease_remaining) g.lease_remaining = Usec{0};
+    if (s.etcd) {
+        // Renewals move these on their own; failures, switches and lost leases are news.
+        s.etcd->calls = 0;
+        if (s.etcd->lease_remaining) s.etcd->lease_remaining = Usec{0};
+    }
     for (auto& n : s.nodes) {
         n.last_heard_usec_ago = Usec{0};  // reachable, and the channels below, say what it means
         for (auto& age : n.channel_heard_usec_ago)

@@ -118,6 +118,30 @@ struct GroupStatus {
     bool operator==(const GroupStatus&) const = default;
 };
 
+// The node's link to etcd (Backend=etcd), as daemon/etcd_backend.h reports
+// it: the endpoint its session uses, its lease, and what its calls met.
+struct EtcdLinkStatus {
+    std::string endpoint;              // the URL the session uses now
+    std::size_t endpoint_index = 0;    // its place in Endpoints= (0: the first)
+    std::size_t endpoint_count = 0;
+    std::int64_t lease_id = 0;         // 0: no lease
+    std::optional<Usec> lease_remaining;  // until the lease's end on this node's clock; nullopt without one
+    bool synced = false;               // the watch of the prefix is current (the node judges by it)
+    std::uint64_t calls = 0;           // the session's calls: grants, keepalives, claims, releases, puts, marks
+    std::uint64_t call_failures = 0;   // of them, failed or unanswered in time
+    std::uint64_t watch_failures = 0;  // reads and watches of the prefix that failed, timed out or ended
+    std::uint64_t endpoint_switches = 0;
+    std::uint64_t leases_lost = 0;
+    std::string last_failure;          // the newest failure's line: which call, which endpoint, why ("" none)
+
+    // The counters by name ("calls", "call_failures", ...): the document's
+    // etcd.counters, the D-Bus EtcdCounters property and the metrics.
+    std::vector<std::pair<std::string, std::uint64_t>> counters_by_name() const;
+    // The lease ID as etcd's tools print it (hexadecimal); "" without a lease.
+    std::string lease_hex() const;
+    bool operator==(const EtcdLinkStatus&) const = default;
+};
+
 struct Status {
     std::string cluster;
     std::string node;
@@ -160,14 +184,16 @@ struct Status {
     // The planned switchovers that bring the groups to an even spread
     // (placement.h: next_rebalance_move() applied until none is left), in order; empty when even.
     std::vector<PlannedMove> rebalance;
+    std::optional<EtcdLinkStatus> etcd;  // Backend=etcd only
     bool operator==(const Status&) const = default;
 };
 
 // Whether two snapshots say the same thing but for what moves on its own
 // with every heartbeat or with time: the last-heard ages (a channel crossing
 // DeadTime= is a change, and so is a first heartbeat on it), the accepted and
-// own packet counters, the leases' remaining time, the node's and each
-// group's (not whether there is a lease), the hook runs (a monitor runs every MonitorInterval=) and the time
+// own packet counters, the leases' remaining time, the node's, each
+// group's and the etcd lease's (not whether there is a lease), the etcd
+// session's calls, the hook runs (a monitor runs every MonitorInterval=) and the time
 // of the snapshot. Every other field, present or future,
 // counts. The status file is rewritten when this is false, and otherwise
 // only at its slow refresh (freeha-status(5)).

@@ -176,6 +176,22 @@ std::optional<ClusterView> ClusterView::from(const nlohmann::json& s) {
         }
         for (const auto& m : s.value("rebalance", nlohmann::json::array()))
             v.rebalance.push_back(PlannedMove{m.at("group"), m.at("from"), m.at("to")});
+        // Null with the heartbeats, absent from documents of daemons before Backend=etcd.
+        if (s.contains("etcd") && !s.at("etcd").is_null()) {
+            const auto& e = s.at("etcd");
+            auto text = [&e](const char* key) { return e.at(key).is_null() ? std::string() : e.at(key).get<std::string>(); };
+            ClusterView::Etcd etcd;
+            etcd.endpoint = text("endpoint");
+            etcd.endpoint_index = e.at("endpoint_index");
+            etcd.endpoint_count = e.at("endpoint_count");
+            etcd.lease_id = text("lease_id");
+            if (!e.at("lease_remaining_usec").is_null())
+                etcd.lease_remaining = Usec(e.at("lease_remaining_usec").get<std::uint64_t>());
+            etcd.synced = e.at("synced");
+            for (const auto& [name, value] : e.at("counters").items()) etcd.counters.emplace_back(name, value);
+            etcd.last_failure = text("last_failure");
+            v.etcd = std::move(etcd);
+        }
         return v;
     } catch (const nlohmann::json::exception&) {
         return std::nullopt;

@@ -56,6 +56,15 @@ struct ClusterView {
     };
     std::vector<Node> nodes;
     std::vector<std::pair<std::string, std::uint64_t>> packets;  // every counter, in the document's order
+    // Backend=etcd's link (the document's "etcd"); nullopt with the heartbeats.
+    struct Etcd {
+        std::string endpoint, lease_id, last_failure;  // lease_id: hexadecimal, "" without a lease
+        std::size_t endpoint_index = 0, endpoint_count = 0;
+        std::optional<Usec> lease_remaining;
+        bool synced = false;
+        std::vector<std::pair<std::string, std::uint64_t>> counters;  // in the document's order
+    };
+    std::optional<Etcd> etcd;
     // A floating address (Address=), as the status document's "addresses" has it.
     struct Address {
         std::string address, device;

@@ -121,8 +121,11 @@ std::string render(const ClusterView& v) {
            (v.services_target.empty() ? "" : " " + v.services_target) + ")\n";
     unsigned reachable = 0;
     for (const auto& n : v.nodes) reachable += n.reachable;
-    out += "Quorum: " + std::string(v.quorate ? "yes" : "NO") + " (" + std::to_string(reachable) + " of " +
-           std::to_string(v.expected_nodes) + " nodes reachable)    Term: " + std::to_string(v.term) + "\n";
+    // With etcd, its majority makes the quorum, and a node is reachable while its member key exists.
+    std::string counted = v.etcd ? " (from etcd; " + std::to_string(reachable) + " nodes in etcd)"
+                                 : " (" + std::to_string(reachable) + " of " + std::to_string(v.expected_nodes) +
+                                       " nodes reachable)";
+    out += "Quorum: " + std::string(v.quorate ? "yes" : "NO") + counted + "    Term: " + std::to_string(v.term) + "\n";
     out += "Active node: " + (v.active_node.empty() ? std::string("none") : v.active_node) + "\n";
     out += "This node: " + v.state + " (" + v.phase + ")" +
            (v.lease_remaining ? ", lease " + format_timespan(*v.lease_remaining / 1000 * 1000) + " left" : "") + "\n";
@@ -160,6 +163,8 @@ std::string render(const ClusterView& v) {
         for (const auto& l : groups) out += l + "\n";
     }
     out += "\n" + packets_line(v) + "\n";
+    if (v.etcd)
+        for (const auto& l : etcd_lines(*v.etcd)) out += l + "\n";
     return out;
 }
 

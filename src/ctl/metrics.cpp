@@ -71,6 +71,22 @@ private:
     std::string name_;
 };
 
+// Backend=etcd's link: one family per fact, one counter family per counter of the document.
+void etcd_link(Exposition& x, const ClusterView::Etcd& e) {
+    x.family("freeha_etcd_endpoint_info", "gauge", "The etcd endpoint this node's session uses now (always 1).");
+    x.sample({{"endpoint", e.endpoint}}, std::uint64_t{1});
+    x.family("freeha_etcd_lease_remaining_seconds", "gauge",
+             "How long this node's etcd lease still runs on its own clock; absent without a lease.");
+    if (e.lease_remaining) x.sample({}, seconds(*e.lease_remaining));
+    x.family("freeha_etcd_synced", "gauge", "Whether this node's view of etcd's keys is current (read and watched).");
+    x.sample({}, e.synced);
+    for (const auto& [name, value] : e.counters) {
+        x.family("freeha_etcd_" + name + "_total", "counter",
+                 "etcd link: " + name + " (freeha-status(5): etcd.counters." + name + ").");
+        x.sample({}, value);
+    }
+}
+
 // One gauge family per fact of this node.
 void this_node(Exposition& x, const ClusterView& v) {
     x.family("freeha_build_info", "gauge", "This freehad's release and the wire version it speaks now (always 1).");
@@ -104,6 +120,7 @@ void this_node(Exposition& x, const ClusterView& v) {
     x.family("freeha_packets_dropped_total", "counter", "Datagrams received and dropped, by reason.");
     for (const auto& [name, value] : v.packets)
         if (name != "accepted") x.sample({{"reason", name}}, value);
+    if (v.etcd) etcd_link(x, *v.etcd);
 }
 
 // What this node did since freehad started (freeha-status(5), HISTORY).

@@ -1,5 +1,6 @@
 #include "daemon/etcd_backend.h"
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -51,6 +52,24 @@ Usec EtcdBackend::now() const {
     return Usec(usec);
 }
 
+EtcdLinkStatus EtcdBackend::link_status() const {
+    EtcdLinkStatus s;
+    s.endpoint_index = session_.endpoint();
+    s.endpoint_count = settings_.endpoints.size();
+    s.endpoint = settings_.endpoints.at(s.endpoint_index);
+    s.lease_id = session_.lease_id().value_or(0);
+    if (std::optional<Usec> until = session_.lease_until()) s.lease_remaining = std::max(*until - now(), Usec{0});
+    s.synced = watch_.synced();
+    const etcd::SessionCounters& c = session_.counters();
+    s.calls = c.calls;
+    s.call_failures = c.failures;
+    s.watch_failures = watch_.failures();
+    s.endpoint_switches = c.endpoint_switches;
+    s.leases_lost = c.leases_lost;
+    s.last_failure = last_failure_;
+    return s;
+}
+
 void EtcdBackend::start() {
     run(session_.start(now()));
     run(watch_.start(now()));
@@ -83,6 +102,8 @@ void EtcdBackend::post(const etcd::Request& r) {
 void EtcdBackend::run(etcd::Step step) {
     for (std::uint64_t id : step.cancel) client_->cancel(id);
     for (const auto& r : step.requests) post(r);
+    for (const auto& e : step.events)
+        if (e.kind == etcd::EventKind::CallFailed) last_failure_ = e.detail;
     queued_events_.insert(queued_events_.end(), step.events.begin(), step.events.end());
     if (session_.lease_until() != lease_until_ || session_.lease_id() != lease_id_) {
         lease_until_ = session_.lease_until();
@@ -104,6 +125,7 @@ void EtcdBackend::run(etcd::Step step) {
 void EtcdBackend::run(etcd::WatchStep step) {
     for (std::uint64_t id : step.cancel) client_->cancel(id);
     for (const auto& r : step.requests) post(r);
+    if (!step.failures.empty()) last_failure_ = step.failures.back();
     queued_failures_.insert(queued_failures_.end(), step.failures.begin(), step.failures.end());
     queued_changes_.insert(queued_changes_.end(), step.changed.begin(), step.changed.end());
     if (!step.changed.empty() || watch_.synced() != synced_) {

@@ -17,6 +17,7 @@
 #include "bus/sd_ptr.h"
 #include "core/etcd_session.h"
 #include "core/etcd_watch.h"
+#include "core/status.h"
 #include "daemon/etcd_client.h"
 
 namespace freeha {
@@ -55,6 +56,8 @@ public:
     // etcd has answered, or the call has failed (then the keys go with the TTL).
     void revoke(std::function<void()> done = {});
 
+    // What the link is and has met now: the status document's "etcd".
+    EtcdLinkStatus link_status() const;
     const etcd::Session& session() const { return session_; }
     const etcd::Watch& watch() const { return watch_; }
     Usec now() const;
@@ -82,6 +85,7 @@ private:
     std::optional<std::int64_t> lease_id_;
     bool synced_ = false;               // watch_.synced() as the listener last heard of it
     std::function<void()> revoke_done_;
+    std::string last_failure_;  // the newest failed call's line, the session's or the watch's
     // What the listener has yet to hear, and the source that tells it.
     std::vector<etcd::Event> queued_events_;
     std::vector<std::string> queued_changes_;

@@ -233,7 +233,10 @@ int Manager::setup_etcd() {
             },
             [this](const etcd::Event& e) { on_etcd_event(e); },
             [this](const std::vector<std::string>&) { on_etcd_view(); },
-            [](const std::string& failure) { log::warning("etcd watch: " + failure); }},
+            [this](const std::string& failure) {
+                log::warning("etcd watch: " + failure);
+                status_dirty_ = true;  // counted in the status at once
+            }},
         &error);
     if (!etcd_) {
         log::error("etcd: " + error);
@@ -246,7 +249,10 @@ void Manager::on_etcd_event(const etcd::Event& e) {
     switch (e.kind) {
     case etcd::EventKind::LeaseGranted: log::info("etcd: lease granted"); break;
     case etcd::EventKind::LeaseLost: log::warning("etcd: lease lost: " + e.detail); break;
-    case etcd::EventKind::CallFailed: log::warning("etcd: " + e.detail); break;
+    case etcd::EventKind::CallFailed:
+        log::warning("etcd: " + e.detail);
+        status_dirty_ = true;  // counted in the status at once
+        break;
     case etcd::EventKind::Released: break;  // asked for by the core, which has moved on
     case etcd::EventKind::ClusterMarked:
         if (e.detail != config_.cluster_name && !etcd_conflict_logged_) {
@@ -765,6 +771,7 @@ Status Manager::snapshot() const {
     sd_event_now(event_.get(), CLOCK_REALTIME, &realtime);
     s.updated_realtime_usec = realtime;
     s.log_lines_dropped = log::dropped_lines();
+    if (etcd_) s.etcd = etcd_->link_status();
     for (const auto& g : groups_)
         for (auto& a : g->address_status()) s.addresses.push_back(std::move(a));
     if (!config_.services.target.empty()) {

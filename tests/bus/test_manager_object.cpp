@@ -251,6 +251,13 @@ int on_property(sd_bus_message* m, void* userdata, sd_bus_error*) {
         std::uint64_t v = 0;
         sd_bus_message_read(m, "t", &v);
         a->value = "t:" + std::to_string(v);
+    } else if (sig == "a{st}") {  // "name=value name=value"
+        a->value = "a{st}:";
+        const char* name = nullptr;
+        std::uint64_t v = 0;
+        if (sd_bus_message_enter_container(m, 'a', "{st}") > 0)
+            while (sd_bus_message_read(m, "{st}", &name, &v) > 0)
+                a->value += std::string(a->value.back() == ':' ? "" : " ") + name + "=" + std::to_string(v);
     } else {
         a->value = "signature " + sig;
     }
@@ -314,6 +321,56 @@ TEST_F(ManagerObjectTest, MaintenanceModeAndReleasesAreShownAndSetMaintenanceIsH
     EXPECT_EQ(changed, (std::vector<std::string>{"Maintenance", "MaintenanceSinceUSec"}));
     EXPECT_EQ(get(kManagerPath, kManagerInterface, "Maintenance"), "b:true");
     EXPECT_EQ(get(node_object_path("alpha"), kNodeInterface, "Maintenance"), "b:true");
+}
+
+TEST_F(ManagerObjectTest, TheEtcdLinkIsShownAndANewFailureSignalled) {
+    publish();
+    auto get = [&](const char* name) {
+        PropertyAnswer answer;
+        EXPECT_GE(sd_bus_call_method_async(client_.get(), nullptr, kBusName, kManagerPath,
+                                           "org.freedesktop.DBus.Properties", "Get", on_property, &answer, "ss",
+                                           kManagerInterface, name),
+                  0);
+        EXPECT_TRUE(run_until([&] { return answer.arrived; }));
+        EXPECT_EQ(answer.error, "") << name;
+        return answer.value;
+    };
+    // The heartbeats: empty.
+    EXPECT_EQ(get("EtcdEndpoint"), "s:");
+    EXPECT_EQ(get("EtcdCounters"), "a{st}:");
+    EXPECT_EQ(get("EtcdLeaseRemainingUSec"), "t:0");
+
+    std::vector<std::string> changed;
+    ASSERT_GE(sd_bus_match_signal(client_.get(), nullptr, nullptr, kManagerPath, "org.freedesktop.DBus.Properties",
+                                  "PropertiesChanged", on_properties_changed, &changed),
+              0);
+    get("NodeName");  // a round trip: the match is in place
+    EtcdLinkStatus e;
+    e.endpoint = "http://192.0.2.2:2379";
+    e.endpoint_count = 3;
+    e.lease_id = 7;
+    e.lease_remaining = 900 * kUsecPerMsec;
+    e.calls = 40;
+    Status later = status_;
+    later.etcd = e;
+    object_->flush(std::make_shared<const Status>(later));
+    ASSERT_TRUE(run_until([&] { return !changed.empty(); }));
+    EXPECT_EQ(changed, std::vector<std::string>{"EtcdEndpoint"});
+    EXPECT_EQ(get("EtcdEndpoint"), "s:http://192.0.2.2:2379");
+    EXPECT_EQ(get("EtcdLeaseRemainingUSec"), "t:900000");
+    EXPECT_EQ(get("EtcdCounters"),
+              "a{st}:calls=40 call_failures=0 watch_failures=0 endpoint_switches=0 leases_lost=0");
+
+    changed.clear();
+    later.etcd->calls = 41;  // a renewal: read it, no signal
+    object_->flush(std::make_shared<const Status>(later));
+    EXPECT_FALSE(run_until([&] { return !changed.empty(); }, 200 * kUsecPerMsec));
+    later.etcd->call_failures = 1;
+    later.etcd->last_failure = "keepalive on endpoint 1: Connection refused";
+    object_->flush(std::make_shared<const Status>(later));
+    ASSERT_TRUE(run_until([&] { return !changed.empty(); }));
+    EXPECT_EQ(changed, std::vector<std::string>{"EtcdLastFailure"});
+    EXPECT_EQ(get("EtcdLastFailure"), "s:keepalive on endpoint 1: Connection refused");
 }
 
 // The Links property: one (channel, received, lost, recent loss ratio, lossy) per channel of the node.

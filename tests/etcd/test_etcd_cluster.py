@@ -10,6 +10,7 @@ loss of etcd's quorum stops them everywhere in time, and they resume on one node
 returns; killing etcd's leader moves them at most once, never to two nodes at once.
 Exits 77 (skip) where the machine lacks root, namespaces, nftables, systemd or etcd.
 """
+import json
 import os
 import subprocess
 import sys
@@ -104,6 +105,28 @@ class EtcdBackendCluster(unittest.TestCase):
         self.assertEqual(self.c["b"].prop("ActiveNode"), "a")
         self.assertEqual(starts(self.c["b"]) + starts(self.c["c"]), [])
 
+    def test_1_the_status_shows_each_nodes_link_to_etcd(self):
+        a = self.c["a"]
+        r = a.ctl("status", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        link = json.loads(r.stdout)["etcd"]
+        self.assertIn(link["endpoint"], ENDPOINTS.split())
+        self.assertEqual(link["endpoint_count"], 3)
+        self.assertRegex(link["lease_id"], "^[0-9a-f]+$")
+        self.assertGreater(link["lease_remaining_usec"], 0)
+        self.assertTrue(link["synced"])
+        self.assertGreater(link["counters"]["calls"], 0)
+        # Every key of it is documented in freeha-status(5), as *key*.
+        with open(os.path.join(HERE, "..", "..", "man", "freeha-status.5.scd")) as f:
+            page = f.read()
+        self.assertEqual(sorted(k for k in [*link, *link["counters"]] if f"*{k}*" not in page
+                                and f"_{k.replace('_', chr(92) + '_')}_" not in page), [])
+        r = a.ctl("status")
+        self.assertRegex(r.stdout, r"Quorum: yes \(from etcd; 3 nodes in etcd\)")
+        self.assertRegex(r.stdout, r"\netcd: http://\S+ \(endpoint \d of 3\); lease [0-9a-f]+, .* left; view current\n")
+        self.assertRegex(r.stdout, r"\netcd calls: \d+; ")
+        self.assertEqual(a.prop("EtcdEndpoint"), link["endpoint"])
+
     def test_2_a_switchover_hands_the_key_over_quickly(self):
         asked = time.time()
         r = self.c["a"].ctl("switchover", "b")
@@ -148,6 +171,10 @@ class EtcdBackendCluster(unittest.TestCase):
             # systemctl status says why.
             self.c.wait_for(lambda: "NOT quorate: " in a.show("freehad", "StatusText"), 10, "a's status")
             self.assertIn("etcd", a.show("freehad", "StatusText"))
+            # The status counts the failed calls and says what failed last.
+            link = json.loads(a.ctl("status", "--json").stdout)["etcd"]
+            self.assertGreater(link["counters"]["call_failures"], 0)
+            self.assertRegex(link["last_failure"] or "", r" on endpoint \d: ")
         finally:
             a.in_netns("nft", "delete", "table", "inet", "freeha_etcd", check=False)
         time.sleep(2 * DEAD)

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <map>
 #include <regex>
 #include <set>
 
@@ -226,6 +227,75 @@ TEST(LossColumn, ShowsTheWorstChannelAndALineNamesALossyOne) {
     v.nodes[1].links[1].recent_loss_ratio = 1.0 / 64;
     EXPECT_EQ(loss_text(v.nodes[1]), "2%");
     EXPECT_TRUE(lossy_lines(v).empty());
+}
+
+namespace {
+
+// alpha on etcd: its session moved once to the second of three endpoints.
+ClusterView on_etcd() {
+    Status s;
+    s.cluster = "web";
+    s.node = "alpha";
+    EtcdLinkStatus e;
+    e.endpoint = "http://192.0.2.2:2379";
+    e.endpoint_index = 1;
+    e.endpoint_count = 3;
+    e.lease_id = 0x694d7b0d2c0e4a05;
+    e.lease_remaining = 1234 * kUsecPerMsec;
+    e.synced = true;
+    e.calls = 1234;
+    e.call_failures = 2;
+    e.endpoint_switches = 1;
+    e.last_failure = "keepalive on endpoint 1: Connection refused";
+    s.etcd = e;
+    auto v = ClusterView::from(to_json(s));
+    EXPECT_TRUE(v);
+    return *v;
+}
+
+}  // namespace
+
+TEST(ClusterView, ReadsTheEtcdLinkAndNoneWithTheHeartbeats) {
+    ClusterView v = on_etcd();
+    ASSERT_TRUE(v.etcd);
+    EXPECT_EQ(v.etcd->endpoint, "http://192.0.2.2:2379");
+    EXPECT_EQ(v.etcd->endpoint_index, 1u);
+    EXPECT_EQ(v.etcd->endpoint_count, 3u);
+    EXPECT_EQ(v.etcd->lease_id, "694d7b0d2c0e4a05");
+    EXPECT_EQ(v.etcd->lease_remaining, 1234 * kUsecPerMsec);
+    EXPECT_TRUE(v.etcd->synced);
+    EXPECT_EQ(v.etcd->last_failure, "keepalive on endpoint 1: Connection refused");
+    auto counters = std::map<std::string, std::uint64_t>(v.etcd->counters.begin(), v.etcd->counters.end());
+    EXPECT_EQ(counters, (std::map<std::string, std::uint64_t>{{"calls", 1234}, {"call_failures", 2},
+                                                               {"watch_failures", 0}, {"endpoint_switches", 1},
+                                                               {"leases_lost", 0}}));
+    Status heartbeats;
+    auto h = ClusterView::from(to_json(heartbeats));
+    ASSERT_TRUE(h);
+    EXPECT_FALSE(h->etcd);
+    auto document = to_json(heartbeats);
+    document.erase("etcd");  // a daemon from before Backend=etcd
+    h = ClusterView::from(document);
+    ASSERT_TRUE(h);
+    EXPECT_FALSE(h->etcd);
+}
+
+TEST(EtcdLines, SayWhichEndpointTheLeaseWhatFailedAndWhy) {
+    ClusterView v = on_etcd();
+    EXPECT_EQ(etcd_lines(*v.etcd),
+              (std::vector<std::string>{
+                  "etcd: http://192.0.2.2:2379 (endpoint 2 of 3); lease 694d7b0d2c0e4a05, 1s 234ms left; view current",
+                  "etcd calls: 1234; 2 call_failures, 1 endpoint_switches",
+                  "etcd's last failure: keepalive on endpoint 1: Connection refused"}));
+    v.etcd->lease_id.clear();
+    v.etcd->lease_remaining.reset();
+    v.etcd->synced = false;
+    v.etcd->last_failure.clear();
+    for (auto& [name, value] : v.etcd->counters)
+        if (name != "calls") value = 0;
+    EXPECT_EQ(etcd_lines(*v.etcd),
+              (std::vector<std::string>{"etcd: http://192.0.2.2:2379 (endpoint 2 of 3); no lease; view NOT current",
+                                        "etcd calls: 1234; no failure"}));
 }
 
 // --- freehactl metrics --------------------------------------------------------
@@ -628,4 +698,23 @@ TEST(Metrics, ShowEachGroupsStateActiveNodeTermLeaseAndThePlannedMoves) {
         EXPECT_TRUE(has_line(text, line)) << line << "\nin:\n" << text;
     EXPECT_EQ(text.find("freeha_group_lease_remaining_seconds{group=\"web\"}"), std::string::npos) << "no claim, no lease";
     check_exposition(text);
+}
+
+TEST(Metrics, ShowTheEtcdLinkOnlyWithEtcd) {
+    ClusterView v = on_etcd();
+    std::string text = metrics_text(&v);
+    for (const char* line : {
+             "freeha_etcd_endpoint_info{endpoint=\"http://192.0.2.2:2379\"} 1",
+             "freeha_etcd_lease_remaining_seconds 1.234",
+             "freeha_etcd_synced 1",
+             "freeha_etcd_calls_total 1234",
+             "freeha_etcd_call_failures_total 2",
+             "freeha_etcd_watch_failures_total 0",
+             "freeha_etcd_endpoint_switches_total 1",
+             "freeha_etcd_leases_lost_total 0",
+         })
+        EXPECT_TRUE(has_line(text, line)) << line << "\nin:\n" << text;
+    check_exposition(text);
+    ClusterView heartbeats = bravo_active();
+    EXPECT_EQ(metrics_text(&heartbeats).find("freeha_etcd_"), std::string::npos);
 }

@@ -294,3 +294,75 @@ TEST(StatusFacts, OnlyWhatMovesOnItsOwnIsLeftOut) {
         EXPECT_EQ(same_facts(changed, base), c.same) << c.what;
     }
 }
+
+namespace {
+
+EtcdLinkStatus etcd_link() {
+    EtcdLinkStatus e;
+    e.endpoint = "https://192.0.2.2:2379";
+    e.endpoint_index = 1;
+    e.endpoint_count = 3;
+    e.lease_id = 0x694d7b0d2c0e4a05;
+    e.lease_remaining = 900 * kUsecPerMsec;
+    e.synced = true;
+    e.calls = 1234;
+    e.call_failures = 2;
+    e.watch_failures = 1;
+    e.endpoint_switches = 1;
+    e.last_failure = "keepalive on endpoint 1: Connection refused";
+    return e;
+}
+
+}  // namespace
+
+TEST(StatusJson, ShowsTheEtcdLinkAndNullWithTheHeartbeats) {
+    EXPECT_TRUE(to_json(sample())["etcd"].is_null());
+    Status s = sample();
+    s.etcd = etcd_link();
+    auto e = to_json(s)["etcd"];
+    EXPECT_EQ(e["endpoint"], "https://192.0.2.2:2379");
+    EXPECT_EQ(e["endpoint_index"], 1);
+    EXPECT_EQ(e["endpoint_count"], 3);
+    EXPECT_EQ(e["lease_id"], "694d7b0d2c0e4a05");  // as etcdctl prints it
+    EXPECT_EQ(e["lease_remaining_usec"], 900000);
+    EXPECT_EQ(e["synced"], true);
+    EXPECT_EQ(e["counters"], (nlohmann::json{{"calls", 1234}, {"call_failures", 2}, {"watch_failures", 1},
+                                             {"endpoint_switches", 1}, {"leases_lost", 0}}));
+    EXPECT_EQ(e["last_failure"], "keepalive on endpoint 1: Connection refused");
+    s.etcd->lease_id = 0;
+    s.etcd->lease_remaining.reset();
+    s.etcd->last_failure.clear();
+    e = to_json(s)["etcd"];
+    EXPECT_TRUE(e["lease_id"].is_null());
+    EXPECT_TRUE(e["lease_remaining_usec"].is_null());
+    EXPECT_TRUE(e["last_failure"].is_null());
+}
+
+// Renewals (calls, the lease running down) do not rewrite the status file; what went wrong does.
+TEST(StatusFacts, TheEtcdLinksTroublesCountButNotItsRenewals) {
+    struct Case {
+        const char* what;
+        void (*change)(Status&);
+        bool same;
+    };
+    const Case cases[] = {
+        {"a renewal", [](Status& s) { ++s.etcd->calls; }, true},
+        {"the lease running down", [](Status& s) { s.etcd->lease_remaining = 300 * kUsecPerMsec; }, true},
+        {"the lease gone", [](Status& s) { s.etcd->lease_remaining.reset(); }, false},
+        {"a new lease", [](Status& s) { ++s.etcd->lease_id; }, false},
+        {"a failed call", [](Status& s) { ++s.etcd->call_failures; }, false},
+        {"a failed watch", [](Status& s) { ++s.etcd->watch_failures; }, false},
+        {"another endpoint", [](Status& s) { s.etcd->endpoint_index = 2; }, false},
+        {"a lease lost", [](Status& s) { ++s.etcd->leases_lost; }, false},
+        {"the view no longer current", [](Status& s) { s.etcd->synced = false; }, false},
+        {"another failure", [](Status& s) { s.etcd->last_failure = "grant on endpoint 2: timed out"; }, false},
+        {"no etcd at all", [](Status& s) { s.etcd.reset(); }, false},
+    };
+    Status base = sample();
+    base.etcd = etcd_link();
+    for (const auto& c : cases) {
+        Status changed = base;
+        c.change(changed);
+        EXPECT_EQ(same_facts(base, changed), c.same) << c.what;
+    }
+}
