@@ -211,6 +211,34 @@ class EtcdBackendCluster(unittest.TestCase):
         self.assertEqual(len(running(self.c)), 1, before)
         self.assert_never_two()
 
+    def test_7_a_node_of_another_cluster_on_the_same_prefix_is_told_and_starts_nothing(self):
+        c = self.c["c"]
+        c.systemctl("stop", "freehad", check=True)
+        since = time.time()
+        with open(c.etc("freehad.conf")) as f:
+            own = f.read()
+        try:
+            with open(c.etc("freehad.conf"), "w") as f:
+                f.write(own.replace(f"Name={CLUSTER}\n", "Name=intruder\n") + f"Prefix={PREFIX}\n")
+            c.systemctl("start", "freehad", check=True)
+            self.c.wait_for(lambda: "NOT quorate: the etcd prefix belongs to cluster etcdsys"
+                            in c.show("freehad", "StatusText"), 15, "c's status naming the other cluster")
+            time.sleep(2 * DEAD)
+            log = c.run("journalctl", "--user-unit", "freehad", "-o", "cat", "--no-pager").stdout
+            told = [l for l in log.splitlines() if "belongs to cluster 'etcdsys'" in l]
+            self.assertEqual(len(told), 1, log)  # one line, not one per retry
+            self.assertIn(f"the prefix {PREFIX} belongs to cluster 'etcdsys'", told[0])
+            self.assertIn("[Etcd] Prefix=", told[0])
+            self.assertEqual([t for t in starts(c) if t > since], [])
+            self.assertEqual(self.get(PREFIX + "cluster"), CLUSTER)  # the mark stays the first cluster's
+            self.assertEqual(len(running(self.c)), 1)
+        finally:
+            c.systemctl("stop", "freehad")
+            with open(c.etc("freehad.conf"), "w") as f:
+                f.write(own)
+            c.systemctl("start", "freehad", check=True)
+        self.c.wait_for(lambda: c.prop("State") == "STANDBY", 15, "c STANDBY in its own cluster again")
+
 
 if __name__ == "__main__":
     nodes.main(also_missing=None if os.access(ETCD, os.X_OK) else f"{ETCD} is missing (etcd-server)")
