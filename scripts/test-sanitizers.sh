@@ -2,15 +2,14 @@
 # The unit tests under ASan+UBSan, then the heartbeat decoder fuzzed for
 # FUZZ_SECONDS (default 60), both from one clang build in build-sanitize/.
 # Prints the fuzzer's exec count. Exits non-zero on any finding.
-# --build-only: builds what it would run, and stops there (scripts/test.sh
-# builds beside the system suites, then runs).
+# Usage: test-sanitizers.sh [build|unit|fuzz]: one step alone (scripts/test.sh
+# builds and fuzzes beside the system suites); all three without.
 set -eu
 cd "$(dirname "$0")/.."
-build_only=false
-case "${1:-}" in
---build-only) build_only=true ;;
-"") ;;
-*) echo "usage: sh scripts/test-sanitizers.sh [--build-only]" >&2; exit 2 ;;
+step="${1:-all}"
+case "$step" in
+all | build | unit | fuzz) ;;
+*) echo "usage: sh scripts/test-sanitizers.sh [build|unit|fuzz]" >&2; exit 2 ;;
 esac
 seconds="${FUZZ_SECONDS:-60}"
 [ -d build-sanitize ] || CXX=clang++ meson setup build-sanitize -Dfuzzing=true -Db_sanitize=address,undefined \
@@ -25,9 +24,12 @@ for t in json.load(sys.stdin):
         print(os.path.relpath(t["cmd"][0], build))')
 # shellcheck disable=SC2086
 ninja -C build-sanitize tests/fuzz/fuzz-decode $unit
-[ "$build_only" = false ] || exit 0
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-meson test -C build-sanitize --no-rebuild --suite unit --print-errorlogs
+if [ "$step" = all ] || [ "$step" = unit ]; then
+    meson test -C build-sanitize --no-rebuild --suite unit --print-errorlogs
+    echo "sanitizers: unit tests clean under ASan+UBSan"
+fi
+[ "$step" = all ] || [ "$step" = fuzz ] || exit 0
 # The fuzzer adds what it finds to its first directory: work on a copy of the seed corpus.
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -42,4 +44,4 @@ if [ "$status" -ne 0 ]; then
     exit 1
 fi
 grep -E "^(Done |stat::number_of_executed_units)" "$work/log"
-echo "sanitizers: unit tests clean under ASan+UBSan; fuzz-decode ran ${seconds}s with no finding"
+echo "sanitizers: fuzz-decode ran ${seconds}s with no finding"

@@ -3,29 +3,36 @@
 # closing "N passed, N failed" line.
 #
 # The system suites mostly wait (for timeouts, elections, systemd), one at a
-# time; the two long builds that no suite times, the packages
-# (packaging/build.sh) and the sanitizer build (scripts/test-sanitizers.sh
-# --build-only), run beside them at idle CPU priority (SCHED_IDLE: they get
-# the CPU only when no test wants it, so no test's timing changes). Then the
-# Packages and Nspawn suites use the packages built, and the sanitized unit
-# tests and the fuzzer run. A failed background build is built again by its
-# own suite, in the foreground, where its error shows.
+# time. What only needs the CPU and is timed by no test runs beside them at
+# idle CPU priority (SCHED_IDLE: it gets a CPU only when no test wants it, so
+# no test's timing changes): the packages (packaging/build.sh), the
+# sanitizer build and its fuzzer (scripts/test-sanitizers.sh), and the
+# simulated schedules (the Schedules suite). Then the Packages and Nspawn
+# suites check and install the packages built, and the sanitized unit tests
+# run. A package build that failed beside the suites is built again by the
+# Packages suite, where its error shows.
 set -eu
 cd "$(dirname "$0")/.."
 sh scripts/setup-debian.sh
 logs=build/meson-logs
 mkdir -p "$logs"
-rm -f "$logs"/background-*
+rm -f "$logs"/background-* "$logs"/suites.json "$logs"/schedules.json "$logs"/packages.json
 (
-    chrt -i 0 sh packaging/build.sh >"$logs/background-packages.log" 2>&1 &&
-        touch "$logs/background-packages.ok"
-    chrt -i 0 sh scripts/test-sanitizers.sh --build-only >"$logs/background-sanitize.log" 2>&1 &&
+    chrt -i 0 sh packaging/build.sh >"$logs/background-packages.log" 2>&1 && touch "$logs/background-packages.ok"
+    chrt -i 0 sh scripts/test-sanitizers.sh build >"$logs/background-sanitize.log" 2>&1 &&
+        chrt -i 0 sh scripts/test-sanitizers.sh fuzz >>"$logs/background-sanitize.log" 2>&1 &&
         touch "$logs/background-sanitize.ok"
 ) &
-background=$!
+builds=$!
+( chrt -i 0 meson test -C build --no-rebuild --suite schedules --logbase schedules --print-errorlogs \
+    >"$logs/background-schedules.log" 2>&1 ) &
+schedules=$!
 status=0
-meson test -C build --print-errorlogs --no-suite packaging --no-suite nspawn --logbase suites || status=$?
-wait "$background" || true  # (what failed is seen below)
+meson test -C build --print-errorlogs --no-suite packaging --no-suite nspawn --no-suite schedules --logbase suites ||
+    status=$?
+wait "$schedules" || status=$?
+wait "$builds" || true  # (what failed is seen below)
+cat "$logs/background-schedules.log"
 if [ -e "$logs/background-packages.ok" ]; then
     export FREEHA_PACKAGES_BUILT="$logs/background-packages.log"
 else
@@ -33,9 +40,10 @@ else
     tail -n 20 "$logs/background-packages.log"
 fi
 meson test -C build --print-errorlogs --suite packaging --suite nspawn --logbase packages || status=$?
-[ -e "$logs/background-sanitize.ok" ] || tail -n 40 "$logs/background-sanitize.log"
-sh scripts/test-sanitizers.sh || status=$?
-python3 - "$logs/suites.json" "$logs/packages.json" <<'PY'
+cat "$logs/background-sanitize.log"
+[ -e "$logs/background-sanitize.ok" ] || status=1
+sh scripts/test-sanitizers.sh unit || status=$?
+python3 - "$logs"/suites.json "$logs"/schedules.json "$logs"/packages.json <<'PY'
 import json, sys
 passed = failed = skipped = 0
 for log in sys.argv[1:]:
