@@ -58,7 +58,7 @@ EtcdLinkStatus EtcdBackend::link_status() const {
     s.endpoint_count = settings_.endpoints.size();
     s.endpoint = settings_.endpoints.at(s.endpoint_index);
     s.lease_id = session_.lease_id().value_or(0);
-    if (std::optional<Usec> until = session_.lease_until()) s.lease_remaining = std::max(*until - now(), Usec{0});
+    if (std::optional<Usec> until = session_.lease_until()) s.lease_remaining = *until - now();  // (saturates at 0)
     s.synced = watch_.synced();
     const etcd::SessionCounters& c = session_.counters();
     s.calls = c.calls;
