@@ -272,9 +272,13 @@ void Group::enforce_lease(Usec now, Effects& out) {
         fence(StopCause::LeaseLost, std::string(), deadline, now, out);  // only moves the deadline closer
         return;
     }
-    std::string text = lease_end ? "no majority has renewed this node's lease; it ends in " +
-                                       format_timespan(*lease_end - now)
-                                 : "no majority backs this node's claim any more";
+    // With etcd, the lease is the node's etcd lease: renewed by keepalives etcd acknowledges.
+    const bool etcd = node_.etcd_backend();
+    std::string text = lease_end ? std::string(etcd ? "etcd acknowledged no keepalive in time"
+                                                    : "no majority has renewed this node's lease") +
+                                       "; it ends in " + format_timespan(*lease_end - now)
+                                 : etcd ? "this node holds no etcd lease any more"
+                                        : "no majority backs this node's claim any more";
     notice(out, effect::Notice{NoticeKind::LeaseLost, node_.settings_.node_name, text});
     // The majority is gone or backs another claim: claiming again at once
     // would only make noise. Listen a dead time first, as after a partition.

@@ -24,7 +24,9 @@ bool quorum_rules_apply(unsigned expected_nodes, NoQuorumPolicy policy) {
     return expected_nodes > 2 && policy == NoQuorumPolicy::Stop;
 }
 
-bool quorum_rules_apply(const NodeSettings& s) { return quorum_rules_apply(s.expected_nodes, s.no_quorum_policy); }
+bool quorum_rules_apply(const NodeSettings& s) {
+    return s.backend == Backend::Etcd || quorum_rules_apply(s.expected_nodes, s.no_quorum_policy);
+}
 
 LeaseTimings lease_timings(const NodeSettings& s) { return LeaseTimings{s.interval, s.dead_time, s.fence_timeout}; }
 

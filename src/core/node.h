@@ -97,6 +97,7 @@ struct NodeSettings {
 // counts) that stop on quorum loss: only then is a minority sure to stop, and
 // only then does a holder need a lease from a majority.
 bool quorum_rules_apply(unsigned expected_nodes, NoQuorumPolicy policy);
+// ... and with Backend=etcd, where every holder's lease is etcd's, whatever ExpectedNodes= says.
 bool quorum_rules_apply(const NodeSettings& s);
 LeaseTimings lease_timings(const NodeSettings& s);
 

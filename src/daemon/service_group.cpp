@@ -131,7 +131,7 @@ int ServiceGroup::setup_scope(const Config& config) {
     std::string missing = "no complete fence: no cgroup for the services (" + no_cgroup + ") and no subreaper (" +
                           no_tree + ")";
     if (quorum_rules_apply(node_.settings())) {
-        log(LOG_ERR, missing + "; quorum mode (ExpectedNodes>2, NoQuorumPolicy=stop) needs one");
+        log(LOG_ERR, missing + "; a holder bound by a lease (ExpectedNodes>2 with NoQuorumPolicy=stop, or Backend=etcd) needs one");
         return -ENOTSUP;
     }
     log(LOG_WARNING, missing + ". A fence kills only the hook's process group, so a daemon a hook detached "

@@ -1170,6 +1170,10 @@ INSTANTIATE_TEST_SUITE_P(
         ExactErrorCase{std::string(kEtcd) + "CAFile=/ca.pem\nCertFile=/c.crt\nKeyFile=/c.key\n", "<valid>"},
         ExactErrorCase{"[Cluster]\nBackend=etcd\n[Etcd]\nEndpoints=http://etcd1:2379 http://10.0.0.2:2379\n", "<valid>"},
         ExactErrorCase{std::string(kEtcd), "<valid>"},  // https:// without files: the system's CAs
+        // etcd's lease binds every holder, whatever ExpectedNodes= (2 by default) says.
+        ExactErrorCase{std::string(kEtcd) + "[Services]\nFenceTimeout=900ms\n",
+                       "test.conf:6: FenceTimeout=900ms does not fit in the lease of DeadTime=1s (default) with "
+                       "Interval=200ms: at most 500ms; lower FenceTimeout= or raise DeadTime="},
         // The default prefix is made of Name=, which may hold what a prefix may not.
         ExactErrorCase{"[Cluster]\nName=caf\xc3\xa9\n" + std::string(kEtcd),
                        "test.conf:2: Name=caf\xc3\xa9 makes the etcd prefix /freeha/caf\xc3\xa9/, which holds a "
