@@ -10,12 +10,13 @@ holder key straight at etcd (not through the relay):
   nodes at once;
 - a delay beyond it (400 ms each way: every call times out, though etcd still applies what
   reaches it) stops the holder's services before the end of the lease it last had acknowledged,
-  so before etcd could let its key expire; the key goes at etcd later, and no node starts the
-  services while etcd stays that slow, although the key is gone; once the delay ends they
-  resume on exactly one node.
-DeadTime=2s: a holder renews its lease through one call at a time, and must have the renewal
-answered before its graceful stop begins (FenceTimeout= + Interval=/2 before the lease's end), so
-with the default 1 s a round trip of about 200 ms already stops the services (freehad.conf(5)).
+  so before etcd could let its key expire; the key goes at etcd only after that, and no node
+  starts the services while etcd stays that slow, although the key is gone; once the delay
+  ends they resume on exactly one node.
+DeadTime=2s: a holder renews its lease one keepalive at a time, every Interval= from the last
+one's send, and must have each answered before its graceful stop begins (FenceTimeout= +
+Interval=/2 before the lease's end). With the default 1 s that leaves a round trip under about
+200 ms: by hand, 100 ms each way stopped the holder's services within half a second.
 Exits 77 (skip) where the machine lacks root, namespaces, systemd or etcd.
 """
 import base64
@@ -172,8 +173,8 @@ class EtcdSlow(unittest.TestCase):
             self.assertLess(stopped, slowed + DEAD)
             self.c.wait_for(lambda: "NOT quorate: " in holder.show("freehad", "StatusText"), 10,
                             "the holder's status")
-            # The keepalives it sent on, timed out here, still renewed the lease at etcd: the key
-            # goes later, and only then might another node create it.
+            # The key goes at etcd only after that: by the holder's own release once its services
+            # stopped (applied by etcd although the call timed out here) or with its lease.
             self.c.wait_for(lambda: self.watch.deleted_after(slowed) is not None, 20, "the key gone at etcd")
             gone = self.watch.deleted_after(slowed)
             self.assertLess(stopped, gone)
