@@ -2,13 +2,16 @@
 namespace of its own on a test cluster's bridge (a Client of tests/system/nodes.py), with fast
 elections (heartbeat 50 ms, election timeout 500 ms: etcd's minimum lease TTL is then 750 ms, so a
 DeadTime= of 1 s is granted as asked). Members can be killed, restarted and cut off (nftables in
-their namespace); everything goes with destroy()."""
+their namespace), and slowed down by a DelayProxy in front of them; everything goes with destroy().
+
+Run as a script (`etcd.py delay-proxy ...`), this file is the DelayProxy's relay."""
 import base64
 import json
 import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 
 import processes
@@ -17,6 +20,7 @@ ETCD = "/usr/bin/etcd"
 ETCDCTL = "/usr/bin/etcdctl"
 CLIENT_PORT = 2379
 PEER_PORT = 2380
+PROXY_PORT = 2479  # a DelayProxy's, beside its member's client port
 
 
 class Member:
@@ -71,7 +75,7 @@ class Member:
         if not kvs:
             return None
         kv = kvs[0]
-        kv["value"] = base64.b64decode(kv.get("value", "")).decode()
+        kv["value"] = base64.b64decode(kv.get("value", "")).decode(errors="replace")  # (member records are binary)
         kv["lease"] = kv.get("lease", 0)
         return kv
 
@@ -183,6 +187,116 @@ class EtcdCluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+class DelayProxy:
+    """A TCP relay in front of an etcd member that holds every chunk it reads for `delay` seconds
+    before it passes it on, in each direction: an etcd that answers slowly (the machine has no
+    netem). It runs in the member's network namespace, on the member's address at PROXY_PORT
+    (a TLS certificate for that address stays valid through it). Clients given proxy.url instead
+    of member.url see every call take two delays longer, and a new TLS connection as many more
+    as its handshake has round trips (the TCP handshake is the relay's, and not delayed). set()
+    changes the delay for the chunks read from then on (those held keep theirs: the order never
+    changes). What was read before a reset still goes on, as on a network: a call its client gave
+    up on may still reach etcd."""
+
+    def __init__(self, member):
+        self.url = f"{'https' if member.etcd.pki else 'http'}://{member.address}:{PROXY_PORT}"
+        self.process = subprocess.Popen(
+            ["ip", "netns", "exec", member.client.netns, sys.executable, os.path.abspath(__file__), "delay-proxy",
+             member.address, str(PROXY_PORT), str(CLIENT_PORT)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1, start_new_session=True)
+        self._expect("ready")
+
+    def _expect(self, word):
+        line = self.process.stdout.readline().strip()
+        if line != word:
+            processes.end(self.process, 2)
+            raise RuntimeError(f"delay proxy: expected {word!r}, got {line!r} (exit {self.process.poll()})")
+
+    def set(self, delay):
+        """Holds every chunk read from now on `delay` seconds; returns once the relay has it."""
+        self.process.stdin.write(f"{delay}\n")
+        self.process.stdin.flush()
+        self._expect("ok")
+
+    def stop(self):
+        processes.end(self.process, 2)
+        for pipe in (self.process.stdin, self.process.stdout):
+            try:
+                pipe.close()
+            except BrokenPipeError:
+                pass
+
+
+def _relay_with_delay(address, port, upstream_port):
+    """DelayProxy's relay: listens on address:port, connects each client to address:upstream_port,
+    and passes every chunk on `delay` seconds after it read it, in order, half-closes included.
+    The delay comes on stdin (a number of seconds per line, each answered "ok"); stdin's end ends it."""
+    import asyncio
+    import threading
+
+    delay = [0.0]
+
+    async def pump(reader, source, writer):
+        """From reader (of the connection `source` writes to) to writer: each chunk, the end
+        (b"") and a reset (None) go on `delay` seconds after they were read, as a network
+        delivers what was in flight before a reset."""
+        loop = asyncio.get_running_loop()
+        held = asyncio.Queue()
+
+        async def send():
+            try:
+                while True:
+                    due, data = await held.get()
+                    await asyncio.sleep(max(0.0, due - loop.time()))
+                    if data is None:
+                        writer.transport.abort()
+                        return
+                    if not data:
+                        if writer.can_write_eof():
+                            writer.write_eof()
+                        return
+                    writer.write(data)
+                    await writer.drain()
+            except (ConnectionError, OSError):
+                source.transport.abort()  # nowhere to pass it on: the reader sees its end at once
+        sender = asyncio.create_task(send())
+        while True:
+            try:
+                data = await reader.read(65536)
+            except (ConnectionError, OSError):
+                data = None
+            held.put_nowait((loop.time() + delay[0], data))
+            if not data:
+                break
+        await sender
+
+    async def serve(client_reader, client_writer):
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(address, upstream_port)
+        except OSError:
+            client_writer.transport.abort()
+            return
+        await asyncio.gather(pump(client_reader, client_writer, upstream_writer),
+                             pump(upstream_reader, upstream_writer, client_writer))
+        for w in (client_writer, upstream_writer):
+            w.close()
+
+    def control():
+        for line in sys.stdin:
+            delay[0] = float(line)
+            print("ok", flush=True)
+        os._exit(0)
+
+    async def main():
+        server = await asyncio.start_server(serve, address, port)
+        threading.Thread(target=control, daemon=True).start()
+        print("ready", flush=True)
+        async with server:
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
 class Probe:
     """tests/etcd/etcd-probe (the daemon's EtcdBackend) in a network namespace: commands in, JSON lines out."""
 
@@ -237,3 +351,7 @@ class Probe:
                 pipe.close()
             except BrokenPipeError:
                 pass
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["delay-proxy"]:
+    _relay_with_delay(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
