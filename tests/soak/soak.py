@@ -718,6 +718,7 @@ class Soak:
         self.end_faults(due_only=False)
         quiet = now()
         self.say("every fault ended; waiting for the cluster to settle")
+        since = "the last fault ended"
         if self.with_etcd:
             # Nothing can settle before etcd has a leader again (after a lost quorum, a killed
             # leader): the bound starts then.
@@ -729,6 +730,7 @@ class Soak:
             self.leader_waits.append(now() - quiet)
             self.record(leader.name, "etcd.leader", f"{now() - quiet:.2f}s after the faults ended")
             quiet = now()
+            since = "etcd had a leader again"
         settled_at = None
         while True:
             self.clear_errors(quiet=True)
@@ -746,7 +748,7 @@ class Soak:
             if settled_at is not None and t - settled_at >= HOLD:
                 took = settled_at - quiet
                 self.settles.append(took)
-                self.say(f"settled: {holders[0]} runs the services, {took:.2f}s after the last fault ended")
+                self.say(f"settled: {holders[0]} runs the services, {took:.2f}s after {since}")
                 for name in NAMES:
                     self.harvest_journal(name)
                 return True
@@ -754,7 +756,7 @@ class Soak:
                 view = {n: (s["state"], s["active_node"]) if s else None for n, s in states.items()}
                 units = {n: self.cluster[n].show("freehad", "ActiveState") if self.up(n) else "powered off"
                          for n in NAMES}
-                self.fail(f"b: {SETTLE_BOUND:.0f}s after every fault ended, the services run on "
+                self.fail(f"b: {SETTLE_BOUND:.0f}s after {since}, the services run on "
                           f"{holders or 'no node'}; states (state, active node) {view}; freehad units {units}",
                           quiet - 30, t)
                 return False
@@ -931,11 +933,10 @@ class Soak:
             for lo, hi, x, y in self.excused_overlaps:
                 print(f"    {x} and {y} from +{lo - self.t0:.3f}s for {hi - lo:.3f}s")
         if self.with_etcd:
-            stops = [t for t in self.quorum_stops if t is not None]
-            print(f"  etcd quorum lost {len(self.quorum_stops)} times; the services stopped at most "
-                  f"{max(stops, default=0):.2f}s after a loss began (" + ", ".join(f"{t:.2f}s" for t in stops)
-                  + f"; bound TTL + {STEP_DOWN + STOP_GRACE:.1f}s); etcd had a leader again at most "
-                  f"{max(self.leader_waits, default=0):.2f}s after a pause began")
+            stops = [f"{t:.2f}s" if t is not None else "none ran" for t in self.quorum_stops]
+            print(f"  etcd quorum lost {len(self.quorum_stops)} times; the services stopped after each loss began: "
+                  f"{', '.join(stops) or '-'} (bound: the node's TTL + {STEP_DOWN + STOP_GRACE:.1f}s); "
+                  f"etcd had a leader again at most {max(self.leader_waits, default=0):.2f}s after a pause began")
         for v in self.violations:
             print(f"  VIOLATION {v}")
         print("FAIL" if self.violations else "PASS", flush=True)
