@@ -37,7 +37,32 @@ freehad that cannot reach systemd for FenceTimeout= during a stop exits on
 purpose (freehad.conf(5)): such an exit, after a restart of its bus, is one
 the soak caused.
 
-Usage: soak.py --minutes M [--seed S] [--timeline] [--wedge | --target]
+--etcd runs the storm on nodes with Backend=etcd (issue 21) on a real
+3-member etcd on the same bridge (tests/lib/etcd.py; each node lists the
+members starting from a different one). Nothing goes from node to node
+there, so a partition cuts the node off from etcd (nftables drops its
+packets to port 2379: to every member, or to one, which it must leave), the
+loss hits its etcd packets on the wire (TCP retransmits: a slow etcd), and
+a reload changes DeadTime= and Interval= only (ExpectedNodes= counts for
+nothing with etcd). The storm adds faults of etcd itself: a member killed
+(then restarted with its data, state "existing"), etcd's leader killed
+likewise, a member frozen (SIGSTOP of its process group: an endpoint that
+takes calls and never answers) then thawed, a member cut off from the
+others and from the nodes (Member.isolate()), and rarely etcd's quorum lost
+(two members killed for 4-8 s); one etcd fault at a time. A pause waits
+for etcd to have a leader again before check b's bound starts. Also checked:
+
+  d. once etcd's quorum is lost, the services run nowhere after the
+     node's lease can have ended: the TTL (the longest DeadTime= the node
+     ran with since its start, in whole seconds) plus STEP_DOWN (etcd's
+     leader, cut off from its majority, renews leases until it steps down)
+     plus STOP_GRACE after the loss began; a node the soak froze is
+     excused until THAW_GRACE after its thaw.
+
+The timeline names the etcd faults by member (e0, e1, e2): "fault etcd
+kill", "etcd leader", "etcd freeze", "etcd isolate", "etcd quorum".
+
+Usage: soak.py --minutes M [--seed S] [--timeline] [--wedge | --target] [--etcd]
 Root; exits 77 where a facility is missing, 1 on any violation (with the
 timelines that show it). The seed replays the same random draws: the same
 faults as long as the cluster goes the same way (which node holds the
@@ -50,6 +75,7 @@ and this fault found it).
 """
 import argparse
 import json
+import math
 import os
 import random
 import shutil
@@ -61,6 +87,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "system"))
 import nodes  # noqa: E402
+from etcd import CLIENT_PORT, ETCD, EtcdCluster  # noqa: E402 (tests/lib: nodes.py puts it on the path)
 
 NAMES = ["alpha", "bravo", "charlie"]
 # How long a node the soak thawed may take to notice that its lease is gone
@@ -69,12 +96,36 @@ THAW_GRACE = 1.0
 WATCHDOG = 5.0  # grace after a thaw for a watchdog exit (freehad lowers WatchdogSec= to 600ms: it comes at the thaw)
 SETTLE_BOUND = 15.0  # generous: the machine is shared
 HOLD = 2.0  # a settled cluster must stay so this long
+# --etcd: etcd's leader, cut off from its majority, goes on renewing leases until raft's
+# CheckQuorum makes it step down, within two election timeouts (500 ms in tests/lib/etcd.py).
+STEP_DOWN = 1.0
+# How long a node may take to end its services once its lease's kill time has come (a shared machine).
+STOP_GRACE = 1.0
+ETCD_LEADER_WAIT = 30.0  # after a pause began: etcd electing no leader by then fails the soak
+DEAD_TIME = 1.0  # --etcd: the nodes' DeadTime= (the lease's TTL) without a reload's drop-in
+# --etcd: the faults of etcd itself and their weights (a lost quorum stops everything: rarely).
+ETCD_FAULTS = {"kill": 3, "leader": 3, "freeze": 3, "isolate": 3, "quorum": 1}
 CONFIG = """[Cluster]
 Name=soak
 NodeName={name}
 ExpectedNodes=3
 [Heartbeat]
 Channel=broadcast {address}
+[Services]
+MonitorInterval=1s
+MonitorTimeout=3s
+StartTimeout=10s
+StopTimeout=5s
+"""
+# --etcd: no heartbeat channel; membership, election and leases come from etcd.
+ETCD_CONFIG = """[Cluster]
+Name=soak
+NodeName={name}
+Backend=etcd
+[Heartbeat]
+DeadTime={dead_time:g}s
+[Etcd]
+Endpoints={endpoints}
 [Services]
 MonitorInterval=1s
 MonitorTimeout=3s
@@ -162,6 +213,12 @@ def now():
     return time.monotonic()
 
 
+def etcd_urls():
+    """--etcd: the members' client URLs, known before they start (the nodes' configuration is
+    written first): EtcdCluster makes them the bridge's first clients, SUBNET.200 and up."""
+    return [f"http://{nodes.SUBNET}.{200 + i}:{CLIENT_PORT}" for i in range(3)]
+
+
 def unified_cgroup_root():
     for root in ("/sys/fs/cgroup/unified", "/sys/fs/cgroup"):
         if os.path.exists(os.path.join(root, "cgroup.controllers")):
@@ -169,10 +226,12 @@ def unified_cgroup_root():
     return None
 
 
-def missing_facility():
+def missing_facility(etcd=False):
     why = nodes.missing_facility()
     if why:
         return why
+    if etcd and not os.access(ETCD, os.X_OK):
+        return f"{ETCD} is missing (etcd-server)"
     if not shutil.which("nft"):
         return "nftables is not installed"
     if not unified_cgroup_root():
@@ -224,9 +283,16 @@ class Fault:
 
 
 class Soak:
-    def __init__(self, minutes, seed, show_timeline=False, wedge=False, target=False):
+    def __init__(self, minutes, seed, show_timeline=False, wedge=False, target=False, etcd=False):
         self.minutes, self.seed, self.show_timeline, self.wedge = minutes, seed, show_timeline, wedge
         self.target = target
+        self.with_etcd = etcd
+        self.etcd = None  # --etcd: the EtcdCluster
+        # --etcd: every DeadTime= (seconds) each node's freehad has had since it started, and the
+        # one its configuration gives now (a reload's drop-in): what its lease's TTL may be.
+        self.dead_times = {n: {DEAD_TIME} for n in NAMES}
+        self.dropin_dead_time = {}
+        self.leader_waits = []  # --etcd: how long etcd took to have a leader again at each pause
         self.rng = random.Random(seed)
         self.lock = threading.Lock()
         self.events = []  # (t, node, what, detail, "") recorded by the soak itself
@@ -364,6 +430,8 @@ class Soak:
     # ----- faults -------------------------------------------------------------
 
     def candidates(self, kind):
+        if kind == "etcd":  # one at a time: two would often lose etcd's quorum, which is kept rare
+            return [] if any(f.kind == "etcd" for f in self.active) else ["etcd"]
         busy = {f.node for f in self.active if f.kind == kind}
         names = [n for n in NAMES if n not in busy]
         if kind == "power":
@@ -376,6 +444,8 @@ class Soak:
 
     def inject(self):
         kinds = ["power", "partition", "freeze", "loss", "dbus", "hook", "reload"]
+        if self.with_etcd:
+            kinds += ["etcd"] * 3  # about a quarter of the faults hit etcd itself
         self.rng.shuffle(kinds)
         for kind in kinds:
             names = self.candidates(kind)
@@ -393,8 +463,8 @@ class Soak:
             fault.due = now() + fault.duration
             self.faults.append(fault)
             self.active.append(fault)
-            self.record(name, "fault", f"{kind} {fault.detail}".strip(), t=fault.begin)
-            self.say(" ".join(filter(None, [f"{name}: {kind}", fault.detail,
+            self.record(fault.node, "fault", f"{kind} {fault.detail}".strip(), t=fault.begin)  # etcd: the member(s)
+            self.say(" ".join(filter(None, [f"{fault.node}: {kind}", fault.detail,
                                             f"for {fault.duration:.1f}s" if fault.duration else ""])))
             if kind == "dbus":
                 self.finish(fault)
@@ -420,6 +490,8 @@ class Soak:
 
     def end_power(self, fault):
         node = self.cluster[fault.node]
+        # Its lease's TTL comes from the DeadTime= it starts with.
+        self.dead_times[fault.node] = {self.dropin_dead_time.get(fault.node) or DEAD_TIME}
         node.power_on()
         r = node.systemctl("start", "freehad", timeout=60)
         self.record(fault.node, "power.on", "" if r.returncode == 0 else f"start failed: {r.stderr.strip()}")
@@ -427,20 +499,37 @@ class Soak:
             self.violations.append(f"{fault.node}: freehad did not start after power on: {r.stderr.strip()}")
 
     def begin_partition(self, fault):
-        self.cluster[fault.node].isolate()
+        if not self.with_etcd:
+            self.cluster[fault.node].isolate()
+            return
+        # No heartbeat goes from node to node: the node is cut off from etcd (its calls go
+        # nowhere, as tests/etcd/test_etcd_cluster.py's test_4 does), or from one member, which
+        # its link must leave for another if it was using it.
+        member = self.rng.choice([None, None] + self.etcd.members)
+        fault.detail = f"from {member.name if member else 'etcd'}"
+        only = f"ip daddr {member.address} " if member else ""
+        rules = ("table inet soak_etcd {\n chain out {\n  type filter hook output priority 0;\n"
+                 f"  {only}tcp dport {CLIENT_PORT} drop\n }}\n}}\n")
+        nodes.sh("nsenter", f"--net=/run/netns/{self.cluster[fault.node].netns}", "nft", "-f", "-", input=rules)
 
     def end_partition(self, fault):
-        self.cluster[fault.node].heal()
+        if not self.with_etcd:
+            self.cluster[fault.node].heal()
+            return
+        self.cluster[fault.node].in_netns("nft", "delete", "table", "inet", "soak_etcd")
 
     def begin_loss(self, fault):
-        """Drops heartbeats to and from the node at random, on the wire (the node's port of the bridge)."""
+        """Drops heartbeats to and from the node at random, on the wire (the node's port of the bridge);
+        --etcd: its packets to and from etcd's client port, which TCP sends again (a slow etcd)."""
         loss = self.rng.choice([10, 25, 40, 60, 80])
-        fault.detail = f"{loss}%"
+        fault.detail = f"{loss}%" + (" of its etcd packets" if self.with_etcd else "")
         port = f"{self.cluster.prefix}{fault.node[:3]}"  # as nodes.plug() names it
+        to_it, from_it = ("tcp sport", "tcp dport") if self.with_etcd else ("udp dport", "udp dport")
+        number = CLIENT_PORT if self.with_etcd else 3891
         rules = (f"table bridge soak_loss_{fault.node} {{\n chain forward {{\n"
                  "  type filter hook forward priority 0;\n"
-                 f"  iifname {port} udp dport 3891 numgen random mod 100 < {loss} drop\n"
-                 f"  oifname {port} udp dport 3891 numgen random mod 100 < {loss} drop\n }}\n}}\n")
+                 f"  iifname {port} {from_it} {number} numgen random mod 100 < {loss} drop\n"
+                 f"  oifname {port} {to_it} {number} numgen random mod 100 < {loss} drop\n }}\n}}\n")
         nodes.sh("ip", "netns", "exec", self.cluster.switch, "nft", "-f", "-", input=rules)
 
     def end_loss(self, fault):
@@ -502,6 +591,8 @@ class Soak:
 
     def begin_reload(self, fault):
         choices = {"DeadTime": ["1s", "2s", "3s"], "Interval": ["100ms", "200ms"], "ExpectedNodes": ["3", "4"]}
+        if self.with_etcd:
+            del choices["ExpectedNodes"]  # etcd's majority makes the quorum, whatever the count says
         changed = {key: self.rng.choice(choices[key])
                    for key in self.rng.sample(sorted(choices), self.rng.randint(1, len(choices)))}
         fault.detail = " ".join(f"{key}={value}" for key, value in sorted(changed.items()))
@@ -509,10 +600,13 @@ class Soak:
         os.makedirs(self.cluster[fault.node].etc("freehad.conf.d"), exist_ok=True)
         with open(self.dropin(fault.node), "w") as f:
             f.write("".join(f"[{section[key]}]\n{key}={value}\n" for key, value in sorted(changed.items())))
+        if "DeadTime" in changed:
+            self.dropin_dead_time[fault.node] = float(changed["DeadTime"].removesuffix("s"))
         self.reload_config(fault.node)
 
     def end_reload(self, fault):
         os.unlink(self.dropin(fault.node))
+        self.dropin_dead_time.pop(fault.node, None)
         self.reload_config(fault.node)
 
     def dropin(self, name):
@@ -521,6 +615,8 @@ class Soak:
     def reload_config(self, name):
         """freehactl reload-config, as an operator would; a node that is down or frozen starts (or
         is reloaded) with the files as they are by then."""
+        # Whether or not it takes it now, its lease may be granted with it (or a longer one it had) until it restarts.
+        self.dead_times[name].add(self.dropin_dead_time.get(name) or DEAD_TIME)
         if not self.up(name) or self.frozen(name):
             self.record(name, "operator", "configuration changed while freehad is down or frozen")
             return
@@ -530,6 +626,41 @@ class Soak:
         if not ok:
             self.say(f"{name}: reload-config failed: {r.stderr.strip() if r else 'timed out'}")
 
+    def begin_etcd(self, fault):
+        """A fault of etcd itself; fault.node names the member(s) it hits."""
+        what = fault.detail = self.rng.choices(list(ETCD_FAULTS), weights=list(ETCD_FAULTS.values()))[0]
+        members = self.etcd.members
+        if what == "leader":
+            leader = self.etcd.leader()
+            if leader is None:  # electing one right now
+                fault.detail += " (none found: a member)"
+            victims = [leader or self.rng.choice(members)]
+        elif what == "quorum":
+            victims = sorted(self.rng.sample(members, 2), key=lambda m: m.name)
+            fault.duration = self.rng.uniform(4, 8)  # long enough for every lease to run out
+            # What each node's lease can last (etcd grants whole seconds).
+            fault.state["ttl"] = {n: math.ceil(max(self.dead_times[n])) for n in NAMES}
+        else:
+            victims = [self.rng.choice(members)]
+        fault.node = "+".join(m.name for m in victims)
+        fault.state["members"] = victims
+        for m in victims:
+            if what == "freeze":  # it keeps its connections and answers nothing
+                os.killpg(m.process.pid, signal.SIGSTOP)
+            elif what == "isolate":
+                m.isolate()
+            else:
+                m.kill()
+
+    def end_etcd(self, fault):
+        for m in fault.state["members"]:
+            if fault.detail == "freeze":
+                os.killpg(m.process.pid, signal.SIGCONT)
+            elif fault.detail == "isolate":
+                m.heal()
+            else:
+                m.start(state="existing")
+
     def end_faults(self, due_only):
         for fault in list(self.active):
             if not due_only or now() >= fault.due:
@@ -537,10 +668,21 @@ class Soak:
 
     # ----- the run ----------------------------------------------------------------
 
-    def setup(self):
+    def config(self, node):
         target = "Target=freeha-services.target\n" if self.target else ""
-        self.cluster = nodes.Cluster(NAMES, lambda node: CONFIG.format(name=node.name, address=node.address) + target,
-                                     target_mode=self.target)
+        if not self.with_etcd:
+            return CONFIG.format(name=node.name, address=node.address) + target
+        # Each node begins with another member, so that a member's fault hits the nodes differently.
+        urls = etcd_urls()
+        first = NAMES.index(node.name)
+        return ETCD_CONFIG.format(name=node.name, dead_time=DEAD_TIME,
+                                  endpoints=" ".join(urls[first:] + urls[:first])) + target
+
+    def setup(self):
+        self.cluster = nodes.Cluster(NAMES, self.config, target_mode=self.target)
+        if self.with_etcd:
+            self.etcd = EtcdCluster(self.cluster)
+            assert self.etcd.endpoints() == etcd_urls(), f"etcd's members are at {self.etcd.endpoints()}"
         for name in NAMES:
             node = self.cluster[name]
             for hook, body in HOOKS.items():
@@ -576,6 +718,19 @@ class Soak:
         self.end_faults(due_only=False)
         quiet = now()
         self.say("every fault ended; waiting for the cluster to settle")
+        since = "the last fault ended"
+        if self.with_etcd:
+            # Nothing can settle before etcd has a leader again (after a lost quorum, a killed
+            # leader): the bound starts then.
+            try:
+                leader = self.etcd.wait_for_leader(timeout=ETCD_LEADER_WAIT)
+            except AssertionError as e:
+                self.fail(f"etcd: {e}", quiet - 30, now())
+                return False
+            self.leader_waits.append(now() - quiet)
+            self.record(leader.name, "etcd.leader", f"{now() - quiet:.2f}s after the faults ended")
+            quiet = now()
+            since = "etcd had a leader again"
         settled_at = None
         while True:
             self.clear_errors(quiet=True)
@@ -593,7 +748,7 @@ class Soak:
             if settled_at is not None and t - settled_at >= HOLD:
                 took = settled_at - quiet
                 self.settles.append(took)
-                self.say(f"settled: {holders[0]} runs the services, {took:.2f}s after the last fault ended")
+                self.say(f"settled: {holders[0]} runs the services, {took:.2f}s after {since}")
                 for name in NAMES:
                     self.harvest_journal(name)
                 return True
@@ -601,7 +756,7 @@ class Soak:
                 view = {n: (s["state"], s["active_node"]) if s else None for n, s in states.items()}
                 units = {n: self.cluster[n].show("freehad", "ActiveState") if self.up(n) else "powered off"
                          for n in NAMES}
-                self.fail(f"b: {SETTLE_BOUND:.0f}s after every fault ended, the services run on "
+                self.fail(f"b: {SETTLE_BOUND:.0f}s after {since}, the services run on "
                           f"{holders or 'no node'}; states (state, active node) {view}; freehad units {units}",
                           quiet - 30, t)
                 return False
@@ -619,9 +774,10 @@ class Soak:
             time.sleep(max(0.0, wake - now()))
 
     def main(self):
-        wedge = " --wedge" if self.wedge else " --target" if self.target else ""
+        flags = " --wedge" if self.wedge else " --target" if self.target else ""
+        flags += " --etcd" if self.with_etcd else ""
         self.say(f"soak: seed {self.seed}, {self.minutes:g} min "
-                 f"(replay the faults: soak.py --minutes {self.minutes:g} --seed {self.seed}{wedge})")
+                 f"(replay the faults: soak.py --minutes {self.minutes:g} --seed {self.seed}{flags})")
         self.setup()
         deadline = now() + self.minutes * 60
         while now() < deadline:
@@ -709,8 +865,36 @@ class Soak:
                      if v[1] == name and v[2].get("MESSAGE_ID") == PROCESS_EXITED and t - 10 <= v[0] <= t]
             self.fail(f"c: freehad on {name} failed ('{result}') at +{t - self.t0:.3f}s with no fault of the soak "
                       f"to explain it: {'; '.join(exits) or e.get('MESSAGE')}", t - 15, t + 5)
+        self.check_quorum_losses(spans, end)
         if not any(spans.values()):
             self.violations.append("the services never ran")
+
+    def check_quorum_losses(self, spans, end):
+        """d (--etcd): once etcd's quorum is lost, no node runs the services after its lease can have
+        ended, but a node the soak froze (until THAW_GRACE after its thaw)."""
+        self.quorum_stops = []  # per loss, when the last services stopped after it began (None: none ran)
+        for loss in [f for f in self.faults if f.kind == "etcd" and f.detail == "quorum"]:
+            until = loss.end or end
+            latest = None
+            for name in NAMES:
+                must_stop = loss.begin + loss.state["ttl"][name] + STEP_DOWN + STOP_GRACE
+                frozen = [(f.begin, (f.end or end) + THAW_GRACE) for f in self.faults
+                          if f.kind == "freeze" and f.node == name]
+                for s, e, how in spans[name]:
+                    if e <= loss.begin or s >= until:
+                        continue
+                    if e <= until and subtract((s, e), frozen) == [(s, e)]:  # (a frozen node's stop tells nothing)
+                        latest = max(latest or 0.0, e - loss.begin)
+                    lo, hi = max(s, must_stop), min(e, until)
+                    left = subtract((lo, hi), frozen) if lo < hi else []
+                    if left:
+                        a, _ = left[0]
+                        self.fail(f"d: etcd's quorum was lost at +{loss.begin - self.t0:.3f}s ({loss.node} down); "
+                                  f"{name}'s lease (TTL {loss.state['ttl'][name]}s) ended by "
+                                  f"+{must_stop - STOP_GRACE - self.t0:.3f}s, but the services ran there "
+                                  f"[{s - self.t0:.3f}, {e - self.t0:.3f}] (ended by {how or 'nothing yet'}), "
+                                  f"still at +{a - self.t0:.3f}s", loss.begin - 15, min(e, until) + 5)
+            self.quorum_stops.append(latest)
 
     def summary(self, end):
         kinds = {}
@@ -720,6 +904,10 @@ class Soak:
                 key = f"freeze ({f.state['how']})"
             elif f.kind == "hook":
                 key = f"hook {f.detail} ({'fired' if f.state.get('fired') else 'not fired'})"
+            elif f.kind == "etcd":
+                key = f"etcd {f.detail}"
+            elif f.kind == "partition" and self.with_etcd:
+                key = "partition (from etcd)" if f.detail == "from etcd" else "partition (from one member)"
             kinds[key] = kinds.get(key, 0) + 1
         starts = sorted((s, n) for n, spans in self.spans.items() for s, *_ in spans)
         moves = sum(1 for (_, a), (_, b) in zip(starts, starts[1:]) if a != b)
@@ -744,6 +932,11 @@ class Soak:
         if self.show_timeline:
             for lo, hi, x, y in self.excused_overlaps:
                 print(f"    {x} and {y} from +{lo - self.t0:.3f}s for {hi - lo:.3f}s")
+        if self.with_etcd:
+            stops = [f"{t:.2f}s" if t is not None else "none ran" for t in self.quorum_stops]
+            print(f"  etcd quorum lost {len(self.quorum_stops)} times; the services stopped after each loss began: "
+                  f"{', '.join(stops) or '-'} (bound: the node's TTL + {STEP_DOWN + STOP_GRACE:.1f}s); "
+                  f"etcd had a leader again at most {max(self.leader_waits, default=0):.2f}s after a pause began")
         for v in self.violations:
             print(f"  VIOLATION {v}")
         print("FAIL" if self.violations else "PASS", flush=True)
@@ -756,6 +949,8 @@ class Soak:
                     self.end_freeze(fault)
                 except Exception:  # noqa: BLE001 - the cluster goes away next
                     pass
+        if self.etcd:
+            self.etcd.destroy()  # before the namespaces go (a frozen member dies of SIGKILL all the same)
         if self.cluster:
             self.cluster.destroy()
 
@@ -789,12 +984,17 @@ def main():
     parser.add_argument("--target", action="store_true",
                         help="target mode: freehad starts and stops a systemd target, and D-Bus restarts mostly hit "
                              "the node that runs it")
+    parser.add_argument("--etcd", action="store_true",
+                        help="the nodes use Backend=etcd on a real 3-member etcd, and etcd's members are killed, "
+                             "frozen and cut off too")
     args = parser.parse_args()
     if args.wedge and args.target:
         parser.error("--wedge: hangs hooks, which target mode does not run")
+    if args.etcd and args.target:
+        parser.error("--etcd: runs the storm in scripts mode only (its target mode is untried)")
     if args.minutes <= 0:
         parser.error("--minutes: must be positive")
-    why = missing_facility()
+    why = missing_facility(etcd=args.etcd)
     if why:
         print(f"SKIP: {why}")
         return 77
@@ -802,7 +1002,7 @@ def main():
         print(f"soak: {nodes.FREEHAD} is not built (set FREEHA_BUILD to the build directory)", file=sys.stderr)
         return 2
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
-    soak = Soak(args.minutes, seed, args.timeline, args.wedge, args.target)
+    soak = Soak(args.minutes, seed, args.timeline, args.wedge, args.target, args.etcd)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # meson's timeout: tear down all the same
     try:
         return soak.main()
