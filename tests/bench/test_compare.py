@@ -1,9 +1,9 @@
 """Bench suite: bench/compare's overlap check (per service group too), the groups rows'
-placement and table, the etcd row's configuration and idle line, the client's outage and
-who-answered reading on made-up timelines, then (root) a smoke run of one
-freeha row and the keepalived row it is compared with, one run of each event
-kind: the tables come out complete, freeha shows no overlap, the client saw
-keepalived's address go silent and come back, and nothing of the run is left
+placement and table, the etcd row's configuration and idle line, the cost rows' selection,
+etcd call counters and table, the client's outage and who-answered reading on made-up
+timelines, then (root) a smoke run of one freeha row and the keepalived row it is compared
+with, one run of each event kind: the tables come out complete, freeha shows no overlap, the
+client saw keepalived's address go silent and come back, and nothing of the run is left
 behind.
 """
 import importlib.machinery
@@ -171,6 +171,61 @@ def check_etcd_row(compare):
         lines
 
 
+# A member's /metrics as etcd 3.4 writes it (lines of it): the calls a run of the JSON gateway made.
+METRICS = """# HELP grpc_server_started_total Total number of RPCs started on the server.
+grpc_server_started_total{grpc_method="LeaseGrant",grpc_service="etcdserverpb.Lease",grpc_type="unary"} 1
+grpc_server_started_total{grpc_method="LeaseKeepAlive",grpc_service="etcdserverpb.Lease",grpc_type="bidi_stream"} 70
+grpc_server_started_total{grpc_method="Put",grpc_service="etcdserverpb.KV",grpc_type="unary"} 5
+grpc_server_started_total{grpc_method="Watch",grpc_service="etcdserverpb.Watch",grpc_type="bidi_stream"} 2
+grpc_server_msg_sent_total{grpc_method="Watch",grpc_service="etcdserverpb.Watch",grpc_type="bidi_stream"} 40
+grpc_server_msg_sent_total{grpc_method="LeaseKeepAlive",grpc_service="etcdserverpb.Lease",grpc_type="bidi_stream"} 70
+grpc_server_handled_total{grpc_code="OK",grpc_method="Put",grpc_service="etcdserverpb.KV",grpc_type="unary"} 5
+"""
+
+
+def check_cost_rows(compare):
+    """The cost rows: selected by their name or a prefix of it, etcd's and the heartbeats' row of a size in
+    turn, the call counters read from /metrics, and a line of the cost table per row."""
+    rows = list(compare.freeha_rows())
+    names = [r.name for r in rows if isinstance(r, compare.CostRow)]
+    assert len(names) == 2 * len(compare.COST_NODES) * len(compare.COST_GROUPS), names
+    assert names[:2] == ["cost-etcd-3-g1", "cost-hb-3-g1"], names
+    row = next(r for r in rows if r.name == "cost-etcd-10-g8")
+    hb = next(r for r in rows if r.name == "cost-hb-10-g8")
+    assert row.partner == hb.name and row.size == 10 and len(row.groups) == 8 and row.kinds == ["moveall"]
+    for selector in ("cost", "cost-etcd", "cost-etcd-10", "cost-etcd-10-g8"):
+        assert compare.selected(row, selector), selector
+    for selector in ("freeha", "cost-hb", "cost-etcd-1", "cost-etcd-10-g"):
+        assert not compare.selected(row, selector), selector
+    assert not compare.selected(next(r for r in rows if r.name == "cost-etcd-30-g1"), "cost-etcd-3")
+    row.etcd = FakeEtcd(["http://10.214.0.201:2379", "http://10.214.0.202:2379", "http://10.214.0.203:2379"])
+    assert row.membership_sections(None).startswith("Backend=etcd\n[Etcd]\nEndpoints=http://10.214.0.201:2379 ")
+    counts = compare.grpc_counters(METRICS)
+    assert counts == {("started", "LeaseGrant"): 1, ("started", "LeaseKeepAlive"): 70, ("started", "Put"): 5,
+                      ("started", "Watch"): 2, ("msg_sent", "Watch"): 40, ("msg_sent", "LeaseKeepAlive"): 70}, counts
+    # Two members over 10 s: the first served 70 keepalives and 5 puts more, the second 10 keepalives.
+    later = {**counts, ("started", "LeaseKeepAlive"): 140, ("started", "Put"): 10, ("msg_sent", "Watch"): 60}
+    second = {("started", "LeaseKeepAlive"): 10.0}
+    by_method, by_member, watch = compare.call_rates([counts, {}], [later, second], 10)
+    assert by_method == {"LeaseGrant": 0, "LeaseKeepAlive": 8, "Put": 0.5, "Watch": 0}, by_method
+    assert by_member == [7.5, 1] and watch == 2, (by_member, watch)
+    row.footprint, row.cpu_per_node, row.traffic = (15000, 0.2, 30), [0.1] * 9 + [1.1], (1200.0, 9.0)
+    row.etcd_footprint, row.etcd_cpu, row.etcd_calls = (45000, 1.0, 30), [0.5, 0.5, 2.0], (by_method, by_member, watch)
+    # A move of 8 groups in 1 s: above the idle rates (freehad 2 s in all, etcd 3 s, 8.5 calls a second over
+    # 30 s), 10 ms of freehad CPU, 20 ms of etcd's and 2 calls per group.
+    row.moves, row.samples["moveall"] = [{"groups": 8, "seconds": 1, "freehad_cpu": 0.08 + 2 / 30,
+                                          "etcd_cpu": 0.16 + 3 / 30, "etcd_calls": {"Txn": 16, "LeaseKeepAlive": 8.5},
+                                          "watch_sent": 100}], [900.0]
+    out = compare.tables([row, hb], 30)
+    assert "\nIdle: " not in out, out  # the cost rows' idle figures are the cost table's
+    lines = [line for line in out.splitlines() if line.startswith("| etcd |") or line.startswith("| heartbeats |")]
+    assert len(lines) == 2, out
+    cells = [c.strip() for c in lines[0].strip("|").split("|")]
+    assert cells == ["etcd", "10", "8", "400", "2200", "15000", "2000", "4000", "45000", "8.5", "0.85",
+                     "8.0/0.5/0.0/0.0/0.0/0.0", "2.0", "1200", "0.90", "10.0", "20.0", "2.0"], cells
+    assert lines[1].split("|")[4:7] == [" — ", " — ", " — "], lines[1]
+
+
 def netns_with(prefix):
     r = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
     return [line.split()[0] for line in r.stdout.splitlines() if line.startswith(prefix + "-")]
@@ -224,6 +279,8 @@ def main():
     print("groups: ok")
     check_etcd_row(compare)
     print("etcd row: ok")
+    check_cost_rows(compare)
+    print("cost rows: ok")
     why = compare.missing_facility()
     if why is None and not shutil.which("keepalived"):
         why = "keepalived is not installed (scripts/setup-debian.sh installs it)"
