@@ -95,7 +95,9 @@ class HostileBusCaller(unittest.TestCase):
         gap, at = max((b - a, a) for a, b in zip(times, times[1:]))
         print(f"\n30 MB arguments from nobody: largest heartbeat gap from alpha {gap * 1000:.0f} ms over "
               f"{len(times)} heartbeats; replies: {answers}", file=sys.stderr)
-        self.assertLess(gap, INTERVAL + 0.05, f"largest gap {gap * 1000:.0f} ms, {at - times[0]:.1f}s in")
+        # No heartbeat missed (a missed one makes a gap of two intervals; a loop held by the calls,
+        # seconds): half an interval of scheduling noise is allowed, as CI builds beside the suites.
+        self.assertLess(gap, INTERVAL * 1.5, f"largest gap {gap * 1000:.0f} ms, {at - times[0]:.1f}s in")
         self.assertEqual(bravo.events("starthasrv"), [], "bravo started the services beside alpha")
         self.assertEqual(state(alpha), "RUNNING")
         self.assertEqual(alpha.run("busctl", f"--address={self.bus.address}", "get-property", "org.freeha1",
