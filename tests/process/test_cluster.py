@@ -427,7 +427,8 @@ class NoCompleteFence(unittest.TestCase):
         errors = [line for line in stderr.splitlines() if "no complete fence" in line]
         self.assertEqual(len(errors), 1, stderr)
         self.assertIn("no subreaper (/proc does not show freehad's own PID namespace)", errors[0])
-        self.assertIn("quorum mode (ExpectedNodes>2, NoQuorumPolicy=stop) needs one", errors[0])
+        self.assertIn("a holder bound by a lease (ExpectedNodes>2 with NoQuorumPolicy=stop, or Backend=etcd) needs one",
+                      errors[0])
         self.assertEqual(c["alpha"].events("starthasrv"), [])
 
 
