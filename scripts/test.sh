@@ -34,7 +34,7 @@ wait "$schedules" || status=$?
 wait "$builds" || true  # (what failed is seen below)
 cat "$logs/background-schedules.log"
 if [ -e "$logs/background-packages.ok" ]; then
-    export FREEHA_PACKAGES_BUILT="$logs/background-packages.log"
+    export FREEHA_PACKAGES_BUILT="$(pwd)/$logs/background-packages.log"  # (the suite runs elsewhere)
 else
     echo "packaging/build.sh failed beside the suites; the Packages suite builds again:"
     tail -n 20 "$logs/background-packages.log"
