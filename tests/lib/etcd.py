@@ -187,6 +187,16 @@ class EtcdCluster:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def _end_with_pipes(process):
+    """Ends a helper process and closes its stdin and stdout (a pipe it broke is closed all the same)."""
+    processes.end(process, 2)
+    for pipe in (process.stdin, process.stdout):
+        try:
+            pipe.close()
+        except BrokenPipeError:
+            pass
+
+
 class DelayProxy:
     """A TCP relay in front of an etcd member that holds every chunk it reads for `delay` seconds
     before it passes it on, in each direction: an etcd that answers slowly (the machine has no
@@ -219,12 +229,7 @@ class DelayProxy:
         self._expect("ok")
 
     def stop(self):
-        processes.end(self.process, 2)
-        for pipe in (self.process.stdin, self.process.stdout):
-            try:
-                pipe.close()
-            except BrokenPipeError:
-                pass
+        _end_with_pipes(self.process)
 
 
 def _relay_with_delay(address, port, upstream_port):
@@ -345,12 +350,7 @@ class Probe:
                 self.send("quit")
             except BrokenPipeError:
                 pass
-        processes.end(self.process, 2)
-        for pipe in (self.process.stdin, self.process.stdout):
-            try:
-                pipe.close()
-            except BrokenPipeError:
-                pass
+        _end_with_pipes(self.process)
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["delay-proxy"]:
