@@ -344,8 +344,11 @@ Effects Group::on_services_seen(const std::string& description, Usec now) {
 
 void Group::start(Usec now, bool force_start, Effects& out) {
     init_deadline_ = now + node_.settings_.init_dead;
-    // etcd: its keys say who holds what, once read (quorum waits for that).
-    listen_until_ = node_.etcd_ ? now : now + node_.settings_.dead_time;
+    // No election for a dead time: every node started with this one is heard
+    // (heartbeats) or has its member key in etcd by then, so nodes started
+    // together elect the preferred one, not the fastest to start. (Safety
+    // needs the wait with heartbeats only: with etcd, the group's key is it.)
+    listen_until_ = now + node_.settings_.dead_time;
     if (node_.settings_.role == Role::Arbitrator) {
         set_phase(Phase::InitialListening, "an arbitrator has no services to probe", now, out);
     } else if (node_.maintenance_.on && !force_start) {

@@ -64,6 +64,30 @@ TEST(SimulationEtcd, AFreshClusterRunsTheServicesOnTheFirstNodeOnlyAndItsKeyName
     EXPECT_EQ(c.etcd().revision, revision);
 }
 
+TEST(SimulationEtcd, NodesStartedWithinADeadTimeOfEachOtherElectTheFirstNodeNotTheFastest) {
+    // c's daemon comes up first (a loaded machine, a slower boot): it waits a
+    // dead time for the others' member keys, as heartbeats wait to hear them.
+    SimCluster c({"a", "b", "c"}, etcd_base());
+    c.start("c");
+    c.run_for(etcd_base().dead_time - 300 * ms, NeverTwo{c});
+    EXPECT_TRUE(c["c"].node->quorate());
+    EXPECT_TRUE(c.services_up().empty());
+    c.start("b");
+    c.start("a");
+    c.run_for(2 * sec, NeverTwo{c});
+    EXPECT_EQ(c.running(), std::vector<std::string>{"a"});
+    EXPECT_EQ(c["c"].groups[0].starts, 0u);
+}
+
+TEST(SimulationEtcd, ALoneNodeStartsTheServicesADeadTimeAfterItStarts) {
+    SimCluster c({"a", "b"}, etcd_base());
+    c.start("b");
+    std::optional<Usec> up = until_up_on(c, "b", 3 * sec);
+    ASSERT_TRUE(up);
+    EXPECT_GE(*up, etcd_base().dead_time);
+    EXPECT_LE(*up, etcd_base().dead_time + 100 * ms);
+}
+
 TEST(SimulationEtcd, ACrashedHolderIsReplacedOnceEtcdLetsItsKeyGoAndIsNotFailedBackTo) {
     SimCluster c({"a", "b", "c"}, etcd_base());
     settle(c);
