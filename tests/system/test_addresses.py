@@ -322,8 +322,9 @@ class Addresses(unittest.TestCase):
                             f"{aside.name} standing aside")
             self.assertIn(f"This node stands aside (it cannot take the services): Address={LINK2}/24 eth1: eth1 is "
                           "down", aside.ctl("status").stdout)
-            seen = {n["name"]: n["standby"] for n in self.status(holder)["nodes"]}
-            self.assertTrue(seen[aside.name], "its peers see it as in standby")
+            # The peers learn it from its next heartbeat, an Interval= later at most.
+            self.c.wait_for(lambda: {n["name"]: n["standby"] for n in self.status(holder)["nodes"]}[aside.name], 2,
+                            f"{holder.name} seeing {aside.name} as in standby")
             r = holder.ctl("switchover")
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
             self.c.wait_for(lambda: self.holder() is other, 30, f"{other.name} RUNNING, not {aside.name}")
