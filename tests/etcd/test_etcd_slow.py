@@ -166,9 +166,10 @@ class EtcdSlow(unittest.TestCase):
         self.proxy.set(SLOW)
         slowed = time.time()  # every keepalive acknowledged was sent before this
         try:
-            self.c.wait_for(lambda: running(self.c) == [], DEAD + 5, "the holder stopping its services")
+            # Not RUNNING is not enough: its stophasrv must have ended (its timestamp is the stop).
+            self.c.wait_for(lambda: running(self.c) == [] and intervals_up(holder)[-1][1] is not None, DEAD + 5,
+                            "the holder stopping its services")
             stopped = intervals_up(holder)[-1][1]
-            self.assertIsNotNone(stopped)
             # Before the end of the lease it last had acknowledged, on its own clock.
             self.assertLess(stopped, slowed + DEAD)
             self.c.wait_for(lambda: "NOT quorate: " in holder.show("freehad", "StatusText"), 10,
