@@ -207,6 +207,10 @@ public:
     // is its etcd lease while it holds the group's key. Its heartbeats become
     // its member record, put (effect SendHeartbeat) only when what it says changes.
     bool etcd_backend() const { return etcd_.has_value(); }
+    // This node and the peers it sees as up. With etcd, a node is up while its
+    // member key is there: this node only while it holds its etcd lease.
+    unsigned reachable_nodes() const { return membership_.reachable_count() + (self_reachable() ? 1 : 0); }
+    bool self_reachable() const { return !etcd_ || etcd_->lease != 0; }
     // This node's etcd lease (etcd::Session::lease_id(), 0: none) and its end
     // on the node's own clock (lease_until()), after every change. A lease
     // gone, or replaced by another, took every key on it with it.

@@ -68,7 +68,7 @@ Status Node::status(Usec now) const {
     self.name = settings_.node_name;
     self.state = main_group.state;
     self.role = settings_.role;
-    self.reachable = true;
+    self.reachable = self_reachable();
     self.term = std::find_if(main_group.nodes.begin(), main_group.nodes.end(), [](const GroupNodeStatus& n) {
                     return n.self;
                 })->term;

@@ -160,7 +160,7 @@ void nodes(Exposition& x, const ClusterView& v) {
     for (const auto& n : v.nodes) x.one_hot_state({{"node", n.name}}, n.state);
     x.family("freeha_node_active", "gauge", "1 for the node that runs the services (the active node), 0 for the others.");
     for (const auto& n : v.nodes) x.sample({{"node", n.name}}, n.name == v.active_node);
-    x.family("freeha_node_reachable", "gauge", "Whether the node is heard (this node always is).");
+    x.family("freeha_node_reachable", "gauge", "Whether the node is heard, or with etcd has its member key there (this node: is, or holds its etcd lease).");
     for (const auto& n : v.nodes) x.sample({{"node", n.name}}, n.reachable);
     x.family("freeha_node_last_heard_seconds", "gauge", "Seconds since the node was last heard (0 for this node).");
     for (const auto& n : v.nodes) x.sample({{"node", n.name}}, seconds(n.last_heard_usec_ago));

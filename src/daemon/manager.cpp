@@ -748,7 +748,7 @@ void Manager::apply_notice(const effect::Notice& notice) {
 
 std::string Manager::status_line() const {
     std::string active = node_.active_node();
-    unsigned reachable = node_.membership().reachable_count() + 1;
+    unsigned reachable = node_.reachable_nodes();
     std::string line = std::string(to_string(node_.state()));
     if (node_.maintenance().on) line = "MAINTENANCE MODE (nothing started, stopped or monitored); " + line;
     if (node_.error_latched()) line += " (error: " + node_.last_error() + ")";

@@ -198,10 +198,23 @@ TEST(SimulationEtcd, ANodeThatNeverReachesEtcdNeverStartsTheServices) {
     c.start("b");
     c.run_for(2 * sec, NeverTwo{c});
     EXPECT_EQ(c.running(), std::vector<std::string>{"b"});
+    // a's member key is not in etcd: neither node counts it as up, a itself included (nor does a,
+    // which cannot read etcd, count b).
+    auto self_reachable = [&](const std::string& name) {
+        for (const auto& n : c[name].node->status(c.now()).nodes)
+            if (n.self) return n.reachable;
+        return true;
+    };
+    EXPECT_EQ(c["a"].node->reachable_nodes(), 0u);
+    EXPECT_FALSE(self_reachable("a"));
+    EXPECT_EQ(c["b"].node->reachable_nodes(), 1u);
+    EXPECT_TRUE(self_reachable("b"));
     c.heal_etcd("a");
     c.run_for(3 * sec, NeverTwo{c});
     EXPECT_EQ(c.running(), std::vector<std::string>{"b"});
     EXPECT_EQ(c["a"].node->state(), NodeState::Standby);
+    EXPECT_EQ(c["a"].node->reachable_nodes(), 2u);
+    EXPECT_TRUE(self_reachable("a"));
 }
 
 TEST(SimulationEtcd, RandomCutsCrashesAndQuorumLossNeverRunTheServicesTwice) {
