@@ -1,5 +1,7 @@
 #include "core/etcd_session.h"
 
+#include <cassert>
+
 #include <algorithm>
 
 #include "core/claims.h"
@@ -17,7 +19,7 @@ std::int64_t ttl_seconds(Usec dead_time) {
 }
 
 Session::Session(SessionSettings settings) : settings_(std::move(settings)) {
-    settings_.endpoint_count = std::max<std::size_t>(1, settings_.endpoint_count);
+    assert(!settings_.endpoints.empty());
 }
 
 Step Session::start(Usec now) {
@@ -117,8 +119,8 @@ void Session::act(Usec now, Step& out) {
 void Session::fail(const Pending& pending, const std::string& why, Usec now, Step& out) {
     ++counters_.failures;
     out.events.push_back(Event{EventKind::CallFailed, pending.key,
-                               std::string(to_string(pending.call)) + " on endpoint " +
-                                   std::to_string(pending.endpoint + 1) + ": " + why});
+                               std::string(to_string(pending.call)) + " on " +
+                                   settings_.endpoints.at(pending.endpoint) + ": " + why});
     // A failed claim is made again (finding the key on this lease means it was created).
     if (pending.call == Call::Claim) {
         auto it = claims_.find(pending.key);
@@ -127,12 +129,12 @@ void Session::fail(const Pending& pending, const std::string& why, Usec now, Ste
     // Calls sent together to one endpoint fail together: the endpoint is
     // left once, and a call that failed where the session no longer is moves nothing.
     if (pending.endpoint != endpoint_) return;
-    if (settings_.endpoint_count > 1) {
-        endpoint_ = (endpoint_ + 1) % settings_.endpoint_count;
+    if (settings_.endpoints.size() > 1) {
+        endpoint_ = (endpoint_ + 1) % settings_.endpoints.size();
         ++counters_.endpoint_switches;
     }
-    if (++failures_in_row_ >= settings_.endpoint_count) {
-        const std::size_t rounds = failures_in_row_ / settings_.endpoint_count;
+    if (++failures_in_row_ >= settings_.endpoints.size()) {
+        const std::size_t rounds = failures_in_row_ / settings_.endpoints.size();
         retry_at_ = now + std::min(settings_.interval * (std::uint64_t{1} << std::min<std::size_t>(rounds - 1, 10)),
                                    kMaxBackoff);
     }

@@ -40,7 +40,9 @@
 namespace freeha::etcd {
 
 struct SessionSettings {
-    std::size_t endpoint_count = 1;
+    // The etcd members' client URLs, in Endpoints= order: calls go to the first
+    // while it answers, and a failure line names the one that failed. At least one.
+    std::vector<std::string> endpoints;
     Usec dead_time = Usec(1000 * 1000);  // the lease's TTL, rounded up to whole seconds (etcd's unit)
     Usec interval = Usec(200 * 1000);    // a node that holds a claim renews every interval
     Usec call_timeout = Usec(500 * 1000);  // a call not answered by then has failed

@@ -1,18 +1,21 @@
 #include "core/etcd_watch.h"
 
 #include <algorithm>
+#include <cassert>
 
 namespace freeha::etcd {
 
 // The watch's calls share the client with the session's: its ids start far above any the session reaches.
 constexpr std::uint64_t kFirstWatchRequest = std::uint64_t{1} << 62;
 
-Watch::Watch(std::string prefix, std::size_t endpoint_count, Usec call_timeout, Usec backoff_base)
+Watch::Watch(std::string prefix, std::vector<std::string> endpoints, Usec call_timeout, Usec backoff_base)
     : prefix_(std::move(prefix)),
-      endpoint_count_(std::max<std::size_t>(1, endpoint_count)),
+      endpoints_(std::move(endpoints)),
       call_timeout_(call_timeout),
       backoff_base_(backoff_base),
-      next_request_(kFirstWatchRequest) {}
+      next_request_(kFirstWatchRequest) {
+    assert(!endpoints_.empty());
+}
 
 WatchStep Watch::start(Usec now) {
     WatchStep out;
@@ -39,15 +42,15 @@ void Watch::act(Usec now, WatchStep& out) {
 
 void Watch::failed(const std::string& why, Usec now, WatchStep& out) {
     ++failures_;
-    out.failures.push_back(std::string(to_string(call_kind_.value_or(Call::Watch))) + " on endpoint " +
-                           std::to_string(endpoint_ + 1) + ": " + why);
+    out.failures.push_back(std::string(to_string(call_kind_.value_or(Call::Watch))) + " on " +
+                           endpoints_.at(endpoint_) + ": " + why);
     call_.reset();
     call_kind_.reset();
     deadline_.reset();
     watch_live_ = false;
-    endpoint_ = (endpoint_ + 1) % endpoint_count_;
-    if (++failures_in_row_ >= endpoint_count_) {
-        const std::size_t rounds = failures_in_row_ / endpoint_count_;
+    endpoint_ = (endpoint_ + 1) % endpoints_.size();
+    if (++failures_in_row_ >= endpoints_.size()) {
+        const std::size_t rounds = failures_in_row_ / endpoints_.size();
         retry_at_ = now + std::min(backoff_base_ * (std::uint64_t{1} << std::min<std::size_t>(rounds - 1, 10)),
                                    Session::kMaxBackoff);
     }
@@ -146,7 +149,7 @@ std::optional<Usec> Watch::next_wakeup() const {
 
 WatchStep Watch::follow(std::size_t endpoint, Usec now) {
     WatchStep out;
-    if (endpoint == endpoint_ || endpoint >= endpoint_count_) return out;
+    if (endpoint == endpoint_ || endpoint >= endpoints_.size()) return out;
     endpoint_ = endpoint;
     if (call_) out.cancel.push_back(*call_);
     call_.reset();

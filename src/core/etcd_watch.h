@@ -36,7 +36,8 @@ struct WatchStep {
 
 class Watch {
 public:
-    Watch(std::string prefix, std::size_t endpoint_count, Usec call_timeout, Usec backoff_base);
+    // endpoints: the etcd members' client URLs, as the session has them (at least one).
+    Watch(std::string prefix, std::vector<std::string> endpoints, Usec call_timeout, Usec backoff_base);
 
     WatchStep start(Usec now);
     WatchStep on_reply(std::uint64_t request, std::string_view body, Usec now);
@@ -60,7 +61,7 @@ private:
     void act(Usec now, WatchStep& out);
 
     std::string prefix_;
-    std::size_t endpoint_count_;
+    std::vector<std::string> endpoints_;
     Usec call_timeout_;
     Usec backoff_base_;
     bool started_ = false;

@@ -20,7 +20,7 @@ std::vector<std::string> lossy_lines(const ClusterView& v);
 // Backend=etcd's link, for freehactl status:
 //   etcd: http://192.0.2.1:2379 (endpoint 1 of 3); lease 694d7b0d2c0e4a05, 1s 200ms left; view current
 //   etcd calls: 1234; 2 call_failures, 1 endpoint_switches     (the counters that are not 0)
-//   etcd's last failure: keepalive on endpoint 1: ...          (once one failed)
+//   etcd's last failure: keepalive on http://192.0.2.1:2379: ...  (once one failed)
 std::vector<std::string> etcd_lines(const ClusterView::Etcd& e);
 
 }  // namespace freeha::ctl

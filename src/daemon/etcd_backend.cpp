@@ -17,7 +17,7 @@ std::unique_ptr<EtcdBackend> EtcdBackend::create(sd_event* event, EtcdBackendSet
                                                  std::string* error) {
     std::unique_ptr<EtcdBackend> b(new EtcdBackend(event, std::move(settings), std::move(listener)));
     b->client_ = EtcdClient::create(
-        event, b->settings_.endpoints, b->settings_.tls,
+        event, b->settings_.session.endpoints, b->settings_.tls,
         [self = b.get()](std::uint64_t id, bool answered, const std::string& text) { self->on_done(id, answered, text); },
         [self = b.get()](std::uint64_t id, const std::string& line) { self->on_line(id, line); }, error);
     if (!b->client_) return nullptr;
@@ -39,12 +39,8 @@ EtcdBackend::EtcdBackend(sd_event* event, EtcdBackendSettings settings, Listener
     : event_(event),
       settings_(std::move(settings)),
       listener_(std::move(listener)),
-      session_([&] {
-          auto s = settings_.session;
-          s.endpoint_count = settings_.endpoints.size();
-          return s;
-      }()),
-      watch_(settings_.prefix, settings_.endpoints.size(), settings_.session.call_timeout, settings_.session.interval) {}
+      session_(settings_.session),
+      watch_(settings_.prefix, settings_.session.endpoints, settings_.session.call_timeout, settings_.session.interval) {}
 
 Usec EtcdBackend::now() const {
     std::uint64_t usec = 0;
@@ -55,8 +51,8 @@ Usec EtcdBackend::now() const {
 EtcdLinkStatus EtcdBackend::link_status() const {
     EtcdLinkStatus s;
     s.endpoint_index = session_.endpoint();
-    s.endpoint_count = settings_.endpoints.size();
-    s.endpoint = settings_.endpoints.at(s.endpoint_index);
+    s.endpoint_count = settings_.session.endpoints.size();
+    s.endpoint = settings_.session.endpoints.at(s.endpoint_index);
     s.lease_id = session_.lease_id().value_or(0);
     if (std::optional<Usec> until = session_.lease_until()) s.lease_remaining = *until - now();  // (saturates at 0)
     s.synced = watch_.synced();

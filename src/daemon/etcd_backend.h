@@ -23,10 +23,9 @@
 namespace freeha {
 
 struct EtcdBackendSettings {
-    std::vector<std::string> endpoints;  // URLs: http://host:port or https://host:port
     EtcdTls tls;
     std::string prefix;  // every key of the cluster starts with it ("/freeha/NAME/")
-    etcd::SessionSettings session;
+    etcd::SessionSettings session;  // with the endpoints' URLs (http://host:port or https://host:port)
 };
 
 class EtcdBackend {

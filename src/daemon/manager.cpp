@@ -216,7 +216,7 @@ int Manager::setup_channels() {
 
 int Manager::setup_etcd() {
     EtcdBackendSettings s;
-    s.endpoints = config_.etcd_endpoints;
+    s.session.endpoints = config_.etcd_endpoints;
     s.tls = EtcdTls{config_.etcd_ca_file, config_.etcd_cert_file, config_.etcd_key_file};
     s.prefix = effective_etcd_prefix(config_);
     s.session.dead_time = config_.dead_time;

@@ -366,11 +366,11 @@ TEST_F(ManagerObjectTest, TheEtcdLinkIsShownAndANewFailureSignalled) {
     object_->flush(std::make_shared<const Status>(later));
     EXPECT_FALSE(run_until([&] { return !changed.empty(); }, 200 * kUsecPerMsec));
     later.etcd->call_failures = 1;
-    later.etcd->last_failure = "keepalive on endpoint 1: Connection refused";
+    later.etcd->last_failure = "keepalive on http://192.0.2.1:2379: Connection refused";
     object_->flush(std::make_shared<const Status>(later));
     ASSERT_TRUE(run_until([&] { return !changed.empty(); }));
     EXPECT_EQ(changed, std::vector<std::string>{"EtcdLastFailure"});
-    EXPECT_EQ(get("EtcdLastFailure"), "s:keepalive on endpoint 1: Connection refused");
+    EXPECT_EQ(get("EtcdLastFailure"), "s:keepalive on http://192.0.2.1:2379: Connection refused");
 }
 
 // The Links property: one (channel, received, lost, recent loss ratio, lossy) per channel of the node.

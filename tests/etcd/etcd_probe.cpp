@@ -61,9 +61,9 @@ int main(int argc, char** argv) {
         else if (arg == "--ca") settings.tls.ca_file = value();
         else if (arg == "--cert") settings.tls.cert_file = value();
         else if (arg == "--key") settings.tls.key_file = value();
-        else settings.endpoints.push_back(arg);
+        else settings.session.endpoints.push_back(arg);
     }
-    if (settings.endpoints.empty() || settings.prefix.empty()) {
+    if (settings.session.endpoints.empty() || settings.prefix.empty()) {
         std::cerr << "etcd-probe: usage: etcd-probe --prefix P [--dead-time T] [--interval T] URL...\n";
         return 2;
     }

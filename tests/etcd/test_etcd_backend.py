@@ -219,7 +219,7 @@ class EtcdBackend(unittest.TestCase):
         a = self.probe(self.hosts[0], endpoints)
         failed = a.events("call-failed")
         self.assertEqual(len(failed), 1, failed)
-        self.assertIn("grant on endpoint 1:", failed[0]["detail"])
+        self.assertIn("grant on http://10.213.0.254:2379: ", failed[0]["detail"])
 
 
     def tls_probe(self, ca, cert, key):
@@ -239,7 +239,7 @@ class EtcdBackend(unittest.TestCase):
     def refused(self, ca, cert, key, words):
         p = self.tls_probe(ca, cert, key)
         failed = p.wait_for(lambda l: l.get("event") == "call-failed", 10, "the failed grant")
-        self.assertIn("grant on endpoint 1: ", failed["detail"])
+        self.assertIn(f"grant on {self.secure.endpoints()[0]}: ", failed["detail"])
         self.assertRegex(failed["detail"], words)
         self.assertNotIn("\n", failed["detail"])
         time.sleep(1)

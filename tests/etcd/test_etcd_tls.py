@@ -8,7 +8,7 @@ CertFile=, KeyFile= naming them; what differs is what they hold:
 - b: another CA as CAFile=, which etcd's server certificate does not chain to;
 - c: a client certificate signed by a CA etcd does not trust.
 b and c never start the services, never count as quorate, and say so: the journal has a
-one-line warning per failed call naming the call, the endpoint (by its place in Endpoints=) and
+one-line warning per failed call naming the call, the endpoint (its URL) and
 curl's reason, and systemctl's status line says "NOT quorate: " and why (no etcd lease). For b
 the reason is the TLS problem ("SSL certificate problem: unable to get local issuer
 certificate"); for c it is etcd's alert ("alert bad certificate") only when curl reads it before
@@ -19,6 +19,7 @@ Exits 77 (skip) where the machine lacks root, namespaces, systemd or etcd.
 """
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -107,14 +108,14 @@ class EtcdTls(unittest.TestCase):
         self.assertIn("NOT quorate: ", status)
         self.assertIn("etcd", status.split("NOT quorate: ", 1)[1])
         # Every call fails alike: the grant of its lease, the cluster's mark, the watch's read.
-        self.c.wait_for(lambda: any("grant on endpoint 1: " in m for _, m in self.warnings(node)), 10,
+        self.c.wait_for(lambda: any(f"grant on {ENDPOINT}: " in m for _, m in self.warnings(node)), 10,
                         f"{name}'s failed grant in the journal")
-        first = min(t for t, m in self.warnings(node) if "grant on endpoint 1: " in m)
+        first = min(t for t, m in self.warnings(node) if f"grant on {ENDPOINT}: " in m)
         self.c.wait_for(lambda: time.time() > first + BACKOFF_SEEN, BACKOFF_SEEN + 1, "the backoff")
         warnings = self.warnings(node)
-        grants = [(t, m) for t, m in warnings if "grant on endpoint 1: " in m]
+        grants = [(t, m) for t, m in warnings if f"grant on {ENDPOINT}: " in m]
         for _, m in grants:
-            self.assertRegex(m, r"^etcd: grant on endpoint 1: ")
+            self.assertRegex(m, "^etcd: grant on " + re.escape(ENDPOINT) + ": ")
             self.assertRegex(m, problem, warnings)
             self.assertNotIn("\n", m)
         for _, m in warnings:

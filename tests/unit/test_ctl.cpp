@@ -246,7 +246,7 @@ ClusterView on_etcd() {
     e.calls = 1234;
     e.call_failures = 2;
     e.endpoint_switches = 1;
-    e.last_failure = "keepalive on endpoint 1: Connection refused";
+    e.last_failure = "keepalive on http://192.0.2.1:2379: Connection refused";
     s.etcd = e;
     auto v = ClusterView::from(to_json(s));
     EXPECT_TRUE(v);
@@ -264,7 +264,7 @@ TEST(ClusterView, ReadsTheEtcdLinkAndNoneWithTheHeartbeats) {
     EXPECT_EQ(v.etcd->lease_id, "694d7b0d2c0e4a05");
     EXPECT_EQ(v.etcd->lease_remaining, 1234 * kUsecPerMsec);
     EXPECT_TRUE(v.etcd->synced);
-    EXPECT_EQ(v.etcd->last_failure, "keepalive on endpoint 1: Connection refused");
+    EXPECT_EQ(v.etcd->last_failure, "keepalive on http://192.0.2.1:2379: Connection refused");
     auto counters = std::map<std::string, std::uint64_t>(v.etcd->counters.begin(), v.etcd->counters.end());
     EXPECT_EQ(counters, (std::map<std::string, std::uint64_t>{{"calls", 1234}, {"call_failures", 2},
                                                                {"watch_failures", 0}, {"endpoint_switches", 1},
@@ -286,7 +286,7 @@ TEST(EtcdLines, SayWhichEndpointTheLeaseWhatFailedAndWhy) {
               (std::vector<std::string>{
                   "etcd: http://192.0.2.2:2379 (endpoint 2 of 3); lease 694d7b0d2c0e4a05, 1s 234ms left; view current",
                   "etcd calls: 1234; 2 call_failures, 1 endpoint_switches",
-                  "etcd's last failure: keepalive on endpoint 1: Connection refused"}));
+                  "etcd's last failure: keepalive on http://192.0.2.1:2379: Connection refused"}));
     v.etcd->lease_id.clear();
     v.etcd->lease_remaining.reset();
     v.etcd->synced = false;

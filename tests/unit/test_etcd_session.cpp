@@ -73,8 +73,15 @@ std::size_t count(const Step& step, Call call) {
         std::count_if(step.requests.begin(), step.requests.end(), [&](const Request& r) { return r.call == call; }));
 }
 
+// Endpoints= of n members: http://e1:2379 and on.
+std::vector<std::string> urls(std::size_t n) {
+    std::vector<std::string> out;
+    for (std::size_t i = 1; i <= n; ++i) out.push_back("http://e" + std::to_string(i) + ":2379");
+    return out;
+}
+
 SessionSettings settings(std::size_t endpoints = 1) {
-    return SessionSettings{endpoints, 1_s, 200_ms, 400_ms};
+    return SessionSettings{urls(endpoints), 1_s, 200_ms, 400_ms};
 }
 
 // A session with lease 7 granted at 1 s (TTL 1 s).
@@ -236,7 +243,7 @@ TEST(EtcdSession, ACallNotAnsweredInTimeFailsAndIsRetriedElsewhere) {
     EXPECT_EQ(s.next_wakeup(), 400_ms);
     Step t = s.on_timer(400_ms);
     ASSERT_EQ(t.events.size(), 1u);
-    EXPECT_EQ(t.events[0].detail, "grant on endpoint 1: no answer in 400ms");
+    EXPECT_EQ(t.events[0].detail, "grant on http://e1:2379: no answer in 400ms");
     ASSERT_EQ(t.requests.size(), 1u);
     EXPECT_EQ(t.requests[0].endpoint, 1u);
     // The late answer to the first grant is ignored (its failure was counted).
@@ -409,7 +416,7 @@ TEST(EtcdSession, CallsThatFailTogetherLeaveTheirEndpointOnce) {
 }
 
 TEST(EtcdSession, AFailedClaimIsRetriedWhenTheBackoffEnds) {
-    Session s(SessionSettings{1, 30_s, 200_ms, 400_ms});
+    Session s(SessionSettings{urls(1), 30_s, 200_ms, 400_ms});
     Step st = s.start(1_s);
     s.on_reply(st.requests.at(0).id, grant_reply(7, 30), 1_s + 10_ms);
     Step c = s.claim("/k", "n1", 2_s);
@@ -425,7 +432,7 @@ TEST(EtcdSession, AKeepaliveAnsweredForAnotherLeaseOrAnEarlierOneRenewsNothing) 
     Step k = g.s.on_timer(1_s + 333333_us);
     Step wrong = g.s.on_reply(only(k, Call::KeepAlive).id, keepalive_reply(1, 8), 1_s + 340_ms);
     EXPECT_EQ(kinds(wrong), std::vector<EventKind>{EventKind::CallFailed});
-    EXPECT_EQ(wrong.events[0].detail, "keepalive on endpoint 1: keepalive answered for lease 8");
+    EXPECT_EQ(wrong.events[0].detail, "keepalive on http://e1:2379: keepalive answered for lease 8");
     EXPECT_EQ(*g.s.lease_until(), end);
 
     // A keepalive of lease 7 still out when etcd says 7 is gone and 9 is granted: its answer
@@ -508,7 +515,7 @@ TEST(EtcdSession, PutOutcomes) {
          {EventKind::CallFailed}, std::nullopt, Call::Put, 1},
     };
     for (const auto& row : rows) {
-        Session s(SessionSettings{3, 30_s, 200_ms, 400_ms});  // renewals ten seconds away
+        Session s(SessionSettings{urls(3), 30_s, 200_ms, 400_ms});  // renewals ten seconds away
         Step st = s.start(1_s);
         s.on_reply(only(st, Call::Grant).id, grant_reply(7, 30), 1_s + 10_ms);
         Step p = s.publish("/m/n1", "addr1", 2_s);
@@ -686,7 +693,7 @@ TEST(EtcdSession, AnEarlierLeasesPutIsAnsweredBeforeTheRecordGoesOnTheNewOne) {
 }
 
 TEST(EtcdSession, AFailedPutIsRetriedWhenTheBackoffEnds) {
-    Session s(SessionSettings{1, 30_s, 200_ms, 400_ms});
+    Session s(SessionSettings{urls(1), 30_s, 200_ms, 400_ms});
     Step st = s.start(1_s);
     s.on_reply(st.requests.at(0).id, grant_reply(7, 30), 1_s + 10_ms);
     Step p = s.publish("/m/n1", "a", 2_s);
@@ -760,13 +767,13 @@ TEST(EtcdSession, MarkOutcomes) {
          },
          {}, true},
         {"etcd refuses it", [](Session& s, std::uint64_t id) { return s.on_reply(id, kTooManyRequests, 1_s + 45_ms); },
-         {{EventKind::CallFailed, "/c", "mark on endpoint 1: etcd: etcdserver: too many requests (code 14)"}}, true},
+         {{EventKind::CallFailed, "/c", "mark on http://e1:2379: etcd: etcdserver: too many requests (code 14)"}}, true},
         {"junk", [](Session& s, std::uint64_t id) { return s.on_reply(id, "<html>", 1_s + 45_ms); },
-         {{EventKind::CallFailed, "/c", "mark on endpoint 1: reply is not a JSON object"}}, true},
+         {{EventKind::CallFailed, "/c", "mark on http://e1:2379: reply is not a JSON object"}}, true},
         {"the transfer failed", [](Session& s, std::uint64_t id) { return s.on_failure(id, "HTTP 502", 1_s + 45_ms); },
-         {{EventKind::CallFailed, "/c", "mark on endpoint 1: HTTP 502"}}, true},
+         {{EventKind::CallFailed, "/c", "mark on http://e1:2379: HTTP 502"}}, true},
         {"no answer in time", [](Session& s, std::uint64_t) { return s.on_timer(1_s + 440_ms); },
-         {{EventKind::CallFailed, "/c", "mark on endpoint 1: no answer in 400ms"}}, true},
+         {{EventKind::CallFailed, "/c", "mark on http://e1:2379: no answer in 400ms"}}, true},
     };
     for (const auto& row : rows) {
         Granted g;

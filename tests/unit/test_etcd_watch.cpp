@@ -29,7 +29,7 @@ json del(const std::string& key, std::int64_t mod) {
 
 // A watch that has read /p/a=1 at revision 4 and is watching from 5.
 struct Watching {
-    Watch w{"/p/", 2, 400_ms, 200_ms};
+    Watch w{"/p/", {"http://e1:2379", "http://e2:2379"}, 400_ms, 200_ms};
     std::uint64_t watch_id = 0;
     Watching() {
         WatchStep s = w.start(0_s);
@@ -58,7 +58,7 @@ TEST(EtcdWatch, AnEndedWatchIsMadeAgainFromTheRevisionAfterTheLastSeenOnTheNextE
     Watching t;
     t.w.on_line(t.watch_id, watch_line(7, {put("/p/b", "x", 7)}), 30_ms);
     WatchStep s = t.w.on_failure(t.watch_id, "stream ended (HTTP 200)", 40_ms);
-    EXPECT_EQ(s.failures, std::vector<std::string>{"watch on endpoint 1: stream ended (HTTP 200)"});
+    EXPECT_EQ(s.failures, std::vector<std::string>{"watch on http://e1:2379: stream ended (HTTP 200)"});
     ASSERT_EQ(s.requests.size(), 1u);
     EXPECT_EQ(s.requests[0].call, Call::Watch);
     EXPECT_EQ(s.requests[0].endpoint, 1u);
@@ -95,15 +95,15 @@ TEST(EtcdWatch, AnUndecodableLineOrASlowRangeFailsTheCall) {
     Watching t;
     WatchStep s = t.w.on_line(t.watch_id, "<html>", 30_ms);
     EXPECT_EQ(s.cancel, std::vector<std::uint64_t>{t.watch_id});
-    EXPECT_EQ(s.failures, std::vector<std::string>{"watch on endpoint 1: reply is not a JSON object"});
+    EXPECT_EQ(s.failures, std::vector<std::string>{"watch on http://e1:2379: reply is not a JSON object"});
     EXPECT_EQ(s.requests.at(0).endpoint, 1u);
 
-    Watch w("/p/", 1, 400_ms, 200_ms);
+    Watch w("/p/", {"http://e1:2379"}, 400_ms, 200_ms);
     WatchStep r = w.start(0_s);
     EXPECT_EQ(w.next_wakeup(), 400_ms);
     WatchStep late = w.on_timer(400_ms);
     EXPECT_EQ(late.cancel, std::vector<std::uint64_t>{r.requests.at(0).id});
-    EXPECT_EQ(late.failures, std::vector<std::string>{"range on endpoint 1: no answer in 400ms"});
+    EXPECT_EQ(late.failures, std::vector<std::string>{"range on http://e1:2379: no answer in 400ms"});
     EXPECT_EQ(w.next_wakeup(), 600_ms);  // one endpoint: every failure ends a round
 }
 
@@ -119,7 +119,7 @@ TEST(EtcdWatch, FollowingTheSessionToAnotherEndpointMakesTheWatchThere) {
 }
 
 TEST(EtcdWatch, TheCreatedMessagesRevisionIsNotWhatTheWatchDelivered) {
-    Watch w("/p/", 1, 400_ms, 200_ms);
+    Watch w("/p/", {"http://e1:2379"}, 400_ms, 200_ms);
     WatchStep s = w.start(0_s);
     WatchStep r = w.on_reply(s.requests.at(0).id, range_reply(4, {}), 10_ms);
     const std::uint64_t watch = r.requests.at(0).id;
@@ -139,13 +139,13 @@ TEST(EtcdWatch, TheCreatedMessagesRevisionIsNotWhatTheWatchDelivered) {
 }
 
 TEST(EtcdWatch, AWatchNotCreatedInTimeIsMadeAgain) {
-    Watch w("/p/", 2, 400_ms, 200_ms);
+    Watch w("/p/", {"http://e1:2379", "http://e2:2379"}, 400_ms, 200_ms);
     WatchStep s = w.start(0_s);
     WatchStep r = w.on_reply(s.requests.at(0).id, range_reply(4, {}), 10_ms);
     EXPECT_EQ(w.next_wakeup(), 410_ms);
     WatchStep late = w.on_timer(410_ms);
     EXPECT_EQ(late.cancel, std::vector<std::uint64_t>{r.requests.at(0).id});
-    EXPECT_EQ(late.failures, std::vector<std::string>{"watch on endpoint 1: no answer in 400ms"});
+    EXPECT_EQ(late.failures, std::vector<std::string>{"watch on http://e1:2379: no answer in 400ms"});
     ASSERT_EQ(late.requests.size(), 1u);
     EXPECT_EQ(late.requests[0].endpoint, 1u);
     // Once created, a quiet watch has no deadline.

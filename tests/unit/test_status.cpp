@@ -309,7 +309,7 @@ EtcdLinkStatus etcd_link() {
     e.call_failures = 2;
     e.watch_failures = 1;
     e.endpoint_switches = 1;
-    e.last_failure = "keepalive on endpoint 1: Connection refused";
+    e.last_failure = "keepalive on http://192.0.2.1:2379: Connection refused";
     return e;
 }
 
@@ -328,7 +328,7 @@ TEST(StatusJson, ShowsTheEtcdLinkAndNullWithTheHeartbeats) {
     EXPECT_EQ(e["synced"], true);
     EXPECT_EQ(e["counters"], (nlohmann::json{{"calls", 1234}, {"call_failures", 2}, {"watch_failures", 1},
                                              {"endpoint_switches", 1}, {"leases_lost", 0}}));
-    EXPECT_EQ(e["last_failure"], "keepalive on endpoint 1: Connection refused");
+    EXPECT_EQ(e["last_failure"], "keepalive on http://192.0.2.1:2379: Connection refused");
     s.etcd->lease_id = 0;
     s.etcd->lease_remaining.reset();
     s.etcd->last_failure.clear();
@@ -355,7 +355,7 @@ TEST(StatusFacts, TheEtcdLinksTroublesCountButNotItsRenewals) {
         {"another endpoint", [](Status& s) { s.etcd->endpoint_index = 2; }, false},
         {"a lease lost", [](Status& s) { ++s.etcd->leases_lost; }, false},
         {"the view no longer current", [](Status& s) { s.etcd->synced = false; }, false},
-        {"another failure", [](Status& s) { s.etcd->last_failure = "grant on endpoint 2: timed out"; }, false},
+        {"another failure", [](Status& s) { s.etcd->last_failure = "grant on http://192.0.2.2:2379: timed out"; }, false},
         {"no etcd at all", [](Status& s) { s.etcd.reset(); }, false},
     };
     Status base = sample();
