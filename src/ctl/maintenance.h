@@ -13,9 +13,10 @@ struct MaintenanceProgress {
     std::string message;
 };
 // Done once a quorum of the nodes (ExpectedNodes/2+1 with more than 2, else
-// this one) and every reachable node that knows the mode (wire version 3)
+// one) and every reachable node that knows the mode (wire version 3)
 // announce `on`; failed when this node's own mode is no longer `on` (a newer
-// decision, made on another node, won).
+// decision, made on another node, won). Only reachable nodes count, this one
+// included: with Backend=etcd, a node without its etcd lease counts none.
 MaintenanceProgress maintenance_progress(const ClusterView& v, bool on);
 
 // "MAINTENANCE MODE: on since 2026-12-02 21:05:00 UTC — freehad starts, stops
