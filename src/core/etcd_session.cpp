@@ -1,8 +1,7 @@
 #include "core/etcd_session.h"
 
-#include <cassert>
-
 #include <algorithm>
+#include <cassert>
 
 #include "core/claims.h"
 
@@ -13,6 +12,15 @@ Usec ttl(std::int64_t seconds) { return kUsecPerSec * static_cast<std::uint64_t>
 }  // namespace
 
 std::string_view to_string(EventKind k) { return kEventKindNames(k); }
+
+std::string failed_call_line(Call call, const std::string& url, const std::string& why) {
+    return std::string(to_string(call)) + " on " + url + ": " + why;
+}
+
+Usec backoff(std::size_t rounds, Usec base) {
+    assert(rounds >= 1);
+    return std::min(base * (std::uint64_t{1} << std::min<std::size_t>(rounds - 1, 10)), Session::kMaxBackoff);
+}
 
 std::int64_t ttl_seconds(Usec dead_time) {
     return std::max<std::int64_t>(1, static_cast<std::int64_t>((dead_time + kUsecPerSec - Usec(1)) / kUsecPerSec));
@@ -119,8 +127,7 @@ void Session::act(Usec now, Step& out) {
 void Session::fail(const Pending& pending, const std::string& why, Usec now, Step& out) {
     ++counters_.failures;
     out.events.push_back(Event{EventKind::CallFailed, pending.key,
-                               std::string(to_string(pending.call)) + " on " +
-                                   settings_.endpoints.at(pending.endpoint) + ": " + why});
+                               failed_call_line(pending.call, settings_.endpoints.at(pending.endpoint), why)});
     // A failed claim is made again (finding the key on this lease means it was created).
     if (pending.call == Call::Claim) {
         auto it = claims_.find(pending.key);
@@ -133,11 +140,8 @@ void Session::fail(const Pending& pending, const std::string& why, Usec now, Ste
         endpoint_ = (endpoint_ + 1) % settings_.endpoints.size();
         ++counters_.endpoint_switches;
     }
-    if (++failures_in_row_ >= settings_.endpoints.size()) {
-        const std::size_t rounds = failures_in_row_ / settings_.endpoints.size();
-        retry_at_ = now + std::min(settings_.interval * (std::uint64_t{1} << std::min<std::size_t>(rounds - 1, 10)),
-                                   kMaxBackoff);
-    }
+    if (++failures_in_row_ >= settings_.endpoints.size())
+        retry_at_ = now + backoff(failures_in_row_ / settings_.endpoints.size(), settings_.interval);
 }
 
 void Session::lose_lease(const std::string& why, Step& out) {

@@ -204,4 +204,12 @@ private:
     SessionCounters counters_;
 };
 
+// What the session and the watch share about a failed call:
+// its line, "CALL on URL: why" ("grant on https://etcd2:2379: Connection refused"),
+std::string failed_call_line(Call call, const std::string& url, const std::string& why);
+// and how long calls wait after `rounds` (at least 1) rounds in which every
+// endpoint failed in a row: `base`, doubled for each further round, at most
+// Session::kMaxBackoff.
+Usec backoff(std::size_t rounds, Usec base);
+
 }  // namespace freeha::etcd

@@ -42,18 +42,14 @@ void Watch::act(Usec now, WatchStep& out) {
 
 void Watch::failed(const std::string& why, Usec now, WatchStep& out) {
     ++failures_;
-    out.failures.push_back(std::string(to_string(call_kind_.value_or(Call::Watch))) + " on " +
-                           endpoints_.at(endpoint_) + ": " + why);
+    out.failures.push_back(failed_call_line(call_kind_.value_or(Call::Watch), endpoints_.at(endpoint_), why));
     call_.reset();
     call_kind_.reset();
     deadline_.reset();
     watch_live_ = false;
     endpoint_ = (endpoint_ + 1) % endpoints_.size();
-    if (++failures_in_row_ >= endpoints_.size()) {
-        const std::size_t rounds = failures_in_row_ / endpoints_.size();
-        retry_at_ = now + std::min(backoff_base_ * (std::uint64_t{1} << std::min<std::size_t>(rounds - 1, 10)),
-                                   Session::kMaxBackoff);
-    }
+    if (++failures_in_row_ >= endpoints_.size())
+        retry_at_ = now + backoff(failures_in_row_ / endpoints_.size(), backoff_base_);
 }
 
 WatchStep Watch::on_reply(std::uint64_t request, std::string_view body, Usec now) {

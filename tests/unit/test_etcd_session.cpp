@@ -237,6 +237,26 @@ TEST(EtcdSession, TheBackoffStopsAtItsMaximum) {
     EXPECT_EQ(*s.next_wakeup(), now + Session::kMaxBackoff);
 }
 
+TEST(EtcdSession, TheBackoffDoublesPerRoundFromItsBaseUpToItsMaximum) {
+    struct Row {
+        std::size_t rounds;
+        Usec base, wait;
+    };
+    const Row rows[] = {
+        {1, 200_ms, 200_ms}, {2, 200_ms, 400_ms}, {4, 200_ms, 1600_ms}, {5, 200_ms, 3200_ms},
+        {6, 200_ms, Session::kMaxBackoff}, {11, 200_ms, Session::kMaxBackoff}, {1000, 200_ms, Session::kMaxBackoff},
+        {1, 10_s, Session::kMaxBackoff}, {3, 50_ms, 200_ms}, {11, 1_ms, 1024_ms}, {12, 1_ms, 1024_ms},
+    };
+    for (const Row& r : rows) EXPECT_EQ(backoff(r.rounds, r.base), r.wait) << r.rounds << " rounds";
+}
+
+TEST(EtcdSession, AFailedCallsLineNamesTheCallTheUrlAndWhy) {
+    EXPECT_EQ(failed_call_line(Call::Grant, "https://etcd2:2379", "Connection refused"),
+              "grant on https://etcd2:2379: Connection refused");
+    EXPECT_EQ(failed_call_line(Call::KeepAlive, "http://[fd00::1]:2379", "timed out"),
+              "keepalive on http://[fd00::1]:2379: timed out");
+}
+
 TEST(EtcdSession, ACallNotAnsweredInTimeFailsAndIsRetriedElsewhere) {
     Session s(settings(2));
     Step st = s.start(0_s);
