@@ -374,16 +374,24 @@ time.sleep(3600)
 """
 
 # On the cluster's bridge, in a namespace without freehad: the arrival time
-# and sender of every heartbeat, one line each.
+# and sender of every heartbeat, one line each. The time is the kernel's
+# (SO_TIMESTAMPNS, on the wall clock), not when this listener got to read the
+# datagram: a listener descheduled for a moment must not look like a holder
+# that sent late. 35 is SO_TIMESTAMPNS (= SCM_TIMESTAMPNS) on Linux; Python's
+# socket module does not name it.
 HEARTBEAT_LISTENER = r"""
-import socket, sys, time
+import socket, struct
+SO_TIMESTAMPNS = 35
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
 s.bind(("", 3891))
 print("listening", flush=True)
 while True:
-    _, (address, _) = s.recvfrom(65536)
-    print(f"{time.time():.6f} {address}", flush=True)
+    _, ancillary, _, (address, _) = s.recvmsg(65536, 64)
+    [stamp] = [data for level, kind, data in ancillary if (level, kind) == (socket.SOL_SOCKET, SO_TIMESTAMPNS)]
+    seconds, nanoseconds = struct.unpack("qq", stamp[:16])
+    print(f"{seconds}.{nanoseconds:09d} {address}", flush=True)
 """
 
 # The ticker of TICKER_HOOKS, and a monitor that says it ran, and prints
@@ -464,7 +472,10 @@ class JournalStall(unittest.TestCase):
               f"largest heartbeat gap {gap * 1000:.0f} ms over {isolated - stalled:.1f}s, "
               f"last tick {started - last_tick:.3f}s before the takeover, {dropped} log lines dropped",
               file=sys.stderr)
-        self.assertLess(gap, self.INTERVAL + 0.05, "the holder stopped heartbeating while its journald was stopped")
+        # No heartbeat missed: a missed one makes a gap of two intervals, a loop that waits for the stopped
+        # journal one of seconds. Half an interval is left for the holder's own scheduling, as in BusCaller
+        # (CI builds beside the suites; BusCaller, then bounded like this test at 50 ms, saw a heartbeat 51 ms late).
+        self.assertLess(gap, self.INTERVAL * 1.5, "the holder stopped heartbeating while its journald was stopped")
         self.assertLess(last_tick, started, "the holder's services still ran when a peer started them")
         self.assertGreater(dropped, CHATTY_LINES - 1100)  # beyond the queue: dropped and counted, never waited for
         holder.run("kill", "-CONT", journald, check=True)
