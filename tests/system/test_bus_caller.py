@@ -6,7 +6,7 @@ connect and read the API. An unprivileged user (nobody, inside the node's
 namespaces) sends it 30 MB arguments - a Properties.Get, a GetStatus, a
 mutating method - several times, while a host on the cluster's bridge
 records the active node's heartbeats. The largest gap between two of them
-must stay under Interval + 50 ms, no other node may start the services, and
+must stay under 1.5 intervals (none missed), no other node may start the services, and
 the API keeps answering (the refusals reach the caller).
 Exits 77 (skip) where the machine lacks root, namespaces or systemd.
 """
