@@ -85,9 +85,10 @@ Usec Session::renewal_period() const {
     return claims ? settings_.interval : ttl(ttl_seconds(settings_.dead_time)) / 3;
 }
 
-void Session::send(Call call, std::string body, const std::string& key, Usec now, Step& out, std::string value) {
+void Session::send(Call call, std::string body, const std::string& key, Usec now, Step& out, std::string value,
+                   std::int64_t create_revision) {
     const std::uint64_t id = next_request_++;
-    pending_[id] = Pending{call, key, lease_ ? lease_->id : 0, std::move(value), endpoint_, now,
+    pending_[id] = Pending{call, key, lease_ ? lease_->id : 0, std::move(value), create_revision, endpoint_, now,
                            now + settings_.call_timeout};
     out.requests.push_back(Request{id, call, endpoint_, std::move(body)});
     ++counters_.calls;
@@ -115,7 +116,8 @@ void Session::act(Usec now, Step& out) {
             if (claim.create_revision == 0)
                 send(Call::Claim, claim_body(key, claim.value, lease_->id), key, now, out);
             else
-                send(Call::Release, release_body(key, lease_->id, claim.create_revision), key, now, out);
+                send(Call::Release, release_body(key, lease_->id, claim.create_revision), key, now, out, {},
+                     claim.create_revision);
         }
     }
     // One put per key at a time, of the newest value (those published while one was out are skipped).
@@ -151,6 +153,7 @@ void Session::lose_lease(const std::string& why, Step& out) {
     // should. Its records went too, and are put again on the next lease
     // (acknowledged on this one, they no longer count).
     claims_.clear();
+    released_.clear();
     out.events.push_back(Event{EventKind::LeaseLost, {}, why});
 }
 
@@ -250,6 +253,7 @@ Step Session::on_reply(std::uint64_t request, std::string_view body, Usec now) {
             break;
         }
         failures_in_row_ = 0;
+        if (current_lease) released_.insert(p.create_revision);
         // Deleted or not (gone already), the key is no longer this node's.
         auto claim = claims_.find(p.key);
         if (claim != claims_.end() && claim->second.state == ClaimState::Releasing) {
@@ -282,6 +286,7 @@ Step Session::on_reply(std::uint64_t request, std::string_view body, Usec now) {
         if (current_lease && record != records_.end()) {
             record->second.acked = p.value;
             record->second.acked_lease = p.lease;
+            record->second.acked_revision = *put.value;
         }
         break;
     }
@@ -317,6 +322,46 @@ Step Session::on_failure(std::uint64_t request, const std::string& why, Usec now
     const Pending p = it->second;
     pending_.erase(it);
     if (p.call != Call::Revoke) fail(p, why, now, out);
+    act(now, out);
+    return out;
+}
+
+Step Session::on_view(const std::map<std::string, KeyValue>& view, std::int64_t revision, Usec now) {
+    Step out;
+    if (!lease_ || revoked_) return out;
+    const std::int64_t lease = lease_->id;
+    // A record etcd acknowledged, which the view, current past that put, shows otherwise.
+    for (auto& [key, record] : records_) {
+        if (record.acked_lease != lease || record.acked_revision > revision || pending(Call::Put, key)) continue;
+        auto kv = view.find(key);
+        if (kv != view.end() && kv->second.mod_revision == record.acked_revision) continue;
+        record.acked_lease = 0;  // act() puts it again
+        out.events.push_back(Event{EventKind::Repaired, key,
+                                   key + (kv == view.end() ? " was deleted" : " was changed") +
+                                       " in etcd after this node's put at revision " +
+                                       std::to_string(record.acked_revision) +
+                                       " (likely an earlier put given up on here and applied late): putting it again"});
+    }
+    // A key on this node's lease that it neither holds, claims nor publishes.
+    std::set<std::int64_t> still_shown;
+    for (const auto& [key, kv] : view) {
+        if (kv.lease != lease) continue;
+        if (released_.contains(kv.create_revision)) {
+            still_shown.insert(kv.create_revision);
+            continue;
+        }
+        if (claims_.contains(key) || records_.contains(key) || pending(Call::Claim, key) ||
+            pending(Call::Release, key))
+            continue;
+        out.events.push_back(Event{EventKind::Repaired, key,
+                                   key + " is on this node's lease, created at revision " +
+                                       std::to_string(kv.create_revision) +
+                                       ", but not held here (a claim given up on here and applied late): deleting it"});
+        // Released as this node's own claims are: act() sends it, and again after a failure.
+        claims_.emplace(key, Claim{kv.value, ClaimState::Releasing, kv.create_revision});
+    }
+    // A key deleted is no longer shown by a view past its creation: then nothing can be mistaken for it.
+    std::erase_if(released_, [&](std::int64_t r) { return r <= revision && !still_shown.contains(r); });
     act(now, out);
     return out;
 }

@@ -20,6 +20,17 @@
 // (mark_cluster) is the one key without a lease: created if absent, else
 // read, and its answer names the value it holds, ours or another's.
 //
+// A call given up on here (timed out) may still be applied by etcd later,
+// after a newer one: a member frozen with the request in its socket applies
+// it once it runs again. So the session compares what the cluster's watch
+// shows with what etcd acknowledged to it (on_view): a record that etcd
+// shows otherwise than as this node's last acknowledged put left it (an older
+// value, or none) is put again, and a key on this node's lease that it does
+// not hold (a claim landing after the node gave it up) is deleted. Without
+// that, a late put would leave peers an old record for as long as the node
+// changes nothing, and a late claim would hold a group for as long as the
+// node lives.
+//
 // Failures: a call that fails or times out moves the session to the next
 // endpoint and is retried there at once; once every endpoint has failed in a
 // row, retries back off (doubling from an interval, at most kMaxBackoff). A
@@ -31,6 +42,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -66,11 +78,12 @@ enum class EventKind {
     Released,       // `key` is no longer this node's (deleted, or already gone)
     ClusterMarked,  // the mark `key` exists: `detail` is the value it holds (ours if this node created it)
     CallFailed,     // `detail`: which call, which endpoint, why (counted; the session retries)
+    Repaired,       // `key` was not as this node left it (a late call, on_view): `detail` says what and what is done
 };
-inline constexpr int kEventKindCount = 7;
-static_assert(kEventKindCount == static_cast<int>(EventKind::CallFailed) + 1);
+inline constexpr int kEventKindCount = 8;
+static_assert(kEventKindCount == static_cast<int>(EventKind::Repaired) + 1);
 inline constexpr EnumNames<EventKind, kEventKindCount> kEventKindNames{
-    "lease-granted", "lease-lost", "claim-won", "claim-refused", "released", "cluster-marked", "call-failed"};
+    "lease-granted", "lease-lost", "claim-won", "claim-refused", "released", "cluster-marked", "call-failed", "repaired"};
 std::string_view to_string(EventKind k);
 
 struct Event {
@@ -122,6 +135,9 @@ public:
     // Gives the lease back (every claim key and record goes with it; later
     // publishes and marks do nothing): the daemon stops.
     Step revoke(Usec now);
+    // What etcd holds under the watched prefix, current up to `revision` (a
+    // synced watch): repairs what a late call changed (see above).
+    Step on_view(const std::map<std::string, KeyValue>& view, std::int64_t revision, Usec now);
 
     // The lease's end on this node's clock; nullopt without a lease.
     std::optional<Usec> lease_until() const { return lease_ ? std::optional<Usec>(lease_->until) : std::nullopt; }
@@ -148,6 +164,7 @@ private:
         std::string key;
         std::int64_t lease;  // the lease it was sent for (0: none)
         std::string value;   // what a put or a mark writes
+        std::int64_t create_revision;  // a release: the creation of the key it deletes
         std::size_t endpoint;
         Usec sent_at;
         Usec deadline;
@@ -163,14 +180,16 @@ private:
         bool reclaim = false;              // Releasing: claim it again once the release is answered
     };
 
-    // A member record: the newest value published, and the one etcd acknowledged on which lease.
+    // A member record: the newest value published, and the one etcd acknowledged on which lease, at which revision.
     struct Record {
         std::string value;
         std::string acked;
         std::int64_t acked_lease = 0;  // 0: none acknowledged
+        std::int64_t acked_revision = 0;
     };
 
-    void send(Call call, std::string body, const std::string& key, Usec now, Step& out, std::string value = {});
+    void send(Call call, std::string body, const std::string& key, Usec now, Step& out, std::string value = {},
+              std::int64_t create_revision = 0);
     // Counts a failed call and moves to the next endpoint (backing off after a round); act() retries.
     void fail(const Pending& pending, const std::string& why, Usec now, Step& out);
     void lose_lease(const std::string& why, Step& out);
@@ -196,6 +215,9 @@ private:
     std::map<std::string, Claim> claims_;
     std::map<std::string, Record> records_;
     std::map<std::string, std::string> marks_;  // key -> value, until answered
+    // The creation revisions of the keys this session deleted on the current
+    // lease, while the view may still show them (they are no strays).
+    std::set<std::int64_t> released_;
     std::map<std::uint64_t, Pending> pending_;
     std::uint64_t next_request_ = 1;
     std::size_t endpoint_ = 0;

@@ -124,12 +124,15 @@ void EtcdBackend::run(etcd::WatchStep step) {
     if (!step.failures.empty()) last_failure_ = step.failures.back();
     queued_failures_.insert(queued_failures_.end(), step.failures.begin(), step.failures.end());
     queued_changes_.insert(queued_changes_.end(), step.changed.begin(), step.changed.end());
-    if (!step.changed.empty() || watch_.synced() != synced_) {
+    const bool moved = !step.changed.empty() || watch_.synced() != synced_;
+    if (moved) {
         synced_ = watch_.synced();
         view_moved_ = true;
     }
     notify_soon();
     arm();
+    // The session checks its keys against a current view (a late call may have changed them).
+    if (moved && synced_) run(session_.on_view(watch_.view(), watch_.revision(), now()));
 }
 
 void EtcdBackend::on_done(std::uint64_t id, bool answered, const std::string& text) {

@@ -254,6 +254,7 @@ void Manager::on_etcd_event(const etcd::Event& e) {
         status_dirty_ = true;  // counted in the status at once
         break;
     case etcd::EventKind::Released: break;  // asked for by the core, which has moved on
+    case etcd::EventKind::Repaired: log::warning("etcd: " + e.detail); break;
     case etcd::EventKind::ClusterMarked:
         if (e.detail != config_.cluster_name && !etcd_conflict_logged_) {
             etcd_conflict_logged_ = true;

@@ -479,10 +479,121 @@ TEST(EtcdSession, EventKindsHaveTheirNames) {
         {EventKind::LeaseGranted, "lease-granted"}, {EventKind::LeaseLost, "lease-lost"},
         {EventKind::ClaimWon, "claim-won"},         {EventKind::ClaimRefused, "claim-refused"},
         {EventKind::Released, "released"},          {EventKind::ClusterMarked, "cluster-marked"},
-        {EventKind::CallFailed, "call-failed"},
+        {EventKind::CallFailed, "call-failed"},     {EventKind::Repaired, "repaired"},
     };
     static_assert(std::size(rows) == kEventKindCount);
     for (const auto& row : rows) EXPECT_EQ(to_string(row.kind), row.name);
+}
+
+// --- what a late call changed (on_view)
+
+// The view as the watch holds it: one key.
+std::map<std::string, KeyValue> view_of(const std::string& key, const std::string& value, std::int64_t lease,
+                                        std::int64_t created, std::int64_t modified) {
+    return {{key, KeyValue{key, value, lease, created, modified}}};
+}
+
+TEST(EtcdSession, ARecordAnotherPutChangedAfterItsAcknowledgementIsPutAgain) {
+    Granted i;
+    Step p = i.s.publish("/m/n1", "new", 1_s + 40_ms);
+    i.s.on_reply(only(p, Call::Put).id, kPut, 1_s + 50_ms);  // acknowledged at revision 6
+    const struct {
+        const char* what;
+        std::map<std::string, KeyValue> view;
+        std::int64_t revision;
+        bool put_again;
+    } rows[] = {
+        {"the view shows the put", view_of("/m/n1", "new", 7, 6, 6), 6, false},
+        {"the view has not reached the put", view_of("/m/n1", "old", 7, 3, 3), 5, false},
+        {"a late put of the old value after it", view_of("/m/n1", "old", 7, 3, 9), 9, true},
+        {"a late put on an old lease after it", view_of("/m/n1", "old", 4, 3, 9), 9, true},
+        {"deleted after it", {}, 9, true},
+        {"not shown by a view before it", {}, 5, false},
+    };
+    for (const auto& row : rows) {
+        Granted j;
+        Step q = j.s.publish("/m/n1", "new", 1_s + 40_ms);
+        j.s.on_reply(only(q, Call::Put).id, kPut, 1_s + 50_ms);
+        Step v = j.s.on_view(row.view, row.revision, 1_s + 60_ms);
+        EXPECT_EQ(count(v, Call::Put), row.put_again ? 1u : 0u) << row.what;
+        if (!row.put_again) {
+            EXPECT_TRUE(v.events.empty()) << row.what;
+            EXPECT_EQ(j.s.published("/m/n1"), "new") << row.what;
+            continue;
+        }
+        EXPECT_EQ(kinds(v), std::vector<EventKind>{EventKind::Repaired}) << row.what;
+        EXPECT_NE(v.events.at(0).detail.find("after this node's put at revision 6"), std::string::npos)
+            << v.events.at(0).detail;
+        json body = json::parse(only(v, Call::Put).body);
+        EXPECT_EQ(body["value"], base64("new")) << row.what;
+        EXPECT_EQ(body["lease"], "7") << row.what;
+        // Put again at revision 10: a view that shows that put moves nothing more.
+        j.s.on_reply(only(v, Call::Put).id, R"({"header":{"revision":"10"}})", 1_s + 70_ms);
+        EXPECT_TRUE(j.s.on_view(view_of("/m/n1", "new", 7, 3, 10), 10, 1_s + 80_ms).requests.empty()) << row.what;
+    }
+}
+
+TEST(EtcdSession, ARecordIsNotCheckedWhileItsPutIsOut) {
+    Granted i;
+    Step p = i.s.publish("/m/n1", "a", 1_s + 40_ms);
+    i.s.on_reply(only(p, Call::Put).id, kPut, 1_s + 50_ms);
+    Step q = i.s.publish("/m/n1", "b", 1_s + 60_ms);
+    const Request& out = only(q, Call::Put);
+    // The view shows the newer put before its answer came: nothing is wrong.
+    Step v = i.s.on_view(view_of("/m/n1", "b", 7, 3, 8), 8, 1_s + 70_ms);
+    EXPECT_TRUE(v.requests.empty());
+    EXPECT_TRUE(v.events.empty());
+    i.s.on_reply(out.id, R"({"header":{"revision":"8"}})", 1_s + 80_ms);
+    EXPECT_EQ(i.s.published("/m/n1"), "b");
+}
+
+TEST(EtcdSession, AKeyOnThisLeaseThatItDoesNotHoldIsDeleted) {
+    Granted i;
+    // A claim given up on here (say, withdrawn while its answer was lost) that etcd applied late.
+    Step v = i.s.on_view(view_of("/g/a", "n1", 7, 12, 12), 12, 1_s + 40_ms);
+    EXPECT_EQ(kinds(v), std::vector<EventKind>{EventKind::Repaired});
+    json body = json::parse(only(v, Call::Release).body);
+    EXPECT_EQ(body["compare"][0]["lease"], "7");
+    EXPECT_EQ(body["compare"][1]["create_revision"], "12");
+    // While it is out, and once it is answered (the view not there yet), the key is not deleted twice.
+    EXPECT_TRUE(i.s.on_view(view_of("/g/a", "n1", 7, 12, 12), 12, 1_s + 45_ms).requests.empty());
+    i.s.on_reply(only(v, Call::Release).id, kDeleted, 1_s + 50_ms);
+    Step again = i.s.on_view(view_of("/g/a", "n1", 7, 12, 12), 12, 1_s + 55_ms);
+    EXPECT_TRUE(again.requests.empty());
+    EXPECT_TRUE(again.events.empty());
+    EXPECT_FALSE(i.s.holds("/g/a"));
+    // Another node's key, a key on another lease, and the mark (no lease) are not this session's business.
+    std::map<std::string, KeyValue> others = view_of("/g/b", "n2", 8, 13, 13);
+    others.merge(view_of("/g/c", "n1", 4, 2, 2));
+    others.merge(view_of("/cluster", "c", 0, 1, 1));
+    EXPECT_TRUE(i.s.on_view(others, 13, 1_s + 60_ms).requests.empty());
+}
+
+TEST(EtcdSession, AStrayKeysFailedDeletionIsSentAgain) {
+    Granted i;
+    Step v = i.s.on_view(view_of("/g/a", "n1", 7, 12, 12), 12, 1_s + 40_ms);
+    Step f = i.s.on_failure(only(v, Call::Release).id, "Connection refused", 1_s + 50_ms);
+    EXPECT_EQ(count(f, Call::Release), 1u);  // on the next endpoint, at once
+}
+
+TEST(EtcdSession, HeldClaimedAndReleasedKeysAreNotStrays) {
+    Granted i;
+    Step c = i.s.claim("/g/a", "n1", 1_s + 40_ms);
+    // Claimed, not answered yet: the view may show it already.
+    EXPECT_TRUE(i.s.on_view(view_of("/g/a", "n1", 7, 5, 5), 5, 1_s + 45_ms).requests.empty());
+    i.s.on_reply(only(c, Call::Claim).id, kCreated, 1_s + 50_ms);
+    EXPECT_TRUE(i.s.holds("/g/a"));
+    EXPECT_TRUE(i.s.on_view(view_of("/g/a", "n1", 7, 5, 5), 5, 1_s + 55_ms).requests.empty());
+    Step r = i.s.release("/g/a", 1_s + 60_ms);
+    i.s.on_reply(only(r, Call::Release).id, kDeleted, 1_s + 70_ms);
+    // A view that has not reached the deletion yet.
+    Step lagging = i.s.on_view(view_of("/g/a", "n1", 7, 5, 5), 5, 1_s + 80_ms);
+    EXPECT_TRUE(lagging.requests.empty());
+    EXPECT_TRUE(lagging.events.empty());
+    // Once a view shows it gone, a key created later on this lease (a claim applied late) is a stray.
+    i.s.on_view({}, 6, 1_s + 90_ms);
+    Step late = i.s.on_view(view_of("/g/a", "n1", 7, 9, 9), 9, 1_s + 100_ms);
+    EXPECT_EQ(count(late, Call::Release), 1u);
 }
 
 // --- member records (publish)
