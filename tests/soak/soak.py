@@ -757,8 +757,8 @@ class Soak:
                 units = {n: self.cluster[n].show("freehad", "ActiveState") if self.up(n) else "powered off"
                          for n in NAMES}
                 self.fail(f"b: {SETTLE_BOUND:.0f}s after {since}, the services run on "
-                          f"{holders or 'no node'}; states (state, active node) {view}; freehad units {units}",
-                          quiet - 30, t)
+                          f"{holders or 'no node'}; states (state, active node) {view}; freehad units {units}"
+                          + self.what_nodes_know(states), quiet - 30, t)
                 return False
             time.sleep(0.2)
 
@@ -799,9 +799,26 @@ class Soak:
 
     # ----- verdict --------------------------------------------------------------
 
+    def what_nodes_know(self, states):
+        """Why nodes may disagree: whether each is quorate, the peers it hears, and (--etcd) its link."""
+        out = ""
+        for n, st in states.items():
+            if not st:
+                continue
+            heard = sorted(p["name"] for p in st.get("nodes", []) if p.get("reachable") and p["name"] != n)
+            out += f"\n  {n}: quorate {st.get('quorate')}, hears {heard}"
+            if st.get("etcd"):
+                e = st["etcd"]
+                out += (f", etcd endpoint {e['endpoint']}, lease {e['lease_id']}, view synced {e['synced']}, "
+                        f"counters {e['counters']}, last failure {e['last_failure']!r}")
+        return out
+
     def fail(self, text, since, until):
         self.violations.append(text)
         print(f"VIOLATION {text}", flush=True)
+        for name in NAMES:  # what the daemons said up to now, not only up to the last settle
+            if self.up(name):
+                self.harvest_journal(name)
         self.print_timeline(since, until)
 
     def print_timeline(self, since, until):
