@@ -80,6 +80,8 @@ private:
     void finish(std::uint64_t id, bool answered, const std::string& text);
     // A call that could not even start: reported from the loop like any other failure.
     void fail_soon(std::uint64_t id, std::string why);
+    // curl's words for a failed transfer, with what they most likely mean where curl cannot say it.
+    std::string failure_words(CURLcode result, const Transfer& t) const;
 
     sd_event* event_;
     std::vector<std::string> endpoints_;
