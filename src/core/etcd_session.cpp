@@ -180,6 +180,8 @@ Step Session::on_reply(std::uint64_t request, std::string_view body, Usec now) {
         }
         lease_ = Lease{grant.value->lease, promise_grant(p.sent_at, ttl(grant.value->ttl_seconds)),
                        p.sent_at};
+        leases_.push_back(grant.value->lease);
+        if (leases_.size() > kLeasesKept) leases_.erase(leases_.begin());
         out.events.push_back(Event{EventKind::LeaseGranted, {}, std::to_string(grant.value->lease)});
         break;
     }
@@ -330,11 +332,17 @@ Step Session::on_view(const std::map<std::string, KeyValue>& view, std::int64_t 
     Step out;
     if (!lease_ || revoked_) return out;
     const std::int64_t lease = lease_->id;
-    // A record etcd acknowledged, which the view, current past that put, shows otherwise.
+    // A record etcd acknowledged, which the view, current past that put,
+    // shows otherwise: gone, or put later by this node, on this lease or an
+    // earlier one. Not one another daemon put on its own lease (a second
+    // daemon with this node's name, which the node reports): both would put
+    // again after each other for ever.
     for (auto& [key, record] : records_) {
         if (record.acked_lease != lease || record.acked_revision > revision || pending(Call::Put, key)) continue;
         auto kv = view.find(key);
-        if (kv != view.end() && kv->second.mod_revision == record.acked_revision) continue;
+        if (kv != view.end() && (kv->second.mod_revision == record.acked_revision ||
+                                 std::find(leases_.begin(), leases_.end(), kv->second.lease) == leases_.end()))
+            continue;
         record.acked_lease = 0;  // act() puts it again
         out.events.push_back(Event{EventKind::Repaired, key,
                                    key + (kv == view.end() ? " was deleted" : " was changed") +

@@ -218,6 +218,9 @@ private:
     // The creation revisions of the keys this session deleted on the current
     // lease, while the view may still show them (they are no strays).
     std::set<std::int64_t> released_;
+    // The leases etcd granted this session, the newest last (a late put may come on any of them).
+    static constexpr std::size_t kLeasesKept = 16;
+    std::vector<std::int64_t> leases_;
     std::map<std::uint64_t, Pending> pending_;
     std::uint64_t next_request_ = 1;
     std::size_t endpoint_ = 0;

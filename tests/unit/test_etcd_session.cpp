@@ -506,7 +506,7 @@ TEST(EtcdSession, ARecordAnotherPutChangedAfterItsAcknowledgementIsPutAgain) {
         {"the view shows the put", view_of("/m/n1", "new", 7, 6, 6), 6, false},
         {"the view has not reached the put", view_of("/m/n1", "old", 7, 3, 3), 5, false},
         {"a late put of the old value after it", view_of("/m/n1", "old", 7, 3, 9), 9, true},
-        {"a late put on an old lease after it", view_of("/m/n1", "old", 4, 3, 9), 9, true},
+        {"another daemon's put on its own lease (the same name)", view_of("/m/n1", "its", 8, 3, 9), 9, false},
         {"deleted after it", {}, 9, true},
         {"not shown by a view before it", {}, 5, false},
     };
@@ -531,6 +531,19 @@ TEST(EtcdSession, ARecordAnotherPutChangedAfterItsAcknowledgementIsPutAgain) {
         j.s.on_reply(only(v, Call::Put).id, R"({"header":{"revision":"10"}})", 1_s + 70_ms);
         EXPECT_TRUE(j.s.on_view(view_of("/m/n1", "new", 7, 3, 10), 10, 1_s + 80_ms).requests.empty()) << row.what;
     }
+}
+
+TEST(EtcdSession, ARecordALatePutOnAnEarlierLeaseChangedIsPutAgain) {
+    Granted g;
+    Step k = g.s.on_timer(1_s + 333333_us);
+    Step lost = g.s.on_reply(only(k, Call::KeepAlive).id, keepalive_reply(0), 1_s + 340_ms);
+    g.s.on_reply(only(lost, Call::Grant).id, grant_reply(9, 1), 1_s + 350_ms);
+    Step p = g.s.publish("/m/n1", "new", 1_s + 360_ms);
+    g.s.on_reply(only(p, Call::Put).id, kPut, 1_s + 370_ms);
+    // The put sent on lease 7 before it was lost, applied after this one.
+    Step v = g.s.on_view(view_of("/m/n1", "old", 7, 3, 9), 9, 1_s + 380_ms);
+    EXPECT_EQ(kinds(v), std::vector<EventKind>{EventKind::Repaired});
+    EXPECT_EQ(json::parse(only(v, Call::Put).body)["lease"], "9");
 }
 
 TEST(EtcdSession, ARecordIsNotCheckedWhileItsPutIsOut) {
